@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared core: the few helpers every part of attestkey relies on.
+ * Status convention (STYLE.md item 4): functions return 0 on success and a
+ * negative errno-style value on failure, and are marked AK_WUR.
+ */
+#ifndef ATTESTKEY_COMMON_H
+#define ATTESTKEY_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define AK_WUR __attribute__((warn_unused_result))
+#define AK_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define AK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Wipe a buffer that held key bytes or a PIN; never optimised away. */
+void ak_memzero(void *p, size_t len);
+/* Wipe then free(); safe on NULL. For NUL-terminated secrets (PINs). */
+void ak_free_secret_str(char *s);
+
+/* ---- logging (STYLE.md item 10) ----------------------------------------
+ * ak_log: the one user-facing line per failure, to stderr (or syslog when
+ * ak_log_use_syslog() was called). Prefix "attestkey[<component>]: ".
+ * ak_debug: compiled in, printed only when ATTESTKEY_DEBUG is set in the
+ * environment ("1", "all", or a comma list of components). Never pass key
+ * material or a PIN to either. */
+enum ak_log_level { AK_LOG_ERR = 3, AK_LOG_WARNING = 4, AK_LOG_INFO = 6, AK_LOG_DEBUG = 7 };
+void ak_log_init(const char *component);
+void ak_log_use_syslog(bool on);
+void ak_log(enum ak_log_level level, const char *fmt, ...) AK_PRINTF(2, 3);
+void ak_vlog(enum ak_log_level level, const char *fmt, va_list ap) AK_PRINTF(2, 0);
+bool ak_debug_enabled(void);
+#define ak_debug(...) do { if (ak_debug_enabled()) ak_log(AK_LOG_DEBUG, __VA_ARGS__); } while (0)
+/* Log a failure with OpenSSL's error queue appended, then clear the queue. */
+void ak_log_openssl(enum ak_log_level level, const char *what);
+
+/* ---- encodings (thin wrappers; base64url is libjose's) ----------------- */
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void ak_hex_encode(const uint8_t *in, size_t len, char *out);
+/* Exactly out_len bytes from exactly 2*out_len hex digits; -EINVAL otherwise. */
+int ak_hex_decode(const char *hex, uint8_t *out, size_t out_len) AK_WUR;
+/* Base64url (no padding) of a buffer, as a malloc'd string; NULL on ENOMEM. */
+char *ak_b64url_encode(const uint8_t *in, size_t len) AK_WUR;
+/* Decode base64url into a malloc'd buffer; NULL if not valid base64url. */
+uint8_t *ak_b64url_decode(const char *in, size_t *out_len) AK_WUR;
+
+/* ---- small parsers for INI values; each names the bad value on error --- */
+int ak_parse_bool(const char *v, bool *out) AK_WUR;
+int ak_parse_u64(const char *v, uint64_t *out) AK_WUR; /* decimal or 0x hex */
+/* Read a whole (small, <= 16 MiB) file; *len gets its size. NULL + errno. */
+uint8_t *ak_read_file(const char *path, size_t *len) AK_WUR;
+/* Duplicate a string and strip leading/trailing white space. */
+char *ak_strdup_trim(const char *s) AK_WUR;
+
+/* ---- cleanup attribute helpers (broker and CLI only, STYLE.md item 5) -- */
+static inline void ak_autofree_(void *p) { free(*(void **)p); }
+#define ak_autofree __attribute__((cleanup(ak_autofree_)))
+
+#endif

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Guest-side evidence collectors (src/evidence). A collector turns the
+ * 64-byte binding into TEE evidence, as the JSON object that protocol v1
+ * carries in the "evidence" member of POST /v1/keys (docs/protocol.md).
+ */
+#ifndef ATTESTKEY_EVIDENCE_H
+#define ATTESTKEY_EVIDENCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "attestkey/common.h"
+#include "attestkey/protocol.h"
+
+enum ev_kind {
+	EV_KIND_SIM = 0, /* simulated SEV-SNP chip (attestkey sim init) */
+	/* seams for later issues: EV_KIND_SEV_GUEST, EV_KIND_CONFIGFS_TSM, EV_KIND_TDX */
+};
+
+/*
+ * The simulated chip. dir is what `attestkey sim init DIR` made:
+ *   ark.pem ask.pem vcek.pem   the chain (public)
+ *   cert_chain.pem             ASK then ARK, as AMD KDS serves it
+ *   ark.key ask.key vcek.key   private keys, mode 0600
+ * The chip id and the chip's TCB are read from the VCEK's hwID and TCB
+ * extensions, exactly where a verifier reads them.
+ */
+struct ev_sim_params {
+	char *dir;
+	uint8_t measurement[48];
+	uint64_t policy;            /* default 0x30000: SMT allowed, debug off */
+	uint32_t vmpl;              /* default 0 */
+	uint32_t guest_svn;         /* default 0 */
+	bool reported_tcb_set;      /* false: use the VCEK's TCB */
+	uint64_t reported_tcb;
+	uint8_t host_data[32];
+	uint32_t version;           /* report version, default 2 */
+};
+void ev_sim_params_init(struct ev_sim_params *p);  /* the defaults above */
+void ev_sim_params_clear(struct ev_sim_params *p);
+
+struct ev_config {
+	enum ev_kind kind;
+	struct ev_sim_params sim;
+};
+
+/*
+ * Collect evidence whose report data is `report_data`.
+ * *tee gets a static string ("snp"); *evidence a new JSON object:
+ *   {"report": b64url(1184-byte ATTESTATION_REPORT),
+ *    "certs":  b64url(SNP certificate table: VCEK, ASK, ARK)}
+ * Logs one line naming what failed.
+ */
+int ev_collect(const struct ev_config *cfg, const uint8_t report_data[AK_BINDING_LEN],
+	       const char **tee, json_t **evidence) AK_WUR;
+
+/* The simulator behind EV_KIND_SIM; also used by `attestkey sim report`. */
+int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_BINDING_LEN],
+		   json_t **evidence) AK_WUR;
+
+/* `attestkey sim init DIR`: a new ARK (RSA-4096 PSS) -> ASK (RSA-4096 PSS)
+ * -> VCEK (EC P-384) chain with AMD's extensions, a random chip id and the
+ * given TCB (raw TCB_VERSION, Milan/Genoa layout). product e.g. "Milan-B0". */
+int ev_sim_init(const char *dir, const char *product, uint64_t tcb) AK_WUR;
+
+#endif

@@ -1,0 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
+noinst_HEADERS += \
+	include/attestkey/common.h \
+	include/attestkey/secmem.h \
+	include/attestkey/protocol.h \
+	include/attestkey/jwe.h \
+	include/attestkey/snp.h \
+	include/attestkey/evidence.h \
+	include/attestkey/verify.h

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <jose/b64.h>
+
+#include "attestkey/common.h"
+
+void ak_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int ak_hex_decode(const char *hex, uint8_t *out, size_t out_len)
+{
+	size_t i;
+
+	if (!hex || strlen(hex) != 2 * out_len)
+		return -EINVAL;
+	for (i = 0; i < out_len; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+char *ak_b64url_encode(const uint8_t *in, size_t len)
+{
+	size_t n = jose_b64_enc_buf(in, len, NULL, 0);
+	char *out;
+
+	if (n == SIZE_MAX)
+		return NULL;
+	out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	if (jose_b64_enc_buf(in, len, out, n) != n) {
+		free(out);
+		return NULL;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+uint8_t *ak_b64url_decode(const char *in, size_t *out_len)
+{
+	size_t il, n;
+	uint8_t *out;
+
+	if (!in)
+		return NULL;
+	il = strlen(in);
+	n = jose_b64_dec_buf(in, il, NULL, 0);
+	if (n == SIZE_MAX)
+		return NULL;
+	out = malloc(n ? n : 1);
+	if (!out)
+		return NULL;
+	if (jose_b64_dec_buf(in, il, out, n) != n) {
+		free(out);
+		return NULL;
+	}
+	*out_len = n;
+	return out;
+}
+
+int ak_parse_bool(const char *v, bool *out)
+{
+	static const char *yes[] = { "1", "true", "yes", "on" };
+	static const char *no[] = { "0", "false", "no", "off" };
+	size_t i;
+
+	if (!v)
+		return -EINVAL;
+	for (i = 0; i < AK_ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int ak_parse_u64(const char *v, uint64_t *out)
+{
+	unsigned long long n;
+	char *end;
+
+	if (!v || !*v || *v == '-' || isspace((unsigned char)*v))
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(v, &end, 0);
+	if (errno || *end != '\0')
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+uint8_t *ak_read_file(const char *path, size_t *len)
+{
+	const size_t max = 16u << 20;
+	uint8_t *buf = NULL;
+	struct stat st;
+	size_t off = 0;
+	int fd, saved;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+		goto fail;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		goto fail;
+	while (off < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + off, (size_t)st.st_size - off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			goto fail;
+		}
+		off += (size_t)r;
+	}
+	buf[off] = '\0'; /* convenient for PEM/text, not counted in len */
+	close(fd);
+	*len = off;
+	return buf;
+fail:
+	saved = errno;
+	free(buf);
+	close(fd);
+	errno = saved;
+	return NULL;
+}
+
+char *ak_strdup_trim(const char *s)
+{
+	const char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	return strndup(s, (size_t)(e - s));
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Two channels, as in p11-kit's message.c / debug.h: ak_log is the one
+ * user-facing line per failure; ak_debug is compiled in and switched on by
+ * ATTESTKEY_DEBUG (unset or "0": off; "1"/"all": on; else a comma list of
+ * component names).
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <openssl/err.h>
+
+#include "attestkey/common.h"
+
+static char component[32] = "attestkey";
+static bool use_syslog;
+static int debug_state = -1; /* -1 unknown, 0 off, 1 on */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool debug_wanted(const char *env, const char *comp)
+{
+	const char *p;
+	size_t n = strlen(comp);
+
+	if (!env || !*env || strcmp(env, "0") == 0)
+		return false;
+	if (strcmp(env, "1") == 0 || strcmp(env, "all") == 0)
+		return true;
+	for (p = env; (p = strstr(p, comp)) != NULL; p += n) {
+		if ((p == env || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	}
+	return false;
+}
+
+void ak_log_init(const char *comp)
+{
+	pthread_mutex_lock(&log_lock);
+	snprintf(component, sizeof(component), "%s", comp ? comp : "attestkey");
+	debug_state = debug_wanted(getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
+void ak_log_use_syslog(bool on)
+{
+	use_syslog = on;
+	if (on)
+		openlog(component, LOG_PID, LOG_DAEMON);
+}
+
+bool ak_debug_enabled(void)
+{
+	if (debug_state < 0)
+		debug_state = debug_wanted(getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
+	return debug_state == 1;
+}
+
+void ak_vlog(enum ak_log_level level, const char *fmt, va_list ap)
+{
+	char line[2048];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (use_syslog) {
+		syslog((int)level, "%s", line);
+		return;
+	}
+	/* One fprintf per line so concurrent threads do not interleave. */
+	pthread_mutex_lock(&log_lock);
+	fprintf(stderr, "%s: %s%s\n", component, level == AK_LOG_DEBUG ? "debug: " : "", line);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
+}
+
+void ak_log(enum ak_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ak_vlog(level, fmt, ap);
+	va_end(ap);
+}
+
+void ak_log_openssl(enum ak_log_level level, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256] = "no OpenSSL error queued";
+
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ak_log(level, "%s: %s", what, buf);
+	ERR_clear_error();
+}

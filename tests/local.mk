@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: Apache-2.0
+# Unit tests (cmocka) have one fragment per owner; integration tests are TAP
+# shell scripts run through tap-driver.sh.
+LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+TESTS_ENVIRONMENT = \
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	ATTESTKEY_TESTDATA='$(abs_top_srcdir)/tests/data'
+
+include $(srcdir)/tests/unit/snp.mk
+include $(srcdir)/tests/unit/common.mk
+include $(srcdir)/tests/unit/broker.mk
+include $(srcdir)/tests/unit/pkcs11.mk
+include $(srcdir)/tests/integration/local.mk

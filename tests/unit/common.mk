@@ -1,0 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_common
+TESTS += tests/unit/test_common
+tests_unit_test_common_SOURCES = tests/unit/test_common.c
+tests_unit_test_common_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_common_LDADD = libakcommon.la $(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
+endif

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared core: encodings, binding, thumbprint, and the JWE profile. */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include <jose/jose.h>
+#include <openssl/crypto.h>
+
+#include "attestkey/common.h"
+#include "attestkey/jwe.h"
+#include "attestkey/protocol.h"
+#include "attestkey/secmem.h"
+
+static void test_hex(void **state)
+{
+	uint8_t b[3];
+	char s[7];
+
+	(void)state;
+	assert_int_equal(ak_hex_decode("0aFf10", b, 3), 0);
+	ak_hex_encode(b, 3, s);
+	assert_string_equal(s, "0aff10");
+	assert_int_equal(ak_hex_decode("0aFf1", b, 3), -EINVAL);  /* short */
+	assert_int_equal(ak_hex_decode("0aFf1g", b, 3), -EINVAL); /* not hex */
+	assert_int_equal(ak_hex_decode(NULL, b, 3), -EINVAL);
+}
+
+static void test_parsers(void **state)
+{
+	uint64_t v;
+	bool b;
+
+	(void)state;
+	assert_int_equal(ak_parse_u64("0x30000", &v), 0);
+	assert_int_equal(v, 0x30000);
+	assert_int_equal(ak_parse_u64("42", &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(ak_parse_u64("-1", &v), -EINVAL);
+	assert_int_equal(ak_parse_u64("12abc", &v), -EINVAL);
+	assert_int_equal(ak_parse_u64("", &v), -EINVAL);
+	assert_int_equal(ak_parse_u64("99999999999999999999999", &v), -EINVAL);
+	assert_int_equal(ak_parse_bool("Yes", &b), 0);
+	assert_true(b);
+	assert_int_equal(ak_parse_bool("off", &b), 0);
+	assert_false(b);
+	assert_int_equal(ak_parse_bool("maybe", &b), -EINVAL);
+}
+
+static void test_b64url(void **state)
+{
+	const uint8_t in[] = { 0xfb, 0xff, 0x00, 0x01 };
+	uint8_t *out;
+	size_t len = 0;
+	char *s;
+
+	(void)state;
+	s = ak_b64url_encode(in, sizeof(in));
+	assert_non_null(s);
+	assert_string_equal(s, "-_8AAQ");
+	out = ak_b64url_decode(s, &len);
+	assert_non_null(out);
+	assert_int_equal(len, sizeof(in));
+	assert_memory_equal(out, in, sizeof(in));
+	free(out);
+	free(s);
+	assert_null(ak_b64url_decode("not base64!", &len));
+}
+
+static void test_reasons(void **state)
+{
+	int r;
+
+	(void)state;
+	for (r = 0; r < AK_R_COUNT_; r++)
+		assert_int_equal(ak_reason_from_name(ak_reason_name((enum ak_reason)r)), r);
+	assert_string_equal(ak_reason_name(AK_R_NONCE_EXPIRED), "nonce_expired");
+	assert_int_equal(ak_reason_http_status(AK_R_MEASUREMENT_NOT_ALLOWED), 403);
+	assert_int_equal(ak_reason_http_status(AK_R_BAD_REQUEST), 400);
+	assert_int_equal(ak_reason_from_name("no such reason"), AK_R_INTERNAL);
+}
+
+/* RFC 7638 §3.1 example: the thumbprint of its RSA key. */
+static void test_thumbprint_rfc7638(void **state)
+{
+	static const char *jwk_json =
+		"{\"kty\":\"RSA\",\"e\":\"AQAB\",\"alg\":\"RS256\",\"kid\":\"2011-04-29\","
+		"\"n\":\"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw\"}";
+	static const char *expect = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+	uint8_t thp[AK_THUMBPRINT_LEN];
+	json_t *jwk = json_loads(jwk_json, 0, NULL);
+	char *s;
+
+	(void)state;
+	assert_non_null(jwk);
+	assert_int_equal(ak_jwk_thumbprint(jwk, thp), 0);
+	s = ak_b64url_encode(thp, sizeof(thp));
+	assert_string_equal(s, expect);
+	free(s);
+	json_decref(jwk);
+	assert_int_equal(ak_jwk_thumbprint(NULL, thp), -EINVAL);
+}
+
+/* Known answer computed independently (Python hashlib) from the formula in
+ * docs/protocol.md §3, and every input changes the result. */
+static void test_binding(void **state)
+{
+	static const char *kat = "47e7420dbec2a1c45c44aca05eec06454a6b6feaff83a75df818e2441a6b5dd"
+				 "afc422c9ee4727345fc70ab5e7a417a44164f5df38139da7fb88d124365e7e93d";
+	uint8_t thp[AK_THUMBPRINT_LEN], b[AK_BINDING_LEN], b2[AK_BINDING_LEN];
+	char hex[2 * AK_BINDING_LEN + 1];
+	int i;
+
+	(void)state;
+	for (i = 0; i < AK_THUMBPRINT_LEN; i++)
+		thp[i] = (uint8_t)i;
+	assert_int_equal(ak_binding_compute("AAAA", "web", thp, b), 0);
+	ak_hex_encode(b, sizeof(b), hex);
+	assert_string_equal(hex, kat);
+	assert_int_equal(ak_binding_compute("AAAB", "web", thp, b2), 0);
+	assert_memory_not_equal(b, b2, sizeof(b));
+	assert_int_equal(ak_binding_compute("AAAA", "weg", thp, b2), 0);
+	assert_memory_not_equal(b, b2, sizeof(b));
+	thp[31] ^= 1;
+	assert_int_equal(ak_binding_compute("AAAA", "web", thp, b2), 0);
+	assert_memory_not_equal(b, b2, sizeof(b));
+	assert_int_equal(ak_binding_compute("", "web", thp, b2), -EINVAL);
+	assert_int_equal(ak_binding_compute("AAAA", NULL, thp, b2), -EINVAL);
+}
+
+static const uint8_t secret_pt[] = "this stands in for a PKCS#8 key";
+
+static void test_jwe_roundtrip(void **state)
+{
+	json_t *priv = ak_jwk_generate_p384(), *pub, *jwe = NULL, *hdr;
+	struct ak_secbuf out = { 0 };
+
+	(void)state;
+	assert_non_null(priv);
+	pub = ak_jwk_public(priv);
+	assert_non_null(pub);
+	assert_null(json_object_get(pub, "d"));
+	assert_int_equal(ak_jwe_encrypt(pub, secret_pt, sizeof(secret_pt), &jwe), 0);
+	hdr = jose_jwe_hdr(jwe, NULL);
+	assert_string_equal(json_string_value(json_object_get(hdr, "alg")), "ECDH-ES");
+	assert_string_equal(json_string_value(json_object_get(hdr, "enc")), "A256GCM");
+	json_decref(hdr);
+	assert_int_equal(ak_jwe_decrypt(priv, jwe, &out), 0);
+	assert_int_equal(out.len, sizeof(secret_pt));
+	assert_memory_equal(out.data, secret_pt, sizeof(secret_pt));
+	assert_true(CRYPTO_secure_allocated(out.data));
+	ak_secbuf_clear(&out);
+	assert_null(out.data);
+	json_decref(jwe);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
+static json_t *encrypt_to(json_t **priv_out)
+{
+	json_t *priv = ak_jwk_generate_p384(), *pub = ak_jwk_public(priv), *jwe = NULL;
+
+	assert_int_equal(ak_jwe_encrypt(pub, secret_pt, sizeof(secret_pt), &jwe), 0);
+	json_decref(pub);
+	*priv_out = priv;
+	return jwe;
+}
+
+static void flip_b64_member(json_t *jwe, const char *member)
+{
+	const char *v = json_string_value(json_object_get(jwe, member));
+	size_t len = 0;
+	uint8_t *raw = ak_b64url_decode(v, &len);
+	char *enc;
+
+	assert_non_null(raw);
+	assert_true(len > 0);
+	raw[0] ^= 0x01;
+	enc = ak_b64url_encode(raw, len);
+	json_object_set_new(jwe, member, json_string(enc));
+	free(enc);
+	free(raw);
+}
+
+/* A tampered ciphertext or tag, or another key, leaves no partial plaintext. */
+static void test_jwe_refusals(void **state)
+{
+	static const char *members[] = { "ciphertext", "tag", "iv" };
+	struct ak_secbuf out = { 0 };
+	json_t *priv, *jwe, *other;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < AK_ARRAY_SIZE(members); i++) {
+		jwe = encrypt_to(&priv);
+		flip_b64_member(jwe, members[i]);
+		assert_int_equal(ak_jwe_decrypt(priv, jwe, &out), -EINVAL);
+		assert_null(out.data);
+		assert_int_equal(out.len, 0);
+		json_decref(jwe);
+		ak_jwk_free_secret(priv);
+	}
+
+	jwe = encrypt_to(&priv);
+	other = ak_jwk_generate_p384();
+	assert_int_equal(ak_jwe_decrypt(other, jwe, &out), -EINVAL);
+	assert_null(out.data);
+	ak_jwk_free_secret(other);
+
+	/* a header outside the profile is refused before any decryption */
+	json_object_set_new(jwe, "header", json_pack("{s:s}", "zip", "DEF"));
+	assert_int_equal(ak_jwe_decrypt(priv, jwe, &out), -EINVAL);
+	json_object_del(jwe, "header");
+	json_object_del(jwe, "ciphertext");
+	assert_int_equal(ak_jwe_decrypt(priv, jwe, &out), -EINVAL);
+	assert_int_equal(ak_jwe_decrypt(priv, json_string("x"), &out), -EINVAL);
+	assert_null(out.data);
+	json_decref(jwe);
+	ak_jwk_free_secret(priv);
+}
+
+static void test_jwe_wrong_alg(void **state)
+{
+	json_t *priv = ak_jwk_generate_p384(), *pub = ak_jwk_public(priv);
+	json_t *jwe = json_pack("{s:{s:s,s:s}}", "protected", "alg", "ECDH-ES", "enc", "A128GCM");
+	struct ak_secbuf out = { 0 };
+
+	(void)state;
+	assert_true(jose_jwe_enc(NULL, jwe, NULL, pub, secret_pt, sizeof(secret_pt)));
+	assert_int_equal(ak_jwe_decrypt(priv, jwe, &out), -EINVAL);
+	assert_null(out.data);
+	json_decref(jwe);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_parsers),
+		cmocka_unit_test(test_b64url),
+		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_thumbprint_rfc7638),
+		cmocka_unit_test(test_binding),
+		cmocka_unit_test(test_jwe_roundtrip),
+		cmocka_unit_test(test_jwe_refusals),
+		cmocka_unit_test(test_jwe_wrong_alg),
+	};
+
+	ak_log_init("test");
+	if (ak_secure_init() < 0)
+		return 1;
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
