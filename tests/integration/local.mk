@@ -1,1 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
+# Integration tests: TAP shell scripts that start the real broker, and drive
+# the real module through pkcs11-tool, p11-kit, libp11's engine and nginx.
+check_PROGRAMS += tests/integration/p11probe
+tests_integration_p11probe_SOURCES = tests/integration/p11probe.c
+tests_integration_p11probe_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
+tests_integration_p11probe_LDADD = -ldl
+
+INTEGRATION_TESTS = \
+	tests/integration/broker-api.sh \
+	tests/integration/pkcs11-tool.sh \
+	tests/integration/engine.sh \
+	tests/integration/fork.sh \
+	tests/integration/refusals.sh \
+	tests/integration/nginx.sh
+TESTS += $(INTEGRATION_TESTS)
+EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh

@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: Apache-2.0
+# Shared by the integration tests: a TAP emitter, a private temp dir, a test
+# PKI, a simulated SNP chip, a key store, a broker on a free loopback port,
+# and a module config pointing at it. Every test sources this file.
+set -u
+
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+AK_TOOL="$top_builddir/attestkey"
+AK_BROKER="$top_builddir/attestkey-broker"
+AK_MODULE="$top_builddir/.libs/attestkey-pkcs11.so"
+AK_PROBE="$top_builddir/tests/integration/p11probe"
+ENGINE_SO=$(pkg-config --variable=enginesdir libcrypto 2>/dev/null)/pkcs11.so
+
+tap_n=0
+tap_failed=0
+ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
+not_ok() { tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1)); echo "not ok $tap_n - $*"; }
+diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+bail() { echo "Bail out! $*"; exit 1; }
+# check "description" command...: ok when the command succeeds
+check() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then ok "$d"; else not_ok "$d"; diag "command: $*"; tail -n 20 "$T/check.log" | diag_stream; fi; }
+# refuse "description" command...: ok when the command fails
+refuse() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then not_ok "$d"; diag "command unexpectedly succeeded: $*"; else ok "$d"; fi; }
+diag_stream() { sed 's/^/# /'; }
+need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c is not installed"; done; }
+finish() { echo "1..$tap_n"; exit $((tap_failed > 0)); }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/attestkey-test.XXXXXX")
+AK_PIDS=""
+cleanup() {
+	for p in $AK_PIDS; do kill "$p" 2>/dev/null; done
+	for p in $AK_PIDS; do wait "$p" 2>/dev/null; done
+	[ -n "${AK_KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# In the sanitizer build the module carries ASan: programs that are not ours
+# (pkcs11-tool, openssl, nginx) must load its runtime first.
+if ldd "$AK_MODULE" 2>/dev/null | grep -q libasan; then
+	export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+	export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
+fi
+[ -x "$AK_TOOL" ] || bail "$AK_TOOL not built"
+[ -x "$AK_BROKER" ] || bail "$AK_BROKER not built"
+[ -f "$AK_MODULE" ] || bail "$AK_MODULE not built"
+
+# The guest's launch measurement and one it does not have.
+MEASUREMENT=$(printf 'a%.0s' $(seq 96))
+OTHER_MEASUREMENT=$(printf 'b%.0s' $(seq 96))
+
+# make_ca DIR NAME: a CA key+cert in DIR/NAME.{key,pem}
+make_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=$2" -keyout "$1/$2.key" -out "$1/$2.pem" >/dev/null 2>&1
+}
+# make_leaf DIR NAME CA KEYSPEC: key+cert signed by CA, SAN localhost/127.0.0.1
+make_leaf() {
+	local d=$1 n=$2 ca=$3 spec=$4
+	openssl req -new -newkey "$spec" -nodes -subj "/CN=localhost" \
+		-keyout "$d/$n.key" -out "$d/$n.csr" >/dev/null 2>&1 &&
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' >"$d/$n.ext" &&
+	openssl x509 -req -in "$d/$n.csr" -CA "$d/$ca.pem" -CAkey "$d/$ca.key" -CAcreateserial \
+		-days 2 -extfile "$d/$n.ext" -out "$d/$n.crt" >/dev/null 2>&1
+}
+
+# setup_world: PKI, sim chip, key store (token "web": RSA key "tls" with a
+# certificate, EC key "ec" with a certificate), configs. Idempotent per $T.
+setup_world() {
+	mkdir -p "$T/pki" "$T/keys/web" "$T/sim"
+	make_ca "$T/pki" broker-ca || bail "cannot make the broker CA"
+	openssl ecparam -name prime256v1 -out "$T/pki/p256.param" || bail "openssl ecparam failed"
+	make_leaf "$T/pki" broker broker-ca "ec:$T/pki/p256.param" || bail "cannot make the broker certificate"
+	make_ca "$T/pki" web-ca || bail "cannot make the web CA"
+	make_leaf "$T/pki" tls web-ca rsa:2048 || bail "cannot make the RSA web key"
+	make_leaf "$T/pki" ec web-ca "ec:$T/pki/p256.param" || bail "cannot make the EC web key"
+	# the key store holds PKCS#8 keys and their certificates
+	openssl pkcs8 -topk8 -nocrypt -in "$T/pki/tls.key" -out "$T/keys/web/tls.key"
+	openssl pkcs8 -topk8 -nocrypt -in "$T/pki/ec.key" -out "$T/keys/web/ec.key"
+	cp "$T/pki/tls.crt" "$T/keys/web/tls.crt"
+	cp "$T/pki/ec.crt" "$T/keys/web/ec.crt"
+	chmod 600 "$T/keys/web/"*.key
+	"$AK_TOOL" sim init "$T/sim" >/dev/null || bail "attestkey sim init failed"
+	head -c 32 /dev/urandom >"$T/secret"
+	chmod 600 "$T/secret"
+	write_broker_conf
+	write_module_conf
+}
+
+# write_broker_conf [EXTRA TOKEN LINES...]: token web allows MEASUREMENT
+BROKER_ROOTS=""
+BROKER_TTL=60
+write_broker_conf() {
+	cat >"$T/broker.conf" <<EOC
+[broker]
+listen = 127.0.0.1:0
+port_file = $T/broker.port
+cert = $T/pki/broker.crt
+key = $T/pki/broker.key
+secret_file = $T/secret
+nonce_ttl = $BROKER_TTL
+audit_log = $T/audit.jsonl
+
+[keystore]
+type = file
+dir = $T/keys
+
+[snp]
+roots = ${BROKER_ROOTS:-$T/sim/ark.pem}
+
+[token web]
+measurements = $MEASUREMENT
+EOC
+	for l in "$@"; do echo "$l" >>"$T/broker.conf"; done
+}
+
+MODULE_CA=""
+write_module_conf() {
+	local port
+	port=$(cat "$T/broker.port" 2>/dev/null || echo 9)
+	cat >"$T/attestkey.conf" <<EOC
+[module]
+brokers = https://127.0.0.1:$port
+ca = ${MODULE_CA:-$T/pki/broker-ca.pem}
+timeout = 10
+tee = sim
+
+[sim]
+dir = $T/sim
+measurement = $MEASUREMENT
+policy = 0x30000
+EOC
+	for l in "$@"; do echo "$l" >>"$T/attestkey.conf"; done
+	printf '\n[token web]\nlabel = web\n' >>"$T/attestkey.conf"
+	export ATTESTKEY_CONF="$T/attestkey.conf"
+}
+
+# start_broker: start the daemon, wait until it listens, rewrite the module conf
+BROKER_PID=""
+start_broker() {
+	rm -f "$T/broker.port"
+	"$AK_BROKER" -f -c "$T/broker.conf" >>"$T/broker.log" 2>&1 &
+	BROKER_PID=$!
+	AK_PIDS="$AK_PIDS $BROKER_PID"
+	for _ in $(seq 100); do
+		[ -s "$T/broker.port" ] && break
+		kill -0 "$BROKER_PID" 2>/dev/null || { cat "$T/broker.log" | diag_stream; bail "broker exited"; }
+		sleep 0.1
+	done
+	[ -s "$T/broker.port" ] || bail "broker did not start listening"
+	BROKER_URL="https://127.0.0.1:$(cat "$T/broker.port")"
+	write_module_conf "$@"
+}
+stop_broker() {
+	[ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+	BROKER_PID=""
+}
+restart_broker() { stop_broker; start_broker "$@"; }
+
+# releases: how many keys releases the audit log records
+releases() { grep -c '"event": *"release"' "$T/audit.jsonl" 2>/dev/null || true; }

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A minimal PKCS#11 application for the integration tests: it loads a
+ * module the way every application does (dlopen + C_GetFunctionList) and
+ * reports, after C_Login, what the token holds. The refusal tests use it to
+ * show that a refused login leaves no key behind.
+ *
+ *   p11probe MODULE login PIN         C_Login; print rv, objects, keys
+ *   p11probe MODULE fork-login PIN    login in the parent, then in a forked
+ *                                     child: C_Initialize again + C_Login +
+ *                                     C_Sign, as libp11 does under nginx;
+ *                                     $P11PROBE_BEFORE_FORK, if set, is run
+ *                                     (system()) between login and fork
+ * Exit 0 when every step returned CKR_OK.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <p11-kit/pkcs11.h>
+
+static CK_FUNCTION_LIST_PTR f;
+
+static const char *rvname(CK_RV rv)
+{
+	switch (rv) {
+#define N(x) case x: return #x
+	N(CKR_OK); N(CKR_GENERAL_ERROR); N(CKR_FUNCTION_FAILED); N(CKR_ARGUMENTS_BAD);
+	N(CKR_DEVICE_ERROR); N(CKR_FUNCTION_REJECTED); N(CKR_PIN_INCORRECT);
+	N(CKR_USER_ALREADY_LOGGED_IN); N(CKR_USER_NOT_LOGGED_IN); N(CKR_KEY_HANDLE_INVALID);
+	N(CKR_CRYPTOKI_ALREADY_INITIALIZED); N(CKR_CRYPTOKI_NOT_INITIALIZED);
+	N(CKR_SESSION_HANDLE_INVALID); N(CKR_OBJECT_HANDLE_INVALID); N(CKR_TOKEN_NOT_PRESENT);
+#undef N
+	default: return "CKR_(other)";
+	}
+}
+
+static CK_RV open_login(CK_SESSION_HANDLE *s, const char *pin, bool init)
+{
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16;
+	CK_RV rv;
+
+	if (init) {
+		rv = f->C_Initialize(NULL);
+		printf("initialize: %s\n", rvname(rv));
+		if (rv != CKR_OK)
+			return rv;
+	}
+	rv = f->C_GetSlotList(CK_TRUE, slots, &n);
+	if (rv != CKR_OK || n == 0) {
+		printf("slots: %s, %lu\n", rvname(rv), n);
+		return rv != CKR_OK ? rv : CKR_TOKEN_NOT_PRESENT;
+	}
+	rv = f->C_OpenSession(slots[0], CKF_SERIAL_SESSION, NULL, NULL, s);
+	if (rv != CKR_OK) {
+		printf("open session: %s\n", rvname(rv));
+		return rv;
+	}
+	rv = f->C_Login(*s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+	printf("login: %s\n", rvname(rv));
+	return rv;
+}
+
+/* Count all objects and private keys the session can see. */
+static CK_OBJECT_HANDLE census(CK_SESSION_HANDLE s)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_OBJECT_HANDLE h[64], first = CK_INVALID_HANDLE;
+	CK_ULONG all = 0, priv = 0;
+
+	if (f->C_FindObjectsInit(s, NULL, 0) == CKR_OK) {
+		f->C_FindObjects(s, h, 64, &all);
+		f->C_FindObjectsFinal(s);
+	}
+	if (f->C_FindObjectsInit(s, &tmpl, 1) == CKR_OK) {
+		f->C_FindObjects(s, h, 64, &priv);
+		f->C_FindObjectsFinal(s);
+		if (priv)
+			first = h[0];
+	}
+	printf("objects: %lu private_keys: %lu\n", all, priv);
+	return first;
+}
+
+static CK_RV sign_once(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
+{
+	CK_KEY_TYPE kt = 0;
+	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &kt, sizeof(kt) };
+	CK_MECHANISM m = { CKM_SHA256_RSA_PKCS, NULL, 0 };
+	CK_BYTE data[] = "attestkey", sig[1024];
+	CK_ULONG siglen = sizeof(sig);
+	CK_RV rv;
+
+	if (f->C_GetAttributeValue(s, key, &a, 1) == CKR_OK && kt == CKK_EC)
+		m.mechanism = CKM_ECDSA_SHA256;
+	rv = f->C_SignInit(s, &m, key);
+	if (rv == CKR_OK)
+		rv = f->C_Sign(s, data, sizeof(data) - 1, sig, &siglen);
+	printf("sign: %s\n", rvname(rv));
+	return rv;
+}
+
+int main(int argc, char **argv)
+{
+	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE key;
+	void *mod;
+	CK_RV rv;
+	int status;
+	pid_t pid;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s MODULE login|fork-login PIN\n", argv[0]);
+		return 64;
+	}
+	setvbuf(stdout, NULL, _IONBF, 0);
+	mod = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+	if (!mod || !(get = (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(mod, "C_GetFunctionList")) ||
+	    get(&f) != CKR_OK) {
+		fprintf(stderr, "cannot load %s: %s\n", argv[1], dlerror());
+		return 1;
+	}
+	rv = open_login(&s, argv[3], true);
+	key = census(s);
+	if (strcmp(argv[2], "login") == 0) {
+		if (rv == CKR_OK && key != CK_INVALID_HANDLE)
+			rv = sign_once(s, key);
+		f->C_Finalize(NULL);
+		return rv == CKR_OK ? 0 : 2;
+	}
+	if (strcmp(argv[2], "fork-login") != 0 || rv != CKR_OK)
+		return 2;
+	if (getenv("P11PROBE_BEFORE_FORK") && system(getenv("P11PROBE_BEFORE_FORK")) != 0)
+		return 1;
+	pid = fork();
+	if (pid == 0) {
+		/* libp11's behaviour after fork: initialise again, new session,
+		 * log in with the cached PIN, sign. */
+		printf("child:\n");
+		rv = open_login(&s, argv[3], true);
+		key = census(s);
+		if (rv == CKR_OK)
+			rv = key != CK_INVALID_HANDLE ? sign_once(s, key) : CKR_KEY_HANDLE_INVALID;
+		_exit(rv == CKR_OK ? 0 : 2);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return 1;
+	f->C_Finalize(NULL);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 2;
+}
