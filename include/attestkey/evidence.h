@@ -21,8 +21,9 @@ enum ev_kind {
 /*
  * The simulated chip. dir is what `attestkey sim init DIR` made:
  *   ark.pem ask.pem vcek.pem   the chain (public)
+ *   vcek.der                   the VCEK again, DER (for `snp verify --vcek`)
  *   cert_chain.pem             ASK then ARK, as AMD KDS serves it
- *   ark.key ask.key vcek.key   private keys, mode 0600
+ *   ark.key ask.key vcek.key   private keys (PKCS#8 PEM), mode 0600
  * The chip id and the chip's TCB are read from the VCEK's hwID and TCB
  * extensions, exactly where a verifier reads them.
  */
@@ -61,7 +62,9 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 
 /* `attestkey sim init DIR`: a new ARK (RSA-4096 PSS) -> ASK (RSA-4096 PSS)
  * -> VCEK (EC P-384) chain with AMD's extensions, a random chip id and the
- * given TCB (raw TCB_VERSION, Milan/Genoa layout). product e.g. "Milan-B0". */
+ * given TCB (raw TCB_VERSION, Milan/Genoa layout). product e.g. "Milan-B0"
+ * or "Genoa"; Turin is refused (-ENOTSUP). Creates dir (0700) if needed and
+ * overwrites an earlier chip in it. See docs/snp.md. */
 int ev_sim_init(const char *dir, const char *product, uint64_t tcb) AK_WUR;
 
 #endif

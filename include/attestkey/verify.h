@@ -19,8 +19,11 @@
 /* ---- SEV-SNP --------------------------------------------------------- */
 struct vf_snp_trust; /* trusted ARKs, optional ASKs; immutable once built */
 int vf_snp_trust_new(struct vf_snp_trust **out) AK_WUR;
-/* Trust every certificate in a PEM file as a root (an ARK). A sim ARK is
- * trusted only when listed here explicitly (DESIGN.md "The simulated TEE"). */
+/* Trust the self-signed certificates (ARKs) of a PEM file as roots; any
+ * other certificate in it (the ASK of AMD's cert_chain.pem) is kept only as
+ * an intermediate. -EINVAL when the file holds no self-signed certificate.
+ * A sim ARK is trusted only when listed here explicitly (DESIGN.md "The
+ * simulated TEE"). */
 int vf_snp_trust_add_roots(struct vf_snp_trust *t, const char *pem_path) AK_WUR;
 /* Intermediates (ASK/ASVK) to use when the cert table carries none. */
 int vf_snp_trust_add_intermediates(struct vf_snp_trust *t, const char *pem_path) AK_WUR;
@@ -38,12 +41,16 @@ struct vf_snp_input {
 };
 
 /*
- * Checks, in this order: report parses; VCEK found; VCEK -> ASK -> trusted
- * ARK chain (RSA-PSS) valid at `now`; report signature (ECDSA P-384 over
- * bytes 0..0x29F, little-endian r/s) with the VCEK key; VCEK hwID == CHIP_ID
- * (unless MASK_CHIP_KEY / VLEK); VCEK TCB extensions == REPORTED_TCB;
- * REPORT_DATA == expected_report_data when given.
- * On AK_R_OK *out holds the parsed report.
+ * Checks, in this order (docs/snp.md section 2): report parses
+ * (evidence_malformed); it is signed (SIGNING_KEY VCEK/VLEK, MASK_CHIP_KEY 0,
+ * else bad_signature); VCEK found (vcek_der, else the table) and its AMD
+ * extensions parse (evidence_malformed); VCEK -> ASK -> trusted ARK chain
+ * (RSA-PSS) valid at `now` (untrusted_chain); report signature (ECDSA P-384
+ * over bytes 0..0x29F, little-endian r/s) with the VCEK key (bad_signature);
+ * VCEK hwID == CHIP_ID unless VLEK or CHIP_ID all zero (chip_id_mismatch);
+ * VCEK TCB extensions == REPORTED_TCB (tcb_mismatch); REPORT_DATA ==
+ * expected_report_data when given (binding_mismatch).
+ * On AK_R_OK *out holds the parsed report; msg is "ok".
  */
 enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_input *in,
 			     struct ak_snp_report *out, char *msg, size_t msglen) AK_WUR;
@@ -68,7 +75,8 @@ void vf_policy_init(struct vf_policy *p); /* the defaults above */
 void vf_policy_clear(struct vf_policy *p);
 /*
  * Apply one INI key of a [token NAME] section:
- *   measurements = HEX[,HEX...] | any
+ *   measurements = HEX[,HEX...] | any     (appends: repeated keys and
+ *                                           inih continuation lines add up)
  *   allow_debug = bool
  *   min_guest_svn = N
  *   vmpl = N[,N...]
@@ -80,7 +88,8 @@ void vf_policy_clear(struct vf_policy *p);
 int vf_policy_set(struct vf_policy *p, const char *key, const char *value,
 		  char *err, size_t errlen) AK_WUR;
 /* Measurement, debug, guest SVN, VMPL, minimum TCB (component-wise, in the
- * layout of the report's product), host data. */
+ * layout of the report's product), host data (refused as
+ * measurement_not_allowed: protocol v1 has no reason of its own for it). */
 enum ak_reason vf_policy_check_snp(const struct vf_policy *p, const struct ak_snp_report *r,
 				   const char *token, char *msg, size_t msglen) AK_WUR;
 

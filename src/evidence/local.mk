@@ -1,1 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
+# Guest-side evidence collectors (and the simulated SEV-SNP chip).
+noinst_LTLIBRARIES += libakevidence.la
+libakevidence_la_SOURCES = \
+	src/evidence/collect.c \
+	src/evidence/sim.c
+libakevidence_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS)

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * attestkey: the admin and diagnostic CLI (DESIGN.md "Parts").
+ * Subcommand groups live in their own files; add new ones (doctor, key
+ * provisioning) to the table below.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "attestkey/common.h"
+#include "tool.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} groups[] = {
+    {"sim", tool_sim},
+    {"snp", tool_snp},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f, "Usage: attestkey COMMAND [ARGS]\n"
+	       "\n"
+	       "Simulated SEV-SNP chip (for tests and demos; never trusted by default):\n"
+	       "  sim init DIR [--product NAME] [--tcb TCB]\n"
+	       "        create a test ARK -> ASK -> VCEK chain and chip in DIR\n"
+	       "  sim report --dir DIR --report-data HEX [--measurement HEX] [--policy N]\n"
+	       "        [--vmpl N] [--guest-svn N] [--version N] [--host-data HEX]\n"
+	       "        [--reported-tcb TCB] [-o FILE] [--report-out FILE] [--certs-out FILE]\n"
+	       "        write evidence JSON {\"report\",\"certs\"} signed by the sim VCEK\n"
+	       "\n"
+	       "SEV-SNP evidence:\n"
+	       "  snp dump REPORT          print the report's fields\n"
+	       "  snp verify --roots ARK.pem [--ask ASK.pem] [--vcek VCEK | --certs TABLE]\n"
+	       "        [--report-data HEX] [--policy-ini FILE --token NAME] [--time UNIX] REPORT\n"
+	       "        verify chain, signature, chip id, TCB (and policy); exit 0 if valid\n"
+	       "\n"
+	       "REPORT is a raw 1184-byte ATTESTATION_REPORT, the same as hex text, or\n"
+	       "evidence JSON as written by `sim report`. TCB is the 64-bit TCB_VERSION,\n"
+	       "e.g. 0x7308000000000003 (byte 0 bootloader, 1 tee, 6 snp, 7 microcode).\n"
+	       "\n"
+	       "  --help, --version\n"
+	       "Set ATTESTKEY_DEBUG=1 for debug output. See docs/snp.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+	ak_log_init("attestkey");
+	if (argc < 2) {
+		usage(stderr);
+		return TOOL_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return TOOL_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("attestkey %s\n", PACKAGE_VERSION);
+		return TOOL_EXIT_OK;
+	}
+	for (size_t i = 0; i < AK_ARRAY_SIZE(groups); i++)
+		if (!strcmp(argv[1], groups[i].name))
+			return groups[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "attestkey: unknown command '%s' (try --help)\n", argv[1]);
+	return TOOL_EXIT_USAGE;
+}

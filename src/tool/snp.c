@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `attestkey snp dump|verify`: inspect and verify SEV-SNP evidence. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <ini.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "attestkey/snp.h"
+#include "attestkey/verify.h"
+#include "tool.h"
+
+static void print_hex(const char *name, const uint8_t *p, size_t n)
+{
+	char hex[2 * 72 + 1];
+
+	ak_hex_encode(p, n, hex);
+	printf("%-18s %s\n", name, hex);
+}
+
+static void print_tcb(const char *name, uint64_t raw, enum ak_snp_tcb_layout l)
+{
+	struct ak_snp_tcb t;
+
+	ak_snp_tcb_decode(raw, l, &t);
+	if (l == AK_SNP_TCB_TURIN)
+		printf("%-18s 0x%016llx (fmc %u, bootloader %u, tee %u, snp %u, microcode %u)\n",
+		       name, (unsigned long long)raw, t.fmc, t.bootloader, t.tee, t.snp,
+		       t.microcode);
+	else
+		printf("%-18s 0x%016llx (bootloader %u, tee %u, snp %u, microcode %u)\n", name,
+		       (unsigned long long)raw, t.bootloader, t.tee, t.snp, t.microcode);
+}
+
+static const char *signer_name(unsigned k)
+{
+	switch (k) {
+	case AK_SNP_SIGNING_KEY_VCEK:
+		return "VCEK";
+	case AK_SNP_SIGNING_KEY_VLEK:
+		return "VLEK";
+	case AK_SNP_SIGNING_KEY_NONE:
+		return "none";
+	default:
+		return "reserved";
+	}
+}
+
+static void dump(const struct ak_snp_report *r)
+{
+	enum ak_snp_tcb_layout l = ak_snp_report_tcb_layout(r);
+
+	printf("%-18s %u\n", "version", r->version);
+	printf("%-18s %u\n", "guest_svn", r->guest_svn);
+	/* GUEST_POLICY: ABI_MINOR 7:0, ABI_MAJOR 15:8, then the flag bits. */
+	printf("%-18s 0x%016llx (abi %u.%u, smt %d, migrate_ma %d, debug %d, single_socket %d)\n",
+	       "policy", (unsigned long long)r->policy, (unsigned)(r->policy >> 8) & 0xff,
+	       (unsigned)r->policy & 0xff, !!(r->policy & AK_SNP_POLICY_SMT),
+	       !!(r->policy & AK_SNP_POLICY_MIGRATE_MA), !!(r->policy & AK_SNP_POLICY_DEBUG),
+	       !!(r->policy & AK_SNP_POLICY_SINGLE_SOCKET));
+	print_hex("family_id", r->family_id, sizeof(r->family_id));
+	print_hex("image_id", r->image_id, sizeof(r->image_id));
+	printf("%-18s %u\n", "vmpl", r->vmpl);
+	printf("%-18s %u (ECDSA P-384 with SHA-384)\n", "signature_algo", r->sig_algo);
+	print_tcb("current_tcb", r->current_tcb, l);
+	printf("%-18s 0x%016llx\n", "platform_info", (unsigned long long)r->platform_info);
+	printf("%-18s 0x%08x (signing_key %s, mask_chip_key %u, author_key_en %u)\n", "key_info",
+	       r->key_info, signer_name(ak_snp_signing_key(r)), (r->key_info >> 1) & 1,
+	       r->key_info & 1);
+	print_hex("report_data", r->report_data, sizeof(r->report_data));
+	print_hex("measurement", r->measurement, sizeof(r->measurement));
+	print_hex("host_data", r->host_data, sizeof(r->host_data));
+	print_hex("id_key_digest", r->id_key_digest, sizeof(r->id_key_digest));
+	print_hex("author_key_digest", r->author_key_digest, sizeof(r->author_key_digest));
+	print_hex("report_id", r->report_id, sizeof(r->report_id));
+	print_hex("report_id_ma", r->report_id_ma, sizeof(r->report_id_ma));
+	print_tcb("reported_tcb", r->reported_tcb, l);
+	if (r->version >= 3)
+		printf("%-18s family 0x%02x model 0x%02x stepping 0x%02x\n", "cpuid", r->cpuid_fam,
+		       r->cpuid_mod, r->cpuid_step);
+	print_hex("chip_id", r->chip_id, sizeof(r->chip_id));
+	print_tcb("committed_tcb", r->committed_tcb, l);
+	printf("%-18s %u.%u build %u\n", "current_version", r->current_major, r->current_minor,
+	       r->current_build);
+	printf("%-18s %u.%u build %u\n", "committed_version", r->committed_major,
+	       r->committed_minor, r->committed_build);
+	print_tcb("launch_tcb", r->launch_tcb, l);
+	if (r->version >= 5) {
+		printf("%-18s 0x%016llx\n", "launch_mit_vector",
+		       (unsigned long long)r->launch_mit_vector);
+		printf("%-18s 0x%016llx\n", "current_mit_vector",
+		       (unsigned long long)r->current_mit_vector);
+	}
+	print_hex("signature_r (LE)", r->sig_r, sizeof(r->sig_r));
+	print_hex("signature_s (LE)", r->sig_s, sizeof(r->sig_s));
+}
+
+static int snp_dump(int argc, char **argv)
+{
+	struct ak_snp_report r;
+	uint8_t *rep = NULL, *certs = NULL;
+	size_t rlen, clen;
+	int ret = TOOL_EXIT_FAIL;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "Usage: attestkey snp dump REPORT\n");
+		return TOOL_EXIT_USAGE;
+	}
+	if (tool_read_evidence(argv[1], &rep, &rlen, &certs, &clen) < 0)
+		goto out;
+	if (ak_snp_report_parse(rep, rlen, &r) < 0) {
+		fprintf(stderr,
+			"attestkey: %s is not an SNP ATTESTATION_REPORT (%zu bytes; need %d bytes, "
+			"version >= 2, ECDSA P-384)\n",
+			argv[1], rlen, AK_SNP_REPORT_LEN);
+		goto out;
+	}
+	dump(&r);
+	ret = TOOL_EXIT_OK;
+out:
+	free(rep);
+	free(certs);
+	return ret;
+}
+
+struct ini_ctx {
+	struct vf_policy *p;
+	const char *token;
+	bool found;
+	int bad;
+	char err[256];
+};
+
+static int policy_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *c = user;
+	char want[160];
+	int r;
+
+	snprintf(want, sizeof(want), "token %s", c->token);
+	if (strcmp(section, want) != 0)
+		return 1;
+	c->found = true;
+	r = vf_policy_set(c->p, name, value, c->err, sizeof(c->err));
+	if (r == -EINVAL || r == -ENOMEM) {
+		c->bad = 1;
+		return 0;
+	}
+	return 1; /* -ENOENT: not a policy key (pin, keys...): not ours */
+}
+
+static int load_policy(const char *path, const char *token, struct vf_policy *p)
+{
+	struct ini_ctx c = {.p = p, .token = token};
+	int r = ini_parse(path, policy_ini_handler, &c);
+
+	if (c.bad) {
+		fprintf(stderr, "attestkey: %s [token %s]: %s\n", path, token, c.err);
+		return -1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "attestkey: cannot read %s\n", path);
+		return -1;
+	}
+	if (r > 0) {
+		fprintf(stderr, "attestkey: %s: syntax error on line %d\n", path, r);
+		return -1;
+	}
+	if (!c.found) {
+		fprintf(stderr, "attestkey: %s has no [token %s] section\n", path, token);
+		return -1;
+	}
+	return 0;
+}
+
+/* A certificate file in DER or PEM, as DER. */
+static uint8_t *read_cert_der(const char *path, size_t *len)
+{
+	uint8_t *data = ak_read_file(path, len);
+	unsigned char *der = NULL;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	int n;
+
+	if (!data) {
+		fprintf(stderr, "attestkey: cannot read %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (*len < 11 || memcmp(data, "-----BEGIN ", 11) != 0)
+		return data; /* DER: the verifier says so if it is not */
+	bio = BIO_new_mem_buf(data, (int)*len);
+	x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	n = x ? i2d_X509(x, &der) : -1;
+	ERR_clear_error();
+	if (n <= 0) {
+		fprintf(stderr, "attestkey: %s: not a PEM certificate\n", path);
+		der = NULL;
+	} else {
+		*len = (size_t)n;
+	}
+	X509_free(x);
+	BIO_free(bio);
+	free(data);
+	/* OPENSSL_malloc is malloc unless an application changed it; copy to
+	 * keep free() correct regardless. */
+	if (der) {
+		uint8_t *copy = malloc(*len);
+
+		if (copy)
+			memcpy(copy, der, *len);
+		OPENSSL_free(der);
+		return copy;
+	}
+	return NULL;
+}
+
+static int snp_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"roots", required_argument, NULL, 'r'},
+	    {"ask", required_argument, NULL, 'a'},
+	    {"vcek", required_argument, NULL, 'v'},
+	    {"certs", required_argument, NULL, 'c'},
+	    {"report-data", required_argument, NULL, 'd'},
+	    {"policy-ini", required_argument, NULL, 'p'},
+	    {"token", required_argument, NULL, 't'},
+	    {"time", required_argument, NULL, 'T'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct vf_snp_trust *trust = NULL;
+	struct vf_snp_input in = {0};
+	struct vf_policy pol;
+	struct ak_snp_report r;
+	const char *vcek_path = NULL, *certs_path = NULL, *ini = NULL, *token = NULL;
+	uint8_t *rep = NULL, *certs = NULL, *tab = NULL, *vcek = NULL, rd[64];
+	size_t rlen = 0, clen = 0, tlen = 0, vlen = 0;
+	bool have_roots = false, have_rd = false;
+	enum ak_reason reason;
+	char msg[512];
+	uint64_t t;
+	int c, ret = TOOL_EXIT_USAGE;
+
+	vf_policy_init(&pol);
+	if (vf_snp_trust_new(&trust) < 0)
+		return TOOL_EXIT_FAIL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (vf_snp_trust_add_roots(trust, optarg) < 0) {
+				ret = TOOL_EXIT_FAIL;
+				goto out;
+			}
+			have_roots = true;
+			break;
+		case 'a':
+			if (vf_snp_trust_add_intermediates(trust, optarg) < 0) {
+				ret = TOOL_EXIT_FAIL;
+				goto out;
+			}
+			break;
+		case 'v':
+			vcek_path = optarg;
+			break;
+		case 'c':
+			certs_path = optarg;
+			break;
+		case 'd':
+			if (tool_hex_arg("--report-data", optarg, rd, sizeof(rd)) < 0)
+				goto out;
+			have_rd = true;
+			break;
+		case 'p':
+			ini = optarg;
+			break;
+		case 't':
+			token = optarg;
+			break;
+		case 'T':
+			if (ak_parse_u64(optarg, &t) < 0 || t == 0 || t > INT64_MAX) {
+				fprintf(stderr, "attestkey: --time: '%s' is not Unix seconds\n",
+					optarg);
+				goto out;
+			}
+			in.now = (time_t)t;
+			break;
+		case 'h':
+			printf("Usage: attestkey snp verify --roots ARK.pem [--ask ASK.pem] "
+			       "[--vcek VCEK | --certs TABLE] [--report-data HEX] "
+			       "[--policy-ini FILE --token NAME] [--time UNIX] REPORT\n");
+			ret = TOOL_EXIT_OK;
+			goto out;
+		default:
+			goto out;
+		}
+	}
+	if (optind != argc - 1 || !have_roots || (vcek_path && certs_path) || (!ini != !token)) {
+		fprintf(stderr, "Usage: attestkey snp verify --roots ARK.pem [--ask ASK.pem] "
+				"[--vcek VCEK | --certs TABLE] [--report-data HEX] "
+				"[--policy-ini FILE --token NAME] [--time UNIX] REPORT\n");
+		goto out;
+	}
+	ret = TOOL_EXIT_FAIL;
+	if (ini && load_policy(ini, token, &pol) < 0)
+		goto out;
+	if (tool_read_evidence(argv[optind], &rep, &rlen, &certs, &clen) < 0)
+		goto out;
+	if (certs_path) {
+		tab = ak_read_file(certs_path, &tlen);
+		if (!tab) {
+			fprintf(stderr, "attestkey: cannot read %s: %s\n", certs_path,
+				strerror(errno));
+			goto out;
+		}
+	}
+	if (vcek_path && !(vcek = read_cert_der(vcek_path, &vlen)))
+		goto out;
+	in.report = rep;
+	in.report_len = rlen;
+	in.certtable = tab ? tab : certs;
+	in.certtable_len = tab ? tlen : clen;
+	in.vcek_der = vcek;
+	in.vcek_len = vlen;
+	in.expected_report_data = have_rd ? rd : NULL;
+	reason = vf_snp_verify(trust, &in, &r, msg, sizeof(msg));
+	if (reason == AK_R_OK && ini)
+		reason = vf_policy_check_snp(&pol, &r, token, msg, sizeof(msg));
+	if (reason != AK_R_OK) {
+		printf("%s: %s\n", ak_reason_name(reason), msg);
+		goto out;
+	}
+	{
+		char m[97];
+
+		ak_hex_encode(r.measurement, sizeof(r.measurement), m);
+		printf("ok: report version %u, measurement %s, signed by a VCEK that chains to a "
+		       "trusted root%s%s\n",
+		       r.version, m, ini ? "; policy of token " : "", ini ? token : "");
+	}
+	ret = TOOL_EXIT_OK;
+out:
+	free(rep);
+	free(certs);
+	free(tab);
+	free(vcek);
+	vf_policy_clear(&pol);
+	vf_snp_trust_free(trust);
+	return ret;
+}
+
+int tool_snp(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "dump"))
+		return snp_dump(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "verify"))
+		return snp_verify(argc - 1, argv + 1);
+	fprintf(stderr, "Usage: attestkey snp dump|verify ... (try attestkey --help)\n");
+	return TOOL_EXIT_USAGE;
+}

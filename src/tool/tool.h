@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The `attestkey` CLI: one function per subcommand group. */
+#ifndef ATTESTKEY_TOOL_H
+#define ATTESTKEY_TOOL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* Exit codes: 0 success / valid, 1 refused or failed, 2 usage error. */
+#define TOOL_EXIT_OK 0
+#define TOOL_EXIT_FAIL 1
+#define TOOL_EXIT_USAGE 2
+
+int tool_sim(int argc, char **argv);
+int tool_snp(int argc, char **argv);
+
+/* Reads SNP evidence from a file: a raw 1184-byte report, the same as hex
+ * text, or protocol evidence JSON {"report","certs"} (then *certs is set).
+ * Returns 0 or prints why not and returns -1. */
+int tool_read_evidence(const char *path, uint8_t **report, size_t *report_len, uint8_t **certs,
+		       size_t *certs_len);
+/* Hex of up to max bytes, zero-padded to max; -1 with a message otherwise. */
+int tool_hex_arg(const char *opt, const char *hex, uint8_t *out, size_t max);
+
+#endif
