@@ -37,6 +37,8 @@ struct ev_sim_params {
 	uint64_t reported_tcb;
 	uint8_t host_data[32];
 	uint32_t version;           /* report version, default 2 */
+	uint32_t delay_ms;          /* the chip's response time, default 0: tests
+				     * use it to let a nonce expire */
 };
 void ev_sim_params_init(struct ev_sim_params *p);  /* the defaults above */
 void ev_sim_params_clear(struct ev_sim_params *p);

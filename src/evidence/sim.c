@@ -473,6 +473,12 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 		ak_log(AK_LOG_ERR, "sim: VMPL %u is out of range (0..3)", p->vmpl);
 		goto out;
 	}
+	if (p->delay_ms) {
+		struct timespec ts = { p->delay_ms / 1000, (long)(p->delay_ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	/* One line for the first missing file, not one per file. */
 	if (!(vcek = read_cert(p->dir, "vcek.pem")) || !(ask = read_cert(p->dir, "ask.pem")) ||
 	    !(ark = read_cert(p->dir, "ark.pem")) || !(key = read_key(p->dir, "vcek.key")))

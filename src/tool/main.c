@@ -18,6 +18,7 @@ static const struct {
 } groups[] = {
     {"sim", tool_sim},
     {"snp", tool_snp},
+    {"binding", tool_binding},
 };
 
 static void usage(FILE *f)
@@ -38,6 +39,10 @@ static void usage(FILE *f)
 	       "  snp verify --roots ARK.pem [--ask ASK.pem] [--vcek VCEK | --certs TABLE]\n"
 	       "        [--report-data HEX] [--policy-ini FILE --token NAME] [--time UNIX] REPORT\n"
 	       "        verify chain, signature, chip id, TCB (and policy); exit 0 if valid\n"
+	       "\n"
+	       "Protocol:\n"
+	       "  binding --nonce NONCE --token NAME --jwk PUBLIC.jwk\n"
+	       "        print the REPORT_DATA binding (docs/protocol.md) in hex\n"
 	       "\n"
 	       "REPORT is a raw 1184-byte ATTESTATION_REPORT, the same as hex text, or\n"
 	       "evidence JSON as written by `sim report`. TCB is the 64-bit TCB_VERSION,\n"
