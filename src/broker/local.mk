@@ -1,1 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
+# The key broker daemon. Everything but main() is the convenience library
+# libakbroker.la so unit tests drive the handler without a socket.
+noinst_LTLIBRARIES += libakbroker.la
+libakbroker_la_SOURCES = \
+	src/broker/broker.h \
+	src/broker/brokerconf.h \
+	src/broker/brokerconf.c \
+	src/broker/handler.c \
+	src/broker/keystore.h \
+	src/broker/keystore.c \
+	src/broker/keystore_file.c \
+	src/broker/nonce.h \
+	src/broker/nonce.c \
+	src/broker/server.c
+libakbroker_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS)
+libakbroker_la_LIBADD = $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
+
+sbin_PROGRAMS += attestkey-broker
+attestkey_broker_SOURCES = src/broker/main.c
+attestkey_broker_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS)
+attestkey_broker_LDADD = libakbroker.la libakverify.la libakcommon.la \
+	$(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(CURL_LIBS)

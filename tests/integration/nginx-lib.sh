@@ -14,7 +14,7 @@ pkcs11 = pkcs11_section
 engine_id = pkcs11
 dynamic_path = $ENGINE_SO
 MODULE_PATH = $AK_MODULE
-init = 0
+init = 1
 EOC
 }
 
@@ -32,14 +32,15 @@ env ATTESTKEY_CONF;
 env OPENSSL_CONF;
 events { worker_connections 64; }
 http {
-	access_log $T/nginx/logs/access.log;
+	log_format ak '\$pid \$ssl_protocol \$ssl_session_reused \$status';
+	access_log $T/nginx/logs/access.log ak;
 	client_body_temp_path $T/nginx/tmp/body;
 	proxy_temp_path $T/nginx/tmp/proxy;
 	fastcgi_temp_path $T/nginx/tmp/fastcgi;
 	uwsgi_temp_path $T/nginx/tmp/uwsgi;
 	scgi_temp_path $T/nginx/tmp/scgi;
 	server {
-		listen 127.0.0.1:$1 ssl;
+		listen 127.0.0.1:$1 ssl reuseport;
 		ssl_certificate $T/keys/web/tls.crt;
 		ssl_certificate_key "engine:pkcs11:pkcs11:token=web;object=tls;type=private;pin-value=1234";
 		location / { return 200 "hello from a key that never touched this disk\n"; }

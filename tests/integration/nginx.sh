@@ -14,11 +14,15 @@ if start_nginx; then ok "nginx starts with the attested key"; else
 	not_ok "nginx starts with the attested key"; diag_stream <"$T/nginx/start.log"
 	diag_stream <"$T/nginx/logs/error.log"; finish; fi
 
-for i in $(seq 8); do
+# reuseport spreads connections over both workers by source port: with 40
+# new connections the chance that one worker gets all of them is 2^-39.
+for i in $(seq 40); do
 	curl -s --cacert "$T/pki/web-ca.pem" "https://localhost:$NGINX_PORT/" >"$T/body.$i" 2>>"$T/curl.err"
 done
-check "curl --cacert succeeds (8 requests)" bash -c "cat '$T'/body.* | grep -c 'never touched' | grep -qx 8"
-check "both workers served TLS" bash -c "test \$(pgrep -P $NGINX_PID | wc -l) -eq 2"
+check "curl --cacert succeeds (40 requests)" bash -c "cat '$T'/body.* | grep -c 'never touched' | grep -qx 40"
+check "nginx runs 2 workers" bash -c "test \$(pgrep -P $NGINX_PID | wc -l) -eq 2"
+check "both workers signed handshakes with the key (2 pids in the access log)" \
+	bash -c "test \$(awk '{ print \$1 }' '$T/nginx/logs/access.log' | sort -u | wc -l) -eq 2"
 check "the served certificate is the released key's" bash -c "
 	openssl s_client -connect 127.0.0.1:$NGINX_PORT -servername localhost </dev/null 2>/dev/null |
 	openssl x509 -noout -fingerprint -sha256 | cmp -s - <(openssl x509 -in '$T/keys/web/tls.crt' -noout -fingerprint -sha256)"

@@ -1,1 +1,45 @@
 # SPDX-License-Identifier: Apache-2.0
+# Broker unit tests: nonce, key store, configuration and the request
+# handler (driven without a socket through libakbroker.la).
+EXTRA_DIST += tests/unit/test_broker_util.h
+
+if HAVE_CMOCKA
+BROKER_TESTS = \
+	tests/unit/test_broker_nonce \
+	tests/unit/test_broker_keystore \
+	tests/unit/test_broker_config \
+	tests/unit/test_broker_handler \
+	tests/unit/test_broker_sim
+check_PROGRAMS += $(BROKER_TESTS)
+TESTS += $(BROKER_TESTS)
+
+BROKER_TEST_LDADD = libakbroker.la libakverify.la libakcommon.la \
+	$(CMOCKA_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) \
+	$(CURL_LIBS)
+
+tests_unit_test_broker_nonce_SOURCES = tests/unit/test_broker_nonce.c
+tests_unit_test_broker_nonce_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_broker_nonce_LDADD = $(BROKER_TEST_LDADD)
+
+tests_unit_test_broker_keystore_SOURCES = tests/unit/test_broker_keystore.c \
+	tests/unit/test_broker_util.c
+tests_unit_test_broker_keystore_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_broker_keystore_LDADD = $(BROKER_TEST_LDADD)
+
+tests_unit_test_broker_config_SOURCES = tests/unit/test_broker_config.c \
+	tests/unit/test_broker_util.c
+tests_unit_test_broker_config_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_broker_config_LDADD = $(BROKER_TEST_LDADD)
+
+tests_unit_test_broker_handler_SOURCES = tests/unit/test_broker_handler.c \
+	tests/unit/test_broker_util.c
+tests_unit_test_broker_handler_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MHD_CFLAGS)
+tests_unit_test_broker_handler_LDADD = $(BROKER_TEST_LDADD)
+
+tests_unit_test_broker_sim_SOURCES = tests/unit/test_broker_sim.c \
+	tests/unit/test_broker_util.c
+tests_unit_test_broker_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MHD_CFLAGS)
+tests_unit_test_broker_sim_LDADD = libakbroker.la libakevidence.la libakverify.la \
+	libakcommon.la $(CMOCKA_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
+	$(INIH_LIBS) $(CURL_LIBS)
+endif

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The broker: request handling (handler.c) is independent of the HTTP
+ * server (server.c), so unit tests drive broker_handle() without a socket.
+ */
+#ifndef ATTESTKEY_BROKER_H
+#define ATTESTKEY_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "attestkey/common.h"
+#include "attestkey/protocol.h"
+#include "attestkey/verify.h"
+#include "brokerconf.h"
+
+#define BROKER_PATH_HEALTH "/v1/health"
+/* The one release envelope of protocol v1 (docs/protocol.md §1, §4). */
+#define BROKER_ALG "ECDH-ES+A256GCM"
+#define BROKER_TEE_SNP "snp"
+
+/* The SEV-SNP verifier; vf_snp_verify_json unless a test swaps it. */
+typedef enum ak_reason (*broker_snp_verify_fn)(const struct vf_snp_trust *t, const json_t *evidence,
+					       const uint8_t *expected_report_data,
+					       struct ak_snp_report *out, char *msg, size_t msglen);
+
+struct MHD_Daemon;
+
+struct broker {
+	struct broker_config *cfg; /* owned */
+	int audit_fd;		   /* -1: audit lines go to the log */
+	broker_snp_verify_fn snp_verify;
+	struct MHD_Daemon *mhd;
+	uint16_t port; /* bound port once started */
+};
+
+/* Takes ownership of cfg; opens the audit log. */
+int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t errlen) AK_WUR;
+void broker_free(struct broker *b);
+
+struct broker_request {
+	const char *method;
+	const char *path;
+	const char *peer; /* numeric client address, for the audit log */
+	const uint8_t *body;
+	size_t body_len;
+	bool too_large; /* the body exceeded AK_MAX_BODY and was dropped */
+};
+
+struct broker_reply {
+	unsigned status;
+	json_t *body;	   /* caller json_decref()s */
+	const char *allow; /* Allow: header for 405, else NULL */
+};
+
+/* Route and answer one request; always fills rep (body never NULL unless
+ * memory ran out, then status 500). */
+void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep);
+
+/* Free a string from json_dumps() with jansson's allocator. */
+void broker_json_free(void *p);
+
+/* One JSON audit line (docs/protocol.md §6); 0 or -errno. */
+int broker_audit(struct broker *b, json_t *line) AK_WUR;
+
+/* HTTPS server (libmicrohttpd). */
+int broker_start(struct broker *b, char *err, size_t errlen) AK_WUR;
+void broker_stop(struct broker *b);
+
+#endif

@@ -1,0 +1,678 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Configuration loading in two passes: inih collects every (section, key,
+ * value) first, so that the order of keys in the file does not matter and
+ * list keys may continue on indented lines (inih's multi-line entries; its
+ * lines are limited to 199 characters); then each entry is applied and
+ * checked, and the files it names are read.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <ini.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "brokerconf.h"
+#include "nonce.h"
+
+#define TOKEN_PREFIX "token "
+#define TOKEN_NAME_MAX 32 /* CK_TOKEN_INFO.label is 32 bytes */
+#define MAX_SECRET_FILE 4096
+#define MAX_TLS_FILE (1u << 20)
+
+struct entry {
+	char *section, *key, *value;
+	bool duplicate;
+};
+
+struct parse {
+	struct entry *e;
+	size_t n, cap;
+	bool oom;
+};
+
+/* Keys whose values are comma lists: repeats and continuation lines join. */
+static bool is_list_key(const char *section, const char *key)
+{
+	if (strcmp(section, "snp") == 0)
+		return strcmp(key, "roots") == 0 || strcmp(key, "intermediates") == 0;
+	if (strncmp(section, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0)
+		return strcmp(key, "measurements") == 0 || strcmp(key, "vmpl") == 0;
+	return false;
+}
+
+static int collect(void *user, const char *section, const char *key, const char *value)
+{
+	struct parse *p = user;
+	struct entry *e;
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		e = &p->e[i];
+		if (strcmp(e->section, section) != 0 || strcmp(e->key, key) != 0)
+			continue;
+		if (is_list_key(section, key)) {
+			size_t a = strlen(e->value), b = strlen(value);
+			char *v = realloc(e->value, a + b + 2);
+
+			if (!v) {
+				p->oom = true;
+				return 0;
+			}
+			/* "a,\n  b" and "a\n  b" both mean "a,b" */
+			if (a && v[a - 1] != ',')
+				v[a++] = ',';
+			memcpy(v + a, value, b + 1);
+			e->value = v;
+		} else {
+			e->duplicate = true;
+		}
+		return 1;
+	}
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 32;
+		struct entry *ne = realloc(p->e, cap * sizeof(*ne));
+
+		if (!ne) {
+			p->oom = true;
+			return 0;
+		}
+		p->e = ne;
+		p->cap = cap;
+	}
+	e = &p->e[p->n];
+	e->section = strdup(section);
+	e->key = strdup(key);
+	e->value = strdup(value);
+	e->duplicate = false;
+	if (!e->section || !e->key || !e->value) {
+		free(e->section);
+		free(e->key);
+		free(e->value);
+		p->oom = true;
+		return 0;
+	}
+	p->n++;
+	return 1;
+}
+
+static void parse_clear(struct parse *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		free(p->e[i].section);
+		free(p->e[i].key);
+		free(p->e[i].value);
+	}
+	free(p->e);
+}
+
+static bool token_name_ok(const char *n)
+{
+	size_t i, len = strlen(n);
+
+	if (len == 0 || len > TOKEN_NAME_MAX || n[0] == '.')
+		return false;
+	for (i = 0; i < len; i++) {
+		if (!isalnum((unsigned char)n[i]) && n[i] != '.' && n[i] != '_' && n[i] != '-')
+			return false;
+	}
+	return true;
+}
+
+static struct broker_token *token_get(struct broker_config *c, const char *name)
+{
+	struct broker_token *t;
+	size_t i;
+
+	for (i = 0; i < c->n_tokens; i++) {
+		if (strcmp(c->tokens[i].name, name) == 0)
+			return &c->tokens[i];
+	}
+	t = realloc(c->tokens, (c->n_tokens + 1) * sizeof(*t));
+	if (!t)
+		return NULL;
+	c->tokens = t;
+	t = &c->tokens[c->n_tokens];
+	memset(t, 0, sizeof(*t));
+	t->name = strdup(name);
+	if (!t->name)
+		return NULL;
+	vf_policy_init(&t->policy);
+	c->n_tokens++;
+	return t;
+}
+
+const struct broker_token *broker_config_token(const struct broker_config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name && i < c->n_tokens; i++) {
+		if (strcmp(c->tokens[i].name, name) == 0)
+			return &c->tokens[i];
+	}
+	return NULL;
+}
+
+/* "HOST:PORT" or "[V6]:PORT". */
+static int parse_listen(struct broker_config *c, const char *v)
+{
+	const char *colon, *host = v;
+	size_t hlen;
+	uint64_t port;
+
+	colon = strrchr(v, ':');
+	if (!colon || colon == v)
+		return -EINVAL;
+	hlen = (size_t)(colon - v);
+	if (v[0] == '[') {
+		if (hlen < 3 || v[hlen - 1] != ']')
+			return -EINVAL;
+		host = v + 1;
+		hlen -= 2;
+	} else if (memchr(v, ':', hlen)) {
+		return -EINVAL; /* a bare IPv6 address needs brackets */
+	}
+	if (ak_parse_u64(colon + 1, &port) < 0 || port > 65535 || !isdigit((unsigned char)colon[1]))
+		return -EINVAL;
+	free(c->listen_host);
+	free(c->listen_port);
+	c->listen_host = strndup(host, hlen);
+	c->listen_port = strdup(colon + 1);
+	return c->listen_host && c->listen_port ? 0 : -ENOMEM;
+}
+
+static int parse_range(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	uint64_t n;
+
+	if (ak_parse_u64(v, &n) < 0 || n < lo || n > hi)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+static int set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = strdup(v);
+	return *dst ? 0 : -ENOMEM;
+}
+
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		snprintf(detail, sizeof(detail), __VA_ARGS__);                                     \
+		goto bad;                                                                          \
+	} while (0)
+
+static int apply_broker(struct broker_config *c, const struct entry *e, char *detail, size_t dlen)
+{
+	const char *k = e->key, *v = e->value;
+	uint64_t n;
+	int r = 0;
+
+	if (strcmp(k, "listen") == 0) {
+		r = parse_listen(c, v);
+		if (r == -EINVAL)
+			snprintf(detail, dlen,
+				 "'%s' is not HOST:PORT (e.g. 127.0.0.1:8443, [::1]:8443)", v);
+	} else if (strcmp(k, "cert") == 0) {
+		r = set_str(&c->cert_path, v);
+	} else if (strcmp(k, "key") == 0) {
+		r = set_str(&c->key_path, v);
+	} else if (strcmp(k, "secret_file") == 0) {
+		r = set_str(&c->secret_path, v);
+	} else if (strcmp(k, "nonce_ttl") == 0) {
+		r = parse_range(v, 1, BROKER_MAX_NONCE_TTL, &c->nonce_ttl);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %u", v,
+				 BROKER_MAX_NONCE_TTL);
+	} else if (strcmp(k, "lease") == 0) {
+		r = parse_range(v, 1, BROKER_MAX_LEASE, &c->lease);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %u", v,
+				 BROKER_MAX_LEASE);
+	} else if (strcmp(k, "audit_log") == 0) {
+		r = set_str(&c->audit_log, v);
+	} else if (strcmp(k, "threads") == 0) {
+		r = parse_range(v, 1, BROKER_MAX_THREADS, &n);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not a thread count from 1 to %d", v,
+				 BROKER_MAX_THREADS);
+		else
+			c->threads = (unsigned)n;
+	} else if (strcmp(k, "port_file") == 0) {
+		r = set_str(&c->port_file, v);
+	} else {
+		snprintf(detail, dlen, "unknown key");
+		return -ENOENT;
+	}
+	if (r == 0 && !*v) {
+		snprintf(detail, dlen, "empty value");
+		return -EINVAL;
+	}
+	if (r == -ENOMEM)
+		snprintf(detail, dlen, "out of memory");
+	return r;
+}
+
+/* pin_sha256 = SALT_HEX:HASH_HEX, HASH = SHA-256(salt || pin) (docs/pin.md) */
+static int parse_pin(struct broker_token *t, const char *v, char *detail, size_t dlen)
+{
+	const char *colon = strchr(v, ':');
+	size_t slen;
+	char salt_hex[2 * BROKER_PIN_SALT_MAX + 1];
+
+	if (!colon)
+		goto bad;
+	slen = (size_t)(colon - v);
+	if (slen == 0 || slen % 2 || slen / 2 > BROKER_PIN_SALT_MAX)
+		goto bad;
+	memcpy(salt_hex, v, slen);
+	salt_hex[slen] = '\0';
+	if (ak_hex_decode(salt_hex, t->pin_salt, slen / 2) < 0 ||
+	    ak_hex_decode(colon + 1, t->pin_hash, BROKER_PIN_HASH_LEN) < 0)
+		goto bad;
+	t->pin_salt_len = slen / 2;
+	t->pin_set = true;
+	return 0;
+bad:
+	/* The value is a verifier, not the PIN, but do not echo it anyway. */
+	snprintf(detail, dlen,
+		 "expected SALT_HEX:HASH_HEX (1 to %d bytes of salt, 32-byte SHA-256 in hex)",
+		 BROKER_PIN_SALT_MAX);
+	return -EINVAL;
+}
+
+bool broker_token_pin_ok(const struct broker_token *t, const char *pin)
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = NULL;
+	bool ok = false;
+
+	if (!t->pin_set)
+		return true; /* attestation alone is the gate (DESIGN.md, the PIN) */
+	if (!pin)
+		return false;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(ctx, t->pin_salt, t->pin_salt_len) ||
+	    !EVP_DigestUpdate(ctx, pin, strlen(pin)) || !EVP_DigestFinal_ex(ctx, md, &mdlen) ||
+	    mdlen != BROKER_PIN_HASH_LEN)
+		goto out;
+	ok = CRYPTO_memcmp(md, t->pin_hash, BROKER_PIN_HASH_LEN) == 0;
+out:
+	ak_memzero(md, sizeof(md));
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+/* Apply fn to each comma-separated, trimmed path of a list. */
+static int each_path(const char *list, int (*fn)(struct vf_snp_trust *, const char *),
+		     struct vf_snp_trust *t, size_t *count, char *detail, size_t dlen)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *path = ak_strdup_trim(tok);
+
+		if (!path) {
+			r = -ENOMEM;
+			break;
+		}
+		if (!*path) {
+			free(path);
+			continue;
+		}
+		r = fn(t, path);
+		if (r < 0) {
+			snprintf(detail, dlen, "cannot load certificates from '%s' (%s)", path,
+				 strerror(-r));
+			free(path);
+			break;
+		}
+		if (count)
+			(*count)++;
+		free(path);
+	}
+	free(copy);
+	return r;
+}
+
+static int read_secret(struct broker_config *c, char *detail, size_t dlen)
+{
+	struct stat st;
+	int r;
+
+	if (stat(c->secret_path, &st) < 0) {
+		snprintf(detail, dlen, "'%s': %s", c->secret_path, strerror(errno));
+		return -errno;
+	}
+	/* The secret lets anyone mint nonces: only the broker may read it. */
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(detail, dlen,
+			 "'%s' is accessible by group or others (mode %03o); run chmod 600",
+			 c->secret_path, (unsigned)(st.st_mode & 0777));
+		return -EPERM;
+	}
+	r = broker_read_secure(c->secret_path, MAX_SECRET_FILE, &c->secret);
+	if (r < 0) {
+		snprintf(detail, dlen, "'%s': %s", c->secret_path, strerror(-r));
+		return r;
+	}
+	if (c->secret.len < BROKER_SECRET_MIN) {
+		snprintf(detail, dlen,
+			 "'%s' holds %zu bytes; at least %d are required "
+			 "(e.g. openssl rand -out FILE 32)",
+			 c->secret_path, c->secret.len, BROKER_SECRET_MIN);
+		ak_secbuf_clear(&c->secret);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int no_passphrase(char *buf, int size, int rw, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rw;
+	(void)u;
+	return -1;
+}
+
+static int read_tls(struct broker_config *c, char *err, size_t errlen)
+{
+	static const char nul = '\0';
+	size_t len = 0;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *pk = NULL;
+	int r = -EINVAL;
+
+	c->cert_pem = (char *)ak_read_file(c->cert_path, &len);
+	if (!c->cert_pem) {
+		snprintf(err, errlen, "%s: [broker] cert: '%s': %s", c->path, c->cert_path,
+			 strerror(errno));
+		return -errno;
+	}
+	r = broker_read_secure(c->key_path, MAX_TLS_FILE, &c->key_pem);
+	if (r == 0)
+		r = ak_secbuf_append(&c->key_pem, &nul, 1);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [broker] key: '%s': %s", c->path, c->key_path,
+			 strerror(-r));
+		return r;
+	}
+	r = -EINVAL;
+	bio = BIO_new_mem_buf(c->cert_pem, (int)len);
+	if (!bio || !(x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		snprintf(err, errlen, "%s: [broker] cert: '%s' is not a PEM certificate", c->path,
+			 c->cert_path);
+		goto out;
+	}
+	BIO_free(bio);
+	bio = BIO_new_mem_buf(c->key_pem.data, (int)c->key_pem.len - 1);
+	if (!bio || !(pk = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL))) {
+		snprintf(err, errlen,
+			 "%s: [broker] key: '%s' is not an unencrypted PEM private key", c->path,
+			 c->key_path);
+		goto out;
+	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(x), pk) != 1) {
+		snprintf(err, errlen, "%s: [broker] key: '%s' does not match the certificate '%s'",
+			 c->path, c->key_path, c->cert_path);
+		goto out;
+	}
+	r = 0;
+out:
+	ERR_clear_error();
+	BIO_free(bio);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+static int apply(struct broker_config *c, struct parse *p, char *err, size_t errlen)
+{
+	char detail[512] = "";
+	const char *ks_type = "file";
+	const struct entry *e = NULL;
+	size_t i;
+	int r;
+
+	for (i = 0; i < p->n; i++) {
+		if (strcmp(p->e[i].section, "keystore") == 0 && strcmp(p->e[i].key, "type") == 0)
+			ks_type = p->e[i].value;
+	}
+	r = broker_keystore_new(ks_type, &c->keystore, detail, sizeof(detail));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [keystore] type: %s", c->path, detail);
+		return r;
+	}
+
+	for (i = 0; i < p->n; i++) {
+		e = &p->e[i];
+		detail[0] = '\0';
+		r = -EINVAL;
+		if (e->duplicate)
+			FAIL("given more than once");
+		if (strcmp(e->section, "broker") == 0) {
+			r = apply_broker(c, e, detail, sizeof(detail));
+		} else if (strcmp(e->section, "keystore") == 0) {
+			if (strcmp(e->key, "type") == 0)
+				continue;
+			r = broker_keystore_set(c->keystore, e->key, e->value, detail,
+						sizeof(detail));
+			if (r == -ENOENT)
+				FAIL("unknown key for a %s key store", ks_type);
+		} else if (strcmp(e->section, "snp") == 0) {
+			if (strcmp(e->key, "roots") == 0)
+				r = each_path(e->value, vf_snp_trust_add_roots, c->snp, &c->n_roots,
+					      detail, sizeof(detail));
+			else if (strcmp(e->key, "intermediates") == 0)
+				r = each_path(e->value, vf_snp_trust_add_intermediates, c->snp,
+					      NULL, detail, sizeof(detail));
+			else
+				FAIL("unknown key");
+		} else if (strncmp(e->section, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0) {
+			const char *name = e->section + strlen(TOKEN_PREFIX);
+			struct broker_token *t;
+
+			while (*name == ' ')
+				name++;
+			if (!token_name_ok(name))
+				FAIL("token name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - (no "
+				     "leading dot)",
+				     name, TOKEN_NAME_MAX);
+			t = token_get(c, name);
+			if (!t) {
+				r = -ENOMEM;
+				FAIL("out of memory");
+			}
+			if (strcmp(e->key, "pin_sha256") == 0)
+				r = parse_pin(t, e->value, detail, sizeof(detail));
+			else
+				r = vf_policy_set(&t->policy, e->key, e->value, detail,
+						  sizeof(detail));
+			if (r == -ENOENT)
+				FAIL("unknown key");
+		} else {
+			FAIL("unknown section (expected broker, keystore, snp or token NAME)");
+		}
+		if (r < 0) {
+			if (!detail[0])
+				snprintf(detail, sizeof(detail), "bad value '%s'", e->value);
+			goto bad;
+		}
+	}
+	return 0;
+bad : {
+	/* vf_policy_set() already starts its sentence with the key */
+	size_t kl = strlen(e->key);
+	const char *d = detail;
+
+	if (strncmp(d, e->key, kl) == 0 && d[kl] == ':' && d[kl + 1] == ' ')
+		d += kl + 2;
+	snprintf(err, errlen, "%s: [%s] %s: %s", c->path, e->section, e->key, d);
+}
+	return r < 0 ? r : -EINVAL;
+}
+
+static int finish(struct broker_config *c, char *err, size_t errlen)
+{
+	char detail[512] = "";
+	int r;
+
+	if (!c->listen_host && parse_listen(c, BROKER_DEFAULT_LISTEN) < 0)
+		return -ENOMEM;
+	if (!c->cert_path || !c->key_path || !c->secret_path) {
+		snprintf(err, errlen, "%s: [broker] %s is required", c->path,
+			 !c->cert_path	? "cert"
+			 : !c->key_path ? "key"
+					: "secret_file");
+		return -EINVAL;
+	}
+	r = read_secret(c, detail, sizeof(detail));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [broker] secret_file: %s", c->path, detail);
+		return r;
+	}
+	r = read_tls(c, err, errlen);
+	if (r < 0)
+		return r;
+	r = broker_keystore_open(c->keystore, detail, sizeof(detail));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [keystore] %s", c->path, detail);
+		return r;
+	}
+	if (c->n_tokens == 0) {
+		snprintf(err, errlen, "%s: no [token NAME] section: the broker would serve nothing",
+			 c->path);
+		return -EINVAL;
+	}
+	if (c->n_roots == 0)
+		ak_log(AK_LOG_WARNING,
+		       "%s: [snp] roots is empty: every SEV-SNP evidence will be refused "
+		       "(untrusted_chain)",
+		       c->path);
+	return 0;
+}
+
+int broker_config_load(const char *path, struct broker_config **out, char *err, size_t errlen)
+{
+	struct broker_config *c = NULL;
+	struct parse p = {0};
+	int r;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->nonce_ttl = BROKER_DEFAULT_NONCE_TTL;
+	c->lease = BROKER_DEFAULT_LEASE;
+	c->threads = BROKER_DEFAULT_THREADS;
+	c->path = strdup(path);
+	if (!c->path) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = vf_snp_trust_new(&c->snp);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create the SEV-SNP trust store");
+		goto out;
+	}
+	r = ini_parse(path, collect, &p);
+	if (r == -1) {
+		r = errno ? -errno : -ENOENT;
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+		goto out;
+	}
+	if (r == -2 || p.oom) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	if (r > 0) {
+		snprintf(err, errlen,
+			 "%s: line %d: syntax error (or line longer than 199 characters: continue "
+			 "lists on indented lines)",
+			 path, r);
+		r = -EINVAL;
+		goto out;
+	}
+	r = apply(c, &p, err, errlen);
+	if (r < 0)
+		goto out;
+	r = finish(c, err, errlen);
+	if (r < 0)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	parse_clear(&p);
+	broker_config_free(c);
+	return r;
+}
+
+int broker_config_check_keys(struct broker_config *c, char *err, size_t errlen)
+{
+	struct broker_keyset ks = {0};
+	char detail[512] = "";
+	size_t i;
+	int r;
+
+	for (i = 0; i < c->n_tokens; i++) {
+		r = broker_keystore_fetch(c->keystore, c->tokens[i].name, &ks, detail,
+					  sizeof(detail));
+		broker_keyset_clear(&ks);
+		if (r < 0) {
+			snprintf(err, errlen, "token '%s': %s", c->tokens[i].name, detail);
+			return r;
+		}
+	}
+	return 0;
+}
+
+void broker_config_free(struct broker_config *c)
+{
+	size_t i;
+
+	if (!c)
+		return;
+	for (i = 0; i < c->n_tokens; i++) {
+		free(c->tokens[i].name);
+		vf_policy_clear(&c->tokens[i].policy);
+		ak_memzero(c->tokens[i].pin_hash, sizeof(c->tokens[i].pin_hash));
+		ak_memzero(c->tokens[i].pin_salt, sizeof(c->tokens[i].pin_salt));
+	}
+	free(c->tokens);
+	vf_snp_trust_free(c->snp);
+	broker_keystore_free(c->keystore);
+	ak_secbuf_clear(&c->secret);
+	ak_secbuf_clear(&c->key_pem);
+	free(c->cert_pem);
+	free(c->path);
+	free(c->listen_host);
+	free(c->listen_port);
+	free(c->cert_path);
+	free(c->key_path);
+	free(c->secret_path);
+	free(c->audit_log);
+	free(c->port_file);
+	free(c);
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The broker's INI configuration (docs/attestkey-broker.8.md lists every
+ * key with its default). Loading refuses the whole file on the first bad
+ * value, naming the file, the section and the key.
+ */
+#ifndef ATTESTKEY_BROKER_CONF_H
+#define ATTESTKEY_BROKER_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attestkey/common.h"
+#include "attestkey/secmem.h"
+#include "attestkey/verify.h"
+#include "keystore.h"
+
+#define BROKER_DEFAULT_LISTEN "127.0.0.1:8443"
+#define BROKER_DEFAULT_NONCE_TTL 60
+#define BROKER_DEFAULT_LEASE 3600
+#define BROKER_DEFAULT_THREADS 2
+#define BROKER_MAX_THREADS 64
+#define BROKER_MAX_NONCE_TTL 86400
+#define BROKER_MAX_LEASE (366u * 86400u)
+#define BROKER_PIN_HASH_LEN 32 /* SHA-256 */
+#define BROKER_PIN_SALT_MAX 64
+
+struct broker_token {
+	char *name;
+	struct vf_policy policy;
+	bool pin_set; /* pin_sha256 given: the PIN is a second factor */
+	uint8_t pin_salt[BROKER_PIN_SALT_MAX];
+	size_t pin_salt_len;
+	uint8_t pin_hash[BROKER_PIN_HASH_LEN];
+};
+
+struct broker_config {
+	char *path;
+	/* [broker] */
+	char *listen_host; /* numeric or resolvable host */
+	char *listen_port; /* decimal; "0" picks a free port */
+	char *cert_path, *key_path;
+	char *cert_pem;		  /* NUL-terminated, for libmicrohttpd */
+	struct ak_secbuf key_pem; /* NUL-terminated, secure heap */
+	char *secret_path;
+	struct ak_secbuf secret; /* the challenge HMAC key, secure heap */
+	uint64_t nonce_ttl;
+	uint64_t lease;
+	char *audit_log; /* NULL: audit lines go to the log */
+	unsigned threads;
+	char *port_file;
+	/* [keystore] */
+	struct broker_keystore *keystore;
+	/* [snp] */
+	struct vf_snp_trust *snp;
+	size_t n_roots; /* 0: every SNP evidence is refused */
+	/* [token NAME] */
+	struct broker_token *tokens;
+	size_t n_tokens;
+};
+
+/* Load and check a configuration file, reading the files it names (TLS
+ * certificate and key, secret, roots). On error err holds one sentence. */
+int broker_config_load(const char *path, struct broker_config **out, char *err,
+		       size_t errlen) AK_WUR;
+void broker_config_free(struct broker_config *c);
+const struct broker_token *broker_config_token(const struct broker_config *c, const char *name);
+/* Fetch every token's keys once, to refuse a broken key store at start
+ * instead of at the first login. */
+int broker_config_check_keys(struct broker_config *c, char *err, size_t errlen) AK_WUR;
+/* PIN verification of docs/pin.md: true when the token has no verifier, or
+ * when SHA-256(salt || pin) matches (constant-time). */
+bool broker_token_pin_ok(const struct broker_token *t, const char *pin);
+
+#endif

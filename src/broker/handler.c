@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Request handling of protocol v1 (docs/protocol.md). Each request to
+ * /v1/challenge or /v1/keys is one decision: one audit line and one log
+ * line naming token, reason and message; never key bytes, never the PIN.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <jose/openssl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "attestkey/jwe.h"
+#include "broker.h"
+#include "nonce.h"
+
+#define MSG_LEN 512
+
+/* Everything one decision records. */
+struct decision {
+	const char *event; /* "challenge", "release", "refuse" */
+	const char *token; /* as requested; NULL if none */
+	enum ak_reason reason;
+	char msg[MSG_LEN];	  /* operator detail (log and audit) */
+	char client_msg[MSG_LEN]; /* safe summary for the guest; "" = msg */
+	bool have_report;
+	struct ak_snp_report report;
+	json_t *keys; /* labels released */
+};
+
+int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t errlen)
+{
+	struct broker *b;
+
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->cfg = cfg;
+	b->audit_fd = -1;
+	b->snp_verify = vf_snp_verify_json;
+	if (cfg->audit_log) {
+		/* O_APPEND + one write() per line: lines of concurrent requests
+		 * (and of replicas sharing the file) never interleave. */
+		b->audit_fd = open(cfg->audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (b->audit_fd < 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "%s: [broker] audit_log: '%s': %s", cfg->path,
+				 cfg->audit_log, strerror(e));
+			b->cfg = NULL; /* the caller still owns it on failure */
+			free(b);
+			return -e;
+		}
+	}
+	*out = b;
+	return 0;
+}
+
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	broker_stop(b);
+	if (b->audit_fd >= 0)
+		close(b->audit_fd);
+	broker_config_free(b->cfg);
+	free(b);
+}
+
+void broker_json_free(void *p)
+{
+	json_free_t f = NULL;
+
+	if (!p)
+		return;
+	json_get_alloc_funcs(NULL, &f);
+	(f ? f : free)(p);
+}
+
+int broker_audit(struct broker *b, json_t *line)
+{
+	char *s = NULL;
+	size_t len;
+	ssize_t w;
+	int ret = 0;
+
+	s = json_dumps(line, JSON_COMPACT);
+	if (!s)
+		return -ENOMEM;
+	if (b->audit_fd < 0) {
+		ak_log(AK_LOG_INFO, "audit: %s", s);
+		goto out;
+	}
+	len = strlen(s);
+	s[len] = '\n'; /* replaces the NUL; json_dumps never emits newlines here */
+	do {
+		w = write(b->audit_fd, s, len + 1);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0 || (size_t)w != len + 1) {
+		ret = w < 0 ? -errno : -EIO;
+		ak_log(AK_LOG_ERR, "cannot append to the audit log '%s': %s", b->cfg->audit_log,
+		       w < 0 ? strerror(-ret) : "short write");
+	}
+	s[len] = '\0';
+out:
+	broker_json_free(s);
+	return ret;
+}
+
+static json_t *error_body(enum ak_reason r, const char *msg)
+{
+	return json_pack("{s:s,s:s}", "error", ak_reason_name(r), "message", msg);
+}
+
+static void reply_error(struct broker_reply *rep, enum ak_reason r, unsigned status,
+			const char *msg)
+{
+	rep->status = status ? status : ak_reason_http_status(r);
+	rep->body = error_body(r, msg);
+	if (!rep->body)
+		rep->status = 500;
+}
+
+static void utc_now(char out[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Messages carry request strings (token names, tee values, jansson's
+ * excerpt of the body): keep them printable ASCII so that a request cannot
+ * forge log lines, and valid UTF-8 for the JSON bodies. */
+static void sanitize(char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+	}
+}
+
+/* Write the decision's audit and log lines. Returns the audit status: a
+ * release that cannot be audited is not made (the caller turns it into a
+ * refusal). */
+static int record(struct broker *b, const struct broker_request *req, struct decision *d)
+{
+	char when[32], hex[2 * 64 + 1], token[80];
+	json_t *line;
+	int ret;
+
+	sanitize(d->msg); /* the verifier's and the store's messages too */
+	utc_now(when);
+	/* Members in the order of docs/protocol.md §6. */
+	line = json_pack("{s:s,s:s}", "time", when, "event", d->event);
+	if (!line)
+		return -ENOMEM;
+	if (d->token)
+		json_object_set_new(line, "token", json_string(d->token));
+	json_object_set_new(line, "peer", json_string(req->peer ? req->peer : ""));
+	json_object_set_new(line, "reason", json_string(ak_reason_name(d->reason)));
+	json_object_set_new(line, "message", json_string(d->msg));
+	if (d->have_report) {
+		ak_hex_encode(d->report.measurement, sizeof(d->report.measurement), hex);
+		json_object_set_new(line, "measurement", json_string(hex));
+		ak_hex_encode(d->report.chip_id, sizeof(d->report.chip_id), hex);
+		json_object_set_new(line, "chip_id", json_string(hex));
+	}
+	if (d->keys)
+		json_object_set(line, "keys", d->keys);
+	ret = broker_audit(b, line);
+	json_decref(line);
+
+	snprintf(token, sizeof(token), "%s", d->token ? d->token : "-");
+	sanitize(token);
+	if (d->reason == AK_R_OK)
+		ak_log(AK_LOG_INFO, "token '%s': %s: %s (peer %s)", token, d->event, d->msg,
+		       req->peer ? req->peer : "-");
+	else
+		ak_log(AK_LOG_WARNING, "token '%s': refused %s: %s (peer %s)", token,
+		       ak_reason_name(d->reason), d->msg, req->peer ? req->peer : "-");
+	return ret;
+}
+
+static void refuse(struct decision *d, enum ak_reason r, const char *fmt, ...) AK_PRINTF(3, 4);
+static void refuse(struct decision *d, enum ak_reason r, const char *fmt, ...)
+{
+	va_list ap;
+
+	d->reason = r;
+	va_start(ap, fmt);
+	vsnprintf(d->msg, sizeof(d->msg), fmt, ap);
+	va_end(ap);
+	sanitize(d->msg);
+}
+
+/* Parse the body as a JSON object; bad_request otherwise. */
+static json_t *parse_body(const struct broker_request *req, struct decision *d)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	if (req->too_large) {
+		refuse(d, AK_R_BAD_REQUEST, "request body exceeds %d bytes", AK_MAX_BODY);
+		return NULL;
+	}
+	root = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		refuse(d, AK_R_BAD_REQUEST, "body is not JSON: %s (line %d, column %d)", jerr.text,
+		       jerr.line, jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		refuse(d, AK_R_BAD_REQUEST, "body is not a JSON object");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+static const char *get_string(json_t *root, const char *name, struct decision *d)
+{
+	json_t *v = json_object_get(root, name);
+
+	if (!json_is_string(v)) {
+		refuse(d, AK_R_BAD_REQUEST, "member '%s' is %s", name,
+		       v ? "not a string" : "missing");
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static const struct broker_token *find_token(struct broker *b, const char *name, struct decision *d)
+{
+	const struct broker_token *t = broker_config_token(b->cfg, name);
+
+	if (!t)
+		refuse(d, AK_R_UNKNOWN_TOKEN, "no token '%s' is configured on this broker", name);
+	return t;
+}
+
+static void handle_challenge(struct broker *b, const struct broker_request *req,
+			     struct broker_reply *rep)
+{
+	struct decision d = {.event = "challenge", .reason = AK_R_INTERNAL};
+	char nonce[BROKER_NONCE_STR_LEN + 1];
+	const struct broker_token *t;
+	uint64_t now = (uint64_t)time(NULL);
+	json_t *root = NULL;
+
+	root = parse_body(req, &d);
+	if (!root)
+		goto out;
+	d.token = get_string(root, "token", &d);
+	if (!d.token)
+		goto out;
+	t = find_token(b, d.token, &d);
+	if (!t)
+		goto out;
+	if (broker_nonce_issue(b->cfg->secret.data, b->cfg->secret.len, t->name, now, nonce) < 0) {
+		refuse(&d, AK_R_INTERNAL, "cannot issue a nonce");
+		goto out;
+	}
+	rep->body = json_pack("{s:s,s:I,s:[s],s:[s]}", "nonce", nonce, "expires_at",
+			      (json_int_t)(now + b->cfg->nonce_ttl), "algs", BROKER_ALG, "tee",
+			      BROKER_TEE_SNP);
+	if (!rep->body) {
+		refuse(&d, AK_R_INTERNAL, "out of memory");
+		goto out;
+	}
+	rep->status = 200;
+	d.reason = AK_R_OK;
+	snprintf(d.msg, sizeof(d.msg), "nonce issued, valid %llu s",
+		 (unsigned long long)b->cfg->nonce_ttl);
+out:
+	if (d.reason != AK_R_OK)
+		d.event = "refuse";
+	(void)record(b, req, &d); /* a challenge releases nothing: audit failure is logged only */
+	if (d.reason != AK_R_OK) {
+		json_decref(rep->body);
+		reply_error(rep, d.reason, 0, d.msg);
+	}
+	json_decref(root);
+}
+
+/* docs/protocol.md §4: the recipient must be an EC P-384 public JWK. Returns
+ * a clean copy {kty, crv, x, y} so stray members ("alg", "use", "key_ops")
+ * cannot steer libjose. */
+static json_t *check_pubkey(json_t *jwk, struct decision *d)
+{
+	const char *kty = NULL, *crv = NULL, *x = NULL, *y = NULL;
+	EVP_PKEY *pk = NULL;
+	json_t *clean = NULL;
+
+	if (!json_is_object(jwk)) {
+		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "pubkey is not a JWK object");
+		return NULL;
+	}
+	if (json_object_get(jwk, "d")) {
+		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "pubkey holds a private key ('d')");
+		return NULL;
+	}
+	if (json_unpack(jwk, "{s:s,s:s,s:s,s:s}", "kty", &kty, "crv", &crv, "x", &x, "y", &y) < 0 ||
+	    strcmp(kty, "EC") != 0 || strcmp(crv, "P-384") != 0) {
+		refuse(d, AK_R_PUBKEY_UNSUPPORTED,
+		       "pubkey is not an EC P-384 JWK with kty, crv, x and y");
+		return NULL;
+	}
+	clean = json_pack("{s:s,s:s,s:s,s:s}", "kty", kty, "crv", crv, "x", x, "y", y);
+	if (!clean) {
+		refuse(d, AK_R_INTERNAL, "out of memory");
+		return NULL;
+	}
+	/* Also proves the point is on the curve (OpenSSL checks it). */
+	pk = jose_openssl_jwk_to_EVP_PKEY(NULL, clean);
+	if (!pk) {
+		ERR_clear_error(); /* this thread serves the next request */
+		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "pubkey is not a valid P-384 public key");
+		json_decref(clean);
+		return NULL;
+	}
+	EVP_PKEY_free(pk);
+	return clean;
+}
+
+static json_t *release_keys(struct broker *b, const struct broker_token *t, json_t *pubkey,
+			    struct decision *d)
+{
+	struct broker_keyset ks = {0};
+	char detail[MSG_LEN] = "";
+	json_t *arr = NULL, *item = NULL, *jwe = NULL;
+	char *cert = NULL;
+	size_t i;
+
+	if (broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail)) < 0) {
+		refuse(d, AK_R_KEYSTORE, "key store: %s", detail);
+		snprintf(d->client_msg, sizeof(d->client_msg),
+			 "the key store failed; details are in the broker log");
+		goto fail;
+	}
+	arr = json_array();
+	d->keys = json_array();
+	if (!arr || !d->keys)
+		goto oom;
+	for (i = 0; i < ks.n; i++) {
+		const struct broker_key *k = &ks.keys[i];
+
+		if (ak_jwe_encrypt(pubkey, k->pkcs8.data, k->pkcs8.len, &jwe) < 0) {
+			refuse(d, AK_R_INTERNAL, "cannot encrypt key '%s' to the ephemeral key",
+			       k->label);
+			goto fail;
+		}
+		item = json_pack("{s:s,s:s,s:s,s:o}", "label", k->label, "id", k->id, "type",
+				 k->type, "jwe", jwe);
+		jwe = NULL; /* stolen by "o", even on failure */
+		if (!item)
+			goto oom;
+		if (k->cert_der) {
+			cert = ak_b64url_encode(k->cert_der, k->cert_len);
+			if (!cert || json_object_set_new(item, "cert", json_string(cert)) < 0)
+				goto oom;
+			free(cert);
+			cert = NULL;
+		}
+		if (json_array_append_new(arr, item) < 0 ||
+		    json_array_append_new(d->keys, json_string(k->label)) < 0) {
+			item = NULL;
+			goto oom;
+		}
+		item = NULL;
+	}
+	broker_keyset_clear(&ks);
+	return arr;
+oom:
+	refuse(d, AK_R_INTERNAL, "out of memory while building the release");
+fail:
+	free(cert);
+	json_decref(item);
+	json_decref(arr);
+	json_decref(d->keys);
+	d->keys = NULL;
+	broker_keyset_clear(&ks);
+	return NULL;
+}
+
+static void wipe_json_string(json_t *v)
+{
+	/* jansson owns the copy; wipe it in place before it is freed. */
+	if (json_is_string(v))
+		ak_memzero((char *)json_string_value(v), json_string_length(v));
+}
+
+static void handle_keys(struct broker *b, const struct broker_request *req,
+			struct broker_reply *rep)
+{
+	struct decision d = {.event = "refuse", .reason = AK_R_INTERNAL};
+	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
+	const struct broker_token *t;
+	const char *nonce, *tee, *pin = NULL;
+	json_t *root = NULL, *evidence, *pin_v, *pubkey = NULL, *keys = NULL;
+	enum ak_reason r;
+
+	root = parse_body(req, &d);
+	if (!root)
+		goto out;
+	/* 1. JSON shape */
+	d.token = get_string(root, "token", &d);
+	if (!d.token)
+		goto out;
+	nonce = get_string(root, "nonce", &d);
+	tee = nonce ? get_string(root, "tee", &d) : NULL;
+	if (!nonce || !tee)
+		goto out;
+	evidence = json_object_get(root, "evidence");
+	if (!json_is_object(evidence)) {
+		refuse(&d, AK_R_BAD_REQUEST, "member 'evidence' is %s",
+		       evidence ? "not an object" : "missing");
+		goto out;
+	}
+	if (!json_object_get(root, "pubkey")) {
+		refuse(&d, AK_R_BAD_REQUEST, "member 'pubkey' is missing");
+		goto out;
+	}
+	pin_v = json_object_get(root, "pin");
+	if (pin_v && !json_is_string(pin_v)) {
+		refuse(&d, AK_R_BAD_REQUEST, "member 'pin' is not a string");
+		goto out;
+	}
+	pin = pin_v ? json_string_value(pin_v) : NULL;
+	/* 2. token */
+	t = find_token(b, d.token, &d);
+	if (!t)
+		goto out;
+	/* 3. nonce (§1: invalid, wrong token, expired, in that order) */
+	r = broker_nonce_check(b->cfg->secret.data, b->cfg->secret.len, nonce, t->name,
+			       (uint64_t)time(NULL), b->cfg->nonce_ttl, NULL, d.msg, sizeof(d.msg));
+	if (r != AK_R_OK) {
+		d.reason = r;
+		goto out;
+	}
+	/* 4. TEE */
+	if (strcmp(tee, BROKER_TEE_SNP) != 0) {
+		refuse(&d, AK_R_TEE_UNSUPPORTED,
+		       "tee '%s' is not supported (this broker verifies: %s)", tee, BROKER_TEE_SNP);
+		goto out;
+	}
+	/* 5. ephemeral key */
+	pubkey = check_pubkey(json_object_get(root, "pubkey"), &d);
+	if (!pubkey)
+		goto out;
+	/* 6. binding (§3) and evidence */
+	if (ak_jwk_thumbprint(pubkey, thp) < 0) {
+		refuse(&d, AK_R_PUBKEY_UNSUPPORTED, "cannot compute the pubkey thumbprint");
+		goto out;
+	}
+	if (ak_binding_compute(nonce, t->name, thp, binding) < 0) {
+		refuse(&d, AK_R_INTERNAL, "cannot compute the binding");
+		goto out;
+	}
+	d.msg[0] = '\0';
+	r = b->snp_verify(b->cfg->snp, evidence, binding, &d.report, d.msg, sizeof(d.msg));
+	if (r != AK_R_OK) {
+		d.reason = r;
+		if (!d.msg[0])
+			snprintf(d.msg, sizeof(d.msg), "SEV-SNP evidence refused");
+		goto out;
+	}
+	d.have_report = true;
+	/* 7. policy */
+	r = vf_policy_check_snp(&t->policy, &d.report, t->name, d.msg, sizeof(d.msg));
+	if (r != AK_R_OK) {
+		d.reason = r;
+		if (!d.msg[0])
+			snprintf(d.msg, sizeof(d.msg), "the token's policy refused the evidence");
+		goto out;
+	}
+	/* 8. PIN: a second factor only when the token holds a verifier */
+	if (!broker_token_pin_ok(t, pin)) {
+		refuse(&d, AK_R_PIN_INCORRECT, "the PIN is %s", pin ? "incorrect" : "missing");
+		goto out;
+	}
+	/* 9. keys */
+	keys = release_keys(b, t, pubkey, &d);
+	if (!keys)
+		goto out;
+	rep->body = json_pack("{s:s,s:I,s:o}", "token", t->name, "lease", (json_int_t)b->cfg->lease,
+			      "keys", keys);
+	keys = NULL;
+	if (!rep->body) {
+		refuse(&d, AK_R_INTERNAL, "out of memory");
+		goto out;
+	}
+	d.reason = AK_R_OK;
+	d.event = "release";
+	{
+		size_t i, off;
+		json_t *l;
+
+		off = (size_t)snprintf(d.msg, sizeof(d.msg),
+				       "released %zu key(s):", json_array_size(d.keys));
+		json_array_foreach(d.keys, i, l) {
+			if (off >= sizeof(d.msg))
+				break;
+			off += (size_t)snprintf(d.msg + off, sizeof(d.msg) - off, "%s %s",
+						i ? "," : "", json_string_value(l));
+		}
+	}
+	rep->status = 200;
+out:
+	if (record(b, req, &d) < 0 && d.reason == AK_R_OK) {
+		/* Nothing leaves without its audit line. */
+		d.event = "refuse";
+		refuse(&d, AK_R_INTERNAL, "the release could not be written to the audit log");
+		(void)record(b, req, &d);
+	}
+	if (d.reason != AK_R_OK) {
+		json_decref(rep->body);
+		rep->body = NULL;
+		reply_error(rep, d.reason, 0,
+			    d.client_msg[0] ? d.client_msg
+			    : d.reason == AK_R_INTERNAL
+				? "internal error; details are in the broker log"
+				: d.msg);
+	}
+	if (root)
+		wipe_json_string(json_object_get(root, "pin"));
+	json_decref(root);
+	json_decref(pubkey);
+	json_decref(keys);
+	json_decref(d.keys);
+	ak_memzero(thp, sizeof(thp));
+}
+
+void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep)
+{
+	char msg[256];
+	const char *want = NULL;
+	void (*fn)(struct broker *, const struct broker_request *, struct broker_reply *) = NULL;
+
+	rep->status = 500;
+	rep->body = NULL;
+	rep->allow = NULL;
+	if (strcmp(req->path, BROKER_PATH_HEALTH) == 0) {
+		want = "GET";
+		if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) {
+			rep->status = 200;
+			rep->body = json_pack("{s:s}", "status", "ok");
+			return;
+		}
+	} else if (strcmp(req->path, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
+		want = "POST";
+		fn = handle_challenge;
+	} else if (strcmp(req->path, AK_PROTOCOL_PATH_KEYS) == 0) {
+		want = "POST";
+		fn = handle_keys;
+	} else {
+		snprintf(msg, sizeof(msg), "no such resource (this broker serves %s, %s and %s)",
+			 AK_PROTOCOL_PATH_CHALLENGE, AK_PROTOCOL_PATH_KEYS, BROKER_PATH_HEALTH);
+		reply_error(rep, AK_R_BAD_REQUEST, 404, msg);
+		return;
+	}
+	if (fn && strcmp(req->method, want) == 0) {
+		fn(b, req, rep);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "method %.16s is not allowed here; use %s", req->method, want);
+	reply_error(rep, AK_R_BAD_REQUEST, 405, msg);
+	rep->allow = want;
+}

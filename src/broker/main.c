@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* attestkey-broker: the key broker daemon (docs/attestkey-broker.8.md). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+
+#include "attestkey/secmem.h"
+#include "broker.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/attestkey/broker.conf"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: attestkey-broker [-c FILE] [-f] [--syslog]\n"
+		"Release PKCS#11 token keys to attested SEV-SNP guests (protocol v1).\n"
+		"\n"
+		"  -c, --config FILE  configuration file (default %s)\n"
+		"  -f, --foreground   stay in the foreground\n"
+		"      --syslog       log to syslog instead of stderr\n"
+		"  -h, --help         show this help\n"
+		"  -V, --version      show the version\n",
+		DEFAULT_CONFIG);
+}
+
+/* Written to a temporary name and renamed, so a reader never sees a
+ * partial number. */
+static int write_port_file(const char *path, unsigned port)
+{
+	char tmp[4096], line[16];
+	int fd, n, ret = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(line, sizeof(line), "%u\n", port);
+	if (write(fd, line, (size_t)n) != n)
+		ret = -EIO;
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret < 0)
+		unlink(tmp);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+	    {"syslog", no_argument, NULL, 's'},	      {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	};
+	const char *config = DEFAULT_CONFIG;
+	bool foreground = false, use_syslog = false;
+	struct broker_config *cfg = NULL;
+	struct broker *b = NULL;
+	char err[1024] = "";
+	sigset_t sigs;
+	int c, sig = 0, status = EXIT_FAILURE;
+
+	ak_log_init("attestkey-broker");
+	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 's':
+			use_syslog = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("attestkey-broker %s\n", PACKAGE_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (use_syslog)
+		ak_log_use_syslog(true);
+	if (ak_secure_init() < 0)
+		return EXIT_FAILURE; /* logged; keys must not touch the ordinary heap */
+
+	if (broker_config_load(config, &cfg, err, sizeof(err)) < 0 ||
+	    broker_config_check_keys(cfg, err, sizeof(err)) < 0) {
+		ak_log(AK_LOG_ERR, "%s", err);
+		goto out;
+	}
+	if (broker_new(cfg, &b, err, sizeof(err)) < 0) {
+		ak_log(AK_LOG_ERR, "%s", err);
+		goto out;
+	}
+	cfg = NULL; /* owned by b */
+
+	if (!foreground) {
+		/* Before any thread exists; stderr is gone afterwards. */
+		if (!use_syslog)
+			ak_log_use_syslog(true);
+		if (daemon(0, 0) < 0) {
+			ak_log(AK_LOG_ERR, "cannot detach: %s", strerror(errno));
+			goto out;
+		}
+	}
+	/* Block the shutdown signals in every thread (MHD's inherit the mask);
+	 * the main thread collects them with sigwait(). */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (broker_start(b, err, sizeof(err)) < 0) {
+		ak_log(AK_LOG_ERR, "%s", err);
+		goto out;
+	}
+	if (b->cfg->port_file) {
+		int r = write_port_file(b->cfg->port_file, b->port);
+
+		if (r < 0) {
+			ak_log(AK_LOG_ERR, "%s: [broker] port_file: cannot write '%s': %s",
+			       b->cfg->path, b->cfg->port_file, strerror(-r));
+			goto out;
+		}
+	}
+	ak_log(AK_LOG_INFO,
+	       strchr(b->cfg->listen_host, ':') ? "listening on [%s]:%u" : "listening on %s:%u",
+	       b->cfg->listen_host, (unsigned)b->port);
+
+	while (sigwait(&sigs, &sig) == 0) {
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+	ak_log(AK_LOG_INFO, "shutting down (signal %d)", sig);
+	status = EXIT_SUCCESS;
+out:
+	broker_free(b); /* stops the server threads first */
+	broker_config_free(cfg);
+	/* Free OpenSSL's DRBGs while we know no thread uses them (their only
+	 * references live in the secure arena; ASan builds report them). */
+	OPENSSL_cleanup();
+	return status;
+}

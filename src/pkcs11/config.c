@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The module's configuration, attestkey.conf(5): INI read with inih.
+ *
+ *   [module]  brokers, ca, timeout, tee, reattest_after_fork
+ *   [sim]     dir, measurement, policy, vmpl, guest_svn, reported_tcb,
+ *             host_data, version, delay_ms
+ *   [token NAME]  label
+ *
+ * Every error names the file, the line and the key, once (STYLE.md item 10).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <ini.h>
+
+#include "p11.h"
+
+#define CONF_DEFAULT_PATH SYSCONFDIR "/attestkey/attestkey.conf"
+
+struct parse_ctx {
+	struct p11_config *cfg;
+	FILE *f;
+	unsigned line;          /* line the reader handed to inih last */
+	int err;                /* first error, -EINVAL */
+	char msg[512];          /* its message */
+	unsigned err_line;
+};
+
+const char *p11_config_path(bool *explicit_path)
+{
+	const char *env = getenv("ATTESTKEY_CONF");
+
+	if (env && *env) {
+		if (explicit_path)
+			*explicit_path = true;
+		return env;
+	}
+	if (explicit_path)
+		*explicit_path = false;
+	return CONF_DEFAULT_PATH;
+}
+
+static void fail(struct parse_ctx *c, const char *fmt, ...) AK_PRINTF(2, 3);
+static void fail(struct parse_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err)
+		return; /* keep the first error: one clear line */
+	c->err = -EINVAL;
+	c->err_line = c->line;
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+	va_end(ap);
+}
+
+static char *trim_dup(const char *s, size_t n)
+{
+	while (n && (*s == ' ' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	return strndup(s, n);
+}
+
+static bool token_name_ok(const char *name)
+{
+	const char *p;
+
+	if (!*name || strlen(name) > 64)
+		return false;
+	for (p = name; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+			return false;
+	}
+	return true;
+}
+
+static struct p11_token_config *find_token(struct p11_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_tokens; i++) {
+		if (strcmp(cfg->tokens[i].name, name) == 0)
+			return &cfg->tokens[i];
+	}
+	return NULL;
+}
+
+/* A "[token NAME]" header. inih calls the handler only for key lines, so
+ * the reader below registers sections: an empty [token web] is a token. */
+static void new_section(struct parse_ctx *c, const char *sec)
+{
+	struct p11_config *cfg = c->cfg;
+	struct p11_token_config *t;
+	const char *name;
+
+	if (strcmp(sec, "module") == 0 || strcmp(sec, "sim") == 0)
+		return;
+	if (strncmp(sec, "token", 5) != 0 || (sec[5] != ' ' && sec[5] != '\t')) {
+		fail(c, "unknown section [%s] (expected [module], [sim] or [token NAME])", sec);
+		return;
+	}
+	name = sec + 5;
+	while (*name == ' ' || *name == '\t')
+		name++;
+	if (!token_name_ok(name)) {
+		fail(c, "bad token name in [%s]: use 1-64 letters, digits, '-', '_' or '.'", sec);
+		return;
+	}
+	if (find_token(cfg, name)) {
+		fail(c, "token '%s' is configured twice", name);
+		return;
+	}
+	t = realloc(cfg->tokens, (cfg->n_tokens + 1) * sizeof(*t));
+	if (!t) {
+		fail(c, "out of memory");
+		return;
+	}
+	cfg->tokens = t;
+	t = &cfg->tokens[cfg->n_tokens];
+	t->name = strdup(name);
+	t->label = strdup(name);
+	if (!t->name || !t->label) {
+		free(t->name);
+		free(t->label);
+		fail(c, "out of memory");
+		return;
+	}
+	cfg->n_tokens++;
+}
+
+/* fgets() for inih that counts lines and notices section headers. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse_ctx *c = stream;
+	const char *p, *end;
+	char *r = fgets(str, num, c->f);
+
+	if (!r)
+		return NULL;
+	c->line++;
+	p = str;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != '[')
+		return r;
+	end = strchr(p, ']');
+	if (!end) {
+		/* inih reports it too; name the problem precisely */
+		fail(c, "section header without ']'");
+		return r;
+	}
+	{
+		char *sec = trim_dup(p + 1, (size_t)(end - p - 1));
+
+		if (!sec) {
+			fail(c, "out of memory");
+			return r;
+		}
+		new_section(c, sec);
+		free(sec);
+	}
+	return r;
+}
+
+static bool parse_ul(struct parse_ctx *c, const char *key, const char *value, uint64_t max,
+		     uint64_t *out)
+{
+	if (ak_parse_u64(value, out) < 0 || *out > max) {
+		fail(c, "%s = '%s' is not a number between 0 and %llu", key, value,
+		     (unsigned long long)max);
+		return false;
+	}
+	return true;
+}
+
+static void parse_hex(struct parse_ctx *c, const char *key, const char *value, uint8_t *out,
+		      size_t len)
+{
+	if (ak_hex_decode(value, out, len) < 0)
+		fail(c, "%s = '%.40s%s' must be exactly %zu hex digits", key, value,
+		     strlen(value) > 40 ? "..." : "", 2 * len);
+}
+
+static void set_brokers(struct parse_ctx *c, const char *value)
+{
+	struct p11_config *cfg = c->cfg;
+	const char *p = value;
+
+	while (cfg->n_brokers)
+		free(cfg->brokers[--cfg->n_brokers]);
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char *url = trim_dup(p, n);
+		char **nb;
+
+		if (!url) {
+			fail(c, "out of memory");
+			return;
+		}
+		/* Protocol v1 is HTTPS only (docs/protocol.md). */
+		if (strncmp(url, "https://", 8) != 0 || !url[8]) {
+			fail(c, "brokers: '%s' is not an https:// URL", url);
+			free(url);
+			return;
+		}
+		nb = realloc(cfg->brokers, (cfg->n_brokers + 1) * sizeof(*nb));
+		if (!nb) {
+			free(url);
+			fail(c, "out of memory");
+			return;
+		}
+		cfg->brokers = nb;
+		cfg->brokers[cfg->n_brokers++] = url;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+}
+
+static void module_key(struct parse_ctx *c, const char *key, const char *value)
+{
+	struct p11_config *cfg = c->cfg;
+	uint64_t u;
+	bool b;
+
+	if (strcmp(key, "brokers") == 0) {
+		set_brokers(c, value);
+	} else if (strcmp(key, "ca") == 0) {
+		free(cfg->ca);
+		cfg->ca = strdup(value);
+		if (!cfg->ca)
+			fail(c, "out of memory");
+	} else if (strcmp(key, "timeout") == 0) {
+		if (parse_ul(c, key, value, 3600, &u)) {
+			if (u == 0)
+				fail(c, "timeout = 0: use 1 to 3600 seconds");
+			cfg->timeout = (long)u;
+		}
+	} else if (strcmp(key, "tee") == 0) {
+		if (strcmp(value, "sim") != 0)
+			fail(c, "tee = '%s' is not supported (supported: sim)", value);
+		cfg->ev.kind = EV_KIND_SIM;
+	} else if (strcmp(key, "reattest_after_fork") == 0) {
+		if (ak_parse_bool(value, &b) < 0)
+			fail(c, "reattest_after_fork = '%s' is not a boolean (true/false)", value);
+		else
+			cfg->reattest_after_fork = b;
+	} else {
+		fail(c, "unknown key '%s' in [module]", key);
+	}
+}
+
+static void sim_key(struct parse_ctx *c, const char *key, const char *value)
+{
+	struct ev_sim_params *s = &c->cfg->ev.sim;
+	uint64_t u;
+
+	if (strcmp(key, "dir") == 0) {
+		free(s->dir);
+		s->dir = strdup(value);
+		if (!s->dir)
+			fail(c, "out of memory");
+	} else if (strcmp(key, "measurement") == 0) {
+		parse_hex(c, key, value, s->measurement, sizeof(s->measurement));
+	} else if (strcmp(key, "host_data") == 0) {
+		parse_hex(c, key, value, s->host_data, sizeof(s->host_data));
+	} else if (strcmp(key, "policy") == 0) {
+		if (parse_ul(c, key, value, UINT64_MAX, &u))
+			s->policy = u;
+	} else if (strcmp(key, "vmpl") == 0) {
+		if (parse_ul(c, key, value, 3, &u))
+			s->vmpl = (uint32_t)u;
+	} else if (strcmp(key, "guest_svn") == 0) {
+		if (parse_ul(c, key, value, UINT32_MAX, &u))
+			s->guest_svn = (uint32_t)u;
+	} else if (strcmp(key, "reported_tcb") == 0) {
+		uint8_t raw[8];
+		unsigned i;
+
+		/* TCB_VERSION as 16 hex digits, most significant byte first
+		 * (the way AMD tools print it), or a 0x number. */
+		if (strncmp(value, "0x", 2) == 0 || strncmp(value, "0X", 2) == 0) {
+			if (parse_ul(c, key, value, UINT64_MAX, &u)) {
+				s->reported_tcb = u;
+				s->reported_tcb_set = true;
+			}
+			return;
+		}
+		parse_hex(c, key, value, raw, sizeof(raw));
+		if (c->err)
+			return;
+		s->reported_tcb = 0;
+		for (i = 0; i < 8; i++)
+			s->reported_tcb = (s->reported_tcb << 8) | raw[i];
+		s->reported_tcb_set = true;
+	} else if (strcmp(key, "version") == 0) {
+		if (parse_ul(c, key, value, 5, &u)) {
+			if (u < 2)
+				fail(c, "version = %llu: SNP reports are version 2 or later",
+				     (unsigned long long)u);
+			s->version = (uint32_t)u;
+		}
+	} else if (strcmp(key, "delay_ms") == 0) {
+		/* the simulated chip's response time: lets tests expire a nonce */
+		if (parse_ul(c, key, value, 60000, &u))
+			s->delay_ms = (uint32_t)u;
+	} else {
+		fail(c, "unknown key '%s' in [sim]", key);
+	}
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_ctx *c = user;
+	struct p11_token_config *t;
+
+	if (c->err)
+		return 1; /* already failed; inih keeps going, we don't */
+	if (!value)
+		value = "";
+	if (strcmp(section, "module") == 0) {
+		module_key(c, name, value);
+	} else if (strcmp(section, "sim") == 0) {
+		sim_key(c, name, value);
+	} else if (strncmp(section, "token", 5) == 0 &&
+		   (t = find_token(c->cfg, section + 5 + strspn(section + 5, " \t"))) != NULL) {
+		if (strcmp(name, "label") == 0) {
+			if (strlen(value) > P11_LABEL_MAX) {
+				fail(c, "label = '%s' is longer than %d bytes", value, P11_LABEL_MAX);
+			} else {
+				free(t->label);
+				t->label = strdup(value);
+				if (!t->label)
+					fail(c, "out of memory");
+			}
+		} else {
+			fail(c, "unknown key '%s' in [%s]", name, section);
+		}
+	} else if (!*section) {
+		fail(c, "key '%s' outside any section", name);
+	} else {
+		fail(c, "key '%s' in unknown section [%s]", name, section);
+	}
+	return c->err ? 0 : 1;
+}
+
+static void config_init(struct p11_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->timeout = P11_DEFAULT_TIMEOUT;
+	cfg->ev.kind = EV_KIND_SIM;
+	ev_sim_params_init(&cfg->ev.sim);
+}
+
+int p11_config_load(const char *path, struct p11_config *cfg)
+{
+	struct parse_ctx c = { .cfg = cfg };
+	int r, ret = -EINVAL;
+
+	config_init(cfg);
+	cfg->path = strdup(path);
+	if (!cfg->path) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	c.f = fopen(path, "re");
+	if (!c.f) {
+		ret = -errno;
+		ak_log(AK_LOG_ERR, "cannot read the configuration %s: %s", path, strerror(errno));
+		goto out;
+	}
+	r = ini_parse_stream(reader, &c, handler, &c);
+	if (c.err) {
+		ak_log(AK_LOG_ERR, "%s:%u: %s", path, c.err_line, c.msg);
+		goto out;
+	}
+	if (r < 0) {
+		ak_log(AK_LOG_ERR, "cannot parse the configuration %s", path);
+		goto out;
+	}
+	if (r > 0) {
+		/* a line inih could not parse (no '=', line too long...) */
+		ak_log(AK_LOG_ERR, "%s:%d: syntax error (expected 'key = value' or '[section]', at most 200 characters)",
+		       path, r);
+		goto out;
+	}
+	c.line = 0; /* the checks below concern the whole file */
+	if (!cfg->n_brokers) {
+		ak_log(AK_LOG_ERR, "%s: [module] brokers is missing (e.g. brokers = https://127.0.0.1:8443)",
+		       path);
+		goto out;
+	}
+	if (!cfg->ca) {
+		ak_log(AK_LOG_ERR, "%s: [module] ca is missing (the PEM file that signs the broker's TLS certificate)",
+		       path);
+		goto out;
+	}
+	if (access(cfg->ca, R_OK) != 0) {
+		ak_log(AK_LOG_ERR, "%s: [module] ca = %s: %s", path, cfg->ca, strerror(errno));
+		goto out;
+	}
+	if (cfg->ev.kind == EV_KIND_SIM && !cfg->ev.sim.dir) {
+		ak_log(AK_LOG_ERR, "%s: tee = sim needs [sim] dir (made by 'attestkey sim init DIR')",
+		       path);
+		goto out;
+	}
+	if (!cfg->n_tokens) {
+		ak_log(AK_LOG_ERR, "%s: no [token NAME] section: the module would offer no slot", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (c.f)
+		fclose(c.f);
+	if (ret < 0)
+		p11_config_clear(cfg);
+	return ret;
+}
+
+void p11_config_clear(struct p11_config *cfg)
+{
+	size_t i;
+
+	if (!cfg)
+		return;
+	for (i = 0; i < cfg->n_brokers; i++)
+		free(cfg->brokers[i]);
+	free(cfg->brokers);
+	for (i = 0; i < cfg->n_tokens; i++) {
+		free(cfg->tokens[i].name);
+		free(cfg->tokens[i].label);
+	}
+	free(cfg->tokens);
+	free(cfg->ca);
+	free(cfg->path);
+	ev_sim_params_clear(&cfg->ev.sim);
+	memset(cfg, 0, sizeof(*cfg));
+}

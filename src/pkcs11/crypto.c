@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Signing and decryption with the released keys, through OpenSSL EVP with a
+ * context per session: no lock is held while a key signs. Mechanisms follow
+ * PKCS#11 2.40 "Current Mechanisms" sections 2.1 (RSA) and 2.3 (ECDSA).
+ */
+#include "config.h"
+
+#include <string.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+
+#include "p11.h"
+
+/* Raw mechanisms collect their input for SignFinal; nothing legitimate is
+ * longer than a modulus, so this only bounds misuse. */
+#define RAW_INPUT_MAX 4096
+
+enum pad { PAD_NONE = 0, PAD_PKCS1, PAD_PSS, PAD_X509, PAD_OAEP };
+
+static const struct mech {
+	CK_MECHANISM_TYPE type;
+	CK_KEY_TYPE kt;
+	const char *md; /* hash-and-sign: the hash; NULL for raw mechanisms */
+	enum pad pad;
+	CK_FLAGS flags;
+} mechs[] = {
+	{ CKM_RSA_PKCS, CKK_RSA, NULL, PAD_PKCS1, CKF_SIGN | CKF_DECRYPT },
+	{ CKM_RSA_PKCS_PSS, CKK_RSA, NULL, PAD_PSS, CKF_SIGN },
+	{ CKM_RSA_X_509, CKK_RSA, NULL, PAD_X509, CKF_SIGN | CKF_DECRYPT },
+	{ CKM_RSA_PKCS_OAEP, CKK_RSA, NULL, PAD_OAEP, CKF_DECRYPT },
+	{ CKM_SHA256_RSA_PKCS, CKK_RSA, "SHA256", PAD_PKCS1, CKF_SIGN },
+	{ CKM_SHA384_RSA_PKCS, CKK_RSA, "SHA384", PAD_PKCS1, CKF_SIGN },
+	{ CKM_SHA512_RSA_PKCS, CKK_RSA, "SHA512", PAD_PKCS1, CKF_SIGN },
+	{ CKM_SHA256_RSA_PKCS_PSS, CKK_RSA, "SHA256", PAD_PSS, CKF_SIGN },
+	{ CKM_SHA384_RSA_PKCS_PSS, CKK_RSA, "SHA384", PAD_PSS, CKF_SIGN },
+	{ CKM_SHA512_RSA_PKCS_PSS, CKK_RSA, "SHA512", PAD_PSS, CKF_SIGN },
+	{ CKM_ECDSA, CKK_EC, NULL, PAD_NONE, CKF_SIGN },
+	{ CKM_ECDSA_SHA256, CKK_EC, "SHA256", PAD_NONE, CKF_SIGN },
+	{ CKM_ECDSA_SHA384, CKK_EC, "SHA384", PAD_NONE, CKF_SIGN },
+	{ CKM_ECDSA_SHA512, CKK_EC, "SHA512", PAD_NONE, CKF_SIGN },
+};
+
+static const struct mech *mech_find(CK_MECHANISM_TYPE type)
+{
+	size_t i;
+
+	for (i = 0; i < AK_ARRAY_SIZE(mechs); i++) {
+		if (mechs[i].type == type)
+			return &mechs[i];
+	}
+	return NULL;
+}
+
+CK_RV p11_mechanism_list(CK_MECHANISM_TYPE *list, CK_ULONG *count)
+{
+	CK_ULONG n = AK_ARRAY_SIZE(mechs), i;
+	CK_RV rv = CKR_OK;
+
+	if (list) {
+		if (*count < n)
+			rv = CKR_BUFFER_TOO_SMALL;
+		else
+			for (i = 0; i < n; i++)
+				list[i] = mechs[i].type;
+	}
+	*count = n;
+	return rv;
+}
+
+CK_RV p11_mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO *info)
+{
+	const struct mech *m = mech_find(type);
+
+	if (!m)
+		return CKR_MECHANISM_INVALID;
+	memset(info, 0, sizeof(*info));
+	if (m->kt == CKK_RSA) {
+		info->ulMinKeySize = 2048; /* what the broker may release */
+		info->ulMaxKeySize = 16384;
+	} else {
+		info->ulMinKeySize = 256;
+		info->ulMaxKeySize = 521;
+		info->flags = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+	}
+	info->flags |= m->flags;
+	return CKR_OK;
+}
+
+/* CKM_SHA* / CKG_MGF1_SHA* to OpenSSL names (PKCS#11 2.40 sections 2.1.7,
+ * 2.1.8). SHA-1 stays accepted for PSS/OAEP parameters only. */
+static const EVP_MD *md_from_ck(CK_MECHANISM_TYPE hash)
+{
+	switch (hash) {
+	case CKM_SHA_1: return EVP_sha1();
+	case CKM_SHA224: return EVP_sha224();
+	case CKM_SHA256: return EVP_sha256();
+	case CKM_SHA384: return EVP_sha384();
+	case CKM_SHA512: return EVP_sha512();
+	default: return NULL;
+	}
+}
+
+static const EVP_MD *md_from_mgf(CK_RSA_PKCS_MGF_TYPE mgf)
+{
+	switch (mgf) {
+	case CKG_MGF1_SHA1: return EVP_sha1();
+	case CKG_MGF1_SHA224: return EVP_sha224();
+	case CKG_MGF1_SHA256: return EVP_sha256();
+	case CKG_MGF1_SHA384: return EVP_sha384();
+	case CKG_MGF1_SHA512: return EVP_sha512();
+	default: return NULL;
+	}
+}
+
+void p11_op_reset(struct p11_op *op)
+{
+	EVP_MD_CTX_free(op->mdctx);
+	EVP_PKEY_free(op->pkey);
+	if (op->buf)
+		OPENSSL_clear_free(op->buf, op->buf_len);
+	free(op->label);
+	memset(op, 0, sizeof(*op));
+}
+
+static CK_RV check_key(const struct mech *m, const struct p11_object *key, CK_FLAGS want)
+{
+	if (!(m->flags & want))
+		return CKR_MECHANISM_INVALID;
+	if (!key || key->klass != CKO_PRIVATE_KEY || !key->pkey)
+		return CKR_KEY_HANDLE_INVALID;
+	if (key->key_type != m->kt)
+		return CKR_KEY_TYPE_INCONSISTENT;
+	if (want == CKF_DECRYPT && key->key_type != CKK_RSA)
+		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	return CKR_OK;
+}
+
+static CK_RV pss_params(struct p11_op *op, const struct mech *m, const CK_MECHANISM *mech)
+{
+	const CK_RSA_PKCS_PSS_PARAMS *pp = mech->pParameter;
+
+	if (!pp || mech->ulParameterLen != sizeof(*pp))
+		return CKR_MECHANISM_PARAM_INVALID;
+	op->md = md_from_ck(pp->hashAlg);
+	op->mgf1 = md_from_mgf(pp->mgf);
+	if (!op->md || !op->mgf1 || pp->sLen > 1024)
+		return CKR_MECHANISM_PARAM_INVALID;
+	/* section 2.1.10: hashAlg must match the mechanism's own hash */
+	if (m->md && !EVP_MD_is_a(op->md, m->md))
+		return CKR_MECHANISM_PARAM_INVALID;
+	op->saltlen = (int)pp->sLen;
+	return CKR_OK;
+}
+
+static int set_rsa_padding(EVP_PKEY_CTX *pctx, const struct p11_op *op, enum pad pad)
+{
+	switch (pad) {
+	case PAD_PKCS1:
+		return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) > 0;
+	case PAD_X509:
+		return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_NO_PADDING) > 0;
+	case PAD_PSS:
+		return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
+		       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, op->mgf1) > 0 &&
+		       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, op->saltlen) > 0;
+	case PAD_OAEP:
+		return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) > 0 &&
+		       EVP_PKEY_CTX_set_rsa_oaep_md(pctx, op->md) > 0 &&
+		       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, op->mgf1) > 0;
+	default:
+		return 1;
+	}
+}
+
+CK_RV p11_sign_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p11_object *key)
+{
+	const struct mech *m = mech_find(mech->mechanism);
+	EVP_PKEY_CTX *pctx = NULL;
+	CK_RV rv;
+
+	if (!m)
+		return CKR_MECHANISM_INVALID;
+	rv = check_key(m, key, CKF_SIGN);
+	if (rv != CKR_OK)
+		return rv;
+	memset(op, 0, sizeof(*op));
+	op->kind = P11_OP_SIGN;
+	op->mech = m->type;
+	if (m->pad == PAD_PSS) {
+		rv = pss_params(op, m, mech);
+		if (rv != CKR_OK)
+			goto out;
+	} else if (mech->pParameter && mech->ulParameterLen) {
+		rv = CKR_MECHANISM_PARAM_INVALID;
+		goto out;
+	}
+	if (!EVP_PKEY_up_ref(key->pkey)) {
+		rv = CKR_HOST_MEMORY;
+		goto out;
+	}
+	op->pkey = key->pkey;
+	if (m->md) {
+		op->mdctx = EVP_MD_CTX_new();
+		if (!op->mdctx ||
+		    !EVP_DigestSignInit_ex(op->mdctx, &pctx, m->md, NULL, NULL, op->pkey, NULL) ||
+		    (m->kt == CKK_RSA && !set_rsa_padding(pctx, op, m->pad))) {
+			ak_log_openssl(AK_LOG_ERR, "cannot start a signature");
+			rv = CKR_FUNCTION_FAILED;
+			goto out;
+		}
+	}
+	rv = CKR_OK;
+out:
+	if (rv != CKR_OK)
+		p11_op_reset(op);
+	return rv;
+}
+
+CK_ULONG p11_sign_length(const struct p11_op *op)
+{
+	if (EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_EC)
+		return 2 * (CK_ULONG)((EVP_PKEY_get_bits(op->pkey) + 7) / 8); /* r || s */
+	return (CK_ULONG)EVP_PKEY_get_size(op->pkey);
+}
+
+CK_RV p11_sign_update(struct p11_op *op, const uint8_t *data, size_t len)
+{
+	uint8_t *nb;
+
+	op->multipart = true;
+	if (op->mdctx)
+		return EVP_DigestSignUpdate(op->mdctx, data, len) ? CKR_OK : CKR_FUNCTION_FAILED;
+	if (len > RAW_INPUT_MAX - op->buf_len)
+		return CKR_DATA_LEN_RANGE;
+	nb = OPENSSL_malloc(op->buf_len + len + 1);
+	if (!nb)
+		return CKR_HOST_MEMORY;
+	if (op->buf_len)
+		memcpy(nb, op->buf, op->buf_len);
+	if (len)
+		memcpy(nb + op->buf_len, data, len);
+	if (op->buf)
+		OPENSSL_clear_free(op->buf, op->buf_len);
+	op->buf = nb;
+	op->buf_len += len;
+	return CKR_OK;
+}
+
+/* PKCS#11 2.40 section 2.3.1: an ECDSA signature is r || s, each as long
+ * as the group order; OpenSSL produces DER (RFC 3279 Ecdsa-Sig-Value). */
+static CK_RV ecdsa_der_to_raw(const uint8_t *der, size_t der_len, uint8_t *out, size_t out_len)
+{
+	const uint8_t *p = der;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+	const BIGNUM *r, *s;
+	CK_RV rv = CKR_FUNCTION_FAILED;
+
+	if (!sig)
+		return rv;
+	ECDSA_SIG_get0(sig, &r, &s);
+	if (BN_bn2binpad(r, out, (int)(out_len / 2)) > 0 &&
+	    BN_bn2binpad(s, out + out_len / 2, (int)(out_len / 2)) > 0)
+		rv = CKR_OK;
+	ECDSA_SIG_free(sig);
+	return rv;
+}
+
+static CK_RV raw_sign(struct p11_op *op, uint8_t *out, size_t *out_len)
+{
+	const struct mech *m = mech_find(op->mech);
+	EVP_PKEY_CTX *pctx = NULL;
+	uint8_t *in = op->buf, *padded = NULL;
+	size_t in_len = op->buf_len, k = (size_t)EVP_PKEY_get_size(op->pkey);
+	CK_RV rv = CKR_FUNCTION_FAILED;
+
+	switch (m->pad) {
+	case PAD_PKCS1:
+		/* section 2.1.6: at most k - 11 bytes (the DigestInfo) */
+		if (in_len > k - 11) {
+			rv = CKR_DATA_LEN_RANGE;
+			goto out;
+		}
+		break;
+	case PAD_X509:
+		/* section 2.1.11: shorter input is taken as zero-padded on the left */
+		if (in_len > k) {
+			rv = CKR_DATA_LEN_RANGE;
+			goto out;
+		}
+		padded = OPENSSL_zalloc(k);
+		if (!padded) {
+			rv = CKR_HOST_MEMORY;
+			goto out;
+		}
+		if (in_len)
+			memcpy(padded + k - in_len, in, in_len);
+		in = padded;
+		in_len = k;
+		break;
+	case PAD_PSS:
+		/* section 2.1.14: the input is the hash itself */
+		if (in_len != (size_t)EVP_MD_get_size(op->md)) {
+			rv = CKR_DATA_LEN_RANGE;
+			goto out;
+		}
+		break;
+	default:
+		if (in_len == 0) {
+			rv = CKR_DATA_LEN_RANGE;
+			goto out;
+		}
+		break;
+	}
+	pctx = EVP_PKEY_CTX_new_from_pkey(NULL, op->pkey, NULL);
+	if (!pctx || EVP_PKEY_sign_init(pctx) <= 0 ||
+	    (m->kt == CKK_RSA && !set_rsa_padding(pctx, op, m->pad)) ||
+	    (m->pad == PAD_PSS && EVP_PKEY_CTX_set_signature_md(pctx, op->md) <= 0)) {
+		ak_log_openssl(AK_LOG_ERR, "cannot start a signature");
+		goto out;
+	}
+	if (EVP_PKEY_sign(pctx, out, out_len, in ? in : (const uint8_t *)"", in_len) <= 0) {
+		/* e.g. CKM_RSA_X_509 input not below the modulus */
+		ak_debug("raw signature failed");
+		ERR_clear_error();
+		rv = m->pad == PAD_X509 ? CKR_DATA_INVALID : CKR_FUNCTION_FAILED;
+		goto out;
+	}
+	rv = CKR_OK;
+out:
+	if (padded)
+		OPENSSL_clear_free(padded, k);
+	EVP_PKEY_CTX_free(pctx);
+	return rv;
+}
+
+CK_RV p11_sign_final(struct p11_op *op, uint8_t *sig, CK_ULONG *sig_len, bool *done)
+{
+	CK_ULONG need = p11_sign_length(op);
+	uint8_t *tmp = NULL;
+	size_t cap = 0, len;
+	bool ec = EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_EC;
+	CK_RV rv;
+
+	*done = false;
+	if (!sig) {
+		*sig_len = need;
+		return CKR_OK;
+	}
+	if (*sig_len < need) {
+		*sig_len = need;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	*done = true;
+	/* ECDSA comes out as DER first: room for the largest encoding */
+	cap = ec ? (size_t)EVP_PKEY_get_size(op->pkey) : need;
+	tmp = OPENSSL_malloc(cap);
+	if (!tmp)
+		return CKR_HOST_MEMORY;
+	len = cap;
+	if (op->mdctx)
+		rv = EVP_DigestSignFinal(op->mdctx, tmp, &len) > 0 ? CKR_OK : CKR_FUNCTION_FAILED;
+	else
+		rv = raw_sign(op, tmp, &len);
+	if (rv == CKR_FUNCTION_FAILED)
+		ak_log_openssl(AK_LOG_ERR, "signing failed");
+	if (rv != CKR_OK)
+		goto out;
+	if (ec) {
+		rv = ecdsa_der_to_raw(tmp, len, sig, need);
+	} else {
+		memcpy(sig, tmp, len);
+		need = len;
+	}
+	*sig_len = need;
+out:
+	OPENSSL_clear_free(tmp, cap);
+	return rv;
+}
+
+CK_RV p11_decrypt_init(struct p11_op *op, const CK_MECHANISM *mech,
+		       const struct p11_object *key)
+{
+	const struct mech *m = mech_find(mech->mechanism);
+	CK_RV rv;
+
+	if (!m)
+		return CKR_MECHANISM_INVALID;
+	rv = check_key(m, key, CKF_DECRYPT);
+	if (rv != CKR_OK)
+		return rv;
+	memset(op, 0, sizeof(*op));
+	op->kind = P11_OP_DECRYPT;
+	op->mech = m->type;
+	if (m->pad == PAD_OAEP) {
+		const CK_RSA_PKCS_OAEP_PARAMS *pp = mech->pParameter;
+
+		/* section 2.1.8 */
+		if (!pp || mech->ulParameterLen != sizeof(*pp)) {
+			rv = CKR_MECHANISM_PARAM_INVALID;
+			goto out;
+		}
+		op->md = md_from_ck(pp->hashAlg);
+		op->mgf1 = md_from_mgf(pp->mgf);
+		if (!op->md || !op->mgf1 ||
+		    (pp->source != 0 && pp->source != CKZ_DATA_SPECIFIED) ||
+		    (pp->ulSourceDataLen && !pp->pSourceData)) {
+			rv = CKR_MECHANISM_PARAM_INVALID;
+			goto out;
+		}
+		if (pp->ulSourceDataLen) {
+			op->label = malloc(pp->ulSourceDataLen);
+			if (!op->label) {
+				rv = CKR_HOST_MEMORY;
+				goto out;
+			}
+			memcpy(op->label, pp->pSourceData, pp->ulSourceDataLen);
+			op->label_len = pp->ulSourceDataLen;
+		}
+	} else if (mech->pParameter && mech->ulParameterLen) {
+		rv = CKR_MECHANISM_PARAM_INVALID;
+		goto out;
+	}
+	if (!EVP_PKEY_up_ref(key->pkey)) {
+		rv = CKR_HOST_MEMORY;
+		goto out;
+	}
+	op->pkey = key->pkey;
+	rv = CKR_OK;
+out:
+	if (rv != CKR_OK)
+		p11_op_reset(op);
+	return rv;
+}
+
+CK_RV p11_decrypt(struct p11_op *op, const uint8_t *in, size_t in_len, uint8_t *out,
+		  CK_ULONG *out_len, bool *done)
+{
+	const struct mech *m = mech_find(op->mech);
+	size_t k = (size_t)EVP_PKEY_get_size(op->pkey), len = k;
+	EVP_PKEY_CTX *pctx = NULL;
+	uint8_t *pt = NULL;
+	CK_RV rv = CKR_FUNCTION_FAILED;
+
+	*done = true;
+	if (in_len != k) {
+		rv = CKR_ENCRYPTED_DATA_LEN_RANGE;
+		goto out;
+	}
+	/* The plaintext (a TLS secret, say) stays in the secure heap until it is
+	 * copied to the caller. The length is exact, so a size query decrypts
+	 * and discards. */
+	pt = OPENSSL_secure_malloc(k);
+	pctx = EVP_PKEY_CTX_new_from_pkey(NULL, op->pkey, NULL);
+	if (!pt || !pctx || EVP_PKEY_decrypt_init(pctx) <= 0 || !set_rsa_padding(pctx, op, m->pad)) {
+		ak_log_openssl(AK_LOG_ERR, "cannot start a decryption");
+		goto out;
+	}
+	if (op->label_len) {
+		uint8_t *l = OPENSSL_memdup(op->label, op->label_len);
+
+		/* set0: the context takes ownership */
+		if (!l || EVP_PKEY_CTX_set0_rsa_oaep_label(pctx, l, (int)op->label_len) <= 0) {
+			OPENSSL_free(l);
+			goto out;
+		}
+	}
+	if (EVP_PKEY_decrypt(pctx, pt, &len, in, in_len) <= 0) {
+		ERR_clear_error();
+		rv = CKR_ENCRYPTED_DATA_INVALID;
+		goto out;
+	}
+	if (!out) {
+		*done = false;
+		*out_len = len;
+		rv = CKR_OK;
+		goto out;
+	}
+	if (*out_len < len) {
+		*done = false;
+		*out_len = len;
+		rv = CKR_BUFFER_TOO_SMALL;
+		goto out;
+	}
+	memcpy(out, pt, len);
+	*out_len = len;
+	rv = CKR_OK;
+out:
+	if (pt)
+		OPENSSL_secure_clear_free(pt, k);
+	EVP_PKEY_CTX_free(pctx);
+	return rv;
+}

@@ -1,0 +1,1313 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * attestkey-pkcs11.so: slots, sessions, login state and the PKCS#11 entry
+ * points. Entry points are static and gathered into the function tables at
+ * the bottom (STYLE.md item 2); only C_GetFunctionList, C_GetInterfaceList
+ * and C_GetInterface leave the module (attestkey.map).
+ *
+ * Locking (STYLE.md item 9): g.lock guards initialisation and the session
+ * table, held only for short sections; each session has a mutex for its
+ * operation state; each token keeps its key set behind a rwlock, so signers
+ * only take a read lock long enough to take a reference to their EVP_PKEY.
+ * Order: g.lock -> session lock -> token rwlock. A token's login_lock
+ * serialises its attested logins (which talk to the network) and is never
+ * taken with another lock held.
+ *
+ * Fork (nginx, DESIGN.md "Invariants"): nginx's master logs in through
+ * libp11 and forks workers; libp11 notices the fork (p11_atfork.c,
+ * check_fork()) and calls C_Initialize again in the child, re-opens its
+ * sessions and calls C_Login with the cached PIN (pkcs11_reload_slot()).
+ * We record the pid at C_Initialize; a C_Initialize from another pid is such
+ * a child: it gets an empty session table and a logged-out token but keeps
+ * the key sets inherited from the parent, and its C_Login logs in from them
+ * without a broker, a file or the network (unless reattest_after_fork).
+ * C_Finalize always wipes the keys of the calling process, child or not;
+ * see attestkey-pkcs11(8) "FORK".
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "attestkey/secmem.h"
+#include "p11.h"
+
+#define SESSION_HANDLE_BASE 0x5E550000UL
+#define LIB_VERSION_MAJOR 0
+#define LIB_VERSION_MINOR 1
+
+struct token {
+	const struct p11_token_config *conf; /* points into g.cfg */
+	pthread_rwlock_t lock;               /* keys, logged_in */
+	pthread_mutex_t login_lock;          /* one attested login at a time */
+	struct p11_keyset *keys;             /* NULL: none held */
+	bool logged_in;
+};
+
+struct session {
+	CK_SESSION_HANDLE handle;
+	CK_SLOT_ID slot;
+	CK_FLAGS flags;
+	pthread_mutex_t lock; /* op and find state */
+	unsigned refs;        /* under g.lock */
+	bool closed;
+	struct p11_op op;
+	bool finding;
+	CK_OBJECT_HANDLE *found;
+	size_t n_found, pos;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	bool initialized;
+	pid_t pid; /* process that ran C_Initialize last */
+	struct p11_config cfg;
+	struct token *tokens;
+	size_t n_tokens;
+	struct session **sessions;
+	size_t n_sessions;
+	CK_SESSION_HANDLE next_session;
+} g = { .lock = PTHREAD_MUTEX_INITIALIZER, .next_session = SESSION_HANDLE_BASE };
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* ---- fork safety of our own locks ------------------------------------ */
+
+/* Hold every lock across fork() so the child inherits them in a known
+ * state (only the forking thread survives in the child). glibc drops these
+ * handlers when the module is dlclose()d. */
+static void atfork_prepare(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&g.lock);
+	for (i = 0; i < g.n_tokens; i++)
+		pthread_rwlock_wrlock(&g.tokens[i].lock);
+}
+
+static void atfork_parent(void)
+{
+	size_t i;
+
+	for (i = 0; i < g.n_tokens; i++)
+		pthread_rwlock_unlock(&g.tokens[i].lock);
+	pthread_mutex_unlock(&g.lock);
+}
+
+/* In the child the forking thread has a new thread id, so glibc would not
+ * recognise it as the rwlock's writer: re-create the locks instead of
+ * unlocking them. A login running in another thread does not exist here. */
+static void atfork_child(void)
+{
+	size_t i;
+
+	for (i = 0; i < g.n_tokens; i++) {
+		pthread_rwlock_init(&g.tokens[i].lock, NULL);
+		pthread_mutex_init(&g.tokens[i].login_lock, NULL);
+	}
+	pthread_mutex_init(&g.lock, NULL);
+}
+
+static void atfork_register(void)
+{
+	if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0)
+		ak_log(AK_LOG_WARNING, "cannot register fork handlers");
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void pad_copy(CK_UTF8CHAR *dst, size_t len, const char *src)
+{
+	size_t n = src ? strlen(src) : 0;
+
+	memset(dst, ' ', len);
+	memcpy(dst, src, n < len ? n : len);
+}
+
+static void session_free(struct session *s)
+{
+	p11_op_reset(&s->op);
+	free(s->found);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* Find a session, take a reference and its lock. */
+static CK_RV session_get(CK_SESSION_HANDLE h, struct session **out)
+{
+	struct session *s = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized) {
+		pthread_mutex_unlock(&g.lock);
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	}
+	for (i = 0; i < g.n_sessions; i++) {
+		if (g.sessions[i]->handle == h) {
+			s = g.sessions[i];
+			s->refs++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g.lock);
+	if (!s)
+		return CKR_SESSION_HANDLE_INVALID;
+	pthread_mutex_lock(&s->lock);
+	*out = s;
+	return CKR_OK;
+}
+
+static void session_put(struct session *s)
+{
+	bool last;
+
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&g.lock);
+	last = --s->refs == 0 && s->closed;
+	pthread_mutex_unlock(&g.lock);
+	if (last)
+		session_free(s);
+}
+
+/* The slot of a session, without keeping it. */
+static CK_RV session_slot(CK_SESSION_HANDLE h, CK_SLOT_ID *slot)
+{
+	struct session *s;
+	CK_RV rv = session_get(h, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	*slot = s->slot;
+	session_put(s);
+	return CKR_OK;
+}
+
+static void find_clear(struct session *s)
+{
+	free(s->found);
+	s->found = NULL;
+	s->n_found = s->pos = 0;
+	s->finding = false;
+}
+
+/* Drop a token's keys: end every operation of its sessions (each holds a
+ * key reference), then free the key set. Caller holds g.lock and no
+ * session lock. */
+static void token_wipe_inlock(size_t slot)
+{
+	struct token *t = &g.tokens[slot];
+	struct p11_keyset *ks;
+	size_t i;
+
+	for (i = 0; i < g.n_sessions; i++) {
+		struct session *s = g.sessions[i];
+
+		if (s->slot != slot)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		p11_op_reset(&s->op);
+		find_clear(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_rwlock_wrlock(&t->lock);
+	ks = t->keys;
+	t->keys = NULL;
+	t->logged_in = false;
+	pthread_rwlock_unlock(&t->lock);
+	p11_keyset_free(ks);
+}
+
+static bool token_logged_in(size_t slot)
+{
+	struct token *t = &g.tokens[slot];
+	bool in;
+
+	pthread_rwlock_rdlock(&t->lock);
+	in = t->logged_in;
+	pthread_rwlock_unlock(&t->lock);
+	return in;
+}
+
+static void tokens_free_inlock(void)
+{
+	size_t i;
+
+	for (i = 0; i < g.n_tokens; i++) {
+		p11_keyset_free(g.tokens[i].keys);
+		pthread_rwlock_destroy(&g.tokens[i].lock);
+		pthread_mutex_destroy(&g.tokens[i].login_lock);
+	}
+	free(g.tokens);
+	g.tokens = NULL;
+	g.n_tokens = 0;
+}
+
+static void sessions_free_inlock(void)
+{
+	size_t i;
+
+	for (i = 0; i < g.n_sessions; i++) {
+		struct session *s = g.sessions[i];
+
+		s->closed = true;
+		if (s->refs == 0)
+			session_free(s);
+	}
+	free(g.sessions);
+	g.sessions = NULL;
+	g.n_sessions = 0;
+}
+
+/* ---- general purpose (PKCS#11 2.40 section 5.4) ----------------------- */
+
+static CK_RV init_args_check(const CK_C_INITIALIZE_ARGS *a)
+{
+	int n;
+
+	if (!a)
+		return CKR_OK;
+	n = !!a->CreateMutex + !!a->DestroyMutex + !!a->LockMutex + !!a->UnlockMutex;
+	if (n != 0 && n != 4)
+		return CKR_ARGUMENTS_BAD;
+	/* We always use our own pthread locks; an application that insists on
+	 * its own primitives (callbacks without CKF_OS_LOCKING_OK) is refused,
+	 * as the specification allows. */
+	if (n == 4 && !(a->flags & CKF_OS_LOCKING_OK))
+		return CKR_CANT_LOCK;
+	return CKR_OK;
+}
+
+/*
+ * mlock(2): "Memory locks are not inherited by a child created via fork()".
+ * MADV_DONTDUMP is, but the inherited secure heap could now be swapped out.
+ * OpenSSL does not say where its arena is, so find the mapping that holds a
+ * secure allocation and lock that mapping again.
+ */
+static void relock_secure_heap(void)
+{
+	void *probe;
+	char line[512];
+	FILE *fp = NULL;
+	bool done = false;
+
+	if (!CRYPTO_secure_malloc_initialized())
+		return;
+	probe = OPENSSL_secure_malloc(16);
+	if (!probe || !CRYPTO_secure_allocated(probe))
+		goto out;
+	fp = fopen("/proc/self/maps", "re");
+	while (fp && !done && fgets(line, sizeof(line), fp)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2 || (uintptr_t)probe < lo ||
+		    (uintptr_t)probe >= hi)
+			continue;
+		done = true;
+		if (mlock((void *)lo, hi - lo) != 0)
+			ak_log(AK_LOG_WARNING,
+			       "cannot lock the inherited secure heap in memory after fork: %s (raise RLIMIT_MEMLOCK)",
+			       strerror(errno));
+	}
+out:
+	if (fp)
+		fclose(fp);
+	OPENSSL_secure_free(probe);
+}
+
+/* A child process re-initialising after fork(): fresh sessions, logged out,
+ * inherited keys kept (or dropped when reattest_after_fork is set). */
+static void fork_reinit_inlock(void)
+{
+	size_t i;
+
+	for (i = 0; i < g.n_sessions; i++)
+		session_free(g.sessions[i]); /* their threads did not survive */
+	free(g.sessions);
+	g.sessions = NULL;
+	g.n_sessions = 0;
+	for (i = 0; i < g.n_tokens; i++) {
+		struct token *t = &g.tokens[i];
+
+		t->logged_in = false;
+		if (g.cfg.reattest_after_fork) {
+			p11_keyset_free(t->keys);
+			t->keys = NULL;
+		}
+	}
+	if (!g.cfg.reattest_after_fork)
+		relock_secure_heap();
+	ak_debug("re-initialised after fork (pid %ld, parent's keys %s)", (long)getpid(),
+		 g.cfg.reattest_after_fork ? "dropped" : "kept");
+	g.pid = getpid();
+}
+
+static CK_RV p11_C_Initialize(CK_VOID_PTR pInitArgs)
+{
+	bool explicit_path = false;
+	const char *path;
+	size_t i;
+	int r;
+	CK_RV rv = init_args_check(pInitArgs);
+
+	if (rv != CKR_OK)
+		return rv;
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&g.lock);
+	if (g.initialized) {
+		if (g.pid == getpid()) {
+			rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
+		} else {
+			fork_reinit_inlock();
+			rv = CKR_OK;
+		}
+		goto out;
+	}
+	memset(&g.cfg, 0, sizeof(g.cfg));
+	path = p11_config_path(&explicit_path);
+	r = p11_config_load(path, &g.cfg);
+	if (r == -ENOENT && !explicit_path) {
+		/* Installed but not configured: a module that offers no slot,
+		 * rather than one that breaks every program p11-kit loads it in. */
+		ak_debug("%s does not exist: no tokens", path);
+		memset(&g.cfg, 0, sizeof(g.cfg));
+	} else if (r < 0) {
+		rv = CKR_GENERAL_ERROR; /* the line naming file/line/key is logged */
+		goto out;
+	}
+	if (g.cfg.n_tokens) {
+		g.tokens = calloc(g.cfg.n_tokens, sizeof(*g.tokens));
+		if (!g.tokens) {
+			p11_config_clear(&g.cfg);
+			rv = CKR_HOST_MEMORY;
+			goto out;
+		}
+	}
+	g.n_tokens = g.cfg.n_tokens;
+	for (i = 0; i < g.n_tokens; i++) {
+		g.tokens[i].conf = &g.cfg.tokens[i];
+		pthread_rwlock_init(&g.tokens[i].lock, NULL);
+		pthread_mutex_init(&g.tokens[i].login_lock, NULL);
+	}
+	/* Set up the secure heap before any fork, so children share its
+	 * layout; a failure is reported again, and fatally, at C_Login. */
+	if (g.n_tokens && ak_secure_init() < 0)
+		ak_debug("no secure heap yet");
+	g.pid = getpid();
+	g.initialized = true;
+	rv = CKR_OK;
+out:
+	pthread_mutex_unlock(&g.lock);
+	return rv;
+}
+
+static CK_RV p11_C_Finalize(CK_VOID_PTR pReserved)
+{
+	if (pReserved)
+		return CKR_ARGUMENTS_BAD;
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized) {
+		pthread_mutex_unlock(&g.lock);
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	}
+	sessions_free_inlock();
+	tokens_free_inlock(); /* wipes every key of this process */
+	p11_config_clear(&g.cfg);
+	g.initialized = false;
+	pthread_mutex_unlock(&g.lock);
+	return CKR_OK;
+}
+
+static CK_RV get_info(CK_INFO_PTR pInfo, CK_BYTE major, CK_BYTE minor)
+{
+	bool init;
+
+	pthread_mutex_lock(&g.lock);
+	init = g.initialized;
+	pthread_mutex_unlock(&g.lock);
+	if (!init)
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	if (!pInfo)
+		return CKR_ARGUMENTS_BAD;
+	memset(pInfo, 0, sizeof(*pInfo));
+	pInfo->cryptokiVersion.major = major;
+	pInfo->cryptokiVersion.minor = minor;
+	pad_copy(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "attestkey");
+	pad_copy(pInfo->libraryDescription, sizeof(pInfo->libraryDescription),
+		 "attestkey attested key release");
+	pInfo->libraryVersion.major = LIB_VERSION_MAJOR;
+	pInfo->libraryVersion.minor = LIB_VERSION_MINOR;
+	return CKR_OK;
+}
+
+static CK_RV p11_C_GetInfo(CK_INFO_PTR pInfo)
+{
+	return get_info(pInfo, 2, 40);
+}
+
+static CK_RV p11_C_GetInfo_3_0(CK_INFO_PTR pInfo)
+{
+	return get_info(pInfo, 3, 0);
+}
+
+/* ---- slots and tokens (section 5.5) ----------------------------------- */
+
+static CK_RV slot_check(CK_SLOT_ID slot)
+{
+	CK_RV rv = CKR_OK;
+
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized)
+		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+	else if (slot >= g.n_tokens)
+		rv = CKR_SLOT_ID_INVALID;
+	pthread_mutex_unlock(&g.lock);
+	return rv;
+}
+
+static CK_RV p11_C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
+			       CK_ULONG_PTR pulCount)
+{
+	CK_RV rv = CKR_OK;
+	size_t i;
+
+	(void)tokenPresent; /* every slot always holds its token */
+	if (!pulCount)
+		return CKR_ARGUMENTS_BAD;
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized) {
+		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+		goto out;
+	}
+	if (pSlotList) {
+		if (*pulCount < g.n_tokens) {
+			rv = CKR_BUFFER_TOO_SMALL;
+		} else {
+			for (i = 0; i < g.n_tokens; i++)
+				pSlotList[i] = i;
+		}
+	}
+	*pulCount = g.n_tokens;
+out:
+	pthread_mutex_unlock(&g.lock);
+	return rv;
+}
+
+static CK_RV p11_C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
+{
+	char desc[80];
+	CK_RV rv = slot_check(slotID);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (!pInfo)
+		return CKR_ARGUMENTS_BAD;
+	memset(pInfo, 0, sizeof(*pInfo));
+	snprintf(desc, sizeof(desc), "attestkey token %s", g.tokens[slotID].conf->name);
+	pad_copy(pInfo->slotDescription, sizeof(pInfo->slotDescription), desc);
+	pad_copy(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "attestkey");
+	pInfo->flags = CKF_TOKEN_PRESENT;
+	pInfo->hardwareVersion.major = LIB_VERSION_MAJOR;
+	pInfo->hardwareVersion.minor = LIB_VERSION_MINOR;
+	pInfo->firmwareVersion = pInfo->hardwareVersion;
+	return CKR_OK;
+}
+
+static CK_RV p11_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
+{
+	char serial[17];
+	unsigned long long hash = 1469598103934665603ULL; /* FNV-1a of the name */
+	const char *p;
+	CK_ULONG count = 0;
+	size_t i;
+	CK_RV rv = slot_check(slotID);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (!pInfo)
+		return CKR_ARGUMENTS_BAD;
+	memset(pInfo, 0, sizeof(*pInfo));
+	pad_copy(pInfo->label, sizeof(pInfo->label), g.tokens[slotID].conf->label);
+	pad_copy(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "attestkey");
+	pad_copy(pInfo->model, sizeof(pInfo->model), "attested (SNP)");
+	for (p = g.tokens[slotID].conf->name; *p; p++)
+		hash = (hash ^ (unsigned char)*p) * 1099511628211ULL;
+	snprintf(serial, sizeof(serial), "%016llx", hash);
+	pad_copy(pInfo->serialNumber, sizeof(pInfo->serialNumber), serial);
+	pInfo->flags = CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_WRITE_PROTECTED |
+		       CKF_TOKEN_INITIALIZED;
+	pthread_mutex_lock(&g.lock);
+	for (i = 0; i < g.n_sessions; i++)
+		count += g.sessions[i]->slot == slotID;
+	pthread_mutex_unlock(&g.lock);
+	pInfo->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
+	pInfo->ulSessionCount = count;
+	pInfo->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
+	pInfo->ulRwSessionCount = CK_UNAVAILABLE_INFORMATION;
+	/* the PIN is checked by the broker (docs/pin.md); any length passes here */
+	pInfo->ulMaxPinLen = 256;
+	pInfo->ulMinPinLen = 0;
+	pInfo->ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION;
+	pInfo->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
+	pInfo->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;
+	pInfo->ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
+	pInfo->hardwareVersion.major = LIB_VERSION_MAJOR;
+	pInfo->hardwareVersion.minor = LIB_VERSION_MINOR;
+	pInfo->firmwareVersion = pInfo->hardwareVersion;
+	memset(pInfo->utcTime, ' ', sizeof(pInfo->utcTime)); /* no clock */
+	return CKR_OK;
+}
+
+static CK_RV p11_C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
+				    CK_ULONG_PTR pulCount)
+{
+	CK_RV rv = slot_check(slotID);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (!pulCount)
+		return CKR_ARGUMENTS_BAD;
+	return p11_mechanism_list(pMechanismList, pulCount);
+}
+
+static CK_RV p11_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
+				    CK_MECHANISM_INFO_PTR pInfo)
+{
+	CK_RV rv = slot_check(slotID);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (!pInfo)
+		return CKR_ARGUMENTS_BAD;
+	return p11_mechanism_info(type, pInfo);
+}
+
+/* ---- sessions (section 5.6) ------------------------------------------- */
+
+static CK_RV p11_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
+			       CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession)
+{
+	struct session *s = NULL, **ns;
+	CK_RV rv = CKR_OK;
+
+	(void)pApplication;
+	(void)Notify; /* no callbacks: nothing here ever surrenders */
+	if (!phSession)
+		return CKR_ARGUMENTS_BAD;
+	if (!(flags & CKF_SERIAL_SESSION))
+		return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized) {
+		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+		goto out;
+	}
+	if (slotID >= g.n_tokens) {
+		rv = CKR_SLOT_ID_INVALID;
+		goto out;
+	}
+	s = calloc(1, sizeof(*s));
+	ns = s ? realloc(g.sessions, (g.n_sessions + 1) * sizeof(*ns)) : NULL;
+	if (!ns) {
+		free(s);
+		rv = CKR_HOST_MEMORY;
+		goto out;
+	}
+	g.sessions = ns;
+	/* R/W sessions are accepted (some tools ask for one by habit); every
+	 * write fails anyway: the token is write-protected. */
+	s->flags = flags & (CKF_SERIAL_SESSION | CKF_RW_SESSION);
+	s->slot = slotID;
+	s->handle = g.next_session++;
+	if (g.next_session < SESSION_HANDLE_BASE)
+		g.next_session = SESSION_HANDLE_BASE;
+	pthread_mutex_init(&s->lock, NULL);
+	g.sessions[g.n_sessions++] = s;
+	*phSession = s->handle;
+out:
+	pthread_mutex_unlock(&g.lock);
+	return rv;
+}
+
+/* Remove sessions (one handle, or every session of a slot); when the last
+ * session of a slot goes, the token returns to the public state and its keys
+ * are wiped (section 5.6, C_CloseSession). */
+static CK_RV close_sessions(bool all, CK_SESSION_HANDLE h, CK_SLOT_ID slot)
+{
+	CK_RV rv = all ? CKR_OK : CKR_SESSION_HANDLE_INVALID;
+	size_t i = 0, left = 0;
+
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized) {
+		pthread_mutex_unlock(&g.lock);
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	}
+	if (all && slot >= g.n_tokens) {
+		pthread_mutex_unlock(&g.lock);
+		return CKR_SLOT_ID_INVALID;
+	}
+	while (i < g.n_sessions) {
+		struct session *s = g.sessions[i];
+
+		if ((all && s->slot == slot) || (!all && s->handle == h)) {
+			slot = s->slot;
+			rv = CKR_OK;
+			g.sessions[i] = g.sessions[--g.n_sessions];
+			s->closed = true;
+			if (s->refs == 0)
+				session_free(s);
+			continue;
+		}
+		i++;
+	}
+	if (rv == CKR_OK) {
+		for (i = 0; i < g.n_sessions; i++)
+			left += g.sessions[i]->slot == slot;
+		/* keys inherited across fork but not logged in yet stay: the
+		 * child's C_Login still needs them */
+		if (!left && token_logged_in(slot))
+			token_wipe_inlock(slot);
+	}
+	pthread_mutex_unlock(&g.lock);
+	return rv;
+}
+
+static CK_RV p11_C_CloseSession(CK_SESSION_HANDLE hSession)
+{
+	return close_sessions(false, hSession, 0);
+}
+
+static CK_RV p11_C_CloseAllSessions(CK_SLOT_ID slotID)
+{
+	return close_sessions(true, 0, slotID);
+}
+
+static CK_RV p11_C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
+{
+	struct session *s;
+	struct token *t;
+	bool user, rw;
+	CK_RV rv;
+
+	if (!pInfo)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	t = &g.tokens[s->slot];
+	pthread_rwlock_rdlock(&t->lock);
+	user = t->logged_in;
+	pthread_rwlock_unlock(&t->lock);
+	rw = s->flags & CKF_RW_SESSION;
+	memset(pInfo, 0, sizeof(*pInfo));
+	pInfo->slotID = s->slot;
+	pInfo->flags = s->flags;
+	pInfo->state = user ? (rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS)
+			    : (rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION);
+	session_put(s);
+	return CKR_OK;
+}
+
+/*
+ * C_Login: keys already held (inherited across fork, or left by the test
+ * hook) log the token in at once; otherwise the attested release runs.
+ */
+static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
+			 CK_ULONG ulPinLen)
+{
+	struct p11_keyset *ks = NULL;
+	struct token *t;
+	CK_SLOT_ID slot;
+	bool in, have;
+	CK_RV rv;
+
+	rv = session_slot(hSession, &slot);
+	if (rv != CKR_OK)
+		return rv;
+	/* one user; no SO, no CKA_ALWAYS_AUTHENTICATE keys */
+	if (userType != CKU_USER)
+		return CKR_USER_TYPE_INVALID;
+	if (!pPin && ulPinLen)
+		return CKR_ARGUMENTS_BAD;
+	t = &g.tokens[slot];
+	pthread_mutex_lock(&t->login_lock);
+	pthread_rwlock_rdlock(&t->lock);
+	in = t->logged_in;
+	have = t->keys != NULL;
+	pthread_rwlock_unlock(&t->lock);
+	if (in) {
+		rv = CKR_USER_ALREADY_LOGGED_IN;
+		goto out;
+	}
+	if (!have) {
+		rv = p11_release(&g.cfg, t->conf->name, pPin, ulPinLen, &ks);
+		if (rv != CKR_OK)
+			goto out;
+	} else {
+		ak_debug("token '%s': logged in from the keys this process holds",
+			 t->conf->name);
+	}
+	pthread_rwlock_wrlock(&t->lock);
+	if (ks)
+		t->keys = ks;
+	t->logged_in = true;
+	pthread_rwlock_unlock(&t->lock);
+	rv = CKR_OK;
+out:
+	pthread_mutex_unlock(&t->login_lock);
+	return rv;
+}
+
+static CK_RV p11_C_Logout(CK_SESSION_HANDLE hSession)
+{
+	CK_SLOT_ID slot;
+	CK_RV rv = session_slot(hSession, &slot);
+
+	if (rv != CKR_OK)
+		return rv;
+	pthread_mutex_lock(&g.lock);
+	if (!token_logged_in(slot))
+		rv = CKR_USER_NOT_LOGGED_IN;
+	else
+		token_wipe_inlock(slot);
+	pthread_mutex_unlock(&g.lock);
+	return rv;
+}
+
+/* ---- objects (section 5.7) -------------------------------------------- */
+
+/* Objects exist only while the token is logged in: the keys arrive with
+ * the login. Caller holds t->lock for reading. */
+static const struct p11_object *visible_object(const struct token *t, CK_OBJECT_HANDLE h)
+{
+	return t->logged_in ? p11_keyset_find(t->keys, h) : NULL;
+}
+
+static CK_RV p11_C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+				     CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+	const struct p11_object *o;
+	struct session *s;
+	struct token *t;
+	CK_RV rv;
+
+	if (!pTemplate && ulCount)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	t = &g.tokens[s->slot];
+	pthread_rwlock_rdlock(&t->lock);
+	o = visible_object(t, hObject);
+	rv = o ? p11_object_get_attrs(o, pTemplate, ulCount) : CKR_OBJECT_HANDLE_INVALID;
+	pthread_rwlock_unlock(&t->lock);
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+				   CK_ULONG ulCount)
+{
+	struct session *s;
+	struct token *t;
+	size_t i;
+	CK_RV rv;
+
+	if (!pTemplate && ulCount)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (s->finding) {
+		rv = CKR_OPERATION_ACTIVE;
+		goto out;
+	}
+	t = &g.tokens[s->slot];
+	pthread_rwlock_rdlock(&t->lock);
+	if (t->logged_in && t->keys && t->keys->n_objs) {
+		s->found = calloc(t->keys->n_objs, sizeof(*s->found));
+		if (!s->found) {
+			rv = CKR_HOST_MEMORY;
+		} else {
+			for (i = 0; i < t->keys->n_objs; i++) {
+				if (p11_object_match(&t->keys->objs[i], pTemplate, ulCount))
+					s->found[s->n_found++] = t->keys->objs[i].handle;
+			}
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
+	if (rv == CKR_OK)
+		s->finding = true;
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
+			       CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount)
+{
+	struct session *s;
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	if (!pulObjectCount || (!phObject && ulMaxObjectCount))
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (!s->finding) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	while (n < ulMaxObjectCount && s->pos < s->n_found)
+		phObject[n++] = s->found[s->pos++];
+	*pulObjectCount = n;
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
+{
+	struct session *s;
+	CK_RV rv = session_get(hSession, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (!s->finding)
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+	find_clear(s);
+	session_put(s);
+	return rv;
+}
+
+/* ---- signing and decryption (sections 5.9, 5.11) ---------------------- */
+
+static CK_RV op_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+		     CK_OBJECT_HANDLE hKey, enum p11_op_kind kind)
+{
+	const struct p11_object *o;
+	struct session *s;
+	struct token *t;
+	CK_RV rv;
+
+	if (!pMechanism)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != P11_OP_NONE) {
+		rv = CKR_OPERATION_ACTIVE;
+		goto out;
+	}
+	t = &g.tokens[s->slot];
+	pthread_rwlock_rdlock(&t->lock);
+	if (!t->logged_in) {
+		rv = CKR_USER_NOT_LOGGED_IN;
+	} else if (!(o = visible_object(t, hKey))) {
+		rv = CKR_KEY_HANDLE_INVALID;
+	} else {
+		/* takes its own reference: no lock is held while signing */
+		rv = kind == P11_OP_SIGN ? p11_sign_init(&s->op, pMechanism, o)
+					 : p11_decrypt_init(&s->op, pMechanism, o);
+	}
+	pthread_rwlock_unlock(&t->lock);
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			    CK_OBJECT_HANDLE hKey)
+{
+	return op_init(hSession, pMechanism, hKey, P11_OP_SIGN);
+}
+
+static CK_RV p11_C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+			CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	struct session *s;
+	CK_ULONG need;
+	bool done = true;
+	CK_RV rv;
+
+	if (!pulSignatureLen || (!pData && ulDataLen))
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != P11_OP_SIGN) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	if (s->op.multipart) {
+		/* C_Sign cannot finish a multi-part operation (section 5.11) */
+		rv = CKR_OPERATION_ACTIVE;
+		goto out;
+	}
+	/* Size query first, so the data is not consumed (section 5.2). */
+	need = p11_sign_length(&s->op);
+	if (!pSignature || *pulSignatureLen < need) {
+		rv = pSignature ? CKR_BUFFER_TOO_SMALL : CKR_OK;
+		*pulSignatureLen = need;
+		goto out;
+	}
+	rv = p11_sign_update(&s->op, pData, ulDataLen);
+	if (rv == CKR_OK)
+		rv = p11_sign_final(&s->op, pSignature, pulSignatureLen, &done);
+	s->op.multipart = false;
+	if (rv != CKR_OK || done)
+		p11_op_reset(&s->op);
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	struct session *s;
+	CK_RV rv;
+
+	if (!pPart && ulPartLen)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != P11_OP_SIGN) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	rv = p11_sign_update(&s->op, pPart, ulPartLen);
+	if (rv != CKR_OK)
+		p11_op_reset(&s->op);
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+			     CK_ULONG_PTR pulSignatureLen)
+{
+	struct session *s;
+	bool done = true;
+	CK_RV rv;
+
+	if (!pulSignatureLen)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != P11_OP_SIGN) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	rv = p11_sign_final(&s->op, pSignature, pulSignatureLen, &done);
+	if ((rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) || done)
+		p11_op_reset(&s->op);
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			       CK_OBJECT_HANDLE hKey)
+{
+	return op_init(hSession, pMechanism, hKey, P11_OP_DECRYPT);
+}
+
+static CK_RV p11_C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
+			   CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
+{
+	struct session *s;
+	bool done = true;
+	CK_RV rv;
+
+	if (!pulDataLen || (!pEncryptedData && ulEncryptedDataLen))
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != P11_OP_DECRYPT) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	rv = p11_decrypt(&s->op, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, &done);
+	if ((rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) || done)
+		p11_op_reset(&s->op);
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData,
+				  CK_ULONG ulRandomLen)
+{
+	struct session *s;
+	CK_RV rv;
+
+	if (!RandomData && ulRandomLen)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (ulRandomLen > INT32_MAX || (ulRandomLen && RAND_bytes(RandomData, (int)ulRandomLen) != 1))
+		rv = CKR_FUNCTION_FAILED;
+	session_put(s);
+	return rv;
+}
+
+/* ---- PKCS#11 3.0 additions ---------------------------------------------- */
+
+static CK_RV p11_C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
+			     CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername,
+			     CK_ULONG ulUsernameLen)
+{
+	/* tokens have a single user; a user name means nothing here */
+	(void)pUsername;
+	(void)ulUsernameLen;
+	return p11_C_Login(hSession, userType, pPin, ulPinLen);
+}
+
+#ifndef CKF_FIND_OBJECTS
+#define CKF_FIND_OBJECTS 0x00000040UL /* PKCS#11 3.0 section 5.6, C_SessionCancel */
+#endif
+
+static CK_RV p11_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
+{
+	struct session *s;
+	CK_RV rv = session_get(hSession, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if ((s->op.kind == P11_OP_SIGN && (flags & CKF_SIGN)) ||
+	    (s->op.kind == P11_OP_DECRYPT && (flags & CKF_DECRYPT)))
+		p11_op_reset(&s->op);
+	if (flags & CKF_FIND_OBJECTS)
+		find_clear(s);
+	session_put(s);
+	return CKR_OK;
+}
+
+/* ---- everything else: not supported (full conformance is later) -------- */
+
+#define UNSUPPORTED(name, args)                                               \
+	static CK_RV p11_##name args                                          \
+	{                                                                     \
+		return CKR_FUNCTION_NOT_SUPPORTED;                            \
+	}
+
+/* clang-format off */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+UNSUPPORTED(C_InitToken, (CK_SLOT_ID a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d))
+UNSUPPORTED(C_InitPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c))
+UNSUPPORTED(C_SetPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d, CK_ULONG e))
+UNSUPPORTED(C_GetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
+UNSUPPORTED(C_SetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE d, CK_OBJECT_HANDLE e))
+UNSUPPORTED(C_CreateObject, (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE_PTR d))
+UNSUPPORTED(C_CopyObject, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_OBJECT_HANDLE_PTR e))
+UNSUPPORTED(C_DestroyObject, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b))
+UNSUPPORTED(C_GetObjectSize, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ULONG_PTR c))
+UNSUPPORTED(C_SetAttributeValue, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d))
+UNSUPPORTED(C_EncryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
+UNSUPPORTED(C_Encrypt, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_EncryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_EncryptFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
+UNSUPPORTED(C_DecryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_DecryptFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
+UNSUPPORTED(C_DigestInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b))
+UNSUPPORTED(C_Digest, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_DigestUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
+UNSUPPORTED(C_DigestKey, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b))
+UNSUPPORTED(C_DigestFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
+UNSUPPORTED(C_SignRecoverInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
+UNSUPPORTED(C_SignRecover, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_VerifyInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
+UNSUPPORTED(C_Verify, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e))
+UNSUPPORTED(C_VerifyUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
+UNSUPPORTED(C_VerifyFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
+UNSUPPORTED(C_VerifyRecoverInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
+UNSUPPORTED(C_VerifyRecover, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_DigestEncryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_DecryptDigestUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_SignEncryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_DecryptVerifyUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
+UNSUPPORTED(C_GenerateKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_OBJECT_HANDLE_PTR e))
+UNSUPPORTED(C_GenerateKeyPair, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_ATTRIBUTE_PTR e, CK_ULONG f, CK_OBJECT_HANDLE_PTR g_, CK_OBJECT_HANDLE_PTR h))
+UNSUPPORTED(C_WrapKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_OBJECT_HANDLE d, CK_BYTE_PTR e, CK_ULONG_PTR f))
+UNSUPPORTED(C_UnwrapKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_BYTE_PTR d, CK_ULONG e, CK_ATTRIBUTE_PTR f, CK_ULONG g_, CK_OBJECT_HANDLE_PTR h))
+UNSUPPORTED(C_DeriveKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_ATTRIBUTE_PTR d, CK_ULONG e, CK_OBJECT_HANDLE_PTR f))
+UNSUPPORTED(C_SeedRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
+UNSUPPORTED(C_WaitForSlotEvent, (CK_FLAGS a, CK_SLOT_ID_PTR b, CK_VOID_PTR c))
+UNSUPPORTED(C_MessageEncryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
+UNSUPPORTED(C_EncryptMessage, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG g_, CK_BYTE_PTR h, CK_ULONG_PTR i))
+UNSUPPORTED(C_EncryptMessageBegin, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e))
+UNSUPPORTED(C_EncryptMessageNext, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG_PTR g_, CK_FLAGS h))
+UNSUPPORTED(C_MessageEncryptFinal, (CK_SESSION_HANDLE a))
+UNSUPPORTED(C_MessageDecryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
+UNSUPPORTED(C_DecryptMessage, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG g_, CK_BYTE_PTR h, CK_ULONG_PTR i))
+UNSUPPORTED(C_DecryptMessageBegin, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e))
+UNSUPPORTED(C_DecryptMessageNext, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG_PTR g_, CK_FLAGS h))
+UNSUPPORTED(C_MessageDecryptFinal, (CK_SESSION_HANDLE a))
+UNSUPPORTED(C_MessageSignInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
+UNSUPPORTED(C_SignMessage, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG_PTR g_))
+UNSUPPORTED(C_SignMessageBegin, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c))
+UNSUPPORTED(C_SignMessageNext, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG_PTR g_))
+UNSUPPORTED(C_MessageSignFinal, (CK_SESSION_HANDLE a))
+UNSUPPORTED(C_MessageVerifyInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
+UNSUPPORTED(C_VerifyMessage, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG g_))
+UNSUPPORTED(C_VerifyMessageBegin, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c))
+UNSUPPORTED(C_VerifyMessageNext, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG g_))
+UNSUPPORTED(C_MessageVerifyFinal, (CK_SESSION_HANDLE a))
+#pragma GCC diagnostic pop
+/* clang-format on */
+
+/* Legacy parallel functions: section 5.16 says always this answer. */
+static CK_RV p11_C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
+{
+	(void)hSession;
+	return CKR_FUNCTION_NOT_PARALLEL;
+}
+
+static CK_RV p11_C_CancelFunction(CK_SESSION_HANDLE hSession)
+{
+	(void)hSession;
+	return CKR_FUNCTION_NOT_PARALLEL;
+}
+
+/* ---- test-only hook (p11.h); not exported by attestkey.map ----------- */
+
+CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const char *label,
+				      const uint8_t *id, size_t id_len, const uint8_t *cert_der,
+				      size_t cert_len)
+{
+	struct token *t;
+	CK_RV rv = CKR_OK;
+
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized || slot >= g.n_tokens) {
+		rv = g.initialized ? CKR_SLOT_ID_INVALID : CKR_CRYPTOKI_NOT_INITIALIZED;
+		EVP_PKEY_free(pkey);
+		goto out;
+	}
+	t = &g.tokens[slot];
+	pthread_rwlock_wrlock(&t->lock);
+	if (!t->keys)
+		t->keys = calloc(1, sizeof(*t->keys));
+	if (!t->keys) {
+		EVP_PKEY_free(pkey);
+		rv = CKR_HOST_MEMORY;
+	} else {
+		rv = p11_keyset_add(t->keys, pkey, label, id, id_len, cert_der, cert_len);
+	}
+	pthread_rwlock_unlock(&t->lock);
+out:
+	pthread_mutex_unlock(&g.lock);
+	return rv;
+}
+
+/* ---- function tables and the three exported entry points -------------- */
+
+#define FUNCS_2_40(getinfo)                                                          \
+	p11_C_Initialize, p11_C_Finalize, getinfo, C_GetFunctionList,                 \
+	p11_C_GetSlotList, p11_C_GetSlotInfo, p11_C_GetTokenInfo,                     \
+	p11_C_GetMechanismList, p11_C_GetMechanismInfo, p11_C_InitToken,              \
+	p11_C_InitPIN, p11_C_SetPIN, p11_C_OpenSession, p11_C_CloseSession,           \
+	p11_C_CloseAllSessions, p11_C_GetSessionInfo, p11_C_GetOperationState,        \
+	p11_C_SetOperationState, p11_C_Login, p11_C_Logout, p11_C_CreateObject,       \
+	p11_C_CopyObject, p11_C_DestroyObject, p11_C_GetObjectSize,                   \
+	p11_C_GetAttributeValue, p11_C_SetAttributeValue, p11_C_FindObjectsInit,      \
+	p11_C_FindObjects, p11_C_FindObjectsFinal, p11_C_EncryptInit, p11_C_Encrypt,  \
+	p11_C_EncryptUpdate, p11_C_EncryptFinal, p11_C_DecryptInit, p11_C_Decrypt,    \
+	p11_C_DecryptUpdate, p11_C_DecryptFinal, p11_C_DigestInit, p11_C_Digest,      \
+	p11_C_DigestUpdate, p11_C_DigestKey, p11_C_DigestFinal, p11_C_SignInit,       \
+	p11_C_Sign, p11_C_SignUpdate, p11_C_SignFinal, p11_C_SignRecoverInit,         \
+	p11_C_SignRecover, p11_C_VerifyInit, p11_C_Verify, p11_C_VerifyUpdate,        \
+	p11_C_VerifyFinal, p11_C_VerifyRecoverInit, p11_C_VerifyRecover,              \
+	p11_C_DigestEncryptUpdate, p11_C_DecryptDigestUpdate,                         \
+	p11_C_SignEncryptUpdate, p11_C_DecryptVerifyUpdate, p11_C_GenerateKey,        \
+	p11_C_GenerateKeyPair, p11_C_WrapKey, p11_C_UnwrapKey, p11_C_DeriveKey,       \
+	p11_C_SeedRandom, p11_C_GenerateRandom, p11_C_GetFunctionStatus,              \
+	p11_C_CancelFunction, p11_C_WaitForSlotEvent
+
+static CK_FUNCTION_LIST function_list = {
+	{ 2, 40 },
+	FUNCS_2_40(p11_C_GetInfo)
+};
+
+static CK_FUNCTION_LIST_3_0 function_list_3_0 = {
+	{ 3, 0 },
+	FUNCS_2_40(p11_C_GetInfo_3_0),
+	C_GetInterfaceList, C_GetInterface, p11_C_LoginUser, p11_C_SessionCancel,
+	p11_C_MessageEncryptInit, p11_C_EncryptMessage, p11_C_EncryptMessageBegin,
+	p11_C_EncryptMessageNext, p11_C_MessageEncryptFinal, p11_C_MessageDecryptInit,
+	p11_C_DecryptMessage, p11_C_DecryptMessageBegin, p11_C_DecryptMessageNext,
+	p11_C_MessageDecryptFinal, p11_C_MessageSignInit, p11_C_SignMessage,
+	p11_C_SignMessageBegin, p11_C_SignMessageNext, p11_C_MessageSignFinal,
+	p11_C_MessageVerifyInit, p11_C_VerifyMessage, p11_C_VerifyMessageBegin,
+	p11_C_VerifyMessageNext, p11_C_MessageVerifyFinal
+};
+
+/* PKCS#11 3.0 section 5.4.2: the 3.0 interface first (the default), then
+ * the 2.40 one. Neither claims CKF_INTERFACE_FORK_SAFE: a child must call
+ * C_Initialize, as libp11 and p11-kit do. */
+static CK_INTERFACE interfaces[] = {
+	{ (CK_CHAR *)"PKCS 11", &function_list_3_0, 0 },
+	{ (CK_CHAR *)"PKCS 11", &function_list, 0 },
+};
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
+{
+	if (!ppFunctionList)
+		return CKR_ARGUMENTS_BAD;
+	*ppFunctionList = &function_list;
+	return CKR_OK;
+}
+
+CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount)
+{
+	CK_ULONG n = AK_ARRAY_SIZE(interfaces), i;
+
+	if (!pulCount)
+		return CKR_ARGUMENTS_BAD;
+	if (!pInterfacesList) {
+		*pulCount = n;
+		return CKR_OK;
+	}
+	if (*pulCount < n) {
+		*pulCount = n;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	for (i = 0; i < n; i++)
+		pInterfacesList[i] = interfaces[i];
+	*pulCount = n;
+	return CKR_OK;
+}
+
+CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
+		     CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags)
+{
+	size_t i;
+
+	if (!ppInterface)
+		return CKR_ARGUMENTS_BAD;
+	for (i = 0; i < AK_ARRAY_SIZE(interfaces); i++) {
+		const CK_VERSION *v = interfaces[i].pFunctionList;
+
+		if (pInterfaceName &&
+		    strcmp((const char *)pInterfaceName, (const char *)interfaces[i].pInterfaceName))
+			continue;
+		if (pVersion && (pVersion->major != v->major || pVersion->minor != v->minor))
+			continue;
+		if ((flags & interfaces[i].flags) != flags)
+			continue;
+		*ppInterface = &interfaces[i];
+		return CKR_OK;
+	}
+	return CKR_ARGUMENTS_BAD;
+}

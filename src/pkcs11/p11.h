@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals of attestkey-pkcs11.so (prefix p11_). Nothing here is exported
+ * from the module: attestkey.map exports only C_GetFunctionList,
+ * C_GetInterfaceList and C_GetInterface.
+ */
+#ifndef ATTESTKEY_P11_H
+#define ATTESTKEY_P11_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#include "attestkey/common.h"
+#include "attestkey/evidence.h"
+#include "attestkey/pkcs11-3.h"
+
+/* ---- configuration (config.c, attestkey.conf(5)) ---------------------- */
+#define P11_DEFAULT_TIMEOUT 10
+#define P11_LABEL_MAX 32 /* CK_TOKEN_INFO.label */
+
+struct p11_token_config {
+	char *name;  /* [token NAME] */
+	char *label; /* label = ..., default NAME */
+};
+
+struct p11_config {
+	char *path;                 /* the file it came from (for messages) */
+	char **brokers;             /* brokers = URL[,URL...], tried in order */
+	size_t n_brokers;
+	char *ca;                   /* PEM file trusted for the broker's TLS */
+	long timeout;               /* seconds, per HTTP request */
+	bool reattest_after_fork;   /* default false */
+	struct ev_config ev;        /* tee = sim + [sim] */
+	struct p11_token_config *tokens;
+	size_t n_tokens;
+};
+
+/* $ATTESTKEY_CONF, else SYSCONFDIR/attestkey/attestkey.conf. *explicit
+ * tells whether the environment named it. */
+const char *p11_config_path(bool *explicit_path);
+/* Parse a file. On error logs one line naming file, line and key, and
+ * returns -EINVAL (bad content) or -errno (cannot read). */
+int p11_config_load(const char *path, struct p11_config *cfg) AK_WUR;
+void p11_config_clear(struct p11_config *cfg);
+
+/* ---- objects (object.c): attribute arrays, built once at login -------- */
+struct p11_object {
+	CK_OBJECT_HANDLE handle;
+	CK_OBJECT_CLASS klass;
+	CK_ATTRIBUTE *attrs; /* values owned; never holds secret values */
+	CK_ULONG n_attrs;
+	EVP_PKEY *pkey;      /* private-key objects: the key (own reference) */
+	CK_KEY_TYPE key_type;
+};
+
+/* All objects of one logged-in token. Immutable once built: readers share it
+ * under the token's read lock and take their own EVP_PKEY reference. */
+struct p11_keyset {
+	struct p11_object *objs;
+	size_t n_objs;
+	size_t n_keys;
+};
+
+/* Add a private key (the set takes over one reference of pkey), its public
+ * key and, when cert_der is given, its certificate. Nothing is added on
+ * failure. Logs nothing: the caller names the token. */
+CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
+		     const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len);
+/* Destroy every object and drop the keys (OpenSSL wipes secure-heap
+ * BIGNUMs on free). NULL-safe. */
+void p11_keyset_free(struct p11_keyset *ks);
+const struct p11_object *p11_keyset_find(const struct p11_keyset *ks, CK_OBJECT_HANDLE h);
+/* C_GetAttributeValue semantics (PKCS#11 2.40 section 5.7). */
+CK_RV p11_object_get_attrs(const struct p11_object *o, CK_ATTRIBUTE *tmpl, CK_ULONG n);
+/* True when every template attribute is present with an equal value. */
+bool p11_object_match(const struct p11_object *o, const CK_ATTRIBUTE *tmpl, CK_ULONG n);
+
+/* ---- cryptographic operations (crypto.c) ------------------------------- */
+enum p11_op_kind { P11_OP_NONE = 0, P11_OP_SIGN, P11_OP_DECRYPT };
+
+struct p11_op {
+	enum p11_op_kind kind;
+	CK_MECHANISM_TYPE mech;
+	EVP_PKEY *pkey;        /* own reference */
+	EVP_MD_CTX *mdctx;     /* hash-and-sign mechanisms */
+	const EVP_MD *md;      /* PSS / OAEP hash, or the hash of mdctx */
+	const EVP_MD *mgf1;    /* PSS / OAEP MGF1 hash */
+	int saltlen;           /* PSS */
+	uint8_t *label;        /* OAEP source data */
+	size_t label_len;
+	uint8_t *buf;          /* raw mechanisms: data collected by Update */
+	size_t buf_len;
+	bool multipart;        /* SignUpdate seen: C_Sign is no longer allowed */
+};
+
+void p11_op_reset(struct p11_op *op);
+CK_RV p11_sign_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p11_object *key);
+CK_RV p11_sign_update(struct p11_op *op, const uint8_t *data, size_t len);
+/* Exact signature length of the operation's key and mechanism. */
+CK_ULONG p11_sign_length(const struct p11_op *op);
+/* Size query semantics of PKCS#11 2.40 section 5.2: sig NULL -> length,
+ * short buffer -> CKR_BUFFER_TOO_SMALL; in both cases *done is false and
+ * the operation stays active. */
+CK_RV p11_sign_final(struct p11_op *op, uint8_t *sig, CK_ULONG *sig_len, bool *done);
+CK_RV p11_decrypt_init(struct p11_op *op, const CK_MECHANISM *mech,
+		       const struct p11_object *key);
+CK_RV p11_decrypt(struct p11_op *op, const uint8_t *in, size_t in_len, uint8_t *out,
+		  CK_ULONG *out_len, bool *done);
+CK_RV p11_mechanism_list(CK_MECHANISM_TYPE *list, CK_ULONG *count);
+CK_RV p11_mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO *info);
+
+/* ---- the attested login (release.c) ------------------------------------ */
+/* Run protocol v1 against the configured brokers, in order, and build the
+ * key set of `token`. Logs one line on failure and returns the CKR of
+ * docs/protocol.md section 5; *out is NULL then. */
+CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
+		  size_t pin_len, struct p11_keyset **out);
+
+/* ---- test-only hooks (module.c); never exported (attestkey.map) -------- */
+/* Add pkey (one reference taken) with its objects to the key set of slot
+ * `slot`, as if the broker had released it, leaving the token logged out:
+ * the next C_Login then succeeds from these keys without a broker, exactly
+ * as in a forked child. The module must be initialised. */
+CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const char *label,
+				      const uint8_t *id, size_t id_len, const uint8_t *cert_der,
+				      size_t cert_len);
+
+#endif

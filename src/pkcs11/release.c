@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The attested login, protocol v1 (docs/protocol.md), client side:
+ *   POST /v1/challenge -> nonce; ephemeral P-384 JWK; binding; evidence;
+ *   POST /v1/keys -> JWEs, unwrapped into OpenSSL's secure heap.
+ * Brokers are tried in the configured order; a broker that cannot be
+ * reached (connection, TLS, non-protocol answer) hands over to the next. A
+ * refusal is final: every replica applies the same policy.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "attestkey/jwe.h"
+#include "attestkey/protocol.h"
+#include "attestkey/secmem.h"
+#include "p11.h"
+
+struct body {
+	char *data;
+	size_t len;
+	bool too_big;
+};
+
+struct client {
+	const struct p11_config *cfg;
+	const char *token;
+	size_t cur;           /* broker that answered last */
+	char failures[1024];  /* transport failures, for the one final line */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_status = CURLE_FAILED_INIT;
+
+static void curl_init(void)
+{
+	curl_init_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	struct body *b = user;
+	size_t n = size * nmemb;
+	char *nd;
+
+	if (n > AK_MAX_BODY - b->len) {
+		b->too_big = true;
+		return 0; /* aborts the transfer */
+	}
+	nd = realloc(b->data, b->len + n + 1);
+	if (!nd)
+		return 0;
+	memcpy(nd + b->len, ptr, n);
+	b->data = nd;
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+/* Broker text goes into our log: keep it printable and short. */
+static void sanitize(const char *in, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; in && in[i] && i + 1 < outlen; i++)
+		out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : '?';
+	out[i] = '\0';
+}
+
+static void note_failure(struct client *c, const char *url, const char *what)
+{
+	size_t used = strlen(c->failures);
+
+	snprintf(c->failures + used, sizeof(c->failures) - used, "%s%s: %s",
+		 used ? "; " : "", url, what);
+	ak_debug("broker %s: %s", url, what);
+}
+
+/*
+ * One POST to one broker. Returns CKR_OK with the HTTP status and the parsed
+ * JSON body when the broker answered in protocol terms, CKR_DEVICE_ERROR
+ * (noted for the final message) when it could not be reached or did not
+ * speak the protocol.
+ */
+static CK_RV post_one(struct client *c, const char *base, const char *path, const char *req,
+		      long *status, json_t **resp)
+{
+	const struct p11_config *cfg = c->cfg;
+	struct curl_slist *hdrs = NULL;
+	struct body b = { 0 };
+	char url[1024], errbuf[CURL_ERROR_SIZE] = "", what[CURL_ERROR_SIZE + 64];
+	size_t blen = strlen(base);
+	CURL *h = NULL;
+	CURLcode cc;
+	json_error_t jerr;
+	CK_RV rv = CKR_DEVICE_ERROR;
+
+	*resp = NULL;
+	while (blen && base[blen - 1] == '/')
+		blen--;
+	snprintf(url, sizeof(url), "%.*s%s", (int)blen, base, path);
+	h = curl_easy_init();
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = hdrs ? curl_slist_append(hdrs, "Accept: application/json") : NULL;
+	if (!h || !hdrs) {
+		note_failure(c, base, "cannot set up libcurl");
+		goto out;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+#else
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS);
+#endif
+	/* Trust exactly the configured CA: no system bundle, no CA path. */
+	curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca);
+	curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, cfg->timeout);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, cfg->timeout);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* we run in threaded apps */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(req));
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "attestkey-pkcs11/" PACKAGE_VERSION);
+
+	cc = curl_easy_perform(h);
+	if (cc != CURLE_OK) {
+		snprintf(what, sizeof(what), "%s",
+			 b.too_big ? "answer larger than 1 MiB" : (*errbuf ? errbuf : curl_easy_strerror(cc)));
+		note_failure(c, base, what);
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	*resp = b.data ? json_loadb(b.data, b.len, 0, &jerr) : NULL;
+	if (!json_is_object(*resp)) {
+		snprintf(what, sizeof(what), "HTTP %ld without a protocol v1 JSON body", *status);
+		note_failure(c, base, what);
+		json_decref(*resp);
+		*resp = NULL;
+		goto out;
+	}
+	rv = CKR_OK;
+out:
+	curl_slist_free_all(hdrs);
+	if (h)
+		curl_easy_cleanup(h);
+	free(b.data);
+	return rv;
+}
+
+/* POST to the current broker, failing over to the next ones in order. */
+static CK_RV post(struct client *c, const char *path, const char *req, long *status,
+		  json_t **resp)
+{
+	for (; c->cur < c->cfg->n_brokers; c->cur++) {
+		if (post_one(c, c->cfg->brokers[c->cur], path, req, status, resp) == CKR_OK)
+			return CKR_OK;
+	}
+	ak_log(AK_LOG_ERR, "token '%s': no key broker could be reached: %s", c->token,
+	       c->failures);
+	return CKR_DEVICE_ERROR;
+}
+
+/* docs/protocol.md section 5: an error body names the reason. */
+static CK_RV refusal(struct client *c, const char *what, long status, const json_t *resp)
+{
+	const char *reason = json_string_value(json_object_get(resp, "error"));
+	const char *message = json_string_value(json_object_get(resp, "message"));
+	char r[64], m[512];
+
+	sanitize(reason ? reason : "unknown", r, sizeof(r));
+	sanitize(message ? message : "no message", m, sizeof(m));
+	ak_log(AK_LOG_ERR, "token '%s': broker refused the %s: %s: %s (HTTP %ld from %s)",
+	       c->token, what, r, m, status, c->cfg->brokers[c->cur]);
+	if (reason && ak_reason_from_name(reason) == AK_R_PIN_INCORRECT)
+		return CKR_PIN_INCORRECT;
+	return CKR_FUNCTION_REJECTED;
+}
+
+/* Serialise straight into one buffer we own: json_dumps() would leave a
+ * copy of the PIN in a freed intermediate buffer. */
+static char *dump(const json_t *j)
+{
+	size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
+	char *s;
+
+	if (!n)
+		return NULL;
+	s = malloc(n + 1);
+	if (!s)
+		return NULL;
+	if (json_dumpb(j, s, n, JSON_COMPACT) != n) {
+		ak_memzero(s, n);
+		free(s);
+		return NULL;
+	}
+	s[n] = '\0';
+	return s;
+}
+
+static bool array_has(const json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+static CK_RV challenge(struct client *c, char **nonce)
+{
+	json_t *req = json_pack("{s:s}", "token", c->token), *resp = NULL, *v;
+	char *body = req ? dump(req) : NULL;
+	long status = 0;
+	CK_RV rv = CKR_HOST_MEMORY;
+
+	*nonce = NULL;
+	if (!body)
+		goto out;
+	rv = post(c, AK_PROTOCOL_PATH_CHALLENGE, body, &status, &resp);
+	if (rv != CKR_OK)
+		goto out;
+	if (status != 200) {
+		rv = refusal(c, "challenge", status, resp);
+		goto out;
+	}
+	rv = CKR_DEVICE_ERROR;
+	v = json_object_get(resp, "nonce");
+	if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > 1024) {
+		ak_log(AK_LOG_ERR, "token '%s': broker %s answered the challenge without a nonce",
+		       c->token, c->cfg->brokers[c->cur]);
+		goto out;
+	}
+	/* Optional members: refuse early and clearly if they exclude us. */
+	if (json_is_array(json_object_get(resp, "tee")) &&
+	    !array_has(json_object_get(resp, "tee"), "snp")) {
+		ak_log(AK_LOG_ERR, "token '%s': broker %s does not verify SEV-SNP evidence",
+		       c->token, c->cfg->brokers[c->cur]);
+		rv = CKR_FUNCTION_REJECTED;
+		goto out;
+	}
+	if (json_is_array(json_object_get(resp, "algs")) &&
+	    !array_has(json_object_get(resp, "algs"), "ECDH-ES+A256GCM")) {
+		ak_log(AK_LOG_ERR, "token '%s': broker %s cannot release keys as ECDH-ES+A256GCM JWE",
+		       c->token, c->cfg->brokers[c->cur]);
+		rv = CKR_FUNCTION_REJECTED;
+		goto out;
+	}
+	*nonce = strdup(json_string_value(v));
+	rv = *nonce ? CKR_OK : CKR_HOST_MEMORY;
+out:
+	free(body);
+	json_decref(req);
+	json_decref(resp);
+	return rv;
+}
+
+/* Unwrap one key of the release into the key set (section 4). */
+static CK_RV unwrap_key(struct client *c, const json_t *jwk, const json_t *k, size_t idx,
+			struct p11_keyset *ks)
+{
+	const char *label = json_string_value(json_object_get(k, "label"));
+	const char *idhex = json_string_value(json_object_get(k, "id"));
+	const char *type = json_string_value(json_object_get(k, "type"));
+	const char *cert64 = json_string_value(json_object_get(k, "cert"));
+	const json_t *jwe = json_object_get(k, "jwe");
+	struct ak_secbuf pt = { 0 };
+	uint8_t *id = NULL, *cert = NULL;
+	size_t id_len = 0, cert_len = 0;
+	const uint8_t *p;
+	EVP_PKEY *pkey = NULL;
+	int want;
+	CK_RV rv = CKR_DEVICE_ERROR;
+
+	if (!label || !idhex || !type || !json_is_object(jwe) ||
+	    (json_object_get(k, "cert") && !cert64)) {
+		ak_log(AK_LOG_ERR, "token '%s': key %zu of the release lacks label, id, type or jwe",
+		       c->token, idx);
+		goto out;
+	}
+	if (strcmp(type, "RSA") == 0) {
+		want = EVP_PKEY_RSA;
+	} else if (strcmp(type, "EC") == 0) {
+		want = EVP_PKEY_EC;
+	} else {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' has unsupported type '%.16s'", c->token,
+		       label, type);
+		goto out;
+	}
+	id_len = strlen(idhex) / 2;
+	id = malloc(id_len + 1);
+	if (!id || strlen(idhex) % 2 || ak_hex_decode(idhex, id, id_len) < 0) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' has a CKA_ID that is not hex", c->token,
+		       label);
+		goto out;
+	}
+	if (cert64) {
+		cert = ak_b64url_decode(cert64, &cert_len);
+		if (!cert || !cert_len) {
+			ak_log(AK_LOG_ERR, "token '%s': key '%s' has a certificate that is not base64url",
+			       c->token, label);
+			goto out;
+		}
+	}
+	if (ak_jwe_decrypt(jwk, jwe, &pt) < 0) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' could not be decrypted (not the JWE profile of protocol v1, or its tag does not verify)",
+		       c->token, label);
+		goto out;
+	}
+	/* PKCS#8 PrivateKeyInfo; with the secure heap up, OpenSSL keeps the
+	 * private BIGNUMs in it. */
+	p = pt.data;
+	pkey = d2i_AutoPrivateKey(NULL, &p, (long)pt.len);
+	if (!pkey || p != pt.data + pt.len) {
+		ERR_clear_error();
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' is not a DER PKCS#8 private key", c->token,
+		       label);
+		goto out;
+	}
+	if (EVP_PKEY_get_base_id(pkey) != want) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' is announced as %s but is not", c->token,
+		       label, type);
+		goto out;
+	}
+	rv = p11_keyset_add(ks, pkey, label, id, id_len, cert, cert_len);
+	pkey = NULL; /* taken over, even on failure */
+	if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s': %s", c->token, label,
+		       rv == CKR_DATA_INVALID ? "its certificate is not DER X.509"
+					      : "its certificate is for another key, or the key type is unsupported");
+		rv = CKR_DEVICE_ERROR;
+	} else if (rv != CKR_OK) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s': out of memory", c->token, label);
+	}
+out:
+	EVP_PKEY_free(pkey);
+	ak_secbuf_clear(&pt); /* wipes the PKCS#8 DER */
+	free(id);
+	free(cert);
+	return rv;
+}
+
+/* Wipe the characters of a JSON string in place before it is freed: jansson
+ * frees with plain free(), and this one holds the PIN. */
+static void wipe_json_string(json_t *s)
+{
+	if (json_is_string(s))
+		ak_memzero((char *)json_string_value(s), json_string_length(s));
+}
+
+CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
+		  size_t pin_len, struct p11_keyset **out)
+{
+	struct client c = { .cfg = cfg, .token = token };
+	struct p11_keyset *ks = NULL;
+	json_t *jwk = NULL, *pub = NULL, *evidence = NULL, *req = NULL, *resp = NULL;
+	json_t *jpin = NULL, *keys, *k;
+	char *nonce = NULL, *body = NULL;
+	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
+	const char *tee = NULL;
+	long status = 0;
+	size_t i;
+	CK_RV rv = CKR_HOST_MEMORY;
+
+	*out = NULL;
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_status != CURLE_OK) {
+		ak_log(AK_LOG_ERR, "token '%s': libcurl cannot be initialised: %s", token,
+		       curl_easy_strerror(curl_init_status));
+		return CKR_DEVICE_ERROR;
+	}
+	if (ak_secure_init() < 0) {
+		/* secmem.c said why; keys never go to the ordinary heap */
+		return CKR_DEVICE_MEMORY;
+	}
+
+	rv = challenge(&c, &nonce);
+	if (rv != CKR_OK)
+		goto out;
+
+	/* Ephemeral key and binding, docs/protocol.md section 3. */
+	rv = CKR_FUNCTION_FAILED;
+	jwk = ak_jwk_generate_p384();
+	pub = jwk ? ak_jwk_public(jwk) : NULL;
+	if (!pub || ak_jwk_thumbprint(pub, thp) < 0 ||
+	    ak_binding_compute(nonce, token, thp, binding) < 0) {
+		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral P-384 key", token);
+		goto out;
+	}
+	if (ev_collect(&cfg->ev, binding, &tee, &evidence) < 0) {
+		/* the collector logged what failed */
+		rv = CKR_DEVICE_ERROR;
+		goto out;
+	}
+
+	rv = CKR_HOST_MEMORY;
+	req = json_pack("{s:s, s:s, s:s, s:O, s:O}", "token", token, "nonce", nonce, "tee", tee,
+			"evidence", evidence, "pubkey", pub);
+	if (!req)
+		goto out;
+	if (pin && pin_len) {
+		/* optional second factor, see docs/pin.md */
+		jpin = json_stringn((const char *)pin, pin_len);
+		if (!jpin) {
+			ak_log(AK_LOG_ERR, "token '%s': the PIN is not valid UTF-8", token);
+			rv = CKR_PIN_INVALID;
+			goto out;
+		}
+		if (json_object_set(req, "pin", jpin) < 0)
+			goto out;
+	}
+	body = dump(req);
+	if (!body)
+		goto out;
+	rv = post(&c, AK_PROTOCOL_PATH_KEYS, body, &status, &resp);
+	if (rv != CKR_OK)
+		goto out;
+	if (status != 200) {
+		rv = refusal(&c, "release", status, resp);
+		goto out;
+	}
+
+	rv = CKR_DEVICE_ERROR;
+	keys = json_object_get(resp, "keys");
+	if (!json_is_array(keys) ||
+	    !json_is_string(json_object_get(resp, "token")) ||
+	    strcmp(json_string_value(json_object_get(resp, "token")), token) != 0) {
+		ak_log(AK_LOG_ERR, "token '%s': broker %s answered the release without this token's keys",
+		       token, cfg->brokers[c.cur]);
+		goto out;
+	}
+	ks = calloc(1, sizeof(*ks));
+	if (!ks) {
+		rv = CKR_HOST_MEMORY;
+		goto out;
+	}
+	json_array_foreach(keys, i, k) {
+		rv = json_is_object(k) ? unwrap_key(&c, jwk, k, i, ks) : CKR_DEVICE_ERROR;
+		if (rv != CKR_OK) {
+			if (!json_is_object(k))
+				ak_log(AK_LOG_ERR, "token '%s': key %zu of the release is not an object",
+				       token, i);
+			goto out; /* no partial key set */
+		}
+	}
+	ak_debug("token '%s': %zu key(s) released by %s", token, ks->n_keys, cfg->brokers[c.cur]);
+	*out = ks;
+	ks = NULL;
+	rv = CKR_OK;
+out:
+	p11_keyset_free(ks);
+	ak_jwk_free_secret(jwk); /* the ephemeral key is gone after this login */
+	json_decref(pub);
+	json_decref(evidence);
+	if (body) {
+		ak_memzero(body, strlen(body)); /* it may carry the PIN */
+		free(body);
+	}
+	wipe_json_string(jpin);
+	json_decref(jpin);
+	json_decref(req);
+	json_decref(resp);
+	free(nonce);
+	ak_memzero(binding, sizeof(binding));
+	return rv;
+}

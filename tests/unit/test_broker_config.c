@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Broker configuration: defaults, and every bad value refused by name. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "attestkey/common.h"
+#include "attestkey/secmem.h"
+#include "../../src/broker/brokerconf.h"
+#include "test_broker_util.h"
+
+static struct tb_env env;
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_int_equal(ak_secure_init(), 0);
+	return tb_env_setup(&env);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tb_env_teardown(&env);
+	return 0;
+}
+
+static int load(struct broker_config **c, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	return broker_config_load(env.conf, c, err, errlen);
+}
+
+#define M1                                                                                         \
+	"aa00000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
+	"000000bb"
+#define M2                                                                                         \
+	"cc00000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
+	"000000dd"
+
+static void test_defaults(void **state)
+{
+	struct broker_config *c = NULL;
+	const struct broker_token *t;
+	char err[1024], text[4096];
+
+	(void)state;
+	assert_int_equal(tb_write_conf(&env, NULL, NULL), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c->nonce_ttl, 60);
+	assert_int_equal(c->lease, 3600);
+	assert_int_equal(c->threads, 2);
+	assert_string_equal(c->listen_host, "127.0.0.1");
+	assert_string_equal(c->listen_port, "0");
+	assert_null(c->port_file);
+	assert_int_equal(c->n_roots, 0);
+	assert_int_equal(c->secret.len, 48);
+	assert_int_equal(c->n_tokens, 1);
+	t = broker_config_token(c, "web");
+	assert_non_null(t);
+	assert_true(t->policy.any_measurement);
+	assert_false(t->pin_set);
+	assert_null(broker_config_token(c, "mail"));
+	assert_int_equal(broker_config_check_keys(c, err, sizeof(err)), 0);
+	broker_config_free(c);
+
+	/* default listen address; keys in any order; list continuation lines */
+	snprintf(text, sizeof(text),
+		 "[token web]\nmeasurements = " M1 ",\n  " M2 "\n"
+		 "[keystore]\ndir = %s/keys\ntype = file\n"
+		 "[broker]\nsecret_file = %s/secret\ncert = %s/tls.crt\nkey = %s/tls.key\n"
+		 "nonce_ttl = 30\nlease = 60\nthreads = 4\nport_file = %s/port\n"
+		 "[snp]\nroots = %s/tls.crt,\n  %s/tls.crt\n",
+		 env.dir, env.dir, env.dir, env.dir, env.dir, env.dir, env.dir);
+	assert_int_equal(tb_write_file(env.conf, text, 0644), 0);
+	if (load(&c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(c->listen_host, "127.0.0.1");
+	assert_string_equal(c->listen_port, "8443");
+	assert_int_equal(c->nonce_ttl, 30);
+	assert_int_equal(c->lease, 60);
+	assert_int_equal(c->threads, 4);
+	assert_int_equal(c->n_roots, 2);
+	assert_non_null(c->port_file);
+	assert_null(c->audit_log);
+	t = broker_config_token(c, "web");
+	assert_int_equal(t->policy.n_measurements, 2);
+	assert_false(t->policy.any_measurement);
+	broker_config_free(c);
+
+	/* IPv6 literal */
+	assert_int_equal(tb_write_conf(&env, "listen = [::1]:9000\n", NULL), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	assert_string_equal(c->listen_host, "::1");
+	assert_string_equal(c->listen_port, "9000");
+	broker_config_free(c);
+}
+
+struct bad {
+	const char *broker;  /* extra [broker] lines */
+	const char *rest;    /* replaces the default [token web] */
+	const char *want[3]; /* substrings of the message */
+};
+
+static void test_bad_values(void **state)
+{
+	static const struct bad cases[] = {
+	    {"listen = 127.0.0.1\n", NULL, {"[broker] listen", "HOST:PORT"}},
+	    {"listen = 127.0.0.1:99999\n", NULL, {"[broker] listen"}},
+	    {"listen = ::1:80\n", NULL, {"[broker] listen"}},
+	    {"listen = 127.0.0.1:\n", NULL, {"[broker] listen"}},
+	    {"nonce_ttl = 0\n", NULL, {"[broker] nonce_ttl", "'0'"}},
+	    {"nonce_ttl = abc\n", NULL, {"[broker] nonce_ttl", "'abc'"}},
+	    {"nonce_ttl = 100000\n", NULL, {"[broker] nonce_ttl"}},
+	    {"lease = -1\n", NULL, {"[broker] lease"}},
+	    {"threads = 0\n", NULL, {"[broker] threads"}},
+	    {"threads = 1000\n", NULL, {"[broker] threads"}},
+	    {"bogus = 1\n", NULL, {"[broker] bogus", "unknown key"}},
+	    {"nonce_ttl = 30\nnonce_ttl = 40\n", NULL, {"[broker] nonce_ttl", "more than once"}},
+	    {"port_file =\n", NULL, {"[broker] port_file", "empty"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\nfoo = 1\n",
+	     {"[token web] foo", "unknown key"}},
+	    {NULL, "[token web]\nmeasurements = zz\n", {"[token web] measurements", "zz"}},
+	    {NULL, "[token web]\nallow_debug = maybe\n", {"[token web] allow_debug", "maybe"}},
+	    {NULL, "[token web]\nvmpl = 9\n", {"[token web] vmpl"}},
+	    {NULL, "[token web]\nmin_tcb_snp = 256\n", {"[token web] min_tcb_snp"}},
+	    {NULL, "[token web]\npin_sha256 = nothex\n", {"[token web] pin_sha256", "SALT_HEX"}},
+	    {NULL, "[token web]\npin_sha256 = 00:1234\n", {"[token web] pin_sha256"}},
+	    {NULL, "[token web]\npin_sha256 = :" M1 "\n", {"[token web] pin_sha256"}},
+	    {NULL, "[token w*b]\nmeasurements = any\n", {"[token w*b]", "token name"}},
+	    {NULL, "[token .hidden]\nmeasurements = any\n", {"token name"}},
+	    {NULL, "[token]\nmeasurements = any\n", {"[token] measurements", "unknown section"}},
+	    {NULL, "[tokens web]\nmeasurements = any\n", {"unknown section"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[keystore]\ntype = vault\n",
+	     {"[keystore] type", "vault"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[keystore]\ntype = file\n",
+	     {"[keystore]", "dir is required"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[keystore]\ndir = /nonexistent/keys\n",
+	     {"[keystore]", "/nonexistent/keys"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[keystore]\ndir = /tmp\nurl = x\n",
+	     {"[keystore] url", "unknown key"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[snp]\nroots = /nonexistent/ark.pem\n",
+	     {"[snp] roots", "/nonexistent/ark.pem"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[snp]\nark = x\n",
+	     {"[snp] ark", "unknown key"}},
+	    {NULL, "", {"no [token NAME] section"}},
+	    {NULL, "[token web\nmeasurements = any\n", {"line", "syntax error"}},
+	    {NULL, "[token web]\nmeasurements = " M1 "," M2 "\n", {"line 1", "199"}},
+	};
+	struct broker_config *c = NULL;
+	char err[1024];
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		assert_int_equal(tb_write_conf(&env, cases[i].broker, cases[i].rest), 0);
+		if (load(&c, err, sizeof(err)) == 0)
+			fail_msg("case %zu loaded but must be refused", i);
+		assert_null(c);
+		/* every message names the file */
+		if (!strstr(err, env.conf))
+			fail_msg("case %zu: message does not name the file: %s", i, err);
+		for (j = 0; j < 3 && cases[i].want[j]; j++) {
+			if (!strstr(err, cases[i].want[j]))
+				fail_msg("case %zu: '%s' not in: %s", i, cases[i].want[j], err);
+		}
+	}
+}
+
+static void test_files(void **state)
+{
+	struct broker_config *c = NULL;
+	char err[1024], path[512], text[4096];
+	EVP_PKEY *k;
+
+	(void)state;
+	assert_int_equal(tb_write_conf(&env, NULL, NULL), 0);
+	snprintf(path, sizeof(path), "%s/secret", env.dir);
+	/* group/world readable secret */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "[broker] secret_file"));
+	assert_non_null(strstr(err, "chmod 600"));
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	/* too short */
+	assert_int_equal(tb_write_file(path, "short secret", 0600), 0);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "at least 32"));
+	/* missing */
+	unlink(path);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "secret_file"));
+	assert_int_equal(tb_write_file(path, "0123456789abcdef0123456789abcdef", 0600), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	broker_config_free(c);
+
+	/* required keys */
+	snprintf(text, sizeof(text),
+		 "[broker]\nsecret_file = %s/secret\nkey = %s/tls.key\n"
+		 "[keystore]\ndir = %s/keys\n[token web]\nmeasurements = any\n",
+		 env.dir, env.dir, env.dir);
+	assert_int_equal(tb_write_file(env.conf, text, 0644), 0);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "[broker] cert is required"));
+
+	/* TLS key missing, then not matching the certificate */
+	snprintf(text, sizeof(text),
+		 "[broker]\ncert = %s/tls.crt\nkey = %s/other.key\n"
+		 "secret_file = %s/secret\n[keystore]\ndir = %s/keys\n"
+		 "[token web]\nmeasurements = any\n",
+		 env.dir, env.dir, env.dir, env.dir);
+	assert_int_equal(tb_write_file(env.conf, text, 0644), 0);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "[broker] key"));
+	assert_non_null(strstr(err, "other.key"));
+	snprintf(path, sizeof(path), "%s/other.key", env.dir);
+	k = tb_gen_ec("P-256");
+	assert_int_equal(tb_write_key(path, k, false), 0);
+	EVP_PKEY_free(k);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "does not match"));
+
+	/* missing file */
+	assert_int_equal(broker_config_load("/nonexistent/broker.conf", &c, err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/broker.conf"));
+}
+
+static void test_pin(void **state)
+{
+	struct broker_config *c = NULL;
+	const struct broker_token *t;
+	unsigned char salt_pin[2 + 4] = {0x00, 0x11, '1', '2', '3', '4'}, md[32];
+	unsigned int mdlen = 0;
+	char err[1024], hex[65], rest[512];
+
+	(void)state;
+	assert_true(EVP_Digest(salt_pin, sizeof(salt_pin), md, &mdlen, EVP_sha256(), NULL));
+	ak_hex_encode(md, 32, hex);
+	snprintf(rest, sizeof(rest),
+		 "[token web]\nmeasurements = any\npin_sha256 = 0011:%s\n[token "
+		 "mail]\nmeasurements = any\n",
+		 hex);
+	assert_int_equal(tb_write_conf(&env, NULL, rest), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	t = broker_config_token(c, "web");
+	assert_true(t->pin_set);
+	assert_true(broker_token_pin_ok(t, "1234"));
+	assert_false(broker_token_pin_ok(t, "1235"));
+	assert_false(broker_token_pin_ok(t, ""));
+	assert_false(broker_token_pin_ok(t, NULL));
+	/* no verifier: the attestation alone is the gate, any PIN passes */
+	t = broker_config_token(c, "mail");
+	assert_false(t->pin_set);
+	assert_true(broker_token_pin_ok(t, NULL));
+	assert_true(broker_token_pin_ok(t, ""));
+	assert_true(broker_token_pin_ok(t, "anything"));
+	/* a token without keys is refused at start */
+	assert_int_not_equal(broker_config_check_keys(c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "token 'mail'"));
+	broker_config_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_bad_values),
+	    cmocka_unit_test(test_files),
+	    cmocka_unit_test(test_pin),
+	};
+	int failed;
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	failed = cmocka_run_group_tests(tests, setup, teardown);
+	/* Free OpenSSL's DRBGs now: with a secure heap their only references
+	 * live in the secure arena, which LeakSanitizer does not scan. */
+	OPENSSL_cleanup();
+	return failed;
+}

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The request handler without a socket: every reason of docs/protocol.md §5
+ * the broker itself decides, a full release decrypted with the ephemeral
+ * key, the audit trail, and the real SEV-SNP verifier on real evidence.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "attestkey/common.h"
+#include "attestkey/jwe.h"
+#include "attestkey/protocol.h"
+#include "attestkey/secmem.h"
+#include "attestkey/snp.h"
+#include "../../src/broker/broker.h"
+#include "../../src/broker/nonce.h"
+#include "test_broker_util.h"
+
+#define M1                                                                                         \
+	"aa00000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
+	"000000bb"
+#define PIN "12345678"
+
+static struct tb_env env;
+static struct broker *b;
+static char testdata[512];
+static bool have_vectors;
+
+/* ---- a stand-in for the SEV-SNP verifier ---- */
+static enum ak_reason fake_reason = AK_R_OK;
+static uint8_t fake_measurement[48];
+static uint64_t fake_policy = AK_SNP_POLICY_RESERVED1;
+static uint8_t last_expected[AK_BINDING_LEN];
+static int fake_calls;
+
+static enum ak_reason fake_verify(const struct vf_snp_trust *t, const json_t *evidence,
+				  const uint8_t *expected, struct ak_snp_report *out, char *msg,
+				  size_t msglen)
+{
+	(void)t;
+	(void)evidence;
+	fake_calls++;
+	memcpy(last_expected, expected, AK_BINDING_LEN);
+	memset(out, 0, sizeof(*out));
+	if (fake_reason != AK_R_OK) {
+		snprintf(msg, msglen, "fake verifier says %s", ak_reason_name(fake_reason));
+		return fake_reason;
+	}
+	out->version = 2;
+	out->policy = fake_policy;
+	memcpy(out->report_data, expected, AK_BINDING_LEN);
+	memcpy(out->measurement, fake_measurement, sizeof(fake_measurement));
+	memset(out->chip_id, 0xc1, sizeof(out->chip_id));
+	return AK_R_OK;
+}
+
+static int setup(void **state)
+{
+	struct broker_config *cfg = NULL;
+	char rest[4096], roots[1200] = "", path[600], target[600], err[1024];
+	unsigned char salt_pin[4 + sizeof(PIN) - 1] = {0xde, 0xad, 0xbe, 0xef}, md[32];
+	unsigned int mdlen = 0;
+	char hex[65];
+	const char *td = getenv("ATTESTKEY_TESTDATA");
+
+	(void)state;
+	assert_int_equal(ak_secure_init(), 0);
+	if (tb_env_setup(&env) < 0)
+		return -1;
+	snprintf(testdata, sizeof(testdata), "%s", td ? td : "tests/data");
+	snprintf(path, sizeof(path), "%s/snp/milan-v2-virtee/report.bin", testdata);
+	have_vectors = access(path, R_OK) == 0;
+	if (have_vectors)
+		snprintf(roots, sizeof(roots),
+			 "[snp]\nroots = %s/snp/amd-roots/ark-milan.pem\n"
+			 "intermediates = %s/snp/amd-roots/ask-milan.pem\n",
+			 testdata, testdata);
+	memcpy(salt_pin + 4, PIN, sizeof(PIN) - 1);
+	EVP_Digest(salt_pin, sizeof(salt_pin), md, &mdlen, EVP_sha256(), NULL);
+	ak_hex_encode(md, 32, hex);
+	snprintf(rest, sizeof(rest),
+		 "[token web]\nmeasurements = any\n"
+		 "[token pinned]\nmeasurements = any\npin_sha256 = deadbeef:%s\n"
+		 "[token strict]\nmeasurements = " M1 "\n"
+		 "[token nokeys]\nmeasurements = any\n%s",
+		 hex, roots);
+	if (tb_write_conf(&env, NULL, rest) < 0)
+		return -1;
+	snprintf(target, sizeof(target), "%s/web", env.keys);
+	snprintf(path, sizeof(path), "%s/pinned", env.keys);
+	if (symlink(target, path) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/strict", env.keys);
+	if (symlink(target, path) < 0)
+		return -1;
+	if (broker_config_load(env.conf, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "# %s\n", err);
+		return -1;
+	}
+	if (broker_new(cfg, &b, err, sizeof(err)) < 0) {
+		broker_config_free(cfg);
+		return -1;
+	}
+	b->snp_verify = fake_verify;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	broker_free(b);
+	tb_env_teardown(&env);
+	return 0;
+}
+
+/* One request; returns the reply body (caller decrefs), status in *status. */
+static json_t *call(const char *method, const char *path, const char *body, unsigned *status)
+{
+	struct broker_request req = {.method = method, .path = path, .peer = "192.0.2.7"};
+	struct broker_reply rep;
+
+	req.body = (const uint8_t *)(body ? body : "");
+	req.body_len = body ? strlen(body) : 0;
+	broker_handle(b, &req, &rep);
+	*status = rep.status;
+	assert_non_null(rep.body);
+	return rep.body;
+}
+
+static json_t *call_json(const char *path, json_t *body, unsigned *status)
+{
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_t *r;
+
+	assert_non_null(s);
+	r = call("POST", path, s, status);
+	free(s);
+	return r;
+}
+
+static void expect_error(json_t *rep, const unsigned *statusp, unsigned want_status,
+			 const char *reason)
+{
+	unsigned status = *statusp;
+	const char *e = json_string_value(json_object_get(rep, "error"));
+
+	/* status is read here, after the call that set it */
+	if (status != want_status || !e || strcmp(e, reason) != 0) {
+		char *s = json_dumps(rep, 0);
+
+		fail_msg("want %u %s, got %u %s", want_status, reason, status, s);
+	}
+	assert_true(json_is_string(json_object_get(rep, "message")));
+	json_decref(rep);
+}
+
+static void challenge(const char *token, char nonce[BROKER_NONCE_STR_LEN + 1])
+{
+	char body[128];
+	unsigned st = 0;
+	json_t *r;
+
+	snprintf(body, sizeof(body), "{\"token\": \"%s\"}", token);
+	r = call("POST", AK_PROTOCOL_PATH_CHALLENGE, body, &st);
+	assert_int_equal(st, 200);
+	assert_int_equal(strlen(json_string_value(json_object_get(r, "nonce"))),
+			 BROKER_NONCE_STR_LEN);
+	strcpy(nonce, json_string_value(json_object_get(r, "nonce")));
+	assert_true(json_integer_value(json_object_get(r, "expires_at")) >=
+		    (json_int_t)time(NULL) + 59);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "algs"), 0)),
+			    "ECDH-ES+A256GCM");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "tee"), 0)), "snp");
+	json_decref(r);
+}
+
+static json_t *keys_body(const char *token, const char *nonce, const json_t *pub, const char *pin)
+{
+	json_t *j =
+	    json_pack("{s:s,s:s,s:s,s:{s:s,s:s},s:O}", "token", token, "nonce", nonce, "tee", "snp",
+		      "evidence", "report", "AAAA", "certs", "AAAA", "pubkey", pub);
+
+	assert_non_null(j);
+	if (pin)
+		json_object_set_new(j, "pin", json_string(pin));
+	return j;
+}
+
+static char *read_text(const char *path)
+{
+	size_t len = 0;
+
+	return (char *)ak_read_file(path, &len);
+}
+
+static void test_routes(void **state)
+{
+	unsigned st = 0;
+	json_t *r;
+	struct broker_request req = {
+	    .method = "GET", .path = AK_PROTOCOL_PATH_KEYS, .body = (const uint8_t *)""};
+	struct broker_reply rep;
+
+	(void)state;
+	r = call("GET", BROKER_PATH_HEALTH, NULL, &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(json_string_value(json_object_get(r, "status")), "ok");
+	json_decref(r);
+	expect_error(call("GET", "/v1/nothing", NULL, &st), &st, 404, "bad_request");
+	expect_error(call("POST", BROKER_PATH_HEALTH, "{}", &st), &st, 405, "bad_request");
+	broker_handle(b, &req, &rep);
+	assert_int_equal(rep.status, 405);
+	assert_string_equal(rep.allow, "POST");
+	json_decref(rep.body);
+	/* oversized bodies arrive as too_large (server.c answers 413) */
+	req.method = "POST";
+	req.too_large = true;
+	broker_handle(b, &req, &rep);
+	expect_error(rep.body, &rep.status, 400, "bad_request");
+}
+
+static void test_challenge_refusals(void **state)
+{
+	unsigned st = 0;
+	json_t *r;
+
+	(void)state;
+	expect_error(call("POST", AK_PROTOCOL_PATH_CHALLENGE, "{\"token\": \"nope\"}", &st), &st,
+		     404, "unknown_token");
+	expect_error(call("POST", AK_PROTOCOL_PATH_CHALLENGE, "{\"token\": 1}", &st), &st, 400,
+		     "bad_request");
+	expect_error(call("POST", AK_PROTOCOL_PATH_CHALLENGE, "[]", &st), &st, 400, "bad_request");
+	expect_error(call("POST", AK_PROTOCOL_PATH_CHALLENGE, "{", &st), &st, 400, "bad_request");
+	expect_error(call("POST", AK_PROTOCOL_PATH_CHALLENGE, "", &st), &st, 400, "bad_request");
+	/* a token name cannot forge log lines: control characters and
+	 * non-ASCII are replaced in every message */
+	r = call("POST", AK_PROTOCOL_PATH_CHALLENGE,
+		 "{\"token\": \"x\\nattestkey: forged\\u00e9\"}", &st);
+	assert_int_equal(st, 404);
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(r, "message")), "x?attestkey: forged??"));
+	json_decref(r);
+}
+
+/* Decrypt every released key and compare it with the key file. */
+static void check_release(json_t *rep, const json_t *priv)
+{
+	json_t *keys = json_object_get(rep, "keys"), *k;
+	size_t i;
+
+	assert_string_equal(json_string_value(json_object_get(rep, "token")), "web");
+	assert_int_equal(json_integer_value(json_object_get(rep, "lease")), 3600);
+	assert_int_equal(json_array_size(keys), 2);
+	json_array_foreach(keys, i, k) {
+		struct ak_secbuf pt = {0};
+		const char *label = json_string_value(json_object_get(k, "label"));
+		const char *cert = json_string_value(json_object_get(k, "cert"));
+		char path[600], *name = NULL, *hdr = NULL;
+		unsigned char *der = NULL;
+		long len = 0;
+		FILE *f;
+
+		assert_non_null(label);
+		assert_int_equal(strlen(json_string_value(json_object_get(k, "id"))), 40);
+		assert_int_equal(ak_jwe_decrypt(priv, json_object_get(k, "jwe"), &pt), 0);
+		snprintf(path, sizeof(path), "%s/web/%s.key", env.keys, label);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		assert_int_equal(PEM_read(f, &name, &hdr, &der, &len), 1);
+		fclose(f);
+		assert_int_equal(pt.len, (size_t)len);
+		assert_memory_equal(pt.data, der, (size_t)len);
+		OPENSSL_clear_free(der, (size_t)len);
+		OPENSSL_free(name);
+		OPENSSL_free(hdr);
+		ak_secbuf_clear(&pt);
+		if (strcmp(label, "tls") == 0) {
+			uint8_t *cder;
+			size_t clen = 0;
+			const unsigned char *p;
+			X509 *x;
+
+			assert_string_equal(json_string_value(json_object_get(k, "type")), "RSA");
+			assert_non_null(cert);
+			cder = ak_b64url_decode(cert, &clen);
+			assert_non_null(cder);
+			p = cder;
+			x = d2i_X509(NULL, &p, (long)clen);
+			assert_non_null(x);
+			X509_free(x);
+			free(cder);
+		} else {
+			assert_string_equal(json_string_value(json_object_get(k, "type")), "EC");
+			assert_null(cert);
+		}
+	}
+}
+
+static void test_release(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1], path[600], *audit, *last;
+	uint8_t thp[AK_THUMBPRINT_LEN], want[AK_BINDING_LEN];
+	json_t *priv, *pub, *body, *rep, *line;
+	unsigned st = 0;
+
+	(void)state;
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	assert_non_null(pub);
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, "any pin is fine without a verifier");
+	fake_reason = AK_R_OK;
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	if (st != 200)
+		fail_msg("release refused: %s", json_dumps(rep, 0));
+	/* the verifier was asked for exactly the binding of §3 */
+	assert_int_equal(ak_jwk_thumbprint(pub, thp), 0);
+	assert_int_equal(ak_binding_compute(nonce, "web", thp, want), 0);
+	assert_memory_equal(last_expected, want, AK_BINDING_LEN);
+	check_release(rep, priv);
+	json_decref(rep);
+	json_decref(body);
+
+	/* the same nonce works again within its lifetime (§1) */
+	body = keys_body("web", nonce, pub, NULL);
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	assert_int_equal(st, 200);
+	json_decref(rep);
+	json_decref(body);
+
+	/* audit: last line is the release, with report fields, no PIN */
+	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
+	audit = read_text(path);
+	assert_non_null(audit);
+	assert_null(strstr(audit, "any pin is fine"));
+	audit[strlen(audit) - 1] = '\0';
+	last = strrchr(audit, '\n');
+	line = json_loads(last ? last + 1 : audit, 0, NULL);
+	assert_non_null(line);
+	assert_string_equal(json_string_value(json_object_get(line, "event")), "release");
+	assert_string_equal(json_string_value(json_object_get(line, "reason")), "ok");
+	assert_string_equal(json_string_value(json_object_get(line, "token")), "web");
+	assert_string_equal(json_string_value(json_object_get(line, "peer")), "192.0.2.7");
+	assert_int_equal(strlen(json_string_value(json_object_get(line, "measurement"))), 96);
+	assert_int_equal(strlen(json_string_value(json_object_get(line, "chip_id"))), 128);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(line, "keys"), 0)),
+			    "ec");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(line, "keys"), 1)),
+			    "tls");
+	assert_non_null(json_object_get(line, "time"));
+	json_decref(line);
+	free(audit);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
+static void test_refusals(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1], other[BROKER_NONCE_STR_LEN + 1],
+	    old[BROKER_NONCE_STR_LEN + 1];
+	json_t *priv, *pub, *p256, *body;
+	unsigned st = 0;
+	int calls;
+
+	(void)state;
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	challenge("web", nonce);
+	challenge("pinned", other);
+	fake_reason = AK_R_OK;
+	calls = fake_calls;
+
+	/* shape */
+	expect_error(call("POST", AK_PROTOCOL_PATH_KEYS, "{\"token\":\"web\"}", &st), &st, 400,
+		     "bad_request");
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "evidence", json_string("x"));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "bad_request");
+	json_object_set_new(body, "evidence", json_object());
+	json_object_set_new(body, "pin", json_integer(1234));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "bad_request");
+	json_object_del(body, "pin");
+	json_object_del(body, "pubkey");
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "bad_request");
+	json_decref(body);
+	expect_error(call("POST", AK_PROTOCOL_PATH_KEYS,
+			  "{\"token\":\"web\",\"token\":\"mail\",\"nonce\":\"x\"}", &st),
+		     &st, 400, "bad_request");
+
+	/* token */
+	body = keys_body("nope", nonce, pub, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 404, "unknown_token");
+	json_decref(body);
+
+	/* nonce: invalid, wrong token, expired (minted with the broker's secret) */
+	body = keys_body("web", "AQAAAA", pub, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "nonce_invalid");
+	json_decref(body);
+	body = keys_body("web", other, pub, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "nonce_wrong_token");
+	json_decref(body);
+	assert_int_equal(broker_nonce_issue(b->cfg->secret.data, b->cfg->secret.len, "web",
+					    (uint64_t)time(NULL) - 61, old),
+			 0);
+	body = keys_body("web", old, pub, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "nonce_expired");
+	json_decref(body);
+
+	/* tee */
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "tee", json_string("tdx"));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "tee_unsupported");
+	json_decref(body);
+
+	/* ephemeral key: private, wrong curve, not on the curve, wrong type */
+	body = keys_body("web", nonce, priv, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "pubkey_unsupported");
+	json_decref(body);
+	p256 = json_pack("{s:s,s:s,s:s,s:s}", "kty", "EC", "crv", "P-256", "x",
+			 "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y",
+			 "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0");
+	body = keys_body("web", nonce, p256, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "pubkey_unsupported");
+	json_decref(body);
+	json_object_set_new(p256, "crv", json_string("P-384"));
+	body = keys_body("web", nonce, p256, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "pubkey_unsupported");
+	json_decref(body);
+	json_decref(p256);
+	p256 = json_pack("{s:s,s:s,s:s}", "kty", "RSA", "n", "AQAB", "e", "AQAB");
+	body = keys_body("web", nonce, p256, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "pubkey_unsupported");
+	json_decref(body);
+	json_decref(p256);
+	/* none of the above reached the verifier */
+	assert_int_equal(fake_calls, calls);
+
+	/* the verifier's reason and message go through */
+	fake_reason = AK_R_BAD_SIGNATURE;
+	body = keys_body("web", nonce, pub, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "bad_signature");
+	fake_reason = AK_R_BINDING_MISMATCH;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "binding_mismatch");
+	fake_reason = AK_R_EVIDENCE_MALFORMED;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "evidence_malformed");
+	fake_reason = AK_R_OK;
+	/* policy: debug */
+	fake_policy = AK_SNP_POLICY_RESERVED1 | AK_SNP_POLICY_DEBUG;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "debug_not_allowed");
+	fake_policy = AK_SNP_POLICY_RESERVED1;
+	json_decref(body);
+
+	/* policy: measurement allow-list */
+	challenge("strict", other);
+	body = keys_body("strict", other, pub, NULL);
+	memset(fake_measurement, 0x42, sizeof(fake_measurement));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403,
+		     "measurement_not_allowed");
+	assert_int_equal(ak_hex_decode(M1, fake_measurement, sizeof(fake_measurement)), 0);
+	json_decref(call_json(AK_PROTOCOL_PATH_KEYS, body, &st));
+	assert_int_equal(st, 200);
+	memset(fake_measurement, 0, sizeof(fake_measurement));
+	json_decref(body);
+
+	/* PIN: missing, wrong, right */
+	challenge("pinned", other);
+	body = keys_body("pinned", other, pub, NULL);
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "pin_incorrect");
+	json_object_set_new(body, "pin", json_string("87654321"));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "pin_incorrect");
+	json_object_set_new(body, "pin", json_string(PIN));
+	json_decref(call_json(AK_PROTOCOL_PATH_KEYS, body, &st));
+	assert_int_equal(st, 200);
+	json_decref(body);
+
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
+static void test_keystore_failure(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1], path[600], *audit;
+	json_t *priv, *pub, *body, *rep;
+	unsigned st = 0;
+
+	(void)state;
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	fake_reason = AK_R_OK;
+	challenge("nokeys", nonce);
+	body = keys_body("nokeys", nonce, pub, NULL);
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	assert_int_equal(st, 500);
+	assert_string_equal(json_string_value(json_object_get(rep, "error")), "keystore");
+	/* the guest learns nothing about the store's layout ... */
+	assert_null(strstr(json_string_value(json_object_get(rep, "message")), env.keys));
+	json_decref(rep);
+	json_decref(body);
+	/* ... the operator does */
+	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
+	audit = read_text(path);
+	assert_non_null(audit);
+	assert_non_null(strstr(audit, "keys/nokeys"));
+	free(audit);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
+/* The real verifier on real evidence: a genuine Milan report chains to the
+ * AMD root but carries someone else's REPORT_DATA: binding_mismatch. */
+static void test_real_evidence(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1], path[600];
+	struct ak_snp_cert_entry e = {AK_SNP_GUID_VCEK, NULL, 0};
+	uint8_t *report, *vcek, *table = NULL;
+	size_t rlen = 0, vlen = 0, tlen = 0;
+	char *r64, *t64;
+	json_t *priv, *pub, *body;
+	unsigned st = 0;
+
+	(void)state;
+	if (!have_vectors)
+		skip();
+	snprintf(path, sizeof(path), "%s/snp/milan-v2-virtee/report.bin", testdata);
+	report = ak_read_file(path, &rlen);
+	snprintf(path, sizeof(path), "%s/snp/milan-v2-virtee/vcek.der", testdata);
+	vcek = ak_read_file(path, &vlen);
+	assert_non_null(report);
+	assert_non_null(vcek);
+	e.der = vcek;
+	e.der_len = vlen;
+	assert_int_equal(ak_snp_certtable_build(&e, 1, &table, &tlen), 0);
+	r64 = ak_b64url_encode(report, rlen);
+	t64 = ak_b64url_encode(table, tlen);
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+
+	b->snp_verify = vf_snp_verify_json;
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "evidence", json_pack("{s:s,s:s}", "report", r64, "certs", t64));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "binding_mismatch");
+	/* tampered report: the signature no longer verifies */
+	report[0x90] ^= 1;
+	free(r64);
+	r64 = ak_b64url_encode(report, rlen);
+	json_object_set_new(body, "evidence", json_pack("{s:s,s:s}", "report", r64, "certs", t64));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "bad_signature");
+	/* truncated report */
+	json_object_set_new(body, "evidence",
+			    json_pack("{s:s,s:s}", "report", "AAAA", "certs", t64));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "evidence_malformed");
+	b->snp_verify = fake_verify;
+
+	json_decref(body);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+	free(r64);
+	free(t64);
+	free(table);
+	free(report);
+	free(vcek);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_routes),	     cmocka_unit_test(test_challenge_refusals),
+	    cmocka_unit_test(test_release),	     cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_keystore_failure), cmocka_unit_test(test_real_evidence),
+	};
+	int failed;
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	failed = cmocka_run_group_tests(tests, setup, teardown);
+	/* Free OpenSSL's DRBGs now: with a secure heap their only references
+	 * live in the secure arena, which LeakSanitizer does not scan. */
+	OPENSSL_cleanup();
+	return failed;
+}

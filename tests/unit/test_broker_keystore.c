@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The file key store: DIR/<token>/<label>.key (+ .crt). */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include <openssl/crypto.h>
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "attestkey/common.h"
+#include "attestkey/secmem.h"
+#include "../../src/broker/keystore.h"
+#include "test_broker_util.h"
+
+static struct tb_env env;
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_int_equal(ak_secure_init(), 0);
+	return tb_env_setup(&env);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tb_env_teardown(&env);
+	return 0;
+}
+
+static struct broker_keystore *open_store(const char *dir, int *ret, char *err, size_t errlen)
+{
+	struct broker_keystore *ks = NULL;
+
+	assert_int_equal(broker_keystore_new("file", &ks, err, errlen), 0);
+	assert_int_equal(broker_keystore_set(ks, "dir", dir, err, errlen), 0);
+	*ret = broker_keystore_open(ks, err, errlen);
+	return ks;
+}
+
+static int fetch(const char *token, struct broker_keyset *set, char *err, size_t errlen)
+{
+	struct broker_keystore *ks;
+	int r;
+
+	ks = open_store(env.keys, &r, err, errlen);
+	assert_int_equal(r, 0);
+	r = broker_keystore_fetch(ks, token, set, err, errlen);
+	broker_keystore_free(ks);
+	return r;
+}
+
+/* DER of the PEM file's first block, for comparison with the store's copy. */
+static unsigned char *pem_der(const char *path, long *len)
+{
+	FILE *f = fopen(path, "r");
+	char *name = NULL, *hdr = NULL;
+	unsigned char *data = NULL;
+
+	assert_non_null(f);
+	assert_int_equal(PEM_read(f, &name, &hdr, &data, len), 1);
+	fclose(f);
+	OPENSSL_free(name);
+	OPENSSL_free(hdr);
+	return data;
+}
+
+static void hex_sha1(const unsigned char *p, size_t n, char out[41])
+{
+	unsigned char md[20];
+	unsigned int len = 0;
+
+	assert_true(EVP_Digest(p, n, md, &len, EVP_sha1(), NULL));
+	ak_hex_encode(md, 20, out);
+}
+
+static void test_load_rsa_ec(void **state)
+{
+	struct broker_keyset set = {0};
+	char err[512] = "", path[512], want[41];
+	unsigned char *der, pub[200];
+	long len = 0;
+	size_t publen = 0;
+	FILE *f;
+	X509 *x;
+	EVP_PKEY *pk;
+	const ASN1_OCTET_STRING *ski;
+
+	(void)state;
+	assert_int_equal(fetch("web", &set, err, sizeof(err)), 0);
+	assert_int_equal(set.n, 2);
+	/* sorted by label */
+	assert_string_equal(set.keys[0].label, "ec");
+	assert_string_equal(set.keys[0].type, "EC");
+	assert_null(set.keys[0].cert_der);
+	assert_string_equal(set.keys[1].label, "tls");
+	assert_string_equal(set.keys[1].type, "RSA");
+	assert_non_null(set.keys[1].cert_der);
+
+	/* the plaintext is the file's PKCS#8 DER, byte for byte */
+	snprintf(path, sizeof(path), "%s/web/tls.key", env.keys);
+	der = pem_der(path, &len);
+	assert_int_equal(set.keys[1].pkcs8.len, (size_t)len);
+	assert_memory_equal(set.keys[1].pkcs8.data, der, (size_t)len);
+	OPENSSL_clear_free(der, (size_t)len);
+
+	/* RSA CKA_ID = the certificate's subjectKeyIdentifier (OpenSSL "hash"
+	 * is RFC 5280 method 1, the same computation) */
+	snprintf(path, sizeof(path), "%s/web/tls.crt", env.keys);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(x);
+	ski = X509_get0_subject_key_id(x);
+	assert_non_null(ski);
+	ak_hex_encode(ASN1_STRING_get0_data(ski), (size_t)ASN1_STRING_length(ski), want);
+	assert_string_equal(set.keys[1].id, want);
+	X509_free(x);
+
+	/* EC CKA_ID = SHA-1 of the uncompressed point (the BIT STRING) */
+	snprintf(path, sizeof(path), "%s/web/ec.key", env.keys);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(pk);
+	assert_true(EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub),
+						    &publen));
+	hex_sha1(pub, publen, want);
+	assert_string_equal(set.keys[0].id, want);
+	EVP_PKEY_free(pk);
+	broker_keyset_clear(&set);
+	assert_int_equal(set.n, 0);
+	assert_null(set.keys);
+}
+
+static void make_token_dir(const char *token, char *dir, size_t n)
+{
+	snprintf(dir, n, "%s/%s", env.keys, token);
+	mkdir(dir, 0700);
+}
+
+static void test_cert_mismatch(void **state)
+{
+	struct broker_keyset set = {0};
+	char err[512] = "", dir[400], path[512];
+	EVP_PKEY *a = tb_gen_ec("P-256"), *b = tb_gen_ec("P-256");
+	X509 *x = tb_make_cert(b, "other");
+
+	(void)state;
+	make_token_dir("mismatch", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/k.key", dir);
+	assert_int_equal(tb_write_key(path, a, false), 0);
+	snprintf(path, sizeof(path), "%s/k.crt", dir);
+	assert_int_equal(tb_write_cert(path, x), 0);
+	assert_int_not_equal(fetch("mismatch", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "k.crt"));
+	assert_non_null(strstr(err, "does not match"));
+	assert_int_equal(set.n, 0);
+	/* a .crt that is not a certificate */
+	assert_int_equal(tb_write_file(path, "hello\n", 0644), 0);
+	assert_int_not_equal(fetch("mismatch", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "not a PEM X.509"));
+	EVP_PKEY_free(a);
+	EVP_PKEY_free(b);
+	X509_free(x);
+}
+
+static void test_bad_keys(void **state)
+{
+	struct broker_keyset set = {0};
+	char err[512] = "", dir[400], path[512];
+	EVP_PKEY *rsa = tb_gen_rsa(), *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+
+	(void)state;
+	make_token_dir("trad", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/k.key", dir);
+	assert_int_equal(tb_write_key(path, rsa, true), 0);
+	assert_int_not_equal(fetch("trad", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "RSA PRIVATE KEY"));
+	assert_non_null(strstr(err, "pkcs8"));
+
+	make_token_dir("garbage", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/k.key", dir);
+	assert_int_equal(
+	    tb_write_file(path, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+			  0600),
+	    0);
+	assert_int_not_equal(fetch("garbage", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "k.key"));
+	assert_int_equal(tb_write_file(path, "not pem\n", 0600), 0);
+	assert_int_not_equal(fetch("garbage", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "PRIVATE KEY"));
+
+	/* a file name that would forge log lines or break the JSON */
+	make_token_dir("label", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/bad\nlabel.key", dir);
+	assert_int_equal(tb_write_key(path, rsa, false), 0);
+	assert_int_not_equal(fetch("label", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "not a printable UTF-8 label"));
+
+	make_token_dir("ed", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/k.key", dir);
+	assert_int_equal(tb_write_key(path, ed, false), 0);
+	assert_int_not_equal(fetch("ed", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "not supported"));
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ed);
+}
+
+static void test_missing(void **state)
+{
+	struct broker_keyset set = {0};
+	struct broker_keystore *ks;
+	char err[512] = "", dir[400], path[600];
+	int r;
+
+	(void)state;
+	/* missing store directory: refused at open */
+	snprintf(path, sizeof(path), "%s/no-such-dir", env.dir);
+	ks = open_store(path, &r, err, sizeof(err));
+	assert_int_not_equal(r, 0);
+	assert_non_null(strstr(err, "no-such-dir"));
+	broker_keystore_free(ks);
+	/* a file, not a directory */
+	snprintf(path, sizeof(path), "%s/secret", env.dir);
+	ks = open_store(path, &r, err, sizeof(err));
+	assert_int_equal(r, -ENOTDIR);
+	broker_keystore_free(ks);
+	/* no dir at all */
+	assert_int_equal(broker_keystore_new("file", &ks, err, sizeof(err)), 0);
+	assert_int_not_equal(broker_keystore_open(ks, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "dir"));
+	/* unknown key, unknown store type */
+	assert_int_equal(broker_keystore_set(ks, "url", "x", err, sizeof(err)), -ENOENT);
+	broker_keystore_free(ks);
+	assert_int_not_equal(broker_keystore_new("vault", &ks, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "vault"));
+
+	/* missing and empty token directories: refused at fetch */
+	assert_int_not_equal(fetch("nope", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "nope"));
+	make_token_dir("empty", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/readme.txt", dir);
+	assert_int_equal(tb_write_file(path, "no keys here\n", 0644), 0);
+	assert_int_not_equal(fetch("empty", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "no *.key"));
+	/* never leaves the store directory */
+	assert_int_not_equal(fetch("../keys/web", &set, err, sizeof(err)), 0);
+	assert_int_equal(set.n, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_load_rsa_ec),
+	    cmocka_unit_test(test_cert_mismatch),
+	    cmocka_unit_test(test_bad_keys),
+	    cmocka_unit_test(test_missing),
+	};
+	int failed;
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	failed = cmocka_run_group_tests(tests, setup, teardown);
+	/* Free OpenSSL's DRBGs now: with a secure heap their only references
+	 * live in the secure arena, which LeakSanitizer does not scan. */
+	OPENSSL_cleanup();
+	return failed;
+}

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * attestkey.conf(5) as the module reads it: every option, its default, and
+ * one clear error line naming file, line and key for each kind of mistake.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <openssl/crypto.h>
+
+#include "p11.h"
+
+static char dir[] = "/tmp/ak-p11-conf-XXXXXX";
+static char ca[300], path[300], logpath[300];
+static char logtext[4096];
+
+static int group_setup(void **state)
+{
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(path, sizeof(path), "%s/attestkey.conf", dir);
+	snprintf(logpath, sizeof(logpath), "%s/log", dir);
+	fp = fopen(ca, "w");
+	assert_non_null(fp);
+	fputs("placeholder\n", fp);
+	fclose(fp);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[400];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Write the file (@CA@ stands for the CA path), load it, and keep what the
+ * loader logged in logtext. */
+static int load(struct p11_config *cfg, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+	const char *at;
+	int saved, fd, r;
+	ssize_t n;
+
+	assert_non_null(fp);
+	while ((at = strstr(text, "@CA@")) != NULL) {
+		fwrite(text, 1, (size_t)(at - text), fp);
+		fputs(ca, fp);
+		text = at + 4;
+	}
+	fputs(text, fp);
+	fclose(fp);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	r = p11_config_load(path, cfg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fd = open(logpath, O_RDONLY);
+	n = read(fd, logtext, sizeof(logtext) - 1);
+	close(fd);
+	logtext[n > 0 ? n : 0] = '\0';
+	if (*logtext)
+		fprintf(stderr, "# %s", logtext);
+	return r;
+}
+
+#define BASE "[module]\nbrokers = https://b1:8443\nca = @CA@\n[sim]\ndir = /sim\n[token web]\n"
+
+static void test_full(void **state)
+{
+	struct p11_config cfg;
+	uint8_t m[48];
+
+	(void)state;
+	assert_int_equal(load(&cfg,
+			      "# comment\n"
+			      "[module]\n"
+			      "brokers = https://b1:8443 , https://b2:8443/\n"
+			      "ca = @CA@\n"
+			      "timeout = 3\n"
+			      "tee = sim\n"
+			      "reattest_after_fork = yes\n"
+			      "[sim]\n"
+			      "dir = /var/lib/sim\n"
+			      "measurement = 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f\n"
+			      "policy = 0x70000\n"
+			      "vmpl = 1\n"
+			      "guest_svn = 7\n"
+			      "reported_tcb = 0x1b00000000000304\n"
+			      "host_data = 1111111111111111111111111111111111111111111111111111111111111111\n"
+			      "version = 3\n"
+			      "delay_ms = 250\n"
+			      "[token web]\n"
+			      "label = Web TLS\n"
+			      "[token mail]\n"
+			      "[token db]\n"
+			      "label = database\n"),
+			 0);
+	assert_int_equal(cfg.n_brokers, 2);
+	assert_string_equal(cfg.brokers[0], "https://b1:8443");
+	assert_string_equal(cfg.brokers[1], "https://b2:8443/");
+	assert_string_equal(cfg.ca, ca);
+	assert_int_equal(cfg.timeout, 3);
+	assert_true(cfg.reattest_after_fork);
+	assert_int_equal(cfg.ev.kind, EV_KIND_SIM);
+	assert_string_equal(cfg.ev.sim.dir, "/var/lib/sim");
+	for (size_t i = 0; i < sizeof(m); i++)
+		m[i] = (uint8_t)i;
+	assert_memory_equal(cfg.ev.sim.measurement, m, sizeof(m));
+	assert_int_equal(cfg.ev.sim.policy, 0x70000);
+	assert_int_equal(cfg.ev.sim.vmpl, 1);
+	assert_int_equal(cfg.ev.sim.guest_svn, 7);
+	assert_true(cfg.ev.sim.reported_tcb_set);
+	assert_int_equal(cfg.ev.sim.reported_tcb, 0x1b00000000000304ULL);
+	assert_int_equal(cfg.ev.sim.host_data[31], 0x11);
+	assert_int_equal(cfg.ev.sim.version, 3);
+	assert_int_equal(cfg.ev.sim.delay_ms, 250);
+	assert_int_equal(cfg.n_tokens, 3);
+	assert_string_equal(cfg.tokens[0].name, "web");
+	assert_string_equal(cfg.tokens[0].label, "Web TLS");
+	assert_string_equal(cfg.tokens[1].name, "mail");
+	assert_string_equal(cfg.tokens[1].label, "mail");
+	assert_string_equal(cfg.tokens[2].label, "database");
+	p11_config_clear(&cfg);
+
+	/* reported_tcb also as 16 hex digits, most significant byte first */
+	assert_int_equal(load(&cfg, BASE "[sim]\nreported_tcb = 1b00000000000304\n"), 0);
+	assert_int_equal(cfg.ev.sim.reported_tcb, 0x1b00000000000304ULL);
+	p11_config_clear(&cfg);
+}
+
+static void test_defaults(void **state)
+{
+	struct p11_config cfg;
+
+	(void)state;
+	assert_int_equal(load(&cfg, BASE), 0);
+	assert_int_equal(cfg.timeout, P11_DEFAULT_TIMEOUT);
+	assert_false(cfg.reattest_after_fork);
+	assert_int_equal(cfg.ev.kind, EV_KIND_SIM);
+	assert_int_equal(cfg.ev.sim.policy, 0x30000);
+	assert_int_equal(cfg.ev.sim.vmpl, 0);
+	assert_int_equal(cfg.ev.sim.guest_svn, 0);
+	assert_false(cfg.ev.sim.reported_tcb_set);
+	assert_int_equal(cfg.ev.sim.version, 2);
+	assert_int_equal(cfg.ev.sim.delay_ms, 0);
+	assert_int_equal(cfg.n_tokens, 1);
+	assert_string_equal(cfg.tokens[0].label, "web");
+	p11_config_clear(&cfg);
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+	struct p11_config cfg;
+
+	assert_int_equal(load(&cfg, text), -EINVAL);
+	if (!strstr(logtext, needle))
+		fail_msg("log '%s' does not contain '%s'", logtext, needle);
+	assert_int_equal(cfg.n_tokens, 0); /* cleared on failure */
+	assert_null(cfg.brokers);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	expect_error(BASE "[module]\nfoo = 1\n", "attestkey.conf:8: unknown key 'foo' in [module]");
+	expect_error(BASE "[tokens]\nlabel = x\n", ":7: unknown section [tokens]");
+	expect_error("[module]\nbrokers = http://b1\nca = @CA@\n", ":2: brokers: 'http://b1' is not an https:// URL");
+	expect_error(BASE "[module]\ntimeout = soon\n", ":8: timeout = 'soon' is not a number");
+	expect_error(BASE "[module]\ntimeout = 0\n", ":8: timeout = 0");
+	expect_error(BASE "[module]\ntee = tdx\n", ":8: tee = 'tdx' is not supported");
+	expect_error(BASE "[module]\nreattest_after_fork = maybe\n", ":8: reattest_after_fork = 'maybe' is not a boolean");
+	expect_error(BASE "[sim]\nmeasurement = 0011\n", ":8: measurement = '0011' must be exactly 96 hex digits");
+	expect_error(BASE "[sim]\nhost_data = zz\n", ":8: host_data");
+	expect_error(BASE "[sim]\nvmpl = 4\n", ":8: vmpl = '4' is not a number between 0 and 3");
+	expect_error(BASE "[sim]\nversion = 1\n", ":8: version = 1");
+	expect_error(BASE "[sim]\npolicy = -1\n", ":8: policy");
+	expect_error(BASE "[sim]\nguest_svn = 99999999999\n", ":8: guest_svn");
+	expect_error(BASE "[sim]\nreported_tcb = 12\n", ":8: reported_tcb");
+	expect_error(BASE "[sim]\ndelay_ms = 60001\n", ":8: delay_ms = '60001' is not a number between 0 and 60000");
+	expect_error(BASE "[sim]\ncolour = red\n", ":8: unknown key 'colour' in [sim]");
+	expect_error(BASE "size = 1\n", ":7: unknown key 'size' in [token web]");
+	expect_error(BASE "label = 0123456789012345678901234567890123\n", ":7: label = ");
+	expect_error(BASE "[token web]\n", ":7: token 'web' is configured twice");
+	expect_error(BASE "[token a/b]\n", ":7: bad token name in [token a/b]");
+	expect_error("brokers = https://x\n" BASE, ":1: key 'brokers' outside any section");
+	expect_error(BASE "just words\n", ":7: syntax error");
+	expect_error("[module]\nca = @CA@\n[sim]\ndir = /s\n[token web]\n", "[module] brokers is missing");
+	expect_error("[module]\nbrokers = https://b\n[sim]\ndir = /s\n[token web]\n", "[module] ca is missing");
+	expect_error("[module]\nbrokers = https://b\nca = @CA@.nope\n[sim]\ndir = /s\n[token web]\n", "ca.pem.nope: No such file");
+	expect_error("[module]\nbrokers = https://b\nca = @CA@\n[token web]\n", "needs [sim] dir");
+	expect_error("[module]\nbrokers = https://b\nca = @CA@\n[sim]\ndir = /s\n", "no [token NAME] section");
+}
+
+static void test_missing_and_path(void **state)
+{
+	struct p11_config cfg;
+	bool explicit_path = true;
+
+	(void)state;
+	assert_int_equal(p11_config_load("/nonexistent/attestkey.conf", &cfg), -ENOENT);
+	unsetenv("ATTESTKEY_CONF");
+	assert_string_equal(p11_config_path(&explicit_path), SYSCONFDIR "/attestkey/attestkey.conf");
+	assert_false(explicit_path);
+	setenv("ATTESTKEY_CONF", "/x/y.conf", 1);
+	assert_string_equal(p11_config_path(&explicit_path), "/x/y.conf");
+	assert_true(explicit_path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_missing_and_path),
+	};
+	int failed;
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	if (getenv("AK_TEST_FILTER")) /* e.g. AK_TEST_FILTER='test_fork*' */
+		cmocka_set_test_filter(getenv("AK_TEST_FILTER"));
+	failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+	/* Free OpenSSL's DRBGs now: with a secure heap their only references
+	 * live in the secure arena, which LeakSanitizer does not scan. */
+	OPENSSL_cleanup();
+	return failed;
+}

@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The attested login of attestkey-pkcs11 against a stand-in broker: an
+ * HTTPS server (libmicrohttpd) in this process that speaks protocol v1
+ * (docs/protocol.md) and checks the binding in the simulated SNP report the
+ * module sends. It covers the release, each kind of refusal and the CKR it
+ * maps to, broker failover, a broker certificate from another CA, a
+ * tampered JWE, and a forked child that logs in without a second release.
+ * The real broker is exercised by the integration tests.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <openssl/crypto.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "attestkey/jwe.h"
+#include "attestkey/protocol.h"
+#include "attestkey/snp.h"
+#include "p11.h"
+
+enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON };
+
+static CK_FUNCTION_LIST_PTR f;
+static char dir[] = "/tmp/ak-p11-login-XXXXXX";
+static char conf_ok[300], conf_failover[300], conf_wrong_ca[300];
+static struct MHD_Daemon *mhd;
+static unsigned port;
+static char *srv_cert_pem, *srv_key_pem;
+static EVP_PKEY *rsa_key;
+static uint8_t *rsa_cert;
+static size_t rsa_cert_len;
+
+/* shared with the server thread; the tests run one request at a time */
+static volatile enum mode mode;
+static volatile int releases, challenges;
+
+/* ---- a stand-in broker ---------------------------------------------- */
+
+struct req {
+	char *body;
+	size_t len;
+};
+
+static json_t *release_body(const json_t *pub)
+{
+	uint8_t *der = NULL;
+	int len = i2d_PrivateKey(rsa_key, &der); /* PKCS#8 for OpenSSL 3 */
+	json_t *jwe = NULL, *keys;
+	char *cert64 = ak_b64url_encode(rsa_cert, rsa_cert_len);
+	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(rsa_key);
+	uint8_t *p8der = NULL;
+	int p8len = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &p8der) : -1;
+
+	(void)len;
+	OPENSSL_clear_free(der, len > 0 ? (size_t)len : 0);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	if (p8len <= 0 || ak_jwe_encrypt(pub, p8der, (size_t)p8len, &jwe) < 0)
+		abort();
+	OPENSSL_clear_free(p8der, (size_t)p8len);
+	if (mode == MODE_TAMPER) {
+		/* flip a character of the ciphertext: the GCM tag must fail */
+		const char *ct = json_string_value(json_object_get(jwe, "ciphertext"));
+		char *bad = strdup(ct);
+
+		bad[0] = bad[0] == 'A' ? 'B' : 'A';
+		json_object_set_new(jwe, "ciphertext", json_string(bad));
+		free(bad);
+	}
+	keys = json_pack("[{s:s, s:s, s:s, s:o, s:s}]", "label", "tls", "id", "0102", "type", "RSA",
+			 "jwe", jwe, "cert", cert64);
+	free(cert64);
+	return json_pack("{s:s, s:i, s:o}", "token", "web", "lease", 3600, "keys", keys);
+}
+
+static json_t *error_body(const char *reason, const char *message)
+{
+	return json_pack("{s:s, s:s}", "error", reason, "message", message);
+}
+
+static unsigned handle_keys(const json_t *in, json_t **out)
+{
+	const json_t *pub = json_object_get(in, "pubkey");
+	const char *nonce = json_string_value(json_object_get(in, "nonce"));
+	const char *token = json_string_value(json_object_get(in, "token"));
+	const char *report64 = json_string_value(json_object_get(json_object_get(in, "evidence"), "report"));
+	const char *pin = json_string_value(json_object_get(in, "pin"));
+	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN], *report;
+	struct ak_snp_report r;
+	size_t rlen = 0;
+	int ok;
+
+	if (!pub || !nonce || !token || !report64 || ak_jwk_thumbprint(pub, thp) < 0 ||
+	    ak_binding_compute(nonce, token, thp, binding) < 0) {
+		*out = error_body("bad_request", "a member is missing");
+		return 400;
+	}
+	/* the module never sends a private key member */
+	if (json_object_get(pub, "d")) {
+		*out = error_body("bad_request", "private key sent");
+		return 400;
+	}
+	report = ak_b64url_decode(report64, &rlen);
+	ok = report && ak_snp_report_parse(report, rlen, &r) == 0 &&
+	     memcmp(r.report_data, binding, sizeof(binding)) == 0;
+	free(report);
+	if (!ok) {
+		*out = error_body("binding_mismatch", "REPORT_DATA is not the binding of this request");
+		return 403;
+	}
+	switch (mode) {
+	case MODE_REFUSE:
+		*out = error_body("measurement_not_allowed",
+				  "measurement 0123 is not in the allow-list of token web");
+		return 403;
+	case MODE_PIN:
+		if (!pin || strcmp(pin, "1234") != 0) {
+			*out = error_body("pin_incorrect", "the PIN does not match");
+			return 403;
+		}
+		break;
+	default:
+		break;
+	}
+	releases++;
+	*out = release_body(pub);
+	return 200;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version, const char *upload_data,
+			       size_t *upload_data_size, void **con_cls)
+{
+	struct req *r = *con_cls;
+	struct MHD_Response *resp;
+	json_t *in = NULL, *out = NULL;
+	unsigned status = 404;
+	char *text;
+	enum MHD_Result ret;
+
+	(void)cls;
+	(void)version;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		*con_cls = r;
+		return r ? MHD_YES : MHD_NO;
+	}
+	if (*upload_data_size) {
+		r->body = realloc(r->body, r->len + *upload_data_size + 1);
+		memcpy(r->body + r->len, upload_data, *upload_data_size);
+		r->len += *upload_data_size;
+		r->body[r->len] = '\0';
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	in = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+	if (mode == MODE_NO_JSON) {
+		text = strdup("<html>bad gateway</html>");
+		status = 502;
+		goto send;
+	}
+	if (strcmp(method, "POST") != 0 || !json_is_object(in)) {
+		out = error_body("bad_request", "body is not JSON");
+		status = 400;
+	} else if (strcmp(url, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
+		challenges++;
+		out = json_pack("{s:s, s:i, s:[s], s:[s]}", "nonce", "bm9uY2U", "expires_at",
+				1795000000, "algs", "ECDH-ES+A256GCM", "tee", "snp");
+		status = 200;
+	} else if (strcmp(url, AK_PROTOCOL_PATH_KEYS) == 0) {
+		status = handle_keys(in, &out);
+	} else {
+		out = error_body("bad_request", "no such path");
+	}
+	text = json_dumps(out, JSON_COMPACT);
+send:
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	json_decref(in);
+	json_decref(out);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+	return ret;
+}
+
+/* ---- TLS material ----------------------------------------------------- */
+
+static X509 *make_cert(EVP_PKEY *key, EVP_PKEY *signer, X509 *issuer, const char *cn, bool ca)
+{
+	X509 *x = X509_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2);
+	X509_set_version(x, 2);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, ca ? NID_basic_constraints : NID_subject_alt_name,
+				  ca ? "critical,CA:TRUE" : "IP:127.0.0.1");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, signer, EVP_sha256()) > 0);
+	return x;
+}
+
+static char *pem_of(X509 *x, EVP_PKEY *k)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out;
+	long n;
+
+	if (x)
+		PEM_write_bio_X509(b, x);
+	else
+		PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+	n = BIO_get_mem_data(b, &data);
+	out = strndup(data, (size_t)n);
+	BIO_free(b);
+	return out;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void write_conf(char *path, size_t len, const char *name, const char *brokers,
+		       const char *ca)
+{
+	char text[1024];
+
+	snprintf(path, len, "%s/%s", dir, name);
+	snprintf(text, sizeof(text),
+		 "[module]\nbrokers = %s\nca = %s/%s\ntimeout = 5\ntee = sim\n"
+		 "[sim]\ndir = %s/sim\n"
+		 "measurement = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+		 "[token web]\nlabel = web\n",
+		 brokers, dir, ca, dir);
+	write_file(path, text);
+}
+
+static int group_setup(void **state)
+{
+	EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *srv_key = EVP_EC_gen("P-256");
+	EVP_PKEY *other_key = EVP_EC_gen("P-256");
+	X509 *ca = make_cert(ca_key, ca_key, NULL, "test broker CA", true);
+	X509 *other = make_cert(other_key, other_key, NULL, "another CA", true);
+	X509 *srv = make_cert(srv_key, ca_key, ca, "127.0.0.1", false);
+	char path[400], urls[200], *pem;
+	const union MHD_DaemonInfo *info;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sim", dir);
+	/* a simulated chip (RSA-4096 ARK/ASK: a few seconds) */
+	assert_int_equal(ev_sim_init(path, "Milan-B0", 0x1b00000000000304ULL), 0);
+	pem = pem_of(ca, NULL);
+	snprintf(path, sizeof(path), "%s/ca.pem", dir);
+	write_file(path, pem);
+	free(pem);
+	pem = pem_of(other, NULL);
+	snprintf(path, sizeof(path), "%s/other-ca.pem", dir);
+	write_file(path, pem);
+	free(pem);
+	srv_cert_pem = pem_of(srv, NULL);
+	srv_key_pem = pem_of(NULL, srv_key);
+
+	mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG, 0,
+			       NULL, NULL, handler, NULL, MHD_OPTION_HTTPS_MEM_KEY, srv_key_pem,
+			       MHD_OPTION_HTTPS_MEM_CERT, srv_cert_pem, MHD_OPTION_END);
+	assert_non_null(mhd);
+	info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+	assert_non_null(info);
+	port = info->port;
+
+	snprintf(urls, sizeof(urls), "https://127.0.0.1:%u", port);
+	write_conf(conf_ok, sizeof(conf_ok), "ok.conf", urls, "ca.pem");
+	write_conf(conf_wrong_ca, sizeof(conf_wrong_ca), "wrong-ca.conf", urls, "other-ca.pem");
+	snprintf(urls, sizeof(urls), "https://127.0.0.1:1/, https://127.0.0.1:%u/", port);
+	write_conf(conf_failover, sizeof(conf_failover), "failover.conf", urls, "ca.pem");
+
+	rsa_key = EVP_RSA_gen(2048);
+	assert_non_null(rsa_key);
+	{
+		X509 *x = make_cert(rsa_key, rsa_key, NULL, "tls", false);
+		uint8_t *der = NULL;
+		int n = i2d_X509(x, &der);
+
+		assert_true(n > 0);
+		rsa_cert = der;
+		rsa_cert_len = (size_t)n;
+		X509_free(x);
+	}
+	X509_free(ca);
+	X509_free(other);
+	X509_free(srv);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(srv_key);
+	EVP_PKEY_free(other_key);
+	assert_int_equal(C_GetFunctionList(&f), CKR_OK);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[400];
+
+	(void)state;
+	MHD_stop_daemon(mhd);
+	free(srv_cert_pem);
+	free(srv_key_pem);
+	EVP_PKEY_free(rsa_key);
+	OPENSSL_free(rsa_cert);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static CK_SESSION_HANDLE start(const char *conf)
+{
+	CK_SESSION_HANDLE h;
+
+	setenv("ATTESTKEY_CONF", conf, 1);
+	assert_int_equal(f->C_Initialize(NULL), CKR_OK);
+	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
+	return h;
+}
+
+static CK_ULONG count_objects(CK_SESSION_HANDLE h)
+{
+	CK_OBJECT_HANDLE o[8];
+	CK_ULONG n = 0;
+
+	assert_int_equal(f->C_FindObjectsInit(h, NULL, 0), CKR_OK);
+	assert_int_equal(f->C_FindObjects(h, o, 8, &n), CKR_OK);
+	assert_int_equal(f->C_FindObjectsFinal(h), CKR_OK);
+	return n;
+}
+
+static bool sign_and_verify(CK_SESSION_HANDLE h)
+{
+	CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &klass, sizeof(klass) }, { CKA_LABEL, "tls", 3 } };
+	CK_MECHANISM m = { CKM_SHA256_RSA_PKCS, NULL, 0 };
+	CK_OBJECT_HANDLE key;
+	CK_ULONG n = 0;
+	uint8_t sig[256];
+	EVP_MD_CTX *mctx;
+	bool ok;
+
+	if (f->C_FindObjectsInit(h, t, 2) != CKR_OK || f->C_FindObjects(h, &key, 1, &n) != CKR_OK ||
+	    f->C_FindObjectsFinal(h) != CKR_OK || n != 1)
+		return false;
+	n = sizeof(sig);
+	if (f->C_SignInit(h, &m, key) != CKR_OK ||
+	    f->C_Sign(h, (CK_BYTE_PTR) "hello", 5, sig, &n) != CKR_OK)
+		return false;
+	mctx = EVP_MD_CTX_new();
+	ok = EVP_DigestVerifyInit(mctx, NULL, EVP_sha256(), NULL, rsa_key) == 1 &&
+	     EVP_DigestVerify(mctx, sig, n, (const uint8_t *)"hello", 5) == 1;
+	EVP_MD_CTX_free(mctx);
+	return ok;
+}
+
+/* ---- tests ----------------------------------------------------------- */
+
+static void test_release(void **state)
+{
+	CK_SESSION_HANDLE h;
+	int before = releases;
+
+	(void)state;
+	mode = MODE_OK;
+	h = start(conf_ok);
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "", 0), CKR_OK);
+	assert_int_equal(releases, before + 1);
+	assert_int_equal(count_objects(h), 3); /* private, public, certificate */
+	assert_true(sign_and_verify(h));
+	assert_int_equal(f->C_Logout(h), CKR_OK);
+	assert_int_equal(count_objects(h), 0);
+	/* and again: a new challenge, a new ephemeral key, a new release */
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	assert_int_equal(releases, before + 2);
+	assert_true(sign_and_verify(h));
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+static void test_refused(void **state)
+{
+	CK_SESSION_HANDLE h;
+
+	(void)state;
+	mode = MODE_REFUSE;
+	h = start(conf_ok);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_FUNCTION_REJECTED);
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+static void test_pin(void **state)
+{
+	CK_SESSION_HANDLE h;
+
+	(void)state;
+	mode = MODE_PIN;
+	h = start(conf_ok);
+	assert_int_equal(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "0000", 4), CKR_PIN_INCORRECT);
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
+	assert_int_equal(count_objects(h), 3);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+static void test_tampered(void **state)
+{
+	CK_SESSION_HANDLE h;
+
+	(void)state;
+	mode = MODE_TAMPER;
+	h = start(conf_ok);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+static void test_not_protocol(void **state)
+{
+	CK_SESSION_HANDLE h;
+
+	(void)state;
+	mode = MODE_NO_JSON;
+	h = start(conf_ok);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+static void test_wrong_ca(void **state)
+{
+	CK_SESSION_HANDLE h;
+	int before = challenges;
+
+	(void)state;
+	mode = MODE_OK;
+	h = start(conf_wrong_ca);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
+	assert_int_equal(challenges, before); /* nothing reached the broker */
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+static void test_failover(void **state)
+{
+	CK_SESSION_HANDLE h;
+
+	(void)state;
+	mode = MODE_OK;
+	h = start(conf_failover);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	assert_int_equal(count_objects(h), 3);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+/* nginx: the master logs in once, each worker logs in from what it
+ * inherited; the broker sees exactly one release. */
+static void test_fork_one_release(void **state)
+{
+	CK_SESSION_HANDLE h;
+	int before, w, status;
+	pid_t pid;
+
+	(void)state;
+	mode = MODE_OK;
+	h = start(conf_ok);
+	before = releases;
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	assert_int_equal(releases, before + 1);
+	for (w = 0; w < 2; w++) {
+		fflush(stdout);
+		fflush(stderr);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			CK_SESSION_HANDLE wh;
+			int rc = 0;
+
+			/* a worker that refuses to talk to any broker: drop the
+			 * config, as a worker without access to root files would */
+			setenv("ATTESTKEY_CONF", "/nonexistent", 1);
+			if (f->C_Initialize(NULL) != CKR_OK)
+				rc = 1;
+			else if (f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &wh) != CKR_OK)
+				rc = 2;
+			else if (f->C_Login(wh, CKU_USER, (CK_UTF8CHAR_PTR) "", 0) != CKR_OK)
+				rc = 3;
+			else if (!sign_and_verify(wh))
+				rc = 4;
+			_exit(rc);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(releases, before + 1);
+	assert_true(sign_and_verify(h));
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_release),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_pin),
+		cmocka_unit_test(test_tampered),
+		cmocka_unit_test(test_not_protocol),
+		cmocka_unit_test(test_wrong_ca),
+		cmocka_unit_test(test_failover),
+		cmocka_unit_test(test_fork_one_release),
+	};
+	int failed;
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	if (getenv("AK_TEST_FILTER")) /* e.g. AK_TEST_FILTER='test_fork*' */
+		cmocka_set_test_filter(getenv("AK_TEST_FILTER"));
+	failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+	/* Free OpenSSL's DRBGs now: with a secure heap their only references
+	 * live in the secure arena, which LeakSanitizer does not scan. */
+	OPENSSL_cleanup();
+	return failed;
+}
