@@ -29,3 +29,9 @@ EXTRA_DIST += src/pkcs11/attestkey.map
 # conf/local.mk turns attestkey.module.in into the installed .module file.
 dist_doc_DATA += docs/attestkey-pkcs11.8.md docs/attestkey.conf.5.md
 EXTRA_DIST += conf/attestkey.module.in
+
+# A PKCS#11 module is dlopen()ed by path: the libtool archive is not wanted.
+install-exec-hook: remove-module-la
+remove-module-la:
+	rm -f $(DESTDIR)$(pkcs11_moduledir)/attestkey-pkcs11.la
+.PHONY: remove-module-la

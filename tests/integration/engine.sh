@@ -26,18 +26,18 @@ openssl x509 -in "$T/keys/web/tls.crt" -pubkey -noout >"$T/tls.pub"
 openssl x509 -in "$T/keys/web/ec.crt" -pubkey -noout >"$T/ec.pub"
 
 check "openssl dgst -sha256 signs with the RSA key through the engine" \
-	openssl dgst -sha256 -engine pkcs11 -keyform engine \
+	$AK_RUN openssl dgst -sha256 -engine pkcs11 -keyform engine \
 	-sign "pkcs11:token=web;object=tls;type=private;pin-value=1234" -out "$T/rsa.sig" "$T/data"
 check "  and openssl verifies it against the certificate" \
 	openssl dgst -sha256 -verify "$T/tls.pub" -signature "$T/rsa.sig" "$T/data"
 check "openssl dgst -sha384 signs with the EC key through the engine" \
-	openssl dgst -sha384 -engine pkcs11 -keyform engine \
+	$AK_RUN openssl dgst -sha384 -engine pkcs11 -keyform engine \
 	-sign "pkcs11:token=web;object=ec;type=private;pin-value=1234" -out "$T/ec.sig" "$T/data"
 check "  and openssl verifies it against the certificate" \
 	openssl dgst -sha384 -verify "$T/ec.pub" -signature "$T/ec.sig" "$T/data"
 check "openssl pkeyutl PSS through the engine verifies" bash -c "
 	openssl dgst -sha256 -binary '$T/data' >'$T/digest' &&
-	openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey 'pkcs11:token=web;object=tls;type=private;pin-value=1234' \
+	$AK_RUN openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey 'pkcs11:token=web;object=tls;type=private;pin-value=1234' \
 		-pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 -pkeyopt digest:sha256 -in '$T/digest' -out '$T/pss.sig' &&
 	openssl pkeyutl -verify -pubin -inkey '$T/tls.pub' -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 \
 		-pkeyopt digest:sha256 -in '$T/digest' -sigfile '$T/pss.sig'"

@@ -58,7 +58,7 @@ start_nginx() {
 	for try in 1 2 3 4 5; do
 		NGINX_PORT=$((20000 + RANDOM % 30000))
 		write_nginx_conf "$NGINX_PORT"
-		OPENSSL_CONF="$T/openssl.cnf" nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" \
+		OPENSSL_CONF="$T/openssl.cnf" $AK_RUN nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" \
 			-e "$T/nginx/logs/error.log" >"$T/nginx/start.log" 2>&1 &
 		NGINX_PID=$!
 		for _ in $(seq 100); do

@@ -8,7 +8,7 @@ need pkcs11-tool p11-kit openssl
 
 setup_world
 start_broker
-P11="pkcs11-tool --module $AK_MODULE"
+P11="$AK_RUN pkcs11-tool --module $AK_MODULE"
 data="$T/data"
 printf 'attested signing' >"$data"
 openssl x509 -in "$T/keys/web/tls.crt" -pubkey -noout >"$T/tls.pub"
@@ -22,9 +22,9 @@ cp "$(pkg-config --variable=p11_module_configs p11-kit-1)"/*.module "$T/p11-modu
 sed "s|^module:.*|module: $AK_MODULE|" "$top_srcdir/conf/attestkey.module.in" >"$T/p11-modules/attestkey.module"
 ln -s "$T/p11-modules" "$T/home/.config/pkcs11/modules"
 if [ "$(id -u)" = 0 ]; then
-	unshare -m sh -c "mount --bind '$T/p11-modules' '$(pkg-config --variable=p11_module_configs p11-kit-1)' && p11-kit list-modules" >"$T/modules.txt" 2>&1
+	unshare -m sh -c "mount --bind '$T/p11-modules' '$(pkg-config --variable=p11_module_configs p11-kit-1)' && $AK_RUN p11-kit list-modules" >"$T/modules.txt" 2>&1
 else
-	HOME="$T/home" p11-kit list-modules >"$T/modules.txt" 2>&1
+	HOME="$T/home" $AK_RUN p11-kit list-modules >"$T/modules.txt" 2>&1
 fi
 check "p11-kit list-modules shows the attestkey module and its token" bash -c "grep -A12 '^attestkey' '$T/modules.txt' | grep -q 'token: web'"
 check "pkcs11-tool lists the slot of token web" bash -c "$P11 -L 2>&1 | grep -q 'token label *: web'"

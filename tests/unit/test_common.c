@@ -218,7 +218,9 @@ static void test_jwe_refusals(void **state)
 	json_object_del(jwe, "header");
 	json_object_del(jwe, "ciphertext");
 	assert_int_equal(ak_jwe_decrypt(priv, jwe, &out), -EINVAL);
-	assert_int_equal(ak_jwe_decrypt(priv, json_string("x"), &out), -EINVAL);
+	other = json_string("x");
+	assert_int_equal(ak_jwe_decrypt(priv, other, &out), -EINVAL);
+	json_decref(other);
 	assert_null(out.data);
 	json_decref(jwe);
 	ak_jwk_free_secret(priv);
@@ -252,10 +254,13 @@ int main(void)
 		cmocka_unit_test(test_jwe_refusals),
 		cmocka_unit_test(test_jwe_wrong_alg),
 	};
+	int rc;
 
 	ak_log_init("test");
 	if (ak_secure_init() < 0)
 		return 1;
 	cmocka_set_message_output(CM_OUTPUT_TAP);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	OPENSSL_cleanup(); /* LeakSanitizer: release OpenSSL's global state */
+	return rc;
 }
