@@ -13,6 +13,10 @@ diag_stream <"$T/probe.out"
 check "parent and child both log in and sign" test "$rc" -eq 0
 check "the child saw the inherited private keys" bash -c "sed -n '/^child:/,\$p' '$T/probe.out' | grep -q 'private_keys: [1-9]'"
 check "the broker saw exactly one release" test "$(releases)" -eq 1
+# OpenSC's own fork test: C_Initialize again in a forked child.
+check "pkcs11-tool --test-fork" $AK_RUN pkcs11-tool --module "$AK_MODULE" --test-fork
+check "pkcs11-tool --login --test-fork" $AK_RUN pkcs11-tool --module "$AK_MODULE" --login --pin 1234 --test-fork
+
 # The child never contacts the broker nor reads a file: between the parent's
 # login and the fork, stop the broker and take away the sim chip's (root-only)
 # keys and the module config.
