@@ -18,8 +18,20 @@
 /* Raw mechanisms collect their input for SignFinal; nothing legitimate is
  * longer than a modulus, so this only bounds misuse. */
 #define RAW_INPUT_MAX 4096
+/* Ed25519 (RFC 8032) hashes the whole message twice, so OpenSSL signs it in
+ * one call; multi-part CKM_EDDSA collects the parts up to this size. */
+#define EDDSA_INPUT_MAX (1024 * 1024)
 
-enum pad { PAD_NONE = 0, PAD_PKCS1, PAD_PSS, PAD_X509, PAD_OAEP };
+enum pad { PAD_NONE = 0, PAD_PKCS1, PAD_PSS, PAD_X509, PAD_OAEP, PAD_EDDSA };
+
+/* PKCS#11 3.0 (current mechanisms section 2.3.1), absent from the 2.40
+ * header of p11-kit 0.24. */
+#ifndef CKK_EC_EDWARDS
+#define CKK_EC_EDWARDS 0x00000040UL
+#endif
+#ifndef CKM_EDDSA
+#define CKM_EDDSA 0x00001057UL
+#endif
 
 static const struct mech {
 	CK_MECHANISM_TYPE type;
@@ -28,20 +40,27 @@ static const struct mech {
 	enum pad pad;
 	CK_FLAGS flags;
 } mechs[] = {
-	{ CKM_RSA_PKCS, CKK_RSA, NULL, PAD_PKCS1, CKF_SIGN | CKF_DECRYPT },
-	{ CKM_RSA_PKCS_PSS, CKK_RSA, NULL, PAD_PSS, CKF_SIGN },
-	{ CKM_RSA_X_509, CKK_RSA, NULL, PAD_X509, CKF_SIGN | CKF_DECRYPT },
+	{ CKM_RSA_PKCS, CKK_RSA, NULL, PAD_PKCS1, CKF_SIGN | CKF_VERIFY | CKF_DECRYPT },
+	{ CKM_RSA_PKCS_PSS, CKK_RSA, NULL, PAD_PSS, CKF_SIGN | CKF_VERIFY },
+	{ CKM_RSA_X_509, CKK_RSA, NULL, PAD_X509, CKF_SIGN | CKF_VERIFY | CKF_DECRYPT },
 	{ CKM_RSA_PKCS_OAEP, CKK_RSA, NULL, PAD_OAEP, CKF_DECRYPT },
-	{ CKM_SHA256_RSA_PKCS, CKK_RSA, "SHA256", PAD_PKCS1, CKF_SIGN },
-	{ CKM_SHA384_RSA_PKCS, CKK_RSA, "SHA384", PAD_PKCS1, CKF_SIGN },
-	{ CKM_SHA512_RSA_PKCS, CKK_RSA, "SHA512", PAD_PKCS1, CKF_SIGN },
-	{ CKM_SHA256_RSA_PKCS_PSS, CKK_RSA, "SHA256", PAD_PSS, CKF_SIGN },
-	{ CKM_SHA384_RSA_PKCS_PSS, CKK_RSA, "SHA384", PAD_PSS, CKF_SIGN },
-	{ CKM_SHA512_RSA_PKCS_PSS, CKK_RSA, "SHA512", PAD_PSS, CKF_SIGN },
-	{ CKM_ECDSA, CKK_EC, NULL, PAD_NONE, CKF_SIGN },
-	{ CKM_ECDSA_SHA256, CKK_EC, "SHA256", PAD_NONE, CKF_SIGN },
-	{ CKM_ECDSA_SHA384, CKK_EC, "SHA384", PAD_NONE, CKF_SIGN },
-	{ CKM_ECDSA_SHA512, CKK_EC, "SHA512", PAD_NONE, CKF_SIGN },
+	{ CKM_SHA1_RSA_PKCS, CKK_RSA, "SHA1", PAD_PKCS1, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA224_RSA_PKCS, CKK_RSA, "SHA224", PAD_PKCS1, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA256_RSA_PKCS, CKK_RSA, "SHA256", PAD_PKCS1, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA384_RSA_PKCS, CKK_RSA, "SHA384", PAD_PKCS1, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA512_RSA_PKCS, CKK_RSA, "SHA512", PAD_PKCS1, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA1_RSA_PKCS_PSS, CKK_RSA, "SHA1", PAD_PSS, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA224_RSA_PKCS_PSS, CKK_RSA, "SHA224", PAD_PSS, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA256_RSA_PKCS_PSS, CKK_RSA, "SHA256", PAD_PSS, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA384_RSA_PKCS_PSS, CKK_RSA, "SHA384", PAD_PSS, CKF_SIGN | CKF_VERIFY },
+	{ CKM_SHA512_RSA_PKCS_PSS, CKK_RSA, "SHA512", PAD_PSS, CKF_SIGN | CKF_VERIFY },
+	{ CKM_ECDSA, CKK_EC, NULL, PAD_NONE, CKF_SIGN | CKF_VERIFY },
+	{ CKM_ECDSA_SHA1, CKK_EC, "SHA1", PAD_NONE, CKF_SIGN | CKF_VERIFY },
+	{ CKM_ECDSA_SHA224, CKK_EC, "SHA224", PAD_NONE, CKF_SIGN | CKF_VERIFY },
+	{ CKM_ECDSA_SHA256, CKK_EC, "SHA256", PAD_NONE, CKF_SIGN | CKF_VERIFY },
+	{ CKM_ECDSA_SHA384, CKK_EC, "SHA384", PAD_NONE, CKF_SIGN | CKF_VERIFY },
+	{ CKM_ECDSA_SHA512, CKK_EC, "SHA512", PAD_NONE, CKF_SIGN | CKF_VERIFY },
+	{ CKM_EDDSA, CKK_EC_EDWARDS, NULL, PAD_EDDSA, CKF_SIGN | CKF_VERIFY },
 };
 
 static const struct mech *mech_find(CK_MECHANISM_TYPE type)
@@ -78,16 +97,41 @@ CK_RV p11_mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO *info)
 	if (!m)
 		return CKR_MECHANISM_INVALID;
 	memset(info, 0, sizeof(*info));
-	if (m->kt == CKK_RSA) {
-		info->ulMinKeySize = 2048; /* what the broker may release */
-		info->ulMaxKeySize = 16384;
-	} else {
+	/* Key sizes in bits (PKCS#11 2.40 section 2.1 for RSA: modulus bits;
+	 * section 2.3: EC order bits; 3.0 section 2.3.1 for Ed25519), the
+	 * sizes the broker releases (docs/protocol.md section 7). */
+	switch (m->kt) {
+	case CKK_RSA:
+		info->ulMinKeySize = 2048;
+		info->ulMaxKeySize = 4096;
+		break;
+	case CKK_EC:
 		info->ulMinKeySize = 256;
 		info->ulMaxKeySize = 521;
 		info->flags = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+		break;
+	default:
+		info->ulMinKeySize = 255;
+		info->ulMaxKeySize = 255;
+		info->flags = CKF_EC_F_P | CKF_EC_NAMEDCURVE;
+		break;
 	}
 	info->flags |= m->flags;
 	return CKR_OK;
+}
+
+size_t p11_mechanisms_for_key(CK_KEY_TYPE kt, CK_MECHANISM_TYPE *out, size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < AK_ARRAY_SIZE(mechs); i++) {
+		if (mechs[i].kt != kt)
+			continue;
+		if (out && n < max)
+			out[n] = mechs[i].type;
+		n++;
+	}
+	return n;
 }
 
 /* CKM_SHA* / CKG_MGF1_SHA* to OpenSSL names (PKCS#11 2.40 sections 2.1.7,
@@ -126,16 +170,30 @@ void p11_op_reset(struct p11_op *op)
 	memset(op, 0, sizeof(*op));
 }
 
+/* Order of the checks, as SoftHSM and the spec's error lists suggest:
+ * handle (section 5.11/5.9: CKR_KEY_HANDLE_INVALID), the key's usage
+ * attribute (CKA_SIGN/CKA_DECRYPT false: CKR_KEY_FUNCTION_NOT_PERMITTED),
+ * the mechanism's function (CKR_MECHANISM_INVALID), the key type
+ * (CKR_KEY_TYPE_INCONSISTENT), then CKA_ALLOWED_MECHANISMS (2.40 section
+ * 4.7: CKR_MECHANISM_INVALID). */
 static CK_RV check_key(const struct mech *m, const struct p11_object *key, CK_FLAGS want)
 {
+	CK_OBJECT_CLASS klass = want == CKF_VERIFY ? CKO_PUBLIC_KEY : CKO_PRIVATE_KEY;
+
+	if (!key || (key->klass != CKO_PRIVATE_KEY && key->klass != CKO_PUBLIC_KEY))
+		return CKR_KEY_HANDLE_INVALID;
+	/* public keys: CKA_SIGN/CKA_DECRYPT false; private keys have no
+	 * CKA_VERIFY (2.40 sections 4.8, 4.9) */
+	if (key->klass != klass || !key->pkey)
+		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	if (want == CKF_DECRYPT && key->key_type != CKK_RSA)
+		return CKR_KEY_FUNCTION_NOT_PERMITTED; /* CKA_DECRYPT false */
 	if (!(m->flags & want))
 		return CKR_MECHANISM_INVALID;
-	if (!key || key->klass != CKO_PRIVATE_KEY || !key->pkey)
-		return CKR_KEY_HANDLE_INVALID;
 	if (key->key_type != m->kt)
 		return CKR_KEY_TYPE_INCONSISTENT;
-	if (want == CKF_DECRYPT && key->key_type != CKK_RSA)
-		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	if (!p11_object_allows(key, m->type))
+		return CKR_MECHANISM_INVALID;
 	return CKR_OK;
 }
 
@@ -176,7 +234,22 @@ static int set_rsa_padding(EVP_PKEY_CTX *pctx, const struct p11_op *op, enum pad
 	}
 }
 
-CK_RV p11_sign_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p11_object *key)
+/* PKCS#11 3.0 current mechanisms section 2.3.14: CK_EDDSA_PARAMS is optional;
+ * Ed25519 is the pure variant only (no prehash, no context: that would be
+ * Ed25519ph / Ed25519ctx, RFC 8032 section 5.1). */
+static CK_RV eddsa_params(const CK_MECHANISM *mech)
+{
+	const CK_EDDSA_PARAMS *ep = mech->pParameter;
+
+	if (!mech->pParameter && !mech->ulParameterLen)
+		return CKR_OK;
+	if (!ep || mech->ulParameterLen != sizeof(*ep) || ep->phFlag || ep->ulContextDataLen)
+		return CKR_MECHANISM_PARAM_INVALID;
+	return CKR_OK;
+}
+
+static CK_RV sig_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p11_object *key,
+		      bool verify)
 {
 	const struct mech *m = mech_find(mech->mechanism);
 	EVP_PKEY_CTX *pctx = NULL;
@@ -184,17 +257,22 @@ CK_RV p11_sign_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p1
 
 	if (!m)
 		return CKR_MECHANISM_INVALID;
-	rv = check_key(m, key, CKF_SIGN);
+	rv = check_key(m, key, verify ? CKF_VERIFY : CKF_SIGN);
 	if (rv != CKR_OK)
 		return rv;
 	memset(op, 0, sizeof(*op));
-	op->kind = P11_OP_SIGN;
+	op->kind = verify ? P11_OP_VERIFY : P11_OP_SIGN;
 	op->mech = m->type;
 	if (m->pad == PAD_PSS) {
 		rv = pss_params(op, m, mech);
 		if (rv != CKR_OK)
 			goto out;
+	} else if (m->pad == PAD_EDDSA) {
+		rv = eddsa_params(mech);
+		if (rv != CKR_OK)
+			goto out;
 	} else if (mech->pParameter && mech->ulParameterLen) {
+		/* these mechanisms have no parameter (2.40 sections 2.1, 2.3) */
 		rv = CKR_MECHANISM_PARAM_INVALID;
 		goto out;
 	}
@@ -206,7 +284,10 @@ CK_RV p11_sign_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p1
 	if (m->md) {
 		op->mdctx = EVP_MD_CTX_new();
 		if (!op->mdctx ||
-		    !EVP_DigestSignInit_ex(op->mdctx, &pctx, m->md, NULL, NULL, op->pkey, NULL) ||
+		    !(verify ? EVP_DigestVerifyInit_ex(op->mdctx, &pctx, m->md, NULL, NULL, op->pkey,
+						       NULL)
+			     : EVP_DigestSignInit_ex(op->mdctx, &pctx, m->md, NULL, NULL, op->pkey,
+						     NULL)) ||
 		    (m->kt == CKK_RSA && !set_rsa_padding(pctx, op, m->pad))) {
 			ak_log_openssl(AK_LOG_ERR, "cannot start a signature");
 			rv = CKR_FUNCTION_FAILED;
@@ -220,8 +301,20 @@ out:
 	return rv;
 }
 
+CK_RV p11_sign_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p11_object *key)
+{
+	return sig_init(op, mech, key, false);
+}
+
+CK_RV p11_verify_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p11_object *key)
+{
+	return sig_init(op, mech, key, true);
+}
+
 CK_ULONG p11_sign_length(const struct p11_op *op)
 {
+	if (EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_ED25519)
+		return 64; /* RFC 8032 section 5.1.6: R || S */
 	if (EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_EC)
 		return 2 * (CK_ULONG)((EVP_PKEY_get_bits(op->pkey) + 7) / 8); /* r || s */
 	return (CK_ULONG)EVP_PKEY_get_size(op->pkey);
@@ -232,9 +325,13 @@ CK_RV p11_sign_update(struct p11_op *op, const uint8_t *data, size_t len)
 	uint8_t *nb;
 
 	op->multipart = true;
-	if (op->mdctx)
-		return EVP_DigestSignUpdate(op->mdctx, data, len) ? CKR_OK : CKR_FUNCTION_FAILED;
-	if (len > RAW_INPUT_MAX - op->buf_len)
+	if (op->mdctx) {
+		int ok = op->kind == P11_OP_VERIFY ? EVP_DigestVerifyUpdate(op->mdctx, data, len)
+						   : EVP_DigestSignUpdate(op->mdctx, data, len);
+
+		return ok ? CKR_OK : CKR_FUNCTION_FAILED;
+	}
+	if (len > (op->mech == CKM_EDDSA ? EDDSA_INPUT_MAX : RAW_INPUT_MAX) - op->buf_len)
 		return CKR_DATA_LEN_RANGE;
 	nb = OPENSSL_malloc(op->buf_len + len + 1);
 	if (!nb)
@@ -277,6 +374,20 @@ static CK_RV raw_sign(struct p11_op *op, uint8_t *out, size_t *out_len)
 	size_t in_len = op->buf_len, k = (size_t)EVP_PKEY_get_size(op->pkey);
 	CK_RV rv = CKR_FUNCTION_FAILED;
 
+	if (m->pad == PAD_EDDSA) {
+		EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+
+		/* one-shot: OpenSSL has no streaming Ed25519 */
+		if (!mctx || EVP_DigestSignInit_ex(mctx, NULL, NULL, NULL, NULL, op->pkey, NULL) != 1 ||
+		    EVP_DigestSign(mctx, out, out_len, in ? in : (const uint8_t *)"", in_len) != 1) {
+			ak_log_openssl(AK_LOG_ERR, "Ed25519 signature failed");
+			rv = CKR_FUNCTION_FAILED;
+		} else {
+			rv = CKR_OK;
+		}
+		EVP_MD_CTX_free(mctx);
+		return rv;
+	}
 	switch (m->pad) {
 	case PAD_PKCS1:
 		/* section 2.1.6: at most k - 11 bytes (the DigestInfo) */
@@ -342,7 +453,7 @@ CK_RV p11_sign_final(struct p11_op *op, uint8_t *sig, CK_ULONG *sig_len, bool *d
 	CK_ULONG need = p11_sign_length(op);
 	uint8_t *tmp = NULL;
 	size_t cap = 0, len;
-	bool ec = EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_EC;
+	bool ec = EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_EC; /* ECDSA: DER -> r || s */
 	CK_RV rv;
 
 	*done = false;
@@ -493,4 +604,92 @@ out:
 		OPENSSL_secure_clear_free(pt, k);
 	EVP_PKEY_CTX_free(pctx);
 	return rv;
+}
+
+/* PKCS#11 r || s back to the DER OpenSSL verifies. */
+static uint8_t *ecdsa_raw_to_der(const uint8_t *sig, size_t len, int *der_len)
+{
+	ECDSA_SIG *es = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(sig, (int)(len / 2), NULL), *s = BN_bin2bn(sig + len / 2, (int)(len / 2), NULL);
+	uint8_t *der = NULL;
+
+	*der_len = 0;
+	if (!es || !r || !s || !ECDSA_SIG_set0(es, r, s)) {
+		BN_free(r);
+		BN_free(s);
+		ECDSA_SIG_free(es);
+		return NULL;
+	}
+	*der_len = i2d_ECDSA_SIG(es, &der);
+	ECDSA_SIG_free(es);
+	return *der_len > 0 ? der : NULL;
+}
+
+/* Raw mechanisms: check the collected input against the signature. */
+static int raw_verify(struct p11_op *op, const struct mech *m, const uint8_t *sig, size_t sig_len)
+{
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_MD_CTX *mctx = NULL;
+	size_t k = (size_t)EVP_PKEY_get_size(op->pkey), len = k;
+	const uint8_t *in = op->buf ? op->buf : (const uint8_t *)"";
+	uint8_t *rec = NULL;
+	int ok = 0;
+
+	if (m->pad == PAD_EDDSA) {
+		mctx = EVP_MD_CTX_new();
+		ok = mctx && EVP_DigestVerifyInit_ex(mctx, NULL, NULL, NULL, NULL, op->pkey, NULL) == 1 &&
+		     EVP_DigestVerify(mctx, sig, sig_len, in, op->buf_len) == 1;
+		goto out;
+	}
+	pctx = EVP_PKEY_CTX_new_from_pkey(NULL, op->pkey, NULL);
+	if (m->pad == PAD_X509) {
+		/* section 2.1.11: recover and compare, input zero-padded left */
+		rec = OPENSSL_zalloc(k);
+		ok = rec && pctx && op->buf_len <= k && EVP_PKEY_verify_recover_init(pctx) > 0 &&
+		     set_rsa_padding(pctx, op, m->pad) &&
+		     EVP_PKEY_verify_recover(pctx, rec, &len, sig, sig_len) > 0 && len == k &&
+		     CRYPTO_memcmp(rec + k - op->buf_len, in, op->buf_len) == 0;
+		for (size_t i = 0; ok && i < k - op->buf_len; i++)
+			ok = rec[i] == 0;
+		goto out;
+	}
+	ok = pctx && EVP_PKEY_verify_init(pctx) > 0 &&
+	     (m->kt != CKK_RSA || set_rsa_padding(pctx, op, m->pad)) &&
+	     (m->pad != PAD_PSS || EVP_PKEY_CTX_set_signature_md(pctx, op->md) > 0) &&
+	     EVP_PKEY_verify(pctx, sig, sig_len, in, op->buf_len) == 1;
+out:
+	OPENSSL_free(rec);
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_CTX_free(pctx);
+	ERR_clear_error();
+	return ok;
+}
+
+CK_RV p11_verify_final(struct p11_op *op, const uint8_t *sig, size_t sig_len)
+{
+	const struct mech *m = mech_find(op->mech);
+	uint8_t *der = NULL;
+	int der_len = 0, ok;
+
+	/* section 5.13, C_Verify: a signature of the wrong length */
+	if (sig_len != p11_sign_length(op))
+		return CKR_SIGNATURE_LEN_RANGE;
+	if (m->kt == CKK_EC) {
+		der = ecdsa_raw_to_der(sig, sig_len, &der_len);
+		if (!der)
+			return CKR_SIGNATURE_INVALID;
+		sig = der;
+		sig_len = (size_t)der_len;
+	}
+	if (op->mdctx) {
+		ok = EVP_DigestVerifyFinal(op->mdctx, sig, sig_len) == 1;
+		ERR_clear_error();
+	} else if (m->pad == PAD_PSS && op->buf_len != (size_t)EVP_MD_get_size(op->md)) {
+		OPENSSL_free(der);
+		return CKR_DATA_LEN_RANGE;
+	} else {
+		ok = raw_verify(op, m, sig, sig_len);
+	}
+	OPENSSL_free(der);
+	return ok ? CKR_OK : CKR_SIGNATURE_INVALID;
 }

@@ -39,8 +39,6 @@
 #include "p11.h"
 
 #define SESSION_HANDLE_BASE 0x5E550000UL
-#define LIB_VERSION_MAJOR 0
-#define LIB_VERSION_MINOR 1
 
 struct token {
 	const struct p11_token_config *conf; /* points into g.cfg */
@@ -48,6 +46,10 @@ struct token {
 	pthread_mutex_t login_lock;          /* one attested login at a time */
 	struct p11_keyset *keys;             /* NULL: none held */
 	bool logged_in;
+	/* The public view before login (protocol.md section 7), fetched once,
+	 * lazily, under login_lock; immutable afterwards. */
+	struct p11_keyset *pub;
+	bool pub_fetched;
 };
 
 struct session {
@@ -128,6 +130,29 @@ static void pad_copy(CK_UTF8CHAR *dst, size_t len, const char *src)
 
 	memset(dst, ' ', len);
 	memcpy(dst, src, n < len ? n : len);
+}
+
+/* "MAJOR.MINOR[.PATCH]" of configure.ac as a CK_VERSION. */
+static CK_VERSION package_version(void)
+{
+	CK_VERSION v = { 0, 0 };
+	unsigned major = 0, minor = 0;
+
+	if (sscanf(PACKAGE_VERSION, "%u.%u", &major, &minor) >= 1) {
+		v.major = (CK_BYTE)(major > 255 ? 255 : major);
+		v.minor = (CK_BYTE)(minor > 255 ? 255 : minor);
+	}
+	return v;
+}
+
+static bool is_initialized(void)
+{
+	bool init;
+
+	pthread_mutex_lock(&g.lock);
+	init = g.initialized;
+	pthread_mutex_unlock(&g.lock);
+	return init;
 }
 
 static void session_free(struct session *s)
@@ -241,6 +266,7 @@ static void tokens_free_inlock(void)
 
 	for (i = 0; i < g.n_tokens; i++) {
 		p11_keyset_free(g.tokens[i].keys);
+		p11_keyset_free(g.tokens[i].pub);
 		pthread_rwlock_destroy(&g.tokens[i].lock);
 		pthread_mutex_destroy(&g.tokens[i].login_lock);
 	}
@@ -273,14 +299,13 @@ static CK_RV init_args_check(const CK_C_INITIALIZE_ARGS *a)
 
 	if (!a)
 		return CKR_OK;
+	/* section 5.4, C_Initialize: all four callbacks or none; pReserved NULL */
 	n = !!a->CreateMutex + !!a->DestroyMutex + !!a->LockMutex + !!a->UnlockMutex;
-	if (n != 0 && n != 4)
+	if ((n != 0 && n != 4) || a->pReserved)
 		return CKR_ARGUMENTS_BAD;
-	/* We always use our own pthread locks; an application that insists on
-	 * its own primitives (callbacks without CKF_OS_LOCKING_OK) is refused,
-	 * as the specification allows. */
-	if (n == 4 && !(a->flags & CKF_OS_LOCKING_OK))
-		return CKR_CANT_LOCK;
+	/* Callbacks with CKF_OS_LOCKING_OK: "either" is allowed, we use our
+	 * own pthread locks. Callbacks without it: the application's mutexes
+	 * must be used: see "application-supplied locking" below. */
 	return CKR_OK;
 }
 
@@ -441,8 +466,7 @@ static CK_RV get_info(CK_INFO_PTR pInfo, CK_BYTE major, CK_BYTE minor)
 	pad_copy(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "attestkey");
 	pad_copy(pInfo->libraryDescription, sizeof(pInfo->libraryDescription),
 		 "attestkey attested key release");
-	pInfo->libraryVersion.major = LIB_VERSION_MAJOR;
-	pInfo->libraryVersion.minor = LIB_VERSION_MINOR;
+	pInfo->libraryVersion = package_version();
 	return CKR_OK;
 }
 
@@ -512,9 +536,10 @@ static CK_RV p11_C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 	snprintf(desc, sizeof(desc), "attestkey token %s", g.tokens[slotID].conf->name);
 	pad_copy(pInfo->slotDescription, sizeof(pInfo->slotDescription), desc);
 	pad_copy(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "attestkey");
+	/* no CKF_REMOVABLE_DEVICE, no CKF_HW_SLOT: a software slot whose token
+	 * is always there (section 3.2, CK_SLOT_INFO) */
 	pInfo->flags = CKF_TOKEN_PRESENT;
-	pInfo->hardwareVersion.major = LIB_VERSION_MAJOR;
-	pInfo->hardwareVersion.minor = LIB_VERSION_MINOR;
+	pInfo->hardwareVersion = package_version();
 	pInfo->firmwareVersion = pInfo->hardwareVersion;
 	return CKR_OK;
 }
@@ -535,21 +560,25 @@ static CK_RV p11_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	memset(pInfo, 0, sizeof(*pInfo));
 	pad_copy(pInfo->label, sizeof(pInfo->label), g.tokens[slotID].conf->label);
 	pad_copy(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "attestkey");
-	pad_copy(pInfo->model, sizeof(pInfo->model), "attested (SNP)");
+	pad_copy(pInfo->model, sizeof(pInfo->model), "attestkey SNP");
 	for (p = g.tokens[slotID].conf->name; *p; p++)
 		hash = (hash ^ (unsigned char)*p) * 1099511628211ULL;
 	snprintf(serial, sizeof(serial), "%016llx", hash);
 	pad_copy(pInfo->serialNumber, sizeof(pInfo->serialNumber), serial);
-	pInfo->flags = CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_WRITE_PROTECTED |
-		       CKF_TOKEN_INITIALIZED;
+	/* section 3.2 (CK_TOKEN_INFO): no SO and no PIN change here, the
+	 * broker's policy holds the PIN (docs/pin.md); CKF_RNG: OpenSSL's DRBG
+	 * answers C_GenerateRandom. No CKF_CLOCK_ON_TOKEN: utcTime is blank. */
+	pInfo->flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED |
+		       CKF_WRITE_PROTECTED | CKF_TOKEN_INITIALIZED;
 	pthread_mutex_lock(&g.lock);
 	for (i = 0; i < g.n_sessions; i++)
 		count += g.sessions[i]->slot == slotID;
 	pthread_mutex_unlock(&g.lock);
 	pInfo->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
 	pInfo->ulSessionCount = count;
-	pInfo->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
-	pInfo->ulRwSessionCount = CK_UNAVAILABLE_INFORMATION;
+	/* write-protected: R/W sessions are refused (C_OpenSession) */
+	pInfo->ulMaxRwSessionCount = 0;
+	pInfo->ulRwSessionCount = 0;
 	/* the PIN is checked by the broker (docs/pin.md); any length passes here */
 	pInfo->ulMaxPinLen = 256;
 	pInfo->ulMinPinLen = 0;
@@ -557,8 +586,7 @@ static CK_RV p11_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	pInfo->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
 	pInfo->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;
 	pInfo->ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
-	pInfo->hardwareVersion.major = LIB_VERSION_MAJOR;
-	pInfo->hardwareVersion.minor = LIB_VERSION_MINOR;
+	pInfo->hardwareVersion = package_version();
 	pInfo->firmwareVersion = pInfo->hardwareVersion;
 	memset(pInfo->utcTime, ' ', sizeof(pInfo->utcTime)); /* no clock */
 	return CKR_OK;
@@ -600,8 +628,6 @@ static CK_RV p11_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
 	(void)Notify; /* no callbacks: nothing here ever surrenders */
 	if (!phSession)
 		return CKR_ARGUMENTS_BAD;
-	if (!(flags & CKF_SERIAL_SESSION))
-		return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
 	pthread_mutex_lock(&g.lock);
 	if (!g.initialized) {
 		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
@@ -609,6 +635,16 @@ static CK_RV p11_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
 	}
 	if (slotID >= g.n_tokens) {
 		rv = CKR_SLOT_ID_INVALID;
+		goto out;
+	}
+	/* section 5.6, C_OpenSession: CKF_SERIAL_SESSION must be set (legacy);
+	 * a R/W session on a write-protected token is CKR_TOKEN_WRITE_PROTECTED */
+	if (!(flags & CKF_SERIAL_SESSION)) {
+		rv = CKR_SESSION_PARALLEL_NOT_SUPPORTED;
+		goto out;
+	}
+	if (flags & CKF_RW_SESSION) {
+		rv = CKR_TOKEN_WRITE_PROTECTED;
 		goto out;
 	}
 	s = calloc(1, sizeof(*s));
@@ -619,9 +655,7 @@ static CK_RV p11_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
 		goto out;
 	}
 	g.sessions = ns;
-	/* R/W sessions are accepted (some tools ask for one by habit); every
-	 * write fails anyway: the token is write-protected. */
-	s->flags = flags & (CKF_SERIAL_SESSION | CKF_RW_SESSION);
+	s->flags = CKF_SERIAL_SESSION;
 	s->slot = slotID;
 	s->handle = g.next_session++;
 	if (g.next_session < SESSION_HANDLE_BASE)
@@ -729,12 +763,26 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 	rv = session_slot(hSession, &slot);
 	if (rv != CKR_OK)
 		return rv;
-	/* one user; no SO, no CKA_ALWAYS_AUTHENTICATE keys */
-	if (userType != CKU_USER)
+	t = &g.tokens[slot];
+	switch (userType) {
+	case CKU_USER:
+		break;
+	case CKU_SO:
+		/* Section 5.6, C_Login: the SO cannot log in while a R/O session
+		 * exists, and every session of this write-protected token is R/O
+		 * (the same answer as SoftHSM). There is no SO: the broker's
+		 * policy owner administers the token. */
+		return CKR_SESSION_READ_ONLY_EXISTS;
+	case CKU_CONTEXT_SPECIFIC:
+		/* no key has CKA_ALWAYS_AUTHENTICATE, so no operation ever waits
+		 * for this login (section 5.6, C_Login) */
+		return token_logged_in(slot) ? CKR_OPERATION_NOT_INITIALIZED
+					     : CKR_USER_NOT_LOGGED_IN;
+	default:
 		return CKR_USER_TYPE_INVALID;
+	}
 	if (!pPin && ulPinLen)
 		return CKR_ARGUMENTS_BAD;
-	t = &g.tokens[slot];
 	pthread_mutex_lock(&t->login_lock);
 	pthread_rwlock_rdlock(&t->lock);
 	in = t->logged_in;
@@ -752,6 +800,8 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 		ak_debug("token '%s': logged in from the keys this process holds",
 			 t->conf->name);
 	}
+	/* t->pub only changes under login_lock, which this thread holds */
+	p11_keyset_adopt_handles(ks, t->pub);
 	pthread_rwlock_wrlock(&t->lock);
 	if (ks)
 		t->keys = ks;
@@ -781,11 +831,51 @@ static CK_RV p11_C_Logout(CK_SESSION_HANDLE hSession)
 
 /* ---- objects (section 5.7) -------------------------------------------- */
 
-/* Objects exist only while the token is logged in: the keys arrive with
- * the login. Caller holds t->lock for reading. */
+/* The objects a session sees: the released key set while logged in,
+ * otherwise the public view (certificates and public keys; protocol.md
+ * section 7). Caller holds t->lock for reading. */
+static const struct p11_keyset *visible_set(const struct token *t)
+{
+	return t->logged_in ? t->keys : t->pub;
+}
+
 static const struct p11_object *visible_object(const struct token *t, CK_OBJECT_HANDLE h)
 {
-	return t->logged_in ? p11_keyset_find(t->keys, h) : NULL;
+	return p11_keyset_find(visible_set(t), h);
+}
+
+/* Fetch the public view of a slot once, the first time a session needs its
+ * objects. Runs before any other lock is taken (login_lock rule above); a
+ * failure is logged at debug level by p11_public_fetch and leaves the
+ * token without public objects: never an error for the caller. */
+static void ensure_public(CK_SESSION_HANDLE h)
+{
+	struct p11_keyset *pub = NULL;
+	struct token *t;
+	CK_SLOT_ID slot;
+	bool done;
+
+	if (session_slot(h, &slot) != CKR_OK)
+		return; /* the caller reports the invalid handle */
+	t = &g.tokens[slot];
+	pthread_rwlock_rdlock(&t->lock);
+	done = t->pub_fetched || t->logged_in;
+	pthread_rwlock_unlock(&t->lock);
+	if (done)
+		return;
+	pthread_mutex_lock(&t->login_lock);
+	pthread_rwlock_rdlock(&t->lock);
+	done = t->pub_fetched;
+	pthread_rwlock_unlock(&t->lock);
+	if (!done) {
+		if (p11_public_fetch(&g.cfg, t->conf->name, &pub) != CKR_OK)
+			pub = NULL;
+		pthread_rwlock_wrlock(&t->lock);
+		t->pub = pub;
+		t->pub_fetched = true;
+		pthread_rwlock_unlock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->login_lock);
 }
 
 static CK_RV p11_C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
@@ -798,6 +888,7 @@ static CK_RV p11_C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDL
 
 	if (!pTemplate && ulCount)
 		return CKR_ARGUMENTS_BAD;
+	ensure_public(hSession);
 	rv = session_get(hSession, &s);
 	if (rv != CKR_OK)
 		return rv;
@@ -813,6 +904,7 @@ static CK_RV p11_C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDL
 static CK_RV p11_C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 				   CK_ULONG ulCount)
 {
+	const struct p11_keyset *ks;
 	struct session *s;
 	struct token *t;
 	size_t i;
@@ -820,6 +912,7 @@ static CK_RV p11_C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR 
 
 	if (!pTemplate && ulCount)
 		return CKR_ARGUMENTS_BAD;
+	ensure_public(hSession);
 	rv = session_get(hSession, &s);
 	if (rv != CKR_OK)
 		return rv;
@@ -829,14 +922,15 @@ static CK_RV p11_C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR 
 	}
 	t = &g.tokens[s->slot];
 	pthread_rwlock_rdlock(&t->lock);
-	if (t->logged_in && t->keys && t->keys->n_objs) {
-		s->found = calloc(t->keys->n_objs, sizeof(*s->found));
+	ks = visible_set(t);
+	if (ks && ks->n_objs) {
+		s->found = calloc(ks->n_objs, sizeof(*s->found));
 		if (!s->found) {
 			rv = CKR_HOST_MEMORY;
 		} else {
-			for (i = 0; i < t->keys->n_objs; i++) {
-				if (p11_object_match(&t->keys->objs[i], pTemplate, ulCount))
-					s->found[s->n_found++] = t->keys->objs[i].handle;
+			for (i = 0; i < ks->n_objs; i++) {
+				if (p11_object_match(&ks->objs[i], pTemplate, ulCount))
+					s->found[s->n_found++] = ks->objs[i].handle;
 			}
 		}
 	}
@@ -907,14 +1001,18 @@ static CK_RV op_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	}
 	t = &g.tokens[s->slot];
 	pthread_rwlock_rdlock(&t->lock);
-	if (!t->logged_in) {
-		rv = CKR_USER_NOT_LOGGED_IN;
-	} else if (!(o = visible_object(t, hKey))) {
-		rv = CKR_KEY_HANDLE_INVALID;
+	if (!(o = visible_object(t, hKey))) {
+		/* verification needs no login (public keys) */
+		rv = t->logged_in || kind == P11_OP_VERIFY ? CKR_KEY_HANDLE_INVALID
+							   : CKR_USER_NOT_LOGGED_IN;
 	} else {
-		/* takes its own reference: no lock is held while signing */
-		rv = kind == P11_OP_SIGN ? p11_sign_init(&s->op, pMechanism, o)
-					 : p11_decrypt_init(&s->op, pMechanism, o);
+		/* Before login o is a public key or certificate of the public
+		 * view: the checks answer CKR_KEY_FUNCTION_NOT_PERMITTED or
+		 * CKR_KEY_HANDLE_INVALID. The init takes its own reference of
+		 * the key: no lock is held while signing. */
+		rv = kind == P11_OP_SIGN     ? p11_sign_init(&s->op, pMechanism, o)
+		     : kind == P11_OP_VERIFY ? p11_verify_init(&s->op, pMechanism, o)
+					     : p11_decrypt_init(&s->op, pMechanism, o);
 	}
 	pthread_rwlock_unlock(&t->lock);
 out:
@@ -936,13 +1034,17 @@ static CK_RV p11_C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG 
 	bool done = true;
 	CK_RV rv;
 
-	if (!pulSignatureLen || (!pData && ulDataLen))
-		return CKR_ARGUMENTS_BAD;
 	rv = session_get(hSession, &s);
 	if (rv != CKR_OK)
 		return rv;
 	if (s->op.kind != P11_OP_SIGN) {
 		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	if (!pulSignatureLen || (!pData && ulDataLen)) {
+		/* section 5.2: an error other than CKR_BUFFER_TOO_SMALL ends it */
+		p11_op_reset(&s->op);
+		rv = CKR_ARGUMENTS_BAD;
 		goto out;
 	}
 	if (s->op.multipart) {
@@ -973,13 +1075,17 @@ static CK_RV p11_C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_
 	struct session *s;
 	CK_RV rv;
 
-	if (!pPart && ulPartLen)
-		return CKR_ARGUMENTS_BAD;
 	rv = session_get(hSession, &s);
 	if (rv != CKR_OK)
 		return rv;
 	if (s->op.kind != P11_OP_SIGN) {
 		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	if (!pPart && ulPartLen) {
+		/* section 5.2: an error other than CKR_BUFFER_TOO_SMALL ends it */
+		p11_op_reset(&s->op);
+		rv = CKR_ARGUMENTS_BAD;
 		goto out;
 	}
 	rv = p11_sign_update(&s->op, pPart, ulPartLen);
@@ -997,8 +1103,6 @@ static CK_RV p11_C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
 	bool done = true;
 	CK_RV rv;
 
-	if (!pulSignatureLen)
-		return CKR_ARGUMENTS_BAD;
 	rv = session_get(hSession, &s);
 	if (rv != CKR_OK)
 		return rv;
@@ -1006,9 +1110,93 @@ static CK_RV p11_C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
 		rv = CKR_OPERATION_NOT_INITIALIZED;
 		goto out;
 	}
+	if (!pulSignatureLen) {
+		/* section 5.2: an error other than CKR_BUFFER_TOO_SMALL ends it */
+		p11_op_reset(&s->op);
+		rv = CKR_ARGUMENTS_BAD;
+		goto out;
+	}
 	rv = p11_sign_final(&s->op, pSignature, pulSignatureLen, &done);
 	if ((rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) || done)
 		p11_op_reset(&s->op);
+out:
+	session_put(s);
+	return rv;
+}
+
+/* ---- verification (section 5.13) with public-key objects ---------------- */
+
+static CK_RV p11_C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			      CK_OBJECT_HANDLE hKey)
+{
+	ensure_public(hSession); /* public keys verify before login too */
+	return op_init(hSession, pMechanism, hKey, P11_OP_VERIFY);
+}
+
+/* Verification has no size query: every return ends the operation except
+ * a C_Verify after C_VerifyUpdate (section 5.13: C_Verify cannot finish a
+ * multi-part verification). */
+static CK_RV p11_C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+			  CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	struct session *s;
+	CK_RV rv = session_get(hSession, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != P11_OP_VERIFY) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	if (s->op.multipart) {
+		rv = CKR_OPERATION_ACTIVE;
+		goto out;
+	}
+	if ((!pData && ulDataLen) || !pSignature)
+		rv = CKR_ARGUMENTS_BAD;
+	else
+		rv = p11_sign_update(&s->op, pData, ulDataLen);
+	if (rv == CKR_OK)
+		rv = p11_verify_final(&s->op, pSignature, ulSignatureLen);
+	p11_op_reset(&s->op);
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	struct session *s;
+	CK_RV rv = session_get(hSession, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != P11_OP_VERIFY) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	rv = (!pPart && ulPartLen) ? CKR_ARGUMENTS_BAD : p11_sign_update(&s->op, pPart, ulPartLen);
+	if (rv != CKR_OK)
+		p11_op_reset(&s->op);
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+			       CK_ULONG ulSignatureLen)
+{
+	struct session *s;
+	CK_RV rv = session_get(hSession, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != P11_OP_VERIFY) {
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	rv = pSignature ? p11_verify_final(&s->op, pSignature, ulSignatureLen) : CKR_ARGUMENTS_BAD;
+	p11_op_reset(&s->op);
 out:
 	session_put(s);
 	return rv;
@@ -1027,13 +1215,17 @@ static CK_RV p11_C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedDat
 	bool done = true;
 	CK_RV rv;
 
-	if (!pulDataLen || (!pEncryptedData && ulEncryptedDataLen))
-		return CKR_ARGUMENTS_BAD;
 	rv = session_get(hSession, &s);
 	if (rv != CKR_OK)
 		return rv;
 	if (s->op.kind != P11_OP_DECRYPT) {
 		rv = CKR_OPERATION_NOT_INITIALIZED;
+		goto out;
+	}
+	if (!pulDataLen || (!pEncryptedData && ulEncryptedDataLen)) {
+		/* section 5.2: an error other than CKR_BUFFER_TOO_SMALL ends it */
+		p11_op_reset(&s->op);
+		rv = CKR_ARGUMENTS_BAD;
 		goto out;
 	}
 	rv = p11_decrypt(&s->op, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, &done);
@@ -1073,10 +1265,6 @@ static CK_RV p11_C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 	return p11_C_Login(hSession, userType, pPin, ulPinLen);
 }
 
-#ifndef CKF_FIND_OBJECTS
-#define CKF_FIND_OBJECTS 0x00000040UL /* PKCS#11 3.0 section 5.6, C_SessionCancel */
-#endif
-
 static CK_RV p11_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 {
 	struct session *s;
@@ -1085,6 +1273,7 @@ static CK_RV p11_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 	if (rv != CKR_OK)
 		return rv;
 	if ((s->op.kind == P11_OP_SIGN && (flags & CKF_SIGN)) ||
+	    (s->op.kind == P11_OP_VERIFY && (flags & CKF_VERIFY)) ||
 	    (s->op.kind == P11_OP_DECRYPT && (flags & CKF_DECRYPT)))
 		p11_op_reset(&s->op);
 	if (flags & CKF_FIND_OBJECTS)
@@ -1093,27 +1282,250 @@ static CK_RV p11_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 	return CKR_OK;
 }
 
-/* ---- everything else: not supported (full conformance is later) -------- */
+/* ---- a read-only token (attestkey-pkcs11(8) CONFORMANCE) --------------- */
 
+/* Every session is R/O (C_OpenSession refuses R/W on this write-protected
+ * token). Section 5.7, C_CreateObject: "Only session objects can be created
+ * during a read-only session" -> CKR_SESSION_READ_ONLY for a template with
+ * CKA_TOKEN true; session objects would be allowed, but the token stores
+ * nothing at all -> CKR_TOKEN_WRITE_PROTECTED. */
+static CK_RV refuse_new_object(CK_SESSION_HANDLE h, const CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	CK_SLOT_ID slot;
+	CK_ULONG i;
+	CK_RV rv;
+
+	if (!tmpl && n)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_slot(h, &slot);
+	if (rv != CKR_OK)
+		return rv;
+	for (i = 0; i < n; i++) {
+		if (tmpl[i].type == CKA_TOKEN && tmpl[i].pValue &&
+		    tmpl[i].ulValueLen == sizeof(CK_BBOOL) && *(CK_BBOOL *)tmpl[i].pValue)
+			return CKR_SESSION_READ_ONLY;
+	}
+	return CKR_TOKEN_WRITE_PROTECTED;
+}
+
+/* An existing object: CKR_OBJECT_HANDLE_INVALID unless the session sees it. */
+static CK_RV object_check(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o)
+{
+	struct session *s;
+	struct token *t;
+	CK_RV rv;
+
+	ensure_public(h);
+	rv = session_get(h, &s);
+	if (rv != CKR_OK)
+		return rv;
+	t = &g.tokens[s->slot];
+	pthread_rwlock_rdlock(&t->lock);
+	if (!visible_object(t, o))
+		rv = CKR_OBJECT_HANDLE_INVALID;
+	pthread_rwlock_unlock(&t->lock);
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
+			     CK_UTF8CHAR_PTR pLabel)
+{
+	CK_RV rv = slot_check(slotID);
+
+	(void)pPin;
+	(void)ulPinLen;
+	(void)pLabel;
+	/* section 5.5, C_InitToken: "If the token ... is write-protected" */
+	return rv != CKR_OK ? rv : CKR_TOKEN_WRITE_PROTECTED;
+}
+
+static CK_RV p11_C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
+{
+	CK_SLOT_ID slot;
+	CK_RV rv = session_slot(hSession, &slot);
+
+	(void)pPin;
+	(void)ulPinLen;
+	/* only in the R/W SO Functions state, which this token never reaches */
+	return rv != CKR_OK ? rv : CKR_USER_NOT_LOGGED_IN;
+}
+
+static CK_RV p11_C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen,
+			  CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen)
+{
+	CK_SLOT_ID slot;
+	CK_RV rv = session_slot(hSession, &slot);
+
+	(void)pOldPin;
+	(void)ulOldLen;
+	(void)pNewPin;
+	(void)ulNewLen;
+	/* section 5.5, C_SetPIN: from a R/O session, CKR_SESSION_READ_ONLY;
+	 * the PIN lives in the broker's policy (docs/pin.md) */
+	return rv != CKR_OK ? rv : CKR_SESSION_READ_ONLY;
+}
+
+static CK_RV p11_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+				CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject)
+{
+	if (!phObject)
+		return CKR_ARGUMENTS_BAD;
+	return refuse_new_object(hSession, pTemplate, ulCount);
+}
+
+static CK_RV p11_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+			      CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+			      CK_OBJECT_HANDLE_PTR phNewObject)
+{
+	CK_RV rv;
+
+	if (!phNewObject || (!pTemplate && ulCount))
+		return CKR_ARGUMENTS_BAD;
+	rv = object_check(hSession, hObject);
+	/* CKA_COPYABLE is false on every object (2.40 section 4.4) */
+	return rv != CKR_OK ? rv : CKR_ACTION_PROHIBITED;
+}
+
+static CK_RV p11_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
+{
+	CK_RV rv = object_check(hSession, hObject);
+
+	/* token objects in a R/O session (section 5.7, C_DestroyObject) */
+	return rv != CKR_OK ? rv : CKR_SESSION_READ_ONLY;
+}
+
+static CK_RV p11_C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+				     CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+	CK_RV rv;
+
+	if (!pTemplate && ulCount)
+		return CKR_ARGUMENTS_BAD;
+	rv = object_check(hSession, hObject);
+	return rv != CKR_OK ? rv : CKR_SESSION_READ_ONLY;
+}
+
+/* Section 5.7, C_GetObjectSize: an approximation is allowed; ours is the
+ * sum of the attribute values. */
+static CK_RV p11_C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+				 CK_ULONG_PTR pulSize)
+{
+	const struct p11_object *o;
+	struct session *s;
+	struct token *t;
+	CK_ULONG i, size = 0;
+	CK_RV rv;
+
+	if (!pulSize)
+		return CKR_ARGUMENTS_BAD;
+	ensure_public(hSession);
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	t = &g.tokens[s->slot];
+	pthread_rwlock_rdlock(&t->lock);
+	o = visible_object(t, hObject);
+	if (!o) {
+		rv = CKR_OBJECT_HANDLE_INVALID;
+	} else {
+		for (i = 0; i < o->n_attrs; i++)
+			size += o->attrs[i].ulValueLen;
+		*pulSize = size;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			       CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+			       CK_OBJECT_HANDLE_PTR phKey)
+{
+	if (!pMechanism || !phKey)
+		return CKR_ARGUMENTS_BAD;
+	return refuse_new_object(hSession, pTemplate, ulCount);
+}
+
+static CK_RV p11_C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+				   CK_ATTRIBUTE_PTR pPublicKeyTemplate,
+				   CK_ULONG ulPublicKeyAttributeCount,
+				   CK_ATTRIBUTE_PTR pPrivateKeyTemplate,
+				   CK_ULONG ulPrivateKeyAttributeCount,
+				   CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey)
+{
+	CK_RV rv;
+
+	if (!pMechanism || !phPublicKey || !phPrivateKey)
+		return CKR_ARGUMENTS_BAD;
+	rv = refuse_new_object(hSession, pPublicKeyTemplate, ulPublicKeyAttributeCount);
+	if (rv == CKR_TOKEN_WRITE_PROTECTED)
+		rv = refuse_new_object(hSession, pPrivateKeyTemplate, ulPrivateKeyAttributeCount);
+	return rv;
+}
+
+static CK_RV p11_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			     CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey,
+			     CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
+			     CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+	(void)hUnwrappingKey;
+	if (!pMechanism || !phKey || (!pWrappedKey && ulWrappedKeyLen))
+		return CKR_ARGUMENTS_BAD;
+	return refuse_new_object(hSession, pTemplate, ulAttributeCount);
+}
+
+static CK_RV p11_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			     CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate,
+			     CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+	(void)hBaseKey;
+	if (!pMechanism || !phKey)
+		return CKR_ARGUMENTS_BAD;
+	return refuse_new_object(hSession, pTemplate, ulAttributeCount);
+}
+
+/* Section 5.15: OpenSSL's DRBG seeds itself from the OS; mixing in caller
+ * data is not offered. */
+static CK_RV p11_C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen)
+{
+	CK_SLOT_ID slot;
+	CK_RV rv;
+
+	if (!pSeed && ulSeedLen)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_slot(hSession, &slot);
+	return rv != CKR_OK ? rv : CKR_RANDOM_SEED_NOT_SUPPORTED;
+}
+
+/* Section 5.5: tokens never appear or go, so there is never an event; a
+ * blocking wait would block forever and is not offered. */
+static CK_RV p11_C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved)
+{
+	(void)pSlot;
+	if (!is_initialized())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	if (pReserved)
+		return CKR_ARGUMENTS_BAD;
+	return (flags & CKF_DONT_BLOCK) ? CKR_NO_EVENT : CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+/* ---- everything else: not supported ------------------------------------ */
+
+/* Section 5.1: every function but C_Initialize and C_GetFunctionList
+ * answers CKR_CRYPTOKI_NOT_INITIALIZED first. */
 #define UNSUPPORTED(name, args)                                               \
 	static CK_RV p11_##name args                                          \
 	{                                                                     \
-		return CKR_FUNCTION_NOT_SUPPORTED;                            \
+		return is_initialized() ? CKR_FUNCTION_NOT_SUPPORTED          \
+					: CKR_CRYPTOKI_NOT_INITIALIZED;       \
 	}
 
 /* clang-format off */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-UNSUPPORTED(C_InitToken, (CK_SLOT_ID a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d))
-UNSUPPORTED(C_InitPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c))
-UNSUPPORTED(C_SetPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d, CK_ULONG e))
 UNSUPPORTED(C_GetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
 UNSUPPORTED(C_SetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE d, CK_OBJECT_HANDLE e))
-UNSUPPORTED(C_CreateObject, (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE_PTR d))
-UNSUPPORTED(C_CopyObject, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_OBJECT_HANDLE_PTR e))
-UNSUPPORTED(C_DestroyObject, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b))
-UNSUPPORTED(C_GetObjectSize, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ULONG_PTR c))
-UNSUPPORTED(C_SetAttributeValue, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d))
 UNSUPPORTED(C_EncryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
 UNSUPPORTED(C_Encrypt, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_EncryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
@@ -1127,23 +1539,13 @@ UNSUPPORTED(C_DigestKey, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b))
 UNSUPPORTED(C_DigestFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
 UNSUPPORTED(C_SignRecoverInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
 UNSUPPORTED(C_SignRecover, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
-UNSUPPORTED(C_VerifyInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
-UNSUPPORTED(C_Verify, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e))
-UNSUPPORTED(C_VerifyUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
-UNSUPPORTED(C_VerifyFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
 UNSUPPORTED(C_VerifyRecoverInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
 UNSUPPORTED(C_VerifyRecover, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_DigestEncryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_DecryptDigestUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_SignEncryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_DecryptVerifyUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
-UNSUPPORTED(C_GenerateKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_OBJECT_HANDLE_PTR e))
-UNSUPPORTED(C_GenerateKeyPair, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_ATTRIBUTE_PTR e, CK_ULONG f, CK_OBJECT_HANDLE_PTR g_, CK_OBJECT_HANDLE_PTR h))
 UNSUPPORTED(C_WrapKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_OBJECT_HANDLE d, CK_BYTE_PTR e, CK_ULONG_PTR f))
-UNSUPPORTED(C_UnwrapKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_BYTE_PTR d, CK_ULONG e, CK_ATTRIBUTE_PTR f, CK_ULONG g_, CK_OBJECT_HANDLE_PTR h))
-UNSUPPORTED(C_DeriveKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_ATTRIBUTE_PTR d, CK_ULONG e, CK_OBJECT_HANDLE_PTR f))
-UNSUPPORTED(C_SeedRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
-UNSUPPORTED(C_WaitForSlotEvent, (CK_FLAGS a, CK_SLOT_ID_PTR b, CK_VOID_PTR c))
 UNSUPPORTED(C_MessageEncryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
 UNSUPPORTED(C_EncryptMessage, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG g_, CK_BYTE_PTR h, CK_ULONG_PTR i))
 UNSUPPORTED(C_EncryptMessageBegin, (CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e))
@@ -1211,28 +1613,162 @@ out:
 	return rv;
 }
 
+const struct p11_object *p11_object_for_test(CK_OBJECT_HANDLE h)
+{
+	const struct p11_object *o = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&g.lock);
+	for (i = 0; i < g.n_tokens && !o; i++) {
+		o = p11_keyset_find(g.tokens[i].keys, h);
+		if (!o)
+			o = p11_keyset_find(g.tokens[i].pub, h);
+	}
+	pthread_mutex_unlock(&g.lock);
+	return o;
+}
+
+/* ---- application-supplied locking (section 5.4, C_Initialize) ---------- */
+
+/*
+ * With CreateMutex & co. but without CKF_OS_LOCKING_OK the specification
+ * says the library must use the application's mutexes (the application's
+ * threads may not be OS threads). We then create one application mutex and
+ * hold it across every entry point that touches shared state: no two
+ * application threads are ever inside the module at once, so our internal
+ * pthread locks are never contended and cannot block a thread of any
+ * threading model. The price, documented in attestkey-pkcs11(8), is that
+ * calls are serialised in this mode; CKF_OS_LOCKING_OK (what p11-kit,
+ * OpenSSL's libp11, NSS and Java pass) keeps signing fully parallel.
+ */
+static struct {
+	CK_DESTROYMUTEX destroy;
+	CK_LOCKMUTEX lock;
+	CK_UNLOCKMUTEX unlock;
+	void *mutex; /* NULL: OS locking only */
+} app;
+
+static void *app_enter(void)
+{
+	void *m = __atomic_load_n(&app.mutex, __ATOMIC_ACQUIRE);
+
+	if (m && app.lock(m) != CKR_OK)
+		return NULL; /* a broken callback: carry on with our own locks */
+	return m;
+}
+
+static void app_leave(void *m)
+{
+	if (m)
+		app.unlock(m);
+}
+
+static CK_RV w_C_Initialize(CK_VOID_PTR pInitArgs)
+{
+	const CK_C_INITIALIZE_ARGS *a = pInitArgs;
+	void *m = NULL;
+	CK_RV rv = p11_C_Initialize(pInitArgs);
+
+	if (rv != CKR_OK || !a || !a->CreateMutex || (a->flags & CKF_OS_LOCKING_OK))
+		return rv;
+	if (a->CreateMutex(&m) != CKR_OK || !m) {
+		p11_C_Finalize(NULL);
+		return CKR_CANT_LOCK;
+	}
+	app.destroy = a->DestroyMutex;
+	app.lock = a->LockMutex;
+	app.unlock = a->UnlockMutex;
+	__atomic_store_n(&app.mutex, m, __ATOMIC_RELEASE);
+	return CKR_OK;
+}
+
+static CK_RV w_C_Finalize(CK_VOID_PTR pReserved)
+{
+	void *m = app_enter();
+	CK_RV rv = p11_C_Finalize(pReserved);
+
+	app_leave(m);
+	if (rv == CKR_OK && m) {
+		__atomic_store_n(&app.mutex, NULL, __ATOMIC_RELEASE);
+		app.destroy(m);
+	}
+	return rv;
+}
+
+#define APP_LOCKED(name, params, args)                                            \
+	static CK_RV w_##name params                                              \
+	{                                                                         \
+		void *m = app_enter();                                            \
+		CK_RV rv = p11_##name args;                                       \
+                                                                                  \
+		app_leave(m);                                                     \
+		return rv;                                                        \
+	}
+
+/* clang-format off */
+APP_LOCKED(C_GetSlotList, (CK_BBOOL a, CK_SLOT_ID_PTR b, CK_ULONG_PTR c), (a, b, c))
+APP_LOCKED(C_GetSlotInfo, (CK_SLOT_ID a, CK_SLOT_INFO_PTR b), (a, b))
+APP_LOCKED(C_GetTokenInfo, (CK_SLOT_ID a, CK_TOKEN_INFO_PTR b), (a, b))
+APP_LOCKED(C_InitToken, (CK_SLOT_ID a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d), (a, b, c, d))
+APP_LOCKED(C_InitPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_SetPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d, CK_ULONG e), (a, b, c, d, e))
+APP_LOCKED(C_OpenSession, (CK_SLOT_ID a, CK_FLAGS b, CK_VOID_PTR c, CK_NOTIFY d, CK_SESSION_HANDLE_PTR e), (a, b, c, d, e))
+APP_LOCKED(C_CloseSession, (CK_SESSION_HANDLE a), (a))
+APP_LOCKED(C_CloseAllSessions, (CK_SLOT_ID a), (a))
+APP_LOCKED(C_GetSessionInfo, (CK_SESSION_HANDLE a, CK_SESSION_INFO_PTR b), (a, b))
+APP_LOCKED(C_Login, (CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c, CK_ULONG d), (a, b, c, d))
+APP_LOCKED(C_Logout, (CK_SESSION_HANDLE a), (a))
+APP_LOCKED(C_CreateObject, (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE_PTR d), (a, b, c, d))
+APP_LOCKED(C_CopyObject, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_OBJECT_HANDLE_PTR e), (a, b, c, d, e))
+APP_LOCKED(C_DestroyObject, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b), (a, b))
+APP_LOCKED(C_GetObjectSize, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ULONG_PTR c), (a, b, c))
+APP_LOCKED(C_GetAttributeValue, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d), (a, b, c, d))
+APP_LOCKED(C_SetAttributeValue, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d), (a, b, c, d))
+APP_LOCKED(C_FindObjectsInit, (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_FindObjects, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE_PTR b, CK_ULONG c, CK_ULONG_PTR d), (a, b, c, d))
+APP_LOCKED(C_FindObjectsFinal, (CK_SESSION_HANDLE a), (a))
+APP_LOCKED(C_DecryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c), (a, b, c))
+APP_LOCKED(C_Decrypt, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e), (a, b, c, d, e))
+APP_LOCKED(C_SignInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c), (a, b, c))
+APP_LOCKED(C_Sign, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e), (a, b, c, d, e))
+APP_LOCKED(C_SignUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_VerifyInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c), (a, b, c))
+APP_LOCKED(C_Verify, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG e), (a, b, c, d, e))
+APP_LOCKED(C_VerifyUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_VerifyFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_SignFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c), (a, b, c))
+APP_LOCKED(C_GenerateKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_OBJECT_HANDLE_PTR e), (a, b, c, d, e))
+APP_LOCKED(C_GenerateKeyPair, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_ATTRIBUTE_PTR c, CK_ULONG d, CK_ATTRIBUTE_PTR e, CK_ULONG f, CK_OBJECT_HANDLE_PTR g_, CK_OBJECT_HANDLE_PTR h), (a, b, c, d, e, f, g_, h))
+APP_LOCKED(C_UnwrapKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_BYTE_PTR d, CK_ULONG e, CK_ATTRIBUTE_PTR f, CK_ULONG g_, CK_OBJECT_HANDLE_PTR h), (a, b, c, d, e, f, g_, h))
+APP_LOCKED(C_DeriveKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_ATTRIBUTE_PTR d, CK_ULONG e, CK_OBJECT_HANDLE_PTR f), (a, b, c, d, e, f))
+APP_LOCKED(C_SeedRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_GenerateRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_LoginUser, (CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c, CK_ULONG d, CK_UTF8CHAR_PTR e, CK_ULONG f), (a, b, c, d, e, f))
+APP_LOCKED(C_SessionCancel, (CK_SESSION_HANDLE a, CK_FLAGS b), (a, b))
+/* clang-format on */
+
 /* ---- function tables and the three exported entry points -------------- */
 
 #define FUNCS_2_40(getinfo)                                                          \
-	p11_C_Initialize, p11_C_Finalize, getinfo, C_GetFunctionList,                 \
-	p11_C_GetSlotList, p11_C_GetSlotInfo, p11_C_GetTokenInfo,                     \
-	p11_C_GetMechanismList, p11_C_GetMechanismInfo, p11_C_InitToken,              \
-	p11_C_InitPIN, p11_C_SetPIN, p11_C_OpenSession, p11_C_CloseSession,           \
-	p11_C_CloseAllSessions, p11_C_GetSessionInfo, p11_C_GetOperationState,        \
-	p11_C_SetOperationState, p11_C_Login, p11_C_Logout, p11_C_CreateObject,       \
-	p11_C_CopyObject, p11_C_DestroyObject, p11_C_GetObjectSize,                   \
-	p11_C_GetAttributeValue, p11_C_SetAttributeValue, p11_C_FindObjectsInit,      \
-	p11_C_FindObjects, p11_C_FindObjectsFinal, p11_C_EncryptInit, p11_C_Encrypt,  \
-	p11_C_EncryptUpdate, p11_C_EncryptFinal, p11_C_DecryptInit, p11_C_Decrypt,    \
+	w_C_Initialize, w_C_Finalize, getinfo, C_GetFunctionList,                 \
+	w_C_GetSlotList, w_C_GetSlotInfo, w_C_GetTokenInfo,                     \
+	p11_C_GetMechanismList, p11_C_GetMechanismInfo, w_C_InitToken,              \
+	w_C_InitPIN, w_C_SetPIN, w_C_OpenSession, w_C_CloseSession,           \
+	w_C_CloseAllSessions, w_C_GetSessionInfo, p11_C_GetOperationState,        \
+	p11_C_SetOperationState, w_C_Login, w_C_Logout, w_C_CreateObject,       \
+	w_C_CopyObject, w_C_DestroyObject, w_C_GetObjectSize,                   \
+	w_C_GetAttributeValue, w_C_SetAttributeValue, w_C_FindObjectsInit,      \
+	w_C_FindObjects, w_C_FindObjectsFinal, p11_C_EncryptInit, p11_C_Encrypt,  \
+	p11_C_EncryptUpdate, p11_C_EncryptFinal, w_C_DecryptInit, w_C_Decrypt,    \
 	p11_C_DecryptUpdate, p11_C_DecryptFinal, p11_C_DigestInit, p11_C_Digest,      \
-	p11_C_DigestUpdate, p11_C_DigestKey, p11_C_DigestFinal, p11_C_SignInit,       \
-	p11_C_Sign, p11_C_SignUpdate, p11_C_SignFinal, p11_C_SignRecoverInit,         \
-	p11_C_SignRecover, p11_C_VerifyInit, p11_C_Verify, p11_C_VerifyUpdate,        \
-	p11_C_VerifyFinal, p11_C_VerifyRecoverInit, p11_C_VerifyRecover,              \
+	p11_C_DigestUpdate, p11_C_DigestKey, p11_C_DigestFinal, w_C_SignInit,       \
+	w_C_Sign, w_C_SignUpdate, w_C_SignFinal, p11_C_SignRecoverInit,         \
+	p11_C_SignRecover, w_C_VerifyInit, w_C_Verify, w_C_VerifyUpdate,        \
+	w_C_VerifyFinal, p11_C_VerifyRecoverInit, p11_C_VerifyRecover,              \
 	p11_C_DigestEncryptUpdate, p11_C_DecryptDigestUpdate,                         \
-	p11_C_SignEncryptUpdate, p11_C_DecryptVerifyUpdate, p11_C_GenerateKey,        \
-	p11_C_GenerateKeyPair, p11_C_WrapKey, p11_C_UnwrapKey, p11_C_DeriveKey,       \
-	p11_C_SeedRandom, p11_C_GenerateRandom, p11_C_GetFunctionStatus,              \
+	p11_C_SignEncryptUpdate, p11_C_DecryptVerifyUpdate, w_C_GenerateKey,        \
+	w_C_GenerateKeyPair, p11_C_WrapKey, w_C_UnwrapKey, w_C_DeriveKey,       \
+	w_C_SeedRandom, w_C_GenerateRandom, p11_C_GetFunctionStatus,              \
 	p11_C_CancelFunction, p11_C_WaitForSlotEvent
 
 static CK_FUNCTION_LIST function_list = {
@@ -1243,7 +1779,7 @@ static CK_FUNCTION_LIST function_list = {
 static CK_FUNCTION_LIST_3_0 function_list_3_0 = {
 	{ 3, 0 },
 	FUNCS_2_40(p11_C_GetInfo_3_0),
-	C_GetInterfaceList, C_GetInterface, p11_C_LoginUser, p11_C_SessionCancel,
+	C_GetInterfaceList, C_GetInterface, w_C_LoginUser, w_C_SessionCancel,
 	p11_C_MessageEncryptInit, p11_C_EncryptMessage, p11_C_EncryptMessageBegin,
 	p11_C_EncryptMessageNext, p11_C_MessageEncryptFinal, p11_C_MessageDecryptInit,
 	p11_C_DecryptMessage, p11_C_DecryptMessageBegin, p11_C_DecryptMessageNext,

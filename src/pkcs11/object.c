@@ -13,6 +13,7 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/objects.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "p11.h"
@@ -24,33 +25,146 @@ static CK_OBJECT_HANDLE next_handle = OBJECT_HANDLE_BASE;
 static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
- * PKCS#11 2.40 section 4.9 (private key objects), table 24 footnote 6
- * and 4.9.1 ff.: with CKA_SENSITIVE true these attributes cannot be
- * revealed; C_GetAttributeValue answers CKR_ATTRIBUTE_SENSITIVE
- * (section 5.7). They exist on our private keys but are never stored.
+ * Which attribute each object class has (PKCS#11 2.40 sections 4.4-4.9,
+ * 3.0 section 4.6.3 for CKA_PUBLIC_KEY_INFO) and which of them is
+ * sensitive. A sensitive attribute exists but is never stored in an
+ * attribute array: C_GetAttributeValue answers CKR_ATTRIBUTE_SENSITIVE for
+ * it (2.40 section 5.7), CKR_ATTRIBUTE_TYPE_INVALID for any attribute the
+ * class does not have. The builders below produce exactly the non-sensitive
+ * rows (test_pkcs11_module checks every row), so adding an attribute means
+ * adding a row here and a value there.
  */
-static const struct {
+enum { K_RSA = 1, K_EC = 2, K_ED = 4, K_ANY = 7 };
+
+static const struct class_attr {
 	CK_OBJECT_CLASS klass;
 	CK_ATTRIBUTE_TYPE type;
-} sensitive_attrs[] = {
-	{ CKO_PRIVATE_KEY, CKA_VALUE },            /* EC private value */
-	{ CKO_PRIVATE_KEY, CKA_PRIVATE_EXPONENT }, /* RSA d */
-	{ CKO_PRIVATE_KEY, CKA_PRIME_1 },
-	{ CKO_PRIVATE_KEY, CKA_PRIME_2 },
-	{ CKO_PRIVATE_KEY, CKA_EXPONENT_1 },
-	{ CKO_PRIVATE_KEY, CKA_EXPONENT_2 },
-	{ CKO_PRIVATE_KEY, CKA_COEFFICIENT },
+	unsigned keys; /* K_* for key classes; K_ANY for certificates */
+	bool sensitive;
+} class_attrs[] = {
+	/* private keys, 2.40 sections 4.4, 4.7, 4.9, 2.1.4, 2.3.4; 3.0 2.3.6 */
+	{ CKO_PRIVATE_KEY, CKA_CLASS, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_TOKEN, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_PRIVATE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_MODIFIABLE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_COPYABLE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_DESTROYABLE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_LABEL, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_KEY_TYPE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_ID, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_START_DATE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_END_DATE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_DERIVE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_LOCAL, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_KEY_GEN_MECHANISM, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_ALLOWED_MECHANISMS, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_SUBJECT, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_SENSITIVE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_DECRYPT, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_SIGN, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_SIGN_RECOVER, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_UNWRAP, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_EXTRACTABLE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_ALWAYS_SENSITIVE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_NEVER_EXTRACTABLE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_WRAP_WITH_TRUSTED, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_ALWAYS_AUTHENTICATE, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_PUBLIC_KEY_INFO, K_ANY, false },
+	{ CKO_PRIVATE_KEY, CKA_MODULUS, K_RSA, false },
+	{ CKO_PRIVATE_KEY, CKA_PUBLIC_EXPONENT, K_RSA, false },
+	{ CKO_PRIVATE_KEY, CKA_PRIVATE_EXPONENT, K_RSA, true },
+	{ CKO_PRIVATE_KEY, CKA_PRIME_1, K_RSA, true },
+	{ CKO_PRIVATE_KEY, CKA_PRIME_2, K_RSA, true },
+	{ CKO_PRIVATE_KEY, CKA_EXPONENT_1, K_RSA, true },
+	{ CKO_PRIVATE_KEY, CKA_EXPONENT_2, K_RSA, true },
+	{ CKO_PRIVATE_KEY, CKA_COEFFICIENT, K_RSA, true },
+	{ CKO_PRIVATE_KEY, CKA_EC_PARAMS, K_EC | K_ED, false },
+	/* not in the spec's private EC key table, but libp11 and
+	 * pkcs11-provider read the point from the private key */
+	{ CKO_PRIVATE_KEY, CKA_EC_POINT, K_EC | K_ED, false },
+	{ CKO_PRIVATE_KEY, CKA_VALUE, K_EC | K_ED, true },
+	/* public keys, 2.40 sections 4.4, 4.7, 4.8, 2.1.3, 2.3.3 */
+	{ CKO_PUBLIC_KEY, CKA_CLASS, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_TOKEN, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_PRIVATE, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_MODIFIABLE, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_COPYABLE, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_DESTROYABLE, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_LABEL, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_KEY_TYPE, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_ID, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_START_DATE, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_END_DATE, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_DERIVE, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_LOCAL, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_KEY_GEN_MECHANISM, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_ALLOWED_MECHANISMS, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_SUBJECT, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_ENCRYPT, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_VERIFY, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_VERIFY_RECOVER, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_WRAP, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_TRUSTED, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_PUBLIC_KEY_INFO, K_ANY, false },
+	{ CKO_PUBLIC_KEY, CKA_MODULUS, K_RSA, false },
+	{ CKO_PUBLIC_KEY, CKA_MODULUS_BITS, K_RSA, false },
+	{ CKO_PUBLIC_KEY, CKA_PUBLIC_EXPONENT, K_RSA, false },
+	{ CKO_PUBLIC_KEY, CKA_EC_PARAMS, K_EC | K_ED, false },
+	{ CKO_PUBLIC_KEY, CKA_EC_POINT, K_EC | K_ED, false },
+	/* X.509 certificates, 2.40 sections 4.6, 4.6.3 */
+	{ CKO_CERTIFICATE, CKA_CLASS, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_TOKEN, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_PRIVATE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_MODIFIABLE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_COPYABLE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_DESTROYABLE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_LABEL, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_CERTIFICATE_TYPE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_TRUSTED, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_CERTIFICATE_CATEGORY, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_CHECK_VALUE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_START_DATE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_END_DATE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_PUBLIC_KEY_INFO, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_ID, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_VALUE, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_SUBJECT, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_ISSUER, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_SERIAL_NUMBER, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_URL, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_HASH_OF_SUBJECT_PUBLIC_KEY, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_HASH_OF_ISSUER_PUBLIC_KEY, K_ANY, false },
+	{ CKO_CERTIFICATE, CKA_JAVA_MIDP_SECURITY_DOMAIN, K_ANY, false },
 };
 
-static bool attr_is_sensitive(CK_OBJECT_CLASS klass, CK_ATTRIBUTE_TYPE type)
+static unsigned key_bit(CK_KEY_TYPE kt)
 {
+	return kt == CKK_RSA ? K_RSA : kt == CKK_EC ? K_EC : K_ED;
+}
+
+static const struct class_attr *class_attr_find(const struct p11_object *o,
+						CK_ATTRIBUTE_TYPE type)
+{
+	unsigned kb = o->klass == CKO_CERTIFICATE ? K_ANY : key_bit(o->key_type);
 	size_t i;
 
-	for (i = 0; i < AK_ARRAY_SIZE(sensitive_attrs); i++) {
-		if (sensitive_attrs[i].klass == klass && sensitive_attrs[i].type == type)
-			return true;
+	for (i = 0; i < AK_ARRAY_SIZE(class_attrs); i++) {
+		if (class_attrs[i].klass == o->klass && class_attrs[i].type == type &&
+		    (class_attrs[i].keys & kb))
+			return &class_attrs[i];
 	}
-	return false;
+	return NULL;
+}
+
+size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive)
+{
+	unsigned kb = klass == CKO_CERTIFICATE ? K_ANY : key_bit(kt);
+	size_t i, n = 0;
+
+	for (i = 0; i < AK_ARRAY_SIZE(class_attrs); i++)
+		n += class_attrs[i].klass == klass && (class_attrs[i].keys & kb) &&
+		     class_attrs[i].sensitive == sensitive;
+	return n;
 }
 
 static CK_OBJECT_HANDLE new_handle(void)
@@ -162,6 +276,14 @@ static void add_ec_params(struct builder *b, const EVP_PKEY *pkey)
 
 	if (b->failed)
 		return;
+	if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519) {
+		/* PKCS#11 3.0 section 2.3.6: the RFC 8410 OID id-Ed25519, as
+		 * SoftHSM writes it (the alternative is the PrintableString
+		 * "edwards25519") */
+		len = i2d_ASN1_OBJECT(OBJ_nid2obj(NID_ED25519), &der);
+		add_der(b, CKA_EC_PARAMS, der, len);
+		return;
+	}
 	if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
 					    sizeof(group), NULL)) {
 		b->failed = true;
@@ -191,9 +313,17 @@ static void add_ec_point(struct builder *b, const EVP_PKEY *pkey)
 
 	if (b->failed)
 		return;
-	if (!EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt,
-					     sizeof(pt), &ptlen) ||
-	    !(os = ASN1_OCTET_STRING_new()) || !ASN1_OCTET_STRING_set(os, pt, (int)ptlen)) {
+	/* Ed25519 (3.0 section 2.3.6): the 32 bytes of RFC 8032, wrapped in an
+	 * OCTET STRING like the EC point, as SoftHSM and OpenSC do */
+	ptlen = sizeof(pt);
+	if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519
+		    ? EVP_PKEY_get_raw_public_key(pkey, pt, &ptlen) != 1
+		    : !EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+						       pt, sizeof(pt), &ptlen)) {
+		b->failed = true;
+		return;
+	}
+	if (!(os = ASN1_OCTET_STRING_new()) || !ASN1_OCTET_STRING_set(os, pt, (int)ptlen)) {
 		ASN1_OCTET_STRING_free(os);
 		b->failed = true;
 		return;
@@ -202,6 +332,8 @@ static void add_ec_point(struct builder *b, const EVP_PKEY *pkey)
 	ASN1_OCTET_STRING_free(os);
 	add_der(b, CKA_EC_POINT, der, len);
 }
+
+static void add_allowed_mechanisms(struct builder *b, CK_KEY_TYPE kt);
 
 static void add_key_common(struct builder *b, CK_OBJECT_CLASS klass, CK_KEY_TYPE kt,
 			   const char *label, const uint8_t *id, size_t id_len,
@@ -227,11 +359,38 @@ static void add_key_common(struct builder *b, CK_OBJECT_CLASS klass, CK_KEY_TYPE
 	add_bool(b, CKA_LOCAL, false); /* not generated on this token */
 	add_ulong(b, CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION);
 	add(b, CKA_SUBJECT, subject, subject_len);
+	add_allowed_mechanisms(b, kt);
+}
+
+/* CKA_ALLOWED_MECHANISMS (2.40 section 4.7): every mechanism of this token
+ * for the key type; the broker carries no narrower list (yet). */
+static void add_allowed_mechanisms(struct builder *b, CK_KEY_TYPE kt)
+{
+	CK_MECHANISM_TYPE list[32];
+	size_t n = p11_mechanisms_for_key(kt, list, AK_ARRAY_SIZE(list));
+
+	if (n > AK_ARRAY_SIZE(list))
+		b->failed = true;
+	else
+		add(b, CKA_ALLOWED_MECHANISMS, list, n * sizeof(*list));
+}
+
+/* CKA_PUBLIC_KEY_INFO (3.0 section 4.8): DER SubjectPublicKeyInfo. */
+static void add_spki(struct builder *b, const EVP_PKEY *pkey)
+{
+	uint8_t *der = NULL;
+	int len;
+
+	if (b->failed)
+		return;
+	len = i2d_PUBKEY(pkey, &der);
+	add_der(b, CKA_PUBLIC_KEY_INFO, der, len);
 }
 
 static void add_public_numbers(struct builder *b, const EVP_PKEY *pkey, CK_KEY_TYPE kt,
 			       bool is_public)
 {
+	add_spki(b, pkey);
 	if (kt == CKK_RSA) {
 		add_bn(b, CKA_MODULUS, pkey, OSSL_PKEY_PARAM_RSA_N);
 		add_bn(b, CKA_PUBLIC_EXPONENT, pkey, OSSL_PKEY_PARAM_RSA_E);
@@ -256,8 +415,13 @@ static void object_clear(struct p11_object *o)
 	memset(o, 0, sizeof(*o));
 }
 
-CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
-		     const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len)
+/*
+ * The objects of one key: the private key (when `priv`), the public key and,
+ * when cert_der is given, the certificate. The private-key object owns the
+ * one reference of pkey taken over; without it pkey is dropped here.
+ */
+static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const char *label,
+			const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len)
 {
 	struct p11_object objs[3];
 	struct builder b = { 0 };
@@ -276,6 +440,9 @@ CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
 		break;
 	case EVP_PKEY_EC:
 		kt = CKK_EC;
+		break;
+	case EVP_PKEY_ED25519:
+		kt = CKK_EC_EDWARDS;
 		break;
 	default:
 		EVP_PKEY_free(pkey);
@@ -300,25 +467,27 @@ CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
 			goto out;
 	}
 
-	/* private key, sections 4.9 and 2.1.4 / 2.3.4 */
-	b.o = &objs[n++];
-	b.o->klass = CKO_PRIVATE_KEY;
-	b.o->key_type = kt;
-	add_key_common(&b, CKO_PRIVATE_KEY, kt, label, id, id_len, subject,
-		       subject_len > 0 ? (size_t)subject_len : 0);
-	add_bool(&b, CKA_SENSITIVE, true);
-	add_bool(&b, CKA_EXTRACTABLE, false);
-	add_bool(&b, CKA_ALWAYS_SENSITIVE, true);
-	add_bool(&b, CKA_NEVER_EXTRACTABLE, true);
-	add_bool(&b, CKA_DECRYPT, kt == CKK_RSA);
-	add_bool(&b, CKA_SIGN, true);
-	add_bool(&b, CKA_SIGN_RECOVER, false);
-	add_bool(&b, CKA_UNWRAP, false);
-	add_bool(&b, CKA_WRAP_WITH_TRUSTED, false);
-	add_bool(&b, CKA_ALWAYS_AUTHENTICATE, false);
-	add_public_numbers(&b, pkey, kt, false);
-	if (b.failed)
-		goto out;
+	if (priv) {
+		/* private key, sections 4.9 and 2.1.4 / 2.3.4 */
+		b.o = &objs[n++];
+		b.o->klass = CKO_PRIVATE_KEY;
+		b.o->key_type = kt;
+		add_key_common(&b, CKO_PRIVATE_KEY, kt, label, id, id_len, subject,
+			       subject_len > 0 ? (size_t)subject_len : 0);
+		add_bool(&b, CKA_SENSITIVE, true);
+		add_bool(&b, CKA_EXTRACTABLE, false);
+		add_bool(&b, CKA_ALWAYS_SENSITIVE, true);
+		add_bool(&b, CKA_NEVER_EXTRACTABLE, true);
+		add_bool(&b, CKA_DECRYPT, kt == CKK_RSA);
+		add_bool(&b, CKA_SIGN, true);
+		add_bool(&b, CKA_SIGN_RECOVER, false);
+		add_bool(&b, CKA_UNWRAP, false);
+		add_bool(&b, CKA_WRAP_WITH_TRUSTED, false);
+		add_bool(&b, CKA_ALWAYS_AUTHENTICATE, false);
+		add_public_numbers(&b, pkey, kt, false);
+		if (b.failed)
+			goto out;
+	}
 
 	/* public key, section 4.8 */
 	b.o = &objs[n++];
@@ -326,9 +495,9 @@ CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
 	b.o->key_type = kt;
 	add_key_common(&b, CKO_PUBLIC_KEY, kt, label, id, id_len, subject,
 		       subject_len > 0 ? (size_t)subject_len : 0);
-	/* the token cannot verify or encrypt: it says so */
+	/* C_Verify works with public keys; the token does not encrypt */
 	add_bool(&b, CKA_ENCRYPT, false);
-	add_bool(&b, CKA_VERIFY, false);
+	add_bool(&b, CKA_VERIFY, true);
 	add_bool(&b, CKA_VERIFY_RECOVER, false);
 	add_bool(&b, CKA_WRAP, false);
 	add_bool(&b, CKA_TRUSTED, false);
@@ -337,7 +506,7 @@ CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
 		goto out;
 
 	if (cert) {
-		uint8_t *der = NULL;
+		uint8_t *der = NULL, md[SHA_DIGEST_LENGTH];
 		int len;
 
 		/* X.509 certificate, section 4.6.3 */
@@ -353,8 +522,12 @@ CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
 		add_ulong(&b, CKA_CERTIFICATE_TYPE, CKC_X_509);
 		add_bool(&b, CKA_TRUSTED, false);
 		add_ulong(&b, CKA_CERTIFICATE_CATEGORY, 0); /* unspecified */
+		/* section 4.6: the first three bytes of the SHA-1 of CKA_VALUE */
+		SHA1(cert_der, cert_len, md);
+		add(&b, CKA_CHECK_VALUE, md, 3);
 		add(&b, CKA_START_DATE, NULL, 0);
 		add(&b, CKA_END_DATE, NULL, 0);
+		add_spki(&b, pkey);
 		add(&b, CKA_ID, id, id_len);
 		add(&b, CKA_VALUE, cert_der, cert_len);
 		add(&b, CKA_SUBJECT, subject, (size_t)subject_len);
@@ -378,7 +551,14 @@ CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
 	ks->objs = no;
 	for (i = 0; i < n; i++)
 		objs[i].handle = new_handle();
-	objs[0].pkey = pkey; /* the set owns the reference from here on */
+	/* The set owns the reference from here on; the public-key object
+	 * verifies with the same key, through a reference of its own. */
+	if (priv) {
+		if (!EVP_PKEY_up_ref(pkey))
+			goto out;
+		objs[0].pkey = pkey;
+	}
+	objs[priv ? 1 : 0].pkey = pkey;
 	pkey = NULL;
 	memcpy(ks->objs + ks->n_objs, objs, n * sizeof(*objs));
 	ks->n_objs += n;
@@ -392,6 +572,77 @@ out:
 	X509_free(cert);
 	OPENSSL_free(subject);
 	return rv;
+}
+
+CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
+		     const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len)
+{
+	return keyset_add(ks, pkey, true, label, id, id_len, cert_der, cert_len);
+}
+
+CK_RV p11_keyset_add_public(struct p11_keyset *ks, EVP_PKEY *pub, const char *label,
+			    const uint8_t *id, size_t id_len, const uint8_t *cert_der,
+			    size_t cert_len)
+{
+	return keyset_add(ks, pub, false, label, id, id_len, cert_der, cert_len);
+}
+
+static const CK_ATTRIBUTE *object_attr(const struct p11_object *o, CK_ATTRIBUTE_TYPE type);
+
+static bool attr_equal(const struct p11_object *a, const struct p11_object *b,
+		       CK_ATTRIBUTE_TYPE type)
+{
+	const CK_ATTRIBUTE *x = object_attr(a, type), *y = object_attr(b, type);
+
+	return x && y && x->ulValueLen == y->ulValueLen &&
+	       (!x->ulValueLen || memcmp(x->pValue, y->pValue, x->ulValueLen) == 0);
+}
+
+void p11_keyset_adopt_handles(struct p11_keyset *ks, const struct p11_keyset *from)
+{
+	size_t i, j, k;
+
+	if (!ks || !from)
+		return;
+	for (i = 0; i < ks->n_objs; i++) {
+		struct p11_object *o = &ks->objs[i];
+
+		if (o->klass == CKO_PRIVATE_KEY)
+			continue;
+		for (j = 0; j < from->n_objs; j++) {
+			const struct p11_object *p = &from->objs[j];
+			bool taken = false;
+
+			if (p->klass != o->klass || !attr_equal(o, p, CKA_ID) ||
+			    !attr_equal(o, p, CKA_LABEL))
+				continue;
+			for (k = 0; k < ks->n_objs; k++)
+				taken |= ks->objs[k].handle == p->handle;
+			if (!taken)
+				o->handle = p->handle;
+			break;
+		}
+	}
+}
+
+bool p11_object_allows(const struct p11_object *o, CK_MECHANISM_TYPE mech)
+{
+	const CK_ATTRIBUTE *a = NULL;
+	CK_MECHANISM_TYPE m;
+	CK_ULONG i;
+
+	for (i = 0; i < o->n_attrs; i++) {
+		if (o->attrs[i].type == CKA_ALLOWED_MECHANISMS)
+			a = &o->attrs[i];
+	}
+	if (!a)
+		return true;
+	for (i = 0; i + sizeof(m) <= a->ulValueLen; i += sizeof(m)) {
+		memcpy(&m, (const uint8_t *)a->pValue + i, sizeof(m));
+		if (m == mech)
+			return true;
+	}
+	return false;
 }
 
 void p11_keyset_free(struct p11_keyset *ks)
@@ -441,9 +692,10 @@ CK_RV p11_object_get_attrs(const struct p11_object *o, CK_ATTRIBUTE *tmpl, CK_UL
 		const CK_ATTRIBUTE *a = object_attr(o, tmpl[i].type);
 
 		if (!a) {
+			const struct class_attr *ca = class_attr_find(o, tmpl[i].type);
+
 			tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
-			rv = attr_is_sensitive(o->klass, tmpl[i].type) ? CKR_ATTRIBUTE_SENSITIVE
-								       : CKR_ATTRIBUTE_TYPE_INVALID;
+			rv = ca && ca->sensitive ? CKR_ATTRIBUTE_SENSITIVE : CKR_ATTRIBUTE_TYPE_INVALID;
 		} else if (!tmpl[i].pValue) {
 			tmpl[i].ulValueLen = a->ulValueLen;
 		} else if (tmpl[i].ulValueLen < a->ulValueLen) {

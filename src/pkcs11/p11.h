@@ -51,7 +51,8 @@ struct p11_object {
 	CK_OBJECT_CLASS klass;
 	CK_ATTRIBUTE *attrs; /* values owned; never holds secret values */
 	CK_ULONG n_attrs;
-	EVP_PKEY *pkey;      /* private-key objects: the key (own reference) */
+	EVP_PKEY *pkey;      /* key objects: the key (own reference); public-key
+			      * objects use it to verify only */
 	CK_KEY_TYPE key_type;
 };
 
@@ -74,11 +75,24 @@ void p11_keyset_free(struct p11_keyset *ks);
 const struct p11_object *p11_keyset_find(const struct p11_keyset *ks, CK_OBJECT_HANDLE h);
 /* C_GetAttributeValue semantics (PKCS#11 2.40 section 5.7). */
 CK_RV p11_object_get_attrs(const struct p11_object *o, CK_ATTRIBUTE *tmpl, CK_ULONG n);
+/* CKA_ALLOWED_MECHANISMS of the object holds mech (2.40 section 4.7). */
+bool p11_object_allows(const struct p11_object *o, CK_MECHANISM_TYPE mech);
+/* Add the public-key object (and the certificate, when given) of a key the
+ * token does not hold: the public view before login (protocol.md section 7).
+ * Takes one reference of pub. */
+CK_RV p11_keyset_add_public(struct p11_keyset *ks, EVP_PKEY *pub, const char *label,
+			    const uint8_t *id, size_t id_len, const uint8_t *cert_der,
+			    size_t cert_len);
+/* Give the public-key and certificate objects of ks the handles of the
+ * objects of `from` (the public view) with the same class, CKA_ID and
+ * CKA_LABEL: handles an application found before C_Login stay valid after
+ * it (libp11 caches them). */
+void p11_keyset_adopt_handles(struct p11_keyset *ks, const struct p11_keyset *from);
 /* True when every template attribute is present with an equal value. */
 bool p11_object_match(const struct p11_object *o, const CK_ATTRIBUTE *tmpl, CK_ULONG n);
 
 /* ---- cryptographic operations (crypto.c) ------------------------------- */
-enum p11_op_kind { P11_OP_NONE = 0, P11_OP_SIGN, P11_OP_DECRYPT };
+enum p11_op_kind { P11_OP_NONE = 0, P11_OP_SIGN, P11_OP_DECRYPT, P11_OP_VERIFY };
 
 struct p11_op {
 	enum p11_op_kind kind;
@@ -104,12 +118,21 @@ CK_ULONG p11_sign_length(const struct p11_op *op);
  * short buffer -> CKR_BUFFER_TOO_SMALL; in both cases *done is false and
  * the operation stays active. */
 CK_RV p11_sign_final(struct p11_op *op, uint8_t *sig, CK_ULONG *sig_len, bool *done);
+/* Verification with public-key objects (2.40 section 5.13): the same
+ * mechanisms as signing; p11_sign_update collects or hashes the data. A
+ * signature of the wrong length is CKR_SIGNATURE_LEN_RANGE, a wrong one
+ * CKR_SIGNATURE_INVALID. */
+CK_RV p11_verify_init(struct p11_op *op, const CK_MECHANISM *mech, const struct p11_object *key);
+CK_RV p11_verify_final(struct p11_op *op, const uint8_t *sig, size_t sig_len);
 CK_RV p11_decrypt_init(struct p11_op *op, const CK_MECHANISM *mech,
 		       const struct p11_object *key);
 CK_RV p11_decrypt(struct p11_op *op, const uint8_t *in, size_t in_len, uint8_t *out,
 		  CK_ULONG *out_len, bool *done);
 CK_RV p11_mechanism_list(CK_MECHANISM_TYPE *list, CK_ULONG *count);
 CK_RV p11_mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO *info);
+/* The mechanisms usable with a key type, for CKA_ALLOWED_MECHANISMS: the
+ * count, and up to max of them in out (out may be NULL). */
+size_t p11_mechanisms_for_key(CK_KEY_TYPE kt, CK_MECHANISM_TYPE *out, size_t max);
 
 /* ---- the attested login (release.c) ------------------------------------ */
 /* Run protocol v1 against the configured brokers, in order, and build the
@@ -117,6 +140,11 @@ CK_RV p11_mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO *info);
  * docs/protocol.md section 5; *out is NULL then. */
 CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
 		  size_t pin_len, struct p11_keyset **out);
+/* GET /v1/public/<token> (docs/protocol.md section 7) from the brokers in
+ * order: the public objects of the token. Never logs above debug level: a
+ * token without reachable broker just shows no public objects. */
+CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
+		       struct p11_keyset **out);
 
 /* ---- test-only hooks (module.c); never exported (attestkey.map) -------- */
 /* Add pkey (one reference taken) with its objects to the key set of slot
@@ -126,5 +154,10 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const char *label,
 				      const uint8_t *id, size_t id_len, const uint8_t *cert_der,
 				      size_t cert_len);
+
+/* The object behind a handle in any token's key set (logged in or public
+ * view), and the number of rows of the class table of object.c. */
+const struct p11_object *p11_object_for_test(CK_OBJECT_HANDLE h);
+size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive);
 
 #endif

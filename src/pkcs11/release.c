@@ -82,7 +82,7 @@ static void note_failure(struct client *c, const char *url, const char *what)
 }
 
 /*
- * One POST to one broker. Returns CKR_OK with the HTTP status and the parsed
+ * One POST (req given) or GET (req NULL) to one broker. Returns CKR_OK with the HTTP status and the parsed
  * JSON body when the broker answered in protocol terms, CKR_DEVICE_ERROR
  * (noted for the final message) when it could not be reached or did not
  * speak the protocol.
@@ -105,8 +105,9 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 		blen--;
 	snprintf(url, sizeof(url), "%.*s%s", (int)blen, base, path);
 	h = curl_easy_init();
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	hdrs = hdrs ? curl_slist_append(hdrs, "Accept: application/json") : NULL;
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	if (req && hdrs)
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	if (!h || !hdrs) {
 		note_failure(c, base, "cannot set up libcurl");
 		goto out;
@@ -127,8 +128,12 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* we run in threaded apps */
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(req));
+	if (req) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(req));
+	} else {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	}
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -269,6 +274,18 @@ out:
 	return rv;
 }
 
+/* "type" of docs/protocol.md sections 2 and 7 to an OpenSSL key type. */
+static int key_type_of(const char *type)
+{
+	if (strcmp(type, "RSA") == 0)
+		return EVP_PKEY_RSA;
+	if (strcmp(type, "EC") == 0)
+		return EVP_PKEY_EC;
+	if (strcmp(type, "Ed25519") == 0)
+		return EVP_PKEY_ED25519;
+	return EVP_PKEY_NONE;
+}
+
 /* Unwrap one key of the release into the key set (section 4). */
 static CK_RV unwrap_key(struct client *c, const json_t *jwk, const json_t *k, size_t idx,
 			struct p11_keyset *ks)
@@ -292,11 +309,8 @@ static CK_RV unwrap_key(struct client *c, const json_t *jwk, const json_t *k, si
 		       c->token, idx);
 		goto out;
 	}
-	if (strcmp(type, "RSA") == 0) {
-		want = EVP_PKEY_RSA;
-	} else if (strcmp(type, "EC") == 0) {
-		want = EVP_PKEY_EC;
-	} else {
+	want = key_type_of(type);
+	if (want == EVP_PKEY_NONE) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s' has unsupported type '%.16s'", c->token,
 		       label, type);
 		goto out;
@@ -476,5 +490,107 @@ out:
 	json_decref(resp);
 	free(nonce);
 	ak_memzero(binding, sizeof(binding));
+	return rv;
+}
+
+/* One key of GET /v1/public/<token> (docs/protocol.md section 7). */
+static CK_RV public_key(const char *token, const json_t *k, size_t idx, struct p11_keyset *ks)
+{
+	const char *label = json_string_value(json_object_get(k, "label"));
+	const char *idhex = json_string_value(json_object_get(k, "id"));
+	const char *type = json_string_value(json_object_get(k, "type"));
+	const char *spki64 = json_string_value(json_object_get(k, "spki"));
+	const char *cert64 = json_string_value(json_object_get(k, "cert"));
+	uint8_t *id = NULL, *spki = NULL, *cert = NULL;
+	size_t id_len = 0, spki_len = 0, cert_len = 0;
+	const uint8_t *p;
+	EVP_PKEY *pub = NULL;
+	CK_RV rv = CKR_DEVICE_ERROR;
+
+	if (!label || !idhex || !type || !spki64 || (json_object_get(k, "cert") && !cert64)) {
+		ak_debug("token '%s': public key %zu lacks label, id, type or spki", token, idx);
+		goto out;
+	}
+	id_len = strlen(idhex) / 2;
+	id = malloc(id_len + 1);
+	spki = ak_b64url_decode(spki64, &spki_len);
+	if (cert64)
+		cert = ak_b64url_decode(cert64, &cert_len);
+	if (!id || strlen(idhex) % 2 || ak_hex_decode(idhex, id, id_len) < 0 || !spki ||
+	    (cert64 && (!cert || !cert_len))) {
+		ak_debug("token '%s': public key %zu: id is not hex or spki/cert not base64url",
+			 token, idx);
+		goto out;
+	}
+	p = spki;
+	pub = d2i_PUBKEY(NULL, &p, (long)spki_len);
+	if (!pub || p != spki + spki_len || EVP_PKEY_get_base_id(pub) != key_type_of(type)) {
+		ERR_clear_error();
+		ak_debug("token '%s': public key %zu is not a DER SPKI of type %.16s", token, idx,
+			 type);
+		goto out;
+	}
+	rv = p11_keyset_add_public(ks, pub, label, id, id_len, cert, cert_len);
+	pub = NULL; /* taken over */
+	if (rv != CKR_OK)
+		ak_debug("token '%s': public key '%s' not usable (CKR 0x%lx)", token, label, rv);
+out:
+	EVP_PKEY_free(pub);
+	free(id);
+	free(spki);
+	free(cert);
+	return rv;
+}
+
+CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
+		       struct p11_keyset **out)
+{
+	struct client c = { .cfg = cfg, .token = token };
+	struct p11_keyset *ks = NULL;
+	json_t *resp = NULL, *keys, *k;
+	char path[300];
+	long status = 0;
+	size_t i;
+	CK_RV rv = CKR_DEVICE_ERROR;
+
+	*out = NULL;
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_status != CURLE_OK || !cfg->n_brokers)
+		return CKR_DEVICE_ERROR;
+	/* token names are [A-Za-z0-9._-] (attestkey.conf(5)): no escaping */
+	if ((size_t)snprintf(path, sizeof(path), "/v1/public/%s", token) >= sizeof(path))
+		return CKR_DEVICE_ERROR;
+	/* same brokers, CA, TLS rules and failover as the release */
+	for (; c.cur < cfg->n_brokers; c.cur++) {
+		if (post_one(&c, cfg->brokers[c.cur], path, NULL, &status, &resp) == CKR_OK)
+			break;
+	}
+	if (!resp) {
+		ak_debug("token '%s': no public objects: %s", token, c.failures);
+		goto out;
+	}
+	keys = json_object_get(resp, "keys");
+	if (status != 200 || !json_is_array(keys)) {
+		ak_debug("token '%s': no public objects: HTTP %ld from %s", token, status,
+			 cfg->brokers[c.cur]);
+		goto out;
+	}
+	ks = calloc(1, sizeof(*ks));
+	if (!ks) {
+		rv = CKR_HOST_MEMORY;
+		goto out;
+	}
+	json_array_foreach(keys, i, k) {
+		rv = json_is_object(k) ? public_key(token, k, i, ks) : CKR_DEVICE_ERROR;
+		if (rv != CKR_OK)
+			goto out; /* all or nothing, like the release */
+	}
+	ak_debug("token '%s': %zu public key(s) from %s", token, ks->n_keys, cfg->brokers[c.cur]);
+	*out = ks;
+	ks = NULL;
+	rv = CKR_OK;
+out:
+	p11_keyset_free(ks);
+	json_decref(resp);
 	return rv;
 }

@@ -45,7 +45,8 @@ static size_t rsa_cert_len;
 
 /* shared with the server thread; the tests run one request at a time */
 static volatile enum mode mode;
-static volatile int releases, challenges;
+static volatile int releases, challenges, publics;
+static volatile bool serve_public; /* GET /v1/public/web answers 200 */
 
 /* ---- a stand-in broker ---------------------------------------------- */
 
@@ -83,6 +84,22 @@ static json_t *release_body(const json_t *pub)
 			 "jwe", jwe, "cert", cert64);
 	free(cert64);
 	return json_pack("{s:s, s:i, s:o}", "token", "web", "lease", 3600, "keys", keys);
+}
+
+static json_t *public_body(void)
+{
+	uint8_t *spki = NULL;
+	int n = i2d_PUBKEY(rsa_key, &spki);
+	char *spki64 = ak_b64url_encode(spki, (size_t)n);
+	char *cert64 = ak_b64url_encode(rsa_cert, rsa_cert_len);
+	json_t *out = json_pack("{s:s, s:[{s:s, s:s, s:s, s:s, s:s}]}", "token", "web", "keys",
+				"label", "tls", "id", "0102", "type", "RSA", "spki", spki64,
+				"cert", cert64);
+
+	OPENSSL_free(spki);
+	free(spki64);
+	free(cert64);
+	return out;
 }
 
 static json_t *error_body(const char *reason, const char *message)
@@ -166,12 +183,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_YES;
 	}
 	in = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
-	if (mode == MODE_NO_JSON) {
+	if (strcmp(method, "GET") == 0 && strncmp(url, "/v1/public/", 11) == 0) {
+		/* docs/protocol.md section 7 */
+		publics++;
+		if (serve_public && strcmp(url + 11, "web") == 0) {
+			out = public_body();
+			status = 200;
+		} else {
+			out = error_body("unknown_token", "no such token");
+			status = 404;
+		}
+	} else if (mode == MODE_NO_JSON) {
 		text = strdup("<html>bad gateway</html>");
 		status = 502;
 		goto send;
-	}
-	if (strcmp(method, "POST") != 0 || !json_is_object(in)) {
+	} else if (strcmp(method, "POST") != 0 || !json_is_object(in)) {
 		out = error_body("bad_request", "body is not JSON");
 		status = 400;
 	} else if (strcmp(url, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
@@ -532,6 +558,109 @@ static void test_fork_one_release(void **state)
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+static CK_ULONG count_class(CK_SESSION_HANDLE h, CK_OBJECT_CLASS klass)
+{
+	CK_ATTRIBUTE t = { CKA_CLASS, &klass, sizeof(klass) };
+	CK_OBJECT_HANDLE o[8];
+	CK_ULONG n = 0;
+
+	assert_int_equal(f->C_FindObjectsInit(h, &t, 1), CKR_OK);
+	assert_int_equal(f->C_FindObjects(h, o, 8, &n), CKR_OK);
+	assert_int_equal(f->C_FindObjectsFinal(h), CKR_OK);
+	return n;
+}
+
+/* docs/protocol.md section 7: certificate and public key before login,
+ * fetched once; the released objects replace them; logout goes back. */
+static void test_public_view(void **state)
+{
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_CLASS klass = CKO_CERTIFICATE;
+	CK_BBOOL priv = CK_TRUE;
+	uint8_t value[4096];
+	CK_ATTRIBUTE t = { CKA_CLASS, &klass, sizeof(klass) };
+	CK_ATTRIBUTE a[] = { { CKA_VALUE, value, sizeof(value) }, { CKA_PRIVATE, &priv, 1 } };
+	CK_MECHANISM m = { CKM_SHA256_RSA_PKCS, NULL, 0 };
+	CK_OBJECT_HANDLE o;
+	CK_ULONG n = 0;
+	int before = publics;
+
+	(void)state;
+	mode = MODE_OK;
+	serve_public = true;
+	h = start(conf_ok);
+	assert_int_equal(publics, before); /* lazily: not at C_OpenSession */
+	assert_int_equal(count_objects(h), 2);
+	assert_int_equal(publics, before + 1);
+	assert_int_equal(count_class(h, CKO_PUBLIC_KEY), 1);
+	assert_int_equal(count_class(h, CKO_PRIVATE_KEY), 0);
+	assert_int_equal(publics, before + 1); /* once per slot */
+	assert_int_equal(f->C_FindObjectsInit(h, &t, 1), CKR_OK);
+	assert_int_equal(f->C_FindObjects(h, &o, 1, &n), CKR_OK);
+	assert_int_equal(f->C_FindObjectsFinal(h), CKR_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(f->C_GetAttributeValue(h, o, a, 2), CKR_OK);
+	assert_int_equal(a[0].ulValueLen, rsa_cert_len);
+	assert_memory_equal(value, rsa_cert, rsa_cert_len);
+	assert_int_equal(priv, CK_FALSE);
+	/* a public object cannot sign, and nothing signs before login */
+	assert_int_equal(f->C_SignInit(h, &m, o), CKR_KEY_HANDLE_INVALID);
+	/* the public key verifies before login */
+	{
+		CK_OBJECT_CLASS pk = CKO_PUBLIC_KEY;
+		CK_ATTRIBUTE tp = { CKA_CLASS, &pk, sizeof(pk) };
+		CK_OBJECT_HANDLE pub;
+		EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+		uint8_t sig[256];
+		size_t slen = sizeof(sig);
+
+		assert_int_equal(EVP_DigestSignInit(mctx, NULL, EVP_sha256(), NULL, rsa_key), 1);
+		assert_int_equal(EVP_DigestSign(mctx, sig, &slen, (const uint8_t *)"hello", 5), 1);
+		EVP_MD_CTX_free(mctx);
+		assert_int_equal(f->C_FindObjectsInit(h, &tp, 1), CKR_OK);
+		assert_int_equal(f->C_FindObjects(h, &pub, 1, &n), CKR_OK);
+		assert_int_equal(f->C_FindObjectsFinal(h), CKR_OK);
+		assert_int_equal(f->C_SignInit(h, &m, pub), CKR_KEY_FUNCTION_NOT_PERMITTED);
+		assert_int_equal(f->C_VerifyInit(h, &m, pub), CKR_OK);
+		assert_int_equal(f->C_Verify(h, (CK_BYTE_PTR) "hello", 5, sig, slen), CKR_OK);
+	}
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	assert_int_equal(count_objects(h), 3); /* replaced, not duplicated */
+	/* the certificate keeps the handle found before login */
+	a[0].ulValueLen = sizeof(value);
+	assert_int_equal(f->C_GetAttributeValue(h, o, a, 1), CKR_OK);
+	assert_int_equal(a[0].ulValueLen, rsa_cert_len);
+	assert_int_equal(count_class(h, CKO_PUBLIC_KEY), 1);
+	assert_true(sign_and_verify(h));
+	assert_int_equal(f->C_Logout(h), CKR_OK);
+	assert_int_equal(count_objects(h), 2);
+	assert_int_equal(count_class(h, CKO_PRIVATE_KEY), 0);
+	assert_int_equal(publics, before + 1);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	/* through failover too */
+	h = start(conf_failover);
+	assert_int_equal(count_objects(h), 2);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	serve_public = false;
+}
+
+/* An unknown token (404) or an unreachable broker: no public objects, and
+ * no error from C_OpenSession or C_FindObjects. */
+static void test_public_absent(void **state)
+{
+	CK_SESSION_HANDLE h;
+
+	(void)state;
+	mode = MODE_OK;
+	serve_public = false;
+	h = start(conf_ok);
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	h = start(conf_wrong_ca);
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -543,6 +672,8 @@ int main(void)
 		cmocka_unit_test(test_wrong_ca),
 		cmocka_unit_test(test_failover),
 		cmocka_unit_test(test_fork_one_release),
+		cmocka_unit_test(test_public_view),
+		cmocka_unit_test(test_public_absent),
 	};
 	int failed;
 

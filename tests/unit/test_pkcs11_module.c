@@ -22,6 +22,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "p11.h"
@@ -201,7 +202,7 @@ static void test_info(void **state)
 	assert_true(si.flags & CKF_TOKEN_PRESENT);
 	assert_int_equal(f->C_GetTokenInfo(slots[0], &ti), CKR_OK);
 	assert_memory_equal(ti.label, "Web server                      ", 32);
-	assert_int_equal(ti.flags, CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED |
+	assert_int_equal(ti.flags, CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED |
 					   CKF_WRITE_PROTECTED | CKF_TOKEN_INITIALIZED);
 	assert_int_equal(f->C_GetTokenInfo(slots[1], &ti), CKR_OK);
 	assert_memory_equal(ti.label, "mail ", 5); /* label defaults to the name */
@@ -236,7 +237,7 @@ static void test_interfaces(void **state)
 	assert_ptr_equal(f3->C_GetInterface, C_GetInterface);
 	assert_ptr_equal(f3->C_Sign, f->C_Sign);
 	assert_ptr_equal(f3->C_WaitForSlotEvent, f->C_WaitForSlotEvent);
-	assert_int_equal(f3->C_MessageVerifyFinal(0), CKR_FUNCTION_NOT_SUPPORTED);
+	assert_int_equal(f3->C_MessageVerifyFinal(0), CKR_CRYPTOKI_NOT_INITIALIZED);
 	assert_int_equal(C_GetInterface((CK_UTF8CHAR_PTR) "PKCS 11", &v2, &iface, 0), CKR_OK);
 	assert_ptr_equal(iface->pFunctionList, f);
 	assert_int_equal(C_GetInterface((CK_UTF8CHAR_PTR) "PKCS 11", &v9, &iface, 0),
@@ -292,15 +293,20 @@ static void test_session_states(void **state)
 	assert_int_equal(si.state, CKS_RO_PUBLIC_SESSION);
 	/* no objects before login: the keys arrive with it */
 	assert_int_equal(find_one(h, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id)), CK_INVALID_HANDLE);
-	assert_int_equal(f->C_Login(h, CKU_SO, NULL, 0), CKR_USER_TYPE_INVALID);
+	assert_int_equal(f->C_Login(h, CKU_SO, NULL, 0), CKR_SESSION_READ_ONLY_EXISTS);
+	assert_int_equal(f->C_Login(h, 7, NULL, 0), CKR_USER_TYPE_INVALID);
+	assert_int_equal(f->C_Login(h, CKU_CONTEXT_SPECIFIC, NULL, 0), CKR_USER_NOT_LOGGED_IN);
 	assert_int_equal(f->C_Logout(h), CKR_USER_NOT_LOGGED_IN);
 	assert_int_equal(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
 	assert_int_equal(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4),
 			 CKR_USER_ALREADY_LOGGED_IN);
+	assert_int_equal(f->C_Login(h, CKU_CONTEXT_SPECIFIC, NULL, 0), CKR_OPERATION_NOT_INITIALIZED);
+	/* write-protected token: no R/W session (section 5.6) */
 	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h2),
-			 CKR_OK);
+			 CKR_TOKEN_WRITE_PROTECTED);
+	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h2), CKR_OK);
 	assert_int_equal(f->C_GetSessionInfo(h2, &si), CKR_OK);
-	assert_int_equal(si.state, CKS_RW_USER_FUNCTIONS);
+	assert_int_equal(si.state, CKS_RO_USER_FUNCTIONS);
 	assert_int_not_equal(find_one(h2, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id)), CK_INVALID_HANDLE);
 	assert_int_equal(f->C_CloseSession(h2), CKR_OK);
 	assert_int_equal(f->C_CloseSession(h2), CKR_SESSION_HANDLE_INVALID);
@@ -474,8 +480,9 @@ static void test_attributes(void **state)
 		assert_int_equal(buf[2], 0x04);
 	}
 	assert_int_equal(f->C_GetAttributeValue(h, 0, &a, 1), CKR_OBJECT_HANDLE_INVALID);
-	assert_int_equal(f->C_SetAttributeValue(h, priv, &a, 1), CKR_FUNCTION_NOT_SUPPORTED);
-	assert_int_equal(f->C_DestroyObject(h, priv), CKR_FUNCTION_NOT_SUPPORTED);
+	assert_int_equal(f->C_SetAttributeValue(h, priv, &a, 1), CKR_SESSION_READ_ONLY);
+	assert_int_equal(f->C_DestroyObject(h, priv), CKR_SESSION_READ_ONLY);
+	assert_int_equal(f->C_DestroyObject(h, 0), CKR_OBJECT_HANDLE_INVALID);
 }
 
 /* ---- signatures, verified with OpenSSL ------------------------------------ */
@@ -655,6 +662,8 @@ static void test_sign_rsa(void **state)
 	assert_int_equal(f->C_SignInit(h, &m, key), CKR_MECHANISM_INVALID);
 	m.mechanism = CKM_RSA_PKCS;
 	assert_int_equal(f->C_SignInit(h, &m, find_one(h, CKO_PUBLIC_KEY, rsa_id, sizeof(rsa_id))),
+			 CKR_KEY_FUNCTION_NOT_PERMITTED);
+	assert_int_equal(f->C_SignInit(h, &m, find_one(h, CKO_CERTIFICATE, rsa_id, sizeof(rsa_id))),
 			 CKR_KEY_HANDLE_INVALID);
 	assert_int_equal(f->C_SignInit(h, &m, 12345), CKR_KEY_HANDLE_INVALID);
 	EVP_PKEY_free(pub);
@@ -727,7 +736,8 @@ static void test_sign_ecdsa(void **state)
 		m.mechanism = CKM_RSA_PKCS;
 		assert_int_equal(f->C_SignInit(h, &m, key), CKR_KEY_TYPE_INCONSISTENT);
 		m.mechanism = CKM_RSA_PKCS;
-		assert_int_equal(f->C_DecryptInit(h, &m, key), CKR_KEY_TYPE_INCONSISTENT);
+		/* CKA_DECRYPT is false on EC keys */
+		assert_int_equal(f->C_DecryptInit(h, &m, key), CKR_KEY_FUNCTION_NOT_PERMITTED);
 		EVP_PKEY_free(pub);
 	}
 }
@@ -968,12 +978,495 @@ static void test_unsupported(void **state)
 	uint8_t rnd[16] = { 0 }, zero[16] = { 0 };
 
 	assert_int_equal(f->C_DigestInit(h, &m), CKR_FUNCTION_NOT_SUPPORTED);
-	assert_int_equal(f->C_VerifyInit(h, &m, 1), CKR_FUNCTION_NOT_SUPPORTED);
-	assert_int_equal(f->C_InitToken(0, NULL, 0, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+	assert_int_equal(f->C_VerifyInit(h, &m, 1), CKR_KEY_HANDLE_INVALID);
+	assert_int_equal(f->C_InitToken(0, NULL, 0, NULL), CKR_TOKEN_WRITE_PROTECTED);
 	assert_int_equal(f->C_GetFunctionStatus(h), CKR_FUNCTION_NOT_PARALLEL);
 	assert_int_equal(f->C_WaitForSlotEvent(0, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
 	assert_int_equal(f->C_GenerateRandom(h, rnd, sizeof(rnd)), CKR_OK);
 	assert_memory_not_equal(rnd, zero, sizeof(rnd));
+}
+
+/* ---- conformance (attestkey-pkcs11(8) CONFORMANCE) ------------------------ */
+
+static void test_read_only_token(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	CK_OBJECT_HANDLE priv = find_one(h, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id)), o;
+	CK_OBJECT_HANDLE o2;
+	CK_BBOOL yes = CK_TRUE;
+	CK_OBJECT_CLASS klass = CKO_DATA;
+	CK_ATTRIBUTE tok[] = { { CKA_CLASS, &klass, sizeof(klass) }, { CKA_TOKEN, &yes, sizeof(yes) } };
+	CK_MECHANISM gen = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
+	CK_ULONG size = 0;
+	uint8_t seed[4] = { 1, 2, 3, 4 };
+	CK_SLOT_ID slot;
+
+	assert_int_equal(f->C_CreateObject(h, tok, 2, &o), CKR_SESSION_READ_ONLY);
+	assert_int_equal(f->C_CreateObject(h, tok, 1, &o), CKR_TOKEN_WRITE_PROTECTED);
+	assert_int_equal(f->C_CreateObject(h, tok, 1, NULL), CKR_ARGUMENTS_BAD);
+	assert_int_equal(f->C_CreateObject(0, tok, 1, &o), CKR_SESSION_HANDLE_INVALID);
+	assert_int_equal(f->C_CopyObject(h, priv, NULL, 0, &o), CKR_ACTION_PROHIBITED);
+	assert_int_equal(f->C_CopyObject(h, 7, NULL, 0, &o), CKR_OBJECT_HANDLE_INVALID);
+	assert_int_equal(f->C_GenerateKeyPair(h, &gen, tok, 2, NULL, 0, &o, &o2), CKR_SESSION_READ_ONLY);
+	assert_int_equal(f->C_GenerateKey(h, &gen, NULL, 0, &o), CKR_TOKEN_WRITE_PROTECTED);
+	assert_int_equal(f->C_UnwrapKey(h, &gen, priv, seed, 4, tok, 2, &o), CKR_SESSION_READ_ONLY);
+	assert_int_equal(f->C_DeriveKey(h, &gen, priv, NULL, 0, &o), CKR_TOKEN_WRITE_PROTECTED);
+	assert_int_equal(f->C_InitToken(9, NULL, 0, NULL), CKR_SLOT_ID_INVALID);
+	assert_int_equal(f->C_InitPIN(h, NULL, 0), CKR_USER_NOT_LOGGED_IN);
+	assert_int_equal(f->C_SetPIN(h, NULL, 0, NULL, 0), CKR_SESSION_READ_ONLY);
+	assert_int_equal(f->C_SeedRandom(h, seed, sizeof(seed)), CKR_RANDOM_SEED_NOT_SUPPORTED);
+	assert_int_equal(f->C_SeedRandom(0, seed, sizeof(seed)), CKR_SESSION_HANDLE_INVALID);
+	assert_int_equal(f->C_GetObjectSize(h, priv, &size), CKR_OK);
+	assert_true(size > 256);
+	assert_int_equal(f->C_GetObjectSize(h, 3, &size), CKR_OBJECT_HANDLE_INVALID);
+	assert_int_equal(f->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL), CKR_NO_EVENT);
+}
+
+/* Section 5.2: size queries keep the operation; other errors end it. */
+static void test_operation_lifecycle(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	CK_OBJECT_HANDLE key = find_one(h, CKO_PRIVATE_KEY, ec_id, sizeof(ec_id));
+	CK_MECHANISM m = { CKM_ECDSA_SHA256, NULL, 0 };
+	uint8_t sig[64];
+	CK_ULONG n = 0;
+
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_OK);
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_OPERATION_ACTIVE);
+	assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR) "x", 1, NULL, &n), CKR_OK);
+	assert_int_equal(n, 64);
+	n = 10;
+	assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR) "x", 1, sig, &n), CKR_BUFFER_TOO_SMALL);
+	assert_int_equal(n, 64);
+	assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR) "x", 1, sig, &n), CKR_OK);
+	assert_int_equal(f->C_SignFinal(h, sig, &n), CKR_OPERATION_NOT_INITIALIZED);
+	/* multi-part: size query at SignFinal keeps the operation too */
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_OK);
+	assert_int_equal(f->C_SignUpdate(h, (CK_BYTE_PTR) "x", 1), CKR_OK);
+	assert_int_equal(f->C_SignFinal(h, NULL, &n), CKR_OK);
+	n = 1;
+	assert_int_equal(f->C_SignFinal(h, sig, &n), CKR_BUFFER_TOO_SMALL);
+	assert_int_equal(f->C_SignFinal(h, sig, &n), CKR_OK);
+	/* CKR_ARGUMENTS_BAD ends it */
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_OK);
+	assert_int_equal(f->C_SignFinal(h, sig, NULL), CKR_ARGUMENTS_BAD);
+	assert_int_equal(f->C_SignFinal(h, sig, &n), CKR_OPERATION_NOT_INITIALIZED);
+	/* parameters where the mechanism has none */
+	m.pParameter = sig;
+	m.ulParameterLen = 4;
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_MECHANISM_PARAM_INVALID);
+	assert_int_equal(f->C_SignUpdate(h, (CK_BYTE_PTR) "x", 1), CKR_OPERATION_NOT_INITIALIZED);
+	assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR) "x", 1, sig, &n), CKR_OPERATION_NOT_INITIALIZED);
+	assert_int_equal(f->C_SignInit(0, &m, key), CKR_SESSION_HANDLE_INVALID);
+	assert_int_equal(f->C_SignInit(h, NULL, key), CKR_ARGUMENTS_BAD);
+}
+
+static void test_attribute_table(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	CK_OBJECT_HANDLE priv = find_one(h, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id));
+	CK_OBJECT_HANDLE pub = find_one(h, CKO_PUBLIC_KEY, rsa_id, sizeof(rsa_id));
+	CK_OBJECT_HANDLE cert = find_one(h, CKO_CERTIFICATE, rsa_id, sizeof(rsa_id));
+	uint8_t label[16], small[2], d[512], spki[600], cv[8], md[20];
+	CK_MECHANISM_TYPE mechs[32];
+	CK_ATTRIBUTE t[] = {
+		{ CKA_LABEL, label, sizeof(label) },
+		{ CKA_PRIVATE_EXPONENT, d, sizeof(d) },
+		{ CKA_MODULUS, small, sizeof(small) },
+		{ CKA_VALUE_LEN, d, sizeof(d) },
+		{ CKA_ID, NULL, 0 },
+	};
+	CK_ATTRIBUTE a = { CKA_ALLOWED_MECHANISMS, mechs, sizeof(mechs) };
+	uint8_t *der = NULL;
+	int len;
+	size_t i;
+	bool has_pss = false, has_ecdsa = false;
+
+	/* section 5.7: every attribute processed, the others still filled */
+	assert_int_not_equal(f->C_GetAttributeValue(h, priv, t, AK_ARRAY_SIZE(t)), CKR_OK);
+	assert_int_equal(t[0].ulValueLen, 3);
+	assert_memory_equal(label, "tls", 3);
+	assert_int_equal(t[1].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+	assert_int_equal(t[2].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+	assert_int_equal(t[3].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+	assert_int_equal(t[4].ulValueLen, sizeof(rsa_id));
+	/* one problem at a time names itself */
+	t[1].ulValueLen = sizeof(d);
+	assert_int_equal(f->C_GetAttributeValue(h, priv, &t[1], 1), CKR_ATTRIBUTE_SENSITIVE);
+	t[3].ulValueLen = sizeof(d);
+	assert_int_equal(f->C_GetAttributeValue(h, priv, &t[3], 1), CKR_ATTRIBUTE_TYPE_INVALID);
+	t[2].ulValueLen = sizeof(small);
+	assert_int_equal(f->C_GetAttributeValue(h, priv, &t[2], 1), CKR_BUFFER_TOO_SMALL);
+
+	/* CKA_ALLOWED_MECHANISMS: the RSA mechanisms */
+	assert_int_equal(f->C_GetAttributeValue(h, priv, &a, 1), CKR_OK);
+	for (i = 0; i < a.ulValueLen / sizeof(mechs[0]); i++) {
+		has_pss |= mechs[i] == CKM_SHA224_RSA_PKCS_PSS;
+		has_ecdsa |= mechs[i] == CKM_ECDSA;
+	}
+	assert_true(has_pss);
+	assert_false(has_ecdsa);
+	/* CKA_PUBLIC_KEY_INFO = the SPKI, on private, public key and certificate */
+	len = i2d_PUBKEY(rsa_key, &der);
+	a.type = CKA_PUBLIC_KEY_INFO;
+	a.pValue = spki;
+	a.ulValueLen = sizeof(spki);
+	assert_int_equal(f->C_GetAttributeValue(h, pub, &a, 1), CKR_OK);
+	assert_int_equal(a.ulValueLen, (CK_ULONG)len);
+	assert_memory_equal(spki, der, (size_t)len);
+	a.ulValueLen = sizeof(spki);
+	assert_int_equal(f->C_GetAttributeValue(h, priv, &a, 1), CKR_OK);
+	a.ulValueLen = sizeof(spki);
+	assert_int_equal(f->C_GetAttributeValue(h, cert, &a, 1), CKR_OK);
+	assert_memory_equal(spki, der, (size_t)len);
+	OPENSSL_free(der);
+	/* CKA_CHECK_VALUE: SHA-1 of CKA_VALUE, first 3 bytes (section 4.6) */
+	a.type = CKA_CHECK_VALUE;
+	a.pValue = cv;
+	a.ulValueLen = sizeof(cv);
+	assert_int_equal(f->C_GetAttributeValue(h, cert, &a, 1), CKR_OK);
+	assert_int_equal(a.ulValueLen, 3);
+	SHA1(rsa_cert, rsa_cert_len, md);
+	assert_memory_equal(cv, md, 3);
+}
+
+static void test_mechanism_info(void **state)
+{
+	static const struct {
+		CK_MECHANISM_TYPE m;
+		CK_ULONG min, max;
+		CK_FLAGS flags;
+	} want[] = {
+		{ CKM_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY | CKF_DECRYPT },
+		{ CKM_RSA_X_509, 2048, 4096, CKF_SIGN | CKF_VERIFY | CKF_DECRYPT },
+		{ CKM_RSA_PKCS_OAEP, 2048, 4096, CKF_DECRYPT },
+		{ CKM_SHA1_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY },
+		{ CKM_SHA224_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY },
+		{ CKM_ECDSA_SHA1, 256, 521, CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS },
+		{ CKM_ECDSA_SHA224, 256, 521, CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS },
+		{ CKM_EDDSA, 255, 255, CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE },
+	};
+	CK_MECHANISM_INFO mi;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(f->C_Initialize(NULL), CKR_OK);
+	for (i = 0; i < AK_ARRAY_SIZE(want); i++) {
+		assert_int_equal(f->C_GetMechanismInfo(0, want[i].m, &mi), CKR_OK);
+		assert_int_equal(mi.ulMinKeySize, want[i].min);
+		assert_int_equal(mi.ulMaxKeySize, want[i].max);
+		assert_int_equal(mi.flags, want[i].flags);
+	}
+	assert_int_equal(f->C_GetMechanismInfo(0, CKM_RSA_PKCS, NULL), CKR_ARGUMENTS_BAD);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+static void test_sign_sha1_sha224(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	CK_OBJECT_HANDLE rsa = find_one(h, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id));
+	CK_OBJECT_HANDLE ec = find_one(h, CKO_PRIVATE_KEY, ec_id, sizeof(ec_id));
+	CK_RSA_PKCS_PSS_PARAMS pss = { CKM_SHA224, CKG_MGF1_SHA224, 28 };
+	CK_MECHANISM m = { CKM_SHA1_RSA_PKCS, NULL, 0 };
+	uint8_t sig[256];
+	CK_ULONG n = sizeof(sig);
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+
+	/* SHA-1 PKCS#1 v1.5, multi-part */
+	assert_int_equal(f->C_SignInit(h, &m, rsa), CKR_OK);
+	assert_int_equal(f->C_SignUpdate(h, (CK_BYTE_PTR) "hel", 3), CKR_OK);
+	assert_int_equal(f->C_SignUpdate(h, (CK_BYTE_PTR) "lo", 2), CKR_OK);
+	assert_int_equal(f->C_SignFinal(h, sig, &n), CKR_OK);
+	assert_int_equal(EVP_DigestVerifyInit(mctx, NULL, EVP_sha1(), NULL, rsa_key), 1);
+	assert_int_equal(EVP_DigestVerify(mctx, sig, n, (const uint8_t *)"hello", 5), 1);
+	/* SHA-224 PSS */
+	m.mechanism = CKM_SHA224_RSA_PKCS_PSS;
+	m.pParameter = &pss;
+	m.ulParameterLen = sizeof(pss);
+	n = sizeof(sig);
+	assert_int_equal(f->C_SignInit(h, &m, rsa), CKR_OK);
+	assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR) "hello", 5, sig, &n), CKR_OK);
+	EVP_MD_CTX_reset(mctx);
+	assert_int_equal(EVP_DigestVerifyInit(mctx, &pctx, EVP_sha224(), NULL, rsa_key), 1);
+	assert_true(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0);
+	assert_true(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 28) > 0);
+	assert_int_equal(EVP_DigestVerify(mctx, sig, n, (const uint8_t *)"hello", 5), 1);
+	/* PSS hash must match the mechanism's */
+	pss.hashAlg = CKM_SHA256;
+	assert_int_equal(f->C_SignInit(h, &m, rsa), CKR_MECHANISM_PARAM_INVALID);
+	/* ECDSA-SHA224 */
+	m.mechanism = CKM_ECDSA_SHA224;
+	m.pParameter = NULL;
+	m.ulParameterLen = 0;
+	n = sizeof(sig);
+	assert_int_equal(f->C_SignInit(h, &m, ec), CKR_OK);
+	assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR) "hello", 5, sig, &n), CKR_OK);
+	assert_int_equal(n, 64);
+	EVP_MD_CTX_free(mctx);
+}
+
+static void test_ed25519(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	static const uint8_t ed_id[] = { 0xed };
+	static const uint8_t ed_oid[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
+	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	CK_MECHANISM m = { CKM_EDDSA, NULL, 0 };
+	CK_EDDSA_PARAMS ep = { CK_TRUE, 0, NULL };
+	CK_OBJECT_HANDLE key, pub;
+	CK_KEY_TYPE kt = 0;
+	uint8_t sig[64], params[16], point[40], raw[32];
+	size_t rawlen = sizeof(raw);
+	CK_ATTRIBUTE a[] = {
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_EC_PARAMS, params, sizeof(params) },
+		{ CKA_EC_POINT, point, sizeof(point) },
+	};
+	CK_ULONG n = sizeof(sig);
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+
+	assert_non_null(ed);
+	EVP_PKEY_up_ref(ed);
+	assert_int_equal(p11_token_install_keys_for_test(0, ed, "ed", ed_id, 1, NULL, 0), CKR_OK);
+	key = find_one(h, CKO_PRIVATE_KEY, ed_id, 1);
+	pub = find_one(h, CKO_PUBLIC_KEY, ed_id, 1);
+	assert_int_not_equal(key, CK_INVALID_HANDLE);
+	assert_int_equal(f->C_GetAttributeValue(h, pub, a, 3), CKR_OK);
+	assert_int_equal(kt, CKK_EC_EDWARDS);
+	assert_int_equal(a[1].ulValueLen, sizeof(ed_oid));
+	assert_memory_equal(params, ed_oid, sizeof(ed_oid));
+	assert_int_equal(a[2].ulValueLen, 34);
+	assert_int_equal(EVP_PKEY_get_raw_public_key(ed, raw, &rawlen), 1);
+	assert_memory_equal(point + 2, raw, 32);
+	/* single-part */
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_OK);
+	assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR) "hello", 5, sig, &n), CKR_OK);
+	assert_int_equal(n, 64);
+	assert_int_equal(EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, ed), 1);
+	assert_int_equal(EVP_DigestVerify(mctx, sig, n, (const uint8_t *)"hello", 5), 1);
+	/* multi-part (collected, then signed in one go) */
+	n = sizeof(sig);
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_OK);
+	assert_int_equal(f->C_SignUpdate(h, (CK_BYTE_PTR) "he", 2), CKR_OK);
+	assert_int_equal(f->C_SignUpdate(h, (CK_BYTE_PTR) "llo", 3), CKR_OK);
+	assert_int_equal(f->C_SignFinal(h, sig, &n), CKR_OK);
+	EVP_MD_CTX_reset(mctx);
+	assert_int_equal(EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, ed), 1);
+	assert_int_equal(EVP_DigestVerify(mctx, sig, n, (const uint8_t *)"hello", 5), 1);
+	/* Ed25519ph is not offered */
+	m.pParameter = &ep;
+	m.ulParameterLen = sizeof(ep);
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_MECHANISM_PARAM_INVALID);
+	m.mechanism = CKM_ECDSA;
+	m.pParameter = NULL;
+	m.ulParameterLen = 0;
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_KEY_TYPE_INCONSISTENT);
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_free(ed);
+}
+
+static void test_token_info(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	CK_TOKEN_INFO ti, ti2;
+	CK_SLOT_INFO si;
+	CK_INFO info;
+
+	(void)h;
+	assert_int_equal(f->C_GetTokenInfo(0, &ti), CKR_OK);
+	assert_memory_equal(ti.manufacturerID, "attestkey ", 10);
+	assert_memory_equal(ti.model, "attestkey SNP   ", 16);
+	assert_int_equal(ti.ulSessionCount, 1);
+	assert_int_equal(ti.ulRwSessionCount, 0);
+	assert_int_equal(ti.ulMaxRwSessionCount, 0);
+	assert_true(ti.ulMaxPinLen >= ti.ulMinPinLen);
+	assert_int_equal(f->C_GetTokenInfo(1, &ti2), CKR_OK);
+	/* stable, distinct per token name, blank padded */
+	assert_memory_not_equal(ti.serialNumber, ti2.serialNumber, 16);
+	assert_int_equal(f->C_GetInfo(&info), CKR_OK);
+	assert_int_equal(f->C_GetSlotInfo(0, &si), CKR_OK);
+	assert_int_equal(info.libraryVersion.major, ti.hardwareVersion.major);
+	assert_int_equal(info.libraryVersion.minor, si.firmwareVersion.minor);
+	assert_int_equal(f->C_GetTokenInfo(0, NULL), CKR_ARGUMENTS_BAD);
+}
+
+/* Every attribute an object holds is a row of the class table, and every
+ * non-sensitive row of the table is on the object. */
+static void test_class_table(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	static const struct {
+		CK_OBJECT_CLASS klass;
+		const uint8_t *id;
+		size_t id_len;
+		CK_KEY_TYPE kt;
+	} objs[] = {
+		{ CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id), CKK_RSA },
+		{ CKO_PUBLIC_KEY, rsa_id, sizeof(rsa_id), CKK_RSA },
+		{ CKO_CERTIFICATE, rsa_id, sizeof(rsa_id), CKK_RSA },
+		{ CKO_PRIVATE_KEY, ec_id, sizeof(ec_id), CKK_EC },
+		{ CKO_PUBLIC_KEY, ec_id, sizeof(ec_id), CKK_EC },
+	};
+	size_t i;
+
+	for (i = 0; i < AK_ARRAY_SIZE(objs); i++) {
+		CK_OBJECT_HANDLE o = find_one(h, objs[i].klass, objs[i].id, objs[i].id_len);
+		const struct p11_object *po = p11_object_for_test(o);
+
+		assert_non_null(po);
+		assert_int_equal(po->n_attrs,
+				 p11_class_attr_count_for_test(objs[i].klass, objs[i].kt, false));
+	}
+}
+
+/* OAEP with each hash and a label (pSourceData), issue 3 item 4 */
+static void test_decrypt_oaep_label(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	CK_OBJECT_HANDLE key = find_one(h, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id));
+	static const struct {
+		CK_MECHANISM_TYPE hash;
+		CK_RSA_PKCS_MGF_TYPE mgf;
+		const char *md;
+	} hashes[] = {
+		{ CKM_SHA_1, CKG_MGF1_SHA1, "SHA1" },
+		{ CKM_SHA256, CKG_MGF1_SHA256, "SHA256" },
+		{ CKM_SHA384, CKG_MGF1_SHA384, "SHA384" },
+		{ CKM_SHA512, CKG_MGF1_SHA512, "SHA512" },
+	};
+	static const uint8_t secret[] = "a data key";
+	uint8_t label[] = "attestkey label", ct[256], pt[256];
+	size_t i, ctlen;
+	CK_ULONG n;
+
+	for (i = 0; i < AK_ARRAY_SIZE(hashes); i++) {
+		CK_RSA_PKCS_OAEP_PARAMS oaep = { hashes[i].hash, hashes[i].mgf, CKZ_DATA_SPECIFIED,
+						 label, sizeof(label) };
+		CK_MECHANISM m = { CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep) };
+		EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(rsa_key, NULL);
+		const EVP_MD *md = EVP_get_digestbyname(hashes[i].md);
+
+		assert_true(EVP_PKEY_encrypt_init(pctx) > 0);
+		assert_true(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) > 0);
+		assert_true(EVP_PKEY_CTX_set_rsa_oaep_md(pctx, md) > 0);
+		assert_true(EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) > 0);
+		assert_true(EVP_PKEY_CTX_set0_rsa_oaep_label(pctx, OPENSSL_memdup(label, sizeof(label)),
+							    (int)sizeof(label)) > 0);
+		ctlen = sizeof(ct);
+		assert_true(EVP_PKEY_encrypt(pctx, ct, &ctlen, secret, sizeof(secret)) > 0);
+		EVP_PKEY_CTX_free(pctx);
+		assert_int_equal(f->C_DecryptInit(h, &m, key), CKR_OK);
+		n = sizeof(pt);
+		assert_int_equal(f->C_Decrypt(h, ct, ctlen, pt, &n), CKR_OK);
+		assert_int_equal(n, sizeof(secret));
+		assert_memory_equal(pt, secret, sizeof(secret));
+		/* another label does not open it */
+		label[0] ^= 1;
+		assert_int_equal(f->C_DecryptInit(h, &m, key), CKR_OK);
+		n = sizeof(pt);
+		assert_int_equal(f->C_Decrypt(h, ct, ctlen, pt, &n), CKR_ENCRYPTED_DATA_INVALID);
+		label[0] ^= 1;
+	}
+	/* bad parameters */
+	{
+		CK_RSA_PKCS_OAEP_PARAMS oaep = { CKM_MD5, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0 };
+		CK_MECHANISM m = { CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep) };
+
+		assert_int_equal(f->C_DecryptInit(h, &m, key), CKR_MECHANISM_PARAM_INVALID);
+		m.pParameter = NULL;
+		m.ulParameterLen = 0;
+		assert_int_equal(f->C_DecryptInit(h, &m, key), CKR_MECHANISM_PARAM_INVALID);
+		m.mechanism = CKM_SHA256_RSA_PKCS;
+		assert_int_equal(f->C_DecryptInit(h, &m, key), CKR_MECHANISM_INVALID);
+	}
+}
+
+/* Every slot of the 3.0 function list is filled (section 5.4.2 ff.). */
+static void test_function_list_complete(void **state)
+{
+	CK_INTERFACE *iface = NULL;
+	void *slots[sizeof(CK_FUNCTION_LIST_3_0) / sizeof(void *)];
+	size_t i, first = sizeof(CK_VERSION) <= sizeof(void *) ? 1 : 0;
+
+	(void)state;
+	assert_int_equal(C_GetInterface((CK_UTF8CHAR_PTR) "PKCS 11", NULL, &iface, 0), CKR_OK);
+	memcpy(slots, iface->pFunctionList, sizeof(slots));
+	/* the CK_VERSION takes the first pointer-sized slot (padding) */
+	assert_int_equal(offsetof(CK_FUNCTION_LIST_3_0, C_Initialize), sizeof(void *));
+	for (i = first; i < AK_ARRAY_SIZE(slots); i++)
+		assert_non_null(slots[i]);
+	assert_int_equal(AK_ARRAY_SIZE(slots) - 1, 68 + 24);
+}
+
+/* C_Verify with the public-key objects: what the token signs verifies,
+ * anything else does not (section 5.13). */
+static void test_verify(void **state)
+{
+	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
+	static const uint8_t ed_id[] = { 0xed, 0x02 };
+	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	CK_RSA_PKCS_PSS_PARAMS pss = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
+	uint8_t digest[32], di[51], raw[100];
+	static const uint8_t di_prefix[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48,
+					     0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 };
+	struct {
+		CK_MECHANISM m;
+		const uint8_t *id;
+		size_t id_len;
+		const uint8_t *data;
+		size_t len;
+	} cases[] = {
+		{ { CKM_SHA256_RSA_PKCS, NULL, 0 }, rsa_id, sizeof(rsa_id), msg, sizeof(msg) },
+		{ { CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof(pss) }, rsa_id, sizeof(rsa_id), msg, sizeof(msg) },
+		{ { CKM_RSA_PKCS_PSS, &pss, sizeof(pss) }, rsa_id, sizeof(rsa_id), digest, sizeof(digest) },
+		{ { CKM_RSA_PKCS, NULL, 0 }, rsa_id, sizeof(rsa_id), di, sizeof(di) },
+		{ { CKM_RSA_X_509, NULL, 0 }, rsa_id, sizeof(rsa_id), raw, sizeof(raw) },
+		{ { CKM_ECDSA_SHA256, NULL, 0 }, ec_id, sizeof(ec_id), msg, sizeof(msg) },
+		{ { CKM_ECDSA_SHA512, NULL, 0 }, ec384_id, sizeof(ec384_id), msg, sizeof(msg) },
+		{ { CKM_ECDSA, NULL, 0 }, ec_id, sizeof(ec_id), digest, sizeof(digest) },
+		{ { CKM_EDDSA, NULL, 0 }, ed_id, sizeof(ed_id), msg, sizeof(msg) },
+	};
+	uint8_t sig[512];
+	size_t i;
+
+	assert_non_null(ed);
+	EVP_PKEY_up_ref(ed); /* one reference for the token */
+	assert_int_equal(p11_token_install_keys_for_test(0, ed, "ed2", ed_id, sizeof(ed_id), NULL, 0),
+			 CKR_OK);
+	EVP_Digest(msg, sizeof(msg), digest, NULL, EVP_sha256(), NULL);
+	memcpy(di, di_prefix, sizeof(di_prefix));
+	memcpy(di + sizeof(di_prefix), digest, sizeof(digest));
+	memset(raw, 0x5a, sizeof(raw));
+	for (i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		CK_OBJECT_HANDLE priv = find_one(h, CKO_PRIVATE_KEY, cases[i].id, cases[i].id_len);
+		CK_OBJECT_HANDLE pub = find_one(h, CKO_PUBLIC_KEY, cases[i].id, cases[i].id_len);
+		CK_ULONG n = sizeof(sig);
+
+		assert_int_equal(f->C_SignInit(h, &cases[i].m, priv), CKR_OK);
+		assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR)cases[i].data, cases[i].len, sig, &n), CKR_OK);
+		/* single-part */
+		assert_int_equal(f->C_VerifyInit(h, &cases[i].m, pub), CKR_OK);
+		assert_int_equal(f->C_Verify(h, (CK_BYTE_PTR)cases[i].data, cases[i].len, sig, n), CKR_OK);
+		/* multi-part */
+		assert_int_equal(f->C_VerifyInit(h, &cases[i].m, pub), CKR_OK);
+		assert_int_equal(f->C_VerifyUpdate(h, (CK_BYTE_PTR)cases[i].data, 1), CKR_OK);
+		assert_int_equal(f->C_VerifyUpdate(h, (CK_BYTE_PTR)cases[i].data + 1, cases[i].len - 1),
+				 CKR_OK);
+		assert_int_equal(f->C_VerifyFinal(h, sig, n), CKR_OK);
+		assert_int_equal(f->C_VerifyFinal(h, sig, n), CKR_OPERATION_NOT_INITIALIZED);
+		/* a wrong signature, a wrong length */
+		sig[n / 2] ^= 0x01;
+		assert_int_equal(f->C_VerifyInit(h, &cases[i].m, pub), CKR_OK);
+		assert_int_equal(f->C_Verify(h, (CK_BYTE_PTR)cases[i].data, cases[i].len, sig, n),
+				 CKR_SIGNATURE_INVALID);
+		assert_int_equal(f->C_VerifyInit(h, &cases[i].m, pub), CKR_OK);
+		assert_int_equal(f->C_Verify(h, (CK_BYTE_PTR)cases[i].data, cases[i].len, sig, n - 1),
+				 CKR_SIGNATURE_LEN_RANGE);
+		/* private keys do not verify */
+		assert_int_equal(f->C_VerifyInit(h, &cases[i].m, priv), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	}
+	EVP_PKEY_free(ed);
 }
 
 /* Sessions sign in parallel: each thread its own session and context. */
@@ -1056,6 +1549,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsupported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_only_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_operation_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attribute_table, setup, teardown),
+		cmocka_unit_test(test_mechanism_info),
+		cmocka_unit_test_setup_teardown(test_sign_sha1_sha224, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ed25519, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_info, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_class_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decrypt_oaep_label, setup, teardown),
+		cmocka_unit_test(test_function_list_complete),
+		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
 	};
 	int failed;
 
