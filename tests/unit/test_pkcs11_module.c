@@ -1404,8 +1404,9 @@ static void test_function_list_complete(void **state)
 static void test_verify(void **state)
 {
 	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
-	static const uint8_t ed_id[] = { 0xed, 0x02 };
+	static const uint8_t ed_id[] = { 0xed, 0x02 }, p521_id[] = { 0xec, 0x21 };
 	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	EVP_PKEY *p521 = EVP_EC_gen("P-521");
 	CK_RSA_PKCS_PSS_PARAMS pss = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
 	uint8_t digest[32], di[51], raw[100];
 	static const uint8_t di_prefix[] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48,
@@ -1426,6 +1427,7 @@ static void test_verify(void **state)
 		{ { CKM_ECDSA_SHA512, NULL, 0 }, ec384_id, sizeof(ec384_id), msg, sizeof(msg) },
 		{ { CKM_ECDSA, NULL, 0 }, ec_id, sizeof(ec_id), digest, sizeof(digest) },
 		{ { CKM_EDDSA, NULL, 0 }, ed_id, sizeof(ed_id), msg, sizeof(msg) },
+		{ { CKM_ECDSA_SHA384, NULL, 0 }, p521_id, sizeof(p521_id), msg, sizeof(msg) },
 	};
 	uint8_t sig[512];
 	size_t i;
@@ -1434,6 +1436,10 @@ static void test_verify(void **state)
 	EVP_PKEY_up_ref(ed); /* one reference for the token */
 	assert_int_equal(p11_token_install_keys_for_test(0, ed, "ed2", ed_id, sizeof(ed_id), NULL, 0),
 			 CKR_OK);
+	assert_non_null(p521);
+	assert_int_equal(p11_token_install_keys_for_test(0, p521, "p521", p521_id, sizeof(p521_id),
+							 NULL, 0),
+			 CKR_OK); /* the token takes this reference */
 	EVP_Digest(msg, sizeof(msg), digest, NULL, EVP_sha256(), NULL);
 	memcpy(di, di_prefix, sizeof(di_prefix));
 	memcpy(di + sizeof(di_prefix), digest, sizeof(digest));
@@ -1445,6 +1451,8 @@ static void test_verify(void **state)
 
 		assert_int_equal(f->C_SignInit(h, &cases[i].m, priv), CKR_OK);
 		assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR)cases[i].data, cases[i].len, sig, &n), CKR_OK);
+		if (cases[i].id == p521_id)
+			assert_int_equal(n, 2 * 66); /* r || s of P-521 */
 		/* single-part */
 		assert_int_equal(f->C_VerifyInit(h, &cases[i].m, pub), CKR_OK);
 		assert_int_equal(f->C_Verify(h, (CK_BYTE_PTR)cases[i].data, cases[i].len, sig, n), CKR_OK);
