@@ -13,6 +13,7 @@
 
 #define AK_PROTOCOL_PATH_CHALLENGE "/v1/challenge"
 #define AK_PROTOCOL_PATH_KEYS "/v1/keys"
+#define AK_PROTOCOL_PATH_PUBLIC "/v1/public/" /* + token name, GET */
 #define AK_BINDING_LEN 64     /* SHA-512, = SNP REPORT_DATA / TDX REPORTDATA */
 #define AK_THUMBPRINT_LEN 32  /* RFC 7638 JWK thumbprint, SHA-256 */
 #define AK_MAX_BODY (1024 * 1024) /* largest request or response body */

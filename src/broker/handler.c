@@ -540,6 +540,92 @@ out:
 	ak_memzero(thp, sizeof(thp));
 }
 
+/* GET /v1/public/<token> (docs/protocol.md §7): the token's public keys and
+ * certificates, without evidence. The store still reads the private key
+ * files (the file store derives the SubjectPublicKeyInfo from them, in the
+ * secure heap); nothing private leaves this function. */
+static void handle_public(struct broker *b, const struct broker_request *req,
+			  struct broker_reply *rep)
+{
+	struct decision d = {.event = "public", .reason = AK_R_INTERNAL};
+	struct broker_keyset ks = {0};
+	char detail[MSG_LEN] = "";
+	const struct broker_token *t;
+	json_t *keys = NULL, *item = NULL;
+	char *spki = NULL, *cert = NULL;
+	size_t i;
+
+	d.token = req->path + strlen(AK_PROTOCOL_PATH_PUBLIC);
+	if (!*d.token || strchr(d.token, '/')) {
+		refuse(&d, AK_R_BAD_REQUEST, "expected %s<token>", AK_PROTOCOL_PATH_PUBLIC);
+		d.token = NULL;
+		goto out;
+	}
+	t = find_token(b, d.token, &d);
+	if (!t)
+		goto out;
+	if (broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail)) < 0) {
+		refuse(&d, AK_R_KEYSTORE, "key store: %s", detail);
+		snprintf(d.client_msg, sizeof(d.client_msg),
+			 "the key store failed; details are in the broker log");
+		goto out;
+	}
+	keys = json_array();
+	d.keys = json_array();
+	if (!keys || !d.keys)
+		goto oom;
+	for (i = 0; i < ks.n; i++) {
+		const struct broker_key *k = &ks.keys[i];
+
+		spki = ak_b64url_encode(k->spki_der, k->spki_len);
+		if (!spki)
+			goto oom;
+		item = json_pack("{s:s,s:s,s:s,s:s}", "label", k->label, "id", k->id, "type",
+				 k->type, "spki", spki);
+		free(spki);
+		spki = NULL;
+		if (!item)
+			goto oom;
+		if (k->cert_der) {
+			cert = ak_b64url_encode(k->cert_der, k->cert_len);
+			if (!cert || json_object_set_new(item, "cert", json_string(cert)) < 0)
+				goto oom;
+			free(cert);
+			cert = NULL;
+		}
+		if (json_array_append_new(keys, item) < 0 ||
+		    json_array_append_new(d.keys, json_string(k->label)) < 0) {
+			item = NULL;
+			goto oom;
+		}
+		item = NULL;
+	}
+	rep->body = json_pack("{s:s,s:o}", "token", t->name, "keys", keys);
+	keys = NULL;
+	if (!rep->body)
+		goto oom;
+	rep->status = 200;
+	d.reason = AK_R_OK;
+	snprintf(d.msg, sizeof(d.msg), "public objects of %zu key(s)", ks.n);
+	goto out;
+oom:
+	refuse(&d, AK_R_INTERNAL, "out of memory while listing public objects");
+out:
+	free(cert);
+	json_decref(item);
+	json_decref(keys);
+	broker_keyset_clear(&ks);
+	if (d.reason != AK_R_OK)
+		d.event = "refuse";
+	(void)record(b, req, &d); /* nothing secret is served: audit failure is logged only */
+	json_decref(d.keys);
+	if (d.reason != AK_R_OK) {
+		json_decref(rep->body);
+		rep->body = NULL;
+		reply_error(rep, d.reason, 0, d.client_msg[0] ? d.client_msg : d.msg);
+	}
+}
+
 void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep)
 {
 	char msg[256];
@@ -562,9 +648,13 @@ void broker_handle(struct broker *b, const struct broker_request *req, struct br
 	} else if (strcmp(req->path, AK_PROTOCOL_PATH_KEYS) == 0) {
 		want = "POST";
 		fn = handle_keys;
+	} else if (strncmp(req->path, AK_PROTOCOL_PATH_PUBLIC, strlen(AK_PROTOCOL_PATH_PUBLIC)) == 0) {
+		want = "GET";
+		fn = handle_public;
 	} else {
-		snprintf(msg, sizeof(msg), "no such resource (this broker serves %s, %s and %s)",
-			 AK_PROTOCOL_PATH_CHALLENGE, AK_PROTOCOL_PATH_KEYS, BROKER_PATH_HEALTH);
+		snprintf(msg, sizeof(msg), "no such resource (this broker serves %s, %s, %s<token> and %s)",
+			 AK_PROTOCOL_PATH_CHALLENGE, AK_PROTOCOL_PATH_KEYS, AK_PROTOCOL_PATH_PUBLIC,
+			 BROKER_PATH_HEALTH);
 		reply_error(rep, AK_R_BAD_REQUEST, 404, msg);
 		return;
 	}

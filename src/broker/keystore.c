@@ -98,6 +98,7 @@ static void key_clear(struct broker_key *k)
 	free(k->label);
 	ak_secbuf_clear(&k->pkcs8);
 	free(k->cert_der);
+	OPENSSL_free(k->spki_der);
 	memset(k, 0, sizeof(*k));
 }
 
@@ -134,6 +135,47 @@ static int key_id(EVP_PKEY *pk, char out[2 * BROKER_KEY_ID_LEN + 1])
 out:
 	X509_PUBKEY_free(xpk);
 	return ret;
+}
+
+/* The key types protocol v1 carries (docs/protocol.md §7) and the module
+ * serves: RSA 2048..4096 bits, EC P-256/P-384/P-521, Ed25519. */
+static int check_key_type(EVP_PKEY *pk, char *type, size_t typelen, const char *what, char *err,
+			  size_t errlen)
+{
+	char curve[64] = "";
+	size_t n = 0;
+	int bits = EVP_PKEY_get_bits(pk);
+
+	switch (EVP_PKEY_get_base_id(pk)) {
+	case EVP_PKEY_RSA:
+		if (bits < 2048 || bits > 4096) {
+			snprintf(err, errlen, "%s: RSA keys of %d bits are not supported (2048 to 4096)",
+				 what, bits);
+			return -EINVAL;
+		}
+		snprintf(type, typelen, "RSA");
+		return 0;
+	case EVP_PKEY_EC:
+		if (!EVP_PKEY_get_utf8_string_param(pk, "group", curve, sizeof(curve), &n) ||
+		    (strcmp(curve, "prime256v1") != 0 && strcmp(curve, "secp384r1") != 0 &&
+		     strcmp(curve, "secp521r1") != 0)) {
+			ERR_clear_error();
+			snprintf(err, errlen,
+				 "%s: EC curve %s is not supported (P-256, P-384 or P-521)", what,
+				 *curve ? curve : "(unnamed)");
+			return -EINVAL;
+		}
+		snprintf(type, typelen, "EC");
+		return 0;
+	case EVP_PKEY_ED25519:
+		snprintf(type, typelen, "Ed25519");
+		return 0;
+	default:
+		snprintf(err, errlen,
+			 "%s: key type %s is not supported (RSA, EC P-256/384/521 or Ed25519)", what,
+			 EVP_PKEY_get0_type_name(pk) ? EVP_PKEY_get0_type_name(pk) : "unknown");
+		return -EINVAL;
+	}
 }
 
 static void sec_free(char *p)
@@ -196,15 +238,15 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 		snprintf(err, errlen, "%s: the PKCS#8 private key does not parse", what);
 		goto out;
 	}
-	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA) {
-		snprintf(key->type, sizeof(key->type), "RSA");
-	} else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC) {
-		snprintf(key->type, sizeof(key->type), "EC");
-	} else {
-		snprintf(err, errlen, "%s: key type %s is not supported (RSA or EC only)", what,
-			 EVP_PKEY_get0_type_name(pk) ? EVP_PKEY_get0_type_name(pk) : "unknown");
+	if (check_key_type(pk, key->type, sizeof(key->type), what, err, errlen) < 0)
+		goto out;
+	clen = i2d_PUBKEY(pk, &key->spki_der);
+	if (clen <= 0) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s: cannot encode the public key", what);
 		goto out;
 	}
+	key->spki_len = (size_t)clen;
 	if (key_id(pk, key->id) < 0) {
 		ERR_clear_error();
 		snprintf(err, errlen, "%s: cannot compute the key identifier", what);
@@ -254,6 +296,9 @@ out:
 		free(key->cert_der);
 		key->cert_der = NULL;
 		key->cert_len = 0;
+		OPENSSL_free(key->spki_der);
+		key->spki_der = NULL;
+		key->spki_len = 0;
 	}
 	sec_free(name);
 	sec_free(header);

@@ -26,10 +26,12 @@
 struct broker_key {
 	char *label;			    /* CKA_LABEL */
 	char id[2 * BROKER_KEY_ID_LEN + 1]; /* CKA_ID, lower-case hex */
-	char type[4];			    /* "RSA" or "EC" (protocol "type") */
+	char type[8];			    /* "RSA", "EC" or "Ed25519" (protocol "type") */
 	struct ak_secbuf pkcs8;		    /* DER PrivateKeyInfo, secure heap */
 	uint8_t *cert_der;		    /* optional X.509 certificate */
 	size_t cert_len;
+	uint8_t *spki_der;		    /* DER SubjectPublicKeyInfo (public) */
+	size_t spki_len;
 };
 
 struct broker_keyset {

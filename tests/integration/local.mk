@@ -12,6 +12,7 @@ INTEGRATION_TESTS = \
 	tests/integration/engine.sh \
 	tests/integration/fork.sh \
 	tests/integration/refusals.sh \
-	tests/integration/nginx.sh
+	tests/integration/nginx.sh \
+	tests/integration/public-objects.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh

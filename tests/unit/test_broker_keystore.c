@@ -182,6 +182,7 @@ static void test_bad_keys(void **state)
 	struct broker_keyset set = {0};
 	char err[512] = "", dir[400], path[512];
 	EVP_PKEY *rsa = tb_gen_rsa(), *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	EVP_PKEY *ed448 = EVP_PKEY_Q_keygen(NULL, NULL, "ED448");
 
 	(void)state;
 	make_token_dir("trad", dir, sizeof(dir));
@@ -210,13 +211,23 @@ static void test_bad_keys(void **state)
 	assert_int_not_equal(fetch("label", &set, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "not a printable UTF-8 label"));
 
+	/* Ed25519 is a protocol key type (docs/protocol.md §7); Ed448 is not */
 	make_token_dir("ed", dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/k.key", dir);
 	assert_int_equal(tb_write_key(path, ed, false), 0);
-	assert_int_not_equal(fetch("ed", &set, err, sizeof(err)), 0);
+	assert_int_equal(fetch("ed", &set, err, sizeof(err)), 0);
+	assert_int_equal(set.n, 1);
+	assert_string_equal(set.keys[0].type, "Ed25519");
+	assert_true(set.keys[0].spki_len > 0);
+	broker_keyset_clear(&set);
+	make_token_dir("ed448", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/k.key", dir);
+	assert_int_equal(tb_write_key(path, ed448, false), 0);
+	assert_int_not_equal(fetch("ed448", &set, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "not supported"));
 	EVP_PKEY_free(rsa);
 	EVP_PKEY_free(ed);
+	EVP_PKEY_free(ed448);
 }
 
 static void test_missing(void **state)
