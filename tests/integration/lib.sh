@@ -15,6 +15,7 @@ ENGINE_SO=$(pkg-config --variable=enginesdir libcrypto 2>/dev/null)/pkcs11.so
 tap_n=0
 tap_failed=0
 ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
+skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $1 # SKIP $2"; }
 not_ok() { tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1)); echo "not ok $tap_n - $*"; }
 diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
