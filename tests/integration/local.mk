@@ -14,6 +14,7 @@ INTEGRATION_TESTS = \
 	tests/integration/refusals.sh \
 	tests/integration/nginx.sh \
 	tests/integration/public-objects.sh \
-	tests/integration/clients.sh
+	tests/integration/clients.sh \
+	tests/integration/softhsm-diff.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh

@@ -1,0 +1,59 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Issue 3 item 6 (first part): the same keys in a SoftHSMv2 token and
+# released by the broker. Deterministic RSA PKCS#1 v1.5 signatures must be
+# byte-identical; ECDSA and PSS signatures from each token must verify with
+# the other's public key; public key values must match. (The catalogue of
+# return-code sequences is not written yet: see issue 3.)
+. "$(dirname "$0")/lib.sh"
+need pkcs11-tool softhsm2-util openssl
+SOFTHSM_SO=/usr/lib/softhsm/libsofthsm2.so
+[ -f "$SOFTHSM_SO" ] || skip_all "SoftHSMv2 is not installed"
+
+setup_world
+start_broker
+mkdir -p "$T/softhsm/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$T/softhsm/tokens" >"$T/softhsm/softhsm2.conf"
+export SOFTHSM2_CONF="$T/softhsm/softhsm2.conf"
+softhsm2-util --init-token --free --label ref --pin 1234 --so-pin 4321 >/dev/null
+AK="$AK_RUN pkcs11-tool --module $AK_MODULE --login --pin 1234"
+SH="pkcs11-tool --module $SOFTHSM_SO --token-label ref --login --pin 1234"
+
+$AK -O >"$T/ak-objects.txt" 2>&1
+id_of() { awk -v l="$1" '$1 == "label:" { cur = $2 } $1 == "ID:" && cur == l { print $2; exit }' "$T/ak-objects.txt"; }
+TLS_ID=$(id_of tls)
+EC_ID=$(id_of ec)
+for k in tls ec; do
+	id=$(id_of $k)
+	openssl pkey -in "$T/keys/web/$k.key" -outform DER -out "$T/$k.der"
+	openssl pkey -in "$T/keys/web/$k.key" -pubout -outform DER -out "$T/$k.pub.der"
+	$SH --write-object "$T/$k.der" --type privkey --id "$id" --label "$k" --usage-sign >/dev/null 2>&1
+	$SH --write-object "$T/$k.pub.der" --type pubkey --id "$id" --label "$k" >/dev/null 2>&1
+done
+check "the same keys are in the SoftHSM token" bash -c "$SH -O 2>/dev/null | grep -c 'Private Key Object' | grep -qx 2"
+
+printf 'differential' >"$T/data"
+openssl dgst -sha256 -binary "$T/data" >"$T/digest"
+for m in SHA256-RSA-PKCS SHA384-RSA-PKCS SHA512-RSA-PKCS; do
+	check "$m: attestkey and SoftHSM signatures are byte-identical" bash -c "
+		$AK --sign --id $TLS_ID -m $m --input-file '$T/data' --output-file '$T/ak.$m' 2>/dev/null &&
+		$SH --sign --id $TLS_ID -m $m --input-file '$T/data' --output-file '$T/sh.$m' 2>/dev/null &&
+		cmp -s '$T/ak.$m' '$T/sh.$m'"
+done
+# each token's signature verified with the other token's public key
+for pair in "AK:SH" "SH:AK"; do
+	signer=${pair%%:*}; other=${pair##*:}
+	eval "S=\$$signer"; eval "O=\$$other"
+	$O --read-object --type pubkey --id $EC_ID -o "$T/$other.ec.pub.der" >/dev/null 2>&1
+	$O --read-object --type pubkey --id $TLS_ID -o "$T/$other.tls.pub.der" >/dev/null 2>&1
+	# CKM_ECDSA on a digest: SoftHSM 2.6 has no CKM_ECDSA_SHA256
+	check "CKM_ECDSA from $signer verifies with $other's public key" bash -c "
+		$S --sign --id $EC_ID -m ECDSA --signature-format openssl --input-file '$T/digest' --output-file '$T/$signer.ec.sig' 2>/dev/null &&
+		openssl pkeyutl -verify -pubin -keyform DER -inkey '$T/$other.ec.pub.der' -in '$T/digest' -sigfile '$T/$signer.ec.sig'"
+	check "RSA-PKCS-PSS from $signer verifies with $other's public key" bash -c "
+		$S --sign --id $TLS_ID -m RSA-PKCS-PSS --hash-algorithm SHA256 --mgf MGF1-SHA256 --salt-len 32 --input-file '$T/digest' --output-file '$T/$signer.pss' 2>/dev/null &&
+		openssl pkeyutl -verify -pubin -keyform DER -inkey '$T/$other.tls.pub.der' -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 -pkeyopt digest:sha256 -in '$T/digest' -sigfile '$T/$signer.pss'"
+done
+check "public key values match (RSA and EC, as read through each module)" bash -c "
+	cmp -s '$T/AK.tls.pub.der' '$T/SH.tls.pub.der' && cmp -s '$T/AK.ec.pub.der' '$T/SH.ec.pub.der'"
+finish
