@@ -1002,9 +1002,9 @@ static CK_RV op_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	t = &g.tokens[s->slot];
 	pthread_rwlock_rdlock(&t->lock);
 	if (!(o = visible_object(t, hKey))) {
-		/* verification needs no login (public keys) */
-		rv = t->logged_in || kind == P11_OP_VERIFY ? CKR_KEY_HANDLE_INVALID
-							   : CKR_USER_NOT_LOGGED_IN;
+		/* Section 5.6, C_Logout: "any of the application's handles to
+		 * private objects become invalid"; an unknown handle is invalid too. */
+		rv = CKR_KEY_HANDLE_INVALID;
 	} else {
 		/* Before login o is a public key or certificate of the public
 		 * view: the checks answer CKR_KEY_FUNCTION_NOT_PERMITTED or

@@ -5,6 +5,10 @@ check_PROGRAMS += tests/integration/p11probe
 tests_integration_p11probe_SOURCES = tests/integration/p11probe.c
 tests_integration_p11probe_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
 tests_integration_p11probe_LDADD = -ldl
+check_PROGRAMS += tests/integration/p11diff
+tests_integration_p11diff_SOURCES = tests/integration/p11diff.c
+tests_integration_p11diff_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
+tests_integration_p11diff_LDADD = -ldl
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \

@@ -811,7 +811,8 @@ static void test_logout_wipes(void **state)
 			 CKR_OPERATION_NOT_INITIALIZED);
 	assert_int_equal(f->C_GetAttributeValue(h, key, &a, 1), CKR_OBJECT_HANDLE_INVALID);
 	assert_int_equal(find_one(h, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id)), CK_INVALID_HANDLE);
-	assert_int_equal(f->C_SignInit(h, &m, key), CKR_USER_NOT_LOGGED_IN);
+	/* section 5.6, C_Logout: handles to private objects become invalid */
+	assert_int_equal(f->C_SignInit(h, &m, key), CKR_KEY_HANDLE_INVALID);
 	assert_int_equal(f->C_Logout(h), CKR_USER_NOT_LOGGED_IN);
 	/* nothing left to log in with: a new login needs the broker */
 	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
