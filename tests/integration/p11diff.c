@@ -355,6 +355,62 @@ static bool login(struct tok *t)
 	return rv == CKR_OK && t->rsa && t->ec && t->rsa_pub;
 }
 
+/* Item 6: public attribute values of matching objects must be equal. */
+static int compare_public_attributes(struct tok *tk)
+{
+	static const struct {
+		const char *label;
+		CK_OBJECT_CLASS cls;
+		CK_ATTRIBUTE_TYPE type;
+		const char *name;
+	} cmp[] = {
+		{ "tls", CKO_PUBLIC_KEY, CKA_MODULUS, "CKA_MODULUS (RSA public key)" },
+		{ "tls", CKO_PUBLIC_KEY, CKA_PUBLIC_EXPONENT, "CKA_PUBLIC_EXPONENT (RSA public key)" },
+		{ "tls", CKO_PUBLIC_KEY, CKA_KEY_TYPE, "CKA_KEY_TYPE (RSA public key)" },
+		{ "tls", CKO_PRIVATE_KEY, CKA_MODULUS, "CKA_MODULUS (RSA private key)" },
+		{ "tls", CKO_PRIVATE_KEY, CKA_PUBLIC_EXPONENT, "CKA_PUBLIC_EXPONENT (RSA private key)" },
+		{ "tls", CKO_PRIVATE_KEY, CKA_ID, "CKA_ID (RSA private key)" },
+		{ "tls", CKO_PRIVATE_KEY, CKA_SENSITIVE, "CKA_SENSITIVE (RSA private key)" },
+		{ "ec", CKO_PUBLIC_KEY, CKA_EC_PARAMS, "CKA_EC_PARAMS (EC public key)" },
+		{ "ec", CKO_PUBLIC_KEY, CKA_EC_POINT, "CKA_EC_POINT (EC public key)" },
+		{ "ec", CKO_PRIVATE_KEY, CKA_EC_PARAMS, "CKA_EC_PARAMS (EC private key)" },
+		{ "ec", CKO_PRIVATE_KEY, CKA_KEY_TYPE, "CKA_KEY_TYPE (EC private key)" },
+	};
+	CK_SESSION_HANDLE s[2];
+	size_t i, k;
+	int failed = 0;
+
+	for (k = 0; k < 2; k++)
+		if (tk[k].f->C_OpenSession(tk[k].slot, CKF_SERIAL_SESSION, NULL, NULL, &s[k]) != CKR_OK)
+			return 1;
+	for (i = 0; i < sizeof(cmp) / sizeof(cmp[0]); i++) {
+		CK_BYTE v[2][1024];
+		CK_ATTRIBUTE a[2];
+		CK_RV rv[2];
+
+		for (k = 0; k < 2; k++) {
+			CK_OBJECT_HANDLE h = find(&tk[k], s[k], cmp[i].cls, cmp[i].label);
+
+			a[k].type = cmp[i].type;
+			a[k].pValue = v[k];
+			a[k].ulValueLen = sizeof(v[k]);
+			rv[k] = h == CK_INVALID_HANDLE ? CKR_OBJECT_HANDLE_INVALID
+						       : tk[k].f->C_GetAttributeValue(s[k], h, &a[k], 1);
+		}
+		if (rv[0] == CKR_OK && rv[1] == CKR_OK && a[0].ulValueLen == a[1].ulValueLen &&
+		    memcmp(v[0], v[1], a[0].ulValueLen) == 0) {
+			printf("ok - equal %s (%lu bytes)\n", cmp[i].name, a[0].ulValueLen);
+		} else {
+			printf("not ok - equal %s: attestkey %s/%lu, softhsm %s/%lu\n", cmp[i].name,
+			       rv_name(rv[0]), a[0].ulValueLen, rv_name(rv[1]), a[1].ulValueLen);
+			failed++;
+		}
+	}
+	for (k = 0; k < 2; k++)
+		tk[k].f->C_CloseSession(s[k]);
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	struct tok tk[2] = { { .name = "attestkey" }, { .name = "softhsm" } };
@@ -383,6 +439,7 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			logged = true;
+			failed += compare_public_attributes(tk);
 		}
 		a = run(&tk[0], q);
 		b = q->softhsm_unsafe ? CKR_GENERAL_ERROR : run(&tk[1], q);
