@@ -332,13 +332,31 @@ static json_t *check_pubkey(json_t *jwk, struct decision *d)
 	return clean;
 }
 
+/* One key of a release or of the public listing: label, id, type, the
+ * given member (stolen, even on failure) and the certificate if any. */
+static json_t *key_item(const struct broker_key *k, const char *member, json_t *value)
+{
+	json_t *item = json_pack("{s:s,s:s,s:s,s:o}", "label", k->label, "id", k->id, "type",
+				 k->type, member, value);
+	char *cert;
+
+	if (!item || !k->cert_der)
+		return item;
+	cert = ak_b64url_encode(k->cert_der, k->cert_len);
+	if (!cert || json_object_set_new(item, "cert", json_string(cert)) < 0) {
+		json_decref(item);
+		item = NULL;
+	}
+	free(cert);
+	return item;
+}
+
 static json_t *release_keys(struct broker *b, const struct broker_token *t, json_t *pubkey,
 			    struct decision *d)
 {
 	struct broker_keyset ks = {0};
 	char detail[MSG_LEN] = "";
 	json_t *arr = NULL, *item = NULL, *jwe = NULL;
-	char *cert = NULL;
 	size_t i;
 
 	if (broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail)) < 0) {
@@ -359,18 +377,10 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, json
 			       k->label);
 			goto fail;
 		}
-		item = json_pack("{s:s,s:s,s:s,s:o}", "label", k->label, "id", k->id, "type",
-				 k->type, "jwe", jwe);
-		jwe = NULL; /* stolen by "o", even on failure */
+		item = key_item(k, "jwe", jwe);
+		jwe = NULL; /* stolen by key_item, even on failure */
 		if (!item)
 			goto oom;
-		if (k->cert_der) {
-			cert = ak_b64url_encode(k->cert_der, k->cert_len);
-			if (!cert || json_object_set_new(item, "cert", json_string(cert)) < 0)
-				goto oom;
-			free(cert);
-			cert = NULL;
-		}
 		if (json_array_append_new(arr, item) < 0 ||
 		    json_array_append_new(d->keys, json_string(k->label)) < 0) {
 			item = NULL;
@@ -383,7 +393,6 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, json
 oom:
 	refuse(d, AK_R_INTERNAL, "out of memory while building the release");
 fail:
-	free(cert);
 	json_decref(item);
 	json_decref(arr);
 	json_decref(d->keys);
@@ -552,7 +561,7 @@ static void handle_public(struct broker *b, const struct broker_request *req,
 	char detail[MSG_LEN] = "";
 	const struct broker_token *t;
 	json_t *keys = NULL, *item = NULL;
-	char *spki = NULL, *cert = NULL;
+	char *spki = NULL;
 	size_t i;
 
 	d.token = req->path + strlen(AK_PROTOCOL_PATH_PUBLIC);
@@ -580,19 +589,11 @@ static void handle_public(struct broker *b, const struct broker_request *req,
 		spki = ak_b64url_encode(k->spki_der, k->spki_len);
 		if (!spki)
 			goto oom;
-		item = json_pack("{s:s,s:s,s:s,s:s}", "label", k->label, "id", k->id, "type",
-				 k->type, "spki", spki);
+		item = key_item(k, "spki", json_string(spki));
 		free(spki);
 		spki = NULL;
 		if (!item)
 			goto oom;
-		if (k->cert_der) {
-			cert = ak_b64url_encode(k->cert_der, k->cert_len);
-			if (!cert || json_object_set_new(item, "cert", json_string(cert)) < 0)
-				goto oom;
-			free(cert);
-			cert = NULL;
-		}
 		if (json_array_append_new(keys, item) < 0 ||
 		    json_array_append_new(d.keys, json_string(k->label)) < 0) {
 			item = NULL;
@@ -611,7 +612,6 @@ static void handle_public(struct broker *b, const struct broker_request *req,
 oom:
 	refuse(&d, AK_R_INTERNAL, "out of memory while listing public objects");
 out:
-	free(cert);
 	json_decref(item);
 	json_decref(keys);
 	broker_keyset_clear(&ks);
