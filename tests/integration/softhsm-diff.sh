@@ -31,6 +31,7 @@ for k in tls ec; do
 	openssl pkey -in "$T/keys/web/$k.key" -pubout -outform DER -out "$T/$k.pub.der"
 	$SH --write-object "$T/$k.der" --type privkey --id "$id" --label "$k" --usage-sign >/dev/null 2>&1
 	$SH --write-object "$T/$k.pub.der" --type pubkey --id "$id" --label "$k" >/dev/null 2>&1
+	$SH --write-object "$T/keys/web/$k.crt" --type cert --id "$id" --label "$k" >/dev/null 2>&1
 done
 check "the same keys are in the SoftHSM token" bash -c "$SH -O 2>/dev/null | grep -c 'Private Key Object' | grep -qx 2"
 
@@ -46,7 +47,13 @@ done
 for pair in "AK:SH" "SH:AK"; do
 	signer=${pair%%:*}; other=${pair##*:}
 	eval "S=\$$signer"; eval "O=\$$other"
-	$O --read-object --type pubkey --id $EC_ID -o "$T/$other.ec.pub.der" >/dev/null 2>&1
+	# EC: the public key comes from the token's certificate object, because
+	# OpenSC 0.23's pkcs11-tool --read-object --type pubkey has a
+	# use-after-free for EC keys (ASan aborts it). The EC public key
+	# attributes themselves are compared in the catalogue below.
+	$O --read-object --type cert --id $EC_ID -o "$T/$other.ec.crt.der" >/dev/null 2>&1
+	openssl x509 -inform DER -in "$T/$other.ec.crt.der" -pubkey -noout 2>/dev/null |
+		openssl pkey -pubin -outform DER -out "$T/$other.ec.pub.der" 2>/dev/null
 	$O --read-object --type pubkey --id $TLS_ID -o "$T/$other.tls.pub.der" >/dev/null 2>&1
 	# CKM_ECDSA on a digest: SoftHSM 2.6 has no CKM_ECDSA_SHA256
 	check "CKM_ECDSA from $signer verifies with $other's public key" bash -c "
