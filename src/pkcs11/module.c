@@ -549,7 +549,7 @@ static CK_RV p11_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	char serial[17];
 	unsigned long long hash = 1469598103934665603ULL; /* FNV-1a of the name */
 	const char *p;
-	CK_ULONG count = 0;
+	CK_ULONG count = 0, rw_count = 0;
 	size_t i;
 	CK_RV rv = slot_check(slotID);
 
@@ -569,16 +569,18 @@ static CK_RV p11_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	 * broker's policy holds the PIN (docs/pin.md); CKF_RNG: OpenSSL's DRBG
 	 * answers C_GenerateRandom. No CKF_CLOCK_ON_TOKEN: utcTime is blank. */
 	pInfo->flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED |
-		       CKF_WRITE_PROTECTED | CKF_TOKEN_INITIALIZED;
+		       CKF_TOKEN_INITIALIZED;
 	pthread_mutex_lock(&g.lock);
-	for (i = 0; i < g.n_sessions; i++)
+	for (i = 0; i < g.n_sessions; i++) {
 		count += g.sessions[i]->slot == slotID;
+		rw_count += g.sessions[i]->slot == slotID &&
+			    (g.sessions[i]->flags & CKF_RW_SESSION);
+	}
 	pthread_mutex_unlock(&g.lock);
 	pInfo->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
 	pInfo->ulSessionCount = count;
-	/* write-protected: R/W sessions are refused (C_OpenSession) */
-	pInfo->ulMaxRwSessionCount = 0;
-	pInfo->ulRwSessionCount = 0;
+	pInfo->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
+	pInfo->ulRwSessionCount = rw_count;
 	/* the PIN is checked by the broker (docs/pin.md); any length passes here */
 	pInfo->ulMaxPinLen = 256;
 	pInfo->ulMinPinLen = 0;
@@ -637,14 +639,14 @@ static CK_RV p11_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
 		rv = CKR_SLOT_ID_INVALID;
 		goto out;
 	}
-	/* section 5.6, C_OpenSession: CKF_SERIAL_SESSION must be set (legacy);
-	 * a R/W session on a write-protected token is CKR_TOKEN_WRITE_PROTECTED */
+	/* section 5.6, C_OpenSession: CKF_SERIAL_SESSION must be set (legacy).
+	 * R/W sessions are allowed: applications open them by habit
+	 * (pkcs11-tool --test, NSS), and the token is therefore not flagged
+	 * CKF_WRITE_PROTECTED; every call that would create, change or
+	 * destroy an object still answers CKR_TOKEN_WRITE_PROTECTED or
+	 * CKR_SESSION_READ_ONLY (see CONFORMANCE in attestkey-pkcs11(8)). */
 	if (!(flags & CKF_SERIAL_SESSION)) {
 		rv = CKR_SESSION_PARALLEL_NOT_SUPPORTED;
-		goto out;
-	}
-	if (flags & CKF_RW_SESSION) {
-		rv = CKR_TOKEN_WRITE_PROTECTED;
 		goto out;
 	}
 	s = calloc(1, sizeof(*s));
@@ -655,7 +657,7 @@ static CK_RV p11_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
 		goto out;
 	}
 	g.sessions = ns;
-	s->flags = CKF_SERIAL_SESSION;
+	s->flags = CKF_SERIAL_SESSION | (flags & CKF_RW_SESSION);
 	s->slot = slotID;
 	s->handle = g.next_session++;
 	if (g.next_session < SESSION_HANDLE_BASE)

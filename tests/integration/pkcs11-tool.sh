@@ -71,5 +71,7 @@ check "CKM_ECDSA on a digest signs and verifies" bash -c "
 	$P11 --login --pin 1234 --sign --id $EC_ID -m ECDSA --signature-format openssl --input-file '$T/digest' --output-file '$T/e3' &&
 	openssl pkeyutl -verify -pubin -inkey '$T/ec.pub' -in '$T/digest' -sigfile '$T/e3'"
 refuse "the private key is not readable (CKA_SENSITIVE)" bash -c "$P11 --login --pin 1234 --read-object --type privkey --id $TLS_ID -o '$T/leak' && test -s '$T/leak'"
+check "pkcs11-tool --test --login: OpenSC's own token test passes" bash -c "
+	$P11 --test --login --pin 1234 >'$T/p11test.txt' 2>&1; rc=\$?; tail -3 '$T/p11test.txt'; test \$rc -eq 0 && grep -q 'No errors' '$T/p11test.txt'"
 check "no key material in the broker log or the audit log" bash -c "! grep -q 'PRIVATE KEY' '$T/broker.log' '$T/audit.jsonl'"
 finish
