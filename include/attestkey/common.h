@@ -37,6 +37,8 @@ bool ak_debug_enabled(void);
 #define ak_debug(...) do { if (ak_debug_enabled()) ak_log(AK_LOG_DEBUG, __VA_ARGS__); } while (0)
 /* Log a failure with OpenSSL's error queue appended, then clear the queue. */
 void ak_log_openssl(enum ak_log_level level, const char *what);
+/* Monotonic microseconds, for the debug timing lines (docs/performance.md). */
+int64_t ak_now_us(void);
 
 /* ---- encodings (thin wrappers; base64url is libjose's) ----------------- */
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */

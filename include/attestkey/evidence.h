@@ -61,6 +61,9 @@ int ev_collect(const struct ev_config *cfg, const uint8_t report_data[AK_BINDING
 /* The simulator behind EV_KIND_SIM; also used by `attestkey sim report`. */
 int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_BINDING_LEN],
 		   json_t **evidence) AK_WUR;
+/* Drop the simulated chip this process loaded (its VCEK key); the next
+ * report loads it again. */
+void ev_sim_forget(void);
 
 /* `attestkey sim init DIR`: a new ARK (RSA-4096 PSS) -> ASK (RSA-4096 PSS)
  * -> VCEK (EC P-384) chain with AMD's extensions, a random chip id and the

@@ -8,6 +8,7 @@
 #define ATTESTKEY_JWE_H
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
 
@@ -20,6 +21,23 @@ int ak_jwe_encrypt(const json_t *jwk_pub, const uint8_t *pt, size_t ptlen,
  * partial plaintext ever reaches the caller. */
 int ak_jwe_decrypt(const json_t *jwk_priv, const json_t *jwe,
 		   struct ak_secbuf *out) AK_WUR;
+
+/* The same on EVP_PKEYs, converted once by the caller (each JWK conversion
+ * costs libjose's EC_KEY_check_key()). recipient/priv must be EC P-384, and
+ * a recipient must come from ak_pkey_from_jwk_p384() (which validated it) or
+ * be a key of our own. */
+int ak_jwe_encrypt_to(EVP_PKEY *recipient, const uint8_t *pt, size_t ptlen,
+		      json_t **jwe_out) AK_WUR;
+int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out) AK_WUR;
+/* A fresh EC P-384 key (its scalar in the secure heap when it is up). The
+ * curve is named "secp384r1": inside an application whose EC methods an
+ * engine took over (libp11), the legacy path knows only that name. */
+EVP_PKEY *ak_ec_p384_generate(void) AK_WUR;
+/* {kty, crv, x, y} of an EC key: never "d". */
+json_t *ak_jwk_from_pkey_public(EVP_PKEY *pkey) AK_WUR;
+/* An EC P-384 public JWK to an EVP_PKEY, validated as SP 800-56A allows for
+ * ephemeral keys (on the curve, not infinity). NULL if it is not one. */
+EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk) AK_WUR;
 
 /* A fresh ephemeral EC P-384 private JWK; ak_jwk_free_secret() wipes "d". */
 json_t *ak_jwk_generate_p384(void) AK_WUR;

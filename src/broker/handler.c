@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct decision {
 	bool have_report;
 	struct ak_snp_report report;
 	json_t *keys; /* labels released */
+	int64_t fetch_us; /* key store read, for the debug timing line */
 };
 
 int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t errlen)
@@ -294,13 +296,14 @@ out:
 
 /* docs/protocol.md §4: the recipient must be an EC P-384 public JWK. Returns
  * a clean copy {kty, crv, x, y} so stray members ("alg", "use", "key_ops")
- * cannot steer libjose. */
-static json_t *check_pubkey(json_t *jwk, struct decision *d)
+ * cannot steer libjose, and the key itself in *pk, checked once for every
+ * key of the release. */
+static json_t *check_pubkey(json_t *jwk, struct decision *d, EVP_PKEY **pk)
 {
 	const char *kty = NULL, *crv = NULL, *x = NULL, *y = NULL;
-	EVP_PKEY *pk = NULL;
 	json_t *clean = NULL;
 
+	*pk = NULL;
 	if (!json_is_object(jwk)) {
 		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "pubkey is not a JWK object");
 		return NULL;
@@ -320,15 +323,13 @@ static json_t *check_pubkey(json_t *jwk, struct decision *d)
 		refuse(d, AK_R_INTERNAL, "out of memory");
 		return NULL;
 	}
-	/* Also proves the point is on the curve (OpenSSL checks it). */
-	pk = jose_openssl_jwk_to_EVP_PKEY(NULL, clean);
-	if (!pk) {
-		ERR_clear_error(); /* this thread serves the next request */
+	/* Also proves the point is on the curve (libjose checks it). */
+	*pk = ak_pkey_from_jwk_p384(clean);
+	if (!*pk) {
 		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "pubkey is not a valid P-384 public key");
 		json_decref(clean);
 		return NULL;
 	}
-	EVP_PKEY_free(pk);
 	return clean;
 }
 
@@ -351,7 +352,7 @@ static json_t *key_item(const struct broker_key *k, const char *member, json_t *
 	return item;
 }
 
-static json_t *release_keys(struct broker *b, const struct broker_token *t, json_t *pubkey,
+static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_PKEY *recipient,
 			    struct decision *d)
 {
 	struct broker_keyset ks = {0};
@@ -359,12 +360,15 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, json
 	json_t *arr = NULL, *item = NULL, *jwe = NULL;
 	size_t i;
 
+	int64_t t0 = ak_now_us();
+
 	if (broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail)) < 0) {
 		refuse(d, AK_R_KEYSTORE, "key store: %s", detail);
 		snprintf(d->client_msg, sizeof(d->client_msg),
 			 "the key store failed; details are in the broker log");
 		goto fail;
 	}
+	d->fetch_us = ak_now_us() - t0;
 	arr = json_array();
 	d->keys = json_array();
 	if (!arr || !d->keys)
@@ -372,7 +376,7 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, json
 	for (i = 0; i < ks.n; i++) {
 		const struct broker_key *k = &ks.keys[i];
 
-		if (ak_jwe_encrypt(pubkey, k->pkcs8.data, k->pkcs8.len, &jwe) < 0) {
+		if (ak_jwe_encrypt_to(recipient, k->pkcs8.data, k->pkcs8.len, &jwe) < 0) {
 			refuse(d, AK_R_INTERNAL, "cannot encrypt key '%s' to the ephemeral key",
 			       k->label);
 			goto fail;
@@ -416,8 +420,11 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	const struct broker_token *t;
 	const char *nonce, *tee, *pin = NULL;
 	json_t *root = NULL, *evidence, *pin_v, *pubkey = NULL, *keys = NULL;
+	EVP_PKEY *recipient = NULL;
+	int64_t ts[4];
 	enum ak_reason r;
 
+	ts[0] = ak_now_us();
 	root = parse_body(req, &d);
 	if (!root)
 		goto out;
@@ -463,7 +470,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		goto out;
 	}
 	/* 5. ephemeral key */
-	pubkey = check_pubkey(json_object_get(root, "pubkey"), &d);
+	pubkey = check_pubkey(json_object_get(root, "pubkey"), &d, &recipient);
 	if (!pubkey)
 		goto out;
 	/* 6. binding (§3) and evidence */
@@ -476,6 +483,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		goto out;
 	}
 	d.msg[0] = '\0';
+	ts[1] = ak_now_us();
 	r = b->snp_verify(b->cfg->snp, evidence, binding, &d.report, d.msg, sizeof(d.msg));
 	if (r != AK_R_OK) {
 		d.reason = r;
@@ -498,9 +506,15 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		goto out;
 	}
 	/* 9. keys */
-	keys = release_keys(b, t, pubkey, &d);
+	ts[2] = ak_now_us();
+	keys = release_keys(b, t, recipient, &d);
 	if (!keys)
 		goto out;
+	ts[3] = ak_now_us();
+	/* one line per release, read by tests/bench/login.sh */
+	ak_debug("token '%s': release timing (us): checks=%" PRId64 " verify=%" PRId64
+		 " fetch=%" PRId64 " wrap=%" PRId64,
+		 t->name, ts[1] - ts[0], ts[2] - ts[1], d.fetch_us, ts[3] - ts[2] - d.fetch_us);
 	rep->body = json_pack("{s:s,s:I,s:o}", "token", t->name, "lease", (json_int_t)b->cfg->lease,
 			      "keys", keys);
 	keys = NULL;
@@ -544,6 +558,7 @@ out:
 		wipe_json_string(json_object_get(root, "pin"));
 	json_decref(root);
 	json_decref(pubkey);
+	EVP_PKEY_free(recipient);
 	json_decref(keys);
 	json_decref(d.keys);
 	ak_memzero(thp, sizeof(thp));

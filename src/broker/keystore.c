@@ -113,6 +113,53 @@ void broker_keyset_clear(struct broker_keyset *ks)
 	ks->n = 0;
 }
 
+static void *memdup_or(const void *p, size_t n, bool *ok)
+{
+	void *d;
+
+	if (!p)
+		return NULL;
+	d = malloc(n ? n : 1);
+	if (!d) {
+		*ok = false;
+		return NULL;
+	}
+	memcpy(d, p, n);
+	return d;
+}
+
+int broker_keyset_copy(const struct broker_keyset *src, struct broker_keyset *dst)
+{
+	size_t i;
+	bool ok = true;
+
+	dst->keys = calloc(src->n ? src->n : 1, sizeof(*dst->keys));
+	dst->n = 0;
+	if (!dst->keys)
+		return -ENOMEM;
+	for (i = 0; i < src->n && ok; i++) {
+		const struct broker_key *s = &src->keys[i];
+		struct broker_key *d = &dst->keys[i];
+
+		dst->n = i + 1;
+		memcpy(d->id, s->id, sizeof(d->id));
+		memcpy(d->type, s->type, sizeof(d->type));
+		d->label = strdup(s->label);
+		d->cert_der = memdup_or(s->cert_der, s->cert_len, &ok);
+		d->cert_len = s->cert_len;
+		/* spki_der is OPENSSL_free()d by key_clear */
+		d->spki_der = s->spki_der ? OPENSSL_memdup(s->spki_der, s->spki_len) : NULL;
+		d->spki_len = s->spki_len;
+		ok = ok && d->label && (d->spki_der || !s->spki_der) &&
+		     ak_secbuf_append(&d->pkcs8, s->pkcs8.data, s->pkcs8.len) == 0;
+	}
+	if (!ok) {
+		broker_keyset_clear(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* RFC 5280 §4.2.1.2 method (1): SHA-1 of the BIT STRING subjectPublicKey
  * (without tag, length and unused-bits count). OpenSSL computes the same
  * for a certificate's subjectKeyIdentifier ("hash"), so tools agree. */

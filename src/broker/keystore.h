@@ -8,9 +8,10 @@
  *   type = file          selects the ops table by name
  *   dir = /etc/...       every other key goes to ops->set()
  *
- * Stores are stateless from the broker's view: fetch() reads the token's
- * keys fresh on every release (replicas share only the store), and returns
- * each private key as DER PKCS#8 in the OpenSSL secure heap.
+ * Stores are stateless from the broker's view: fetch() returns the token's
+ * keys as the store holds them at that moment (replicas share only the
+ * store; the file store re-parses a key only when its files changed), and
+ * returns each private key as DER PKCS#8 in the OpenSSL secure heap.
  */
 #ifndef ATTESTKEY_BROKER_KEYSTORE_H
 #define ATTESTKEY_BROKER_KEYSTORE_H
@@ -40,6 +41,9 @@ struct broker_keyset {
 };
 /* Wipe every private key and free everything; leaves ks empty. */
 void broker_keyset_clear(struct broker_keyset *ks);
+/* A deep copy (private keys into the secure heap). 0 or -ENOMEM; dst is
+ * empty on failure. */
+int broker_keyset_copy(const struct broker_keyset *src, struct broker_keyset *dst) AK_WUR;
 
 struct broker_keystore_ops {
 	const char *type; /* the value of "type =" */

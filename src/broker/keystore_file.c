@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The file key store: DIR/<token>/<label>.key (unencrypted PKCS#8 PEM, RSA
- * or EC) with an optional DIR/<token>/<label>.crt (PEM X.509). Read fresh on
- * every fetch, straight into the secure heap.
+ * or EC) with an optional DIR/<token>/<label>.crt (PEM X.509), read straight
+ * into the secure heap, and parsed again whenever its files change.
  */
 #include "config.h"
 
@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +26,58 @@
 #define MAX_KEY_FILE (1u << 20)
 #define MAX_KEYS_PER_TOKEN 256
 
+/*
+ * Parsing a key (OpenSSL 3.0's decoders) costs more than a release's ECDH:
+ * the store keeps each token's parsed keys, in the secure heap, with the
+ * identity (device, inode, size, mtime) of every file they came from. A
+ * fetch still lists and stats the directory, and parses again whenever a
+ * key or certificate file was added, removed or changed, so a fetch always
+ * answers what the files hold (stat before read: a file changed while it
+ * was read is seen as changed at the next fetch).
+ */
+struct file_sig {
+	struct stat key, cert; /* cert zeroed when there is none */
+};
+
+struct token_cache {
+	char *token;
+	char **names; /* the *.key file names, sorted */
+	struct file_sig *sigs;
+	size_t n;
+	struct broker_keyset ks;
+	struct token_cache *next;
+};
+
 struct file_store {
 	char *dir;
+	pthread_mutex_t lock; /* cache */
+	struct token_cache *cache;
 };
 
 static int file_create(void **ctx)
 {
-	*ctx = calloc(1, sizeof(struct file_store));
-	return *ctx ? 0 : -ENOMEM;
+	struct file_store *fs = calloc(1, sizeof(*fs));
+
+	*ctx = fs;
+	if (!fs)
+		return -ENOMEM;
+	pthread_mutex_init(&fs->lock, NULL);
+	return 0;
+}
+
+static void cache_free(struct token_cache *tc)
+{
+	size_t i;
+
+	if (!tc)
+		return;
+	for (i = 0; tc->names && i < tc->n; i++)
+		free(tc->names[i]);
+	free(tc->names);
+	free(tc->sigs);
+	free(tc->token);
+	broker_keyset_clear(&tc->ks);
+	free(tc);
 }
 
 static int file_set(void *ctx, const char *key, const char *value, char *err, size_t errlen)
@@ -86,6 +132,13 @@ static void file_destroy(void *ctx)
 {
 	struct file_store *fs = ctx;
 
+	while (fs->cache) {
+		struct token_cache *next = fs->cache->next;
+
+		cache_free(fs->cache);
+		fs->cache = next;
+	}
+	pthread_mutex_destroy(&fs->lock);
 	free(fs->dir);
 	free(fs);
 }
@@ -146,11 +199,86 @@ out:
 	return ret;
 }
 
+static void file_sig_of(const char *tdir, const char *fname, struct file_sig *sig)
+{
+	char path[PATH_MAX];
+	size_t label_len = strlen(fname) - strlen(KEY_SUFFIX);
+
+	memset(sig, 0, sizeof(*sig));
+	if (snprintf(path, sizeof(path), "%s/%s", tdir, fname) < (int)sizeof(path))
+		(void)stat(path, &sig->key);
+	if (snprintf(path, sizeof(path), "%s/%.*s%s", tdir, (int)label_len, fname, CERT_SUFFIX) <
+	    (int)sizeof(path))
+		(void)stat(path, &sig->cert);
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* A copy of the cached keys of token if its files are those of names/sigs. */
+static bool cache_lookup(struct file_store *fs, const char *token, struct dirent **names,
+			 const struct file_sig *sigs, size_t n, struct broker_keyset *out)
+{
+	struct token_cache *tc;
+	bool hit = false;
+	size_t i;
+
+	pthread_mutex_lock(&fs->lock);
+	for (tc = fs->cache; tc && strcmp(tc->token, token) != 0; tc = tc->next)
+		;
+	if (tc && tc->n == n) {
+		for (i = 0; i < n; i++) {
+			if (strcmp(tc->names[i], names[i]->d_name) != 0 ||
+			    !same_stat(&tc->sigs[i].key, &sigs[i].key) ||
+			    !same_stat(&tc->sigs[i].cert, &sigs[i].cert))
+				break;
+		}
+		hit = i == n && broker_keyset_copy(&tc->ks, out) == 0;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return hit;
+}
+
+/* Remember a fresh load (best effort: on failure nothing is cached). */
+static void cache_store(struct file_store *fs, const char *token, struct dirent **names,
+			struct file_sig *sigs, size_t n, const struct broker_keyset *ks)
+{
+	struct token_cache *tc = calloc(1, sizeof(*tc)), **pp;
+	size_t i;
+
+	if (!tc)
+		return;
+	tc->token = strdup(token);
+	tc->names = calloc(n, sizeof(*tc->names));
+	tc->sigs = malloc(n * sizeof(*sigs));
+	tc->n = n;
+	for (i = 0; tc->names && i < n; i++) {
+		if (!(tc->names[i] = strdup(names[i]->d_name)))
+			break;
+	}
+	if (!tc->token || !tc->names || i < n || !tc->sigs || broker_keyset_copy(ks, &tc->ks) < 0) {
+		cache_free(tc);
+		return;
+	}
+	memcpy(tc->sigs, sigs, n * sizeof(*sigs));
+	pthread_mutex_lock(&fs->lock);
+	for (pp = &fs->cache; *pp && strcmp((*pp)->token, token) != 0; pp = &(*pp)->next)
+		;
+	tc->next = *pp ? (*pp)->next : NULL;
+	cache_free(*pp);
+	*pp = tc;
+	pthread_mutex_unlock(&fs->lock);
+}
+
 static int file_fetch(void *ctx, const char *token, struct broker_keyset *out, char *err,
 		      size_t errlen)
 {
 	struct file_store *fs = ctx;
 	struct dirent **names = NULL;
+	struct file_sig *sigs = NULL;
 	char tdir[PATH_MAX];
 	int i, n = -1, ret = -EINVAL;
 
@@ -181,6 +309,17 @@ static int file_fetch(void *ctx, const char *token, struct broker_keyset *out, c
 		ret = -E2BIG;
 		goto out;
 	}
+	sigs = calloc((size_t)n, sizeof(*sigs));
+	if (!sigs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		file_sig_of(tdir, names[i]->d_name, &sigs[i]);
+	if (cache_lookup(fs, token, names, sigs, (size_t)n, out)) {
+		ret = 0;
+		goto out;
+	}
 	out->keys = calloc((size_t)n, sizeof(*out->keys));
 	if (!out->keys) {
 		ret = -ENOMEM;
@@ -192,11 +331,13 @@ static int file_fetch(void *ctx, const char *token, struct broker_keyset *out, c
 		if (ret < 0)
 			goto out;
 	}
+	cache_store(fs, token, names, sigs, (size_t)n, out);
 	ret = 0;
 out:
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+	free(sigs);
 	return ret;
 }
 

@@ -10,33 +10,216 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jose/jose.h>
+#include <jose/openssl.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 
 #include "attestkey/jwe.h"
 #include "attestkey/protocol.h"
 
 #define PROFILE_ALG "ECDH-ES"
 #define PROFILE_ENC "A256GCM"
+#define PROFILE_KEY_BYTES 32
 
-int ak_jwe_encrypt(const json_t *jwk_pub, const uint8_t *pt, size_t ptlen, json_t **jwe_out)
+/*
+ * ECDH-ES key agreement (RFC 7518 section 4.6) on EVP_PKEYs. libjose's
+ * jose_jwe_enc()/jose_jwe_dec_jwk() convert every JWK to an EC_KEY and run
+ * EC_KEY_check_key() on each call: two or three extra P-384 scalar
+ * multiplications per key released, most of a login's CPU time
+ * (docs/performance.md). Here each key is converted once per login (the
+ * broker checks the recipient once per release), and the content
+ * encryption, the JWE structure and its serialisation stay with libjose
+ * (jose_jwe_enc_cek / jose_jwe_dec_cek_io). The unit tests check both
+ * directions against libjose's own ECDH-ES.
+ *
+ * The direct-agreement CEK is Concat KDF (SP 800-56A; OpenSSL's "SSKDF"
+ * with SHA-256) over Z, with OtherInfo = AlgorithmID "A256GCM", empty
+ * PartyUInfo and PartyVInfo (the profile refuses "apu"/"apv"), and
+ * SuppPubInfo = 256.
+ */
+static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
 {
-	json_t *jwe = NULL;
+	static const uint8_t other_info[] = {
+		0, 0, 0, 7, 'A', '2', '5', '6', 'G', 'C', 'M', /* AlgorithmID */
+		0, 0, 0, 0,                                   /* PartyUInfo */
+		0, 0, 0, 0,                                   /* PartyVInfo */
+		0, 0, 1, 0,                                   /* SuppPubInfo: 256 */
+	};
+	uint8_t z[66], dk[PROFILE_KEY_BYTES];
+	size_t zlen = sizeof(z);
+	EVP_PKEY_CTX *dctx = NULL;
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *kctx = NULL;
+	OSSL_PARAM params[4];
+	json_t *k = NULL;
+	int ret = -EINVAL;
+
+	*cek_out = NULL;
+	dctx = EVP_PKEY_CTX_new_from_pkey(NULL, mine, NULL);
+	/* validate_peer = 0: every peer here comes from ak_pkey_from_jwk_p384(),
+	 * which has validated it; OpenSSL's full check would be one more
+	 * scalar multiplication per key (docs/performance.md) */
+	if (!dctx || EVP_PKEY_derive_init(dctx) <= 0 ||
+	    EVP_PKEY_derive_set_peer_ex(dctx, peer, 0) <= 0 ||
+	    EVP_PKEY_derive(dctx, z, &zlen) <= 0)
+		goto out;
+	kdf = EVP_KDF_fetch(NULL, "SSKDF", NULL);
+	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, zlen);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)other_info,
+						      sizeof(other_info));
+	params[3] = OSSL_PARAM_construct_end();
+	if (!kctx || EVP_KDF_derive(kctx, dk, sizeof(dk), params) <= 0)
+		goto out;
+	k = jose_b64_enc(dk, sizeof(dk));
+	*cek_out = k ? json_pack("{s:s,s:s,s:o}", "kty", "oct", "alg", PROFILE_ENC, "k", k) : NULL;
+	ret = *cek_out ? 0 : -ENOMEM;
+out:
+	ERR_clear_error();
+	OPENSSL_cleanse(z, sizeof(z));
+	OPENSSL_cleanse(dk, sizeof(dk));
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	EVP_PKEY_CTX_free(dctx);
+	return ret;
+}
+
+static bool is_p384(EVP_PKEY *pkey)
+{
+	char group[32];
+
+	return pkey && EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC &&
+	       EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+					      sizeof(group), NULL) &&
+	       strcmp(group, "secp384r1") == 0;
+}
+
+EVP_PKEY *ak_ec_p384_generate(void)
+{
+	EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp384r1");
+
+	if (!pkey)
+		ak_log_openssl(AK_LOG_ERR, "cannot generate an EC P-384 key");
+	return pkey;
+}
+
+json_t *ak_jwk_from_pkey_public(EVP_PKEY *pkey)
+{
+	json_t *full = jose_openssl_jwk_from_EVP_PKEY(NULL, pkey), *pub = NULL;
+
+	if (full)
+		pub = json_pack("{s:O,s:O,s:O,s:O}", "kty", json_object_get(full, "kty"), "crv",
+				json_object_get(full, "crv"), "x", json_object_get(full, "x"), "y",
+				json_object_get(full, "y"));
+	ak_jwk_free_secret(full); /* it carried "d" */
+	return pub;
+}
+
+/*
+ * An EC P-384 public JWK to an EVP_PKEY with the partial public-key
+ * validation of NIST SP 800-56A rev. 3, section 5.6.2.3.4, which that
+ * standard allows for ephemeral keys: coordinates of the field size, point on
+ * the curve and not at infinity (EVP_PKEY_public_check_quick). P-384 has
+ * cofactor 1, so the full check's extra n*Q multiplication (what libjose's
+ * jose_openssl_jwk_to_EVP_PKEY runs) adds nothing for it. libjose decodes
+ * the base64url.
+ */
+EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk)
+{
+	const char *kty = NULL, *crv = NULL, *x = NULL, *y = NULL;
+	size_t xl = 0, yl = 0;
+	uint8_t pt[1 + 2 * 48];
+	EVP_PKEY_CTX *ctx = NULL, *chk = NULL;
+	EVP_PKEY *pkey = NULL;
+	OSSL_PARAM params[3];
+
+	if (json_unpack((json_t *)jwk, "{s:s,s:s,s:s%,s:s%}", "kty", &kty, "crv", &crv, "x", &x,
+			&xl, "y", &y, &yl) < 0 ||
+	    strcmp(kty, "EC") != 0 || strcmp(crv, "P-384") != 0 ||
+	    jose_b64_dec_buf(x, xl, NULL, 0) != 48 || jose_b64_dec_buf(y, yl, NULL, 0) != 48)
+		return NULL;
+	pt[0] = 0x04; /* uncompressed point */
+	if (jose_b64_dec_buf(x, xl, pt + 1, 48) != 48 || jose_b64_dec_buf(y, yl, pt + 49, 48) != 48)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"secp384r1", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt));
+	params[2] = OSSL_PARAM_construct_end();
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		/* An engine that took over EC (libp11 in nginx or openssl) makes
+		 * this a legacy context, which cannot import: let libjose build
+		 * the key the legacy way, with its full check. */
+		EVP_PKEY_CTX_free(ctx);
+		ERR_clear_error();
+		pkey = jose_openssl_jwk_to_EVP_PKEY(NULL, jwk);
+		if (is_p384(pkey))
+			return pkey;
+		ctx = NULL;
+		goto fail;
+	}
+	chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	if (!chk || EVP_PKEY_public_check_quick(chk) != 1 || !is_p384(pkey))
+		goto fail;
+	EVP_PKEY_CTX_free(chk);
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+fail:
+	ERR_clear_error();
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(chk);
+	EVP_PKEY_CTX_free(ctx);
+	return NULL;
+}
+
+int ak_jwe_encrypt_to(EVP_PKEY *recipient, const uint8_t *pt, size_t ptlen, json_t **jwe_out)
+{
+	EVP_PKEY *epk = NULL;
+	json_t *jwe = NULL, *epk_jwk = NULL, *cek = NULL;
 	int ret = -EINVAL;
 
 	*jwe_out = NULL;
-	if (!jwk_pub || !pt)
+	if (!is_p384(recipient) || !pt)
 		return -EINVAL;
-	jwe = json_pack("{s:{s:s,s:s}}", "protected", "alg", PROFILE_ALG, "enc", PROFILE_ENC);
-	if (!jwe)
-		return -ENOMEM;
-	if (!jose_jwe_enc(NULL, jwe, NULL, jwk_pub, pt, ptlen)) {
-		ak_log(AK_LOG_ERR, "JWE encryption to the ephemeral key failed");
+	epk = ak_ec_p384_generate();
+	epk_jwk = epk ? ak_jwk_from_pkey_public(epk) : NULL;
+	if (!epk_jwk || ecdh_es_cek(epk, recipient, &cek) < 0)
+		goto out;
+	/* the shape jose_jwe_enc() gives: epk in the unprotected header */
+	jwe = json_pack("{s:{s:s,s:s},s:{s:O}}", "protected", "alg", PROFILE_ALG, "enc",
+			PROFILE_ENC, "header", "epk", epk_jwk);
+	if (!jwe) {
+		ret = -ENOMEM;
 		goto out;
 	}
+	if (!jose_jwe_enc_cek(NULL, jwe, cek, pt, ptlen))
+		goto out;
 	*jwe_out = jwe;
 	jwe = NULL;
 	ret = 0;
 out:
+	if (ret < 0)
+		ak_log(AK_LOG_ERR, "JWE encryption to the ephemeral key failed");
 	json_decref(jwe);
+	json_decref(epk_jwk);
+	ak_jwk_free_secret(cek);
+	EVP_PKEY_free(epk); /* its scalar is wiped with it */
+	return ret;
+}
+
+int ak_jwe_encrypt(const json_t *jwk_pub, const uint8_t *pt, size_t ptlen, json_t **jwe_out)
+{
+	EVP_PKEY *pub = jwk_pub ? ak_pkey_from_jwk_p384(jwk_pub) : NULL;
+	int ret;
+
+	*jwe_out = NULL;
+	if (!pub)
+		return -EINVAL;
+	ret = ak_jwe_encrypt_to(pub, pt, ptlen, jwe_out);
+	EVP_PKEY_free(pub);
 	return ret;
 }
 
@@ -88,8 +271,9 @@ static int check_header(const json_t *jwe)
 		       enc, PROFILE_ALG, PROFILE_ENC);
 		goto out;
 	}
-	if (json_object_get(hdr, "zip") || json_object_get(hdr, "crit")) {
-		ak_log(AK_LOG_ERR, "release envelope: JWE \"zip\"/\"crit\" headers are refused");
+	if (json_object_get(hdr, "zip") || json_object_get(hdr, "crit") ||
+	    json_object_get(hdr, "apu") || json_object_get(hdr, "apv")) {
+		ak_log(AK_LOG_ERR, "release envelope: JWE \"zip\", \"crit\", \"apu\" and \"apv\" headers are refused");
 		goto out;
 	}
 	ret = 0;
@@ -98,18 +282,19 @@ out:
 	return ret;
 }
 
-int ak_jwe_decrypt(const json_t *jwk_priv, const json_t *jwe, struct ak_secbuf *out)
+int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out)
 {
 	struct secsink *sink = NULL;
 	jose_io_t *io = NULL;
-	json_t *cek = NULL;
+	json_t *cek = NULL, *hdr = NULL;
+	EVP_PKEY *epk = NULL;
 	uint8_t *ct = NULL;
 	size_t ctlen = 0;
 	const char *ct_b64;
 	int ret = -EINVAL;
 
 	ak_secbuf_clear(out);
-	if (!jwk_priv || !jwe || !json_is_object(jwe)) {
+	if (!is_p384(priv) || !jwe || !json_is_object(jwe)) {
 		ak_log(AK_LOG_ERR, "release envelope: not a JWE object");
 		return -EINVAL;
 	}
@@ -122,9 +307,14 @@ int ak_jwe_decrypt(const json_t *jwk_priv, const json_t *jwe, struct ak_secbuf *
 		ak_log(AK_LOG_ERR, "release envelope: JWE ciphertext missing or not base64url");
 		goto out;
 	}
-	cek = jose_jwe_dec_jwk(NULL, jwe, NULL, jwk_priv);
-	if (!cek) {
-		ak_log(AK_LOG_ERR, "release envelope: the JWE is not for our ephemeral key");
+	hdr = jose_jwe_hdr(jwe, jwe);
+	epk = hdr ? ak_pkey_from_jwk_p384(json_object_get(hdr, "epk")) : NULL;
+	if (!epk) {
+		ak_log(AK_LOG_ERR, "release envelope: the JWE has no valid EC P-384 \"epk\"");
+		goto out;
+	}
+	if (ecdh_es_cek(priv, epk, &cek) < 0) {
+		ak_log(AK_LOG_ERR, "release envelope: ECDH-ES with our ephemeral key failed");
 		goto out;
 	}
 	sink = calloc(1, sizeof(*sink));
@@ -152,9 +342,28 @@ out:
 	if (sink)
 		jose_io_decref(&sink->io);
 	ak_jwk_free_secret(cek);
+	json_decref(hdr);
+	EVP_PKEY_free(epk);
 	free(ct);
 	if (ret < 0)
 		ak_secbuf_clear(out);
+	return ret;
+}
+
+int ak_jwe_decrypt(const json_t *jwk_priv, const json_t *jwe, struct ak_secbuf *out)
+{
+	EVP_PKEY *priv = jwk_priv ? jose_openssl_jwk_to_EVP_PKEY(NULL, jwk_priv) : NULL;
+	int ret;
+
+	ak_secbuf_clear(out);
+	if (!is_p384(priv)) {
+		EVP_PKEY_free(priv);
+		ERR_clear_error();
+		ak_log(AK_LOG_ERR, "release envelope: the private JWK is not an EC P-384 key");
+		return -EINVAL;
+	}
+	ret = ak_jwe_decrypt_with(priv, jwe, out);
+	EVP_PKEY_free(priv);
 	return ret;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <openssl/err.h>
 
 #include "attestkey/common.h"
@@ -93,4 +94,12 @@ void ak_log_openssl(enum ak_log_level level, const char *what)
 		ERR_error_string_n(e, buf, sizeof(buf));
 	ak_log(level, "%s: %s", what, buf);
 	ERR_clear_error();
+}
+
+int64_t ak_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

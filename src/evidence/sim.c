@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -445,19 +446,158 @@ static int x509_der(X509 *x, unsigned char **der, size_t *len)
 	return 0;
 }
 
+/*
+ * The chip: its certificates (DER), the VCEK key and what the VCEK says.
+ * Loaded from the simulator directory once and kept while the four files
+ * are unchanged (device, inode, size, mtime), so a login pays for signing
+ * a report, as on real hardware, and not for parsing PEM files; `attestkey
+ * sim init` over the same directory is seen at the next report.
+ */
+static const char *const chip_files[] = { "vcek.pem", "ask.pem", "ark.pem", "vcek.key" };
+
+struct chip {
+	char *dir;
+	struct stat st[4];
+	unsigned char *vder, *askder, *arkder;
+	size_t vlen, asklen, arklen;
+	EVP_PKEY *key;
+	struct ak_snp_vcek_ext ext;
+	uint64_t tcb;
+	unsigned refs; /* the cache's reference and each collector's */
+};
+
+static pthread_mutex_t chip_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct chip *chip_cache;
+
+static void chip_unref(struct chip *c)
+{
+	bool last;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&chip_lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&chip_lock);
+	if (!last)
+		return;
+	free(c->dir);
+	OPENSSL_free(c->vder);
+	OPENSSL_free(c->askder);
+	OPENSSL_free(c->arkder);
+	EVP_PKEY_free(c->key);
+	free(c);
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void chip_stat(const char *dir, struct stat st[4])
+{
+	size_t i;
+
+	for (i = 0; i < AK_ARRAY_SIZE(chip_files); i++) {
+		char *path = path_join(dir, chip_files[i]);
+
+		if (!path || stat(path, &st[i]) < 0)
+			memset(&st[i], 0, sizeof(st[i]));
+		free(path);
+	}
+}
+
+static struct chip *chip_load(const char *dir, const struct stat st[4])
+{
+	struct chip *c = calloc(1, sizeof(*c));
+	X509 *vcek = NULL, *ask = NULL, *ark = NULL;
+	bool ok = false;
+
+	if (!c || !(c->dir = strdup(dir)))
+		goto out;
+	memcpy(c->st, st, sizeof(c->st));
+	c->refs = 1;
+	/* One line for the first missing file, not one per file. */
+	if (!(vcek = read_cert(dir, "vcek.pem")) || !(ask = read_cert(dir, "ask.pem")) ||
+	    !(ark = read_cert(dir, "ark.pem")) || !(c->key = read_key(dir, "vcek.key")))
+		goto out;
+	if (X509_check_private_key(vcek, c->key) != 1) {
+		ERR_clear_error();
+		ak_log(AK_LOG_ERR, "sim: %s/vcek.key does not belong to vcek.pem", dir);
+		goto out;
+	}
+	if (x509_der(vcek, &c->vder, &c->vlen) || x509_der(ask, &c->askder, &c->asklen) ||
+	    x509_der(ark, &c->arkder, &c->arklen))
+		goto out;
+	/* The chip id and TCB live where a verifier reads them: the VCEK. */
+	if (ak_snp_vcek_ext_parse(c->vder, c->vlen, &c->ext) < 0 || c->ext.hwid_len != 64 ||
+	    !c->ext.has_tcb) {
+		ak_log(AK_LOG_ERR, "sim: %s/vcek.pem lacks the hwID or TCB extensions", dir);
+		goto out;
+	}
+	c->tcb = ak_snp_vcek_ext_tcb(&c->ext, AK_SNP_TCB_MILAN_GENOA);
+	ok = true;
+out:
+	X509_free(vcek);
+	X509_free(ask);
+	X509_free(ark);
+	if (!ok && c) {
+		c->refs = 1;
+		chip_unref(c);
+		c = NULL;
+	}
+	return c;
+}
+
+void ev_sim_forget(void)
+{
+	struct chip *c;
+
+	pthread_mutex_lock(&chip_lock);
+	c = chip_cache;
+	chip_cache = NULL;
+	pthread_mutex_unlock(&chip_lock);
+	chip_unref(c);
+}
+
+/* The chip of dir, from the cache when its files are unchanged. */
+static struct chip *chip_get(const char *dir)
+{
+	struct stat st[4];
+	struct chip *c, *old = NULL;
+
+	chip_stat(dir, st);
+	pthread_mutex_lock(&chip_lock);
+	c = chip_cache;
+	if (c && strcmp(c->dir, dir) == 0 && same_file(&c->st[0], &st[0]) &&
+	    same_file(&c->st[1], &st[1]) && same_file(&c->st[2], &st[2]) &&
+	    same_file(&c->st[3], &st[3])) {
+		c->refs++;
+		pthread_mutex_unlock(&chip_lock);
+		return c;
+	}
+	pthread_mutex_unlock(&chip_lock);
+	c = chip_load(dir, st);
+	if (!c)
+		return NULL;
+	pthread_mutex_lock(&chip_lock);
+	old = chip_cache;
+	chip_cache = c;
+	c->refs++; /* the cache's and ours */
+	pthread_mutex_unlock(&chip_lock);
+	chip_unref(old);
+	return c;
+}
+
 int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_BINDING_LEN],
 		   json_t **evidence)
 {
 	struct ak_snp_cert_entry ents[3];
-	struct ak_snp_vcek_ext ext;
 	struct ak_snp_report r;
-	X509 *vcek = NULL, *ask = NULL, *ark = NULL;
-	EVP_PKEY *key = NULL;
-	unsigned char *vder = NULL, *askder = NULL, *arkder = NULL;
-	size_t vlen = 0, asklen = 0, arklen = 0, tlen = 0;
+	struct chip *chip = NULL;
 	uint8_t rep[AK_SNP_REPORT_LEN], *table = NULL;
 	char *rep_b64 = NULL, *tab_b64 = NULL;
-	uint64_t chip_tcb;
+	size_t tlen = 0;
 	int ret = -EINVAL;
 
 	*evidence = NULL;
@@ -479,24 +619,9 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
-	/* One line for the first missing file, not one per file. */
-	if (!(vcek = read_cert(p->dir, "vcek.pem")) || !(ask = read_cert(p->dir, "ask.pem")) ||
-	    !(ark = read_cert(p->dir, "ark.pem")) || !(key = read_key(p->dir, "vcek.key")))
+	chip = chip_get(p->dir);
+	if (!chip)
 		goto out;
-	if (X509_check_private_key(vcek, key) != 1) {
-		ERR_clear_error();
-		ak_log(AK_LOG_ERR, "sim: %s/vcek.key does not belong to vcek.pem", p->dir);
-		goto out;
-	}
-	if (x509_der(vcek, &vder, &vlen) || x509_der(ask, &askder, &asklen) ||
-	    x509_der(ark, &arkder, &arklen))
-		goto out;
-	/* The chip id and TCB live where a verifier reads them: the VCEK. */
-	if (ak_snp_vcek_ext_parse(vder, vlen, &ext) < 0 || ext.hwid_len != 64 || !ext.has_tcb) {
-		ak_log(AK_LOG_ERR, "sim: %s/vcek.pem lacks the hwID or TCB extensions", p->dir);
-		goto out;
-	}
-	chip_tcb = ak_snp_vcek_ext_tcb(&ext, AK_SNP_TCB_MILAN_GENOA);
 
 	memset(&r, 0, sizeof(r));
 	r.version = p->version;
@@ -504,7 +629,7 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 	r.policy = p->policy;
 	r.vmpl = p->vmpl;
 	r.sig_algo = AK_SNP_SIG_ALGO_ECDSA_P384_SHA384;
-	r.current_tcb = chip_tcb;
+	r.current_tcb = chip->tcb;
 	r.platform_info = 0x1; /* SMT enabled */
 	r.key_info = AK_SNP_SIGNING_KEY_VCEK << 2;
 	memcpy(r.report_data, report_data, sizeof(r.report_data));
@@ -514,35 +639,35 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 		goto out;
 	/* No migration agent: REPORT_ID_MA is all ones (ABI spec). */
 	memset(r.report_id_ma, 0xff, sizeof(r.report_id_ma));
-	r.reported_tcb = p->reported_tcb_set ? p->reported_tcb : chip_tcb;
+	r.reported_tcb = p->reported_tcb_set ? p->reported_tcb : chip->tcb;
 	if (r.version >= 3) {
 		/* CPUID Fn0000_0001 family/model/stepping of a Milan or Genoa part. */
-		bool genoa = !strncasecmp(ext.product, "Genoa", 5);
+		bool genoa = !strncasecmp(chip->ext.product, "Genoa", 5);
 
 		r.cpuid_fam = 0x19;
 		r.cpuid_mod = genoa ? 0x11 : 0x01;
 		r.cpuid_step = 0x01;
 	}
-	memcpy(r.chip_id, ext.hwid, sizeof(r.chip_id));
-	r.committed_tcb = chip_tcb;
-	r.launch_tcb = chip_tcb;
+	memcpy(r.chip_id, chip->ext.hwid, sizeof(r.chip_id));
+	r.committed_tcb = chip->tcb;
+	r.launch_tcb = chip->tcb;
 	r.current_major = r.committed_major = 1;
 	r.current_minor = r.committed_minor = 55;
 	r.current_build = r.committed_build = 21;
 	ak_snp_report_serialize(&r, rep);
-	if ((ret = sign_report(key, rep)) < 0)
+	if ((ret = sign_report(chip->key, rep)) < 0)
 		goto out;
 	ret = -EINVAL;
 
 	snprintf(ents[0].guid, sizeof(ents[0].guid), "%s", AK_SNP_GUID_VCEK);
-	ents[0].der = vder;
-	ents[0].der_len = vlen;
+	ents[0].der = chip->vder;
+	ents[0].der_len = chip->vlen;
 	snprintf(ents[1].guid, sizeof(ents[1].guid), "%s", AK_SNP_GUID_ASK);
-	ents[1].der = askder;
-	ents[1].der_len = asklen;
+	ents[1].der = chip->askder;
+	ents[1].der_len = chip->asklen;
 	snprintf(ents[2].guid, sizeof(ents[2].guid), "%s", AK_SNP_GUID_ARK);
-	ents[2].der = arkder;
-	ents[2].der_len = arklen;
+	ents[2].der = chip->arkder;
+	ents[2].der_len = chip->arklen;
 	if ((ret = ak_snp_certtable_build(ents, 3, &table, &tlen)) < 0)
 		goto out;
 	ret = -ENOMEM;
@@ -558,12 +683,6 @@ out:
 	free(rep_b64);
 	free(tab_b64);
 	free(table);
-	OPENSSL_free(vder);
-	OPENSSL_free(askder);
-	OPENSSL_free(arkder);
-	EVP_PKEY_free(key);
-	X509_free(vcek);
-	X509_free(ask);
-	X509_free(ark);
+	chip_unref(chip);
 	return ret;
 }

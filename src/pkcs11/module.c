@@ -443,6 +443,7 @@ static CK_RV p11_C_Finalize(CK_VOID_PTR pReserved)
 	}
 	sessions_free_inlock();
 	tokens_free_inlock(); /* wipes every key of this process */
+	ev_sim_forget();
 	p11_config_clear(&g.cfg);
 	g.initialized = false;
 	pthread_mutex_unlock(&g.lock);

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,10 @@ struct client {
 	const char *token;
 	size_t cur;           /* broker that answered last */
 	char failures[1024];  /* transport failures, for the one final line */
+	CURL *h;              /* one handle per login: the release reuses the
+			       * challenge's TLS connection (keep-alive) */
+	int64_t unwrap_us;    /* JWE decryption, all keys (debug timing) */
+	int64_t objects_us;   /* PKCS#8 parse and object creation, all keys */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -104,7 +109,11 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	while (blen && base[blen - 1] == '/')
 		blen--;
 	snprintf(url, sizeof(url), "%.*s%s", (int)blen, base, path);
-	h = curl_easy_init();
+	if (c->h)
+		curl_easy_reset(c->h); /* keeps its connection and TLS session */
+	else
+		c->h = curl_easy_init();
+	h = c->h;
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
 	if (req && hdrs)
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -159,7 +168,7 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 out:
 	curl_slist_free_all(hdrs);
 	if (h)
-		curl_easy_cleanup(h);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL); /* hdrs is gone */
 	free(b.data);
 	return rv;
 }
@@ -287,7 +296,7 @@ static int key_type_of(const char *type)
 }
 
 /* Unwrap one key of the release into the key set (section 4). */
-static CK_RV unwrap_key(struct client *c, const json_t *jwk, const json_t *k, size_t idx,
+static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t idx,
 			struct p11_keyset *ks)
 {
 	const char *label = json_string_value(json_object_get(k, "label"));
@@ -300,6 +309,7 @@ static CK_RV unwrap_key(struct client *c, const json_t *jwk, const json_t *k, si
 	size_t id_len = 0, cert_len = 0;
 	const uint8_t *p;
 	EVP_PKEY *pkey = NULL;
+	int64_t t0, t1;
 	int want;
 	CK_RV rv = CKR_DEVICE_ERROR;
 
@@ -330,11 +340,14 @@ static CK_RV unwrap_key(struct client *c, const json_t *jwk, const json_t *k, si
 			goto out;
 		}
 	}
-	if (ak_jwe_decrypt(jwk, jwe, &pt) < 0) {
+	t0 = ak_now_us();
+	if (ak_jwe_decrypt_with(eph, jwe, &pt) < 0) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s' could not be decrypted (not the JWE profile of protocol v1, or its tag does not verify)",
 		       c->token, label);
 		goto out;
 	}
+	t1 = ak_now_us();
+	c->unwrap_us += t1 - t0;
 	/* PKCS#8 PrivateKeyInfo; with the secure heap up, OpenSSL keeps the
 	 * private BIGNUMs in it. */
 	p = pt.data;
@@ -352,6 +365,7 @@ static CK_RV unwrap_key(struct client *c, const json_t *jwk, const json_t *k, si
 	}
 	rv = p11_keyset_add(ks, pkey, label, id, id_len, cert, cert_len);
 	pkey = NULL; /* taken over, even on failure */
+	c->objects_us += ak_now_us() - t1;
 	if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s': %s", c->token, label,
 		       rv == CKR_DATA_INVALID ? "its certificate is not DER X.509"
@@ -381,16 +395,19 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 {
 	struct client c = { .cfg = cfg, .token = token };
 	struct p11_keyset *ks = NULL;
-	json_t *jwk = NULL, *pub = NULL, *evidence = NULL, *req = NULL, *resp = NULL;
+	json_t *pub = NULL, *evidence = NULL, *req = NULL, *resp = NULL;
+	EVP_PKEY *eph = NULL;
 	json_t *jpin = NULL, *keys, *k;
 	char *nonce = NULL, *body = NULL;
 	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
 	const char *tee = NULL;
+	int64_t t[5];
 	long status = 0;
 	size_t i;
 	CK_RV rv = CKR_HOST_MEMORY;
 
 	*out = NULL;
+	t[0] = ak_now_us();
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_status != CURLE_OK) {
 		ak_log(AK_LOG_ERR, "token '%s': libcurl cannot be initialised: %s", token,
@@ -405,16 +422,18 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	rv = challenge(&c, &nonce);
 	if (rv != CKR_OK)
 		goto out;
+	t[1] = ak_now_us();
 
 	/* Ephemeral key and binding, docs/protocol.md section 3. */
 	rv = CKR_FUNCTION_FAILED;
-	jwk = ak_jwk_generate_p384();
-	pub = jwk ? ak_jwk_public(jwk) : NULL;
+	eph = ak_ec_p384_generate();
+	pub = eph ? ak_jwk_from_pkey_public(eph) : NULL;
 	if (!pub || ak_jwk_thumbprint(pub, thp) < 0 ||
 	    ak_binding_compute(nonce, token, thp, binding) < 0) {
 		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral P-384 key", token);
 		goto out;
 	}
+	t[2] = ak_now_us();
 	if (ev_collect(&cfg->ev, binding, &tee, &evidence) < 0) {
 		/* the collector logged what failed */
 		rv = CKR_DEVICE_ERROR;
@@ -440,7 +459,9 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	body = dump(req);
 	if (!body)
 		goto out;
+	t[3] = ak_now_us();
 	rv = post(&c, AK_PROTOCOL_PATH_KEYS, body, &status, &resp);
+	t[4] = ak_now_us();
 	if (rv != CKR_OK)
 		goto out;
 	if (status != 200) {
@@ -463,7 +484,7 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		goto out;
 	}
 	json_array_foreach(keys, i, k) {
-		rv = json_is_object(k) ? unwrap_key(&c, jwk, k, i, ks) : CKR_DEVICE_ERROR;
+		rv = json_is_object(k) ? unwrap_key(&c, eph, k, i, ks) : CKR_DEVICE_ERROR;
 		if (rv != CKR_OK) {
 			if (!json_is_object(k))
 				ak_log(AK_LOG_ERR, "token '%s': key %zu of the release is not an object",
@@ -472,12 +493,18 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		}
 	}
 	ak_debug("token '%s': %zu key(s) released by %s", token, ks->n_keys, cfg->brokers[c.cur]);
+	/* one line per login, read by tests/bench/login.sh */
+	ak_debug("token '%s': login timing (us): challenge=%" PRId64 " ephemeral=%" PRId64
+		 " evidence=%" PRId64 " release=%" PRId64 " unwrap=%" PRId64 " objects=%" PRId64
+		 " total=%" PRId64,
+		 token, t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3], c.unwrap_us,
+		 c.objects_us, ak_now_us() - t[0]);
 	*out = ks;
 	ks = NULL;
 	rv = CKR_OK;
 out:
 	p11_keyset_free(ks);
-	ak_jwk_free_secret(jwk); /* the ephemeral key is gone after this login */
+	EVP_PKEY_free(eph); /* the ephemeral key is gone after this login (OpenSSL wipes it) */
 	json_decref(pub);
 	json_decref(evidence);
 	if (body) {
@@ -490,6 +517,7 @@ out:
 	json_decref(resp);
 	free(nonce);
 	ak_memzero(binding, sizeof(binding));
+	curl_easy_cleanup(c.h);
 	return rv;
 }
 
@@ -592,5 +620,6 @@ CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
 out:
 	p11_keyset_free(ks);
 	json_decref(resp);
+	curl_easy_cleanup(c.h);
 	return rv;
 }

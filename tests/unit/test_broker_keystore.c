@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <openssl/crypto.h>
 #include <openssl/core_names.h>
@@ -272,6 +273,77 @@ static void test_missing(void **state)
 	assert_int_equal(set.n, 0);
 }
 
+/* One store, many fetches: the cache of parsed keys never answers with
+ * what the files no longer hold. */
+static void test_cache_follows_files(void **state)
+{
+	struct broker_keyset set = {0}, again = {0};
+	struct broker_keystore *ks;
+	char err[512] = "", dir[400], path[512], id[2 * BROKER_KEY_ID_LEN + 1];
+	EVP_PKEY *a = tb_gen_ec("P-256"), *b = tb_gen_ec("P-384");
+	X509 *xb = tb_make_cert(b, "b");
+	int r;
+
+	(void)state;
+	make_token_dir("cache", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/k.key", dir);
+	assert_int_equal(tb_write_key(path, a, false), 0);
+	ks = open_store(env.keys, &r, err, sizeof(err));
+	assert_int_equal(r, 0);
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
+	assert_int_equal(set.n, 1);
+	snprintf(id, sizeof(id), "%s", set.keys[0].id);
+	/* the same files: the same keys, an independent copy in the secure heap */
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &again, err, sizeof(err)), 0);
+	assert_int_equal(again.n, 1);
+	assert_string_equal(again.keys[0].id, id);
+	assert_int_equal(again.keys[0].pkcs8.len, set.keys[0].pkcs8.len);
+	assert_memory_equal(again.keys[0].pkcs8.data, set.keys[0].pkcs8.data, set.keys[0].pkcs8.len);
+	assert_ptr_not_equal(again.keys[0].pkcs8.data, set.keys[0].pkcs8.data);
+	assert_true(CRYPTO_secure_allocated(again.keys[0].pkcs8.data));
+	broker_keyset_clear(&again);
+	broker_keyset_clear(&set);
+	/* the key file replaced: the new key */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(tb_write_key(path, b, false), 0);
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
+	assert_int_equal(set.n, 1);
+	assert_string_not_equal(set.keys[0].id, id);
+	assert_null(set.keys[0].cert_der);
+	broker_keyset_clear(&set);
+	/* a certificate added: it comes along */
+	snprintf(path, sizeof(path), "%s/k.crt", dir);
+	assert_int_equal(tb_write_cert(path, xb), 0);
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
+	assert_non_null(set.keys[0].cert_der);
+	broker_keyset_clear(&set);
+	/* a second key added */
+	snprintf(path, sizeof(path), "%s/l.key", dir);
+	assert_int_equal(tb_write_key(path, a, false), 0);
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
+	assert_int_equal(set.n, 2);
+	assert_string_equal(set.keys[1].id, id);
+	broker_keyset_clear(&set);
+	/* the certificate now for another key: refused, not the cached keys */
+	snprintf(path, sizeof(path), "%s/l.crt", dir);
+	assert_int_equal(tb_write_cert(path, xb), 0);
+	assert_int_not_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "does not match"));
+	assert_int_equal(set.n, 0);
+	assert_int_equal(unlink(path), 0);
+	/* every key gone: refused */
+	snprintf(path, sizeof(path), "%s/l.key", dir);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/k.key", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_not_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "no *.key"));
+	broker_keystore_free(ks);
+	EVP_PKEY_free(a);
+	EVP_PKEY_free(b);
+	X509_free(xb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +351,7 @@ int main(void)
 	    cmocka_unit_test(test_cert_mismatch),
 	    cmocka_unit_test(test_bad_keys),
 	    cmocka_unit_test(test_missing),
+	    cmocka_unit_test(test_cache_follows_files),
 	};
 	int failed;
 

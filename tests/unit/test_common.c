@@ -241,6 +241,99 @@ static void test_jwe_wrong_alg(void **state)
 	ak_jwk_free_secret(priv);
 }
 
+/* Our ECDH-ES (src/common/jwe.c) and libjose's own agree both ways. */
+static void test_jwe_libjose_interop(void **state)
+{
+	json_t *priv = ak_jwk_generate_p384(), *pub = ak_jwk_public(priv), *jwe = NULL;
+	struct ak_secbuf out = { 0 };
+	size_t ptl = 0;
+	void *pt;
+
+	(void)state;
+	assert_int_equal(ak_jwe_encrypt(pub, secret_pt, sizeof(secret_pt), &jwe), 0);
+	pt = jose_jwe_dec(NULL, jwe, NULL, priv, &ptl);
+	assert_non_null(pt);
+	assert_int_equal(ptl, sizeof(secret_pt));
+	assert_memory_equal(pt, secret_pt, sizeof(secret_pt));
+	free(pt);
+	json_decref(jwe);
+
+	jwe = json_pack("{s:{s:s,s:s}}", "protected", "alg", "ECDH-ES", "enc", "A256GCM");
+	assert_true(jose_jwe_enc(NULL, jwe, NULL, pub, secret_pt, sizeof(secret_pt)));
+	assert_int_equal(ak_jwe_decrypt(priv, jwe, &out), 0);
+	assert_int_equal(out.len, sizeof(secret_pt));
+	assert_memory_equal(out.data, secret_pt, sizeof(secret_pt));
+	ak_secbuf_clear(&out);
+	json_decref(jwe);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
+/* The EVP_PKEY interface the module and the broker use, and its refusals:
+ * an "epk" missing, on another curve, or off the curve; "apu"/"apv". */
+static void test_jwe_pkey(void **state)
+{
+	EVP_PKEY *eph = ak_ec_p384_generate(), *p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	json_t *pub = ak_jwk_from_pkey_public(eph), *jwe = NULL, *p256jwk, *bad;
+	struct ak_secbuf out = { 0 };
+	EVP_PKEY *recipient = ak_pkey_from_jwk_p384(pub);
+
+	(void)state;
+	assert_non_null(eph);
+	assert_non_null(pub);
+	assert_null(json_object_get(pub, "d"));
+	assert_non_null(recipient);
+	assert_int_equal(ak_jwe_encrypt_to(recipient, secret_pt, sizeof(secret_pt), &jwe), 0);
+	assert_int_equal(ak_jwe_decrypt_with(eph, jwe, &out), 0);
+	assert_memory_equal(out.data, secret_pt, sizeof(secret_pt));
+	assert_true(CRYPTO_secure_allocated(out.data));
+	ak_secbuf_clear(&out);
+	/* a P-256 recipient is not in the profile */
+	assert_int_equal(ak_jwe_encrypt_to(p256, secret_pt, sizeof(secret_pt), &bad), -EINVAL);
+	p256jwk = ak_jwk_from_pkey_public(p256);
+	assert_null(ak_pkey_from_jwk_p384(p256jwk));
+	/* epk on P-256, epk off the curve, epk missing, apu */
+	bad = json_deep_copy(jwe);
+	json_object_set(json_object_get(bad, "header"), "epk", p256jwk);
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	json_object_set_new(json_object_get(json_object_get(bad, "header"), "epk"), "crv",
+			    json_string("P-384"));
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	json_object_del(json_object_get(bad, "header"), "epk");
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	json_decref(bad);
+	/* a P-384 point with one bit of y flipped is off the curve */
+	bad = json_deep_copy(jwe);
+	{
+		json_t *epk = json_object_get(json_object_get(bad, "header"), "epk");
+		size_t ylen = 0;
+		uint8_t *yraw = ak_b64url_decode(json_string_value(json_object_get(epk, "y")), &ylen);
+		char *ynew;
+
+		assert_non_null(yraw);
+		assert_int_equal(ylen, 48);
+		yraw[47] ^= 1;
+		ynew = ak_b64url_encode(yraw, ylen);
+		json_object_set_new(epk, "y", json_string(ynew));
+		assert_null(ak_pkey_from_jwk_p384(epk));
+		free(ynew);
+		free(yraw);
+	}
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	json_decref(bad);
+	bad = json_deep_copy(jwe);
+	json_object_set_new(json_object_get(bad, "header"), "apu", json_string("QQ"));
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	assert_null(out.data);
+	json_decref(bad);
+	json_decref(p256jwk);
+	json_decref(jwe);
+	json_decref(pub);
+	EVP_PKEY_free(recipient);
+	EVP_PKEY_free(p256);
+	EVP_PKEY_free(eph);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +346,8 @@ int main(void)
 		cmocka_unit_test(test_jwe_roundtrip),
 		cmocka_unit_test(test_jwe_refusals),
 		cmocka_unit_test(test_jwe_wrong_alg),
+		cmocka_unit_test(test_jwe_libjose_interop),
+		cmocka_unit_test(test_jwe_pkey),
 	};
 	int rc;
 
