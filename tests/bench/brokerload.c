@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Broker throughput (issue 4 item 4): complete releases per second.
+ *
+ *   brokerload URL CAFILE SIMDIR MEASUREMENT_HEX TOKEN CLIENTS MILLISECONDS
+ *
+ * CLIENTS threads, each with one keep-alive HTTPS connection (one libcurl
+ * easy handle), repeat the whole protocol until the deadline: POST
+ * /v1/challenge, binding, simulated SEV-SNP evidence, POST /v1/keys. A
+ * release counts when the broker answers 200 with the token's keys. Each
+ * client decrypts its first release (the broker's work is only complete if
+ * the JWEs open), and keeps one ephemeral key for its later releases: the
+ * broker does the same work either way, and the load generator spends its
+ * CPU only on what it cannot avoid (the simulated chip's signature).
+ * Prints "releases=N errors=E seconds=S rate=R".
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "attestkey/evidence.h"
+#include "attestkey/jwe.h"
+#include "attestkey/protocol.h"
+#include "attestkey/secmem.h"
+
+struct shared {
+	const char *url, *ca, *token;
+	struct ev_sim_params sim;
+	double deadline;
+};
+
+struct client {
+	struct shared *sh;
+	pthread_t th;
+	unsigned long releases, errors;
+	char first_error[256];
+};
+
+struct body {
+	char *data;
+	size_t len;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	struct body *b = user;
+	size_t n = size * nmemb;
+	char *nd = realloc(b->data, b->len + n + 1);
+
+	if (!nd)
+		return 0;
+	memcpy(nd + b->len, ptr, n);
+	b->data = nd;
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+/* POST json to url+path on the client's connection; the parsed answer. */
+static json_t *post(CURL *h, struct curl_slist *hdrs, const struct shared *sh, const char *path,
+		    json_t *req, long *status)
+{
+	char url[512], *s = json_dumps(req, JSON_COMPACT);
+	struct body b = { 0 };
+	json_t *resp = NULL;
+
+	snprintf(url, sizeof(url), "%s%s", sh->url, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, s);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	*status = 0;
+	if (s && curl_easy_perform(h) == CURLE_OK) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+		resp = b.data ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+	}
+	free(s);
+	free(b.data);
+	return resp;
+}
+
+static void fail(struct client *c, const char *what, long status, const json_t *resp)
+{
+	const char *reason = json_string_value(json_object_get(resp, "error"));
+
+	if (!c->errors++)
+		snprintf(c->first_error, sizeof(c->first_error), "%s: HTTP %ld %s", what, status,
+			 reason ? reason : "");
+}
+
+/* The first release of a client: every JWE must open to a PKCS#8 key. */
+static bool keys_open(EVP_PKEY *eph, const json_t *keys)
+{
+	struct ak_secbuf pt = { 0 };
+	size_t i;
+	json_t *k;
+	bool ok = json_array_size(keys) > 0;
+
+	json_array_foreach(keys, i, k) {
+		ok = ok && ak_jwe_decrypt_with(eph, json_object_get(k, "jwe"), &pt) == 0 && pt.len;
+		ak_secbuf_clear(&pt);
+	}
+	return ok;
+}
+
+static void *run(void *arg)
+{
+	struct client *c = arg;
+	struct shared *sh = c->sh;
+	CURL *h = curl_easy_init();
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	EVP_PKEY *eph = ak_ec_p384_generate();
+	json_t *pub = eph ? ak_jwk_from_pkey_public(eph) : NULL;
+	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
+	bool first = true;
+
+	if (!h || !hdrs || !pub || ak_jwk_thumbprint(pub, thp) < 0) {
+		fail(c, "set-up", 0, NULL);
+		goto out;
+	}
+	curl_easy_setopt(h, CURLOPT_CAINFO, sh->ca);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	while (now_s() < sh->deadline) {
+		json_t *req, *resp, *ev = NULL;
+		const char *nonce;
+		long status;
+
+		req = json_pack("{s:s}", "token", sh->token);
+		resp = post(h, hdrs, sh, AK_PROTOCOL_PATH_CHALLENGE, req, &status);
+		json_decref(req);
+		nonce = json_string_value(json_object_get(resp, "nonce"));
+		if (status != 200 || !nonce) {
+			fail(c, "challenge", status, resp);
+			json_decref(resp);
+			continue;
+		}
+		if (ak_binding_compute(nonce, sh->token, thp, binding) < 0 ||
+		    ev_sim_collect(&sh->sim, binding, &ev) < 0) {
+			fail(c, "evidence", 0, NULL);
+			json_decref(resp);
+			continue;
+		}
+		req = json_pack("{s:s,s:s,s:s,s:o,s:O}", "token", sh->token, "nonce", nonce, "tee",
+				"snp", "evidence", ev, "pubkey", pub);
+		json_decref(resp);
+		resp = post(h, hdrs, sh, AK_PROTOCOL_PATH_KEYS, req, &status);
+		json_decref(req);
+		if (status != 200 || !json_is_array(json_object_get(resp, "keys")) ||
+		    (first && !keys_open(eph, json_object_get(resp, "keys")))) {
+			fail(c, "release", status, resp);
+		} else {
+			c->releases++;
+			first = false;
+		}
+		json_decref(resp);
+	}
+out:
+	json_decref(pub);
+	EVP_PKEY_free(eph);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct shared sh = { 0 };
+	struct client *cl;
+	unsigned long releases = 0, errors = 0;
+	long n, ms;
+	double t0, t1;
+	int i;
+
+	if (argc != 8 || (n = strtol(argv[6], NULL, 10)) < 1 || n > 1024 ||
+	    (ms = strtol(argv[7], NULL, 10)) < 1 || strlen(argv[4]) != 96) {
+		fprintf(stderr, "usage: brokerload URL CAFILE SIMDIR MEASUREMENT_HEX(96) TOKEN "
+				"CLIENTS(1..1024) MILLISECONDS\n");
+		return 2;
+	}
+	ev_sim_params_init(&sh.sim);
+	sh.sim.dir = strdup(argv[3]);
+	if (!sh.sim.dir || ak_hex_decode(argv[4], sh.sim.measurement, 48) < 0) {
+		fprintf(stderr, "brokerload: MEASUREMENT_HEX is not 96 hex digits\n");
+		return 2;
+	}
+	if (ak_secure_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return 1;
+	sh.url = argv[1];
+	sh.ca = argv[2];
+	sh.token = argv[5];
+	cl = calloc((size_t)n, sizeof(*cl));
+	if (!cl)
+		return 1;
+	t0 = now_s();
+	sh.deadline = t0 + (double)ms / 1000.0;
+	for (i = 0; i < n; i++) {
+		cl[i].sh = &sh;
+		if (pthread_create(&cl[i].th, NULL, run, &cl[i]) != 0) {
+			fprintf(stderr, "brokerload: cannot start client %d\n", i);
+			return 1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		pthread_join(cl[i].th, NULL);
+		releases += cl[i].releases;
+		errors += cl[i].errors;
+		if (cl[i].errors)
+			fprintf(stderr, "brokerload: client %d: %lu errors, first: %s\n", i,
+				cl[i].errors, cl[i].first_error);
+	}
+	t1 = now_s();
+	printf("releases=%lu errors=%lu seconds=%.3f rate=%.1f\n", releases, errors, t1 - t0,
+	       (double)releases / (t1 - t0));
+	free(cl);
+	ev_sim_params_clear(&sh.sim);
+	curl_global_cleanup();
+	return releases ? 0 : 1;
+}
