@@ -351,11 +351,11 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 	/* PKCS#8 PrivateKeyInfo; with the secure heap up, OpenSSL keeps the
 	 * private BIGNUMs in it. */
 	p = pt.data;
-	pkey = d2i_AutoPrivateKey(NULL, &p, (long)pt.len);
+	pkey = d2i_PrivateKey(want, NULL, &p, (long)pt.len);
 	if (!pkey || p != pt.data + pt.len) {
 		ERR_clear_error();
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' is not a DER PKCS#8 private key", c->token,
-		       label);
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' is not a DER PKCS#8 %s private key",
+		       c->token, label, type);
 		goto out;
 	}
 	if (EVP_PKEY_get_base_id(pkey) != want) {

@@ -6,11 +6,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -24,11 +26,35 @@
 #include "attestkey/verify.h"
 
 #define MAX_CERT_ENTRIES 16
+/*
+ * Verified chains. Checking VCEK -> ASK -> ARK (two RSA-4096 signatures,
+ * three certificates through OpenSSL 3.0's decoders, the AMD extensions)
+ * costs a broker more than the report's own ECDSA signature, and a chip
+ * presents the same certificates at every login. A chain that verified is
+ * remembered by the SHA-256 of its DER certificates (the VCEK or VLEK, then
+ * every ASK/ASVK of the table, in order) until the earliest notAfter in the
+ * verified chain, and at most CHAIN_CACHE_TTL seconds. Everything that
+ * depends on the report (its signature, hwID, TCB, binding) is checked on
+ * every request. Verification at an explicit time (vf_snp_input.now) never
+ * uses or fills the cache.
+ */
+#define CHAIN_CACHE_SIZE 64
+#define CHAIN_CACHE_TTL 300
+
+struct chain_entry {
+	uint8_t key[32];
+	X509 *vcek;			/* one reference held by the cache */
+	struct ak_snp_vcek_ext ext;
+	time_t until;			/* 0: free slot */
+};
 
 struct vf_snp_trust {
 	X509_STORE *roots;
 	STACK_OF(X509) *intermediates;
 	size_t n_roots;
+	pthread_mutex_t lock; /* the chain cache; the rest is immutable */
+	struct chain_entry cache[CHAIN_CACHE_SIZE];
+	size_t next;          /* round-robin replacement */
 };
 
 AK_PRINTF(3, 4)
@@ -50,6 +76,7 @@ int vf_snp_trust_new(struct vf_snp_trust **out)
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
 	t->roots = X509_STORE_new();
 	t->intermediates = sk_X509_new_null();
 	if (!t->roots || !t->intermediates) {
@@ -66,6 +93,9 @@ void vf_snp_trust_free(struct vf_snp_trust *t)
 		return;
 	X509_STORE_free(t->roots);
 	sk_X509_pop_free(t->intermediates, X509_free);
+	for (size_t i = 0; i < CHAIN_CACHE_SIZE; i++)
+		X509_free(t->cache[i].vcek);
+	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
@@ -220,9 +250,27 @@ out:
 	return reason;
 }
 
+/* The earliest notAfter of a verified chain, as a time_t (0 if unknown). */
+static time_t chain_not_after(STACK_OF(X509) *chain)
+{
+	time_t min = 0;
+
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		struct tm tm;
+		time_t na;
+
+		if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, i)), &tm) != 1)
+			return 0;
+		na = timegm(&tm);
+		if (!min || na < min)
+			min = na;
+	}
+	return min;
+}
+
 static enum ak_reason check_chain(const struct vf_snp_trust *t, X509 *vcek,
 				  const struct ak_snp_cert_entry *ents, size_t n, time_t now,
-				  char *msg, size_t msglen)
+				  time_t *not_after, char *msg, size_t msglen)
 {
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -281,6 +329,7 @@ static enum ak_reason check_chain(const struct vf_snp_trust *t, X509 *vcek,
 		reason = AK_R_UNTRUSTED_CHAIN;
 		goto out;
 	}
+	*not_after = chain_not_after(X509_STORE_CTX_get0_chain(ctx));
 	reason = AK_R_OK;
 out:
 	if (reason == AK_R_INTERNAL)
@@ -354,6 +403,86 @@ static enum ak_reason check_vcek_ext(const struct ak_snp_vcek_ext *e, const stru
 	return AK_R_OK;
 }
 
+/* The cache key of a chain: SHA-256 over the signer's DER, then the DER of
+ * every ASK/ASVK entry of the table. */
+static bool chain_key(bool is_vlek, const uint8_t *vder, size_t vlen,
+		      const struct ak_snp_cert_entry *ents, size_t n, uint8_t key[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t kind = is_vlek;
+	bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		  EVP_DigestUpdate(md, &kind, 1) == 1 && EVP_DigestUpdate(md, vder, vlen) == 1;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		uint8_t len[8];
+
+		if (strcasecmp(ents[i].guid, AK_SNP_GUID_ASK) != 0)
+			continue;
+		for (size_t j = 0; j < 8; j++)
+			len[j] = (uint8_t)((uint64_t)ents[i].der_len >> (8 * j));
+		ok = EVP_DigestUpdate(md, len, sizeof(len)) == 1 &&
+		     EVP_DigestUpdate(md, ents[i].der, ents[i].der_len) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(md, key, NULL) == 1;
+	EVP_MD_CTX_free(md);
+	return ok;
+}
+
+/* A chain verified earlier and still valid: the signer (a new reference)
+ * and its extensions. */
+static X509 *chain_lookup(const struct vf_snp_trust *ct, const uint8_t key[32],
+			  struct ak_snp_vcek_ext *ext)
+{
+	struct vf_snp_trust *t = (struct vf_snp_trust *)ct; /* the cache only */
+	time_t now = time(NULL);
+	X509 *x = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < CHAIN_CACHE_SIZE; i++) {
+		struct chain_entry *e = &t->cache[i];
+
+		if (e->until && memcmp(e->key, key, 32) == 0) {
+			if (now < e->until && X509_up_ref(e->vcek)) {
+				x = e->vcek;
+				*ext = e->ext;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return x;
+}
+
+static void chain_store(const struct vf_snp_trust *ct, const uint8_t key[32], X509 *vcek,
+			const struct ak_snp_vcek_ext *ext, time_t not_after)
+{
+	struct vf_snp_trust *t = (struct vf_snp_trust *)ct;
+	time_t until = time(NULL) + CHAIN_CACHE_TTL;
+	struct chain_entry *e = NULL;
+
+	if (!not_after)
+		return;
+	if (not_after < until)
+		until = not_after;
+	if (!X509_up_ref(vcek))
+		return;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < CHAIN_CACHE_SIZE && !e; i++) {
+		if (t->cache[i].until && memcmp(t->cache[i].key, key, 32) == 0)
+			e = &t->cache[i];
+	}
+	if (!e) {
+		e = &t->cache[t->next];
+		t->next = (t->next + 1) % CHAIN_CACHE_SIZE;
+	}
+	X509_free(e->vcek);
+	memcpy(e->key, key, 32);
+	e->vcek = vcek;
+	e->ext = *ext;
+	e->until = until;
+	pthread_mutex_unlock(&t->lock);
+}
+
 enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_input *in,
 			     struct ak_snp_report *out, char *msg, size_t msglen)
 {
@@ -365,8 +494,10 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 	size_t n = 0, vlen = 0;
 	X509 *vcek = NULL;
 	enum ak_reason reason = AK_R_INTERNAL;
+	uint8_t key[32];
+	time_t not_after = 0;
 	unsigned signer;
-	bool is_vlek;
+	bool is_vlek, cacheable;
 	int rc;
 
 	set_msg(msg, msglen, "ok");
@@ -441,6 +572,11 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 		vder = ce->der;
 		vlen = ce->der_len;
 	}
+	/* 3a. A chain verified before (see CHAIN_CACHE_TTL above). */
+	cacheable = !in->now && chain_key(is_vlek, vder, vlen, ents, n, key);
+	vcek = cacheable ? chain_lookup(t, key, &ext) : NULL;
+	if (vcek)
+		goto chain_ok;
 	vcek = der_to_x509(vder, vlen);
 	if (!vcek) {
 		ERR_clear_error();
@@ -457,9 +593,12 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 	}
 
 	/* 3. VCEK -> ASK -> trusted ARK (RSASSA-PSS, pub. 57230). */
-	reason = check_chain(t, vcek, ents, n, in->now, msg, msglen);
+	reason = check_chain(t, vcek, ents, n, in->now, &not_after, msg, msglen);
 	if (reason != AK_R_OK)
 		goto out;
+	if (cacheable)
+		chain_store(t, key, vcek, &ext, not_after);
+chain_ok:
 	/* 4. The report signature with the VCEK's key. */
 	reason = check_signature(vcek, in->report, &r, msg, msglen);
 	if (reason != AK_R_OK)

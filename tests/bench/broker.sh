@@ -49,6 +49,7 @@ for tok in one web; do
 			[ -n "$fl" ] || bail "openssl speed gave no P-384 figures"
 			if [ "$clients" = 64 ] && [ "$tok" = web ] && [ "$r" = 1 ]; then
 				( sleep "$((SLICE_MS / 2000)).5"; grep -E '^Vm(RSS|HWM)' "/proc/$BROKER_PID/status" >"$T/rss64" ) &
+				SAMPLER=$!
 			fi
 			out=$("$LOAD" "$BROKER_URL" "$T/pki/broker-ca.pem" "$T/sim" "$MEASUREMENT" "$tok" \
 				"$clients" "$SLICE_MS" 2>"$T/load.err") || { cat "$T/load.err" >&2; bail "brokerload failed"; }
@@ -67,7 +68,7 @@ for tok in one web; do
 		csv_row broker "$tok ($nkeys keys) $clients clients" attestkey-broker "$mr" floor "$mf" releases/s "$mq" ">=0.7" "$met"
 	done
 done
-wait
+[ -n "${SAMPLER:-}" ] && wait "$SAMPLER"
 echo
 if [ -s "$T/rss64" ]; then
 	rss=$(awk '/VmRSS/ {print $2}' "$T/rss64")

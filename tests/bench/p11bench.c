@@ -6,6 +6,7 @@
  * context) per thread. Ratios are medians of the per-round ratios.
  *
  *   p11bench ATTESTKEY_SO SOFTHSM_SO SOFTHSM_TOKEN PIN KEYDIR ROUNDS SLICE_MS CSV
+ * (rows are appended to CSV in the schema of tests/bench/README.md)
  * KEYDIR holds <label>.key (PKCS#8 PEM) for the labels of the cases below;
  * both tokens hold the same keys under the same labels.
  */
@@ -226,19 +227,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	EVP_Digest(msg, sizeof(msg), digest, NULL, EVP_sha256(), NULL);
-	csv = fopen(argv[8], "w");
+	csv = fopen(argv[8], "a");
 	if (!csv)
 		return 1;
-	fprintf(csv, "case,threads,attestkey_ops,softhsm_ops,openssl_ops,ak_over_openssl,ak_over_softhsm\n");
 	printf("| case | threads | attestkey ops/s | SoftHSM ops/s | OpenSSL ops/s | attestkey/OpenSSL | attestkey/SoftHSM | attestkey 2T/1T |\n");
 	printf("|---|---|---|---|---|---|---|---|\n");
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct bcase *c = &cases[i];
+		/* [threads - 1][round]: attestkey, SoftHSM, OpenSSL, and ratios */
+		double a[2][64], b[2][64], o[2][64], ra[2][64], rb[2][64], scale[64], m[3];
+		const char *target = strstr(c->name, "RSA") ? "0.97" :
+				     strstr(c->name, "P-256") ? "0.90" : NULL;
 		char path[4096];
-		double one_thread_ak = 0;
 		EVP_PKEY *pk;
 		FILE *f;
-		int th;
+		int th, err = 0;
 
 		snprintf(path, sizeof(path), "%s/%s.key", argv[5], c->label);
 		if (!(f = fopen(path, "r"))) {
@@ -247,44 +250,53 @@ int main(int argc, char **argv)
 		}
 		pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 		fclose(f);
-		for (th = 1; th <= 2; th++) {
-			double a[64], b[64], o[64], ra[64], rb[64], ma, mb, mo;
-			int err = 0;
+		for (r = 0; r < rounds; r++) {
+			/* six slices per round (3 signers x 1 and 2 threads), in an
+			 * order that rotates so no slice always runs first */
+			int k;
 
-			for (r = 0; r < rounds; r++) {
-				/* rotate the order so no signer always runs first */
-				int k;
+			for (k = 0; k < 6; k++) {
+				int which = (r + k) % 6, t = which / 3;
 
-				for (k = 0; k < 3; k++) {
-					switch ((r + k) % 3) {
-					case 0: a[r] = measure(c, &ak, NULL, th, slice, &err); break;
-					case 1: b[r] = measure(c, &sh, NULL, th, slice, &err); break;
-					default: o[r] = measure(c, NULL, pk, th, slice, &err); break;
-					}
+				switch (which % 3) {
+				case 0: a[t][r] = measure(c, &ak, NULL, t + 1, slice, &err); break;
+				case 1: b[t][r] = measure(c, &sh, NULL, t + 1, slice, &err); break;
+				default: o[t][r] = measure(c, NULL, pk, t + 1, slice, &err); break;
 				}
-				ra[r] = o[r] > 0 ? a[r] / o[r] : 0;
-				rb[r] = b[r] > 0 ? a[r] / b[r] : 0;
 			}
-			if (err) {
-				printf("| %s | %d | error (a signer failed) | | | | | |\n", c->name, th);
-				continue;
+			for (th = 0; th < 2; th++) {
+				ra[th][r] = o[th][r] > 0 ? a[th][r] / o[th][r] : 0;
+				rb[th][r] = b[th][r] > 0 ? a[th][r] / b[th][r] : 0;
 			}
-			ma = median(a, rounds);
-			mb = median(b, rounds);
-			mo = median(o, rounds);
-			if (th == 1)
-				one_thread_ak = ma;
-			if (th == 1)
-				printf("| %s | 1 | %.0f | %.0f | %.0f | %.3f | %.2f | - |\n", c->name, ma, mb, mo,
-				       median(ra, rounds), median(rb, rounds));
-			else
-				printf("| %s | 2 | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f |\n", c->name, ma, mb,
-				       mo, median(ra, rounds), median(rb, rounds),
-				       one_thread_ak > 0 ? ma / one_thread_ak : 0.0);
-			fprintf(csv, "%s,%d,%.0f,%.0f,%.0f,%.4f,%.4f\n", c->name, th, ma, mb, mo,
-				median(ra, rounds), median(rb, rounds));
+			scale[r] = a[0][r] > 0 ? a[1][r] / a[0][r] : 0;
 		}
 		EVP_PKEY_free(pk);
+		if (err) {
+			printf("| %s | - | error (a signer failed) | | | | | |\n", c->name);
+			fprintf(csv, "signing,%s,attestkey,error,,,ops/s,,,\n", c->name);
+			continue;
+		}
+		for (th = 0; th < 2; th++) {
+			double qo = median(ra[th], rounds), qs = median(rb[th], rounds);
+
+			m[0] = median(a[th], rounds);
+			m[1] = median(b[th], rounds);
+			m[2] = median(o[th], rounds);
+			if (th == 0)
+				printf("| %s | 1 | %.0f | %.0f | %.0f | %.3f | %.2f | - |\n", c->name, m[0],
+				       m[1], m[2], qo, qs);
+			else
+				printf("| %s | 2 | %.0f | %.0f | %.0f | %.3f | %.2f | %.2f |\n", c->name,
+				       m[0], m[1], m[2], qo, qs, median(scale, rounds));
+			fprintf(csv, "signing,%s %dT,attestkey,%.0f,openssl,%.0f,ops/s,%.3f,%s%s,%s\n",
+				c->name, th + 1, m[0], m[2], qo, target ? ">=" : "", target ? target : "",
+				target ? (qo >= atof(target) ? "yes" : "no") : "");
+			fprintf(csv, "signing,%s %dT,attestkey,%.0f,softhsm,%.0f,ops/s,%.3f,,\n", c->name,
+				th + 1, m[0], m[1], qs);
+		}
+		fprintf(csv, "signing,%s 2T/1T,attestkey 2T,%.0f,attestkey 1T,%.0f,ops/s,%.3f,>=1.9,%s\n",
+			c->name, median(a[1], rounds), median(a[0], rounds), median(scale, rounds),
+			median(scale, rounds) >= 1.9 ? "yes" : "no");
 	}
 	fclose(csv);
 	return 0;

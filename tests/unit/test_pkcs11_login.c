@@ -31,7 +31,7 @@
 #include "attestkey/snp.h"
 #include "p11.h"
 
-enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON };
+enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON, MODE_WRONG_TYPE, MODE_NOT_PKCS8 };
 
 static CK_FUNCTION_LIST_PTR f;
 static char dir[] = "/tmp/ak-p11-login-XXXXXX";
@@ -68,6 +68,8 @@ static json_t *release_body(const json_t *pub)
 	(void)len;
 	OPENSSL_clear_free(der, len > 0 ? (size_t)len : 0);
 	PKCS8_PRIV_KEY_INFO_free(p8);
+	if (mode == MODE_NOT_PKCS8)
+		p8len = 40; /* the first bytes of the DER only */
 	if (p8len <= 0 || ak_jwe_encrypt(pub, p8der, (size_t)p8len, &jwe) < 0)
 		abort();
 	OPENSSL_clear_free(p8der, (size_t)p8len);
@@ -80,8 +82,8 @@ static json_t *release_body(const json_t *pub)
 		json_object_set_new(jwe, "ciphertext", json_string(bad));
 		free(bad);
 	}
-	keys = json_pack("[{s:s, s:s, s:s, s:o, s:s}]", "label", "tls", "id", "0102", "type", "RSA",
-			 "jwe", jwe, "cert", cert64);
+	keys = json_pack("[{s:s, s:s, s:s, s:o, s:s}]", "label", "tls", "id", "0102", "type",
+			 mode == MODE_WRONG_TYPE ? "EC" : "RSA", "jwe", jwe, "cert", cert64);
 	free(cert64);
 	return json_pack("{s:s, s:i, s:o}", "token", "web", "lease", 3600, "keys", keys);
 }
@@ -487,6 +489,23 @@ static void test_not_protocol(void **state)
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* A key that is not what the broker announced, or not a whole PKCS#8
+ * key: no login, no object, no partial key set. */
+static void test_bad_key(void **state)
+{
+	static const enum mode modes[] = { MODE_WRONG_TYPE, MODE_NOT_PKCS8 };
+	CK_SESSION_HANDLE h;
+
+	(void)state;
+	for (size_t i = 0; i < AK_ARRAY_SIZE(modes); i++) {
+		mode = modes[i];
+		h = start(conf_ok);
+		assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
+		assert_int_equal(count_objects(h), 0);
+		assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	}
+}
+
 static void test_wrong_ca(void **state)
 {
 	CK_SESSION_HANDLE h;
@@ -669,6 +688,7 @@ int main(void)
 		cmocka_unit_test(test_pin),
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_not_protocol),
+		cmocka_unit_test(test_bad_key),
 		cmocka_unit_test(test_wrong_ca),
 		cmocka_unit_test(test_failover),
 		cmocka_unit_test(test_fork_one_release),

@@ -357,6 +357,60 @@ static void test_sim_chip_id_mismatch(void **state)
 	vf_snp_trust_free(t);
 }
 
+/* The cache of verified chains (src/verify/snp.c): a cached chain never
+ * lets a different ASK, a bad report signature or an explicit time through. */
+static void test_sim_chain_cache(void **state)
+{
+	struct vf_snp_trust *t = sim_trust();
+	struct ev_sim_params p;
+	struct vf_snp_input in = {0};
+	struct ak_snp_report r;
+	struct ak_snp_cert_entry ents[4];
+	uint8_t rd[64] = {0}, *rep, *tab, *tab2;
+	size_t rlen, tlen, n;
+	json_t *ev = NULL;
+	char msg[512];
+	(void)state;
+
+	params(&p);
+	assert_int_equal(ev_sim_collect(&p, rd, &ev), 0);
+	rep = ak_b64url_decode(json_string_value(json_object_get(ev, "report")), &rlen);
+	tab = ak_b64url_decode(json_string_value(json_object_get(ev, "certs")), &tlen);
+	in.report = rep;
+	in.report_len = rlen;
+	in.certtable = tab;
+	in.certtable_len = tlen;
+	in.expected_report_data = rd;
+	/* verified twice: the second time from the cache */
+	assert_int_equal(vf_snp_verify(t, &in, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(vf_snp_verify(t, &in, &r, msg, sizeof(msg)), AK_R_OK);
+	/* the same chain, a report whose signature no longer verifies */
+	rep[AK_SNP_OFF_MEASUREMENT] ^= 1;
+	assert_int_equal(vf_snp_verify(t, &in, &r, msg, sizeof(msg)), AK_R_BAD_SIGNATURE);
+	rep[AK_SNP_OFF_MEASUREMENT] ^= 1;
+	/* the same VCEK with an ASK whose signature is broken: the full chain
+	 * check runs again and refuses it */
+	tab2 = malloc(tlen);
+	assert_non_null(tab2);
+	memcpy(tab2, tab, tlen);
+	assert_int_equal(ak_snp_certtable_parse(tab2, tlen, ents, 4, &n), 0);
+	((uint8_t *)ents[1].der)[ents[1].der_len - 1] ^= 1;
+	in.certtable = tab2;
+	assert_int_equal(vf_snp_verify(t, &in, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+	in.certtable = tab;
+	/* an explicit time after the VCEK expired is never answered from the cache */
+	in.now = time(NULL) + 20L * 365 * 86400;
+	assert_int_equal(vf_snp_verify(t, &in, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+	in.now = 0;
+	assert_int_equal(vf_snp_verify(t, &in, &r, msg, sizeof(msg)), AK_R_OK);
+	free(tab2);
+	free(rep);
+	free(tab);
+	json_decref(ev);
+	ev_sim_params_clear(&p);
+	vf_snp_trust_free(t);
+}
+
 static void test_sim_policy(void **state)
 {
 	struct vf_snp_trust *t = sim_trust();
@@ -449,6 +503,7 @@ int main(void)
 		cmocka_unit_test(test_sim_tcb_mismatch),
 		cmocka_unit_test(test_sim_amd_root),
 		cmocka_unit_test(test_sim_chip_id_mismatch),
+		cmocka_unit_test(test_sim_chain_cache),
 		cmocka_unit_test(test_sim_policy),
 		cmocka_unit_test(test_ev_collect),
 		cmocka_unit_test(test_sim_errors),
