@@ -25,8 +25,9 @@ int ak_jwe_decrypt(const json_t *jwk_priv, const json_t *jwe,
 /* The same on EVP_PKEYs, converted once by the caller (each JWK conversion
  * costs libjose's EC_KEY_check_key()). recipient/priv must be EC P-384, and
  * a recipient must come from ak_pkey_from_jwk_p384() (which validated it) or
- * be a key of our own. */
-int ak_jwe_encrypt_to(EVP_PKEY *recipient, const uint8_t *pt, size_t ptlen,
+ * be a key of our own. epk: a fresh P-384 key made for this JWE alone,
+ * which is freed (even on failure), or NULL to make one here. */
+int ak_jwe_encrypt_to(EVP_PKEY *recipient, EVP_PKEY *epk, const uint8_t *pt, size_t ptlen,
 		      json_t **jwe_out) AK_WUR;
 int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out) AK_WUR;
 /* A fresh EC P-384 key (its scalar in the secure heap when it is up). The

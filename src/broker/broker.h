@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "attestkey/common.h"
 #include "attestkey/protocol.h"
@@ -27,12 +28,23 @@ typedef enum ak_reason (*broker_snp_verify_fn)(const struct vf_snp_trust *t, con
 					       struct ak_snp_report *out, char *msg, size_t msglen);
 
 struct MHD_Daemon;
+struct broker_epk_pool;
+
+/* Ephemeral keys of the release envelope made ahead of time (epkpool.c):
+ * started with the server, so a broker driven without one (the unit tests)
+ * makes every key when it needs it. */
+#define BROKER_EPK_POOL 32
+int broker_epk_pool_start(struct broker_epk_pool **out) AK_WUR;
+/* A ready key (the caller frees it), or NULL when none is ready. */
+EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p);
+void broker_epk_pool_stop(struct broker_epk_pool *p); /* NULL-safe */
 
 struct broker {
 	struct broker_config *cfg; /* owned */
 	int audit_fd;		   /* -1: audit lines go to the log */
 	broker_snp_verify_fn snp_verify;
 	struct MHD_Daemon *mhd;
+	struct broker_epk_pool *epk; /* NULL until broker_start() */
 	uint16_t port; /* bound port once started */
 };
 

@@ -376,7 +376,8 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 	for (i = 0; i < ks.n; i++) {
 		const struct broker_key *k = &ks.keys[i];
 
-		if (ak_jwe_encrypt_to(recipient, k->pkcs8.data, k->pkcs8.len, &jwe) < 0) {
+		if (ak_jwe_encrypt_to(recipient, broker_epk_pool_take(b->epk), k->pkcs8.data,
+				      k->pkcs8.len, &jwe) < 0) {
 			refuse(d, AK_R_INTERNAL, "cannot encrypt key '%s' to the ephemeral key",
 			       k->label);
 			goto fail;

@@ -227,6 +227,9 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	}
 	di = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	b->port = di ? di->port : 0;
+	r = broker_epk_pool_start(&b->epk);
+	if (r < 0) /* releases then make every key themselves */
+		ak_log(AK_LOG_WARNING, "cannot start the ephemeral key thread: %s", strerror(-r));
 	return 0;
 }
 
@@ -235,5 +238,9 @@ void broker_stop(struct broker *b)
 	if (b && b->mhd) {
 		MHD_stop_daemon(b->mhd);
 		b->mhd = NULL;
+	}
+	if (b) {
+		broker_epk_pool_stop(b->epk); /* after the last request */
+		b->epk = NULL;
 	}
 }

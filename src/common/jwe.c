@@ -175,16 +175,19 @@ fail:
 	return NULL;
 }
 
-int ak_jwe_encrypt_to(EVP_PKEY *recipient, const uint8_t *pt, size_t ptlen, json_t **jwe_out)
+int ak_jwe_encrypt_to(EVP_PKEY *recipient, EVP_PKEY *epk, const uint8_t *pt, size_t ptlen,
+		      json_t **jwe_out)
 {
-	EVP_PKEY *epk = NULL;
 	json_t *jwe = NULL, *epk_jwk = NULL, *cek = NULL;
 	int ret = -EINVAL;
 
 	*jwe_out = NULL;
-	if (!is_p384(recipient) || !pt)
+	if (!is_p384(recipient) || !pt || (epk && !is_p384(epk))) {
+		EVP_PKEY_free(epk);
 		return -EINVAL;
-	epk = ak_ec_p384_generate();
+	}
+	if (!epk)
+		epk = ak_ec_p384_generate();
 	epk_jwk = epk ? ak_jwk_from_pkey_public(epk) : NULL;
 	if (!epk_jwk || ecdh_es_cek(epk, recipient, &cek) < 0)
 		goto out;
@@ -218,7 +221,7 @@ int ak_jwe_encrypt(const json_t *jwk_pub, const uint8_t *pt, size_t ptlen, json_
 	*jwe_out = NULL;
 	if (!pub)
 		return -EINVAL;
-	ret = ak_jwe_encrypt_to(pub, pt, ptlen, jwe_out);
+	ret = ak_jwe_encrypt_to(pub, NULL, pt, ptlen, jwe_out);
 	EVP_PKEY_free(pub);
 	return ret;
 }

@@ -577,9 +577,56 @@ static void test_real_evidence(void **state)
 	free(vcek);
 }
 
+/* The ephemeral keys made ahead of time (src/broker/epkpool.c): the pool
+ * fills up, each key it hands out makes a JWE that opens, and a broker
+ * without a pool makes its own keys. */
+static void test_epk_pool(void **state)
+{
+	struct broker_epk_pool *p = NULL;
+	EVP_PKEY *eph = ak_ec_p384_generate(), *k = NULL, *recipient;
+	json_t *pub = ak_jwk_from_pkey_public(eph), *jwe = NULL;
+	struct ak_secbuf out = {0};
+	static const uint8_t pt[] = "a PKCS#8 key would be here";
+	int i;
+
+	(void)state;
+	assert_null(broker_epk_pool_take(NULL));
+	broker_epk_pool_stop(NULL);
+	recipient = ak_pkey_from_jwk_p384(pub);
+	assert_non_null(recipient);
+	assert_int_equal(broker_epk_pool_start(&p), 0);
+	for (i = 0; i < 500 && !k; i++) {
+		k = broker_epk_pool_take(p);
+		if (!k)
+			usleep(10000);
+	}
+	assert_non_null(k);
+	assert_int_equal(ak_jwe_encrypt_to(recipient, k, pt, sizeof(pt), &jwe), 0); /* frees k */
+	assert_int_equal(ak_jwe_decrypt_with(eph, jwe, &out), 0);
+	assert_memory_equal(out.data, pt, sizeof(pt));
+	ak_secbuf_clear(&out);
+	json_decref(jwe);
+	/* two JWEs never share an epk */
+	{
+		json_t *ja = NULL, *jb = NULL;
+
+		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &ja), 0);
+		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &jb), 0);
+		assert_false(json_equal(json_object_get(json_object_get(ja, "header"), "epk"),
+					json_object_get(json_object_get(jb, "header"), "epk")));
+		json_decref(ja);
+		json_decref(jb);
+	}
+	broker_epk_pool_stop(p); /* frees the keys still ready */
+	EVP_PKEY_free(recipient);
+	json_decref(pub);
+	EVP_PKEY_free(eph);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_epk_pool),
 	    cmocka_unit_test(test_routes),	     cmocka_unit_test(test_challenge_refusals),
 	    cmocka_unit_test(test_release),	     cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_keystore_failure), cmocka_unit_test(test_real_evidence),
