@@ -281,6 +281,7 @@ static CK_RV sig_init(struct p11_op *op, const CK_MECHANISM *mech, const struct 
 		goto out;
 	}
 	op->pkey = key->pkey;
+	op->key_type = key->key_type;
 	if (m->md) {
 		op->mdctx = EVP_MD_CTX_new();
 		if (!op->mdctx ||
@@ -313,9 +314,9 @@ CK_RV p11_verify_init(struct p11_op *op, const CK_MECHANISM *mech, const struct 
 
 CK_ULONG p11_sign_length(const struct p11_op *op)
 {
-	if (EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_ED25519)
+	if (op->key_type == CKK_EC_EDWARDS)
 		return 64; /* RFC 8032 section 5.1.6: R || S */
-	if (EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_EC)
+	if (op->key_type == CKK_EC)
 		return 2 * (CK_ULONG)((EVP_PKEY_get_bits(op->pkey) + 7) / 8); /* r || s */
 	return (CK_ULONG)EVP_PKEY_get_size(op->pkey);
 }
@@ -453,7 +454,7 @@ CK_RV p11_sign_final(struct p11_op *op, uint8_t *sig, CK_ULONG *sig_len, bool *d
 	CK_ULONG need = p11_sign_length(op);
 	uint8_t *tmp = NULL;
 	size_t cap = 0, len;
-	bool ec = EVP_PKEY_get_base_id(op->pkey) == EVP_PKEY_EC; /* ECDSA: DER -> r || s */
+	bool ec = op->key_type == CKK_EC; /* ECDSA: DER -> r || s */
 	CK_RV rv;
 
 	*done = false;
@@ -540,6 +541,7 @@ CK_RV p11_decrypt_init(struct p11_op *op, const CK_MECHANISM *mech,
 		goto out;
 	}
 	op->pkey = key->pkey;
+	op->key_type = key->key_type;
 	rv = CKR_OK;
 out:
 	if (rv != CKR_OK)

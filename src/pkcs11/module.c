@@ -1023,6 +1023,35 @@ out:
 	return rv;
 }
 
+/*
+ * The prologue of C_Sign/Verify/Decrypt and their Update and Final: the
+ * session (held, for session_put), an active operation of this kind
+ * (else CKR_OPERATION_NOT_INITIALIZED), and the caller's pointers: when
+ * args_ok is false the operation ends (section 5.2: an error other than
+ * CKR_BUFFER_TOO_SMALL ends it) and the answer is CKR_ARGUMENTS_BAD. On
+ * any error the session is already released.
+ */
+static CK_RV op_begin(CK_SESSION_HANDLE hSession, enum p11_op_kind kind, bool args_ok,
+		      struct session **out)
+{
+	struct session *s;
+	CK_RV rv = session_get(hSession, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (s->op.kind != kind) {
+		session_put(s);
+		return CKR_OPERATION_NOT_INITIALIZED;
+	}
+	if (!args_ok) {
+		p11_op_reset(&s->op);
+		session_put(s);
+		return CKR_ARGUMENTS_BAD;
+	}
+	*out = s;
+	return CKR_OK;
+}
+
 static CK_RV p11_C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			    CK_OBJECT_HANDLE hKey)
 {
@@ -1037,19 +1066,9 @@ static CK_RV p11_C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG 
 	bool done = true;
 	CK_RV rv;
 
-	rv = session_get(hSession, &s);
+	rv = op_begin(hSession, P11_OP_SIGN, pulSignatureLen && (pData || !ulDataLen), &s);
 	if (rv != CKR_OK)
 		return rv;
-	if (s->op.kind != P11_OP_SIGN) {
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-		goto out;
-	}
-	if (!pulSignatureLen || (!pData && ulDataLen)) {
-		/* section 5.2: an error other than CKR_BUFFER_TOO_SMALL ends it */
-		p11_op_reset(&s->op);
-		rv = CKR_ARGUMENTS_BAD;
-		goto out;
-	}
 	if (s->op.multipart) {
 		/* C_Sign cannot finish a multi-part operation (section 5.11) */
 		rv = CKR_OPERATION_ACTIVE;
@@ -1078,23 +1097,12 @@ static CK_RV p11_C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_
 	struct session *s;
 	CK_RV rv;
 
-	rv = session_get(hSession, &s);
+	rv = op_begin(hSession, P11_OP_SIGN, pPart || !ulPartLen, &s);
 	if (rv != CKR_OK)
 		return rv;
-	if (s->op.kind != P11_OP_SIGN) {
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-		goto out;
-	}
-	if (!pPart && ulPartLen) {
-		/* section 5.2: an error other than CKR_BUFFER_TOO_SMALL ends it */
-		p11_op_reset(&s->op);
-		rv = CKR_ARGUMENTS_BAD;
-		goto out;
-	}
 	rv = p11_sign_update(&s->op, pPart, ulPartLen);
 	if (rv != CKR_OK)
 		p11_op_reset(&s->op);
-out:
 	session_put(s);
 	return rv;
 }
@@ -1106,23 +1114,12 @@ static CK_RV p11_C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
 	bool done = true;
 	CK_RV rv;
 
-	rv = session_get(hSession, &s);
+	rv = op_begin(hSession, P11_OP_SIGN, pulSignatureLen != NULL, &s);
 	if (rv != CKR_OK)
 		return rv;
-	if (s->op.kind != P11_OP_SIGN) {
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-		goto out;
-	}
-	if (!pulSignatureLen) {
-		/* section 5.2: an error other than CKR_BUFFER_TOO_SMALL ends it */
-		p11_op_reset(&s->op);
-		rv = CKR_ARGUMENTS_BAD;
-		goto out;
-	}
 	rv = p11_sign_final(&s->op, pSignature, pulSignatureLen, &done);
 	if ((rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) || done)
 		p11_op_reset(&s->op);
-out:
 	session_put(s);
 	return rv;
 }
@@ -1143,14 +1140,10 @@ static CK_RV p11_C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULON
 			  CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
 	struct session *s;
-	CK_RV rv = session_get(hSession, &s);
+	CK_RV rv = op_begin(hSession, P11_OP_VERIFY, true, &s);
 
 	if (rv != CKR_OK)
 		return rv;
-	if (s->op.kind != P11_OP_VERIFY) {
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-		goto out;
-	}
 	if (s->op.multipart) {
 		rv = CKR_OPERATION_ACTIVE;
 		goto out;
@@ -1170,18 +1163,13 @@ out:
 static CK_RV p11_C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
 {
 	struct session *s;
-	CK_RV rv = session_get(hSession, &s);
+	CK_RV rv = op_begin(hSession, P11_OP_VERIFY, pPart || !ulPartLen, &s);
 
 	if (rv != CKR_OK)
 		return rv;
-	if (s->op.kind != P11_OP_VERIFY) {
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-		goto out;
-	}
-	rv = (!pPart && ulPartLen) ? CKR_ARGUMENTS_BAD : p11_sign_update(&s->op, pPart, ulPartLen);
+	rv = p11_sign_update(&s->op, pPart, ulPartLen);
 	if (rv != CKR_OK)
 		p11_op_reset(&s->op);
-out:
 	session_put(s);
 	return rv;
 }
@@ -1190,17 +1178,12 @@ static CK_RV p11_C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignatur
 			       CK_ULONG ulSignatureLen)
 {
 	struct session *s;
-	CK_RV rv = session_get(hSession, &s);
+	CK_RV rv = op_begin(hSession, P11_OP_VERIFY, pSignature != NULL, &s);
 
 	if (rv != CKR_OK)
 		return rv;
-	if (s->op.kind != P11_OP_VERIFY) {
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-		goto out;
-	}
-	rv = pSignature ? p11_verify_final(&s->op, pSignature, ulSignatureLen) : CKR_ARGUMENTS_BAD;
+	rv = p11_verify_final(&s->op, pSignature, ulSignatureLen);
 	p11_op_reset(&s->op);
-out:
 	session_put(s);
 	return rv;
 }
@@ -1218,23 +1201,13 @@ static CK_RV p11_C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedDat
 	bool done = true;
 	CK_RV rv;
 
-	rv = session_get(hSession, &s);
+	rv = op_begin(hSession, P11_OP_DECRYPT,
+		      pulDataLen && (pEncryptedData || !ulEncryptedDataLen), &s);
 	if (rv != CKR_OK)
 		return rv;
-	if (s->op.kind != P11_OP_DECRYPT) {
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-		goto out;
-	}
-	if (!pulDataLen || (!pEncryptedData && ulEncryptedDataLen)) {
-		/* section 5.2: an error other than CKR_BUFFER_TOO_SMALL ends it */
-		p11_op_reset(&s->op);
-		rv = CKR_ARGUMENTS_BAD;
-		goto out;
-	}
 	rv = p11_decrypt(&s->op, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, &done);
 	if ((rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) || done)
 		p11_op_reset(&s->op);
-out:
 	session_put(s);
 	return rv;
 }

@@ -98,6 +98,8 @@ struct p11_op {
 	enum p11_op_kind kind;
 	CK_MECHANISM_TYPE mech;
 	EVP_PKEY *pkey;        /* own reference */
+	CK_KEY_TYPE key_type;  /* of pkey: EVP_PKEY_get_base_id() takes
+				* OpenSSL's global engine lock on every call */
 	EVP_MD_CTX *mdctx;     /* hash-and-sign mechanisms */
 	const EVP_MD *md;      /* PSS / OAEP hash, or the hash of mdctx */
 	const EVP_MD *mgf1;    /* PSS / OAEP MGF1 hash */

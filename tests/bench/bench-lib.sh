@@ -20,6 +20,7 @@ quantile() {
 # bench-results.csv (the header is written with the first row)
 csv_row() {
 	[ -s "$BENCH_CSV" ] || echo "bench,case,a,a_value,b,b_value,unit,ratio,target,met" >"$BENCH_CSV"
-	local IFS=,
-	echo "$*" >>"$BENCH_CSV"
+	local IFS=, f out=()
+	for f in "$@"; do out+=("${f//,/;}"); done # a comma would shift the columns
+	echo "${out[*]}" >>"$BENCH_CSV"
 }

@@ -74,6 +74,6 @@ if [ -s "$T/rss64" ]; then
 	rss=$(awk '/VmRSS/ {print $2}' "$T/rss64")
 	hwm=$(grep VmHWM "/proc/$BROKER_PID/status" | awk '{print $2}')
 	echo "Broker resident memory with 64 clients (token web): VmRSS $rss KiB during the load, peak (VmHWM) $hwm KiB after all runs."
-	csv_row memory "broker RSS, 64 clients" attestkey-broker "$rss" "peak" "$hwm" KiB "" "" ""
+	csv_row memory "broker RSS at 64 clients" attestkey-broker "$rss" "peak" "$hwm" KiB "" "" ""
 fi
 echo

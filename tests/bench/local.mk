@@ -5,10 +5,10 @@ EXTRA_PROGRAMS = tests/bench/p11bench tests/bench/loginbench tests/bench/brokerl
 	tests/bench/tlsload
 tests_bench_p11bench_SOURCES = tests/bench/p11bench.c
 tests_bench_p11bench_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
-tests_bench_p11bench_LDADD = $(CRYPTO_LIBS) -ldl
+tests_bench_p11bench_LDADD = $(CRYPTO_LIBS) -ldl -lm
 tests_bench_loginbench_SOURCES = tests/bench/loginbench.c
 tests_bench_loginbench_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
-tests_bench_loginbench_LDADD = -ldl
+tests_bench_loginbench_LDADD = $(CRYPTO_LIBS) -ldl
 tests_bench_brokerload_SOURCES = tests/bench/brokerload.c
 tests_bench_brokerload_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CURL_CFLAGS) $(JANSSON_CFLAGS) \
 	$(JOSE_CFLAGS)

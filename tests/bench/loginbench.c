@@ -8,8 +8,9 @@
  * C_Login + C_Logout: each C_Login runs the whole attested flow (challenge,
  * ephemeral key, evidence, verification, release, unwrap, objects), since
  * C_Logout drops the keys. Prints one "login_us V" line per login, the
- * number of private keys after the first login, and the process's VmRSS
- * before C_Initialize, before the first C_Login and after it. The PIN is
+ * number of private keys after the first login, the process's VmRSS
+ * before C_Initialize, before the first C_Login and after it, and how much
+ * of OpenSSL's secure heap (the module's, in this process) the keys use. The PIN is
  * $BENCH_PIN (default 1234). Exits non-zero, saying which call failed, on
  * any error.
  */
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/crypto.h>
 #include <p11-kit/pkcs11.h>
 
 static long rss_kib(void)
@@ -111,6 +113,7 @@ int main(int argc, char **argv)
 			printf("private_keys %lu\n", count_private(f, s));
 			printf("rss_kib start=%ld before_login=%ld after_login=%ld\n", rss_start,
 			       rss_before, rss_after);
+			printf("secure_heap_used %zu\n", CRYPTO_secure_used());
 		}
 		printf("login_us %lld\n", t1 - t0);
 		CALL("C_Logout", f->C_Logout(s));
