@@ -11,5 +11,4 @@ include $(srcdir)/tests/unit/common.mk
 include $(srcdir)/tests/unit/broker.mk
 include $(srcdir)/tests/unit/pkcs11.mk
 include $(srcdir)/tests/integration/local.mk
-include $(srcdir)/tests/interop/local.mk
 include $(srcdir)/tests/bench/local.mk
