@@ -29,8 +29,12 @@ fi
 check "p11-kit list-modules shows the attestkey module and its token" bash -c "grep -A12 '^attestkey' '$T/modules.txt' | grep -q 'token: web'"
 check "pkcs11-tool lists the slot of token web" bash -c "$P11 -L 2>&1 | grep -q 'token label *: web'"
 
-$P11 --login --pin 1234 -O >"$T/objects.txt" 2>&1
+ATTESTKEY_DEBUG=1 $P11 --login --pin 1234 -O >"$T/objects.txt" 2>&1
 check "login releases keys: a private key object for tls" grep -q "Private Key Object" "$T/objects.txt"
+# the per-login timing line that make bench (tests/bench/login.sh) reads
+check "ATTESTKEY_DEBUG=1 prints the login's timing line with every phase" grep -Eq \
+	"login timing \(us\): challenge=[0-9]+ ephemeral=[0-9]+ evidence=[0-9]+ release=[0-9]+ unwrap=[0-9]+ objects=[0-9]+ total=[0-9]+" \
+	"$T/objects.txt"
 check "the certificate object of tls is listed" grep -q "Certificate Object" "$T/objects.txt"
 check "the broker recorded a release" test "$(releases)" -ge 1
 

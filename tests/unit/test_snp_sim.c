@@ -493,6 +493,35 @@ static void test_sim_errors(void **state)
 	assert_int_equal(ev_sim_init(sim_dir, "Milan B0", SIM_TCB), -EINVAL);
 }
 
+/* The collector keeps the chip it parsed only while its files are
+ * unchanged: `sim init` over the same directory is seen at once. (Last:
+ * it replaces the chip the other tests use.) */
+static void test_sim_reinit_seen(void **state)
+{
+	struct ev_sim_params p;
+	struct vf_snp_trust *t;
+	uint8_t rd[64] = {0};
+	json_t *ev1 = NULL, *ev2 = NULL;
+	struct ak_snp_report r;
+	char msg[512];
+	(void)state;
+
+	params(&p);
+	assert_int_equal(ev_sim_collect(&p, rd, &ev1), 0);
+	assert_int_equal(ev_sim_init(sim_dir, "Milan-B0", SIM_TCB), 0);
+	assert_int_equal(ev_sim_collect(&p, rd, &ev2), 0);
+	/* another chip: another certificate table, verified under the new root */
+	assert_string_not_equal(json_string_value(json_object_get(ev1, "certs")),
+				json_string_value(json_object_get(ev2, "certs")));
+	t = sim_trust();
+	assert_int_equal(vf_snp_verify_json(t, ev2, rd, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(vf_snp_verify_json(t, ev1, rd, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+	vf_snp_trust_free(t);
+	json_decref(ev1);
+	json_decref(ev2);
+	ev_sim_params_clear(&p);
+}
+
 int main(void)
 {
 	/* clang-format off */
@@ -507,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_sim_policy),
 		cmocka_unit_test(test_ev_collect),
 		cmocka_unit_test(test_sim_errors),
+		cmocka_unit_test(test_sim_reinit_seen),
 	};
 	/* clang-format on */
 
