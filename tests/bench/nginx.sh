@@ -8,8 +8,8 @@
 # slice, in an order that rotates. Afterwards every access-log line is
 # checked: no handshake may have been resumed ($ssl_session_reused).
 . "$(dirname "$0")/bench-lib.sh"
+. "$(dirname "$0")/../integration/nginx-lib.sh"
 need nginx softhsm2-util
-SOFTHSM_SO=/usr/lib/softhsm/libsofthsm2.so
 TLSLOAD=${TLSLOAD:-$top_builddir/tests/bench/tlsload}
 ROUNDS=${BENCH_ROUNDS:-5}
 SLICE_MS=${BENCH_SLICE_MS:-3000}
@@ -21,29 +21,10 @@ CONNS=${BENCH_CONNS:-4}
 setup_world
 start_broker
 # the same two keys in a SoftHSM token "ref"
-mkdir -p "$T/softhsm/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$T/softhsm/tokens" >"$T/softhsm/softhsm2.conf"
-export SOFTHSM2_CONF="$T/softhsm/softhsm2.conf"
-softhsm2-util --init-token --free --label ref --pin 1234 --so-pin 4321 >/dev/null || bail "softhsm2-util --init-token failed"
+softhsm_token || bail "softhsm2-util --init-token failed"
 softhsm2-util --import "$T/keys/web/tls.key" --token ref --label tls --id 01 --pin 1234 >/dev/null &&
 	softhsm2-util --import "$T/keys/web/ec.key" --token ref --label ec --id 02 --pin 1234 >/dev/null ||
 	bail "SoftHSM did not import the keys"
-
-# engine_conf NAME MODULE: an openssl.cnf loading libp11's engine on MODULE
-engine_conf() {
-	cat >"$T/$1.cnf" <<EOC
-openssl_conf = openssl_init
-[openssl_init]
-engines = engine_section
-[engine_section]
-pkcs11 = pkcs11_section
-[pkcs11_section]
-engine_id = pkcs11
-dynamic_path = $ENGINE_SO
-MODULE_PATH = $2
-init = 1
-EOC
-}
 
 # start_one NAME RSA_KEY EC_KEY [single]: nginx NAME with two servers, on
 # ports PORT_NAME_rsa and PORT_NAME_ec; 2 workers, or one process (no
@@ -109,8 +90,8 @@ EOC
 	eval "PORT_${n}_rsa=$pr PORT_${n}_ec=$pe"
 }
 
-engine_conf attestkey "$AK_MODULE"
-engine_conf softhsm "$SOFTHSM_SO"
+write_engine_conf "$T/attestkey.cnf" "$AK_MODULE"
+write_engine_conf "$T/softhsm.cnf" "$SOFTHSM_SO"
 start_one file "$T/pki/tls.key" "$T/pki/ec.key"
 start_one attestkey "engine:pkcs11:pkcs11:token=web;object=tls;type=private;pin-value=1234" \
 	"engine:pkcs11:pkcs11:token=web;object=ec;type=private;pin-value=1234"

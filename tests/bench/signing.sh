@@ -4,7 +4,6 @@
 # SoftHSM token holding the same keys, then run the paired signing benchmark
 # (tests/bench/p11bench). BENCH_QUICK=1 for a short smoke run.
 . "$(dirname "$0")/bench-lib.sh"
-SOFTHSM_SO=/usr/lib/softhsm/libsofthsm2.so
 ROUNDS=${BENCH_ROUNDS:-7}
 SLICE_MS=${BENCH_SLICE_MS:-1000}
 [ -n "${BENCH_QUICK:-}" ] && { ROUNDS=3; SLICE_MS=200; }
@@ -14,10 +13,7 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$T/keys/web/r
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$T/keys/web/p384.key"
 openssl genpkey -algorithm ed25519 -out "$T/keys/web/ed.key"
 start_broker
-mkdir -p "$T/softhsm/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$T/softhsm/tokens" >"$T/softhsm/softhsm2.conf"
-export SOFTHSM2_CONF="$T/softhsm/softhsm2.conf"
-softhsm2-util --init-token --free --label ref --pin 1234 --so-pin 4321 >/dev/null
+softhsm_token || bail "softhsm2-util cannot create a token"
 # softhsm2-util imports PKCS#8 RSA, EC and Ed25519 keys (pkcs11-tool from
 # OpenSC 0.23 cannot write an Ed25519 private key)
 id=0

@@ -161,5 +161,17 @@ stop_broker() {
 }
 restart_broker() { stop_broker; start_broker "$@"; }
 
+# SoftHSMv2, the reference token of the differential tests and the benchmarks
+SOFTHSM_SO=/usr/lib/softhsm/libsofthsm2.so
+# softhsm_token: a private SoftHSM store in $T with one empty token "ref"
+# (user PIN 1234); exports SOFTHSM2_CONF
+softhsm_token() {
+	mkdir -p "$T/softhsm/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$T/softhsm/tokens" >"$T/softhsm/softhsm2.conf"
+	export SOFTHSM2_CONF="$T/softhsm/softhsm2.conf"
+	softhsm2-util --init-token --free --label ref --pin 1234 --so-pin 4321 >/dev/null
+}
+
 # releases: how many keys releases the audit log records
 releases() { grep -c '"event": *"release"' "$T/audit.jsonl" 2>/dev/null || true; }

@@ -2,9 +2,10 @@
 # nginx with a key that only the attested guest receives, through libp11's
 # engine: used by tests/integration/nginx.sh and the demo.
 
-# write_engine_conf: an openssl.cnf loading libp11's engine on our module
+# write_engine_conf [FILE [MODULE]]: an openssl.cnf (default $T/openssl.cnf)
+# loading libp11's engine on MODULE (default: our module)
 write_engine_conf() {
-	cat >"$T/openssl.cnf" <<EOC
+	cat >"${1:-$T/openssl.cnf}" <<EOC
 openssl_conf = openssl_init
 [openssl_init]
 engines = engine_section
@@ -13,7 +14,7 @@ pkcs11 = pkcs11_section
 [pkcs11_section]
 engine_id = pkcs11
 dynamic_path = $ENGINE_SO
-MODULE_PATH = $AK_MODULE
+MODULE_PATH = ${2:-$AK_MODULE}
 init = 1
 EOC
 }

@@ -9,15 +9,11 @@
 # (listed in docs/conformance.md).
 . "$(dirname "$0")/lib.sh"
 need pkcs11-tool softhsm2-util openssl
-SOFTHSM_SO=/usr/lib/softhsm/libsofthsm2.so
 [ -f "$SOFTHSM_SO" ] || skip_all "SoftHSMv2 is not installed"
 
 setup_world
 start_broker
-mkdir -p "$T/softhsm/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$T/softhsm/tokens" >"$T/softhsm/softhsm2.conf"
-export SOFTHSM2_CONF="$T/softhsm/softhsm2.conf"
-softhsm2-util --init-token --free --label ref --pin 1234 --so-pin 4321 >/dev/null
+softhsm_token || bail "softhsm2-util cannot create a token"
 AK="$AK_RUN pkcs11-tool --module $AK_MODULE --login --pin 1234"
 SH="pkcs11-tool --module $SOFTHSM_SO --token-label ref --login --pin 1234"
 
