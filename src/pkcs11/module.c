@@ -424,6 +424,9 @@ static CK_RV p11_C_Initialize(CK_VOID_PTR pInitArgs)
 	 * layout; a failure is reported again, and fatally, at C_Login. */
 	if (g.n_tokens && ak_secure_init() < 0)
 		ak_debug("no secure heap yet");
+	g.cfg.no_threads = pInitArgs &&
+			   (((const CK_C_INITIALIZE_ARGS *)pInitArgs)->flags &
+			    CKF_LIBRARY_CANT_CREATE_OS_THREADS);
 	g.pid = getpid();
 	g.initialized = true;
 	rv = CKR_OK;

@@ -32,6 +32,8 @@ struct p11_config {
 	char *ca;                   /* PEM file trusted for the broker's TLS */
 	long timeout;               /* seconds, per HTTP request */
 	bool reattest_after_fork;   /* default false */
+	bool no_threads;            /* not from the file: C_Initialize was given
+				     * CKF_LIBRARY_CANT_CREATE_OS_THREADS */
 	struct ev_config ev;        /* tee = sim + [sim] */
 	struct p11_token_config *tokens;
 	size_t n_tokens;

@@ -390,6 +390,26 @@ static void wipe_json_string(json_t *s)
 		ak_memzero((char *)json_string_value(s), json_string_length(s));
 }
 
+/* The ephemeral key of a login, made on a second thread while the
+ * challenge travels (it does not depend on the nonce): one P-384 scalar
+ * multiplication off the login's critical path. */
+struct eph_job {
+	EVP_PKEY *eph;
+	json_t *pub;
+	uint8_t thp[AK_THUMBPRINT_LEN];
+	bool ok;
+};
+
+static void *eph_make(void *arg)
+{
+	struct eph_job *j = arg;
+
+	j->eph = ak_ec_p384_generate();
+	j->pub = j->eph ? ak_jwk_from_pkey_public(j->eph) : NULL;
+	j->ok = j->pub && ak_jwk_thumbprint(j->pub, j->thp) == 0;
+	return NULL;
+}
+
 CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
 		  size_t pin_len, struct p11_keyset **out)
 {
@@ -397,6 +417,9 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	struct p11_keyset *ks = NULL;
 	json_t *pub = NULL, *evidence = NULL, *req = NULL, *resp = NULL;
 	EVP_PKEY *eph = NULL;
+	struct eph_job job = { 0 };
+	pthread_t th;
+	bool threaded = false;
 	json_t *jpin = NULL, *keys, *k;
 	char *nonce = NULL, *body = NULL;
 	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
@@ -419,17 +442,24 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		return CKR_DEVICE_MEMORY;
 	}
 
+	/* Ephemeral key (docs/protocol.md section 3) beside the challenge,
+	 * unless the application forbids threads (PKCS#11 2.40 section 5.4). */
+	threaded = !cfg->no_threads && pthread_create(&th, NULL, eph_make, &job) == 0;
 	rv = challenge(&c, &nonce);
+	t[1] = ak_now_us();
+	if (threaded)
+		pthread_join(th, NULL);
+	else if (rv == CKR_OK)
+		eph_make(&job);
+	eph = job.eph;
+	pub = job.pub;
+	memcpy(thp, job.thp, sizeof(thp));
 	if (rv != CKR_OK)
 		goto out;
-	t[1] = ak_now_us();
 
-	/* Ephemeral key and binding, docs/protocol.md section 3. */
+	/* The binding, docs/protocol.md section 3. */
 	rv = CKR_FUNCTION_FAILED;
-	eph = ak_ec_p384_generate();
-	pub = eph ? ak_jwk_from_pkey_public(eph) : NULL;
-	if (!pub || ak_jwk_thumbprint(pub, thp) < 0 ||
-	    ak_binding_compute(nonce, token, thp, binding) < 0) {
+	if (!job.ok || ak_binding_compute(nonce, token, thp, binding) < 0) {
 		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral P-384 key", token);
 		goto out;
 	}
@@ -493,7 +523,8 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		}
 	}
 	ak_debug("token '%s': %zu key(s) released by %s", token, ks->n_keys, cfg->brokers[c.cur]);
-	/* one line per login, read by tests/bench/login.sh */
+	/* one line per login, read by tests/bench/login.sh; "ephemeral" is
+	 * what the key added after the challenge (0 when it was ready) */
 	ak_debug("token '%s': login timing (us): challenge=%" PRId64 " ephemeral=%" PRId64
 		 " evidence=%" PRId64 " release=%" PRId64 " unwrap=%" PRId64 " objects=%" PRId64
 		 " total=%" PRId64,

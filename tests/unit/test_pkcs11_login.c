@@ -439,6 +439,26 @@ static void test_release(void **state)
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* An application that forbids the library its own threads (PKCS#11 2.40
+ * section 5.4): the ephemeral key is made after the challenge instead of
+ * beside it, and the login is the same. */
+static void test_release_no_threads(void **state)
+{
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_LIBRARY_CANT_CREATE_OS_THREADS | CKF_OS_LOCKING_OK };
+	CK_SESSION_HANDLE h;
+	int before = releases;
+
+	(void)state;
+	mode = MODE_OK;
+	setenv("ATTESTKEY_CONF", conf_ok, 1);
+	assert_int_equal(f->C_Initialize(&args), CKR_OK);
+	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	assert_int_equal(releases, before + 1);
+	assert_true(sign_and_verify(h));
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
 static void test_refused(void **state)
 {
 	CK_SESSION_HANDLE h;
@@ -684,6 +704,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_release),
+		cmocka_unit_test(test_release_no_threads),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_pin),
 		cmocka_unit_test(test_tampered),
