@@ -55,6 +55,10 @@ int ak_parse_bool(const char *v, bool *out) AK_WUR;
 int ak_parse_u64(const char *v, uint64_t *out) AK_WUR; /* decimal or 0x hex */
 /* Read a whole (small, <= 16 MiB) file; *len gets its size. NULL + errno. */
 uint8_t *ak_read_file(const char *path, size_t *len) AK_WUR;
+struct stat;
+/* The same file, unchanged: device, inode, size and mtime (ns) equal. For
+ * caches of parsed files; a zeroed stat stands for "missing". */
+bool ak_same_file(const struct stat *a, const struct stat *b);
 /* Duplicate a string and strip leading/trailing white space. */
 char *ak_strdup_trim(const char *s) AK_WUR;
 

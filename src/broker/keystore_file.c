@@ -212,12 +212,6 @@ static void file_sig_of(const char *tdir, const char *fname, struct file_sig *si
 		(void)stat(path, &sig->cert);
 }
 
-static bool same_stat(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 /* A copy of the cached keys of token if its files are those of names/sigs. */
 static bool cache_lookup(struct file_store *fs, const char *token, struct dirent **names,
 			 const struct file_sig *sigs, size_t n, struct broker_keyset *out)
@@ -232,8 +226,8 @@ static bool cache_lookup(struct file_store *fs, const char *token, struct dirent
 	if (tc && tc->n == n) {
 		for (i = 0; i < n; i++) {
 			if (strcmp(tc->names[i], names[i]->d_name) != 0 ||
-			    !same_stat(&tc->sigs[i].key, &sigs[i].key) ||
-			    !same_stat(&tc->sigs[i].cert, &sigs[i].cert))
+			    !ak_same_file(&tc->sigs[i].key, &sigs[i].key) ||
+			    !ak_same_file(&tc->sigs[i].cert, &sigs[i].cert))
 				break;
 		}
 		hit = i == n && broker_keyset_copy(&tc->ks, out) == 0;

@@ -183,3 +183,9 @@ char *ak_strdup_trim(const char *s)
 		e--;
 	return strndup(s, (size_t)(e - s));
 }
+
+bool ak_same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}

@@ -75,8 +75,17 @@ static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
 	if (!kctx || EVP_KDF_derive(kctx, dk, sizeof(dk), params) <= 0)
 		goto out;
 	k = jose_b64_enc(dk, sizeof(dk));
-	*cek_out = k ? json_pack("{s:s,s:s,s:o}", "kty", "oct", "alg", PROFILE_ENC, "k", k) : NULL;
-	ret = *cek_out ? 0 : -ENOMEM;
+	*cek_out = json_pack("{s:s,s:s}", "kty", "oct", "alg", PROFILE_ENC);
+	if (k && *cek_out && json_object_set(*cek_out, "k", k) == 0) {
+		ret = 0; /* the CEK object holds k; ak_jwk_free_secret() wipes it */
+	} else {
+		ak_jwk_free_secret(*cek_out);
+		*cek_out = NULL;
+		ret = -ENOMEM;
+		if (k) /* nobody else holds it: wipe it before it is freed */
+			ak_memzero((char *)json_string_value(k), json_string_length(k));
+	}
+	json_decref(k);
 out:
 	ERR_clear_error();
 	OPENSSL_cleanse(z, sizeof(z));

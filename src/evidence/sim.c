@@ -488,12 +488,6 @@ static void chip_unref(struct chip *c)
 	free(c);
 }
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 static void chip_stat(const char *dir, struct stat st[4])
 {
 	size_t i;
@@ -569,9 +563,9 @@ static struct chip *chip_get(const char *dir)
 	chip_stat(dir, st);
 	pthread_mutex_lock(&chip_lock);
 	c = chip_cache;
-	if (c && strcmp(c->dir, dir) == 0 && same_file(&c->st[0], &st[0]) &&
-	    same_file(&c->st[1], &st[1]) && same_file(&c->st[2], &st[2]) &&
-	    same_file(&c->st[3], &st[3])) {
+	if (c && strcmp(c->dir, dir) == 0 && ak_same_file(&c->st[0], &st[0]) &&
+	    ak_same_file(&c->st[1], &st[1]) && ak_same_file(&c->st[2], &st[2]) &&
+	    ak_same_file(&c->st[3], &st[3])) {
 		c->refs++;
 		pthread_mutex_unlock(&chip_lock);
 		return c;

@@ -288,8 +288,11 @@ static void test_jwe_pkey(void **state)
 	assert_memory_equal(out.data, secret_pt, sizeof(secret_pt));
 	assert_true(CRYPTO_secure_allocated(out.data));
 	ak_secbuf_clear(&out);
-	/* a P-256 recipient is not in the profile */
+	/* a P-256 recipient, or a P-256 epk, is not in the profile */
 	assert_int_equal(ak_jwe_encrypt_to(p256, NULL, secret_pt, sizeof(secret_pt), &bad), -EINVAL);
+	assert_int_equal(ak_jwe_encrypt_to(recipient, EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"),
+					   secret_pt, sizeof(secret_pt), &bad),
+			 -EINVAL); /* the epk is freed */
 	p256jwk = ak_jwk_from_pkey_public(p256);
 	assert_null(ak_pkey_from_jwk_p384(p256jwk));
 	/* epk on P-256, epk off the curve, epk missing, apu */

@@ -315,6 +315,23 @@ static void resign(uint8_t rep[AK_SNP_REPORT_LEN])
 	free(kp);
 }
 
+/* Evidence of the sim chip for rd, as the verifier's input: *rep and *tab
+ * are the decoded report and certificate table (the caller frees them). */
+static json_t *sim_input(const struct ev_sim_params *p, const uint8_t rd[64],
+			 struct vf_snp_input *in, uint8_t **rep, uint8_t **tab)
+{
+	json_t *ev = NULL;
+
+	assert_int_equal(ev_sim_collect(p, rd, &ev), 0);
+	*rep = ak_b64url_decode(json_string_value(json_object_get(ev, "report")), &in->report_len);
+	*tab = ak_b64url_decode(json_string_value(json_object_get(ev, "certs")), &in->certtable_len);
+	assert_non_null(*rep);
+	assert_non_null(*tab);
+	in->report = *rep;
+	in->certtable = *tab;
+	return ev;
+}
+
 static void test_sim_chip_id_mismatch(void **state)
 {
 	struct vf_snp_trust *t = sim_trust();
@@ -322,19 +339,12 @@ static void test_sim_chip_id_mismatch(void **state)
 	struct vf_snp_input in = {0};
 	struct ak_snp_report r;
 	uint8_t rd[64] = {0}, *rep, *tab;
-	size_t rlen, tlen;
-	json_t *ev = NULL;
+	json_t *ev;
 	char msg[512];
 	(void)state;
 
 	params(&p);
-	assert_int_equal(ev_sim_collect(&p, rd, &ev), 0);
-	rep = ak_b64url_decode(json_string_value(json_object_get(ev, "report")), &rlen);
-	tab = ak_b64url_decode(json_string_value(json_object_get(ev, "certs")), &tlen);
-	in.report = rep;
-	in.report_len = rlen;
-	in.certtable = tab;
-	in.certtable_len = tlen;
+	ev = sim_input(&p, rd, &in, &rep, &tab);
 	assert_int_equal(vf_snp_verify(t, &in, &r, msg, sizeof(msg)), AK_R_OK);
 
 	/* another chip's id, correctly signed: the hwID check catches it */
@@ -367,19 +377,14 @@ static void test_sim_chain_cache(void **state)
 	struct ak_snp_report r;
 	struct ak_snp_cert_entry ents[4];
 	uint8_t rd[64] = {0}, *rep, *tab, *tab2;
-	size_t rlen, tlen, n;
-	json_t *ev = NULL;
+	size_t tlen, n;
+	json_t *ev;
 	char msg[512];
 	(void)state;
 
 	params(&p);
-	assert_int_equal(ev_sim_collect(&p, rd, &ev), 0);
-	rep = ak_b64url_decode(json_string_value(json_object_get(ev, "report")), &rlen);
-	tab = ak_b64url_decode(json_string_value(json_object_get(ev, "certs")), &tlen);
-	in.report = rep;
-	in.report_len = rlen;
-	in.certtable = tab;
-	in.certtable_len = tlen;
+	ev = sim_input(&p, rd, &in, &rep, &tab);
+	tlen = in.certtable_len;
 	in.expected_report_data = rd;
 	/* verified twice: the second time from the cache */
 	assert_int_equal(vf_snp_verify(t, &in, &r, msg, sizeof(msg)), AK_R_OK);
