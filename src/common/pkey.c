@@ -58,7 +58,8 @@ const char *ak_pkey_strerror(enum ak_pkey_err e)
 	switch (e) {
 	case AK_PKEY_OK: return "no error";
 	case AK_PKEY_NOT_PKCS8: return "not a DER PKCS#8 PrivateKeyInfo";
-	case AK_PKEY_UNSUPPORTED: return "an unsupported key algorithm or curve";
+	case AK_PKEY_UNSUPPORTED:
+		return "its algorithm or curve is not supported (RSA 2048-4096, EC P-256/384/521 or Ed25519)";
 	case AK_PKEY_BAD_KEY: return "the private key inside does not parse or is inconsistent";
 	case AK_PKEY_NO_SECURE_MEM: return "no room in the secure heap";
 	}
