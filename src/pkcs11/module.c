@@ -366,8 +366,8 @@ static void fork_reinit_inlock(void)
 			t->keys = NULL;
 		}
 	}
-	if (!g.cfg.reattest_after_fork)
-		relock_secure_heap();
+	/* also when re-attesting: the new release lands in the same heap */
+	relock_secure_heap();
 	ak_debug("re-initialised after fork (pid %ld, parent's keys %s)", (long)getpid(),
 		 g.cfg.reattest_after_fork ? "dropped" : "kept");
 	g.pid = getpid();
