@@ -91,6 +91,14 @@ setup_world() {
 	write_module_conf
 }
 
+# add_ed25519_key: an Ed25519 key "ed" with a certificate in token web
+add_ed25519_key() {
+	make_leaf "$T/pki" ed web-ca ed25519 || bail "cannot make the Ed25519 web key"
+	openssl pkcs8 -topk8 -nocrypt -in "$T/pki/ed.key" -out "$T/keys/web/ed.key"
+	cp "$T/pki/ed.crt" "$T/keys/web/ed.crt"
+	chmod 600 "$T/keys/web/ed.key"
+}
+
 # write_broker_conf [EXTRA TOKEN LINES...]: token web allows MEASUREMENT
 BROKER_ROOTS=""
 BROKER_TTL=60

@@ -9,6 +9,10 @@ check_PROGRAMS += tests/integration/p11diff
 tests_integration_p11diff_SOURCES = tests/integration/p11diff.c
 tests_integration_p11diff_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
 tests_integration_p11diff_LDADD = -ldl
+# issue 8: searches core files for the secret parts of private keys
+check_PROGRAMS += tests/integration/corescan
+tests_integration_corescan_SOURCES = tests/integration/corescan.c
+tests_integration_corescan_LDADD = $(CRYPTO_LIBS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
