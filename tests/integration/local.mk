@@ -23,6 +23,7 @@ INTEGRATION_TESTS = \
 	tests/integration/nginx.sh \
 	tests/integration/public-objects.sh \
 	tests/integration/clients.sh \
-	tests/integration/softhsm-diff.sh
+	tests/integration/softhsm-diff.sh \
+	tests/integration/corescan-self.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh
