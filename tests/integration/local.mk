@@ -24,6 +24,10 @@ INTEGRATION_TESTS = \
 	tests/integration/public-objects.sh \
 	tests/integration/clients.sh \
 	tests/integration/softhsm-diff.sh \
-	tests/integration/corescan-self.sh
+	tests/integration/corescan-self.sh \
+	tests/integration/coredump.sh
 TESTS += $(INTEGRATION_TESTS)
+# issue 8: removed when the fix lands (key parts in nginx's, a PKCS#11
+# client's and the broker's cores)
+XFAIL_TESTS += tests/integration/coredump.sh
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh
