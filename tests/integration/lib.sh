@@ -27,6 +27,10 @@ refuse() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then not_ok "$d"; d
 diag_stream() { sed 's/^/# /'; }
 need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c is not installed"; done; }
 finish() { echo "1..$tap_n"; exit $((tap_failed > 0)); }
+# finish_lines_only: the plan, and exit 0: for a script in XFAIL_TESTS, whose
+# TAP lines carry the verdict (tap-driver adds an ERROR for a failing exit
+# status even there); such a script bails out on a failed set-up
+finish_lines_only() { echo "1..$tap_n"; exit 0; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/attestkey-test.XXXXXX")
 AK_PIDS=""
