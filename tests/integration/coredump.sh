@@ -41,7 +41,10 @@ scan() {
 # report, the findings as comments (offsets and parts, never bytes)
 report() {
 	if [ "$SCAN_HITS" -eq 0 ]; then ok "$1"; else not_ok "$1"; fi
-	sed "s|$T/keys/web/||g; s|$T/||g" "$T/scan.out" | grep -v '^searching' | head -n 80 | diag_stream
+	# a line per core (hits per key), then where the copies are
+	sed "s|$T/keys/web/||g; s|$T/||g" "$T/scan.out" >"$T/scan.short"
+	grep -E ': [0-9]+ hits? \(' "$T/scan.short" | diag_stream
+	grep -E '^  ' "$T/scan.short" | head -n 60 | diag_stream
 	: >"$T/scan.out"
 	SCAN_HITS=0
 }
@@ -49,7 +52,7 @@ SCAN_HITS=0
 : >"$T/scan.out"
 # gcore_of NAME PID: a gcore of PID as $T/cores/NAME.PID
 gcore_of() {
-	gcore -o "$T/cores/$1" "$2" >"$T/gcore.log" 2>&1 && [ -s "$T/cores/$1.$2" ] ||
+	timeout 120 gcore -o "$T/cores/$1" "$2" >"$T/gcore.log" 2>&1 && [ -s "$T/cores/$1.$2" ] ||
 		{ diag_stream <"$T/gcore.log"; bail "gcore of $1 ($2) failed"; }
 	scan "$T/cores/$1.$2"
 }
@@ -109,8 +112,9 @@ fi
 stop_nginx
 
 # --- b. a plain PKCS#11 client ---------------------------------------------
-# The Ed25519 key joins the token only now: libp11 (0.4.12) cannot enumerate
-# a token holding a CKK_EC_EDWARDS key, and nginx would not start.
+# The Ed25519 key joins the token only now: libp11 0.4.12 cannot enumerate a
+# token holding a CKK_EC_EDWARDS key (SoftHSM's neither), and nginx would not
+# start.
 add_ed25519_key
 KEYS="$KEYS $T/keys/web/ed.key"
 # start_probe: p11probe logs in and signs with every key, in $T/cores/probe
@@ -134,14 +138,20 @@ diag "p11probe: $(grep '^sign' "$T/probe.out" | tr '\n' ';')"
 gcore_of probe "$PROBE_PROC"
 report "PKCS#11 client after login and RSA, ECDSA and EdDSA signatures: gcore holds no key part"
 pid=$PROBE_PROC
-echo segv >&"$PROBE_IN"
-wait "$PROBE_PID" 2>/dev/null
-core=$(kernel_core "$T/cores/probe" "$pid")
-if [ -n "$core" ]; then
-	scan "$core"
-	report "PKCS#11 client: its kernel core (SIGSEGV) holds no key part"
+if [ -z "$KERNEL_CORES" ]; then
+	echo quit >&"$PROBE_IN"
+	wait "$PROBE_PID" 2>/dev/null
+	skip "PKCS#11 client: its kernel core holds no key part" "core_pattern does not write into the working directory"
 else
-	skip "PKCS#11 client: its kernel core holds no key part" "the kernel wrote no core (ulimit -c $(ulimit -c), core_pattern '$(cat /proc/sys/kernel/core_pattern)')"
+	echo segv >&"$PROBE_IN"
+	wait "$PROBE_PID" 2>/dev/null
+	core=$(kernel_core "$T/cores/probe" "$pid")
+	if [ -n "$core" ]; then
+		scan "$core"
+		report "PKCS#11 client: its kernel core (SIGSEGV) holds no key part"
+	else
+		skip "PKCS#11 client: its kernel core holds no key part" "the kernel wrote no core (ulimit -c $(ulimit -c))"
+	fi
 fi
 
 # --- c. the broker, after serving the releases -----------------------------

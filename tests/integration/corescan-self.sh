@@ -86,7 +86,7 @@ done
 awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, r, "-"); sub(/^0+/, "", r[1]) } /^VmFlags:.* dd/ { print r[1] }' \
 	"/proc/$pid/smaps" >"$T/dd"
 check "the logged-in process has a MADV_DONTDUMP mapping (the secure heap)" test -s "$T/dd"
-gcore -o "$T/probe" "$pid" >"$T/gcore.log" 2>&1 || { diag_stream <"$T/gcore.log"; bail "gcore failed"; }
+timeout 120 gcore -o "$T/probe" "$pid" >"$T/gcore.log" 2>&1 || { diag_stream <"$T/gcore.log"; bail "gcore failed"; }
 "$SCAN" -l "$T/probe.$pid" >"$T/loads" || bail "corescan -l failed"
 check "gcore writes none of its bytes into the core" bash -c "
 	while read -r start; do

@@ -487,7 +487,18 @@ static long scan(const char *path)
 			copies += (long)comps[k].runs;
 		}
 	}
-	printf("%s: %ld hit%s\n", path, copies, copies == 1 ? "" : "s");
+	/* the total, and per key (every key searched is named, hits or not) */
+	printf("%s: %ld hit%s (", path, copies, copies == 1 ? "" : "s");
+	for (k = 0; k < ncomps; k++) {
+		size_t j, per_key = 0;
+
+		if (k > 0 && comps[k].key == comps[k - 1].key)
+			continue;
+		for (j = k; j < ncomps && comps[j].key == comps[k].key; j++)
+			per_key += comps[j].runs;
+		printf("%s%s %zu", k ? ", " : "", comps[k].key, per_key);
+	}
+	printf(")\n");
 	munmap((void *)core, (size_t)st.st_size);
 	free(loads);
 	loads = NULL;
