@@ -351,6 +351,7 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 	/* PKCS#8 PrivateKeyInfo, decoded without a copy outside the secure
 	 * heap (attestkey/pkey.h) */
 	perr = ak_privkey_from_pkcs8(pt.data, pt.len, &priv);
+	ak_stack_wipe(); /* the JWE and key decoders' frames */
 	if (perr != AK_PKEY_OK) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s' (%s): %s", c->token, label, type,
 		       ak_pkey_strerror(perr));
