@@ -3,7 +3,8 @@
  * Two channels, as in p11-kit's message.c / debug.h: ak_log is the one
  * user-facing line per failure; ak_debug is compiled in and switched on by
  * ATTESTKEY_DEBUG (unset or "0": off; "1"/"all": on; else a comma list of
- * component names).
+ * component names). Read with secure_getenv: a setuid host's invoker does
+ * not get debug output of the privileged process.
  */
 #include "config.h"
 
@@ -42,7 +43,7 @@ void ak_log_init(const char *comp)
 {
 	pthread_mutex_lock(&log_lock);
 	snprintf(component, sizeof(component), "%s", comp ? comp : "attestkey");
-	debug_state = debug_wanted(getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
+	debug_state = debug_wanted(secure_getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
 	pthread_mutex_unlock(&log_lock);
 }
 
@@ -56,7 +57,7 @@ void ak_log_use_syslog(bool on)
 bool ak_debug_enabled(void)
 {
 	if (debug_state < 0)
-		debug_state = debug_wanted(getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
+		debug_state = debug_wanted(secure_getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
 	return debug_state == 1;
 }
 

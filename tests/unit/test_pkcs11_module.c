@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -1540,7 +1542,75 @@ static void test_threads(void **state)
 	}
 }
 
-int main(void)
+/* ---- issue 8 item 15: secure_getenv ------------------------------------- */
+
+/* What a copy of this program reports in a process the kernel marks
+ * AT_SECURE: the configuration path the module would use and whether debug
+ * output is on. Run by test_secure_env; prints one line, exits 0. */
+static int secure_env_child(void)
+{
+	bool explicit_path = true;
+	const char *path = p11_config_path(&explicit_path);
+
+	printf("secure=%lu conf=%s explicit=%d debug=%d\n", getauxval(AT_SECURE), path,
+	       explicit_path, ak_debug_enabled());
+	return 0;
+}
+
+/* Run `dir/name --secure-env-child` as nobody (setpriv), with both variables
+ * set, and return its one line of output. */
+static void run_as_nobody(const char *dir, const char *name, char *out, size_t len)
+{
+	char cmd[600];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "ATTESTKEY_CONF=/nonexistent/chosen.conf ATTESTKEY_DEBUG=1 "
+		 "setpriv --reuid=65534 --regid=65534 --clear-groups %s/%s --secure-env-child",
+		 dir, name);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	out[0] = '\0';
+	if (!fgets(out, (int)len, p))
+		out[0] = '\0';
+	assert_int_equal(pclose(p), 0);
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/*
+ * A setuid-like host: a copy of this test program with a file capability,
+ * run by an unprivileged user, is started with AT_SECURE=1 (capabilities(7),
+ * "secure-execution mode"), exactly as su or sudo loading the module through
+ * PAM. Its ATTESTKEY_CONF and ATTESTKEY_DEBUG must be ignored. The same copy
+ * without the capability is the control: there both are honoured.
+ */
+static void test_secure_env(void **state)
+{
+	char dir[] = "/tmp/ak-p11-secenv-XXXXXX", cmd[700], line[512];
+
+	(void)state;
+	if (geteuid() != 0 || system("command -v setcap >/dev/null && command -v setpriv >/dev/null") != 0)
+		skip(); /* needs root for setcap, and setpriv to drop to nobody */
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "cp /proc/%ld/exe %s/plain && cp %s/plain %s/capable && "
+		 "chmod 755 %s/plain %s/capable && setcap cap_net_bind_service+ep %s/capable",
+		 (long)getpid(), dir, dir, dir, dir, dir, dir);
+	assert_int_equal(system(cmd), 0);
+
+	run_as_nobody(dir, "plain", line, sizeof(line));
+	assert_string_equal(line, "secure=0 conf=/nonexistent/chosen.conf explicit=1 debug=1");
+	run_as_nobody(dir, "capable", line, sizeof(line));
+	assert_true(strncmp(line, "secure=1 conf=/", 15) == 0);
+	assert_null(strstr(line, "chosen"));
+	assert_non_null(strstr(line, " explicit=0 debug=0"));
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_interfaces),
@@ -1571,8 +1641,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_decrypt_oaep_label, setup, teardown),
 		cmocka_unit_test(test_function_list_complete),
 		cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+		cmocka_unit_test(test_secure_env),
 	};
 	int failed;
+
+	if (argc == 2 && strcmp(argv[1], "--secure-env-child") == 0)
+		return secure_env_child();
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	if (getenv("AK_TEST_FILTER")) /* e.g. AK_TEST_FILTER='test_fork*' */
