@@ -11,7 +11,8 @@
  * only take a read lock long enough to take a reference to their EVP_PKEY.
  * Order: g.lock -> session lock -> token rwlock. A token's login_lock
  * serialises its attested logins (which talk to the network) and is never
- * taken with another lock held.
+ * taken with another lock held; it comes before g.lock (C_Login publishes
+ * its keys under g.lock while holding login_lock).
  *
  * Fork (nginx, DESIGN.md "Invariants"): nginx's master logs in through
  * libp11 and forks workers; libp11 notices the fork (p11_atfork.c,
@@ -163,24 +164,32 @@ static void session_free(struct session *s)
 	free(s);
 }
 
+/* The open session with handle h, or NULL (handles never repeat, so a
+ * closed session is never replaced by another). Caller holds g.lock. */
+static struct session *session_find_inlock(CK_SESSION_HANDLE h)
+{
+	size_t i;
+
+	for (i = 0; i < g.n_sessions; i++) {
+		if (g.sessions[i]->handle == h)
+			return g.sessions[i];
+	}
+	return NULL;
+}
+
 /* Find a session, take a reference and its lock. */
 static CK_RV session_get(CK_SESSION_HANDLE h, struct session **out)
 {
-	struct session *s = NULL;
-	size_t i;
+	struct session *s;
 
 	pthread_mutex_lock(&g.lock);
 	if (!g.initialized) {
 		pthread_mutex_unlock(&g.lock);
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
-	for (i = 0; i < g.n_sessions; i++) {
-		if (g.sessions[i]->handle == h) {
-			s = g.sessions[i];
-			s->refs++;
-			break;
-		}
-	}
+	s = session_find_inlock(h);
+	if (s)
+		s->refs++;
 	pthread_mutex_unlock(&g.lock);
 	if (!s)
 		return CKR_SESSION_HANDLE_INVALID;
@@ -808,11 +817,26 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 	}
 	/* t->pub only changes under login_lock, which this thread holds */
 	p11_keyset_adopt_handles(ks, t->pub);
+	/* The release ran without g.lock: the session may have been closed
+	 * meanwhile (C_CloseSession, C_CloseAllSessions, or C_Logout then
+	 * C_CloseSession). Publish only while it still exists, under g.lock,
+	 * so that close_sessions either runs before (and we refuse) or after
+	 * (and wipes what we published). Keys inherited across fork stay, as
+	 * close_sessions keeps them. */
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized || !session_find_inlock(hSession)) {
+		pthread_mutex_unlock(&g.lock);
+		p11_keyset_free(ks);
+		ak_debug("token '%s': session closed during the login, keys wiped", t->conf->name);
+		rv = CKR_SESSION_HANDLE_INVALID;
+		goto out;
+	}
 	pthread_rwlock_wrlock(&t->lock);
 	if (ks)
 		t->keys = ks;
 	t->logged_in = true;
 	pthread_rwlock_unlock(&t->lock);
+	pthread_mutex_unlock(&g.lock);
 	rv = CKR_OK;
 out:
 	pthread_mutex_unlock(&t->login_lock);
