@@ -97,6 +97,29 @@ void ak_log_openssl(enum ak_log_level level, const char *what)
 	ERR_clear_error();
 }
 
+void ak_mutex_atfork(pthread_mutex_t *m, enum ak_fork_phase phase)
+{
+	switch (phase) {
+	case AK_FORK_PREPARE:
+		pthread_mutex_lock(m);
+		break;
+	case AK_FORK_PARENT:
+		pthread_mutex_unlock(m);
+		break;
+	case AK_FORK_CHILD:
+		/* the child's thread is not the owner glibc recorded */
+		pthread_mutex_init(m, NULL);
+		break;
+	}
+}
+
+/* A fork while another thread writes a line would leave the child's log
+ * lock held by a thread that does not exist there. */
+void ak_log_atfork(enum ak_fork_phase phase)
+{
+	ak_mutex_atfork(&log_lock, phase);
+}
+
 int64_t ak_now_us(void)
 {
 	struct timespec ts;

@@ -82,24 +82,42 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* ---- fork safety of our own locks ------------------------------------ */
 
-/* Hold every lock across fork() so the child inherits them in a known
- * state (only the forking thread survives in the child). glibc drops these
- * handlers when the module is dlclose()d. */
+/*
+ * Hold every lock of the module across fork() so the child inherits them in
+ * a known state (only the forking thread survives in the child), taken in
+ * the hierarchy order: g.lock, each session's lock, each token's rwlock,
+ * then the leaf locks of the other files, which are never held while
+ * another lock is taken: the object handle counter (object.c), the
+ * simulated chip's cache (sim.c), and last the log's, since any code logs
+ * under any lock. A token's login_lock is not taken: a login may wait on
+ * the network for the whole timeout, and its thread does not exist in the
+ * child. glibc drops these handlers when the module is dlclose()d.
+ */
 static void atfork_prepare(void)
 {
 	size_t i;
 
 	pthread_mutex_lock(&g.lock);
+	for (i = 0; i < g.n_sessions; i++)
+		pthread_mutex_lock(&g.sessions[i]->lock);
 	for (i = 0; i < g.n_tokens; i++)
 		pthread_rwlock_wrlock(&g.tokens[i].lock);
+	p11_handles_atfork(AK_FORK_PREPARE);
+	ev_sim_atfork(AK_FORK_PREPARE);
+	ak_log_atfork(AK_FORK_PREPARE);
 }
 
 static void atfork_parent(void)
 {
 	size_t i;
 
+	ak_log_atfork(AK_FORK_PARENT);
+	ev_sim_atfork(AK_FORK_PARENT);
+	p11_handles_atfork(AK_FORK_PARENT);
 	for (i = 0; i < g.n_tokens; i++)
 		pthread_rwlock_unlock(&g.tokens[i].lock);
+	for (i = 0; i < g.n_sessions; i++)
+		pthread_mutex_unlock(&g.sessions[i]->lock);
 	pthread_mutex_unlock(&g.lock);
 }
 
@@ -110,10 +128,15 @@ static void atfork_child(void)
 {
 	size_t i;
 
+	ak_log_atfork(AK_FORK_CHILD);
+	ev_sim_atfork(AK_FORK_CHILD);
+	p11_handles_atfork(AK_FORK_CHILD);
 	for (i = 0; i < g.n_tokens; i++) {
 		pthread_rwlock_init(&g.tokens[i].lock, NULL);
 		pthread_mutex_init(&g.tokens[i].login_lock, NULL);
 	}
+	for (i = 0; i < g.n_sessions; i++)
+		pthread_mutex_init(&g.sessions[i]->lock, NULL);
 	pthread_mutex_init(&g.lock, NULL);
 }
 

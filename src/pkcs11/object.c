@@ -179,6 +179,11 @@ static CK_OBJECT_HANDLE new_handle(void)
 	return h;
 }
 
+void p11_handles_atfork(enum ak_fork_phase phase)
+{
+	ak_mutex_atfork(&handle_lock, phase);
+}
+
 /* ---- building ---------------------------------------------------------- */
 
 struct builder {

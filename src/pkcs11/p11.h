@@ -150,6 +150,9 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
 		       struct p11_keyset **out);
 
+/* The handle counter's lock across fork() (common.h, ak_mutex_atfork). */
+void p11_handles_atfork(enum ak_fork_phase phase);
+
 /* ---- test-only hooks (module.c); never exported (attestkey.map) -------- */
 /* Add pkey (one reference taken) with its objects to the key set of slot
  * `slot`, as if the broker had released it, leaving the token logged out:
