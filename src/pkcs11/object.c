@@ -156,15 +156,26 @@ static const struct class_attr *class_attr_find(const struct p11_object *o,
 	return NULL;
 }
 
-size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive)
+size_t p11_class_attr_types_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive,
+				     CK_ATTRIBUTE_TYPE *out, size_t max)
 {
 	unsigned kb = klass == CKO_CERTIFICATE ? K_ANY : key_bit(kt);
 	size_t i, n = 0;
 
-	for (i = 0; i < AK_ARRAY_SIZE(class_attrs); i++)
-		n += class_attrs[i].klass == klass && (class_attrs[i].keys & kb) &&
-		     class_attrs[i].sensitive == sensitive;
+	for (i = 0; i < AK_ARRAY_SIZE(class_attrs); i++) {
+		if (class_attrs[i].klass != klass || !(class_attrs[i].keys & kb) ||
+		    class_attrs[i].sensitive != sensitive)
+			continue;
+		if (out && n < max)
+			out[n] = class_attrs[i].type;
+		n++;
+	}
 	return n;
+}
+
+size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive)
+{
+	return p11_class_attr_types_for_test(klass, kt, sensitive, NULL, 0);
 }
 
 static CK_OBJECT_HANDLE new_handle(void)

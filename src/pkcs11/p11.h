@@ -166,5 +166,8 @@ CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const cha
  * view), and the number of rows of the class table of object.c. */
 const struct p11_object *p11_object_for_test(CK_OBJECT_HANDLE h);
 size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive);
+/* The attribute types of those rows: the count, and up to max in out. */
+size_t p11_class_attr_types_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive,
+				     CK_ATTRIBUTE_TYPE *out, size_t max);
 
 #endif
