@@ -35,6 +35,11 @@ void ak_log_use_syslog(bool on);
 void ak_log(enum ak_log_level level, const char *fmt, ...) AK_PRINTF(2, 3);
 void ak_vlog(enum ak_log_level level, const char *fmt, va_list ap) AK_PRINTF(2, 0);
 bool ak_debug_enabled(void);
+/* Where ak_log lines go instead of stderr or syslog (NULL: back to them),
+ * called under the log's lock with the line without its prefix; for tests
+ * that count the lines one failure writes. */
+typedef void (*ak_log_sink)(enum ak_log_level level, const char *line, void *arg);
+void ak_log_set_sink(ak_log_sink sink, void *arg);
 #define ak_debug(...) do { if (ak_debug_enabled()) ak_log(AK_LOG_DEBUG, __VA_ARGS__); } while (0)
 /* fork(): a library's pthread_atfork handlers hold each of its mutexes
  * across the fork (PREPARE), release them in the parent and re-create them

@@ -22,6 +22,8 @@ static char component[32] = "attestkey";
 static bool use_syslog;
 static int debug_state = -1; /* -1 unknown, 0 off, 1 on */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static ak_log_sink sink; /* under log_lock */
+static void *sink_arg;
 
 static bool debug_wanted(const char *env, const char *comp)
 {
@@ -61,19 +63,30 @@ bool ak_debug_enabled(void)
 	return debug_state == 1;
 }
 
+void ak_log_set_sink(ak_log_sink fn, void *arg)
+{
+	pthread_mutex_lock(&log_lock);
+	sink = fn;
+	sink_arg = arg;
+	pthread_mutex_unlock(&log_lock);
+}
+
 void ak_vlog(enum ak_log_level level, const char *fmt, va_list ap)
 {
 	char line[2048];
 
 	vsnprintf(line, sizeof(line), fmt, ap);
-	if (use_syslog) {
-		syslog((int)level, "%s", line);
-		return;
-	}
-	/* One fprintf per line so concurrent threads do not interleave. */
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%s: %s%s\n", component, level == AK_LOG_DEBUG ? "debug: " : "", line);
-	fflush(stderr);
+	if (sink) {
+		sink(level, line, sink_arg);
+	} else if (use_syslog) {
+		syslog((int)level, "%s", line);
+	} else {
+		/* One fprintf per line so concurrent threads do not interleave. */
+		fprintf(stderr, "%s: %s%s\n", component, level == AK_LOG_DEBUG ? "debug: " : "",
+			line);
+		fflush(stderr);
+	}
 	pthread_mutex_unlock(&log_lock);
 }
 

@@ -500,14 +500,38 @@ static void test_pin(void **state)
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* Captures the module's log lines (common.h, ak_log_set_sink). */
+struct captured {
+	int n;
+	char last[512];
+};
+
+static void capture_line(enum ak_log_level level, const char *line, void *arg)
+{
+	struct captured *c = arg;
+
+	(void)level;
+	c->n++;
+	snprintf(c->last, sizeof(c->last), "%s", line);
+}
+
+/* A tampered JWE: the login fails with one log line, which names the token,
+ * the key and the JWE's reason (issue 8 item 20: not one line from the JWE
+ * code and another from the login). */
 static void test_tampered(void **state)
 {
+	struct captured cap = { 0 };
 	CK_SESSION_HANDLE h;
 
 	(void)state;
 	mode = MODE_TAMPER;
 	h = start(conf_ok);
+	ak_log_set_sink(capture_line, &cap);
 	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
+	ak_log_set_sink(NULL, NULL);
+	assert_int_equal(cap.n, 1);
+	assert_non_null(strstr(cap.last, "token 'web': key 'tls'"));
+	assert_non_null(strstr(cap.last, "JWE authentication failed"));
 	assert_int_equal(count_objects(h), 0);
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
