@@ -511,8 +511,9 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const 
 	b.o->key_type = kt;
 	add_key_common(&b, CKO_PUBLIC_KEY, kt, label, id, id_len, subject,
 		       subject_len > 0 ? (size_t)subject_len : 0);
-	/* C_Verify works with public keys; the token does not encrypt */
-	add_bool(&b, CKA_ENCRYPT, false);
+	/* C_Verify works with public keys, and C_Encrypt with RSA ones, whose
+	 * private key decrypts (digest.c) */
+	add_bool(&b, CKA_ENCRYPT, kt == CKK_RSA);
 	add_bool(&b, CKA_VERIFY, true);
 	add_bool(&b, CKA_VERIFY_RECOVER, false);
 	add_bool(&b, CKA_WRAP, false);
