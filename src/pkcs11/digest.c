@@ -34,23 +34,14 @@ static const struct digest {
 	{ CKM_SHA512, CKG_MGF1_SHA512, "SHA512", 64 },
 };
 
-static const struct digest *digest_of_mech(CK_MECHANISM_TYPE mech)
+/* The digest of a CKM_SHA* mechanism (mgf false) or of a CKG_MGF1_SHA*
+ * generator (mgf true); NULL if none. */
+static const struct digest *digest_find(CK_ULONG v, bool mgf)
 {
 	size_t i;
 
 	for (i = 0; i < AK_ARRAY_SIZE(digests); i++) {
-		if (digests[i].mech == mech)
-			return &digests[i];
-	}
-	return NULL;
-}
-
-static const struct digest *digest_of_mgf(CK_RSA_PKCS_MGF_TYPE mgf)
-{
-	size_t i;
-
-	for (i = 0; i < AK_ARRAY_SIZE(digests); i++) {
-		if (digests[i].mgf == mgf)
+		if ((mgf ? digests[i].mgf : digests[i].mech) == v)
 			return &digests[i];
 	}
 	return NULL;
@@ -69,7 +60,7 @@ size_t p11_digest_mechanisms(CK_MECHANISM_TYPE *out, size_t max)
 
 bool p11_digest_mechanism_info(CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info)
 {
-	if (!digest_of_mech(mech))
+	if (!digest_find(mech, false))
 		return false;
 	memset(info, 0, sizeof(*info)); /* no key: sizes 0 */
 	info->flags = CKF_DIGEST;
@@ -92,7 +83,7 @@ void p11_digest_reset(struct p11_digest *d)
 
 CK_RV p11_digest_init(struct p11_digest *d, const CK_MECHANISM *mech)
 {
-	const struct digest *dg = digest_of_mech(mech->mechanism);
+	const struct digest *dg = digest_find(mech->mechanism, false);
 
 	if (!dg)
 		return CKR_MECHANISM_INVALID;
@@ -167,8 +158,8 @@ static CK_RV oaep_params(struct p11_encrypt *e, const CK_MECHANISM *mech, size_t
 
 	if (!p || mech->ulParameterLen != sizeof(*p))
 		return CKR_MECHANISM_PARAM_INVALID;
-	hash = digest_of_mech(p->hashAlg);
-	mgf = digest_of_mgf(p->mgf);
+	hash = digest_find(p->hashAlg, false);
+	mgf = digest_find(p->mgf, true);
 	if (!hash || !mgf || (p->source != 0 && p->source != CKZ_DATA_SPECIFIED) ||
 	    (p->ulSourceDataLen && (!p->pSourceData || p->source != CKZ_DATA_SPECIFIED)))
 		return CKR_MECHANISM_PARAM_INVALID;
