@@ -7,9 +7,9 @@
  * mechanisms sections 2.1.6 and 2.1.8). Each has its own state in the
  * session, beside the sign/verify/decrypt operation of crypto.c.
  *
- * OpenSSL is reached only through EVP calls that take a library context
- * (NULL here, the default one), so that the module's own OSSL_LIB_CTX can
- * be passed in one place later (issue 8 items 1 and 19).
+ * OpenSSL is reached only through EVP calls in the module's own library
+ * context (ak_libctx(), attestkey/pkey.h), never the host application's
+ * providers, engines or openssl.cnf (issue 8 items 1 and 19).
  */
 #include "config.h"
 
@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "attestkey/pkey.h"
 #include "p11.h"
 
 static const struct digest {
@@ -89,7 +90,7 @@ CK_RV p11_digest_init(struct p11_digest *d, const CK_MECHANISM *mech)
 		return CKR_MECHANISM_INVALID;
 	if (mech->pParameter || mech->ulParameterLen)
 		return CKR_MECHANISM_PARAM_INVALID; /* the SHA mechanisms have none */
-	d->md = EVP_MD_fetch(NULL, dg->name, NULL);
+	d->md = EVP_MD_fetch(ak_libctx(), dg->name, NULL);
 	d->ctx = EVP_MD_CTX_new();
 	if (!d->md || !d->ctx || EVP_DigestInit_ex2(d->ctx, d->md, NULL) != 1) {
 		ERR_clear_error();
@@ -205,7 +206,7 @@ CK_RV p11_encrypt_init(struct p11_encrypt *e, const CK_MECHANISM *mech,
 	if (mech->mechanism == CKM_RSA_PKCS && (mech->pParameter || mech->ulParameterLen))
 		return CKR_MECHANISM_PARAM_INVALID;
 	bits = EVP_PKEY_get_bits(key->pkey);
-	e->ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+	e->ctx = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), key->pkey, NULL);
 	if (bits <= 0 || !e->ctx || EVP_PKEY_encrypt_init(e->ctx) <= 0) {
 		rv = CKR_FUNCTION_FAILED;
 		goto out;

@@ -802,29 +802,25 @@ static void test_decrypt(void **state)
 static void test_logout_wipes(void **state)
 {
 	CK_SESSION_HANDLE h = *(CK_SESSION_HANDLE *)*state;
-	CK_OBJECT_HANDLE key = find_one(h, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id));
+	CK_OBJECT_HANDLE key;
 	CK_MECHANISM m = { CKM_SHA256_RSA_PKCS, NULL, 0 };
 	CK_ATTRIBUTE a = { CKA_LABEL, NULL, 0 };
 	CK_MECHANISM em = { CKM_ECDSA, NULL, 0 };
-	static const uint8_t wiped_id[] = { 0x3e, 0x01 };
 	uint8_t sig[256];
 	CK_ULONG n = sizeof(sig);
-	EVP_PKEY *k;
 	size_t secure_before;
 
-	/* A key made now lives in the secure heap (the module set it up at
-	 * C_Initialize); the module holds its only reference. Warm up first:
-	 * OpenSSL makes its DRBG state in the secure heap on first use. */
+	/* The secure heap's use with no key held (OpenSSL makes its DRBG
+	 * state there on first use: warm it up), then with the keys the
+	 * module decoded into it, then after C_Logout. */
+	assert_int_equal(f->C_Logout(h), CKR_OK);
 	EVP_PKEY_free(EVP_EC_gen("P-256"));
 	secure_before = CRYPTO_secure_used();
-	k = EVP_EC_gen("P-256");
-	assert_non_null(k);
+	install_keys();
 	assert_true(CRYPTO_secure_used() > secure_before);
-	assert_int_equal(p11_token_install_keys_for_test(0, k, "wiped", wiped_id, sizeof(wiped_id),
-							 NULL, 0),
-			 CKR_OK);
-	n = sizeof(sig);
-	assert_int_equal(f->C_SignInit(h, &em, find_one(h, CKO_PRIVATE_KEY, wiped_id, 2)), CKR_OK);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	key = find_one(h, CKO_PRIVATE_KEY, rsa_id, sizeof(rsa_id));
+	assert_int_equal(f->C_SignInit(h, &em, find_one(h, CKO_PRIVATE_KEY, ec_id, 2)), CKR_OK);
 	assert_int_equal(f->C_Sign(h, (CK_BYTE_PTR)msg, 32, sig, &n), CKR_OK);
 	n = sizeof(sig);
 

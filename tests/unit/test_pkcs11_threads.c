@@ -30,6 +30,7 @@
 #include <openssl/rsa.h>
 
 #include "attestkey/evidence.h"
+#include "attestkey/pkey.h"
 #include "p11.h"
 
 #define N_SIGNERS 8
@@ -352,6 +353,7 @@ static void test_callbacks_only(void **state)
 #define FORKS 40
 
 static volatile bool busy_stop;
+static struct ak_privkey *busy_key; /* ec_key, as the module holds keys */
 
 /* Writes log lines without a pause: the log lock is nearly always held. */
 static void *busy_logger(void *arg)
@@ -396,9 +398,8 @@ static void *busy_handles(void *arg)
 	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE)) {
 		struct p11_keyset *ks = calloc(1, sizeof(*ks));
 
-		EVP_PKEY_up_ref(ec_key);
-		if (ks && p11_keyset_add(ks, ec_key, "busy", ec_id, 1, NULL, 0) != CKR_OK)
-			EVP_PKEY_free(ec_key);
+		if (ks)
+			(void)p11_keyset_add(ks, ak_privkey_ref(busy_key), "busy", ec_id, 1, NULL, 0);
 		p11_keyset_free(ks);
 		ev_sim_forget();
 	}
@@ -419,8 +420,7 @@ static int fork_child_work(void)
 		return 2;
 	if (find_key(h, ec_id, CKO_PRIVATE_KEY) == CK_INVALID_HANDLE)
 		return 3;
-	EVP_PKEY_up_ref(ec_key);
-	if (!ks || p11_keyset_add(ks, ec_key, "child", ec_id, 1, NULL, 0) != CKR_OK)
+	if (!ks || p11_keyset_add(ks, ak_privkey_ref(busy_key), "child", ec_id, 1, NULL, 0) != CKR_OK)
 		return 4;
 	p11_keyset_free(ks);
 	ev_sim_forget();
@@ -447,6 +447,7 @@ static void test_fork_while_busy(void **state)
 	assert_int_equal(p11_token_install_keys_for_test(0, ec_key, "ec", ec_id, 1, NULL, 0), CKR_OK);
 	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
 	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	assert_int_equal(ak_privkey_from_evp(ec_key, &busy_key), AK_PKEY_OK);
 	/* the busy logger's lines go nowhere */
 	fflush(stderr);
 	saved_stderr = dup(2);
@@ -479,6 +480,7 @@ static void test_fork_while_busy(void **state)
 			      FORKS, WTERMSIG(status));
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+	ak_privkey_unref(busy_key);
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
