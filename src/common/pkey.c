@@ -231,13 +231,20 @@ static enum ak_pkey_err ed25519_decode(const uint8_t *p, long len, struct ak_pri
 {
 	const uint8_t *seed;
 	long seed_len;
+	EVP_PKEY *tmp;
 	uint8_t raw[32];
 	size_t raw_len = sizeof(raw);
 
 	if (!tlv(&p, &len, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false, &seed, &seed_len) ||
 	    len != 0 || seed_len != 32)
 		return AK_PKEY_BAD_KEY;
-	k->ed = EVP_PKEY_new_raw_private_key_ex(ak_libctx(), "ED25519", NULL, seed, 32);
+	/* OpenSSL 3.0 imports the seed into an ordinary-heap buffer
+	 * (OSSL_PARAM_get_octet_string allocates it); its key duplicate
+	 * allocates in the secure heap. Keep the duplicate; freeing the
+	 * import wipes its copy. */
+	tmp = EVP_PKEY_new_raw_private_key_ex(ak_libctx(), "ED25519", NULL, seed, 32);
+	k->ed = tmp ? EVP_PKEY_dup(tmp) : NULL;
+	EVP_PKEY_free(tmp);
 	if (!k->ed || !EVP_PKEY_get_raw_public_key(k->ed, raw, &raw_len))
 		return AK_PKEY_BAD_KEY;
 	k->pub = EVP_PKEY_new_raw_public_key_ex(ak_libctx(), "ED25519", NULL, raw, raw_len);
