@@ -60,6 +60,10 @@ const char *ak_pkey_strerror(enum ak_pkey_err e);
  * heap; it is only read). Logs nothing. */
 enum ak_pkey_err ak_privkey_from_pkcs8(const uint8_t *der, size_t len,
 				       struct ak_privkey **out) AK_WUR;
+/* The algorithm of a PKCS#8 key as a short name ("rsaEncryption",
+ * "EC secp256k1", "ED448"), read from its public AlgorithmIdentifier: for
+ * the message that refuses an unsupported one. */
+void ak_pkcs8_algorithm(const uint8_t *der, size_t len, char *out, size_t outlen);
 /* Build from an EVP_PKEY through its PKCS#8 encoding: for tests and the
  * CLI, whose keys come from OpenSSL's generators. */
 enum ak_pkey_err ak_privkey_from_evp(EVP_PKEY *pkey, struct ak_privkey **out) AK_WUR;

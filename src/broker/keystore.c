@@ -286,7 +286,11 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	perr = ak_privkey_from_pkcs8(data, (size_t)len, &priv);
 	ak_stack_wipe(); /* the PEM decoder's and the key decoder's frames */
 	if (perr != AK_PKEY_OK) {
-		snprintf(err, errlen, "%s: the PKCS#8 private key: %s", what, ak_pkey_strerror(perr));
+		char alg[64];
+
+		ak_pkcs8_algorithm(data, (size_t)len, alg, sizeof(alg));
+		snprintf(err, errlen, "%s: the PKCS#8 private key (%s): %s", what, alg,
+			 ak_pkey_strerror(perr));
 		if (perr == AK_PKEY_NO_SECURE_MEM)
 			ret = -ENOMEM;
 		goto out;

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
@@ -251,40 +252,66 @@ static enum ak_pkey_err ed25519_decode(const uint8_t *p, long len, struct ak_pri
 	return k->pub ? AK_PKEY_OK : AK_PKEY_BAD_KEY;
 }
 
-enum ak_pkey_err ak_privkey_from_pkcs8(const uint8_t *der, size_t der_len, struct ak_privkey **out)
+/* The outer PrivateKeyInfo / OneAsymmetricKey (RFC 5208, RFC 5958): the
+ * algorithm, the named curve (EC) and the privateKey octets, in place. */
+static enum ak_pkey_err pkcs8_header(const uint8_t *der, size_t der_len, int *nid, int *curve,
+				     const uint8_t **key, long *key_len)
 {
-	const uint8_t *p = der, *seq, *c, *alg, *key;
-	long avail = (long)der_len, seq_len, clen, alg_len, key_len;
-	struct ak_privkey *k = NULL;
-	enum ak_pkey_err ret = AK_PKEY_NOT_PKCS8;
-	int nid, curve = NID_undef;
+	const uint8_t *p = der, *seq, *c, *alg;
+	long avail = (long)der_len, seq_len, clen, alg_len;
 
-	*out = NULL;
-	if (der_len > 1024 * 1024)
+	*nid = *curve = NID_undef;
+	if (der_len > 1024 * 1024 ||
+	    !tlv(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &seq, &seq_len) || avail != 0)
 		return AK_PKEY_NOT_PKCS8;
-	if (ak_secure_init() < 0 || !ak_libctx())
-		return AK_PKEY_NO_SECURE_MEM;
-	/* PrivateKeyInfo / OneAsymmetricKey (RFC 5208, RFC 5958) */
-	if (!tlv(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &seq, &seq_len) || avail != 0)
-		goto out;
 	if (!tlv(&seq, &seq_len, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, false, &c, &clen) || clen != 1 ||
 	    c[0] > 1)
-		goto out;
+		return AK_PKEY_NOT_PKCS8;
 	if (!tlv(&seq, &seq_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &alg, &alg_len))
-		goto out;
-	nid = oid_nid(&alg, &alg_len);
-	if (!tlv(&seq, &seq_len, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false, &key, &key_len))
-		goto out;
+		return AK_PKEY_NOT_PKCS8;
+	*nid = oid_nid(&alg, &alg_len);
+	if (!tlv(&seq, &seq_len, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false, key, key_len))
+		return AK_PKEY_NOT_PKCS8;
 	/* attributes [0] and publicKey [1] may follow; neither is needed */
-	ret = AK_PKEY_UNSUPPORTED;
-	if (nid == NID_X9_62_id_ecPublicKey) {
+	if (*nid == NID_X9_62_id_ecPublicKey) {
 		/* named curves only: explicit parameters are not supported */
-		curve = oid_nid(&alg, &alg_len);
-		if (!curve_supported(curve) || alg_len != 0)
-			goto out;
-	} else if (nid != NID_rsaEncryption && nid != NID_ED25519) {
-		goto out;
+		*curve = oid_nid(&alg, &alg_len);
+		if (!curve_supported(*curve) || alg_len != 0)
+			return AK_PKEY_UNSUPPORTED;
+	} else if (*nid != NID_rsaEncryption && *nid != NID_ED25519) {
+		return AK_PKEY_UNSUPPORTED;
 	}
+	return AK_PKEY_OK;
+}
+
+void ak_pkcs8_algorithm(const uint8_t *der, size_t der_len, char *out, size_t outlen)
+{
+	const uint8_t *key;
+	long key_len;
+	int nid, curve;
+
+	(void)pkcs8_header(der, der_len, &nid, &curve, &key, &key_len);
+	if (nid == NID_X9_62_id_ecPublicKey)
+		snprintf(out, outlen, "EC %s",
+			 curve != NID_undef ? OBJ_nid2sn(curve) : "(explicit or unknown curve)");
+	else
+		snprintf(out, outlen, "%s", nid != NID_undef ? OBJ_nid2sn(nid) : "unknown");
+}
+
+enum ak_pkey_err ak_privkey_from_pkcs8(const uint8_t *der, size_t der_len, struct ak_privkey **out)
+{
+	const uint8_t *key = NULL;
+	long key_len = 0;
+	struct ak_privkey *k = NULL;
+	enum ak_pkey_err ret;
+	int nid, curve;
+
+	*out = NULL;
+	if (ak_secure_init() < 0 || !ak_libctx())
+		return AK_PKEY_NO_SECURE_MEM;
+	ret = pkcs8_header(der, der_len, &nid, &curve, &key, &key_len);
+	if (ret != AK_PKEY_OK)
+		goto out;
 	k = OPENSSL_zalloc(sizeof(*k));
 	if (!k) {
 		ret = AK_PKEY_NO_SECURE_MEM;
