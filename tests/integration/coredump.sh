@@ -19,6 +19,7 @@ need nginx curl openssl gcore
 # ASan reserves terabytes of shadow and allocator address space: gcore would
 # write it all, and ASan turns core dumps off (disable_coredump)
 [ -z "$AK_RUN" ] || skip_all "the sanitizer build: gcore would dump ASan's shadow memory"
+gcore_works || skip_all "gcore cannot attach to a process here ($(tail -n 1 "$T/gcore-check.log"))"
 SCAN="$top_builddir/tests/integration/corescan"
 [ -x "$SCAN" ] || bail "$SCAN not built"
 

@@ -78,6 +78,10 @@ if [ -n "$AK_RUN" ]; then
 	skip "gcore leaves the secure heap out" "the sanitizer build"
 	finish
 fi
+if ! gcore_works; then
+	skip "gcore leaves the secure heap out" "gcore cannot attach to a process here"
+	finish
+fi
 setup_world
 start_broker
 coproc PROBE { exec "$AK_PROBE" "$AK_MODULE" hold 1234 2>&1; }
