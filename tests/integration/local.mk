@@ -26,10 +26,10 @@ INTEGRATION_TESTS = \
 	tests/integration/softhsm-diff.sh \
 	tests/integration/corescan-self.sh \
 	tests/integration/coredump.sh \
+	tests/integration/coredump-broker.sh \
 	tests/integration/fork-vmlck.sh
 TESTS += $(INTEGRATION_TESTS)
-# issue 8: removed when the fix lands (key parts in nginx's, a PKCS#11
-# client's and the broker's cores; an unlocked secure heap in a fork child
-# with reattest_after_fork)
-XFAIL_TESTS += tests/integration/coredump.sh tests/integration/fork-vmlck.sh
-EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh
+# issue 8: removed when the fix lands (key parts in the broker's core)
+XFAIL_TESTS += tests/integration/coredump-broker.sh
+EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
+	tests/integration/coredump-lib.sh
