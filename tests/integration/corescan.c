@@ -209,17 +209,19 @@ static void keep_secret_windows(struct component *c, const uint8_t *secret)
 	}
 }
 
-/* The PEM text of the file: its base64 characters that encode secret DER
- * bytes (character k of the body holds bits 6k..6k+5 of the DER). */
-static void add_pem(const char *key, const char *text, size_t tlen, const uint8_t *secret,
+/* The PEM text of the key's block: its base64 characters that encode secret
+ * DER bytes (character k of the body holds bits 6k..6k+5 of the DER). */
+static void add_pem(const char *key, const char *text, const char *name, const uint8_t *secret,
 		    size_t derlen)
 {
 	const char *body, *end;
 	struct component *c;
 	uint8_t *csecret;
 	size_t i, k = 0, b0, b1;
+	char begin[80];
 
-	body = strstr(text, "-----BEGIN");
+	snprintf(begin, sizeof(begin), "-----BEGIN %s-----", name);
+	body = strstr(text, begin);
 	body = body ? strchr(body, '\n') : NULL;
 	end = body ? strstr(body, "-----END") : NULL;
 	if (!body || !end)
@@ -241,7 +243,6 @@ static void add_pem(const char *key, const char *text, size_t tlen, const uint8_
 	}
 	keep_secret_windows(c, csecret);
 	free(csecret);
-	(void)tlen;
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -282,9 +283,17 @@ static void add_key(const char *path)
 	struct component *c;
 
 	bio = BIO_new_mem_buf(text, (int)tlen);
-	if (!bio || !PEM_read_bio_ex(bio, &name, &header, &der, &derlen, PEM_FLAG_SECURE)) {
-		fprintf(stderr, "corescan: %s: not a PEM file\n", path);
-		exit(2);
+	/* the first "... PRIVATE KEY" block (skip e.g. "EC PARAMETERS") */
+	for (;;) {
+		if (!bio || !PEM_read_bio_ex(bio, &name, &header, &der, &derlen, PEM_FLAG_SECURE)) {
+			fprintf(stderr, "corescan: %s: no PEM \"PRIVATE KEY\" block\n", path);
+			exit(2);
+		}
+		if (strlen(name) >= 11 && strcmp(name + strlen(name) - 11, "PRIVATE KEY") == 0)
+			break;
+		OPENSSL_secure_free(name);
+		OPENSSL_secure_free(header);
+		OPENSSL_secure_clear_free(der, (size_t)derlen);
 	}
 	p = der;
 	pk = d2i_AutoPrivateKey(NULL, &p, derlen);
@@ -332,7 +341,7 @@ static void add_key(const char *path)
 	mark_secret(der, (size_t)derlen, first, ncomps, secret);
 	c = add(path, strcmp(name, "PRIVATE KEY") == 0 ? "pkcs8" : "der", der, (size_t)derlen);
 	keep_secret_windows(c, secret);
-	add_pem(path, (const char *)text, tlen, secret, (size_t)derlen);
+	add_pem(path, (const char *)text, name, secret, (size_t)derlen);
 	free(secret);
 	EVP_PKEY_free(pk);
 	OPENSSL_secure_clear_free(der, (size_t)derlen);

@@ -103,6 +103,20 @@ add_ed25519_key() {
 	chmod 600 "$T/keys/web/ed.key"
 }
 
+# gcore_works: gdb's gcore can attach to a process of ours (not so under
+# Yama's ptrace_scope >= 1 without privileges)
+gcore_works() {
+	local pid rc
+	sleep 30 &
+	pid=$!
+	timeout 30 gcore -o "$T/gcore-check" "$pid" >"$T/gcore-check.log" 2>&1 && [ -s "$T/gcore-check.$pid" ]
+	rc=$?
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rm -f "$T/gcore-check.$pid"
+	return $rc
+}
+
 # write_broker_conf [EXTRA TOKEN LINES...]: token web allows MEASUREMENT
 BROKER_ROOTS=""
 BROKER_TTL=60

@@ -26,6 +26,8 @@ INTEGRATION_TESTS = \
 	tests/integration/softhsm-diff.sh \
 	tests/integration/corescan-self.sh \
 	tests/integration/coredump.sh \
+	tests/integration/coredump-broker.sh \
 	tests/integration/fork-vmlck.sh
 TESTS += $(INTEGRATION_TESTS)
-EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh
+EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
+	tests/integration/coredump-lib.sh
