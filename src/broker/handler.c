@@ -359,11 +359,14 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 	char detail[MSG_LEN] = "";
 	json_t *arr = NULL, *item = NULL, *jwe = NULL;
 	size_t i;
+	int r;
 
 	int64_t t0 = ak_now_us();
 
-	if (broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail)) < 0) {
-		refuse(d, AK_R_KEYSTORE, "key store: %s", detail);
+	r = broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail));
+	if (r < 0) {
+		refuse(d, r == -ENOBUFS ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE, "key store: %s",
+		       detail);
 		snprintf(d->client_msg, sizeof(d->client_msg),
 			 "the key store failed; details are in the broker log");
 		goto fail;
@@ -579,6 +582,7 @@ static void handle_public(struct broker *b, const struct broker_request *req,
 	json_t *keys = NULL, *item = NULL;
 	char *spki = NULL;
 	size_t i;
+	int r;
 
 	d.token = req->path + strlen(AK_PROTOCOL_PATH_PUBLIC);
 	if (!*d.token || strchr(d.token, '/')) {
@@ -589,8 +593,10 @@ static void handle_public(struct broker *b, const struct broker_request *req,
 	t = find_token(b, d.token, &d);
 	if (!t)
 		goto out;
-	if (broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail)) < 0) {
-		refuse(&d, AK_R_KEYSTORE, "key store: %s", detail);
+	r = broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail));
+	if (r < 0) {
+		refuse(&d, r == -ENOBUFS ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE,
+		       "key store: %s", detail);
 		snprintf(d.client_msg, sizeof(d.client_msg),
 			 "the key store failed; details are in the broker log");
 		goto out;
