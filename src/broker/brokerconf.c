@@ -243,8 +243,8 @@ static int parse_secure_heap(struct broker_config *c, const char *v, char *detai
 			p <<= 1;
 		snprintf(detail, dlen,
 			 "'%s' is not a power of two, as the secure heap requires (e.g. %" PRIu64
-			 "K)",
-			 v, p >> 10);
+			 "%s)",
+			 v, p >= (1u << 20) ? p >> 20 : p >> 10, p >= (1u << 20) ? "M" : "K");
 		return -EINVAL;
 	}
 	c->secure_heap = (size_t)n;
