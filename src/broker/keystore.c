@@ -233,6 +233,22 @@ static int check_key_type(EVP_PKEY *pk, char *type, size_t typelen, const char *
 	}
 }
 
+/*
+ * Whether an OpenSSL call that just failed ran out of secure heap: it
+ * queued a malloc failure, or the heap has no room for the buffers a key of
+ * pem_len bytes takes while it is decoded (the PEM text grows a buffer by
+ * copying, then the DER: a few times pem_len). Clears the error queue.
+ */
+static bool secure_heap_failed(size_t pem_len)
+{
+	unsigned long e;
+	bool oom = false;
+
+	while ((e = ERR_get_error()) != 0)
+		oom = oom || ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE;
+	return oom || !ak_secure_has_room(4 * pem_len);
+}
+
 static void sec_free(char *p)
 {
 	if (p)
@@ -262,7 +278,11 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	/* PEM_FLAG_SECURE: the decoded DER lands in the secure heap. */
 	for (;;) {
 		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
-			ERR_clear_error();
+			if (secure_heap_failed(pem_len)) {
+				broker_secure_heap_exhausted(what, err, errlen);
+				ret = -ENOBUFS;
+				goto out;
+			}
 			snprintf(err, errlen,
 				 "%s: no \"PRIVATE KEY\" PEM block (an unencrypted PKCS#8 key is "
 				 "required)",
@@ -346,9 +366,9 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	if (ret < 0)
 		snprintf(err, errlen, "%s: no room in the secure heap for the key", what);
 out:
-	/* OpenSSL's PEM and DER decoders fail alike for a full heap and for
-	 * bad input: tell the operator which it was. */
-	if (ret < 0 && !ak_secure_has_room(pem_len)) {
+	/* OpenSSL's decoders fail alike for a full heap and for bad input:
+	 * tell the operator which it was. */
+	if (ret < 0 && ret != -ENOBUFS && secure_heap_failed(pem_len)) {
 		broker_secure_heap_exhausted(what, err, errlen);
 		ret = -ENOBUFS;
 	}
