@@ -220,6 +220,13 @@ static void file_sig_of(int dfd, const char *fname, struct file_sig *sig)
 		(void)fstatat(dfd, cname, &sig->cert, AT_SYMLINK_NOFOLLOW);
 }
 
+/* The same file, and still as private as when it was loaded: a chmod after
+ * the load is seen at the next fetch, and refused as at the first. */
+static bool same_sig(const struct stat *a, const struct stat *b)
+{
+	return ak_same_file(a, b) && a->st_mode == b->st_mode && a->st_uid == b->st_uid;
+}
+
 /* Another reference to the cached keys of token if its files are those of
  * names/sigs. */
 static bool cache_lookup(struct file_store *fs, const char *token, struct dirent **names,
@@ -235,8 +242,8 @@ static bool cache_lookup(struct file_store *fs, const char *token, struct dirent
 	if (tc && tc->n == n) {
 		for (i = 0; i < n; i++) {
 			if (strcmp(tc->names[i], names[i]->d_name) != 0 ||
-			    !ak_same_file(&tc->sigs[i].key, &sigs[i].key) ||
-			    !ak_same_file(&tc->sigs[i].cert, &sigs[i].cert))
+			    !same_sig(&tc->sigs[i].key, &sigs[i].key) ||
+			    !same_sig(&tc->sigs[i].cert, &sigs[i].cert))
 				break;
 		}
 		hit = i == n;

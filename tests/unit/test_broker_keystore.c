@@ -308,6 +308,14 @@ static void test_cache_follows_files(void **state)
 	broker_keyset_clear(&set);
 	assert_int_equal(again.keys[0].pkcs8.len, len);
 	broker_keyset_clear(&again);
+	/* the key file made readable by others: refused, not served from the
+	 * cache; private again: served */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "chmod 600"));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
+	broker_keyset_clear(&set);
 	/* the key file replaced: the new key */
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(tb_write_key(path, b, false), 0);
