@@ -280,7 +280,6 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	for (;;) {
 		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
 			if (secure_heap_failed(pem_len)) {
-				broker_secure_heap_exhausted(what, err, errlen);
 				ret = -ENOBUFS;
 				goto out;
 			}
@@ -313,7 +312,7 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	if (perr != AK_PKEY_OK) {
 		snprintf(err, errlen, "%s: the PKCS#8 private key: %s", what, ak_pkey_strerror(perr));
 		if (perr == AK_PKEY_NO_SECURE_MEM)
-			ret = -ENOMEM;
+			ret = -ENOBUFS; /* the message is written at out */
 		goto out;
 	}
 	pk = priv->pub;
@@ -372,7 +371,7 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 out:
 	/* OpenSSL's decoders fail alike for a full heap and for bad input:
 	 * tell the operator which it was. */
-	if (ret < 0 && ret != -ENOBUFS && secure_heap_failed(pem_len)) {
+	if (ret == -ENOBUFS || (ret < 0 && secure_heap_failed(pem_len))) {
 		broker_secure_heap_exhausted(what, err, errlen);
 		ret = -ENOBUFS;
 	}
