@@ -406,8 +406,8 @@ static int read_secret(struct broker_config *c, char *detail, size_t dlen)
 	int r;
 
 	/* The secret lets anyone mint nonces: only the broker may read it. */
-	r = broker_read_secure(AT_FDCWD, c->secret_path, 0, true, c->secret_path,
-			       MAX_SECRET_FILE, &c->secret, detail, dlen);
+	r = broker_read_secure(AT_FDCWD, c->secret_path, 0, true, c->secret_path, MAX_SECRET_FILE,
+			       &c->secret, detail, dlen);
 	if (r < 0)
 		return r;
 	if (c->secret.len < BROKER_SECRET_MIN) {
@@ -616,7 +616,8 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 	}
 	/* Before the first secret is read: the size is fixed once made. */
 	if (ak_secure_init_size(secure_heap_size(c)) < 0) {
-		snprintf(err, errlen, "%s: [broker] secure_heap: cannot create a secure heap of %zu bytes",
+		snprintf(err, errlen,
+			 "%s: [broker] secure_heap: cannot create a secure heap of %zu bytes",
 			 c->path, secure_heap_size(c));
 		return -ENOMEM;
 	}

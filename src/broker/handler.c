@@ -365,8 +365,8 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 
 	r = broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail));
 	if (r < 0) {
-		refuse(d, r == -ENOBUFS ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE, "key store: %s",
-		       detail);
+		refuse(d, r == -ENOBUFS ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE,
+		       "key store: %s", detail);
 		snprintf(d->client_msg, sizeof(d->client_msg),
 			 "the key store failed; details are in the broker log");
 		goto fail;

@@ -121,8 +121,7 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *key_what
  * used in err.
  */
 /* A secret (private key, TLS key, challenge secret): no group/other bits. */
-int broker_check_private(const struct stat *st, const char *shown, char *err,
-			 size_t errlen) AK_WUR;
+int broker_check_private(const struct stat *st, const char *shown, char *err, size_t errlen) AK_WUR;
 /* A configuration, certificate or directory: not group/other-writable. */
 int broker_check_not_writable(const struct stat *st, const char *shown, char *err,
 			      size_t errlen) AK_WUR;

@@ -163,8 +163,8 @@ static int is_key_file(const struct dirent *d)
 	return d->d_name[0] != '.' && n > s && strcmp(d->d_name + n - s, KEY_SUFFIX) == 0;
 }
 
-static int load_one(int dfd, const char *tdir, const char *fname, struct broker_key *key,
-		    char *err, size_t errlen)
+static int load_one(int dfd, const char *tdir, const char *fname, struct broker_key *key, char *err,
+		    size_t errlen)
 {
 	char kpath[PATH_MAX], cpath[PATH_MAX], cname[NAME_MAX + 1];
 	struct ak_secbuf pem = {0}, cert = {0};

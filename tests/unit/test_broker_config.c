@@ -280,8 +280,9 @@ static void test_permissions(void **state)
 	snprintf(path, sizeof(path), "%s/tls.key", env.dir);
 	assert_int_equal(chmod(path, 0644), 0);
 	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
-	snprintf(want, sizeof(want), "[broker] key: %s is readable by group/others (mode 0644): chmod 600 %s",
-		 path, path);
+	snprintf(want, sizeof(want),
+		 "[broker] key: %s is readable by group/others (mode 0644): chmod 600 %s", path,
+		 path);
 	if (!strstr(err, want))
 		fail_msg("'%s' not in: %s", want, err);
 	assert_int_equal(chmod(path, 0620), 0);
@@ -295,7 +296,8 @@ static void test_permissions(void **state)
 	snprintf(path, sizeof(path), "%s/secret", env.dir);
 	assert_int_equal(chmod(path, 0604), 0);
 	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
-	snprintf(want, sizeof(want), "[broker] secret_file: %s is readable by group/others (mode 0604): chmod 600 %s",
+	snprintf(want, sizeof(want),
+		 "[broker] secret_file: %s is readable by group/others (mode 0604): chmod 600 %s",
 		 path, path);
 	if (!strstr(err, want))
 		fail_msg("'%s' not in: %s", want, err);
@@ -303,8 +305,9 @@ static void test_permissions(void **state)
 	/* the key store's directory */
 	assert_int_equal(chmod(env.keys, 0777), 0);
 	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
-	snprintf(want, sizeof(want), "[keystore] %s is writable by group/others (mode 0777): chmod go-w %s",
-		 env.keys, env.keys);
+	snprintf(want, sizeof(want),
+		 "[keystore] %s is writable by group/others (mode 0777): chmod go-w %s", env.keys,
+		 env.keys);
 	if (!strstr(err, want))
 		fail_msg("'%s' not in: %s", want, err);
 	assert_int_equal(chmod(env.keys, 0755), 0);
@@ -313,15 +316,17 @@ static void test_permissions(void **state)
 	assert_int_equal(chmod(path, 0770), 0);
 	assert_int_equal(load(&c, err, sizeof(err)), 0);
 	assert_int_equal(broker_config_check_keys(c, err, sizeof(err)), -EPERM);
-	snprintf(want, sizeof(want), "token 'web': %s is writable by group/others (mode 0770): chmod go-w %s",
-		 path, path);
+	snprintf(want, sizeof(want),
+		 "token 'web': %s is writable by group/others (mode 0770): chmod go-w %s", path,
+		 path);
 	assert_string_equal(err, want);
 	assert_int_equal(chmod(path, 0700), 0);
 	snprintf(path, sizeof(path), "%s/web/ec.key", env.keys);
 	assert_int_equal(chmod(path, 0644), 0);
 	assert_int_equal(broker_config_check_keys(c, err, sizeof(err)), -EPERM);
-	snprintf(want, sizeof(want), "token 'web': %s is readable by group/others (mode 0644): chmod 600 %s",
-		 path, path);
+	snprintf(want, sizeof(want),
+		 "token 'web': %s is readable by group/others (mode 0644): chmod 600 %s", path,
+		 path);
 	assert_string_equal(err, want);
 	assert_int_equal(chmod(path, 0600), 0);
 	assert_int_equal(broker_config_check_keys(c, err, sizeof(err)), 0);
@@ -366,10 +371,8 @@ static void test_pin(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_bad_values),
-	    cmocka_unit_test(test_files),
-	    cmocka_unit_test(test_permissions),
+	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_bad_values),
+	    cmocka_unit_test(test_files),    cmocka_unit_test(test_permissions),
 	    cmocka_unit_test(test_pin),
 	};
 	int failed;

@@ -357,6 +357,15 @@ static void test_cache_follows_files(void **state)
 	X509_free(xb);
 }
 
+/* A token directory holding k.key with key k; path is that file. */
+static void token_with_key(const char *token, EVP_PKEY *k, char *dir, size_t dlen, char *path,
+			   size_t plen)
+{
+	make_token_dir(token, dir, dlen);
+	snprintf(path, plen, "%s/k.key", dir);
+	assert_int_equal(tb_write_key(path, k, false), 0);
+}
+
 /* A link in a token's directory must not release what it points at: here
  * the broker's own TLS key, planted as "evil". */
 static void test_symlinks(void **state)
@@ -368,9 +377,7 @@ static void test_symlinks(void **state)
 	size_t i;
 
 	(void)state;
-	make_token_dir("links", dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/k.key", dir);
-	assert_int_equal(tb_write_key(path, a, false), 0);
+	token_with_key("links", a, dir, sizeof(dir), path, sizeof(path));
 	assert_int_equal(fetch("links", &set, err, sizeof(err)), 0);
 	broker_keyset_clear(&set);
 	snprintf(target, sizeof(target), "%s/tls.key", env.dir);
@@ -429,9 +436,7 @@ static void test_modes(void **state)
 	int r;
 
 	(void)state;
-	make_token_dir("modes", dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/k.key", dir);
-	assert_int_equal(tb_write_key(path, a, false), 0);
+	token_with_key("modes", a, dir, sizeof(dir), path, sizeof(path));
 	assert_int_equal(chmod(path, 0666), 0);
 	assert_int_equal(fetch("modes", &set, err, sizeof(err)), -EPERM);
 	snprintf(want, sizeof(want), "%s is readable by group/others (mode 0666): chmod 600 %s",
