@@ -10,7 +10,6 @@
 need openssl jq
 
 setup_world
-chmod 600 "$T/pki/broker.key"
 
 # vmlck PID: the kB of locked memory of a process
 vmlck() { awk '/^VmLck:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
