@@ -82,6 +82,8 @@ int broker_keystore_fetch(struct broker_keystore *ks, const char *token, struct 
 	out->n = 0;
 	out->shared = NULL;
 	ret = ks->ops->fetch(ks->ctx, token, out, err, errlen);
+	/* whatever the store's decoders left in their dead frames */
+	ak_stack_wipe();
 	if (ret < 0)
 		broker_keyset_clear(out);
 	return ret;
@@ -309,6 +311,7 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	/* decoded in place: no copy of the key outside the secure heap
 	 * (d2i_PKCS8_PRIV_KEY_INFO + EVP_PKCS82PKEY leave one, unwiped) */
 	perr = ak_privkey_from_pkcs8(data, (size_t)len, &priv);
+	ak_stack_wipe(); /* the PEM decoder's and the key decoder's frames */
 	if (perr != AK_PKEY_OK) {
 		snprintf(err, errlen, "%s: the PKCS#8 private key: %s", what, ak_pkey_strerror(perr));
 		if (perr == AK_PKEY_NO_SECURE_MEM)

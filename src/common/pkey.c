@@ -336,6 +336,14 @@ enum ak_pkey_err ak_privkey_from_evp(EVP_PKEY *pkey, struct ak_privkey **out)
 	return ret;
 }
 
+__attribute__((noinline)) void ak_stack_wipe(void)
+{
+	unsigned char burn[32 * 1024];
+
+	OPENSSL_cleanse(burn, sizeof(burn));
+	__asm__ __volatile__("" : : "r"(burn) : "memory");
+}
+
 struct ak_privkey *ak_privkey_ref(struct ak_privkey *k)
 {
 	if (k)

@@ -156,15 +156,26 @@ static const struct class_attr *class_attr_find(const struct p11_object *o,
 	return NULL;
 }
 
-size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive)
+size_t p11_class_attr_types_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive,
+				     CK_ATTRIBUTE_TYPE *out, size_t max)
 {
 	unsigned kb = klass == CKO_CERTIFICATE ? K_ANY : key_bit(kt);
 	size_t i, n = 0;
 
-	for (i = 0; i < AK_ARRAY_SIZE(class_attrs); i++)
-		n += class_attrs[i].klass == klass && (class_attrs[i].keys & kb) &&
-		     class_attrs[i].sensitive == sensitive;
+	for (i = 0; i < AK_ARRAY_SIZE(class_attrs); i++) {
+		if (class_attrs[i].klass != klass || !(class_attrs[i].keys & kb) ||
+		    class_attrs[i].sensitive != sensitive)
+			continue;
+		if (out && n < max)
+			out[n] = class_attrs[i].type;
+		n++;
+	}
 	return n;
+}
+
+size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive)
+{
+	return p11_class_attr_types_for_test(klass, kt, sensitive, NULL, 0);
 }
 
 static CK_OBJECT_HANDLE new_handle(void)
@@ -177,6 +188,11 @@ static CK_OBJECT_HANDLE new_handle(void)
 		next_handle = OBJECT_HANDLE_BASE;
 	pthread_mutex_unlock(&handle_lock);
 	return h;
+}
+
+void p11_handles_atfork(enum ak_fork_phase phase)
+{
+	ak_mutex_atfork(&handle_lock, phase);
 }
 
 /* ---- building ---------------------------------------------------------- */
@@ -499,8 +515,9 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, struct ak_privkey
 	b.o->key_type = kt;
 	add_key_common(&b, CKO_PUBLIC_KEY, kt, label, id, id_len, subject,
 		       subject_len > 0 ? (size_t)subject_len : 0);
-	/* C_Verify works with public keys; the token does not encrypt */
-	add_bool(&b, CKA_ENCRYPT, false);
+	/* C_Verify works with public keys, and C_Encrypt with RSA ones, whose
+	 * private key decrypts (digest.c) */
+	add_bool(&b, CKA_ENCRYPT, kt == CKK_RSA);
 	add_bool(&b, CKA_VERIFY, true);
 	add_bool(&b, CKA_VERIFY_RECOVER, false);
 	add_bool(&b, CKA_WRAP, false);

@@ -305,6 +305,7 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 	const char *cert64 = json_string_value(json_object_get(k, "cert"));
 	const json_t *jwe = json_object_get(k, "jwe");
 	struct ak_secbuf pt = { 0 };
+	const char *why = NULL;
 	uint8_t *id = NULL, *cert = NULL;
 	size_t id_len = 0, cert_len = 0;
 	struct ak_privkey *priv = NULL;
@@ -341,9 +342,9 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 		}
 	}
 	t0 = ak_now_us();
-	if (ak_jwe_decrypt_with(eph, jwe, &pt) < 0) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' could not be decrypted (not the JWE profile of protocol v1, or its tag does not verify)",
-		       c->token, label);
+	if (ak_jwe_decrypt_with(eph, jwe, &pt, &why) < 0) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' could not be decrypted: %s", c->token,
+		       label, why);
 		goto out;
 	}
 	t1 = ak_now_us();
@@ -351,6 +352,7 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 	/* PKCS#8 PrivateKeyInfo, decoded without a copy outside the secure
 	 * heap (attestkey/pkey.h) */
 	perr = ak_privkey_from_pkcs8(pt.data, pt.len, &priv);
+	ak_stack_wipe(); /* the JWE and key decoders' frames */
 	if (perr != AK_PKEY_OK) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s' (%s): %s", c->token, label, type,
 		       ak_pkey_strerror(perr));
@@ -396,6 +398,7 @@ struct eph_job {
 	json_t *pub;
 	uint8_t thp[AK_THUMBPRINT_LEN];
 	bool ok;
+	const char *why; /* when !ok */
 };
 
 static void *eph_make(void *arg)
@@ -405,6 +408,10 @@ static void *eph_make(void *arg)
 	j->eph = ak_ec_p384_generate();
 	j->pub = j->eph ? ak_jwk_from_pkey_public(j->eph) : NULL;
 	j->ok = j->pub && ak_jwk_thumbprint(j->pub, j->thp) == 0;
+	if (!j->ok) {
+		j->why = !j->eph ? "EC P-384 key generation failed" : "cannot export its public JWK";
+		ERR_clear_error(); /* per thread: the reason travels in j->why */
+	}
 	return NULL;
 }
 
@@ -458,7 +465,8 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	/* The binding, docs/protocol.md section 3. */
 	rv = CKR_FUNCTION_FAILED;
 	if (!job.ok || ak_binding_compute(nonce, token, thp, binding) < 0) {
-		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral P-384 key", token);
+		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral P-384 key: %s", token,
+		       job.ok ? "cannot compute the binding" : job.why);
 		goto out;
 	}
 	t[2] = ak_now_us();

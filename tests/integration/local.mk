@@ -29,8 +29,4 @@ INTEGRATION_TESTS = \
 	tests/integration/coredump.sh \
 	tests/integration/fork-vmlck.sh
 TESTS += $(INTEGRATION_TESTS)
-# issue 8: removed when the fix lands (key parts in nginx's, a PKCS#11
-# client's and the broker's cores; an unlocked secure heap in a fork child
-# with reattest_after_fork)
-XFAIL_TESTS += tests/integration/coredump.sh tests/integration/fork-vmlck.sh
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh
