@@ -40,6 +40,7 @@ enum ak_reason {
 	AK_R_TCB_TOO_LOW,
 	AK_R_PIN_INCORRECT,
 	AK_R_PUBKEY_UNSUPPORTED, /* ephemeral JWK not an acceptable key */
+	AK_R_KEYSTORE_UNAVAILABLE, /* no room for the keys now (secure heap) */
 	AK_R_KEYSTORE,           /* key store failure (broker side) */
 	AK_R_INTERNAL,
 	AK_R_COUNT_

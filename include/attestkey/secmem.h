@@ -6,15 +6,30 @@
 #ifndef ATTESTKEY_SECMEM_H
 #define ATTESTKEY_SECMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "attestkey/common.h"
 
+/* The module's heap: 1 MiB holds well over a hundred RSA-4096 keys. */
+#define AK_SECURE_HEAP_DEFAULT ((size_t)1 << 20)
+
 /* Initialise the secure heap once per process (idempotent, thread-safe).
  * Returns 0, or -ENOMEM when it could not be set up (e.g. RLIMIT_MEMLOCK);
  * callers refuse to handle keys in that case. If the application already
- * initialised a secure heap, that one is used. */
+ * initialised a secure heap, that one is used. The first call fixes the
+ * size: ak_secure_init() asks for AK_SECURE_HEAP_DEFAULT bytes,
+ * ak_secure_init_size() for size bytes (a power of two, -EINVAL otherwise,
+ * as CRYPTO_secure_malloc_init requires). mlock() does not survive fork():
+ * a daemon initialises its heap after it detached. */
 int ak_secure_init(void) AK_WUR;
+int ak_secure_init_size(size_t size) AK_WUR;
+/* The size of the heap ak_secure_init*() created; 0 when the application's
+ * heap is used or none exists yet. */
+size_t ak_secure_heap_size(void);
+/* Whether a secure allocation of n bytes succeeds now: tells an exhausted
+ * heap from another failure when an OpenSSL call gives no reason. */
+bool ak_secure_has_room(size_t n);
 
 /* A growable byte buffer in the secure heap. */
 struct ak_secbuf {

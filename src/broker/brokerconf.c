@@ -10,6 +10,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,49 @@ static int set_str(char **dst, const char *v)
 	return *dst ? 0 : -ENOMEM;
 }
 
+/* secure_heap = auto | SIZE[K|M|G] (binary units), a power of two, as
+ * CRYPTO_secure_malloc_init requires. */
+static int parse_secure_heap(struct broker_config *c, const char *v, char *detail, size_t dlen)
+{
+	static const char units[] = "KMG";
+	uint64_t n = 0;
+	char *end = NULL;
+	const char *u;
+
+	if (strcmp(v, "auto") == 0) {
+		c->secure_heap = 0;
+		return 0;
+	}
+	errno = 0;
+	if (isdigit((unsigned char)*v))
+		n = strtoull(v, &end, 10);
+	if (!end || errno || end == v)
+		goto bad;
+	if (*end && (u = strchr(units, toupper((unsigned char)*end))) != NULL) {
+		n <<= 10 * (unsigned)(u - units + 1);
+		end++;
+	}
+	if (*end || n < BROKER_MIN_SECURE_HEAP || n > BROKER_MAX_SECURE_HEAP)
+		goto bad;
+	if (n & (n - 1)) {
+		uint64_t p = BROKER_MIN_SECURE_HEAP;
+
+		while (p < n)
+			p <<= 1;
+		snprintf(detail, dlen,
+			 "'%s' is not a power of two, as the secure heap requires (e.g. %" PRIu64
+			 "%s)",
+			 v, p >= (1u << 20) ? p >> 20 : p >> 10, p >= (1u << 20) ? "M" : "K");
+		return -EINVAL;
+	}
+	c->secure_heap = (size_t)n;
+	return 0;
+bad:
+	snprintf(detail, dlen, "'%s' is not auto or a size from %uK to %uG (e.g. 4M)", v,
+		 BROKER_MIN_SECURE_HEAP >> 10, BROKER_MAX_SECURE_HEAP >> 30);
+	return -EINVAL;
+}
+
 #define FAIL(...)                                                                                  \
 	do {                                                                                       \
 		snprintf(detail, sizeof(detail), __VA_ARGS__);                                     \
@@ -254,6 +299,8 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->threads = (unsigned)n;
 	} else if (strcmp(k, "port_file") == 0) {
 		r = set_str(&c->port_file, v);
+	} else if (strcmp(k, "secure_heap") == 0) {
+		r = parse_secure_heap(c, v, detail, dlen);
 	} else {
 		snprintf(detail, dlen, "unknown key");
 		return -ENOENT;
@@ -356,25 +403,13 @@ static int each_path(const char *list, int (*fn)(struct vf_snp_trust *, const ch
 
 static int read_secret(struct broker_config *c, char *detail, size_t dlen)
 {
-	struct stat st;
 	int r;
 
-	if (stat(c->secret_path, &st) < 0) {
-		snprintf(detail, dlen, "'%s': %s", c->secret_path, strerror(errno));
-		return -errno;
-	}
 	/* The secret lets anyone mint nonces: only the broker may read it. */
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(detail, dlen,
-			 "'%s' is accessible by group or others (mode %03o); run chmod 600",
-			 c->secret_path, (unsigned)(st.st_mode & 0777));
-		return -EPERM;
-	}
-	r = broker_read_secure(c->secret_path, MAX_SECRET_FILE, &c->secret);
-	if (r < 0) {
-		snprintf(detail, dlen, "'%s': %s", c->secret_path, strerror(-r));
+	r = broker_read_secure(AT_FDCWD, c->secret_path, 0, true, c->secret_path, MAX_SECRET_FILE,
+			       &c->secret, detail, dlen);
+	if (r < 0)
 		return r;
-	}
 	if (c->secret.len < BROKER_SECRET_MIN) {
 		snprintf(detail, dlen,
 			 "'%s' holds %zu bytes; at least %d are required "
@@ -398,6 +433,7 @@ static int no_passphrase(char *buf, int size, int rw, void *u)
 static int read_tls(struct broker_config *c, char *err, size_t errlen)
 {
 	static const char nul = '\0';
+	char detail[512] = "";
 	size_t len = 0;
 	BIO *bio = NULL;
 	X509 *x = NULL;
@@ -410,13 +446,13 @@ static int read_tls(struct broker_config *c, char *err, size_t errlen)
 			 strerror(errno));
 		return -errno;
 	}
-	r = broker_read_secure(c->key_path, MAX_TLS_FILE, &c->key_pem);
-	if (r == 0)
-		r = ak_secbuf_append(&c->key_pem, &nul, 1);
-	if (r < 0) {
-		snprintf(err, errlen, "%s: [broker] key: '%s': %s", c->path, c->key_path,
-			 strerror(-r));
-		return r;
+	r = broker_read_secure(AT_FDCWD, c->key_path, 0, true, c->key_path, MAX_TLS_FILE,
+			       &c->key_pem, detail, sizeof(detail));
+	if (r == 0 && ak_secbuf_append(&c->key_pem, &nul, 1) < 0)
+		broker_secure_heap_exhausted(c->key_path, detail, sizeof(detail));
+	if (r < 0 || !c->key_pem.len) {
+		snprintf(err, errlen, "%s: [broker] key: %s", c->path, detail);
+		return r < 0 ? r : -ENOBUFS;
 	}
 	r = -EINVAL;
 	bio = BIO_new_mem_buf(c->cert_pem, (int)len);
@@ -533,6 +569,27 @@ bad : {
 	return r < 0 ? r : -EINVAL;
 }
 
+/*
+ * secure_heap = auto: what the key store's keys take (each key file's size,
+ * rounded up to a power of two as the heap allocates), twice, for a token
+ * whose files change while requests still hold its previous keys, plus
+ * BROKER_SECURE_HEAP_HEADROOM for the TLS key, the secret, the ephemeral key
+ * pool, OpenSSL's DRBGs and keys being parsed; a power of two.
+ */
+static size_t secure_heap_size(struct broker_config *c)
+{
+	size_t keys = 0, need, size = BROKER_MIN_SECURE_HEAP, i;
+
+	if (c->secure_heap)
+		return c->secure_heap;
+	for (i = 0; i < c->n_tokens; i++)
+		(void)broker_keystore_secure_bytes(c->keystore, c->tokens[i].name, &keys);
+	need = 2 * keys + BROKER_SECURE_HEAP_HEADROOM;
+	while (size < need && size < BROKER_MAX_SECURE_HEAP)
+		size <<= 1;
+	return size;
+}
+
 static int finish(struct broker_config *c, char *err, size_t errlen)
 {
 	char detail[512] = "";
@@ -547,14 +604,6 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 					: "secret_file");
 		return -EINVAL;
 	}
-	r = read_secret(c, detail, sizeof(detail));
-	if (r < 0) {
-		snprintf(err, errlen, "%s: [broker] secret_file: %s", c->path, detail);
-		return r;
-	}
-	r = read_tls(c, err, errlen);
-	if (r < 0)
-		return r;
 	r = broker_keystore_open(c->keystore, detail, sizeof(detail));
 	if (r < 0) {
 		snprintf(err, errlen, "%s: [keystore] %s", c->path, detail);
@@ -565,6 +614,21 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 			 c->path);
 		return -EINVAL;
 	}
+	/* Before the first secret is read: the size is fixed once made. */
+	if (ak_secure_init_size(secure_heap_size(c)) < 0) {
+		snprintf(err, errlen,
+			 "%s: [broker] secure_heap: cannot create a secure heap of %zu bytes",
+			 c->path, secure_heap_size(c));
+		return -ENOMEM;
+	}
+	r = read_secret(c, detail, sizeof(detail));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [broker] secret_file: %s", c->path, detail);
+		return r;
+	}
+	r = read_tls(c, err, errlen);
+	if (r < 0)
+		return r;
 	if (c->n_roots == 0)
 		ak_log(AK_LOG_WARNING,
 		       "%s: [snp] roots is empty: every SEV-SNP evidence will be refused "
@@ -573,10 +637,32 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The configuration names the trusted roots and what each token releases:
+ * only its owner may change it. */
+static int open_conf(const char *path, FILE **f, char *err, size_t errlen)
+{
+	struct stat st;
+	int r;
+
+	*f = fopen(path, "re");
+	if (!*f) {
+		r = errno ? -errno : -ENOENT;
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fileno(*f), &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	return broker_check_not_writable(&st, path, err, errlen);
+}
+
 int broker_config_load(const char *path, struct broker_config **out, char *err, size_t errlen)
 {
 	struct broker_config *c = NULL;
 	struct parse p = {0};
+	FILE *f = NULL;
 	int r;
 
 	*out = NULL;
@@ -596,12 +682,10 @@ int broker_config_load(const char *path, struct broker_config **out, char *err, 
 		snprintf(err, errlen, "cannot create the SEV-SNP trust store");
 		goto out;
 	}
-	r = ini_parse(path, collect, &p);
-	if (r == -1) {
-		r = errno ? -errno : -ENOENT;
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-r));
+	r = open_conf(path, &f, err, errlen);
+	if (r < 0)
 		goto out;
-	}
+	r = ini_parse_file(f, collect, &p);
 	if (r == -2 || p.oom) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "%s: out of memory", path);
@@ -624,6 +708,8 @@ int broker_config_load(const char *path, struct broker_config **out, char *err, 
 	*out = c;
 	c = NULL;
 out:
+	if (f)
+		fclose(f);
 	parse_clear(&p);
 	broker_config_free(c);
 	return r;

@@ -25,6 +25,9 @@
 #define BROKER_MAX_LEASE (366u * 86400u)
 #define BROKER_PIN_HASH_LEN 32 /* SHA-256 */
 #define BROKER_PIN_SALT_MAX 64
+#define BROKER_MIN_SECURE_HEAP (64u << 10)
+#define BROKER_MAX_SECURE_HEAP (1u << 30)
+#define BROKER_SECURE_HEAP_HEADROOM ((size_t)1 << 20)
 
 struct broker_token {
 	char *name;
@@ -50,6 +53,7 @@ struct broker_config {
 	char *audit_log; /* NULL: audit lines go to the log */
 	unsigned threads;
 	char *port_file;
+	size_t secure_heap; /* bytes; 0: auto, from the key store */
 	/* [keystore] */
 	struct broker_keystore *keystore;
 	/* [snp] */
@@ -61,7 +65,9 @@ struct broker_config {
 };
 
 /* Load and check a configuration file, reading the files it names (TLS
- * certificate and key, secret, roots). On error err holds one sentence. */
+ * certificate and key, secret, roots). Creates the process's secure heap
+ * (ak_secure_init_size) before it reads the first secret. On error err
+ * holds one sentence. */
 int broker_config_load(const char *path, struct broker_config **out, char *err,
 		       size_t errlen) AK_WUR;
 void broker_config_free(struct broker_config *c);

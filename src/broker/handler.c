@@ -352,23 +352,37 @@ static json_t *key_item(const struct broker_key *k, const char *member, json_t *
 	return item;
 }
 
+/* The token's keys from the store. On failure the refusal is in d: the
+ * detail for the log, a summary for the guest, and an exhausted secure heap
+ * as 503 keystore_unavailable (it passes once releases in flight end). */
+static int fetch_keys(struct broker *b, const struct broker_token *t, struct broker_keyset *ks,
+		      struct decision *d)
+{
+	char detail[MSG_LEN] = "";
+	int r = broker_keystore_fetch(b->cfg->keystore, t->name, ks, detail, sizeof(detail));
+
+	if (r < 0) {
+		refuse(d, r == -ENOBUFS ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE,
+		       "key store: %s", detail);
+		snprintf(d->client_msg, sizeof(d->client_msg), "%s",
+			 r == -ENOBUFS ? "the broker has no room for the keys now; retry later"
+				       : "the key store failed; details are in the broker log");
+	}
+	return r;
+}
+
 static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_PKEY *recipient,
 			    struct decision *d)
 {
 	struct broker_keyset ks = {0};
-	char detail[MSG_LEN] = "";
 	json_t *arr = NULL, *item = NULL, *jwe = NULL;
 	const char *why = NULL;
 	size_t i;
 
 	int64_t t0 = ak_now_us();
 
-	if (broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail)) < 0) {
-		refuse(d, AK_R_KEYSTORE, "key store: %s", detail);
-		snprintf(d->client_msg, sizeof(d->client_msg),
-			 "the key store failed; details are in the broker log");
+	if (fetch_keys(b, t, &ks, d) < 0)
 		goto fail;
-	}
 	d->fetch_us = ak_now_us() - t0;
 	arr = json_array();
 	d->keys = json_array();
@@ -575,7 +589,6 @@ static void handle_public(struct broker *b, const struct broker_request *req,
 {
 	struct decision d = {.event = "public", .reason = AK_R_INTERNAL};
 	struct broker_keyset ks = {0};
-	char detail[MSG_LEN] = "";
 	const struct broker_token *t;
 	json_t *keys = NULL, *item = NULL;
 	char *spki = NULL;
@@ -590,12 +603,8 @@ static void handle_public(struct broker *b, const struct broker_request *req,
 	t = find_token(b, d.token, &d);
 	if (!t)
 		goto out;
-	if (broker_keystore_fetch(b->cfg->keystore, t->name, &ks, detail, sizeof(detail)) < 0) {
-		refuse(&d, AK_R_KEYSTORE, "key store: %s", detail);
-		snprintf(d.client_msg, sizeof(d.client_msg),
-			 "the key store failed; details are in the broker log");
+	if (fetch_keys(b, t, &ks, &d) < 0)
 		goto out;
-	}
 	keys = json_array();
 	d.keys = json_array();
 	if (!keys || !d.keys)

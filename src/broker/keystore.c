@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,7 @@ int broker_keystore_fetch(struct broker_keystore *ks, const char *token, struct 
 
 	out->keys = NULL;
 	out->n = 0;
+	out->shared = NULL;
 	ret = ks->ops->fetch(ks->ctx, token, out, err, errlen);
 	/* whatever the store's decoders left in their dead frames */
 	ak_stack_wipe();
@@ -96,6 +98,19 @@ void broker_keystore_free(struct broker_keystore *ks)
 	free(ks);
 }
 
+int broker_keystore_secure_bytes(struct broker_keystore *ks, const char *token, size_t *total)
+{
+	if (!ks->ops->secure_bytes)
+		return -ENOTSUP;
+	return ks->ops->secure_bytes(ks->ctx, token, total);
+}
+
+struct broker_keys {
+	atomic_size_t refs;
+	struct broker_key *keys;
+	size_t n;
+};
+
 static void key_clear(struct broker_key *k)
 {
 	free(k->label);
@@ -105,62 +120,55 @@ static void key_clear(struct broker_key *k)
 	memset(k, 0, sizeof(*k));
 }
 
-void broker_keyset_clear(struct broker_keyset *ks)
+void broker_keys_free(struct broker_key *keys, size_t n)
 {
 	size_t i;
 
-	for (i = 0; ks->keys && i < ks->n; i++)
-		key_clear(&ks->keys[i]);
-	free(ks->keys);
+	for (i = 0; keys && i < n; i++)
+		key_clear(&keys[i]);
+	free(keys);
+}
+
+int broker_keyset_adopt(struct broker_keyset *ks, struct broker_key *keys, size_t n)
+{
+	struct broker_keys *sh = malloc(sizeof(*sh));
+
 	ks->keys = NULL;
 	ks->n = 0;
-}
-
-static void *memdup_or(const void *p, size_t n, bool *ok)
-{
-	void *d;
-
-	if (!p)
-		return NULL;
-	d = malloc(n ? n : 1);
-	if (!d) {
-		*ok = false;
-		return NULL;
-	}
-	memcpy(d, p, n);
-	return d;
-}
-
-int broker_keyset_copy(const struct broker_keyset *src, struct broker_keyset *dst)
-{
-	size_t i;
-	bool ok = true;
-
-	dst->keys = calloc(src->n ? src->n : 1, sizeof(*dst->keys));
-	dst->n = 0;
-	if (!dst->keys)
-		return -ENOMEM;
-	for (i = 0; i < src->n && ok; i++) {
-		const struct broker_key *s = &src->keys[i];
-		struct broker_key *d = &dst->keys[i];
-
-		dst->n = i + 1;
-		memcpy(d->id, s->id, sizeof(d->id));
-		memcpy(d->type, s->type, sizeof(d->type));
-		d->label = strdup(s->label);
-		d->cert_der = memdup_or(s->cert_der, s->cert_len, &ok);
-		d->cert_len = s->cert_len;
-		/* spki_der is OPENSSL_free()d by key_clear */
-		d->spki_der = s->spki_der ? OPENSSL_memdup(s->spki_der, s->spki_len) : NULL;
-		d->spki_len = s->spki_len;
-		ok = ok && d->label && (d->spki_der || !s->spki_der) &&
-		     ak_secbuf_append(&d->pkcs8, s->pkcs8.data, s->pkcs8.len) == 0;
-	}
-	if (!ok) {
-		broker_keyset_clear(dst);
+	ks->shared = NULL;
+	if (!sh) {
+		broker_keys_free(keys, n);
 		return -ENOMEM;
 	}
+	atomic_init(&sh->refs, 1);
+	sh->keys = keys;
+	sh->n = n;
+	ks->keys = keys;
+	ks->n = n;
+	ks->shared = sh;
 	return 0;
+}
+
+void broker_keyset_share(const struct broker_keyset *src, struct broker_keyset *dst)
+{
+	if (src->shared)
+		atomic_fetch_add_explicit(&src->shared->refs, 1, memory_order_relaxed);
+	*dst = *src;
+}
+
+void broker_keyset_clear(struct broker_keyset *ks)
+{
+	struct broker_keys *sh = ks->shared;
+
+	/* acq_rel: the last holder sees every other holder's reads done
+	 * before it wipes the keys */
+	if (sh && atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1) {
+		broker_keys_free(sh->keys, sh->n);
+		free(sh);
+	}
+	ks->keys = NULL;
+	ks->n = 0;
+	ks->shared = NULL;
 }
 
 /* RFC 5280 §4.2.1.2 method (1): SHA-1 of the BIT STRING subjectPublicKey
@@ -228,6 +236,22 @@ static int check_key_type(EVP_PKEY *pk, char *type, size_t typelen, const char *
 	}
 }
 
+/*
+ * Whether an OpenSSL call that just failed ran out of secure heap: it
+ * queued a malloc failure, or the heap has no room for the buffers a key of
+ * pem_len bytes takes while it is decoded (the PEM text grows a buffer by
+ * copying, then the DER: a few times pem_len). Clears the error queue.
+ */
+static bool secure_heap_failed(size_t pem_len)
+{
+	unsigned long e;
+	bool oom = false;
+
+	while ((e = ERR_get_error()) != 0)
+		oom = oom || ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE;
+	return oom || !ak_secure_has_room(4 * pem_len);
+}
+
 static void sec_free(char *p)
 {
 	if (p)
@@ -257,7 +281,10 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	/* PEM_FLAG_SECURE: the decoded DER lands in the secure heap. */
 	for (;;) {
 		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
-			ERR_clear_error();
+			if (secure_heap_failed(pem_len)) {
+				ret = -ENOBUFS;
+				goto out;
+			}
 			snprintf(err, errlen,
 				 "%s: no \"PRIVATE KEY\" PEM block (an unencrypted PKCS#8 key is "
 				 "required)",
@@ -292,7 +319,7 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 		snprintf(err, errlen, "%s: the PKCS#8 private key (%s): %s", what, alg,
 			 ak_pkey_strerror(perr));
 		if (perr == AK_PKEY_NO_SECURE_MEM)
-			ret = -ENOMEM;
+			ret = -ENOBUFS; /* the message is written at out */
 		goto out;
 	}
 	pk = priv->pub;
@@ -349,6 +376,12 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	if (ret < 0)
 		snprintf(err, errlen, "%s: no room in the secure heap for the key", what);
 out:
+	/* OpenSSL's decoders fail alike for a full heap and for bad input:
+	 * tell the operator which it was. */
+	if (ret == -ENOBUFS || (ret < 0 && secure_heap_failed(pem_len))) {
+		broker_secure_heap_exhausted(what, err, errlen);
+		ret = -ENOBUFS;
+	}
 	if (ret < 0) {
 		ak_secbuf_clear(&key->pkcs8);
 		free(key->cert_der);
@@ -370,25 +403,78 @@ out:
 	return ret;
 }
 
-int broker_read_secure(const char *path, size_t max, struct ak_secbuf *out)
+void broker_secure_heap_exhausted(const char *what, char *err, size_t errlen)
+{
+	size_t size = ak_secure_heap_size();
+
+	if (size)
+		snprintf(err, errlen,
+			 "secure heap exhausted (%zu bytes): raise secure_heap in [broker] "
+			 "(while reading %s)",
+			 size, what);
+	else
+		snprintf(err, errlen, "secure heap exhausted while reading %s", what);
+}
+
+/* "group/others" is what both checks say: the bits name who may act. */
+int broker_check_private(const struct stat *st, const char *shown, char *err, size_t errlen)
+{
+	if ((st->st_mode & (S_IRWXG | S_IRWXO)) == 0)
+		return 0;
+	snprintf(err, errlen, "%s is %s by group/others (mode %04o): chmod 600 %s", shown,
+		 st->st_mode & (S_IRGRP | S_IROTH)   ? "readable"
+		 : st->st_mode & (S_IWGRP | S_IWOTH) ? "writable"
+						     : "accessible",
+		 (unsigned)(st->st_mode & 07777), shown);
+	return -EPERM;
+}
+
+int broker_check_not_writable(const struct stat *st, const char *shown, char *err, size_t errlen)
+{
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) == 0)
+		return 0;
+	snprintf(err, errlen, "%s is writable by group/others (mode %04o): chmod go-w %s", shown,
+		 (unsigned)(st->st_mode & 07777), shown);
+	return -EPERM;
+}
+
+int broker_read_secure(int dirfd, const char *name, int oflags, bool secret, const char *shown,
+		       size_t max, struct ak_secbuf *out, char *err, size_t errlen)
 {
 	uint8_t chunk[4096];
 	struct stat st;
 	int fd, ret = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	/* O_NONBLOCK: a FIFO planted in place of the file must not hang us */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | oflags);
+	if (fd < 0) {
+		ret = -errno;
+		if (ret == -ELOOP && (oflags & O_NOFOLLOW))
+			snprintf(err, errlen,
+				 "%s is a symbolic link; key files are not followed through links "
+				 "(move the file itself there)",
+				 shown);
+		else if (ret != -ENOENT || secret)
+			snprintf(err, errlen, "cannot read %s: %s", shown, strerror(-ret));
+		return ret;
+	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
+		snprintf(err, errlen, "cannot read %s: %s", shown, strerror(-ret));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", shown);
 		ret = -EINVAL;
 		goto out;
 	}
+	ret = secret ? broker_check_private(&st, shown, err, errlen)
+		     : broker_check_not_writable(&st, shown, err, errlen);
+	if (ret < 0)
+		goto out;
 	if ((size_t)st.st_size > max) {
 		ret = -EFBIG;
+		snprintf(err, errlen, "%s is larger than %zu bytes", shown, max);
 		goto out;
 	}
 	for (;;) {
@@ -398,15 +484,21 @@ int broker_read_secure(const char *path, size_t max, struct ak_secbuf *out)
 			continue;
 		if (n < 0) {
 			ret = -errno;
+			snprintf(err, errlen, "cannot read %s: %s", shown, strerror(-ret));
 			goto out;
 		}
 		if (n == 0)
 			break;
 		if (out->len + (size_t)n > max) {
 			ret = -EFBIG;
+			snprintf(err, errlen, "%s is larger than %zu bytes", shown, max);
 			goto out;
 		}
 		ret = ak_secbuf_append(out, chunk, (size_t)n);
+		if (ret == -ENOMEM) {
+			broker_secure_heap_exhausted(shown, err, errlen);
+			ret = -ENOBUFS;
+		}
 		if (ret < 0)
 			goto out;
 	}

@@ -16,8 +16,10 @@
 #ifndef ATTESTKEY_BROKER_KEYSTORE_H
 #define ATTESTKEY_BROKER_KEYSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
@@ -35,15 +37,30 @@ struct broker_key {
 	size_t spki_len;
 };
 
+/*
+ * A token's keys as a fetch returns them: a read-only view of one parsed,
+ * reference-counted key set. Concurrent requests for a token share the set
+ * the store cached (one copy of each private key in the secure heap, however
+ * many requests are in flight); the set is wiped and freed when its last
+ * holder clears its view.
+ */
+struct broker_keys; /* the shared, counted set (keystore.c) */
 struct broker_keyset {
-	struct broker_key *keys;
+	const struct broker_key *keys;
 	size_t n;
+	struct broker_keys *shared; /* the reference this view holds; NULL if empty */
 };
-/* Wipe every private key and free everything; leaves ks empty. */
+/* Drop this view's reference (the last one wipes every private key and
+ * frees everything); leaves ks empty. */
 void broker_keyset_clear(struct broker_keyset *ks);
-/* A deep copy (private keys into the secure heap). 0 or -ENOMEM; dst is
- * empty on failure. */
-int broker_keyset_copy(const struct broker_keyset *src, struct broker_keyset *dst) AK_WUR;
+/* Another view of the same keys (a reference; never fails). */
+void broker_keyset_share(const struct broker_keyset *src, struct broker_keyset *dst);
+/* For stores: make keys[0..n-1], filled by broker_key_from_pem(), an
+ * immutable shared set owned by ks. Takes keys in every case (freed and
+ * wiped on failure). 0 or -ENOMEM. */
+int broker_keyset_adopt(struct broker_keyset *ks, struct broker_key *keys, size_t n) AK_WUR;
+/* Wipe and free keys[0..n-1] and the array (a set not adopted). */
+void broker_keys_free(struct broker_key *keys, size_t n);
 
 struct broker_keystore_ops {
 	const char *type; /* the value of "type =" */
@@ -54,9 +71,13 @@ struct broker_keystore_ops {
 	/* All keys given: check the configuration is complete and usable. */
 	int (*open)(void *ctx, char *err, size_t errlen);
 	/* The token's keys, sorted by label. At least one key, or an error
-	 * with err naming the file or object that failed (never key bytes). */
+	 * with err naming the file or object that failed (never key bytes);
+	 * -ENOBUFS when the secure heap has no room for them. */
 	int (*fetch)(void *ctx, const char *token, struct broker_keyset *out, char *err,
 		     size_t errlen);
+	/* Optional: bytes of secure heap the token's keys take (an upper
+	 * bound), for [broker] secure_heap = auto. 0 or -errno. */
+	int (*secure_bytes)(void *ctx, const char *token, size_t *out);
 	void (*destroy)(void *ctx);
 };
 
@@ -74,6 +95,9 @@ int broker_keystore_set(struct broker_keystore *ks, const char *key, const char 
 int broker_keystore_open(struct broker_keystore *ks, char *err, size_t errlen) AK_WUR;
 int broker_keystore_fetch(struct broker_keystore *ks, const char *token, struct broker_keyset *out,
 			  char *err, size_t errlen) AK_WUR;
+/* Adds the token's secure_bytes to *total (best effort: what cannot be
+ * counted now fails at the fetch); -ENOTSUP when the store cannot tell. */
+int broker_keystore_secure_bytes(struct broker_keystore *ks, const char *token, size_t *total);
 void broker_keystore_free(struct broker_keystore *ks);
 
 /* The file store (keystore_file.c). */
@@ -90,8 +114,30 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *key_what
 			const uint8_t *cert_pem, size_t cert_len, const char *cert_what,
 			struct broker_key *key, char *err, size_t errlen) AK_WUR;
 
-/* Read a whole file (at most max bytes, regular files only) into the secure
- * heap: for private keys and secrets. 0 or -errno; out is empty on error. */
-int broker_read_secure(const char *path, size_t max, struct ak_secbuf *out) AK_WUR;
+/*
+ * Files the broker reads are trusted only if only their owner can change
+ * them, and, when they hold a secret, read them: the checks return -EPERM
+ * with err naming the file and the chmod that fixes it. shown is the name
+ * used in err.
+ */
+/* A secret (private key, TLS key, challenge secret): no group/other bits. */
+int broker_check_private(const struct stat *st, const char *shown, char *err, size_t errlen) AK_WUR;
+/* A configuration, certificate or directory: not group/other-writable. */
+int broker_check_not_writable(const struct stat *st, const char *shown, char *err,
+			      size_t errlen) AK_WUR;
+
+/* Read a whole file (at most max bytes, a regular file, passing
+ * broker_check_private when it is a secret, else broker_check_not_writable)
+ * into the secure heap: for private keys and secrets, and what comes with
+ * them. name is opened relative to dirfd (AT_FDCWD for a path) with oflags
+ * added (O_NOFOLLOW for a key store's files); shown names it in err. 0 or
+ * -errno (-ENOBUFS: the secure heap is exhausted; -ENOENT leaves err alone
+ * for a file that is not a secret, as optional files are); out is empty on
+ * error. */
+int broker_read_secure(int dirfd, const char *name, int oflags, bool secret, const char *shown,
+		       size_t max, struct ak_secbuf *out, char *err, size_t errlen) AK_WUR;
+/* err for an exhausted secure heap while reading what (one message for
+ * every caller). */
+void broker_secure_heap_exhausted(const char *what, char *err, size_t errlen);
 
 #endif

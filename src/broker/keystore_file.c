@@ -3,6 +3,13 @@
  * The file key store: DIR/<token>/<label>.key (unencrypted PKCS#8 PEM, RSA
  * or EC) with an optional DIR/<token>/<label>.crt (PEM X.509), read straight
  * into the secure heap, and parsed again whenever its files change.
+ *
+ * Only the broker's owner may change what it releases: the store directory
+ * and each token directory must not be group- or world-writable, key files
+ * must not be readable (or writable) by group or others, and no file in a
+ * token directory is read through a symbolic link (openat() relative to the
+ * directory, O_NOFOLLOW), so a link cannot release another file, such as
+ * the broker's own TLS key.
  */
 #include "config.h"
 
@@ -44,13 +51,17 @@ struct token_cache {
 	char **names; /* the *.key file names, sorted */
 	struct file_sig *sigs;
 	size_t n;
-	struct broker_keyset ks;
+	struct broker_keyset ks; /* the cache's reference; requests share it */
 	struct token_cache *next;
 };
 
 struct file_store {
 	char *dir;
 	pthread_mutex_t lock; /* cache */
+	/* One load at a time: when a token's files change, the requests that
+	 * notice wait for one parse instead of each parsing its own copy into
+	 * the secure heap. */
+	pthread_mutex_t load_lock;
 	struct token_cache *cache;
 };
 
@@ -62,6 +73,7 @@ static int file_create(void **ctx)
 	if (!fs)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->load_lock, NULL);
 	return 0;
 }
 
@@ -125,7 +137,7 @@ static int file_open(void *ctx, char *err, size_t errlen)
 	}
 	free(fs->dir);
 	fs->dir = abs;
-	return 0;
+	return broker_check_not_writable(&st, fs->dir, err, errlen);
 }
 
 static void file_destroy(void *ctx)
@@ -139,6 +151,7 @@ static void file_destroy(void *ctx)
 		fs->cache = next;
 	}
 	pthread_mutex_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->load_lock);
 	free(fs->dir);
 	free(fs);
 }
@@ -150,13 +163,12 @@ static int is_key_file(const struct dirent *d)
 	return d->d_name[0] != '.' && n > s && strcmp(d->d_name + n - s, KEY_SUFFIX) == 0;
 }
 
-static int load_one(const char *tdir, const char *fname, struct broker_key *key, char *err,
+static int load_one(int dfd, const char *tdir, const char *fname, struct broker_key *key, char *err,
 		    size_t errlen)
 {
-	char kpath[PATH_MAX], cpath[PATH_MAX];
-	struct ak_secbuf pem = {0};
-	uint8_t *cert = NULL;
-	size_t cert_len = 0, label_len = strlen(fname) - strlen(KEY_SUFFIX), i;
+	char kpath[PATH_MAX], cpath[PATH_MAX], cname[NAME_MAX + 1];
+	struct ak_secbuf pem = {0}, cert = {0};
+	size_t label_len = strlen(fname) - strlen(KEY_SUFFIX), i;
 	json_t *js;
 	int ret;
 
@@ -174,45 +186,49 @@ static int load_one(const char *tdir, const char *fname, struct broker_key *key,
 		return -EINVAL;
 	}
 	json_decref(js);
-	if (snprintf(kpath, sizeof(kpath), "%s/%s", tdir, fname) >= (int)sizeof(kpath) ||
-	    snprintf(cpath, sizeof(cpath), "%s/%s%s", tdir, key->label, CERT_SUFFIX) >=
-		(int)sizeof(cpath)) {
+	if (snprintf(cname, sizeof(cname), "%s%s", key->label, CERT_SUFFIX) >= (int)sizeof(cname) ||
+	    snprintf(kpath, sizeof(kpath), "%s/%s", tdir, fname) >= (int)sizeof(kpath) ||
+	    snprintf(cpath, sizeof(cpath), "%s/%s", tdir, cname) >= (int)sizeof(cpath)) {
 		snprintf(err, errlen, "path of key '%s' in '%s' is too long", key->label, tdir);
 		return -ENAMETOOLONG;
 	}
-	ret = broker_read_secure(kpath, MAX_KEY_FILE, &pem);
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot read '%s': %s", kpath, strerror(-ret));
+	ret = broker_read_secure(dfd, fname, O_NOFOLLOW, true, kpath, MAX_KEY_FILE, &pem, err,
+				 errlen);
+	if (ret < 0)
 		goto out;
-	}
-	cert = ak_read_file(cpath, &cert_len);
-	if (!cert && errno != ENOENT) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot read '%s': %s", cpath, strerror(-ret));
+	ret = broker_read_secure(dfd, cname, O_NOFOLLOW, false, cpath, MAX_KEY_FILE, &cert, err,
+				 errlen);
+	if (ret < 0 && ret != -ENOENT)
 		goto out;
-	}
-	ret =
-	    broker_key_from_pem(pem.data, pem.len, kpath, cert, cert_len, cpath, key, err, errlen);
+	ret = broker_key_from_pem(pem.data, pem.len, kpath, cert.data, cert.len, cpath, key, err,
+				  errlen);
 out:
 	ak_secbuf_clear(&pem);
-	free(cert);
+	ak_secbuf_clear(&cert);
 	return ret;
 }
 
-static void file_sig_of(const char *tdir, const char *fname, struct file_sig *sig)
+static void file_sig_of(int dfd, const char *fname, struct file_sig *sig)
 {
-	char path[PATH_MAX];
+	char cname[NAME_MAX + 1];
 	size_t label_len = strlen(fname) - strlen(KEY_SUFFIX);
 
 	memset(sig, 0, sizeof(*sig));
-	if (snprintf(path, sizeof(path), "%s/%s", tdir, fname) < (int)sizeof(path))
-		(void)stat(path, &sig->key);
-	if (snprintf(path, sizeof(path), "%s/%.*s%s", tdir, (int)label_len, fname, CERT_SUFFIX) <
-	    (int)sizeof(path))
-		(void)stat(path, &sig->cert);
+	(void)fstatat(dfd, fname, &sig->key, AT_SYMLINK_NOFOLLOW);
+	if (snprintf(cname, sizeof(cname), "%.*s%s", (int)label_len, fname, CERT_SUFFIX) <
+	    (int)sizeof(cname))
+		(void)fstatat(dfd, cname, &sig->cert, AT_SYMLINK_NOFOLLOW);
 }
 
-/* A copy of the cached keys of token if its files are those of names/sigs. */
+/* The same file, and still as private as when it was loaded: a chmod after
+ * the load is seen at the next fetch, and refused as at the first. */
+static bool same_sig(const struct stat *a, const struct stat *b)
+{
+	return ak_same_file(a, b) && a->st_mode == b->st_mode && a->st_uid == b->st_uid;
+}
+
+/* Another reference to the cached keys of token if its files are those of
+ * names/sigs. */
 static bool cache_lookup(struct file_store *fs, const char *token, struct dirent **names,
 			 const struct file_sig *sigs, size_t n, struct broker_keyset *out)
 {
@@ -226,14 +242,33 @@ static bool cache_lookup(struct file_store *fs, const char *token, struct dirent
 	if (tc && tc->n == n) {
 		for (i = 0; i < n; i++) {
 			if (strcmp(tc->names[i], names[i]->d_name) != 0 ||
-			    !ak_same_file(&tc->sigs[i].key, &sigs[i].key) ||
-			    !ak_same_file(&tc->sigs[i].cert, &sigs[i].cert))
+			    !same_sig(&tc->sigs[i].key, &sigs[i].key) ||
+			    !same_sig(&tc->sigs[i].cert, &sigs[i].cert))
 				break;
 		}
-		hit = i == n && broker_keyset_copy(&tc->ks, out) == 0;
+		hit = i == n;
+		if (hit)
+			broker_keyset_share(&tc->ks, out);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	return hit;
+}
+
+/* Forget token's keys (stale: the files changed), so that the secure heap
+ * holds them only as long as requests still do. */
+static void cache_evict(struct file_store *fs, const char *token)
+{
+	struct token_cache **pp, *tc = NULL;
+
+	pthread_mutex_lock(&fs->lock);
+	for (pp = &fs->cache; *pp && strcmp((*pp)->token, token) != 0; pp = &(*pp)->next)
+		;
+	if (*pp) {
+		tc = *pp;
+		*pp = tc->next;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	cache_free(tc);
 }
 
 /* Remember a fresh load (best effort: on failure nothing is cached). */
@@ -253,11 +288,12 @@ static void cache_store(struct file_store *fs, const char *token, struct dirent 
 		if (!(tc->names[i] = strdup(names[i]->d_name)))
 			break;
 	}
-	if (!tc->token || !tc->names || i < n || !tc->sigs || broker_keyset_copy(ks, &tc->ks) < 0) {
+	if (!tc->token || !tc->names || i < n || !tc->sigs) {
 		cache_free(tc);
 		return;
 	}
 	memcpy(tc->sigs, sigs, n * sizeof(*sigs));
+	broker_keyset_share(ks, &tc->ks);
 	pthread_mutex_lock(&fs->lock);
 	for (pp = &fs->cache; *pp && strcmp((*pp)->token, token) != 0; pp = &(*pp)->next)
 		;
@@ -267,14 +303,12 @@ static void cache_store(struct file_store *fs, const char *token, struct dirent 
 	pthread_mutex_unlock(&fs->lock);
 }
 
-static int file_fetch(void *ctx, const char *token, struct broker_keyset *out, char *err,
-		      size_t errlen)
+/* Open DIR/<token> and check who may write it. */
+static int open_token_dir(struct file_store *fs, const char *token, char *tdir, size_t tdirlen,
+			  char *err, size_t errlen)
 {
-	struct file_store *fs = ctx;
-	struct dirent **names = NULL;
-	struct file_sig *sigs = NULL;
-	char tdir[PATH_MAX];
-	int i, n = -1, ret = -EINVAL;
+	struct stat st;
+	int dfd, ret;
 
 	/* Token names are checked at configuration time ([A-Za-z0-9._-], no
 	 * leading dot), so this never leaves fs->dir. */
@@ -282,25 +316,92 @@ static int file_fetch(void *ctx, const char *token, struct broker_keyset *out, c
 		snprintf(err, errlen, "token name '%s' cannot be a directory name", token);
 		return -EINVAL;
 	}
-	if (snprintf(tdir, sizeof(tdir), "%s/%s", fs->dir, token) >= (int)sizeof(tdir)) {
+	if (snprintf(tdir, tdirlen, "%s/%s", fs->dir, token) >= (int)tdirlen) {
 		snprintf(err, errlen, "key directory of token '%s' is too long", token);
 		return -ENAMETOOLONG;
 	}
-	n = scandir(tdir, &names, is_key_file, alphasort);
-	if (n < 0) {
+	/* The directory itself may be a link (tokens sharing keys): only the
+	 * store's owner can make one there, and it is checked where it leads. */
+	dfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "key directory '%s': %s", tdir, strerror(-ret));
-		goto out;
+		return ret;
 	}
-	if (n == 0) {
+	if (fstat(dfd, &st) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "key directory '%s': %s", tdir, strerror(-ret));
+		close(dfd);
+		return ret;
+	}
+	ret = broker_check_not_writable(&st, tdir, err, errlen);
+	if (ret < 0) {
+		close(dfd);
+		return ret;
+	}
+	return dfd;
+}
+
+/* The *.key names of the token directory, sorted; at least one. */
+static int list_keys(int dfd, const char *tdir, struct dirent ***names, char *err, size_t errlen)
+{
+	int i, n;
+
+	n = scandirat(dfd, ".", names, is_key_file, alphasort);
+	if (n < 0) {
+		n = -errno;
+		snprintf(err, errlen, "key directory '%s': %s", tdir, strerror(-n));
+		*names = NULL;
+		return n;
+	}
+	if (n > 0 && n <= MAX_KEYS_PER_TOKEN)
+		return n;
+	if (n == 0)
 		snprintf(err, errlen, "key directory '%s' holds no *%s file", tdir, KEY_SUFFIX);
-		ret = -ENOENT;
-		goto out;
-	}
-	if (n > MAX_KEYS_PER_TOKEN) {
+	else
 		snprintf(err, errlen, "key directory '%s' holds more than %d keys", tdir,
 			 MAX_KEYS_PER_TOKEN);
-		ret = -E2BIG;
+	for (i = 0; i < n; i++)
+		free((*names)[i]);
+	free(*names);
+	*names = NULL;
+	return n == 0 ? -ENOENT : -E2BIG;
+}
+
+static int load_all(int dfd, const char *tdir, struct dirent **names, size_t n,
+		    struct broker_keyset *out, char *err, size_t errlen)
+{
+	struct broker_key *keys = calloc(n, sizeof(*keys));
+	size_t i;
+	int ret;
+
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		ret = load_one(dfd, tdir, names[i]->d_name, &keys[i], err, errlen);
+		if (ret < 0) {
+			broker_keys_free(keys, n);
+			return ret;
+		}
+	}
+	return broker_keyset_adopt(out, keys, n);
+}
+
+static int file_fetch(void *ctx, const char *token, struct broker_keyset *out, char *err,
+		      size_t errlen)
+{
+	struct file_store *fs = ctx;
+	struct dirent **names = NULL;
+	struct file_sig *sigs = NULL;
+	char tdir[PATH_MAX];
+	int i, n = 0, dfd, ret;
+
+	dfd = open_token_dir(fs, token, tdir, sizeof(tdir), err, errlen);
+	if (dfd < 0)
+		return dfd;
+	ret = n = list_keys(dfd, tdir, &names, err, errlen);
+	if (n < 0) {
+		n = 0;
 		goto out;
 	}
 	sigs = calloc((size_t)n, sizeof(*sigs));
@@ -309,30 +410,60 @@ static int file_fetch(void *ctx, const char *token, struct broker_keyset *out, c
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		file_sig_of(tdir, names[i]->d_name, &sigs[i]);
-	if (cache_lookup(fs, token, names, sigs, (size_t)n, out)) {
-		ret = 0;
-		goto out;
-	}
-	out->keys = calloc((size_t)n, sizeof(*out->keys));
-	if (!out->keys) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		out->n = (size_t)i + 1;
-		ret = load_one(tdir, names[i]->d_name, &out->keys[i], err, errlen);
-		if (ret < 0)
-			goto out;
-	}
-	cache_store(fs, token, names, sigs, (size_t)n, out);
+		file_sig_of(dfd, names[i]->d_name, &sigs[i]);
 	ret = 0;
+	if (cache_lookup(fs, token, names, sigs, (size_t)n, out))
+		goto out;
+	pthread_mutex_lock(&fs->load_lock);
+	/* the request that held the lock before may have loaded these files */
+	if (!cache_lookup(fs, token, names, sigs, (size_t)n, out)) {
+		cache_evict(fs, token);
+		ret = load_all(dfd, tdir, names, (size_t)n, out, err, errlen);
+		if (ret == 0)
+			cache_store(fs, token, names, sigs, (size_t)n, out);
+	}
+	pthread_mutex_unlock(&fs->load_lock);
 out:
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
 	free(sigs);
+	close(dfd);
 	return ret;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+	size_t p = 32; /* the heap's smallest block */
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+/* Each key file's size, rounded as the heap's buddy allocator rounds: the
+ * PKCS#8 DER the store keeps is shorter than its PEM. */
+static int file_secure_bytes(void *ctx, const char *token, size_t *total)
+{
+	struct file_store *fs = ctx;
+	struct dirent **names = NULL;
+	char tdir[PATH_MAX], err[256];
+	struct stat st;
+	int i, n, dfd;
+
+	dfd = open_token_dir(fs, token, tdir, sizeof(tdir), err, sizeof(err));
+	if (dfd < 0)
+		return dfd;
+	n = list_keys(dfd, tdir, &names, err, sizeof(err));
+	for (i = 0; i < n; i++) {
+		if (fstatat(dfd, names[i]->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode))
+			*total += pow2_at_least((size_t)st.st_size);
+		free(names[i]);
+	}
+	free(names);
+	close(dfd);
+	return n < 0 ? n : 0;
 }
 
 const struct broker_keystore_ops broker_keystore_file_ops = {
@@ -341,5 +472,6 @@ const struct broker_keystore_ops broker_keystore_file_ops = {
     .set = file_set,
     .open = file_open,
     .fetch = file_fetch,
+    .secure_bytes = file_secure_bytes,
     .destroy = file_destroy,
 };

@@ -56,6 +56,68 @@ static int write_port_file(const char *path, unsigned port)
 	return ret;
 }
 
+/*
+ * Detach first, before the configuration is read: mlock() does not survive
+ * fork(), so the secure heap (made while the configuration is loaded) must
+ * be made by the process that serves, or its keys would sit in swappable
+ * memory (daemon(3) after loading left VmLck at 0). The parent stays until
+ * the daemon is ready and exits with its status, so configuration errors
+ * still reach the terminal and the exit code.
+ */
+static int detach(int *ready_fd)
+{
+	int p[2], e;
+	pid_t pid;
+	ssize_t n;
+	char c = 1;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		do {
+			n = read(p[0], &c, 1);
+		} while (n < 0 && errno == EINTR);
+		/* EOF: the daemon exited before it was ready (it said why) */
+		_exit(n == 1 && c == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	}
+	close(p[0]);
+	if (setsid() < 0) {
+		e = errno;
+		close(p[1]);
+		return -e;
+	}
+	*ready_fd = p[1];
+	return 0;
+}
+
+/* The daemon listens: leave the terminal and release the waiting parent. */
+static void detached_ready(int ready_fd)
+{
+	static const char ok = 0;
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	if (chdir("/") < 0)
+		ak_log(AK_LOG_WARNING, "cannot change to /: %s", strerror(errno));
+	if (write(ready_fd, &ok, 1) != 1)
+		ak_log(AK_LOG_WARNING, "cannot signal readiness: %s", strerror(errno));
+	close(ready_fd);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -69,7 +131,7 @@ int main(int argc, char **argv)
 	struct broker *b = NULL;
 	char err[1024] = "";
 	sigset_t sigs;
-	int c, sig = 0, status = EXIT_FAILURE;
+	int c, sig = 0, status = EXIT_FAILURE, ready_fd = -1, r;
 
 	ak_log_init("attestkey-broker");
 	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
@@ -100,9 +162,14 @@ int main(int argc, char **argv)
 	}
 	if (use_syslog)
 		ak_log_use_syslog(true);
-	if (ak_secure_init() < 0)
-		return EXIT_FAILURE; /* logged; keys must not touch the ordinary heap */
+	/* Before any thread exists and before the secure heap is made. */
+	if (!foreground && (r = detach(&ready_fd)) < 0) {
+		ak_log(AK_LOG_ERR, "cannot detach: %s", strerror(-r));
+		return EXIT_FAILURE;
+	}
 
+	/* Makes the secure heap ([broker] secure_heap); keys must not touch the
+	 * ordinary heap. */
 	if (broker_config_load(config, &cfg, err, sizeof(err)) < 0 ||
 	    broker_config_check_keys(cfg, err, sizeof(err)) < 0) {
 		ak_log(AK_LOG_ERR, "%s", err);
@@ -113,16 +180,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cfg = NULL; /* owned by b */
-
-	if (!foreground) {
-		/* Before any thread exists; stderr is gone afterwards. */
-		if (!use_syslog)
-			ak_log_use_syslog(true);
-		if (daemon(0, 0) < 0) {
-			ak_log(AK_LOG_ERR, "cannot detach: %s", strerror(errno));
-			goto out;
-		}
-	}
 	/* Block the shutdown signals in every thread (MHD's inherit the mask);
 	 * the main thread collects them with sigwait(). */
 	sigemptyset(&sigs);
@@ -136,13 +193,17 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (b->cfg->port_file) {
-		int r = write_port_file(b->cfg->port_file, b->port);
-
+		r = write_port_file(b->cfg->port_file, b->port);
 		if (r < 0) {
 			ak_log(AK_LOG_ERR, "%s: [broker] port_file: cannot write '%s': %s",
 			       b->cfg->path, b->cfg->port_file, strerror(-r));
 			goto out;
 		}
+	}
+	if (ready_fd >= 0) {
+		ak_log_use_syslog(true); /* stderr is gone from here on */
+		detached_ready(ready_fd);
+		ready_fd = -1;
 	}
 	ak_log(AK_LOG_INFO,
 	       strchr(b->cfg->listen_host, ':') ? "listening on [%s]:%u" : "listening on %s:%u",
@@ -155,6 +216,8 @@ int main(int argc, char **argv)
 	ak_log(AK_LOG_INFO, "shutting down (signal %d)", sig);
 	status = EXIT_SUCCESS;
 out:
+	if (ready_fd >= 0)
+		close(ready_fd); /* the parent reads EOF and exits 1 */
 	broker_free(b); /* stops the server threads first */
 	broker_config_free(cfg);
 	/* Free OpenSSL's DRBGs while we know no thread uses them (their only

@@ -33,6 +33,7 @@ static const struct {
 	[AK_R_TCB_TOO_LOW] = { "tcb_too_low", 403 },
 	[AK_R_PIN_INCORRECT] = { "pin_incorrect", 403 },
 	[AK_R_PUBKEY_UNSUPPORTED] = { "pubkey_unsupported", 400 },
+	[AK_R_KEYSTORE_UNAVAILABLE] = { "keystore_unavailable", 503 },
 	[AK_R_KEYSTORE] = { "keystore", 500 },
 	[AK_R_INTERNAL] = { "internal", 500 },
 };

@@ -9,44 +9,76 @@
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
 
-/* 1 MiB holds well over a hundred RSA-4096 keys (private BIGNUMs and the
- * PKCS#8 DER while it is parsed); it must be a power of two. */
-#define AK_SECURE_HEAP_SIZE (1u << 20)
 #define AK_SECURE_HEAP_MIN 32
 
-static pthread_once_t secure_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t secure_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool secure_done;
 static int secure_status = -ENOMEM;
+static size_t secure_size; /* 0: the application's heap, or none */
 
-static void secure_init_once(void)
+static int secure_init_inlock(size_t size)
 {
 	int r;
 
-	if (CRYPTO_secure_malloc_initialized()) {
-		/* The application set one up (nginx does not, but others may). */
-		secure_status = 0;
-		return;
+	if (CRYPTO_secure_malloc_initialized())
+		return 0; /* the application set one up (nginx does not, but others may) */
+	if (size < AK_SECURE_HEAP_MIN || (size & (size - 1)) != 0) {
+		ak_log(AK_LOG_ERR, "the secure heap size %zu is not a power of two", size);
+		return -EINVAL;
 	}
-	r = CRYPTO_secure_malloc_init(AK_SECURE_HEAP_SIZE, AK_SECURE_HEAP_MIN);
+	r = CRYPTO_secure_malloc_init(size, AK_SECURE_HEAP_MIN);
 	if (r == 0) {
-		ak_log(AK_LOG_ERR, "cannot create the OpenSSL secure heap (%u bytes): refusing to hold keys",
-		       AK_SECURE_HEAP_SIZE);
-		secure_status = -ENOMEM;
-		return;
+		ak_log(AK_LOG_ERR,
+		       "cannot create the OpenSSL secure heap (%zu bytes): refusing to hold keys",
+		       size);
+		return -ENOMEM;
 	}
 	if (r == 2) {
 		/* Mapped and guarded, but mlock() or MADV_DONTDUMP failed: usually
-		 * RLIMIT_MEMLOCK is below 1 MiB. Keys are still wiped on free. */
+		 * RLIMIT_MEMLOCK is below the heap size. Keys are still wiped on free. */
 		ak_log(AK_LOG_WARNING,
-		       "the secure heap could not be locked in memory (raise RLIMIT_MEMLOCK to at least %u bytes)",
-		       AK_SECURE_HEAP_SIZE);
+		       "the secure heap could not be locked in memory (raise RLIMIT_MEMLOCK to at "
+		       "least %zu bytes)",
+		       size);
 	}
-	secure_status = 0;
+	secure_size = size;
+	return 0;
+}
+
+int ak_secure_init_size(size_t size)
+{
+	pthread_mutex_lock(&secure_lock);
+	if (!secure_done) {
+		secure_status = secure_init_inlock(size);
+		secure_done = true;
+	}
+	pthread_mutex_unlock(&secure_lock);
+	return secure_status;
 }
 
 int ak_secure_init(void)
 {
-	pthread_once(&secure_once, secure_init_once);
-	return secure_status;
+	return ak_secure_init_size(AK_SECURE_HEAP_DEFAULT);
+}
+
+size_t ak_secure_heap_size(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&secure_lock);
+	n = secure_size;
+	pthread_mutex_unlock(&secure_lock);
+	return n;
+}
+
+bool ak_secure_has_room(size_t n)
+{
+	void *p = OPENSSL_secure_malloc(n ? n : 1);
+
+	if (!p)
+		return false;
+	OPENSSL_secure_free(p);
+	return true;
 }
 
 int ak_secbuf_append(struct ak_secbuf *b, const void *p, size_t n)

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <ini.h>
 
@@ -357,6 +358,59 @@ static int handler(void *user, const char *section, const char *name, const char
 	return c->err ? 0 : 1;
 }
 
+/*
+ * The configuration names the CA and the brokers the module trusts: as
+ * sshd's StrictModes does, refuse a file that someone other than its owner
+ * (root or this user) could change, directly or by replacing it in its
+ * directory (a group/world-writable directory without the sticky bit).
+ */
+static int check_conf_perms(FILE *f, const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	uid_t me = geteuid();
+	int e;
+
+	if (fstat(fileno(f), &st) < 0) {
+		e = errno;
+		ak_log(AK_LOG_ERR, "cannot read the configuration %s: %s", path, strerror(e));
+		return -e;
+	}
+	if (st.st_uid != 0 && st.st_uid != me) {
+		ak_log(AK_LOG_ERR, "%s is owned by uid %u, neither root nor this user (uid %u): refused",
+		       path, (unsigned)st.st_uid, (unsigned)me);
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		ak_log(AK_LOG_ERR, "%s is writable by group/others (mode %04o): chmod go-w %s", path,
+		       (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
+		 slash ? path : ".");
+	if (stat(dir, &st) < 0) {
+		e = errno;
+		ak_log(AK_LOG_ERR, "%s: %s", dir, strerror(e));
+		return -e;
+	}
+	if (st.st_uid != 0 && st.st_uid != me) {
+		ak_log(AK_LOG_ERR,
+		       "%s is in %s, owned by uid %u, neither root nor this user: others could "
+		       "replace it; refused",
+		       path, dir, (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		ak_log(AK_LOG_ERR,
+		       "%s is in %s, writable by group/others without the sticky bit (mode %04o): "
+		       "others could replace it; chmod go-w %s",
+		       path, dir, (unsigned)(st.st_mode & 07777), dir);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static void config_init(struct p11_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -382,6 +436,10 @@ int p11_config_load(const char *path, struct p11_config *cfg)
 		ak_log(AK_LOG_ERR, "cannot read the configuration %s: %s", path, strerror(errno));
 		goto out;
 	}
+	ret = check_conf_perms(c.f, path);
+	if (ret < 0)
+		goto out;
+	ret = -EINVAL;
 	r = ini_parse_stream(reader, &c, handler, &c);
 	if (c.err) {
 		ak_log(AK_LOG_ERR, "%s:%u: %s", path, c.err_line, c.msg);

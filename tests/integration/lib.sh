@@ -87,7 +87,8 @@ setup_world() {
 	openssl pkcs8 -topk8 -nocrypt -in "$T/pki/ec.key" -out "$T/keys/web/ec.key"
 	cp "$T/pki/tls.crt" "$T/keys/web/tls.crt"
 	cp "$T/pki/ec.crt" "$T/keys/web/ec.crt"
-	chmod 600 "$T/keys/web/"*.key
+	# the broker refuses private keys others may read (its TLS key too)
+	chmod 600 "$T/keys/web/"*.key "$T/pki/"*.key
 	"$AK_TOOL" sim init "$T/sim" >/dev/null || bail "attestkey sim init failed"
 	head -c 32 /dev/urandom >"$T/secret"
 	chmod 600 "$T/secret"

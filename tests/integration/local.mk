@@ -20,6 +20,7 @@ INTEGRATION_TESTS = \
 	tests/integration/engine.sh \
 	tests/integration/fork.sh \
 	tests/integration/refusals.sh \
+	tests/integration/broker-store.sh \
 	tests/integration/nginx.sh \
 	tests/integration/public-objects.sh \
 	tests/integration/clients.sh \

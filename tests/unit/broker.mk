@@ -8,6 +8,7 @@ BROKER_TESTS = \
 	tests/unit/test_broker_nonce \
 	tests/unit/test_broker_keystore \
 	tests/unit/test_broker_config \
+	tests/unit/test_broker_heap \
 	tests/unit/test_broker_handler \
 	tests/unit/test_broker_sim
 check_PROGRAMS += $(BROKER_TESTS)
@@ -30,6 +31,11 @@ tests_unit_test_broker_config_SOURCES = tests/unit/test_broker_config.c \
 	tests/unit/test_broker_util.c
 tests_unit_test_broker_config_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_broker_config_LDADD = $(BROKER_TEST_LDADD)
+
+tests_unit_test_broker_heap_SOURCES = tests/unit/test_broker_heap.c \
+	tests/unit/test_broker_util.c
+tests_unit_test_broker_heap_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_broker_heap_LDADD = $(BROKER_TEST_LDADD)
 
 tests_unit_test_broker_handler_SOURCES = tests/unit/test_broker_handler.c \
 	tests/unit/test_broker_util.c

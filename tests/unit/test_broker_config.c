@@ -68,6 +68,7 @@ static void test_defaults(void **state)
 	assert_null(c->port_file);
 	assert_int_equal(c->n_roots, 0);
 	assert_int_equal(c->secret.len, 48);
+	assert_int_equal(c->secure_heap, 0); /* auto */
 	assert_int_equal(c->n_tokens, 1);
 	t = broker_config_token(c, "web");
 	assert_non_null(t);
@@ -82,7 +83,7 @@ static void test_defaults(void **state)
 		 "[token web]\nmeasurements = " M1 ",\n  " M2 "\n"
 		 "[keystore]\ndir = %s/keys\ntype = file\n"
 		 "[broker]\nsecret_file = %s/secret\ncert = %s/tls.crt\nkey = %s/tls.key\n"
-		 "nonce_ttl = 30\nlease = 60\nthreads = 4\nport_file = %s/port\n"
+		 "nonce_ttl = 30\nlease = 60\nthreads = 4\nport_file = %s/port\nsecure_heap = 4m\n"
 		 "[snp]\nroots = %s/tls.crt,\n  %s/tls.crt\n",
 		 env.dir, env.dir, env.dir, env.dir, env.dir, env.dir, env.dir);
 	assert_int_equal(tb_write_file(env.conf, text, 0644), 0);
@@ -93,6 +94,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->nonce_ttl, 30);
 	assert_int_equal(c->lease, 60);
 	assert_int_equal(c->threads, 4);
+	assert_int_equal(c->secure_heap, 4u << 20);
 	assert_int_equal(c->n_roots, 2);
 	assert_non_null(c->port_file);
 	assert_null(c->audit_log);
@@ -131,6 +133,13 @@ static void test_bad_values(void **state)
 	    {"bogus = 1\n", NULL, {"[broker] bogus", "unknown key"}},
 	    {"nonce_ttl = 30\nnonce_ttl = 40\n", NULL, {"[broker] nonce_ttl", "more than once"}},
 	    {"port_file =\n", NULL, {"[broker] port_file", "empty"}},
+	    {"secure_heap = 3M\n", NULL, {"[broker] secure_heap", "not a power of two", "4M"}},
+	    {"secure_heap = 100000\n", NULL, {"[broker] secure_heap", "e.g. 128K"}},
+	    {"secure_heap = 32K\n", NULL, {"[broker] secure_heap", "from 64K to 1G"}},
+	    {"secure_heap = 2G\n", NULL, {"[broker] secure_heap", "'2G'"}},
+	    {"secure_heap = 4MB\n", NULL, {"[broker] secure_heap", "'4MB'"}},
+	    {"secure_heap = -1\n", NULL, {"[broker] secure_heap"}},
+	    {"secure_heap = lots\n", NULL, {"[broker] secure_heap", "auto"}},
 	    {NULL,
 	     "[token web]\nmeasurements = any\nfoo = 1\n",
 	     {"[token web] foo", "unknown key"}},
@@ -247,6 +256,83 @@ static void test_files(void **state)
 	assert_non_null(strstr(err, "/nonexistent/broker.conf"));
 }
 
+/* Who may change what the broker releases, or read what it keeps secret:
+ * each loose mode refused with the file and the chmod that fixes it. */
+static void test_permissions(void **state)
+{
+	struct broker_config *c = NULL;
+	char err[1024], path[400], want[2048];
+
+	(void)state;
+	assert_int_equal(tb_write_conf(&env, NULL, NULL), 0);
+	/* broker.conf */
+	assert_int_equal(chmod(env.conf, 0666), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want), "%s is writable by group/others (mode 0666): chmod go-w %s",
+		 env.conf, env.conf);
+	assert_string_equal(err, want);
+	assert_int_equal(chmod(env.conf, 0664), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
+	assert_int_equal(chmod(env.conf, 0644), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	broker_config_free(c);
+	/* the TLS key */
+	snprintf(path, sizeof(path), "%s/tls.key", env.dir);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "[broker] key: %s is readable by group/others (mode 0644): chmod 600 %s", path,
+		 path);
+	if (!strstr(err, want))
+		fail_msg("'%s' not in: %s", want, err);
+	assert_int_equal(chmod(path, 0620), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "is writable by group/others (mode 0620): chmod 600"));
+	assert_int_equal(chmod(path, 0400), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	broker_config_free(c);
+	assert_int_equal(chmod(path, 0600), 0);
+	/* the challenge secret */
+	snprintf(path, sizeof(path), "%s/secret", env.dir);
+	assert_int_equal(chmod(path, 0604), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "[broker] secret_file: %s is readable by group/others (mode 0604): chmod 600 %s",
+		 path, path);
+	if (!strstr(err, want))
+		fail_msg("'%s' not in: %s", want, err);
+	assert_int_equal(chmod(path, 0600), 0);
+	/* the key store's directory */
+	assert_int_equal(chmod(env.keys, 0777), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "[keystore] %s is writable by group/others (mode 0777): chmod go-w %s", env.keys,
+		 env.keys);
+	if (!strstr(err, want))
+		fail_msg("'%s' not in: %s", want, err);
+	assert_int_equal(chmod(env.keys, 0755), 0);
+	/* a token's directory and its key files: refused when keys are checked */
+	snprintf(path, sizeof(path), "%s/web", env.keys);
+	assert_int_equal(chmod(path, 0770), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	assert_int_equal(broker_config_check_keys(c, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "token 'web': %s is writable by group/others (mode 0770): chmod go-w %s", path,
+		 path);
+	assert_string_equal(err, want);
+	assert_int_equal(chmod(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/web/ec.key", env.keys);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(broker_config_check_keys(c, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "token 'web': %s is readable by group/others (mode 0644): chmod 600 %s", path,
+		 path);
+	assert_string_equal(err, want);
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(broker_config_check_keys(c, err, sizeof(err)), 0);
+	broker_config_free(c);
+}
+
 static void test_pin(void **state)
 {
 	struct broker_config *c = NULL;
@@ -285,9 +371,8 @@ static void test_pin(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_bad_values),
-	    cmocka_unit_test(test_files),
+	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_bad_values),
+	    cmocka_unit_test(test_files),    cmocka_unit_test(test_permissions),
 	    cmocka_unit_test(test_pin),
 	};
 	int failed;

@@ -282,6 +282,7 @@ static void test_cache_follows_files(void **state)
 	char err[512] = "", dir[400], path[512], id[2 * BROKER_KEY_ID_LEN + 1];
 	EVP_PKEY *a = tb_gen_ec("P-256"), *b = tb_gen_ec("P-384");
 	X509 *xb = tb_make_cert(b, "b");
+	size_t used, len;
 	int r;
 
 	(void)state;
@@ -293,15 +294,27 @@ static void test_cache_follows_files(void **state)
 	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
 	assert_int_equal(set.n, 1);
 	snprintf(id, sizeof(id), "%s", set.keys[0].id);
-	/* the same files: the same keys, an independent copy in the secure heap */
+	len = set.keys[0].pkcs8.len;
+	/* the same files: the same keys, shared (one copy in the secure heap
+	 * however many requests hold them), and no secure memory taken */
+	used = CRYPTO_secure_used();
 	assert_int_equal(broker_keystore_fetch(ks, "cache", &again, err, sizeof(err)), 0);
+	assert_int_equal(CRYPTO_secure_used(), used);
 	assert_int_equal(again.n, 1);
 	assert_string_equal(again.keys[0].id, id);
-	assert_int_equal(again.keys[0].pkcs8.len, set.keys[0].pkcs8.len);
-	assert_memory_equal(again.keys[0].pkcs8.data, set.keys[0].pkcs8.data, set.keys[0].pkcs8.len);
-	assert_ptr_not_equal(again.keys[0].pkcs8.data, set.keys[0].pkcs8.data);
+	assert_ptr_equal(again.keys[0].pkcs8.data, set.keys[0].pkcs8.data);
 	assert_true(CRYPTO_secure_allocated(again.keys[0].pkcs8.data));
+	/* a view outlives the store's cache entry and the other views */
+	broker_keyset_clear(&set);
+	assert_int_equal(again.keys[0].pkcs8.len, len);
 	broker_keyset_clear(&again);
+	/* the key file made readable by others: refused, not served from the
+	 * cache; private again: served */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "chmod 600"));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(broker_keystore_fetch(ks, "cache", &set, err, sizeof(err)), 0);
 	broker_keyset_clear(&set);
 	/* the key file replaced: the new key */
 	assert_int_equal(unlink(path), 0);
@@ -344,6 +357,131 @@ static void test_cache_follows_files(void **state)
 	X509_free(xb);
 }
 
+/* A token directory holding k.key with key k; path is that file. */
+static void token_with_key(const char *token, EVP_PKEY *k, char *dir, size_t dlen, char *path,
+			   size_t plen)
+{
+	make_token_dir(token, dir, dlen);
+	snprintf(path, plen, "%s/k.key", dir);
+	assert_int_equal(tb_write_key(path, k, false), 0);
+}
+
+/* A link in a token's directory must not release what it points at: here
+ * the broker's own TLS key, planted as "evil". */
+static void test_symlinks(void **state)
+{
+	struct broker_keyset set = {0};
+	char err[512] = "", dir[400], path[512], target[512];
+	EVP_PKEY *a = tb_gen_ec("P-256");
+	X509 *x = tb_make_cert(a, "k");
+	size_t i;
+
+	(void)state;
+	token_with_key("links", a, dir, sizeof(dir), path, sizeof(path));
+	assert_int_equal(fetch("links", &set, err, sizeof(err)), 0);
+	broker_keyset_clear(&set);
+	snprintf(target, sizeof(target), "%s/tls.key", env.dir);
+	snprintf(path, sizeof(path), "%s/evil.key", dir);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(fetch("links", &set, err, sizeof(err)), -ELOOP);
+	assert_int_equal(set.n, 0);
+	assert_null(set.keys);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "is a symbolic link"));
+	/* nor a link that stays in the directory */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("k.key", path), 0);
+	assert_int_equal(fetch("links", &set, err, sizeof(err)), -ELOOP);
+	assert_non_null(strstr(err, "evil.key is a symbolic link"));
+	assert_int_equal(unlink(path), 0);
+	/* nor a certificate through a link */
+	snprintf(target, sizeof(target), "%s/k.pem", env.dir);
+	assert_int_equal(tb_write_cert(target, x), 0);
+	snprintf(path, sizeof(path), "%s/k.crt", dir);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(fetch("links", &set, err, sizeof(err)), -ELOOP);
+	assert_non_null(strstr(err, "k.crt is a symbolic link"));
+	assert_int_equal(unlink(path), 0);
+	/* a FIFO in place of a key: refused, without waiting for a writer */
+	snprintf(path, sizeof(path), "%s/fifo.key", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(fetch("links", &set, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "fifo.key is not a regular file"));
+	assert_int_equal(unlink(path), 0);
+	/* the token directory itself may be a link (tokens sharing keys): only
+	 * the store's owner can make one, and its files are checked alike */
+	snprintf(path, sizeof(path), "%s/alias", env.keys);
+	assert_int_equal(symlink(dir, path), 0);
+	assert_int_equal(fetch("alias", &set, err, sizeof(err)), 0);
+	assert_int_equal(set.n, 1);
+	broker_keyset_clear(&set);
+	/* and what was released is the key file, never the TLS key */
+	assert_int_equal(fetch("web", &set, err, sizeof(err)), 0);
+	for (i = 0; i < set.n; i++)
+		assert_string_not_equal(set.keys[i].label, "evil");
+	broker_keyset_clear(&set);
+	EVP_PKEY_free(a);
+	X509_free(x);
+}
+
+/* Key files readable or writable by others, and directories others could
+ * add keys to, are refused with the chmod that fixes them. */
+static void test_modes(void **state)
+{
+	struct broker_keyset set = {0};
+	struct broker_keystore *ks;
+	char err[1024] = "", dir[400], path[512], want[1200];
+	EVP_PKEY *a = tb_gen_ec("P-256");
+	X509 *x = tb_make_cert(a, "k");
+	int r;
+
+	(void)state;
+	token_with_key("modes", a, dir, sizeof(dir), path, sizeof(path));
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(fetch("modes", &set, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want), "%s is readable by group/others (mode 0666): chmod 600 %s",
+		 path, path);
+	assert_string_equal(err, want);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(fetch("modes", &set, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "(mode 0640)"));
+	assert_int_equal(chmod(path, 0400), 0);
+	assert_int_equal(fetch("modes", &set, err, sizeof(err)), 0);
+	broker_keyset_clear(&set);
+	/* a certificate is public, but others must not swap it */
+	snprintf(path, sizeof(path), "%s/k.crt", dir);
+	assert_int_equal(tb_write_cert(path, x), 0);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(fetch("modes", &set, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want), "%s is writable by group/others (mode 0666): chmod go-w %s",
+		 path, path);
+	assert_string_equal(err, want);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(fetch("modes", &set, err, sizeof(err)), 0);
+	assert_non_null(set.keys[0].cert_der);
+	broker_keyset_clear(&set);
+	/* the token's directory */
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(fetch("modes", &set, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want), "%s is writable by group/others (mode 0777): chmod go-w %s",
+		 dir, dir);
+	assert_string_equal(err, want);
+	assert_int_equal(chmod(dir, 01777), 0); /* no exception for the sticky bit */
+	assert_int_equal(fetch("modes", &set, err, sizeof(err)), -EPERM);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(fetch("modes", &set, err, sizeof(err)), 0);
+	broker_keyset_clear(&set);
+	/* the store's directory, at open */
+	assert_int_equal(chmod(env.keys, 0775), 0);
+	ks = open_store(env.keys, &r, err, sizeof(err));
+	assert_int_equal(r, -EPERM);
+	assert_non_null(strstr(err, "is writable by group/others (mode 0775): chmod go-w"));
+	broker_keystore_free(ks);
+	assert_int_equal(chmod(env.keys, 0700), 0);
+	EVP_PKEY_free(a);
+	X509_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +490,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_keys),
 	    cmocka_unit_test(test_missing),
 	    cmocka_unit_test(test_cache_follows_files),
+	    cmocka_unit_test(test_symlinks),
+	    cmocka_unit_test(test_modes),
 	};
 	int failed;
 

@@ -81,7 +81,8 @@ int tb_write_cert(const char *path, X509 *x)
 		return -1;
 	ok = PEM_write_X509(f, x);
 	fclose(f);
-	return ok ? 0 : -1;
+	/* the key store refuses a certificate others may change */
+	return ok && chmod(path, 0644) == 0 ? 0 : -1;
 }
 
 int tb_write_file(const char *path, const char *text, int mode)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <openssl/crypto.h>
@@ -22,6 +23,7 @@
 static char dir[] = "/tmp/ak-p11-conf-XXXXXX";
 static char ca[300], path[300], logpath[300];
 static char logtext[4096];
+static mode_t conf_mode = 0644; /* what load() gives the file */
 
 static int group_setup(void **state)
 {
@@ -65,6 +67,7 @@ static int load(struct p11_config *cfg, const char *text)
 	}
 	fputs(text, fp);
 	fclose(fp);
+	assert_int_equal(chmod(path, conf_mode), 0);
 	fflush(stderr);
 	saved = dup(2);
 	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -212,6 +215,46 @@ static void test_errors(void **state)
 	expect_error("[module]\nbrokers = https://b\nca = @CA@\n[sim]\ndir = /s\n", "no [token NAME] section");
 }
 
+/* A configuration that others could change names a CA and brokers of
+ * their choosing: refused, with the chmod that fixes it. */
+static void test_permissions(void **state)
+{
+	struct p11_config cfg;
+
+	(void)state;
+	conf_mode = 0666;
+	assert_int_equal(load(&cfg, BASE), -EPERM);
+	assert_non_null(strstr(logtext, "attestkey.conf is writable by group/others (mode 0666): chmod go-w"));
+	conf_mode = 0620;
+	assert_int_equal(load(&cfg, BASE), -EPERM);
+	assert_non_null(strstr(logtext, "(mode 0620)"));
+	/* readable by all is fine: it holds nothing secret */
+	conf_mode = 0644;
+	assert_int_equal(load(&cfg, BASE), 0);
+	p11_config_clear(&cfg);
+	/* its directory writable by others, without the sticky bit: they could
+	 * replace the file */
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(load(&cfg, BASE), -EPERM);
+	assert_non_null(strstr(logtext, "writable by group/others without the sticky bit (mode 0777)"));
+	assert_non_null(strstr(logtext, "chmod go-w"));
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(load(&cfg, BASE), -EPERM);
+	/* with it (as /tmp), others cannot replace our file */
+	assert_int_equal(chmod(dir, 01777), 0);
+	assert_int_equal(load(&cfg, BASE), 0);
+	p11_config_clear(&cfg);
+	assert_int_equal(chmod(dir, 0700), 0);
+	/* a file owned by another user (not root) */
+	if (geteuid() == 0) {
+		assert_int_equal(load(&cfg, BASE), 0);
+		p11_config_clear(&cfg);
+		assert_int_equal(chown(path, 1, 1), 0);
+		assert_int_equal(p11_config_load(path, &cfg), -EPERM);
+		assert_int_equal(chown(path, 0, 0), 0);
+	}
+}
+
 static void test_missing_and_path(void **state)
 {
 	struct p11_config cfg;
@@ -233,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_permissions),
 		cmocka_unit_test(test_missing_and_path),
 	};
 	int failed;
