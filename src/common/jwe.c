@@ -21,6 +21,7 @@
 #include <openssl/kdf.h>
 
 #include "attestkey/jwe.h"
+#include "attestkey/pkey.h"
 #include "attestkey/protocol.h"
 
 #define PROFILE_ALG "ECDH-ES"
@@ -61,7 +62,7 @@ static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
 	int ret = -EINVAL;
 
 	*cek_out = NULL;
-	dctx = EVP_PKEY_CTX_new_from_pkey(NULL, mine, NULL);
+	dctx = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), mine, NULL);
 	/* validate_peer = 0: every peer here comes from ak_pkey_from_jwk_p384(),
 	 * which has validated it; OpenSSL's full check would be one more
 	 * scalar multiplication per key (docs/performance.md) */
@@ -69,7 +70,7 @@ static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
 	    EVP_PKEY_derive_set_peer_ex(dctx, peer, 0) <= 0 ||
 	    EVP_PKEY_derive(dctx, z, &zlen) <= 0)
 		goto out;
-	kdf = EVP_KDF_fetch(NULL, "SSKDF", NULL);
+	kdf = EVP_KDF_fetch(ak_libctx(), "SSKDF", NULL);
 	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, zlen);
@@ -113,7 +114,7 @@ static bool is_p384(EVP_PKEY *pkey)
 EVP_PKEY *ak_ec_p384_generate(void)
 {
 	/* on failure OpenSSL's error queue holds the reason, for the caller */
-	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp384r1");
+	return EVP_PKEY_Q_keygen(ak_libctx(), NULL, "EC", "secp384r1");
 }
 
 /* The public JWK (RFC 7518 section 6.2.1) from the encoded public point
@@ -182,7 +183,7 @@ EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk)
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"secp384r1", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt));
 	params[2] = OSSL_PARAM_construct_end();
-	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "EC", NULL);
 	if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
 	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
 		/* An engine that took over EC (libp11 in nginx or openssl) makes
@@ -196,7 +197,7 @@ EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk)
 		ctx = NULL;
 		goto fail;
 	}
-	chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	chk = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), pkey, NULL);
 	if (!chk || EVP_PKEY_public_check_quick(chk) != 1 || !is_p384(pkey))
 		goto fail;
 	EVP_PKEY_CTX_free(chk);
