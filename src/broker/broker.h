@@ -27,6 +27,11 @@ typedef enum ak_reason (*broker_snp_verify_fn)(const struct vf_snp_trust *t, con
 					       const uint8_t *expected_report_data,
 					       struct ak_snp_report *out, char *msg, size_t msglen);
 
+/* Bytes of a client-supplied string (token name, tee) that a log or audit
+ * line keeps; longer ones are cut and their length noted. */
+#define BROKER_FIELD_MAX 64
+#define BROKER_FIELD_BUF (BROKER_FIELD_MAX + 32)
+
 struct MHD_Daemon;
 struct broker_epk_pool;
 

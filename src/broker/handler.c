@@ -34,6 +34,7 @@ struct decision {
 	bool have_report;
 	struct ak_snp_report report;
 	json_t *keys; /* labels released */
+	bool replay;  /* this nonce and ephemeral key were released before */
 	int64_t fetch_us; /* key store read, for the debug timing line */
 };
 
@@ -151,23 +152,41 @@ static void sanitize(char *s)
 	}
 }
 
-/* Write the decision's audit and log lines. Returns the audit status: a
- * release that cannot be audited is not made (the caller turns it into a
- * refusal). */
+/* A client-supplied string as the log and audit lines show it: at most
+ * BROKER_FIELD_MAX bytes, sanitized, its full length noted when cut, so
+ * that no request writes more than a bounded line (issue 8, item 9). */
+static void bounded(const char *s, char out[BROKER_FIELD_BUF])
+{
+	size_t n = strlen(s);
+
+	if (n <= BROKER_FIELD_MAX)
+		snprintf(out, BROKER_FIELD_BUF, "%s", s);
+	else
+		snprintf(out, BROKER_FIELD_BUF, "%.*s...(%zu bytes)", BROKER_FIELD_MAX, s, n);
+	sanitize(out);
+}
+
+/* Write the decision's audit line, then its log line. A release whose audit
+ * line cannot be written is not made: the decision becomes an
+ * audit_unavailable refusal before anything says "released". Returns the
+ * audit status. */
 static int record(struct broker *b, const struct broker_request *req, struct decision *d)
 {
-	char when[32], hex[2 * 64 + 1], token[80];
+	char when[32], hex[2 * 64 + 1], token[BROKER_FIELD_BUF];
 	json_t *line;
 	int ret;
 
 	sanitize(d->msg); /* the verifier's and the store's messages too */
+	bounded(d->token ? d->token : "-", token);
 	utc_now(when);
 	/* Members in the order of docs/protocol.md §6. */
 	line = json_pack("{s:s,s:s}", "time", when, "event", d->event);
-	if (!line)
-		return -ENOMEM;
+	if (!line) {
+		ret = -ENOMEM;
+		goto audited;
+	}
 	if (d->token)
-		json_object_set_new(line, "token", json_string(d->token));
+		json_object_set_new(line, "token", json_string(token));
 	json_object_set_new(line, "peer", json_string(req->peer ? req->peer : ""));
 	json_object_set_new(line, "reason", json_string(ak_reason_name(d->reason)));
 	json_object_set_new(line, "message", json_string(d->msg));
@@ -179,11 +198,19 @@ static int record(struct broker *b, const struct broker_request *req, struct dec
 	}
 	if (d->keys)
 		json_object_set(line, "keys", d->keys);
+	if (d->replay)
+		json_object_set_new(line, "replay", json_true());
 	ret = broker_audit(b, line);
 	json_decref(line);
-
-	snprintf(token, sizeof(token), "%s", d->token ? d->token : "-");
-	sanitize(token);
+audited:
+	if (ret < 0 && d->reason == AK_R_OK && strcmp(d->event, "release") == 0) {
+		/* Nothing leaves without its audit line. */
+		d->event = "refuse";
+		d->reason = AK_R_AUDIT_UNAVAILABLE;
+		snprintf(d->msg, sizeof(d->msg),
+			 "the audit log cannot be written, so no key leaves the broker");
+		d->client_msg[0] = '\0';
+	}
 	if (d->reason == AK_R_OK)
 		ak_log(AK_LOG_INFO, "token '%s': %s: %s (peer %s)", token, d->event, d->msg,
 		       req->peer ? req->peer : "-");
@@ -244,9 +271,12 @@ static const char *get_string(json_t *root, const char *name, struct decision *d
 static const struct broker_token *find_token(struct broker *b, const char *name, struct decision *d)
 {
 	const struct broker_token *t = broker_config_token(b->cfg, name);
+	char shown[BROKER_FIELD_BUF];
 
-	if (!t)
-		refuse(d, AK_R_UNKNOWN_TOKEN, "no token '%s' is configured on this broker", name);
+	if (!t) {
+		bounded(name, shown);
+		refuse(d, AK_R_UNKNOWN_TOKEN, "no token '%s' is configured on this broker", shown);
+	}
 	return t;
 }
 
@@ -466,8 +496,11 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	/* 4. TEE */
 	if (strcmp(tee, BROKER_TEE_SNP) != 0) {
+		char shown[BROKER_FIELD_BUF];
+
+		bounded(tee, shown);
 		refuse(&d, AK_R_TEE_UNSUPPORTED,
-		       "tee '%s' is not supported (this broker verifies: %s)", tee, BROKER_TEE_SNP);
+		       "tee '%s' is not supported (this broker verifies: %s)", shown, BROKER_TEE_SNP);
 		goto out;
 	}
 	/* 5. ephemeral key */
@@ -540,12 +573,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	rep->status = 200;
 out:
-	if (record(b, req, &d) < 0 && d.reason == AK_R_OK) {
-		/* Nothing leaves without its audit line. */
-		d.event = "refuse";
-		refuse(&d, AK_R_INTERNAL, "the release could not be written to the audit log");
-		(void)record(b, req, &d);
-	}
+	(void)record(b, req, &d); /* a release it cannot audit becomes a refusal */
 	if (d.reason != AK_R_OK) {
 		json_decref(rep->body);
 		rep->body = NULL;

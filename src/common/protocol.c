@@ -34,6 +34,7 @@ static const struct {
 	[AK_R_PIN_INCORRECT] = { "pin_incorrect", 403 },
 	[AK_R_PUBKEY_UNSUPPORTED] = { "pubkey_unsupported", 400 },
 	[AK_R_KEYSTORE] = { "keystore", 500 },
+	[AK_R_AUDIT_UNAVAILABLE] = { "audit_unavailable", 503 },
 	[AK_R_INTERNAL] = { "internal", 500 },
 };
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -521,6 +522,135 @@ static void test_keystore_failure(void **state)
 	ak_jwk_free_secret(priv);
 }
 
+
+/* ---- stderr (the broker's plain log) captured around one call ---- */
+static int saved_stderr = -1;
+static char log_path[600];
+
+static void log_capture_start(void)
+{
+	int fd;
+
+	snprintf(log_path, sizeof(log_path), "%s/captured.log", env.dir);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	assert_true(saved_stderr >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	close(fd);
+}
+
+/* Returns what was logged (caller frees); "" when nothing was. */
+static char *log_capture_end(void)
+{
+	char *text;
+
+	fflush(stderr);
+	assert_int_equal(dup2(saved_stderr, 2), 2);
+	close(saved_stderr);
+	saved_stderr = -1;
+	text = read_text(log_path);
+	return text ? text : strdup("");
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* Item 9 of issue 8: a 1 MiB token name (or tee) adds a bounded line to the
+ * audit and plain logs, printable, its length noted, whatever the request. */
+static void test_log_bounded(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1], path[600], *logged, *big;
+	json_t *priv, *pub, *body;
+	off_t before;
+	size_t n = 1024 * 1024 - 64;
+	unsigned st = 0;
+	int i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
+	big = malloc(n + 1);
+	assert_non_null(big);
+	memset(big, 'A', n);
+	big[n] = '\0';
+	big[10] = '\n'; /* no forged line either */
+	body = json_pack("{s:s}", "token", big);
+	assert_non_null(body);
+	before = file_size(path);
+	log_capture_start();
+	for (i = 0; i < 5; i++)
+		expect_error(call_json(AK_PROTOCOL_PATH_CHALLENGE, body, &st), &st, 404,
+			     "unknown_token");
+	logged = log_capture_end();
+	assert_true(file_size(path) - before < 5 * 600);
+	assert_true(strlen(logged) < 5 * 600);
+	assert_non_null(strstr(logged, "AAAAAAAAAA?AAAA"));
+	assert_non_null(strstr(logged, "(1048512 bytes)"));
+	free(logged);
+	json_decref(body);
+
+	/* a known token with a huge tee value: bounded too */
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	fake_reason = AK_R_OK;
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "tee", json_string(big));
+	before = file_size(path);
+	log_capture_start();
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "tee_unsupported");
+	logged = log_capture_end();
+	assert_true(file_size(path) - before < 1000);
+	assert_true(strlen(logged) < 1000);
+	free(logged);
+	json_decref(body);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+	free(big);
+}
+
+/* Item 10 of issue 8: the audit line comes first. When it cannot be written
+ * the release is not made (503 audit_unavailable) and the plain log never
+ * says "released". */
+static void test_audit_unavailable(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1], *logged;
+	json_t *priv, *pub, *body;
+	int full, saved;
+	unsigned st = 0;
+
+	(void)state;
+	full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	if (full < 0)
+		skip();
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	fake_reason = AK_R_OK;
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	saved = b->audit_fd;
+	b->audit_fd = full;
+	log_capture_start();
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 503, "audit_unavailable");
+	logged = log_capture_end();
+	b->audit_fd = saved;
+	close(full);
+	assert_null(strstr(logged, "released"));
+	assert_non_null(strstr(logged, "audit_unavailable"));
+	free(logged);
+	/* with the audit log back, the same request releases */
+	json_decref(call_json(AK_PROTOCOL_PATH_KEYS, body, &st));
+	assert_int_equal(st, 200);
+	json_decref(body);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
 /* The real verifier on real evidence: a genuine Milan report chains to the
  * AMD root but carries someone else's REPORT_DATA: binding_mismatch. */
 static void test_real_evidence(void **state)
@@ -630,6 +760,7 @@ int main(void)
 	    cmocka_unit_test(test_routes),	     cmocka_unit_test(test_challenge_refusals),
 	    cmocka_unit_test(test_release),	     cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_keystore_failure), cmocka_unit_test(test_real_evidence),
+	    cmocka_unit_test(test_log_bounded),	     cmocka_unit_test(test_audit_unavailable),
 	};
 	int failed;
 
