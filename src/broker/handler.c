@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <jose/openssl.h>
@@ -238,10 +239,6 @@ static json_t *parse_body(const struct broker_request *req, struct decision *d)
 	json_error_t jerr;
 	json_t *root;
 
-	if (req->too_large) {
-		refuse(d, AK_R_BAD_REQUEST, "request body exceeds %d bytes", AK_MAX_BODY);
-		return NULL;
-	}
 	root = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		refuse(d, AK_R_BAD_REQUEST, "body is not JSON: %s (line %d, column %d)", jerr.text,
@@ -670,15 +667,66 @@ out:
 	}
 }
 
+/* application/json, in any case, with or without parameters. */
+static bool is_json_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1;
+
+	if (!ct || strncasecmp(ct, want, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
+{
+	char msg[160];
+
+	rep->status = 500;
+	rep->body = NULL;
+	rep->allow = NULL;
+	if (strlen(req->path) > BROKER_MAX_URL) {
+		snprintf(msg, sizeof(msg), "the URL exceeds %d bytes", BROKER_MAX_URL);
+		reply_error(rep, AK_R_BAD_REQUEST, 414, msg);
+	} else if (req->header_size > BROKER_MAX_HEADERS) {
+		snprintf(msg, sizeof(msg), "the request line and headers exceed %d bytes",
+			 BROKER_MAX_HEADERS);
+		reply_error(rep, AK_R_BAD_REQUEST, 431, msg);
+	} else if (strcmp(req->method, "POST") != 0) {
+		return false;
+	} else if (req->too_large) {
+		snprintf(msg, sizeof(msg), "request body exceeds %d bytes", AK_MAX_BODY);
+		reply_error(rep, AK_R_BAD_REQUEST, 413, msg);
+	} else if (req->chunked) {
+		snprintf(msg, sizeof(msg),
+			 "a chunked request body is refused: send it with Content-Length "
+			 "(at most %d bytes)",
+			 AK_MAX_BODY);
+		reply_error(rep, AK_R_BAD_REQUEST, 411, msg);
+	} else if (!is_json_type(req->content_type)) {
+		char shown[BROKER_FIELD_BUF];
+
+		bounded(req->content_type ? req->content_type : "none", shown);
+		snprintf(msg, sizeof(msg), "Content-Type '%s' is refused: send application/json",
+			 shown);
+		reply_error(rep, AK_R_BAD_REQUEST, 415, msg);
+	} else {
+		return false;
+	}
+	return true;
+}
+
 void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep)
 {
 	char msg[256];
 	const char *want = NULL;
 	void (*fn)(struct broker *, const struct broker_request *, struct broker_reply *) = NULL;
 
-	rep->status = 500;
-	rep->body = NULL;
-	rep->allow = NULL;
+	if (broker_precheck(req, rep))
+		return;
 	if (strcmp(req->path, BROKER_PATH_HEALTH) == 0) {
 		want = "GET";
 		if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) {

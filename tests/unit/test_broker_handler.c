@@ -132,7 +132,10 @@ static int teardown(void **state)
 /* One request; returns the reply body (caller decrefs), status in *status. */
 static json_t *call(const char *method, const char *path, const char *body, unsigned *status)
 {
-	struct broker_request req = {.method = method, .path = path, .peer = "192.0.2.7"};
+	struct broker_request req = {.method = method,
+				     .path = path,
+				     .peer = "192.0.2.7",
+				     .content_type = "application/json"};
 	struct broker_reply rep;
 
 	req.body = (const uint8_t *)(body ? body : "");
@@ -228,11 +231,75 @@ static void test_routes(void **state)
 	assert_int_equal(rep.status, 405);
 	assert_string_equal(rep.allow, "POST");
 	json_decref(rep.body);
-	/* oversized bodies arrive as too_large (server.c answers 413) */
+	/* oversized bodies arrive as too_large */
 	req.method = "POST";
+	req.content_type = "application/json";
 	req.too_large = true;
 	broker_handle(b, &req, &rep);
-	expect_error(rep.body, &rep.status, 400, "bad_request");
+	expect_error(rep.body, &rep.status, 413, "bad_request");
+	req.too_large = false;
+}
+
+/* Item 13 of issue 8: what the headers alone refuse, each a JSON error
+ * that server.c sends before reading any body. */
+static void test_precheck(void **state)
+{
+	static const char *const json_types[] = {"application/json", "Application/JSON",
+						  "application/json; charset=utf-8",
+						  "application/json ;charset=UTF-8"};
+	static const struct {
+		const char *ct;
+	} bad_types[] = {{NULL},
+			 {"text/plain"},
+			 {"application/x-www-form-urlencoded"},
+			 {"application/jsonp"},
+			 {"application/json-seq"},
+			 {"multipart/form-data; boundary=x"}};
+	char url[BROKER_MAX_URL + 64];
+	struct broker_request req = {.method = "POST",
+				     .path = AK_PROTOCOL_PATH_CHALLENGE,
+				     .body = (const uint8_t *)"{\"token\":\"web\"}",
+				     .body_len = 15};
+	struct broker_reply rep;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < AK_ARRAY_SIZE(json_types); i++) {
+		req.content_type = json_types[i];
+		assert_false(broker_precheck(&req, &rep));
+		broker_handle(b, &req, &rep);
+		assert_int_equal(rep.status, 200);
+		json_decref(rep.body);
+	}
+	for (i = 0; i < AK_ARRAY_SIZE(bad_types); i++) {
+		req.content_type = bad_types[i].ct;
+		assert_true(broker_precheck(&req, &rep));
+		expect_error(rep.body, &rep.status, 415, "bad_request");
+		broker_handle(b, &req, &rep);
+		expect_error(rep.body, &rep.status, 415, "bad_request");
+	}
+	req.content_type = "application/json";
+	req.chunked = true;
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 411, "bad_request");
+	req.chunked = false;
+	req.header_size = BROKER_MAX_HEADERS + 1;
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 431, "bad_request");
+	req.header_size = BROKER_MAX_HEADERS;
+	assert_false(broker_precheck(&req, &rep));
+	/* a GET needs no Content-Type, but its URL is bounded too */
+	req.method = "GET";
+	req.content_type = NULL;
+	memset(url, 'a', sizeof(url));
+	memcpy(url, AK_PROTOCOL_PATH_PUBLIC, strlen(AK_PROTOCOL_PATH_PUBLIC));
+	url[BROKER_MAX_URL + 1] = '\0';
+	req.path = url;
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 414, "bad_request");
+	url[BROKER_MAX_URL] = '\0';
+	broker_handle(b, &req, &rep);
+	expect_error(rep.body, &rep.status, 404, "unknown_token");
 }
 
 static void test_challenge_refusals(void **state)
@@ -757,7 +824,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_epk_pool),
-	    cmocka_unit_test(test_routes),	     cmocka_unit_test(test_challenge_refusals),
+	    cmocka_unit_test(test_routes), cmocka_unit_test(test_precheck),	     cmocka_unit_test(test_challenge_refusals),
 	    cmocka_unit_test(test_release),	     cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_keystore_failure), cmocka_unit_test(test_real_evidence),
 	    cmocka_unit_test(test_log_bounded),	     cmocka_unit_test(test_audit_unavailable),
