@@ -35,6 +35,7 @@ typedef enum ak_reason (*broker_snp_verify_fn)(const struct vf_snp_trust *t, con
 struct MHD_Daemon;
 struct broker_epk_pool;
 struct broker_guard; /* server.c: deadlines of slow clients */
+struct broker_replay; /* nonce.h: releases seen recently */
 
 /* Ephemeral keys of the release envelope made ahead of time (epkpool.c):
  * started with the server, so a broker driven without one (the unit tests)
@@ -52,6 +53,7 @@ struct broker {
 	struct MHD_Daemon *mhd;
 	struct broker_epk_pool *epk; /* NULL until broker_start() */
 	struct broker_guard *guard;  /* NULL until broker_start() */
+	struct broker_replay *replay;
 	uint16_t port; /* bound port once started */
 };
 

@@ -50,6 +50,10 @@ int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t
 	b->cfg = cfg;
 	b->audit_fd = -1;
 	b->snp_verify = vf_snp_verify_json;
+	if (broker_replay_new(&b->replay) < 0) {
+		free(b);
+		return -ENOMEM;
+	}
 	if (cfg->audit_log) {
 		/* O_APPEND + one write() per line: lines of concurrent requests
 		 * (and of replicas sharing the file) never interleave. */
@@ -60,6 +64,7 @@ int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t
 			snprintf(err, errlen, "%s: [broker] audit_log: '%s': %s", cfg->path,
 				 cfg->audit_log, strerror(e));
 			b->cfg = NULL; /* the caller still owns it on failure */
+			broker_replay_free(b->replay);
 			free(b);
 			return -e;
 		}
@@ -76,6 +81,7 @@ void broker_free(struct broker *b)
 	if (b->audit_fd >= 0)
 		close(b->audit_fd);
 	broker_config_free(b->cfg);
+	broker_replay_free(b->replay);
 	free(b);
 }
 
@@ -555,6 +561,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	d.reason = AK_R_OK;
 	d.event = "release";
+	d.replay = broker_replay_seen(b->replay, nonce, thp);
 	{
 		size_t i, off;
 		json_t *l;

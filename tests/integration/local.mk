@@ -9,6 +9,10 @@ check_PROGRAMS += tests/integration/p11diff
 tests_integration_p11diff_SOURCES = tests/integration/p11diff.c
 tests_integration_p11diff_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
 tests_integration_p11diff_LDADD = -ldl
+check_PROGRAMS += tests/integration/slowclient
+tests_integration_slowclient_SOURCES = tests/integration/slowclient.c
+tests_integration_slowclient_CFLAGS = $(AM_CFLAGS) $(SSL_CFLAGS)
+tests_integration_slowclient_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
@@ -19,6 +23,7 @@ INTEGRATION_TESTS = \
 	tests/integration/nginx.sh \
 	tests/integration/public-objects.sh \
 	tests/integration/clients.sh \
-	tests/integration/softhsm-diff.sh
+	tests/integration/softhsm-diff.sh \
+	tests/integration/broker-attack.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh

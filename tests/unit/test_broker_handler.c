@@ -379,6 +379,23 @@ static void check_release(json_t *rep, const json_t *priv)
 	}
 }
 
+/* The audit log's last line, parsed (caller decrefs). */
+static json_t *last_audit_line(void)
+{
+	char path[600], *audit, *last;
+	json_t *line;
+
+	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
+	audit = read_text(path);
+	assert_non_null(audit);
+	audit[strlen(audit) - 1] = '\0';
+	last = strrchr(audit, '\n');
+	line = json_loads(last ? last + 1 : audit, 0, NULL);
+	assert_non_null(line);
+	free(audit);
+	return line;
+}
+
 static void test_release(void **state)
 {
 	char nonce[BROKER_NONCE_STR_LEN + 1], path[600], *audit, *last;
@@ -403,13 +420,20 @@ static void test_release(void **state)
 	check_release(rep, priv);
 	json_decref(rep);
 	json_decref(body);
+	line = last_audit_line();
+	assert_null(json_object_get(line, "replay"));
+	json_decref(line);
 
-	/* the same nonce works again within its lifetime (§1) */
+	/* the same nonce works again within its lifetime (§1); the audit line
+	 * marks the replay of the same nonce and key (issue 8, item 13) */
 	body = keys_body("web", nonce, pub, NULL);
 	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
 	assert_int_equal(st, 200);
 	json_decref(rep);
 	json_decref(body);
+	line = last_audit_line();
+	assert_true(json_is_true(json_object_get(line, "replay")));
+	json_decref(line);
 
 	/* audit: last line is the release, with report fields, no PIN */
 	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
@@ -718,6 +742,34 @@ static void test_audit_unavailable(void **state)
 	ak_jwk_free_secret(priv);
 }
 
+/* The per-process memory of released pairs: a pair is seen once noted, other
+ * nonces or keys are not, and the oldest pair goes after BROKER_REPLAY_SLOTS
+ * newer ones (the documented limit). */
+static void test_replay_memory(void **state)
+{
+	struct broker_replay *r = NULL;
+	uint8_t thp[AK_THUMBPRINT_LEN] = {1}, other[AK_THUMBPRINT_LEN] = {2};
+	char nonce[32];
+	int i;
+
+	(void)state;
+	assert_false(broker_replay_seen(NULL, "n", thp));
+	assert_int_equal(broker_replay_new(&r), 0);
+	assert_false(broker_replay_seen(r, "first", thp));
+	assert_true(broker_replay_seen(r, "first", thp));
+	assert_false(broker_replay_seen(r, "first", other));
+	assert_false(broker_replay_seen(r, "firs", thp));
+	for (i = 0; i < BROKER_REPLAY_SLOTS - 3; i++) {
+		snprintf(nonce, sizeof(nonce), "n%d", i);
+		assert_false(broker_replay_seen(r, nonce, thp));
+	}
+	assert_true(broker_replay_seen(r, "first", thp)); /* still the oldest of 4096 */
+	assert_false(broker_replay_seen(r, "one more", thp));
+	assert_false(broker_replay_seen(r, "first", thp)); /* pushed out */
+	broker_replay_free(r);
+	broker_replay_free(NULL);
+}
+
 /* The real verifier on real evidence: a genuine Milan report chains to the
  * AMD root but carries someone else's REPORT_DATA: binding_mismatch. */
 static void test_real_evidence(void **state)
@@ -824,7 +876,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_epk_pool),
-	    cmocka_unit_test(test_routes), cmocka_unit_test(test_precheck),	     cmocka_unit_test(test_challenge_refusals),
+	    cmocka_unit_test(test_routes), cmocka_unit_test(test_precheck),
+	    cmocka_unit_test(test_replay_memory),	     cmocka_unit_test(test_challenge_refusals),
 	    cmocka_unit_test(test_release),	     cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_keystore_failure), cmocka_unit_test(test_real_evidence),
 	    cmocka_unit_test(test_log_bounded),	     cmocka_unit_test(test_audit_unavailable),
