@@ -453,6 +453,14 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "libmicrohttpd was built without TLS support");
 		return -ENOTSUP;
 	}
+	if (cfg->max_connections < cfg->threads) {
+		/* MHD shares the ceiling among the pool's threads */
+		snprintf(err, errlen,
+			 "%s: [broker] max_connections (%u) is below threads (%u): every thread "
+			 "needs a share of the connections",
+			 cfg->path, cfg->max_connections, cfg->threads);
+		return -EINVAL;
+	}
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;

@@ -150,6 +150,13 @@ check "the plain log names the refusal and never says released" bash -c \
 
 # ---- item 8: slow clients ----
 stop_broker
+LIMITS_SAVED=$LIMITS
+LIMITS="max_connections = 1
+threads = 2"
+attack_conf
+refuse "max_connections below threads is refused at start" timeout 10 "$AK_BROKER" -f -c "$T/broker.conf"
+check "... naming both keys" grep -q 'max_connections (1) is below threads (2)' "$T/check.log"
+LIMITS=$LIMITS_SAVED
 attack_conf
 start_broker
 PORT=$(cat "$T/broker.port")
