@@ -88,8 +88,9 @@ struct broker_reply {
  * memory ran out, then status 500). */
 void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep);
 /* The refusals the request line and headers decide (URL or headers too
- * long, body too large, chunked or not JSON): true and rep filled when the
- * request is refused, so the server answers before reading its body. */
+ * long, no such path, wrong method, body too large, chunked or not JSON):
+ * true and rep filled when the request is refused, so the server answers
+ * before reading its body. */
 bool broker_precheck(const struct broker_request *req, struct broker_reply *rep);
 
 /* Free a string from json_dumps() with jansson's allocator. */

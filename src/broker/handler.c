@@ -688,13 +688,42 @@ static bool is_json_type(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
+typedef void (*handler_fn)(struct broker *, const struct broker_request *,
+			   struct broker_reply *);
+
+/* The handler of a path and the method it wants; NULL for /v1/health
+ * (answered in place), want NULL for no such path. */
+static handler_fn route(const char *path, const char **want)
+{
+	*want = NULL;
+	if (strcmp(path, BROKER_PATH_HEALTH) == 0) {
+		*want = "GET";
+		return NULL;
+	}
+	if (strcmp(path, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
+		*want = "POST";
+		return handle_challenge;
+	}
+	if (strcmp(path, AK_PROTOCOL_PATH_KEYS) == 0) {
+		*want = "POST";
+		return handle_keys;
+	}
+	if (strncmp(path, AK_PROTOCOL_PATH_PUBLIC, strlen(AK_PROTOCOL_PATH_PUBLIC)) == 0) {
+		*want = "GET";
+		return handle_public;
+	}
+	return NULL;
+}
+
 bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 {
-	char msg[160];
+	char msg[256];
+	const char *want;
 
 	rep->status = 500;
 	rep->body = NULL;
 	rep->allow = NULL;
+	route(req->path, &want);
 	if (strlen(req->path) > BROKER_MAX_URL) {
 		snprintf(msg, sizeof(msg), "the URL exceeds %d bytes", BROKER_MAX_URL);
 		reply_error(rep, AK_R_BAD_REQUEST, 414, msg);
@@ -702,6 +731,18 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 		snprintf(msg, sizeof(msg), "the request line and headers exceed %d bytes",
 			 BROKER_MAX_HEADERS);
 		reply_error(rep, AK_R_BAD_REQUEST, 431, msg);
+	} else if (!want) {
+		snprintf(msg, sizeof(msg),
+			 "no such resource (this broker serves %s, %s, %s<token> and %s)",
+			 AK_PROTOCOL_PATH_CHALLENGE, AK_PROTOCOL_PATH_KEYS, AK_PROTOCOL_PATH_PUBLIC,
+			 BROKER_PATH_HEALTH);
+		reply_error(rep, AK_R_BAD_REQUEST, 404, msg);
+	} else if (strcmp(req->method, want) != 0 &&
+		   !(strcmp(want, "GET") == 0 && strcmp(req->method, "HEAD") == 0)) {
+		snprintf(msg, sizeof(msg), "method %.16s is not allowed here; use %s", req->method,
+			 want);
+		reply_error(rep, AK_R_BAD_REQUEST, 405, msg);
+		rep->allow = want;
 	} else if (strcmp(req->method, "POST") != 0) {
 		return false;
 	} else if (req->too_large) {
@@ -728,40 +769,18 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 
 void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep)
 {
-	char msg[256];
-	const char *want = NULL;
-	void (*fn)(struct broker *, const struct broker_request *, struct broker_reply *) = NULL;
+	const char *want;
+	handler_fn fn;
 
 	if (broker_precheck(req, rep))
 		return;
-	if (strcmp(req->path, BROKER_PATH_HEALTH) == 0) {
-		want = "GET";
-		if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) {
-			rep->status = 200;
-			rep->body = json_pack("{s:s}", "status", "ok");
-			return;
-		}
-	} else if (strcmp(req->path, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
-		want = "POST";
-		fn = handle_challenge;
-	} else if (strcmp(req->path, AK_PROTOCOL_PATH_KEYS) == 0) {
-		want = "POST";
-		fn = handle_keys;
-	} else if (strncmp(req->path, AK_PROTOCOL_PATH_PUBLIC, strlen(AK_PROTOCOL_PATH_PUBLIC)) == 0) {
-		want = "GET";
-		fn = handle_public;
-	} else {
-		snprintf(msg, sizeof(msg), "no such resource (this broker serves %s, %s, %s<token> and %s)",
-			 AK_PROTOCOL_PATH_CHALLENGE, AK_PROTOCOL_PATH_KEYS, AK_PROTOCOL_PATH_PUBLIC,
-			 BROKER_PATH_HEALTH);
-		reply_error(rep, AK_R_BAD_REQUEST, 404, msg);
-		return;
-	}
-	if (fn && strcmp(req->method, want) == 0) {
+	fn = route(req->path, &want);
+	if (fn) {
 		fn(b, req, rep);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "method %.16s is not allowed here; use %s", req->method, want);
-	reply_error(rep, AK_R_BAD_REQUEST, 405, msg);
-	rep->allow = want;
+	rep->status = 200; /* /v1/health, GET or HEAD */
+	rep->body = json_pack("{s:s}", "status", "ok");
+	if (!rep->body)
+		rep->status = 500;
 }

@@ -73,7 +73,8 @@ static struct conn_track *track_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-/* deadline: absolute, or relative to the track's start when from_start. */
+/* The connection's deadline: us after its start (restarted now when
+ * restart), or none when us is 0. */
 static void track_set(struct broker *b, struct MHD_Connection *c, int64_t us, bool restart)
 {
 	struct conn_track *t = track_of(c);

@@ -118,14 +118,19 @@ check "10 challenges with a 1 MiB token name add $grown bytes to the logs (under
 check "the audit line notes the token's length" grep -q '(1048000 bytes)' "$T/audit.jsonl"
 
 # ---- item 13: an exact replay of a release is marked ----
-$CURL -H "$JSON" --data-binary '{"token":"web"}' "$BROKER_URL/v1/challenge" >"$T/challenge.json"
-NONCE=$(jq -r .nonce "$T/challenge.json")
+# keys_request: a fresh challenge and a /v1/keys body made by hand for it
+# (ephemeral key a.jwk, simulated evidence) in $T/keys.json
 jose jwk gen -i '{"kty":"EC","crv":"P-384"}' -o "$T/a.jwk"
 jose jwk pub -i "$T/a.jwk" -o "$T/a.pub.jwk"
-BIND=$("$AK_TOOL" binding --nonce "$NONCE" --token web --jwk "$T/a.pub.jwk")
-"$AK_TOOL" sim report --dir "$T/sim" --report-data "$BIND" --measurement "$MEASUREMENT" -o "$T/ev.json"
-jq -cn --arg n "$NONCE" --slurpfile k "$T/a.pub.jwk" --slurpfile e "$T/ev.json" \
-	'{token:"web", nonce:$n, tee:"snp", evidence:$e[0], pubkey:$k[0]}' >"$T/keys.json"
+keys_request() {
+	local nonce bind
+	nonce=$($CURL -H "$JSON" --data-binary '{"token":"web"}' "$BROKER_URL/v1/challenge" | jq -r .nonce)
+	bind=$("$AK_TOOL" binding --nonce "$nonce" --token web --jwk "$T/a.pub.jwk")
+	"$AK_TOOL" sim report --dir "$T/sim" --report-data "$bind" --measurement "$MEASUREMENT" -o "$T/ev.json"
+	jq -cn --arg n "$nonce" --slurpfile k "$T/a.pub.jwk" --slurpfile e "$T/ev.json" \
+		'{token:"web", nonce:$n, tee:"snp", evidence:$e[0], pubkey:$k[0]}' >"$T/keys.json"
+}
+keys_request
 expect_json "a release made by hand" "200 not JSON" -H "$JSON" --data-binary @"$T/keys.json" "$BROKER_URL/v1/keys"
 expect_json "its exact replay is served (the nonce is still valid)" "200 not JSON" -H "$JSON" --data-binary @"$T/keys.json" "$BROKER_URL/v1/keys"
 check "the audit log marks the replay, not the first release" bash -c \
@@ -136,12 +141,7 @@ stop_broker
 attack_conf /dev/full
 start_broker
 lines_before=$(wc -l <"$T/broker.log")
-$CURL -H "$JSON" --data-binary '{"token":"web"}' "$BROKER_URL/v1/challenge" >"$T/challenge.json"
-NONCE=$(jq -r .nonce "$T/challenge.json")
-BIND=$("$AK_TOOL" binding --nonce "$NONCE" --token web --jwk "$T/a.pub.jwk")
-"$AK_TOOL" sim report --dir "$T/sim" --report-data "$BIND" --measurement "$MEASUREMENT" -o "$T/ev.json"
-jq -cn --arg n "$NONCE" --slurpfile k "$T/a.pub.jwk" --slurpfile e "$T/ev.json" \
-	'{token:"web", nonce:$n, tee:"snp", evidence:$e[0], pubkey:$k[0]}' >"$T/keys.json"
+keys_request
 expect_json "with the audit log on a full device: 503 audit_unavailable" "503 audit_unavailable" \
 	-H "$JSON" --data-binary @"$T/keys.json" "$BROKER_URL/v1/keys"
 check "the refusal carries no key" bash -c "! jq -e .keys '$T/resp.json'"

@@ -278,6 +278,15 @@ static void test_precheck(void **state)
 		broker_handle(b, &req, &rep);
 		expect_error(rep.body, &rep.status, 415, "bad_request");
 	}
+	/* the path and method come first: a form POST to a GET resource is 405 */
+	req.content_type = "application/x-www-form-urlencoded";
+	req.path = BROKER_PATH_HEALTH;
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 405, "bad_request");
+	req.path = "/v1/nothing";
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 404, "bad_request");
+	req.path = AK_PROTOCOL_PATH_CHALLENGE;
 	req.content_type = "application/json";
 	req.chunked = true;
 	assert_true(broker_precheck(&req, &rep));
