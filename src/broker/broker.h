@@ -34,7 +34,7 @@ typedef enum ak_reason (*broker_snp_verify_fn)(const struct vf_snp_trust *t, con
 
 struct MHD_Daemon;
 struct broker_epk_pool;
-struct broker_guard; /* server.c: deadlines of slow clients */
+struct broker_guard;  /* server.c: deadlines of slow clients */
 struct broker_replay; /* nonce.h: releases seen recently */
 
 /* Ephemeral keys of the release envelope made ahead of time (epkpool.c):
@@ -67,8 +67,8 @@ struct broker_request {
 	const char *peer; /* numeric client address, for the audit log */
 	const uint8_t *body;
 	size_t body_len;
-	bool too_large; /* the body exceeded AK_MAX_BODY and was dropped */
-	bool chunked;	/* a body without Content-Length (refused: 411) */
+	bool too_large;		  /* the body exceeded AK_MAX_BODY and was dropped */
+	bool chunked;		  /* a body without Content-Length (refused: 411) */
 	const char *content_type; /* NULL when the request has none */
 	size_t header_size;	  /* request line and headers, bytes; 0 unknown */
 };

@@ -254,8 +254,7 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->threads = (unsigned)n;
 	} else if (strcmp(k, "port_file") == 0) {
 		r = set_str(&c->port_file, v);
-	} else if (strcmp(k, "max_connections") == 0 ||
-		   strcmp(k, "max_connections_per_ip") == 0) {
+	} else if (strcmp(k, "max_connections") == 0 || strcmp(k, "max_connections_per_ip") == 0) {
 		bool per_ip = k[15] != '\0';
 
 		r = parse_range(v, per_ip ? 0 : 1, BROKER_MAX_MAX_CONNECTIONS, &n);

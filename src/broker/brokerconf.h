@@ -57,10 +57,10 @@ struct broker_config {
 	char *audit_log; /* NULL: audit lines go to the log */
 	unsigned threads;
 	char *port_file;
-	unsigned max_connections;	/* ceiling of open connections */
+	unsigned max_connections;	 /* ceiling of open connections */
 	unsigned max_connections_per_ip; /* per client address; 0: none */
-	uint64_t handshake_timeout;	/* s from accept to TLS done + request line */
-	uint64_t request_timeout;	/* s for a whole request's headers and body */
+	uint64_t handshake_timeout;	 /* s from accept to TLS done + request line */
+	uint64_t request_timeout;	 /* s for a whole request's headers and body */
 	/* [keystore] */
 	struct broker_keystore *keystore;
 	/* [snp] */

@@ -34,8 +34,8 @@ struct decision {
 	char client_msg[MSG_LEN]; /* safe summary for the guest; "" = msg */
 	bool have_report;
 	struct ak_snp_report report;
-	json_t *keys; /* labels released */
-	bool replay;  /* this nonce and ephemeral key were released before */
+	json_t *keys;	  /* labels released */
+	bool replay;	  /* this nonce and ephemeral key were released before */
 	int64_t fetch_us; /* key store read, for the debug timing line */
 };
 
@@ -503,7 +503,8 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 
 		bounded(tee, shown);
 		refuse(&d, AK_R_TEE_UNSUPPORTED,
-		       "tee '%s' is not supported (this broker verifies: %s)", shown, BROKER_TEE_SNP);
+		       "tee '%s' is not supported (this broker verifies: %s)", shown,
+		       BROKER_TEE_SNP);
 		goto out;
 	}
 	/* 5. ephemeral key */
@@ -688,8 +689,7 @@ static bool is_json_type(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
-typedef void (*handler_fn)(struct broker *, const struct broker_request *,
-			   struct broker_reply *);
+typedef void (*handler_fn)(struct broker *, const struct broker_request *, struct broker_reply *);
 
 /* The handler of a path and the method it wants; NULL for /v1/health
  * (answered in place), want NULL for no such path. */

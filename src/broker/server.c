@@ -39,10 +39,10 @@
  * forward secrecy), AEAD ciphers only, no SHA-1 signatures. */
 #define BROKER_TLS_PRIORITIES                                                                      \
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"        \
-	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:"               \
+	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:"              \
 	"-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1"
-#define MHD_LOG_BURST 20   /* libmicrohttpd lines logged per window ... */
-#define MHD_LOG_WINDOW 60  /* ... of this many seconds; the rest are counted */
+#define MHD_LOG_BURST 20  /* libmicrohttpd lines logged per window ... */
+#define MHD_LOG_WINDOW 60 /* ... of this many seconds; the rest are counted */
 
 /* ---- deadlines that bytes do not move ---- */
 
@@ -483,14 +483,14 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	b->mhd = MHD_start_daemon(
 	    flags, 0, NULL, NULL, access_cb, b, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_CERT, cfg->cert_pem,
-	    MHD_OPTION_HTTPS_MEM_KEY, (const char *)cfg->key_pem.data,
-	    MHD_OPTION_HTTPS_PRIORITIES, BROKER_TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-	    MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, b, MHD_OPTION_URI_LOG_CALLBACK,
-	    uri_log_cb, b, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, b, MHD_OPTION_END);
+	    MHD_OPTION_HTTPS_MEM_KEY, (const char *)cfg->key_pem.data, MHD_OPTION_HTTPS_PRIORITIES,
+	    BROKER_TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)CONNECTION_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, b,
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, b, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
+	    b, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!b->mhd) {
 		guard_stop(b);

@@ -245,8 +245,8 @@ static void test_routes(void **state)
 static void test_precheck(void **state)
 {
 	static const char *const json_types[] = {"application/json", "Application/JSON",
-						  "application/json; charset=utf-8",
-						  "application/json ;charset=UTF-8"};
+						 "application/json; charset=utf-8",
+						 "application/json ;charset=UTF-8"};
 	static const struct {
 		const char *ct;
 	} bad_types[] = {{NULL},
@@ -343,7 +343,8 @@ static void check_release(json_t *rep, const json_t *priv)
 	assert_string_equal(json_string_value(json_object_get(rep, "token")), "web");
 	assert_int_equal(json_integer_value(json_object_get(rep, "lease")), 3600);
 	assert_int_equal(json_array_size(keys), 2);
-	json_array_foreach(keys, i, k) {
+	json_array_foreach(keys, i, k)
+	{
 		struct ak_secbuf pt = {0};
 		const char *label = json_string_value(json_object_get(k, "label"));
 		const char *cert = json_string_value(json_object_get(k, "cert"));
@@ -622,7 +623,6 @@ static void test_keystore_failure(void **state)
 	ak_jwk_free_secret(priv);
 }
 
-
 /* ---- stderr (the broker's plain log) captured around one call ---- */
 static int saved_stderr = -1;
 static char log_path[600];
@@ -868,8 +868,10 @@ static void test_epk_pool(void **state)
 	{
 		json_t *ja = NULL, *jb = NULL;
 
-		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &ja), 0);
-		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &jb), 0);
+		assert_int_equal(
+		    ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &ja), 0);
+		assert_int_equal(
+		    ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &jb), 0);
 		assert_false(json_equal(json_object_get(json_object_get(ja, "header"), "epk"),
 					json_object_get(json_object_get(jb, "header"), "epk")));
 		json_decref(ja);
@@ -884,12 +886,12 @@ static void test_epk_pool(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_epk_pool),
-	    cmocka_unit_test(test_routes), cmocka_unit_test(test_precheck),
-	    cmocka_unit_test(test_replay_memory),	     cmocka_unit_test(test_challenge_refusals),
-	    cmocka_unit_test(test_release),	     cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_keystore_failure), cmocka_unit_test(test_real_evidence),
-	    cmocka_unit_test(test_log_bounded),	     cmocka_unit_test(test_audit_unavailable),
+	    cmocka_unit_test(test_epk_pool),	       cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_precheck),	       cmocka_unit_test(test_replay_memory),
+	    cmocka_unit_test(test_challenge_refusals), cmocka_unit_test(test_release),
+	    cmocka_unit_test(test_refusals),	       cmocka_unit_test(test_keystore_failure),
+	    cmocka_unit_test(test_real_evidence),      cmocka_unit_test(test_log_bounded),
+	    cmocka_unit_test(test_audit_unavailable),
 	};
 	int failed;
 
