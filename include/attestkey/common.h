@@ -7,6 +7,7 @@
 #ifndef ATTESTKEY_COMMON_H
 #define ATTESTKEY_COMMON_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,7 +35,19 @@ void ak_log_use_syslog(bool on);
 void ak_log(enum ak_log_level level, const char *fmt, ...) AK_PRINTF(2, 3);
 void ak_vlog(enum ak_log_level level, const char *fmt, va_list ap) AK_PRINTF(2, 0);
 bool ak_debug_enabled(void);
+/* Where ak_log lines go instead of stderr or syslog (NULL: back to them),
+ * called under the log's lock with the line without its prefix; for tests
+ * that count the lines one failure writes. */
+typedef void (*ak_log_sink)(enum ak_log_level level, const char *line, void *arg);
+void ak_log_set_sink(ak_log_sink sink, void *arg);
 #define ak_debug(...) do { if (ak_debug_enabled()) ak_log(AK_LOG_DEBUG, __VA_ARGS__); } while (0)
+/* fork(): a library's pthread_atfork handlers hold each of its mutexes
+ * across the fork (PREPARE), release them in the parent and re-create them
+ * in the only thread of the child. ak_mutex_atfork does it for one mutex;
+ * ak_log_atfork for the log's. */
+enum ak_fork_phase { AK_FORK_PREPARE, AK_FORK_PARENT, AK_FORK_CHILD };
+void ak_mutex_atfork(pthread_mutex_t *m, enum ak_fork_phase phase);
+void ak_log_atfork(enum ak_fork_phase phase);
 /* Log a failure with OpenSSL's error queue appended, then clear the queue. */
 void ak_log_openssl(enum ak_log_level level, const char *what);
 /* Monotonic microseconds, for the debug timing lines (docs/performance.md). */

@@ -64,6 +64,9 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 /* Drop the simulated chip this process loaded (its VCEK key); the next
  * report loads it again. */
 void ev_sim_forget(void);
+/* The simulator's lock across fork() (common.h, ak_mutex_atfork): for the
+ * pthread_atfork handlers of the PKCS#11 module. */
+void ev_sim_atfork(enum ak_fork_phase phase);
 
 /* `attestkey sim init DIR`: a new ARK (RSA-4096 PSS) -> ASK (RSA-4096 PSS)
  * -> VCEK (EC P-384) chain with AMD's extensions, a random chip id and the

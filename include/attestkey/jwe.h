@@ -12,6 +12,12 @@
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
 
+/*
+ * Nothing here logs. The _to/_with functions set *why (when why is not NULL)
+ * to a constant sentence saying what failed, without key material or text
+ * the sender chose, for the caller's one log line; NULL on success.
+ */
+
 /* Encrypt pt to the public JWK; *jwe_out is a new flattened JWE object. */
 int ak_jwe_encrypt(const json_t *jwk_pub, const uint8_t *pt, size_t ptlen,
 		   json_t **jwe_out) AK_WUR;
@@ -28,9 +34,11 @@ int ak_jwe_decrypt(const json_t *jwk_priv, const json_t *jwe,
  * be a key of our own. epk: a fresh P-384 key made for this JWE alone,
  * which is freed (even on failure), or NULL to make one here. */
 int ak_jwe_encrypt_to(EVP_PKEY *recipient, EVP_PKEY *epk, const uint8_t *pt, size_t ptlen,
-		      json_t **jwe_out) AK_WUR;
-int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out) AK_WUR;
-/* A fresh EC P-384 key (its scalar in the secure heap when it is up). The
+		      json_t **jwe_out, const char **why) AK_WUR;
+int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out,
+			const char **why) AK_WUR;
+/* A fresh EC P-384 key (its scalar in the secure heap when it is up), or
+ * NULL with the reason in OpenSSL's error queue (the caller logs it). The
  * curve is named "secp384r1": inside an application whose EC methods an
  * engine took over (libp11), the legacy path knows only that name. */
 EVP_PKEY *ak_ec_p384_generate(void) AK_WUR;

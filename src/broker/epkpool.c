@@ -45,8 +45,11 @@ static void *fill(void *arg)
 		}
 		pthread_mutex_unlock(&p->lock);
 		k = ak_ec_p384_generate();
-		if (!k)
-			return NULL; /* logged; releases make their own keys */
+		if (!k) {
+			/* releases make their own keys */
+			ak_log_openssl(AK_LOG_WARNING, "epk pool: cannot generate an EC P-384 key");
+			return NULL;
+		}
 		pthread_mutex_lock(&p->lock);
 		if (p->n < BROKER_EPK_POOL && !p->stop) {
 			p->keys[p->n++] = k;

@@ -391,6 +391,7 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 	struct broker_keyset ks = {0};
 	char detail[MSG_LEN] = "";
 	json_t *arr = NULL, *item = NULL, *jwe = NULL;
+	const char *why = NULL;
 	size_t i;
 
 	int64_t t0 = ak_now_us();
@@ -410,9 +411,9 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 		const struct broker_key *k = &ks.keys[i];
 
 		if (ak_jwe_encrypt_to(recipient, broker_epk_pool_take(b->epk), k->pkcs8.data,
-				      k->pkcs8.len, &jwe) < 0) {
-			refuse(d, AK_R_INTERNAL, "cannot encrypt key '%s' to the ephemeral key",
-			       k->label);
+				      k->pkcs8.len, &jwe, &why) < 0) {
+			refuse(d, AK_R_INTERNAL, "cannot encrypt key '%s' to the ephemeral key: %s",
+			       k->label, why);
 			goto fail;
 		}
 		item = key_item(k, "jwe", jwe);

@@ -3,6 +3,10 @@
  * The JWE profile of docs/protocol.md §4, with libjose. Decryption streams
  * the plaintext into the OpenSSL secure heap through a jose_io_t sink and
  * accepts it only once the GCM tag has verified (jose_io_t.done()).
+ *
+ * Nothing here logs: each failure is a reason (a constant sentence without
+ * key material or sender-chosen text) handed to the caller, which names the
+ * token or request and logs one line (issue 8 item 20).
  */
 #include "config.h"
 
@@ -108,22 +112,44 @@ static bool is_p384(EVP_PKEY *pkey)
 
 EVP_PKEY *ak_ec_p384_generate(void)
 {
-	EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp384r1");
-
-	if (!pkey)
-		ak_log_openssl(AK_LOG_ERR, "cannot generate an EC P-384 key");
-	return pkey;
+	/* on failure OpenSSL's error queue holds the reason, for the caller */
+	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp384r1");
 }
 
+/* The public JWK (RFC 7518 section 6.2.1) from the encoded public point
+ * alone: libjose's jose_openssl_jwk_from_EVP_PKEY() would first write the
+ * private scalar "d" as base64url into the ordinary heap. */
 json_t *ak_jwk_from_pkey_public(EVP_PKEY *pkey)
 {
-	json_t *full = jose_openssl_jwk_from_EVP_PKEY(NULL, pkey), *pub = NULL;
+	static const struct {
+		const char *group, *crv;
+		size_t coord;
+	} curves[] = {
+		{ "prime256v1", "P-256", 32 },
+		{ "secp384r1", "P-384", 48 },
+		{ "secp521r1", "P-521", 66 },
+	};
+	unsigned char *pt = NULL;
+	char group[32];
+	size_t len = 0, i;
+	json_t *pub = NULL;
 
-	if (full)
-		pub = json_pack("{s:O,s:O,s:O,s:O}", "kty", json_object_get(full, "kty"), "crv",
-				json_object_get(full, "crv"), "x", json_object_get(full, "x"), "y",
-				json_object_get(full, "y"));
-	ak_jwk_free_secret(full); /* it carried "d" */
+	if (!pkey || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+	    !EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+					    NULL))
+		goto out;
+	len = EVP_PKEY_get1_encoded_public_key(pkey, &pt);
+	for (i = 0; i < AK_ARRAY_SIZE(curves); i++) {
+		size_t c = curves[i].coord;
+
+		/* uncompressed: 0x04 || x || y (SEC 1 section 2.3.3) */
+		if (strcmp(group, curves[i].group) == 0 && len == 1 + 2 * c && pt[0] == 0x04)
+			pub = json_pack("{s:s,s:s,s:o,s:o}", "kty", "EC", "crv", curves[i].crv, "x",
+					jose_b64_enc(pt + 1, c), "y", jose_b64_enc(pt + 1 + c, c));
+	}
+out:
+	OPENSSL_free(pt);
+	ERR_clear_error();
 	return pub;
 }
 
@@ -184,37 +210,55 @@ fail:
 	return NULL;
 }
 
+/* Set the caller's reason, when it asked for one; returns ret. */
+static int fail(const char **why, const char *reason, int ret)
+{
+	if (why)
+		*why = reason;
+	return ret;
+}
+
 int ak_jwe_encrypt_to(EVP_PKEY *recipient, EVP_PKEY *epk, const uint8_t *pt, size_t ptlen,
-		      json_t **jwe_out)
+		      json_t **jwe_out, const char **why)
 {
 	json_t *jwe = NULL, *epk_jwk = NULL, *cek = NULL;
 	int ret = -EINVAL;
 
 	*jwe_out = NULL;
+	fail(why, NULL, 0);
 	if (!is_p384(recipient) || !pt || (epk && !is_p384(epk))) {
 		EVP_PKEY_free(epk);
-		return -EINVAL;
+		return fail(why, "the recipient or the ephemeral key is not an EC P-384 key",
+			    -EINVAL);
 	}
-	if (!epk)
-		epk = ak_ec_p384_generate();
-	epk_jwk = epk ? ak_jwk_from_pkey_public(epk) : NULL;
-	if (!epk_jwk || ecdh_es_cek(epk, recipient, &cek) < 0)
+	if (!epk && !(epk = ak_ec_p384_generate())) {
+		ret = fail(why, "cannot generate an EC P-384 ephemeral key", -ENOMEM);
 		goto out;
+	}
+	if (!(epk_jwk = ak_jwk_from_pkey_public(epk))) {
+		ret = fail(why, "cannot export the ephemeral public key", -ENOMEM);
+		goto out;
+	}
+	if (ecdh_es_cek(epk, recipient, &cek) < 0) {
+		ret = fail(why, "ECDH-ES with the recipient's key failed", -EINVAL);
+		goto out;
+	}
 	/* the shape jose_jwe_enc() gives: epk in the unprotected header */
 	jwe = json_pack("{s:{s:s,s:s},s:{s:O}}", "protected", "alg", PROFILE_ALG, "enc",
 			PROFILE_ENC, "header", "epk", epk_jwk);
 	if (!jwe) {
-		ret = -ENOMEM;
+		ret = fail(why, "out of memory", -ENOMEM);
 		goto out;
 	}
-	if (!jose_jwe_enc_cek(NULL, jwe, cek, pt, ptlen))
+	if (!jose_jwe_enc_cek(NULL, jwe, cek, pt, ptlen)) {
+		ret = fail(why, "A256GCM encryption failed", -EINVAL);
 		goto out;
+	}
 	*jwe_out = jwe;
 	jwe = NULL;
 	ret = 0;
 out:
-	if (ret < 0)
-		ak_log(AK_LOG_ERR, "JWE encryption to the ephemeral key failed");
+	ERR_clear_error();
 	json_decref(jwe);
 	json_decref(epk_jwk);
 	ak_jwk_free_secret(cek);
@@ -230,7 +274,7 @@ int ak_jwe_encrypt(const json_t *jwk_pub, const uint8_t *pt, size_t ptlen, json_
 	*jwe_out = NULL;
 	if (!pub)
 		return -EINVAL;
-	ret = ak_jwe_encrypt_to(pub, NULL, pt, ptlen, jwe_out);
+	ret = ak_jwe_encrypt_to(pub, NULL, pt, ptlen, jwe_out, NULL);
 	EVP_PKEY_free(pub);
 	return ret;
 }
@@ -263,38 +307,31 @@ static void secsink_free(jose_io_t *io)
 	free(io);
 }
 
-/* Only the profile's header, nothing that would change how we decrypt. */
-static int check_header(const json_t *jwe)
+/* Only the profile's header, nothing that would change how we decrypt.
+ * The header's values are the sender's: they stay out of the reason. */
+static int check_header(const json_t *jwe, const char **why)
 {
 	json_t *hdr = jose_jwe_hdr(jwe, jwe); /* flattened: the JWE is its own recipient */
 	const char *alg = NULL, *enc = NULL;
 	int ret = -EINVAL;
 
-	if (!hdr) {
-		ak_log(AK_LOG_ERR, "release envelope: the JWE header does not parse");
-		return -EINVAL;
-	}
-	if (json_unpack(hdr, "{s:s,s:s}", "alg", &alg, "enc", &enc) < 0) {
-		ak_log(AK_LOG_ERR, "release envelope: the JWE header lacks alg or enc");
-		goto out;
-	}
-	if (strcmp(alg, PROFILE_ALG) != 0 || strcmp(enc, PROFILE_ENC) != 0) {
-		ak_log(AK_LOG_ERR, "release envelope: JWE alg %s / enc %s refused (only %s / %s)", alg,
-		       enc, PROFILE_ALG, PROFILE_ENC);
-		goto out;
-	}
-	if (json_object_get(hdr, "zip") || json_object_get(hdr, "crit") ||
-	    json_object_get(hdr, "apu") || json_object_get(hdr, "apv")) {
-		ak_log(AK_LOG_ERR, "release envelope: JWE \"zip\", \"crit\", \"apu\" and \"apv\" headers are refused");
-		goto out;
-	}
-	ret = 0;
-out:
+	if (!hdr)
+		return fail(why, "the JWE header does not parse", -EINVAL);
+	if (json_unpack(hdr, "{s:s,s:s}", "alg", &alg, "enc", &enc) < 0)
+		fail(why, "the JWE header lacks alg or enc", 0);
+	else if (strcmp(alg, PROFILE_ALG) != 0 || strcmp(enc, PROFILE_ENC) != 0)
+		fail(why, "the JWE alg / enc is not " PROFILE_ALG " / " PROFILE_ENC, 0);
+	else if (json_object_get(hdr, "zip") || json_object_get(hdr, "crit") ||
+		 json_object_get(hdr, "apu") || json_object_get(hdr, "apv"))
+		fail(why, "JWE \"zip\", \"crit\", \"apu\" and \"apv\" headers are refused", 0);
+	else
+		ret = 0;
 	json_decref(hdr);
 	return ret;
 }
 
-int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out)
+int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out,
+			const char **why)
 {
 	struct secsink *sink = NULL;
 	jose_io_t *io = NULL;
@@ -306,32 +343,31 @@ int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out
 	int ret = -EINVAL;
 
 	ak_secbuf_clear(out);
-	if (!is_p384(priv) || !jwe || !json_is_object(jwe)) {
-		ak_log(AK_LOG_ERR, "release envelope: not a JWE object");
-		return -EINVAL;
-	}
+	fail(why, NULL, 0);
+	if (!is_p384(priv) || !jwe || !json_is_object(jwe))
+		return fail(why, "not a JWE object, or no EC P-384 key to open it", -EINVAL);
 	if (ak_secure_init() < 0)
-		return -ENOMEM;
-	if (check_header(jwe) < 0)
+		return fail(why, "no secure heap for the plaintext", -ENOMEM);
+	if (check_header(jwe, why) < 0)
 		goto out;
 	ct_b64 = json_string_value(json_object_get(jwe, "ciphertext"));
 	if (!ct_b64 || !(ct = ak_b64url_decode(ct_b64, &ctlen))) {
-		ak_log(AK_LOG_ERR, "release envelope: JWE ciphertext missing or not base64url");
+		fail(why, "the JWE ciphertext is missing or not base64url", 0);
 		goto out;
 	}
 	hdr = jose_jwe_hdr(jwe, jwe);
 	epk = hdr ? ak_pkey_from_jwk_p384(json_object_get(hdr, "epk")) : NULL;
 	if (!epk) {
-		ak_log(AK_LOG_ERR, "release envelope: the JWE has no valid EC P-384 \"epk\"");
+		fail(why, "the JWE has no valid EC P-384 \"epk\"", 0);
 		goto out;
 	}
 	if (ecdh_es_cek(priv, epk, &cek) < 0) {
-		ak_log(AK_LOG_ERR, "release envelope: ECDH-ES with our ephemeral key failed");
+		fail(why, "ECDH-ES with our ephemeral key failed", 0);
 		goto out;
 	}
 	sink = calloc(1, sizeof(*sink));
 	if (!sink) {
-		ret = -ENOMEM;
+		ret = fail(why, "out of memory", -ENOMEM);
 		goto out;
 	}
 	sink->io.feed = secsink_feed;
@@ -340,16 +376,19 @@ int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out
 	sink->buf = out;
 	io = jose_jwe_dec_cek_io(NULL, jwe, cek, jose_io_incref(&sink->io));
 	if (!io) {
-		ak_log(AK_LOG_ERR, "release envelope: cannot start JWE decryption");
+		fail(why, "cannot start JWE decryption", 0);
 		goto out;
 	}
 	if (!io->feed(io, ct, ctlen) || !io->done(io)) {
 		/* Tag mismatch or sink failure: throw away every byte we saw. */
-		ak_log(AK_LOG_ERR, "release envelope: JWE authentication failed (tampered or wrong key)");
+		fail(why, sink->failed ? "the secure heap is exhausted"
+				       : "JWE authentication failed (tampered or wrong key)",
+		     0);
 		goto out;
 	}
 	ret = 0;
 out:
+	ERR_clear_error();
 	jose_io_decref(io);
 	if (sink)
 		jose_io_decref(&sink->io);
@@ -371,10 +410,9 @@ int ak_jwe_decrypt(const json_t *jwk_priv, const json_t *jwe, struct ak_secbuf *
 	if (!is_p384(priv)) {
 		EVP_PKEY_free(priv);
 		ERR_clear_error();
-		ak_log(AK_LOG_ERR, "release envelope: the private JWK is not an EC P-384 key");
 		return -EINVAL;
 	}
-	ret = ak_jwe_decrypt_with(priv, jwe, out);
+	ret = ak_jwe_decrypt_with(priv, jwe, out, NULL);
 	EVP_PKEY_free(priv);
 	return ret;
 }
@@ -386,7 +424,6 @@ json_t *ak_jwk_generate_p384(void)
 	if (!jwk)
 		return NULL;
 	if (!jose_jwk_gen(NULL, jwk)) {
-		ak_log(AK_LOG_ERR, "cannot generate the ephemeral P-384 key");
 		json_decref(jwk);
 		return NULL;
 	}

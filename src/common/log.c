@@ -3,7 +3,8 @@
  * Two channels, as in p11-kit's message.c / debug.h: ak_log is the one
  * user-facing line per failure; ak_debug is compiled in and switched on by
  * ATTESTKEY_DEBUG (unset or "0": off; "1"/"all": on; else a comma list of
- * component names).
+ * component names). Read with secure_getenv: a setuid host's invoker does
+ * not get debug output of the privileged process.
  */
 #include "config.h"
 
@@ -21,6 +22,8 @@ static char component[32] = "attestkey";
 static bool use_syslog;
 static int debug_state = -1; /* -1 unknown, 0 off, 1 on */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static ak_log_sink sink; /* under log_lock */
+static void *sink_arg;
 
 static bool debug_wanted(const char *env, const char *comp)
 {
@@ -42,7 +45,7 @@ void ak_log_init(const char *comp)
 {
 	pthread_mutex_lock(&log_lock);
 	snprintf(component, sizeof(component), "%s", comp ? comp : "attestkey");
-	debug_state = debug_wanted(getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
+	debug_state = debug_wanted(secure_getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
 	pthread_mutex_unlock(&log_lock);
 }
 
@@ -56,8 +59,16 @@ void ak_log_use_syslog(bool on)
 bool ak_debug_enabled(void)
 {
 	if (debug_state < 0)
-		debug_state = debug_wanted(getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
+		debug_state = debug_wanted(secure_getenv("ATTESTKEY_DEBUG"), component) ? 1 : 0;
 	return debug_state == 1;
+}
+
+void ak_log_set_sink(ak_log_sink fn, void *arg)
+{
+	pthread_mutex_lock(&log_lock);
+	sink = fn;
+	sink_arg = arg;
+	pthread_mutex_unlock(&log_lock);
 }
 
 void ak_vlog(enum ak_log_level level, const char *fmt, va_list ap)
@@ -65,14 +76,17 @@ void ak_vlog(enum ak_log_level level, const char *fmt, va_list ap)
 	char line[2048];
 
 	vsnprintf(line, sizeof(line), fmt, ap);
-	if (use_syslog) {
-		syslog((int)level, "%s", line);
-		return;
-	}
-	/* One fprintf per line so concurrent threads do not interleave. */
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%s: %s%s\n", component, level == AK_LOG_DEBUG ? "debug: " : "", line);
-	fflush(stderr);
+	if (sink) {
+		sink(level, line, sink_arg);
+	} else if (use_syslog) {
+		syslog((int)level, "%s", line);
+	} else {
+		/* One fprintf per line so concurrent threads do not interleave. */
+		fprintf(stderr, "%s: %s%s\n", component, level == AK_LOG_DEBUG ? "debug: " : "",
+			line);
+		fflush(stderr);
+	}
 	pthread_mutex_unlock(&log_lock);
 }
 
@@ -94,6 +108,29 @@ void ak_log_openssl(enum ak_log_level level, const char *what)
 		ERR_error_string_n(e, buf, sizeof(buf));
 	ak_log(level, "%s: %s", what, buf);
 	ERR_clear_error();
+}
+
+void ak_mutex_atfork(pthread_mutex_t *m, enum ak_fork_phase phase)
+{
+	switch (phase) {
+	case AK_FORK_PREPARE:
+		pthread_mutex_lock(m);
+		break;
+	case AK_FORK_PARENT:
+		pthread_mutex_unlock(m);
+		break;
+	case AK_FORK_CHILD:
+		/* the child's thread is not the owner glibc recorded */
+		pthread_mutex_init(m, NULL);
+		break;
+	}
+}
+
+/* A fork while another thread writes a line would leave the child's log
+ * lock held by a thread that does not exist there. */
+void ak_log_atfork(enum ak_fork_phase phase)
+{
+	ak_mutex_atfork(&log_lock, phase);
 }
 
 int64_t ak_now_us(void)

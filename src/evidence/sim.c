@@ -554,6 +554,11 @@ void ev_sim_forget(void)
 	chip_unref(c);
 }
 
+void ev_sim_atfork(enum ak_fork_phase phase)
+{
+	ak_mutex_atfork(&chip_lock, phase);
+}
+
 /* The chip of dir, from the cache when its files are unchanged. */
 static struct chip *chip_get(const char *dir)
 {

@@ -32,7 +32,10 @@ struct parse_ctx {
 
 const char *p11_config_path(bool *explicit_path)
 {
-	const char *env = getenv("ATTESTKEY_CONF");
+	/* secure_getenv: in a setuid or file-capability host (a PAM stack
+	 * in su or sudo) the invoking user must not choose the brokers, the
+	 * CA or the sim directory; the file of the installation is used. */
+	const char *env = secure_getenv("ATTESTKEY_CONF");
 
 	if (env && *env) {
 		if (explicit_path)

@@ -8,6 +8,7 @@ libakpkcs11_la_SOURCES = \
 	src/pkcs11/config.c \
 	src/pkcs11/object.c \
 	src/pkcs11/crypto.c \
+	src/pkcs11/digest.c \
 	src/pkcs11/release.c \
 	src/pkcs11/module.c
 libakpkcs11_la_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) $(CURL_CFLAGS)

@@ -11,7 +11,8 @@
  * only take a read lock long enough to take a reference to their EVP_PKEY.
  * Order: g.lock -> session lock -> token rwlock. A token's login_lock
  * serialises its attested logins (which talk to the network) and is never
- * taken with another lock held.
+ * taken with another lock held; it comes before g.lock (C_Login publishes
+ * its keys under g.lock while holding login_lock).
  *
  * Fork (nginx, DESIGN.md "Invariants"): nginx's master logs in through
  * libp11 and forks workers; libp11 notices the fork (p11_atfork.c,
@@ -60,6 +61,8 @@ struct session {
 	unsigned refs;        /* under g.lock */
 	bool closed;
 	struct p11_op op;
+	struct p11_digest digest; /* digest.c: beside op, not instead of it */
+	struct p11_encrypt enc;
 	bool finding;
 	CK_OBJECT_HANDLE *found;
 	size_t n_found, pos;
@@ -81,24 +84,42 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* ---- fork safety of our own locks ------------------------------------ */
 
-/* Hold every lock across fork() so the child inherits them in a known
- * state (only the forking thread survives in the child). glibc drops these
- * handlers when the module is dlclose()d. */
+/*
+ * Hold every lock of the module across fork() so the child inherits them in
+ * a known state (only the forking thread survives in the child), taken in
+ * the hierarchy order: g.lock, each session's lock, each token's rwlock,
+ * then the leaf locks of the other files, which are never held while
+ * another lock is taken: the object handle counter (object.c), the
+ * simulated chip's cache (sim.c), and last the log's, since any code logs
+ * under any lock. A token's login_lock is not taken: a login may wait on
+ * the network for the whole timeout, and its thread does not exist in the
+ * child. glibc drops these handlers when the module is dlclose()d.
+ */
 static void atfork_prepare(void)
 {
 	size_t i;
 
 	pthread_mutex_lock(&g.lock);
+	for (i = 0; i < g.n_sessions; i++)
+		pthread_mutex_lock(&g.sessions[i]->lock);
 	for (i = 0; i < g.n_tokens; i++)
 		pthread_rwlock_wrlock(&g.tokens[i].lock);
+	p11_handles_atfork(AK_FORK_PREPARE);
+	ev_sim_atfork(AK_FORK_PREPARE);
+	ak_log_atfork(AK_FORK_PREPARE);
 }
 
 static void atfork_parent(void)
 {
 	size_t i;
 
+	ak_log_atfork(AK_FORK_PARENT);
+	ev_sim_atfork(AK_FORK_PARENT);
+	p11_handles_atfork(AK_FORK_PARENT);
 	for (i = 0; i < g.n_tokens; i++)
 		pthread_rwlock_unlock(&g.tokens[i].lock);
+	for (i = 0; i < g.n_sessions; i++)
+		pthread_mutex_unlock(&g.sessions[i]->lock);
 	pthread_mutex_unlock(&g.lock);
 }
 
@@ -109,10 +130,15 @@ static void atfork_child(void)
 {
 	size_t i;
 
+	ak_log_atfork(AK_FORK_CHILD);
+	ev_sim_atfork(AK_FORK_CHILD);
+	p11_handles_atfork(AK_FORK_CHILD);
 	for (i = 0; i < g.n_tokens; i++) {
 		pthread_rwlock_init(&g.tokens[i].lock, NULL);
 		pthread_mutex_init(&g.tokens[i].login_lock, NULL);
 	}
+	for (i = 0; i < g.n_sessions; i++)
+		pthread_mutex_init(&g.sessions[i]->lock, NULL);
 	pthread_mutex_init(&g.lock, NULL);
 }
 
@@ -158,29 +184,39 @@ static bool is_initialized(void)
 static void session_free(struct session *s)
 {
 	p11_op_reset(&s->op);
+	p11_digest_reset(&s->digest);
+	p11_encrypt_reset(&s->enc);
 	free(s->found);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
+/* The open session with handle h, or NULL (handles never repeat, so a
+ * closed session is never replaced by another). Caller holds g.lock. */
+static struct session *session_find_inlock(CK_SESSION_HANDLE h)
+{
+	size_t i;
+
+	for (i = 0; i < g.n_sessions; i++) {
+		if (g.sessions[i]->handle == h)
+			return g.sessions[i];
+	}
+	return NULL;
+}
+
 /* Find a session, take a reference and its lock. */
 static CK_RV session_get(CK_SESSION_HANDLE h, struct session **out)
 {
-	struct session *s = NULL;
-	size_t i;
+	struct session *s;
 
 	pthread_mutex_lock(&g.lock);
 	if (!g.initialized) {
 		pthread_mutex_unlock(&g.lock);
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
-	for (i = 0; i < g.n_sessions; i++) {
-		if (g.sessions[i]->handle == h) {
-			s = g.sessions[i];
-			s->refs++;
-			break;
-		}
-	}
+	s = session_find_inlock(h);
+	if (s)
+		s->refs++;
 	pthread_mutex_unlock(&g.lock);
 	if (!s)
 		return CKR_SESSION_HANDLE_INVALID;
@@ -214,6 +250,31 @@ static CK_RV session_slot(CK_SESSION_HANDLE h, CK_SLOT_ID *slot)
 	return CKR_OK;
 }
 
+/* The flags of a session (CKF_RW_SESSION), without keeping it. */
+static CK_RV session_flags(CK_SESSION_HANDLE h, CK_FLAGS *flags)
+{
+	struct session *s;
+	CK_RV rv = session_get(h, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	*flags = s->flags;
+	session_put(s);
+	return CKR_OK;
+}
+
+/* An R/O session of the slot exists. Caller holds g.lock. */
+static bool ro_session_exists_inlock(CK_SLOT_ID slot)
+{
+	size_t i;
+
+	for (i = 0; i < g.n_sessions; i++) {
+		if (g.sessions[i]->slot == slot && !(g.sessions[i]->flags & CKF_RW_SESSION))
+			return true;
+	}
+	return false;
+}
+
 static void find_clear(struct session *s)
 {
 	free(s->found);
@@ -238,6 +299,7 @@ static void token_wipe_inlock(size_t slot)
 			continue;
 		pthread_mutex_lock(&s->lock);
 		p11_op_reset(&s->op);
+		p11_encrypt_reset(&s->enc);
 		find_clear(s);
 		pthread_mutex_unlock(&s->lock);
 	}
@@ -366,8 +428,8 @@ static void fork_reinit_inlock(void)
 			t->keys = NULL;
 		}
 	}
-	if (!g.cfg.reattest_after_fork)
-		relock_secure_heap();
+	/* also when re-attesting: the new release lands in the same heap */
+	relock_secure_heap();
 	ak_debug("re-initialised after fork (pid %ld, parent's keys %s)", (long)getpid(),
 		 g.cfg.reattest_after_fork ? "dropped" : "kept");
 	g.pid = getpid();
@@ -569,11 +631,12 @@ static CK_RV p11_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 		hash = (hash ^ (unsigned char)*p) * 1099511628211ULL;
 	snprintf(serial, sizeof(serial), "%016llx", hash);
 	pad_copy(pInfo->serialNumber, sizeof(pInfo->serialNumber), serial);
-	/* section 3.2 (CK_TOKEN_INFO): no SO and no PIN change here, the
-	 * broker's policy holds the PIN (docs/pin.md); CKF_RNG: OpenSSL's DRBG
-	 * answers C_GenerateRandom. No CKF_CLOCK_ON_TOKEN: utcTime is blank. */
+	/* section 3.2 (CK_TOKEN_INFO): no SO (CKF_SO_PIN_LOCKED: "SO login
+	 * to the token is not possible") and no PIN change here, the broker's
+	 * policy holds the PIN (docs/pin.md); CKF_RNG: OpenSSL's DRBG answers
+	 * C_GenerateRandom. No CKF_CLOCK_ON_TOKEN: utcTime is blank. */
 	pInfo->flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED |
-		       CKF_TOKEN_INITIALIZED;
+		       CKF_TOKEN_INITIALIZED | CKF_SO_PIN_LOCKED;
 	pthread_mutex_lock(&g.lock);
 	for (i = 0; i < g.n_sessions; i++) {
 		count += g.sessions[i]->slot == slotID;
@@ -601,13 +664,31 @@ static CK_RV p11_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 static CK_RV p11_C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
 				    CK_ULONG_PTR pulCount)
 {
+	CK_ULONG own, n;
 	CK_RV rv = slot_check(slotID);
 
 	if (rv != CKR_OK)
 		return rv;
 	if (!pulCount)
 		return CKR_ARGUMENTS_BAD;
-	return p11_mechanism_list(pMechanismList, pulCount);
+	/* crypto.c's mechanisms, then the digests of digest.c */
+	n = p11_digest_mechanisms(NULL, 0);
+	own = *pulCount;
+	rv = p11_mechanism_list(NULL, &own);
+	if (rv != CKR_OK)
+		return rv;
+	if (pMechanismList && *pulCount < own + n) {
+		*pulCount = own + n;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	if (pMechanismList) {
+		rv = p11_mechanism_list(pMechanismList, &own);
+		if (rv != CKR_OK)
+			return rv;
+		p11_digest_mechanisms(pMechanismList + own, n);
+	}
+	*pulCount = own + n;
+	return CKR_OK;
 }
 
 static CK_RV p11_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
@@ -619,7 +700,12 @@ static CK_RV p11_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
 		return rv;
 	if (!pInfo)
 		return CKR_ARGUMENTS_BAD;
-	return p11_mechanism_info(type, pInfo);
+	if (p11_digest_mechanism_info(type, pInfo))
+		return CKR_OK;
+	rv = p11_mechanism_info(type, pInfo);
+	if (rv == CKR_OK)
+		pInfo->flags |= p11_encrypt_mechanism_flags(type);
+	return rv;
 }
 
 /* ---- sessions (section 5.6) ------------------------------------------- */
@@ -647,8 +733,9 @@ static CK_RV p11_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pA
 	 * R/W sessions are allowed: applications open them by habit
 	 * (pkcs11-tool --test, NSS), and the token is therefore not flagged
 	 * CKF_WRITE_PROTECTED; every call that would create, change or
-	 * destroy an object still answers CKR_TOKEN_WRITE_PROTECTED or
-	 * CKR_SESSION_READ_ONLY (see CONFORMANCE in attestkey-pkcs11(8)). */
+	 * destroy an object still fails: CKR_SESSION_READ_ONLY in a R/O
+	 * session, CKR_TOKEN_WRITE_PROTECTED or CKR_ACTION_PROHIBITED in a
+	 * R/W one (see CONFORMANCE in attestkey-pkcs11(8)). */
 	if (!(flags & CKF_SERIAL_SESSION)) {
 		rv = CKR_SESSION_PARALLEL_NOT_SUPPORTED;
 		goto out;
@@ -774,11 +861,20 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 	case CKU_USER:
 		break;
 	case CKU_SO:
-		/* Section 5.6, C_Login: the SO cannot log in while a R/O session
-		 * exists, and every session of this write-protected token is R/O
-		 * (the same answer as SoftHSM). There is no SO: the broker's
-		 * policy owner administers the token. */
-		return CKR_SESSION_READ_ONLY_EXISTS;
+		/* There is no SO: the broker's policy owner administers the
+		 * token, and CK_TOKEN_INFO says CKF_SO_PIN_LOCKED ("SO login to
+		 * the token is not possible", base section 3.2). C_Login (base
+		 * section 5.6): with an R/O session of the application open the
+		 * SO cannot log in (CKR_SESSION_READ_ONLY_EXISTS), nor while the
+		 * user is logged in (CKR_USER_ANOTHER_ALREADY_LOGGED_IN), checked
+		 * in SoftHSM's order; otherwise the SO's PIN is locked
+		 * (CKR_PIN_LOCKED). See docs/conformance.md. */
+		pthread_mutex_lock(&g.lock);
+		rv = ro_session_exists_inlock(slot) ? CKR_SESSION_READ_ONLY_EXISTS
+		     : token_logged_in(slot)        ? CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+						    : CKR_PIN_LOCKED;
+		pthread_mutex_unlock(&g.lock);
+		return rv;
 	case CKU_CONTEXT_SPECIFIC:
 		/* no key has CKA_ALWAYS_AUTHENTICATE, so no operation ever waits
 		 * for this login (section 5.6, C_Login) */
@@ -808,11 +904,26 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 	}
 	/* t->pub only changes under login_lock, which this thread holds */
 	p11_keyset_adopt_handles(ks, t->pub);
+	/* The release ran without g.lock: the session may have been closed
+	 * meanwhile (C_CloseSession, C_CloseAllSessions, or C_Logout then
+	 * C_CloseSession). Publish only while it still exists, under g.lock,
+	 * so that close_sessions either runs before (and we refuse) or after
+	 * (and wipes what we published). Keys inherited across fork stay, as
+	 * close_sessions keeps them. */
+	pthread_mutex_lock(&g.lock);
+	if (!g.initialized || !session_find_inlock(hSession)) {
+		pthread_mutex_unlock(&g.lock);
+		p11_keyset_free(ks);
+		ak_debug("token '%s': session closed during the login, keys wiped", t->conf->name);
+		rv = CKR_SESSION_HANDLE_INVALID;
+		goto out;
+	}
 	pthread_rwlock_wrlock(&t->lock);
 	if (ks)
 		t->keys = ks;
 	t->logged_in = true;
 	pthread_rwlock_unlock(&t->lock);
+	pthread_mutex_unlock(&g.lock);
 	rv = CKR_OK;
 out:
 	pthread_mutex_unlock(&t->login_lock);
@@ -1215,6 +1326,158 @@ static CK_RV p11_C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedDat
 	return rv;
 }
 
+/* ---- encryption with RSA public keys, digests (sections 5.8, 5.12) ----- */
+
+static CK_RV p11_C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			       CK_OBJECT_HANDLE hKey)
+{
+	struct session *s;
+	struct token *t;
+	CK_RV rv;
+
+	if (!pMechanism)
+		return CKR_ARGUMENTS_BAD;
+	ensure_public(hSession); /* public keys encrypt before login too */
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	if (s->enc.active) {
+		rv = CKR_OPERATION_ACTIVE;
+		goto out;
+	}
+	t = &g.tokens[s->slot];
+	pthread_rwlock_rdlock(&t->lock);
+	/* the context takes its own reference of the key */
+	rv = p11_encrypt_init(&s->enc, pMechanism, visible_object(t, hKey));
+	pthread_rwlock_unlock(&t->lock);
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+			   CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
+{
+	struct session *s;
+	bool done = true;
+	CK_RV rv = session_get(hSession, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (!s->enc.active)
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+	else if (!pulEncryptedDataLen || (!pData && ulDataLen))
+		rv = CKR_ARGUMENTS_BAD; /* an error: the operation ends (5.2) */
+	else
+		rv = p11_encrypt(&s->enc, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen,
+				 &done);
+	if (rv != CKR_OPERATION_NOT_INITIALIZED &&
+	    ((rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) || done))
+		p11_encrypt_reset(&s->enc);
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
+{
+	struct session *s;
+	CK_RV rv;
+
+	if (!pMechanism)
+		return CKR_ARGUMENTS_BAD;
+	rv = session_get(hSession, &s);
+	if (rv != CKR_OK)
+		return rv;
+	rv = s->digest.active ? CKR_OPERATION_ACTIVE : p11_digest_init(&s->digest, pMechanism);
+	session_put(s);
+	return rv;
+}
+
+/* The prologue of C_Digest, C_DigestUpdate and C_DigestFinal, as op_begin:
+ * an active digest, else CKR_OPERATION_NOT_INITIALIZED; bad arguments end
+ * it with CKR_ARGUMENTS_BAD. */
+static CK_RV digest_begin(CK_SESSION_HANDLE hSession, bool args_ok, struct session **out)
+{
+	struct session *s;
+	CK_RV rv = session_get(hSession, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (!s->digest.active) {
+		session_put(s);
+		return CKR_OPERATION_NOT_INITIALIZED;
+	}
+	if (!args_ok) {
+		p11_digest_reset(&s->digest);
+		session_put(s);
+		return CKR_ARGUMENTS_BAD;
+	}
+	*out = s;
+	return CKR_OK;
+}
+
+static CK_RV p11_C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+			  CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
+{
+	struct session *s;
+	bool done = true;
+	CK_RV rv = digest_begin(hSession, pulDigestLen && (pData || !ulDataLen), &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (s->digest.multipart) {
+		/* C_Digest cannot finish a multi-part digest (section 5.12) */
+		rv = CKR_OPERATION_ACTIVE;
+		goto out;
+	}
+	/* Size query first, so the data is not consumed (section 5.2). */
+	if (!pDigest || *pulDigestLen < s->digest.len) {
+		rv = pDigest ? CKR_BUFFER_TOO_SMALL : CKR_OK;
+		*pulDigestLen = s->digest.len;
+		goto out;
+	}
+	rv = p11_digest_update(&s->digest, pData, ulDataLen);
+	if (rv == CKR_OK)
+		rv = p11_digest_final(&s->digest, pDigest, pulDigestLen, &done);
+	if (rv != CKR_OK || done)
+		p11_digest_reset(&s->digest);
+	else
+		s->digest.multipart = false;
+out:
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	struct session *s;
+	CK_RV rv = digest_begin(hSession, pPart || !ulPartLen, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = p11_digest_update(&s->digest, pPart, ulPartLen);
+	if (rv != CKR_OK)
+		p11_digest_reset(&s->digest);
+	session_put(s);
+	return rv;
+}
+
+static CK_RV p11_C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
+			       CK_ULONG_PTR pulDigestLen)
+{
+	struct session *s;
+	bool done = true;
+	CK_RV rv = digest_begin(hSession, pulDigestLen != NULL, &s);
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = p11_digest_final(&s->digest, pDigest, pulDigestLen, &done);
+	if ((rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) || done)
+		p11_digest_reset(&s->digest);
+	session_put(s);
+	return rv;
+}
+
 static CK_RV p11_C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData,
 				  CK_ULONG ulRandomLen)
 {
@@ -1255,6 +1518,10 @@ static CK_RV p11_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 	    (s->op.kind == P11_OP_VERIFY && (flags & CKF_VERIFY)) ||
 	    (s->op.kind == P11_OP_DECRYPT && (flags & CKF_DECRYPT)))
 		p11_op_reset(&s->op);
+	if (flags & CKF_DIGEST)
+		p11_digest_reset(&s->digest);
+	if (flags & CKF_ENCRYPT)
+		p11_encrypt_reset(&s->enc);
 	if (flags & CKF_FIND_OBJECTS)
 		find_clear(s);
 	session_put(s);
@@ -1263,23 +1530,23 @@ static CK_RV p11_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 
 /* ---- a read-only token (attestkey-pkcs11(8) CONFORMANCE) --------------- */
 
-/* Every session is R/O (C_OpenSession refuses R/W on this write-protected
- * token). Section 5.7, C_CreateObject: "Only session objects can be created
- * during a read-only session" -> CKR_SESSION_READ_ONLY for a template with
- * CKA_TOKEN true; session objects would be allowed, but the token stores
- * nothing at all -> CKR_TOKEN_WRITE_PROTECTED. */
+/* Nothing is ever stored. Section 5.7, C_CreateObject: "Only session
+ * objects can be created during a read-only session", so a template with
+ * CKA_TOKEN true answers CKR_SESSION_READ_ONLY in a R/O session; in a R/W
+ * session, and for session objects, the token refuses to store anything:
+ * CKR_TOKEN_WRITE_PROTECTED. */
 static CK_RV refuse_new_object(CK_SESSION_HANDLE h, const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
-	CK_SLOT_ID slot;
+	CK_FLAGS flags = 0;
 	CK_ULONG i;
 	CK_RV rv;
 
 	if (!tmpl && n)
 		return CKR_ARGUMENTS_BAD;
-	rv = session_slot(h, &slot);
+	rv = session_flags(h, &flags);
 	if (rv != CKR_OK)
 		return rv;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !(flags & CKF_RW_SESSION); i++) {
 		if (tmpl[i].type == CKA_TOKEN && tmpl[i].pValue &&
 		    tmpl[i].ulValueLen == sizeof(CK_BBOOL) && *(CK_BBOOL *)tmpl[i].pValue)
 			return CKR_SESSION_READ_ONLY;
@@ -1287,8 +1554,12 @@ static CK_RV refuse_new_object(CK_SESSION_HANDLE h, const CK_ATTRIBUTE *tmpl, CK
 	return CKR_TOKEN_WRITE_PROTECTED;
 }
 
-/* An existing object: CKR_OBJECT_HANDLE_INVALID unless the session sees it. */
-static CK_RV object_check(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o)
+/* An existing object: CKR_OBJECT_HANDLE_INVALID unless the session sees it;
+ * then the answer to changing or destroying it: every object is a token
+ * object, so CKR_SESSION_READ_ONLY in a R/O session (section 5.7), and in
+ * a R/W one CKR_ACTION_PROHIBITED, since CKA_MODIFIABLE and CKA_DESTROYABLE
+ * are false on every object (3.0 base section 4.4). */
+static CK_RV object_check(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_RV *refusal)
 {
 	struct session *s;
 	struct token *t;
@@ -1303,6 +1574,7 @@ static CK_RV object_check(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o)
 	if (!visible_object(t, o))
 		rv = CKR_OBJECT_HANDLE_INVALID;
 	pthread_rwlock_unlock(&t->lock);
+	*refusal = (s->flags & CKF_RW_SESSION) ? CKR_ACTION_PROHIBITED : CKR_SESSION_READ_ONLY;
 	session_put(s);
 	return rv;
 }
@@ -1336,13 +1608,20 @@ static CK_RV p11_C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, C
 	CK_SLOT_ID slot;
 	CK_RV rv = session_slot(hSession, &slot);
 
+	CK_FLAGS flags = 0;
+
 	(void)pOldPin;
 	(void)ulOldLen;
 	(void)pNewPin;
 	(void)ulNewLen;
+	if (rv == CKR_OK)
+		rv = session_flags(hSession, &flags);
+	if (rv != CKR_OK)
+		return rv;
 	/* section 5.5, C_SetPIN: from a R/O session, CKR_SESSION_READ_ONLY;
-	 * the PIN lives in the broker's policy (docs/pin.md) */
-	return rv != CKR_OK ? rv : CKR_SESSION_READ_ONLY;
+	 * from a R/W one the token cannot store a PIN: the PIN lives in the
+	 * broker's policy (docs/pin.md) */
+	return (flags & CKF_RW_SESSION) ? CKR_TOKEN_WRITE_PROTECTED : CKR_SESSION_READ_ONLY;
 }
 
 static CK_RV p11_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
@@ -1357,32 +1636,31 @@ static CK_RV p11_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObje
 			      CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
 			      CK_OBJECT_HANDLE_PTR phNewObject)
 {
-	CK_RV rv;
+	CK_RV rv, refusal;
 
 	if (!phNewObject || (!pTemplate && ulCount))
 		return CKR_ARGUMENTS_BAD;
-	rv = object_check(hSession, hObject);
+	rv = object_check(hSession, hObject, &refusal);
 	/* CKA_COPYABLE is false on every object (2.40 section 4.4) */
 	return rv != CKR_OK ? rv : CKR_ACTION_PROHIBITED;
 }
 
 static CK_RV p11_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 {
-	CK_RV rv = object_check(hSession, hObject);
+	CK_RV refusal, rv = object_check(hSession, hObject, &refusal);
 
-	/* token objects in a R/O session (section 5.7, C_DestroyObject) */
-	return rv != CKR_OK ? rv : CKR_SESSION_READ_ONLY;
+	return rv != CKR_OK ? rv : refusal;
 }
 
 static CK_RV p11_C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 				     CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
 {
-	CK_RV rv;
+	CK_RV rv, refusal;
 
 	if (!pTemplate && ulCount)
 		return CKR_ARGUMENTS_BAD;
-	rv = object_check(hSession, hObject);
-	return rv != CKR_OK ? rv : CKR_SESSION_READ_ONLY;
+	rv = object_check(hSession, hObject, &refusal);
+	return rv != CKR_OK ? rv : refusal;
 }
 
 /* Section 5.7, C_GetObjectSize: an approximation is allowed; ours is the
@@ -1505,17 +1783,11 @@ static CK_RV p11_C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOI
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 UNSUPPORTED(C_GetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
 UNSUPPORTED(C_SetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE d, CK_OBJECT_HANDLE e))
-UNSUPPORTED(C_EncryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
-UNSUPPORTED(C_Encrypt, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_EncryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_EncryptFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
 UNSUPPORTED(C_DecryptUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_DecryptFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
-UNSUPPORTED(C_DigestInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b))
-UNSUPPORTED(C_Digest, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
-UNSUPPORTED(C_DigestUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
 UNSUPPORTED(C_DigestKey, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b))
-UNSUPPORTED(C_DigestFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
 UNSUPPORTED(C_SignRecoverInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
 UNSUPPORTED(C_SignRecover, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 UNSUPPORTED(C_VerifyRecoverInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c))
@@ -1567,13 +1839,20 @@ CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const cha
 				      const uint8_t *id, size_t id_len, const uint8_t *cert_der,
 				      size_t cert_len)
 {
+	struct ak_privkey *priv = NULL;
 	struct token *t;
 	CK_RV rv = CKR_OK;
 
+	/* the same decoder as a release (through the key's PKCS#8) */
+	if (ak_privkey_from_evp(pkey, &priv) != AK_PKEY_OK)
+		rv = CKR_KEY_TYPE_INCONSISTENT;
+	EVP_PKEY_free(pkey);
+	if (rv != CKR_OK)
+		return rv;
 	pthread_mutex_lock(&g.lock);
 	if (!g.initialized || slot >= g.n_tokens) {
 		rv = g.initialized ? CKR_SLOT_ID_INVALID : CKR_CRYPTOKI_NOT_INITIALIZED;
-		EVP_PKEY_free(pkey);
+		ak_privkey_unref(priv);
 		goto out;
 	}
 	t = &g.tokens[slot];
@@ -1581,10 +1860,10 @@ CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const cha
 	if (!t->keys)
 		t->keys = calloc(1, sizeof(*t->keys));
 	if (!t->keys) {
-		EVP_PKEY_free(pkey);
+		ak_privkey_unref(priv);
 		rv = CKR_HOST_MEMORY;
 	} else {
-		rv = p11_keyset_add(t->keys, pkey, label, id, id_len, cert_der, cert_len);
+		rv = p11_keyset_add(t->keys, priv, label, id, id_len, cert_der, cert_len);
 	}
 	pthread_rwlock_unlock(&t->lock);
 out:
@@ -1722,6 +2001,12 @@ APP_LOCKED(C_UnwrapKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HAND
 APP_LOCKED(C_DeriveKey, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c, CK_ATTRIBUTE_PTR d, CK_ULONG e, CK_OBJECT_HANDLE_PTR f), (a, b, c, d, e, f))
 APP_LOCKED(C_SeedRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
 APP_LOCKED(C_GenerateRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_EncryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c), (a, b, c))
+APP_LOCKED(C_Encrypt, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e), (a, b, c, d, e))
+APP_LOCKED(C_DigestInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b), (a, b))
+APP_LOCKED(C_Digest, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e), (a, b, c, d, e))
+APP_LOCKED(C_DigestUpdate, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, b, c))
+APP_LOCKED(C_DigestFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c), (a, b, c))
 APP_LOCKED(C_LoginUser, (CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c, CK_ULONG d, CK_UTF8CHAR_PTR e, CK_ULONG f), (a, b, c, d, e, f))
 APP_LOCKED(C_SessionCancel, (CK_SESSION_HANDLE a, CK_FLAGS b), (a, b))
 /* clang-format on */
@@ -1737,10 +2022,10 @@ APP_LOCKED(C_SessionCancel, (CK_SESSION_HANDLE a, CK_FLAGS b), (a, b))
 	p11_C_SetOperationState, w_C_Login, w_C_Logout, w_C_CreateObject,       \
 	w_C_CopyObject, w_C_DestroyObject, w_C_GetObjectSize,                   \
 	w_C_GetAttributeValue, w_C_SetAttributeValue, w_C_FindObjectsInit,      \
-	w_C_FindObjects, w_C_FindObjectsFinal, p11_C_EncryptInit, p11_C_Encrypt,  \
+	w_C_FindObjects, w_C_FindObjectsFinal, w_C_EncryptInit, w_C_Encrypt,  \
 	p11_C_EncryptUpdate, p11_C_EncryptFinal, w_C_DecryptInit, w_C_Decrypt,    \
-	p11_C_DecryptUpdate, p11_C_DecryptFinal, p11_C_DigestInit, p11_C_Digest,      \
-	p11_C_DigestUpdate, p11_C_DigestKey, p11_C_DigestFinal, w_C_SignInit,       \
+	p11_C_DecryptUpdate, p11_C_DecryptFinal, w_C_DigestInit, w_C_Digest,      \
+	w_C_DigestUpdate, p11_C_DigestKey, w_C_DigestFinal, w_C_SignInit,       \
 	w_C_Sign, w_C_SignUpdate, w_C_SignFinal, p11_C_SignRecoverInit,         \
 	p11_C_SignRecover, w_C_VerifyInit, w_C_Verify, w_C_VerifyUpdate,        \
 	w_C_VerifyFinal, p11_C_VerifyRecoverInit, p11_C_VerifyRecover,              \

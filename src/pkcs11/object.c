@@ -156,15 +156,26 @@ static const struct class_attr *class_attr_find(const struct p11_object *o,
 	return NULL;
 }
 
-size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive)
+size_t p11_class_attr_types_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive,
+				     CK_ATTRIBUTE_TYPE *out, size_t max)
 {
 	unsigned kb = klass == CKO_CERTIFICATE ? K_ANY : key_bit(kt);
 	size_t i, n = 0;
 
-	for (i = 0; i < AK_ARRAY_SIZE(class_attrs); i++)
-		n += class_attrs[i].klass == klass && (class_attrs[i].keys & kb) &&
-		     class_attrs[i].sensitive == sensitive;
+	for (i = 0; i < AK_ARRAY_SIZE(class_attrs); i++) {
+		if (class_attrs[i].klass != klass || !(class_attrs[i].keys & kb) ||
+		    class_attrs[i].sensitive != sensitive)
+			continue;
+		if (out && n < max)
+			out[n] = class_attrs[i].type;
+		n++;
+	}
 	return n;
+}
+
+size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive)
+{
+	return p11_class_attr_types_for_test(klass, kt, sensitive, NULL, 0);
 }
 
 static CK_OBJECT_HANDLE new_handle(void)
@@ -177,6 +188,11 @@ static CK_OBJECT_HANDLE new_handle(void)
 		next_handle = OBJECT_HANDLE_BASE;
 	pthread_mutex_unlock(&handle_lock);
 	return h;
+}
+
+void p11_handles_atfork(enum ak_fork_phase phase)
+{
+	ak_mutex_atfork(&handle_lock, phase);
 }
 
 /* ---- building ---------------------------------------------------------- */
@@ -411,16 +427,19 @@ static void object_clear(struct p11_object *o)
 	for (i = 0; i < o->n_attrs; i++)
 		free(o->attrs[i].pValue);
 	free(o->attrs);
-	EVP_PKEY_free(o->pkey); /* secure-heap BIGNUMs are wiped by OpenSSL */
+	EVP_PKEY_free(o->pkey);
+	ak_privkey_unref(o->priv); /* secure-heap BIGNUMs are wiped on free */
 	memset(o, 0, sizeof(*o));
 }
 
 /*
  * The objects of one key: the private key (when `priv`), the public key and,
- * when cert_der is given, the certificate. The private-key object owns the
- * one reference of pkey taken over; without it pkey is dropped here.
+ * when cert_der is given, the certificate. pkey is the public key alone (one
+ * reference taken over); the private-key object owns the reference of priv
+ * taken over. Nothing is kept on failure.
  */
-static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const char *label,
+static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, struct ak_privkey *priv,
+			const char *label,
 			const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len)
 {
 	struct p11_object objs[3];
@@ -446,6 +465,7 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const 
 		break;
 	default:
 		EVP_PKEY_free(pkey);
+		ak_privkey_unref(priv);
 		return CKR_KEY_TYPE_INCONSISTENT;
 	}
 	if (cert_der && cert_len) {
@@ -495,8 +515,9 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const 
 	b.o->key_type = kt;
 	add_key_common(&b, CKO_PUBLIC_KEY, kt, label, id, id_len, subject,
 		       subject_len > 0 ? (size_t)subject_len : 0);
-	/* C_Verify works with public keys; the token does not encrypt */
-	add_bool(&b, CKA_ENCRYPT, false);
+	/* C_Verify works with public keys, and C_Encrypt with RSA ones, whose
+	 * private key decrypts (digest.c) */
+	add_bool(&b, CKA_ENCRYPT, kt == CKK_RSA);
 	add_bool(&b, CKA_VERIFY, true);
 	add_bool(&b, CKA_VERIFY_RECOVER, false);
 	add_bool(&b, CKA_WRAP, false);
@@ -551,14 +572,17 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const 
 	ks->objs = no;
 	for (i = 0; i < n; i++)
 		objs[i].handle = new_handle();
-	/* The set owns the reference from here on; the public-key object
-	 * verifies with the same key, through a reference of its own. */
+	/* The set owns the references from here on: the private-key object
+	 * signs with priv (and reads sizes from the public key); the
+	 * public-key object verifies with the public key alone. */
 	if (priv) {
 		if (!EVP_PKEY_up_ref(pkey))
 			goto out;
 		objs[0].pkey = pkey;
+		objs[0].priv = priv;
+		priv = NULL;
 	}
-	objs[priv ? 1 : 0].pkey = pkey;
+	objs[objs[0].priv ? 1 : 0].pkey = pkey;
 	pkey = NULL;
 	memcpy(ks->objs + ks->n_objs, objs, n * sizeof(*objs));
 	ks->n_objs += n;
@@ -569,22 +593,27 @@ out:
 	for (i = 0; i < n; i++)
 		object_clear(&objs[i]);
 	EVP_PKEY_free(pkey);
+	ak_privkey_unref(priv);
 	X509_free(cert);
 	OPENSSL_free(subject);
 	return rv;
 }
 
-CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
+CK_RV p11_keyset_add(struct p11_keyset *ks, struct ak_privkey *priv, const char *label,
 		     const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len)
 {
-	return keyset_add(ks, pkey, true, label, id, id_len, cert_der, cert_len);
+	if (!EVP_PKEY_up_ref(priv->pub)) {
+		ak_privkey_unref(priv);
+		return CKR_HOST_MEMORY;
+	}
+	return keyset_add(ks, priv->pub, priv, label, id, id_len, cert_der, cert_len);
 }
 
 CK_RV p11_keyset_add_public(struct p11_keyset *ks, EVP_PKEY *pub, const char *label,
 			    const uint8_t *id, size_t id_len, const uint8_t *cert_der,
 			    size_t cert_len)
 {
-	return keyset_add(ks, pub, false, label, id, id_len, cert_der, cert_len);
+	return keyset_add(ks, pub, NULL, label, id, id_len, cert_der, cert_len);
 }
 
 static const CK_ATTRIBUTE *object_attr(const struct p11_object *o, CK_ATTRIBUTE_TYPE type);

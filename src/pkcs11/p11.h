@@ -15,6 +15,7 @@
 #include "attestkey/common.h"
 #include "attestkey/evidence.h"
 #include "attestkey/pkcs11-3.h"
+#include "attestkey/pkey.h"
 
 /* ---- configuration (config.c, attestkey.conf(5)) ---------------------- */
 #define P11_DEFAULT_TIMEOUT 10
@@ -53,8 +54,9 @@ struct p11_object {
 	CK_OBJECT_CLASS klass;
 	CK_ATTRIBUTE *attrs; /* values owned; never holds secret values */
 	CK_ULONG n_attrs;
-	EVP_PKEY *pkey;      /* key objects: the key (own reference); public-key
-			      * objects use it to verify only */
+	EVP_PKEY *pkey;      /* key objects: the public key alone (own reference),
+			      * for attributes, sizes and C_Verify */
+	struct ak_privkey *priv; /* private-key objects: the key (own reference) */
 	CK_KEY_TYPE key_type;
 };
 
@@ -66,10 +68,10 @@ struct p11_keyset {
 	size_t n_keys;
 };
 
-/* Add a private key (the set takes over one reference of pkey), its public
+/* Add a private key (the set takes over one reference of priv), its public
  * key and, when cert_der is given, its certificate. Nothing is added on
  * failure. Logs nothing: the caller names the token. */
-CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
+CK_RV p11_keyset_add(struct p11_keyset *ks, struct ak_privkey *priv, const char *label,
 		     const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len);
 /* Destroy every object and drop the keys (OpenSSL wipes secure-heap
  * BIGNUMs on free). NULL-safe. */
@@ -99,7 +101,8 @@ enum p11_op_kind { P11_OP_NONE = 0, P11_OP_SIGN, P11_OP_DECRYPT, P11_OP_VERIFY }
 struct p11_op {
 	enum p11_op_kind kind;
 	CK_MECHANISM_TYPE mech;
-	EVP_PKEY *pkey;        /* own reference */
+	EVP_PKEY *pkey;        /* own reference: the public key */
+	struct ak_privkey *priv; /* own reference: sign and decrypt only */
 	CK_KEY_TYPE key_type;  /* of pkey: EVP_PKEY_get_base_id() takes
 				* OpenSSL's global engine lock on every call */
 	EVP_MD_CTX *mdctx;     /* hash-and-sign mechanisms */
@@ -138,6 +141,46 @@ CK_RV p11_mechanism_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO *info);
  * count, and up to max of them in out (out may be NULL). */
 size_t p11_mechanisms_for_key(CK_KEY_TYPE kt, CK_MECHANISM_TYPE *out, size_t max);
 
+/* ---- digests and public-key encryption (digest.c) ---------------------- */
+/* A session's digest operation (PKCS#11 3.0 base section 5.12). */
+struct p11_digest {
+	bool active;
+	bool multipart;  /* C_DigestUpdate seen: C_Digest is no longer allowed */
+	EVP_MD *md;
+	EVP_MD_CTX *ctx;
+	size_t len;      /* of the digest */
+};
+
+/* A session's encryption with an RSA public-key object (section 5.8). */
+struct p11_encrypt {
+	bool active;
+	EVP_PKEY_CTX *ctx; /* ready to encrypt: padding and OAEP parameters set */
+	CK_ULONG out_len;  /* the modulus length */
+	size_t max_in;     /* the padding's data limit */
+};
+
+/* CKM_SHA_1, CKM_SHA224 ... CKM_SHA512: the count, and up to max in out. */
+size_t p11_digest_mechanisms(CK_MECHANISM_TYPE *out, size_t max);
+/* C_GetMechanismInfo of a digest mechanism; false: not one. */
+bool p11_digest_mechanism_info(CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info);
+/* CKF_ENCRYPT for the mechanisms C_Encrypt accepts, else 0. */
+CK_FLAGS p11_encrypt_mechanism_flags(CK_MECHANISM_TYPE mech);
+
+void p11_digest_reset(struct p11_digest *d);
+CK_RV p11_digest_init(struct p11_digest *d, const CK_MECHANISM *mech);
+CK_RV p11_digest_update(struct p11_digest *d, const uint8_t *data, size_t len);
+/* Size queries as p11_sign_final: *done false, the operation stays. */
+CK_RV p11_digest_final(struct p11_digest *d, uint8_t *out, CK_ULONG *out_len, bool *done);
+
+void p11_encrypt_reset(struct p11_encrypt *e);
+CK_RV p11_encrypt_init(struct p11_encrypt *e, const CK_MECHANISM *mech,
+		       const struct p11_object *key);
+/* Single-part only (the RSA mechanisms have no multi-part form). Size
+ * queries as p11_sign_final; data over the padding's limit is
+ * CKR_DATA_LEN_RANGE. */
+CK_RV p11_encrypt(struct p11_encrypt *e, const uint8_t *in, size_t in_len, uint8_t *out,
+		  CK_ULONG *out_len, bool *done);
+
 /* ---- the attested login (release.c) ------------------------------------ */
 /* Run protocol v1 against the configured brokers, in order, and build the
  * key set of `token`. Logs one line on failure and returns the CKR of
@@ -149,6 +192,9 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
  * token without reachable broker just shows no public objects. */
 CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
 		       struct p11_keyset **out);
+
+/* The handle counter's lock across fork() (common.h, ak_mutex_atfork). */
+void p11_handles_atfork(enum ak_fork_phase phase);
 
 /* ---- test-only hooks (module.c); never exported (attestkey.map) -------- */
 /* Add pkey (one reference taken) with its objects to the key set of slot
@@ -163,5 +209,8 @@ CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const cha
  * view), and the number of rows of the class table of object.c. */
 const struct p11_object *p11_object_for_test(CK_OBJECT_HANDLE h);
 size_t p11_class_attr_count_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive);
+/* The attribute types of those rows: the count, and up to max in out. */
+size_t p11_class_attr_types_for_test(CK_OBJECT_CLASS klass, CK_KEY_TYPE kt, bool sensitive,
+				     CK_ATTRIBUTE_TYPE *out, size_t max);
 
 #endif

@@ -305,10 +305,11 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 	const char *cert64 = json_string_value(json_object_get(k, "cert"));
 	const json_t *jwe = json_object_get(k, "jwe");
 	struct ak_secbuf pt = { 0 };
+	const char *why = NULL;
 	uint8_t *id = NULL, *cert = NULL;
 	size_t id_len = 0, cert_len = 0;
-	const uint8_t *p;
-	EVP_PKEY *pkey = NULL;
+	struct ak_privkey *priv = NULL;
+	enum ak_pkey_err perr;
 	int64_t t0, t1;
 	int want;
 	CK_RV rv = CKR_DEVICE_ERROR;
@@ -341,30 +342,29 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 		}
 	}
 	t0 = ak_now_us();
-	if (ak_jwe_decrypt_with(eph, jwe, &pt) < 0) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' could not be decrypted (not the JWE profile of protocol v1, or its tag does not verify)",
-		       c->token, label);
+	if (ak_jwe_decrypt_with(eph, jwe, &pt, &why) < 0) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' could not be decrypted: %s", c->token,
+		       label, why);
 		goto out;
 	}
 	t1 = ak_now_us();
 	c->unwrap_us += t1 - t0;
-	/* PKCS#8 PrivateKeyInfo; with the secure heap up, OpenSSL keeps the
-	 * private BIGNUMs in it. */
-	p = pt.data;
-	pkey = d2i_PrivateKey(want, NULL, &p, (long)pt.len);
-	if (!pkey || p != pt.data + pt.len) {
-		ERR_clear_error();
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' is not a DER PKCS#8 %s private key",
-		       c->token, label, type);
+	/* PKCS#8 PrivateKeyInfo, decoded without a copy outside the secure
+	 * heap (attestkey/pkey.h) */
+	perr = ak_privkey_from_pkcs8(pt.data, pt.len, &priv);
+	ak_stack_wipe(); /* the JWE and key decoders' frames */
+	if (perr != AK_PKEY_OK) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' (%s): %s", c->token, label, type,
+		       ak_pkey_strerror(perr));
 		goto out;
 	}
-	if (EVP_PKEY_get_base_id(pkey) != want) {
+	if (priv->type != want) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s' is announced as %s but is not", c->token,
 		       label, type);
 		goto out;
 	}
-	rv = p11_keyset_add(ks, pkey, label, id, id_len, cert, cert_len);
-	pkey = NULL; /* taken over, even on failure */
+	rv = p11_keyset_add(ks, priv, label, id, id_len, cert, cert_len);
+	priv = NULL; /* taken over, even on failure */
 	c->objects_us += ak_now_us() - t1;
 	if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s': %s", c->token, label,
@@ -375,7 +375,7 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 		ak_log(AK_LOG_ERR, "token '%s': key '%s': out of memory", c->token, label);
 	}
 out:
-	EVP_PKEY_free(pkey);
+	ak_privkey_unref(priv);
 	ak_secbuf_clear(&pt); /* wipes the PKCS#8 DER */
 	free(id);
 	free(cert);
@@ -398,6 +398,7 @@ struct eph_job {
 	json_t *pub;
 	uint8_t thp[AK_THUMBPRINT_LEN];
 	bool ok;
+	const char *why; /* when !ok */
 };
 
 static void *eph_make(void *arg)
@@ -407,6 +408,10 @@ static void *eph_make(void *arg)
 	j->eph = ak_ec_p384_generate();
 	j->pub = j->eph ? ak_jwk_from_pkey_public(j->eph) : NULL;
 	j->ok = j->pub && ak_jwk_thumbprint(j->pub, j->thp) == 0;
+	if (!j->ok) {
+		j->why = !j->eph ? "EC P-384 key generation failed" : "cannot export its public JWK";
+		ERR_clear_error(); /* per thread: the reason travels in j->why */
+	}
 	return NULL;
 }
 
@@ -460,7 +465,8 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	/* The binding, docs/protocol.md section 3. */
 	rv = CKR_FUNCTION_FAILED;
 	if (!job.ok || ak_binding_compute(nonce, token, thp, binding) < 0) {
-		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral P-384 key", token);
+		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral P-384 key: %s", token,
+		       job.ok ? "cannot compute the binding" : job.why);
 		goto out;
 	}
 	t[2] = ak_now_us();

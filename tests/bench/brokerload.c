@@ -112,7 +112,7 @@ static bool keys_open(EVP_PKEY *eph, const json_t *keys)
 	bool ok = json_array_size(keys) > 0;
 
 	json_array_foreach(keys, i, k) {
-		ok = ok && ak_jwe_decrypt_with(eph, json_object_get(k, "jwe"), &pt) == 0 && pt.len;
+		ok = ok && ak_jwe_decrypt_with(eph, json_object_get(k, "jwe"), &pt, NULL) == 0 && pt.len;
 		ak_secbuf_clear(&pt);
 	}
 	return ok;

@@ -9,6 +9,11 @@ check_PROGRAMS += tests/integration/p11diff
 tests_integration_p11diff_SOURCES = tests/integration/p11diff.c
 tests_integration_p11diff_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
 tests_integration_p11diff_LDADD = -ldl
+# issue 8: searches core files for the secret parts of private keys
+check_PROGRAMS += tests/integration/corescan
+tests_integration_corescan_SOURCES = tests/integration/corescan.c
+tests_integration_corescan_LDADD = $(CRYPTO_LIBS)
+# issue 8: slow clients against the broker (broker-attack.sh)
 check_PROGRAMS += tests/integration/slowclient
 tests_integration_slowclient_SOURCES = tests/integration/slowclient.c
 tests_integration_slowclient_CFLAGS = $(AM_CFLAGS) $(SSL_CFLAGS)
@@ -24,6 +29,9 @@ INTEGRATION_TESTS = \
 	tests/integration/public-objects.sh \
 	tests/integration/clients.sh \
 	tests/integration/softhsm-diff.sh \
+	tests/integration/corescan-self.sh \
+	tests/integration/coredump.sh \
+	tests/integration/fork-vmlck.sh \
 	tests/integration/broker-attack.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh

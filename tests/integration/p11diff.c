@@ -105,6 +105,13 @@ static CK_RV s_logout_not_in(struct tok *t, CK_SESSION_HANDLE s)
 { return F->C_Logout(s); }
 static CK_RV s_login_so_ro(struct tok *t, CK_SESSION_HANDLE s)
 { return F->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR) "4321", 4); }
+/* with no R/O session left: close the harness's, log in on a R/W one */
+static CK_RV s_login_so_rw(struct tok *t, CK_SESSION_HANDLE s)
+{ CK_SESSION_HANDLE rw; CK_RV rv; F->C_CloseSession(s);
+  FAIL_UNLESS(F->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &rw) == CKR_OK);
+  rv = F->C_Login(rw, CKU_SO, (CK_UTF8CHAR_PTR) "4321", 4);
+  if (rv == CKR_OK) F->C_Logout(rw);
+  F->C_CloseSession(rw); return rv; }
 static CK_RV s_login_badtype(struct tok *t, CK_SESSION_HANDLE s)
 { return F->C_Login(s, 77, (CK_UTF8CHAR_PTR) "1234", 4); }
 static CK_RV s_login_nullpin(struct tok *t, CK_SESSION_HANDLE s)
@@ -239,6 +246,30 @@ static CK_RV s_closeall_ok(struct tok *t, CK_SESSION_HANDLE s)
 static CK_RV s_logout_then_sign(struct tok *t, CK_SESSION_HANDLE s)
 { FAIL_UNLESS(F->C_Logout(s) == CKR_OK); return F->C_SignInit(s, &m_sha256_rsa, t->rsa); }
 
+/* ---- digests and encryption with the public key (issue 8 item 18) ---- */
+static CK_MECHANISM m_sha256 = { CKM_SHA256, NULL, 0 };
+static CK_RV s_digest_size(struct tok *t, CK_SESSION_HANDLE s)
+{ CK_BYTE d[64]; CK_ULONG n = 0; CK_RV rv; FAIL_UNLESS(F->C_DigestInit(s, &m_sha256) == CKR_OK);
+  FAIL_UNLESS(F->C_Digest(s, data, sizeof(data), NULL, &n) == CKR_OK && n == 32);
+  n = 31; rv = F->C_Digest(s, data, sizeof(data), d, &n);
+  FAIL_UNLESS(rv == CKR_BUFFER_TOO_SMALL && n == 32); n = sizeof(d);
+  return F->C_Digest(s, data, sizeof(data), d, &n); }
+static CK_RV s_digest_multipart(struct tok *t, CK_SESSION_HANDLE s)
+{ CK_BYTE a[64], b[64]; CK_ULONG na = sizeof(a), nb = sizeof(b);
+  FAIL_UNLESS(F->C_DigestInit(s, &m_sha256) == CKR_OK && F->C_Digest(s, data, sizeof(data), a, &na) == CKR_OK);
+  FAIL_UNLESS(F->C_DigestInit(s, &m_sha256) == CKR_OK && F->C_DigestUpdate(s, data, 3) == CKR_OK);
+  FAIL_UNLESS(F->C_DigestUpdate(s, data + 3, sizeof(data) - 3) == CKR_OK && F->C_DigestFinal(s, b, &nb) == CKR_OK);
+  return na == nb && memcmp(a, b, na) == 0 ? CKR_OK : CKR_GENERAL_ERROR; }
+static CK_RV s_digest_final_noinit(struct tok *t, CK_SESSION_HANDLE s)
+{ CK_BYTE d[64]; CK_ULONG n = sizeof(d); return F->C_DigestFinal(s, d, &n); }
+static CK_RV s_encrypt_size(struct tok *t, CK_SESSION_HANDLE s)
+{ CK_BYTE c[512]; CK_ULONG n = 0; CK_RV rv; FAIL_UNLESS(F->C_EncryptInit(s, &m_rsa_pkcs, t->rsa_pub) == CKR_OK);
+  FAIL_UNLESS(F->C_Encrypt(s, data, sizeof(data), NULL, &n) == CKR_OK && n == 256);
+  rv = F->C_Encrypt(s, data, sizeof(data), c, &n); FAIL_UNLESS(rv == CKR_OK && n == 256);
+  return F->C_Encrypt(s, data, sizeof(data), c, &n); }
+static CK_RV s_encrypt_with_priv(struct tok *t, CK_SESSION_HANDLE s)
+{ return F->C_EncryptInit(s, &m_rsa_pkcs, t->rsa); }
+
 struct seq {
 	const char *name;
 	seq_fn fn;
@@ -262,6 +293,7 @@ static const struct seq seqs[] = {
 	{ "no private key is visible before login", s_no_privkeys, CKR_OK, NULL, false },
 	{ "C_Logout when not logged in", s_logout_not_in, CKR_USER_NOT_LOGGED_IN, "5.6 C_Logout (returns CKR_OK)", false },
 	{ "C_Login as SO while an R/O session exists", s_login_so_ro, CKR_SESSION_READ_ONLY_EXISTS, NULL, false },
+	{ "C_Login as SO with only a R/W session (attestkey: no SO, CKF_SO_PIN_LOCKED)", s_login_so_rw, CKR_PIN_LOCKED, "nothing: SoftHSM has an SO, whose PIN is 4321 here, so it logs in (CKR_OK)", false },
 	{ "C_Login with an invalid user type", s_login_badtype, CKR_USER_TYPE_INVALID, NULL, false },
 	{ "C_Login with a NULL PIN and a length", s_login_nullpin, CKR_ARGUMENTS_BAD, NULL, false },
 	{ "C_GetMechanismInfo of an unknown mechanism", s_mechinfo_bad, CKR_MECHANISM_INVALID, NULL, false },
@@ -305,6 +337,11 @@ static const struct seq seqs[] = {
 	{ "CKA_MODULUS size query gives 256", s_attr_size, CKR_OK, NULL, true },
 	{ "C_Sign on a closed session", s_closed_session, CKR_SESSION_HANDLE_INVALID, NULL, true },
 	{ "open and close an extra session", s_closeall_ok, CKR_OK, NULL, true },
+	{ "C_Digest SHA-256: size query, short buffer, digest", s_digest_size, CKR_OK, NULL, true },
+	{ "multi-part SHA-256 digest equals single-part", s_digest_multipart, CKR_OK, NULL, true },
+	{ "C_DigestFinal without C_DigestInit", s_digest_final_noinit, CKR_OPERATION_NOT_INITIALIZED, NULL, true },
+	{ "C_Encrypt CKM_RSA_PKCS: size query, encrypt, then the operation is over", s_encrypt_size, CKR_OPERATION_NOT_INITIALIZED, NULL, true },
+	{ "C_EncryptInit with the RSA private key", s_encrypt_with_priv, CKR_KEY_FUNCTION_NOT_PERMITTED, NULL, true },
 	{ "C_Logout, then C_SignInit with the private key", s_logout_then_sign, CKR_KEY_HANDLE_INVALID, "5.6 C_Logout / 5.11 (CKR_OBJECT_HANDLE_INVALID)", true },
 };
 
@@ -322,7 +359,8 @@ static const char *rv_name(CK_RV rv)
 	N(CKR_USER_ALREADY_LOGGED_IN); N(CKR_KEY_TYPE_INCONSISTENT); N(CKR_KEY_HANDLE_INVALID);
 	N(CKR_MECHANISM_PARAM_INVALID); N(CKR_DATA_LEN_RANGE); N(CKR_KEY_FUNCTION_NOT_PERMITTED);
 	N(CKR_ATTRIBUTE_SENSITIVE); N(CKR_ATTRIBUTE_TYPE_INVALID); N(CKR_FUNCTION_NOT_SUPPORTED);
-	N(CKR_PIN_INCORRECT); N(CKR_FUNCTION_FAILED);
+	N(CKR_PIN_INCORRECT); N(CKR_FUNCTION_FAILED); N(CKR_PIN_LOCKED);
+	N(CKR_ENCRYPTED_DATA_INVALID);
 #undef N
 	default: snprintf(buf, sizeof(buf), "0x%lx", rv); return buf;
 	}
@@ -411,6 +449,48 @@ static int compare_public_attributes(struct tok *tk)
 	return failed;
 }
 
+/* Encrypt with one token's RSA public key, decrypt with the other's
+ * private key (the same key), PKCS#1 v1.5 and OAEP (SHA-1: all SoftHSM
+ * 2.6.1 offers), both directions. */
+static int cross_encrypt(struct tok *tk)
+{
+	CK_RSA_PKCS_OAEP_PARAMS oaep = { CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0 };
+	CK_MECHANISM mechs[2] = { { CKM_RSA_PKCS, NULL, 0 },
+				  { CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep) } };
+	static const char *names[2] = { "CKM_RSA_PKCS", "CKM_RSA_PKCS_OAEP (SHA-1)" };
+	CK_SESSION_HANDLE s[2];
+	int failed = 0, k, e, m;
+
+	for (k = 0; k < 2; k++)
+		if (tk[k].f->C_OpenSession(tk[k].slot, CKF_SERIAL_SESSION, NULL, NULL, &s[k]) != CKR_OK)
+			return 1;
+	for (m = 0; m < 2; m++) {
+		for (e = 0; e < 2; e++) {
+			struct tok *enc = &tk[e], *dec = &tk[1 - e];
+			CK_BYTE ct[512], pt[512];
+			CK_ULONG ctlen = sizeof(ct), ptlen = sizeof(pt);
+			CK_RV rv1, rv2 = CKR_GENERAL_ERROR;
+
+			rv1 = enc->f->C_EncryptInit(s[e], &mechs[m], enc->rsa_pub);
+			if (rv1 == CKR_OK)
+				rv1 = enc->f->C_Encrypt(s[e], data, sizeof(data), ct, &ctlen);
+			if (rv1 == CKR_OK && (rv2 = dec->f->C_DecryptInit(s[1 - e], &mechs[m], dec->rsa)) == CKR_OK)
+				rv2 = dec->f->C_Decrypt(s[1 - e], ct, ctlen, pt, &ptlen);
+			if (rv1 == CKR_OK && rv2 == CKR_OK && ptlen == sizeof(data) &&
+			    memcmp(pt, data, ptlen) == 0) {
+				printf("ok - %s: %s encrypts, %s decrypts\n", names[m], enc->name, dec->name);
+			} else {
+				printf("not ok - %s: %s encrypts (%s), %s decrypts (%s)\n", names[m],
+				       enc->name, rv_name(rv1), dec->name, rv_name(rv2));
+				failed++;
+			}
+		}
+	}
+	for (k = 0; k < 2; k++)
+		tk[k].f->C_CloseSession(s[k]);
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	struct tok tk[2] = { { .name = "attestkey" }, { .name = "softhsm" } };
@@ -440,6 +520,7 @@ int main(int argc, char **argv)
 			}
 			logged = true;
 			failed += compare_public_attributes(tk);
+			failed += cross_encrypt(tk);
 		}
 		a = run(&tk[0], q);
 		b = q->softhsm_unsafe ? CKR_GENERAL_ERROR : run(&tk[1], q);

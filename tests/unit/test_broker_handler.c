@@ -859,8 +859,8 @@ static void test_epk_pool(void **state)
 			usleep(10000);
 	}
 	assert_non_null(k);
-	assert_int_equal(ak_jwe_encrypt_to(recipient, k, pt, sizeof(pt), &jwe), 0); /* frees k */
-	assert_int_equal(ak_jwe_decrypt_with(eph, jwe, &out), 0);
+	assert_int_equal(ak_jwe_encrypt_to(recipient, k, pt, sizeof(pt), &jwe, NULL), 0); /* frees k */
+	assert_int_equal(ak_jwe_decrypt_with(eph, jwe, &out, NULL), 0);
 	assert_memory_equal(out.data, pt, sizeof(pt));
 	ak_secbuf_clear(&out);
 	json_decref(jwe);
@@ -868,10 +868,12 @@ static void test_epk_pool(void **state)
 	{
 		json_t *ja = NULL, *jb = NULL;
 
-		assert_int_equal(
-		    ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &ja), 0);
-		assert_int_equal(
-		    ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &jb), 0);
+		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt),
+						   &ja, NULL),
+				 0);
+		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt),
+						   &jb, NULL),
+				 0);
 		assert_false(json_equal(json_object_get(json_object_get(ja, "header"), "epk"),
 					json_object_get(json_object_get(jb, "header"), "epk")));
 		json_decref(ja);

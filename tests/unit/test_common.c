@@ -283,27 +283,27 @@ static void test_jwe_pkey(void **state)
 	assert_non_null(pub);
 	assert_null(json_object_get(pub, "d"));
 	assert_non_null(recipient);
-	assert_int_equal(ak_jwe_encrypt_to(recipient, NULL, secret_pt, sizeof(secret_pt), &jwe), 0);
-	assert_int_equal(ak_jwe_decrypt_with(eph, jwe, &out), 0);
+	assert_int_equal(ak_jwe_encrypt_to(recipient, NULL, secret_pt, sizeof(secret_pt), &jwe, NULL), 0);
+	assert_int_equal(ak_jwe_decrypt_with(eph, jwe, &out, NULL), 0);
 	assert_memory_equal(out.data, secret_pt, sizeof(secret_pt));
 	assert_true(CRYPTO_secure_allocated(out.data));
 	ak_secbuf_clear(&out);
 	/* a P-256 recipient, or a P-256 epk, is not in the profile */
-	assert_int_equal(ak_jwe_encrypt_to(p256, NULL, secret_pt, sizeof(secret_pt), &bad), -EINVAL);
+	assert_int_equal(ak_jwe_encrypt_to(p256, NULL, secret_pt, sizeof(secret_pt), &bad, NULL), -EINVAL);
 	assert_int_equal(ak_jwe_encrypt_to(recipient, EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"),
-					   secret_pt, sizeof(secret_pt), &bad),
+					   secret_pt, sizeof(secret_pt), &bad, NULL),
 			 -EINVAL); /* the epk is freed */
 	p256jwk = ak_jwk_from_pkey_public(p256);
 	assert_null(ak_pkey_from_jwk_p384(p256jwk));
 	/* epk on P-256, epk off the curve, epk missing, apu */
 	bad = json_deep_copy(jwe);
 	json_object_set(json_object_get(bad, "header"), "epk", p256jwk);
-	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out, NULL), -EINVAL);
 	json_object_set_new(json_object_get(json_object_get(bad, "header"), "epk"), "crv",
 			    json_string("P-384"));
-	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out, NULL), -EINVAL);
 	json_object_del(json_object_get(bad, "header"), "epk");
-	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out, NULL), -EINVAL);
 	json_decref(bad);
 	/* a P-384 point with one bit of y flipped is off the curve */
 	bad = json_deep_copy(jwe);
@@ -322,11 +322,11 @@ static void test_jwe_pkey(void **state)
 		free(ynew);
 		free(yraw);
 	}
-	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out, NULL), -EINVAL);
 	json_decref(bad);
 	bad = json_deep_copy(jwe);
 	json_object_set_new(json_object_get(bad, "header"), "apu", json_string("QQ"));
-	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out), -EINVAL);
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out, NULL), -EINVAL);
 	assert_null(out.data);
 	json_decref(bad);
 	json_decref(p256jwk);
@@ -335,6 +335,75 @@ static void test_jwe_pkey(void **state)
 	EVP_PKEY_free(recipient);
 	EVP_PKEY_free(p256);
 	EVP_PKEY_free(eph);
+}
+
+/* ---- issue 8 item 20: the JWE core reports, its callers log ------------ */
+
+static void count_line(enum ak_log_level level, const char *line, void *arg)
+{
+	(void)level;
+	(void)line;
+	(*(int *)arg)++;
+}
+
+/* Every failure of ak_jwe_encrypt_to / ak_jwe_decrypt_with comes back as a
+ * reason and writes no log line: the caller, which knows the token and the
+ * key, writes the one line (release.c, broker/handler.c). */
+static void test_jwe_reasons_not_logged(void **state)
+{
+	EVP_PKEY *eph = ak_ec_p384_generate(), *p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	json_t *pub = ak_jwk_from_pkey_public(eph), *jwe = NULL, *bad = NULL;
+	EVP_PKEY *recipient = ak_pkey_from_jwk_p384(pub);
+	struct ak_secbuf out = { 0 };
+	const char *why = "unset";
+	int lines = 0;
+	char *ct;
+
+	(void)state;
+	assert_non_null(recipient);
+	ak_log_set_sink(count_line, &lines);
+	/* success: no reason */
+	assert_int_equal(ak_jwe_encrypt_to(recipient, NULL, secret_pt, sizeof(secret_pt), &jwe, &why), 0);
+	assert_null(why);
+	/* a recipient on another curve */
+	assert_int_equal(ak_jwe_encrypt_to(p256, NULL, secret_pt, sizeof(secret_pt), &bad, &why),
+			 -EINVAL);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "P-384"));
+	/* a tampered ciphertext: the tag does not verify */
+	bad = json_deep_copy(jwe);
+	ct = strdup(json_string_value(json_object_get(bad, "ciphertext")));
+	ct[0] = ct[0] == 'A' ? 'B' : 'A';
+	json_object_set_new(bad, "ciphertext", json_string(ct));
+	free(ct);
+	why = NULL;
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out, &why), -EINVAL);
+	assert_string_equal(why, "JWE authentication failed (tampered or wrong key)");
+	assert_null(out.data);
+	json_decref(bad);
+	/* a header outside the profile, and no JWE at all */
+	bad = json_deep_copy(jwe);
+	json_object_set_new(json_object_get(bad, "header"), "apu", json_string("QQ"));
+	why = NULL;
+	assert_int_equal(ak_jwe_decrypt_with(eph, bad, &out, &why), -EINVAL);
+	assert_non_null(strstr(why, "apu"));
+	json_decref(bad);
+	why = NULL;
+	assert_int_equal(ak_jwe_decrypt_with(eph, json_object_get(jwe, "ciphertext"), &out, &why),
+			 -EINVAL);
+	assert_non_null(why);
+	ak_log_set_sink(NULL, NULL);
+	assert_int_equal(lines, 0);
+	/* the sink sees lines when there are some */
+	ak_log_set_sink(count_line, &lines);
+	ak_log(AK_LOG_ERR, "one line");
+	ak_log_set_sink(NULL, NULL);
+	assert_int_equal(lines, 1);
+	json_decref(jwe);
+	json_decref(pub);
+	EVP_PKEY_free(recipient);
+	EVP_PKEY_free(eph);
+	EVP_PKEY_free(p256);
 }
 
 int main(void)
@@ -351,6 +420,7 @@ int main(void)
 		cmocka_unit_test(test_jwe_wrong_alg),
 		cmocka_unit_test(test_jwe_libjose_interop),
 		cmocka_unit_test(test_jwe_pkey),
+		cmocka_unit_test(test_jwe_reasons_not_logged),
 	};
 	int rc;
 

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +48,12 @@ static size_t rsa_cert_len;
 static volatile enum mode mode;
 static volatile int releases, challenges, publics;
 static volatile bool serve_public; /* GET /v1/public/web answers 200 */
+
+/* A release the test holds back: POST /v1/keys waits, once it arrived, until
+ * the test opens the gate (the login in flight, deterministically). */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_armed, gate_arrived, gate_open;
 
 /* ---- a stand-in broker ---------------------------------------------- */
 
@@ -153,6 +160,14 @@ static unsigned handle_keys(const json_t *in, json_t **out)
 	default:
 		break;
 	}
+	pthread_mutex_lock(&gate_lock);
+	if (gate_armed) {
+		gate_arrived = true;
+		pthread_cond_broadcast(&gate_cond);
+		while (!gate_open)
+			pthread_cond_wait(&gate_cond, &gate_lock);
+	}
+	pthread_mutex_unlock(&gate_lock);
 	releases++;
 	*out = release_body(pub);
 	return 200;
@@ -485,14 +500,38 @@ static void test_pin(void **state)
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* Captures the module's log lines (common.h, ak_log_set_sink). */
+struct captured {
+	int n;
+	char last[512];
+};
+
+static void capture_line(enum ak_log_level level, const char *line, void *arg)
+{
+	struct captured *c = arg;
+
+	(void)level;
+	c->n++;
+	snprintf(c->last, sizeof(c->last), "%s", line);
+}
+
+/* A tampered JWE: the login fails with one log line, which names the token,
+ * the key and the JWE's reason (issue 8 item 20: not one line from the JWE
+ * code and another from the login). */
 static void test_tampered(void **state)
 {
+	struct captured cap = { 0 };
 	CK_SESSION_HANDLE h;
 
 	(void)state;
 	mode = MODE_TAMPER;
 	h = start(conf_ok);
+	ak_log_set_sink(capture_line, &cap);
 	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
+	ak_log_set_sink(NULL, NULL);
+	assert_int_equal(cap.n, 1);
+	assert_non_null(strstr(cap.last, "token 'web': key 'tls'"));
+	assert_non_null(strstr(cap.last, "JWE authentication failed"));
 	assert_int_equal(count_objects(h), 0);
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
@@ -700,6 +739,106 @@ static void test_public_absent(void **state)
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- issue 8 item 14: the session goes while the release travels ------- */
+
+struct login_call {
+	CK_SESSION_HANDLE h;
+	CK_RV rv;
+};
+
+static void *login_thread(void *arg)
+{
+	struct login_call *c = arg;
+
+	c->rv = f->C_Login(c->h, CKU_USER, NULL, 0);
+	return NULL;
+}
+
+/* Start C_Login on another thread and return once its release request is
+ * held at the stand-in broker. */
+static void login_held(struct login_call *c, pthread_t *t)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_armed = true;
+	gate_arrived = gate_open = false;
+	pthread_mutex_unlock(&gate_lock);
+	assert_int_equal(pthread_create(t, NULL, login_thread, c), 0);
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_arrived)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static void login_release(pthread_t t)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_open = true;
+	gate_armed = false;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+	assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* The token must be logged out with no keys: a new session is public, sees
+ * no object, and the secure heap is back where it was before the login. */
+static void assert_no_keys(size_t secure_before)
+{
+	CK_SESSION_HANDLE h2;
+	CK_SESSION_INFO info;
+
+	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h2), CKR_OK);
+	assert_int_equal(f->C_GetSessionInfo(h2, &info), CKR_OK);
+	assert_int_equal(info.state, CKS_RO_PUBLIC_SESSION);
+	assert_int_equal(count_objects(h2), 0);
+	assert_int_equal(f->C_Logout(h2), CKR_USER_NOT_LOGGED_IN);
+	assert_int_equal(CRYPTO_secure_used(), secure_before);
+	assert_int_equal(f->C_CloseSession(h2), CKR_OK);
+}
+
+static void test_close_during_release(void **state)
+{
+	struct login_call c;
+	CK_SESSION_HANDLE h2;
+	pthread_t t;
+	size_t secure_before;
+	int before = releases;
+
+	(void)state;
+	mode = MODE_OK;
+	c.h = start(conf_ok);
+	/* one full login first: OpenSSL's lazily made secure-heap state (the
+	 * DRBGs) exists before the baseline */
+	assert_int_equal(f->C_Login(c.h, CKU_USER, NULL, 0), CKR_OK);
+	assert_int_equal(f->C_Logout(c.h), CKR_OK);
+	secure_before = CRYPTO_secure_used();
+
+	/* C_CloseSession while the release travels */
+	login_held(&c, &t);
+	assert_int_equal(f->C_CloseSession(c.h), CKR_OK);
+	login_release(t);
+	assert_int_equal(c.rv, CKR_SESSION_HANDLE_INVALID);
+	assert_int_equal(releases, before + 2);
+	assert_no_keys(secure_before);
+
+	/* C_Logout (not logged in yet) and then C_CloseAllSessions */
+	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &c.h), CKR_OK);
+	login_held(&c, &t);
+	assert_int_equal(f->C_Logout(c.h), CKR_USER_NOT_LOGGED_IN);
+	assert_int_equal(f->C_CloseAllSessions(0), CKR_OK);
+	login_release(t);
+	assert_int_equal(c.rv, CKR_SESSION_HANDLE_INVALID);
+	assert_no_keys(secure_before);
+
+	/* another session of the slot survives: the login holds */
+	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &c.h), CKR_OK);
+	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h2), CKR_OK);
+	login_held(&c, &t);
+	login_release(t);
+	assert_int_equal(c.rv, CKR_OK);
+	assert_true(sign_and_verify(h2));
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -715,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_fork_one_release),
 		cmocka_unit_test(test_public_view),
 		cmocka_unit_test(test_public_absent),
+		cmocka_unit_test(test_close_during_release),
 	};
 	int failed;
 

@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <openssl/crypto.h>
@@ -26,6 +29,8 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "attestkey/evidence.h"
+#include "attestkey/pkey.h"
 #include "p11.h"
 
 #define N_SIGNERS 8
@@ -269,8 +274,10 @@ static void test_os_locking(void **state)
 }
 
 /* Application callbacks (pthread mutexes here, as any application would
- * supply on Linux), counted to see whether the module uses them. */
-static int created;
+ * supply on Linux), counted to see whether the module uses them: created
+ * and destroyed mutexes, lock calls, and threads inside at once (never more
+ * than one, if the module holds the application's mutex as it says). */
+static int created, destroyed, locks, inside, most_inside;
 
 static CK_RV cb_create(CK_VOID_PTR_PTR m)
 {
@@ -286,6 +293,7 @@ static CK_RV cb_create(CK_VOID_PTR_PTR m)
 
 static CK_RV cb_destroy(CK_VOID_PTR m)
 {
+	__atomic_add_fetch(&destroyed, 1, __ATOMIC_RELAXED);
 	pthread_mutex_destroy(m);
 	free(m);
 	return CKR_OK;
@@ -293,11 +301,20 @@ static CK_RV cb_destroy(CK_VOID_PTR m)
 
 static CK_RV cb_lock(CK_VOID_PTR m)
 {
-	return pthread_mutex_lock(m) == 0 ? CKR_OK : CKR_MUTEX_BAD;
+	int n;
+
+	if (pthread_mutex_lock(m) != 0)
+		return CKR_MUTEX_BAD;
+	__atomic_add_fetch(&locks, 1, __ATOMIC_RELAXED);
+	n = __atomic_add_fetch(&inside, 1, __ATOMIC_RELAXED);
+	if (n > __atomic_load_n(&most_inside, __ATOMIC_RELAXED))
+		__atomic_store_n(&most_inside, n, __ATOMIC_RELAXED);
+	return CKR_OK;
 }
 
 static CK_RV cb_unlock(CK_VOID_PTR m)
 {
+	__atomic_sub_fetch(&inside, 1, __ATOMIC_RELAXED);
 	return pthread_mutex_unlock(m) == 0 ? CKR_OK : CKR_MUTEX_NOT_LOCKED;
 }
 
@@ -315,13 +332,156 @@ static void test_callbacks_only(void **state)
 	CK_C_INITIALIZE_ARGS a = { cb_create, cb_destroy, cb_lock, cb_unlock, 0, NULL };
 	CK_C_INITIALIZE_ARGS half = { cb_create, NULL, cb_lock, cb_unlock, 0, NULL };
 	CK_C_INITIALIZE_ARGS reserved = { .flags = CKF_OS_LOCKING_OK, .pReserved = &a };
+	int created0 = created, destroyed0 = destroyed, locks0 = locks;
 
 	(void)state;
 	/* section 5.4: some but not all callbacks, or pReserved set */
 	assert_int_equal(f->C_Initialize(&half), CKR_ARGUMENTS_BAD);
 	assert_int_equal(f->C_Initialize(&reserved), CKR_ARGUMENTS_BAD);
 	run(&a);
-	assert_true(created > 0); /* the application's mutexes were used */
+	/* the application's mutex was created, held around every call (each
+	 * signer makes at least C_SignInit and C_Sign or C_SignFinal per round),
+	 * never by two threads at once, and destroyed by C_Finalize */
+	assert_true(created > created0);
+	assert_true(locks - locks0 >= N_SIGNERS * ROUNDS * 2);
+	assert_int_equal(most_inside, 1);
+	assert_int_equal(destroyed - destroyed0, created - created0);
+}
+
+/* ---- issue 8 item 16: fork while other threads hold module locks ------- */
+
+#define FORKS 40
+
+static volatile bool busy_stop;
+static struct ak_privkey *busy_key; /* ec_key, as the module holds keys */
+
+/* Writes log lines without a pause: the log lock is nearly always held. */
+static void *busy_logger(void *arg)
+{
+	unsigned i = 0;
+
+	(void)arg;
+	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE))
+		ak_log(AK_LOG_INFO, "fork test: busy logger line %u", i++);
+	return NULL;
+}
+
+/* Sessions, searches and attribute reads: g.lock, session and token locks. */
+static void *busy_user(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE)) {
+		CK_SESSION_HANDLE h;
+		CK_OBJECT_HANDLE o[16];
+		CK_ULONG n = 0, j;
+		uint8_t buf[64];
+		CK_ATTRIBUTE a = { CKA_LABEL, buf, sizeof(buf) };
+
+		if (f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h) != CKR_OK)
+			continue;
+		if (f->C_FindObjectsInit(h, NULL, 0) == CKR_OK &&
+		    f->C_FindObjects(h, o, 16, &n) == CKR_OK && f->C_FindObjectsFinal(h) == CKR_OK) {
+			for (j = 0; j < n; j++) {
+				a.ulValueLen = sizeof(buf);
+				f->C_GetAttributeValue(h, o[j], &a, 1);
+			}
+		}
+		f->C_CloseSession(h);
+	}
+	return NULL;
+}
+
+/* New object handles (object.c's counter) and the sim chip cache's lock. */
+static void *busy_handles(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE)) {
+		struct p11_keyset *ks = calloc(1, sizeof(*ks));
+
+		if (ks)
+			(void)p11_keyset_add(ks, ak_privkey_ref(busy_key), "busy", ec_id, 1, NULL, 0);
+		p11_keyset_free(ks);
+		ev_sim_forget();
+	}
+	return NULL;
+}
+
+/* The child touches every lock: log, module, handle counter, chip cache. */
+static int fork_child_work(void)
+{
+	struct p11_keyset *ks = calloc(1, sizeof(*ks));
+	CK_SESSION_HANDLE h;
+
+	ak_log(AK_LOG_INFO, "fork test: child %ld", (long)getpid());
+	if (f->C_Initialize(NULL) != CKR_OK)
+		return 1;
+	if (f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h) != CKR_OK ||
+	    f->C_Login(h, CKU_USER, NULL, 0) != CKR_OK)
+		return 2;
+	if (find_key(h, ec_id, CKO_PRIVATE_KEY) == CK_INVALID_HANDLE)
+		return 3;
+	if (!ks || p11_keyset_add(ks, ak_privkey_ref(busy_key), "child", ec_id, 1, NULL, 0) != CKR_OK)
+		return 4;
+	p11_keyset_free(ks);
+	ev_sim_forget();
+	return f->C_Finalize(NULL) == CKR_OK ? 0 : 5;
+}
+
+/*
+ * nginx forks from a single thread, but a host that forks while other
+ * threads log or use the module must get a child that can: with a lock left
+ * held by a thread that did not survive fork(), the child would block
+ * forever. alarm() bounds each child (10 s, for a hang, not for speed).
+ */
+static void test_fork_while_busy(void **state)
+{
+	pthread_t t[3];
+	void *(*fn[3])(void *) = { busy_logger, busy_user, busy_handles };
+	CK_SESSION_HANDLE h;
+	int i, status, devnull, saved_stderr;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(f->C_Initialize(NULL), CKR_OK);
+	EVP_PKEY_up_ref(ec_key);
+	assert_int_equal(p11_token_install_keys_for_test(0, ec_key, "ec", ec_id, 1, NULL, 0), CKR_OK);
+	assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	assert_int_equal(ak_privkey_from_evp(ec_key, &busy_key), AK_PKEY_OK);
+	/* the busy logger's lines go nowhere */
+	fflush(stderr);
+	saved_stderr = dup(2);
+	devnull = open("/dev/null", O_WRONLY);
+	assert_true(saved_stderr >= 0 && devnull >= 0);
+	dup2(devnull, 2);
+	close(devnull);
+	busy_stop = false;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, fn[i], NULL), 0);
+	for (i = 0; i < FORKS; i++) {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			alarm(10);
+			_exit(fork_child_work());
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			break;
+	}
+	__atomic_store_n(&busy_stop, true, __ATOMIC_RELEASE);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	if (WIFSIGNALED(status))
+		print_message("# child %d of %d killed by signal %d (SIGALRM: a deadlock)\n", i + 1,
+			      FORKS, WTERMSIG(status));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	ak_privkey_unref(busy_key);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
 int main(void)
@@ -331,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_os_locking),
 		cmocka_unit_test(test_os_locking_and_callbacks),
 		cmocka_unit_test(test_callbacks_only),
+		cmocka_unit_test(test_fork_while_busy),
 	};
 	int failed;
 
