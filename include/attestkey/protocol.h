@@ -42,6 +42,7 @@ enum ak_reason {
 	AK_R_PUBKEY_UNSUPPORTED, /* ephemeral JWK not an acceptable key */
 	AK_R_KEYSTORE_UNAVAILABLE, /* no room for the keys now (secure heap) */
 	AK_R_KEYSTORE,           /* key store failure (broker side) */
+	AK_R_AUDIT_UNAVAILABLE,  /* the release could not be audited (broker side) */
 	AK_R_INTERNAL,
 	AK_R_COUNT_
 };

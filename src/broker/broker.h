@@ -27,8 +27,15 @@ typedef enum ak_reason (*broker_snp_verify_fn)(const struct vf_snp_trust *t, con
 					       const uint8_t *expected_report_data,
 					       struct ak_snp_report *out, char *msg, size_t msglen);
 
+/* Bytes of a client-supplied string (token name, tee) that a log or audit
+ * line keeps; longer ones are cut and their length noted. */
+#define BROKER_FIELD_MAX 64
+#define BROKER_FIELD_BUF (BROKER_FIELD_MAX + 32)
+
 struct MHD_Daemon;
 struct broker_epk_pool;
+struct broker_guard;  /* server.c: deadlines of slow clients */
+struct broker_replay; /* nonce.h: releases seen recently */
 
 /* Ephemeral keys of the release envelope made ahead of time (epkpool.c):
  * started with the server, so a broker driven without one (the unit tests)
@@ -45,6 +52,8 @@ struct broker {
 	broker_snp_verify_fn snp_verify;
 	struct MHD_Daemon *mhd;
 	struct broker_epk_pool *epk; /* NULL until broker_start() */
+	struct broker_guard *guard;  /* NULL until broker_start() */
+	struct broker_replay *replay;
 	uint16_t port; /* bound port once started */
 };
 
@@ -58,8 +67,16 @@ struct broker_request {
 	const char *peer; /* numeric client address, for the audit log */
 	const uint8_t *body;
 	size_t body_len;
-	bool too_large; /* the body exceeded AK_MAX_BODY and was dropped */
+	bool too_large;		  /* the body exceeded AK_MAX_BODY and was dropped */
+	bool chunked;		  /* a body without Content-Length (refused: 411) */
+	const char *content_type; /* NULL when the request has none */
+	size_t header_size;	  /* request line and headers, bytes; 0 unknown */
 };
+
+/* Limits the headers alone decide (docs/protocol.md §5); libmicrohttpd's
+ * own limit (server.c) is well above them. */
+#define BROKER_MAX_URL 1024
+#define BROKER_MAX_HEADERS (16 * 1024)
 
 struct broker_reply {
 	unsigned status;
@@ -70,6 +87,11 @@ struct broker_reply {
 /* Route and answer one request; always fills rep (body never NULL unless
  * memory ran out, then status 500). */
 void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep);
+/* The refusals the request line and headers decide (URL or headers too
+ * long, no such path, wrong method, body too large, chunked or not JSON):
+ * true and rep filled when the request is refused, so the server answers
+ * before reading its body. */
+bool broker_precheck(const struct broker_request *req, struct broker_reply *rep);
 
 /* Free a string from json_dumps() with jansson's allocator. */
 void broker_json_free(void *p);

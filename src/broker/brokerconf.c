@@ -301,6 +301,23 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 		r = set_str(&c->port_file, v);
 	} else if (strcmp(k, "secure_heap") == 0) {
 		r = parse_secure_heap(c, v, detail, dlen);
+	} else if (strcmp(k, "max_connections") == 0 || strcmp(k, "max_connections_per_ip") == 0) {
+		bool per_ip = k[15] != '\0';
+
+		r = parse_range(v, per_ip ? 0 : 1, BROKER_MAX_MAX_CONNECTIONS, &n);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not a connection count from %d to %d", v,
+				 per_ip ? 0 : 1, BROKER_MAX_MAX_CONNECTIONS);
+		else if (per_ip)
+			c->max_connections_per_ip = (unsigned)n;
+		else
+			c->max_connections = (unsigned)n;
+	} else if (strcmp(k, "handshake_timeout") == 0 || strcmp(k, "request_timeout") == 0) {
+		r = parse_range(v, 1, BROKER_MAX_TIMEOUT,
+				k[0] == 'h' ? &c->handshake_timeout : &c->request_timeout);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %d", v,
+				 BROKER_MAX_TIMEOUT);
 	} else {
 		snprintf(detail, dlen, "unknown key");
 		return -ENOENT;
@@ -672,6 +689,10 @@ int broker_config_load(const char *path, struct broker_config **out, char *err, 
 	c->nonce_ttl = BROKER_DEFAULT_NONCE_TTL;
 	c->lease = BROKER_DEFAULT_LEASE;
 	c->threads = BROKER_DEFAULT_THREADS;
+	c->max_connections = BROKER_DEFAULT_MAX_CONNECTIONS;
+	c->max_connections_per_ip = BROKER_DEFAULT_MAX_PER_IP;
+	c->handshake_timeout = BROKER_DEFAULT_HANDSHAKE_TIMEOUT;
+	c->request_timeout = BROKER_DEFAULT_REQUEST_TIMEOUT;
 	c->path = strdup(path);
 	if (!c->path) {
 		r = -ENOMEM;

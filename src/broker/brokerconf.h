@@ -23,6 +23,13 @@
 #define BROKER_MAX_THREADS 64
 #define BROKER_MAX_NONCE_TTL 86400
 #define BROKER_MAX_LEASE (366u * 86400u)
+/* Connection limits and deadlines against slow clients (slowloris). */
+#define BROKER_DEFAULT_MAX_CONNECTIONS 1000
+#define BROKER_MAX_MAX_CONNECTIONS 100000
+#define BROKER_DEFAULT_MAX_PER_IP 32 /* 0: no per-client limit */
+#define BROKER_DEFAULT_HANDSHAKE_TIMEOUT 5
+#define BROKER_DEFAULT_REQUEST_TIMEOUT 10
+#define BROKER_MAX_TIMEOUT 3600
 #define BROKER_PIN_HASH_LEN 32 /* SHA-256 */
 #define BROKER_PIN_SALT_MAX 64
 #define BROKER_MIN_SECURE_HEAP (64u << 10)
@@ -54,6 +61,10 @@ struct broker_config {
 	unsigned threads;
 	char *port_file;
 	size_t secure_heap; /* bytes; 0: auto, from the key store */
+	unsigned max_connections;	 /* ceiling of open connections */
+	unsigned max_connections_per_ip; /* per client address; 0: none */
+	uint64_t handshake_timeout;	 /* s from accept to TLS done + request line */
+	uint64_t request_timeout;	 /* s for a whole request's headers and body */
 	/* [keystore] */
 	struct broker_keystore *keystore;
 	/* [snp] */

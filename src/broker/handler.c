@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <jose/openssl.h>
@@ -33,7 +34,8 @@ struct decision {
 	char client_msg[MSG_LEN]; /* safe summary for the guest; "" = msg */
 	bool have_report;
 	struct ak_snp_report report;
-	json_t *keys; /* labels released */
+	json_t *keys;	  /* labels released */
+	bool replay;	  /* this nonce and ephemeral key were released before */
 	int64_t fetch_us; /* key store read, for the debug timing line */
 };
 
@@ -48,6 +50,10 @@ int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t
 	b->cfg = cfg;
 	b->audit_fd = -1;
 	b->snp_verify = vf_snp_verify_json;
+	if (broker_replay_new(&b->replay) < 0) {
+		free(b);
+		return -ENOMEM;
+	}
 	if (cfg->audit_log) {
 		/* O_APPEND + one write() per line: lines of concurrent requests
 		 * (and of replicas sharing the file) never interleave. */
@@ -58,6 +64,7 @@ int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t
 			snprintf(err, errlen, "%s: [broker] audit_log: '%s': %s", cfg->path,
 				 cfg->audit_log, strerror(e));
 			b->cfg = NULL; /* the caller still owns it on failure */
+			broker_replay_free(b->replay);
 			free(b);
 			return -e;
 		}
@@ -74,6 +81,7 @@ void broker_free(struct broker *b)
 	if (b->audit_fd >= 0)
 		close(b->audit_fd);
 	broker_config_free(b->cfg);
+	broker_replay_free(b->replay);
 	free(b);
 }
 
@@ -151,23 +159,41 @@ static void sanitize(char *s)
 	}
 }
 
-/* Write the decision's audit and log lines. Returns the audit status: a
- * release that cannot be audited is not made (the caller turns it into a
- * refusal). */
+/* A client-supplied string as the log and audit lines show it: at most
+ * BROKER_FIELD_MAX bytes, sanitized, its full length noted when cut, so
+ * that no request writes more than a bounded line (issue 8, item 9). */
+static void bounded(const char *s, char out[BROKER_FIELD_BUF])
+{
+	size_t n = strlen(s);
+
+	if (n <= BROKER_FIELD_MAX)
+		snprintf(out, BROKER_FIELD_BUF, "%s", s);
+	else
+		snprintf(out, BROKER_FIELD_BUF, "%.*s...(%zu bytes)", BROKER_FIELD_MAX, s, n);
+	sanitize(out);
+}
+
+/* Write the decision's audit line, then its log line. A release whose audit
+ * line cannot be written is not made: the decision becomes an
+ * audit_unavailable refusal before anything says "released". Returns the
+ * audit status. */
 static int record(struct broker *b, const struct broker_request *req, struct decision *d)
 {
-	char when[32], hex[2 * 64 + 1], token[80];
+	char when[32], hex[2 * 64 + 1], token[BROKER_FIELD_BUF];
 	json_t *line;
 	int ret;
 
 	sanitize(d->msg); /* the verifier's and the store's messages too */
+	bounded(d->token ? d->token : "-", token);
 	utc_now(when);
 	/* Members in the order of docs/protocol.md §6. */
 	line = json_pack("{s:s,s:s}", "time", when, "event", d->event);
-	if (!line)
-		return -ENOMEM;
+	if (!line) {
+		ret = -ENOMEM;
+		goto audited;
+	}
 	if (d->token)
-		json_object_set_new(line, "token", json_string(d->token));
+		json_object_set_new(line, "token", json_string(token));
 	json_object_set_new(line, "peer", json_string(req->peer ? req->peer : ""));
 	json_object_set_new(line, "reason", json_string(ak_reason_name(d->reason)));
 	json_object_set_new(line, "message", json_string(d->msg));
@@ -179,11 +205,19 @@ static int record(struct broker *b, const struct broker_request *req, struct dec
 	}
 	if (d->keys)
 		json_object_set(line, "keys", d->keys);
+	if (d->replay)
+		json_object_set_new(line, "replay", json_true());
 	ret = broker_audit(b, line);
 	json_decref(line);
-
-	snprintf(token, sizeof(token), "%s", d->token ? d->token : "-");
-	sanitize(token);
+audited:
+	if (ret < 0 && d->reason == AK_R_OK && strcmp(d->event, "release") == 0) {
+		/* Nothing leaves without its audit line. */
+		d->event = "refuse";
+		d->reason = AK_R_AUDIT_UNAVAILABLE;
+		snprintf(d->msg, sizeof(d->msg),
+			 "the audit log cannot be written, so no key leaves the broker");
+		d->client_msg[0] = '\0';
+	}
 	if (d->reason == AK_R_OK)
 		ak_log(AK_LOG_INFO, "token '%s': %s: %s (peer %s)", token, d->event, d->msg,
 		       req->peer ? req->peer : "-");
@@ -211,10 +245,6 @@ static json_t *parse_body(const struct broker_request *req, struct decision *d)
 	json_error_t jerr;
 	json_t *root;
 
-	if (req->too_large) {
-		refuse(d, AK_R_BAD_REQUEST, "request body exceeds %d bytes", AK_MAX_BODY);
-		return NULL;
-	}
 	root = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		refuse(d, AK_R_BAD_REQUEST, "body is not JSON: %s (line %d, column %d)", jerr.text,
@@ -244,9 +274,12 @@ static const char *get_string(json_t *root, const char *name, struct decision *d
 static const struct broker_token *find_token(struct broker *b, const char *name, struct decision *d)
 {
 	const struct broker_token *t = broker_config_token(b->cfg, name);
+	char shown[BROKER_FIELD_BUF];
 
-	if (!t)
-		refuse(d, AK_R_UNKNOWN_TOKEN, "no token '%s' is configured on this broker", name);
+	if (!t) {
+		bounded(name, shown);
+		refuse(d, AK_R_UNKNOWN_TOKEN, "no token '%s' is configured on this broker", shown);
+	}
 	return t;
 }
 
@@ -481,8 +514,12 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	/* 4. TEE */
 	if (strcmp(tee, BROKER_TEE_SNP) != 0) {
+		char shown[BROKER_FIELD_BUF];
+
+		bounded(tee, shown);
 		refuse(&d, AK_R_TEE_UNSUPPORTED,
-		       "tee '%s' is not supported (this broker verifies: %s)", tee, BROKER_TEE_SNP);
+		       "tee '%s' is not supported (this broker verifies: %s)", shown,
+		       BROKER_TEE_SNP);
 		goto out;
 	}
 	/* 5. ephemeral key */
@@ -540,6 +577,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	d.reason = AK_R_OK;
 	d.event = "release";
+	d.replay = broker_replay_seen(b->replay, nonce, thp);
 	{
 		size_t i, off;
 		json_t *l;
@@ -555,12 +593,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	rep->status = 200;
 out:
-	if (record(b, req, &d) < 0 && d.reason == AK_R_OK) {
-		/* Nothing leaves without its audit line. */
-		d.event = "refuse";
-		refuse(&d, AK_R_INTERNAL, "the release could not be written to the audit log");
-		(void)record(b, req, &d);
-	}
+	(void)record(b, req, &d); /* a release it cannot audit becomes a refusal */
 	if (d.reason != AK_R_OK) {
 		json_decref(rep->body);
 		rep->body = NULL;
@@ -652,43 +685,112 @@ out:
 	}
 }
 
-void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep)
+/* application/json, in any case, with or without parameters. */
+static bool is_json_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1;
+
+	if (!ct || strncasecmp(ct, want, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+typedef void (*handler_fn)(struct broker *, const struct broker_request *, struct broker_reply *);
+
+/* The handler of a path and the method it wants; NULL for /v1/health
+ * (answered in place), want NULL for no such path. */
+static handler_fn route(const char *path, const char **want)
+{
+	*want = NULL;
+	if (strcmp(path, BROKER_PATH_HEALTH) == 0) {
+		*want = "GET";
+		return NULL;
+	}
+	if (strcmp(path, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
+		*want = "POST";
+		return handle_challenge;
+	}
+	if (strcmp(path, AK_PROTOCOL_PATH_KEYS) == 0) {
+		*want = "POST";
+		return handle_keys;
+	}
+	if (strncmp(path, AK_PROTOCOL_PATH_PUBLIC, strlen(AK_PROTOCOL_PATH_PUBLIC)) == 0) {
+		*want = "GET";
+		return handle_public;
+	}
+	return NULL;
+}
+
+bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 {
 	char msg[256];
-	const char *want = NULL;
-	void (*fn)(struct broker *, const struct broker_request *, struct broker_reply *) = NULL;
+	const char *want;
 
 	rep->status = 500;
 	rep->body = NULL;
 	rep->allow = NULL;
-	if (strcmp(req->path, BROKER_PATH_HEALTH) == 0) {
-		want = "GET";
-		if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) {
-			rep->status = 200;
-			rep->body = json_pack("{s:s}", "status", "ok");
-			return;
-		}
-	} else if (strcmp(req->path, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
-		want = "POST";
-		fn = handle_challenge;
-	} else if (strcmp(req->path, AK_PROTOCOL_PATH_KEYS) == 0) {
-		want = "POST";
-		fn = handle_keys;
-	} else if (strncmp(req->path, AK_PROTOCOL_PATH_PUBLIC, strlen(AK_PROTOCOL_PATH_PUBLIC)) == 0) {
-		want = "GET";
-		fn = handle_public;
-	} else {
-		snprintf(msg, sizeof(msg), "no such resource (this broker serves %s, %s, %s<token> and %s)",
+	route(req->path, &want);
+	if (strlen(req->path) > BROKER_MAX_URL) {
+		snprintf(msg, sizeof(msg), "the URL exceeds %d bytes", BROKER_MAX_URL);
+		reply_error(rep, AK_R_BAD_REQUEST, 414, msg);
+	} else if (req->header_size > BROKER_MAX_HEADERS) {
+		snprintf(msg, sizeof(msg), "the request line and headers exceed %d bytes",
+			 BROKER_MAX_HEADERS);
+		reply_error(rep, AK_R_BAD_REQUEST, 431, msg);
+	} else if (!want) {
+		snprintf(msg, sizeof(msg),
+			 "no such resource (this broker serves %s, %s, %s<token> and %s)",
 			 AK_PROTOCOL_PATH_CHALLENGE, AK_PROTOCOL_PATH_KEYS, AK_PROTOCOL_PATH_PUBLIC,
 			 BROKER_PATH_HEALTH);
 		reply_error(rep, AK_R_BAD_REQUEST, 404, msg);
-		return;
+	} else if (strcmp(req->method, want) != 0 &&
+		   !(strcmp(want, "GET") == 0 && strcmp(req->method, "HEAD") == 0)) {
+		snprintf(msg, sizeof(msg), "method %.16s is not allowed here; use %s", req->method,
+			 want);
+		reply_error(rep, AK_R_BAD_REQUEST, 405, msg);
+		rep->allow = want;
+	} else if (strcmp(req->method, "POST") != 0) {
+		return false;
+	} else if (req->too_large) {
+		snprintf(msg, sizeof(msg), "request body exceeds %d bytes", AK_MAX_BODY);
+		reply_error(rep, AK_R_BAD_REQUEST, 413, msg);
+	} else if (req->chunked) {
+		snprintf(msg, sizeof(msg),
+			 "a chunked request body is refused: send it with Content-Length "
+			 "(at most %d bytes)",
+			 AK_MAX_BODY);
+		reply_error(rep, AK_R_BAD_REQUEST, 411, msg);
+	} else if (!is_json_type(req->content_type)) {
+		char shown[BROKER_FIELD_BUF];
+
+		bounded(req->content_type ? req->content_type : "none", shown);
+		snprintf(msg, sizeof(msg), "Content-Type '%s' is refused: send application/json",
+			 shown);
+		reply_error(rep, AK_R_BAD_REQUEST, 415, msg);
+	} else {
+		return false;
 	}
-	if (fn && strcmp(req->method, want) == 0) {
+	return true;
+}
+
+void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep)
+{
+	const char *want;
+	handler_fn fn;
+
+	if (broker_precheck(req, rep))
+		return;
+	fn = route(req->path, &want);
+	if (fn) {
 		fn(b, req, rep);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "method %.16s is not allowed here; use %s", req->method, want);
-	reply_error(rep, AK_R_BAD_REQUEST, 405, msg);
-	rep->allow = want;
+	rep->status = 200; /* /v1/health, GET or HEAD */
+	rep->body = json_pack("{s:s}", "status", "ok");
+	if (!rep->body)
+		rep->status = 500;
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,4 +156,66 @@ out:
 	free(raw);
 	free(canon);
 	return r;
+}
+
+/* ---- replayed releases ---- */
+
+#define REPLAY_KEY_LEN 16
+
+struct broker_replay {
+	pthread_mutex_t lock;
+	size_t next, used;
+	uint8_t keys[BROKER_REPLAY_SLOTS][REPLAY_KEY_LEN];
+};
+
+int broker_replay_new(struct broker_replay **out)
+{
+	struct broker_replay *r = calloc(1, sizeof(*r));
+
+	*out = NULL;
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	*out = r;
+	return 0;
+}
+
+void broker_replay_free(struct broker_replay *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+bool broker_replay_seen(struct broker_replay *r, const char *nonce,
+			const uint8_t thp[AK_THUMBPRINT_LEN])
+{
+	static const uint8_t zero = 0;
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx;
+	bool seen = false, ok;
+	size_t i;
+
+	if (!r)
+		return false;
+	ctx = EVP_MD_CTX_new();
+	ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+	     EVP_DigestUpdate(ctx, nonce, strlen(nonce)) && EVP_DigestUpdate(ctx, &zero, 1) &&
+	     EVP_DigestUpdate(ctx, thp, AK_THUMBPRINT_LEN) && EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	if (!ok || mdlen < REPLAY_KEY_LEN)
+		return false; /* unmarked, never refused */
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->used && !seen; i++)
+		seen = memcmp(r->keys[i], md, REPLAY_KEY_LEN) == 0;
+	if (!seen) {
+		memcpy(r->keys[r->next], md, REPLAY_KEY_LEN);
+		r->next = (r->next + 1) % BROKER_REPLAY_SLOTS;
+		if (r->used < BROKER_REPLAY_SLOTS)
+			r->used++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return seen;
 }

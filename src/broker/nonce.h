@@ -13,6 +13,7 @@
 #ifndef ATTESTKEY_BROKER_NONCE_H
 #define ATTESTKEY_BROKER_NONCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,5 +43,24 @@ int broker_nonce_issue(const uint8_t *secret, size_t secret_len, const char *tok
 enum ak_reason broker_nonce_check(const uint8_t *secret, size_t secret_len, const char *nonce,
 				  const char *token, uint64_t now, uint64_t ttl,
 				  uint64_t *issued_at, char *msg, size_t msglen) AK_WUR;
+
+/*
+ * Replayed releases: the nonce is stateless and may be used again within its
+ * lifetime, so an exact replay of a captured /v1/keys request is served
+ * (encrypted to the same ephemeral key: worthless without it). To keep the
+ * release counts of the audit log honest, each process remembers the last
+ * BROKER_REPLAY_SLOTS (nonce, ephemeral-key thumbprint) pairs it released
+ * to, as 16 bytes of their SHA-256, and the audit line of a repeat says
+ * "replay": true. Not shared between replicas, lost on restart, and a pair
+ * pushed out by that many newer releases is not recognised
+ * (docs/attestkey-broker.8.md, "AUDIT LOG").
+ */
+#define BROKER_REPLAY_SLOTS 4096
+struct broker_replay;
+int broker_replay_new(struct broker_replay **out) AK_WUR;
+void broker_replay_free(struct broker_replay *r); /* NULL-safe */
+/* Remember the pair; true when it was already remembered. */
+bool broker_replay_seen(struct broker_replay *r, const char *nonce,
+			const uint8_t thp[AK_THUMBPRINT_LEN]);
 
 #endif

@@ -2,22 +2,230 @@
 /*
  * HTTPS front end on libmicrohttpd: an internal polling thread with a thread
  * pool, TLS from the configured PEM certificate and key (GnuTLS inside
- * MHD). The request body is accumulated per connection in *con_cls, capped
- * at AK_MAX_BODY (docs/protocol.md), then handed to broker_handle().
+ * MHD), TLS 1.2 or later with forward-secret AEAD suites only. The request
+ * body is accumulated per connection in *con_cls, capped at AK_MAX_BODY
+ * (docs/protocol.md), then handed to broker_handle(); a request that the
+ * headers alone refuse is answered before any of its body is read.
+ *
+ * Slow clients (docs/attestkey-broker.8.md, "Slow clients"): MHD caps the
+ * connections in total and per client address; its own timeout is an idle
+ * timeout that every byte resets, so a guard thread also holds a deadline
+ * per connection that bytes do not move: the TLS handshake and the request
+ * line within handshake_timeout, a whole request (headers and body) within
+ * request_timeout. A connection past its deadline is shut down, which MHD's
+ * next read sees as the end of the connection.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 
 #include "broker.h"
 
 #define CONNECTION_TIMEOUT 30 /* seconds of silence before MHD drops a client */
+/* MHD's memory per connection: it holds the request line and headers, so it
+ * is well above BROKER_MAX_HEADERS, which then gets our JSON answer; only
+ * headers beyond this get MHD's own (HTML) answer. */
+#define CONNECTION_MEMORY (64 * 1024)
+#define GUARD_TICK_MS 100
+/* GnuTLS priorities: TLS 1.2 and 1.3 only, ECDHE or DHE key exchange (so
+ * forward secrecy), AEAD ciphers only, no SHA-1 signatures. */
+#define BROKER_TLS_PRIORITIES                                                                      \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"        \
+	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:"              \
+	"-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1"
+#define MHD_LOG_BURST 20  /* libmicrohttpd lines logged per window ... */
+#define MHD_LOG_WINDOW 60 /* ... of this many seconds; the rest are counted */
+
+/* ---- deadlines that bytes do not move ---- */
+
+struct conn_track {
+	struct conn_track *prev, *next;
+	int fd;
+	int64_t start_us;    /* accept, or the end of the previous request */
+	int64_t deadline_us; /* 0: none (the request is being answered) */
+	bool shut;
+};
+
+struct broker_guard {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool stop;
+	struct conn_track head; /* circular list sentinel */
+	int64_t handshake_us, request_us;
+	unsigned long shut_total, shut_logged;
+	int64_t last_log_us;
+};
+
+static struct conn_track *track_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* The connection's deadline: us after its start (restarted now when
+ * restart), or none when us is 0. */
+static void track_set(struct broker *b, struct MHD_Connection *c, int64_t us, bool restart)
+{
+	struct conn_track *t = track_of(c);
+
+	if (!t || !b->guard)
+		return;
+	pthread_mutex_lock(&b->guard->lock);
+	if (restart)
+		t->start_us = ak_now_us();
+	t->deadline_us = us ? t->start_us + us : 0;
+	pthread_mutex_unlock(&b->guard->lock);
+}
+
+static void notify_connection_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+				 enum MHD_ConnectionNotificationCode toe)
+{
+	struct broker *b = cls;
+	struct broker_guard *g = b->guard;
+	struct conn_track *t = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+
+	if (!g)
+		return;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		t = calloc(1, sizeof(*t));
+		if (!t || !ci) { /* untracked: MHD's idle timeout still applies */
+			free(t);
+			return;
+		}
+		t->fd = ci->connect_fd;
+		t->start_us = ak_now_us();
+		t->deadline_us = t->start_us + g->handshake_us;
+		pthread_mutex_lock(&g->lock);
+		t->next = g->head.next;
+		t->prev = &g->head;
+		g->head.next->prev = t;
+		g->head.next = t;
+		pthread_mutex_unlock(&g->lock);
+		*socket_context = t;
+		return;
+	}
+	/* MHD_CONNECTION_NOTIFY_CLOSED comes before MHD closes the socket: once
+	 * the track is unlinked, the guard never touches its descriptor. */
+	if (!t)
+		return;
+	pthread_mutex_lock(&g->lock);
+	t->prev->next = t->next;
+	t->next->prev = t->prev;
+	pthread_mutex_unlock(&g->lock);
+	free(t);
+	*socket_context = NULL;
+}
+
+/* The request line arrived, so the handshake is done: from now on the
+ * whole request has request_timeout from the connection's start. */
+static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct broker *b = cls;
+
+	(void)uri;
+	if (b->guard)
+		track_set(b, c, b->guard->request_us, false);
+	return NULL;
+}
+
+static void *guard_main(void *arg)
+{
+	struct broker_guard *g = arg;
+	struct conn_track *t;
+	struct timespec ts;
+	unsigned long n;
+	int64_t now;
+
+	pthread_mutex_lock(&g->lock);
+	while (!g->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += GUARD_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&g->wake, &g->lock, &ts);
+		now = ak_now_us();
+		for (t = g->head.next; t != &g->head; t = t->next) {
+			if (t->shut || !t->deadline_us || now < t->deadline_us)
+				continue;
+			(void)shutdown(t->fd, SHUT_RDWR);
+			t->shut = true;
+			g->shut_total++;
+		}
+		/* one line per 10 s at most, not one per connection */
+		n = g->shut_total - g->shut_logged;
+		if (n && now - g->last_log_us >= 10 * 1000000) {
+			g->shut_logged = g->shut_total;
+			g->last_log_us = now;
+			ak_log(AK_LOG_WARNING,
+			       "closed %lu connection(s) past their deadline (TLS handshake "
+			       "and request line %lld s, whole request %lld s)",
+			       n, (long long)(g->handshake_us / 1000000),
+			       (long long)(g->request_us / 1000000));
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+static int guard_start(struct broker *b)
+{
+	struct broker_guard *g = calloc(1, sizeof(*g));
+	pthread_condattr_t ca;
+	int r;
+
+	if (!g)
+		return -ENOMEM;
+	g->head.next = g->head.prev = &g->head;
+	g->handshake_us = (int64_t)b->cfg->handshake_timeout * 1000000;
+	g->request_us = (int64_t)b->cfg->request_timeout * 1000000;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	r = pthread_create(&g->thread, NULL, guard_main, g);
+	if (r != 0) {
+		pthread_cond_destroy(&g->wake);
+		pthread_mutex_destroy(&g->lock);
+		free(g);
+		return -r;
+	}
+	b->guard = g;
+	return 0;
+}
+
+/* After MHD_stop_daemon: every connection is closed and untracked. */
+static void guard_stop(struct broker *b)
+{
+	struct broker_guard *g = b->guard;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->stop = true;
+	pthread_cond_signal(&g->wake);
+	pthread_mutex_unlock(&g->lock);
+	pthread_join(g->thread, NULL);
+	pthread_cond_destroy(&g->wake);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+	b->guard = NULL;
+}
 
 struct conn_state {
 	uint8_t *buf;
@@ -88,27 +296,41 @@ static void peer_address(struct MHD_Connection *c, char *out, size_t outlen)
 		snprintf(out, outlen, "-");
 }
 
-static enum MHD_Result respond(struct broker *b, struct MHD_Connection *c, const char *url,
-			       const char *method, struct conn_state *st)
+/* Fill req from the request line and headers (not the body). */
+static void request_from_headers(struct MHD_Connection *c, const char *url, const char *method,
+				 struct conn_state *st, char *peer, size_t peerlen,
+				 struct broker_request *req)
 {
-	struct broker_request req = {0};
-	struct broker_reply rep = {0};
+	const union MHD_ConnectionInfo *ci;
+	const char *cl, *te;
+
+	peer_address(c, peer, peerlen);
+	memset(req, 0, sizeof(*req));
+	req->method = method;
+	req->path = url;
+	req->peer = peer;
+	req->body = st->buf ? st->buf : (const uint8_t *)"";
+	req->body_len = st->len;
+	req->content_type =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	/* Refuse an announced oversized body before reading any of it. */
+	if (cl && strtoull(cl, NULL, 10) > AK_MAX_BODY)
+		st->too_large = true;
+	req->too_large = st->too_large;
+	req->chunked = !cl && te && strcasecmp(te, "identity") != 0;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	req->header_size = ci ? ci->header_size : 0;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct broker_reply *rep)
+{
 	struct MHD_Response *resp = NULL;
-	char peer[NI_MAXHOST];
 	char *text = NULL;
 	enum MHD_Result ret = MHD_NO;
 
-	peer_address(c, peer, sizeof(peer));
-	req.method = method;
-	req.path = url;
-	req.peer = peer;
-	req.body = st->buf ? st->buf : (const uint8_t *)"";
-	req.body_len = st->len;
-	req.too_large = st->too_large;
-	broker_handle(b, &req, &rep);
-	if (st->too_large)
-		rep.status = MHD_HTTP_CONTENT_TOO_LARGE;
-	text = rep.body ? json_dumps(rep.body, JSON_COMPACT) : NULL;
+	text = rep->body ? json_dumps(rep->body, JSON_COMPACT) : NULL;
 	resp = MHD_create_response_from_buffer(text ? strlen(text) : 0, text ? text : (char *)"",
 					       MHD_RESPMEM_MUST_COPY);
 	if (!resp)
@@ -116,15 +338,16 @@ static enum MHD_Result respond(struct broker *b, struct MHD_Connection *c, const
 	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
 		MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
-	    (rep.allow &&
-	     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep.allow) != MHD_YES))
+	    (rep->allow &&
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow) != MHD_YES))
 		goto out;
-	ret = MHD_queue_response(c, text ? rep.status : 500, resp);
+	ret = MHD_queue_response(c, text ? rep->status : 500, resp);
 out:
 	if (resp)
 		MHD_destroy_response(resp);
 	broker_json_free(text);
-	json_decref(rep.body);
+	json_decref(rep->body);
+	rep->body = NULL;
 	return ret;
 }
 
@@ -134,7 +357,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 {
 	struct broker *b = cls;
 	struct conn_state *st = *con_cls;
-	const char *cl;
+	struct broker_request req;
+	struct broker_reply rep = {0};
+	char peer[NI_MAXHOST];
 
 	(void)version;
 	if (!st) {
@@ -142,12 +367,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 		if (!st)
 			return MHD_NO;
 		*con_cls = st;
-		/* Refuse an announced oversized body before reading any of it. */
-		cl =
-		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > AK_MAX_BODY) {
-			st->too_large = true;
-			return respond(b, c, url, method, st);
+		/* What the headers alone refuse is answered now; MHD then
+		 * discards the body and closes the connection. */
+		request_from_headers(c, url, method, st, peer, sizeof(peer), &req);
+		if (broker_precheck(&req, &rep)) {
+			track_set(b, c, 0, false);
+			return send_reply(c, &rep);
 		}
 		return MHD_YES;
 	}
@@ -157,26 +382,56 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	return respond(b, c, url, method, st);
+	/* The whole request is in: no deadline while it is answered. */
+	track_set(b, c, 0, false);
+	request_from_headers(c, url, method, st, peer, sizeof(peer), &req);
+	broker_handle(b, &req, &rep);
+	return send_reply(c, &rep);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)c;
+	struct broker *b = cls;
+
 	(void)toe;
+	/* A kept-alive connection has request_timeout for its next request. */
+	if (b->guard)
+		track_set(b, c, b->guard->request_us, true);
 	conn_state_free(*con_cls);
 	*con_cls = NULL;
 }
+
+/* libmicrohttpd's messages, a burst per window: a flood of clients makes
+ * one line per refused connection ("reached connection limit"), which
+ * must not grow the log without bound. */
+static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t mhd_log_window;
+static unsigned long mhd_log_count;
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) AK_PRINTF(2, 0);
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
 	size_t n;
+	unsigned long dropped = 0;
+	int64_t now = ak_now_us() / 1000000;
+	bool show;
 
 	(void)cls;
+	pthread_mutex_lock(&mhd_log_lock);
+	if (now - mhd_log_window >= MHD_LOG_WINDOW) {
+		if (mhd_log_count > MHD_LOG_BURST)
+			dropped = mhd_log_count - MHD_LOG_BURST;
+		mhd_log_window = now;
+		mhd_log_count = 0;
+	}
+	show = ++mhd_log_count <= MHD_LOG_BURST;
+	pthread_mutex_unlock(&mhd_log_lock);
+	if (dropped)
+		ak_log(AK_LOG_WARNING, "libmicrohttpd: %lu more message(s) not shown", dropped);
+	if (!show)
+		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -199,6 +454,14 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "libmicrohttpd was built without TLS support");
 		return -ENOTSUP;
 	}
+	if (cfg->max_connections < cfg->threads) {
+		/* MHD shares the ceiling among the pool's threads */
+		snprintf(err, errlen,
+			 "%s: [broker] max_connections (%u) is below threads (%u): every thread "
+			 "needs a share of the connections",
+			 cfg->path, cfg->max_connections, cfg->threads);
+		return -EINVAL;
+	}
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -210,15 +473,27 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	b->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, b, MHD_OPTION_EXTERNAL_LOGGER,
-				  mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-				  MHD_OPTION_HTTPS_MEM_CERT, cfg->cert_pem,
-				  MHD_OPTION_HTTPS_MEM_KEY, (const char *)cfg->key_pem.data,
-				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT,
-				  MHD_OPTION_NOTIFY_COMPLETED, completed_cb, b, MHD_OPTION_END);
+	r = guard_start(b);
+	if (r < 0) {
+		freeaddrinfo(ai);
+		snprintf(err, errlen, "cannot start the connection deadline thread: %s",
+			 strerror(-r));
+		return r;
+	}
+	b->mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, access_cb, b, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_CERT, cfg->cert_pem,
+	    MHD_OPTION_HTTPS_MEM_KEY, (const char *)cfg->key_pem.data, MHD_OPTION_HTTPS_PRIORITIES,
+	    BROKER_TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)CONNECTION_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, b,
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, b, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
+	    b, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!b->mhd) {
+		guard_stop(b);
 		snprintf(err, errlen,
 			 "cannot listen on %s:%s (address in use, or the TLS certificate/key "
 			 "rejected; see above)",
@@ -239,6 +514,8 @@ void broker_stop(struct broker *b)
 		MHD_stop_daemon(b->mhd);
 		b->mhd = NULL;
 	}
+	if (b)
+		guard_stop(b); /* after the last connection */
 	if (b) {
 		broker_epk_pool_stop(b->epk); /* after the last request */
 		b->epk = NULL;

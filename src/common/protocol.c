@@ -35,6 +35,7 @@ static const struct {
 	[AK_R_PUBKEY_UNSUPPORTED] = { "pubkey_unsupported", 400 },
 	[AK_R_KEYSTORE_UNAVAILABLE] = { "keystore_unavailable", 503 },
 	[AK_R_KEYSTORE] = { "keystore", 500 },
+	[AK_R_AUDIT_UNAVAILABLE] = { "audit_unavailable", 503 },
 	[AK_R_INTERNAL] = { "internal", 500 },
 };
 

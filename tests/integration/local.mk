@@ -13,6 +13,11 @@ tests_integration_p11diff_LDADD = -ldl
 check_PROGRAMS += tests/integration/corescan
 tests_integration_corescan_SOURCES = tests/integration/corescan.c
 tests_integration_corescan_LDADD = $(CRYPTO_LIBS)
+# issue 8: slow clients against the broker (broker-attack.sh)
+check_PROGRAMS += tests/integration/slowclient
+tests_integration_slowclient_SOURCES = tests/integration/slowclient.c
+tests_integration_slowclient_CFLAGS = $(AM_CFLAGS) $(SSL_CFLAGS)
+tests_integration_slowclient_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
@@ -28,7 +33,8 @@ INTEGRATION_TESTS = \
 	tests/integration/corescan-self.sh \
 	tests/integration/coredump.sh \
 	tests/integration/coredump-broker.sh \
-	tests/integration/fork-vmlck.sh
+	tests/integration/fork-vmlck.sh \
+	tests/integration/broker-attack.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh

@@ -63,6 +63,10 @@ static void test_defaults(void **state)
 	assert_int_equal(c->nonce_ttl, 60);
 	assert_int_equal(c->lease, 3600);
 	assert_int_equal(c->threads, 2);
+	assert_int_equal(c->max_connections, 1000);
+	assert_int_equal(c->max_connections_per_ip, 32);
+	assert_int_equal(c->handshake_timeout, 5);
+	assert_int_equal(c->request_timeout, 10);
 	assert_string_equal(c->listen_host, "127.0.0.1");
 	assert_string_equal(c->listen_port, "0");
 	assert_null(c->port_file);
@@ -103,6 +107,19 @@ static void test_defaults(void **state)
 	assert_false(t->policy.any_measurement);
 	broker_config_free(c);
 
+	/* connection limits and deadlines (issue 8, item 8) */
+	assert_int_equal(tb_write_conf(&env,
+				       "max_connections = 64\nmax_connections_per_ip = 0\n"
+				       "handshake_timeout = 2\nrequest_timeout = 3\n",
+				       NULL),
+			 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c->max_connections, 64);
+	assert_int_equal(c->max_connections_per_ip, 0);
+	assert_int_equal(c->handshake_timeout, 2);
+	assert_int_equal(c->request_timeout, 3);
+	broker_config_free(c);
+
 	/* IPv6 literal */
 	assert_int_equal(tb_write_conf(&env, "listen = [::1]:9000\n", NULL), 0);
 	assert_int_equal(load(&c, err, sizeof(err)), 0);
@@ -130,6 +147,11 @@ static void test_bad_values(void **state)
 	    {"lease = -1\n", NULL, {"[broker] lease"}},
 	    {"threads = 0\n", NULL, {"[broker] threads"}},
 	    {"threads = 1000\n", NULL, {"[broker] threads"}},
+	    {"max_connections = 0\n", NULL, {"[broker] max_connections", "'0'"}},
+	    {"max_connections = lots\n", NULL, {"[broker] max_connections", "'lots'"}},
+	    {"max_connections_per_ip = 100001\n", NULL, {"[broker] max_connections_per_ip"}},
+	    {"handshake_timeout = 0\n", NULL, {"[broker] handshake_timeout", "seconds"}},
+	    {"request_timeout = 3601\n", NULL, {"[broker] request_timeout", "seconds"}},
 	    {"bogus = 1\n", NULL, {"[broker] bogus", "unknown key"}},
 	    {"nonce_ttl = 30\nnonce_ttl = 40\n", NULL, {"[broker] nonce_ttl", "more than once"}},
 	    {"port_file =\n", NULL, {"[broker] port_file", "empty"}},

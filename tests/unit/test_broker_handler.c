@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -131,7 +132,10 @@ static int teardown(void **state)
 /* One request; returns the reply body (caller decrefs), status in *status. */
 static json_t *call(const char *method, const char *path, const char *body, unsigned *status)
 {
-	struct broker_request req = {.method = method, .path = path, .peer = "192.0.2.7"};
+	struct broker_request req = {.method = method,
+				     .path = path,
+				     .peer = "192.0.2.7",
+				     .content_type = "application/json"};
 	struct broker_reply rep;
 
 	req.body = (const uint8_t *)(body ? body : "");
@@ -227,11 +231,84 @@ static void test_routes(void **state)
 	assert_int_equal(rep.status, 405);
 	assert_string_equal(rep.allow, "POST");
 	json_decref(rep.body);
-	/* oversized bodies arrive as too_large (server.c answers 413) */
+	/* oversized bodies arrive as too_large */
 	req.method = "POST";
+	req.content_type = "application/json";
 	req.too_large = true;
 	broker_handle(b, &req, &rep);
-	expect_error(rep.body, &rep.status, 400, "bad_request");
+	expect_error(rep.body, &rep.status, 413, "bad_request");
+	req.too_large = false;
+}
+
+/* Item 13 of issue 8: what the headers alone refuse, each a JSON error
+ * that server.c sends before reading any body. */
+static void test_precheck(void **state)
+{
+	static const char *const json_types[] = {"application/json", "Application/JSON",
+						 "application/json; charset=utf-8",
+						 "application/json ;charset=UTF-8"};
+	static const struct {
+		const char *ct;
+	} bad_types[] = {{NULL},
+			 {"text/plain"},
+			 {"application/x-www-form-urlencoded"},
+			 {"application/jsonp"},
+			 {"application/json-seq"},
+			 {"multipart/form-data; boundary=x"}};
+	char url[BROKER_MAX_URL + 64];
+	struct broker_request req = {.method = "POST",
+				     .path = AK_PROTOCOL_PATH_CHALLENGE,
+				     .body = (const uint8_t *)"{\"token\":\"web\"}",
+				     .body_len = 15};
+	struct broker_reply rep;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < AK_ARRAY_SIZE(json_types); i++) {
+		req.content_type = json_types[i];
+		assert_false(broker_precheck(&req, &rep));
+		broker_handle(b, &req, &rep);
+		assert_int_equal(rep.status, 200);
+		json_decref(rep.body);
+	}
+	for (i = 0; i < AK_ARRAY_SIZE(bad_types); i++) {
+		req.content_type = bad_types[i].ct;
+		assert_true(broker_precheck(&req, &rep));
+		expect_error(rep.body, &rep.status, 415, "bad_request");
+		broker_handle(b, &req, &rep);
+		expect_error(rep.body, &rep.status, 415, "bad_request");
+	}
+	/* the path and method come first: a form POST to a GET resource is 405 */
+	req.content_type = "application/x-www-form-urlencoded";
+	req.path = BROKER_PATH_HEALTH;
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 405, "bad_request");
+	req.path = "/v1/nothing";
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 404, "bad_request");
+	req.path = AK_PROTOCOL_PATH_CHALLENGE;
+	req.content_type = "application/json";
+	req.chunked = true;
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 411, "bad_request");
+	req.chunked = false;
+	req.header_size = BROKER_MAX_HEADERS + 1;
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 431, "bad_request");
+	req.header_size = BROKER_MAX_HEADERS;
+	assert_false(broker_precheck(&req, &rep));
+	/* a GET needs no Content-Type, but its URL is bounded too */
+	req.method = "GET";
+	req.content_type = NULL;
+	memset(url, 'a', sizeof(url));
+	memcpy(url, AK_PROTOCOL_PATH_PUBLIC, strlen(AK_PROTOCOL_PATH_PUBLIC));
+	url[BROKER_MAX_URL + 1] = '\0';
+	req.path = url;
+	assert_true(broker_precheck(&req, &rep));
+	expect_error(rep.body, &rep.status, 414, "bad_request");
+	url[BROKER_MAX_URL] = '\0';
+	broker_handle(b, &req, &rep);
+	expect_error(rep.body, &rep.status, 404, "unknown_token");
 }
 
 static void test_challenge_refusals(void **state)
@@ -266,7 +343,8 @@ static void check_release(json_t *rep, const json_t *priv)
 	assert_string_equal(json_string_value(json_object_get(rep, "token")), "web");
 	assert_int_equal(json_integer_value(json_object_get(rep, "lease")), 3600);
 	assert_int_equal(json_array_size(keys), 2);
-	json_array_foreach(keys, i, k) {
+	json_array_foreach(keys, i, k)
+	{
 		struct ak_secbuf pt = {0};
 		const char *label = json_string_value(json_object_get(k, "label"));
 		const char *cert = json_string_value(json_object_get(k, "cert"));
@@ -311,6 +389,23 @@ static void check_release(json_t *rep, const json_t *priv)
 	}
 }
 
+/* The audit log's last line, parsed (caller decrefs). */
+static json_t *last_audit_line(void)
+{
+	char path[600], *audit, *last;
+	json_t *line;
+
+	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
+	audit = read_text(path);
+	assert_non_null(audit);
+	audit[strlen(audit) - 1] = '\0';
+	last = strrchr(audit, '\n');
+	line = json_loads(last ? last + 1 : audit, 0, NULL);
+	assert_non_null(line);
+	free(audit);
+	return line;
+}
+
 static void test_release(void **state)
 {
 	char nonce[BROKER_NONCE_STR_LEN + 1], path[600], *audit, *last;
@@ -335,13 +430,20 @@ static void test_release(void **state)
 	check_release(rep, priv);
 	json_decref(rep);
 	json_decref(body);
+	line = last_audit_line();
+	assert_null(json_object_get(line, "replay"));
+	json_decref(line);
 
-	/* the same nonce works again within its lifetime (§1) */
+	/* the same nonce works again within its lifetime (§1); the audit line
+	 * marks the replay of the same nonce and key (issue 8, item 13) */
 	body = keys_body("web", nonce, pub, NULL);
 	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
 	assert_int_equal(st, 200);
 	json_decref(rep);
 	json_decref(body);
+	line = last_audit_line();
+	assert_true(json_is_true(json_object_get(line, "replay")));
+	json_decref(line);
 
 	/* audit: last line is the release, with report fields, no PIN */
 	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
@@ -521,6 +623,162 @@ static void test_keystore_failure(void **state)
 	ak_jwk_free_secret(priv);
 }
 
+/* ---- stderr (the broker's plain log) captured around one call ---- */
+static int saved_stderr = -1;
+static char log_path[600];
+
+static void log_capture_start(void)
+{
+	int fd;
+
+	snprintf(log_path, sizeof(log_path), "%s/captured.log", env.dir);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	assert_true(saved_stderr >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	close(fd);
+}
+
+/* Returns what was logged (caller frees); "" when nothing was. */
+static char *log_capture_end(void)
+{
+	char *text;
+
+	fflush(stderr);
+	assert_int_equal(dup2(saved_stderr, 2), 2);
+	close(saved_stderr);
+	saved_stderr = -1;
+	text = read_text(log_path);
+	return text ? text : strdup("");
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* Item 9 of issue 8: a 1 MiB token name (or tee) adds a bounded line to the
+ * audit and plain logs, printable, its length noted, whatever the request. */
+static void test_log_bounded(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1], path[600], *logged, *big;
+	json_t *priv, *pub, *body;
+	off_t before;
+	size_t n = 1024 * 1024 - 64;
+	unsigned st = 0;
+	int i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
+	big = malloc(n + 1);
+	assert_non_null(big);
+	memset(big, 'A', n);
+	big[n] = '\0';
+	big[10] = '\n'; /* no forged line either */
+	body = json_pack("{s:s}", "token", big);
+	assert_non_null(body);
+	before = file_size(path);
+	log_capture_start();
+	for (i = 0; i < 5; i++)
+		expect_error(call_json(AK_PROTOCOL_PATH_CHALLENGE, body, &st), &st, 404,
+			     "unknown_token");
+	logged = log_capture_end();
+	assert_true(file_size(path) - before < 5 * 600);
+	assert_true(strlen(logged) < 5 * 600);
+	assert_non_null(strstr(logged, "AAAAAAAAAA?AAAA"));
+	assert_non_null(strstr(logged, "(1048512 bytes)"));
+	free(logged);
+	json_decref(body);
+
+	/* a known token with a huge tee value: bounded too */
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	fake_reason = AK_R_OK;
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "tee", json_string(big));
+	before = file_size(path);
+	log_capture_start();
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "tee_unsupported");
+	logged = log_capture_end();
+	assert_true(file_size(path) - before < 1000);
+	assert_true(strlen(logged) < 1000);
+	free(logged);
+	json_decref(body);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+	free(big);
+}
+
+/* Item 10 of issue 8: the audit line comes first. When it cannot be written
+ * the release is not made (503 audit_unavailable) and the plain log never
+ * says "released". */
+static void test_audit_unavailable(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1], *logged;
+	json_t *priv, *pub, *body;
+	int full, saved;
+	unsigned st = 0;
+
+	(void)state;
+	full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	if (full < 0)
+		skip();
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	fake_reason = AK_R_OK;
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	saved = b->audit_fd;
+	b->audit_fd = full;
+	log_capture_start();
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 503, "audit_unavailable");
+	logged = log_capture_end();
+	b->audit_fd = saved;
+	close(full);
+	assert_null(strstr(logged, "released"));
+	assert_non_null(strstr(logged, "audit_unavailable"));
+	free(logged);
+	/* with the audit log back, the same request releases */
+	json_decref(call_json(AK_PROTOCOL_PATH_KEYS, body, &st));
+	assert_int_equal(st, 200);
+	json_decref(body);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
+/* The per-process memory of released pairs: a pair is seen once noted, other
+ * nonces or keys are not, and the oldest pair goes after BROKER_REPLAY_SLOTS
+ * newer ones (the documented limit). */
+static void test_replay_memory(void **state)
+{
+	struct broker_replay *r = NULL;
+	uint8_t thp[AK_THUMBPRINT_LEN] = {1}, other[AK_THUMBPRINT_LEN] = {2};
+	char nonce[32];
+	int i;
+
+	(void)state;
+	assert_false(broker_replay_seen(NULL, "n", thp));
+	assert_int_equal(broker_replay_new(&r), 0);
+	assert_false(broker_replay_seen(r, "first", thp));
+	assert_true(broker_replay_seen(r, "first", thp));
+	assert_false(broker_replay_seen(r, "first", other));
+	assert_false(broker_replay_seen(r, "firs", thp));
+	for (i = 0; i < BROKER_REPLAY_SLOTS - 3; i++) {
+		snprintf(nonce, sizeof(nonce), "n%d", i);
+		assert_false(broker_replay_seen(r, nonce, thp));
+	}
+	assert_true(broker_replay_seen(r, "first", thp)); /* still the oldest of 4096 */
+	assert_false(broker_replay_seen(r, "one more", thp));
+	assert_false(broker_replay_seen(r, "first", thp)); /* pushed out */
+	broker_replay_free(r);
+	broker_replay_free(NULL);
+}
+
 /* The real verifier on real evidence: a genuine Milan report chains to the
  * AMD root but carries someone else's REPORT_DATA: binding_mismatch. */
 static void test_real_evidence(void **state)
@@ -610,8 +868,12 @@ static void test_epk_pool(void **state)
 	{
 		json_t *ja = NULL, *jb = NULL;
 
-		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &ja, NULL), 0);
-		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt), &jb, NULL), 0);
+		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt),
+						   &ja, NULL),
+				 0);
+		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt),
+						   &jb, NULL),
+				 0);
 		assert_false(json_equal(json_object_get(json_object_get(ja, "header"), "epk"),
 					json_object_get(json_object_get(jb, "header"), "epk")));
 		json_decref(ja);
@@ -626,10 +888,12 @@ static void test_epk_pool(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_epk_pool),
-	    cmocka_unit_test(test_routes),	     cmocka_unit_test(test_challenge_refusals),
-	    cmocka_unit_test(test_release),	     cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_keystore_failure), cmocka_unit_test(test_real_evidence),
+	    cmocka_unit_test(test_epk_pool),	       cmocka_unit_test(test_routes),
+	    cmocka_unit_test(test_precheck),	       cmocka_unit_test(test_replay_memory),
+	    cmocka_unit_test(test_challenge_refusals), cmocka_unit_test(test_release),
+	    cmocka_unit_test(test_refusals),	       cmocka_unit_test(test_keystore_failure),
+	    cmocka_unit_test(test_real_evidence),      cmocka_unit_test(test_log_bounded),
+	    cmocka_unit_test(test_audit_unavailable),
 	};
 	int failed;
 

@@ -97,7 +97,8 @@ static int teardown(void **state)
 
 static json_t *post(struct broker *br, const char *path, json_t *body, unsigned *status)
 {
-	struct broker_request req = {.method = "POST", .path = path, .peer = "127.0.0.1"};
+	struct broker_request req = {
+	    .method = "POST", .path = path, .peer = "127.0.0.1", .content_type = "application/json"};
 	struct broker_reply rep;
 	char *s = json_dumps(body, JSON_COMPACT);
 

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Slow clients against the broker (tests/integration/broker-attack.sh),
+ * bounded in connections and time; each run stops by itself.
+ *
+ *   slowclient hold SRC PORT N SECONDS INTERVAL_MS
+ *     A slowloris: keeps up to N TLS connections from address SRC to
+ *     127.0.0.1:PORT, each sending one more header byte every INTERVAL_MS
+ *     and never ending its headers; a connection the server closes is
+ *     opened again. Nothing blocks, so connections the server has not yet
+ *     accepted wait in its queue. Stops after SECONDS and prints what it
+ *     saw.
+ *
+ *   slowclient dribble SRC PORT tls|raw INTERVAL_MS SECONDS
+ *     One connection sending a byte every INTERVAL_MS: after a finished
+ *     TLS handshake, header bytes (tls); or the bytes of a ClientHello
+ *     that never finishes the handshake (raw). Prints after how many
+ *     seconds the server closed it; exit 0 if it did within SECONDS, 1 if
+ *     it was still open.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/ssl.h>
+
+#define REQUEST_HEAD "POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
+
+struct slot {
+	int fd;
+	SSL *ssl;
+	bool open; /* handshake done, request started */
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* A TCP connection from src to 127.0.0.1:port; -1 on failure. */
+static int tcp_connect(const char *src, unsigned port)
+{
+	struct sockaddr_in from = {0}, to = {0};
+	struct timeval tv = {2, 0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	from.sin_family = to.sin_family = AF_INET;
+	to.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, src, &from.sin_addr) != 1 ||
+	    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr) != 1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0 ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void slot_close(struct slot *s)
+{
+	if (s->ssl)
+		SSL_free(s->ssl);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->ssl = NULL;
+	s->fd = -1;
+	s->open = false;
+}
+
+/* TLS handshake and the start of a request that never ends; blocking. */
+static bool slot_open(struct slot *s, SSL_CTX *ctx, const char *src, unsigned port)
+{
+	s->fd = tcp_connect(src, port);
+	if (s->fd < 0)
+		return false;
+	s->ssl = SSL_new(ctx);
+	if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1 || SSL_connect(s->ssl) != 1 ||
+	    SSL_write(s->ssl, REQUEST_HEAD, (int)strlen(REQUEST_HEAD)) <= 0) {
+		slot_close(s);
+		return false;
+	}
+	s->open = true;
+	return true;
+}
+
+/* The server closed (or answered, which also ends the request). */
+static bool server_done(int fd)
+{
+	struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
+
+	return poll(&p, 1, 0) != 0;
+}
+
+/* One step of a slot without blocking: connect, go on with the handshake,
+ * or send one more byte. Returns -1 when the server refused or closed it. */
+static int slot_step(struct slot *s, SSL_CTX *ctx, const char *src, unsigned port)
+{
+	int r;
+
+	if (s->fd < 0) {
+		s->fd = tcp_connect(src, port);
+		if (s->fd < 0 || fcntl(s->fd, F_SETFL, O_NONBLOCK) < 0)
+			return -1;
+		s->ssl = SSL_new(ctx);
+		if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1)
+			return -1;
+	}
+	if (!s->open) {
+		r = SSL_connect(s->ssl);
+		if (r == 1) {
+			s->open = SSL_write(s->ssl, REQUEST_HEAD, (int)strlen(REQUEST_HEAD)) > 0;
+			return s->open ? 1 : -1;
+		}
+		r = SSL_get_error(s->ssl, r);
+		return r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE ? 0 : -1;
+	}
+	if (server_done(s->fd) || SSL_write(s->ssl, "a", 1) <= 0)
+		return -1;
+	return 0;
+}
+
+static int hold(SSL_CTX *ctx, const char *src, unsigned port, int n, double secs, long ms)
+{
+	struct slot *slots = calloc((size_t)n, sizeof(*slots));
+	long opened = 0, ended = 0;
+	int i, r, open_now, max_open = 0;
+	double end = now_s() + secs;
+
+	if (!slots)
+		return 2;
+	for (i = 0; i < n; i++)
+		slots[i].fd = -1;
+	while (now_s() < end) {
+		open_now = 0;
+		for (i = 0; i < n; i++) {
+			r = slot_step(&slots[i], ctx, src, port);
+			if (r < 0) {
+				ended += slots[i].fd >= 0;
+				slot_close(&slots[i]);
+			}
+			opened += r > 0;
+			open_now += slots[i].open;
+		}
+		if (open_now > max_open)
+			max_open = open_now;
+		sleep_ms(ms);
+	}
+	for (i = 0; i < n; i++)
+		slot_close(&slots[i]);
+	free(slots);
+	printf("slowloris from %s: %ld handshakes done, %ld connections refused or closed by the "
+	       "server, at most %d open at once\n",
+	       src, opened, ended, max_open);
+	return 0;
+}
+
+static int dribble(SSL_CTX *ctx, const char *src, unsigned port, bool tls, long ms, double secs)
+{
+	/* a TLS 1.2 ClientHello record header and the start of its body */
+	static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01,
+					      0x00, 0x01, 0xfc, 0x03, 0x03};
+	struct slot s = {-1, NULL, false};
+	double t0, end;
+	size_t i = 0;
+	ssize_t w;
+
+	if (tls) {
+		if (!slot_open(&s, ctx, src, port)) {
+			fprintf(stderr, "slowclient: cannot open a TLS connection\n");
+			return 2;
+		}
+	} else {
+		s.fd = tcp_connect(src, port);
+		if (s.fd < 0) {
+			fprintf(stderr, "slowclient: cannot connect\n");
+			return 2;
+		}
+	}
+	t0 = now_s();
+	end = t0 + secs;
+	while (now_s() < end) {
+		if (server_done(s.fd)) {
+			printf("closed by the server after %.1f s\n", now_s() - t0);
+			slot_close(&s);
+			return 0;
+		}
+		if (tls)
+			w = SSL_write(s.ssl, "a", 1);
+		else
+			w = send(s.fd, i < sizeof(hello) ? &hello[i] : hello, 1, MSG_NOSIGNAL);
+		i++;
+		if (w <= 0) {
+			printf("closed by the server after %.1f s (write failed)\n", now_s() - t0);
+			slot_close(&s);
+			return 0;
+		}
+		sleep_ms(ms);
+	}
+	printf("still open after %.1f s, %zu byte(s) sent\n", now_s() - t0, i);
+	slot_close(&s);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	SSL_CTX *ctx;
+	int r;
+
+	if (argc != 7 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "dribble") != 0)) {
+		fprintf(stderr, "usage: slowclient hold SRC PORT N SECONDS INTERVAL_MS\n"
+				"       slowclient dribble SRC PORT tls|raw INTERVAL_MS SECONDS\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return 2;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* an attacker checks nothing */
+	if (strcmp(argv[1], "hold") == 0)
+		r = hold(ctx, argv[2], (unsigned)atoi(argv[3]), atoi(argv[4]), atof(argv[5]),
+			 atol(argv[6]));
+	else
+		r = dribble(ctx, argv[2], (unsigned)atoi(argv[3]), strcmp(argv[4], "tls") == 0,
+			    atol(argv[5]), atof(argv[6]));
+	SSL_CTX_free(ctx);
+	return r;
+}
