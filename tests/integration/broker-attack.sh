@@ -160,6 +160,7 @@ LIMITS=$LIMITS_SAVED
 attack_conf
 start_broker
 PORT=$(cat "$T/broker.port")
+log_mark=$(wc -l <"$T/broker.log")
 "$SLOW" dribble 127.0.0.3 "$PORT" tls 500 12 >"$T/dribble-tls.out" 2>&1
 check "a request that sends a header byte every 0.5 s is closed at its deadline ($(cat "$T/dribble-tls.out"))" \
 	grep -q '^closed by the server' "$T/dribble-tls.out"
@@ -198,6 +199,9 @@ check "the slowloris was held to the per-client limit (8; the client sees closes
 check "the broker is still serving" bash -c "$CURL $BROKER_URL/v1/health | jq -e '.status == \"ok\"'"
 check "the deadlines are logged in a few lines, not one per connection" \
 	test "$(grep -c 'past their deadline' "$T/broker.log")" -le 5
+mhd_lines=$(tail -n +$((log_mark + 1)) "$T/broker.log" | grep -c 'libmicrohttpd:')
+check "libmicrohttpd's messages are logged 20 a minute, not one per refused connection ($mhd_lines lines)" \
+	test "$mhd_lines" -le 21
 
 # Control: without the per-client limit the same slowloris fills the
 # ceiling and the honest client waits, so the checks above can fail.
