@@ -42,9 +42,23 @@ struct client {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_status = CURLE_FAILED_INIT;
 
+/* The module links the GnuTLS flavour of libcurl (configure.ac), so that
+ * its TLS never enters the host's OpenSSL providers, engines or openssl.cnf
+ * (docs/architecture.md "The module's TLS"). A build that ended up with
+ * another TLS library would silently bring the hazard back: refuse it. */
 static void curl_init(void)
 {
+	const curl_version_info_data *d;
+
 	curl_init_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (curl_init_status != CURLE_OK)
+		return;
+	d = curl_version_info(CURLVERSION_NOW);
+	if (!d || !d->ssl_version || strncmp(d->ssl_version, "GnuTLS/", 7) != 0) {
+		ak_log(AK_LOG_ERR, "libcurl uses %s, not GnuTLS: the module's TLS would run inside the host's OpenSSL (rebuild with CURL_MODULE_LIBS naming libcurl-gnutls)",
+		       d && d->ssl_version ? d->ssl_version : "no TLS library");
+		curl_init_status = CURLE_NOT_BUILT_IN;
+	}
 }
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *user)
@@ -132,6 +146,11 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* TLS 1.2 or 1.3 (issue 8 item 12). curl 7.88's GnuTLS backend
+	 * ignores CURLOPT_SSL_CIPHER_LIST: the TLS 1.2 suites are GnuTLS's
+	 * NORMAL set, and AEAD with forward secrecy is the broker's to
+	 * enforce (docs/architecture.md "The module's TLS"). */
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, cfg->timeout);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, cfg->timeout);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* we run in threaded apps */
