@@ -9,8 +9,10 @@ libakpkcs11_la_SOURCES = \
 	src/pkcs11/object.c \
 	src/pkcs11/crypto.c \
 	src/pkcs11/release.c \
+	src/pkcs11/pubcache.c \
 	src/pkcs11/module.c
-libakpkcs11_la_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) $(CURL_CFLAGS)
+libakpkcs11_la_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) $(CURL_CFLAGS) \
+	-DLOCALSTATEDIR='"$(localstatedir)"'
 libakpkcs11_la_LIBADD = $(CURL_MODULE_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
 noinst_HEADERS += include/attestkey/pkcs11-3.h
 

@@ -35,6 +35,8 @@ if [ -n "$AK_RUN" ]; then
 	# like curl, p11tool hangs in start-up with ASan's runtime preloaded
 	skip "GnuTLS p11tool" "not under the ASan build (p11tool + LD_PRELOAD)"
 else
+# the public view comes from the cache file the background refresh writes
+$AK_PROBE "$AK_MODULE" wait-public 10 >/dev/null
 registry "p11tool --list-all 'pkcs11:token=web'" >"$T/p11tool.txt" 2>&1
 check "p11tool --list-all (no PIN) lists the public keys and certificates" bash -c "
 	grep -q 'Type: Public key (RSA-2048)' '$T/p11tool.txt' && grep -q 'Type: X.509 Certificate' '$T/p11tool.txt'"

@@ -128,6 +128,7 @@ brokers = https://127.0.0.1:$port
 ca = ${MODULE_CA:-$T/pki/broker-ca.pem}
 timeout = 10
 tee = sim
+cache_dir = $T/cache
 
 [sim]
 dir = $T/sim

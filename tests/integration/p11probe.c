@@ -11,6 +11,10 @@
  *                                     C_Sign, as libp11 does under nginx;
  *                                     $P11PROBE_BEFORE_FORK, if set, is run
  *                                     (system()) between login and fork
+ *   p11probe MODULE wait-public SECS  no login: search the first slot until
+ *                                     it shows objects (the background
+ *                                     refresh of the public view), at most
+ *                                     SECS seconds; print their number
  * Exit 0 when every step returned CKR_OK.
  */
 #include "config.h"
@@ -107,6 +111,32 @@ static CK_RV sign_once(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 	return rv;
 }
 
+/* A long-running application before login: the public view appears once
+ * the module's background refresh has fetched it. */
+static int wait_public(int secs)
+{
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16, found = 0;
+	CK_OBJECT_HANDLE h[64];
+	CK_SESSION_HANDLE s;
+	int i;
+
+	if (f->C_Initialize(NULL) != CKR_OK || f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK ||
+	    n == 0 || f->C_OpenSession(slots[0], CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+		return 1;
+	for (i = 0; i <= secs * 10 && !found; i++) {
+		if (i)
+			usleep(100000);
+		if (f->C_FindObjectsInit(s, NULL, 0) == CKR_OK) {
+			f->C_FindObjects(s, h, 64, &found);
+			f->C_FindObjectsFinal(s);
+		}
+	}
+	printf("public objects: %lu\n", found);
+	f->C_Finalize(NULL);
+	return found ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
 	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
@@ -118,7 +148,8 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s MODULE login|fork-login PIN\n", argv[0]);
+		fprintf(stderr, "usage: %s MODULE login|fork-login PIN | wait-public SECS\n",
+			argv[0]);
 		return 64;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -128,6 +159,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot load %s: %s\n", argv[1], dlerror());
 		return 1;
 	}
+	if (strcmp(argv[2], "wait-public") == 0)
+		return wait_public(atoi(argv[3]));
 	rv = open_login(&s, argv[3], true);
 	key = census(s);
 	if (strcmp(argv[2], "login") == 0) {
