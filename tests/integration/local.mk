@@ -18,6 +18,7 @@ INTEGRATION_TESTS = \
 	tests/integration/refusals.sh \
 	tests/integration/nginx.sh \
 	tests/integration/public-objects.sh \
+	tests/integration/public-cache.sh \
 	tests/integration/clients.sh \
 	tests/integration/softhsm-diff.sh
 TESTS += $(INTEGRATION_TESTS)
