@@ -9,6 +9,10 @@ check_PROGRAMS += tests/integration/p11diff
 tests_integration_p11diff_SOURCES = tests/integration/p11diff.c
 tests_integration_p11diff_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
 tests_integration_p11diff_LDADD = -ldl
+# module-tls.sh: a hostile OpenSSL provider, loaded first by openssl.cnf
+check_LTLIBRARIES = tests/integration/hostile-provider.la
+tests_integration_hostile_provider_la_SOURCES = tests/integration/hostile-provider.c
+tests_integration_hostile_provider_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
@@ -19,6 +23,7 @@ INTEGRATION_TESTS = \
 	tests/integration/nginx.sh \
 	tests/integration/public-objects.sh \
 	tests/integration/public-cache.sh \
+	tests/integration/module-tls.sh \
 	tests/integration/clients.sh \
 	tests/integration/softhsm-diff.sh
 TESTS += $(INTEGRATION_TESTS)
