@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "attestkey/pkey.h"
 #include "keystore.h"
 
 static const struct broker_keystore_ops *const stores[] = {
@@ -239,8 +240,8 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	char *name = NULL, *header = NULL;
 	unsigned char *data = NULL;
 	long len = 0;
-	const unsigned char *p;
-	PKCS8_PRIV_KEY_INFO *p8 = NULL;
+	struct ak_privkey *priv = NULL;
+	enum ak_pkey_err perr;
 	EVP_PKEY *pk = NULL;
 	X509 *x = NULL;
 	unsigned char *cder = NULL;
@@ -278,13 +279,16 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 		name = header = NULL;
 		data = NULL;
 	}
-	p = data;
-	p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, len);
-	if (!p8 || p != data + len || !(pk = EVP_PKCS82PKEY(p8))) {
-		ERR_clear_error();
-		snprintf(err, errlen, "%s: the PKCS#8 private key does not parse", what);
+	/* decoded in place: no copy of the key outside the secure heap
+	 * (d2i_PKCS8_PRIV_KEY_INFO + EVP_PKCS82PKEY leave one, unwiped) */
+	perr = ak_privkey_from_pkcs8(data, (size_t)len, &priv);
+	if (perr != AK_PKEY_OK) {
+		snprintf(err, errlen, "%s: the PKCS#8 private key: %s", what, ak_pkey_strerror(perr));
+		if (perr == AK_PKEY_NO_SECURE_MEM)
+			ret = -ENOMEM;
 		goto out;
 	}
+	pk = priv->pub;
 	if (check_key_type(pk, key->type, sizeof(key->type), what, err, errlen) < 0)
 		goto out;
 	clen = i2d_PUBKEY(pk, &key->spki_der);
@@ -351,8 +355,7 @@ out:
 	sec_free(header);
 	if (data)
 		OPENSSL_secure_clear_free(data, (size_t)len);
-	PKCS8_PRIV_KEY_INFO_free(p8);
-	EVP_PKEY_free(pk);
+	ak_privkey_unref(priv);
 	X509_free(x);
 	OPENSSL_free(cder);
 	BIO_free(bio);

@@ -115,15 +115,40 @@ EVP_PKEY *ak_ec_p384_generate(void)
 	return pkey;
 }
 
+/* The public JWK (RFC 7518 section 6.2.1) from the encoded public point
+ * alone: libjose's jose_openssl_jwk_from_EVP_PKEY() would first write the
+ * private scalar "d" as base64url into the ordinary heap. */
 json_t *ak_jwk_from_pkey_public(EVP_PKEY *pkey)
 {
-	json_t *full = jose_openssl_jwk_from_EVP_PKEY(NULL, pkey), *pub = NULL;
+	static const struct {
+		const char *group, *crv;
+		size_t coord;
+	} curves[] = {
+		{ "prime256v1", "P-256", 32 },
+		{ "secp384r1", "P-384", 48 },
+		{ "secp521r1", "P-521", 66 },
+	};
+	unsigned char *pt = NULL;
+	char group[32];
+	size_t len = 0, i;
+	json_t *pub = NULL;
 
-	if (full)
-		pub = json_pack("{s:O,s:O,s:O,s:O}", "kty", json_object_get(full, "kty"), "crv",
-				json_object_get(full, "crv"), "x", json_object_get(full, "x"), "y",
-				json_object_get(full, "y"));
-	ak_jwk_free_secret(full); /* it carried "d" */
+	if (!pkey || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+	    !EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+					    NULL))
+		goto out;
+	len = EVP_PKEY_get1_encoded_public_key(pkey, &pt);
+	for (i = 0; i < AK_ARRAY_SIZE(curves); i++) {
+		size_t c = curves[i].coord;
+
+		/* uncompressed: 0x04 || x || y (SEC 1 section 2.3.3) */
+		if (strcmp(group, curves[i].group) == 0 && len == 1 + 2 * c && pt[0] == 0x04)
+			pub = json_pack("{s:s,s:s,s:o,s:o}", "kty", "EC", "crv", curves[i].crv, "x",
+					jose_b64_enc(pt + 1, c), "y", jose_b64_enc(pt + 1 + c, c));
+	}
+out:
+	OPENSSL_free(pt);
+	ERR_clear_error();
 	return pub;
 }
 

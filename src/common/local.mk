@@ -8,5 +8,6 @@ libakcommon_la_SOURCES = \
 	src/common/secmem.c \
 	src/common/protocol.c \
 	src/common/jwe.c \
+	src/common/pkey.c \
 	src/common/snp.c
 libakcommon_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)

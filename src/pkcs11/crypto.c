@@ -4,8 +4,10 @@
  * context per session: no lock is held while a key signs. Mechanisms follow
  * PKCS#11 2.40 "Current Mechanisms" sections 2.1 (RSA) and 2.3 (ECDSA).
  */
+#define OPENSSL_SUPPRESS_DEPRECATED 1 /* RSA_* and ECDSA_do_sign: see pkey.h */
 #include "config.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -134,16 +136,42 @@ size_t p11_mechanisms_for_key(CK_KEY_TYPE kt, CK_MECHANISM_TYPE *out, size_t max
 	return n;
 }
 
-/* CKM_SHA* / CKG_MGF1_SHA* to OpenSSL names (PKCS#11 2.40 sections 2.1.7,
+/* Digests fetched once from attestkey's own library context (pkey.h), so
+ * no provider of the host application's ever sees the data. */
+static const char *const md_names[] = { "SHA1", "SHA224", "SHA256", "SHA384", "SHA512" };
+static EVP_MD *md_table[AK_ARRAY_SIZE(md_names)];
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_init(void)
+{
+	size_t i;
+
+	for (i = 0; i < AK_ARRAY_SIZE(md_names); i++)
+		md_table[i] = EVP_MD_fetch(ak_libctx(), md_names[i], NULL);
+}
+
+static const EVP_MD *md_by_name(const char *name)
+{
+	size_t i;
+
+	pthread_once(&md_once, md_init);
+	for (i = 0; i < AK_ARRAY_SIZE(md_names); i++) {
+		if (strcmp(md_names[i], name) == 0)
+			return md_table[i];
+	}
+	return NULL;
+}
+
+/* CKM_SHA* / CKG_MGF1_SHA* to digests (PKCS#11 2.40 sections 2.1.7,
  * 2.1.8). SHA-1 stays accepted for PSS/OAEP parameters only. */
 static const EVP_MD *md_from_ck(CK_MECHANISM_TYPE hash)
 {
 	switch (hash) {
-	case CKM_SHA_1: return EVP_sha1();
-	case CKM_SHA224: return EVP_sha224();
-	case CKM_SHA256: return EVP_sha256();
-	case CKM_SHA384: return EVP_sha384();
-	case CKM_SHA512: return EVP_sha512();
+	case CKM_SHA_1: return md_by_name("SHA1");
+	case CKM_SHA224: return md_by_name("SHA224");
+	case CKM_SHA256: return md_by_name("SHA256");
+	case CKM_SHA384: return md_by_name("SHA384");
+	case CKM_SHA512: return md_by_name("SHA512");
 	default: return NULL;
 	}
 }
@@ -151,11 +179,11 @@ static const EVP_MD *md_from_ck(CK_MECHANISM_TYPE hash)
 static const EVP_MD *md_from_mgf(CK_RSA_PKCS_MGF_TYPE mgf)
 {
 	switch (mgf) {
-	case CKG_MGF1_SHA1: return EVP_sha1();
-	case CKG_MGF1_SHA224: return EVP_sha224();
-	case CKG_MGF1_SHA256: return EVP_sha256();
-	case CKG_MGF1_SHA384: return EVP_sha384();
-	case CKG_MGF1_SHA512: return EVP_sha512();
+	case CKG_MGF1_SHA1: return md_by_name("SHA1");
+	case CKG_MGF1_SHA224: return md_by_name("SHA224");
+	case CKG_MGF1_SHA256: return md_by_name("SHA256");
+	case CKG_MGF1_SHA384: return md_by_name("SHA384");
+	case CKG_MGF1_SHA512: return md_by_name("SHA512");
 	default: return NULL;
 	}
 }
@@ -164,6 +192,7 @@ void p11_op_reset(struct p11_op *op)
 {
 	EVP_MD_CTX_free(op->mdctx);
 	EVP_PKEY_free(op->pkey);
+	ak_privkey_unref(op->priv);
 	if (op->buf)
 		OPENSSL_clear_free(op->buf, op->buf_len);
 	free(op->label);
@@ -184,7 +213,7 @@ static CK_RV check_key(const struct mech *m, const struct p11_object *key, CK_FL
 		return CKR_KEY_HANDLE_INVALID;
 	/* public keys: CKA_SIGN/CKA_DECRYPT false; private keys have no
 	 * CKA_VERIFY (2.40 sections 4.8, 4.9) */
-	if (key->klass != klass || !key->pkey)
+	if (key->klass != klass || !key->pkey || (klass == CKO_PRIVATE_KEY && !key->priv))
 		return CKR_KEY_FUNCTION_NOT_PERMITTED;
 	if (want == CKF_DECRYPT && key->key_type != CKK_RSA)
 		return CKR_KEY_FUNCTION_NOT_PERMITTED; /* CKA_DECRYPT false */
@@ -281,14 +310,27 @@ static CK_RV sig_init(struct p11_op *op, const CK_MECHANISM *mech, const struct 
 		goto out;
 	}
 	op->pkey = key->pkey;
+	op->priv = verify ? NULL : ak_privkey_ref(key->priv);
 	op->key_type = key->key_type;
-	if (m->md) {
+	if (m->md && !verify) {
+		/* Signing hashes here and signs the digest with the key's own
+		 * low-level object at SignFinal (pkey.h: no EVP_PKEY_CTX, so
+		 * no ENGINE, no export, no copy). */
+		const EVP_MD *md = md_by_name(m->md);
+
+		if (m->pad != PAD_PSS)
+			op->md = md;
+		op->mdctx = EVP_MD_CTX_new();
+		if (!md || !op->mdctx || !EVP_DigestInit_ex(op->mdctx, md, NULL)) {
+			ak_log_openssl(AK_LOG_ERR, "cannot start a signature");
+			rv = CKR_FUNCTION_FAILED;
+			goto out;
+		}
+	} else if (m->md) {
 		op->mdctx = EVP_MD_CTX_new();
 		if (!op->mdctx ||
-		    !(verify ? EVP_DigestVerifyInit_ex(op->mdctx, &pctx, m->md, NULL, NULL, op->pkey,
-						       NULL)
-			     : EVP_DigestSignInit_ex(op->mdctx, &pctx, m->md, NULL, NULL, op->pkey,
-						     NULL)) ||
+		    !EVP_DigestVerifyInit_ex(op->mdctx, &pctx, m->md, ak_libctx(), NULL, op->pkey,
+					     NULL) ||
 		    (m->kt == CKK_RSA && !set_rsa_padding(pctx, op, m->pad))) {
 			ak_log_openssl(AK_LOG_ERR, "cannot start a signature");
 			rv = CKR_FUNCTION_FAILED;
@@ -328,7 +370,7 @@ CK_RV p11_sign_update(struct p11_op *op, const uint8_t *data, size_t len)
 	op->multipart = true;
 	if (op->mdctx) {
 		int ok = op->kind == P11_OP_VERIFY ? EVP_DigestVerifyUpdate(op->mdctx, data, len)
-						   : EVP_DigestSignUpdate(op->mdctx, data, len);
+						   : EVP_DigestUpdate(op->mdctx, data, len);
 
 		return ok ? CKR_OK : CKR_FUNCTION_FAILED;
 	}
@@ -348,66 +390,122 @@ CK_RV p11_sign_update(struct p11_op *op, const uint8_t *data, size_t len)
 	return CKR_OK;
 }
 
-/* PKCS#11 2.40 section 2.3.1: an ECDSA signature is r || s, each as long
- * as the group order; OpenSSL produces DER (RFC 3279 Ecdsa-Sig-Value). */
-static CK_RV ecdsa_der_to_raw(const uint8_t *der, size_t der_len, uint8_t *out, size_t out_len)
+/*
+ * The private operations run on the key's own low-level object (pkey.h):
+ * RSA_PKCS1_OpenSSL() and EC_KEY_OpenSSL() with the private numbers in the
+ * secure heap, Ed25519 in attestkey's library context. No EVP_PKEY_CTX is
+ * made for a private key, so no ENGINE or provider of the host's is
+ * consulted and OpenSSL never exports the key to another representation.
+ */
+static CK_RV rsa_sign(const struct p11_op *op, const struct mech *m, const uint8_t *in,
+		      size_t in_len, uint8_t *out, size_t *out_len)
 {
-	const uint8_t *p = der;
-	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+	RSA *rsa = op->priv->rsa;
+	int k = RSA_size(rsa), r = -1;
+	unsigned int sl = 0;
+	uint8_t *em = NULL;
+
+	if (*out_len < (size_t)k)
+		return CKR_FUNCTION_FAILED;
+	switch (m->pad) {
+	case PAD_PKCS1:
+		if (m->md) /* RSA_sign builds the DigestInfo (RFC 8017 section 9.2) */
+			r = RSA_sign(EVP_MD_get_type(op->md), in, (unsigned int)in_len, out, &sl,
+				     rsa) == 1 ? (int)sl : -1;
+		else
+			r = RSA_private_encrypt((int)in_len, in, out, rsa, RSA_PKCS1_PADDING);
+		break;
+	case PAD_X509:
+		r = RSA_private_encrypt((int)in_len, in, out, rsa, RSA_NO_PADDING);
+		break;
+	case PAD_PSS:
+		em = OPENSSL_malloc((size_t)k);
+		if (em && RSA_padding_add_PKCS1_PSS_mgf1(rsa, em, in, op->md, op->mgf1, op->saltlen))
+			r = RSA_private_encrypt(k, em, out, rsa, RSA_NO_PADDING);
+		break;
+	default:
+		break;
+	}
+	OPENSSL_clear_free(em, (size_t)k);
+	if (r < 0)
+		return m->pad == PAD_X509 ? CKR_DATA_INVALID : CKR_FUNCTION_FAILED;
+	*out_len = (size_t)r;
+	return CKR_OK;
+}
+
+/* PKCS#11 2.40 section 2.3.1: an ECDSA signature is r || s, each as long
+ * as the group order. */
+static CK_RV ecdsa_sign(const struct p11_op *op, const uint8_t *in, size_t in_len, uint8_t *out,
+			size_t *out_len)
+{
+	ECDSA_SIG *sig = ECDSA_do_sign(in, (int)in_len, op->priv->ec);
+	size_t half = (size_t)p11_sign_length(op) / 2;
 	const BIGNUM *r, *s;
 	CK_RV rv = CKR_FUNCTION_FAILED;
 
-	if (!sig)
-		return rv;
-	ECDSA_SIG_get0(sig, &r, &s);
-	if (BN_bn2binpad(r, out, (int)(out_len / 2)) > 0 &&
-	    BN_bn2binpad(s, out + out_len / 2, (int)(out_len / 2)) > 0)
-		rv = CKR_OK;
+	if (sig && *out_len >= 2 * half) {
+		ECDSA_SIG_get0(sig, &r, &s);
+		if (BN_bn2binpad(r, out, (int)half) > 0 && BN_bn2binpad(s, out + half, (int)half) > 0) {
+			*out_len = 2 * half;
+			rv = CKR_OK;
+		}
+	}
 	ECDSA_SIG_free(sig);
 	return rv;
 }
 
+static CK_RV eddsa_sign(const struct p11_op *op, const uint8_t *in, size_t in_len, uint8_t *out,
+			size_t *out_len)
+{
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	CK_RV rv = CKR_FUNCTION_FAILED;
+
+	/* one-shot: OpenSSL has no streaming Ed25519 */
+	if (mctx &&
+	    EVP_DigestSignInit_ex(mctx, NULL, NULL, ak_libctx(), NULL, op->priv->ed, NULL) == 1 &&
+	    EVP_DigestSign(mctx, out, out_len, in, in_len) == 1)
+		rv = CKR_OK;
+	EVP_MD_CTX_free(mctx);
+	return rv;
+}
+
+static CK_RV priv_sign(const struct p11_op *op, const struct mech *m, const uint8_t *in,
+		       size_t in_len, uint8_t *out, size_t *out_len)
+{
+	switch (op->key_type) {
+	case CKK_EC_EDWARDS:
+		return eddsa_sign(op, in, in_len, out, out_len);
+	case CKK_EC:
+		return ecdsa_sign(op, in, in_len, out, out_len);
+	default:
+		return rsa_sign(op, m, in, in_len, out, out_len);
+	}
+}
+
+/* Raw mechanisms: check the collected input, then sign it. */
 static CK_RV raw_sign(struct p11_op *op, uint8_t *out, size_t *out_len)
 {
 	const struct mech *m = mech_find(op->mech);
-	EVP_PKEY_CTX *pctx = NULL;
-	uint8_t *in = op->buf, *padded = NULL;
+	const uint8_t *in = op->buf ? op->buf : (const uint8_t *)"";
+	uint8_t *padded = NULL;
 	size_t in_len = op->buf_len, k = (size_t)EVP_PKEY_get_size(op->pkey);
-	CK_RV rv = CKR_FUNCTION_FAILED;
+	CK_RV rv;
 
-	if (m->pad == PAD_EDDSA) {
-		EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-
-		/* one-shot: OpenSSL has no streaming Ed25519 */
-		if (!mctx || EVP_DigestSignInit_ex(mctx, NULL, NULL, NULL, NULL, op->pkey, NULL) != 1 ||
-		    EVP_DigestSign(mctx, out, out_len, in ? in : (const uint8_t *)"", in_len) != 1) {
-			ak_log_openssl(AK_LOG_ERR, "Ed25519 signature failed");
-			rv = CKR_FUNCTION_FAILED;
-		} else {
-			rv = CKR_OK;
-		}
-		EVP_MD_CTX_free(mctx);
-		return rv;
-	}
 	switch (m->pad) {
+	case PAD_EDDSA:
+		break;
 	case PAD_PKCS1:
 		/* section 2.1.6: at most k - 11 bytes (the DigestInfo) */
-		if (in_len > k - 11) {
-			rv = CKR_DATA_LEN_RANGE;
-			goto out;
-		}
+		if (in_len > k - 11)
+			return CKR_DATA_LEN_RANGE;
 		break;
 	case PAD_X509:
 		/* section 2.1.11: shorter input is taken as zero-padded on the left */
-		if (in_len > k) {
-			rv = CKR_DATA_LEN_RANGE;
-			goto out;
-		}
+		if (in_len > k)
+			return CKR_DATA_LEN_RANGE;
 		padded = OPENSSL_zalloc(k);
-		if (!padded) {
-			rv = CKR_HOST_MEMORY;
-			goto out;
-		}
+		if (!padded)
+			return CKR_HOST_MEMORY;
 		if (in_len)
 			memcpy(padded + k - in_len, in, in_len);
 		in = padded;
@@ -415,46 +513,26 @@ static CK_RV raw_sign(struct p11_op *op, uint8_t *out, size_t *out_len)
 		break;
 	case PAD_PSS:
 		/* section 2.1.14: the input is the hash itself */
-		if (in_len != (size_t)EVP_MD_get_size(op->md)) {
-			rv = CKR_DATA_LEN_RANGE;
-			goto out;
-		}
+		if (in_len != (size_t)EVP_MD_get_size(op->md))
+			return CKR_DATA_LEN_RANGE;
 		break;
 	default:
-		if (in_len == 0) {
-			rv = CKR_DATA_LEN_RANGE;
-			goto out;
-		}
+		if (in_len == 0)
+			return CKR_DATA_LEN_RANGE;
 		break;
 	}
-	pctx = EVP_PKEY_CTX_new_from_pkey(NULL, op->pkey, NULL);
-	if (!pctx || EVP_PKEY_sign_init(pctx) <= 0 ||
-	    (m->kt == CKK_RSA && !set_rsa_padding(pctx, op, m->pad)) ||
-	    (m->pad == PAD_PSS && EVP_PKEY_CTX_set_signature_md(pctx, op->md) <= 0)) {
-		ak_log_openssl(AK_LOG_ERR, "cannot start a signature");
-		goto out;
-	}
-	if (EVP_PKEY_sign(pctx, out, out_len, in ? in : (const uint8_t *)"", in_len) <= 0) {
-		/* e.g. CKM_RSA_X_509 input not below the modulus */
-		ak_debug("raw signature failed");
-		ERR_clear_error();
-		rv = m->pad == PAD_X509 ? CKR_DATA_INVALID : CKR_FUNCTION_FAILED;
-		goto out;
-	}
-	rv = CKR_OK;
-out:
+	rv = priv_sign(op, m, in, in_len, out, out_len);
 	if (padded)
 		OPENSSL_clear_free(padded, k);
-	EVP_PKEY_CTX_free(pctx);
 	return rv;
 }
 
 CK_RV p11_sign_final(struct p11_op *op, uint8_t *sig, CK_ULONG *sig_len, bool *done)
 {
 	CK_ULONG need = p11_sign_length(op);
-	uint8_t *tmp = NULL;
-	size_t cap = 0, len;
-	bool ec = op->key_type == CKK_EC; /* ECDSA: DER -> r || s */
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	size_t len = need;
 	CK_RV rv;
 
 	*done = false;
@@ -467,29 +545,17 @@ CK_RV p11_sign_final(struct p11_op *op, uint8_t *sig, CK_ULONG *sig_len, bool *d
 		return CKR_BUFFER_TOO_SMALL;
 	}
 	*done = true;
-	/* ECDSA comes out as DER first: room for the largest encoding */
-	cap = ec ? (size_t)EVP_PKEY_get_size(op->pkey) : need;
-	tmp = OPENSSL_malloc(cap);
-	if (!tmp)
-		return CKR_HOST_MEMORY;
-	len = cap;
 	if (op->mdctx)
-		rv = EVP_DigestSignFinal(op->mdctx, tmp, &len) > 0 ? CKR_OK : CKR_FUNCTION_FAILED;
+		rv = EVP_DigestFinal_ex(op->mdctx, md, &md_len)
+			     ? priv_sign(op, mech_find(op->mech), md, md_len, sig, &len)
+			     : CKR_FUNCTION_FAILED;
 	else
-		rv = raw_sign(op, tmp, &len);
+		rv = raw_sign(op, sig, &len);
 	if (rv == CKR_FUNCTION_FAILED)
 		ak_log_openssl(AK_LOG_ERR, "signing failed");
-	if (rv != CKR_OK)
-		goto out;
-	if (ec) {
-		rv = ecdsa_der_to_raw(tmp, len, sig, need);
-	} else {
-		memcpy(sig, tmp, len);
-		need = len;
-	}
-	*sig_len = need;
-out:
-	OPENSSL_clear_free(tmp, cap);
+	ERR_clear_error();
+	if (rv == CKR_OK)
+		*sig_len = len;
 	return rv;
 }
 
@@ -541,6 +607,7 @@ CK_RV p11_decrypt_init(struct p11_op *op, const CK_MECHANISM *mech,
 		goto out;
 	}
 	op->pkey = key->pkey;
+	op->priv = ak_privkey_ref(key->priv);
 	op->key_type = key->key_type;
 	rv = CKR_OK;
 out:
@@ -553,9 +620,10 @@ CK_RV p11_decrypt(struct p11_op *op, const uint8_t *in, size_t in_len, uint8_t *
 		  CK_ULONG *out_len, bool *done)
 {
 	const struct mech *m = mech_find(op->mech);
-	size_t k = (size_t)EVP_PKEY_get_size(op->pkey), len = k;
-	EVP_PKEY_CTX *pctx = NULL;
-	uint8_t *pt = NULL;
+	RSA *rsa = op->priv->rsa;
+	size_t k = (size_t)RSA_size(rsa), len;
+	uint8_t *pt = NULL, *em = NULL;
+	int r = -1;
 	CK_RV rv = CKR_FUNCTION_FAILED;
 
 	*done = true;
@@ -567,25 +635,35 @@ CK_RV p11_decrypt(struct p11_op *op, const uint8_t *in, size_t in_len, uint8_t *
 	 * copied to the caller. The length is exact, so a size query decrypts
 	 * and discards. */
 	pt = OPENSSL_secure_malloc(k);
-	pctx = EVP_PKEY_CTX_new_from_pkey(NULL, op->pkey, NULL);
-	if (!pt || !pctx || EVP_PKEY_decrypt_init(pctx) <= 0 || !set_rsa_padding(pctx, op, m->pad)) {
-		ak_log_openssl(AK_LOG_ERR, "cannot start a decryption");
+	em = m->pad == PAD_OAEP ? OPENSSL_secure_malloc(k) : NULL;
+	if (!pt || (m->pad == PAD_OAEP && !em)) {
+		rv = CKR_HOST_MEMORY;
 		goto out;
 	}
-	if (op->label_len) {
-		uint8_t *l = OPENSSL_memdup(op->label, op->label_len);
-
-		/* set0: the context takes ownership */
-		if (!l || EVP_PKEY_CTX_set0_rsa_oaep_label(pctx, l, (int)op->label_len) <= 0) {
-			OPENSSL_free(l);
-			goto out;
-		}
+	switch (m->pad) {
+	case PAD_PKCS1:
+		r = RSA_private_decrypt((int)in_len, in, pt, rsa, RSA_PKCS1_PADDING);
+		break;
+	case PAD_X509:
+		r = RSA_private_decrypt((int)in_len, in, pt, rsa, RSA_NO_PADDING);
+		break;
+	case PAD_OAEP:
+		/* as OpenSSL's own provider does it: the raw block, then the
+		 * constant-time OAEP check with any hash and label */
+		r = RSA_private_decrypt((int)in_len, in, em, rsa, RSA_NO_PADDING);
+		if (r > 0)
+			r = RSA_padding_check_PKCS1_OAEP_mgf1(pt, (int)k, em, r, (int)k, op->label,
+							      (int)op->label_len, op->md, op->mgf1);
+		break;
+	default:
+		break;
 	}
-	if (EVP_PKEY_decrypt(pctx, pt, &len, in, in_len) <= 0) {
-		ERR_clear_error();
+	ERR_clear_error();
+	if (r < 0) {
 		rv = CKR_ENCRYPTED_DATA_INVALID;
 		goto out;
 	}
+	len = (size_t)r;
 	if (!out) {
 		*done = false;
 		*out_len = len;
@@ -604,7 +682,8 @@ CK_RV p11_decrypt(struct p11_op *op, const uint8_t *in, size_t in_len, uint8_t *
 out:
 	if (pt)
 		OPENSSL_secure_clear_free(pt, k);
-	EVP_PKEY_CTX_free(pctx);
+	if (em)
+		OPENSSL_secure_clear_free(em, k);
 	return rv;
 }
 
@@ -639,11 +718,11 @@ static int raw_verify(struct p11_op *op, const struct mech *m, const uint8_t *si
 
 	if (m->pad == PAD_EDDSA) {
 		mctx = EVP_MD_CTX_new();
-		ok = mctx && EVP_DigestVerifyInit_ex(mctx, NULL, NULL, NULL, NULL, op->pkey, NULL) == 1 &&
+		ok = mctx && EVP_DigestVerifyInit_ex(mctx, NULL, NULL, ak_libctx(), NULL, op->pkey, NULL) == 1 &&
 		     EVP_DigestVerify(mctx, sig, sig_len, in, op->buf_len) == 1;
 		goto out;
 	}
-	pctx = EVP_PKEY_CTX_new_from_pkey(NULL, op->pkey, NULL);
+	pctx = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), op->pkey, NULL);
 	if (m->pad == PAD_X509) {
 		/* section 2.1.11: recover and compare, input zero-padded left */
 		rec = OPENSSL_zalloc(k);

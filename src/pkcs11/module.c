@@ -380,8 +380,8 @@ static void fork_reinit_inlock(void)
 			t->keys = NULL;
 		}
 	}
-	if (!g.cfg.reattest_after_fork)
-		relock_secure_heap();
+	/* also when re-attesting: the new release lands in the same heap */
+	relock_secure_heap();
 	ak_debug("re-initialised after fork (pid %ld, parent's keys %s)", (long)getpid(),
 		 g.cfg.reattest_after_fork ? "dropped" : "kept");
 	g.pid = getpid();
@@ -1688,13 +1688,20 @@ CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const cha
 				      const uint8_t *id, size_t id_len, const uint8_t *cert_der,
 				      size_t cert_len)
 {
+	struct ak_privkey *priv = NULL;
 	struct token *t;
 	CK_RV rv = CKR_OK;
 
+	/* the same decoder as a release (through the key's PKCS#8) */
+	if (ak_privkey_from_evp(pkey, &priv) != AK_PKEY_OK)
+		rv = CKR_KEY_TYPE_INCONSISTENT;
+	EVP_PKEY_free(pkey);
+	if (rv != CKR_OK)
+		return rv;
 	pthread_mutex_lock(&g.lock);
 	if (!g.initialized || slot >= g.n_tokens) {
 		rv = g.initialized ? CKR_SLOT_ID_INVALID : CKR_CRYPTOKI_NOT_INITIALIZED;
-		EVP_PKEY_free(pkey);
+		ak_privkey_unref(priv);
 		goto out;
 	}
 	t = &g.tokens[slot];
@@ -1702,10 +1709,10 @@ CK_RV p11_token_install_keys_for_test(CK_SLOT_ID slot, EVP_PKEY *pkey, const cha
 	if (!t->keys)
 		t->keys = calloc(1, sizeof(*t->keys));
 	if (!t->keys) {
-		EVP_PKEY_free(pkey);
+		ak_privkey_unref(priv);
 		rv = CKR_HOST_MEMORY;
 	} else {
-		rv = p11_keyset_add(t->keys, pkey, label, id, id_len, cert_der, cert_len);
+		rv = p11_keyset_add(t->keys, priv, label, id, id_len, cert_der, cert_len);
 	}
 	pthread_rwlock_unlock(&t->lock);
 out:

@@ -411,16 +411,19 @@ static void object_clear(struct p11_object *o)
 	for (i = 0; i < o->n_attrs; i++)
 		free(o->attrs[i].pValue);
 	free(o->attrs);
-	EVP_PKEY_free(o->pkey); /* secure-heap BIGNUMs are wiped by OpenSSL */
+	EVP_PKEY_free(o->pkey);
+	ak_privkey_unref(o->priv); /* secure-heap BIGNUMs are wiped on free */
 	memset(o, 0, sizeof(*o));
 }
 
 /*
  * The objects of one key: the private key (when `priv`), the public key and,
- * when cert_der is given, the certificate. The private-key object owns the
- * one reference of pkey taken over; without it pkey is dropped here.
+ * when cert_der is given, the certificate. pkey is the public key alone (one
+ * reference taken over); the private-key object owns the reference of priv
+ * taken over. Nothing is kept on failure.
  */
-static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const char *label,
+static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, struct ak_privkey *priv,
+			const char *label,
 			const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len)
 {
 	struct p11_object objs[3];
@@ -446,6 +449,7 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const 
 		break;
 	default:
 		EVP_PKEY_free(pkey);
+		ak_privkey_unref(priv);
 		return CKR_KEY_TYPE_INCONSISTENT;
 	}
 	if (cert_der && cert_len) {
@@ -551,14 +555,17 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, bool priv, const 
 	ks->objs = no;
 	for (i = 0; i < n; i++)
 		objs[i].handle = new_handle();
-	/* The set owns the reference from here on; the public-key object
-	 * verifies with the same key, through a reference of its own. */
+	/* The set owns the references from here on: the private-key object
+	 * signs with priv (and reads sizes from the public key); the
+	 * public-key object verifies with the public key alone. */
 	if (priv) {
 		if (!EVP_PKEY_up_ref(pkey))
 			goto out;
 		objs[0].pkey = pkey;
+		objs[0].priv = priv;
+		priv = NULL;
 	}
-	objs[priv ? 1 : 0].pkey = pkey;
+	objs[objs[0].priv ? 1 : 0].pkey = pkey;
 	pkey = NULL;
 	memcpy(ks->objs + ks->n_objs, objs, n * sizeof(*objs));
 	ks->n_objs += n;
@@ -569,22 +576,27 @@ out:
 	for (i = 0; i < n; i++)
 		object_clear(&objs[i]);
 	EVP_PKEY_free(pkey);
+	ak_privkey_unref(priv);
 	X509_free(cert);
 	OPENSSL_free(subject);
 	return rv;
 }
 
-CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
+CK_RV p11_keyset_add(struct p11_keyset *ks, struct ak_privkey *priv, const char *label,
 		     const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len)
 {
-	return keyset_add(ks, pkey, true, label, id, id_len, cert_der, cert_len);
+	if (!EVP_PKEY_up_ref(priv->pub)) {
+		ak_privkey_unref(priv);
+		return CKR_HOST_MEMORY;
+	}
+	return keyset_add(ks, priv->pub, priv, label, id, id_len, cert_der, cert_len);
 }
 
 CK_RV p11_keyset_add_public(struct p11_keyset *ks, EVP_PKEY *pub, const char *label,
 			    const uint8_t *id, size_t id_len, const uint8_t *cert_der,
 			    size_t cert_len)
 {
-	return keyset_add(ks, pub, false, label, id, id_len, cert_der, cert_len);
+	return keyset_add(ks, pub, NULL, label, id, id_len, cert_der, cert_len);
 }
 
 static const CK_ATTRIBUTE *object_attr(const struct p11_object *o, CK_ATTRIBUTE_TYPE type);

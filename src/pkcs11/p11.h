@@ -17,6 +17,7 @@
 #include "attestkey/common.h"
 #include "attestkey/evidence.h"
 #include "attestkey/pkcs11-3.h"
+#include "attestkey/pkey.h"
 
 /* ---- configuration (config.c, attestkey.conf(5)) ---------------------- */
 #define P11_DEFAULT_TIMEOUT 10
@@ -57,8 +58,9 @@ struct p11_object {
 	CK_OBJECT_CLASS klass;
 	CK_ATTRIBUTE *attrs; /* values owned; never holds secret values */
 	CK_ULONG n_attrs;
-	EVP_PKEY *pkey;      /* key objects: the key (own reference); public-key
-			      * objects use it to verify only */
+	EVP_PKEY *pkey;      /* key objects: the public key alone (own reference),
+			      * for attributes, sizes and C_Verify */
+	struct ak_privkey *priv; /* private-key objects: the key (own reference) */
 	CK_KEY_TYPE key_type;
 };
 
@@ -70,10 +72,10 @@ struct p11_keyset {
 	size_t n_keys;
 };
 
-/* Add a private key (the set takes over one reference of pkey), its public
+/* Add a private key (the set takes over one reference of priv), its public
  * key and, when cert_der is given, its certificate. Nothing is added on
  * failure. Logs nothing: the caller names the token. */
-CK_RV p11_keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, const char *label,
+CK_RV p11_keyset_add(struct p11_keyset *ks, struct ak_privkey *priv, const char *label,
 		     const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len);
 /* Destroy every object and drop the keys (OpenSSL wipes secure-heap
  * BIGNUMs on free). NULL-safe. */
@@ -103,7 +105,8 @@ enum p11_op_kind { P11_OP_NONE = 0, P11_OP_SIGN, P11_OP_DECRYPT, P11_OP_VERIFY }
 struct p11_op {
 	enum p11_op_kind kind;
 	CK_MECHANISM_TYPE mech;
-	EVP_PKEY *pkey;        /* own reference */
+	EVP_PKEY *pkey;        /* own reference: the public key */
+	struct ak_privkey *priv; /* own reference: sign and decrypt only */
 	CK_KEY_TYPE key_type;  /* of pkey: EVP_PKEY_get_base_id() takes
 				* OpenSSL's global engine lock on every call */
 	EVP_MD_CTX *mdctx;     /* hash-and-sign mechanisms */

@@ -345,8 +345,8 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 	struct ak_secbuf pt = { 0 };
 	uint8_t *id = NULL, *cert = NULL;
 	size_t id_len = 0, cert_len = 0;
-	const uint8_t *p;
-	EVP_PKEY *pkey = NULL;
+	struct ak_privkey *priv = NULL;
+	enum ak_pkey_err perr;
 	int64_t t0, t1;
 	int want;
 	CK_RV rv = CKR_DEVICE_ERROR;
@@ -386,23 +386,21 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 	}
 	t1 = ak_now_us();
 	c->unwrap_us += t1 - t0;
-	/* PKCS#8 PrivateKeyInfo; with the secure heap up, OpenSSL keeps the
-	 * private BIGNUMs in it. */
-	p = pt.data;
-	pkey = d2i_PrivateKey(want, NULL, &p, (long)pt.len);
-	if (!pkey || p != pt.data + pt.len) {
-		ERR_clear_error();
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' is not a DER PKCS#8 %s private key",
-		       c->token, label, type);
+	/* PKCS#8 PrivateKeyInfo, decoded without a copy outside the secure
+	 * heap (attestkey/pkey.h) */
+	perr = ak_privkey_from_pkcs8(pt.data, pt.len, &priv);
+	if (perr != AK_PKEY_OK) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%s' (%s): %s", c->token, label, type,
+		       ak_pkey_strerror(perr));
 		goto out;
 	}
-	if (EVP_PKEY_get_base_id(pkey) != want) {
+	if (priv->type != want) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s' is announced as %s but is not", c->token,
 		       label, type);
 		goto out;
 	}
-	rv = p11_keyset_add(ks, pkey, label, id, id_len, cert, cert_len);
-	pkey = NULL; /* taken over, even on failure */
+	rv = p11_keyset_add(ks, priv, label, id, id_len, cert, cert_len);
+	priv = NULL; /* taken over, even on failure */
 	c->objects_us += ak_now_us() - t1;
 	if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%s': %s", c->token, label,
@@ -413,7 +411,7 @@ static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t
 		ak_log(AK_LOG_ERR, "token '%s': key '%s': out of memory", c->token, label);
 	}
 out:
-	EVP_PKEY_free(pkey);
+	ak_privkey_unref(priv);
 	ak_secbuf_clear(&pt); /* wipes the PKCS#8 DER */
 	free(id);
 	free(cert);

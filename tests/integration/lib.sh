@@ -27,6 +27,10 @@ refuse() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then not_ok "$d"; d
 diag_stream() { sed 's/^/# /'; }
 need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c is not installed"; done; }
 finish() { echo "1..$tap_n"; exit $((tap_failed > 0)); }
+# finish_lines_only: the plan, and exit 0: for a script in XFAIL_TESTS, whose
+# TAP lines carry the verdict (tap-driver adds an ERROR for a failing exit
+# status even there); such a script bails out on a failed set-up
+finish_lines_only() { echo "1..$tap_n"; exit 0; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/attestkey-test.XXXXXX")
 AK_PIDS=""
@@ -89,6 +93,14 @@ setup_world() {
 	chmod 600 "$T/secret"
 	write_broker_conf
 	write_module_conf
+}
+
+# add_ed25519_key: an Ed25519 key "ed" with a certificate in token web
+add_ed25519_key() {
+	make_leaf "$T/pki" ed web-ca ed25519 || bail "cannot make the Ed25519 web key"
+	openssl pkcs8 -topk8 -nocrypt -in "$T/pki/ed.key" -out "$T/keys/web/ed.key"
+	cp "$T/pki/ed.crt" "$T/keys/web/ed.crt"
+	chmod 600 "$T/keys/web/ed.key"
 }
 
 # write_broker_conf [EXTRA TOKEN LINES...]: token web allows MEASUREMENT

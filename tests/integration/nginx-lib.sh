@@ -19,13 +19,16 @@ init = 1
 EOC
 }
 
-# write_nginx_conf PORT: two workers, TLS key by PKCS#11 URI
+# write_nginx_conf PORT: two workers (or $NGINX_WORKERS), TLS key by PKCS#11
+# URI; $NGINX_MAIN_EXTRA and $NGINX_SERVER_EXTRA, if set, are added to the
+# main context and to the server block
 write_nginx_conf() {
 	mkdir -p "$T/nginx/logs" "$T/nginx/tmp"
 	cat >"$T/nginx/nginx.conf" <<EOC
 daemon off;
 master_process on;
-worker_processes 2;
+worker_processes ${NGINX_WORKERS:-2};
+${NGINX_MAIN_EXTRA:-}
 pid $T/nginx/nginx.pid;
 error_log $T/nginx/logs/error.log info;
 # the workers need the module's config path after fork (libp11 re-initialises)
@@ -44,6 +47,7 @@ http {
 		listen 127.0.0.1:$1 ssl reuseport;
 		ssl_certificate $T/keys/web/tls.crt;
 		ssl_certificate_key "engine:pkcs11:pkcs11:token=web;object=tls;type=private;pin-value=1234";
+		${NGINX_SERVER_EXTRA:-}
 		location / { return 200 "hello from a key that never touched this disk\n"; }
 	}
 }

@@ -11,6 +11,17 @@
  *                                     C_Sign, as libp11 does under nginx;
  *                                     $P11PROBE_BEFORE_FORK, if set, is run
  *                                     (system()) between login and fork
+ *   p11probe MODULE hold PIN          C_Login, sign once with every private
+ *                                     key (RSA PKCS#1, ECDSA, EdDSA), print
+ *                                     "ready", then wait for a line on stdin:
+ *                                     "segv"/"abrt" raise that signal (a
+ *                                     kernel core, RLIMIT_CORE raised to its
+ *                                     hard limit), anything else or EOF exits
+ *                                     without C_Finalize (the core-dump scan
+ *                                     takes its gcore while it waits)
+ *   p11probe MODULE fork-vmlck PIN    login in the parent, then in a forked
+ *                                     child C_Initialize + C_Login + sign with
+ *                                     every key; both print their VmLck
  *   p11probe MODULE wait-public SECS  no login: search the first slot until
  *                                     it shows objects (the background
  *                                     refresh of the public view), at most
@@ -20,10 +31,12 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <p11-kit/pkcs11.h>
@@ -111,6 +124,83 @@ static CK_RV sign_once(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key)
 	return rv;
 }
 
+/* Sign once with every private key the session sees, with the mechanism
+ * of its type; CKR_OK when every signature succeeded. */
+static CK_RV sign_all(CK_SESSION_HANDLE s)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+	CK_OBJECT_HANDLE h[64];
+	CK_ULONG n = 0, i;
+	CK_RV rv, worst = CKR_OK;
+
+	if (f->C_FindObjectsInit(s, &tmpl, 1) != CKR_OK)
+		return CKR_FUNCTION_FAILED;
+	rv = f->C_FindObjects(s, h, 64, &n);
+	f->C_FindObjectsFinal(s);
+	if (rv != CKR_OK || n == 0)
+		return rv != CKR_OK ? rv : CKR_KEY_HANDLE_INVALID;
+	for (i = 0; i < n; i++) {
+		CK_KEY_TYPE kt = 0;
+		char label[64] = "";
+		CK_ATTRIBUTE a[] = { { CKA_KEY_TYPE, &kt, sizeof(kt) },
+				     { CKA_LABEL, label, sizeof(label) - 1 } };
+		CK_MECHANISM m = { CKM_SHA256_RSA_PKCS, NULL, 0 };
+		CK_BYTE data[] = "attestkey", sig[1024];
+		CK_ULONG siglen = sizeof(sig);
+
+		if (f->C_GetAttributeValue(s, h[i], a, 2) != CKR_OK)
+			return CKR_FUNCTION_FAILED;
+		label[a[1].ulValueLen < sizeof(label) ? a[1].ulValueLen : sizeof(label) - 1] = 0;
+		if (kt == CKK_EC)
+			m.mechanism = CKM_ECDSA_SHA256;
+		else if (kt == CKK_EC_EDWARDS)
+			m.mechanism = CKM_EDDSA;
+		rv = f->C_SignInit(s, &m, h[i]);
+		if (rv == CKR_OK)
+			rv = f->C_Sign(s, data, sizeof(data) - 1, sig, &siglen);
+		printf("sign %s (%s): %s\n", label,
+		       kt == CKK_RSA ? "RSA" : kt == CKK_EC ? "EC" : kt == CKK_EC_EDWARDS ? "EdDSA" : "?",
+		       rvname(rv));
+		if (rv != CKR_OK)
+			worst = rv;
+	}
+	return worst;
+}
+
+/* Print this process's VmLck line of /proc/self/status. */
+static void print_vmlck(const char *who)
+{
+	char line[256];
+	FILE *st = fopen("/proc/self/status", "r");
+
+	while (st && fgets(line, sizeof(line), st))
+		if (strncmp(line, "VmLck:", 6) == 0)
+			printf("%s %s", who, line);
+	if (st)
+		fclose(st);
+}
+
+/* hold: wait for the test's word on stdin, with the keys in memory. */
+static int hold(void)
+{
+	char line[32] = "";
+	struct rlimit rl;
+
+	printf("ready %ld\n", (long)getpid());
+	if (!fgets(line, sizeof(line), stdin))
+		return 0;
+	if (strncmp(line, "segv", 4) == 0 || strncmp(line, "abrt", 4) == 0) {
+		if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_CORE, &rl);
+		}
+		raise(line[0] == 's' ? SIGSEGV : SIGABRT);
+		return 3; /* not reached */
+	}
+	return 0;
+}
+
 /* A long-running application before login: the public view appears once
  * the module's background refresh has fetched it. */
 static int wait_public(int secs)
@@ -148,7 +238,7 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s MODULE login|fork-login PIN | wait-public SECS\n",
+		fprintf(stderr, "usage: %s MODULE login|fork-login|hold|fork-vmlck PIN | wait-public SECS\n",
 			argv[0]);
 		return 64;
 	}
@@ -168,6 +258,29 @@ int main(int argc, char **argv)
 			rv = sign_once(s, key);
 		f->C_Finalize(NULL);
 		return rv == CKR_OK ? 0 : 2;
+	}
+	if (strcmp(argv[2], "hold") == 0) {
+		if (rv == CKR_OK)
+			rv = sign_all(s);
+		return rv == CKR_OK ? hold() : 2;
+	}
+	if (strcmp(argv[2], "fork-vmlck") == 0) {
+		if (rv != CKR_OK || sign_all(s) != CKR_OK)
+			return 2;
+		print_vmlck("parent");
+		pid = fork();
+		if (pid == 0) {
+			printf("child:\n");
+			rv = open_login(&s, argv[3], true);
+			if (rv == CKR_OK)
+				rv = sign_all(s);
+			print_vmlck("child");
+			_exit(rv == CKR_OK ? 0 : 2);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) < 0)
+			return 1;
+		f->C_Finalize(NULL);
+		return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 2;
 	}
 	if (strcmp(argv[2], "fork-login") != 0 || rv != CKR_OK)
 		return 2;

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private keys that exist only in the OpenSSL secure heap (DESIGN.md
+ * "Invariants"; docs/security.md says how the tests check it).
+ *
+ * OpenSSL's generic decoders (d2i_PrivateKey, EVP_PKCS82PKEY, OSSL_DECODER)
+ * copy the PKCS#8 DER into ordinary scratch buffers and free them unwiped;
+ * OpenSSL 3.0 imports RSA numbers from parameters into ordinary-heap
+ * BIGNUMs (which happens whenever a provider key is exported to a legacy
+ * one, as it is when an ENGINE such as libp11's takes over RSA); and the
+ * RSA method caches Montgomery contexts holding p and q in the ordinary
+ * heap. ak_privkey avoids all three:
+ *
+ * - PKCS#8 is walked in place with ASN1_get_object (no allocation); only
+ *   the algorithm's typed decoders run, and those keep private numbers in
+ *   secure BIGNUMs (CBIGNUM);
+ * - RSA and EC keys are legacy objects bound to OpenSSL's own built-in
+ *   methods (never an ENGINE's), used with the low-level calls, so no
+ *   export to another representation ever happens; RSA's private
+ *   Montgomery cache is off (RSA_FLAG_CACHE_PRIVATE), so the per-operation
+ *   contexts are wiped (BN_MONT_CTX_free clears) when each operation ends;
+ * - Ed25519 lives in a private library context holding only OpenSSL's
+ *   default provider (the seed is kept in secure memory by it).
+ */
+#ifndef ATTESTKEY_PKEY_H
+#define ATTESTKEY_PKEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+#include <openssl/types.h>
+
+#include "attestkey/common.h"
+
+/* attestkey's own library context: OpenSSL's default provider only, no
+ * openssl.cnf, nothing the host application loaded. Created once; NULL only
+ * when OpenSSL cannot create it (logged once). */
+OSSL_LIB_CTX *ak_libctx(void);
+
+struct ak_privkey {
+	int type;      /* EVP_PKEY_RSA, EVP_PKEY_EC or EVP_PKEY_ED25519 */
+	RSA *rsa;      /* RSA: RSA_PKCS1_OpenSSL(), no private Montgomery cache */
+	EC_KEY *ec;    /* EC: EC_KEY_OpenSSL() */
+	EVP_PKEY *ed;  /* Ed25519, in ak_libctx() */
+	EVP_PKEY *pub; /* the public key alone, in ak_libctx() */
+	int refs;      /* atomic */
+};
+
+/* Why a decode failed, for the caller's one log line. */
+enum ak_pkey_err {
+	AK_PKEY_OK = 0,
+	AK_PKEY_NOT_PKCS8,     /* not DER PKCS#8 PrivateKeyInfo */
+	AK_PKEY_UNSUPPORTED,   /* an algorithm or curve attestkey does not hold */
+	AK_PKEY_BAD_KEY,       /* the inner key does not parse or is inconsistent */
+	AK_PKEY_NO_SECURE_MEM, /* the secure heap is missing or full */
+};
+const char *ak_pkey_strerror(enum ak_pkey_err e);
+
+/* Decode an unencrypted PKCS#8 PrivateKeyInfo (der should be in the secure
+ * heap; it is only read). Logs nothing. */
+enum ak_pkey_err ak_privkey_from_pkcs8(const uint8_t *der, size_t len,
+				       struct ak_privkey **out) AK_WUR;
+/* Build from an EVP_PKEY through its PKCS#8 encoding: for tests and the
+ * CLI, whose keys come from OpenSSL's generators. */
+enum ak_pkey_err ak_privkey_from_evp(EVP_PKEY *pkey, struct ak_privkey **out) AK_WUR;
+struct ak_privkey *ak_privkey_ref(struct ak_privkey *k);
+/* Drop one reference; the last one frees (and so wipes) the key. NULL-safe. */
+void ak_privkey_unref(struct ak_privkey *k);
+
+#endif

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private keys kept only in the OpenSSL secure heap (include/attestkey/pkey.h
+ * says what OpenSSL would otherwise copy, and where).
+ *
+ * RSA and EC keys are legacy objects on purpose: they are the only OpenSSL
+ * 3.0 representation whose private numbers we can keep in secure BIGNUMs
+ * without an export, bind to OpenSSL's built-in method whatever ENGINE the
+ * host registered, and stop caching p and q. The deprecated declarations
+ * are used knowingly.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/decoder.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/provider.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "attestkey/pkey.h"
+#include "attestkey/secmem.h"
+
+static pthread_once_t libctx_once = PTHREAD_ONCE_INIT;
+static OSSL_LIB_CTX *libctx;
+
+static void libctx_init(void)
+{
+	OSSL_LIB_CTX *c = OSSL_LIB_CTX_new();
+
+	/* No OSSL_LIB_CTX_load_config(): the host's openssl.cnf, providers and
+	 * property defaults stay out of attestkey's cryptography. */
+	if (!c || !OSSL_PROVIDER_load(c, "default")) {
+		ak_log_openssl(AK_LOG_ERR, "cannot create attestkey's OpenSSL library context");
+		OSSL_LIB_CTX_free(c);
+		return;
+	}
+	libctx = c;
+}
+
+OSSL_LIB_CTX *ak_libctx(void)
+{
+	pthread_once(&libctx_once, libctx_init);
+	return libctx;
+}
+
+const char *ak_pkey_strerror(enum ak_pkey_err e)
+{
+	switch (e) {
+	case AK_PKEY_OK: return "no error";
+	case AK_PKEY_NOT_PKCS8: return "not a DER PKCS#8 PrivateKeyInfo";
+	case AK_PKEY_UNSUPPORTED:
+		return "its algorithm or curve is not supported (RSA 2048-4096, EC P-256/384/521 or Ed25519)";
+	case AK_PKEY_BAD_KEY: return "the private key inside does not parse or is inconsistent";
+	case AK_PKEY_NO_SECURE_MEM: return "no room in the secure heap";
+	}
+	return "unknown error";
+}
+
+/* One DER TLV of the expected tag and class from [*p, *p + *avail), read in
+ * place (ASN1_get_object allocates nothing and checks the length against
+ * what is left). Definite lengths only (DER). */
+static bool tlv(const uint8_t **p, long *avail, int want_tag, int want_class, bool constructed,
+		const uint8_t **content, long *clen)
+{
+	const unsigned char *q = *p;
+	long len;
+	int tag, xclass, r;
+
+	if (*avail <= 0)
+		return false;
+	r = ASN1_get_object(&q, &len, &tag, &xclass, *avail);
+	if ((r & 0x80) || r == 0x21 || tag != want_tag || xclass != want_class ||
+	    !!(r & V_ASN1_CONSTRUCTED) != constructed) {
+		ERR_clear_error();
+		return false;
+	}
+	*content = q;
+	*clen = len;
+	*avail -= (long)(q - *p) + len;
+	*p = q + len;
+	return true;
+}
+
+/* Read one OBJECT IDENTIFIER TLV (public data) and give its NID, or
+ * NID_undef when it is not one. */
+static int oid_nid(const uint8_t **p, long *avail)
+{
+	const unsigned char *q = *p;
+	ASN1_OBJECT *o = *avail > 0 ? d2i_ASN1_OBJECT(NULL, &q, *avail) : NULL;
+	int nid = o ? OBJ_obj2nid(o) : NID_undef;
+
+	if (o) {
+		*avail -= (long)(q - *p);
+		*p = q;
+	}
+	ASN1_OBJECT_free(o);
+	ERR_clear_error();
+	return nid;
+}
+
+/* The public key alone, as a provider key of ak_libctx(). Through the
+ * decoder: d2i_PUBKEY would make a legacy key whenever a host ENGINE
+ * claims the algorithm (libp11's does for RSA and EC). */
+static EVP_PKEY *pub_from_spki(uint8_t *der, int len)
+{
+	const unsigned char *q = der;
+	size_t left = len > 0 ? (size_t)len : 0;
+	EVP_PKEY *pub = NULL;
+	OSSL_DECODER_CTX *dctx = NULL;
+
+	if (len > 0)
+		dctx = OSSL_DECODER_CTX_new_for_pkey(&pub, "DER", "SubjectPublicKeyInfo", NULL,
+						     EVP_PKEY_PUBLIC_KEY, ak_libctx(), NULL);
+	if (dctx && !OSSL_DECODER_from_data(dctx, &q, &left)) {
+		EVP_PKEY_free(pub);
+		pub = NULL;
+	}
+	OSSL_DECODER_CTX_free(dctx);
+	OPENSSL_free(der);
+	return pub;
+}
+
+static enum ak_pkey_err rsa_decode(const uint8_t *p, long len, struct ak_privkey *k)
+{
+	const unsigned char *q = p;
+	uint8_t *spki = NULL;
+	int n;
+
+	k->rsa = d2i_RSAPrivateKey(NULL, &q, len);
+	if (!k->rsa || q != p + len)
+		return AK_PKEY_BAD_KEY;
+	if (RSA_get_multi_prime_extra_count(k->rsa) != 0)
+		return AK_PKEY_UNSUPPORTED;
+	/* OpenSSL's own method, never a host ENGINE's (RSA_new picked the
+	 * default ENGINE's); its init sets both cache flags: clear the private
+	 * one so p and q never sit in cached Montgomery contexts. */
+	if (!RSA_set_method(k->rsa, RSA_PKCS1_OpenSSL()))
+		return AK_PKEY_BAD_KEY;
+	RSA_clear_flags(k->rsa, RSA_FLAG_CACHE_PRIVATE);
+	n = i2d_RSA_PUBKEY(k->rsa, &spki);
+	k->pub = pub_from_spki(spki, n);
+	return k->pub ? AK_PKEY_OK : AK_PKEY_BAD_KEY;
+}
+
+static bool curve_supported(int nid)
+{
+	return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1 || nid == NID_secp521r1;
+}
+
+/* RFC 5915 ECPrivateKey, walked in place; the scalar goes straight into a
+ * secure BIGNUM (EC_KEY_oct2priv), the public point is recomputed and must
+ * equal the one the encoding carries, if any. */
+static enum ak_pkey_err ec_decode(const uint8_t *p, long len, int curve, struct ak_privkey *k)
+{
+	const uint8_t *seq, *c, *priv = NULL, *pubbits = NULL;
+	long seq_len, clen, priv_len = 0, pub_len = 0;
+	const EC_GROUP *g;
+	const BIGNUM *d;
+	EC_POINT *pt = NULL, *given = NULL;
+	BN_CTX *bn = NULL;
+	uint8_t *spki = NULL;
+	enum ak_pkey_err ret = AK_PKEY_BAD_KEY;
+	int n;
+
+	if (!tlv(&p, &len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &seq, &seq_len) || len != 0)
+		return AK_PKEY_BAD_KEY;
+	if (!tlv(&seq, &seq_len, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, false, &c, &clen) || clen != 1 ||
+	    c[0] != 1)
+		return AK_PKEY_BAD_KEY;
+	if (!tlv(&seq, &seq_len, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false, &priv, &priv_len))
+		return AK_PKEY_BAD_KEY;
+	if (seq_len > 0 && *seq == 0xa0) { /* [0] parameters */
+		if (!tlv(&seq, &seq_len, 0, V_ASN1_CONTEXT_SPECIFIC, true, &c, &clen) ||
+		    oid_nid(&c, &clen) != curve || clen != 0)
+			return AK_PKEY_BAD_KEY;
+	}
+	if (seq_len > 0) { /* [1] publicKey */
+		if (!tlv(&seq, &seq_len, 1, V_ASN1_CONTEXT_SPECIFIC, true, &c, &clen) ||
+		    !tlv(&c, &clen, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, false, &pubbits,
+			 &pub_len) ||
+		    pub_len < 2 || pubbits[0] != 0)
+			return AK_PKEY_BAD_KEY;
+	}
+	if (seq_len != 0)
+		return AK_PKEY_BAD_KEY;
+
+	k->ec = EC_KEY_new_by_curve_name_ex(ak_libctx(), NULL, curve);
+	if (!k->ec || !EC_KEY_set_method(k->ec, EC_KEY_OpenSSL()))
+		goto out;
+	g = EC_KEY_get0_group(k->ec);
+	if (priv_len < 1 || priv_len > (EC_GROUP_order_bits(g) + 7) / 8 ||
+	    !EC_KEY_oct2priv(k->ec, priv, (size_t)priv_len))
+		goto out;
+	d = EC_KEY_get0_private_key(k->ec);
+	if (!d || BN_is_zero(d) || BN_cmp(d, EC_GROUP_get0_order(g)) >= 0)
+		goto out;
+	bn = BN_CTX_secure_new_ex(ak_libctx());
+	pt = EC_POINT_new(g);
+	if (!bn || !pt || !EC_POINT_mul(g, pt, d, NULL, NULL, bn) ||
+	    !EC_KEY_set_public_key(k->ec, pt))
+		goto out;
+	if (pubbits) {
+		given = EC_POINT_new(g);
+		if (!given || !EC_POINT_oct2point(g, given, pubbits + 1, (size_t)pub_len - 1, bn) ||
+		    EC_POINT_cmp(g, given, pt, bn) != 0)
+			goto out;
+	}
+	n = i2d_EC_PUBKEY(k->ec, &spki);
+	k->pub = pub_from_spki(spki, n);
+	ret = k->pub ? AK_PKEY_OK : AK_PKEY_BAD_KEY;
+out:
+	EC_POINT_free(pt);
+	EC_POINT_free(given);
+	BN_CTX_free(bn);
+	ERR_clear_error();
+	return ret;
+}
+
+/* RFC 8410: privateKey is CurvePrivateKey ::= OCTET STRING (32 bytes). */
+static enum ak_pkey_err ed25519_decode(const uint8_t *p, long len, struct ak_privkey *k)
+{
+	const uint8_t *seed;
+	long seed_len;
+	EVP_PKEY *tmp;
+	uint8_t raw[32];
+	size_t raw_len = sizeof(raw);
+
+	if (!tlv(&p, &len, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false, &seed, &seed_len) ||
+	    len != 0 || seed_len != 32)
+		return AK_PKEY_BAD_KEY;
+	/* OpenSSL 3.0 imports the seed into an ordinary-heap buffer
+	 * (OSSL_PARAM_get_octet_string allocates it); its key duplicate
+	 * allocates in the secure heap. Keep the duplicate; freeing the
+	 * import wipes its copy. */
+	tmp = EVP_PKEY_new_raw_private_key_ex(ak_libctx(), "ED25519", NULL, seed, 32);
+	k->ed = tmp ? EVP_PKEY_dup(tmp) : NULL;
+	EVP_PKEY_free(tmp);
+	if (!k->ed || !EVP_PKEY_get_raw_public_key(k->ed, raw, &raw_len))
+		return AK_PKEY_BAD_KEY;
+	k->pub = EVP_PKEY_new_raw_public_key_ex(ak_libctx(), "ED25519", NULL, raw, raw_len);
+	return k->pub ? AK_PKEY_OK : AK_PKEY_BAD_KEY;
+}
+
+enum ak_pkey_err ak_privkey_from_pkcs8(const uint8_t *der, size_t der_len, struct ak_privkey **out)
+{
+	const uint8_t *p = der, *seq, *c, *alg, *key;
+	long avail = (long)der_len, seq_len, clen, alg_len, key_len;
+	struct ak_privkey *k = NULL;
+	enum ak_pkey_err ret = AK_PKEY_NOT_PKCS8;
+	int nid, curve = NID_undef;
+
+	*out = NULL;
+	if (der_len > 1024 * 1024)
+		return AK_PKEY_NOT_PKCS8;
+	if (ak_secure_init() < 0 || !ak_libctx())
+		return AK_PKEY_NO_SECURE_MEM;
+	/* PrivateKeyInfo / OneAsymmetricKey (RFC 5208, RFC 5958) */
+	if (!tlv(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &seq, &seq_len) || avail != 0)
+		goto out;
+	if (!tlv(&seq, &seq_len, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, false, &c, &clen) || clen != 1 ||
+	    c[0] > 1)
+		goto out;
+	if (!tlv(&seq, &seq_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &alg, &alg_len))
+		goto out;
+	nid = oid_nid(&alg, &alg_len);
+	if (!tlv(&seq, &seq_len, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false, &key, &key_len))
+		goto out;
+	/* attributes [0] and publicKey [1] may follow; neither is needed */
+	ret = AK_PKEY_UNSUPPORTED;
+	if (nid == NID_X9_62_id_ecPublicKey) {
+		/* named curves only: explicit parameters are not supported */
+		curve = oid_nid(&alg, &alg_len);
+		if (!curve_supported(curve) || alg_len != 0)
+			goto out;
+	} else if (nid != NID_rsaEncryption && nid != NID_ED25519) {
+		goto out;
+	}
+	k = OPENSSL_zalloc(sizeof(*k));
+	if (!k) {
+		ret = AK_PKEY_NO_SECURE_MEM;
+		goto out;
+	}
+	k->refs = 1;
+	k->type = nid == NID_rsaEncryption ? EVP_PKEY_RSA
+		  : nid == NID_ED25519     ? EVP_PKEY_ED25519
+					   : EVP_PKEY_EC;
+	if (k->type == EVP_PKEY_RSA)
+		ret = rsa_decode(key, key_len, k);
+	else if (k->type == EVP_PKEY_EC)
+		ret = ec_decode(key, key_len, curve, k);
+	else
+		ret = ed25519_decode(key, key_len, k);
+	/* A full secure heap shows up as a failed BN_secure_new: say so
+	 * rather than blaming the encoding. */
+	if (ret == AK_PKEY_BAD_KEY && ERR_GET_REASON(ERR_peek_last_error()) == ERR_R_MALLOC_FAILURE)
+		ret = AK_PKEY_NO_SECURE_MEM;
+out:
+	ERR_clear_error();
+	if (ret != AK_PKEY_OK) {
+		ak_privkey_unref(k);
+		k = NULL;
+	}
+	*out = k;
+	return ret;
+}
+
+enum ak_pkey_err ak_privkey_from_evp(EVP_PKEY *pkey, struct ak_privkey **out)
+{
+	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pkey);
+	unsigned char *der = NULL;
+	struct ak_secbuf sb = { 0 };
+	enum ak_pkey_err ret = AK_PKEY_NOT_PKCS8;
+	int len = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
+
+	*out = NULL;
+	if (len > 0) {
+		if (ak_secbuf_append(&sb, der, (size_t)len) < 0)
+			ret = AK_PKEY_NO_SECURE_MEM;
+		else
+			ret = ak_privkey_from_pkcs8(sb.data, sb.len, out);
+		OPENSSL_clear_free(der, (size_t)len);
+	}
+	ak_secbuf_clear(&sb);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	ERR_clear_error();
+	return ret;
+}
+
+struct ak_privkey *ak_privkey_ref(struct ak_privkey *k)
+{
+	if (k)
+		__atomic_add_fetch(&k->refs, 1, __ATOMIC_RELAXED);
+	return k;
+}
+
+void ak_privkey_unref(struct ak_privkey *k)
+{
+	if (!k || __atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	RSA_free(k->rsa); /* secure BIGNUMs: wiped on free */
+	EC_KEY_free(k->ec);
+	EVP_PKEY_free(k->ed);
+	EVP_PKEY_free(k->pub);
+	OPENSSL_free(k);
+}
