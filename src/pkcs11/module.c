@@ -901,7 +901,8 @@ static void *public_refresh(void *arg)
 	pthread_mutex_lock(&t->pub_lock);
 	if (ok)
 		public_publish(t, pub);
-	t->refresh_failed_us = ok ? 0 : ak_now_us();
+	/* stopped for a fork: the next search may start it again at once */
+	t->refresh_failed_us = ok ? 0 : atomic_load(&g.stop) ? 1 : ak_now_us();
 	t->refreshing = false;
 	pthread_mutex_unlock(&t->pub_lock);
 	json_decref(view);
@@ -909,6 +910,39 @@ static void *public_refresh(void *arg)
 }
 
 #define REFRESH_RETRY_US (30 * 1000000LL) /* after a failed refresh */
+
+/*
+ * fork() while a refresh runs would leave the child with whatever locks
+ * that thread held inside libcurl, GnuTLS or OpenSSL (which has no fork
+ * handlers): an nginx worker could hang at its first signature. So a fork
+ * first stops and joins the refreshes (about a second at most, only when
+ * one is running); the parent restarts one at its next search, the child
+ * makes its own when it needs one. These handlers run before the module's
+ * atfork_prepare, which takes g.lock (registered earlier, run later).
+ */
+static void public_atfork_prepare(void)
+{
+	pthread_mutex_lock(&g.lock);
+	if (g.initialized)
+		public_refresh_stop_inlock(); /* g.stop stays set across fork() */
+	pthread_mutex_unlock(&g.lock);
+}
+
+static void public_atfork_after(void)
+{
+	pthread_mutex_lock(&g.lock);
+	if (g.initialized)
+		atomic_store(&g.stop, false);
+	pthread_mutex_unlock(&g.lock);
+}
+
+static pthread_once_t public_atfork_once = PTHREAD_ONCE_INIT;
+
+static void public_atfork_register(void)
+{
+	if (pthread_atfork(public_atfork_prepare, public_atfork_after, public_atfork_after) != 0)
+		ak_log(AK_LOG_WARNING, "cannot register fork handlers");
+}
 
 /* Under pub_lock: start the refresh of this process, unless one runs, one
  * succeeded, the last failed less than 30 s ago, or the application forbade
@@ -929,6 +963,7 @@ static void public_refresh_start(struct token *t)
 		if (t->refresh_joinable)
 			pthread_join(t->refresher, NULL); /* it has finished */
 	}
+	pthread_once(&public_atfork_once, public_atfork_register);
 	/* a refresher of the parent process does not exist in a fork child */
 	t->refresh_joinable = false;
 	t->refreshing = pthread_create(&t->refresher, NULL, public_refresh, t) == 0;
