@@ -107,7 +107,7 @@ int p11_pubcache_load(const struct p11_config *cfg, const char *token, json_t **
 		else
 			ak_log(AK_LOG_WARNING, "token '%s': cannot read the public view cache %s: %s",
 			       token, path, strerror(-r));
-		return r == -ENOENT ? -ENOENT : r;
+		return r;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		ak_log(AK_LOG_WARNING, "token '%s': the public view cache %s is not a regular file: ignored",
@@ -169,24 +169,26 @@ out:
 /* The directory exists (made 0700 if not) and nobody else may write it. */
 static int ready_dir(const char *token, const char *dir)
 {
+	char parent[PATH_MAX];
+	char *slash;
 	struct stat st;
+	int e = 0;
 
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+	if (mkdir(dir, 0700) != 0 && (e = errno) != EEXIST) {
 		/* ~/.cache itself may be missing */
-		char parent[PATH_MAX];
-		char *slash;
-
 		snprintf(parent, sizeof(parent), "%s", dir);
 		slash = strrchr(parent, '/');
-		if (errno != ENOENT || !slash || slash == parent)
+		if (e != ENOENT || !slash || slash == parent)
 			goto fail;
 		*slash = '\0';
-		if ((mkdir(parent, 0700) != 0 && errno != EEXIST) ||
-		    (mkdir(dir, 0700) != 0 && errno != EEXIST))
+		if ((mkdir(parent, 0700) != 0 && (e = errno) != EEXIST) ||
+		    (mkdir(dir, 0700) != 0 && (e = errno) != EEXIST))
 			goto fail;
 	}
-	if (lstat(dir, &st) != 0)
+	if (lstat(dir, &st) != 0) {
+		e = errno;
 		goto fail;
+	}
 	if (!S_ISDIR(st.st_mode) || !trusted_stat(&st)) {
 		ak_log(AK_LOG_WARNING,
 		       "token '%s': the public view cache directory %s is not a directory that only its owner (this user or root) may write: not written (chmod go-w %s)",
@@ -196,8 +198,8 @@ static int ready_dir(const char *token, const char *dir)
 	return 0;
 fail:
 	ak_log(AK_LOG_WARNING, "token '%s': cannot create the public view cache directory %s: %s",
-	       token, dir, strerror(errno));
-	return -errno;
+	       token, dir, strerror(e));
+	return -e;
 }
 
 int p11_pubcache_store(const struct p11_config *cfg, const char *token, const json_t *view)
@@ -224,7 +226,7 @@ int p11_pubcache_store(const struct p11_config *cfg, const char *token, const js
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
 		r = -errno;
 		ak_log(AK_LOG_WARNING, "token '%s': cannot write the public view cache in %s: %s",
-		       token, dir, strerror(errno));
+		       token, dir, strerror(-r));
 		goto out;
 	}
 	fd = -1;
@@ -238,7 +240,7 @@ int p11_pubcache_store(const struct p11_config *cfg, const char *token, const js
 	if (rename(tmp, path) != 0) {
 		r = -errno;
 		ak_log(AK_LOG_WARNING, "token '%s': cannot rename %s to %s: %s", token, tmp, path,
-		       strerror(errno));
+		       strerror(-r));
 		unlink(tmp);
 		goto out;
 	}
