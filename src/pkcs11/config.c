@@ -2,7 +2,7 @@
 /*
  * The module's configuration, attestkey.conf(5): INI read with inih.
  *
- *   [module]  brokers, ca, timeout, tee, reattest_after_fork
+ *   [module]  brokers, ca, timeout, tee, reattest_after_fork, cache_dir
  *   [sim]     dir, measurement, policy, vmpl, guest_svn, reported_tcb,
  *             host_data, version, delay_ms
  *   [token NAME]  label
@@ -244,6 +244,17 @@ static void module_key(struct parse_ctx *c, const char *key, const char *value)
 		cfg->ca = strdup(value);
 		if (!cfg->ca)
 			fail(c, "out of memory");
+	} else if (strcmp(key, "cache_dir") == 0) {
+		/* the public view's cache (pubcache.c): it decides which
+		 * certificate an application sees, so no relative path */
+		if (value[0] != '/') {
+			fail(c, "cache_dir = '%s' is not an absolute path", value);
+		} else {
+			free(cfg->cache_dir);
+			cfg->cache_dir = strdup(value);
+			if (!cfg->cache_dir)
+				fail(c, "out of memory");
+		}
 	} else if (strcmp(key, "timeout") == 0) {
 		if (parse_ul(c, key, value, 3600, &u)) {
 			if (u == 0)
@@ -503,6 +514,7 @@ void p11_config_clear(struct p11_config *cfg)
 	}
 	free(cfg->tokens);
 	free(cfg->ca);
+	free(cfg->cache_dir);
 	free(cfg->path);
 	ev_sim_params_clear(&cfg->ev.sim);
 	memset(cfg, 0, sizeof(*cfg));

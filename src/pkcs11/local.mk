@@ -10,9 +10,11 @@ libakpkcs11_la_SOURCES = \
 	src/pkcs11/crypto.c \
 	src/pkcs11/digest.c \
 	src/pkcs11/release.c \
+	src/pkcs11/pubcache.c \
 	src/pkcs11/module.c
-libakpkcs11_la_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) $(CURL_CFLAGS)
-libakpkcs11_la_LIBADD = $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
+libakpkcs11_la_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) $(CURL_CFLAGS) \
+	-DLOCALSTATEDIR='"$(localstatedir)"'
+libakpkcs11_la_LIBADD = $(CURL_MODULE_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
 noinst_HEADERS += include/attestkey/pkcs11-3.h
 
 pkcs11_module_LTLIBRARIES = attestkey-pkcs11.la
@@ -22,7 +24,7 @@ nodist_EXTRA_attestkey_pkcs11_la_SOURCES = dummy.c
 attestkey_pkcs11_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -no-undefined \
 	-Wl,--version-script=$(srcdir)/src/pkcs11/attestkey.map
 attestkey_pkcs11_la_LIBADD = libakpkcs11.la libakevidence.la libakcommon.la \
-	$(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(PTHREAD_CFLAGS)
+	$(CURL_MODULE_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(PTHREAD_CFLAGS)
 EXTRA_attestkey_pkcs11_la_DEPENDENCIES = $(srcdir)/src/pkcs11/attestkey.map
 EXTRA_DIST += src/pkcs11/attestkey.map
 

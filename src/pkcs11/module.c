@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,10 +48,17 @@ struct token {
 	pthread_mutex_t login_lock;          /* one attested login at a time */
 	struct p11_keyset *keys;             /* NULL: none held */
 	bool logged_in;
-	/* The public view before login (protocol.md section 7), fetched once,
-	 * lazily, under login_lock; immutable afterwards. */
+	/* The public view before login (protocol.md section 7): read from the
+	 * cache file at the first search, replaced by the background refresh.
+	 * Each set is immutable; t->pub is swapped under pub_lock + lock. */
 	struct p11_keyset *pub;
-	bool pub_fetched;
+	pthread_mutex_t pub_lock;  /* the fields below; before lock */
+	bool pub_loaded;           /* the cache file was read */
+	bool refreshing;           /* a refresh thread runs (in refresh_pid) */
+	bool refresh_joinable;     /* refresher not joined yet */
+	pid_t refresh_pid;
+	pthread_t refresher;
+	int64_t refresh_failed_us; /* when the last refresh failed, or 0 */
 };
 
 struct session {
@@ -71,6 +79,7 @@ struct session {
 static struct {
 	pthread_mutex_t lock;
 	bool initialized;
+	atomic_bool stop; /* C_Finalize: background refreshes stop now */
 	pid_t pid; /* process that ran C_Initialize last */
 	struct p11_config cfg;
 	struct token *tokens;
@@ -81,6 +90,9 @@ static struct {
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER, .next_session = SESSION_HANDLE_BASE };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void public_refresh_stop_inlock(void);
+static void public_cache_from_login(struct token *t, const struct p11_keyset *ks);
 
 /* ---- fork safety of our own locks ------------------------------------ */
 
@@ -136,6 +148,7 @@ static void atfork_child(void)
 	for (i = 0; i < g.n_tokens; i++) {
 		pthread_rwlock_init(&g.tokens[i].lock, NULL);
 		pthread_mutex_init(&g.tokens[i].login_lock, NULL);
+		pthread_mutex_init(&g.tokens[i].pub_lock, NULL);
 	}
 	for (i = 0; i < g.n_sessions; i++)
 		pthread_mutex_init(&g.sessions[i]->lock, NULL);
@@ -331,6 +344,7 @@ static void tokens_free_inlock(void)
 		p11_keyset_free(g.tokens[i].pub);
 		pthread_rwlock_destroy(&g.tokens[i].lock);
 		pthread_mutex_destroy(&g.tokens[i].login_lock);
+		pthread_mutex_destroy(&g.tokens[i].pub_lock);
 	}
 	free(g.tokens);
 	g.tokens = NULL;
@@ -481,7 +495,9 @@ static CK_RV p11_C_Initialize(CK_VOID_PTR pInitArgs)
 		g.tokens[i].conf = &g.cfg.tokens[i];
 		pthread_rwlock_init(&g.tokens[i].lock, NULL);
 		pthread_mutex_init(&g.tokens[i].login_lock, NULL);
+		pthread_mutex_init(&g.tokens[i].pub_lock, NULL);
 	}
+	atomic_store(&g.stop, false);
 	/* Set up the secure heap before any fork, so children share its
 	 * layout; a failure is reported again, and fatally, at C_Login. */
 	if (g.n_tokens && ak_secure_init() < 0)
@@ -507,6 +523,7 @@ static CK_RV p11_C_Finalize(CK_VOID_PTR pReserved)
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
 	sessions_free_inlock();
+	public_refresh_stop_inlock();
 	tokens_free_inlock(); /* wipes every key of this process */
 	ev_sim_forget();
 	p11_config_clear(&g.cfg);
@@ -898,12 +915,11 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 		rv = p11_release(&g.cfg, t->conf->name, pPin, ulPinLen, &ks);
 		if (rv != CKR_OK)
 			goto out;
+		public_cache_from_login(t, ks);
 	} else {
 		ak_debug("token '%s': logged in from the keys this process holds",
 			 t->conf->name);
 	}
-	/* t->pub only changes under login_lock, which this thread holds */
-	p11_keyset_adopt_handles(ks, t->pub);
 	/* The release ran without g.lock: the session may have been closed
 	 * meanwhile (C_CloseSession, C_CloseAllSessions, or C_Logout then
 	 * C_CloseSession). Publish only while it still exists, under g.lock,
@@ -919,6 +935,7 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 		goto out;
 	}
 	pthread_rwlock_wrlock(&t->lock);
+	p11_keyset_adopt_handles(ks, t->pub); /* t->pub changes under t->lock */
 	if (ks)
 		t->keys = ks;
 	t->logged_in = true;
@@ -961,38 +978,177 @@ static const struct p11_object *visible_object(const struct token *t, CK_OBJECT_
 	return p11_keyset_find(visible_set(t), h);
 }
 
-/* Fetch the public view of a slot once, the first time a session needs its
- * objects. Runs before any other lock is taken (login_lock rule above); a
- * failure is logged at debug level by p11_public_fetch and leaves the
- * token without public objects: never an error for the caller. */
+/* ---- the public view's cache and its background refresh -------------- */
+
+/* Make pub the token's public view, keeping the handles of the objects an
+ * application already found (libp11 caches them). Takes pub over. */
+static void public_publish(struct token *t, struct p11_keyset *pub)
+{
+	struct p11_keyset *old;
+
+	pthread_rwlock_wrlock(&t->lock);
+	p11_keyset_adopt_handles(pub, t->pub);
+	old = t->pub;
+	t->pub = pub;
+	pthread_rwlock_unlock(&t->lock);
+	p11_keyset_free(old);
+}
+
+/* The refresh thread: GET /v1/public/<token>, then the cache file and the
+ * view. Takes no lock but pub_lock and t->lock (never g.lock: C_Finalize
+ * joins it while holding g.lock). */
+static void *public_refresh(void *arg)
+{
+	struct token *t = arg;
+	struct p11_keyset *pub = NULL;
+	json_t *view = NULL;
+	bool ok = false;
+
+	if (p11_public_fetch(&g.cfg, t->conf->name, &g.stop, &view) == CKR_OK &&
+	    p11_public_parse(t->conf->name, view, &pub) == CKR_OK) {
+		(void)p11_pubcache_store(&g.cfg, t->conf->name, view); /* logs failures */
+		ok = true;
+	}
+	pthread_mutex_lock(&t->pub_lock);
+	if (ok)
+		public_publish(t, pub);
+	/* stopped for a fork: the next search may start it again at once */
+	t->refresh_failed_us = ok ? 0 : atomic_load(&g.stop) ? 1 : ak_now_us();
+	t->refreshing = false;
+	pthread_mutex_unlock(&t->pub_lock);
+	json_decref(view);
+	return NULL;
+}
+
+#define REFRESH_RETRY_US (30 * 1000000LL) /* after a failed refresh */
+
+/*
+ * fork() while a refresh runs would leave the child with whatever locks
+ * that thread held inside libcurl, GnuTLS or OpenSSL (which has no fork
+ * handlers): an nginx worker could hang at its first signature. So a fork
+ * first stops and joins the refreshes (about a second at most, only when
+ * one is running); the parent restarts one at its next search, the child
+ * makes its own when it needs one. These handlers run before the module's
+ * atfork_prepare, which takes g.lock (registered earlier, run later).
+ */
+static void public_atfork_prepare(void)
+{
+	pthread_mutex_lock(&g.lock);
+	if (g.initialized)
+		public_refresh_stop_inlock(); /* g.stop stays set across fork() */
+	pthread_mutex_unlock(&g.lock);
+}
+
+static void public_atfork_after(void)
+{
+	pthread_mutex_lock(&g.lock);
+	if (g.initialized)
+		atomic_store(&g.stop, false);
+	pthread_mutex_unlock(&g.lock);
+}
+
+static pthread_once_t public_atfork_once = PTHREAD_ONCE_INIT;
+
+static void public_atfork_register(void)
+{
+	if (pthread_atfork(public_atfork_prepare, public_atfork_after, public_atfork_after) != 0)
+		ak_log(AK_LOG_WARNING, "cannot register fork handlers");
+}
+
+/* Under pub_lock: start the refresh of this process, unless one runs, one
+ * succeeded, the last failed less than 30 s ago, or the application forbade
+ * threads (CKF_LIBRARY_CANT_CREATE_OS_THREADS: then only C_Login updates
+ * the cache). */
+static void public_refresh_start(struct token *t)
+{
+	pid_t self = getpid();
+
+	if (g.cfg.no_threads || !g.cfg.n_brokers || atomic_load(&g.stop))
+		return;
+	if (t->refresh_pid == self) {
+		if (t->refreshing)
+			return;
+		if (t->refresh_failed_us == 0 ||
+		    ak_now_us() - t->refresh_failed_us < REFRESH_RETRY_US)
+			return; /* done, or failed a moment ago */
+		if (t->refresh_joinable)
+			pthread_join(t->refresher, NULL); /* it has finished */
+	}
+	pthread_once(&public_atfork_once, public_atfork_register);
+	/* a refresher of the parent process does not exist in a fork child */
+	t->refresh_joinable = false;
+	t->refreshing = pthread_create(&t->refresher, NULL, public_refresh, t) == 0;
+	t->refresh_joinable = t->refreshing;
+	t->refresh_pid = self;
+	t->refresh_failed_us = 0;
+	if (!t->refreshing)
+		ak_debug("token '%s': cannot start the public view refresh", t->conf->name);
+}
+
+/* C_Finalize: stop the refreshes of this process (libcurl notices within
+ * about a second) and wait for them: the module may be unloaded next. */
+static void public_refresh_stop_inlock(void)
+{
+	pid_t self = getpid();
+	size_t i;
+
+	atomic_store(&g.stop, true);
+	for (i = 0; i < g.n_tokens; i++) {
+		struct token *t = &g.tokens[i];
+		bool join;
+
+		pthread_mutex_lock(&t->pub_lock);
+		join = t->refresh_joinable && t->refresh_pid == self;
+		t->refresh_joinable = false;
+		pthread_mutex_unlock(&t->pub_lock);
+		if (join)
+			pthread_join(t->refresher, NULL);
+	}
+}
+
+/* After a release: its public part is the view, for the next processes. */
+static void public_cache_from_login(struct token *t, const struct p11_keyset *ks)
+{
+	json_t *view = p11_public_view_of(ks, t->conf->name);
+
+	if (view)
+		(void)p11_pubcache_store(&g.cfg, t->conf->name, view); /* logs failures */
+	json_decref(view);
+}
+
+/* The public view of a slot, before a search (issue 8 item 19): read the
+ * cache file once, start a refresh in the background, and never wait on
+ * the network. A token never seen on this machine shows no public objects
+ * until a login or a refresh has written its cache. */
 static void ensure_public(CK_SESSION_HANDLE h)
 {
 	struct p11_keyset *pub = NULL;
 	struct token *t;
 	CK_SLOT_ID slot;
-	bool done;
+	json_t *view = NULL;
+	bool in;
 
 	if (session_slot(h, &slot) != CKR_OK)
 		return; /* the caller reports the invalid handle */
 	t = &g.tokens[slot];
 	pthread_rwlock_rdlock(&t->lock);
-	done = t->pub_fetched || t->logged_in;
+	in = t->logged_in; /* the view is not visible then: nothing to do */
 	pthread_rwlock_unlock(&t->lock);
-	if (done)
+	if (in)
 		return;
-	pthread_mutex_lock(&t->login_lock);
-	pthread_rwlock_rdlock(&t->lock);
-	done = t->pub_fetched;
-	pthread_rwlock_unlock(&t->lock);
-	if (!done) {
-		if (p11_public_fetch(&g.cfg, t->conf->name, &pub) != CKR_OK)
-			pub = NULL;
-		pthread_rwlock_wrlock(&t->lock);
-		t->pub = pub;
-		t->pub_fetched = true;
-		pthread_rwlock_unlock(&t->lock);
+	pthread_mutex_lock(&t->pub_lock);
+	if (!t->pub_loaded) {
+		t->pub_loaded = true;
+		if (p11_pubcache_load(&g.cfg, t->conf->name, &view) == 0 &&
+		    p11_public_parse(t->conf->name, view, &pub) == CKR_OK) {
+			ak_debug("token '%s': %zu public key(s) from the cache", t->conf->name,
+				 pub->n_keys);
+			public_publish(t, pub);
+		}
+		json_decref(view);
 	}
-	pthread_mutex_unlock(&t->login_lock);
+	public_refresh_start(t);
+	pthread_mutex_unlock(&t->pub_lock);
 }
 
 static CK_RV p11_C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,

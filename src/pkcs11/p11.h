@@ -7,9 +7,11 @@
 #ifndef ATTESTKEY_P11_H
 #define ATTESTKEY_P11_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "attestkey/common.h"
@@ -33,6 +35,8 @@ struct p11_config {
 	char *ca;                   /* PEM file trusted for the broker's TLS */
 	long timeout;               /* seconds, per HTTP request */
 	bool reattest_after_fork;   /* default false */
+	char *cache_dir;            /* the public view's cache; NULL: default
+				     * (p11_pubcache_load) */
 	bool no_threads;            /* not from the file: C_Initialize was given
 				     * CKF_LIBRARY_CANT_CREATE_OS_THREADS */
 	struct ev_config ev;        /* tee = sim + [sim] */
@@ -188,10 +192,27 @@ CK_RV p11_encrypt(struct p11_encrypt *e, const uint8_t *in, size_t in_len, uint8
 CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
 		  size_t pin_len, struct p11_keyset **out);
 /* GET /v1/public/<token> (docs/protocol.md section 7) from the brokers in
- * order: the public objects of the token. Never logs above debug level: a
- * token without reachable broker just shows no public objects. */
-CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
-		       struct p11_keyset **out);
+ * order: the public view of the token, as JSON ({"token", "keys"}). Never
+ * logs above debug level: a token without reachable broker just keeps the
+ * view it has. stop (may be NULL), once set, aborts the transfer. */
+CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token, const atomic_bool *stop,
+		       json_t **view);
+/* The objects (public keys, certificates) of a public view. */
+CK_RV p11_public_parse(const char *token, const json_t *view, struct p11_keyset **out);
+
+/* ---- the public view's cache file (pubcache.c) ------------------------ */
+/* Read the cached public view of `token` (attestkey.conf(5) cache_dir):
+ * 0 and *view, -ENOENT when there is none (or it was written for other
+ * brokers), another -errno when the file is refused (logged: a file not
+ * owned by this user or root, group- or world-writable, not a regular
+ * file, or not JSON). */
+int p11_pubcache_load(const struct p11_config *cfg, const char *token, json_t **view);
+/* Write the public view atomically (temporary file, fsync, rename), mode
+ * 0600, creating the directory (0700) when missing. Logs once on failure. */
+int p11_pubcache_store(const struct p11_config *cfg, const char *token, const json_t *view);
+/* The public view of a released key set: label, id, type, spki and cert of
+ * each key, as GET /v1/public/<token> gives it. NULL when out of memory. */
+json_t *p11_public_view_of(const struct p11_keyset *ks, const char *token);
 
 /* The handle counter's lock across fork() (common.h, ak_mutex_atfork). */
 void p11_handles_atfork(enum ak_fork_phase phase);

@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -30,6 +31,7 @@ struct body {
 
 struct client {
 	const struct p11_config *cfg;
+	const atomic_bool *stop; /* background refresh: abort when set */
 	const char *token;
 	size_t cur;           /* broker that answered last */
 	char failures[1024];  /* transport failures, for the one final line */
@@ -42,9 +44,23 @@ struct client {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_status = CURLE_FAILED_INIT;
 
+/* The module links the GnuTLS flavour of libcurl (configure.ac), so that
+ * its TLS never enters the host's OpenSSL providers, engines or openssl.cnf
+ * (docs/architecture.md "The module's TLS"). A build that ended up with
+ * another TLS library would silently bring the hazard back: refuse it. */
 static void curl_init(void)
 {
+	const curl_version_info_data *d;
+
 	curl_init_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (curl_init_status != CURLE_OK)
+		return;
+	d = curl_version_info(CURLVERSION_NOW);
+	if (!d || !d->ssl_version || strncmp(d->ssl_version, "GnuTLS/", 7) != 0) {
+		ak_log(AK_LOG_ERR, "libcurl uses %s, not GnuTLS: the module's TLS would run inside the host's OpenSSL (rebuild with CURL_MODULE_LIBS naming libcurl-gnutls)",
+		       d && d->ssl_version ? d->ssl_version : "no TLS library");
+		curl_init_status = CURLE_NOT_BUILT_IN;
+	}
 }
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *user)
@@ -65,6 +81,18 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *user)
 	b->len += n;
 	b->data[b->len] = '\0';
 	return n;
+}
+
+/* libcurl calls this about once a second and on every transfer event,
+ * connecting included: C_Finalize stops a background refresh through it. */
+static int stop_cb(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		   curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load((const atomic_bool *)user) ? 1 : 0;
 }
 
 /* Broker text goes into our log: keep it printable and short. */
@@ -132,6 +160,11 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* TLS 1.2 or 1.3 (issue 8 item 12). curl 7.88's GnuTLS backend
+	 * ignores CURLOPT_SSL_CIPHER_LIST: the TLS 1.2 suites are GnuTLS's
+	 * NORMAL set, and AEAD with forward secrecy is the broker's to
+	 * enforce (docs/architecture.md "The module's TLS"). */
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, cfg->timeout);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, cfg->timeout);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* we run in threaded apps */
@@ -147,6 +180,11 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "attestkey-pkcs11/" PACKAGE_VERSION);
+	if (c->stop) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stop_cb);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)c->stop);
+	}
 
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
@@ -607,18 +645,43 @@ out:
 	return rv;
 }
 
-CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
-		       struct p11_keyset **out)
+/* The public view of a token (the body of GET /v1/public/<token>, or the
+ * cache file that keeps it) as objects. */
+CK_RV p11_public_parse(const char *token, const json_t *view, struct p11_keyset **out)
 {
-	struct client c = { .cfg = cfg, .token = token };
 	struct p11_keyset *ks = NULL;
-	json_t *resp = NULL, *keys, *k;
-	char path[300];
-	long status = 0;
+	const json_t *keys = json_object_get(view, "keys");
+	json_t *k;
 	size_t i;
 	CK_RV rv = CKR_DEVICE_ERROR;
 
 	*out = NULL;
+	if (!json_is_array(keys))
+		return CKR_DEVICE_ERROR;
+	ks = calloc(1, sizeof(*ks));
+	if (!ks)
+		return CKR_HOST_MEMORY;
+	json_array_foreach(keys, i, k) {
+		rv = json_is_object(k) ? public_key(token, k, i, ks) : CKR_DEVICE_ERROR;
+		if (rv != CKR_OK) {
+			p11_keyset_free(ks);
+			return rv; /* all or nothing, like the release */
+		}
+	}
+	*out = ks;
+	return CKR_OK;
+}
+
+CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token, const atomic_bool *stop,
+		       json_t **view)
+{
+	struct client c = { .cfg = cfg, .token = token, .stop = stop };
+	json_t *resp = NULL;
+	char path[300];
+	long status = 0;
+	CK_RV rv = CKR_DEVICE_ERROR;
+
+	*view = NULL;
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_status != CURLE_OK || !cfg->n_brokers)
 		return CKR_DEVICE_ERROR;
@@ -626,7 +689,7 @@ CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
 	if ((size_t)snprintf(path, sizeof(path), "/v1/public/%s", token) >= sizeof(path))
 		return CKR_DEVICE_ERROR;
 	/* same brokers, CA, TLS rules and failover as the release */
-	for (; c.cur < cfg->n_brokers; c.cur++) {
+	for (; c.cur < cfg->n_brokers && !(stop && atomic_load(stop)); c.cur++) {
 		if (post_one(&c, cfg->brokers[c.cur], path, NULL, &status, &resp) == CKR_OK)
 			break;
 	}
@@ -634,28 +697,17 @@ CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token,
 		ak_debug("token '%s': no public objects: %s", token, c.failures);
 		goto out;
 	}
-	keys = json_object_get(resp, "keys");
-	if (status != 200 || !json_is_array(keys)) {
+	if (status != 200 || !json_is_array(json_object_get(resp, "keys"))) {
 		ak_debug("token '%s': no public objects: HTTP %ld from %s", token, status,
 			 cfg->brokers[c.cur]);
 		goto out;
 	}
-	ks = calloc(1, sizeof(*ks));
-	if (!ks) {
-		rv = CKR_HOST_MEMORY;
-		goto out;
-	}
-	json_array_foreach(keys, i, k) {
-		rv = json_is_object(k) ? public_key(token, k, i, ks) : CKR_DEVICE_ERROR;
-		if (rv != CKR_OK)
-			goto out; /* all or nothing, like the release */
-	}
-	ak_debug("token '%s': %zu public key(s) from %s", token, ks->n_keys, cfg->brokers[c.cur]);
-	*out = ks;
-	ks = NULL;
+	ak_debug("token '%s': %zu public key(s) from %s", token,
+		 json_array_size(json_object_get(resp, "keys")), cfg->brokers[c.cur]);
+	*view = resp;
+	resp = NULL;
 	rv = CKR_OK;
 out:
-	p11_keyset_free(ks);
 	json_decref(resp);
 	curl_easy_cleanup(c.h);
 	return rv;

@@ -155,6 +155,7 @@ brokers = https://127.0.0.1:$port
 ca = ${MODULE_CA:-$T/pki/broker-ca.pem}
 timeout = 10
 tee = sim
+cache_dir = $T/cache
 
 [sim]
 dir = $T/sim
@@ -198,6 +199,24 @@ softhsm_token() {
 		"$T/softhsm/tokens" >"$T/softhsm/softhsm2.conf"
 	export SOFTHSM2_CONF="$T/softhsm/softhsm2.conf"
 	softhsm2-util --init-token --free --label ref --pin 1234 --so-pin 4321 >/dev/null
+}
+
+# registry_setup, then registry COMMAND: run a shell command with our
+# .module registered in p11-kit (the system directory, in a private mount
+# namespace when root; ~/.config/pkcs11/modules of a private HOME if not)
+registry_setup() {
+	MODDIR=$(pkg-config --variable=p11_module_configs p11-kit-1)
+	mkdir -p "$T/mods"
+	cp "$MODDIR"/*.module "$T/mods/" 2>/dev/null
+	sed "s|^module:.*|module: $AK_MODULE|" "$top_srcdir/conf/attestkey.module.in" >"$T/mods/attestkey.module"
+}
+registry() {
+	if [ "$(id -u)" = 0 ]; then
+		unshare -m sh -c "mount --bind '$T/mods' '$MODDIR' && $*"
+	else
+		mkdir -p "$T/home/.config/pkcs11" && ln -sfn "$T/mods" "$T/home/.config/pkcs11/modules"
+		HOME="$T/home" sh -c "$*"
+	fi
 }
 
 # releases: how many keys releases the audit log records

@@ -18,6 +18,12 @@ check_PROGRAMS += tests/integration/slowclient
 tests_integration_slowclient_SOURCES = tests/integration/slowclient.c
 tests_integration_slowclient_CFLAGS = $(AM_CFLAGS) $(SSL_CFLAGS)
 tests_integration_slowclient_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
+# module-tls.sh: a hostile OpenSSL provider, loaded first by openssl.cnf
+check_LTLIBRARIES = tests/integration/hostile-provider.la
+tests_integration_hostile_provider_la_SOURCES = tests/integration/hostile-provider.c
+tests_integration_hostile_provider_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+# no sanitizer flags: openssl and curl load it without ASan's runtime
+tests_integration_hostile_provider_la_CFLAGS = -std=gnu11 -Wall -Wextra $(CRYPTO_CFLAGS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
@@ -28,6 +34,8 @@ INTEGRATION_TESTS = \
 	tests/integration/broker-store.sh \
 	tests/integration/nginx.sh \
 	tests/integration/public-objects.sh \
+	tests/integration/public-cache.sh \
+	tests/integration/module-tls.sh \
 	tests/integration/clients.sh \
 	tests/integration/softhsm-diff.sh \
 	tests/integration/corescan-self.sh \

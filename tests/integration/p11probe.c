@@ -22,11 +22,22 @@
  *   p11probe MODULE fork-vmlck PIN    login in the parent, then in a forked
  *                                     child C_Initialize + C_Login + sign with
  *                                     every key; both print their VmLck
+ *   p11probe MODULE wait-public SECS  no login: search the first slot until
+ *                                     it shows objects (the background
+ *                                     refresh of the public view), at most
+ *                                     SECS seconds; print their number
+ *   p11probe MODULE fork-refresh MS   no login: one search (which starts the
+ *                                     public view's background refresh),
+ *                                     MS milliseconds, fork(); print how
+ *                                     many threads the process had when the
+ *                                     module's fork handlers were done;
+ *                                     exit 0 when it was 1
  * Exit 0 when every step returned CKR_OK.
  */
 #include "config.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -197,6 +208,72 @@ static int hold(void)
 	return 0;
 }
 
+/* Registered before the module is loaded, so it runs after the module's
+ * own prepare handlers (POSIX: prepare handlers in reverse order). */
+static int threads_at_fork = -1;
+
+static void count_threads(void)
+{
+	char line[128];
+	FILE *st = fopen("/proc/self/status", "r");
+
+	while (st && fgets(line, sizeof(line), st))
+		if (strncmp(line, "Threads:", 8) == 0)
+			threads_at_fork = atoi(line + 8);
+	if (st)
+		fclose(st);
+}
+
+/* fork() while the public view's refresh may be running. */
+static int fork_refresh(int ms)
+{
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16;
+	CK_SESSION_HANDLE s;
+	int status;
+	pid_t pid;
+
+	if (f->C_Initialize(NULL) != CKR_OK || f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK ||
+	    n == 0 || f->C_OpenSession(slots[0], CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK ||
+	    f->C_FindObjectsInit(s, NULL, 0) != CKR_OK || f->C_FindObjectsFinal(s) != CKR_OK)
+		return 1;
+	usleep((useconds_t)ms * 1000);
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return 1;
+	printf("threads at fork: %d\n", threads_at_fork);
+	f->C_Finalize(NULL);
+	return threads_at_fork == 1 ? 0 : 2;
+}
+
+/* A long-running application before login: the public view appears once
+ * the module's background refresh has fetched it. */
+static int wait_public(int secs)
+{
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16, found = 0;
+	CK_OBJECT_HANDLE h[64];
+	CK_SESSION_HANDLE s;
+	int i;
+
+	if (f->C_Initialize(NULL) != CKR_OK || f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK ||
+	    n == 0 || f->C_OpenSession(slots[0], CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+		return 1;
+	for (i = 0; i <= secs * 10 && !found; i++) {
+		if (i)
+			usleep(100000);
+		if (f->C_FindObjectsInit(s, NULL, 0) == CKR_OK) {
+			f->C_FindObjects(s, h, 64, &found);
+			f->C_FindObjectsFinal(s);
+		}
+	}
+	printf("public objects: %lu\n", found);
+	f->C_Finalize(NULL);
+	return found ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
 	CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
@@ -208,17 +285,23 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s MODULE login|fork-login|hold|fork-vmlck PIN\n",
+		fprintf(stderr, "usage: %s MODULE login|fork-login|hold|fork-vmlck PIN | wait-public SECS | fork-refresh MS\n",
 			argv[0]);
 		return 64;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (pthread_atfork(count_threads, NULL, NULL) != 0)
+		return 1;
 	mod = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
 	if (!mod || !(get = (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(mod, "C_GetFunctionList")) ||
 	    get(&f) != CKR_OK) {
 		fprintf(stderr, "cannot load %s: %s\n", argv[1], dlerror());
 		return 1;
 	}
+	if (strcmp(argv[2], "wait-public") == 0)
+		return wait_public(atoi(argv[3]));
+	if (strcmp(argv[2], "fork-refresh") == 0)
+		return fork_refresh(atoi(argv[3]));
 	rv = open_login(&s, argv[3], true);
 	key = census(s);
 	if (strcmp(argv[2], "login") == 0) {

@@ -30,6 +30,12 @@ check "GET /v1/public/: 400 bad_request" bash -c "test \"\$($CURL -o /dev/null -
 check "POST /v1/public/web: 405" bash -c "test \"\$($CURL -o /dev/null -w '%{http_code}' -d '{}' $BROKER_URL/v1/public/web)\" = 405"
 check "the public listing is audited" grep -q '"event":"public"' "$T/audit.jsonl"
 
+# Searches never wait on the network (issue 8 item 19): the first one
+# starts a background refresh, which writes the cache file the next
+# processes read.
+check "a long-running application sees the public view once the background refresh fetched it" \
+	$AK_RUN "$AK_PROBE" "$AK_MODULE" wait-public 10
+check "  and the refresh wrote the cache file" test -s "$T/cache/web.json"
 $P11 -O >"$T/prelogin.txt" 2>&1
 check "pkcs11-tool -O without a PIN lists public keys and certificates" bash -c "
 	grep -q 'Public Key Object; RSA' '$T/prelogin.txt' && grep -q 'Certificate Object' '$T/prelogin.txt' &&

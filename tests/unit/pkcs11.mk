@@ -3,7 +3,7 @@
 # convenience library (so the test-only hook of src/pkcs11/p11.h is reachable).
 if HAVE_CMOCKA
 PKCS11_TEST_LIBS = libakpkcs11.la libakevidence.la libakcommon.la $(CMOCKA_LIBS) \
-	$(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
+	$(CURL_MODULE_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
 PKCS11_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/pkcs11 $(P11KIT_CFLAGS)
 
 check_PROGRAMS += tests/unit/test_pkcs11_module
@@ -53,7 +53,7 @@ if HAVE_CMOCKA
 		-I$(top_srcdir)/src/pkcs11 $(P11KIT_CFLAGS) $(CURL_CFLAGS) $(PTHREAD_CFLAGS) \
 		$(CRYPTO_CFLAGS) $(JANSSON_CFLAGS) $(JOSE_CFLAGS) $(INIH_CFLAGS) $(CMOCKA_CFLAGS) \
 		$$srcs -o $(TSAN_DIR)/test_pkcs11_threads \
-		$(CMOCKA_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
+		$(CMOCKA_LIBS) $(CURL_MODULE_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
 		$(INIH_LIBS) -lpthread
 	TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$(abs_srcdir)/tests/unit/tsan.supp" \
 		$(TSAN_DIR)/test_pkcs11_threads
