@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jose/jose.h>
@@ -44,7 +45,7 @@
  * PartyUInfo and PartyVInfo (the profile refuses "apu"/"apv"), and
  * SuppPubInfo = 256.
  */
-static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
+static int ecdh_es_key(EVP_PKEY *mine, EVP_PKEY *peer, uint8_t dk[PROFILE_KEY_BYTES])
 {
 	static const uint8_t other_info[] = {
 		0, 0, 0, 7, 'A', '2', '5', '6', 'G', 'C', 'M', /* AlgorithmID */
@@ -52,16 +53,14 @@ static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
 		0, 0, 0, 0,                                   /* PartyVInfo */
 		0, 0, 1, 0,                                   /* SuppPubInfo: 256 */
 	};
-	uint8_t z[66], dk[PROFILE_KEY_BYTES];
+	uint8_t z[66];
 	size_t zlen = sizeof(z);
 	EVP_PKEY_CTX *dctx = NULL;
 	EVP_KDF *kdf = NULL;
 	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[4];
-	json_t *k = NULL;
 	int ret = -EINVAL;
 
-	*cek_out = NULL;
 	dctx = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), mine, NULL);
 	/* validate_peer = 0: every peer here comes from ak_pkey_from_jwk_p384(),
 	 * which has validated it; OpenSSL's full check would be one more
@@ -77,9 +76,30 @@ static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
 	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)other_info,
 						      sizeof(other_info));
 	params[3] = OSSL_PARAM_construct_end();
-	if (!kctx || EVP_KDF_derive(kctx, dk, sizeof(dk), params) <= 0)
-		goto out;
+	if (kctx && EVP_KDF_derive(kctx, dk, PROFILE_KEY_BYTES, params) > 0)
+		ret = 0;
+out:
+	ERR_clear_error();
+	OPENSSL_cleanse(z, sizeof(z));
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	EVP_PKEY_CTX_free(dctx);
+	return ret;
+}
+
+/* The CEK as the JWK libjose's encryption takes. */
+static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
+{
+	uint8_t dk[PROFILE_KEY_BYTES];
+	json_t *k = NULL;
+	int ret;
+
+	*cek_out = NULL;
+	ret = ecdh_es_key(mine, peer, dk);
+	if (ret < 0)
+		return ret;
 	k = jose_b64_enc(dk, sizeof(dk));
+	OPENSSL_cleanse(dk, sizeof(dk));
 	*cek_out = json_pack("{s:s,s:s}", "kty", "oct", "alg", PROFILE_ENC);
 	if (k && *cek_out && json_object_set(*cek_out, "k", k) == 0) {
 		ret = 0; /* the CEK object holds k; ak_jwk_free_secret() wipes it */
@@ -91,13 +111,6 @@ static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
 			ak_memzero((char *)json_string_value(k), json_string_length(k));
 	}
 	json_decref(k);
-out:
-	ERR_clear_error();
-	OPENSSL_cleanse(z, sizeof(z));
-	OPENSSL_cleanse(dk, sizeof(dk));
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	EVP_PKEY_CTX_free(dctx);
 	return ret;
 }
 
@@ -280,32 +293,66 @@ int ak_jwe_encrypt(const json_t *jwk_pub, const uint8_t *pt, size_t ptlen, json_
 	return ret;
 }
 
-/* ---- a jose_io_t that appends to an ak_secbuf ---- */
-struct secsink {
-	jose_io_t io;
-	struct ak_secbuf *buf;
-	bool failed;
-};
-
-static bool secsink_feed(jose_io_t *io, const void *in, size_t len)
+/*
+ * A256GCM content decryption (RFC 7516 section 5.2, steps 14 to 16) with the
+ * cipher of attestkey's library context, straight into the secure heap: the
+ * CEK and the plaintext key never pass through a provider or ENGINE the
+ * host application loaded (libjose would fetch AES-GCM from OpenSSL's
+ * default context). The flattened serialisation's AAD is the protected
+ * header as sent; the profile has no "aad" member.
+ */
+static int gcm_open(const uint8_t key[PROFILE_KEY_BYTES], const json_t *jwe, const uint8_t *ct,
+		    size_t ctlen, struct ak_secbuf *out, const char **why)
 {
-	struct secsink *s = (struct secsink *)io;
+	const char *prot = json_string_value(json_object_get(jwe, "protected"));
+	const char *iv64 = json_string_value(json_object_get(jwe, "iv"));
+	const char *tag64 = json_string_value(json_object_get(jwe, "tag"));
+	uint8_t *iv = NULL, *tag = NULL, *pt = NULL;
+	size_t ivlen = 0, taglen = 0;
+	EVP_CIPHER *c = NULL;
+	EVP_CIPHER_CTX *ctx = NULL;
+	OSSL_PARAM params[2];
+	int l1 = 0, l2 = 0, ret = -EINVAL;
 
-	if (ak_secbuf_append(s->buf, in, len) < 0) {
-		s->failed = true;
-		return false;
+	if (!prot || json_object_get(jwe, "aad") || !iv64 || !(iv = ak_b64url_decode(iv64, &ivlen)) ||
+	    ivlen != 12 || !tag64 || !(tag = ak_b64url_decode(tag64, &taglen)) || taglen != 16 ||
+	    ctlen > INT_MAX) {
+		fail(why, "the JWE iv, tag or protected header is missing or malformed", 0);
+		goto out;
 	}
-	return true;
-}
-
-static bool secsink_done(jose_io_t *io)
-{
-	return !((struct secsink *)io)->failed;
-}
-
-static void secsink_free(jose_io_t *io)
-{
-	free(io);
+	pt = OPENSSL_secure_malloc(ctlen ? ctlen : 1);
+	if (!pt) {
+		ret = fail(why, "the secure heap is exhausted", -ENOMEM);
+		goto out;
+	}
+	c = EVP_CIPHER_fetch(ak_libctx(), "AES-256-GCM", NULL);
+	ctx = EVP_CIPHER_CTX_new();
+	params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen);
+	params[1] = OSSL_PARAM_construct_end();
+	if (!c || !ctx || !EVP_DecryptInit_ex2(ctx, c, NULL, NULL, params) ||
+	    !EVP_DecryptInit_ex2(ctx, NULL, key, iv, NULL) ||
+	    !EVP_DecryptUpdate(ctx, NULL, &l1, (const uint8_t *)prot, (int)strlen(prot)) ||
+	    !EVP_DecryptUpdate(ctx, pt, &l1, ct, (int)ctlen) ||
+	    !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, tag) ||
+	    EVP_DecryptFinal_ex(ctx, pt + l1, &l2) <= 0) {
+		/* tag mismatch: nothing of what was decrypted is kept */
+		fail(why, "JWE authentication failed (tampered or wrong key)", 0);
+		goto out;
+	}
+	if (ak_secbuf_append(out, pt, (size_t)l1 + (size_t)l2) < 0) {
+		ret = fail(why, "the secure heap is exhausted", -ENOMEM);
+		goto out;
+	}
+	ret = 0;
+out:
+	ERR_clear_error();
+	if (pt)
+		OPENSSL_secure_clear_free(pt, ctlen ? ctlen : 1);
+	EVP_CIPHER_CTX_free(ctx);
+	EVP_CIPHER_free(c);
+	free(iv);
+	free(tag);
+	return ret;
 }
 
 /* Only the profile's header, nothing that would change how we decrypt.
@@ -334,9 +381,8 @@ static int check_header(const json_t *jwe, const char **why)
 int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out,
 			const char **why)
 {
-	struct secsink *sink = NULL;
-	jose_io_t *io = NULL;
-	json_t *cek = NULL, *hdr = NULL;
+	uint8_t cek[PROFILE_KEY_BYTES];
+	json_t *hdr = NULL;
 	EVP_PKEY *epk = NULL;
 	uint8_t *ct = NULL;
 	size_t ctlen = 0;
@@ -362,38 +408,13 @@ int ak_jwe_decrypt_with(EVP_PKEY *priv, const json_t *jwe, struct ak_secbuf *out
 		fail(why, "the JWE has no valid EC P-384 \"epk\"", 0);
 		goto out;
 	}
-	if (ecdh_es_cek(priv, epk, &cek) < 0) {
+	if (ecdh_es_key(priv, epk, cek) < 0) {
 		fail(why, "ECDH-ES with our ephemeral key failed", 0);
 		goto out;
 	}
-	sink = calloc(1, sizeof(*sink));
-	if (!sink) {
-		ret = fail(why, "out of memory", -ENOMEM);
-		goto out;
-	}
-	sink->io.feed = secsink_feed;
-	sink->io.done = secsink_done;
-	sink->io.free = secsink_free;
-	sink->buf = out;
-	io = jose_jwe_dec_cek_io(NULL, jwe, cek, jose_io_incref(&sink->io));
-	if (!io) {
-		fail(why, "cannot start JWE decryption", 0);
-		goto out;
-	}
-	if (!io->feed(io, ct, ctlen) || !io->done(io)) {
-		/* Tag mismatch or sink failure: throw away every byte we saw. */
-		fail(why, sink->failed ? "the secure heap is exhausted"
-				       : "JWE authentication failed (tampered or wrong key)",
-		     0);
-		goto out;
-	}
-	ret = 0;
+	ret = gcm_open(cek, jwe, ct, ctlen, out, why);
 out:
-	ERR_clear_error();
-	jose_io_decref(io);
-	if (sink)
-		jose_io_decref(&sink->io);
-	ak_jwk_free_secret(cek);
+	OPENSSL_cleanse(cek, sizeof(cek));
 	json_decref(hdr);
 	EVP_PKEY_free(epk);
 	free(ct);

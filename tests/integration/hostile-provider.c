@@ -4,8 +4,9 @@
  * item 19). Loaded first through openssl.cnf, as pkcs11-provider is with
  * "-provider pkcs11 -provider default", it offers key management and key
  * exchange for X25519 and X448 (what a TLS handshake asks OpenSSL for) and,
- * with HOSTILE_ALGS=all, for EC, RSA and Ed25519 too (the module's own key
- * operations). Every call it receives is appended to $HOSTILE_LOG as
+ * with HOSTILE_ALGS=all, for EC, RSA and Ed25519 too, and AES-256-GCM and
+ * SHA-2 (the module's own key operations, the release's content
+ * decryption and the hash-and-sign digests). Every call it receives is appended to $HOSTILE_LOG as
  * "PID FUNCTION ALGORITHM" and then fails: a module whose TLS or crypto
  * re-enters the host's providers leaves lines in that file. Like
  * pkcs11-provider it declares the TLS groups it implements, so libssl
@@ -176,6 +177,102 @@ HOSTILE_KEYEXCH(x25519, "X25519");
 HOSTILE_KEYEXCH(x448, "X448");
 HOSTILE_KEYEXCH(ecdh, "ECDH");
 
+/* A cipher and digests whose every context creation is recorded and fails.
+ * get_params makes them complete enough for OpenSSL to fetch them. */
+static void *cipher_newctx(void *p)
+{
+	(void)p;
+	record("cipher_newctx", "AES-256-GCM");
+	return NULL;
+}
+static int cipher_get_params(OSSL_PARAM params[])
+{
+	OSSL_PARAM *q;
+
+	if ((q = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_KEYLEN)))
+		OSSL_PARAM_set_size_t(q, 32);
+	if ((q = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_IVLEN)))
+		OSSL_PARAM_set_size_t(q, 12);
+	if ((q = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_BLOCK_SIZE)))
+		OSSL_PARAM_set_size_t(q, 1);
+	if ((q = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_MODE)))
+		OSSL_PARAM_set_uint(q, 6); /* EVP_CIPH_GCM_MODE */
+	if ((q = OSSL_PARAM_locate(params, OSSL_CIPHER_PARAM_AEAD)))
+		OSSL_PARAM_set_int(q, 1);
+	return 1;
+}
+static int cipher_init(void *c, const unsigned char *k, size_t kl, const unsigned char *iv,
+		       size_t ivl, const OSSL_PARAM params[])
+{
+	(void)c, (void)k, (void)kl, (void)iv, (void)ivl, (void)params;
+	record("cipher_init", "AES-256-GCM");
+	return 0;
+}
+static int cipher_update(void *c, unsigned char *out, size_t *outl, size_t outsize,
+			 const unsigned char *in, size_t inl)
+{
+	(void)c, (void)out, (void)outl, (void)outsize, (void)in, (void)inl;
+	record("cipher_update", "AES-256-GCM");
+	return 0;
+}
+static int cipher_final(void *c, unsigned char *out, size_t *outl, size_t outsize)
+{
+	(void)c, (void)out, (void)outl, (void)outsize;
+	return 0;
+}
+static const OSSL_DISPATCH aes256gcm_cipher[] = {
+	{ OSSL_FUNC_CIPHER_NEWCTX, (void (*)(void))cipher_newctx },
+	{ OSSL_FUNC_CIPHER_ENCRYPT_INIT, (void (*)(void))cipher_init },
+	{ OSSL_FUNC_CIPHER_DECRYPT_INIT, (void (*)(void))cipher_init },
+	{ OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))cipher_update },
+	{ OSSL_FUNC_CIPHER_FINAL, (void (*)(void))cipher_final },
+	{ OSSL_FUNC_CIPHER_FREECTX, (void (*)(void))key_free },
+	{ OSSL_FUNC_CIPHER_GET_PARAMS, (void (*)(void))cipher_get_params },
+	{ 0, NULL }
+};
+
+static void *md_newctx(void *p)
+{
+	(void)p;
+	record("digest_newctx", "SHA2");
+	return NULL;
+}
+static int md_init(void *c, const OSSL_PARAM params[])
+{
+	(void)c, (void)params;
+	record("digest_init", "SHA2");
+	return 0;
+}
+static int md_update(void *c, const unsigned char *in, size_t inl)
+{
+	(void)c, (void)in, (void)inl;
+	return 0;
+}
+static int md_final(void *c, unsigned char *out, size_t *outl, size_t outsz)
+{
+	(void)c, (void)out, (void)outl, (void)outsz;
+	return 0;
+}
+static int md_get_params(OSSL_PARAM params[])
+{
+	OSSL_PARAM *q;
+
+	if ((q = OSSL_PARAM_locate(params, OSSL_DIGEST_PARAM_SIZE)))
+		OSSL_PARAM_set_size_t(q, 32);
+	if ((q = OSSL_PARAM_locate(params, OSSL_DIGEST_PARAM_BLOCK_SIZE)))
+		OSSL_PARAM_set_size_t(q, 64);
+	return 1;
+}
+static const OSSL_DISPATCH sha2_digest[] = {
+	{ OSSL_FUNC_DIGEST_NEWCTX, (void (*)(void))md_newctx },
+	{ OSSL_FUNC_DIGEST_INIT, (void (*)(void))md_init },
+	{ OSSL_FUNC_DIGEST_UPDATE, (void (*)(void))md_update },
+	{ OSSL_FUNC_DIGEST_FINAL, (void (*)(void))md_final },
+	{ OSSL_FUNC_DIGEST_FREECTX, (void (*)(void))key_free },
+	{ OSSL_FUNC_DIGEST_GET_PARAMS, (void (*)(void))md_get_params },
+	{ 0, NULL }
+};
+
 #define PROPS "provider=hostile"
 
 static const OSSL_ALGORITHM tls_keymgmt[] = {
@@ -203,6 +300,18 @@ static const OSSL_ALGORITHM all_keyexch[] = {
 	{ NULL, NULL, NULL, NULL }
 };
 
+static const OSSL_ALGORITHM all_ciphers[] = {
+	{ "AES-256-GCM:id-aes256-GCM:aes-256-gcm:2.16.840.1.101.3.4.1.46", PROPS, aes256gcm_cipher,
+	  "hostile AES-256-GCM" },
+	{ NULL, NULL, NULL, NULL }
+};
+static const OSSL_ALGORITHM all_digests[] = {
+	{ "SHA2-256:SHA-256:SHA256:2.16.840.1.101.3.4.2.1", PROPS, sha2_digest, "hostile SHA-256" },
+	{ "SHA2-384:SHA-384:SHA384:2.16.840.1.101.3.4.2.2", PROPS, sha2_digest, "hostile SHA-384" },
+	{ "SHA2-512:SHA-512:SHA512:2.16.840.1.101.3.4.2.3", PROPS, sha2_digest, "hostile SHA-512" },
+	{ NULL, NULL, NULL, NULL }
+};
+
 static const OSSL_ALGORITHM *query(void *provctx, int op, int *no_cache)
 {
 	const char *algs = getenv("HOSTILE_ALGS");
@@ -215,6 +324,10 @@ static const OSSL_ALGORITHM *query(void *provctx, int op, int *no_cache)
 		return all ? all_keymgmt : tls_keymgmt;
 	case OSSL_OP_KEYEXCH:
 		return all ? all_keyexch : tls_keyexch;
+	case OSSL_OP_CIPHER:
+		return all ? all_ciphers : NULL;
+	case OSSL_OP_DIGEST:
+		return all ? all_digests : NULL;
 	default:
 		return NULL;
 	}

@@ -11,7 +11,7 @@
 # OPENSSL_CONF, it takes X25519 and X448 (HOSTILE_ALGS=all: EC, RSA and
 # Ed25519 too), writes every call it gets to $HOSTILE_LOG and fails it.
 . "$(dirname "$0")/lib.sh"
-need openssl curl
+need openssl curl jose
 
 HOSTILE_SO="$top_builddir/tests/integration/.libs/hostile-provider.so"
 [ -f "$HOSTILE_SO" ] || bail "$HOSTILE_SO not built (make check builds it)"
@@ -58,8 +58,22 @@ check "the background refresh of the public view (its own TLS) with the hostile 
 check "  the hostile provider was never called" test ! -s "$LOG"
 rm -f "$LOG"
 
+# Controls for HOSTILE_ALGS=all: libjose's AES-256-GCM and OpenSSL's SHA-256
+# in the default context are served by the hostile provider.
+jose jwk gen -i '{"alg":"A256GCM"}' -o "$T/cek.jwk"
+echo data >"$T/msg"
+refuse "control: libjose's A256GCM (jose jwe enc) is served by the hostile provider" \
+	env HOSTILE_ALGS=all $H jose jwe enc -I "$T/msg" -k "$T/cek.jwk" -o "$T/msg.jwe"
+check "  which recorded the call" grep -q "cipher_newctx AES-256-GCM" "$LOG"
+rm -f "$LOG"
+refuse "control: openssl dgst -sha256 is served by the hostile provider" \
+	env HOSTILE_ALGS=all $H openssl dgst -sha256 "$T/msg"
+check "  which recorded the call" grep -q "digest_newctx" "$LOG"
+rm -f "$LOG"
+
 # The same with EC, RSA and Ed25519 taken too: the module's key operations
-# (ephemeral P-384 key, ECDH, PKCS#8 decoding, signing).
+# (ephemeral P-384 key, ECDH, the release's AES-256-GCM, PKCS#8 decoding,
+# digests, signing).
 HOSTILE_ALGS=all $H $AK_RUN "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/probe-all.txt" 2>&1
 if grep -q "^sign: CKR_OK" "$T/probe-all.txt" && [ ! -s "$LOG" ]; then
 	ok "the module's key operations never reach the host's providers either"
