@@ -31,6 +31,11 @@ size_t ak_secure_heap_size(void);
  * heap from another failure when an OpenSSL call gives no reason. */
 bool ak_secure_has_room(size_t n);
 
+/* The mapping of /proc/self/maps that holds OpenSSL's secure arena (its
+ * readable part, without the guard pages): 0, or -ENOENT when there is no
+ * secure heap. For re-locking it after fork and for LeakSanitizer. */
+int ak_secure_heap_range(uintptr_t *lo, uintptr_t *hi) AK_WUR;
+
 /* A growable byte buffer in the secure heap. */
 struct ak_secbuf {
 	uint8_t *data;

@@ -2,7 +2,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
 
@@ -15,6 +17,54 @@ static pthread_mutex_t secure_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool secure_done;
 static int secure_status = -ENOMEM;
 static size_t secure_size; /* 0: the application's heap, or none */
+
+int ak_secure_heap_range(uintptr_t *lo, uintptr_t *hi)
+{
+	void *probe;
+	char line[512];
+	FILE *fp = NULL;
+	int ret = -ENOENT;
+
+	if (!CRYPTO_secure_malloc_initialized())
+		return -ENOENT;
+	probe = OPENSSL_secure_malloc(16);
+	if (!probe || !CRYPTO_secure_allocated(probe))
+		goto out;
+	fp = fopen("/proc/self/maps", "re");
+	while (fp && ret < 0 && fgets(line, sizeof(line), fp)) {
+		uintptr_t a, b;
+
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &a, &b) == 2 && (uintptr_t)probe >= a &&
+		    (uintptr_t)probe < b) {
+			*lo = a;
+			*hi = b;
+			ret = 0;
+		}
+	}
+out:
+	if (fp)
+		fclose(fp);
+	OPENSSL_secure_free(probe);
+	return ret;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+/* LeakSanitizer does not scan mmap()ed memory, and OpenSSL keeps pointers
+ * to ordinary-heap objects (its DRBGs' state, for one) inside the secure
+ * arena: show it the arena, or every such object looks leaked. */
+void __lsan_register_root_region(const void *p, size_t size);
+static void lsan_show_arena(void)
+{
+	uintptr_t lo, hi;
+
+	if (ak_secure_heap_range(&lo, &hi) == 0)
+		__lsan_register_root_region((const void *)lo, hi - lo);
+}
+#else
+static void lsan_show_arena(void)
+{
+}
+#endif
 
 static int secure_init_inlock(size_t size)
 {
@@ -51,6 +101,8 @@ int ak_secure_init_size(size_t size)
 	if (!secure_done) {
 		secure_status = secure_init_inlock(size);
 		secure_done = true;
+		if (secure_status == 0)
+			lsan_show_arena();
 	}
 	pthread_mutex_unlock(&secure_lock);
 	return secure_status;

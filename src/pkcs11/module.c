@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -391,35 +392,25 @@ static CK_RV init_args_check(const CK_C_INITIALIZE_ARGS *a)
  * OpenSSL does not say where its arena is, so find the mapping that holds a
  * secure allocation and lock that mapping again.
  */
+static int lock_range(void *p, size_t n)
+{
+#if defined(SYS_mlock2) && defined(MLOCK_ONFAULT)
+	/* as OpenSSL locks its arena: only the pages in use, and by system call
+	 * (sanitizer runtimes make mlock() a no-op) */
+	if (syscall(SYS_mlock2, p, n, MLOCK_ONFAULT) == 0)
+		return 0;
+#endif
+	return mlock(p, n);
+}
+
 static void relock_secure_heap(void)
 {
-	void *probe;
-	char line[512];
-	FILE *fp = NULL;
-	bool done = false;
+	uintptr_t lo, hi;
 
-	if (!CRYPTO_secure_malloc_initialized())
-		return;
-	probe = OPENSSL_secure_malloc(16);
-	if (!probe || !CRYPTO_secure_allocated(probe))
-		goto out;
-	fp = fopen("/proc/self/maps", "re");
-	while (fp && !done && fgets(line, sizeof(line), fp)) {
-		unsigned long lo, hi;
-
-		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2 || (uintptr_t)probe < lo ||
-		    (uintptr_t)probe >= hi)
-			continue;
-		done = true;
-		if (mlock((void *)lo, hi - lo) != 0)
-			ak_log(AK_LOG_WARNING,
-			       "cannot lock the inherited secure heap in memory after fork: %s (raise RLIMIT_MEMLOCK)",
-			       strerror(errno));
-	}
-out:
-	if (fp)
-		fclose(fp);
-	OPENSSL_secure_free(probe);
+	if (ak_secure_heap_range(&lo, &hi) == 0 && lock_range((void *)lo, hi - lo) != 0)
+		ak_log(AK_LOG_WARNING,
+		       "cannot lock the inherited secure heap in memory after fork: %s (raise RLIMIT_MEMLOCK)",
+		       strerror(errno));
 }
 
 /* A child process re-initialising after fork(): fresh sessions, logged out,

@@ -442,6 +442,12 @@ static void test_fork_while_busy(void **state)
 	pid_t pid;
 
 	(void)state;
+#if defined(__SANITIZE_ADDRESS__)
+	/* GCC 12's AddressSanitizer allocator holds no lock across fork():
+	 * a child forked while another thread is inside malloc deadlocks in
+	 * ASan itself. The plain and ThreadSanitizer builds run this test. */
+	skip();
+#endif
 	assert_int_equal(f->C_Initialize(NULL), CKR_OK);
 	EVP_PKEY_up_ref(ec_key);
 	assert_int_equal(p11_token_install_keys_for_test(0, ec_key, "ec", ec_id, 1, NULL, 0), CKR_OK);
