@@ -71,7 +71,7 @@ struct ak_privkey *ak_privkey_ref(struct ak_privkey *k);
 /* Drop one reference; the last one frees (and so wipes) the key. NULL-safe. */
 void ak_privkey_unref(struct ak_privkey *k);
 
-/* Overwrite the stack below the caller's frame (32 KiB): OpenSSL's
+/* Overwrite the stack below the caller's frame (64 KiB): OpenSSL's
  * decoders leave key bytes in their dead stack frames (PEM base64 decoding
  * was seen doing so), which a core dump of a long-lived thread would hold.
  * Call it right after a decoding call returns. */
