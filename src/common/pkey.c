@@ -131,6 +131,17 @@ static EVP_PKEY *pub_from_spki(uint8_t *der, int len)
 	return pub;
 }
 
+/* The dead frames of one RSA exponentiation: OpenSSL's AVX-512 pair keeps
+ * its tables on the heap (cleared) and needs far less stack than a
+ * decoder; a smaller wipe than ak_stack_wipe() keeps signing fast. */
+__attribute__((noinline)) static void rsa_stack_wipe(void)
+{
+	unsigned char burn[16 * 1024];
+
+	OPENSSL_cleanse(burn, sizeof(burn));
+	__asm__ __volatile__("" : : "r"(burn) : "memory");
+}
+
 /* Zero the vector registers (every ZMM on AVX-512 CPUs). Out of line: the
  * SysV ABI has every vector register caller-saved across a call. */
 __attribute__((noinline)) static void vector_registers_wipe(void)
@@ -222,7 +233,7 @@ out:
 	BN_free(cd);
 	/* the AVX-512 exponentiation leaves exponent limbs in its dead frames
 	 * and in vector registers, which a core dump's notes record */
-	ak_stack_wipe();
+	rsa_stack_wipe();
 	vector_registers_wipe();
 	return ret;
 }
