@@ -131,14 +131,12 @@ static EVP_PKEY *pub_from_spki(uint8_t *der, int len)
 	return pub;
 }
 
-/* The dead frames of one RSA exponentiation: OpenSSL's AVX-512 pair keeps
- * its tables on the heap (cleared) and needs far less stack than a
- * decoder; a smaller wipe than ak_stack_wipe() keeps signing fast. */
-__attribute__((noinline)) static void rsa_stack_wipe(void)
+/* Overwrite n bytes of stack below the caller's frame (n at most 64 KiB). */
+__attribute__((noinline)) static void stack_burn(size_t n)
 {
-	unsigned char burn[16 * 1024];
+	unsigned char burn[64 * 1024];
 
-	OPENSSL_cleanse(burn, sizeof(burn));
+	OPENSSL_cleanse(burn + sizeof(burn) - n, n);
 	__asm__ __volatile__("" : : "r"(burn) : "memory");
 }
 
@@ -233,7 +231,9 @@ out:
 	BN_free(cd);
 	/* the AVX-512 exponentiation leaves exponent limbs in its dead frames
 	 * and in vector registers, which a core dump's notes record */
-	rsa_stack_wipe();
+	/* 16 KiB: what the exponentiation uses (its tables are on the heap,
+	 * cleared), far less than a decoder; it keeps signing fast */
+	stack_burn(16 * 1024);
 	vector_registers_wipe();
 	return ret;
 }
@@ -487,12 +487,9 @@ enum ak_pkey_err ak_privkey_from_evp(EVP_PKEY *pkey, struct ak_privkey **out)
 	return ret;
 }
 
-__attribute__((noinline)) void ak_stack_wipe(void)
+void ak_stack_wipe(void)
 {
-	unsigned char burn[64 * 1024];
-
-	OPENSSL_cleanse(burn, sizeof(burn));
-	__asm__ __volatile__("" : : "r"(burn) : "memory");
+	stack_burn(64 * 1024);
 }
 
 struct ak_privkey *ak_privkey_ref(struct ak_privkey *k)
