@@ -10,10 +10,13 @@
 #include <string.h>
 #include <cmocka.h>
 #include <jose/jose.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 
 #include "attestkey/common.h"
 #include "attestkey/jwe.h"
+#include "attestkey/pkey.h"
 #include "attestkey/protocol.h"
 #include "attestkey/secmem.h"
 
@@ -406,6 +409,79 @@ static void test_jwe_reasons_not_logged(void **state)
 	EVP_PKEY_free(p256);
 }
 
+/* The P-256 PKCS#8 DER of a new key, in the secure heap, with where its
+ * scalar and its public point sit in it. */
+static struct ak_secbuf ec_pkcs8(EVP_PKEY **key, size_t *d_at, size_t *pub_at)
+{
+	struct ak_secbuf b = { 0 };
+	PKCS8_PRIV_KEY_INFO *p8;
+	unsigned char *der = NULL, d[32], pub[65];
+	BIGNUM *bn = NULL;
+	size_t publen = 0;
+	int len;
+
+	*key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	assert_non_null(*key);
+	p8 = EVP_PKEY2PKCS8(*key);
+	len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+	assert_true(len > 0);
+	assert_int_equal(ak_secbuf_append(&b, der, (size_t)len), 0);
+	OPENSSL_clear_free(der, (size_t)len);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	assert_true(EVP_PKEY_get_bn_param(*key, OSSL_PKEY_PARAM_PRIV_KEY, &bn));
+	assert_int_equal(BN_bn2binpad(bn, d, sizeof(d)), 32);
+	BN_clear_free(bn);
+	assert_true(EVP_PKEY_get_octet_string_param(*key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub,
+						    sizeof(pub), &publen));
+	assert_int_equal(publen, sizeof(pub));
+	*d_at = (size_t)((uint8_t *)memmem(b.data, b.len, d, sizeof(d)) - b.data);
+	*pub_at = (size_t)((uint8_t *)memmem(b.data, b.len, pub, sizeof(pub)) - b.data);
+	OPENSSL_cleanse(d, sizeof(d));
+	return b;
+}
+
+/* Every refusal of the in-place PKCS#8 decoder (src/common/pkey.c). */
+static void test_privkey_refusals(void **state)
+{
+	struct ak_privkey *k = NULL;
+	struct ak_secbuf a, b;
+	EVP_PKEY *ka, *kb;
+	size_t da, pa, db, pb;
+	uint8_t *t;
+
+	(void)state;
+	a = ec_pkcs8(&ka, &da, &pa);
+	b = ec_pkcs8(&kb, &db, &pb);
+	/* the good key decodes; its public key is the generator's */
+	assert_int_equal(ak_privkey_from_pkcs8(a.data, a.len, &k), AK_PKEY_OK);
+	assert_int_equal(k->type, EVP_PKEY_EC);
+	assert_int_equal(EVP_PKEY_eq(k->pub, ka), 1);
+	ak_privkey_unref(k);
+	/* truncated, or with a byte after it */
+	assert_int_equal(ak_privkey_from_pkcs8(a.data, a.len - 1, &k), AK_PKEY_NOT_PKCS8);
+	assert_null(k);
+	t = OPENSSL_secure_zalloc(a.len + 1);
+	memcpy(t, a.data, a.len);
+	assert_int_equal(ak_privkey_from_pkcs8(t, a.len + 1, &k), AK_PKEY_NOT_PKCS8);
+	/* a public point that is not the scalar's */
+	memcpy(t, a.data, a.len);
+	memcpy(t + pa, b.data + pb, 65);
+	assert_int_equal(ak_privkey_from_pkcs8(t, a.len, &k), AK_PKEY_BAD_KEY);
+	assert_null(k);
+	/* a zero scalar */
+	memcpy(t, a.data, a.len);
+	memset(t + da, 0, 32);
+	assert_int_equal(ak_privkey_from_pkcs8(t, a.len, &k), AK_PKEY_BAD_KEY);
+	/* a scalar not below the group order (all ones) */
+	memset(t + da, 0xff, 32);
+	assert_int_equal(ak_privkey_from_pkcs8(t, a.len, &k), AK_PKEY_BAD_KEY);
+	OPENSSL_secure_clear_free(t, a.len + 1);
+	ak_secbuf_clear(&a);
+	ak_secbuf_clear(&b);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_jwe_wrong_alg),
 		cmocka_unit_test(test_jwe_libjose_interop),
 		cmocka_unit_test(test_jwe_pkey),
+		cmocka_unit_test(test_privkey_refusals),
 		cmocka_unit_test(test_jwe_reasons_not_logged),
 	};
 	int rc;
