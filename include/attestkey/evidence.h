@@ -14,8 +14,20 @@
 #include "attestkey/protocol.h"
 
 enum ev_kind {
-	EV_KIND_SIM = 0, /* simulated SEV-SNP chip (attestkey sim init) */
-	/* seams for later issues: EV_KIND_SEV_GUEST, EV_KIND_CONFIGFS_TSM, EV_KIND_TDX */
+	EV_KIND_SIM = 0,      /* simulated chip (attestkey sim init) */
+	EV_KIND_AUTO,         /* configfs-tsm, then /dev/sev-guest, then /dev/tdx_guest */
+	EV_KIND_CONFIGFS_TSM, /* /sys/kernel/config/tsm/report (Linux 6.7+) */
+	EV_KIND_SEV_GUEST,    /* /dev/sev-guest SNP_GET_EXT_REPORT / SNP_GET_REPORT */
+	EV_KIND_TDX_GUEST,    /* /dev/tdx_guest TDX_CMD_GET_REPORT0 */
+};
+
+/* The real guest interfaces; each root is configurable so tests point the
+ * collectors at a fake tree or device (src/evidence/, docs/attestation.md). */
+struct ev_guest_params {
+	char *tsm_root;      /* NULL: /sys/kernel/config/tsm/report */
+	char *sev_guest_dev; /* NULL: /dev/sev-guest */
+	char *tdx_guest_dev; /* NULL: /dev/tdx_guest */
+	int privlevel;       /* SNP VMPL asked for (configfs privlevel, ioctl vmpl); default 0 */
 };
 
 /*
@@ -46,6 +58,7 @@ void ev_sim_params_clear(struct ev_sim_params *p);
 struct ev_config {
 	enum ev_kind kind;
 	struct ev_sim_params sim;
+	struct ev_guest_params guest;
 };
 
 /*

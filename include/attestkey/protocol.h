@@ -43,6 +43,15 @@ enum ak_reason {
 	AK_R_KEYSTORE_UNAVAILABLE, /* no room for the keys now (secure heap) */
 	AK_R_KEYSTORE,           /* key store failure (broker side) */
 	AK_R_AUDIT_UNAVAILABLE,  /* the release could not be audited (broker side) */
+	/* issue 9: real SEV-SNP and TDX */
+	AK_R_POLICY_MISMATCH,    /* a policy field other than the measurement differs
+				  * (host_data, id_key_digest, family_id, image_id, SMT,
+				  * migration agent, platform_info, RTMRs, MRCONFIGID...) */
+	AK_R_CERT_REVOKED,       /* a certificate of the chain is on its issuer's CRL */
+	AK_R_TCB_STATUS_NOT_ALLOWED, /* TDX: the TCB status is not an accepted one */
+	AK_R_COLLATERAL_EXPIRED, /* TDX: TCB info / QE identity / CRL outside validity */
+	AK_R_COLLATERAL_UNAVAILABLE, /* certificates or collateral could not be obtained
+				      * (AMD KDS / Intel PCS unreachable, offline cache empty) */
 	AK_R_INTERNAL,
 	AK_R_COUNT_
 };

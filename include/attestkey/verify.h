@@ -15,6 +15,7 @@
 #include "attestkey/common.h"
 #include "attestkey/protocol.h"
 #include "attestkey/snp.h"
+#include "attestkey/tdx.h"
 
 /* ---- SEV-SNP --------------------------------------------------------- */
 struct vf_snp_trust; /* trusted ARKs, optional ASKs; immutable once built */
@@ -60,16 +61,54 @@ enum ak_reason vf_snp_verify_json(const struct vf_snp_trust *t, const json_t *ev
 				  struct ak_snp_report *out, char *msg, size_t msglen) AK_WUR;
 
 /* ---- policy ------------------------------------------------------------ */
+/* TDX TCB statuses, combined as Intel's quote verification library does. */
+enum vf_tdx_tcb_status {
+	VF_TDX_TCB_NONE = 0, /* not evaluated (the quote did not verify) */
+	VF_TDX_TCB_UP_TO_DATE,
+	VF_TDX_TCB_SW_HARDENING_NEEDED,
+	VF_TDX_TCB_CONFIGURATION_NEEDED,
+	VF_TDX_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED,
+	VF_TDX_TCB_OUT_OF_DATE,
+	VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED,
+	VF_TDX_TCB_REVOKED,
+	VF_TDX_TCB_NOT_SUPPORTED, /* no TCB level matches the platform */
+	VF_TDX_TCB_COUNT_
+};
+/* Intel's names: "UpToDate", "SWHardeningNeeded", ..., "Revoked";
+ * "TCBLevelNotSupported" for VF_TDX_TCB_NOT_SUPPORTED, "None". */
+const char *vf_tdx_tcb_status_name(enum vf_tdx_tcb_status s);
+/* Inverse (case-sensitive); -EINVAL for an unknown name. */
+int vf_tdx_tcb_status_from_name(const char *name, enum vf_tdx_tcb_status *out) AK_WUR;
+
 struct vf_policy {
+	/* ---- SEV-SNP ---- */
 	uint8_t (*measurements)[48]; /* allow-list; empty refuses everything */
 	size_t n_measurements;
 	bool any_measurement;        /* "measurements = any": explicit opt-out */
-	bool allow_debug;            /* default false */
+	bool allow_debug;            /* default false (SNP policy bit, TD_ATTRIBUTES.DEBUG) */
 	uint32_t min_guest_svn;      /* default 0 */
 	uint32_t vmpl_mask;          /* bit n set: VMPL n allowed; default VMPL 0 only */
 	struct ak_snp_tcb min_tcb;   /* default all zero */
 	bool host_data_set;
 	uint8_t host_data[32];
+	/* issue 9 (SNP): each "_set" false means not checked */
+	bool id_key_digest_set, author_key_digest_set, family_id_set, image_id_set;
+	uint8_t id_key_digest[48], author_key_digest[48], family_id[16], image_id[16];
+	int allow_smt;               /* -1 not checked (default), 0 refuse, 1 allow */
+	int allow_migration_agent;   /* -1 not checked, 0 refuse (default), 1 allow */
+	uint64_t platform_info_require; /* bits that must be set */
+	uint64_t platform_info_forbid;  /* bits that must be clear */
+	/* ---- TDX (issue 9) ---- */
+	uint8_t (*mrtds)[48];        /* allow-list; empty refuses every TD */
+	size_t n_mrtds;
+	bool any_mrtd;               /* "mrtd = any" */
+	bool rtmr_set[4];
+	uint8_t rtmr[4][48];
+	bool mrconfigid_set, mrowner_set, mrownerconfig_set;
+	uint8_t mrconfigid[48], mrowner[48], mrownerconfig[48];
+	uint32_t tcb_status_mask;    /* bit per enum vf_tdx_tcb_status; default UpToDate */
+	bool allow_expired_collateral; /* default false */
+	uint8_t min_tee_tcb_svn[16]; /* component-wise minimum, default 0 */
 };
 void vf_policy_init(struct vf_policy *p); /* the defaults above */
 void vf_policy_clear(struct vf_policy *p);
@@ -91,6 +130,76 @@ int vf_policy_set(struct vf_policy *p, const char *key, const char *value,
  * layout of the report's product), host data (refused as
  * measurement_not_allowed: protocol v1 has no reason of its own for it). */
 enum ak_reason vf_policy_check_snp(const struct vf_policy *p, const struct ak_snp_report *r,
+				   const char *token, char *msg, size_t msglen) AK_WUR;
+
+
+/* ---- Intel TDX (src/verify/tdx*.c) ---------------------------------------- */
+struct vf_tdx_trust; /* Intel roots, TCB signing certs, collateral source */
+int vf_tdx_trust_new(struct vf_tdx_trust **out) AK_WUR;
+/* Intel's SGX Root CA (a PEM file), or a directory laid out like
+ * ../shared/testvectors/intel-roots/: the root CA, the TCB signing
+ * certificates and optionally the root CA CRL. A simulated root is trusted
+ * only when named here. */
+int vf_tdx_trust_add_roots(struct vf_tdx_trust *t, const char *path) AK_WUR;
+/* Collateral laid out as Intel PCS serves it (tcb_info.json,
+ * qe_identity.json, pck_crl.der, root_ca_crl.der, *_issuer_chain.pem; any
+ * may be missing), used before any fetch. */
+int vf_tdx_trust_set_collateral_dir(struct vf_tdx_trust *t, const char *dir) AK_WUR;
+/* Intel PCS or a PCCS (base URL such as https://api.trustedservices.intel.com),
+ * its on-disk cache, and offline mode (cache only, never fetch). */
+int vf_tdx_trust_set_pcs(struct vf_tdx_trust *t, const char *base_url, const char *cache_dir,
+			 bool offline) AK_WUR;
+void vf_tdx_trust_free(struct vf_tdx_trust *t);
+
+struct vf_tdx_input {
+	const uint8_t *quote;
+	size_t quote_len;
+	const uint8_t *expected_report_data; /* optional: 64 bytes to match */
+	time_t now;                 /* 0: the current time */
+	const char *tcb_info_path;  /* optional: overrides the collateral's file */
+	const char *qe_identity_path;
+};
+
+struct vf_tdx_result {
+	struct ak_tdx_quote quote;   /* pointers into the input quote */
+	char fmspc[13];              /* hex */
+	char pck_serial[41];         /* hex */
+	bool tcb_evaluated;          /* chain and signatures verified, TCB evaluated */
+	enum vf_tdx_tcb_status tcb_status;       /* the combined result */
+	enum vf_tdx_tcb_status platform_status;  /* from TCB info */
+	enum vf_tdx_tcb_status module_status;    /* TDX module identity (TDX 1.5), NONE if n/a */
+	enum vf_tdx_tcb_status qe_status;        /* from QE identity */
+	char tcb_date[32];
+	char advisory_ids[512];      /* comma-separated, "" when none */
+	bool collateral_expired;
+	char expired[256];           /* what expired, e.g. "tcb_info (nextUpdate ...)" */
+};
+
+/*
+ * Parse the quote (evidence_malformed); PCK chain to a trusted Intel root at
+ * `now`, with the CRLs when the collateral has them (untrusted_chain,
+ * cert_revoked); QE report signature with the PCK key, QE report data =
+ * SHA-256(attestation key || QE auth data), quote signature with the
+ * attestation key (bad_signature); REPORTDATA == expected (binding_mismatch);
+ * collateral obtained (collateral_unavailable); TCB info and QE identity
+ * signatures to the root (untrusted_chain); TCB evaluated into *out.
+ * Collateral out of its validity window does not stop the evaluation: it
+ * sets out->collateral_expired and `expired`; vf_policy_check_tdx decides.
+ * On AK_R_OK (and on refusals after the signatures verified) *out is filled.
+ */
+enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_input *in,
+			     struct vf_tdx_result *out, char *msg, size_t msglen) AK_WUR;
+/* The same from the protocol's evidence JSON {"quote": b64url}. The result's
+ * quote pointers are invalid after return (the decoded quote is freed);
+ * the parsed fields stay valid. */
+enum ak_reason vf_tdx_verify_json(const struct vf_tdx_trust *t, const json_t *evidence,
+				  const uint8_t *expected_report_data, struct vf_tdx_result *out,
+				  char *msg, size_t msglen) AK_WUR;
+/* TCB status accepted (tcb_status_not_allowed), collateral expiry
+ * (collateral_expired unless allowed), MRTD allow-list
+ * (measurement_not_allowed), debug (debug_not_allowed), RTMRs, MRCONFIGID,
+ * MROWNER, MROWNERCONFIG (policy_mismatch), TEE_TCB_SVN (tcb_too_low). */
+enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_tdx_result *r,
 				   const char *token, char *msg, size_t msglen) AK_WUR;
 
 #endif

@@ -36,6 +36,11 @@ static const struct {
 	[AK_R_KEYSTORE_UNAVAILABLE] = { "keystore_unavailable", 503 },
 	[AK_R_KEYSTORE] = { "keystore", 500 },
 	[AK_R_AUDIT_UNAVAILABLE] = { "audit_unavailable", 503 },
+	[AK_R_POLICY_MISMATCH] = { "policy_mismatch", 403 },
+	[AK_R_CERT_REVOKED] = { "cert_revoked", 403 },
+	[AK_R_TCB_STATUS_NOT_ALLOWED] = { "tcb_status_not_allowed", 403 },
+	[AK_R_COLLATERAL_EXPIRED] = { "collateral_expired", 403 },
+	[AK_R_COLLATERAL_UNAVAILABLE] = { "collateral_unavailable", 503 },
 	[AK_R_INTERNAL] = { "internal", 500 },
 };
 

@@ -30,11 +30,15 @@ void vf_policy_init(struct vf_policy *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->vmpl_mask = 1u << 0; /* VMPL 0 only: the guest kernel's own level */
+	p->allow_smt = -1;
+	p->allow_migration_agent = -1;
+	p->tcb_status_mask = 1u << VF_TDX_TCB_UP_TO_DATE;
 }
 
 void vf_policy_clear(struct vf_policy *p)
 {
 	free(p->measurements);
+	free(p->mrtds);
 	vf_policy_init(p);
 }
 
