@@ -29,6 +29,11 @@ struct ev_guest_params {
 	char *tdx_guest_dev; /* NULL: /dev/tdx_guest */
 	int privlevel;       /* SNP VMPL asked for (configfs privlevel, ioctl vmpl); default 0 */
 };
+#define EV_TSM_ROOT_DEFAULT "/sys/kernel/config/tsm/report"
+#define EV_SEV_GUEST_DEFAULT "/dev/sev-guest"
+#define EV_TDX_GUEST_DEFAULT "/dev/tdx_guest"
+/* Free the paths (the struct itself is the caller's). */
+void ev_guest_params_clear(struct ev_guest_params *p);
 
 /*
  * The simulated chip. dir is what `attestkey sim init DIR` made:
@@ -70,6 +75,15 @@ struct ev_config {
  */
 int ev_collect(const struct ev_config *cfg, const uint8_t report_data[AK_BINDING_LEN],
 	       const char **tee, json_t **evidence) AK_WUR;
+/* The same; *iface (may be NULL) gets the interface that answered, a static
+ * string: "sim", "configfs-tsm", "sev-guest" or "tdx-guest". TDX evidence
+ * is {"quote": b64url(quote)} (docs/protocol.md section 2). */
+int ev_collect_iface(const struct ev_config *cfg, const uint8_t report_data[AK_BINDING_LEN],
+		     const char **tee, const char **iface, json_t **evidence) AK_WUR;
+/* The config names of the kinds: "sim", "auto", "configfs-tsm",
+ * "sev-guest", "tdx-guest". parse returns -EINVAL on another name. */
+const char *ev_kind_name(enum ev_kind kind);
+int ev_kind_parse(const char *name, enum ev_kind *kind) AK_WUR;
 
 /* The simulator behind EV_KIND_SIM; also used by `attestkey sim report`. */
 int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_BINDING_LEN],

@@ -2,6 +2,10 @@
 # Guest-side evidence collectors (and the simulated SEV-SNP chip).
 noinst_LTLIBRARIES += libakevidence.la
 libakevidence_la_SOURCES = \
+	src/evidence/guest.h \
 	src/evidence/collect.c \
+	src/evidence/tsm.c \
+	src/evidence/sevguest.c \
+	src/evidence/tdxguest.c \
 	src/evidence/sim.c
 libakevidence_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS)

@@ -2,7 +2,8 @@
 /*
  * The module's configuration, attestkey.conf(5): INI read with inih.
  *
- *   [module]  brokers, ca, timeout, tee, reattest_after_fork, cache_dir
+ *   [module]  brokers, ca, timeout, tee, tsm_root, sev_guest_device,
+ *             tdx_guest_device, privlevel, reattest_after_fork, cache_dir
  *   [sim]     dir, measurement, policy, vmpl, guest_svn, reported_tcb,
  *             host_data, version, delay_ms
  *   [token NAME]  label
@@ -231,6 +232,20 @@ static void set_brokers(struct parse_ctx *c, const char *value)
 	}
 }
 
+/* The guest interfaces' nodes: absolute paths only (a relative one would
+ * depend on the application's working directory). */
+static void set_abs_path(struct parse_ctx *c, const char *key, const char *value, char **out)
+{
+	if (value[0] != '/') {
+		fail(c, "%s = '%s' is not an absolute path", key, value);
+		return;
+	}
+	free(*out);
+	*out = strdup(value);
+	if (!*out)
+		fail(c, "out of memory");
+}
+
 static void module_key(struct parse_ctx *c, const char *key, const char *value)
 {
 	struct p11_config *cfg = c->cfg;
@@ -262,9 +277,19 @@ static void module_key(struct parse_ctx *c, const char *key, const char *value)
 			cfg->timeout = (long)u;
 		}
 	} else if (strcmp(key, "tee") == 0) {
-		if (strcmp(value, "sim") != 0)
-			fail(c, "tee = '%s' is not supported (supported: sim)", value);
-		cfg->ev.kind = EV_KIND_SIM;
+		if (ev_kind_parse(value, &cfg->ev.kind) < 0)
+			fail(c, "tee = '%s' is not supported (auto, configfs-tsm, sev-guest, "
+				"tdx-guest or sim)", value);
+	} else if (strcmp(key, "tsm_root") == 0) {
+		set_abs_path(c, key, value, &cfg->ev.guest.tsm_root);
+	} else if (strcmp(key, "sev_guest_device") == 0) {
+		set_abs_path(c, key, value, &cfg->ev.guest.sev_guest_dev);
+	} else if (strcmp(key, "tdx_guest_device") == 0) {
+		set_abs_path(c, key, value, &cfg->ev.guest.tdx_guest_dev);
+	} else if (strcmp(key, "privlevel") == 0) {
+		/* the VMPL the SNP report is asked for (configfs privlevel) */
+		if (parse_ul(c, key, value, 3, &u))
+			cfg->ev.guest.privlevel = (int)u;
 	} else if (strcmp(key, "reattest_after_fork") == 0) {
 		if (ak_parse_bool(value, &b) < 0)
 			fail(c, "reattest_after_fork = '%s' is not a boolean (true/false)", value);
@@ -426,7 +451,7 @@ static void config_init(struct p11_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout = P11_DEFAULT_TIMEOUT;
-	cfg->ev.kind = EV_KIND_SIM;
+	cfg->ev.kind = EV_KIND_AUTO;
 	ev_sim_params_init(&cfg->ev.sim);
 }
 
@@ -517,5 +542,6 @@ void p11_config_clear(struct p11_config *cfg)
 	free(cfg->cache_dir);
 	free(cfg->path);
 	ev_sim_params_clear(&cfg->ev.sim);
+	ev_guest_params_clear(&cfg->ev.guest);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -39,7 +39,7 @@ struct p11_config {
 				     * (p11_pubcache_load) */
 	bool no_threads;            /* not from the file: C_Initialize was given
 				     * CKF_LIBRARY_CANT_CREATE_OS_THREADS */
-	struct ev_config ev;        /* tee = sim + [sim] */
+	struct ev_config ev;        /* tee (default auto), the guest nodes, [sim] */
 	struct p11_token_config *tokens;
 	size_t n_tokens;
 };

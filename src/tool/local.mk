@@ -7,6 +7,9 @@ attestkey_SOURCES = \
 	src/tool/util.c \
 	src/tool/sim.c \
 	src/tool/snp.c \
-	src/tool/binding.c
-attestkey_LDADD = libakverify.la libakevidence.la libakcommon.la \
+	src/tool/binding.c \
+	src/tool/evidence.c
+# evidence.c reads the module's configuration with its parser (config.c)
+attestkey_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS)
+attestkey_LDADD = libakverify.la libakpkcs11.la libakevidence.la libakcommon.la \
 	$(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)

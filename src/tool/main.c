@@ -19,6 +19,7 @@ static const struct {
     {"sim", tool_sim},
     {"snp", tool_snp},
     {"binding", tool_binding},
+    {"evidence", tool_evidence},
 };
 
 static void usage(FILE *f)
@@ -39,6 +40,11 @@ static void usage(FILE *f)
 	       "  snp verify --roots ARK.pem [--ask ASK.pem] [--vcek VCEK | --certs TABLE]\n"
 	       "        [--report-data HEX] [--policy-ini FILE --token NAME] [--time UNIX] REPORT\n"
 	       "        verify chain, signature, chip id, TCB (and policy); exit 0 if valid\n"
+	       "\n"
+	       "Guest evidence (the module's collectors and configuration):\n"
+	       "  evidence [--conf FILE] [--tee KIND] [--report-data HEX] [--json]\n"
+	       "        collect evidence here (configfs-tsm, /dev/sev-guest, /dev/tdx_guest\n"
+	       "        or sim) and print the TEE, the interface and the main fields\n"
 	       "\n"
 	       "Protocol:\n"
 	       "  binding --nonce NONCE --token NAME --jwk PUBLIC.jwk\n"

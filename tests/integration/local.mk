@@ -24,6 +24,16 @@ tests_integration_hostile_provider_la_SOURCES = tests/integration/hostile-provid
 tests_integration_hostile_provider_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 # no sanitizer flags: openssl and curl load it without ASan's runtime
 tests_integration_hostile_provider_la_CFLAGS = -std=gnu11 -Wall -Wextra $(CRYPTO_CFLAGS)
+# collectors.sh: the kernel's side of configfs-tsm, /dev/sev-guest and
+# /dev/tdx_guest, LD_PRELOADed; signs with the simulated SNP chip
+check_LTLIBRARIES += tests/integration/fakekernel.la
+tests_integration_fakekernel_la_SOURCES = tests/integration/fakekernel.c
+tests_integration_fakekernel_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
+	-Wl,--version-script=$(srcdir)/tests/integration/fakekernel.map
+tests_integration_fakekernel_la_LIBADD = libakevidence.la libakcommon.la \
+	$(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) -ldl
+EXTRA_tests_integration_fakekernel_la_DEPENDENCIES = $(srcdir)/tests/integration/fakekernel.map
+EXTRA_DIST += tests/integration/fakekernel.map
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
@@ -42,7 +52,8 @@ INTEGRATION_TESTS = \
 	tests/integration/coredump.sh \
 	tests/integration/coredump-broker.sh \
 	tests/integration/fork-vmlck.sh \
-	tests/integration/broker-attack.sh
+	tests/integration/broker-attack.sh \
+	tests/integration/collectors.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh

@@ -152,6 +152,40 @@ static void test_full(void **state)
 	p11_config_clear(&cfg);
 }
 
+/* The guest collectors' keys (issue 9): tee and the interfaces' nodes. */
+static void test_guest_keys(void **state)
+{
+	static const struct {
+		const char *value;
+		enum ev_kind kind;
+	} kinds[] = {
+		{"auto", EV_KIND_AUTO},           {"configfs-tsm", EV_KIND_CONFIGFS_TSM},
+		{"sev-guest", EV_KIND_SEV_GUEST}, {"tdx-guest", EV_KIND_TDX_GUEST},
+		{"sim", EV_KIND_SIM},
+	};
+	struct p11_config cfg;
+	char text[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		snprintf(text, sizeof(text), BASE "[module]\ntee = %s\n", kinds[i].value);
+		assert_int_equal(load(&cfg, text), 0);
+		assert_int_equal(cfg.ev.kind, kinds[i].kind);
+		assert_string_equal(ev_kind_name(cfg.ev.kind), kinds[i].value);
+		p11_config_clear(&cfg);
+	}
+	assert_int_equal(load(&cfg, BASE "[module]\ntsm_root = /tmp/tsm\n"
+					 "sev_guest_device = /dev/sev-guest-2\n"
+					 "tdx_guest_device = /dev/tdx-2\nprivlevel = 3\n"),
+			 0);
+	assert_string_equal(cfg.ev.guest.tsm_root, "/tmp/tsm");
+	assert_string_equal(cfg.ev.guest.sev_guest_dev, "/dev/sev-guest-2");
+	assert_string_equal(cfg.ev.guest.tdx_guest_dev, "/dev/tdx-2");
+	assert_int_equal(cfg.ev.guest.privlevel, 3);
+	p11_config_clear(&cfg);
+	assert_null(cfg.ev.guest.tsm_root); /* cleared */
+}
+
 static void test_defaults(void **state)
 {
 	struct p11_config cfg;
@@ -160,7 +194,12 @@ static void test_defaults(void **state)
 	assert_int_equal(load(&cfg, BASE), 0);
 	assert_int_equal(cfg.timeout, P11_DEFAULT_TIMEOUT);
 	assert_false(cfg.reattest_after_fork);
-	assert_int_equal(cfg.ev.kind, EV_KIND_SIM);
+	/* what a real user expects: the guest interfaces, tried in order */
+	assert_int_equal(cfg.ev.kind, EV_KIND_AUTO);
+	assert_null(cfg.ev.guest.tsm_root);
+	assert_null(cfg.ev.guest.sev_guest_dev);
+	assert_null(cfg.ev.guest.tdx_guest_dev);
+	assert_int_equal(cfg.ev.guest.privlevel, 0);
 	assert_int_equal(cfg.ev.sim.policy, 0x30000);
 	assert_int_equal(cfg.ev.sim.vmpl, 0);
 	assert_int_equal(cfg.ev.sim.guest_svn, 0);
@@ -191,7 +230,11 @@ static void test_errors(void **state)
 	expect_error("[module]\nbrokers = http://b1\nca = @CA@\n", ":2: brokers: 'http://b1' is not an https:// URL");
 	expect_error(BASE "[module]\ntimeout = soon\n", ":8: timeout = 'soon' is not a number");
 	expect_error(BASE "[module]\ntimeout = 0\n", ":8: timeout = 0");
-	expect_error(BASE "[module]\ntee = tdx\n", ":8: tee = 'tdx' is not supported");
+	expect_error(BASE "[module]\ntee = tdx\n", ":8: tee = 'tdx' is not supported (auto, configfs-tsm, sev-guest, tdx-guest or sim)");
+	expect_error(BASE "[module]\ntsm_root = tsm\n", ":8: tsm_root = 'tsm' is not an absolute path");
+	expect_error(BASE "[module]\nsev_guest_device = dev/sev\n", ":8: sev_guest_device = 'dev/sev' is not an absolute path");
+	expect_error(BASE "[module]\ntdx_guest_device = x\n", ":8: tdx_guest_device = 'x' is not an absolute path");
+	expect_error(BASE "[module]\nprivlevel = 4\n", ":8: privlevel = '4' is not a number between 0 and 3");
 	expect_error(BASE "[module]\nreattest_after_fork = maybe\n", ":8: reattest_after_fork = 'maybe' is not a boolean");
 	expect_error(BASE "[sim]\nmeasurement = 0011\n", ":8: measurement = '0011' must be exactly 96 hex digits");
 	expect_error(BASE "[sim]\nhost_data = zz\n", ":8: host_data");
@@ -211,7 +254,7 @@ static void test_errors(void **state)
 	expect_error("[module]\nca = @CA@\n[sim]\ndir = /s\n[token web]\n", "[module] brokers is missing");
 	expect_error("[module]\nbrokers = https://b\n[sim]\ndir = /s\n[token web]\n", "[module] ca is missing");
 	expect_error("[module]\nbrokers = https://b\nca = @CA@.nope\n[sim]\ndir = /s\n[token web]\n", "ca.pem.nope: No such file");
-	expect_error("[module]\nbrokers = https://b\nca = @CA@\n[token web]\n", "needs [sim] dir");
+	expect_error("[module]\nbrokers = https://b\nca = @CA@\ntee = sim\n[token web]\n", "needs [sim] dir");
 	expect_error("[module]\nbrokers = https://b\nca = @CA@\n[sim]\ndir = /s\n", "no [token NAME] section");
 }
 
@@ -275,6 +318,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_guest_keys),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_permissions),
 		cmocka_unit_test(test_missing_and_path),
