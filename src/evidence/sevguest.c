@@ -67,6 +67,7 @@ static int ext_report(int fd, const struct ev_guest_params *p, const uint8_t *rd
 	struct snp_report_resp *resp = calloc(1, sizeof(*resp));
 	uint32_t len = CERTS_FIRST;
 	uint8_t *buf = NULL;
+	bool busy = false;
 	int ret = -ENOMEM;
 
 	*certs = NULL;
@@ -107,18 +108,23 @@ static int ext_report(int fd, const struct ev_guest_params *p, const uint8_t *rd
 			len = (req.certs_len + PAGE - 1) / PAGE * PAGE;
 			continue;
 		}
-		if (io.vmm_error == SNP_GUEST_VMM_ERR_INVALID_LEN)
+		if (io.vmm_error == SNP_GUEST_VMM_ERR_INVALID_LEN) {
 			snprintf(why, why_len,
 				 "SNP_GET_EXT_REPORT: the host asks for a %u-byte certificate buffer",
 				 req.certs_len);
-		else if (io.vmm_error == SNP_GUEST_VMM_ERR_BUSY || errno == EAGAIN)
-			continue;
-		else
+			goto out;
+		}
+		/* the host throttles guest requests: ask again */
+		busy = io.vmm_error == SNP_GUEST_VMM_ERR_BUSY || ret == -EAGAIN;
+		if (!busy) {
 			ioctl_why(why, why_len, "SNP_GET_EXT_REPORT", -ret, &io);
-		goto out;
+			goto out;
+		}
 	}
 	if (ret == -ENOMEM)
 		snprintf(why, why_len, "out of memory");
+	else if (busy)
+		snprintf(why, why_len, "SNP_GET_EXT_REPORT: the host stayed busy");
 	else
 		snprintf(why, why_len, "SNP_GET_EXT_REPORT: the host kept asking for a larger "
 				       "certificate buffer");

@@ -156,6 +156,9 @@ FAKEKERNEL_SEV_CERT_PAGES=6 check "sev-guest: buffer too small (6 pages needed):
 check "sev-guest: asked with 16384, then with the 24576 bytes the kernel named" \
 	test "$(grep -o 'certs_len [0-9]*' "$T/grow.trace" | tr '\n' ' ')" = "certs_len 16384 certs_len 24576 "
 check "sev-guest grown: the report verifies" verified grow
+FAKEKERNEL_FAULT=busy-once check "sev-guest: host busy once: asked again" ev busy
+check "sev-guest busy: SNP_GET_EXT_REPORT twice, with certificates" \
+	test "$(grep -c 'SNP_GET_EXT_REPORT' "$T/busy.trace")" = 2 -a "$(jq -r '.evidence | has("certs")' "$T/busy.json")" = true
 FAKEKERNEL_FAULT=ext-enotty check "sev-guest: SNP_GET_EXT_REPORT unknown (ENOTTY): SNP_GET_REPORT" ev plain
 check "sev-guest fallback: SNP_GET_REPORT was used" grep -q "ioctl SNP_GET_REPORT" "$T/plain.trace"
 check "sev-guest fallback: no \"certs\"" jq -e '.evidence | has("certs") | not' "$T/plain.json"

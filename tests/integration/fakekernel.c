@@ -24,7 +24,7 @@
  *       answers with the quote in FAKEKERNEL_TDX_QUOTE.
  *   FAKEKERNEL_FAULT     comma list: short-outblob, oversize-outblob,
  *       race-once, race-always, no-auxblob, ext-enotty, ext-eio,
- *       report-eio, bad-status, tdx-eio.
+ *       busy-once, report-eio, bad-status, tdx-eio.
  *   FAKEKERNEL_TRACE     a file that gets one line per kernel-side event
  *       (mkdir, write inblob, read outblob, ioctl ...), for the tests.
  */
@@ -52,6 +52,7 @@
 #endif
 
 static int races; /* race-once: the generation moved for this process already */
+static int busy;  /* busy-once: the host was busy once already */
 
 static bool fault(const char *name)
 {
@@ -438,6 +439,12 @@ static int sev_ioctl(unsigned long req, void *arg)
 		trace("ioctl SNP_GET_EXT_REPORT certs_len %u", r->certs_len);
 		if (fault("ext-enotty")) {
 			errno = ENOTTY;
+			return -1;
+		}
+		if (fault("busy-once") && !busy++) {
+			/* the host throttles: SNP_GUEST_VMM_ERR_BUSY */
+			io->exitinfo2 = (__u64)SNP_GUEST_VMM_ERR_BUSY << 32;
+			errno = EAGAIN;
 			return -1;
 		}
 		if (fault("ext-eio")) {
