@@ -18,7 +18,7 @@ TDX_QUOTE="$VECTORS/tdx/v4-spr-go-tdx-guest/quote.dat"
 PRELOAD=$SHIM
 if ldd "$SHIM" 2>/dev/null | grep -q libasan; then
 	PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so):$SHIM"
-	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+	export ASAN_OPTIONS=abort_on_error=1
 fi
 
 setup_world
