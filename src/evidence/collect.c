@@ -17,11 +17,11 @@
 #include "guest.h"
 
 static const char *const kind_names[] = {
-	[EV_KIND_SIM] = "sim",
-	[EV_KIND_AUTO] = "auto",
-	[EV_KIND_CONFIGFS_TSM] = "configfs-tsm",
-	[EV_KIND_SEV_GUEST] = "sev-guest",
-	[EV_KIND_TDX_GUEST] = "tdx-guest",
+    [EV_KIND_SIM] = "sim",
+    [EV_KIND_AUTO] = "auto",
+    [EV_KIND_CONFIGFS_TSM] = "configfs-tsm",
+    [EV_KIND_SEV_GUEST] = "sev-guest",
+    [EV_KIND_TDX_GUEST] = "tdx-guest",
 };
 
 const char *ev_kind_name(enum ev_kind kind)
@@ -171,10 +171,10 @@ static const struct {
 	const char *iface;
 	collector_fn fn;
 } guests[] = {
-	/* the AUTO order (issue 9): the current interface first */
-	{EV_KIND_CONFIGFS_TSM, "configfs-tsm", ev_tsm_collect},
-	{EV_KIND_SEV_GUEST, "sev-guest", ev_sevguest_collect},
-	{EV_KIND_TDX_GUEST, "tdx-guest", ev_tdxguest_collect},
+    /* the AUTO order (issue 9): the current interface first */
+    {EV_KIND_CONFIGFS_TSM, "configfs-tsm", ev_tsm_collect},
+    {EV_KIND_SEV_GUEST, "sev-guest", ev_sevguest_collect},
+    {EV_KIND_TDX_GUEST, "tdx-guest", ev_tdxguest_collect},
 };
 
 static const char *node_of(const struct ev_guest_params *p, enum ev_kind kind)
@@ -198,7 +198,7 @@ static int collect_guest(const struct ev_config *cfg, const uint8_t *rd, const c
 
 	msg[0] = '\0';
 	for (size_t i = 0; i < AK_ARRAY_SIZE(guests); i++) {
-		struct ev_out out = { 0 };
+		struct ev_out out = {0};
 		int r;
 
 		if (cfg->kind != EV_KIND_AUTO && cfg->kind != guests[i].kind)

@@ -102,16 +102,18 @@ static int ext_report(int fd, const struct ev_guest_params *p, const uint8_t *rd
 		ret = -errno;
 		if (io.vmm_error == SNP_GUEST_VMM_ERR_INVALID_LEN && req.certs_len > len &&
 		    req.certs_len <= EV_SNP_CERTS_MAX) {
-			ak_debug("evidence: %s: the host needs %u bytes for the certificates, not %u",
-				 p->sev_guest_dev ? p->sev_guest_dev : EV_SEV_GUEST_DEFAULT,
-				 req.certs_len, len);
+			ak_debug(
+			    "evidence: %s: the host needs %u bytes for the certificates, not %u",
+			    p->sev_guest_dev ? p->sev_guest_dev : EV_SEV_GUEST_DEFAULT,
+			    req.certs_len, len);
 			len = (req.certs_len + PAGE - 1) / PAGE * PAGE;
 			continue;
 		}
 		if (io.vmm_error == SNP_GUEST_VMM_ERR_INVALID_LEN) {
-			snprintf(why, why_len,
-				 "SNP_GET_EXT_REPORT: the host asks for a %u-byte certificate buffer",
-				 req.certs_len);
+			snprintf(
+			    why, why_len,
+			    "SNP_GET_EXT_REPORT: the host asks for a %u-byte certificate buffer",
+			    req.certs_len);
 			goto out;
 		}
 		/* the host throttles guest requests: ask again */
@@ -126,8 +128,9 @@ static int ext_report(int fd, const struct ev_guest_params *p, const uint8_t *rd
 	else if (busy)
 		snprintf(why, why_len, "SNP_GET_EXT_REPORT: the host stayed busy");
 	else
-		snprintf(why, why_len, "SNP_GET_EXT_REPORT: the host kept asking for a larger "
-				       "certificate buffer");
+		snprintf(why, why_len,
+			 "SNP_GET_EXT_REPORT: the host kept asking for a larger "
+			 "certificate buffer");
 out:
 	free(buf);
 	free(resp);

@@ -38,8 +38,7 @@ static const char *attr(struct tsm_req *q, const char *name)
 	return q->path;
 }
 
-static int read_attr(struct tsm_req *q, const char *name, size_t max, uint8_t **out,
-		     size_t *len)
+static int read_attr(struct tsm_req *q, const char *name, size_t max, uint8_t **out, size_t *len)
 {
 	int fd = open(attr(q, name), O_RDONLY | O_CLOEXEC), r;
 
@@ -186,7 +185,8 @@ static int request(struct tsm_req *q, const struct ev_guest_params *p, bool snp,
 			r = 0;
 		if (r < 0) {
 			snprintf(q->why, q->why_len, "cannot read %s: %s", q->path,
-				 r == -EFBIG ? "certificate table larger than 1 MiB" : strerror(-r));
+				 r == -EFBIG ? "certificate table larger than 1 MiB"
+					     : strerror(-r));
 			return r;
 		}
 	}
@@ -253,7 +253,8 @@ int ev_tsm_collect(const struct ev_guest_params *p, const uint8_t rd[AK_BINDING_
 		if (ret <= 0)
 			break;
 		ak_debug("evidence: configfs-tsm generation moved %" PRIu64 " -> %" PRIu64
-			 " during request %d: another writer; again", g0, g1, attempt);
+			 " during request %d: another writer; again",
+			 g0, g1, attempt);
 		if (attempt == TSM_ATTEMPTS) {
 			snprintf(why, why_len,
 				 "generation moved from %" PRIu64 " to %" PRIu64

@@ -24,15 +24,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: attestkey evidence [--conf FILE] [--tee KIND] [--report-data HEX] [--json]\n"
-		"  Collect TEE evidence here, as the PKCS#11 module does at C_Login.\n"
-		"  --conf FILE        module configuration (default $ATTESTKEY_CONF, else\n"
-		"                     " SYSCONFDIR "/attestkey/attestkey.conf when it exists;\n"
-		"                     without one: tee = auto)\n"
-		"  --tee KIND         auto, configfs-tsm, sev-guest, tdx-guest or sim\n"
-		"  --report-data HEX  up to 64 bytes of report data (default all zero)\n"
-		"  --json             {\"tee\", \"interface\", \"evidence\"} on stdout\n");
+	fprintf(
+	    f, "Usage: attestkey evidence [--conf FILE] [--tee KIND] [--report-data HEX] [--json]\n"
+	       "  Collect TEE evidence here, as the PKCS#11 module does at C_Login.\n"
+	       "  --conf FILE        module configuration (default $ATTESTKEY_CONF, else\n"
+	       "                     " SYSCONFDIR "/attestkey/attestkey.conf when it exists;\n"
+	       "                     without one: tee = auto)\n"
+	       "  --tee KIND         auto, configfs-tsm, sev-guest, tdx-guest or sim\n"
+	       "  --report-data HEX  up to 64 bytes of report data (default all zero)\n"
+	       "  --json             {\"tee\", \"interface\", \"evidence\"} on stdout\n");
 }
 
 static void print_hex(const char *name, const uint8_t *b, size_t n)
@@ -64,7 +64,8 @@ static int print_snp(json_t *ev)
 		goto out;
 	}
 	printf("%-14s %zu bytes, version %u, VMPL %u, signed by the %s\n", "report:", len,
-	       r.version, r.vmpl, ak_snp_signing_key(&r) == AK_SNP_SIGNING_KEY_VCEK ? "VCEK" : "VLEK");
+	       r.version, r.vmpl,
+	       ak_snp_signing_key(&r) == AK_SNP_SIGNING_KEY_VCEK ? "VCEK" : "VLEK");
 	print_hex("measurement:", r.measurement, sizeof(r.measurement));
 	print_hex("report_data:", r.report_data, sizeof(r.report_data));
 	printf("%-14s 0x%016llx\n", "policy:", (unsigned long long)r.policy);
@@ -78,12 +79,11 @@ static int print_snp(json_t *ev)
 	} else {
 		printf("%-14s %zu bytes, %zu entries:", "certs:", clen, n);
 		for (size_t i = 0; i < n; i++)
-			printf(" %s",
-			       !strcmp(ents[i].guid, AK_SNP_GUID_VCEK)   ? "VCEK"
-			       : !strcmp(ents[i].guid, AK_SNP_GUID_VLEK) ? "VLEK"
-			       : !strcmp(ents[i].guid, AK_SNP_GUID_ASK)  ? "ASK"
-			       : !strcmp(ents[i].guid, AK_SNP_GUID_ARK)  ? "ARK"
-									 : ents[i].guid);
+			printf(" %s", !strcmp(ents[i].guid, AK_SNP_GUID_VCEK)	? "VCEK"
+				      : !strcmp(ents[i].guid, AK_SNP_GUID_VLEK) ? "VLEK"
+				      : !strcmp(ents[i].guid, AK_SNP_GUID_ASK)	? "ASK"
+				      : !strcmp(ents[i].guid, AK_SNP_GUID_ARK)	? "ARK"
+										: ents[i].guid);
 		printf("\n");
 	}
 	ret = 0;
@@ -136,15 +136,15 @@ static int load_config(const char *path, struct p11_config *cfg, bool *loaded)
 int tool_evidence(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "conf", required_argument, NULL, 'c' },
-		{ "tee", required_argument, NULL, 't' },
-		{ "report-data", required_argument, NULL, 'r' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"conf", required_argument, NULL, 'c'},
+	    {"tee", required_argument, NULL, 't'},
+	    {"report-data", required_argument, NULL, 'r'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *conf = NULL, *tee_arg = NULL, *tee = NULL, *iface = NULL;
-	uint8_t rd[AK_BINDING_LEN] = { 0 };
+	uint8_t rd[AK_BINDING_LEN] = {0};
 	struct p11_config cfg;
 	enum ev_kind kind = EV_KIND_AUTO;
 	json_t *ev = NULL, *out = NULL;
@@ -154,15 +154,25 @@ int tool_evidence(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': conf = optarg; break;
-		case 't': tee_arg = optarg; break;
-		case 'j': json = true; break;
+		case 'c':
+			conf = optarg;
+			break;
+		case 't':
+			tee_arg = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
 		case 'r':
 			if (tool_hex_arg("--report-data", optarg, rd, sizeof(rd)) < 0)
 				return TOOL_EXIT_USAGE;
 			break;
-		case 'h': usage(stdout); return TOOL_EXIT_OK;
-		default: usage(stderr); return TOOL_EXIT_USAGE;
+		case 'h':
+			usage(stdout);
+			return TOOL_EXIT_OK;
+		default:
+			usage(stderr);
+			return TOOL_EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
@@ -170,8 +180,10 @@ int tool_evidence(int argc, char **argv)
 		return TOOL_EXIT_USAGE;
 	}
 	if (tee_arg && ev_kind_parse(tee_arg, &kind) < 0) {
-		fprintf(stderr, "attestkey evidence: --tee %s: use auto, configfs-tsm, sev-guest, "
-				"tdx-guest or sim\n", tee_arg);
+		fprintf(stderr,
+			"attestkey evidence: --tee %s: use auto, configfs-tsm, sev-guest, "
+			"tdx-guest or sim\n",
+			tee_arg);
 		return TOOL_EXIT_USAGE;
 	}
 	if (load_config(conf, &cfg, &loaded) < 0)
@@ -179,7 +191,8 @@ int tool_evidence(int argc, char **argv)
 	if (tee_arg)
 		cfg.ev.kind = kind;
 	if (cfg.ev.kind == EV_KIND_SIM && !cfg.ev.sim.dir) {
-		fprintf(stderr, "attestkey evidence: tee = sim needs [sim] dir in the configuration\n");
+		fprintf(stderr,
+			"attestkey evidence: tee = sim needs [sim] dir in the configuration\n");
 		goto out;
 	}
 	if (ev_collect_iface(&cfg.ev, rd, &tee, &iface, &ev) < 0)

@@ -47,9 +47,12 @@
 #include "attestkey/evidence.h"
 #include "attestkey/snp.h"
 
-#ifndef TDX_CMD_GET_REPORT0
-#define TDX_CMD_GET_REPORT0 _IOWR('T', 1, struct { __u8 d[64]; __u8 r[1024]; })
-#endif
+/* linux/tdx-guest.h (Linux 6.2+; not in Debian 12's 6.1 headers) */
+struct fake_tdx_report_req {
+	__u8 reportdata[64];
+	__u8 tdreport[1024];
+};
+#define FAKE_TDX_CMD_GET_REPORT0 _IOWR('T', 1, struct fake_tdx_report_req)
 
 static int races; /* race-once: the generation moved for this process already */
 static int busy;  /* busy-once: the host was busy once already */
@@ -95,10 +98,10 @@ static void trace(const char *fmt, ...)
 	}
 }
 
-#define REAL(ret, name, ...)                                                          \
-	static ret (*real_##name)(__VA_ARGS__);                                       \
-	if (!real_##name)                                                             \
-		real_##name = (ret (*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name)
+#define REAL(ret, name, ...)                                                                       \
+	static ret (*real_##name)(__VA_ARGS__);                                                    \
+	if (!real_##name)                                                                          \
+	real_##name = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name)
 
 /* ---- files through the real open, so the shim never sees itself ------- */
 static int raw_open(const char *path, int flags, mode_t mode)
@@ -325,7 +328,7 @@ int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
 
 int mkdir(const char *path, mode_t mode)
 {
-	static const char *const files[] = { "inblob", "outblob", "auxblob", "privlevel" };
+	static const char *const files[] = {"inblob", "outblob", "auxblob", "privlevel"};
 	char p[4096 + 32], text[64];
 	const char *prov = getenv("FAKEKERNEL_PROVIDER");
 	REAL(int, mkdir, const char *, mode_t);
@@ -477,9 +480,9 @@ static int sev_ioctl(unsigned long req, void *arg)
 
 static int tdx_ioctl(unsigned long req, void *arg)
 {
-	uint8_t *r = arg;
+	struct fake_tdx_report_req *r = arg;
 
-	if (req != TDX_CMD_GET_REPORT0) {
+	if (req != FAKE_TDX_CMD_GET_REPORT0) {
 		errno = ENOTTY;
 		return -1;
 	}
@@ -488,8 +491,8 @@ static int tdx_ioctl(unsigned long req, void *arg)
 		errno = EIO;
 		return -1;
 	}
-	memset(r + 64, 0, 1024);
-	memcpy(r + 64 + 128, r, 64); /* REPORTMACSTRUCT.REPORTDATA */
+	memset(r->tdreport, 0, sizeof(r->tdreport));
+	memcpy(r->tdreport + 128, r->reportdata, 64); /* REPORTMACSTRUCT.REPORTDATA */
 	return 0;
 }
 

@@ -60,7 +60,7 @@ static void test_cert_table_extent(void **state)
 
 static void test_evidence_json(void **state)
 {
-	uint8_t report[AK_SNP_REPORT_LEN] = { 2 }, certs[100] = { 1 }, quote[700] = { 4 };
+	uint8_t report[AK_SNP_REPORT_LEN] = {2}, certs[100] = {1}, quote[700] = {4};
 	json_t *ev;
 
 	(void)state;
@@ -84,8 +84,8 @@ static void test_evidence_json(void **state)
 
 static void test_kind_names(void **state)
 {
-	static const char *const names[] = { "sim", "auto", "configfs-tsm", "sev-guest",
-					     "tdx-guest" };
+	static const char *const names[] = {"sim", "auto", "configfs-tsm", "sev-guest",
+					    "tdx-guest"};
 	enum ev_kind k;
 
 	(void)state;
@@ -118,8 +118,8 @@ static void sink(enum ak_log_level level, const char *line, void *arg)
 static void test_auto_refusal_line(void **state)
 {
 	struct ev_config cfg;
-	struct lines l = { 0 };
-	uint8_t rd[AK_BINDING_LEN] = { 0 };
+	struct lines l = {0};
+	uint8_t rd[AK_BINDING_LEN] = {0};
 	const char *tee = "x", *iface = "x";
 	json_t *ev = (json_t *)1;
 
@@ -154,10 +154,10 @@ static void test_auto_refusal_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cert_table_extent),
-		cmocka_unit_test(test_evidence_json),
-		cmocka_unit_test(test_kind_names),
-		cmocka_unit_test(test_auto_refusal_line),
+	    cmocka_unit_test(test_cert_table_extent),
+	    cmocka_unit_test(test_evidence_json),
+	    cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_auto_refusal_line),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
