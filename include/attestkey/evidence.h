@@ -68,10 +68,13 @@ struct ev_config {
 
 /*
  * Collect evidence whose report data is `report_data`.
- * *tee gets a static string ("snp"); *evidence a new JSON object:
- *   {"report": b64url(1184-byte ATTESTATION_REPORT),
- *    "certs":  b64url(SNP certificate table: VCEK, ASK, ARK)}
- * Logs one line naming what failed.
+ * *tee gets a static string ("snp" or "tdx"); *evidence a new JSON object:
+ *   snp: {"report": b64url(1184-byte ATTESTATION_REPORT),
+ *         "certs":  b64url(SNP certificate table: VCEK, ASK, ARK)}
+ *        ("certs" absent when the host supplied none)
+ *   tdx: {"quote": b64url(TDX quote v4/v5)}
+ * Logs one line naming what failed; EV_KIND_AUTO: one line naming each
+ * interface tried and what was missing.
  */
 int ev_collect(const struct ev_config *cfg, const uint8_t report_data[AK_BINDING_LEN],
 	       const char **tee, json_t **evidence) AK_WUR;
