@@ -174,6 +174,10 @@ FAKEKERNEL_SEV_CERT_PAGES=6 check "sev-guest: buffer too small (6 pages needed):
 check "sev-guest: asked with 16384, then with the 24576 bytes the kernel named" \
 	test "$(grep -o 'certs_len [0-9]*' "$T/grow.trace" | tr '\n' ' ')" = "certs_len 16384 certs_len 24576 "
 check "sev-guest grown: the report verifies" verified grow
+FAKEKERNEL_SEV_CERT_PAGES=6 FAKEKERNEL_FAULT=max-16k check \
+	"sev-guest: the host wants more than the kernel allows (EINVAL): SNP_GET_REPORT" ev toobig
+check "sev-guest beyond the kernel's limit: the report alone" \
+	sh -c "grep -q 'ioctl SNP_GET_REPORT' '$T/toobig.trace' && jq -e '.evidence | has(\"certs\") | not' '$T/toobig.json'"
 FAKEKERNEL_FAULT=busy-once check "sev-guest: host busy once: asked again" ev busy
 check "sev-guest busy: SNP_GET_EXT_REPORT twice, with certificates" \
 	test "$(grep -c 'SNP_GET_EXT_REPORT' "$T/busy.trace")" = 2 -a "$(jq -r '.evidence | has("certs")' "$T/busy.json")" = true
@@ -260,6 +264,11 @@ LD_PRELOAD="$PRELOAD" ATTESTKEY_CONF="$T/guest.conf" "$AK_PROBE" "$AK_MODULE" lo
 diag_stream <"$T/login.err"
 check "login through configfs-tsm (tee = auto): keys released" grep -q "private_keys: [1-9]" "$T/login.out"
 check "login: the broker verified SNP evidence" grep -q '"event": *"release"' "$T/audit.jsonl"
+guest_conf sev-guest
+LD_PRELOAD="$PRELOAD" ATTESTKEY_CONF="$T/guest.conf" "$AK_PROBE" "$AK_MODULE" login 1234 \
+	>"$T/sevlogin.out" 2>"$T/sevlogin.err"
+diag_stream <"$T/sevlogin.err"
+check "login through /dev/sev-guest: keys released" grep -q "private_keys: [1-9]" "$T/sevlogin.out"
 guest_conf auto "tsm_root = $T/nowhere" "sev_guest_device = $T/dev/none" "tdx_guest_device = $T/dev/none"
 LD_PRELOAD="$PRELOAD" ATTESTKEY_CONF="$T/guest.conf" "$AK_PROBE" "$AK_MODULE" login 1234 \
 	>"$T/nologin.out" 2>"$T/nologin.err"

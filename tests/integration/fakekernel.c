@@ -24,7 +24,7 @@
  *       answers with the quote in FAKEKERNEL_TDX_QUOTE.
  *   FAKEKERNEL_FAULT     comma list: short-outblob, oversize-outblob,
  *       race-once, race-always, no-auxblob, ext-enotty, ext-eio,
- *       busy-once, report-eio, bad-status, tdx-eio.
+ *       busy-once, max-16k, report-eio, bad-status, tdx-eio.
  *   FAKEKERNEL_TRACE     a file that gets one line per kernel-side event
  *       (mkdir, write inblob, read outblob, ioctl ...), for the tests.
  */
@@ -455,7 +455,8 @@ static int sev_ioctl(unsigned long req, void *arg)
 			errno = EIO;
 			return -1;
 		}
-		if (r->certs_len % 4096) {
+		/* kernels up to now: at most SEV_FW_BLOB_MAX_SIZE (16 KiB) */
+		if (r->certs_len % 4096 || (fault("max-16k") && r->certs_len > 16384)) {
 			errno = EINVAL;
 			return -1;
 		}
