@@ -249,6 +249,17 @@ check "attestkey evidence --tee nonsense: usage error (2)" test $? = 2
 check "attestkey evidence --tee nonsense: says what is allowed" grep -q "use auto, configfs-tsm" "$T/usage.err"
 "$AK_TOOL" evidence --report-data xyz >/dev/null 2>&1
 check "attestkey evidence --report-data xyz: usage error (2)" test $? = 2
+# no configuration at all: tee = auto on the real nodes (absent on this machine)
+if [ ! -e /sys/kernel/config/tsm/report ] && [ ! -e /dev/sev-guest ] && [ ! -e /dev/tdx_guest ] &&
+	! [ -e "$("$AK_TOOL" evidence --help | sed -n 's|^ *\(/.*/attestkey\.conf\) when it exists.*|\1|p')" ]; then
+	env -u ATTESTKEY_CONF "$AK_TOOL" evidence >"$T/noconf.out" 2>"$T/noconf.err"
+	check "attestkey evidence without a configuration: exit 1 on a machine that is no CVM" test $? = 1
+	check "attestkey evidence without a configuration: the default nodes, one line" \
+		sh -c "grep -q 'no TEE interface answered (tried configfs-tsm /sys/kernel/config/tsm/report: absent; sev-guest /dev/sev-guest: absent; tdx-guest /dev/tdx_guest: absent)' '$T/noconf.err' && test \$(grep -c . '$T/noconf.err') = 1"
+else
+	skip "attestkey evidence without a configuration" "this machine has a guest node or an installed configuration"
+	skip "attestkey evidence without a configuration: message" "idem"
+fi
 guest_conf sim "[sim]" "dir = $T/sim"
 check "attestkey evidence --tee sim: the simulated chip" ev simtee --tee sim
 check "attestkey evidence --tee sim: interface sim" test "$(jq -r .interface "$T/simtee.json")" = sim
