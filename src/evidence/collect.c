@@ -215,6 +215,8 @@ static int collect_guest(const struct ev_config *cfg, const uint8_t *rd, const c
 			return 0;
 		}
 		ret = r;
+		ak_debug("evidence: %s %s: %s", guests[i].iface,
+			 node_of(&cfg->guest, guests[i].kind), why);
 		if (used < sizeof(msg)) {
 			int n = snprintf(msg + used, sizeof(msg) - used, "%s%s %s: %s",
 					 used ? "; " : "", guests[i].iface,
