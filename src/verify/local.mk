@@ -3,5 +3,6 @@
 noinst_LTLIBRARIES += libakverify.la
 libakverify_la_SOURCES = \
 	src/verify/snp.c \
+	src/verify/tdx.c \
 	src/verify/policy.c
 libakverify_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS)
