@@ -17,8 +17,13 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include <jansson.h>
+#include <openssl/x509.h>
+
 #include "attestkey/common.h"
 #include "attestkey/tdx.h"
+#include "attestkey/verify.h"
+#include "../../src/verify/tdx_internal.h"
 
 /* $ATTESTKEY_VECTORS, else $top_srcdir/../shared/testvectors (make check
  * sets top_srcdir), else ../shared/testvectors. */
@@ -385,6 +390,322 @@ static void test_parse_wrong_lengths(void **state)
 	}
 }
 
+/* ---- the verifier on the real quotes ------------------------------------ */
+
+#define T2023 1687132800 /* 2023-06-19: the 2023 collateral is valid */
+#define T2025 1759190400 /* 2025-09-30: the 2025-09 TCB info is valid */
+#define T2026 1769990400 /* 2026-02-02: v5's TCB info is valid */
+
+struct run {
+	const char *collateral; /* under testvectors/, or NULL */
+	const char *tcb_info, *qe_identity;
+	time_t now;
+	const uint8_t *report_data;
+	const char *roots;      /* under testvectors/; default intel-roots */
+};
+
+static enum ak_reason verify_buf(const uint8_t *buf, size_t len, const struct run *r,
+				 struct vf_tdx_result *res, char *msg, size_t msglen)
+{
+	struct vf_tdx_trust *t = NULL;
+	struct vf_tdx_input in = {.quote = buf, .quote_len = len, .now = r->now,
+				  .expected_report_data = r->report_data};
+	char *roots = vec_path(r->roots ? r->roots : "intel-roots"), *col = NULL, *ti = NULL,
+	     *qi = NULL;
+	enum ak_reason reason;
+
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, roots), 0);
+	if (r->collateral) {
+		col = vec_path(r->collateral);
+		assert_int_equal(vf_tdx_trust_set_collateral_dir(t, col), 0);
+	}
+	if (r->tcb_info)
+		in.tcb_info_path = ti = vec_path(r->tcb_info);
+	if (r->qe_identity)
+		in.qe_identity_path = qi = vec_path(r->qe_identity);
+	reason = vf_tdx_verify(t, &in, res, msg, msglen);
+	vf_tdx_trust_free(t);
+	free(roots);
+	free(col);
+	free(ti);
+	free(qi);
+	return reason;
+}
+
+static enum ak_reason verify_vec(int i, const struct run *r, struct vf_tdx_result *res,
+				 char *msg, size_t msglen)
+{
+	size_t len;
+	uint8_t *buf = quote_of(i, &len);
+	enum ak_reason reason = verify_buf(buf, len, r, res, msg, msglen);
+
+	/* the result's pointers point into buf: only fields are used below */
+	memset(&res->quote.signed_data, 0, sizeof(void *));
+	free(buf);
+	return reason;
+}
+
+static const struct run run_spr = {.collateral = "tdx/v4-spr-go-tdx-guest", .now = T2023};
+
+/* README: each quote's TCB result with its collateral at its time. */
+static void test_verify_vectors(void **state)
+{
+	struct vf_tdx_result r;
+	char msg[512];
+	const struct run spr25 = {.collateral = "tdx/v4-spr-go-tdx-guest",
+				  .tcb_info = "tdx/v4-spr-go-tdx-guest/tcb_info_2025-09.json",
+				  .now = T2025};
+	const struct run v5 = {.collateral = "tdx/v5-tdx15-go-tdx-guest", .now = T2026};
+	const struct run gcp = {.tcb_info = "tdx/v4-gcp-cos113-go-tdx-guest/tcb_info_2025-09.json",
+				.qe_identity = "tdx/v4-spr-go-tdx-guest/qe_identity.json",
+				.now = T2025};
+
+	(void)state;
+	/* v4-spr: no TCB level matches, with either TCB info */
+	assert_int_equal(verify_vec(V4_SPR, &run_spr, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_true(r.tcb_evaluated);
+	assert_int_equal(r.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	assert_false(r.collateral_expired);
+	assert_string_equal(r.fmspc, "50806f000000");
+	assert_int_equal(strlen(r.pck_serial) % 2, 0);
+	assert_true(strlen(r.pck_serial) >= 2);
+	assert_int_equal(r.qe_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_int_equal(verify_vec(V4_SPR, &spr25, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(r.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	/* v5, TDX 1.5: UpToDate; its QE identity is from 2023, so expired */
+	assert_int_equal(verify_vec(V5, &v5, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(r.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_int_equal(r.module_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_string_equal(r.fmspc, "90c06f000000");
+	assert_true(r.collateral_expired);
+	assert_non_null(strstr(r.expired, "qe_identity"));
+	assert_null(strstr(r.expired, "tcb_info"));
+	/* v4-gcp with the 2025-09 TCB info: UpToDate */
+	assert_int_equal(verify_vec(V4_GCP, &gcp, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(r.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_string_equal(r.fmspc, "00806f050000");
+	/* v4-debug: UpToDate in 2023, OutOfDate with INTEL-SA-00837 in 2025 */
+	assert_int_equal(verify_vec(V4_DEBUG, &run_spr, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(r.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_true(r.quote.body.td_attributes & AK_TDX_TD_ATTR_DEBUG);
+	assert_int_equal(verify_vec(V4_DEBUG, &spr25, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(r.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	assert_non_null(strstr(r.advisory_ids, "INTEL-SA-00837"));
+}
+
+/* The protocol's evidence JSON {"quote": base64url}. */
+static void test_verify_json(void **state)
+{
+	struct vf_tdx_trust *t = NULL;
+	struct vf_tdx_result r;
+	char msg[512], *col = vec_path("tdx/v4-spr-go-tdx-guest"), *roots = vec_path("intel-roots");
+	size_t len;
+	uint8_t *buf = quote_of(V4_DEBUG, &len);
+	char *b64 = ak_b64url_encode(buf, len);
+	json_t *ev = json_pack("{s:s}", "quote", b64), *bad = json_pack("{s:s}", "quote", "@@");
+
+	(void)state;
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, roots), 0);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, col), 0);
+	/* now = 0 is the current time: the 2023 collateral has expired */
+	assert_int_equal(vf_tdx_verify_json(t, ev, NULL, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_true(r.tcb_evaluated);
+	assert_true(r.collateral_expired);
+	assert_null(r.quote.signed_data);
+	assert_null(r.quote.pck_chain_pem);
+	assert_int_equal(r.quote.version, 4);
+	assert_int_equal(vf_tdx_verify_json(t, bad, NULL, &r, msg, sizeof(msg)),
+			 AK_R_EVIDENCE_MALFORMED);
+	assert_int_equal(vf_tdx_verify_json(t, json_object_get(ev, "quote"), NULL, &r, msg,
+					    sizeof(msg)),
+			 AK_R_EVIDENCE_MALFORMED);
+	json_decref(ev);
+	json_decref(bad);
+	free(b64);
+	free(buf);
+	free(col);
+	free(roots);
+	vf_tdx_trust_free(t);
+}
+
+/* The trust store: a PEM file or a directory, and nothing else trusted. */
+static void test_trust_roots(void **state)
+{
+	struct vf_tdx_trust *t = NULL;
+	char *p;
+
+	(void)state;
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	p = vec_path("intel-roots");
+	assert_int_equal(vf_tdx_trust_add_roots(t, p), 0);
+	free(p);
+	assert_int_equal(sk_X509_num(t->roots), 1);
+	assert_int_equal(sk_X509_num(t->tcb_signers), 2);
+	assert_non_null(t->root_crl);
+	/* newest signer first: the 2018 and 2025 certificates share a key */
+	assert_true(ASN1_TIME_compare(X509_get0_notAfter(sk_X509_value(t->tcb_signers, 0)),
+				      X509_get0_notAfter(sk_X509_value(t->tcb_signers, 1))) > 0);
+	vf_tdx_trust_free(t);
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	p = vec_path("intel-roots/Intel_SGX_Root_CA.pem");
+	assert_int_equal(vf_tdx_trust_add_roots(t, p), 0);
+	free(p);
+	assert_int_equal(sk_X509_num(t->roots), 1);
+	/* a file without a self-signed certificate, a missing path */
+	p = vec_path("intel-roots/Intel_SGX_PCK_Platform_CA.pem");
+	assert_int_equal(vf_tdx_trust_add_roots(t, p), -EINVAL);
+	free(p);
+	p = vec_path("intel-roots/IntelSGXRootCA_crl.der");
+	assert_int_equal(vf_tdx_trust_add_roots(t, p), -EINVAL);
+	free(p);
+	p = vec_path("intel-roots/none.pem");
+	assert_int_equal(vf_tdx_trust_add_roots(t, p), -ENOENT);
+	free(p);
+	vf_tdx_trust_free(t);
+}
+
+/* One byte of a copy of v4-spr changed, verified with its 2023 collateral. */
+static enum ak_reason verify_flipped(size_t off, uint8_t xor, char *msg, size_t msglen)
+{
+	struct vf_tdx_result r;
+	size_t len;
+	uint8_t *buf = quote_of(V4_SPR, &len);
+	enum ak_reason reason;
+
+	assert_true(off < len);
+	buf[off] ^= xor;
+	reason = verify_buf(buf, len, &run_spr, &r, msg, msglen);
+	free(buf);
+	return reason;
+}
+
+/* Each signature, and what each covers, changed by one bit. */
+static void test_verify_signatures(void **state)
+{
+	struct ak_tdx_quote q;
+	struct vf_tdx_result r;
+	size_t len, qe;
+	uint8_t *buf = quote_of(V4_SPR, &len);
+	char msg[512];
+
+	(void)state;
+	assert_int_equal(ak_tdx_quote_parse(buf, len, &q), 0);
+	qe = (size_t)(q.qe_report_raw - buf);
+	assert_int_equal(verify_buf(buf, len, &run_spr, &r, msg, sizeof(msg)), AK_R_OK);
+	/* quote signature r, s; the signed header and body (MRTD) */
+	assert_int_equal(verify_flipped(q.signed_len + 4 + 5, 1, msg, sizeof(msg)),
+			 AK_R_BAD_SIGNATURE);
+	assert_non_null(strstr(msg, "quote signature"));
+	assert_int_equal(verify_flipped(q.signed_len + 4 + 40, 0x80, msg, sizeof(msg)),
+			 AK_R_BAD_SIGNATURE);
+	assert_int_equal(verify_flipped(48 + AK_TDX_BODY_MRTD, 1, msg, sizeof(msg)),
+			 AK_R_BAD_SIGNATURE);
+	assert_non_null(strstr(msg, "quote signature"));
+	assert_int_equal(verify_flipped(AK_TDX_OFF_USER_DATA, 1, msg, sizeof(msg)),
+			 AK_R_BAD_SIGNATURE);
+	/* QE report signature, and the QE report it covers (ISVSVN) */
+	assert_int_equal(verify_flipped(qe + 384 + 3, 1, msg, sizeof(msg)), AK_R_BAD_SIGNATURE);
+	assert_non_null(strstr(msg, "QE report signature"));
+	assert_int_equal(verify_flipped(qe + AK_SGX_OFF_ISVSVN, 1, msg, sizeof(msg)),
+			 AK_R_BAD_SIGNATURE);
+	assert_non_null(strstr(msg, "QE report signature"));
+	/* the attestation key and the QE auth data: QE report data */
+	assert_int_equal(verify_flipped(q.signed_len + 4 + 64 + 7, 1, msg, sizeof(msg)),
+			 AK_R_BAD_SIGNATURE);
+	assert_non_null(strstr(msg, "QE report data"));
+	assert_int_equal(verify_flipped((size_t)(q.qe_auth - buf), 1, msg, sizeof(msg)),
+			 AK_R_BAD_SIGNATURE);
+	assert_non_null(strstr(msg, "QE authentication data"));
+	free(buf);
+}
+
+/* REPORTDATA vs the binding: a refusal that still reports the TCB. */
+static void test_verify_report_data(void **state)
+{
+	struct vf_tdx_result r;
+	struct run run = run_spr;
+	uint8_t rd[64];
+	char msg[512];
+
+	(void)state;
+	assert_int_equal(ak_hex_decode(vecs[V4_SPR].report_data, rd, 64), 0);
+	run.report_data = rd;
+	assert_int_equal(verify_vec(V4_SPR, &run, &r, msg, sizeof(msg)), AK_R_OK);
+	rd[63] ^= 1;
+	assert_int_equal(verify_vec(V4_SPR, &run, &r, msg, sizeof(msg)), AK_R_BINDING_MISMATCH);
+	assert_non_null(strstr(msg, vecs[V4_SPR].report_data + 2));
+	assert_true(r.tcb_evaluated);
+	assert_int_equal(r.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+}
+
+/* The index of the n-th PEM certificate in the quote's chain. */
+static size_t pem_cert(const uint8_t *buf, const struct ak_tdx_quote *q, int n)
+{
+	const char *p = (const char *)q->pck_chain_pem;
+
+	for (int i = 0; i <= n; i++) {
+		p = strstr(p + (i ? 1 : 0), "-----BEGIN CERTIFICATE-----");
+		assert_non_null(p);
+	}
+	return (size_t)((const uint8_t *)p - buf);
+}
+
+/* PCK chain: intermediate left out, leaf's signature broken, a foreign
+ * root, a time before the leaf, no chain at all. */
+static void test_verify_chain(void **state)
+{
+	struct ak_tdx_quote q;
+	struct vf_tdx_result r;
+	struct run run = run_spr;
+	size_t len, off;
+	uint8_t *buf = quote_of(V4_SPR, &len), *m = malloc(len);
+	char msg[512];
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(ak_tdx_quote_parse(buf, len, &q), 0);
+	/* the PCK Platform CA turned into another PEM type: skipped */
+	memcpy(m, buf, len);
+	off = pem_cert(buf, &q, 1);
+	memcpy(m + off, "-----BEGIN XERTIFICATE-----", 27);
+	off = (size_t)((uint8_t *)strstr((char *)m + off, "-----END CERTIFICATE-----") - m);
+	memcpy(m + off, "-----END XERTIFICATE-----", 25);
+	assert_int_equal(verify_buf(m, len, &run_spr, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+	assert_non_null(strstr(msg, "Intel SGX PCK Certificate"));
+	/* one base64 digit of the leaf's signature (near its end) changed */
+	memcpy(m, buf, len);
+	off = pem_cert(buf, &q, 1);
+	off -= strlen("-----END CERTIFICATE-----\n") + 8;
+	m[off] = m[off] == 'A' ? 'B' : 'A';
+	assert_int_equal(verify_buf(m, len, &run_spr, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+	/* the leaf's PEM header broken: no certificate reads */
+	assert_int_equal(verify_flipped(pem_cert(buf, &q, 0) + 11, 'C' ^ 'X', msg, sizeof(msg)),
+			 AK_R_EVIDENCE_MALFORMED);
+	/* a foreign root (AMD's): the quote's own root is not trusted */
+	run.roots = "amd-roots/ark-milan.pem";
+	assert_int_equal(verify_buf(buf, len, &run, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+	assert_non_null(strstr(msg, "configured Intel SGX Root CA"));
+	assert_false(r.tcb_evaluated);
+	/* before the PCK certificate's notBefore (2022-09-20) */
+	run = run_spr;
+	run.now = 1640995200; /* 2022-01-01 */
+	assert_int_equal(verify_buf(buf, len, &run, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+	assert_non_null(strstr(msg, "not yet valid"));
+	/* no collateral at all */
+	run = run_spr;
+	run.collateral = NULL;
+	assert_int_equal(verify_buf(buf, len, &run, &r, msg, sizeof(msg)),
+			 AK_R_COLLATERAL_UNAVAILABLE);
+	/* a quote that does not parse */
+	assert_int_equal(verify_buf(buf, 100, &run_spr, &r, msg, sizeof(msg)),
+			 AK_R_EVIDENCE_MALFORMED);
+	assert_non_null(strstr(msg, "does not parse"));
+	free(m);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +717,12 @@ int main(void)
 	    cmocka_unit_test(test_parse_header_fields),
 	    cmocka_unit_test(test_parse_v5_descriptor),
 	    cmocka_unit_test(test_parse_wrong_lengths),
+	    cmocka_unit_test(test_trust_roots),
+	    cmocka_unit_test(test_verify_vectors),
+	    cmocka_unit_test(test_verify_json),
+	    cmocka_unit_test(test_verify_signatures),
+	    cmocka_unit_test(test_verify_report_data),
+	    cmocka_unit_test(test_verify_chain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
