@@ -17,8 +17,16 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include <unistd.h>
+
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "attestkey/common.h"
 #include "attestkey/tdx.h"
@@ -706,6 +714,281 @@ static void test_verify_chain(void **state)
 	free(buf);
 }
 
+/* ---- revocation, with a test PCK chain ------------------------------------ */
+
+/* A test CA (root or platform CA) or PCK leaf, valid 2020..2040. */
+static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+		     long serial, bool ca, X509 *sgx_from)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+
+	assert_non_null(x);
+	assert_true(X509_set_version(x, 2));
+	assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), serial));
+	assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), 1577836800));
+	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), 2208988800));
+	assert_true(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn,
+					       -1, -1, 0));
+	assert_true(X509_set_subject_name(x, name));
+	assert_true(X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name));
+	assert_true(X509_set_pubkey(x, key));
+	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+				ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	assert_true(e && X509_add_ext(x, e, -1));
+	X509_EXTENSION_free(e);
+	e = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
+				ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+	assert_true(e && X509_add_ext(x, e, -1));
+	X509_EXTENSION_free(e);
+	if (sgx_from) {
+		/* the real PCK certificate's SGX extensions (FMSPC, TCB...) */
+		ASN1_OBJECT *oid = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+		int i = X509_get_ext_by_OBJ(sgx_from, oid, -1);
+
+		assert_true(i >= 0);
+		assert_true(X509_add_ext(x, X509_get_ext(sgx_from, i), -1));
+		ASN1_OBJECT_free(oid);
+	}
+	assert_true(X509_sign(x, issuer_key, EVP_sha256()) > 0);
+	X509_NAME_free(name);
+	return x;
+}
+
+/* A CRL of `ca`, valid [this, next], revoking `revoked` when given. */
+static void write_crl(const char *path, X509 *ca, EVP_PKEY *key, time_t this, time_t next,
+		      X509 *revoked)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *tm = ASN1_TIME_new();
+	FILE *f;
+
+	assert_true(crl && tm && X509_CRL_set_version(crl, 1));
+	assert_true(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)));
+	assert_true(ASN1_TIME_set(tm, this) && X509_CRL_set1_lastUpdate(crl, tm));
+	assert_true(ASN1_TIME_set(tm, next) && X509_CRL_set1_nextUpdate(crl, tm));
+	if (revoked) {
+		X509_REVOKED *rv = X509_REVOKED_new();
+
+		assert_true(rv && X509_REVOKED_set_serialNumber(rv, X509_get_serialNumber(revoked)));
+		assert_true(X509_REVOKED_set_revocationDate(rv, tm));
+		assert_true(X509_CRL_add0_revoked(crl, rv));
+	}
+	assert_true(X509_CRL_sort(crl));
+	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_true(i2d_X509_CRL_fp(f, crl));
+	fclose(f);
+	ASN1_TIME_free(tm);
+	X509_CRL_free(crl);
+}
+
+static void append_pem(BIO *b, X509 *x)
+{
+	assert_true(PEM_write_bio_X509(b, x));
+}
+
+/* The v4-spr quote with a test PCK chain (test leaf carrying the real
+ * leaf's SGX extensions, test Platform CA, test root) and its QE report
+ * re-signed by the test leaf: everything else (QE report data, quote
+ * signature) is the real quote's, and the TCB info is Intel's. */
+struct fake {
+	char dir[64];
+	char root_pem[96];
+	uint8_t *quote;
+	size_t len;
+	X509 *root, *ca, *leaf;
+	EVP_PKEY *root_key, *ca_key, *leaf_key;
+};
+
+static void fake_make(struct fake *f)
+{
+	struct ak_tdx_quote q;
+	size_t len, pem_len, qe_off, sig_off, pos;
+	uint8_t *buf = quote_of(V4_SPR, &len), *der_sig = NULL, *out;
+	const unsigned char *dp;
+	char *pem;
+	BIO *b = BIO_new(BIO_s_mem());
+	BIO *real = NULL;
+	X509 *real_leaf;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	ECDSA_SIG *es;
+	size_t der_len = 0;
+	FILE *fp;
+	static const char *const links[] = {"tcb_info.json", "qe_identity.json",
+					    "tcb_info_issuer_chain.pem",
+					    "qe_identity_issuer_chain.pem"};
+
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(ak_tdx_quote_parse(buf, len, &q), 0);
+	real = BIO_new_mem_buf(q.pck_chain_pem, (int)q.pck_chain_len);
+	real_leaf = PEM_read_bio_X509(real, NULL, NULL, NULL);
+	assert_non_null(real_leaf);
+	f->root_key = EVP_EC_gen("P-256");
+	f->ca_key = EVP_EC_gen("P-256");
+	f->leaf_key = EVP_EC_gen("P-256");
+	assert_true(f->root_key && f->ca_key && f->leaf_key);
+	f->root = mk_cert("attestkey test Root CA", f->root_key, NULL, f->root_key, 1, true, NULL);
+	f->ca = mk_cert("attestkey test PCK Platform CA", f->ca_key, f->root, f->root_key, 2, true,
+			NULL);
+	f->leaf = mk_cert("attestkey test PCK Certificate", f->leaf_key, f->ca, f->ca_key, 77,
+			  false, real_leaf);
+	append_pem(b, f->leaf);
+	append_pem(b, f->ca);
+	append_pem(b, f->root);
+	pem_len = (size_t)BIO_get_mem_data(b, &pem);
+	/* QE report re-signed with the test leaf's key, r||s big-endian */
+	assert_true(md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, f->leaf_key) == 1);
+	assert_int_equal(EVP_DigestSign(md, NULL, &der_len, q.qe_report_raw, 384), 1);
+	der_sig = malloc(der_len);
+	assert_int_equal(EVP_DigestSign(md, der_sig, &der_len, q.qe_report_raw, 384), 1);
+	dp = der_sig;
+	es = d2i_ECDSA_SIG(NULL, &dp, (long)der_len);
+	assert_non_null(es);
+	/* the quote, rebuilt around the new chain */
+	qe_off = (size_t)(q.qe_report_raw - buf);
+	sig_off = q.signed_len + 4;
+	pos = (size_t)(q.pck_chain_pem - buf);
+	f->len = pos + pem_len;
+	out = f->quote = malloc(f->len);
+	assert_non_null(out);
+	memcpy(out, buf, pos);
+	memcpy(out + pos, pem, pem_len);
+	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(es), out + qe_off + 384, 32), 32);
+	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(es), out + qe_off + 384 + 32, 32), 32);
+	put32(out + pos - 4, (uint32_t)pem_len);                       /* inner size */
+	put32(out + sig_off + 128 + 2, (uint32_t)(f->len - sig_off - 128 - 6)); /* outer */
+	put32(out + q.signed_len, (uint32_t)(f->len - sig_off));        /* signature data */
+	/* collateral: Intel's TCB info and QE identity, test CRLs */
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_tdx.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	for (size_t i = 0; i < AK_ARRAY_SIZE(links); i++) {
+		char rel[128], to[128], *from;
+
+		snprintf(rel, sizeof(rel), "tdx/v4-spr-go-tdx-guest/%s", links[i]);
+		from = vec_path(rel);
+		snprintf(to, sizeof(to), "%s/%s", f->dir, links[i]);
+		assert_int_equal(symlink(from, to), 0);
+		free(from);
+	}
+	snprintf(f->root_pem, sizeof(f->root_pem), "%s/test-root.pem", f->dir);
+	fp = fopen(f->root_pem, "w");
+	assert_non_null(fp);
+	assert_true(PEM_write_X509(fp, f->root));
+	fclose(fp);
+	ECDSA_SIG_free(es);
+	free(der_sig);
+	EVP_MD_CTX_free(md);
+	X509_free(real_leaf);
+	BIO_free(real);
+	BIO_free(b);
+	free(buf);
+}
+
+static void fake_free(struct fake *f)
+{
+	static const char *const names[] = {"tcb_info.json", "qe_identity.json",
+					    "tcb_info_issuer_chain.pem",
+					    "qe_identity_issuer_chain.pem", "pck_crl.der",
+					    "root_ca_crl.der", "test-root.pem"};
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(names); i++) {
+		char p[128];
+
+		snprintf(p, sizeof(p), "%s/%s", f->dir, names[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	X509_free(f->root);
+	X509_free(f->ca);
+	X509_free(f->leaf);
+	EVP_PKEY_free(f->root_key);
+	EVP_PKEY_free(f->ca_key);
+	EVP_PKEY_free(f->leaf_key);
+	free(f->quote);
+}
+
+/* The fake quote against its test root (and Intel's, for the TCB info). */
+static enum ak_reason fake_verify(struct fake *f, struct vf_tdx_result *r, char *msg,
+				  size_t msglen)
+{
+	struct vf_tdx_trust *t = NULL;
+	struct vf_tdx_input in = {.quote = f->quote, .quote_len = f->len, .now = T2023};
+	char *intel = vec_path("intel-roots/Intel_SGX_Root_CA.pem");
+	enum ak_reason reason;
+
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, intel), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, f->root_pem), 0);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, f->dir), 0);
+	reason = vf_tdx_verify(t, &in, r, msg, msglen);
+	vf_tdx_trust_free(t);
+	free(intel);
+	return reason;
+}
+
+static void crl_files(struct fake *f, time_t next, bool revoke_leaf, bool revoke_ca)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "%s/pck_crl.der", f->dir);
+	write_crl(p, f->ca, f->ca_key, T2023 - 86400, next, revoke_leaf ? f->leaf : NULL);
+	snprintf(p, sizeof(p), "%s/root_ca_crl.der", f->dir);
+	write_crl(p, f->root, f->root_key, T2023 - 86400, T2023 + 86400 * 30,
+		  revoke_ca ? f->ca : NULL);
+}
+
+/* CRLs: revoked leaf or CA -> cert_revoked; an expired CRL does not stop
+ * the verification (noted in `expired`) and still revokes; without CRLs
+ * the chain verifies. */
+static void test_verify_revocation(void **state)
+{
+	struct fake f;
+	struct vf_tdx_result r;
+	char msg[512];
+
+	(void)state;
+	fake_make(&f);
+	/* control: no CRL, then CRLs revoking nothing */
+	assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_true(r.tcb_evaluated);
+	assert_string_equal(r.pck_serial, "4d"); /* 77 */
+	crl_files(&f, T2023 + 86400 * 30, false, false);
+	assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_false(r.collateral_expired);
+	/* the leaf revoked by the Platform CA's CRL */
+	crl_files(&f, T2023 + 86400 * 30, true, false);
+	assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_CERT_REVOKED);
+	assert_non_null(strstr(msg, "attestkey test PCK Certificate"));
+	/* the CA revoked by the root CA CRL */
+	crl_files(&f, T2023 + 86400 * 30, false, true);
+	assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_CERT_REVOKED);
+	assert_non_null(strstr(msg, "attestkey test PCK Platform CA"));
+	/* an expired PCK CRL: verification goes on, expiry is recorded */
+	crl_files(&f, T2023 - 3600, false, false);
+	assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_true(r.tcb_evaluated);
+	assert_true(r.collateral_expired);
+	assert_non_null(strstr(r.expired, "pck_crl"));
+	/* ... and its revocations still count */
+	crl_files(&f, T2023 - 3600, true, false);
+	assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_CERT_REVOKED);
+	/* a CRL signed by the wrong key fails the chain */
+	{
+		char p[128];
+
+		snprintf(p, sizeof(p), "%s/pck_crl.der", f.dir);
+		write_crl(p, f.ca, f.leaf_key, T2023 - 86400, T2023 + 86400, NULL);
+		assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+		assert_non_null(strstr(msg, "CRL"));
+	}
+	fake_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -723,6 +1006,7 @@ int main(void)
 	    cmocka_unit_test(test_verify_signatures),
 	    cmocka_unit_test(test_verify_report_data),
 	    cmocka_unit_test(test_verify_chain),
+	    cmocka_unit_test(test_verify_revocation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
