@@ -42,7 +42,8 @@ INTEGRATION_TESTS = \
 	tests/integration/coredump.sh \
 	tests/integration/coredump-broker.sh \
 	tests/integration/fork-vmlck.sh \
-	tests/integration/broker-attack.sh
+	tests/integration/broker-attack.sh \
+	tests/integration/tdx-verify.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh
