@@ -3,6 +3,7 @@
 noinst_LTLIBRARIES += libakverify.la
 libakverify_la_SOURCES = \
 	src/verify/snp.c \
+	src/verify/tdx.c \
 	src/verify/policy.c \
 	src/verify/policy_internal.h \
 	src/verify/policy_tdx.c \

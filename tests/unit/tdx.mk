@@ -1,11 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
-# TDX collateral, TCB evaluation and policy against ../shared/testvectors;
-# the Intel PCS look-alike is tests/integration/httpfixture.
+# Intel TDX quote parser and verifier (test_tdx), collateral, TCB evaluation
+# and policy (test_tdx_tcb), collateral from an Intel PCS look-alike
+# (test_tdx_pcs, with tests/integration/httpfixture), all against
+# ../shared/testvectors/tdx.
 EXTRA_DIST += tests/unit/test_tdx_util.h
 
 if HAVE_CMOCKA
-check_PROGRAMS += tests/unit/test_tdx_tcb tests/unit/test_tdx_pcs
-TESTS += tests/unit/test_tdx_tcb tests/unit/test_tdx_pcs
+check_PROGRAMS += tests/unit/test_tdx tests/unit/test_tdx_tcb tests/unit/test_tdx_pcs
+TESTS += tests/unit/test_tdx tests/unit/test_tdx_tcb tests/unit/test_tdx_pcs
+tests_unit_test_tdx_SOURCES = tests/unit/test_tdx.c
+tests_unit_test_tdx_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_tdx_LDADD = libakverify.la libakcommon.la \
+	$(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
 
 TDX_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/verify
 TDX_TEST_LDADD = libakverify.la libakcommon.la \
