@@ -450,6 +450,8 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 	}
 	if (t->offline) {
 		TRIED("%soffline: PCS not asked", off ? ", " : "");
+	} else if (!it->url_path[0]) {
+		TRIED("%snot fetched", off ? ", " : "");
 	} else if (t->pcs_url) {
 		ret = pcs_get(t->pcs_url, it, g, err, sizeof(err));
 		if (ret == 0) {
@@ -489,8 +491,9 @@ static X509_CRL *crl_of(const struct got *g)
 	return crl;
 }
 
-static void items_init(struct item *tcb, struct item *qe, struct item *pckcrl,
-		       struct item *rootcrl, const struct vf_tdx_pck_info *pck)
+static void items_init(const struct vf_tdx_trust *t, struct item *tcb, struct item *qe,
+		       struct item *pckcrl, struct item *rootcrl,
+		       const struct vf_tdx_pck_info *pck)
 {
 	const char *ca = pck->processor_ca ? "processor" : "platform";
 	char fmspc[13];
@@ -526,14 +529,16 @@ static void items_init(struct item *tcb, struct item *qe, struct item *pckcrl,
 		 "/sgx/certification/v4/pckcrl?ca=%s&encoding=der", ca);
 	pckcrl->chain_header = "SGX-PCK-CRL-Issuer-Chain";
 
-	/* Intel PCS does not serve the Root CA CRL (a PCCS does, at
-	 * /sgx/certification/v4/rootcacrl); it comes from the collateral
-	 * dir, the cache or the roots dir. */
+	/* The Root CA CRL: the collateral dir, the cache, else the roots
+	 * dir's; asked of a PCCS (/sgx/certification/v4/rootcacrl; Intel PCS
+	 * itself does not serve it) only when the roots dir has none. */
 	memset(rootcrl, 0, sizeof(*rootcrl));
 	rootcrl->what = "Root CA CRL";
 	snprintf(rootcrl->dir_name, sizeof(rootcrl->dir_name), "root_ca_crl.der");
 	snprintf(rootcrl->cache_name, sizeof(rootcrl->cache_name), "root_ca_crl.der");
-	snprintf(rootcrl->url_path, sizeof(rootcrl->url_path), "/sgx/certification/v4/rootcacrl");
+	if (!t->root_crl)
+		snprintf(rootcrl->url_path, sizeof(rootcrl->url_path),
+			 "/sgx/certification/v4/rootcacrl");
 }
 
 /* A JSON piece: the override file (its chain from the collateral dir),
@@ -571,7 +576,7 @@ static void get_crl(const struct vf_tdx_trust *t, const struct item *it, time_t 
 	char tried[1024];
 
 	if (lookup(t, it, now, &g, tried, sizeof(tried)) < 0) {
-		ak_log(AK_LOG_DEBUG, "TDX %s: %s", it->what, tried);
+		ak_debug("TDX %s: %s", it->what, tried);
 		return;
 	}
 	*out = crl_of(&g);
@@ -590,7 +595,7 @@ enum ak_reason vf_tdx_collateral_get(const struct vf_tdx_trust *t, const struct 
 
 	memset(out, 0, sizeof(*out));
 	set_msg(msg, msglen, "ok");
-	items_init(&tcb, &qe, &pckcrl, &rootcrl, pck);
+	items_init(t, &tcb, &qe, &pckcrl, &rootcrl, pck);
 	r = get_json(t, &tcb, in ? in->tcb_info_path : NULL, now, &out->tcb_info,
 		     &out->tcb_info_len, &out->tcb_info_chain, msg, msglen);
 	if (r == AK_R_OK)

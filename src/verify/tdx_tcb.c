@@ -250,18 +250,16 @@ static void add_expired(struct vf_tdx_result *out, const char *fmt, ...) AK_PRIN
 static void add_expired(struct vf_tdx_result *out, const char *fmt, ...)
 {
 	size_t off = strlen(out->expired);
+	char item[128];
 	va_list ap;
 
 	out->collateral_expired = true;
-	if (off && off + 2 < sizeof(out->expired)) {
-		memcpy(out->expired + off, ", ", 3);
-		off += 2;
-	}
-	if (off + 1 >= sizeof(out->expired))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(out->expired + off, sizeof(out->expired) - off, fmt, ap);
+	vsnprintf(item, sizeof(item), fmt, ap);
 	va_end(ap);
+	if (strstr(out->expired, item)) /* one signing certificate for both */
+		return;
+	snprintf(out->expired + off, sizeof(out->expired) - off, "%s%s", off ? ", " : "", item);
 }
 
 /* "2023-06-20T12:00:00Z" (Intel's ISO 8601 UTC dates) to time_t. */
@@ -501,7 +499,7 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 		char na[32];
 
 		asn1_time_str(X509_get0_notAfter(signer), na, sizeof(na));
-		add_expired(out, "%s signing certificate (notAfter %s)", d->file, na);
+		add_expired(out, "TCB signing certificate '%s' (notAfter %s)", cn, na);
 	}
 	return AK_R_OK;
 }

@@ -1,0 +1,777 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * TDX collateral and TCB evaluation (src/verify/tdx_tcb.c,
+ * tdx_collateral.c) and the TDX policy (policy_tdx.c), against the real
+ * quotes and Intel collateral in ../shared/testvectors (its README.md
+ * states the TCB status each must reach).
+ */
+#include "config.h"
+
+#include "test_tdx_util.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "attestkey/tdx.h"
+#include "attestkey/verify.h"
+#include "tdx_internal.h"
+
+#define SPR "tdx/v4-spr-go-tdx-guest"
+#define V5 "tdx/v5-tdx15-go-tdx-guest"
+#define COS "tdx/v4-gcp-cos113-go-tdx-guest"
+#define DBG "tdx/v4-debug-trustee"
+
+/* 2023-06-19T08:42:58Z: a day after the SPR collateral's issueDate, when
+ * TCB info, QE identity, both CRLs and the 2018 TCB signing certificate
+ * were all valid. */
+#define T_SPR 1687164178
+/* 2026-02-02: in the v5 TCB info's window (its QE identity is from 2023). */
+#define T_V5 1770000000
+/* 2025-09-30: in the window of the 2025-09 TCB infos. */
+#define T_2025 1759190400
+
+struct vec {
+	uint8_t *buf;
+	size_t len;
+	struct ak_tdx_quote q;
+	X509 *leaf;
+	struct vf_tdx_pck_info pck;
+};
+
+static void vec_load(struct vec *v, const char *dir)
+{
+	char rel[128], msg[256];
+
+	snprintf(rel, sizeof(rel), "%s/quote.dat", dir);
+	v->buf = tdx_read(rel, &v->len);
+	tdx_quote_fill(v->buf, v->len, &v->q, &v->leaf);
+	if (vf_tdx_pck_info_parse(v->leaf, &v->pck, msg, sizeof(msg)) != 0)
+		fail_msg("%s: %s", dir, msg);
+}
+
+static void vec_free(struct vec *v)
+{
+	X509_free(v->leaf);
+	free(v->buf);
+}
+
+/* Roots: Intel's SGX Root CA; TCB signers: the current signing cert. */
+static void trust_init(struct vf_tdx_trust *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->roots = sk_X509_new_null();
+	t->tcb_signers = sk_X509_new_null();
+	assert_non_null(t->roots);
+	assert_non_null(t->tcb_signers);
+	sk_X509_push(t->roots, tdx_cert("intel-roots/Intel_SGX_Root_CA.pem"));
+	sk_X509_push(t->tcb_signers,
+		     tdx_cert("intel-roots/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem"));
+}
+
+static void trust_free(struct vf_tdx_trust *t)
+{
+	sk_X509_pop_free(t->roots, X509_free);
+	sk_X509_pop_free(t->tcb_signers, X509_free);
+	X509_CRL_free(t->root_crl);
+	free(t->collateral_dir);
+	free(t->pcs_url);
+	free(t->cache_dir);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Collateral: the files named (relative to the vectors), chains from the
+ * same directory when it has them. */
+static void coll_files(struct vf_tdx_collateral *c, const char *tcb, const char *qe,
+		       const char *chain_dir)
+{
+	char rel[160];
+
+	memset(c, 0, sizeof(*c));
+	c->tcb_info = (char *)tdx_read(tcb, &c->tcb_info_len);
+	c->qe_identity = (char *)tdx_read(qe, &c->qe_identity_len);
+	if (chain_dir) {
+		snprintf(rel, sizeof(rel), "%s/tcb_info_issuer_chain.pem", chain_dir);
+		c->tcb_info_chain = tdx_chain(rel);
+		snprintf(rel, sizeof(rel), "%s/qe_identity_issuer_chain.pem", chain_dir);
+		c->qe_identity_chain = tdx_chain(rel);
+	}
+}
+
+static enum ak_reason eval(struct vec *v, struct vf_tdx_collateral *c, time_t now,
+			   struct vf_tdx_result *res, char *msg, size_t msglen)
+{
+	struct vf_tdx_trust t;
+	enum ak_reason r;
+
+	trust_init(&t);
+	memset(res, 0, sizeof(*res));
+	r = vf_tdx_tcb_evaluate(&t, c, &v->pck, &v->q, now, res, msg, msglen);
+	trust_free(&t);
+	return r;
+}
+
+/* ---- PCK extensions -------------------------------------------------------- */
+
+static void test_pck_info(void **state)
+{
+	static const struct {
+		const char *dir, *fmspc;
+	} cases[] = {
+	    {SPR, "50806f000000"}, {V5, "90c06f000000"}, {COS, "00806f050000"}, {DBG, "50806f000000"},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct vec v;
+		char hex[13];
+
+		vec_load(&v, cases[i].dir);
+		ak_hex_encode(v.pck.fmspc, 6, hex);
+		assert_string_equal(hex, cases[i].fmspc);
+		assert_int_equal(v.pck.pceid[0], 0);
+		assert_int_equal(v.pck.pceid[1], 0);
+		assert_false(v.pck.processor_ca); /* all issued by the PCK Platform CA */
+		assert_true(v.pck.pcesvn > 0);
+		vec_free(&v);
+	}
+}
+
+static void test_pck_info_spr_values(void **state)
+{
+	/* From `openssl asn1parse` of the SPR leaf: comps 03 03 02 02 02 01
+	 * 00 02 00.., PCESVN 11, CPUSVN 0303020202010002 00.. */
+	static const uint8_t comps[16] = {3, 3, 2, 2, 2, 1, 0, 2};
+	struct vec v;
+	(void)state;
+
+	vec_load(&v, SPR);
+	assert_memory_equal(v.pck.sgx_comp_svn, comps, 16);
+	assert_int_equal(v.pck.pcesvn, 11);
+	assert_memory_equal(v.pck.cpusvn, comps, 16);
+	vec_free(&v);
+}
+
+static void test_pck_info_refusals(void **state)
+{
+	struct vf_tdx_pck_info pck;
+	X509 *root = tdx_cert("intel-roots/Intel_SGX_Root_CA.pem");
+	char msg[256];
+	(void)state;
+
+	assert_int_equal(vf_tdx_pck_info_parse(root, &pck, msg, sizeof(msg)), -EBADMSG);
+	assert_true(tdx_contains(msg, "no SGX extensions (OID 1.2.840.113741.1.13.1)"));
+	assert_int_equal(vf_tdx_pck_info_parse(NULL, &pck, msg, sizeof(msg)), -EBADMSG);
+	X509_free(root);
+}
+
+/* ---- signatures ------------------------------------------------------------ */
+
+static void test_signatures_each_file(void **state)
+{
+	static const struct {
+		const char *vec, *tcb, *qe, *chain;
+		time_t now;
+	} cases[] = {
+	    {SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR, T_SPR},
+	    {SPR, SPR "/tcb_info_2025-09.json", SPR "/qe_identity.json", NULL, T_2025},
+	    {V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL, T_V5},
+	    {COS, COS "/tcb_info_2025-09.json", V5 "/qe_identity.json", NULL, T_2025},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct vf_tdx_collateral c;
+		struct vf_tdx_result res;
+		struct vec v;
+		char msg[512];
+
+		vec_load(&v, cases[i].vec);
+		coll_files(&c, cases[i].tcb, cases[i].qe, cases[i].chain);
+		if (eval(&v, &c, cases[i].now, &res, msg, sizeof(msg)) != AK_R_OK)
+			fail_msg("%s: %s", cases[i].tcb, msg);
+		assert_true(res.tcb_evaluated);
+		vf_tdx_collateral_clear(&c);
+		vec_free(&v);
+	}
+}
+
+/* Flip one byte inside the signed value, then inside the signature. */
+static void test_signatures_flipped(void **state)
+{
+	static const char *const keys[] = {"\"issueDate\"", "\"signature\""};
+	(void)state;
+
+	for (int which = 0; which < 2; which++) {
+		for (size_t k = 0; k < AK_ARRAY_SIZE(keys); k++) {
+			struct vf_tdx_collateral c;
+			struct vf_tdx_result res;
+			struct vec v;
+			char msg[512], *doc, *at;
+
+			vec_load(&v, SPR);
+			coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+			doc = which == 0 ? c.tcb_info : c.qe_identity;
+			at = strstr(doc, keys[k]);
+			assert_non_null(at);
+			at += strlen(keys[k]) + 3; /* :"2 -> the first digit */
+			*at = *at == '1' ? '2' : '1';
+			assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)),
+					 AK_R_BAD_SIGNATURE);
+			assert_true(tdx_contains(msg, which == 0 ? "TCB info" : "QE identity"));
+			assert_false(res.tcb_evaluated);
+			vf_tdx_collateral_clear(&c);
+			vec_free(&v);
+		}
+	}
+}
+
+static void test_signatures_untrusted(void **state)
+{
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	struct vf_tdx_trust t;
+	struct vec v;
+	char msg[512];
+	(void)state;
+
+	vec_load(&v, SPR);
+	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", NULL);
+	/* No issuer chain and no TCB signer: nothing to verify with. */
+	trust_init(&t);
+	sk_X509_pop_free(t.tcb_signers, X509_free);
+	t.tcb_signers = NULL;
+	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+			 AK_R_BAD_SIGNATURE);
+	assert_true(tdx_contains(msg, "none given"));
+	/* A signer that chains to another root. */
+	sk_X509_pop_free(t.roots, X509_free);
+	t.roots = sk_X509_new_null();
+	sk_X509_push(t.roots, tdx_cert("amd-roots/ark-milan.pem"));
+	t.tcb_signers = sk_X509_new_null();
+	sk_X509_push(t.tcb_signers,
+		     tdx_cert("intel-roots/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem"));
+	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+			 AK_R_UNTRUSTED_CHAIN);
+	assert_true(tdx_contains(msg, "does not chain to a trusted root"));
+	trust_free(&t);
+	vf_tdx_collateral_clear(&c);
+	vec_free(&v);
+}
+
+/* ---- TCB evaluation: the README's expected statuses ------------------------- */
+
+static void expect(const char *vec, const char *tcb, const char *qe, const char *chain,
+		   time_t now, enum vf_tdx_tcb_status want, enum vf_tdx_tcb_status module,
+		   const char *advisory)
+{
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	struct vec v;
+	char msg[512];
+
+	vec_load(&v, vec);
+	coll_files(&c, tcb, qe, chain);
+	if (eval(&v, &c, now, &res, msg, sizeof(msg)) != AK_R_OK)
+		fail_msg("%s with %s: %s", vec, tcb, msg);
+	if (res.tcb_status != want)
+		fail_msg("%s with %s: %s, expected %s", vec, tcb,
+			 vf_tdx_tcb_status_name(res.tcb_status), vf_tdx_tcb_status_name(want));
+	assert_true(res.tcb_evaluated);
+	assert_int_equal(res.module_status, module);
+	assert_int_equal(res.qe_status, VF_TDX_TCB_UP_TO_DATE);
+	if (advisory)
+		assert_true(tdx_contains(res.advisory_ids, advisory));
+	else if (want == VF_TDX_TCB_UP_TO_DATE)
+		assert_string_equal(res.advisory_ids, "");
+	if (want != VF_TDX_TCB_NOT_SUPPORTED)
+		assert_true(res.tcb_date[0] == '2');
+	vf_tdx_collateral_clear(&c);
+	vec_free(&v);
+}
+
+static void test_tcb_spr_not_supported(void **state)
+{
+	(void)state;
+	/* README: no TCB level matches, with either TCB info. */
+	expect(SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR, T_SPR,
+	       VF_TDX_TCB_NOT_SUPPORTED, VF_TDX_TCB_NONE, NULL);
+	expect(SPR, SPR "/tcb_info_2025-09.json", SPR "/qe_identity.json", NULL, T_2025,
+	       VF_TDX_TCB_NOT_SUPPORTED, VF_TDX_TCB_NONE, NULL);
+}
+
+static void test_tcb_v5_up_to_date(void **state)
+{
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	struct vec v;
+	char msg[512];
+	(void)state;
+
+	/* README: UpToDate (platform level 2024-11-13; module TDX_01 isvsvn 11). */
+	expect(V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL, T_V5,
+	       VF_TDX_TCB_UP_TO_DATE, VF_TDX_TCB_UP_TO_DATE, NULL);
+	vec_load(&v, V5);
+	assert_int_equal(v.q.body_type, 3);
+	assert_int_equal(v.q.body.tee_tcb_svn[1], 1);
+	coll_files(&c, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
+	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(res.platform_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_string_equal(res.fmspc, "90c06f000000");
+	/* the QE identity is from 2023: expired at the TCB info's time */
+	assert_true(res.collateral_expired);
+	assert_true(tdx_contains(res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
+	assert_false(tdx_contains(res.expired, "tcb_info"));
+	vf_tdx_collateral_clear(&c);
+	vec_free(&v);
+}
+
+static void test_tcb_cos113_up_to_date(void **state)
+{
+	(void)state;
+	expect(COS, COS "/tcb_info_2025-09.json", V5 "/qe_identity.json", NULL, T_2025,
+	       VF_TDX_TCB_UP_TO_DATE, VF_TDX_TCB_UP_TO_DATE, NULL);
+}
+
+static void test_tcb_debug(void **state)
+{
+	(void)state;
+	/* README: UpToDate with the 2023 SPR file, OutOfDate (INTEL-SA-00837, ...)
+	 * with the 2025-09 one. */
+	expect(DBG, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR, T_SPR,
+	       VF_TDX_TCB_UP_TO_DATE, VF_TDX_TCB_NONE, NULL);
+	expect(DBG, SPR "/tcb_info_2025-09.json", SPR "/qe_identity.json", NULL, T_2025,
+	       VF_TDX_TCB_OUT_OF_DATE, VF_TDX_TCB_NONE, "INTEL-SA-00837");
+}
+
+static void test_tcb_fmspc_mismatch(void **state)
+{
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	struct vec v;
+	char msg[512];
+	(void)state;
+
+	vec_load(&v, V5);
+	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
+	assert_true(tdx_contains(msg, "TCB info is for FMSPC 50806f000000, the PCK "
+				      "certificate's FMSPC is 90c06f000000"));
+	assert_false(res.tcb_evaluated);
+	vf_tdx_collateral_clear(&c);
+	vec_free(&v);
+}
+
+/* ---- expiry ------------------------------------------------------------------ */
+
+static void test_expiry(void **state)
+{
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	struct vec v;
+	char msg[512];
+	(void)state;
+
+	vec_load(&v, DBG);
+	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	c.pck_crl = tdx_crl(SPR "/pck_crl.der");
+	c.root_crl = tdx_crl(SPR "/root_ca_crl.der");
+	/* injected time: everything in its window */
+	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_false(res.collateral_expired);
+	assert_string_equal(res.expired, "");
+	/* real time: each piece named, and the evaluation still done */
+	assert_int_equal(eval(&v, &c, 0, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_true(res.collateral_expired);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_true(tdx_contains(res.expired, "tcb_info (nextUpdate 2023-07-18T08:42:58Z)"));
+	assert_true(tdx_contains(res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
+	assert_true(tdx_contains(res.expired, "pck_crl (nextUpdate"));
+	assert_true(tdx_contains(res.expired, "root_ca_crl (nextUpdate"));
+	/* the 2018 TCB signing certificate of the issuer chain expired in 2025 */
+	assert_true(tdx_contains(res.expired, "TCB signing certificate 'Intel SGX TCB Signing' "
+					      "(notAfter 2025-05-21"));
+	/* before the collateral was issued */
+	assert_int_equal(eval(&v, &c, T_SPR - 30 * 86400, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_true(res.collateral_expired);
+	assert_true(tdx_contains(res.expired, "tcb_info (issueDate 2023-06-18T08:42:58Z is after"));
+	vf_tdx_collateral_clear(&c);
+	vec_free(&v);
+}
+
+/* ---- QE identity ----------------------------------------------------------- */
+
+static void test_qe_identity_mismatch(void **state)
+{
+	static const struct {
+		size_t what;
+		const char *needle;
+	} cases[] = {{0, "MRSIGNER"}, {1, "ISVPRODID 3"}, {2, "MISCSELECT"}, {3, "ATTRIBUTES"}};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct vf_tdx_collateral c;
+		struct vf_tdx_result res;
+		struct vec v;
+		char msg[512];
+
+		vec_load(&v, SPR);
+		switch (cases[i].what) {
+		case 0: v.q.qe_report.mrsigner[5] ^= 1; break;
+		case 1: v.q.qe_report.isvprodid = 3; break;
+		case 2: v.q.qe_report.miscselect ^= 1; break;
+		default: v.q.qe_report.attributes[0] ^= 0x02; break; /* DEBUG */
+		}
+		coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+		assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_BAD_SIGNATURE);
+		if (!tdx_contains(msg, cases[i].needle))
+			fail_msg("%s: %s", cases[i].needle, msg);
+		vf_tdx_collateral_clear(&c);
+		vec_free(&v);
+	}
+}
+
+static void test_qe_isvsvn(void **state)
+{
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	struct vec v;
+	char msg[512];
+	(void)state;
+
+	vec_load(&v, DBG);
+	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	/* README: QE isvsvn 4 -> UpToDate; below every level -> not supported */
+	v.q.qe_report.isvsvn = 0;
+	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(res.qe_status, VF_TDX_TCB_NOT_SUPPORTED);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	vf_tdx_collateral_clear(&c);
+	vec_free(&v);
+}
+
+static void test_module_mismatch(void **state)
+{
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	struct vec v;
+	char msg[512];
+	(void)state;
+
+	vec_load(&v, V5);
+	coll_files(&c, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
+	v.q.body.tee_tcb_svn[1] = 2; /* no TDX_02 identity */
+	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
+	assert_true(tdx_contains(msg, "TDX_02"));
+	v.q.body.tee_tcb_svn[1] = 1;
+	v.q.body.mrsignerseam[0] ^= 1;
+	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
+	assert_true(tdx_contains(msg, "MRSIGNERSEAM"));
+	v.q.body.mrsignerseam[0] ^= 1;
+	v.q.body.seam_attributes = 1;
+	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
+	assert_true(tdx_contains(msg, "SEAMATTRIBUTES"));
+	v.q.body.seam_attributes = 0;
+	v.q.body.tee_tcb_svn[0] = 1; /* module isvsvn below every module level */
+	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	/* TDX_01 isvsvn 4: an OutOfDate module. TEE_TCB_SVN2 (0d 01 04: the
+	 * running module) reaches the latest level: Intel advises a relaunch. */
+	v.q.body.tee_tcb_svn[0] = 4;
+	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(res.module_status, VF_TDX_TCB_OUT_OF_DATE);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_TD_RELAUNCH_ADVISED);
+	assert_true(tdx_contains(res.advisory_ids, "INTEL-SA-01036"));
+	/* without a newer running module: OutOfDate */
+	memset(v.q.body.tee_tcb_svn2, 0, 16);
+	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	/* a TDX 1.0 body is never advised to relaunch */
+	v.q.body_type = 2;
+	memcpy(v.q.body.tee_tcb_svn2, "\x0b\x01\x04", 3);
+	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	vf_tdx_collateral_clear(&c);
+	vec_free(&v);
+}
+
+/* ---- collateral from a directory ------------------------------------------------ */
+
+static void test_collateral_dir(void **state)
+{
+	struct vf_tdx_collateral c;
+	struct vf_tdx_input in = {.now = T_SPR};
+	struct vf_tdx_trust t;
+	struct vf_tdx_result res;
+	struct vec v;
+	char msg[512], *dir = tdx_path(SPR), *other = tdx_path(SPR "/tcb_info_2025-09.json");
+	(void)state;
+
+	vec_load(&v, SPR);
+	trust_init(&t);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(&t, dir), 0);
+	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_non_null(c.tcb_info);
+	assert_non_null(c.qe_identity);
+	assert_non_null(c.pck_crl);
+	assert_non_null(c.root_crl);
+	assert_int_equal(sk_X509_num(c.tcb_info_chain), 2);
+	assert_int_equal(sk_X509_num(c.qe_identity_chain), 2);
+	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+			 AK_R_OK);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	vf_tdx_collateral_clear(&c);
+	/* --tcb-info overrides the directory's file */
+	in.tcb_info_path = other;
+	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_true(tdx_contains(c.tcb_info, "2025-09-29T18:29:22Z"));
+	vf_tdx_collateral_clear(&c);
+	in.tcb_info_path = "/nonexistent/tcb.json";
+	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)),
+			 AK_R_COLLATERAL_UNAVAILABLE);
+	assert_true(tdx_contains(msg, "TCB info: cannot read /nonexistent/tcb.json"));
+	/* a directory without the files, no PCS */
+	in.tcb_info_path = NULL;
+	free(dir);
+	dir = tdx_path(DBG);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(&t, dir), 0);
+	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)),
+			 AK_R_COLLATERAL_UNAVAILABLE);
+	assert_true(tdx_contains(msg, "TCB info unavailable: not in "));
+	assert_true(tdx_contains(msg, "tcb_info.json, no PCS URL configured"));
+	assert_null(c.tcb_info);
+	trust_free(&t);
+	free(dir);
+	free(other);
+	vec_free(&v);
+}
+
+/* ---- policy ------------------------------------------------------------------ */
+
+#define MRTD_DBG                                                                            \
+	"705ee9381b8633a9fbe532b52345e8433343d2868959f57889d84ca377c395b689cac1599ccea1b7d4204" \
+	"83a9ce5f031"
+#define MRTD_SPR                                                                            \
+	"6363b8043668a3ad953278e10389574d326c6749fb78aa810ecd9336923db86f22fc00b8dcd404bc10d5e" \
+	"119d7215cbb"
+
+static void set_ok(struct vf_policy *p, const char *k, const char *v)
+{
+	char err[512];
+
+	if (vf_policy_set(p, k, v, err, sizeof(err)) != 0)
+		fail_msg("vf_policy_set(%s, %s): %s", k, v, err);
+}
+
+static void set_bad(struct vf_policy *p, const char *k, const char *v, const char *needle)
+{
+	char err[512];
+
+	assert_int_equal(vf_policy_set(p, k, v, err, sizeof(err)), -EINVAL);
+	if (!tdx_contains(err, needle) || !tdx_contains(err, k))
+		fail_msg("%s = %s: '%s' lacks '%s'", k, v, err, needle);
+}
+
+/* The v4-debug quote, evaluated UpToDate at T_SPR. */
+static void debug_result(struct vf_tdx_result *res)
+{
+	struct vf_tdx_collateral c;
+	struct vec v;
+	char msg[512];
+
+	vec_load(&v, DBG);
+	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	assert_int_equal(eval(&v, &c, T_SPR, res, msg, sizeof(msg)), AK_R_OK);
+	res->quote = v.q;
+	res->quote.signed_data = NULL;
+	res->quote.qe_report_raw = NULL;
+	res->quote.qe_auth = NULL;
+	res->quote.pck_chain_pem = NULL;
+	vf_tdx_collateral_clear(&c);
+	vec_free(&v);
+}
+
+static void test_policy_keys(void **state)
+{
+	struct vf_policy p;
+	(void)state;
+
+	vf_policy_init(&p);
+	assert_int_equal(p.tcb_status_mask, 1u << VF_TDX_TCB_UP_TO_DATE);
+	assert_false(p.allow_expired_collateral);
+	set_ok(&p, "mrtd", MRTD_DBG ", " MRTD_SPR);
+	set_ok(&p, "mrtd", MRTD_SPR); /* duplicate: harmless */
+	assert_int_equal(p.n_mrtds, 2);
+	set_bad(&p, "mrtd", "abcd", "96-hex-digit");
+	set_bad(&p, "mrtd", MRTD_DBG ",zz", "96-hex-digit");
+	assert_int_equal(p.n_mrtds, 2); /* all or nothing */
+	set_ok(&p, "mrtd", "any");
+	assert_true(p.any_mrtd);
+	for (int i = 0; i < 4; i++) {
+		char k[8];
+
+		snprintf(k, sizeof(k), "rtmr%d", i);
+		set_ok(&p, k, MRTD_SPR);
+		assert_true(p.rtmr_set[i]);
+		set_bad(&p, k, "00", "96 hex digits");
+	}
+	set_ok(&p, "mrconfigid", MRTD_SPR);
+	set_ok(&p, "mrowner", MRTD_SPR);
+	set_ok(&p, "mrownerconfig", MRTD_SPR);
+	assert_true(p.mrconfigid_set && p.mrowner_set && p.mrownerconfig_set);
+	set_bad(&p, "mrowner", "xyz", "96 hex digits");
+	set_ok(&p, "tcb_status", "UpToDate, SWHardeningNeeded,OutOfDate");
+	assert_int_equal(p.tcb_status_mask, 1u << VF_TDX_TCB_UP_TO_DATE |
+						    1u << VF_TDX_TCB_SW_HARDENING_NEEDED |
+						    1u << VF_TDX_TCB_OUT_OF_DATE);
+	set_bad(&p, "tcb_status", "uptodate", "Intel TCB statuses");
+	set_bad(&p, "tcb_status", "", "Intel TCB statuses");
+	set_ok(&p, "allow_expired_collateral", "true");
+	assert_true(p.allow_expired_collateral);
+	set_bad(&p, "allow_expired_collateral", "perhaps", "boolean");
+	set_ok(&p, "min_tee_tcb_svn", "03000500000000000000000000000000");
+	assert_int_equal(p.min_tee_tcb_svn[2], 5);
+	set_bad(&p, "min_tee_tcb_svn", "0300", "32 hex digits");
+	/* not a policy key at all */
+	{
+		char err[128];
+
+		assert_int_equal(vf_policy_set(&p, "rtmr4", "00", err, sizeof(err)), -ENOENT);
+		assert_true(tdx_contains(err, "'rtmr4' is not a policy key"));
+	}
+	vf_policy_clear(&p);
+	assert_null(p.mrtds);
+}
+
+static void test_policy_check(void **state)
+{
+	struct vf_tdx_result res, r2;
+	struct vf_policy p;
+	char msg[512], hex[97];
+	(void)state;
+
+	debug_result(&res);
+	vf_policy_init(&p);
+	/* empty MRTD list */
+	assert_int_equal(vf_policy_check_tdx(&p, &res, "td", msg, sizeof(msg)),
+			 AK_R_MEASUREMENT_NOT_ALLOWED);
+	assert_true(tdx_contains(msg, "MRTD " MRTD_DBG " is not in the mrtd allow-list of "
+				      "token td (the list is empty)"));
+	set_ok(&p, "mrtd", MRTD_SPR);
+	assert_int_equal(vf_policy_check_tdx(&p, &res, "td", msg, sizeof(msg)),
+			 AK_R_MEASUREMENT_NOT_ALLOWED);
+	set_ok(&p, "mrtd", MRTD_DBG);
+	/* debug TD (README: policy must reject) */
+	assert_int_equal(vf_policy_check_tdx(&p, &res, "td", msg, sizeof(msg)),
+			 AK_R_DEBUG_NOT_ALLOWED);
+	assert_true(tdx_contains(msg, "DEBUG (bit 0)"));
+	set_ok(&p, "allow_debug", "yes");
+	assert_int_equal(vf_policy_check_tdx(&p, &res, "td", msg, sizeof(msg)), AK_R_OK);
+	assert_string_equal(msg, "ok");
+	/* TCB status */
+	r2 = res;
+	r2.tcb_status = VF_TDX_TCB_OUT_OF_DATE;
+	snprintf(r2.advisory_ids, sizeof(r2.advisory_ids), "INTEL-SA-00837");
+	assert_int_equal(vf_policy_check_tdx(&p, &r2, "td", msg, sizeof(msg)),
+			 AK_R_TCB_STATUS_NOT_ALLOWED);
+	assert_true(tdx_contains(msg, "tcb_status OutOfDate, advisories INTEL-SA-00837 is not "
+				      "accepted by token td (tcb_status = UpToDate)"));
+	set_ok(&p, "tcb_status", "UpToDate,OutOfDate");
+	assert_int_equal(vf_policy_check_tdx(&p, &r2, "td", msg, sizeof(msg)), AK_R_OK);
+	r2.tcb_evaluated = false;
+	assert_int_equal(vf_policy_check_tdx(&p, &r2, "td", msg, sizeof(msg)),
+			 AK_R_TCB_STATUS_NOT_ALLOWED);
+	assert_true(tdx_contains(msg, "(not evaluated)"));
+	/* expired collateral */
+	r2 = res;
+	r2.collateral_expired = true;
+	snprintf(r2.expired, sizeof(r2.expired), "tcb_info (nextUpdate 2023-07-18T08:42:58Z)");
+	assert_int_equal(vf_policy_check_tdx(&p, &r2, "td", msg, sizeof(msg)),
+			 AK_R_COLLATERAL_EXPIRED);
+	assert_true(tdx_contains(msg, "tcb_info (nextUpdate 2023-07-18T08:42:58Z)"));
+	set_ok(&p, "allow_expired_collateral", "true");
+	assert_int_equal(vf_policy_check_tdx(&p, &r2, "td", msg, sizeof(msg)), AK_R_OK);
+	/* RTMRs and the owner registers: expected and actual in the message */
+	{
+		static const char *const keys[] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3",
+						   "mrconfigid", "mrowner", "mrownerconfig"};
+		static const char *const names[] = {"RTMR0", "RTMR1", "RTMR2", "RTMR3",
+						    "MRCONFIGID", "MROWNER", "MROWNERCONFIG"};
+		const uint8_t *have[] = {res.quote.body.rtmr[0], res.quote.body.rtmr[1],
+					 res.quote.body.rtmr[2], res.quote.body.rtmr[3],
+					 res.quote.body.mrconfigid, res.quote.body.mrowner,
+					 res.quote.body.mrownerconfig};
+
+		for (size_t i = 0; i < AK_ARRAY_SIZE(keys); i++) {
+			char want[256];
+
+			set_ok(&p, keys[i], MRTD_SPR);
+			assert_int_equal(vf_policy_check_tdx(&p, &res, "td", msg, sizeof(msg)),
+					 AK_R_POLICY_MISMATCH);
+			ak_hex_encode(have[i], 48, hex);
+			snprintf(want, sizeof(want), "%s %s differs from %s " MRTD_SPR, names[i],
+				 hex, names[i]);
+			if (!tdx_contains(msg, want))
+				fail_msg("%s: %s", keys[i], msg);
+			set_ok(&p, keys[i], hex);
+			assert_int_equal(vf_policy_check_tdx(&p, &res, "td", msg, sizeof(msg)),
+					 AK_R_OK);
+		}
+	}
+	/* minimum TEE_TCB_SVN, component-wise (the quote has 03 00 05 ...) */
+	set_ok(&p, "min_tee_tcb_svn", "03000600000000000000000000000000");
+	assert_int_equal(vf_policy_check_tdx(&p, &res, "td", msg, sizeof(msg)), AK_R_TCB_TOO_LOW);
+	assert_true(tdx_contains(msg, "byte 2 (5) is below min_tee_tcb_svn "
+				      "03000600000000000000000000000000 of token td"));
+	set_ok(&p, "min_tee_tcb_svn", "03000500000000000000000000000000");
+	assert_int_equal(vf_policy_check_tdx(&p, &res, "td", msg, sizeof(msg)), AK_R_OK);
+	vf_policy_clear(&p);
+}
+
+static void test_status_names(void **state)
+{
+	(void)state;
+	for (int i = 0; i < VF_TDX_TCB_COUNT_; i++) {
+		enum vf_tdx_tcb_status s;
+
+		assert_int_equal(
+			vf_tdx_tcb_status_from_name(vf_tdx_tcb_status_name((enum vf_tdx_tcb_status)i), &s),
+			0);
+		assert_int_equal(s, i);
+	}
+	assert_string_equal(vf_tdx_tcb_status_name(VF_TDX_TCB_NOT_SUPPORTED), "TCBLevelNotSupported");
+	{
+		enum vf_tdx_tcb_status s;
+
+		assert_int_equal(vf_tdx_tcb_status_from_name("Fine", &s), -EINVAL);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_pck_info),
+	    cmocka_unit_test(test_pck_info_spr_values),
+	    cmocka_unit_test(test_pck_info_refusals),
+	    cmocka_unit_test(test_signatures_each_file),
+	    cmocka_unit_test(test_signatures_flipped),
+	    cmocka_unit_test(test_signatures_untrusted),
+	    cmocka_unit_test(test_tcb_spr_not_supported),
+	    cmocka_unit_test(test_tcb_v5_up_to_date),
+	    cmocka_unit_test(test_tcb_cos113_up_to_date),
+	    cmocka_unit_test(test_tcb_debug),
+	    cmocka_unit_test(test_tcb_fmspc_mismatch),
+	    cmocka_unit_test(test_expiry),
+	    cmocka_unit_test(test_qe_identity_mismatch),
+	    cmocka_unit_test(test_qe_isvsvn),
+	    cmocka_unit_test(test_module_mismatch),
+	    cmocka_unit_test(test_collateral_dir),
+	    cmocka_unit_test(test_policy_keys),
+	    cmocka_unit_test(test_policy_check),
+	    cmocka_unit_test(test_status_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
