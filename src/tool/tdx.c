@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -291,6 +292,8 @@ static json_t *result_json(const struct vf_tdx_result *r, const struct verdict *
 		json_object_set_new(o, "debug",
 				    json_boolean(b->td_attributes & AK_TDX_TD_ATTR_DEBUG));
 	}
+	else
+		json_object_set_new(o, "mrtd", json_null());
 	if (v->checks)
 		json_object_set(o, "policy", v->checks);
 	if (v->token)
@@ -404,6 +407,7 @@ static int tdx_verify(int argc, char **argv)
 	const char *ini = NULL, *collateral = NULL, *roots = NULL;
 	uint8_t *quote = NULL, rd[64];
 	bool have_rd = false, json = false, allow_expired = false;
+	struct stat st;
 	uint64_t t;
 	int c, ret = TOOL_EXIT_USAGE;
 
@@ -468,7 +472,8 @@ static int tdx_verify(int argc, char **argv)
 	ret = TOOL_EXIT_FAIL;
 	if (vf_tdx_trust_add_roots(trust, roots) < 0)
 		goto out;
-	if (collateral && vf_tdx_trust_set_collateral_dir(trust, collateral) < 0) {
+	if (collateral && (stat(collateral, &st) < 0 || !S_ISDIR(st.st_mode) ||
+			   vf_tdx_trust_set_collateral_dir(trust, collateral) < 0)) {
 		fprintf(stderr, "attestkey: --collateral %s: not a readable directory\n",
 			collateral);
 		goto out;

@@ -568,6 +568,7 @@ enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_i
 	}
 	/* 1. The quote parses, bounded by its own lengths. */
 	if (ak_tdx_quote_parse(in->quote, in->quote_len, &res.quote) < 0) {
+		memset(&res.quote, 0, sizeof(res.quote)); /* nothing of it holds */
 		set_msg(msg, msglen,
 			"TDX quote (%zu bytes) does not parse: need version 4 or 5, ECDSA P-256 "
 			"attestation key (2), TEE type TDX (0x81), and lengths within the quote "

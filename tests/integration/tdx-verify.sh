@@ -140,7 +140,7 @@ check "the collateral copy differs" bash -c "! cmp -s '$T/col/tcb_info.json' '$S
 tdxv tcb-info-signature 1 '.verdict == "refuse" and .reason == "bad_signature"
 	and .tcb_status == null' --roots "$R" --collateral "$T/col" --time $T2023 "$DBG/quote.dat"
 head -c 700 "$SPR/quote.dat" >"$T/short.dat"
-tdxv truncated 1 '.reason == "evidence_malformed"' --roots "$R" --collateral "$SPR" "$T/short.dat"
+tdxv truncated 1 '.reason == "evidence_malformed" and .mrtd == null and .tcb_status == null' --roots "$R" --collateral "$SPR" "$T/short.dat"
 cp "$SPR/quote.dat" "$T/flipped.dat"
 printf '\xff' | dd of="$T/flipped.dat" bs=1 seek=$((48 + 136)) conv=notrunc 2>/dev/null
 tdxv mrtd-flipped 1 '.reason == "bad_signature" and (.message | test("quote signature"))' \
@@ -149,6 +149,10 @@ tdxv foreign-root 1 '.reason == "untrusted_chain"' --roots "$V/amd-roots/ark-mil
 	--collateral "$SPR" --time $T2023 "$SPR/quote.dat"
 tdxv no-collateral 1 '.reason == "collateral_unavailable" and .tcb_status == null
 	and .fmspc == "50806f000000"' --roots "$R" --time $T2023 "$SPR/quote.dat"
+
+"$AK_TOOL" tdx verify --roots "$R" --collateral "$T/none" "$SPR/quote.dat" >"$T/nodir.out" 2>&1
+check "--collateral: a missing directory exits 1" test $? = 1
+check "--collateral: a missing directory is named" grep -q "$T/none: not a readable directory" "$T/nodir.out"
 
 # evidence JSON {"quote": base64url} reads like the raw quote
 printf '{"quote":"%s"}\n' "$(basenc --base64url -w0 <"$DBG/quote.dat" | tr -d =)" >"$T/ev.json"
