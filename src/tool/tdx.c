@@ -408,7 +408,6 @@ static int tdx_verify(int argc, char **argv)
 	uint8_t *quote = NULL, rd[64];
 	bool have_rd = false, json = false, allow_expired = false;
 	struct stat st;
-	uint64_t t;
 	int c, ret = TOOL_EXIT_USAGE;
 
 	memset(&r, 0, sizeof(r));
@@ -442,12 +441,8 @@ static int tdx_verify(int argc, char **argv)
 			v.token = optarg;
 			break;
 		case 'T':
-			if (ak_parse_u64(optarg, &t) < 0 || t == 0 || t > INT64_MAX) {
-				fprintf(stderr, "attestkey: --time: '%s' is not Unix seconds\n",
-					optarg);
+			if (tool_time_arg(optarg, &in.now) < 0)
 				goto out;
-			}
-			in.now = (time_t)t;
 			break;
 		case 'a':
 			allow_expired = true;
