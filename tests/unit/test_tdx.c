@@ -231,9 +231,13 @@ static void test_parse_trailing(void **state)
 		uint8_t *buf = quote_of((int)i, &len), *big;
 
 		assert_int_equal(ak_tdx_quote_parse(buf, len, &q), 0);
-		if (i == V4_SPR)
+		if (i == V4_SPR) {
+			assert_int_equal(len - q.quote_len, 39);
 			assert_memory_equal(buf + q.quote_len,
 					    "\nextra bytes(only for testing purpose)\n", 39);
+		}
+		if (i == V4_GCP)
+			assert_int_equal(len - q.quote_len, 3065);
 		if (i == V4_GCP)
 			for (size_t j = q.quote_len; j < len; j++)
 				assert_int_equal(buf[j], 0);
