@@ -25,20 +25,9 @@
 #include <openssl/pem.h>
 
 #include "tdx_internal.h"
+#include "verify_msg.h"
 
 #define FETCH_MAX (4u << 20) /* a TCB info is ~10 KiB, a CRL a few KiB */
-
-AK_PRINTF(3, 4)
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
 
 static int replace_str(char **dst, const char *src)
 {
@@ -553,14 +542,14 @@ static enum ak_reason get_json(const struct vf_tdx_trust *t, const struct item *
 	if (override) {
 		g.data = ak_read_file(override, &g.len);
 		if (!g.data) {
-			set_msg(msg, msglen, "%s: cannot read %s: %s", it->what, override,
+			vf_set_msg(msg, msglen, "%s: cannot read %s: %s", it->what, override,
 				strerror(errno));
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
 		if (t->collateral_dir)
 			g.chain = chain_from_file(t->collateral_dir, it->dir_chain);
 	} else if (lookup(t, it, now, &g, tried, sizeof(tried)) < 0) {
-		set_msg(msg, msglen, "%s unavailable: %s", it->what, tried);
+		vf_set_msg(msg, msglen, "%s unavailable: %s", it->what, tried);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	*body = (char *)g.data;
@@ -594,7 +583,7 @@ enum ak_reason vf_tdx_collateral_get(const struct vf_tdx_trust *t, const struct 
 	enum ak_reason r;
 
 	memset(out, 0, sizeof(*out));
-	set_msg(msg, msglen, "ok");
+	vf_set_msg(msg, msglen, "ok");
 	items_init(t, &tcb, &qe, &pckcrl, &rootcrl, pck);
 	r = get_json(t, &tcb, in ? in->tcb_info_path : NULL, now, &out->tcb_info,
 		     &out->tcb_info_len, &out->tcb_info_chain, msg, msglen);

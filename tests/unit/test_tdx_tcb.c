@@ -58,28 +58,20 @@ static void vec_free(struct vec *v)
 	free(v->buf);
 }
 
-/* Roots: Intel's SGX Root CA; TCB signers: the current signing cert. */
-static void trust_init(struct vf_tdx_trust *t)
+/* Roots: Intel's SGX Root CA (vf_tdx_trust_add_roots of the PEM file);
+ * TCB signers: the current signing certificate. */
+static struct vf_tdx_trust *trust_new(void)
 {
-	memset(t, 0, sizeof(*t));
-	t->roots = sk_X509_new_null();
-	t->tcb_signers = sk_X509_new_null();
-	assert_non_null(t->roots);
-	assert_non_null(t->tcb_signers);
-	sk_X509_push(t->roots, tdx_cert("intel-roots/Intel_SGX_Root_CA.pem"));
+	struct vf_tdx_trust *t = NULL;
+	char *root = tdx_path("intel-roots/Intel_SGX_Root_CA.pem");
+
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, root), 0);
+	free(root);
+	assert_int_equal(sk_X509_num(t->tcb_signers), 0);
 	sk_X509_push(t->tcb_signers,
 		     tdx_cert("intel-roots/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem"));
-}
-
-static void trust_free(struct vf_tdx_trust *t)
-{
-	sk_X509_pop_free(t->roots, X509_free);
-	sk_X509_pop_free(t->tcb_signers, X509_free);
-	X509_CRL_free(t->root_crl);
-	free(t->collateral_dir);
-	free(t->pcs_url);
-	free(t->cache_dir);
-	memset(t, 0, sizeof(*t));
+	return t;
 }
 
 /* Collateral: the files named (relative to the vectors), chains from the
@@ -103,14 +95,50 @@ static void coll_files(struct vf_tdx_collateral *c, const char *tcb, const char 
 static enum ak_reason eval(struct vec *v, struct vf_tdx_collateral *c, time_t now,
 			   struct vf_tdx_result *res, char *msg, size_t msglen)
 {
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t = trust_new();
 	enum ak_reason r;
 
-	trust_init(&t);
 	memset(res, 0, sizeof(*res));
-	r = vf_tdx_tcb_evaluate(&t, c, &v->pck, &v->q, now, res, msg, msglen);
-	trust_free(&t);
+	r = vf_tdx_tcb_evaluate(t, c, &v->pck, &v->q, now, res, msg, msglen);
+	vf_tdx_trust_free(t);
 	return r;
+}
+
+/* One quote with its collateral, evaluated. */
+struct run {
+	struct vec v;
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	char msg[512];
+};
+
+static void run_open(struct run *r, const char *vec, const char *tcb, const char *qe,
+		     const char *chain)
+{
+	memset(r, 0, sizeof(*r));
+	vec_load(&r->v, vec);
+	coll_files(&r->c, tcb, qe, chain);
+}
+
+static enum ak_reason run_eval(struct run *r, time_t now)
+{
+	return eval(&r->v, &r->c, now, &r->res, r->msg, sizeof(r->msg));
+}
+
+/* Evaluates; fails the test unless it gives `want` with msg containing `needle`. */
+static void run_expect(struct run *r, time_t now, enum ak_reason want, const char *needle)
+{
+	enum ak_reason got = run_eval(r, now);
+
+	if (got != want || (needle && !tdx_contains(r->msg, needle)))
+		fail_msg("%s, expected %s with '%s': %s", ak_reason_name(got), ak_reason_name(want),
+			 needle ? needle : "", r->msg);
+}
+
+static void run_close(struct run *r)
+{
+	vf_tdx_collateral_clear(&r->c);
+	vec_free(&r->v);
 }
 
 /* ---- PCK extensions -------------------------------------------------------- */
@@ -183,18 +211,12 @@ static void test_signatures_each_file(void **state)
 	(void)state;
 
 	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
-		struct vf_tdx_collateral c;
-		struct vf_tdx_result res;
-		struct vec v;
-		char msg[512];
+		struct run r;
 
-		vec_load(&v, cases[i].vec);
-		coll_files(&c, cases[i].tcb, cases[i].qe, cases[i].chain);
-		if (eval(&v, &c, cases[i].now, &res, msg, sizeof(msg)) != AK_R_OK)
-			fail_msg("%s: %s", cases[i].tcb, msg);
-		assert_true(res.tcb_evaluated);
-		vf_tdx_collateral_clear(&c);
-		vec_free(&v);
+		run_open(&r, cases[i].vec, cases[i].tcb, cases[i].qe, cases[i].chain);
+		run_expect(&r, cases[i].now, AK_R_OK, NULL);
+		assert_true(r.res.tcb_evaluated);
+		run_close(&r);
 	}
 }
 
@@ -206,59 +228,50 @@ static void test_signatures_flipped(void **state)
 
 	for (int which = 0; which < 2; which++) {
 		for (size_t k = 0; k < AK_ARRAY_SIZE(keys); k++) {
-			struct vf_tdx_collateral c;
-			struct vf_tdx_result res;
-			struct vec v;
-			char msg[512], *doc, *at;
+			struct run r;
+			char *at;
 
-			vec_load(&v, SPR);
-			coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-			doc = which == 0 ? c.tcb_info : c.qe_identity;
-			at = strstr(doc, keys[k]);
+			run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+			at = strstr(which == 0 ? r.c.tcb_info : r.c.qe_identity, keys[k]);
 			assert_non_null(at);
 			at += strlen(keys[k]) + 3; /* :"2 -> the first digit */
 			*at = *at == '1' ? '2' : '1';
-			assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)),
-					 AK_R_BAD_SIGNATURE);
-			assert_true(tdx_contains(msg, which == 0 ? "TCB info" : "QE identity"));
-			assert_false(res.tcb_evaluated);
-			vf_tdx_collateral_clear(&c);
-			vec_free(&v);
+			run_expect(&r, T_SPR, AK_R_BAD_SIGNATURE,
+				   which == 0 ? "TCB info: signature does not verify"
+					      : "QE identity: signature does not verify");
+			assert_false(r.res.tcb_evaluated);
+			run_close(&r);
 		}
 	}
 }
 
 static void test_signatures_untrusted(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vf_tdx_trust t;
-	struct vec v;
-	char msg[512];
+	struct vf_tdx_trust *t = trust_new();
+	char *ark = tdx_path("amd-roots/ark-milan.pem");
+	struct run r;
 	(void)state;
 
-	vec_load(&v, SPR);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", NULL);
+	run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", NULL);
 	/* No issuer chain and no TCB signer: nothing to verify with. */
-	trust_init(&t);
-	sk_X509_pop_free(t.tcb_signers, X509_free);
-	t.tcb_signers = NULL;
-	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+	X509_free(sk_X509_pop(t->tcb_signers));
+	assert_int_equal(vf_tdx_tcb_evaluate(t, &r.c, &r.v.pck, &r.v.q, T_SPR, &r.res, r.msg,
+					     sizeof(r.msg)),
 			 AK_R_BAD_SIGNATURE);
-	assert_true(tdx_contains(msg, "none given"));
+	assert_true(tdx_contains(r.msg, "none given"));
+	vf_tdx_trust_free(t);
 	/* A signer that chains to another root. */
-	sk_X509_pop_free(t.roots, X509_free);
-	t.roots = sk_X509_new_null();
-	sk_X509_push(t.roots, tdx_cert("amd-roots/ark-milan.pem"));
-	t.tcb_signers = sk_X509_new_null();
-	sk_X509_push(t.tcb_signers,
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, ark), 0);
+	sk_X509_push(t->tcb_signers,
 		     tdx_cert("intel-roots/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem"));
-	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+	assert_int_equal(vf_tdx_tcb_evaluate(t, &r.c, &r.v.pck, &r.v.q, T_SPR, &r.res, r.msg,
+					     sizeof(r.msg)),
 			 AK_R_UNTRUSTED_CHAIN);
-	assert_true(tdx_contains(msg, "does not chain to a trusted root"));
-	trust_free(&t);
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	assert_true(tdx_contains(r.msg, "does not chain to a trusted root"));
+	vf_tdx_trust_free(t);
+	free(ark);
+	run_close(&r);
 }
 
 /* ---- TCB evaluation: the README's expected statuses ------------------------- */
@@ -267,29 +280,23 @@ static void expect(const char *vec, const char *tcb, const char *qe, const char 
 		   time_t now, enum vf_tdx_tcb_status want, enum vf_tdx_tcb_status module,
 		   const char *advisory)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 
-	vec_load(&v, vec);
-	coll_files(&c, tcb, qe, chain);
-	if (eval(&v, &c, now, &res, msg, sizeof(msg)) != AK_R_OK)
-		fail_msg("%s with %s: %s", vec, tcb, msg);
-	if (res.tcb_status != want)
+	run_open(&r, vec, tcb, qe, chain);
+	run_expect(&r, now, AK_R_OK, NULL);
+	if (r.res.tcb_status != want)
 		fail_msg("%s with %s: %s, expected %s", vec, tcb,
-			 vf_tdx_tcb_status_name(res.tcb_status), vf_tdx_tcb_status_name(want));
-	assert_true(res.tcb_evaluated);
-	assert_int_equal(res.module_status, module);
-	assert_int_equal(res.qe_status, VF_TDX_TCB_UP_TO_DATE);
+			 vf_tdx_tcb_status_name(r.res.tcb_status), vf_tdx_tcb_status_name(want));
+	assert_true(r.res.tcb_evaluated);
+	assert_int_equal(r.res.module_status, module);
+	assert_int_equal(r.res.qe_status, VF_TDX_TCB_UP_TO_DATE);
 	if (advisory)
-		assert_true(tdx_contains(res.advisory_ids, advisory));
+		assert_true(tdx_contains(r.res.advisory_ids, advisory));
 	else if (want == VF_TDX_TCB_UP_TO_DATE)
-		assert_string_equal(res.advisory_ids, "");
+		assert_string_equal(r.res.advisory_ids, "");
 	if (want != VF_TDX_TCB_NOT_SUPPORTED)
-		assert_true(res.tcb_date[0] == '2');
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+		assert_true(r.res.tcb_date[0] == '2');
+	run_close(&r);
 }
 
 static void test_tcb_spr_not_supported(void **state)
@@ -304,28 +311,23 @@ static void test_tcb_spr_not_supported(void **state)
 
 static void test_tcb_v5_up_to_date(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
 	/* README: UpToDate (platform level 2024-11-13; module TDX_01 isvsvn 11). */
 	expect(V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL, T_V5,
 	       VF_TDX_TCB_UP_TO_DATE, VF_TDX_TCB_UP_TO_DATE, NULL);
-	vec_load(&v, V5);
-	assert_int_equal(v.q.body_type, 3);
-	assert_int_equal(v.q.body.tee_tcb_svn[1], 1);
-	coll_files(&c, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.platform_status, VF_TDX_TCB_UP_TO_DATE);
-	assert_string_equal(res.fmspc, "90c06f000000");
+	run_open(&r, V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
+	assert_int_equal(r.v.q.body_type, 3);
+	assert_int_equal(r.v.q.body.tee_tcb_svn[1], 1);
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.platform_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_string_equal(r.res.fmspc, "90c06f000000");
 	/* the QE identity is from 2023: expired at the TCB info's time */
-	assert_true(res.collateral_expired);
-	assert_true(tdx_contains(res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
-	assert_false(tdx_contains(res.expired, "tcb_info"));
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	assert_true(r.res.collateral_expired);
+	assert_true(tdx_contains(r.res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
+	assert_false(tdx_contains(r.res.expired, "tcb_info"));
+	run_close(&r);
 }
 
 static void test_tcb_cos113_up_to_date(void **state)
@@ -348,153 +350,121 @@ static void test_tcb_debug(void **state)
 
 static void test_tcb_fmspc_mismatch(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
-	vec_load(&v, V5);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
-	assert_true(tdx_contains(msg, "TCB info is for FMSPC 50806f000000, the PCK "
-				      "certificate's FMSPC is 90c06f000000"));
-	assert_false(res.tcb_evaluated);
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	run_open(&r, V5, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	run_expect(&r, T_SPR, AK_R_TCB_MISMATCH,
+		   "TCB info is for FMSPC 50806f000000, the PCK certificate's FMSPC is "
+		   "90c06f000000");
+	assert_false(r.res.tcb_evaluated);
+	run_close(&r);
 }
 
 /* ---- expiry ------------------------------------------------------------------ */
 
 static void test_expiry(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
-	vec_load(&v, DBG);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-	c.pck_crl = tdx_crl(SPR "/pck_crl.der");
-	c.root_crl = tdx_crl(SPR "/root_ca_crl.der");
+	run_open(&r, DBG, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	r.c.pck_crl = tdx_crl(SPR "/pck_crl.der");
+	r.c.root_crl = tdx_crl(SPR "/root_ca_crl.der");
 	/* injected time: everything in its window */
-	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_false(res.collateral_expired);
-	assert_string_equal(res.expired, "");
+	run_expect(&r, T_SPR, AK_R_OK, NULL);
+	assert_false(r.res.collateral_expired);
+	assert_string_equal(r.res.expired, "");
 	/* real time: each piece named, and the evaluation still done */
-	assert_int_equal(eval(&v, &c, 0, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_true(res.collateral_expired);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_UP_TO_DATE);
-	assert_true(tdx_contains(res.expired, "tcb_info (nextUpdate 2023-07-18T08:42:58Z)"));
-	assert_true(tdx_contains(res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
-	assert_true(tdx_contains(res.expired, "pck_crl (nextUpdate"));
-	assert_true(tdx_contains(res.expired, "root_ca_crl (nextUpdate"));
+	run_expect(&r, 0, AK_R_OK, NULL);
+	assert_true(r.res.collateral_expired);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_true(tdx_contains(r.res.expired, "tcb_info (nextUpdate 2023-07-18T08:42:58Z)"));
+	assert_true(tdx_contains(r.res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
+	assert_true(tdx_contains(r.res.expired, "pck_crl (nextUpdate 2023-07-08T07:27:52Z)"));
+	assert_true(tdx_contains(r.res.expired, "root_ca_crl (nextUpdate 2024-04-02T10:22:51Z)"));
 	/* the 2018 TCB signing certificate of the issuer chain expired in 2025 */
-	assert_true(tdx_contains(res.expired, "TCB signing certificate 'Intel SGX TCB Signing' "
-					      "(notAfter 2025-05-21"));
+	assert_true(tdx_contains(r.res.expired, "TCB signing certificate 'Intel SGX TCB Signing' "
+						"(notAfter 2025-05-21"));
 	/* before the collateral was issued */
-	assert_int_equal(eval(&v, &c, T_SPR - 30 * 86400, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_true(res.collateral_expired);
-	assert_true(tdx_contains(res.expired, "tcb_info (issueDate 2023-06-18T08:42:58Z is after"));
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	run_expect(&r, T_SPR - 30 * 86400, AK_R_OK, NULL);
+	assert_true(r.res.collateral_expired);
+	assert_true(tdx_contains(r.res.expired, "tcb_info (issueDate 2023-06-18T08:42:58Z is after"));
+	run_close(&r);
 }
 
 /* ---- QE identity ----------------------------------------------------------- */
 
 static void test_qe_identity_mismatch(void **state)
 {
-	static const struct {
-		size_t what;
-		const char *needle;
-	} cases[] = {{0, "MRSIGNER"}, {1, "ISVPRODID 3"}, {2, "MISCSELECT"}, {3, "ATTRIBUTES"}};
+	static const char *const needles[] = {"MRSIGNER", "ISVPRODID 3", "MISCSELECT",
+					      "ATTRIBUTES"};
 	(void)state;
 
-	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
-		struct vf_tdx_collateral c;
-		struct vf_tdx_result res;
-		struct vec v;
-		char msg[512];
+	for (size_t i = 0; i < AK_ARRAY_SIZE(needles); i++) {
+		struct run r;
 
-		vec_load(&v, SPR);
-		switch (cases[i].what) {
-		case 0: v.q.qe_report.mrsigner[5] ^= 1; break;
-		case 1: v.q.qe_report.isvprodid = 3; break;
-		case 2: v.q.qe_report.miscselect ^= 1; break;
-		default: v.q.qe_report.attributes[0] ^= 0x02; break; /* DEBUG */
+		run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+		switch (i) {
+		case 0: r.v.q.qe_report.mrsigner[5] ^= 1; break;
+		case 1: r.v.q.qe_report.isvprodid = 3; break;
+		case 2: r.v.q.qe_report.miscselect ^= 1; break;
+		default: r.v.q.qe_report.attributes[0] ^= 0x02; break; /* DEBUG */
 		}
-		coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-		assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_BAD_SIGNATURE);
-		if (!tdx_contains(msg, cases[i].needle))
-			fail_msg("%s: %s", cases[i].needle, msg);
-		vf_tdx_collateral_clear(&c);
-		vec_free(&v);
+		run_expect(&r, T_SPR, AK_R_BAD_SIGNATURE, needles[i]);
+		run_close(&r);
 	}
 }
 
 static void test_qe_isvsvn(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
-	vec_load(&v, DBG);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	run_open(&r, DBG, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
 	/* README: QE isvsvn 4 -> UpToDate; below every level -> not supported */
-	v.q.qe_report.isvsvn = 0;
-	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.qe_status, VF_TDX_TCB_NOT_SUPPORTED);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	r.v.q.qe_report.isvsvn = 0;
+	run_expect(&r, T_SPR, AK_R_OK, NULL);
+	assert_int_equal(r.res.qe_status, VF_TDX_TCB_NOT_SUPPORTED);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	run_close(&r);
 }
 
 static void test_module_mismatch(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
-	vec_load(&v, V5);
-	coll_files(&c, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
-	v.q.body.tee_tcb_svn[1] = 2; /* no TDX_02 identity */
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
-	assert_true(tdx_contains(msg, "TDX_02"));
-	v.q.body.tee_tcb_svn[1] = 1;
-	v.q.body.mrsignerseam[0] ^= 1;
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
-	assert_true(tdx_contains(msg, "MRSIGNERSEAM"));
-	v.q.body.mrsignerseam[0] ^= 1;
-	v.q.body.seam_attributes = 1;
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
-	assert_true(tdx_contains(msg, "SEAMATTRIBUTES"));
-	v.q.body.seam_attributes = 0;
-	v.q.body.tee_tcb_svn[0] = 1; /* module isvsvn below every module level */
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	run_open(&r, V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
+	r.v.q.body.tee_tcb_svn[1] = 2; /* no TDX_02 identity */
+	run_expect(&r, T_V5, AK_R_TCB_MISMATCH, "TDX_02");
+	r.v.q.body.tee_tcb_svn[1] = 1;
+	r.v.q.body.mrsignerseam[0] ^= 1;
+	run_expect(&r, T_V5, AK_R_TCB_MISMATCH, "MRSIGNERSEAM");
+	r.v.q.body.mrsignerseam[0] ^= 1;
+	r.v.q.body.seam_attributes = 1;
+	run_expect(&r, T_V5, AK_R_TCB_MISMATCH, "SEAMATTRIBUTES");
+	r.v.q.body.seam_attributes = 0;
+	r.v.q.body.tee_tcb_svn[0] = 1; /* module isvsvn below every module level */
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
 	/* TDX_01 isvsvn 4: an OutOfDate module. TEE_TCB_SVN2 (0d 01 04: the
 	 * running module) reaches the latest level: Intel advises a relaunch. */
-	v.q.body.tee_tcb_svn[0] = 4;
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.module_status, VF_TDX_TCB_OUT_OF_DATE);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_TD_RELAUNCH_ADVISED);
-	assert_true(tdx_contains(res.advisory_ids, "INTEL-SA-01036"));
+	r.v.q.body.tee_tcb_svn[0] = 4;
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.module_status, VF_TDX_TCB_OUT_OF_DATE);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_TD_RELAUNCH_ADVISED);
+	assert_true(tdx_contains(r.res.advisory_ids, "INTEL-SA-01036"));
 	/* without a newer running module: OutOfDate */
-	memset(v.q.body.tee_tcb_svn2, 0, 16);
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	memset(r.v.q.body.tee_tcb_svn2, 0, 16);
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
 	/* a TDX 1.0 body is never advised to relaunch */
-	v.q.body_type = 2;
-	memcpy(v.q.body.tee_tcb_svn2, "\x0b\x01\x04", 3);
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	r.v.q.body_type = 2;
+	memcpy(r.v.q.body.tee_tcb_svn2, "\x0d\x01\x04", 3);
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	run_close(&r);
 }
 
 /* ---- collateral from a directory ------------------------------------------------ */
@@ -503,46 +473,45 @@ static void test_collateral_dir(void **state)
 {
 	struct vf_tdx_collateral c;
 	struct vf_tdx_input in = {.now = T_SPR};
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t = trust_new();
 	struct vf_tdx_result res;
 	struct vec v;
 	char msg[512], *dir = tdx_path(SPR), *other = tdx_path(SPR "/tcb_info_2025-09.json");
 	(void)state;
 
 	vec_load(&v, SPR);
-	trust_init(&t);
-	assert_int_equal(vf_tdx_trust_set_collateral_dir(&t, dir), 0);
-	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, dir), 0);
+	assert_int_equal(vf_tdx_collateral_get(t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
 	assert_non_null(c.tcb_info);
 	assert_non_null(c.qe_identity);
 	assert_non_null(c.pck_crl);
 	assert_non_null(c.root_crl);
 	assert_int_equal(sk_X509_num(c.tcb_info_chain), 2);
 	assert_int_equal(sk_X509_num(c.qe_identity_chain), 2);
-	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+	assert_int_equal(vf_tdx_tcb_evaluate(t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
 			 AK_R_OK);
 	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
 	vf_tdx_collateral_clear(&c);
 	/* --tcb-info overrides the directory's file */
 	in.tcb_info_path = other;
-	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(vf_tdx_collateral_get(t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
 	assert_true(tdx_contains(c.tcb_info, "2025-09-29T18:29:22Z"));
 	vf_tdx_collateral_clear(&c);
 	in.tcb_info_path = "/nonexistent/tcb.json";
-	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)),
+	assert_int_equal(vf_tdx_collateral_get(t, &in, &v.pck, &c, msg, sizeof(msg)),
 			 AK_R_COLLATERAL_UNAVAILABLE);
 	assert_true(tdx_contains(msg, "TCB info: cannot read /nonexistent/tcb.json"));
 	/* a directory without the files, no PCS */
 	in.tcb_info_path = NULL;
 	free(dir);
 	dir = tdx_path(DBG);
-	assert_int_equal(vf_tdx_trust_set_collateral_dir(&t, dir), 0);
-	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)),
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, dir), 0);
+	assert_int_equal(vf_tdx_collateral_get(t, &in, &v.pck, &c, msg, sizeof(msg)),
 			 AK_R_COLLATERAL_UNAVAILABLE);
 	assert_true(tdx_contains(msg, "TCB info unavailable: not in "));
 	assert_true(tdx_contains(msg, "tcb_info.json, no PCS URL configured"));
 	assert_null(c.tcb_info);
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	free(dir);
 	free(other);
 	vec_free(&v);
@@ -577,20 +546,17 @@ static void set_bad(struct vf_policy *p, const char *k, const char *v, const cha
 /* The v4-debug quote, evaluated UpToDate at T_SPR. */
 static void debug_result(struct vf_tdx_result *res)
 {
-	struct vf_tdx_collateral c;
-	struct vec v;
-	char msg[512];
+	struct run r;
 
-	vec_load(&v, DBG);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-	assert_int_equal(eval(&v, &c, T_SPR, res, msg, sizeof(msg)), AK_R_OK);
-	res->quote = v.q;
+	run_open(&r, DBG, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	run_expect(&r, T_SPR, AK_R_OK, NULL);
+	*res = r.res;
+	res->quote = r.v.q;
 	res->quote.signed_data = NULL;
 	res->quote.qe_report_raw = NULL;
 	res->quote.qe_auth = NULL;
 	res->quote.pck_chain_pem = NULL;
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	run_close(&r);
 }
 
 static void test_policy_keys(void **state)
