@@ -455,14 +455,16 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 	cands = sk_X509_new_null();
 	if (!cands)
 		return AK_R_INTERNAL;
+	/* The issuer chain's signing certificate first (README: the TCB
+	 * signing certificate comes from the issuer chain when there is one),
+	 * then the roots dir's; whichever verifies must chain to a root. */
 	for (int i = 0; chain && i < sk_X509_num(chain); i++)
 		if (!self_signed(sk_X509_value(chain, i))) {
 			sk_X509_push(cands, sk_X509_value(chain, i));
 			break;
 		}
-	if (sk_X509_num(cands) == 0)
-		for (int i = 0; t->tcb_signers && i < sk_X509_num(t->tcb_signers); i++)
-			sk_X509_push(cands, sk_X509_value(t->tcb_signers, i));
+	for (int i = 0; t->tcb_signers && i < sk_X509_num(t->tcb_signers); i++)
+		sk_X509_push(cands, sk_X509_value(t->tcb_signers, i));
 	for (int i = 0; i < sk_X509_num(cands) && !signer; i++) {
 		X509 *c = sk_X509_value(cands, i);
 		EVP_PKEY *k = X509_get0_pubkey(c);
@@ -692,7 +694,8 @@ static int hex_field(const json_t *obj, const char *key, uint8_t *out, size_t le
 
 /* 4.1.2.9.5..10: the QE report against the QE identity; the QE status. */
 static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_quote *q,
-			       struct vf_tdx_result *out, char *msg, size_t msglen)
+			       struct vf_tdx_result *out, const json_t **qe_level, char *msg,
+			       size_t msglen)
 {
 	const json_t *id = qe->value, *levels = json_object_get(id, "tcbLevels"), *l;
 	const struct ak_sgx_report *r = &q->qe_report;
@@ -770,8 +773,7 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 		}
 		if (json_integer_value(svn) <= r->isvsvn) {
 			out->qe_status = s;
-			add_advisories(out, l);
-			take_date(out, l);
+			*qe_level = l;
 			break;
 		}
 	}
@@ -961,7 +963,8 @@ static enum ak_reason tcbinfo_match(const json_t *ti, const struct vf_tdx_pck_in
 /* 4.1.2.4.17: levels, module, relaunch, QE, into out. */
 static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_info *pck,
 				      const struct ak_tdx_quote *q, const json_t *mod_identity,
-				      struct vf_tdx_result *out, char *msg, size_t msglen)
+				      const json_t *qe_level, struct vf_tdx_result *out, char *msg,
+				      size_t msglen)
 {
 	const uint8_t *svn = q->body.tee_tcb_svn;
 	const struct level *sgx = NULL, *tdx = NULL;
@@ -1041,6 +1044,9 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 	if (status != VF_TDX_TCB_REVOKED)
 		status = converge(status, out->qe_status);
 	out->tcb_status = status;
+	/* The QE's advisories and date after the platform's and module's. */
+	add_advisories(out, qe_level);
+	take_date(out, qe_level);
 out:
 	free(lv);
 	return r;
@@ -1053,7 +1059,7 @@ enum ak_reason vf_tdx_tcb_evaluate(const struct vf_tdx_trust *t,
 {
 	struct signed_doc ti = {.what = "TCB info", .file = "tcb_info"};
 	struct signed_doc qe = {.what = "QE identity", .file = "qe_identity"};
-	const json_t *mod_identity = NULL;
+	const json_t *mod_identity = NULL, *qe_level = NULL;
 	enum ak_reason r;
 
 	vf_set_msg(msg, msglen, "ok");
@@ -1087,9 +1093,9 @@ enum ak_reason vf_tdx_tcb_evaluate(const struct vf_tdx_trust *t,
 	check_crl_window(c->root_crl ? c->root_crl : t->root_crl, "root_ca_crl", now, out);
 	r = module_match(ti.value, q, &mod_identity, msg, msglen);
 	if (r == AK_R_OK)
-		r = qe_check(&qe, q, out, msg, msglen);
+		r = qe_check(&qe, q, out, &qe_level, msg, msglen);
 	if (r == AK_R_OK)
-		r = evaluate_levels(ti.value, pck, q, mod_identity, out, msg, msglen);
+		r = evaluate_levels(ti.value, pck, q, mod_identity, qe_level, out, msg, msglen);
 out:
 	if (r != AK_R_OK) {
 		out->tcb_evaluated = false;

@@ -274,6 +274,23 @@ static void test_signatures_untrusted(void **state)
 	run_close(&r);
 }
 
+/* An issuer chain whose first certificate did not sign (here the PCK CRL's
+ * chain): the roots dir's TCB signing certificate is tried next. */
+static void test_signer_fallback(void **state)
+{
+	struct run r;
+	(void)state;
+
+	run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", NULL);
+	r.c.tcb_info_chain = tdx_chain(SPR "/pck_crl_issuer_chain.pem");
+	run_expect(&r, T_SPR, AK_R_OK, NULL);
+	/* the 2025 signer is valid now: only the collateral itself is stale */
+	run_expect(&r, 0, AK_R_OK, NULL);
+	assert_true(tdx_contains(r.res.expired, "tcb_info (nextUpdate"));
+	assert_false(tdx_contains(r.res.expired, "signing certificate"));
+	run_close(&r);
+}
+
 /* ---- TCB evaluation: the README's expected statuses ------------------------- */
 
 static void expect(const char *vec, const char *tcb, const char *qe, const char *chain,
@@ -724,6 +741,7 @@ int main(void)
 	    cmocka_unit_test(test_signatures_each_file),
 	    cmocka_unit_test(test_signatures_flipped),
 	    cmocka_unit_test(test_signatures_untrusted),
+	    cmocka_unit_test(test_signer_fallback),
 	    cmocka_unit_test(test_tcb_spr_not_supported),
 	    cmocka_unit_test(test_tcb_v5_up_to_date),
 	    cmocka_unit_test(test_tcb_cos113_up_to_date),
