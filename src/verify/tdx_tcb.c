@@ -430,10 +430,15 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 	char cn[128], err[160] = "no TCB signing certificate in the issuer chain or the roots";
 	bool expired = false;
 
-	d->root = json_loadb(body, len, 0, &jerr);
-	if (!d->root || !json_is_object(d->root)) {
-		vf_set_msg(msg, msglen, "%s: not a JSON object (%s at line %d)", d->what,
-			d->root ? "top level" : jerr.text, jerr.line);
+	/* A second "tcbInfo" member would make "the signed value" ambiguous. */
+	d->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!d->root) {
+		vf_set_msg(msg, msglen, "%s does not parse as JSON: %s (line %d)", d->what,
+			   jerr.text, jerr.line);
+		return AK_R_COLLATERAL_UNAVAILABLE;
+	}
+	if (!json_is_object(d->root)) {
+		vf_set_msg(msg, msglen, "%s is not a JSON object", d->what);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	d->value = json_object_get(d->root, key);

@@ -12,8 +12,13 @@
 #include <errno.h>
 #include <time.h>
 
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "attestkey/tdx.h"
 #include "attestkey/verify.h"
@@ -291,6 +296,33 @@ static void test_signer_fallback(void **state)
 	run_close(&r);
 }
 
+/* The signed bytes are the top-level member's, wherever "tcbInfo" also
+ * appears; a duplicated member is refused. */
+static void test_signatures_exact_bytes(void **state)
+{
+	static const char *const prefixes[] = {
+	    "{\"note\":\"tcbInfo\",\"decoy\":{\"tcbInfo\":{\"id\":\"TDX\"}},",
+	    "{\"tcbInfo\":{\"id\":\"TDX\"},",
+	};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(prefixes); i++) {
+		struct run r;
+		char *body = NULL;
+
+		run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+		assert_true(asprintf(&body, "%s%s", prefixes[i], r.c.tcb_info + 1) > 0);
+		free(r.c.tcb_info);
+		r.c.tcb_info = body;
+		r.c.tcb_info_len = strlen(body);
+		if (i == 0)
+			run_expect(&r, T_SPR, AK_R_OK, NULL);
+		else
+			run_expect(&r, T_SPR, AK_R_COLLATERAL_UNAVAILABLE, "TCB info does not parse as JSON: duplicate");
+		run_close(&r);
+	}
+}
+
 /* ---- TCB evaluation: the README's expected statuses ------------------------- */
 
 static void expect(const char *vec, const char *tcb, const char *qe, const char *chain,
@@ -482,6 +514,269 @@ static void test_module_mismatch(void **state)
 	run_expect(&r, T_V5, AK_R_OK, NULL);
 	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
 	run_close(&r);
+}
+
+/* ---- re-signed collateral: the statuses Intel combines ---------------------- */
+
+/* A test root and TCB signer (never trusted outside these tests), to sign
+ * edited copies of the real TCB info and QE identity. */
+struct signer {
+	EVP_PKEY *root_key, *key;
+	X509 *root, *cert;
+};
+
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), issuer ? 2 : 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600L * 24 * 365 * 10);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24 * 365 * 10);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+				  issuer ? "critical,CA:FALSE" : "critical,CA:TRUE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
+				  issuer ? "critical,digitalSignature" : "critical,keyCertSign,cRLSign");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+	X509_NAME_free(name);
+	return x;
+}
+
+static void signer_init(struct signer *sg)
+{
+	sg->root_key = EVP_EC_gen("P-256");
+	sg->key = EVP_EC_gen("P-256");
+	assert_non_null(sg->root_key);
+	assert_non_null(sg->key);
+	sg->root = make_cert("attestkey test root", sg->root_key, NULL, NULL);
+	sg->cert = make_cert("attestkey test TCB signing", sg->key, sg->root, sg->root_key);
+}
+
+static void signer_free(struct signer *sg)
+{
+	X509_free(sg->root);
+	X509_free(sg->cert);
+	EVP_PKEY_free(sg->root_key);
+	EVP_PKEY_free(sg->key);
+}
+
+/* {"<key>":<value>,"signature":"<r||s hex>"} signed by sg. */
+static char *sign_doc(struct signer *sg, const char *key, json_t *value, size_t *len)
+{
+	char *text = json_dumps(value, JSON_COMPACT), *body = NULL, hex[129];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char der[80], rs[64];
+	const unsigned char *p = der;
+	size_t derlen = sizeof(der);
+	ECDSA_SIG *sig;
+
+	assert_non_null(text);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, sg->key), 1);
+	assert_int_equal(EVP_DigestSign(md, der, &derlen, (const unsigned char *)text,
+					strlen(text)),
+			 1);
+	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
+	assert_non_null(sig);
+	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(sig), rs, 32), 32);
+	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(sig), rs + 32, 32), 32);
+	ak_hex_encode(rs, 64, hex);
+	assert_true(asprintf(&body, "{\"%s\":%s,\"signature\":\"%s\"}", key, text, hex) > 0);
+	*len = strlen(body);
+	ECDSA_SIG_free(sig);
+	EVP_MD_CTX_free(md);
+	free(text);
+	return body;
+}
+
+/* The v4-debug quote against edited copies of the SPR 2023 TCB info and QE
+ * identity, re-signed by a test signer. */
+struct resigned {
+	struct signer sg;
+	json_t *tcb, *qe; /* the "tcbInfo" / "enclaveIdentity" values, to edit */
+	struct vec v;
+	struct vf_tdx_result res;
+	char msg[512];
+};
+
+static json_t *value_of(const char *rel, const char *key)
+{
+	size_t len;
+	uint8_t *data = tdx_read(rel, &len);
+	json_t *root = json_loadb((const char *)data, len, 0, NULL), *v;
+
+	free(data);
+	assert_non_null(root);
+	v = json_incref(json_object_get(root, key));
+	json_decref(root);
+	assert_non_null(v);
+	return v;
+}
+
+static void resigned_open(struct resigned *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	signer_init(&rs->sg);
+	rs->tcb = value_of(SPR "/tcb_info.json", "tcbInfo");
+	rs->qe = value_of(SPR "/qe_identity.json", "enclaveIdentity");
+	vec_load(&rs->v, DBG);
+}
+
+static enum ak_reason resigned_eval(struct resigned *rs)
+{
+	struct vf_tdx_collateral c = {0};
+	struct vf_tdx_trust *t = NULL;
+	enum ak_reason r;
+
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	sk_X509_push(t->roots, X509_dup(rs->sg.root));
+	sk_X509_push(t->tcb_signers, X509_dup(rs->sg.cert));
+	c.tcb_info = sign_doc(&rs->sg, "tcbInfo", rs->tcb, &c.tcb_info_len);
+	c.qe_identity = sign_doc(&rs->sg, "enclaveIdentity", rs->qe, &c.qe_identity_len);
+	memset(&rs->res, 0, sizeof(rs->res));
+	r = vf_tdx_tcb_evaluate(t, &c, &rs->v.pck, &rs->v.q, T_SPR, &rs->res, rs->msg,
+				sizeof(rs->msg));
+	vf_tdx_collateral_clear(&c);
+	vf_tdx_trust_free(t);
+	return r;
+}
+
+static void resigned_close(struct resigned *rs)
+{
+	json_decref(rs->tcb);
+	json_decref(rs->qe);
+	vec_free(&rs->v);
+	signer_free(&rs->sg);
+}
+
+/* Every level of a TCB info (or a module identity / QE identity) to `s`. */
+static void all_levels(json_t *doc, const char *s)
+{
+	size_t i;
+	json_t *l;
+
+	json_array_foreach(json_object_get(doc, "tcbLevels"), i, l)
+		json_object_set_new(l, "tcbStatus", json_string(s));
+}
+
+static void test_resigned_combinations(void **state)
+{
+	static const struct {
+		const char *platform, *qe;
+		enum vf_tdx_tcb_status want;
+	} cases[] = {
+	    {"UpToDate", "UpToDate", VF_TDX_TCB_UP_TO_DATE},
+	    {"SWHardeningNeeded", "UpToDate", VF_TDX_TCB_SW_HARDENING_NEEDED},
+	    {"ConfigurationNeeded", "UpToDate", VF_TDX_TCB_CONFIGURATION_NEEDED},
+	    {"ConfigurationAndSWHardeningNeeded", "UpToDate",
+	     VF_TDX_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED},
+	    {"OutOfDateConfigurationNeeded", "UpToDate",
+	     VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED},
+	    {"Revoked", "UpToDate", VF_TDX_TCB_REVOKED},
+	    /* convergeTcbStatusWithQeTcbStatus */
+	    {"UpToDate", "OutOfDate", VF_TDX_TCB_OUT_OF_DATE},
+	    {"SWHardeningNeeded", "OutOfDate", VF_TDX_TCB_OUT_OF_DATE},
+	    {"ConfigurationNeeded", "OutOfDate", VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED},
+	    {"ConfigurationAndSWHardeningNeeded", "OutOfDate",
+	     VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED},
+	    {"UpToDate", "Revoked", VF_TDX_TCB_REVOKED},
+	    {"Revoked", "OutOfDate", VF_TDX_TCB_REVOKED},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct resigned rs;
+
+		resigned_open(&rs);
+		all_levels(rs.tcb, cases[i].platform);
+		all_levels(rs.qe, cases[i].qe);
+		if (resigned_eval(&rs) != AK_R_OK)
+			fail_msg("%s/%s: %s", cases[i].platform, cases[i].qe, rs.msg);
+		if (rs.res.tcb_status != cases[i].want)
+			fail_msg("platform %s, QE %s: %s, expected %s", cases[i].platform,
+				 cases[i].qe, vf_tdx_tcb_status_name(rs.res.tcb_status),
+				 vf_tdx_tcb_status_name(cases[i].want));
+		resigned_close(&rs);
+	}
+}
+
+/* Intel visits the levels highest first, whatever order the file has. */
+static void test_resigned_level_order(void **state)
+{
+	struct resigned rs;
+	json_t *levels, *rev;
+	(void)state;
+
+	resigned_open(&rs);
+	levels = json_object_get(rs.tcb, "tcbLevels");
+	rev = json_array();
+	for (size_t i = json_array_size(levels); i-- > 0;)
+		json_array_append(rev, json_array_get(levels, i));
+	json_object_set_new(rs.tcb, "tcbLevels", rev);
+	assert_int_equal(resigned_eval(&rs), AK_R_OK);
+	assert_int_equal(rs.res.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	resigned_close(&rs);
+}
+
+/* Malformed or foreign collateral, with a valid signature. */
+static void test_resigned_refusals(void **state)
+{
+	static const struct {
+		const char *doc, *key, *value;
+		enum ak_reason want;
+		const char *needle;
+	} cases[] = {
+	    {"tcb", "id", "\"SGX\"", AK_R_TCB_MISMATCH, "TCB info id 'SGX' version 3 is not for TDX"},
+	    {"tcb", "version", "2", AK_R_TCB_MISMATCH, "is not for TDX"},
+	    {"tcb", "pceId", "\"0100\"", AK_R_TCB_MISMATCH, "PCE-ID 0100"},
+	    {"tcb", "fmspc", "\"zz\"", AK_R_COLLATERAL_UNAVAILABLE, "fmspc or pceId"},
+	    {"tcb", "nextUpdate", "\"soon\"", AK_R_COLLATERAL_UNAVAILABLE, "nextUpdate"},
+	    {"tcb", "tcbLevels", "[]", AK_R_COLLATERAL_UNAVAILABLE, "tcbLevels"},
+	    {"tcb", "tcbLevels", "[{\"tcb\":{},\"tcbStatus\":\"UpToDate\"}]",
+	     AK_R_COLLATERAL_UNAVAILABLE, "tcbLevels"},
+	    {"tcb", "tdxModule", "{}", AK_R_COLLATERAL_UNAVAILABLE, "TDX module"},
+	    {"qe", "id", "\"QE\"", AK_R_BAD_SIGNATURE, "id 'QE' version 2 is not a TD_QE"},
+	    {"qe", "mrsigner", "\"00\"", AK_R_COLLATERAL_UNAVAILABLE, "QE identity: a field"},
+	    {"qe", "tcbLevels", "[{\"tcb\":{\"isvsvn\":1},\"tcbStatus\":\"Fine\"}]",
+	     AK_R_COLLATERAL_UNAVAILABLE, "QE identity: tcbLevels[0]"},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct resigned rs;
+		enum ak_reason got;
+
+		resigned_open(&rs);
+		json_object_set_new(cases[i].doc[0] == 't' ? rs.tcb : rs.qe, cases[i].key,
+				    json_loads(cases[i].value, JSON_DECODE_ANY, NULL));
+		got = resigned_eval(&rs);
+		if (got != cases[i].want || !tdx_contains(rs.msg, cases[i].needle))
+			fail_msg("%s %s = %s: %s (%s)", cases[i].doc, cases[i].key, cases[i].value,
+				 ak_reason_name(got), rs.msg);
+		resigned_close(&rs);
+	}
+	/* an unknown status in the platform levels */
+	{
+		struct resigned rs;
+
+		resigned_open(&rs);
+		all_levels(rs.tcb, "Fine");
+		assert_int_equal(resigned_eval(&rs), AK_R_COLLATERAL_UNAVAILABLE);
+		assert_true(tdx_contains(rs.msg, "one of Intel's statuses"));
+		resigned_close(&rs);
+	}
 }
 
 /* ---- collateral from a directory ------------------------------------------------ */
@@ -742,6 +1037,7 @@ int main(void)
 	    cmocka_unit_test(test_signatures_flipped),
 	    cmocka_unit_test(test_signatures_untrusted),
 	    cmocka_unit_test(test_signer_fallback),
+	    cmocka_unit_test(test_signatures_exact_bytes),
 	    cmocka_unit_test(test_tcb_spr_not_supported),
 	    cmocka_unit_test(test_tcb_v5_up_to_date),
 	    cmocka_unit_test(test_tcb_cos113_up_to_date),
@@ -751,6 +1047,9 @@ int main(void)
 	    cmocka_unit_test(test_qe_identity_mismatch),
 	    cmocka_unit_test(test_qe_isvsvn),
 	    cmocka_unit_test(test_module_mismatch),
+	    cmocka_unit_test(test_resigned_combinations),
+	    cmocka_unit_test(test_resigned_level_order),
+	    cmocka_unit_test(test_resigned_refusals),
 	    cmocka_unit_test(test_collateral_dir),
 	    cmocka_unit_test(test_policy_keys),
 	    cmocka_unit_test(test_policy_check),
