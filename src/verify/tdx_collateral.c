@@ -161,17 +161,20 @@ static STACK_OF(X509) *chain_from_file(const char *dir, const char *name)
 	return sk;
 }
 
-/* Data from dir/name (and its chain), 0; -ENOENT when absent. */
+/* Data from dir/name (and its chain), 0; -ENOENT when absent, else
+ * -errno of the read. */
 static int from_dir(const char *dir, const char *name, const char *chain_name, struct got *g)
 {
 	char *path = path_join(dir, name);
+	int err;
 
 	if (!path)
 		return -ENOMEM;
 	g->data = ak_read_file(path, &g->len);
+	err = errno;
 	free(path);
 	if (!g->data)
-		return -ENOENT;
+		return err ? -err : -EIO;
 	g->chain = chain_name ? chain_from_file(dir, chain_name) : NULL;
 	return 0;
 }
@@ -423,9 +426,13 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 	tried[0] = '\0';
 	if (t->collateral_dir) {
 		ret = from_dir(t->collateral_dir, it->dir_name, it->dir_chain, g);
-		if (ret != -ENOENT)
-			return ret;
-		TRIED("not in %s/%s", t->collateral_dir, it->dir_name);
+		if (ret == 0)
+			return 0;
+		if (ret == -ENOENT)
+			TRIED("not in %s/%s", t->collateral_dir, it->dir_name);
+		else
+			TRIED("cannot read %s/%s: %s", t->collateral_dir, it->dir_name,
+			      strerror(-ret));
 	}
 	if (t->cache_dir) {
 		ret = from_dir(t->cache_dir, it->cache_name, it->cache_chain[0] ? it->cache_chain : NULL,
@@ -436,6 +443,9 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 		}
 		if (ret == -ENOENT)
 			TRIED("%snot in the cache %s", off ? ", " : "", t->cache_dir);
+		else if (ret < 0)
+			TRIED("%scannot read %s/%s: %s", off ? ", " : "", t->cache_dir,
+			      it->cache_name, strerror(-ret));
 	}
 	if (t->offline) {
 		TRIED("%soffline: PCS not asked", off ? ", " : "");

@@ -948,19 +948,19 @@ static enum ak_reason tcbinfo_match(const json_t *ti, const struct vf_tdx_pck_in
 		vf_set_msg(msg, msglen, "TCB info: fmspc or pceId missing or malformed");
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
-	if (memcmp(fmspc, pck->fmspc, 6) != 0) {
-		ak_hex_encode(fmspc, 6, have);
-		ak_hex_encode(pck->fmspc, 6, want);
-		vf_set_msg(msg, msglen,
-			"TCB info is for FMSPC %s, the PCK certificate's FMSPC is %s", have, want);
-		return AK_R_TCB_MISMATCH;
-	}
-	if (memcmp(pceid, pck->pceid, 2) != 0) {
-		ak_hex_encode(pceid, 2, have);
-		ak_hex_encode(pck->pceid, 2, want);
-		vf_set_msg(msg, msglen,
-			"TCB info is for PCE-ID %s, the PCK certificate's PCE-ID is %s", have, want);
-		return AK_R_TCB_MISMATCH;
+	for (int i = 0; i < 2; i++) {
+		const char *name = i ? "PCE-ID" : "FMSPC";
+		const uint8_t *a = i ? pceid : fmspc, *b = i ? pck->pceid : pck->fmspc;
+		size_t n = i ? sizeof(pceid) : sizeof(fmspc);
+
+		if (memcmp(a, b, n) != 0) {
+			ak_hex_encode(a, n, have);
+			ak_hex_encode(b, n, want);
+			vf_set_msg(msg, msglen,
+				   "TCB info is for %s %s, the PCK certificate's %s is %s", name,
+				   have, name, want);
+			return AK_R_TCB_MISMATCH;
+		}
 	}
 	return AK_R_OK;
 }

@@ -369,6 +369,18 @@ static void test_404(void **state)
 	assert_true(tdx_contains(msg, "/tdx/certification/v4/tcb?fmspc=50806f000000 answered "
 				      "HTTP 404"));
 	assert_null(c.tcb_info);
+	/* a collateral dir whose tcb_info.json cannot be read: said so */
+	mkdirs(fx.tmp, "coll/tcb_info.json");
+	{
+		char *coll = join(fx.tmp, "coll");
+
+		assert_int_equal(vf_tdx_trust_set_collateral_dir(t, coll), 0);
+		assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_COLLATERAL_UNAVAILABLE);
+		assert_true(tdx_contains(msg, "TCB info unavailable: cannot read "));
+		assert_true(tdx_contains(msg, "coll/tcb_info.json: Invalid argument, not in the "
+					      "cache"));
+		free(coll);
+	}
 	vf_tdx_trust_free(t);
 	free(cache);
 	free(www);
