@@ -452,5 +452,6 @@ int main(void)
 	};
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

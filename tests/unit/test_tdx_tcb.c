@@ -1056,5 +1056,6 @@ int main(void)
 	    cmocka_unit_test(test_status_names),
 	};
 
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
