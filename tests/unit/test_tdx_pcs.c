@@ -201,22 +201,18 @@ static char *pcs_tree(void)
 	return www;
 }
 
-static void trust_init(struct vf_tdx_trust *t, const char *cache, bool offline)
+static struct vf_tdx_trust *trust_new(const char *cache, bool offline)
 {
-	memset(t, 0, sizeof(*t));
-	t->roots = sk_X509_new_null();
-	sk_X509_push(t->roots, tdx_cert("intel-roots/Intel_SGX_Root_CA.pem"));
+	struct vf_tdx_trust *t = NULL;
+	char *root = tdx_path("intel-roots/Intel_SGX_Root_CA.pem");
+
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, root), 0);
+	free(root);
 	assert_int_equal(vf_tdx_trust_set_pcs(t, fx.url[0] ? fx.url : "http://127.0.0.1:9/",
 					      cache, offline),
 			 0);
-}
-
-static void trust_free(struct vf_tdx_trust *t)
-{
-	sk_X509_pop_free(t->roots, X509_free);
-	free(t->collateral_dir);
-	free(t->pcs_url);
-	free(t->cache_dir);
+	return t;
 }
 
 static void spr_quote(struct ak_tdx_quote *q, struct vf_tdx_pck_info *pck, uint8_t **buf)
@@ -265,15 +261,15 @@ static void test_fetch_cache_offline(void **state)
 {
 	struct vf_tdx_collateral c;
 	struct vf_tdx_result res;
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t;
 	char msg[1024], *www = pcs_tree(), *cache = join(fx.tmp, "cache");
 	struct stat st;
 	(void)state;
 
 	start(www, NULL);
 	/* 1. nothing cached: fetched from the look-alike, written to the cache */
-	trust_init(&t, cache, false);
-	if (get(&t, T_SPR, &c, msg, sizeof(msg)) != AK_R_OK)
+	t = trust_new(cache, false);
+	if (get(t, T_SPR, &c, msg, sizeof(msg)) != AK_R_OK)
 		fail_msg("%s", msg);
 	assert_int_equal(fetches("GET /tdx/certification/v4/tcb?fmspc=50806f000000 200"), 1);
 	assert_int_equal(fetches("GET /tdx/certification/v4/qe/identity 200"), 1);
@@ -282,7 +278,7 @@ static void test_fetch_cache_offline(void **state)
 	assert_int_equal(sk_X509_num(c.qe_identity_chain), 2);
 	assert_non_null(c.pck_crl);
 	/* the fetched collateral verifies (TCB signer from the header chain) */
-	assert_int_equal(evaluate(&t, &c, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(evaluate(t, &c, &res, msg, sizeof(msg)), AK_R_OK);
 	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
 	vf_tdx_collateral_clear(&c);
 	{
@@ -295,30 +291,30 @@ static void test_fetch_cache_offline(void **state)
 		free(f);
 	}
 	/* 2. cached and current: no new request */
-	assert_int_equal(get(&t, T_SPR, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_OK);
 	assert_int_equal(fetches("/tcb?fmspc"), 1);
 	assert_int_equal(fetches("/qe/identity"), 1);
-	assert_int_equal(evaluate(&t, &c, &res, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(evaluate(t, &c, &res, msg, sizeof(msg)), AK_R_OK);
 	vf_tdx_collateral_clear(&c);
 	/* 3. cached but past nextUpdate at the real time: fetched again */
-	assert_int_equal(get(&t, 0, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(get(t, 0, &c, msg, sizeof(msg)), AK_R_OK);
 	assert_int_equal(fetches("/tcb?fmspc"), 2);
 	vf_tdx_collateral_clear(&c);
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	stop();
 	/* 4. offline: the cache only, however old; never a request */
-	trust_init(&t, cache, true);
-	assert_int_equal(get(&t, 0, &c, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(evaluate(&t, &c, &res, msg, sizeof(msg)), AK_R_OK);
+	t = trust_new(cache, true);
+	assert_int_equal(get(t, 0, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(evaluate(t, &c, &res, msg, sizeof(msg)), AK_R_OK);
 	vf_tdx_collateral_clear(&c);
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	free(cache);
 	cache = join(fx.tmp, "empty-cache");
-	trust_init(&t, cache, true);
-	assert_int_equal(get(&t, T_SPR, &c, msg, sizeof(msg)), AK_R_COLLATERAL_UNAVAILABLE);
+	t = trust_new(cache, true);
+	assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_COLLATERAL_UNAVAILABLE);
 	assert_true(tdx_contains(msg, "TCB info unavailable: not in the cache "));
 	assert_true(tdx_contains(msg, "offline: PCS not asked"));
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	free(cache);
 	free(www);
 }
@@ -328,17 +324,17 @@ static void test_cache_tampered(void **state)
 {
 	struct vf_tdx_collateral c;
 	struct vf_tdx_result res;
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t;
 	char msg[1024], *www = pcs_tree(), *cache = join(fx.tmp, "cache"), *f, *at;
 	uint8_t *data;
 	size_t len;
 	(void)state;
 
 	start(www, NULL);
-	trust_init(&t, cache, false);
-	assert_int_equal(get(&t, T_SPR, &c, msg, sizeof(msg)), AK_R_OK);
+	t = trust_new(cache, false);
+	assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_OK);
 	vf_tdx_collateral_clear(&c);
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	f = join(cache, "tdx_tcb_info_50806f000000.json");
 	data = ak_read_file(f, &len);
 	assert_non_null(data);
@@ -348,12 +344,12 @@ static void test_cache_tampered(void **state)
 	write_file(f, data, len);
 	free(data);
 	free(f);
-	trust_init(&t, cache, true);
-	assert_int_equal(get(&t, T_SPR, &c, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(evaluate(&t, &c, &res, msg, sizeof(msg)), AK_R_BAD_SIGNATURE);
+	t = trust_new(cache, true);
+	assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(evaluate(t, &c, &res, msg, sizeof(msg)), AK_R_BAD_SIGNATURE);
 	assert_true(tdx_contains(msg, "TCB info: signature does not verify"));
 	vf_tdx_collateral_clear(&c);
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	free(cache);
 	free(www);
 }
@@ -361,19 +357,31 @@ static void test_cache_tampered(void **state)
 static void test_404(void **state)
 {
 	struct vf_tdx_collateral c;
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t;
 	char msg[1024], *www = join(fx.tmp, "www"), *cache = join(fx.tmp, "cache");
 	(void)state;
 
 	mkdirs(fx.tmp, "www");
 	start(www, NULL);
-	trust_init(&t, cache, false);
-	assert_int_equal(get(&t, T_SPR, &c, msg, sizeof(msg)), AK_R_COLLATERAL_UNAVAILABLE);
+	t = trust_new(cache, false);
+	assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_COLLATERAL_UNAVAILABLE);
 	assert_true(tdx_contains(msg, "TCB info unavailable: not in the cache "));
 	assert_true(tdx_contains(msg, "/tdx/certification/v4/tcb?fmspc=50806f000000 answered "
 				      "HTTP 404"));
 	assert_null(c.tcb_info);
-	trust_free(&t);
+	/* a collateral dir whose tcb_info.json cannot be read: said so */
+	mkdirs(fx.tmp, "coll/tcb_info.json");
+	{
+		char *coll = join(fx.tmp, "coll");
+
+		assert_int_equal(vf_tdx_trust_set_collateral_dir(t, coll), 0);
+		assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_COLLATERAL_UNAVAILABLE);
+		assert_true(tdx_contains(msg, "TCB info unavailable: cannot read "));
+		assert_true(tdx_contains(msg, "coll/tcb_info.json: Invalid argument, not in the "
+					      "cache"));
+		free(coll);
+	}
+	vf_tdx_trust_free(t);
 	free(cache);
 	free(www);
 }
@@ -382,55 +390,55 @@ static void test_500_and_stale_cache(void **state)
 {
 	static const char *const fail[] = {"--fail-count", "-1", "--fail-status", "500", NULL};
 	struct vf_tdx_collateral c;
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t;
 	char msg[1024], *www = pcs_tree(), *cache = join(fx.tmp, "cache");
 	(void)state;
 
 	start(www, fail);
-	trust_init(&t, cache, false);
-	assert_int_equal(get(&t, T_SPR, &c, msg, sizeof(msg)), AK_R_COLLATERAL_UNAVAILABLE);
+	t = trust_new(cache, false);
+	assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_COLLATERAL_UNAVAILABLE);
 	assert_true(tdx_contains(msg, "answered HTTP 500"));
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	stop();
 	/* fill the cache from a working look-alike ... */
 	start(www, NULL);
-	trust_init(&t, cache, false);
-	assert_int_equal(get(&t, T_SPR, &c, msg, sizeof(msg)), AK_R_OK);
+	t = trust_new(cache, false);
+	assert_int_equal(get(t, T_SPR, &c, msg, sizeof(msg)), AK_R_OK);
 	vf_tdx_collateral_clear(&c);
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	stop();
 	/* ... then a failing PCS at the real time: the stale copy is used
 	 * (the evaluation reports it expired) */
 	start(www, fail);
-	trust_init(&t, cache, false);
-	assert_int_equal(get(&t, 0, &c, msg, sizeof(msg)), AK_R_OK);
+	t = trust_new(cache, false);
+	assert_int_equal(get(t, 0, &c, msg, sizeof(msg)), AK_R_OK);
 	assert_int_equal(fetches("/tcb?fmspc=50806f000000 500"), 1);
 	assert_non_null(c.tcb_info);
 	vf_tdx_collateral_clear(&c);
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	free(cache);
 	free(www);
 }
 
 static void test_set_pcs(void **state)
 {
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t = NULL;
 	(void)state;
 
-	memset(&t, 0, sizeof(t));
-	assert_int_equal(vf_tdx_trust_set_pcs(&t, "ftp://example.com", NULL, false), -EINVAL);
-	assert_int_equal(vf_tdx_trust_set_pcs(&t, "https://api.trustedservices.intel.com//",
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_set_pcs(t, "ftp://example.com", NULL, false), -EINVAL);
+	assert_int_equal(vf_tdx_trust_set_pcs(t, "https://api.trustedservices.intel.com//",
 					      "/var/cache/x", true),
 			 0);
-	assert_string_equal(t.pcs_url, "https://api.trustedservices.intel.com");
-	assert_string_equal(t.cache_dir, "/var/cache/x");
-	assert_true(t.offline);
-	assert_int_equal(vf_tdx_trust_set_pcs(&t, NULL, NULL, false), 0);
-	assert_null(t.pcs_url);
-	assert_null(t.cache_dir);
-	assert_int_equal(vf_tdx_trust_set_collateral_dir(&t, "/x"), 0);
-	assert_string_equal(t.collateral_dir, "/x");
-	trust_free(&t);
+	assert_string_equal(t->pcs_url, "https://api.trustedservices.intel.com");
+	assert_string_equal(t->cache_dir, "/var/cache/x");
+	assert_true(t->offline);
+	assert_int_equal(vf_tdx_trust_set_pcs(t, NULL, NULL, false), 0);
+	assert_null(t->pcs_url);
+	assert_null(t->cache_dir);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, "/x"), 0);
+	assert_string_equal(t->collateral_dir, "/x");
+	vf_tdx_trust_free(t);
 }
 
 int main(void)
@@ -444,5 +452,6 @@ int main(void)
 	};
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,8 +12,13 @@
 #include <errno.h>
 #include <time.h>
 
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "attestkey/tdx.h"
 #include "attestkey/verify.h"
@@ -58,28 +63,20 @@ static void vec_free(struct vec *v)
 	free(v->buf);
 }
 
-/* Roots: Intel's SGX Root CA; TCB signers: the current signing cert. */
-static void trust_init(struct vf_tdx_trust *t)
+/* Roots: Intel's SGX Root CA (vf_tdx_trust_add_roots of the PEM file);
+ * TCB signers: the current signing certificate. */
+static struct vf_tdx_trust *trust_new(void)
 {
-	memset(t, 0, sizeof(*t));
-	t->roots = sk_X509_new_null();
-	t->tcb_signers = sk_X509_new_null();
-	assert_non_null(t->roots);
-	assert_non_null(t->tcb_signers);
-	sk_X509_push(t->roots, tdx_cert("intel-roots/Intel_SGX_Root_CA.pem"));
+	struct vf_tdx_trust *t = NULL;
+	char *root = tdx_path("intel-roots/Intel_SGX_Root_CA.pem");
+
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, root), 0);
+	free(root);
+	assert_int_equal(sk_X509_num(t->tcb_signers), 0);
 	sk_X509_push(t->tcb_signers,
 		     tdx_cert("intel-roots/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem"));
-}
-
-static void trust_free(struct vf_tdx_trust *t)
-{
-	sk_X509_pop_free(t->roots, X509_free);
-	sk_X509_pop_free(t->tcb_signers, X509_free);
-	X509_CRL_free(t->root_crl);
-	free(t->collateral_dir);
-	free(t->pcs_url);
-	free(t->cache_dir);
-	memset(t, 0, sizeof(*t));
+	return t;
 }
 
 /* Collateral: the files named (relative to the vectors), chains from the
@@ -103,14 +100,50 @@ static void coll_files(struct vf_tdx_collateral *c, const char *tcb, const char 
 static enum ak_reason eval(struct vec *v, struct vf_tdx_collateral *c, time_t now,
 			   struct vf_tdx_result *res, char *msg, size_t msglen)
 {
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t = trust_new();
 	enum ak_reason r;
 
-	trust_init(&t);
 	memset(res, 0, sizeof(*res));
-	r = vf_tdx_tcb_evaluate(&t, c, &v->pck, &v->q, now, res, msg, msglen);
-	trust_free(&t);
+	r = vf_tdx_tcb_evaluate(t, c, &v->pck, &v->q, now, res, msg, msglen);
+	vf_tdx_trust_free(t);
 	return r;
+}
+
+/* One quote with its collateral, evaluated. */
+struct run {
+	struct vec v;
+	struct vf_tdx_collateral c;
+	struct vf_tdx_result res;
+	char msg[512];
+};
+
+static void run_open(struct run *r, const char *vec, const char *tcb, const char *qe,
+		     const char *chain)
+{
+	memset(r, 0, sizeof(*r));
+	vec_load(&r->v, vec);
+	coll_files(&r->c, tcb, qe, chain);
+}
+
+static enum ak_reason run_eval(struct run *r, time_t now)
+{
+	return eval(&r->v, &r->c, now, &r->res, r->msg, sizeof(r->msg));
+}
+
+/* Evaluates; fails the test unless it gives `want` with msg containing `needle`. */
+static void run_expect(struct run *r, time_t now, enum ak_reason want, const char *needle)
+{
+	enum ak_reason got = run_eval(r, now);
+
+	if (got != want || (needle && !tdx_contains(r->msg, needle)))
+		fail_msg("%s, expected %s with '%s': %s", ak_reason_name(got), ak_reason_name(want),
+			 needle ? needle : "", r->msg);
+}
+
+static void run_close(struct run *r)
+{
+	vf_tdx_collateral_clear(&r->c);
+	vec_free(&r->v);
 }
 
 /* ---- PCK extensions -------------------------------------------------------- */
@@ -183,18 +216,12 @@ static void test_signatures_each_file(void **state)
 	(void)state;
 
 	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
-		struct vf_tdx_collateral c;
-		struct vf_tdx_result res;
-		struct vec v;
-		char msg[512];
+		struct run r;
 
-		vec_load(&v, cases[i].vec);
-		coll_files(&c, cases[i].tcb, cases[i].qe, cases[i].chain);
-		if (eval(&v, &c, cases[i].now, &res, msg, sizeof(msg)) != AK_R_OK)
-			fail_msg("%s: %s", cases[i].tcb, msg);
-		assert_true(res.tcb_evaluated);
-		vf_tdx_collateral_clear(&c);
-		vec_free(&v);
+		run_open(&r, cases[i].vec, cases[i].tcb, cases[i].qe, cases[i].chain);
+		run_expect(&r, cases[i].now, AK_R_OK, NULL);
+		assert_true(r.res.tcb_evaluated);
+		run_close(&r);
 	}
 }
 
@@ -206,59 +233,94 @@ static void test_signatures_flipped(void **state)
 
 	for (int which = 0; which < 2; which++) {
 		for (size_t k = 0; k < AK_ARRAY_SIZE(keys); k++) {
-			struct vf_tdx_collateral c;
-			struct vf_tdx_result res;
-			struct vec v;
-			char msg[512], *doc, *at;
+			struct run r;
+			char *at;
 
-			vec_load(&v, SPR);
-			coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-			doc = which == 0 ? c.tcb_info : c.qe_identity;
-			at = strstr(doc, keys[k]);
+			run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+			at = strstr(which == 0 ? r.c.tcb_info : r.c.qe_identity, keys[k]);
 			assert_non_null(at);
 			at += strlen(keys[k]) + 3; /* :"2 -> the first digit */
 			*at = *at == '1' ? '2' : '1';
-			assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)),
-					 AK_R_BAD_SIGNATURE);
-			assert_true(tdx_contains(msg, which == 0 ? "TCB info" : "QE identity"));
-			assert_false(res.tcb_evaluated);
-			vf_tdx_collateral_clear(&c);
-			vec_free(&v);
+			run_expect(&r, T_SPR, AK_R_BAD_SIGNATURE,
+				   which == 0 ? "TCB info: signature does not verify"
+					      : "QE identity: signature does not verify");
+			assert_false(r.res.tcb_evaluated);
+			run_close(&r);
 		}
 	}
 }
 
 static void test_signatures_untrusted(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vf_tdx_trust t;
-	struct vec v;
-	char msg[512];
+	struct vf_tdx_trust *t = trust_new();
+	char *ark = tdx_path("amd-roots/ark-milan.pem");
+	struct run r;
 	(void)state;
 
-	vec_load(&v, SPR);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", NULL);
+	run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", NULL);
 	/* No issuer chain and no TCB signer: nothing to verify with. */
-	trust_init(&t);
-	sk_X509_pop_free(t.tcb_signers, X509_free);
-	t.tcb_signers = NULL;
-	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+	X509_free(sk_X509_pop(t->tcb_signers));
+	assert_int_equal(vf_tdx_tcb_evaluate(t, &r.c, &r.v.pck, &r.v.q, T_SPR, &r.res, r.msg,
+					     sizeof(r.msg)),
 			 AK_R_BAD_SIGNATURE);
-	assert_true(tdx_contains(msg, "none given"));
+	assert_true(tdx_contains(r.msg, "none given"));
+	vf_tdx_trust_free(t);
 	/* A signer that chains to another root. */
-	sk_X509_pop_free(t.roots, X509_free);
-	t.roots = sk_X509_new_null();
-	sk_X509_push(t.roots, tdx_cert("amd-roots/ark-milan.pem"));
-	t.tcb_signers = sk_X509_new_null();
-	sk_X509_push(t.tcb_signers,
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, ark), 0);
+	sk_X509_push(t->tcb_signers,
 		     tdx_cert("intel-roots/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem"));
-	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+	assert_int_equal(vf_tdx_tcb_evaluate(t, &r.c, &r.v.pck, &r.v.q, T_SPR, &r.res, r.msg,
+					     sizeof(r.msg)),
 			 AK_R_UNTRUSTED_CHAIN);
-	assert_true(tdx_contains(msg, "does not chain to a trusted root"));
-	trust_free(&t);
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	assert_true(tdx_contains(r.msg, "does not chain to a trusted root"));
+	vf_tdx_trust_free(t);
+	free(ark);
+	run_close(&r);
+}
+
+/* An issuer chain whose first certificate did not sign (here the PCK CRL's
+ * chain): the roots dir's TCB signing certificate is tried next. */
+static void test_signer_fallback(void **state)
+{
+	struct run r;
+	(void)state;
+
+	run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", NULL);
+	r.c.tcb_info_chain = tdx_chain(SPR "/pck_crl_issuer_chain.pem");
+	run_expect(&r, T_SPR, AK_R_OK, NULL);
+	/* the 2025 signer is valid now: only the collateral itself is stale */
+	run_expect(&r, 0, AK_R_OK, NULL);
+	assert_true(tdx_contains(r.res.expired, "tcb_info (nextUpdate"));
+	assert_false(tdx_contains(r.res.expired, "signing certificate"));
+	run_close(&r);
+}
+
+/* The signed bytes are the top-level member's, wherever "tcbInfo" also
+ * appears; a duplicated member is refused. */
+static void test_signatures_exact_bytes(void **state)
+{
+	static const char *const prefixes[] = {
+	    "{\"note\":\"tcbInfo\",\"decoy\":{\"tcbInfo\":{\"id\":\"TDX\"}},",
+	    "{\"tcbInfo\":{\"id\":\"TDX\"},",
+	};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(prefixes); i++) {
+		struct run r;
+		char *body = NULL;
+
+		run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+		assert_true(asprintf(&body, "%s%s", prefixes[i], r.c.tcb_info + 1) > 0);
+		free(r.c.tcb_info);
+		r.c.tcb_info = body;
+		r.c.tcb_info_len = strlen(body);
+		if (i == 0)
+			run_expect(&r, T_SPR, AK_R_OK, NULL);
+		else
+			run_expect(&r, T_SPR, AK_R_COLLATERAL_UNAVAILABLE, "TCB info does not parse as JSON: duplicate");
+		run_close(&r);
+	}
 }
 
 /* ---- TCB evaluation: the README's expected statuses ------------------------- */
@@ -267,29 +329,23 @@ static void expect(const char *vec, const char *tcb, const char *qe, const char 
 		   time_t now, enum vf_tdx_tcb_status want, enum vf_tdx_tcb_status module,
 		   const char *advisory)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 
-	vec_load(&v, vec);
-	coll_files(&c, tcb, qe, chain);
-	if (eval(&v, &c, now, &res, msg, sizeof(msg)) != AK_R_OK)
-		fail_msg("%s with %s: %s", vec, tcb, msg);
-	if (res.tcb_status != want)
+	run_open(&r, vec, tcb, qe, chain);
+	run_expect(&r, now, AK_R_OK, NULL);
+	if (r.res.tcb_status != want)
 		fail_msg("%s with %s: %s, expected %s", vec, tcb,
-			 vf_tdx_tcb_status_name(res.tcb_status), vf_tdx_tcb_status_name(want));
-	assert_true(res.tcb_evaluated);
-	assert_int_equal(res.module_status, module);
-	assert_int_equal(res.qe_status, VF_TDX_TCB_UP_TO_DATE);
+			 vf_tdx_tcb_status_name(r.res.tcb_status), vf_tdx_tcb_status_name(want));
+	assert_true(r.res.tcb_evaluated);
+	assert_int_equal(r.res.module_status, module);
+	assert_int_equal(r.res.qe_status, VF_TDX_TCB_UP_TO_DATE);
 	if (advisory)
-		assert_true(tdx_contains(res.advisory_ids, advisory));
+		assert_true(tdx_contains(r.res.advisory_ids, advisory));
 	else if (want == VF_TDX_TCB_UP_TO_DATE)
-		assert_string_equal(res.advisory_ids, "");
+		assert_string_equal(r.res.advisory_ids, "");
 	if (want != VF_TDX_TCB_NOT_SUPPORTED)
-		assert_true(res.tcb_date[0] == '2');
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+		assert_true(r.res.tcb_date[0] == '2');
+	run_close(&r);
 }
 
 static void test_tcb_spr_not_supported(void **state)
@@ -304,28 +360,23 @@ static void test_tcb_spr_not_supported(void **state)
 
 static void test_tcb_v5_up_to_date(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
 	/* README: UpToDate (platform level 2024-11-13; module TDX_01 isvsvn 11). */
 	expect(V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL, T_V5,
 	       VF_TDX_TCB_UP_TO_DATE, VF_TDX_TCB_UP_TO_DATE, NULL);
-	vec_load(&v, V5);
-	assert_int_equal(v.q.body_type, 3);
-	assert_int_equal(v.q.body.tee_tcb_svn[1], 1);
-	coll_files(&c, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.platform_status, VF_TDX_TCB_UP_TO_DATE);
-	assert_string_equal(res.fmspc, "90c06f000000");
+	run_open(&r, V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
+	assert_int_equal(r.v.q.body_type, 3);
+	assert_int_equal(r.v.q.body.tee_tcb_svn[1], 1);
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.platform_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_string_equal(r.res.fmspc, "90c06f000000");
 	/* the QE identity is from 2023: expired at the TCB info's time */
-	assert_true(res.collateral_expired);
-	assert_true(tdx_contains(res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
-	assert_false(tdx_contains(res.expired, "tcb_info"));
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	assert_true(r.res.collateral_expired);
+	assert_true(tdx_contains(r.res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
+	assert_false(tdx_contains(r.res.expired, "tcb_info"));
+	run_close(&r);
 }
 
 static void test_tcb_cos113_up_to_date(void **state)
@@ -348,153 +399,384 @@ static void test_tcb_debug(void **state)
 
 static void test_tcb_fmspc_mismatch(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
-	vec_load(&v, V5);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
-	assert_true(tdx_contains(msg, "TCB info is for FMSPC 50806f000000, the PCK "
-				      "certificate's FMSPC is 90c06f000000"));
-	assert_false(res.tcb_evaluated);
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	run_open(&r, V5, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	run_expect(&r, T_SPR, AK_R_TCB_MISMATCH,
+		   "TCB info is for FMSPC 50806f000000, the PCK certificate's FMSPC is "
+		   "90c06f000000");
+	assert_false(r.res.tcb_evaluated);
+	run_close(&r);
 }
 
 /* ---- expiry ------------------------------------------------------------------ */
 
 static void test_expiry(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
-	vec_load(&v, DBG);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-	c.pck_crl = tdx_crl(SPR "/pck_crl.der");
-	c.root_crl = tdx_crl(SPR "/root_ca_crl.der");
+	run_open(&r, DBG, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	r.c.pck_crl = tdx_crl(SPR "/pck_crl.der");
+	r.c.root_crl = tdx_crl(SPR "/root_ca_crl.der");
 	/* injected time: everything in its window */
-	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_false(res.collateral_expired);
-	assert_string_equal(res.expired, "");
+	run_expect(&r, T_SPR, AK_R_OK, NULL);
+	assert_false(r.res.collateral_expired);
+	assert_string_equal(r.res.expired, "");
 	/* real time: each piece named, and the evaluation still done */
-	assert_int_equal(eval(&v, &c, 0, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_true(res.collateral_expired);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_UP_TO_DATE);
-	assert_true(tdx_contains(res.expired, "tcb_info (nextUpdate 2023-07-18T08:42:58Z)"));
-	assert_true(tdx_contains(res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
-	assert_true(tdx_contains(res.expired, "pck_crl (nextUpdate"));
-	assert_true(tdx_contains(res.expired, "root_ca_crl (nextUpdate"));
+	run_expect(&r, 0, AK_R_OK, NULL);
+	assert_true(r.res.collateral_expired);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_true(tdx_contains(r.res.expired, "tcb_info (nextUpdate 2023-07-18T08:42:58Z)"));
+	assert_true(tdx_contains(r.res.expired, "qe_identity (nextUpdate 2023-07-08T07:24:59Z)"));
+	assert_true(tdx_contains(r.res.expired, "pck_crl (nextUpdate 2023-07-08T07:27:52Z)"));
+	assert_true(tdx_contains(r.res.expired, "root_ca_crl (nextUpdate 2024-04-02T10:22:51Z)"));
 	/* the 2018 TCB signing certificate of the issuer chain expired in 2025 */
-	assert_true(tdx_contains(res.expired, "TCB signing certificate 'Intel SGX TCB Signing' "
-					      "(notAfter 2025-05-21"));
+	assert_true(tdx_contains(r.res.expired, "TCB signing certificate 'Intel SGX TCB Signing' "
+						"(notAfter 2025-05-21"));
 	/* before the collateral was issued */
-	assert_int_equal(eval(&v, &c, T_SPR - 30 * 86400, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_true(res.collateral_expired);
-	assert_true(tdx_contains(res.expired, "tcb_info (issueDate 2023-06-18T08:42:58Z is after"));
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	run_expect(&r, T_SPR - 30 * 86400, AK_R_OK, NULL);
+	assert_true(r.res.collateral_expired);
+	assert_true(tdx_contains(r.res.expired, "tcb_info (issueDate 2023-06-18T08:42:58Z is after"));
+	run_close(&r);
 }
 
 /* ---- QE identity ----------------------------------------------------------- */
 
 static void test_qe_identity_mismatch(void **state)
 {
-	static const struct {
-		size_t what;
-		const char *needle;
-	} cases[] = {{0, "MRSIGNER"}, {1, "ISVPRODID 3"}, {2, "MISCSELECT"}, {3, "ATTRIBUTES"}};
+	static const char *const needles[] = {"MRSIGNER", "ISVPRODID 3", "MISCSELECT",
+					      "ATTRIBUTES"};
 	(void)state;
 
-	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
-		struct vf_tdx_collateral c;
-		struct vf_tdx_result res;
-		struct vec v;
-		char msg[512];
+	for (size_t i = 0; i < AK_ARRAY_SIZE(needles); i++) {
+		struct run r;
 
-		vec_load(&v, SPR);
-		switch (cases[i].what) {
-		case 0: v.q.qe_report.mrsigner[5] ^= 1; break;
-		case 1: v.q.qe_report.isvprodid = 3; break;
-		case 2: v.q.qe_report.miscselect ^= 1; break;
-		default: v.q.qe_report.attributes[0] ^= 0x02; break; /* DEBUG */
+		run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+		switch (i) {
+		case 0: r.v.q.qe_report.mrsigner[5] ^= 1; break;
+		case 1: r.v.q.qe_report.isvprodid = 3; break;
+		case 2: r.v.q.qe_report.miscselect ^= 1; break;
+		default: r.v.q.qe_report.attributes[0] ^= 0x02; break; /* DEBUG */
 		}
-		coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-		assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_BAD_SIGNATURE);
-		if (!tdx_contains(msg, cases[i].needle))
-			fail_msg("%s: %s", cases[i].needle, msg);
-		vf_tdx_collateral_clear(&c);
-		vec_free(&v);
+		run_expect(&r, T_SPR, AK_R_BAD_SIGNATURE, needles[i]);
+		run_close(&r);
 	}
 }
 
 static void test_qe_isvsvn(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
-	vec_load(&v, DBG);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	run_open(&r, DBG, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
 	/* README: QE isvsvn 4 -> UpToDate; below every level -> not supported */
-	v.q.qe_report.isvsvn = 0;
-	assert_int_equal(eval(&v, &c, T_SPR, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.qe_status, VF_TDX_TCB_NOT_SUPPORTED);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	r.v.q.qe_report.isvsvn = 0;
+	run_expect(&r, T_SPR, AK_R_OK, NULL);
+	assert_int_equal(r.res.qe_status, VF_TDX_TCB_NOT_SUPPORTED);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	run_close(&r);
 }
 
 static void test_module_mismatch(void **state)
 {
-	struct vf_tdx_collateral c;
-	struct vf_tdx_result res;
-	struct vec v;
-	char msg[512];
+	struct run r;
 	(void)state;
 
-	vec_load(&v, V5);
-	coll_files(&c, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
-	v.q.body.tee_tcb_svn[1] = 2; /* no TDX_02 identity */
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
-	assert_true(tdx_contains(msg, "TDX_02"));
-	v.q.body.tee_tcb_svn[1] = 1;
-	v.q.body.mrsignerseam[0] ^= 1;
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
-	assert_true(tdx_contains(msg, "MRSIGNERSEAM"));
-	v.q.body.mrsignerseam[0] ^= 1;
-	v.q.body.seam_attributes = 1;
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_TCB_MISMATCH);
-	assert_true(tdx_contains(msg, "SEAMATTRIBUTES"));
-	v.q.body.seam_attributes = 0;
-	v.q.body.tee_tcb_svn[0] = 1; /* module isvsvn below every module level */
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
+	run_open(&r, V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
+	r.v.q.body.tee_tcb_svn[1] = 2; /* no TDX_02 identity */
+	run_expect(&r, T_V5, AK_R_TCB_MISMATCH, "TDX_02");
+	r.v.q.body.tee_tcb_svn[1] = 1;
+	r.v.q.body.mrsignerseam[0] ^= 1;
+	run_expect(&r, T_V5, AK_R_TCB_MISMATCH, "MRSIGNERSEAM");
+	r.v.q.body.mrsignerseam[0] ^= 1;
+	r.v.q.body.seam_attributes = 1;
+	run_expect(&r, T_V5, AK_R_TCB_MISMATCH, "SEAMATTRIBUTES");
+	r.v.q.body.seam_attributes = 0;
+	r.v.q.body.tee_tcb_svn[0] = 1; /* module isvsvn below every module level */
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
 	/* TDX_01 isvsvn 4: an OutOfDate module. TEE_TCB_SVN2 (0d 01 04: the
 	 * running module) reaches the latest level: Intel advises a relaunch. */
-	v.q.body.tee_tcb_svn[0] = 4;
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.module_status, VF_TDX_TCB_OUT_OF_DATE);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_TD_RELAUNCH_ADVISED);
-	assert_true(tdx_contains(res.advisory_ids, "INTEL-SA-01036"));
+	r.v.q.body.tee_tcb_svn[0] = 4;
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.module_status, VF_TDX_TCB_OUT_OF_DATE);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_TD_RELAUNCH_ADVISED);
+	assert_true(tdx_contains(r.res.advisory_ids, "INTEL-SA-01036"));
 	/* without a newer running module: OutOfDate */
-	memset(v.q.body.tee_tcb_svn2, 0, 16);
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	memset(r.v.q.body.tee_tcb_svn2, 0, 16);
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
 	/* a TDX 1.0 body is never advised to relaunch */
-	v.q.body_type = 2;
-	memcpy(v.q.body.tee_tcb_svn2, "\x0b\x01\x04", 3);
-	assert_int_equal(eval(&v, &c, T_V5, &res, msg, sizeof(msg)), AK_R_OK);
-	assert_int_equal(res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	r.v.q.body_type = 2;
+	memcpy(r.v.q.body.tee_tcb_svn2, "\x0d\x01\x04", 3);
+	run_expect(&r, T_V5, AK_R_OK, NULL);
+	assert_int_equal(r.res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	run_close(&r);
+}
+
+/* ---- re-signed collateral: the statuses Intel combines ---------------------- */
+
+/* A test root and TCB signer (never trusted outside these tests), to sign
+ * edited copies of the real TCB info and QE identity. */
+struct signer {
+	EVP_PKEY *root_key, *key;
+	X509 *root, *cert;
+};
+
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), issuer ? 2 : 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600L * 24 * 365 * 10);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24 * 365 * 10);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+				  issuer ? "critical,CA:FALSE" : "critical,CA:TRUE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
+				  issuer ? "critical,digitalSignature" : "critical,keyCertSign,cRLSign");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+	X509_NAME_free(name);
+	return x;
+}
+
+static void signer_init(struct signer *sg)
+{
+	sg->root_key = EVP_EC_gen("P-256");
+	sg->key = EVP_EC_gen("P-256");
+	assert_non_null(sg->root_key);
+	assert_non_null(sg->key);
+	sg->root = make_cert("attestkey test root", sg->root_key, NULL, NULL);
+	sg->cert = make_cert("attestkey test TCB signing", sg->key, sg->root, sg->root_key);
+}
+
+static void signer_free(struct signer *sg)
+{
+	X509_free(sg->root);
+	X509_free(sg->cert);
+	EVP_PKEY_free(sg->root_key);
+	EVP_PKEY_free(sg->key);
+}
+
+/* {"<key>":<value>,"signature":"<r||s hex>"} signed by sg. */
+static char *sign_doc(struct signer *sg, const char *key, json_t *value, size_t *len)
+{
+	char *text = json_dumps(value, JSON_COMPACT), *body = NULL, hex[129];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char der[80], rs[64];
+	const unsigned char *p = der;
+	size_t derlen = sizeof(der);
+	ECDSA_SIG *sig;
+
+	assert_non_null(text);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, sg->key), 1);
+	assert_int_equal(EVP_DigestSign(md, der, &derlen, (const unsigned char *)text,
+					strlen(text)),
+			 1);
+	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
+	assert_non_null(sig);
+	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(sig), rs, 32), 32);
+	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(sig), rs + 32, 32), 32);
+	ak_hex_encode(rs, 64, hex);
+	assert_true(asprintf(&body, "{\"%s\":%s,\"signature\":\"%s\"}", key, text, hex) > 0);
+	*len = strlen(body);
+	ECDSA_SIG_free(sig);
+	EVP_MD_CTX_free(md);
+	free(text);
+	return body;
+}
+
+/* The v4-debug quote against edited copies of the SPR 2023 TCB info and QE
+ * identity, re-signed by a test signer. */
+struct resigned {
+	struct signer sg;
+	json_t *tcb, *qe; /* the "tcbInfo" / "enclaveIdentity" values, to edit */
+	struct vec v;
+	struct vf_tdx_result res;
+	char msg[512];
+};
+
+static json_t *value_of(const char *rel, const char *key)
+{
+	size_t len;
+	uint8_t *data = tdx_read(rel, &len);
+	json_t *root = json_loadb((const char *)data, len, 0, NULL), *v;
+
+	free(data);
+	assert_non_null(root);
+	v = json_incref(json_object_get(root, key));
+	json_decref(root);
+	assert_non_null(v);
+	return v;
+}
+
+static void resigned_open(struct resigned *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	signer_init(&rs->sg);
+	rs->tcb = value_of(SPR "/tcb_info.json", "tcbInfo");
+	rs->qe = value_of(SPR "/qe_identity.json", "enclaveIdentity");
+	vec_load(&rs->v, DBG);
+}
+
+static enum ak_reason resigned_eval(struct resigned *rs)
+{
+	struct vf_tdx_collateral c = {0};
+	struct vf_tdx_trust *t = NULL;
+	enum ak_reason r;
+
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	sk_X509_push(t->roots, X509_dup(rs->sg.root));
+	sk_X509_push(t->tcb_signers, X509_dup(rs->sg.cert));
+	c.tcb_info = sign_doc(&rs->sg, "tcbInfo", rs->tcb, &c.tcb_info_len);
+	c.qe_identity = sign_doc(&rs->sg, "enclaveIdentity", rs->qe, &c.qe_identity_len);
+	memset(&rs->res, 0, sizeof(rs->res));
+	r = vf_tdx_tcb_evaluate(t, &c, &rs->v.pck, &rs->v.q, T_SPR, &rs->res, rs->msg,
+				sizeof(rs->msg));
 	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	vf_tdx_trust_free(t);
+	return r;
+}
+
+static void resigned_close(struct resigned *rs)
+{
+	json_decref(rs->tcb);
+	json_decref(rs->qe);
+	vec_free(&rs->v);
+	signer_free(&rs->sg);
+}
+
+/* Every level of a TCB info (or a module identity / QE identity) to `s`. */
+static void all_levels(json_t *doc, const char *s)
+{
+	size_t i;
+	json_t *l;
+
+	json_array_foreach(json_object_get(doc, "tcbLevels"), i, l)
+		json_object_set_new(l, "tcbStatus", json_string(s));
+}
+
+static void test_resigned_combinations(void **state)
+{
+	static const struct {
+		const char *platform, *qe;
+		enum vf_tdx_tcb_status want;
+	} cases[] = {
+	    {"UpToDate", "UpToDate", VF_TDX_TCB_UP_TO_DATE},
+	    {"SWHardeningNeeded", "UpToDate", VF_TDX_TCB_SW_HARDENING_NEEDED},
+	    {"ConfigurationNeeded", "UpToDate", VF_TDX_TCB_CONFIGURATION_NEEDED},
+	    {"ConfigurationAndSWHardeningNeeded", "UpToDate",
+	     VF_TDX_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED},
+	    {"OutOfDateConfigurationNeeded", "UpToDate",
+	     VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED},
+	    {"Revoked", "UpToDate", VF_TDX_TCB_REVOKED},
+	    /* convergeTcbStatusWithQeTcbStatus */
+	    {"UpToDate", "OutOfDate", VF_TDX_TCB_OUT_OF_DATE},
+	    {"SWHardeningNeeded", "OutOfDate", VF_TDX_TCB_OUT_OF_DATE},
+	    {"ConfigurationNeeded", "OutOfDate", VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED},
+	    {"ConfigurationAndSWHardeningNeeded", "OutOfDate",
+	     VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED},
+	    {"UpToDate", "Revoked", VF_TDX_TCB_REVOKED},
+	    {"Revoked", "OutOfDate", VF_TDX_TCB_REVOKED},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct resigned rs;
+
+		resigned_open(&rs);
+		all_levels(rs.tcb, cases[i].platform);
+		all_levels(rs.qe, cases[i].qe);
+		if (resigned_eval(&rs) != AK_R_OK)
+			fail_msg("%s/%s: %s", cases[i].platform, cases[i].qe, rs.msg);
+		if (rs.res.tcb_status != cases[i].want)
+			fail_msg("platform %s, QE %s: %s, expected %s", cases[i].platform,
+				 cases[i].qe, vf_tdx_tcb_status_name(rs.res.tcb_status),
+				 vf_tdx_tcb_status_name(cases[i].want));
+		resigned_close(&rs);
+	}
+}
+
+/* Intel visits the levels highest first, whatever order the file has. */
+static void test_resigned_level_order(void **state)
+{
+	struct resigned rs;
+	json_t *levels, *rev;
+	(void)state;
+
+	resigned_open(&rs);
+	levels = json_object_get(rs.tcb, "tcbLevels");
+	rev = json_array();
+	for (size_t i = json_array_size(levels); i-- > 0;)
+		json_array_append(rev, json_array_get(levels, i));
+	json_object_set_new(rs.tcb, "tcbLevels", rev);
+	assert_int_equal(resigned_eval(&rs), AK_R_OK);
+	assert_int_equal(rs.res.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	resigned_close(&rs);
+}
+
+/* Malformed or foreign collateral, with a valid signature. */
+static void test_resigned_refusals(void **state)
+{
+	static const struct {
+		const char *doc, *key, *value;
+		enum ak_reason want;
+		const char *needle;
+	} cases[] = {
+	    {"tcb", "id", "\"SGX\"", AK_R_TCB_MISMATCH, "TCB info id 'SGX' version 3 is not for TDX"},
+	    {"tcb", "version", "2", AK_R_TCB_MISMATCH, "is not for TDX"},
+	    {"tcb", "pceId", "\"0100\"", AK_R_TCB_MISMATCH, "PCE-ID 0100"},
+	    {"tcb", "fmspc", "\"zz\"", AK_R_COLLATERAL_UNAVAILABLE, "fmspc or pceId"},
+	    {"tcb", "nextUpdate", "\"soon\"", AK_R_COLLATERAL_UNAVAILABLE, "nextUpdate"},
+	    {"tcb", "tcbLevels", "[]", AK_R_COLLATERAL_UNAVAILABLE, "tcbLevels"},
+	    {"tcb", "tcbLevels", "[{\"tcb\":{},\"tcbStatus\":\"UpToDate\"}]",
+	     AK_R_COLLATERAL_UNAVAILABLE, "tcbLevels"},
+	    {"tcb", "tdxModule", "{}", AK_R_COLLATERAL_UNAVAILABLE, "TDX module"},
+	    {"qe", "id", "\"QE\"", AK_R_BAD_SIGNATURE, "id 'QE' version 2 is not a TD_QE"},
+	    {"qe", "mrsigner", "\"00\"", AK_R_COLLATERAL_UNAVAILABLE, "QE identity: a field"},
+	    {"qe", "tcbLevels", "[{\"tcb\":{\"isvsvn\":1},\"tcbStatus\":\"Fine\"}]",
+	     AK_R_COLLATERAL_UNAVAILABLE, "QE identity: tcbLevels[0]"},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct resigned rs;
+		enum ak_reason got;
+
+		resigned_open(&rs);
+		json_object_set_new(cases[i].doc[0] == 't' ? rs.tcb : rs.qe, cases[i].key,
+				    json_loads(cases[i].value, JSON_DECODE_ANY, NULL));
+		got = resigned_eval(&rs);
+		if (got != cases[i].want || !tdx_contains(rs.msg, cases[i].needle))
+			fail_msg("%s %s = %s: %s (%s)", cases[i].doc, cases[i].key, cases[i].value,
+				 ak_reason_name(got), rs.msg);
+		resigned_close(&rs);
+	}
+	/* an unknown status in the platform levels */
+	{
+		struct resigned rs;
+
+		resigned_open(&rs);
+		all_levels(rs.tcb, "Fine");
+		assert_int_equal(resigned_eval(&rs), AK_R_COLLATERAL_UNAVAILABLE);
+		assert_true(tdx_contains(rs.msg, "one of Intel's statuses"));
+		resigned_close(&rs);
+	}
 }
 
 /* ---- collateral from a directory ------------------------------------------------ */
@@ -503,46 +785,45 @@ static void test_collateral_dir(void **state)
 {
 	struct vf_tdx_collateral c;
 	struct vf_tdx_input in = {.now = T_SPR};
-	struct vf_tdx_trust t;
+	struct vf_tdx_trust *t = trust_new();
 	struct vf_tdx_result res;
 	struct vec v;
 	char msg[512], *dir = tdx_path(SPR), *other = tdx_path(SPR "/tcb_info_2025-09.json");
 	(void)state;
 
 	vec_load(&v, SPR);
-	trust_init(&t);
-	assert_int_equal(vf_tdx_trust_set_collateral_dir(&t, dir), 0);
-	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, dir), 0);
+	assert_int_equal(vf_tdx_collateral_get(t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
 	assert_non_null(c.tcb_info);
 	assert_non_null(c.qe_identity);
 	assert_non_null(c.pck_crl);
 	assert_non_null(c.root_crl);
 	assert_int_equal(sk_X509_num(c.tcb_info_chain), 2);
 	assert_int_equal(sk_X509_num(c.qe_identity_chain), 2);
-	assert_int_equal(vf_tdx_tcb_evaluate(&t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
+	assert_int_equal(vf_tdx_tcb_evaluate(t, &c, &v.pck, &v.q, T_SPR, &res, msg, sizeof(msg)),
 			 AK_R_OK);
 	assert_int_equal(res.tcb_status, VF_TDX_TCB_NOT_SUPPORTED);
 	vf_tdx_collateral_clear(&c);
 	/* --tcb-info overrides the directory's file */
 	in.tcb_info_path = other;
-	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(vf_tdx_collateral_get(t, &in, &v.pck, &c, msg, sizeof(msg)), AK_R_OK);
 	assert_true(tdx_contains(c.tcb_info, "2025-09-29T18:29:22Z"));
 	vf_tdx_collateral_clear(&c);
 	in.tcb_info_path = "/nonexistent/tcb.json";
-	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)),
+	assert_int_equal(vf_tdx_collateral_get(t, &in, &v.pck, &c, msg, sizeof(msg)),
 			 AK_R_COLLATERAL_UNAVAILABLE);
 	assert_true(tdx_contains(msg, "TCB info: cannot read /nonexistent/tcb.json"));
 	/* a directory without the files, no PCS */
 	in.tcb_info_path = NULL;
 	free(dir);
 	dir = tdx_path(DBG);
-	assert_int_equal(vf_tdx_trust_set_collateral_dir(&t, dir), 0);
-	assert_int_equal(vf_tdx_collateral_get(&t, &in, &v.pck, &c, msg, sizeof(msg)),
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, dir), 0);
+	assert_int_equal(vf_tdx_collateral_get(t, &in, &v.pck, &c, msg, sizeof(msg)),
 			 AK_R_COLLATERAL_UNAVAILABLE);
 	assert_true(tdx_contains(msg, "TCB info unavailable: not in "));
 	assert_true(tdx_contains(msg, "tcb_info.json, no PCS URL configured"));
 	assert_null(c.tcb_info);
-	trust_free(&t);
+	vf_tdx_trust_free(t);
 	free(dir);
 	free(other);
 	vec_free(&v);
@@ -577,20 +858,17 @@ static void set_bad(struct vf_policy *p, const char *k, const char *v, const cha
 /* The v4-debug quote, evaluated UpToDate at T_SPR. */
 static void debug_result(struct vf_tdx_result *res)
 {
-	struct vf_tdx_collateral c;
-	struct vec v;
-	char msg[512];
+	struct run r;
 
-	vec_load(&v, DBG);
-	coll_files(&c, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
-	assert_int_equal(eval(&v, &c, T_SPR, res, msg, sizeof(msg)), AK_R_OK);
-	res->quote = v.q;
+	run_open(&r, DBG, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
+	run_expect(&r, T_SPR, AK_R_OK, NULL);
+	*res = r.res;
+	res->quote = r.v.q;
 	res->quote.signed_data = NULL;
 	res->quote.qe_report_raw = NULL;
 	res->quote.qe_auth = NULL;
 	res->quote.pck_chain_pem = NULL;
-	vf_tdx_collateral_clear(&c);
-	vec_free(&v);
+	run_close(&r);
 }
 
 static void test_policy_keys(void **state)
@@ -758,6 +1036,8 @@ int main(void)
 	    cmocka_unit_test(test_signatures_each_file),
 	    cmocka_unit_test(test_signatures_flipped),
 	    cmocka_unit_test(test_signatures_untrusted),
+	    cmocka_unit_test(test_signer_fallback),
+	    cmocka_unit_test(test_signatures_exact_bytes),
 	    cmocka_unit_test(test_tcb_spr_not_supported),
 	    cmocka_unit_test(test_tcb_v5_up_to_date),
 	    cmocka_unit_test(test_tcb_cos113_up_to_date),
@@ -767,11 +1047,15 @@ int main(void)
 	    cmocka_unit_test(test_qe_identity_mismatch),
 	    cmocka_unit_test(test_qe_isvsvn),
 	    cmocka_unit_test(test_module_mismatch),
+	    cmocka_unit_test(test_resigned_combinations),
+	    cmocka_unit_test(test_resigned_level_order),
+	    cmocka_unit_test(test_resigned_refusals),
 	    cmocka_unit_test(test_collateral_dir),
 	    cmocka_unit_test(test_policy_keys),
 	    cmocka_unit_test(test_policy_check),
 	    cmocka_unit_test(test_status_names),
 	};
 
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
