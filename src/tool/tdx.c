@@ -320,8 +320,12 @@ static void print_text(const struct vf_tdx_result *r, const struct verdict *v)
 		printf("TD_ATTRIBUTES: %016llx (debug %s)\n", (unsigned long long)b->td_attributes,
 		       b->td_attributes & AK_TDX_TD_ATTR_DEBUG ? "on" : "off");
 		hex_of(b->tee_tcb_svn, 16, hex);
-		printf("TCB:        TEE_TCB_SVN %s, FMSPC %s, PCE SVN %u, QE SVN %u\n", hex,
-		       r->fmspc[0] ? r->fmspc : "(unknown)", r->quote.pce_svn, r->quote.qe_svn);
+		printf("TCB:        TEE_TCB_SVN %s, FMSPC %s, QE ISVSVN %u\n", hex,
+		       r->fmspc[0] ? r->fmspc : "(unknown)", r->quote.qe_report.isvsvn);
+		if (r->quote.body_type == 3) {
+			hex_of(b->tee_tcb_svn2, 16, hex);
+			printf("            TEE_TCB_SVN2 %s (the TDX module running now)\n", hex);
+		}
 	}
 	if (r->tcb_evaluated) {
 		printf("TCB status: %s (platform %s, TDX module %s, QE %s)%s%s\n",

@@ -809,7 +809,10 @@ struct fake {
 	EVP_PKEY *root_key, *ca_key, *leaf_key;
 };
 
-static void fake_make(struct fake *f)
+/* leaf_curve: the test leaf's curve (the QE report is re-signed only for
+ * P-256); bad_att_key: the attestation key replaced by (1, 1), not a curve
+ * point, with the QE report data recomputed to bind it. */
+static void fake_make_ex(struct fake *f, const char *leaf_curve, bool bad_att_key)
 {
 	struct ak_tdx_quote q;
 	size_t len, pem_len, qe_off, sig_off, pos;
@@ -834,8 +837,22 @@ static void fake_make(struct fake *f)
 	assert_non_null(real_leaf);
 	f->root_key = EVP_EC_gen("P-256");
 	f->ca_key = EVP_EC_gen("P-256");
-	f->leaf_key = EVP_EC_gen("P-256");
+	f->leaf_key = EVP_EC_gen(leaf_curve);
 	assert_true(f->root_key && f->ca_key && f->leaf_key);
+	if (bad_att_key) {
+		uint8_t *ak = buf + q.signed_len + 4 + 64, *rd = buf + (q.qe_report_raw - buf) +
+								     AK_SGX_OFF_REPORT_DATA;
+		EVP_MD_CTX *h = EVP_MD_CTX_new();
+
+		memset(ak, 0, 64);
+		ak[31] = ak[63] = 1;
+		memset(rd, 0, 64);
+		assert_true(h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) &&
+			    EVP_DigestUpdate(h, ak, 64) &&
+			    EVP_DigestUpdate(h, q.qe_auth, q.qe_auth_len) &&
+			    EVP_DigestFinal_ex(h, rd, NULL));
+		EVP_MD_CTX_free(h);
+	}
 	f->root = mk_cert("attestkey test Root CA", f->root_key, NULL, f->root_key, 1, true, NULL);
 	f->ca = mk_cert("attestkey test PCK Platform CA", f->ca_key, f->root, f->root_key, 2, true,
 			NULL);
@@ -862,8 +879,11 @@ static void fake_make(struct fake *f)
 	assert_non_null(out);
 	memcpy(out, buf, pos);
 	memcpy(out + pos, pem, pem_len);
-	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(es), out + qe_off + 384, 32), 32);
-	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(es), out + qe_off + 384 + 32, 32), 32);
+	if (!strcmp(leaf_curve, "P-256")) {
+		assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(es), out + qe_off + 384, 32), 32);
+		assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(es), out + qe_off + 384 + 32, 32),
+				 32);
+	}
 	put32(out + pos - 4, (uint32_t)pem_len);                       /* inner size */
 	put32(out + sig_off + 128 + 2, (uint32_t)(f->len - sig_off - 128 - 6)); /* outer */
 	put32(out + q.signed_len, (uint32_t)(f->len - sig_off));        /* signature data */
@@ -891,6 +911,11 @@ static void fake_make(struct fake *f)
 	BIO_free(real);
 	BIO_free(b);
 	free(buf);
+}
+
+static void fake_make(struct fake *f)
+{
+	fake_make_ex(f, "P-256", false);
 }
 
 static void fake_free(struct fake *f)
@@ -993,6 +1018,44 @@ static void test_verify_revocation(void **state)
 	fake_free(&f);
 }
 
+/* Refusals only a re-signed QE report reaches: a PCK key that is not
+ * P-256, an attestation key that is not a P-256 point. */
+static void test_verify_keys(void **state)
+{
+	struct fake f;
+	struct vf_tdx_result r;
+	char msg[512];
+
+	(void)state;
+	fake_make_ex(&f, "P-384", false);
+	assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_EVIDENCE_MALFORMED);
+	assert_non_null(strstr(msg, "not ECDSA P-256"));
+	fake_free(&f);
+	fake_make_ex(&f, "P-256", true);
+	assert_int_equal(fake_verify(&f, &r, msg, sizeof(msg)), AK_R_BAD_SIGNATURE);
+	assert_non_null(strstr(msg, "not a P-256 point"));
+	fake_free(&f);
+}
+
+/* No root configured: nothing verifies. */
+static void test_verify_no_roots(void **state)
+{
+	struct vf_tdx_trust *t = NULL;
+	struct vf_tdx_result r;
+	size_t len;
+	uint8_t *buf = quote_of(V4_SPR, &len);
+	struct vf_tdx_input in = {.quote = buf, .quote_len = len, .now = T2023};
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_verify(t, &in, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
+	assert_non_null(strstr(msg, "no Intel SGX Root CA"));
+	assert_int_equal(vf_tdx_verify(t, NULL, &r, msg, sizeof(msg)), AK_R_INTERNAL);
+	vf_tdx_trust_free(t);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1011,6 +1074,8 @@ int main(void)
 	    cmocka_unit_test(test_verify_report_data),
 	    cmocka_unit_test(test_verify_chain),
 	    cmocka_unit_test(test_verify_revocation),
+	    cmocka_unit_test(test_verify_keys),
+	    cmocka_unit_test(test_verify_no_roots),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
