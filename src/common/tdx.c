@@ -146,8 +146,9 @@ int ak_tdx_quote_parse(const uint8_t *buf, size_t len, struct ak_tdx_quote *out)
 		out->body_type = get_le16(p);
 		body_size = get_le32(p + 2);
 		if (out->body_type != 2 && out->body_type != 3) {
-			ak_debug("TDX quote: body type %u is not a TD report (2: TDX 1.0, 3: TDX 1.5)",
-				 out->body_type);
+			ak_debug(
+			    "TDX quote: body type %u is not a TD report (2: TDX 1.0, 3: TDX 1.5)",
+			    out->body_type);
 			return -EBADMSG;
 		}
 		if (body_size != (out->body_type == 3 ? AK_TDX_BODY15_LEN : AK_TDX_BODY10_LEN)) {

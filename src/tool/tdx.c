@@ -21,9 +21,9 @@
 #include "attestkey/verify.h"
 #include "tool.h"
 
-#define VERIFY_USAGE                                                                       \
-	"Usage: attestkey tdx verify [--collateral DIR] [--tcb-info FILE] [--qe-identity FILE]\n" \
-	"        [--roots FILE|DIR] [--report-data HEX] [--policy-ini FILE --token NAME]\n"      \
+#define VERIFY_USAGE                                                                               \
+	"Usage: attestkey tdx verify [--collateral DIR] [--tcb-info FILE] [--qe-identity FILE]\n"  \
+	"        [--roots FILE|DIR] [--report-data HEX] [--policy-ini FILE --token NAME]\n"        \
 	"        [--time UNIX] [--allow-expired-collateral] [--json] QUOTE\n"
 
 /* A quote file: the raw quote (trailing bytes allowed), or protocol
@@ -122,11 +122,12 @@ static int tdx_dump(int argc, char **argv)
 	if (!buf)
 		return TOOL_EXIT_FAIL;
 	if (ak_tdx_quote_parse(buf, len, &q) < 0) {
-		fprintf(stderr,
-			"attestkey: %s is not a TDX quote (%zu bytes; need version 4 or 5, ECDSA "
-			"P-256, TEE type 0x81, lengths within the file; ATTESTKEY_DEBUG=1 names the "
-			"field)\n",
-			argv[1], len);
+		fprintf(
+		    stderr,
+		    "attestkey: %s is not a TDX quote (%zu bytes; need version 4 or 5, ECDSA "
+		    "P-256, TEE type 0x81, lengths within the file; ATTESTKEY_DEBUG=1 names the "
+		    "field)\n",
+		    argv[1], len);
 		goto out;
 	}
 	dump(&q);
@@ -172,12 +173,18 @@ enum check_id {
 static const char *check_name(int id)
 {
 	static const char *const names[CK_COUNT_] = {
-	    [CK_TCB_STATUS] = "tcb_status", [CK_COLLATERAL] = "collateral_expiry",
-	    [CK_MRTD] = "mrtd",             [CK_DEBUG] = "debug",
-	    [CK_RTMR0] = "rtmr0",           [CK_RTMR0 + 1] = "rtmr1",
-	    [CK_RTMR0 + 2] = "rtmr2",       [CK_RTMR3] = "rtmr3",
-	    [CK_MRCONFIGID] = "mrconfigid", [CK_MROWNER] = "mrowner",
-	    [CK_MROWNERCONFIG] = "mrownerconfig", [CK_TEE_TCB_SVN] = "min_tee_tcb_svn",
+	    [CK_TCB_STATUS] = "tcb_status",
+	    [CK_COLLATERAL] = "collateral_expiry",
+	    [CK_MRTD] = "mrtd",
+	    [CK_DEBUG] = "debug",
+	    [CK_RTMR0] = "rtmr0",
+	    [CK_RTMR0 + 1] = "rtmr1",
+	    [CK_RTMR0 + 2] = "rtmr2",
+	    [CK_RTMR3] = "rtmr3",
+	    [CK_MRCONFIGID] = "mrconfigid",
+	    [CK_MROWNER] = "mrowner",
+	    [CK_MROWNERCONFIG] = "mrownerconfig",
+	    [CK_TEE_TCB_SVN] = "min_tee_tcb_svn",
 	};
 	return names[id];
 }
@@ -248,9 +255,9 @@ static json_t *result_json(const struct vf_tdx_result *r, const struct verdict *
 	json_object_set_new(o, "reason", json_string(ak_reason_name(v->reason)));
 	json_object_set_new(o, "message", json_string(v->msg));
 	json_object_set_new(o, "tee", json_string("tdx"));
-	json_object_set_new(o, "tcb_status", r->tcb_evaluated
-						     ? json_string(vf_tdx_tcb_status_name(r->tcb_status))
-						     : json_null());
+	json_object_set_new(o, "tcb_status",
+			    r->tcb_evaluated ? json_string(vf_tdx_tcb_status_name(r->tcb_status))
+					     : json_null());
 	if (r->tcb_evaluated) {
 		json_object_set_new(o, "platform_tcb_status",
 				    json_string(vf_tdx_tcb_status_name(r->platform_status)));
@@ -291,8 +298,7 @@ static json_t *result_json(const struct vf_tdx_result *r, const struct verdict *
 		json_object_set_new(o, "td_attributes", json_string(buf));
 		json_object_set_new(o, "debug",
 				    json_boolean(b->td_attributes & AK_TDX_TD_ATTR_DEBUG));
-	}
-	else
+	} else
 		json_object_set_new(o, "mrtd", json_null());
 	if (v->checks)
 		json_object_set(o, "policy", v->checks);
@@ -344,9 +350,9 @@ static void print_text(const struct vf_tdx_result *r, const struct verdict *v)
 
 		printf("Policy%s%s:\n", v->token ? " of token " : " (default)",
 		       v->token ? v->token : "");
-		json_array_foreach(v->checks, i, c) {
-			printf("  %-18s %s%s%s\n",
-			       json_string_value(json_object_get(c, "name")),
+		json_array_foreach(v->checks, i, c)
+		{
+			printf("  %-18s %s%s%s\n", json_string_value(json_object_get(c, "name")),
 			       json_string_value(json_object_get(c, "result")),
 			       json_object_get(c, "message") ? ": " : "",
 			       json_object_get(c, "message")
@@ -362,8 +368,7 @@ static void print_text(const struct vf_tdx_result *r, const struct verdict *v)
 
 /* Each check of the policy on its own (for the report), then the whole
  * policy (the verdict). */
-static void run_policy(const struct vf_policy *p, const struct vf_tdx_result *r,
-		       struct verdict *v)
+static void run_policy(const struct vf_policy *p, const struct vf_tdx_result *r, struct verdict *v)
 {
 	const char *tok = v->token ? v->token : "(default)";
 

@@ -76,8 +76,8 @@ void vf_tdx_trust_free(struct vf_tdx_trust *t)
 
 static void cn_of(X509 *x, char *buf, size_t len)
 {
-	if (!x || X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf,
-					    (int)len) < 0)
+	if (!x ||
+	    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, (int)len) < 0)
 		snprintf(buf, len, "(no CN)");
 }
 
@@ -122,7 +122,10 @@ static int load_pem_certs(struct vf_tdx_trust *t, const char *path, int *n_roots
 			to = t->tcb_signers;
 		}
 		ak_debug("TDX trust: %s '%s' from %s",
-			 to == t->roots ? "root" : to ? "TCB signer" : "ignoring", cn, path);
+			 to == t->roots ? "root"
+			 : to		? "TCB signer"
+					: "ignoring",
+			 cn, path);
 		if (to && !sk_X509_push(to, x))
 			ret = -ENOMEM;
 		if (!to || ret < 0)
@@ -237,8 +240,8 @@ int vf_tdx_trust_add_roots(struct vf_tdx_trust *t, const char *path)
 	(void)sk_X509_set_cmp_func(t->tcb_signers, newest_first);
 	sk_X509_sort(t->tcb_signers);
 	if (ret == 0 && n_roots == 0) {
-		ak_log(AK_LOG_ERR, "%s holds no self-signed certificate (Intel SGX Root CA) to trust",
-		       path);
+		ak_log(AK_LOG_ERR,
+		       "%s holds no self-signed certificate (Intel SGX Root CA) to trust", path);
 		ret = -EINVAL;
 	}
 	return ret;
@@ -275,10 +278,11 @@ static enum ak_reason pck_chain_load(const struct ak_tdx_quote *q, STACK_OF(X509
 	BIO_free(bio);
 	ERR_clear_error();
 	if (sk_X509_num(sk) < 2 || sk_X509_num(sk) > MAX_CHAIN_CERTS) {
-		vf_set_msg(msg, msglen,
-			"the quote's PCK certificate chain (certification data type 5, %zu bytes) "
-			"holds %d PEM certificates, expected the PCK leaf and its CA (2..%d)",
-			q->pck_chain_len, sk_X509_num(sk), MAX_CHAIN_CERTS);
+		vf_set_msg(
+		    msg, msglen,
+		    "the quote's PCK certificate chain (certification data type 5, %zu bytes) "
+		    "holds %d PEM certificates, expected the PCK leaf and its CA (2..%d)",
+		    q->pck_chain_len, sk_X509_num(sk), MAX_CHAIN_CERTS);
 		sk_X509_pop_free(sk, X509_free);
 		return AK_R_EVIDENCE_MALFORMED;
 	}
@@ -292,9 +296,10 @@ fail:
 
 /* An expired or not yet valid CRL does not stop the chain: Intel's QVL
  * reports collateral expiry apart from the verdict (issue 9 item 5);
- * vf_tdx_tcb_evaluate records it with the other collateral's windows. Revocation by such a CRL still counts. A missing CRL
- * for a certificate of the chain is not an error either (any collateral
- * file may be missing). */
+ * vf_tdx_tcb_evaluate records it with the other collateral's windows.
+ * Revocation by such a CRL still counts. A missing CRL for a certificate
+ * of the chain is not an error either (any collateral file may be
+ * missing). */
 static int crl_verify_cb(int ok, X509_STORE_CTX *ctx)
 {
 	switch (X509_STORE_CTX_get_error(ctx)) {
@@ -309,8 +314,8 @@ static int crl_verify_cb(int ok, X509_STORE_CTX *ctx)
 
 /* leaf -> CA -> trusted Intel SGX Root CA at `now`; with crls, revocation
  * of every certificate of the chain a CRL covers. */
-static enum ak_reason pck_chain_verify(const struct vf_tdx_trust *t, STACK_OF(X509) *chain,
-				       STACK_OF(X509_CRL) *crls, time_t now, char *msg,
+static enum ak_reason pck_chain_verify(const struct vf_tdx_trust *t, STACK_OF(X509) * chain,
+				       STACK_OF(X509_CRL) * crls, time_t now, char *msg,
 				       size_t msglen)
 {
 	X509_STORE *store = X509_STORE_new();
@@ -340,17 +345,19 @@ static enum ak_reason pck_chain_verify(const struct vf_tdx_trust *t, STACK_OF(X5
 		cn_of(bad ? bad : leaf, cn, sizeof(cn));
 		cn_of(leaf, lcn, sizeof(lcn));
 		if (err == X509_V_ERR_CERT_REVOKED) {
-			vf_set_msg(msg, msglen,
-				"PCK chain: certificate '%s' (depth %d) is revoked by its issuer's "
-				"CRL",
-				cn, X509_STORE_CTX_get_error_depth(ctx));
+			vf_set_msg(
+			    msg, msglen,
+			    "PCK chain: certificate '%s' (depth %d) is revoked by its issuer's "
+			    "CRL",
+			    cn, X509_STORE_CTX_get_error_depth(ctx));
 			reason = AK_R_CERT_REVOKED;
 		} else {
-			vf_set_msg(msg, msglen,
-				"PCK chain: '%s' does not chain to a configured Intel SGX Root CA "
-				"at %lld: %s (certificate '%s', depth %d)",
-				lcn, (long long)now, X509_verify_cert_error_string(err), cn,
-				X509_STORE_CTX_get_error_depth(ctx));
+			vf_set_msg(
+			    msg, msglen,
+			    "PCK chain: '%s' does not chain to a configured Intel SGX Root CA "
+			    "at %lld: %s (certificate '%s', depth %d)",
+			    lcn, (long long)now, X509_verify_cert_error_string(err), cn,
+			    X509_STORE_CTX_get_error_depth(ctx));
 			reason = AK_R_UNTRUSTED_CHAIN;
 		}
 		goto out;
@@ -416,8 +423,7 @@ static bool is_p256(EVP_PKEY *pk)
 /* ECDSA P-256 / SHA-256; sig is r||s, 32 bytes each, big-endian (the quote
  * format's "ECDSA signature"), re-encoded as DER for OpenSSL. 1 valid,
  * 0 invalid, -1 internal error. */
-static int ecdsa_p256_verify(EVP_PKEY *pk, const uint8_t sig[64], const uint8_t *data,
-			     size_t len)
+static int ecdsa_p256_verify(EVP_PKEY *pk, const uint8_t sig[64], const uint8_t *data, size_t len)
 {
 	ECDSA_SIG *es = ECDSA_SIG_new();
 	BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
@@ -464,8 +470,8 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 		goto out;
 	if (rc == 0) {
 		vf_set_msg(msg, msglen,
-			"QE report signature (ECDSA P-256/SHA-256 over the 384-byte QE report) "
-			"does not verify with the PCK certificate's key");
+			   "QE report signature (ECDSA P-256/SHA-256 over the 384-byte QE report) "
+			   "does not verify with the PCK certificate's key");
 		reason = AK_R_BAD_SIGNATURE;
 		goto out;
 	}
@@ -480,9 +486,9 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 		ak_hex_encode(q->qe_report.report_data, 64, got);
 		ak_hex_encode(h, 32, want);
 		vf_set_msg(msg, msglen,
-			"QE report data %s is not SHA-256(attestation key || QE authentication "
-			"data) %s followed by 32 zero bytes",
-			got, want);
+			   "QE report data %s is not SHA-256(attestation key || QE authentication "
+			   "data) %s followed by 32 zero bytes",
+			   got, want);
 		reason = AK_R_BAD_SIGNATURE;
 		goto out;
 	}
@@ -497,9 +503,9 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 		goto out;
 	if (rc == 0) {
 		vf_set_msg(msg, msglen,
-			"quote signature (ECDSA P-256/SHA-256 over the header and TD report, "
-			"%zu bytes) does not verify with the attestation key",
-			q->signed_len);
+			   "quote signature (ECDSA P-256/SHA-256 over the header and TD report, "
+			   "%zu bytes) does not verify with the attestation key",
+			   q->signed_len);
 		reason = AK_R_BAD_SIGNATURE;
 		goto out;
 	}
@@ -519,8 +525,7 @@ static void serial_hex(X509 *x, char *out, size_t outlen)
 	int n = bn ? BN_num_bytes(bn) : -1;
 
 	out[0] = '\0';
-	if (n >= 0 && (size_t)n <= sizeof(b) && (size_t)(2 * n) < outlen &&
-	    BN_bn2bin(bn, b) == n)
+	if (n >= 0 && (size_t)n <= sizeof(b) && (size_t)(2 * n) < outlen && BN_bn2bin(bn, b) == n)
 		ak_hex_encode(b, (size_t)n, out);
 	BN_free(bn);
 }
@@ -558,10 +563,10 @@ enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_i
 	if (ak_tdx_quote_parse(in->quote, in->quote_len, &res.quote) < 0) {
 		memset(&res.quote, 0, sizeof(res.quote)); /* nothing of it holds */
 		vf_set_msg(msg, msglen,
-			"TDX quote (%zu bytes) does not parse: need version 4 or 5, ECDSA P-256 "
-			"attestation key (2), TEE type TDX (0x81), and lengths within the quote "
-			"(ATTESTKEY_DEBUG=1 names the field)",
-			in->quote_len);
+			   "TDX quote (%zu bytes) does not parse: need version 4 or 5, ECDSA P-256 "
+			   "attestation key (2), TEE type TDX (0x81), and lengths within the quote "
+			   "(ATTESTKEY_DEBUG=1 names the field)",
+			   in->quote_len);
 		reason = AK_R_EVIDENCE_MALFORMED;
 		goto out;
 	}
@@ -616,8 +621,8 @@ enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_i
 
 		ak_hex_encode(res.quote.body.report_data, 64, got);
 		ak_hex_encode(in->expected_report_data, 64, want);
-		vf_set_msg(msg, msglen, "REPORTDATA %s is not the binding of this request (%s)", got,
-			want);
+		vf_set_msg(msg, msglen, "REPORTDATA %s is not the binding of this request (%s)",
+			   got, want);
 		reason = AK_R_BINDING_MISMATCH;
 		goto out;
 	}

@@ -70,22 +70,50 @@ static const struct vec_info {
 	uint8_t tee_tcb_svn[3];
 	bool debug;
 } vecs[] = {
-    {"tdx/v4-spr-go-tdx-guest", 4974, 4935, 4, 2,
-     "6363b8043668a3ad953278e10389574d326c6749fb78aa810ecd9336923db86f22fc00b8dcd404bc10d5e119d7215cbb",
-     "6c62dec1b8191749a31dab490be532a35944dea47caef1f980863993d9899545eb7406a38d1eed313b987a467dacead6f0c87a6d766c66f6f29f8acb281f1113",
-     {3, 0, 4}, false},
-    {"tdx/v5-tdx15-go-tdx-guest", 5006, 5006, 5, 3,
-     "7348651a34b2d2d3462822e3a750ec6110125f36757c78480bbfc69cc0d21fb001a1ced3ee19747dda8f750c3bc8f876",
-     "945eaacf5abc1f719d8666a942fda03d1edcb4490277396093dc5a5289ab9f1e094aed63060cd4a4933a4dd537ed1255c9c79ecb3ed82cd1b486233e31c25c3a",
-     {0x0b, 1, 4}, false},
-    {"tdx/v4-gcp-cos113-go-tdx-guest", 8000, 4935, 4, 2,
-     "dae67181d3d65e073ad8f95b7907d5e927bfe9761c9ff3e9b89734a45d8954dba41394c7717cb2735396c1d04231f94a",
-     "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-     {4, 1, 7}, false},
-    {"tdx/v4-debug-trustee", 4936, 4936, 4, 2,
-     "705ee9381b8633a9fbe532b52345e8433343d2868959f57889d84ca377c395b689cac1599ccea1b7d420483a9ce5f031",
-     "7c71fe2c86eff65a7cf8dbc22b3275689fd0464a267baced1bf94fc1324656aeb755da3d44d098c0c87382f3a5f85b45c8a28fee1d3bdb38342bf96671501429",
-     {3, 0, 5}, true},
+    {"tdx/v4-spr-go-tdx-guest",
+     4974,
+     4935,
+     4,
+     2,
+     "6363b8043668a3ad953278e10389574d326c6749fb78aa810ecd9336923db86f22fc00b8dcd404bc10d5e119d7215"
+     "cbb",
+     "6c62dec1b8191749a31dab490be532a35944dea47caef1f980863993d9899545eb7406a38d1eed313b987a467dace"
+     "ad6f0c87a6d766c66f6f29f8acb281f1113",
+     {3, 0, 4},
+     false},
+    {"tdx/v5-tdx15-go-tdx-guest",
+     5006,
+     5006,
+     5,
+     3,
+     "7348651a34b2d2d3462822e3a750ec6110125f36757c78480bbfc69cc0d21fb001a1ced3ee19747dda8f750c3bc8f"
+     "876",
+     "945eaacf5abc1f719d8666a942fda03d1edcb4490277396093dc5a5289ab9f1e094aed63060cd4a4933a4dd537ed1"
+     "255c9c79ecb3ed82cd1b486233e31c25c3a",
+     {0x0b, 1, 4},
+     false},
+    {"tdx/v4-gcp-cos113-go-tdx-guest",
+     8000,
+     4935,
+     4,
+     2,
+     "dae67181d3d65e073ad8f95b7907d5e927bfe9761c9ff3e9b89734a45d8954dba41394c7717cb2735396c1d04231f"
+     "94a",
+     "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+     "00000000000000000000000000000000000",
+     {4, 1, 7},
+     false},
+    {"tdx/v4-debug-trustee",
+     4936,
+     4936,
+     4,
+     2,
+     "705ee9381b8633a9fbe532b52345e8433343d2868959f57889d84ca377c395b689cac1599ccea1b7d420483a9ce5f"
+     "031",
+     "7c71fe2c86eff65a7cf8dbc22b3275689fd0464a267baced1bf94fc1324656aeb755da3d44d098c0c87382f3a5f85"
+     "b45c8a28fee1d3bdb38342bf96671501429",
+     {3, 0, 5},
+     true},
 };
 #define V4_SPR 0
 #define V5 1
@@ -289,8 +317,8 @@ static void test_parse_header_fields(void **state)
 		int width;
 		uint32_t value;
 	} bad[] = {
-	    {AK_TDX_OFF_VERSION, 2, 3},   {AK_TDX_OFF_VERSION, 2, 6},
-	    {AK_TDX_OFF_VERSION, 2, 0},   {AK_TDX_OFF_ATT_KEY_TYPE, 2, 3},
+	    {AK_TDX_OFF_VERSION, 2, 3},	     {AK_TDX_OFF_VERSION, 2, 6},
+	    {AK_TDX_OFF_VERSION, 2, 0},	     {AK_TDX_OFF_ATT_KEY_TYPE, 2, 3},
 	    {AK_TDX_OFF_ATT_KEY_TYPE, 2, 0}, {AK_TDX_OFF_TEE_TYPE, 4, 0}, /* SGX */
 	    {AK_TDX_OFF_TEE_TYPE, 4, 0x80},
 	};
@@ -320,8 +348,8 @@ static void test_parse_v5_descriptor(void **state)
 	static const struct {
 		uint16_t type;
 		uint32_t size;
-	} bad[] = {{1, 384}, {1, 648}, {4, 648}, {0, 648}, {3, 584}, {3, 649}, {3, 0},
-		   {3, 0xffffffffu}};
+	} bad[] = {{1, 384}, {1, 648}, {4, 648}, {0, 648},
+		   {3, 584}, {3, 649}, {3, 0},	 {3, 0xffffffffu}};
 	size_t len;
 	uint8_t *buf = quote_of(V5, &len);
 
@@ -386,12 +414,14 @@ static void test_parse_wrong_lengths(void **state)
 				put32(m + field, (uint32_t)(v + d));
 				break;
 			case 4: /* outer type */
-				put16(m + o.cert_hdr,
-				      (uint16_t)(k % 3 == 0 ? 5 : k % 3 == 1 ? 7 : 0));
+				put16(m + o.cert_hdr, (uint16_t)(k % 3 == 0   ? 5
+								 : k % 3 == 1 ? 7
+									      : 0));
 				break;
 			default: /* inner type */
-				put16(m + o.inner_hdr,
-				      (uint16_t)(k % 3 == 0 ? 6 : k % 3 == 1 ? 4 : 0));
+				put16(m + o.inner_hdr, (uint16_t)(k % 3 == 0   ? 6
+								  : k % 3 == 1 ? 4
+									       : 0));
 				break;
 			}
 			if (ak_tdx_quote_parse(m, qlen + 64, &q) != -EBADMSG)
@@ -413,15 +443,15 @@ struct run {
 	const char *tcb_info, *qe_identity;
 	time_t now;
 	const uint8_t *report_data;
-	const char *roots;      /* under testvectors/; default intel-roots */
+	const char *roots; /* under testvectors/; default intel-roots */
 };
 
 static enum ak_reason verify_buf(const uint8_t *buf, size_t len, const struct run *r,
 				 struct vf_tdx_result *res, char *msg, size_t msglen)
 {
 	struct vf_tdx_trust *t = NULL;
-	struct vf_tdx_input in = {.quote = buf, .quote_len = len, .now = r->now,
-				  .expected_report_data = r->report_data};
+	struct vf_tdx_input in = {
+	    .quote = buf, .quote_len = len, .now = r->now, .expected_report_data = r->report_data};
 	char *roots = vec_path(r->roots ? r->roots : "intel-roots"), *col = NULL, *ti = NULL,
 	     *qi = NULL;
 	enum ak_reason reason;
@@ -445,8 +475,8 @@ static enum ak_reason verify_buf(const uint8_t *buf, size_t len, const struct ru
 	return reason;
 }
 
-static enum ak_reason verify_vec(int i, const struct run *r, struct vf_tdx_result *res,
-				 char *msg, size_t msglen)
+static enum ak_reason verify_vec(int i, const struct run *r, struct vf_tdx_result *res, char *msg,
+				 size_t msglen)
 {
 	size_t len;
 	uint8_t *buf = quote_of(i, &len);
@@ -530,9 +560,9 @@ static void test_verify_json(void **state)
 	assert_int_equal(r.quote.version, 4);
 	assert_int_equal(vf_tdx_verify_json(t, bad, NULL, &r, msg, sizeof(msg)),
 			 AK_R_EVIDENCE_MALFORMED);
-	assert_int_equal(vf_tdx_verify_json(t, json_object_get(ev, "quote"), NULL, &r, msg,
-					    sizeof(msg)),
-			 AK_R_EVIDENCE_MALFORMED);
+	assert_int_equal(
+	    vf_tdx_verify_json(t, json_object_get(ev, "quote"), NULL, &r, msg, sizeof(msg)),
+	    AK_R_EVIDENCE_MALFORMED);
 	json_decref(ev);
 	json_decref(bad);
 	free(b64);
@@ -721,8 +751,8 @@ static void test_verify_chain(void **state)
 /* ---- revocation, with a test PCK chain ------------------------------------ */
 
 /* A test CA (root or platform CA) or PCK leaf, valid 2020..2040. */
-static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
-		     long serial, bool ca, X509 *sgx_from)
+static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, long serial,
+		     bool ca, X509 *sgx_from)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = X509_NAME_new();
@@ -777,7 +807,8 @@ static void write_crl(const char *path, X509 *ca, EVP_PKEY *key, time_t this, ti
 	if (revoked) {
 		X509_REVOKED *rv = X509_REVOKED_new();
 
-		assert_true(rv && X509_REVOKED_set_serialNumber(rv, X509_get_serialNumber(revoked)));
+		assert_true(rv &&
+			    X509_REVOKED_set_serialNumber(rv, X509_get_serialNumber(revoked)));
 		assert_true(X509_REVOKED_set_revocationDate(rv, tm));
 		assert_true(X509_CRL_add0_revoked(crl, rv));
 	}
@@ -840,8 +871,8 @@ static void fake_make_ex(struct fake *f, const char *leaf_curve, bool bad_att_ke
 	f->leaf_key = EVP_EC_gen(leaf_curve);
 	assert_true(f->root_key && f->ca_key && f->leaf_key);
 	if (bad_att_key) {
-		uint8_t *ak = buf + q.signed_len + 4 + 64, *rd = buf + (q.qe_report_raw - buf) +
-								     AK_SGX_OFF_REPORT_DATA;
+		uint8_t *ak = buf + q.signed_len + 4 + 64,
+			*rd = buf + (q.qe_report_raw - buf) + AK_SGX_OFF_REPORT_DATA;
 		EVP_MD_CTX *h = EVP_MD_CTX_new();
 
 		memset(ak, 0, 64);
@@ -884,9 +915,9 @@ static void fake_make_ex(struct fake *f, const char *leaf_curve, bool bad_att_ke
 		assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(es), out + qe_off + 384 + 32, 32),
 				 32);
 	}
-	put32(out + pos - 4, (uint32_t)pem_len);                       /* inner size */
+	put32(out + pos - 4, (uint32_t)pem_len);				/* inner size */
 	put32(out + sig_off + 128 + 2, (uint32_t)(f->len - sig_off - 128 - 6)); /* outer */
-	put32(out + q.signed_len, (uint32_t)(f->len - sig_off));        /* signature data */
+	put32(out + q.signed_len, (uint32_t)(f->len - sig_off));		/* signature data */
 	/* collateral: Intel's TCB info and QE identity, test CRLs */
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_tdx.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
@@ -920,10 +951,13 @@ static void fake_make(struct fake *f)
 
 static void fake_free(struct fake *f)
 {
-	static const char *const names[] = {"tcb_info.json", "qe_identity.json",
+	static const char *const names[] = {"tcb_info.json",
+					    "qe_identity.json",
 					    "tcb_info_issuer_chain.pem",
-					    "qe_identity_issuer_chain.pem", "pck_crl.der",
-					    "root_ca_crl.der", "test-root.pem"};
+					    "qe_identity_issuer_chain.pem",
+					    "pck_crl.der",
+					    "root_ca_crl.der",
+					    "test-root.pem"};
 
 	for (size_t i = 0; i < AK_ARRAY_SIZE(names); i++) {
 		char p[128];
@@ -942,8 +976,7 @@ static void fake_free(struct fake *f)
 }
 
 /* The fake quote against its test root (and Intel's, for the TCB info). */
-static enum ak_reason fake_verify(struct fake *f, struct vf_tdx_result *r, char *msg,
-				  size_t msglen)
+static enum ak_reason fake_verify(struct fake *f, struct vf_tdx_result *r, char *msg, size_t msglen)
 {
 	struct vf_tdx_trust *t = NULL;
 	struct vf_tdx_input in = {.quote = f->quote, .quote_len = f->len, .now = T2023};
@@ -1059,22 +1092,14 @@ static void test_verify_no_roots(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_vectors),
-	    cmocka_unit_test(test_parse_v5_body15),
-	    cmocka_unit_test(test_parse_v5_body10),
-	    cmocka_unit_test(test_parse_trailing),
-	    cmocka_unit_test(test_parse_truncated),
-	    cmocka_unit_test(test_parse_header_fields),
-	    cmocka_unit_test(test_parse_v5_descriptor),
-	    cmocka_unit_test(test_parse_wrong_lengths),
-	    cmocka_unit_test(test_trust_roots),
-	    cmocka_unit_test(test_verify_vectors),
-	    cmocka_unit_test(test_verify_json),
-	    cmocka_unit_test(test_verify_signatures),
-	    cmocka_unit_test(test_verify_report_data),
-	    cmocka_unit_test(test_verify_chain),
-	    cmocka_unit_test(test_verify_revocation),
-	    cmocka_unit_test(test_verify_keys),
+	    cmocka_unit_test(test_parse_vectors),	cmocka_unit_test(test_parse_v5_body15),
+	    cmocka_unit_test(test_parse_v5_body10),	cmocka_unit_test(test_parse_trailing),
+	    cmocka_unit_test(test_parse_truncated),	cmocka_unit_test(test_parse_header_fields),
+	    cmocka_unit_test(test_parse_v5_descriptor), cmocka_unit_test(test_parse_wrong_lengths),
+	    cmocka_unit_test(test_trust_roots),		cmocka_unit_test(test_verify_vectors),
+	    cmocka_unit_test(test_verify_json),		cmocka_unit_test(test_verify_signatures),
+	    cmocka_unit_test(test_verify_report_data),	cmocka_unit_test(test_verify_chain),
+	    cmocka_unit_test(test_verify_revocation),	cmocka_unit_test(test_verify_keys),
 	    cmocka_unit_test(test_verify_no_roots),
 	};
 
