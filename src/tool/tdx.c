@@ -233,7 +233,7 @@ struct verdict {
 	char msg[640];
 	const char *token;
 	bool policy_ran;
-	json_t *checks; /* [{name, result, message}] */
+	json_t *checks; /* [{check, pass, reason, message}] */
 };
 
 static json_t *hexj(const uint8_t *p, size_t n)
@@ -301,7 +301,7 @@ static json_t *result_json(const struct vf_tdx_result *r, const struct verdict *
 	} else
 		json_object_set_new(o, "mrtd", json_null());
 	if (v->checks)
-		json_object_set(o, "policy", v->checks);
+		json_object_set(o, "policy_checks", v->checks);
 	if (v->token)
 		json_object_set_new(o, "token", json_string(v->token));
 	return o;
@@ -352,8 +352,8 @@ static void print_text(const struct vf_tdx_result *r, const struct verdict *v)
 		       v->token ? v->token : "");
 		json_array_foreach(v->checks, i, c)
 		{
-			printf("  %-18s %s%s%s\n", json_string_value(json_object_get(c, "name")),
-			       json_string_value(json_object_get(c, "result")),
+			printf("  %-18s %s%s%s\n", json_string_value(json_object_get(c, "check")),
+			       json_is_true(json_object_get(c, "pass")) ? "pass" : "fail",
 			       json_object_get(c, "message") ? ": " : "",
 			       json_object_get(c, "message")
 				   ? json_string_value(json_object_get(c, "message"))
@@ -382,10 +382,12 @@ static void run_policy(const struct vf_policy *p, const struct vf_tdx_result *r,
 		if (!only_check(p, id, &one))
 			continue;
 		rc = vf_policy_check_tdx(&one, r, tok, m, sizeof(m));
-		c = json_pack("{s:s, s:s}", "name", check_name(id), "result",
-			      rc == AK_R_OK ? "pass" : "fail");
-		if (rc != AK_R_OK)
+		/* the shape of snp verify's policy_checks (vf_policy_explain_snp) */
+		c = json_pack("{s:s, s:b}", "check", check_name(id), "pass", rc == AK_R_OK);
+		if (rc != AK_R_OK) {
+			json_object_set_new(c, "reason", json_string(ak_reason_name(rc)));
 			json_object_set_new(c, "message", json_string(m));
+		}
 		json_array_append_new(v->checks, c);
 	}
 	v->reason = vf_policy_check_tdx(p, r, tok, v->msg, sizeof(v->msg));

@@ -71,8 +71,8 @@ tdxv gcp-2025 0 '.verdict == "accept" and .tcb_status == "UpToDate"
 tdxv debug-2023 1 '.verdict == "refuse" and .reason == "debug_not_allowed"
 	and .tcb_status == "UpToDate" and .debug == true and .collateral_expired == false
 	and .mrtd == "'$MRTD_DBG'" and (.td_attributes | test("1$"))
-	and ([.policy[] | select(.name == "debug")][0].result == "fail")
-	and ([.policy[] | select(.name == "tcb_status")][0].result == "pass")' \
+	and ([.policy_checks[] | select(.check == "debug")][0] | .pass == false and .reason != null)
+	and ([.policy_checks[] | select(.check == "tcb_status")][0].pass == true)' \
 	--roots "$R" --collateral "$SPR" --time $T2023 "$DBG/quote.dat"
 tdxv debug-2025 1 '.verdict == "refuse" and .tcb_status == "OutOfDate"
 	and (.advisory_ids | index("INTEL-SA-00837") != null)' \
@@ -107,17 +107,17 @@ policy() {
 V5ARGS=(--roots "$R" --collateral "$V5" --time $T2026 --policy-ini "$T/policy.ini" --token vm)
 policy "mrtd = $MRTD_V5" "allow_expired_collateral = true"
 tdxv ini-mrtd 0 '.verdict == "accept" and .token == "vm"
-	and ([.policy[] | select(.name == "mrtd")][0].result == "pass")' "${V5ARGS[@]}" "$V5/quote.dat"
+	and ([.policy_checks[] | select(.check == "mrtd")][0].pass == true)' "${V5ARGS[@]}" "$V5/quote.dat"
 policy "mrtd = $MRTD_SPR" "allow_expired_collateral = true"
 tdxv ini-mrtd-other 1 '.reason == "measurement_not_allowed"
-	and ([.policy[] | select(.name == "mrtd")][0].result == "fail")' "${V5ARGS[@]}" "$V5/quote.dat"
+	and ([.policy_checks[] | select(.check == "mrtd")][0] | .pass == false and .reason != null)' "${V5ARGS[@]}" "$V5/quote.dat"
 policy "mrtd = $MRTD_V5"
 tdxv ini-expired 1 '.reason == "collateral_expired"' "${V5ARGS[@]}" "$V5/quote.dat"
 tdxv ini-expired-flag 0 '.verdict == "accept"' "${V5ARGS[@]}" --allow-expired-collateral \
 	"$V5/quote.dat"
 policy "mrtd = any" "allow_expired_collateral = true" "rtmr0 = $MRTD_V5"
 tdxv ini-rtmr0 1 '.reason == "policy_mismatch"
-	and ([.policy[] | select(.name == "rtmr0")][0].result == "fail")' "${V5ARGS[@]}" "$V5/quote.dat"
+	and ([.policy_checks[] | select(.check == "rtmr0")][0] | .pass == false and .reason != null)' "${V5ARGS[@]}" "$V5/quote.dat"
 policy "mrtd = $MRTD_DBG" "allow_debug = true" "allow_expired_collateral = true" \
 	"tcb_status = UpToDate, OutOfDate"
 tdxv ini-outofdate-allowed 0 '.verdict == "accept" and .tcb_status == "OutOfDate"' \
