@@ -663,6 +663,43 @@ static void test_verify_signatures(void **state)
 	free(buf);
 }
 
+/* Every TD report field the policy reads, flipped: the quote signature
+ * covers it (v4 body, and the v5 TDX 1.5 body with its descriptor). */
+static void test_verify_policy_fields(void **state)
+{
+	static const size_t offs[] = {
+	    AK_TDX_BODY_TEE_TCB_SVN,  AK_TDX_BODY_TD_ATTRIBUTES, AK_TDX_BODY_MRTD + 47,
+	    AK_TDX_BODY_MRCONFIGID,   AK_TDX_BODY_MROWNER,	 AK_TDX_BODY_MROWNERCONFIG,
+	    AK_TDX_BODY_RTMR0,	      AK_TDX_BODY_RTMR0 + 48,	 AK_TDX_BODY_RTMR0 + 96,
+	    AK_TDX_BODY_RTMR0 + 144,  AK_TDX_BODY_REPORT_DATA,	 AK_TDX_BODY_SEAM_ATTRIBUTES,
+	    AK_TDX_BODY_MRSIGNERSEAM, AK_TDX_BODY_XFAM,
+	};
+	static const size_t offs15[] = {AK_TDX_BODY_TEE_TCB_SVN2, AK_TDX_BODY_MRSERVICETD, 0};
+	const struct run v5 = {.collateral = "tdx/v5-tdx15-go-tdx-guest", .now = T2026};
+	struct vf_tdx_result r;
+	size_t len, len5;
+	uint8_t *buf = quote_of(V4_SPR, &len), *b5 = quote_of(V5, &len5);
+	char msg[512];
+
+	(void)state;
+	for (size_t i = 0; i < AK_ARRAY_SIZE(offs); i++) {
+		buf[48 + offs[i]] ^= 1;
+		assert_int_equal(verify_buf(buf, len, &run_spr, &r, msg, sizeof(msg)),
+				 AK_R_BAD_SIGNATURE);
+		assert_non_null(strstr(msg, "quote signature"));
+		buf[48 + offs[i]] ^= 1;
+	}
+	assert_int_equal(verify_buf(b5, len5, &v5, &r, msg, sizeof(msg)), AK_R_OK);
+	for (size_t i = 0; i < AK_ARRAY_SIZE(offs15); i++) {
+		b5[54 + offs15[i]] ^= 0x10;
+		assert_int_equal(verify_buf(b5, len5, &v5, &r, msg, sizeof(msg)),
+				 AK_R_BAD_SIGNATURE);
+		b5[54 + offs15[i]] ^= 0x10;
+	}
+	free(b5);
+	free(buf);
+}
+
 /* REPORTDATA vs the binding: a refusal that still reports the TCB. */
 static void test_verify_report_data(void **state)
 {
@@ -1091,17 +1128,28 @@ static void test_verify_no_roots(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_vectors),	cmocka_unit_test(test_parse_v5_body15),
-	    cmocka_unit_test(test_parse_v5_body10),	cmocka_unit_test(test_parse_trailing),
-	    cmocka_unit_test(test_parse_truncated),	cmocka_unit_test(test_parse_header_fields),
-	    cmocka_unit_test(test_parse_v5_descriptor), cmocka_unit_test(test_parse_wrong_lengths),
-	    cmocka_unit_test(test_trust_roots),		cmocka_unit_test(test_verify_vectors),
-	    cmocka_unit_test(test_verify_json),		cmocka_unit_test(test_verify_signatures),
-	    cmocka_unit_test(test_verify_report_data),	cmocka_unit_test(test_verify_chain),
-	    cmocka_unit_test(test_verify_revocation),	cmocka_unit_test(test_verify_keys),
+	    cmocka_unit_test(test_parse_vectors),
+	    cmocka_unit_test(test_parse_v5_body15),
+	    cmocka_unit_test(test_parse_v5_body10),
+	    cmocka_unit_test(test_parse_trailing),
+	    cmocka_unit_test(test_parse_truncated),
+	    cmocka_unit_test(test_parse_header_fields),
+	    cmocka_unit_test(test_parse_v5_descriptor),
+	    cmocka_unit_test(test_parse_wrong_lengths),
+	    cmocka_unit_test(test_trust_roots),
+	    cmocka_unit_test(test_verify_vectors),
+	    cmocka_unit_test(test_verify_json),
+	    cmocka_unit_test(test_verify_signatures),
+	    cmocka_unit_test(test_verify_policy_fields),
+	    cmocka_unit_test(test_verify_report_data),
+	    cmocka_unit_test(test_verify_chain),
+	    cmocka_unit_test(test_verify_revocation),
+	    cmocka_unit_test(test_verify_keys),
 	    cmocka_unit_test(test_verify_no_roots),
 	};
+	/* clang-format on */
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
