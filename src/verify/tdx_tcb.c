@@ -541,12 +541,21 @@ static void check_crl_window(X509_CRL *crl, const char *name, time_t now,
 
 /* ---- TCB statuses -------------------------------------------------------- */
 
-static int status_of(const json_t *level, enum vf_tdx_tcb_status *out)
+/* The statuses a level may carry (Intel's VALID_TCB_INFO_STATUSES for a
+ * platform level; module and QE levels only the first three). */
+#define LEVEL_STATUSES                                                                     \
+	(1u << VF_TDX_TCB_UP_TO_DATE | 1u << VF_TDX_TCB_OUT_OF_DATE | 1u << VF_TDX_TCB_REVOKED | \
+	 1u << VF_TDX_TCB_SW_HARDENING_NEEDED | 1u << VF_TDX_TCB_CONFIGURATION_NEEDED |        \
+	 1u << VF_TDX_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED |                              \
+	 1u << VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED)
+#define IDENTITY_STATUSES                                                                  \
+	(1u << VF_TDX_TCB_UP_TO_DATE | 1u << VF_TDX_TCB_OUT_OF_DATE | 1u << VF_TDX_TCB_REVOKED)
+
+static int status_of(const json_t *level, uint32_t allowed, enum vf_tdx_tcb_status *out)
 {
 	const char *s = json_string_value(json_object_get(level, "tcbStatus"));
 
-	if (!s || vf_tdx_tcb_status_from_name(s, out) < 0 || *out == VF_TDX_TCB_NONE ||
-	    *out == VF_TDX_TCB_NOT_SUPPORTED)
+	if (!s || vf_tdx_tcb_status_from_name(s, out) < 0 || !(allowed & (1u << *out)))
 		return -EINVAL;
 	return 0;
 }
@@ -644,7 +653,7 @@ static int levels_decode(const json_t *arr, struct level **out, size_t *n)
 		lv[i].json = l;
 		if (svn_array(json_object_get(tcb, "sgxtcbcomponents"), lv[i].sgx) < 0 ||
 		    svn_array(json_object_get(tcb, "tdxtcbcomponents"), lv[i].tdx) < 0 ||
-		    !json_is_integer(pce) || status_of(l, &lv[i].status) < 0) {
+		    !json_is_integer(pce) || status_of(l, LEVEL_STATUSES, &lv[i].status) < 0) {
 			free(lv);
 			return -EINVAL;
 		}
@@ -772,7 +781,7 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 		const json_t *svn = json_object_get(json_object_get(l, "tcb"), "isvsvn");
 		enum vf_tdx_tcb_status s;
 
-		if (!json_is_integer(svn) || status_of(l, &s) < 0) {
+		if (!json_is_integer(svn) || status_of(l, IDENTITY_STATUSES, &s) < 0) {
 			vf_set_msg(msg, msglen, "QE identity: tcbLevels[%zu] is malformed", i);
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
@@ -1017,10 +1026,7 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 			out->tcb_status = VF_TDX_TCB_NOT_SUPPORTED;
 			goto out;
 		}
-		if (status_of(ml, &out->module_status) < 0 ||
-		    (out->module_status != VF_TDX_TCB_UP_TO_DATE &&
-		     out->module_status != VF_TDX_TCB_OUT_OF_DATE &&
-		     out->module_status != VF_TDX_TCB_REVOKED)) {
+		if (status_of(ml, IDENTITY_STATUSES, &out->module_status) < 0) {
 			vf_set_msg(msg, msglen, "TCB info: a TDX module tcbLevel is malformed");
 			r = AK_R_COLLATERAL_UNAVAILABLE;
 			goto out;

@@ -767,14 +767,16 @@ static void test_resigned_refusals(void **state)
 				 ak_reason_name(got), rs.msg);
 		resigned_close(&rs);
 	}
-	/* an unknown status in the platform levels */
-	{
+	/* a status a platform level may not carry; one a QE level may not */
+	for (int i = 0; i < 3; i++) {
+		static const char *const bad[] = {"Fine", "TDRelaunchAdvised", "SWHardeningNeeded"};
 		struct resigned rs;
 
 		resigned_open(&rs);
-		all_levels(rs.tcb, "Fine");
+		all_levels(i < 2 ? rs.tcb : rs.qe, bad[i]);
 		assert_int_equal(resigned_eval(&rs), AK_R_COLLATERAL_UNAVAILABLE);
-		assert_true(tdx_contains(rs.msg, "one of Intel's statuses"));
+		if (!tdx_contains(rs.msg, i < 2 ? "one of Intel's statuses" : "QE identity: tcbLevels[0]"))
+			fail_msg("%s: %s", bad[i], rs.msg);
 		resigned_close(&rs);
 	}
 }
