@@ -203,6 +203,90 @@ static void test_pck_info_refusals(void **state)
 	X509_free(root);
 }
 
+/* The SPR leaf with its SGX extension edited in place (same length: a
+ * tag or an OID arc changed) or its issuer CN replaced. */
+static X509 *leaf_edited(const uint8_t *pattern, size_t plen, size_t at, uint8_t byte,
+			 const char *issuer_cn)
+{
+	struct vec v;
+	ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+	X509 *x;
+	int idx;
+
+	vec_load(&v, SPR);
+	x = X509_dup(v.leaf);
+	vec_free(&v);
+	idx = X509_get_ext_by_OBJ(x, obj, -1);
+	assert_true(idx >= 0);
+	if (pattern) {
+		ASN1_OCTET_STRING *data = X509_EXTENSION_get_data(X509_get_ext(x, idx));
+		uint8_t *hit = memmem(data->data, (size_t)data->length, pattern, plen);
+
+		assert_non_null(hit);
+		hit[at] = byte;
+	}
+	if (issuer_cn) {
+		X509_NAME *n = X509_NAME_new();
+
+		X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)issuer_cn,
+					   -1, -1, 0);
+		X509_set_issuer_name(x, n);
+		X509_NAME_free(n);
+	}
+	ASN1_OBJECT_free(obj);
+	return x;
+}
+
+static void test_pck_info_malformed(void **state)
+{
+	/* 06 0A <OID 1.2.840.113741.1.13.1.4> 04 06: the FMSPC pair */
+	static const uint8_t fmspc[] = {0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf8,
+					0x4d, 0x01, 0x0d, 0x01, 0x04, 0x04, 0x06};
+	static const uint8_t pceid[] = {0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf8,
+					0x4d, 0x01, 0x0d, 0x01, 0x03, 0x04, 0x02};
+	/* 06 0B <OID ...1.2.1> 02 01: SGX TCB Comp01 SVN */
+	static const uint8_t comp1[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d,
+					0x01, 0x0d, 0x01, 0x02, 0x01, 0x02, 0x01};
+	static const uint8_t pcesvn[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d,
+					 0x01, 0x0d, 0x01, 0x02, 0x11, 0x02, 0x01};
+	static const struct {
+		const uint8_t *pattern;
+		size_t plen, at;
+		uint8_t byte;
+		const char *issuer, *needle;
+	} cases[] = {
+	    {fmspc, sizeof(fmspc), 12, 0x0c, NULL,
+	     "SGX extension 1.2.840.113741.1.13.1.4 is malformed"},
+	    {fmspc, sizeof(fmspc), 11, 0x09, NULL, "FMSPC (1.2.840.113741.1.13.1.4) is missing"},
+	    {pceid, sizeof(pceid), 11, 0x09, NULL, "PCE-ID (1.2.840.113741.1.13.1.3) is missing"},
+	    {comp1, sizeof(comp1), 13, 0x04, NULL,
+	     "SGX extension 1.2.840.113741.1.13.1.2.1 is malformed"},
+	    {comp1, sizeof(comp1), 12, 0x13, NULL, "Comp01..16 SVN"},
+	    {pcesvn, sizeof(pcesvn), 12, 0x13, NULL,
+	     "PCESVN (1.2.840.113741.1.13.1.2.17) is missing"},
+	    {NULL, 0, 0, 0, "Intel SGX PCK Fancy CA",
+	     "issuer CN 'Intel SGX PCK Fancy CA' is neither"},
+	};
+	struct vf_tdx_pck_info pck;
+	char msg[256];
+	X509 *x;
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		x = leaf_edited(cases[i].pattern, cases[i].plen, cases[i].at, cases[i].byte,
+				cases[i].issuer);
+		assert_int_equal(vf_tdx_pck_info_parse(x, &pck, msg, sizeof(msg)), -EBADMSG);
+		if (!tdx_contains(msg, cases[i].needle))
+			fail_msg("case %zu: %s", i, msg);
+		X509_free(x);
+	}
+	/* the Processor CA names the other CRL */
+	x = leaf_edited(NULL, 0, 0, 0, "Intel SGX PCK Processor CA");
+	assert_int_equal(vf_tdx_pck_info_parse(x, &pck, msg, sizeof(msg)), 0);
+	assert_true(pck.processor_ca);
+	X509_free(x);
+}
+
 /* ---- signatures ------------------------------------------------------------ */
 
 static void test_signatures_each_file(void **state)
@@ -1050,6 +1134,7 @@ int main(void)
 	    cmocka_unit_test(test_pck_info),
 	    cmocka_unit_test(test_pck_info_spr_values),
 	    cmocka_unit_test(test_pck_info_refusals),
+	    cmocka_unit_test(test_pck_info_malformed),
 	    cmocka_unit_test(test_signatures_each_file),
 	    cmocka_unit_test(test_signatures_flipped),
 	    cmocka_unit_test(test_signatures_untrusted),
