@@ -51,6 +51,8 @@ int vf_tdx_trust_set_pcs(struct vf_tdx_trust *t, const char *base_url, const cha
 	char *url = NULL;
 	size_t n;
 
+	if (cache_dir && !cache_dir[0])
+		return -EINVAL;
 	if (base_url) {
 		if (strncmp(base_url, "https://", 8) != 0 && strncmp(base_url, "http://", 7) != 0)
 			return -EINVAL;

@@ -428,6 +428,7 @@ static void test_set_pcs(void **state)
 
 	assert_int_equal(vf_tdx_trust_new(&t), 0);
 	assert_int_equal(vf_tdx_trust_set_pcs(t, "ftp://example.com", NULL, false), -EINVAL);
+	assert_int_equal(vf_tdx_trust_set_pcs(t, NULL, "", false), -EINVAL);
 	assert_int_equal(vf_tdx_trust_set_pcs(t, "https://api.trustedservices.intel.com//",
 					      "/var/cache/x", true),
 			 0);
