@@ -151,7 +151,9 @@ int vf_tdx_trust_add_roots(struct vf_tdx_trust *t, const char *path) AK_WUR;
  * may be missing), used before any fetch. */
 int vf_tdx_trust_set_collateral_dir(struct vf_tdx_trust *t, const char *dir) AK_WUR;
 /* Intel PCS or a PCCS (base URL such as https://api.trustedservices.intel.com),
- * its on-disk cache, and offline mode (cache only, never fetch). */
+ * its on-disk cache, and offline mode (cache only, never fetch). NULL: no
+ * fetch / no cache. -EINVAL for a URL that is not http(s) or an empty
+ * cache_dir. */
 int vf_tdx_trust_set_pcs(struct vf_tdx_trust *t, const char *base_url, const char *cache_dir,
 			 bool offline) AK_WUR;
 void vf_tdx_trust_free(struct vf_tdx_trust *t);

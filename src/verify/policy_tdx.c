@@ -28,8 +28,7 @@ static const char *const status_names[VF_TDX_TCB_COUNT_] = {
     [VF_TDX_TCB_REVOKED] = "Revoked",
     [VF_TDX_TCB_NOT_SUPPORTED] = "TCBLevelNotSupported",
     [VF_TDX_TCB_TD_RELAUNCH_ADVISED] = "TDRelaunchAdvised",
-    [VF_TDX_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED] =
-	"TDRelaunchAdvisedConfigurationNeeded",
+    [VF_TDX_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED] = "TDRelaunchAdvisedConfigurationNeeded",
 };
 
 const char *vf_tdx_tcb_status_name(enum vf_tdx_tcb_status s)
@@ -52,8 +51,7 @@ int vf_tdx_tcb_status_from_name(const char *name, enum vf_tdx_tcb_status *out)
 
 /* Calls fn for each item of a comma / white-space separated list (on a
  * copy of value); *count says how many there were. */
-static int each_item(const char *value, int (*fn)(void *, const char *), void *arg,
-		     size_t *count)
+static int each_item(const char *value, int (*fn)(void *, const char *), void *arg, size_t *count)
 {
 	char *copy = strdup(value), *save = NULL;
 	int ret = 0;
@@ -126,7 +124,8 @@ static int set_mrtd(struct vf_policy *p, const char *value, char *err, size_t er
 	}
 	if (ret < 0 || count == 0) {
 		vf_set_msg(err, errlen,
-			"mrtd: '%s' is not a list of 96-hex-digit (48-byte) MRTDs or 'any'", value);
+			   "mrtd: '%s' is not a list of 96-hex-digit (48-byte) MRTDs or 'any'",
+			   value);
 		return -EINVAL;
 	}
 	return 0;
@@ -145,7 +144,8 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 	    {"rtmr3", offsetof(struct vf_policy, rtmr[3]), offsetof(struct vf_policy, rtmr_set[3])},
 	    {"mrconfigid", offsetof(struct vf_policy, mrconfigid),
 	     offsetof(struct vf_policy, mrconfigid_set)},
-	    {"mrowner", offsetof(struct vf_policy, mrowner), offsetof(struct vf_policy, mrowner_set)},
+	    {"mrowner", offsetof(struct vf_policy, mrowner),
+	     offsetof(struct vf_policy, mrowner_set)},
 	    {"mrownerconfig", offsetof(struct vf_policy, mrownerconfig),
 	     offsetof(struct vf_policy, mrownerconfig_set)},
 	};
@@ -157,7 +157,8 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 		if (strcmp(key, regs[i].key) != 0)
 			continue;
 		if (ak_hex_decode(value, (uint8_t *)p + regs[i].off, 48) < 0) {
-			vf_set_msg(err, errlen, "%s: '%s' is not 96 hex digits (48 bytes)", key, value);
+			vf_set_msg(err, errlen, "%s: '%s' is not 96 hex digits (48 bytes)", key,
+				   value);
 			return -EINVAL;
 		}
 		*(bool *)((uint8_t *)p + regs[i].set_off) = true;
@@ -172,13 +173,14 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 			return ret;
 		}
 		if (ret < 0 || count == 0) {
-			vf_set_msg(err, errlen,
-				"tcb_status: '%s' is not a list of Intel TCB statuses (UpToDate, "
-				"SWHardeningNeeded, ConfigurationNeeded, "
-				"ConfigurationAndSWHardeningNeeded, OutOfDate, "
-				"OutOfDateConfigurationNeeded, Revoked, TDRelaunchAdvised, "
-				"TDRelaunchAdvisedConfigurationNeeded)",
-				value);
+			vf_set_msg(
+			    err, errlen,
+			    "tcb_status: '%s' is not a list of Intel TCB statuses (UpToDate, "
+			    "SWHardeningNeeded, ConfigurationNeeded, "
+			    "ConfigurationAndSWHardeningNeeded, OutOfDate, "
+			    "OutOfDateConfigurationNeeded, Revoked, TDRelaunchAdvised, "
+			    "TDRelaunchAdvisedConfigurationNeeded)",
+			    value);
 			return -EINVAL;
 		}
 		p->tcb_status_mask = mask;
@@ -187,15 +189,16 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 	if (!strcmp(key, "allow_expired_collateral")) {
 		if (ak_parse_bool(value, &p->allow_expired_collateral) < 0) {
 			vf_set_msg(err, errlen,
-				"allow_expired_collateral: '%s' is not a boolean (true/false)", value);
+				   "allow_expired_collateral: '%s' is not a boolean (true/false)",
+				   value);
 			return -EINVAL;
 		}
 		return 0;
 	}
 	if (!strcmp(key, "min_tee_tcb_svn")) {
 		if (ak_hex_decode(value, p->min_tee_tcb_svn, sizeof(p->min_tee_tcb_svn)) < 0) {
-			vf_set_msg(err, errlen, "min_tee_tcb_svn: '%s' is not 32 hex digits (16 bytes)",
-				value);
+			vf_set_msg(err, errlen,
+				   "min_tee_tcb_svn: '%s' is not 32 hex digits (16 bytes)", value);
 			return -EINVAL;
 		}
 		return 0;
@@ -205,8 +208,7 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 
 /* A 48-byte register against the policy's value (policy_mismatch). */
 static enum ak_reason reg_check(const char *name, bool set, const uint8_t want[48],
-				const uint8_t have[48], const char *token, char *msg,
-				size_t msglen)
+				const uint8_t have[48], const char *token, char *msg, size_t msglen)
 {
 	char h[97], w[97];
 
@@ -214,8 +216,7 @@ static enum ak_reason reg_check(const char *name, bool set, const uint8_t want[4
 		return AK_R_OK;
 	ak_hex_encode(have, 48, h);
 	ak_hex_encode(want, 48, w);
-	vf_set_msg(msg, msglen, "%s %s differs from %s %s of token %s", name, h,
-		name, w, token);
+	vf_set_msg(msg, msglen, "%s %s differs from %s %s of token %s", name, h, name, w, token);
 	return AK_R_POLICY_MISMATCH;
 }
 
@@ -246,17 +247,17 @@ enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_td
 	vf_set_msg(msg, msglen, "ok");
 	if (!r->tcb_evaluated || !(p->tcb_status_mask & (1u << r->tcb_status))) {
 		status_list(p->tcb_status_mask, allowed, sizeof(allowed));
-		vf_set_msg(msg, msglen,
-			"tcb_status %s%s%s is not accepted by token %s (tcb_status = %s)",
-			r->tcb_evaluated ? vf_tdx_tcb_status_name(r->tcb_status) : "(not evaluated)",
-			r->advisory_ids[0] ? ", advisories " : "", r->advisory_ids, token, allowed);
+		vf_set_msg(
+		    msg, msglen, "tcb_status %s%s%s is not accepted by token %s (tcb_status = %s)",
+		    r->tcb_evaluated ? vf_tdx_tcb_status_name(r->tcb_status) : "(not evaluated)",
+		    r->advisory_ids[0] ? ", advisories " : "", r->advisory_ids, token, allowed);
 		return AK_R_TCB_STATUS_NOT_ALLOWED;
 	}
 	if (r->collateral_expired && !p->allow_expired_collateral) {
 		vf_set_msg(msg, msglen,
-			"collateral expired at the verification time: %s; token %s does not "
-			"allow_expired_collateral",
-			r->expired[0] ? r->expired : "(unnamed)", token);
+			   "collateral expired at the verification time: %s; token %s does not "
+			   "allow_expired_collateral",
+			   r->expired[0] ? r->expired : "(unnamed)", token);
 		return AK_R_COLLATERAL_EXPIRED;
 	}
 	if (!p->any_mrtd) {
@@ -264,8 +265,9 @@ enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_td
 			found = !memcmp(p->mrtds[i], b->mrtd, sizeof(b->mrtd));
 		if (!found) {
 			ak_hex_encode(b->mrtd, sizeof(b->mrtd), hex);
-			vf_set_msg(msg, msglen, "MRTD %s is not in the mrtd allow-list of token %s%s",
-				hex, token, p->n_mrtds ? "" : " (the list is empty)");
+			vf_set_msg(msg, msglen,
+				   "MRTD %s is not in the mrtd allow-list of token %s%s", hex,
+				   token, p->n_mrtds ? "" : " (the list is empty)");
 			return AK_R_MEASUREMENT_NOT_ALLOWED;
 		}
 	}
@@ -273,9 +275,9 @@ enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_td
 	 * write the TD's private memory and registers. */
 	if ((b->td_attributes & AK_TDX_TD_ATTR_DEBUG) && !p->allow_debug) {
 		vf_set_msg(msg, msglen,
-			"TD_ATTRIBUTES 0x%016llx has DEBUG (bit 0) set and token %s does not "
-			"allow_debug",
-			(unsigned long long)b->td_attributes, token);
+			   "TD_ATTRIBUTES 0x%016llx has DEBUG (bit 0) set and token %s does not "
+			   "allow_debug",
+			   (unsigned long long)b->td_attributes, token);
 		return AK_R_DEBUG_NOT_ALLOWED;
 	}
 	for (size_t i = 0; i < 4; i++) {
@@ -300,9 +302,10 @@ enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_td
 
 			ak_hex_encode(b->tee_tcb_svn, 16, have);
 			ak_hex_encode(p->min_tee_tcb_svn, 16, want);
-			vf_set_msg(msg, msglen,
-				"TEE_TCB_SVN %s byte %zu (%u) is below min_tee_tcb_svn %s of token %s",
-				have, i, b->tee_tcb_svn[i], want, token);
+			vf_set_msg(
+			    msg, msglen,
+			    "TEE_TCB_SVN %s byte %zu (%u) is below min_tee_tcb_svn %s of token %s",
+			    have, i, b->tee_tcb_svn[i], want, token);
 			return AK_R_TCB_TOO_LOW;
 		}
 	}

@@ -51,6 +51,8 @@ int vf_tdx_trust_set_pcs(struct vf_tdx_trust *t, const char *base_url, const cha
 	char *url = NULL;
 	size_t n;
 
+	if (cache_dir && !cache_dir[0])
+		return -EINVAL;
 	if (base_url) {
 		if (strncmp(base_url, "https://", 8) != 0 && strncmp(base_url, "http://", 7) != 0)
 			return -EINVAL;
@@ -88,20 +90,20 @@ void vf_tdx_collateral_clear(struct vf_tdx_collateral *c)
 
 /* What is looked up, and where each source keeps it. */
 struct item {
-	const char *what;        /* for messages */
-	const char *json_key;    /* "tcbInfo" / "enclaveIdentity"; NULL for a CRL */
-	char dir_name[64];       /* in the collateral dir */
+	const char *what;     /* for messages */
+	const char *json_key; /* "tcbInfo" / "enclaveIdentity"; NULL for a CRL */
+	char dir_name[64];    /* in the collateral dir */
 	char dir_chain[64];
-	char cache_name[64];     /* in the cache dir */
+	char cache_name[64]; /* in the cache dir */
 	char cache_chain[80];
-	char url_path[128];      /* under the PCS base URL */
+	char url_path[128];	  /* under the PCS base URL */
 	const char *chain_header; /* PCS's URL-encoded PEM issuer chain */
 };
 
 struct got {
 	uint8_t *data;
 	size_t len;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 };
 
 static void got_clear(struct got *g)
@@ -120,7 +122,7 @@ static char *path_join(const char *dir, const char *name)
 	return p;
 }
 
-static STACK_OF(X509) *chain_from_pem(const void *pem, size_t len)
+static STACK_OF(X509) * chain_from_pem(const void *pem, size_t len)
 {
 	BIO *b = BIO_new_mem_buf(pem, (int)len);
 	STACK_OF(X509) *sk = sk_X509_new_null();
@@ -146,7 +148,7 @@ fail:
 	return NULL;
 }
 
-static STACK_OF(X509) *chain_from_file(const char *dir, const char *name)
+static STACK_OF(X509) * chain_from_file(const char *dir, const char *name)
 {
 	char *path = path_join(dir, name);
 	uint8_t *pem;
@@ -186,7 +188,7 @@ static bool fresh(const struct item *it, const struct got *g, time_t now)
 	if (it->json_key) {
 		json_t *root = json_loadb((const char *)g->data, g->len, 0, NULL);
 		const char *next = json_string_value(
-			json_object_get(json_object_get(root, it->json_key), "nextUpdate"));
+		    json_object_get(json_object_get(root, it->json_key), "nextUpdate"));
 		struct tm tm = {0};
 		bool ok = next && strptime(next, "%Y-%m-%dT%H:%M:%S", &tm) && timegm(&tm) > now;
 
@@ -297,8 +299,7 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
 }
 
 /* GET base/path; the body and the issuer chain header (URL-decoded PEM). */
-static int pcs_get(const char *base, const struct item *it, struct got *g, char *err,
-		   size_t errlen)
+static int pcs_get(const char *base, const struct item *it, struct got *g, char *err, size_t errlen)
 {
 	struct http h = {.want_header = it->chain_header};
 	char *url = NULL, *pem = NULL;
@@ -340,8 +341,8 @@ static int pcs_get(const char *base, const struct item *it, struct got *g, char 
 		pem = curl_easy_unescape(c, h.header, 0, &pem_len);
 		g->chain = pem ? chain_from_pem(pem, (size_t)pem_len) : NULL;
 		if (!g->chain) {
-			snprintf(err, errlen, "GET %s: header %s is not a PEM certificate chain", url,
-				 it->chain_header);
+			snprintf(err, errlen, "GET %s: header %s is not a PEM certificate chain",
+				 url, it->chain_header);
 			goto out;
 		}
 	}
@@ -363,7 +364,7 @@ out:
 }
 
 /* PEM text of a chain, for the cache. */
-static char *chain_to_pem(STACK_OF(X509) *sk, size_t *len)
+static char *chain_to_pem(STACK_OF(X509) * sk, size_t *len)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	char *p = NULL, *out = NULL;
@@ -410,18 +411,18 @@ static void cache_store(const char *cache, const struct item *it, const struct g
  * offline), PCS (written to the cache), then a stale cache entry. 0 with
  * *g filled; -ENOENT with `tried` saying where it looked.
  */
-static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t now,
-		  struct got *g, char *tried, size_t triedlen)
+static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t now, struct got *g,
+		  char *tried, size_t triedlen)
 {
 	struct got stale = {0};
 	char err[512];
 	size_t off = 0;
 	int ret;
 
-#define TRIED(...)                                                                         \
-	do {                                                                               \
-		if (off < triedlen)                                                        \
-			off += (size_t)snprintf(tried + off, triedlen - off, __VA_ARGS__); \
+#define TRIED(...)                                                                                 \
+	do {                                                                                       \
+		if (off < triedlen)                                                                \
+			off += (size_t)snprintf(tried + off, triedlen - off, __VA_ARGS__);         \
 	} while (0)
 	tried[0] = '\0';
 	if (t->collateral_dir) {
@@ -435,8 +436,8 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 			      strerror(-ret));
 	}
 	if (t->cache_dir) {
-		ret = from_dir(t->cache_dir, it->cache_name, it->cache_chain[0] ? it->cache_chain : NULL,
-			       &stale);
+		ret = from_dir(t->cache_dir, it->cache_name,
+			       it->cache_chain[0] ? it->cache_chain : NULL, &stale);
 		if (ret == 0 && (t->offline || !t->pcs_url || fresh(it, &stale, now))) {
 			*g = stale;
 			return 0;
@@ -461,8 +462,9 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 		}
 		TRIED("%s%s", off ? ", " : "", err);
 		if (stale.data) {
-			ak_log(AK_LOG_WARNING, "TDX %s: %s; using the cached copy past its nextUpdate",
-			       it->what, err);
+			ak_log(AK_LOG_WARNING,
+			       "TDX %s: %s; using the cached copy past its nextUpdate", it->what,
+			       err);
 			*g = stale;
 			return 0;
 		}
@@ -491,8 +493,7 @@ static X509_CRL *crl_of(const struct got *g)
 }
 
 static void items_init(const struct vf_tdx_trust *t, struct item *tcb, struct item *qe,
-		       struct item *pckcrl, struct item *rootcrl,
-		       const struct vf_tdx_pck_info *pck)
+		       struct item *pckcrl, struct item *rootcrl, const struct vf_tdx_pck_info *pck)
 {
 	const char *ca = pck->processor_ca ? "processor" : "platform";
 	char fmspc[13];
@@ -506,8 +507,7 @@ static void items_init(const struct vf_tdx_trust *t, struct item *tcb, struct it
 	snprintf(tcb->cache_name, sizeof(tcb->cache_name), "tdx_tcb_info_%s.json", fmspc);
 	snprintf(tcb->cache_chain, sizeof(tcb->cache_chain), "tdx_tcb_info_%s_issuer_chain.pem",
 		 fmspc);
-	snprintf(tcb->url_path, sizeof(tcb->url_path), "/tdx/certification/v4/tcb?fmspc=%s",
-		 fmspc);
+	snprintf(tcb->url_path, sizeof(tcb->url_path), "/tdx/certification/v4/tcb?fmspc=%s", fmspc);
 	tcb->chain_header = "TCB-Info-Issuer-Chain";
 
 	memset(qe, 0, sizeof(*qe));
@@ -544,7 +544,7 @@ static void items_init(const struct vf_tdx_trust *t, struct item *tcb, struct it
  * else lookup(). */
 static enum ak_reason get_json(const struct vf_tdx_trust *t, const struct item *it,
 			       const char *override, time_t now, char **body, size_t *len,
-			       STACK_OF(X509) **chain, char *msg, size_t msglen)
+			       STACK_OF(X509) * *chain, char *msg, size_t msglen)
 {
 	struct got g = {0};
 	char tried[1024];
@@ -553,7 +553,7 @@ static enum ak_reason get_json(const struct vf_tdx_trust *t, const struct item *
 		g.data = ak_read_file(override, &g.len);
 		if (!g.data) {
 			vf_set_msg(msg, msglen, "%s: cannot read %s: %s", it->what, override,
-				strerror(errno));
+				   strerror(errno));
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
 		if (t->collateral_dir)
@@ -568,8 +568,7 @@ static enum ak_reason get_json(const struct vf_tdx_trust *t, const struct item *
 	return AK_R_OK;
 }
 
-static void get_crl(const struct vf_tdx_trust *t, const struct item *it, time_t now,
-		    X509_CRL **out)
+static void get_crl(const struct vf_tdx_trust *t, const struct item *it, time_t now, X509_CRL **out)
 {
 	struct got g = {0};
 	char tried[1024];

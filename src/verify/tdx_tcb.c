@@ -46,8 +46,8 @@ enum {
 struct pck_walk {
 	struct vf_tdx_pck_info *out;
 	unsigned found;
-	unsigned comps;    /* bit n: component n+1 seen */
-	char bad[64];      /* the OID whose value is malformed */
+	unsigned comps; /* bit n: component n+1 seen */
+	char bad[64];	/* the OID whose value is malformed */
 };
 
 typedef int (*ext_cb)(struct pck_walk *w, const char *oid, const ASN1_TYPE *v);
@@ -174,8 +174,10 @@ int vf_tdx_pck_info_parse(X509 *pck_leaf, struct vf_tdx_pck_info *out, char *msg
 		unsigned bit;
 		const char *name;
 	} need[] = {
-	    {F_FMSPC, "FMSPC (" SGX_EXT_OID ".4)"}, {F_PCEID, "PCE-ID (" SGX_EXT_OID ".3)"},
-	    {F_TCB, "TCB (" SGX_EXT_OID ".2)"},     {F_CPUSVN, "CPUSVN (" SGX_EXT_OID ".2.18)"},
+	    {F_FMSPC, "FMSPC (" SGX_EXT_OID ".4)"},
+	    {F_PCEID, "PCE-ID (" SGX_EXT_OID ".3)"},
+	    {F_TCB, "TCB (" SGX_EXT_OID ".2)"},
+	    {F_CPUSVN, "CPUSVN (" SGX_EXT_OID ".2.18)"},
 	    {F_PCESVN, "PCESVN (" SGX_EXT_OID ".2.17)"},
 	    {F_COMPS, "SGX TCB Comp01..16 SVN (" SGX_EXT_OID ".2.1..16)"},
 	};
@@ -203,7 +205,7 @@ int vf_tdx_pck_info_parse(X509 *pck_leaf, struct vf_tdx_pck_info *out, char *msg
 	ret = walk_pairs(data->data, data->length, sgx_item, &w);
 	if (ret < 0) {
 		vf_set_msg(msg, msglen, "PCK certificate: SGX extension %s is malformed",
-			w.bad[0] ? w.bad : SGX_EXT_OID);
+			   w.bad[0] ? w.bad : SGX_EXT_OID);
 		return -EBADMSG;
 	}
 	if (w.comps == 0xffffu)
@@ -211,7 +213,7 @@ int vf_tdx_pck_info_parse(X509 *pck_leaf, struct vf_tdx_pck_info *out, char *msg
 	for (size_t i = 0; i < AK_ARRAY_SIZE(need); i++) {
 		if (!(w.found & need[i].bit)) {
 			vf_set_msg(msg, msglen, "PCK certificate: SGX extension %s is missing",
-				need[i].name);
+				   need[i].name);
 			return -EBADMSG;
 		}
 	}
@@ -224,10 +226,11 @@ int vf_tdx_pck_info_parse(X509 *pck_leaf, struct vf_tdx_pck_info *out, char *msg
 	if (strstr(cn, "Processor")) {
 		out->processor_ca = true;
 	} else if (!strstr(cn, "Platform")) {
-		vf_set_msg(msg, msglen,
-			"PCK certificate: issuer CN '%s' is neither the PCK Processor CA nor the "
-			"PCK Platform CA",
-			cn);
+		vf_set_msg(
+		    msg, msglen,
+		    "PCK certificate: issuer CN '%s' is neither the PCK Processor CA nor the "
+		    "PCK Platform CA",
+		    cn);
 		return -EBADMSG;
 	}
 	return 0;
@@ -364,7 +367,7 @@ static void cert_cn(X509 *c, char *buf, size_t len)
  * fault is an expired (or not yet valid) certificate is accepted with
  * *expired set: expiry of the signing chain is collateral expiry, which
  * Intel reports beside the TCB status, not instead of it. */
-static int chain_ok(const struct vf_tdx_trust *t, X509 *cert, STACK_OF(X509) *untrusted,
+static int chain_ok(const struct vf_tdx_trust *t, X509 *cert, STACK_OF(X509) * untrusted,
 		    time_t now, bool *expired, char *err, size_t errlen)
 {
 	X509_STORE *store = X509_STORE_new();
@@ -392,8 +395,8 @@ static int chain_ok(const struct vf_tdx_trust *t, X509 *cert, STACK_OF(X509) *un
 			goto out;
 		}
 		rc = X509_STORE_CTX_get_error(ctx);
-		if (pass == 0 && (rc == X509_V_ERR_CERT_HAS_EXPIRED ||
-				  rc == X509_V_ERR_CERT_NOT_YET_VALID))
+		if (pass == 0 &&
+		    (rc == X509_V_ERR_CERT_HAS_EXPIRED || rc == X509_V_ERR_CERT_NOT_YET_VALID))
 			continue;
 		snprintf(err, errlen, "%s", X509_verify_cert_error_string(rc));
 		break;
@@ -405,10 +408,10 @@ out:
 }
 
 struct signed_doc {
-	const char *what;   /* "TCB info", "QE identity" */
-	const char *file;   /* for expiry and messages: "tcb_info", "qe_identity" */
+	const char *what; /* "TCB info", "QE identity" */
+	const char *file; /* for expiry and messages: "tcb_info", "qe_identity" */
 	json_t *root;
-	json_t *value;      /* borrowed from root */
+	json_t *value; /* borrowed from root */
 };
 
 /*
@@ -418,7 +421,7 @@ struct signed_doc {
  */
 static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signed_doc *d,
 				      const char *key, const char *body, size_t len,
-				      STACK_OF(X509) *chain, time_t now, struct vf_tdx_result *out,
+				      STACK_OF(X509) * chain, time_t now, struct vf_tdx_result *out,
 				      char *msg, size_t msglen)
 {
 	STACK_OF(X509) *cands = NULL;
@@ -445,12 +448,12 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 	sighex = json_string_value(json_object_get(d->root, "signature"));
 	if (!json_is_object(d->value) || !sighex) {
 		vf_set_msg(msg, msglen, "%s: no \"%s\" object or no \"signature\" string", d->what,
-			key);
+			   key);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	if (ak_hex_decode(sighex, sig, sizeof(sig)) < 0) {
 		vf_set_msg(msg, msglen, "%s: signature is not 128 hex digits (ECDSA P-256 r||s)",
-			d->what);
+			   d->what);
 		return AK_R_BAD_SIGNATURE;
 	}
 	if (exact_member(body, len, key, d->value, &signed_start, &signed_len) < 0) {
@@ -478,17 +481,18 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 			signer = c;
 	}
 	if (!signer) {
-		vf_set_msg(msg, msglen,
-			"%s: signature does not verify with %s", d->what,
-			sk_X509_num(cands) ? "the TCB signing certificate" : "any certificate (none given)");
+		vf_set_msg(msg, msglen, "%s: signature does not verify with %s", d->what,
+			   sk_X509_num(cands) ? "the TCB signing certificate"
+					      : "any certificate (none given)");
 		sk_X509_free(cands);
 		return AK_R_BAD_SIGNATURE;
 	}
 	sk_X509_free(cands);
 	cert_cn(signer, cn, sizeof(cn));
 	if (chain_ok(t, signer, chain, now, &expired, err, sizeof(err)) < 0) {
-		vf_set_msg(msg, msglen, "%s: signing certificate '%s' does not chain to a trusted root: %s",
-			d->what, cn, err);
+		vf_set_msg(msg, msglen,
+			   "%s: signing certificate '%s' does not chain to a trusted root: %s",
+			   d->what, cn, err);
 		return AK_R_UNTRUSTED_CHAIN;
 	}
 	if (expired) {
@@ -509,19 +513,19 @@ static enum ak_reason check_window(const struct signed_doc *d, time_t now,
 	time_t ti, tn;
 
 	if (parse_date(issue, &ti) < 0 || parse_date(next, &tn) < 0) {
-		vf_set_msg(msg, msglen, "%s: issueDate or nextUpdate missing or not an ISO 8601 date",
-			d->what);
+		vf_set_msg(msg, msglen,
+			   "%s: issueDate or nextUpdate missing or not an ISO 8601 date", d->what);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	if (now < ti)
-		add_expired(out, "%s (issueDate %s is after the verification time)", d->file, issue);
+		add_expired(out, "%s (issueDate %s is after the verification time)", d->file,
+			    issue);
 	else if (now > tn)
 		add_expired(out, "%s (nextUpdate %s)", d->file, next);
 	return AK_R_OK;
 }
 
-static void check_crl_window(X509_CRL *crl, const char *name, time_t now,
-			     struct vf_tdx_result *out)
+static void check_crl_window(X509_CRL *crl, const char *name, time_t now, struct vf_tdx_result *out)
 {
 	const ASN1_TIME *last, *next;
 	char buf[32];
@@ -541,12 +545,21 @@ static void check_crl_window(X509_CRL *crl, const char *name, time_t now,
 
 /* ---- TCB statuses -------------------------------------------------------- */
 
-static int status_of(const json_t *level, enum vf_tdx_tcb_status *out)
+/* The statuses a level may carry (Intel's VALID_TCB_INFO_STATUSES for a
+ * platform level; module and QE levels only the first three). */
+#define LEVEL_STATUSES                                                                             \
+	(1u << VF_TDX_TCB_UP_TO_DATE | 1u << VF_TDX_TCB_OUT_OF_DATE | 1u << VF_TDX_TCB_REVOKED |   \
+	 1u << VF_TDX_TCB_SW_HARDENING_NEEDED | 1u << VF_TDX_TCB_CONFIGURATION_NEEDED |            \
+	 1u << VF_TDX_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED |                                  \
+	 1u << VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED)
+#define IDENTITY_STATUSES                                                                          \
+	(1u << VF_TDX_TCB_UP_TO_DATE | 1u << VF_TDX_TCB_OUT_OF_DATE | 1u << VF_TDX_TCB_REVOKED)
+
+static int status_of(const json_t *level, uint32_t allowed, enum vf_tdx_tcb_status *out)
 {
 	const char *s = json_string_value(json_object_get(level, "tcbStatus"));
 
-	if (!s || vf_tdx_tcb_status_from_name(s, out) < 0 || *out == VF_TDX_TCB_NONE ||
-	    *out == VF_TDX_TCB_NOT_SUPPORTED)
+	if (!s || vf_tdx_tcb_status_from_name(s, out) < 0 || !(allowed & (1u << *out)))
 		return -EINVAL;
 	return 0;
 }
@@ -562,8 +575,7 @@ static bool is_config_needed(enum vf_tdx_tcb_status s)
 /* convergeTcbStatusWithTdxModuleStatus / ...WithQeTcbStatus: an OutOfDate
  * module or QE makes the platform OutOfDate (keeping ConfigurationNeeded),
  * a revoked one revokes it. */
-static enum vf_tdx_tcb_status converge(enum vf_tdx_tcb_status level,
-				       enum vf_tdx_tcb_status other)
+static enum vf_tdx_tcb_status converge(enum vf_tdx_tcb_status level, enum vf_tdx_tcb_status other)
 {
 	if (other == VF_TDX_TCB_OUT_OF_DATE) {
 		if (level == VF_TDX_TCB_UP_TO_DATE || level == VF_TDX_TCB_SW_HARDENING_NEEDED)
@@ -644,7 +656,7 @@ static int levels_decode(const json_t *arr, struct level **out, size_t *n)
 		lv[i].json = l;
 		if (svn_array(json_object_get(tcb, "sgxtcbcomponents"), lv[i].sgx) < 0 ||
 		    svn_array(json_object_get(tcb, "tdxtcbcomponents"), lv[i].tdx) < 0 ||
-		    !json_is_integer(pce) || status_of(l, &lv[i].status) < 0) {
+		    !json_is_integer(pce) || status_of(l, LEVEL_STATUSES, &lv[i].status) < 0) {
 			free(lv);
 			return -EINVAL;
 		}
@@ -663,7 +675,8 @@ static void add_advisories(struct vf_tdx_result *out, const json_t *level)
 	size_t i;
 	const json_t *id;
 
-	json_array_foreach(ids, i, id) {
+	json_array_foreach(ids, i, id)
+	{
 		const char *s = json_string_value(id);
 		size_t off = strlen(out->advisory_ids), sl;
 		const char *hit;
@@ -715,9 +728,9 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 	    json_integer_value(json_object_get(id, "version")) != 2 || !eid ||
 	    strcmp(eid, "TD_QE") != 0) {
 		vf_set_msg(msg, msglen,
-			"QE identity: id '%s' version %lld is not a TD_QE identity version 2",
-			eid ? eid : "(none)",
-			(long long)json_integer_value(json_object_get(id, "version")));
+			   "QE identity: id '%s' version %lld is not a TD_QE identity version 2",
+			   eid ? eid : "(none)",
+			   (long long)json_integer_value(json_object_get(id, "version")));
 		return AK_R_BAD_SIGNATURE;
 	}
 	if (hex_field(id, "miscselect", misc, 4) < 0 ||
@@ -736,9 +749,9 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 	     (uint32_t)miscmask[3] << 24;
 	if ((r->miscselect & mm) != m) {
 		vf_set_msg(msg, msglen,
-			"QE report MISCSELECT 0x%08x under mask 0x%08x differs from the QE "
-			"identity's 0x%08x",
-			r->miscselect, mm, m);
+			   "QE report MISCSELECT 0x%08x under mask 0x%08x differs from the QE "
+			   "identity's 0x%08x",
+			   r->miscselect, mm, m);
 		return AK_R_BAD_SIGNATURE;
 	}
 	for (i = 0; i < 16; i++)
@@ -747,32 +760,34 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 	if (i < 16) {
 		ak_hex_encode(r->attributes, 16, have);
 		ak_hex_encode(attr, 16, want);
-		vf_set_msg(msg, msglen,
-			"QE report ATTRIBUTES %s under the mask differ from the QE identity's %s",
-			have, want);
+		vf_set_msg(
+		    msg, msglen,
+		    "QE report ATTRIBUTES %s under the mask differ from the QE identity's %s", have,
+		    want);
 		return AK_R_BAD_SIGNATURE;
 	}
 	if (memcmp(r->mrsigner, mrsigner, 32) != 0) {
 		ak_hex_encode(r->mrsigner, 32, have);
 		ak_hex_encode(mrsigner, 32, want);
 		vf_set_msg(msg, msglen,
-			"QE report MRSIGNER %s is not the QE identity's %s (not Intel's TD QE)",
-			have, want);
+			   "QE report MRSIGNER %s is not the QE identity's %s (not Intel's TD QE)",
+			   have, want);
 		return AK_R_BAD_SIGNATURE;
 	}
 	if (r->isvprodid != json_integer_value(prodid)) {
 		vf_set_msg(msg, msglen, "QE report ISVPRODID %u is not the QE identity's %lld",
-			r->isvprodid, (long long)json_integer_value(prodid));
+			   r->isvprodid, (long long)json_integer_value(prodid));
 		return AK_R_BAD_SIGNATURE;
 	}
 	/* EnclaveIdentityV2::getTcbStatus: the first level, in the listed
 	 * order, whose isvsvn is at most the report's. */
 	out->qe_status = VF_TDX_TCB_NOT_SUPPORTED;
-	json_array_foreach(levels, i, l) {
+	json_array_foreach(levels, i, l)
+	{
 		const json_t *svn = json_object_get(json_object_get(l, "tcb"), "isvsvn");
 		enum vf_tdx_tcb_status s;
 
-		if (!json_is_integer(svn) || status_of(l, &s) < 0) {
+		if (!json_is_integer(svn) || status_of(l, IDENTITY_STATUSES, &s) < 0) {
 			vf_set_msg(msg, msglen, "QE identity: tcbLevels[%zu] is malformed", i);
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
@@ -792,7 +807,8 @@ static const json_t *module_identity(const json_t *tcbinfo, uint8_t version)
 	size_t i;
 
 	snprintf(want, sizeof(want), "TDX_%02X", version);
-	json_array_foreach(ids, i, m) {
+	json_array_foreach(ids, i, m)
+	{
 		const char *id = json_string_value(json_object_get(m, "id"));
 
 		if (id && !strcasecmp(id, want))
@@ -809,8 +825,10 @@ static const json_t *module_level(const json_t *identity, int isvsvn, json_int_t
 	size_t i;
 
 	*latest = -1;
-	json_array_foreach(levels, i, l) {
-		json_int_t s = json_integer_value(json_object_get(json_object_get(l, "tcb"), "isvsvn"));
+	json_array_foreach(levels, i, l)
+	{
+		json_int_t s =
+		    json_integer_value(json_object_get(json_object_get(l, "tcb"), "isvsvn"));
 
 		if (s > *latest)
 			*latest = s;
@@ -835,9 +853,10 @@ static enum ak_reason module_match(const json_t *tcbinfo, const struct ak_tdx_qu
 	if (version > 0) {
 		*identity = module_identity(tcbinfo, version);
 		if (!*identity) {
-			vf_set_msg(msg, msglen,
-				"TCB info has no TDX module identity TDX_%02X for TEE_TCB_SVN[1] = %u",
-				version, version);
+			vf_set_msg(
+			    msg, msglen,
+			    "TCB info has no TDX module identity TDX_%02X for TEE_TCB_SVN[1] = %u",
+			    version, version);
 			return AK_R_TCB_MISMATCH;
 		}
 		mod = *identity;
@@ -851,16 +870,16 @@ static enum ak_reason module_match(const json_t *tcbinfo, const struct ak_tdx_qu
 		ak_hex_encode(q->body.mrsignerseam, 48, have);
 		ak_hex_encode(mrsigner, 48, want);
 		vf_set_msg(msg, msglen, "MRSIGNERSEAM %s differs from the TDX module's mrsigner %s",
-			have, want);
+			   have, want);
 		return AK_R_TCB_MISMATCH;
 	}
 	/* Intel requires SEAMATTRIBUTES to be zero and equal to the module's. */
 	for (size_t i = 0; i < 8; i++) {
 		if (attrs[i] != 0 || ((q->body.seam_attributes >> (8 * i)) & 0xff) != 0) {
 			vf_set_msg(msg, msglen,
-				"SEAMATTRIBUTES 0x%016llx are not zero as the TDX module's "
-				"attributes require",
-				(unsigned long long)q->body.seam_attributes);
+				   "SEAMATTRIBUTES 0x%016llx are not zero as the TDX module's "
+				   "attributes require",
+				   (unsigned long long)q->body.seam_attributes);
 			return AK_R_TCB_MISMATCH;
 		}
 	}
@@ -924,13 +943,13 @@ static enum vf_tdx_tcb_status relaunch(const json_t *tcbinfo, const struct level
 	if (!reach)
 		return tdx;
 	return is_config_needed(sgx) || is_config_needed(tdx)
-		       ? VF_TDX_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED
-		       : VF_TDX_TCB_TD_RELAUNCH_ADVISED;
+		   ? VF_TDX_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED
+		   : VF_TDX_TCB_TD_RELAUNCH_ADVISED;
 }
 
 /* 4.1.2.4.9..10: TCB info for TDX and for this platform. */
-static enum ak_reason tcbinfo_match(const json_t *ti, const struct vf_tdx_pck_info *pck,
-				    char *msg, size_t msglen)
+static enum ak_reason tcbinfo_match(const json_t *ti, const struct vf_tdx_pck_info *pck, char *msg,
+				    size_t msglen)
 {
 	const char *id = json_string_value(json_object_get(ti, "id"));
 	json_int_t version = json_integer_value(json_object_get(ti, "version"));
@@ -939,9 +958,9 @@ static enum ak_reason tcbinfo_match(const json_t *ti, const struct vf_tdx_pck_in
 
 	if (!id || strcmp(id, "TDX") != 0 || version < 3) {
 		vf_set_msg(msg, msglen,
-			"TCB info id '%s' version %lld is not for TDX (id \"TDX\", version 3 or "
-			"later)",
-			id ? id : "(none)", (long long)version);
+			   "TCB info id '%s' version %lld is not for TDX (id \"TDX\", version 3 or "
+			   "later)",
+			   id ? id : "(none)", (long long)version);
 		return AK_R_TCB_MISMATCH;
 	}
 	if (hex_field(ti, "fmspc", fmspc, 6) < 0 || hex_field(ti, "pceId", pceid, 2) < 0) {
@@ -982,8 +1001,8 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 	ret = levels_decode(json_object_get(ti, "tcbLevels"), &lv, &n);
 	if (ret < 0) {
 		vf_set_msg(msg, msglen,
-			"TCB info: tcbLevels missing or malformed (16 SGX and 16 TDX component "
-			"SVNs, pcesvn and one of Intel's statuses in each)");
+			   "TCB info: tcbLevels missing or malformed (16 SGX and 16 TDX component "
+			   "SVNs, pcesvn and one of Intel's statuses in each)");
 		return ret == -ENOMEM ? AK_R_INTERNAL : AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	/* matchTcbLevels: the first SGX match is the SGX level; the first
@@ -1017,10 +1036,7 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 			out->tcb_status = VF_TDX_TCB_NOT_SUPPORTED;
 			goto out;
 		}
-		if (status_of(ml, &out->module_status) < 0 ||
-		    (out->module_status != VF_TDX_TCB_UP_TO_DATE &&
-		     out->module_status != VF_TDX_TCB_OUT_OF_DATE &&
-		     out->module_status != VF_TDX_TCB_REVOKED)) {
+		if (status_of(ml, IDENTITY_STATUSES, &out->module_status) < 0) {
 			vf_set_msg(msg, msglen, "TCB info: a TDX module tcbLevel is malformed");
 			r = AK_R_COLLATERAL_UNAVAILABLE;
 			goto out;
@@ -1028,9 +1044,8 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 		add_advisories(out, ml);
 		take_date(out, ml);
 	}
-	status = out->module_status == VF_TDX_TCB_NONE
-			 ? tdx->status
-			 : converge(tdx->status, out->module_status);
+	status = out->module_status == VF_TDX_TCB_NONE ? tdx->status
+						       : converge(tdx->status, out->module_status);
 	if (status != VF_TDX_TCB_REVOKED && q->body_type == 3) {
 		bool mismatch;
 
@@ -1039,9 +1054,10 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 									: out->module_status,
 				  out->qe_status, &mismatch);
 		if (mismatch) {
-			vf_set_msg(msg, msglen,
-				"TCB info has no TDX module identity TDX_%02X for TEE_TCB_SVN2[1]",
-				q->body.tee_tcb_svn2[1]);
+			vf_set_msg(
+			    msg, msglen,
+			    "TCB info has no TDX module identity TDX_%02X for TEE_TCB_SVN2[1]",
+			    q->body.tee_tcb_svn2[1]);
 			r = AK_R_TCB_MISMATCH;
 			goto out;
 		}
@@ -1057,8 +1073,7 @@ out:
 	return r;
 }
 
-enum ak_reason vf_tdx_tcb_evaluate(const struct vf_tdx_trust *t,
-				   const struct vf_tdx_collateral *c,
+enum ak_reason vf_tdx_tcb_evaluate(const struct vf_tdx_trust *t, const struct vf_tdx_collateral *c,
 				   const struct vf_tdx_pck_info *pck, const struct ak_tdx_quote *q,
 				   time_t now, struct vf_tdx_result *out, char *msg, size_t msglen)
 {
@@ -1072,17 +1087,17 @@ enum ak_reason vf_tdx_tcb_evaluate(const struct vf_tdx_trust *t,
 		now = time(NULL);
 	out->tcb_evaluated = false;
 	out->tcb_status = out->platform_status = out->module_status = out->qe_status =
-		VF_TDX_TCB_NONE;
+	    VF_TDX_TCB_NONE;
 	out->tcb_date[0] = out->advisory_ids[0] = out->expired[0] = '\0';
 	out->collateral_expired = false;
 	ak_hex_encode(pck->fmspc, sizeof(pck->fmspc), out->fmspc);
 	if (!c->tcb_info || !c->qe_identity) {
 		vf_set_msg(msg, msglen, "no %s to evaluate the TCB with",
-			c->tcb_info ? "QE identity" : "TCB info");
+			   c->tcb_info ? "QE identity" : "TCB info");
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
-	r = signed_doc_load(t, &ti, "tcbInfo", c->tcb_info, c->tcb_info_len, c->tcb_info_chain,
-			    now, out, msg, msglen);
+	r = signed_doc_load(t, &ti, "tcbInfo", c->tcb_info, c->tcb_info_len, c->tcb_info_chain, now,
+			    out, msg, msglen);
 	if (r == AK_R_OK)
 		r = signed_doc_load(t, &qe, "enclaveIdentity", c->qe_identity, c->qe_identity_len,
 				    c->qe_identity_chain, now, out, msg, msglen);

@@ -31,7 +31,7 @@
 extern char **environ;
 
 struct fixture {
-	char tmp[64];   /* scratch: www/, cache/, port, log */
+	char tmp[64]; /* scratch: www/, cache/, port, log */
 	char url[64];
 	pid_t pid;
 };
@@ -102,8 +102,8 @@ static void start(const char *www, const char *const *extra)
 {
 	const char *top = getenv("top_builddir");
 	char *bin = NULL, *portf = join(fx.tmp, "port"), *logf = join(fx.tmp, "log");
-	const char *argv[16] = {"httpfixture", "--dir", www, "--port-file", portf, "--log", logf,
-				"--lifetime", "120"};
+	const char *argv[16] = {"httpfixture", "--dir", www,	      "--port-file", portf,
+				"--log",       logf,	"--lifetime", "120"};
 	size_t n = 9;
 
 	assert_true(asprintf(&bin, "%s/tests/integration/httpfixture", top ? top : ".") > 0);
@@ -125,7 +125,8 @@ static void start(const char *www, const char *const *extra)
 		uint8_t *port = ak_read_file(portf, &len);
 
 		if (port && len) {
-			snprintf(fx.url, sizeof(fx.url), "http://127.0.0.1:%ld", strtol((char *)port, NULL, 10));
+			snprintf(fx.url, sizeof(fx.url), "http://127.0.0.1:%ld",
+				 strtol((char *)port, NULL, 10));
 			free(port);
 			break;
 		}
@@ -209,9 +210,8 @@ static struct vf_tdx_trust *trust_new(const char *cache, bool offline)
 	assert_int_equal(vf_tdx_trust_new(&t), 0);
 	assert_int_equal(vf_tdx_trust_add_roots(t, root), 0);
 	free(root);
-	assert_int_equal(vf_tdx_trust_set_pcs(t, fx.url[0] ? fx.url : "http://127.0.0.1:9/",
-					      cache, offline),
-			 0);
+	assert_int_equal(
+	    vf_tdx_trust_set_pcs(t, fx.url[0] ? fx.url : "http://127.0.0.1:9/", cache, offline), 0);
 	return t;
 }
 
@@ -273,7 +273,8 @@ static void test_fetch_cache_offline(void **state)
 		fail_msg("%s", msg);
 	assert_int_equal(fetches("GET /tdx/certification/v4/tcb?fmspc=50806f000000 200"), 1);
 	assert_int_equal(fetches("GET /tdx/certification/v4/qe/identity 200"), 1);
-	assert_int_equal(fetches("GET /sgx/certification/v4/pckcrl?ca=platform&encoding=der 200"), 1);
+	assert_int_equal(fetches("GET /sgx/certification/v4/pckcrl?ca=platform&encoding=der 200"),
+			 1);
 	assert_int_equal(sk_X509_num(c.tcb_info_chain), 2); /* from the header */
 	assert_int_equal(sk_X509_num(c.qe_identity_chain), 2);
 	assert_non_null(c.pck_crl);
@@ -427,6 +428,7 @@ static void test_set_pcs(void **state)
 
 	assert_int_equal(vf_tdx_trust_new(&t), 0);
 	assert_int_equal(vf_tdx_trust_set_pcs(t, "ftp://example.com", NULL, false), -EINVAL);
+	assert_int_equal(vf_tdx_trust_set_pcs(t, NULL, "", false), -EINVAL);
 	assert_int_equal(vf_tdx_trust_set_pcs(t, "https://api.trustedservices.intel.com//",
 					      "/var/cache/x", true),
 			 0);

@@ -153,7 +153,10 @@ static void test_pck_info(void **state)
 	static const struct {
 		const char *dir, *fmspc;
 	} cases[] = {
-	    {SPR, "50806f000000"}, {V5, "90c06f000000"}, {COS, "00806f050000"}, {DBG, "50806f000000"},
+	    {SPR, "50806f000000"},
+	    {V5, "90c06f000000"},
+	    {COS, "00806f050000"},
+	    {DBG, "50806f000000"},
 	};
 	(void)state;
 
@@ -198,6 +201,90 @@ static void test_pck_info_refusals(void **state)
 	assert_true(tdx_contains(msg, "no SGX extensions (OID 1.2.840.113741.1.13.1)"));
 	assert_int_equal(vf_tdx_pck_info_parse(NULL, &pck, msg, sizeof(msg)), -EBADMSG);
 	X509_free(root);
+}
+
+/* The SPR leaf with its SGX extension edited in place (same length: a
+ * tag or an OID arc changed) or its issuer CN replaced. */
+static X509 *leaf_edited(const uint8_t *pattern, size_t plen, size_t at, uint8_t byte,
+			 const char *issuer_cn)
+{
+	struct vec v;
+	ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+	X509 *x;
+	int idx;
+
+	vec_load(&v, SPR);
+	x = X509_dup(v.leaf);
+	vec_free(&v);
+	idx = X509_get_ext_by_OBJ(x, obj, -1);
+	assert_true(idx >= 0);
+	if (pattern) {
+		ASN1_OCTET_STRING *data = X509_EXTENSION_get_data(X509_get_ext(x, idx));
+		uint8_t *hit = memmem(data->data, (size_t)data->length, pattern, plen);
+
+		assert_non_null(hit);
+		hit[at] = byte;
+	}
+	if (issuer_cn) {
+		X509_NAME *n = X509_NAME_new();
+
+		X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)issuer_cn,
+					   -1, -1, 0);
+		X509_set_issuer_name(x, n);
+		X509_NAME_free(n);
+	}
+	ASN1_OBJECT_free(obj);
+	return x;
+}
+
+static void test_pck_info_malformed(void **state)
+{
+	/* 06 0A <OID 1.2.840.113741.1.13.1.4> 04 06: the FMSPC pair */
+	static const uint8_t fmspc[] = {0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf8,
+					0x4d, 0x01, 0x0d, 0x01, 0x04, 0x04, 0x06};
+	static const uint8_t pceid[] = {0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf8,
+					0x4d, 0x01, 0x0d, 0x01, 0x03, 0x04, 0x02};
+	/* 06 0B <OID ...1.2.1> 02 01: SGX TCB Comp01 SVN */
+	static const uint8_t comp1[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d,
+					0x01, 0x0d, 0x01, 0x02, 0x01, 0x02, 0x01};
+	static const uint8_t pcesvn[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d,
+					 0x01, 0x0d, 0x01, 0x02, 0x11, 0x02, 0x01};
+	static const struct {
+		const uint8_t *pattern;
+		size_t plen, at;
+		uint8_t byte;
+		const char *issuer, *needle;
+	} cases[] = {
+	    {fmspc, sizeof(fmspc), 12, 0x0c, NULL,
+	     "SGX extension 1.2.840.113741.1.13.1.4 is malformed"},
+	    {fmspc, sizeof(fmspc), 11, 0x09, NULL, "FMSPC (1.2.840.113741.1.13.1.4) is missing"},
+	    {pceid, sizeof(pceid), 11, 0x09, NULL, "PCE-ID (1.2.840.113741.1.13.1.3) is missing"},
+	    {comp1, sizeof(comp1), 13, 0x04, NULL,
+	     "SGX extension 1.2.840.113741.1.13.1.2.1 is malformed"},
+	    {comp1, sizeof(comp1), 12, 0x13, NULL, "Comp01..16 SVN"},
+	    {pcesvn, sizeof(pcesvn), 12, 0x13, NULL,
+	     "PCESVN (1.2.840.113741.1.13.1.2.17) is missing"},
+	    {NULL, 0, 0, 0, "Intel SGX PCK Fancy CA",
+	     "issuer CN 'Intel SGX PCK Fancy CA' is neither"},
+	};
+	struct vf_tdx_pck_info pck;
+	char msg[256];
+	X509 *x;
+	(void)state;
+
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		x = leaf_edited(cases[i].pattern, cases[i].plen, cases[i].at, cases[i].byte,
+				cases[i].issuer);
+		assert_int_equal(vf_tdx_pck_info_parse(x, &pck, msg, sizeof(msg)), -EBADMSG);
+		if (!tdx_contains(msg, cases[i].needle))
+			fail_msg("case %zu: %s", i, msg);
+		X509_free(x);
+	}
+	/* the Processor CA names the other CRL */
+	x = leaf_edited(NULL, 0, 0, 0, "Intel SGX PCK Processor CA");
+	assert_int_equal(vf_tdx_pck_info_parse(x, &pck, msg, sizeof(msg)), 0);
+	assert_true(pck.processor_ca);
+	X509_free(x);
 }
 
 /* ---- signatures ------------------------------------------------------------ */
@@ -260,9 +347,9 @@ static void test_signatures_untrusted(void **state)
 	run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", NULL);
 	/* No issuer chain and no TCB signer: nothing to verify with. */
 	X509_free(sk_X509_pop(t->tcb_signers));
-	assert_int_equal(vf_tdx_tcb_evaluate(t, &r.c, &r.v.pck, &r.v.q, T_SPR, &r.res, r.msg,
-					     sizeof(r.msg)),
-			 AK_R_BAD_SIGNATURE);
+	assert_int_equal(
+	    vf_tdx_tcb_evaluate(t, &r.c, &r.v.pck, &r.v.q, T_SPR, &r.res, r.msg, sizeof(r.msg)),
+	    AK_R_BAD_SIGNATURE);
 	assert_true(tdx_contains(r.msg, "none given"));
 	vf_tdx_trust_free(t);
 	/* A signer that chains to another root. */
@@ -270,9 +357,9 @@ static void test_signatures_untrusted(void **state)
 	assert_int_equal(vf_tdx_trust_add_roots(t, ark), 0);
 	sk_X509_push(t->tcb_signers,
 		     tdx_cert("intel-roots/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem"));
-	assert_int_equal(vf_tdx_tcb_evaluate(t, &r.c, &r.v.pck, &r.v.q, T_SPR, &r.res, r.msg,
-					     sizeof(r.msg)),
-			 AK_R_UNTRUSTED_CHAIN);
+	assert_int_equal(
+	    vf_tdx_tcb_evaluate(t, &r.c, &r.v.pck, &r.v.q, T_SPR, &r.res, r.msg, sizeof(r.msg)),
+	    AK_R_UNTRUSTED_CHAIN);
 	assert_true(tdx_contains(r.msg, "does not chain to a trusted root"));
 	vf_tdx_trust_free(t);
 	free(ark);
@@ -318,16 +405,16 @@ static void test_signatures_exact_bytes(void **state)
 		if (i == 0)
 			run_expect(&r, T_SPR, AK_R_OK, NULL);
 		else
-			run_expect(&r, T_SPR, AK_R_COLLATERAL_UNAVAILABLE, "TCB info does not parse as JSON: duplicate");
+			run_expect(&r, T_SPR, AK_R_COLLATERAL_UNAVAILABLE,
+				   "TCB info does not parse as JSON: duplicate");
 		run_close(&r);
 	}
 }
 
 /* ---- TCB evaluation: the README's expected statuses ------------------------- */
 
-static void expect(const char *vec, const char *tcb, const char *qe, const char *chain,
-		   time_t now, enum vf_tdx_tcb_status want, enum vf_tdx_tcb_status module,
-		   const char *advisory)
+static void expect(const char *vec, const char *tcb, const char *qe, const char *chain, time_t now,
+		   enum vf_tdx_tcb_status want, enum vf_tdx_tcb_status module, const char *advisory)
 {
 	struct run r;
 
@@ -364,8 +451,8 @@ static void test_tcb_v5_up_to_date(void **state)
 	(void)state;
 
 	/* README: UpToDate (platform level 2024-11-13; module TDX_01 isvsvn 11). */
-	expect(V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL, T_V5,
-	       VF_TDX_TCB_UP_TO_DATE, VF_TDX_TCB_UP_TO_DATE, NULL);
+	expect(V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL, T_V5, VF_TDX_TCB_UP_TO_DATE,
+	       VF_TDX_TCB_UP_TO_DATE, NULL);
 	run_open(&r, V5, V5 "/tcb_info.json", V5 "/qe_identity.json", NULL);
 	assert_int_equal(r.v.q.body_type, 3);
 	assert_int_equal(r.v.q.body.tee_tcb_svn[1], 1);
@@ -438,7 +525,8 @@ static void test_expiry(void **state)
 	/* before the collateral was issued */
 	run_expect(&r, T_SPR - 30 * 86400, AK_R_OK, NULL);
 	assert_true(r.res.collateral_expired);
-	assert_true(tdx_contains(r.res.expired, "tcb_info (issueDate 2023-06-18T08:42:58Z is after"));
+	assert_true(
+	    tdx_contains(r.res.expired, "tcb_info (issueDate 2023-06-18T08:42:58Z is after"));
 	run_close(&r);
 }
 
@@ -455,10 +543,18 @@ static void test_qe_identity_mismatch(void **state)
 
 		run_open(&r, SPR, SPR "/tcb_info.json", SPR "/qe_identity.json", SPR);
 		switch (i) {
-		case 0: r.v.q.qe_report.mrsigner[5] ^= 1; break;
-		case 1: r.v.q.qe_report.isvprodid = 3; break;
-		case 2: r.v.q.qe_report.miscselect ^= 1; break;
-		default: r.v.q.qe_report.attributes[0] ^= 0x02; break; /* DEBUG */
+		case 0:
+			r.v.q.qe_report.mrsigner[5] ^= 1;
+			break;
+		case 1:
+			r.v.q.qe_report.isvprodid = 3;
+			break;
+		case 2:
+			r.v.q.qe_report.miscselect ^= 1;
+			break;
+		default:
+			r.v.q.qe_report.attributes[0] ^= 0x02;
+			break; /* DEBUG */
 		}
 		run_expect(&r, T_SPR, AK_R_BAD_SIGNATURE, needles[i]);
 		run_close(&r);
@@ -547,7 +643,8 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *is
 	X509_add_ext(x, ext, -1);
 	X509_EXTENSION_free(ext);
 	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
-				  issuer ? "critical,digitalSignature" : "critical,keyCertSign,cRLSign");
+				  issuer ? "critical,digitalSignature"
+					 : "critical,keyCertSign,cRLSign");
 	X509_add_ext(x, ext, -1);
 	X509_EXTENSION_free(ext);
 	assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
@@ -585,9 +682,8 @@ static char *sign_doc(struct signer *sg, const char *key, json_t *value, size_t 
 
 	assert_non_null(text);
 	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, sg->key), 1);
-	assert_int_equal(EVP_DigestSign(md, der, &derlen, (const unsigned char *)text,
-					strlen(text)),
-			 1);
+	assert_int_equal(
+	    EVP_DigestSign(md, der, &derlen, (const unsigned char *)text, strlen(text)), 1);
 	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
 	assert_non_null(sig);
 	assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(sig), rs, 32), 32);
@@ -668,7 +764,7 @@ static void all_levels(json_t *doc, const char *s)
 	json_t *l;
 
 	json_array_foreach(json_object_get(doc, "tcbLevels"), i, l)
-		json_object_set_new(l, "tcbStatus", json_string(s));
+	    json_object_set_new(l, "tcbStatus", json_string(s));
 }
 
 static void test_resigned_combinations(void **state)
@@ -738,7 +834,8 @@ static void test_resigned_refusals(void **state)
 		enum ak_reason want;
 		const char *needle;
 	} cases[] = {
-	    {"tcb", "id", "\"SGX\"", AK_R_TCB_MISMATCH, "TCB info id 'SGX' version 3 is not for TDX"},
+	    {"tcb", "id", "\"SGX\"", AK_R_TCB_MISMATCH,
+	     "TCB info id 'SGX' version 3 is not for TDX"},
 	    {"tcb", "version", "2", AK_R_TCB_MISMATCH, "is not for TDX"},
 	    {"tcb", "pceId", "\"0100\"", AK_R_TCB_MISMATCH, "PCE-ID 0100"},
 	    {"tcb", "fmspc", "\"zz\"", AK_R_COLLATERAL_UNAVAILABLE, "fmspc or pceId"},
@@ -767,14 +864,17 @@ static void test_resigned_refusals(void **state)
 				 ak_reason_name(got), rs.msg);
 		resigned_close(&rs);
 	}
-	/* an unknown status in the platform levels */
-	{
+	/* a status a platform level may not carry; one a QE level may not */
+	for (int i = 0; i < 3; i++) {
+		static const char *const bad[] = {"Fine", "TDRelaunchAdvised", "SWHardeningNeeded"};
 		struct resigned rs;
 
 		resigned_open(&rs);
-		all_levels(rs.tcb, "Fine");
+		all_levels(i < 2 ? rs.tcb : rs.qe, bad[i]);
 		assert_int_equal(resigned_eval(&rs), AK_R_COLLATERAL_UNAVAILABLE);
-		assert_true(tdx_contains(rs.msg, "one of Intel's statuses"));
+		if (!tdx_contains(rs.msg,
+				  i < 2 ? "one of Intel's statuses" : "QE identity: tcbLevels[0]"))
+			fail_msg("%s: %s", bad[i], rs.msg);
 		resigned_close(&rs);
 	}
 }
@@ -831,11 +931,11 @@ static void test_collateral_dir(void **state)
 
 /* ---- policy ------------------------------------------------------------------ */
 
-#define MRTD_DBG                                                                            \
-	"705ee9381b8633a9fbe532b52345e8433343d2868959f57889d84ca377c395b689cac1599ccea1b7d4204" \
+#define MRTD_DBG                                                                                   \
+	"705ee9381b8633a9fbe532b52345e8433343d2868959f57889d84ca377c395b689cac1599ccea1b7d4204"    \
 	"83a9ce5f031"
-#define MRTD_SPR                                                                            \
-	"6363b8043668a3ad953278e10389574d326c6749fb78aa810ecd9336923db86f22fc00b8dcd404bc10d5e" \
+#define MRTD_SPR                                                                                   \
+	"6363b8043668a3ad953278e10389574d326c6749fb78aa810ecd9336923db86f22fc00b8dcd404bc10d5e"    \
 	"119d7215cbb"
 
 static void set_ok(struct vf_policy *p, const char *k, const char *v)
@@ -902,8 +1002,8 @@ static void test_policy_keys(void **state)
 	set_bad(&p, "mrowner", "xyz", "96 hex digits");
 	set_ok(&p, "tcb_status", "UpToDate, SWHardeningNeeded,OutOfDate");
 	assert_int_equal(p.tcb_status_mask, 1u << VF_TDX_TCB_UP_TO_DATE |
-						    1u << VF_TDX_TCB_SW_HARDENING_NEEDED |
-						    1u << VF_TDX_TCB_OUT_OF_DATE);
+						1u << VF_TDX_TCB_SW_HARDENING_NEEDED |
+						1u << VF_TDX_TCB_OUT_OF_DATE);
 	set_bad(&p, "tcb_status", "uptodate", "Intel TCB statuses");
 	set_bad(&p, "tcb_status", "", "Intel TCB statuses");
 	set_ok(&p, "allow_expired_collateral", "true");
@@ -973,13 +1073,13 @@ static void test_policy_check(void **state)
 	assert_int_equal(vf_policy_check_tdx(&p, &r2, "td", msg, sizeof(msg)), AK_R_OK);
 	/* RTMRs and the owner registers: expected and actual in the message */
 	{
-		static const char *const keys[] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3",
+		static const char *const keys[] = {"rtmr0",	 "rtmr1",   "rtmr2",	    "rtmr3",
 						   "mrconfigid", "mrowner", "mrownerconfig"};
-		static const char *const names[] = {"RTMR0", "RTMR1", "RTMR2", "RTMR3",
-						    "MRCONFIGID", "MROWNER", "MROWNERCONFIG"};
-		const uint8_t *have[] = {res.quote.body.rtmr[0], res.quote.body.rtmr[1],
-					 res.quote.body.rtmr[2], res.quote.body.rtmr[3],
-					 res.quote.body.mrconfigid, res.quote.body.mrowner,
+		static const char *const names[] = {
+		    "RTMR0", "RTMR1", "RTMR2", "RTMR3", "MRCONFIGID", "MROWNER", "MROWNERCONFIG"};
+		const uint8_t *have[] = {res.quote.body.rtmr[0],      res.quote.body.rtmr[1],
+					 res.quote.body.rtmr[2],      res.quote.body.rtmr[3],
+					 res.quote.body.mrconfigid,   res.quote.body.mrowner,
 					 res.quote.body.mrownerconfig};
 
 		for (size_t i = 0; i < AK_ARRAY_SIZE(keys); i++) {
@@ -1014,12 +1114,13 @@ static void test_status_names(void **state)
 	for (int i = 0; i < VF_TDX_TCB_COUNT_; i++) {
 		enum vf_tdx_tcb_status s;
 
-		assert_int_equal(
-			vf_tdx_tcb_status_from_name(vf_tdx_tcb_status_name((enum vf_tdx_tcb_status)i), &s),
-			0);
+		assert_int_equal(vf_tdx_tcb_status_from_name(
+				     vf_tdx_tcb_status_name((enum vf_tdx_tcb_status)i), &s),
+				 0);
 		assert_int_equal(s, i);
 	}
-	assert_string_equal(vf_tdx_tcb_status_name(VF_TDX_TCB_NOT_SUPPORTED), "TCBLevelNotSupported");
+	assert_string_equal(vf_tdx_tcb_status_name(VF_TDX_TCB_NOT_SUPPORTED),
+			    "TCBLevelNotSupported");
 	{
 		enum vf_tdx_tcb_status s;
 
@@ -1033,6 +1134,7 @@ int main(void)
 	    cmocka_unit_test(test_pck_info),
 	    cmocka_unit_test(test_pck_info_spr_values),
 	    cmocka_unit_test(test_pck_info_refusals),
+	    cmocka_unit_test(test_pck_info_malformed),
 	    cmocka_unit_test(test_signatures_each_file),
 	    cmocka_unit_test(test_signatures_flipped),
 	    cmocka_unit_test(test_signatures_untrusted),

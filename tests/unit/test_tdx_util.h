@@ -62,7 +62,7 @@ static inline X509 *tdx_cert(const char *rel)
 	return x;
 }
 
-static inline STACK_OF(X509) *tdx_chain(const char *rel)
+static inline STACK_OF(X509) * tdx_chain(const char *rel)
 {
 	size_t len;
 	uint8_t *pem = tdx_read(rel, &len);
