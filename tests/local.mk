@@ -8,6 +8,7 @@ TESTS_ENVIRONMENT = \
 
 include $(srcdir)/tests/unit/snp.mk
 include $(srcdir)/tests/unit/evidence.mk
+include $(srcdir)/tests/unit/tdx.mk
 include $(srcdir)/tests/unit/common.mk
 include $(srcdir)/tests/unit/broker.mk
 include $(srcdir)/tests/unit/pkcs11.mk

@@ -72,9 +72,14 @@ enum vf_tdx_tcb_status {
 	VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED,
 	VF_TDX_TCB_REVOKED,
 	VF_TDX_TCB_NOT_SUPPORTED, /* no TCB level matches the platform */
+	/* TDX 1.5 (Intel QVL checkForRelaunch): the TD runs on an updated
+	 * platform but was launched before the update; relaunching fixes it. */
+	VF_TDX_TCB_TD_RELAUNCH_ADVISED,
+	VF_TDX_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED,
 	VF_TDX_TCB_COUNT_
 };
-/* Intel's names: "UpToDate", "SWHardeningNeeded", ..., "Revoked";
+/* Intel's names: "UpToDate", "SWHardeningNeeded", ..., "Revoked",
+ * "TDRelaunchAdvised", "TDRelaunchAdvisedConfigurationNeeded";
  * "TCBLevelNotSupported" for VF_TDX_TCB_NOT_SUPPORTED, "None". */
 const char *vf_tdx_tcb_status_name(enum vf_tdx_tcb_status s);
 /* Inverse (case-sensitive); -EINVAL for an unknown name. */
@@ -146,7 +151,9 @@ int vf_tdx_trust_add_roots(struct vf_tdx_trust *t, const char *path) AK_WUR;
  * may be missing), used before any fetch. */
 int vf_tdx_trust_set_collateral_dir(struct vf_tdx_trust *t, const char *dir) AK_WUR;
 /* Intel PCS or a PCCS (base URL such as https://api.trustedservices.intel.com),
- * its on-disk cache, and offline mode (cache only, never fetch). */
+ * its on-disk cache, and offline mode (cache only, never fetch). NULL: no
+ * fetch / no cache. -EINVAL for a URL that is not http(s) or an empty
+ * cache_dir. */
 int vf_tdx_trust_set_pcs(struct vf_tdx_trust *t, const char *base_url, const char *cache_dir,
 			 bool offline) AK_WUR;
 void vf_tdx_trust_free(struct vf_tdx_trust *t);
@@ -172,7 +179,7 @@ struct vf_tdx_result {
 	char tcb_date[32];
 	char advisory_ids[512];      /* comma-separated, "" when none */
 	bool collateral_expired;
-	char expired[256];           /* what expired, e.g. "tcb_info (nextUpdate ...)" */
+	char expired[512];           /* what expired, e.g. "tcb_info (nextUpdate ...)" */
 };
 
 /*

@@ -18,6 +18,7 @@ static const struct {
 } groups[] = {
     {"sim", tool_sim},
     {"snp", tool_snp},
+    {"tdx", tool_tdx},
     {"binding", tool_binding},
     {"evidence", tool_evidence},
 };
@@ -45,6 +46,13 @@ static void usage(FILE *f)
 	       "  evidence [--conf FILE] [--tee KIND] [--report-data HEX] [--json]\n"
 	       "        collect evidence here (configfs-tsm, /dev/sev-guest, /dev/tdx_guest\n"
 	       "        or sim) and print the TEE, the interface and the main fields\n"
+	       "Intel TDX quotes (docs/attestation.md):\n"
+	       "  tdx dump QUOTE           print the quote's fields\n"
+	       "  tdx verify [--collateral DIR] [--tcb-info FILE] [--qe-identity FILE]\n"
+	       "        [--roots FILE|DIR] [--report-data HEX] [--policy-ini FILE --token NAME]\n"
+	       "        [--time UNIX] [--allow-expired-collateral] [--json] QUOTE\n"
+	       "        PCK chain, QE report, quote signature, TCB status and policy;\n"
+	       "        exit 0 accept, 1 refuse, 2 usage\n"
 	       "\n"
 	       "Protocol:\n"
 	       "  binding --nonce NONCE --token NAME --jwk PUBLIC.jwk\n"

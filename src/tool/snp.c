@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <ini.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -130,56 +129,6 @@ out:
 	return ret;
 }
 
-struct ini_ctx {
-	struct vf_policy *p;
-	const char *token;
-	bool found;
-	int bad;
-	char err[256];
-};
-
-static int policy_ini_handler(void *user, const char *section, const char *name, const char *value)
-{
-	struct ini_ctx *c = user;
-	char want[160];
-	int r;
-
-	snprintf(want, sizeof(want), "token %s", c->token);
-	if (strcmp(section, want) != 0)
-		return 1;
-	c->found = true;
-	r = vf_policy_set(c->p, name, value, c->err, sizeof(c->err));
-	if (r == -EINVAL || r == -ENOMEM) {
-		c->bad = 1;
-		return 0;
-	}
-	return 1; /* -ENOENT: not a policy key (pin, keys...): not ours */
-}
-
-static int load_policy(const char *path, const char *token, struct vf_policy *p)
-{
-	struct ini_ctx c = {.p = p, .token = token};
-	int r = ini_parse(path, policy_ini_handler, &c);
-
-	if (c.bad) {
-		fprintf(stderr, "attestkey: %s [token %s]: %s\n", path, token, c.err);
-		return -1;
-	}
-	if (r < 0) {
-		fprintf(stderr, "attestkey: cannot read %s\n", path);
-		return -1;
-	}
-	if (r > 0) {
-		fprintf(stderr, "attestkey: %s: syntax error on line %d\n", path, r);
-		return -1;
-	}
-	if (!c.found) {
-		fprintf(stderr, "attestkey: %s has no [token %s] section\n", path, token);
-		return -1;
-	}
-	return 0;
-}
-
 /* A certificate file in DER or PEM, as DER. */
 static uint8_t *read_cert_der(const char *path, size_t *len)
 {
@@ -245,7 +194,6 @@ static int snp_verify(int argc, char **argv)
 	bool have_roots = false, have_rd = false;
 	enum ak_reason reason;
 	char msg[512];
-	uint64_t t;
 	int c, ret = TOOL_EXIT_USAGE;
 
 	vf_policy_init(&pol);
@@ -285,12 +233,8 @@ static int snp_verify(int argc, char **argv)
 			token = optarg;
 			break;
 		case 'T':
-			if (ak_parse_u64(optarg, &t) < 0 || t == 0 || t > INT64_MAX) {
-				fprintf(stderr, "attestkey: --time: '%s' is not Unix seconds\n",
-					optarg);
+			if (tool_time_arg(optarg, &in.now) < 0)
 				goto out;
-			}
-			in.now = (time_t)t;
 			break;
 		case 'h':
 			printf("Usage: attestkey snp verify --roots ARK.pem [--ask ASK.pem] "
@@ -309,7 +253,7 @@ static int snp_verify(int argc, char **argv)
 		goto out;
 	}
 	ret = TOOL_EXIT_FAIL;
-	if (ini && load_policy(ini, token, &pol) < 0)
+	if (ini && tool_load_policy(ini, token, &pol) < 0)
 		goto out;
 	if (tool_read_evidence(argv[optind], &rep, &rlen, &certs, &clen) < 0)
 		goto out;

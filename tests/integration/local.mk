@@ -34,6 +34,11 @@ tests_integration_fakekernel_la_LIBADD = libakevidence.la libakcommon.la \
 	$(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) -ldl
 EXTRA_tests_integration_fakekernel_la_DEPENDENCIES = $(srcdir)/tests/integration/fakekernel.map
 EXTRA_DIST += tests/integration/fakekernel.map
+# issue 9: a static HTTP server for the KDS / PCS look-alikes (httpfixture-lib.sh)
+check_PROGRAMS += tests/integration/httpfixture
+tests_integration_httpfixture_SOURCES = tests/integration/httpfixture.c
+tests_integration_httpfixture_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS)
+tests_integration_httpfixture_LDADD = $(MHD_LIBS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
@@ -53,7 +58,9 @@ INTEGRATION_TESTS = \
 	tests/integration/coredump-broker.sh \
 	tests/integration/fork-vmlck.sh \
 	tests/integration/broker-attack.sh \
-	tests/integration/collectors.sh
+	tests/integration/collectors.sh \
+	tests/integration/httpfixture.sh \
+	tests/integration/tdx-verify.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
-	tests/integration/coredump-lib.sh
+	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh
