@@ -10,14 +10,13 @@ attestkey_SOURCES = \
 	src/tool/binding.c \
 	src/tool/evidence.c
 # evidence.c reads the module's configuration with its parser (config.c)
-attestkey_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS)
+attestkey_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) -DAK_INTEL_ROOTS_DEFAULT='"$(pkgdatadir)/intel"'
 attestkey_LDADD = libakverify.la libakpkcs11.la libakevidence.la libakcommon.la \
 	$(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
 # Intel's SGX Root CA and TCB signing certificates (public; copied from
 # ../shared/testvectors/intel-roots, see data/intel/README.md): the
 # default of `attestkey tdx verify --roots`.
 attestkey_SOURCES += src/tool/tdx.c
-attestkey_CPPFLAGS = $(AM_CPPFLAGS) -DAK_INTEL_ROOTS_DEFAULT='"$(pkgdatadir)/intel"'
 inteldir = $(pkgdatadir)/intel
 dist_intel_DATA = \
 	data/intel/Intel_SGX_Root_CA.pem \

@@ -46,6 +46,7 @@ static void usage(FILE *f)
 	       "  evidence [--conf FILE] [--tee KIND] [--report-data HEX] [--json]\n"
 	       "        collect evidence here (configfs-tsm, /dev/sev-guest, /dev/tdx_guest\n"
 	       "        or sim) and print the TEE, the interface and the main fields\n"
+	       "\n"
 	       "Intel TDX quotes (docs/attestation.md):\n"
 	       "  tdx dump QUOTE           print the quote's fields\n"
 	       "  tdx verify [--collateral DIR] [--tcb-info FILE] [--qe-identity FILE]\n"
