@@ -39,6 +39,7 @@ struct client {
 			       * challenge's TLS connection (keep-alive) */
 	int64_t unwrap_us;    /* JWE decryption, all keys (debug timing) */
 	int64_t objects_us;   /* PKCS#8 parse and object creation, all keys */
+	json_t *tees;         /* the challenge's "tee" list, NULL when absent */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -273,6 +274,26 @@ static bool array_has(const json_t *arr, const char *s)
 	return false;
 }
 
+/* The broker lists the evidence types it verifies in the challenge; evidence
+ * of another type is not sent (docs/protocol.md section 1). */
+static bool tee_accepted(const struct client *c, const char *tee)
+{
+	char list[256] = "";
+	size_t i, off = 0;
+	json_t *v;
+
+	if (!c->tees || array_has(c->tees, tee))
+		return true;
+	json_array_foreach(c->tees, i, v) {
+		if (json_is_string(v) && off < sizeof(list))
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%.32s",
+						off ? ", " : "", json_string_value(v));
+	}
+	ak_log(AK_LOG_ERR, "token '%s': broker %s does not verify '%s' evidence (it verifies: %s)",
+	       c->token, c->cfg->brokers[c->cur], tee, off ? list : "nothing");
+	return false;
+}
+
 static CK_RV challenge(struct client *c, char **nonce)
 {
 	json_t *req = json_pack("{s:s}", "token", c->token), *resp = NULL, *v;
@@ -297,13 +318,12 @@ static CK_RV challenge(struct client *c, char **nonce)
 		       c->token, c->cfg->brokers[c->cur]);
 		goto out;
 	}
-	/* Optional members: refuse early and clearly if they exclude us. */
-	if (json_is_array(json_object_get(resp, "tee")) &&
-	    !array_has(json_object_get(resp, "tee"), "snp")) {
-		ak_log(AK_LOG_ERR, "token '%s': broker %s does not verify SEV-SNP evidence",
-		       c->token, c->cfg->brokers[c->cur]);
-		rv = CKR_FUNCTION_REJECTED;
-		goto out;
+	/* Optional members: refuse early and clearly if they exclude us.
+	 * Which TEE answers is known only once the evidence is collected
+	 * (tee = auto): the "tee" list is checked then (tee_accepted). */
+	if (json_is_array(json_object_get(resp, "tee"))) {
+		json_decref(c->tees);
+		c->tees = json_incref(json_object_get(resp, "tee"));
 	}
 	if (json_is_array(json_object_get(resp, "algs")) &&
 	    !array_has(json_object_get(resp, "algs"), "ECDH-ES+A256GCM")) {
@@ -513,6 +533,10 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		rv = CKR_DEVICE_ERROR;
 		goto out;
 	}
+	if (!tee_accepted(&c, tee)) {
+		rv = CKR_FUNCTION_REJECTED;
+		goto out;
+	}
 
 	rv = CKR_HOST_MEMORY;
 	req = json_pack("{s:s, s:s, s:s, s:O, s:O}", "token", token, "nonce", nonce, "tee", tee,
@@ -592,6 +616,7 @@ out:
 	json_decref(resp);
 	free(nonce);
 	ak_memzero(binding, sizeof(binding));
+	json_decref(c.tees);
 	curl_easy_cleanup(c.h);
 	return rv;
 }

@@ -32,7 +32,8 @@
 #include "attestkey/snp.h"
 #include "p11.h"
 
-enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON, MODE_WRONG_TYPE, MODE_NOT_PKCS8 };
+enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON, MODE_WRONG_TYPE, MODE_NOT_PKCS8,
+	    MODE_TEE_TDX /* the challenge lists only "tdx" */ };
 
 static CK_FUNCTION_LIST_PTR f;
 static char dir[] = "/tmp/ak-p11-login-XXXXXX";
@@ -46,7 +47,7 @@ static size_t rsa_cert_len;
 
 /* shared with the server thread; the tests run one request at a time */
 static volatile enum mode mode;
-static volatile int releases, challenges, publics;
+static volatile int releases, challenges, publics, keyposts;
 static volatile bool serve_public; /* GET /v1/public/web answers 200 */
 
 /* A release the test holds back: POST /v1/keys waits, once it arrived, until
@@ -220,9 +221,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	} else if (strcmp(url, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
 		challenges++;
 		out = json_pack("{s:s, s:i, s:[s], s:[s]}", "nonce", "bm9uY2U", "expires_at",
-				1795000000, "algs", "ECDH-ES+A256GCM", "tee", "snp");
+				1795000000, "algs", "ECDH-ES+A256GCM", "tee",
+				mode == MODE_TEE_TDX ? "tdx" : "snp");
 		status = 200;
 	} else if (strcmp(url, AK_PROTOCOL_PATH_KEYS) == 0) {
+		keyposts++;
 		status = handle_keys(in, &out);
 	} else {
 		out = error_body("bad_request", "no such path");
@@ -526,6 +529,27 @@ static void capture_line(enum ak_log_level level, const char *line, void *arg)
 	(void)level;
 	c->n++;
 	snprintf(c->last, sizeof(c->last), "%s", line);
+}
+
+/* A broker whose challenge lists only TDX: the module collected SEV-SNP
+ * evidence (tee = sim), so it sends nothing and says why in one line. */
+static void test_tee_not_verified(void **state)
+{
+	struct captured cap = { 0 };
+	CK_SESSION_HANDLE h;
+	int before = keyposts;
+
+	(void)state;
+	mode = MODE_TEE_TDX;
+	h = start(conf_ok);
+	ak_log_set_sink(capture_line, &cap);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_FUNCTION_REJECTED);
+	ak_log_set_sink(NULL, NULL);
+	assert_int_equal(keyposts, before);
+	assert_int_equal(cap.n, 1);
+	assert_non_null(strstr(cap.last, "does not verify 'snp' evidence (it verifies: tdx)"));
+	assert_int_equal(count_objects(h), 0);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
 /* A tampered JWE: the login fails with one log line, which names the token,
@@ -880,6 +904,7 @@ int main(void)
 		cmocka_unit_test(test_release),
 		cmocka_unit_test(test_release_no_threads),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_tee_not_verified),
 		cmocka_unit_test(test_pin),
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_not_protocol),
