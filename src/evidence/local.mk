@@ -3,5 +3,7 @@
 noinst_LTLIBRARIES += libakevidence.la
 libakevidence_la_SOURCES = \
 	src/evidence/collect.c \
-	src/evidence/sim.c
+	src/evidence/sim.c \
+	src/evidence/sim_internal.h \
+	src/evidence/sim_tdx.c
 libakevidence_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS)
