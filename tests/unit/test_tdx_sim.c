@@ -380,5 +380,6 @@ int main(void)
 	};
 
 	ak_log_init("test_tdx_sim");
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
