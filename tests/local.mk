@@ -7,6 +7,7 @@ TESTS_ENVIRONMENT = \
 	ATTESTKEY_TESTDATA='$(abs_top_srcdir)/tests/data'
 
 include $(srcdir)/tests/unit/snp.mk
+include $(srcdir)/tests/unit/tdx.mk
 include $(srcdir)/tests/unit/common.mk
 include $(srcdir)/tests/unit/broker.mk
 include $(srcdir)/tests/unit/pkcs11.mk

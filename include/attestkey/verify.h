@@ -72,9 +72,14 @@ enum vf_tdx_tcb_status {
 	VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED,
 	VF_TDX_TCB_REVOKED,
 	VF_TDX_TCB_NOT_SUPPORTED, /* no TCB level matches the platform */
+	/* TDX 1.5 (Intel QVL checkForRelaunch): the TD runs on an updated
+	 * platform but was launched before the update; relaunching fixes it. */
+	VF_TDX_TCB_TD_RELAUNCH_ADVISED,
+	VF_TDX_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED,
 	VF_TDX_TCB_COUNT_
 };
-/* Intel's names: "UpToDate", "SWHardeningNeeded", ..., "Revoked";
+/* Intel's names: "UpToDate", "SWHardeningNeeded", ..., "Revoked",
+ * "TDRelaunchAdvised", "TDRelaunchAdvisedConfigurationNeeded";
  * "TCBLevelNotSupported" for VF_TDX_TCB_NOT_SUPPORTED, "None". */
 const char *vf_tdx_tcb_status_name(enum vf_tdx_tcb_status s);
 /* Inverse (case-sensitive); -EINVAL for an unknown name. */

@@ -9,5 +9,6 @@ libakcommon_la_SOURCES = \
 	src/common/protocol.c \
 	src/common/jwe.c \
 	src/common/pkey.c \
-	src/common/snp.c
+	src/common/snp.c \
+	src/common/tdx.c
 libakcommon_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)

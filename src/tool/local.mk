@@ -10,3 +10,14 @@ attestkey_SOURCES = \
 	src/tool/binding.c
 attestkey_LDADD = libakverify.la libakevidence.la libakcommon.la \
 	$(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
+# Intel's SGX Root CA and TCB signing certificates (public; copied from
+# ../shared/testvectors/intel-roots, see data/intel/README.md): the
+# default of `attestkey tdx verify --roots`.
+attestkey_SOURCES += src/tool/tdx.c
+attestkey_CPPFLAGS = $(AM_CPPFLAGS) -DAK_INTEL_ROOTS_DEFAULT='"$(pkgdatadir)/intel"'
+inteldir = $(pkgdatadir)/intel
+dist_intel_DATA = \
+	data/intel/Intel_SGX_Root_CA.pem \
+	data/intel/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem \
+	data/intel/Intel_SGX_TCB_Signing_2018-05-21_to_2025-05-21_EXPIRED.pem
+EXTRA_DIST += data/intel/README.md

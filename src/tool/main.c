@@ -18,6 +18,7 @@ static const struct {
 } groups[] = {
     {"sim", tool_sim},
     {"snp", tool_snp},
+    {"tdx", tool_tdx},
     {"binding", tool_binding},
 };
 
@@ -48,6 +49,14 @@ static void usage(FILE *f)
 	       "  snp verify --roots ARK.pem [--ask ASK.pem] [--vcek VCEK | --certs TABLE]\n"
 	       "        [--report-data HEX] [--policy-ini FILE --token NAME] [--time UNIX] REPORT\n"
 	       "        verify chain, signature, chip id, TCB (and policy); exit 0 if valid\n"
+	       "\n"
+	       "Intel TDX quotes (docs/attestation.md):\n"
+	       "  tdx dump QUOTE           print the quote's fields\n"
+	       "  tdx verify [--collateral DIR] [--tcb-info FILE] [--qe-identity FILE]\n"
+	       "        [--roots FILE|DIR] [--report-data HEX] [--policy-ini FILE --token NAME]\n"
+	       "        [--time UNIX] [--allow-expired-collateral] [--json] QUOTE\n"
+	       "        PCK chain, QE report, quote signature, TCB status and policy;\n"
+	       "        exit 0 accept, 1 refuse, 2 usage\n"
 	       "\n"
 	       "Protocol:\n"
 	       "  binding --nonce NONCE --token NAME --jwk PUBLIC.jwk\n"

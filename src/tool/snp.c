@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <ini.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -128,56 +127,6 @@ out:
 	free(rep);
 	free(certs);
 	return ret;
-}
-
-struct ini_ctx {
-	struct vf_policy *p;
-	const char *token;
-	bool found;
-	int bad;
-	char err[256];
-};
-
-static int policy_ini_handler(void *user, const char *section, const char *name, const char *value)
-{
-	struct ini_ctx *c = user;
-	char want[160];
-	int r;
-
-	snprintf(want, sizeof(want), "token %s", c->token);
-	if (strcmp(section, want) != 0)
-		return 1;
-	c->found = true;
-	r = vf_policy_set(c->p, name, value, c->err, sizeof(c->err));
-	if (r == -EINVAL || r == -ENOMEM) {
-		c->bad = 1;
-		return 0;
-	}
-	return 1; /* -ENOENT: not a policy key (pin, keys...): not ours */
-}
-
-static int load_policy(const char *path, const char *token, struct vf_policy *p)
-{
-	struct ini_ctx c = {.p = p, .token = token};
-	int r = ini_parse(path, policy_ini_handler, &c);
-
-	if (c.bad) {
-		fprintf(stderr, "attestkey: %s [token %s]: %s\n", path, token, c.err);
-		return -1;
-	}
-	if (r < 0) {
-		fprintf(stderr, "attestkey: cannot read %s\n", path);
-		return -1;
-	}
-	if (r > 0) {
-		fprintf(stderr, "attestkey: %s: syntax error on line %d\n", path, r);
-		return -1;
-	}
-	if (!c.found) {
-		fprintf(stderr, "attestkey: %s has no [token %s] section\n", path, token);
-		return -1;
-	}
-	return 0;
 }
 
 /* A certificate file in DER or PEM, as DER. */
@@ -309,7 +258,7 @@ static int snp_verify(int argc, char **argv)
 		goto out;
 	}
 	ret = TOOL_EXIT_FAIL;
-	if (ini && load_policy(ini, token, &pol) < 0)
+	if (ini && tool_load_policy(ini, token, &pol) < 0)
 		goto out;
 	if (tool_read_evidence(argv[optind], &rep, &rlen, &certs, &clen) < 0)
 		goto out;

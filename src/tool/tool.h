@@ -14,6 +14,7 @@
 int tool_sim(int argc, char **argv);
 int tool_snp(int argc, char **argv);
 int tool_binding(int argc, char **argv);
+int tool_tdx(int argc, char **argv);
 
 /* Reads SNP evidence from a file: a raw 1184-byte report, the same as hex
  * text, or protocol evidence JSON {"report","certs"} (then *certs is set).
@@ -22,5 +23,10 @@ int tool_read_evidence(const char *path, uint8_t **report, size_t *report_len, u
 		       size_t *certs_len);
 /* Hex of up to max bytes, zero-padded to max; -1 with a message otherwise. */
 int tool_hex_arg(const char *opt, const char *hex, uint8_t *out, size_t max);
+
+struct vf_policy;
+/* Apply the policy keys of section [token TOKEN] of an attestkey INI file
+ * (vf_policy_set) to *p. Returns 0 or prints why not and returns -1. */
+int tool_load_policy(const char *path, const char *token, struct vf_policy *p);
 
 #endif

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <ini.h>
 #include <jansson.h>
 
 #include "attestkey/snp.h"
+#include "attestkey/verify.h"
 #include "tool.h"
 
 int tool_hex_arg(const char *opt, const char *hex, uint8_t *out, size_t max)
@@ -122,4 +124,56 @@ out:
 	json_decref(ev);
 	free(data);
 	return ret;
+}
+
+/* ---- token policy from an INI file (snp verify, tdx verify) ---- */
+
+struct ini_ctx {
+	struct vf_policy *p;
+	const char *token;
+	bool found;
+	int bad;
+	char err[256];
+};
+
+static int policy_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *c = user;
+	char want[160];
+	int r;
+
+	snprintf(want, sizeof(want), "token %s", c->token);
+	if (strcmp(section, want) != 0)
+		return 1;
+	c->found = true;
+	r = vf_policy_set(c->p, name, value, c->err, sizeof(c->err));
+	if (r == -EINVAL || r == -ENOMEM) {
+		c->bad = 1;
+		return 0;
+	}
+	return 1; /* -ENOENT: not a policy key (pin, keys...): not ours */
+}
+
+int tool_load_policy(const char *path, const char *token, struct vf_policy *p)
+{
+	struct ini_ctx c = {.p = p, .token = token};
+	int r = ini_parse(path, policy_ini_handler, &c);
+
+	if (c.bad) {
+		fprintf(stderr, "attestkey: %s [token %s]: %s\n", path, token, c.err);
+		return -1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "attestkey: cannot read %s\n", path);
+		return -1;
+	}
+	if (r > 0) {
+		fprintf(stderr, "attestkey: %s: syntax error on line %d\n", path, r);
+		return -1;
+	}
+	if (!c.found) {
+		fprintf(stderr, "attestkey: %s has no [token %s] section\n", path, token);
+		return -1;
+	}
+	return 0;
 }

@@ -3,5 +3,12 @@
 noinst_LTLIBRARIES += libakverify.la
 libakverify_la_SOURCES = \
 	src/verify/snp.c \
-	src/verify/policy.c
-libakverify_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS)
+	src/verify/tdx.c \
+	src/verify/policy.c \
+	src/verify/policy_internal.h \
+	src/verify/policy_tdx.c \
+	src/verify/tdx_collateral.c \
+	src/verify/tdx_internal.h \
+	src/verify/tdx_tcb.c
+libakverify_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
+libakverify_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS) $(CURL_LIBS)

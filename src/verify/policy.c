@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "attestkey/verify.h"
+#include "policy_internal.h"
 
 AK_PRINTF(3, 4)
 static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
@@ -214,6 +215,9 @@ int vf_policy_set(struct vf_policy *p, const char *key, const char *value, char 
 		p->host_data_set = true;
 		return 0;
 	}
+	ret = vf_policy_set_tdx(p, key, value, err, errlen);
+	if (ret != -ENOENT)
+		return ret;
 	set_msg(err, errlen, "'%s' is not a policy key", key);
 	return -ENOENT;
 }
