@@ -177,7 +177,7 @@ struct vf_tdx_result {
 	char tcb_date[32];
 	char advisory_ids[512];      /* comma-separated, "" when none */
 	bool collateral_expired;
-	char expired[256];           /* what expired, e.g. "tcb_info (nextUpdate ...)" */
+	char expired[512];           /* what expired, e.g. "tcb_info (nextUpdate ...)" */
 };
 
 /*

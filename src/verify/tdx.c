@@ -51,37 +51,8 @@ static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- TCB status names (Intel's, as TCB info and the QVL spell them) ---- */
-
-static const char *const status_names[VF_TDX_TCB_COUNT_] = {
-    [VF_TDX_TCB_NONE] = "None",
-    [VF_TDX_TCB_UP_TO_DATE] = "UpToDate",
-    [VF_TDX_TCB_SW_HARDENING_NEEDED] = "SWHardeningNeeded",
-    [VF_TDX_TCB_CONFIGURATION_NEEDED] = "ConfigurationNeeded",
-    [VF_TDX_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED] = "ConfigurationAndSWHardeningNeeded",
-    [VF_TDX_TCB_OUT_OF_DATE] = "OutOfDate",
-    [VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED] = "OutOfDateConfigurationNeeded",
-    [VF_TDX_TCB_REVOKED] = "Revoked",
-    [VF_TDX_TCB_NOT_SUPPORTED] = "TCBLevelNotSupported",
-};
-
-const char *vf_tdx_tcb_status_name(enum vf_tdx_tcb_status s)
-{
-	if ((unsigned)s >= VF_TDX_TCB_COUNT_)
-		return "None";
-	return status_names[s];
-}
-
-int vf_tdx_tcb_status_from_name(const char *name, enum vf_tdx_tcb_status *out)
-{
-	for (int i = 0; name && i < VF_TDX_TCB_COUNT_; i++) {
-		if (!strcmp(name, status_names[i])) {
-			*out = (enum vf_tdx_tcb_status)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
+/* vf_tdx_tcb_status_name / _from_name live in policy_tdx.c with the
+ * policy keys that read them. */
 
 /* ---- trust store ------------------------------------------------------- */
 
@@ -254,6 +225,16 @@ static int load_dir(struct vf_tdx_trust *t, const char *dir, int *n_roots)
 	return ret;
 }
 
+/* Newest notAfter first. Intel re-issued its TCB signing certificate with
+ * the same key (2018-2025, 2025-2032): the signature verifies with either,
+ * and tdx_tcb.c takes the first that verifies, so the current one must
+ * come first or current collateral would be noted as signed by an expired
+ * certificate. */
+static int newest_first(const X509 *const *a, const X509 *const *b)
+{
+	return ASN1_TIME_compare(X509_get0_notAfter(*b), X509_get0_notAfter(*a));
+}
+
 int vf_tdx_trust_add_roots(struct vf_tdx_trust *t, const char *path)
 {
 	struct stat st;
@@ -265,6 +246,8 @@ int vf_tdx_trust_add_roots(struct vf_tdx_trust *t, const char *path)
 		return ret;
 	}
 	ret = S_ISDIR(st.st_mode) ? load_dir(t, path, &n_roots) : load_pem_certs(t, path, &n_roots);
+	(void)sk_X509_set_cmp_func(t->tcb_signers, newest_first);
+	sk_X509_sort(t->tcb_signers);
 	if (ret == 0 && n_roots == 0) {
 		ak_log(AK_LOG_ERR, "%s holds no self-signed certificate (Intel SGX Root CA) to trust",
 		       path);
@@ -319,45 +302,9 @@ fail:
 	return AK_R_INTERNAL;
 }
 
-static void time_text(const ASN1_TIME *t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (!t || ASN1_TIME_to_tm(t, &tm) != 1 || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		snprintf(buf, len, "(none)");
-}
-
-/* Adds "what (...)" to out->expired unless it is named there already
- * (tdx_tcb.c records the collateral's own CRLs the same way). */
-static void note_expired(struct vf_tdx_result *out, const char *what, const char *detail)
-{
-	size_t used = strlen(out->expired);
-
-	out->collateral_expired = true;
-	if (strstr(out->expired, what))
-		return;
-	snprintf(out->expired + used, sizeof(out->expired) - used, "%s%s (%s)", used ? ", " : "",
-		 what, detail);
-}
-
-/* A CRL outside [thisUpdate, nextUpdate] at `now`. */
-static void crl_check_time(X509_CRL *crl, const char *what, time_t now,
-			   struct vf_tdx_result *out)
-{
-	const ASN1_TIME *lu = X509_CRL_get0_lastUpdate(crl), *nu = X509_CRL_get0_nextUpdate(crl);
-	char a[32], b[32], d[96];
-
-	if ((lu && X509_cmp_time(lu, &now) > 0) || (nu && X509_cmp_time(nu, &now) < 0)) {
-		time_text(lu, a, sizeof(a));
-		time_text(nu, b, sizeof(b));
-		snprintf(d, sizeof(d), "valid %s..%s", a, b);
-		note_expired(out, what, d);
-	}
-}
-
 /* An expired or not yet valid CRL does not stop the chain: Intel's QVL
- * reports collateral expiry apart from the verdict (issue 9 item 5); the
- * caller records it. Revocation by such a CRL still counts. A missing CRL
+ * reports collateral expiry apart from the verdict (issue 9 item 5);
+ * vf_tdx_tcb_evaluate records it with the other collateral's windows. Revocation by such a CRL still counts. A missing CRL
  * for a certificate of the chain is not an error either (any collateral
  * file may be missing). */
 static int crl_verify_cb(int ok, X509_STORE_CTX *ctx)
@@ -665,12 +612,9 @@ enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_i
 		reason = pck_chain_verify(t, chain, crls, now, msg, msglen);
 		if (reason != AK_R_OK)
 			goto out;
-		if (col.pck_crl)
-			crl_check_time(col.pck_crl, "pck_crl", now, &res);
-		if (root_crl)
-			crl_check_time(root_crl, "root_ca_crl", now, &res);
 	}
-	/* 7. TCB info and QE identity signatures, TCB evaluation. */
+	/* 7. TCB info and QE identity signatures, TCB evaluation; the
+	 * validity windows of the collateral and both CRLs. */
 	reason = vf_tdx_tcb_evaluate(t, &col, &pck, &res.quote, now, &res, msg, msglen);
 	if (reason != AK_R_OK)
 		goto out;
