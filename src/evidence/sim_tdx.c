@@ -171,10 +171,10 @@ static int sgx_ext_der(const struct ev_sim_tdx_opts *o, const uint8_t ppid[16],
 	long eline = 0;
 	int ret = -EINVAL;
 
-#define ADD(...)                                                                          \
-	do {                                                                              \
-		if (off < sizeof(desc))                                                   \
-			off += (size_t)snprintf(desc + off, sizeof(desc) - off, __VA_ARGS__); \
+#define ADD(...)                                                                                   \
+	do {                                                                                       \
+		if (off < sizeof(desc))                                                            \
+			off += (size_t)snprintf(desc + off, sizeof(desc) - off, __VA_ARGS__);      \
 	} while (0)
 	ADD("[sgx]\nppid = SEQUENCE:ppid\ntcb = SEQUENCE:tcb\npceid = SEQUENCE:pceid\n"
 	    "fmspc = SEQUENCE:fmspc\ntype = SEQUENCE:type\ninstance = SEQUENCE:instance\n"
@@ -269,7 +269,8 @@ static X509_CRL *empty_crl(X509 *issuer, EVP_PKEY *key, time_t from, long days)
 	X509V3_set_ctx(&ctx, issuer, NULL, NULL, crl, 0);
 	if (!(num = ASN1_INTEGER_new()) || !ASN1_INTEGER_set(num, 1) ||
 	    X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1 ||
-	    !(ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always")) ||
+	    !(ext =
+		  X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always")) ||
 	    !X509_CRL_add_ext(crl, ext, -1) || !X509_CRL_sign(crl, key, EVP_sha256()))
 		goto out;
 	ok = true;
@@ -316,14 +317,15 @@ static json_t *svn_array(const uint8_t svn[16])
 	return a;
 }
 
-static json_t *tcb_level(const struct ev_sim_tdx_opts *o, const uint8_t tdx[16],
-			 const char *date, const char *status, const char *advisory)
+static json_t *tcb_level(const struct ev_sim_tdx_opts *o, const uint8_t tdx[16], const char *date,
+			 const char *status, const char *advisory)
 {
 	json_t *l = json_pack("{s:{s:o*, s:i, s:o*}, s:s, s:s}", "tcb", "sgxtcbcomponents",
 			      svn_array(o->sgx_tcb), "pcesvn", o->pcesvn, "tdxtcbcomponents",
 			      svn_array(tdx), "tcbDate", date, "tcbStatus", status);
 
-	if (l && advisory && json_object_set_new(l, "advisoryIDs", json_pack("[s]", advisory)) < 0) {
+	if (l && advisory &&
+	    json_object_set_new(l, "advisoryIDs", json_pack("[s]", advisory)) < 0) {
 		json_decref(l);
 		l = NULL;
 	}
@@ -382,15 +384,15 @@ static int write_tcb_info(const char *dir, const struct ev_sim_tdx_opts *o, cons
 	iso_time(issue - 86400, tcb_date);
 	memset(hex0, '0', 96);
 	hex0[96] = '\0';
-	levels = json_pack("[o*, o*]",
-			   tcb_level(o, o->uptodate_tee_tcb_svn, tcb_date, "UpToDate", NULL),
-			   tcb_level(o, zero, "2018-01-04T00:00:00Z", "OutOfDate", "SIM-SA-00001"));
-	info = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:i, s:{s:s, s:s, s:s}, s:o*}", "id",
-			 "TDX", "version", 3, "issueDate", issued, "nextUpdate", next, "fmspc",
-			 fmspc, "pceId", "0000", "tcbType", 0, "tcbEvaluationDataNumber",
-			 TCB_EVAL_NUMBER, "tdxModule", "mrsigner", hex0, "attributes",
-			 "0000000000000000", "attributesMask", "FFFFFFFFFFFFFFFF", "tcbLevels",
-			 levels);
+	levels =
+	    json_pack("[o*, o*]", tcb_level(o, o->uptodate_tee_tcb_svn, tcb_date, "UpToDate", NULL),
+		      tcb_level(o, zero, "2018-01-04T00:00:00Z", "OutOfDate", "SIM-SA-00001"));
+	info =
+	    json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:i, s:i, s:{s:s, s:s, s:s}, s:o*}", "id",
+		      "TDX", "version", 3, "issueDate", issued, "nextUpdate", next, "fmspc", fmspc,
+		      "pceId", "0000", "tcbType", 0, "tcbEvaluationDataNumber", TCB_EVAL_NUMBER,
+		      "tdxModule", "mrsigner", hex0, "attributes", "0000000000000000",
+		      "attributesMask", "FFFFFFFFFFFFFFFF", "tcbLevels", levels);
 	if (!info || json_array_size(levels) != 2)
 		return -ENOMEM;
 	ret = write_signed_json(dir, "tcb_info.json", "tcbInfo", info, key);
@@ -411,15 +413,14 @@ static int write_qe_identity(const char *dir, const struct ev_sim_tdx_opts *o, t
 	iso_time(issue - 86400, tcb_date);
 	qe_mrsigner(mrs);
 	hex_upper(mrs, 32, signer);
-	id = json_pack("{s:s, s:i, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:i,"
-		       " s:[{s:{s:i}, s:s, s:s}]}",
-		       "id", "TD_QE", "version", 2, "issueDate", issued, "nextUpdate", next,
-		       "tcbEvaluationDataNumber", TCB_EVAL_NUMBER, "miscselect", "00000000",
-		       "miscselectMask", "FFFFFFFF", "attributes",
-		       "11000000000000000000000000000000", "attributesMask",
-		       "FBFFFFFFFFFFFFFF0000000000000000", "mrsigner", signer, "isvprodid",
-		       QE_ISVPRODID, "tcbLevels", "tcb", "isvsvn", QE_ISVSVN, "tcbDate", tcb_date,
-		       "tcbStatus", "UpToDate");
+	id = json_pack(
+	    "{s:s, s:i, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:i,"
+	    " s:[{s:{s:i}, s:s, s:s}]}",
+	    "id", "TD_QE", "version", 2, "issueDate", issued, "nextUpdate", next,
+	    "tcbEvaluationDataNumber", TCB_EVAL_NUMBER, "miscselect", "00000000", "miscselectMask",
+	    "FFFFFFFF", "attributes", "11000000000000000000000000000000", "attributesMask",
+	    "FBFFFFFFFFFFFFFF0000000000000000", "mrsigner", signer, "isvprodid", QE_ISVPRODID,
+	    "tcbLevels", "tcb", "isvsvn", QE_ISVSVN, "tcbDate", tcb_date, "tcbStatus", "UpToDate");
 	if (!id)
 		return -ENOMEM;
 	ret = write_signed_json(dir, "qe_identity.json", "enclaveIdentity", id, key);
@@ -530,8 +531,8 @@ int ev_sim_tdx_init(const char *dir, const struct ev_sim_tdx_opts *o)
 	    (ret = write_crl(cdir, "root_ca_crl.der", root_crl)) < 0 ||
 	    (ret = sim_write_certs(cdir, "tcb_info_issuer_chain.pem", (X509 *[]){tcb, root}, 2,
 				   false)) < 0 ||
-	    (ret = sim_write_certs(cdir, "qe_identity_issuer_chain.pem", (X509 *[]){tcb, root},
-				   2, false)) < 0 ||
+	    (ret = sim_write_certs(cdir, "qe_identity_issuer_chain.pem", (X509 *[]){tcb, root}, 2,
+				   false)) < 0 ||
 	    (ret = sim_write_certs(cdir, "pck_crl_issuer_chain.pem", (X509 *[]){ca, root}, 2,
 				   false)) < 0)
 		goto out;
@@ -580,7 +581,7 @@ static void put_le64(uint8_t *p, uint64_t v)
 /* What the quote needs of the simulator directory. */
 struct tdx_chip {
 	EVP_PKEY *pck_key, *att_key;
-	char *chain;        /* PEM: PCK leaf, Platform CA, root */
+	char *chain; /* PEM: PCK leaf, Platform CA, root */
 	size_t chain_len;
 	uint8_t tee_tcb_svn[16];
 	uint8_t cpusvn[16];
@@ -614,8 +615,10 @@ static int chip_load(const char *dir, struct tdx_chip *c)
 	if (!chip || strcmp(json_string_value(json_object_get(chip, "tee")) ?: "", "tdx") ||
 	    read_hex16(chip, "tee_tcb_svn", c->tee_tcb_svn) < 0 ||
 	    read_hex16(chip, "cpusvn", c->cpusvn) < 0) {
-		ak_log(AK_LOG_ERR, "sim: %s is not a simulated TDX platform (run `attestkey sim "
-				   "init --tee tdx %s`)", dir, dir);
+		ak_log(AK_LOG_ERR,
+		       "sim: %s is not a simulated TDX platform (run `attestkey sim "
+		       "init --tee tdx %s`)",
+		       dir, dir);
 		goto out;
 	}
 	if (!(c->pck_key = sim_read_key(dir, "pck.key")) ||
@@ -730,7 +733,8 @@ int ev_sim_tdx_quote(const struct ev_sim_params *p, const uint8_t report_data[AK
 	memcpy(h + AK_TDX_OFF_QE_VENDOR_ID, intel_qe_vendor_id, 16);
 
 	b = q + AK_TDX_HEADER_LEN;
-	memcpy(b + AK_TDX_BODY_TEE_TCB_SVN, p->tee_tcb_svn_set ? p->tee_tcb_svn : c.tee_tcb_svn, 16);
+	memcpy(b + AK_TDX_BODY_TEE_TCB_SVN, p->tee_tcb_svn_set ? p->tee_tcb_svn : c.tee_tcb_svn,
+	       16);
 	SHA384((const unsigned char *)"attestkey TDX simulator: SEAM module", 36,
 	       b + AK_TDX_BODY_MRSEAM);
 	/* MRSIGNERSEAM zero and SEAM attributes zero: an Intel-signed module,

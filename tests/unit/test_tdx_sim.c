@@ -31,6 +31,7 @@
 #include "attestkey/common.h"
 #include "attestkey/evidence.h"
 #include "attestkey/tdx.h"
+#include "attestkey/verify.h"
 
 static char sim_dir[] = "/tmp/attestkey-test-tdxsim-XXXXXX";
 
@@ -128,11 +129,13 @@ static void test_init_files(void **state)
 {
 	static const char *const keys[] = {"root_ca.key", "pck_platform_ca.key", "pck.key",
 					   "tcb_signing.key", "attestation.key"};
-	static const char *const coll[] = {
-	    "collateral/tcb_info.json", "collateral/qe_identity.json",
-	    "collateral/pck_crl.der", "collateral/root_ca_crl.der",
-	    "collateral/tcb_info_issuer_chain.pem", "collateral/qe_identity_issuer_chain.pem",
-	    "collateral/pck_crl_issuer_chain.pem"};
+	static const char *const coll[] = {"collateral/tcb_info.json",
+					   "collateral/qe_identity.json",
+					   "collateral/pck_crl.der",
+					   "collateral/root_ca_crl.der",
+					   "collateral/tcb_info_issuer_chain.pem",
+					   "collateral/qe_identity_issuer_chain.pem",
+					   "collateral/pck_crl_issuer_chain.pem"};
 	struct stat st;
 
 	(void)state;
@@ -171,8 +174,7 @@ static void test_init_pki(void **state)
 
 	(void)state;
 	assert_non_null(chip);
-	assert_int_equal(ak_hex_decode(json_string_value(json_object_get(chip, "fmspc")), fmspc,
-				       6),
+	assert_int_equal(ak_hex_decode(json_string_value(json_object_get(chip, "fmspc")), fmspc, 6),
 			 0);
 	assert_int_equal(X509_STORE_add_cert(store, root), 1);
 	sk_X509_push(untrusted, ca);
@@ -289,7 +291,7 @@ static void test_quote(void **state)
 	assert_memory_equal(body + AK_TDX_BODY_MRTD, p.mrtd, 48);
 	assert_memory_equal(body + AK_TDX_BODY_RTMR0 + 3 * 48, p.rtmr[3], 48);
 	assert_int_equal(body[AK_TDX_BODY_TD_ATTRIBUTES] & 1, 0); /* not a debug TD */
-	assert_int_equal(body[AK_TDX_BODY_TEE_TCB_SVN], 3);	   /* sim init's TCB */
+	assert_int_equal(body[AK_TDX_BODY_TEE_TCB_SVN], 3);	  /* sim init's TCB */
 	sig_len = le32(q + AK_TDX_HEADER_LEN + AK_TDX_BODY10_LEN);
 	assert_int_equal(AK_TDX_HEADER_LEN + AK_TDX_BODY10_LEN + 4 + sig_len, len);
 	s = q + AK_TDX_HEADER_LEN + AK_TDX_BODY10_LEN + 4;
@@ -350,6 +352,115 @@ static void test_quote_params(void **state)
 	ev_sim_params_clear(&p);
 }
 
+/* The quote round-trips through the parser of the verifier. */
+static void test_quote_parse(void **state)
+{
+	struct ev_sim_params p;
+	struct ak_tdx_quote q;
+	uint8_t rd[AK_BINDING_LEN], *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	params(&p);
+	memset(rd, 0x77, sizeof(rd));
+	memset(p.mrowner, 0x42, sizeof(p.mrowner));
+	assert_int_equal(ev_sim_tdx_quote(&p, rd, &buf, &len), 0);
+	assert_int_equal(ak_tdx_quote_parse(buf, len, &q), 0);
+	assert_int_equal(q.version, 4);
+	assert_int_equal(q.body_type, 2);
+	assert_int_equal(q.quote_len, len);
+	assert_memory_equal(q.body.mrtd, p.mrtd, 48);
+	assert_memory_equal(q.body.rtmr[3], p.rtmr[3], 48);
+	assert_memory_equal(q.body.mrowner, p.mrowner, 48);
+	assert_memory_equal(q.body.report_data, rd, sizeof(rd));
+	assert_int_equal(q.body.td_attributes, p.td_attributes);
+	assert_int_equal(q.qe_report.isvprodid, 2);
+	assert_int_equal(q.qe_auth_len, 32);
+	assert_non_null(memmem(q.pck_chain_pem, q.pck_chain_len, "BEGIN CERTIFICATE", 17));
+	/* one byte short: the parser refuses the quote */
+	assert_int_not_equal(ak_tdx_quote_parse(buf, len - 1, &q), 0);
+	free(buf);
+	ev_sim_params_clear(&p);
+}
+
+static struct vf_tdx_trust *sim_trust(void)
+{
+	struct vf_tdx_trust *t = NULL;
+	char *root = sim_path("root_ca.pem"), *coll = sim_path("collateral");
+
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, root), 0);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, coll), 0);
+	assert_int_equal(vf_tdx_trust_set_pcs(t, NULL, NULL, true), 0);
+	free(root);
+	free(coll);
+	return t;
+}
+
+/* verify quote with p against the sim root and collateral */
+static enum ak_reason verify_sim(const struct ev_sim_params *p, struct vf_tdx_trust *t,
+				 const uint8_t *expected, struct vf_tdx_result *res)
+{
+	struct vf_tdx_input in = {0};
+	uint8_t rd[AK_BINDING_LEN], *buf = NULL;
+	size_t len = 0;
+	char msg[512];
+	enum ak_reason r;
+
+	memset(rd, 0x77, sizeof(rd));
+	assert_int_equal(ev_sim_tdx_quote(p, rd, &buf, &len), 0);
+	in.quote = buf;
+	in.quote_len = len;
+	in.expected_report_data = expected ? expected : rd;
+	memset(res, 0, sizeof(*res));
+	r = vf_tdx_verify(t, &in, res, msg, sizeof(msg));
+	free(buf);
+	return r;
+}
+
+/* The verifier accepts the sim's quotes under the sim root only, with the
+ * TCB status the sim's TCB info gives. */
+static void test_quote_verifies(void **state)
+{
+	struct ev_sim_params p;
+	struct vf_tdx_trust *t = sim_trust(), *intel = NULL;
+	struct vf_tdx_result res;
+	uint8_t other[AK_BINDING_LEN] = {1};
+	char *coll = sim_path("collateral");
+	const char *srcdir = getenv("top_srcdir");
+	char intel_root[1024];
+
+	(void)state;
+	params(&p);
+	assert_int_equal(verify_sim(&p, t, NULL, &res), AK_R_OK);
+	assert_true(res.tcb_evaluated);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_UP_TO_DATE);
+	assert_false(res.collateral_expired);
+	assert_memory_equal(res.quote.body.mrtd, p.mrtd, 48);
+	assert_int_equal(verify_sim(&p, t, other, &res), AK_R_BINDING_MISMATCH);
+	/* a TDX module TCB below TCB info's UpToDate level: OutOfDate */
+	p.tee_tcb_svn_set = true;
+	p.tee_tcb_svn[0] = 1;
+	assert_int_equal(verify_sim(&p, t, NULL, &res), AK_R_OK);
+	assert_int_equal(res.tcb_status, VF_TDX_TCB_OUT_OF_DATE);
+	assert_non_null(strstr(res.advisory_ids, "SIM-SA-00001"));
+	/* Intel's root does not make a sim quote genuine */
+	snprintf(intel_root, sizeof(intel_root),
+		 "%s/../shared/testvectors/intel-roots/"
+		 "Intel_SGX_Root_CA.pem",
+		 srcdir ? srcdir : "..");
+	if (access(intel_root, R_OK) == 0) {
+		assert_int_equal(vf_tdx_trust_new(&intel), 0);
+		assert_int_equal(vf_tdx_trust_add_roots(intel, intel_root), 0);
+		assert_int_equal(vf_tdx_trust_set_collateral_dir(intel, coll), 0);
+		assert_int_equal(verify_sim(&p, intel, NULL, &res), AK_R_UNTRUSTED_CHAIN);
+		vf_tdx_trust_free(intel);
+	}
+	free(coll);
+	vf_tdx_trust_free(t);
+	ev_sim_params_clear(&p);
+}
+
 /* An SNP sim directory (or none) is refused with a clear error. */
 static void test_quote_not_tdx(void **state)
 {
@@ -374,9 +485,10 @@ static void test_quote_not_tdx(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_init_files),	     cmocka_unit_test(test_init_pki),
+	    cmocka_unit_test(test_init_files),	      cmocka_unit_test(test_init_pki),
 	    cmocka_unit_test(test_collateral_signed), cmocka_unit_test(test_quote),
-	    cmocka_unit_test(test_quote_params),     cmocka_unit_test(test_quote_not_tdx),
+	    cmocka_unit_test(test_quote_params),      cmocka_unit_test(test_quote_not_tdx),
+	    cmocka_unit_test(test_quote_parse),	      cmocka_unit_test(test_quote_verifies),
 	};
 
 	ak_log_init("test_tdx_sim");
