@@ -104,4 +104,34 @@ check "the CLI verifies the sim quote under the sim root (exit 0, UpToDate)" bas
 	'$AK_TOOL' sim quote --dir '$T/tdxsim' --report-data '$BIND' --mrtd '$TDX_MRTD' -o '$T/quote.dat' &&
 	'$AK_TOOL' tdx verify --roots '$T/tdxsim/root_ca.pem' --collateral '$T/tdxsim/collateral' \
 		--report-data '$BIND' --json '$T/quote.dat' | jq -e '.verdict == \"accept\" and .tcb_status == \"UpToDate\"'"
+
+# 8. the CLI: TCB info whose UpToDate level is above the platform's makes
+#    its quotes OutOfDate; bad options are usage errors (exit 2)
+"$AK_TOOL" sim init --tee tdx "$T/ahead" --tcb-info-tee-tcb-svn 04000500000000000000000000000000 >/dev/null
+"$AK_TOOL" sim quote --dir "$T/ahead" --report-data 01 -o "$T/ahead.dat"
+check "a platform below its TCB info's UpToDate level: OutOfDate, refused by default" bash -c "
+	'$AK_TOOL' tdx verify --roots '$T/ahead/root_ca.pem' --collateral '$T/ahead/collateral' --json '$T/ahead.dat' >'$T/ahead.json'
+	test \$? -eq 1 && jq -e '.tcb_status == \"OutOfDate\" and .reason == \"tcb_status_not_allowed\"' '$T/ahead.json'"
+usage() { "$AK_TOOL" "$@" >/dev/null 2>&1; test $? -eq 2; }
+check "sim init --tee tdx with an SNP option: usage error" usage sim init --tee tdx --product Genoa "$T/x"
+check "sim init with a TDX option but no --tee tdx: usage error" usage sim init --tee-tcb-svn 01 "$T/x"
+check "sim init --tee with an unknown TEE: usage error" usage sim init --tee sgx "$T/x"
+check "sim init --tee-tcb-svn longer than 16 bytes: usage error" usage sim init --tee tdx --tee-tcb-svn "$(printf '0%.0s' $(seq 34))" "$T/x"
+check "sim quote without -o: usage error" usage sim quote --dir "$T/tdxsim" --report-data 01
+check "sim quote --rtmr 4=...: usage error" usage sim quote --dir "$T/tdxsim" --report-data 01 --rtmr 4=01 -o "$T/x.dat"
+check "sim quote on an SNP sim directory: fails naming it" bash -c "
+	'$AK_TOOL' sim quote --dir '$T/sim' --report-data 01 -o '$T/x.dat' 2>&1 | grep -q 'not a simulated TDX platform'"
+check "the module refuses [sim] tee = sgx, naming the key" bash -c "
+	printf '[module]\ntee = sim\n[sim]\ntee = sgx\ndir = $T/tdxsim\n' >'$T/bad.conf'
+	ATTESTKEY_CONF='$T/bad.conf' '$AK_PROBE' '$AK_MODULE' login 1234 2>&1 | grep -q \"tee = 'sgx' is not snp or tdx\""
+
+# 9. expired collateral (TCB info, QE identity and CRLs dated 60 days back):
+#    refused by default, accepted when the token allows it
+"$AK_TOOL" sim init --tee tdx "$T/tdxsim" --collateral-age 60 >/dev/null
+write_broker_conf
+restart_broker
+expect_refusal expired-collateral "collateral_expired"
+write_broker_conf "allow_expired_collateral = true"
+restart_broker
+login_ok expired-collateral-allowed
 finish
