@@ -449,8 +449,11 @@ static int apply_tdx(struct broker_config *c, const struct entry *e, char *detai
 	struct stat st;
 	int r;
 
-	if (strcmp(e->key, "roots") == 0)
-		return each_path(v, tdx_add_roots, c->tdx, &c->n_tdx_roots, detail, dlen);
+	if (strcmp(e->key, "roots") == 0) {
+		/* a missing file is a bad value here, not an unknown key */
+		r = each_path(v, tdx_add_roots, c->tdx, &c->n_tdx_roots, detail, dlen);
+		return r == -ENOENT ? -EINVAL : r;
+	}
 	if (strcmp(e->key, "collateral") == 0) {
 		if (stat(v, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			snprintf(detail, dlen, "'%s' is not a directory", v);

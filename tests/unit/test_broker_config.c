@@ -218,6 +218,68 @@ static void test_bad_values(void **state)
 	}
 }
 
+/* [tdx]: roots (file or directory), collateral, pcs_url, cache_dir, offline. */
+static void test_tdx_section(void **state)
+{
+	static const struct bad cases[] = {
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\nroots = /nonexistent/root.pem\n",
+	     {"[tdx] roots", "/nonexistent/root.pem"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\ncollateral = /nonexistent/coll\n",
+	     {"[tdx] collateral", "not a directory"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\npcs_url = ftp://pcs.example\n",
+	     {"[tdx] pcs_url", "ftp://pcs.example"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\noffline = maybe\n",
+	     {"[tdx] offline", "maybe"}},
+	    {NULL, "[token web]\nmeasurements = any\n[tdx]\nroot = x\n",
+	     {"[tdx] root", "unknown key"}},
+	};
+	const char *src = getenv("top_srcdir");
+	struct broker_config *c = NULL;
+	char err[1024], rest[2048], root[1024];
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		assert_int_equal(tb_write_conf(&env, cases[i].broker, cases[i].rest), 0);
+		if (load(&c, err, sizeof(err)) == 0)
+			fail_msg("case %zu loaded but must be refused", i);
+		for (j = 0; j < 3 && cases[i].want[j]; j++) {
+			if (!strstr(err, cases[i].want[j]))
+				fail_msg("case %zu: '%s' not in: %s", i, cases[i].want[j], err);
+		}
+	}
+	/* defaults: no roots (TDX not offered), Intel PCS */
+	assert_int_equal(tb_write_conf(&env, NULL, "[token web]\nmeasurements = any\n"), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c->n_tdx_roots, 0);
+	assert_string_equal(c->tdx_pcs_url, BROKER_DEFAULT_PCS_URL);
+	assert_false(c->tdx_offline);
+	broker_config_free(c);
+	/* Intel's root, offline from a cache, pcs_url none */
+	snprintf(root, sizeof(root), "%s/data/intel/Intel_SGX_Root_CA.pem", src ? src : "..");
+	snprintf(rest, sizeof(rest),
+		 "[token web]\nmeasurements = any\n[tdx]\nroots = %s\ncollateral = /tmp\n"
+		 "pcs_url = none\ncache_dir = /tmp\noffline = true\n",
+		 root);
+	assert_int_equal(tb_write_conf(&env, NULL, rest), 0);
+	if (load(&c, err, sizeof(err)) != 0)
+		fail_msg("refused: %s", err);
+	assert_int_equal(c->n_tdx_roots, 1);
+	assert_null(c->tdx_pcs_url);
+	assert_true(c->tdx_offline);
+	broker_config_free(c);
+	/* offline without a cache has nothing to read */
+	snprintf(rest, sizeof(rest),
+		 "[token web]\nmeasurements = any\n[tdx]\nroots = %s\noffline = true\n", root);
+	assert_int_equal(tb_write_conf(&env, NULL, rest), 0);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "[tdx] offline needs cache_dir"));
+}
+
 static void test_files(void **state)
 {
 	struct broker_config *c = NULL;
@@ -395,7 +457,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_bad_values),
 	    cmocka_unit_test(test_files),    cmocka_unit_test(test_permissions),
-	    cmocka_unit_test(test_pin),
+	    cmocka_unit_test(test_pin),      cmocka_unit_test(test_tdx_section),
 	};
 	int failed;
 
