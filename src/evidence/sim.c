@@ -352,7 +352,8 @@ int ev_sim_init(const char *dir, const char *product, uint64_t tcb)
 	if (!ask || sim_add_std_ext(ask, ark, NID_subject_key_identifier, "hash") ||
 	    sim_add_std_ext(ask, ark, NID_authority_key_identifier, "keyid:always") ||
 	    sim_add_std_ext(ask, ark, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
-	    sim_add_std_ext(ask, ark, NID_key_usage, "critical,keyCertSign") || sign_pss(ask, ark_key))
+	    sim_add_std_ext(ask, ark, NID_key_usage, "critical,keyCertSign") ||
+	    sign_pss(ask, ark_key))
 		goto ossl_fail;
 
 	/* VCEK, signed by the ASK; AMD's extension order (pub. 57230). */
@@ -368,7 +369,8 @@ int ev_sim_init(const char *dir, const char *product, uint64_t tcb)
 	    add_int_ext(vcek, AK_SNP_OID_SPL_7, (long)((tcb >> 40) & 0xff)) ||
 	    add_int_ext(vcek, AK_SNP_OID_SNP_SPL, t.snp) ||
 	    add_int_ext(vcek, AK_SNP_OID_UCODE_SPL, t.microcode) ||
-	    sim_add_raw_ext(vcek, AK_SNP_OID_HWID, chip_id, sizeof(chip_id)) || sign_pss(vcek, ask_key))
+	    sim_add_raw_ext(vcek, AK_SNP_OID_HWID, chip_id, sizeof(chip_id)) ||
+	    sign_pss(vcek, ask_key))
 		goto ossl_fail;
 
 	/* Private keys first, so a failure never leaves public certs that
@@ -435,9 +437,8 @@ EVP_PKEY *sim_read_key(const char *dir, const char *name)
 	return k;
 }
 
-/* ECDSA P-384/SHA-384 over bytes 0..0x29F; r and s stored as 72-byte
- * little-endian integers (ABI spec, "Signature Format"). */
-static int sign_report(EVP_PKEY *key, uint8_t rep[AK_SNP_REPORT_LEN])
+int sim_ecdsa_sign(EVP_PKEY *key, const EVP_MD *md_type, const void *data, size_t len,
+		   uint8_t *r_out, uint8_t *s_out, size_t n, bool little_endian)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char der[160];
@@ -447,23 +448,32 @@ static int sign_report(EVP_PKEY *key, uint8_t rep[AK_SNP_REPORT_LEN])
 	const BIGNUM *r, *s;
 	int ret = -EINVAL;
 
-	if (!md || EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, key) != 1 ||
-	    EVP_DigestSign(md, der, &derlen, rep, AK_SNP_SIGNED_LEN) != 1)
+	if (!md || EVP_DigestSignInit(md, NULL, md_type, NULL, key) != 1 ||
+	    EVP_DigestSign(md, der, &derlen, data, len) != 1)
 		goto out;
 	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
 	if (!sig)
 		goto out;
 	ECDSA_SIG_get0(sig, &r, &s);
-	if (BN_bn2lebinpad(r, rep + AK_SNP_OFF_SIG_R, AK_SNP_SIG_COMPONENT_LEN) < 0 ||
-	    BN_bn2lebinpad(s, rep + AK_SNP_OFF_SIG_S, AK_SNP_SIG_COMPONENT_LEN) < 0)
+	if (little_endian
+		? (BN_bn2lebinpad(r, r_out, (int)n) < 0 || BN_bn2lebinpad(s, s_out, (int)n) < 0)
+		: (BN_bn2binpad(r, r_out, (int)n) < 0 || BN_bn2binpad(s, s_out, (int)n) < 0))
 		goto out;
 	ret = 0;
 out:
 	if (ret < 0)
-		ak_log_openssl(AK_LOG_ERR, "sim: signing the report failed");
+		ak_log_openssl(AK_LOG_ERR, "sim: ECDSA signing failed");
 	ECDSA_SIG_free(sig);
 	EVP_MD_CTX_free(md);
 	return ret;
+}
+
+/* ECDSA P-384/SHA-384 over bytes 0..0x29F; r and s stored as 72-byte
+ * little-endian integers (ABI spec, "Signature Format"). */
+static int sign_report(EVP_PKEY *key, uint8_t rep[AK_SNP_REPORT_LEN])
+{
+	return sim_ecdsa_sign(key, EVP_sha384(), rep, AK_SNP_SIGNED_LEN, rep + AK_SNP_OFF_SIG_R,
+			      rep + AK_SNP_OFF_SIG_S, AK_SNP_SIG_COMPONENT_LEN, true);
 }
 
 static int x509_der(X509 *x, unsigned char **der, size_t *len)
@@ -483,7 +493,7 @@ static int x509_der(X509 *x, unsigned char **der, size_t *len)
  * a report, as on real hardware, and not for parsing PEM files; `attestkey
  * sim init` over the same directory is seen at the next report.
  */
-static const char *const chip_files[] = { "vcek.pem", "ask.pem", "ark.pem", "vcek.key" };
+static const char *const chip_files[] = {"vcek.pem", "ask.pem", "ark.pem", "vcek.key"};
 
 struct chip {
 	char *dir;
@@ -643,7 +653,7 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 		goto out;
 	}
 	if (p->delay_ms) {
-		struct timespec ts = { p->delay_ms / 1000, (long)(p->delay_ms % 1000) * 1000000L };
+		struct timespec ts = {p->delay_ms / 1000, (long)(p->delay_ms % 1000) * 1000000L};
 
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;

@@ -31,6 +31,10 @@ int sim_write_key(const char *dir, const char *name, EVP_PKEY *key);
 /* Writes the certificates of certs[0..n) to dir/name, PEM or (one) DER. */
 int sim_write_certs(const char *dir, const char *name, X509 *const *certs, size_t n, bool der);
 int sim_write_file(const char *dir, const char *name, const void *data, size_t len);
+/* ECDSA over data with md; r and s written as n-byte integers, big- or
+ * little-endian. Logs and returns -EINVAL on failure. */
+int sim_ecdsa_sign(EVP_PKEY *key, const EVP_MD *md, const void *data, size_t len, uint8_t *r,
+		   uint8_t *s, size_t n, bool little_endian);
 X509 *sim_read_cert(const char *dir, const char *name);
 EVP_PKEY *sim_read_key(const char *dir, const char *name);
 

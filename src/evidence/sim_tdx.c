@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -224,30 +225,7 @@ out:
  * signatures and the hex "signature" of PCS JSON). */
 static int sign_p256(EVP_PKEY *key, const void *data, size_t len, uint8_t out[64])
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char der[80];
-	const unsigned char *p = der;
-	size_t derlen = sizeof(der);
-	ECDSA_SIG *sig = NULL;
-	const BIGNUM *r, *s;
-	int ret = -EINVAL;
-
-	if (!md || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
-	    EVP_DigestSign(md, der, &derlen, data, len) != 1)
-		goto out;
-	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
-	if (!sig)
-		goto out;
-	ECDSA_SIG_get0(sig, &r, &s);
-	if (BN_bn2binpad(r, out, 32) != 32 || BN_bn2binpad(s, out + 32, 32) != 32)
-		goto out;
-	ret = 0;
-out:
-	if (ret < 0)
-		ak_log_openssl(AK_LOG_ERR, "sim: ECDSA signing failed");
-	ECDSA_SIG_free(sig);
-	EVP_MD_CTX_free(md);
-	return ret;
+	return sim_ecdsa_sign(key, EVP_sha256(), data, len, out, out + 32, 32, false);
 }
 
 /* An empty CRL of issuer, valid from `from` for `days`, as Intel's
@@ -560,22 +538,23 @@ out:
 
 /* ---- sim quote --------------------------------------------------------- */
 
+/* Little-endian fields of the quote. */
 static void put_le16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
+	v = htole16(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
 }
 
 /* What the quote needs of the simulator directory. */

@@ -39,10 +39,11 @@ static int parse_tcb(const char *opt, const char *v, uint64_t *out)
 	return 0;
 }
 
-#define SIM_INIT_USAGE                                                                     \
-	"Usage: attestkey sim init DIR [--product NAME] [--tcb TCB]\n"                      \
-	"       attestkey sim init --tee tdx DIR [--tee-tcb-svn HEX] [--tcb-info-tee-tcb-svn HEX]\n" \
-	"              [--sgx-tcb HEX] [--pce-svn N] [--collateral-days N] [--collateral-age DAYS]\n"
+#define SIM_INIT_USAGE                                                                             \
+	"Usage: attestkey sim init DIR [--product NAME] [--tcb TCB]\n"                             \
+	"       attestkey sim init --tee tdx DIR [--tee-tcb-svn HEX]\n"                            \
+	"              [--tcb-info-tee-tcb-svn HEX] [--sgx-tcb HEX] [--pce-svn N]\n"               \
+	"              [--collateral-days N] [--collateral-age DAYS]\n"
 
 static int sim_init_tdx(const char *dir, const struct ev_sim_tdx_opts *o, bool uptodate_set)
 {
@@ -97,7 +98,8 @@ static int sim_init(int argc, char **argv)
 			break;
 		case 'T':
 			if (strcmp(optarg, "tdx") && strcmp(optarg, "snp")) {
-				fprintf(stderr, "attestkey: --tee: '%s' is not snp or tdx\n", optarg);
+				fprintf(stderr, "attestkey: --tee: '%s' is not snp or tdx\n",
+					optarg);
 				return TOOL_EXIT_USAGE;
 			}
 			is_tdx = !strcmp(optarg, "tdx");
@@ -180,6 +182,22 @@ static int write_file(const char *path, const void *data, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+/* Writes the evidence JSON, compact, one line. */
+static int write_json(const char *path, const json_t *ev)
+{
+	char *text = json_dumps(ev, JSON_COMPACT);
+	size_t len;
+	int ret;
+
+	if (!text)
+		return -1;
+	len = strlen(text);
+	text[len] = '\n'; /* over the NUL: written by length */
+	ret = write_file(path, text, len + 1);
+	free(text);
+	return ret;
 }
 
 /* Writes the base64url member `name` of the evidence, decoded, to path. */
@@ -306,16 +324,12 @@ static int sim_report(int argc, char **argv)
 		goto out;
 	if (certs_out && write_member(ev, "certs", certs_out) < 0)
 		goto out;
-	text = json_dumps(ev, JSON_COMPACT);
-	if (!text)
-		goto out;
 	if (out) {
-		size_t len = strlen(text);
-
-		text[len] = '\n';
-		if (write_file(out, text, len + 1) < 0)
+		if (write_json(out, ev) < 0)
 			goto out;
 	} else if (!rep_out && !certs_out) {
+		if (!(text = json_dumps(ev, JSON_COMPACT)))
+			goto out;
 		printf("%s\n", text);
 	}
 	ret = TOOL_EXIT_OK;
@@ -336,9 +350,9 @@ static int parse_rtmr(const char *v, struct ev_sim_params *p)
 	return tool_hex_arg("--rtmr", v + 2, p->rtmr[v[0] - '0'], 48);
 }
 
-#define SIM_QUOTE_USAGE                                                                    \
-	"Usage: attestkey sim quote --dir DIR --report-data HEX [--mrtd HEX] [--rtmr N=HEX]\n" \
-	"       [--mrconfigid HEX] [--mrowner HEX] [--mrownerconfig HEX] [--td-attributes N]\n" \
+#define SIM_QUOTE_USAGE                                                                            \
+	"Usage: attestkey sim quote --dir DIR --report-data HEX [--mrtd HEX] [--rtmr N=HEX]\n"     \
+	"       [--mrconfigid HEX] [--mrowner HEX] [--mrownerconfig HEX] [--td-attributes N]\n"    \
 	"       [--debug] [--tee-tcb-svn HEX] [--json] -o FILE\n"
 
 static int sim_quote(int argc, char **argv)
@@ -365,7 +379,6 @@ static int sim_quote(int argc, char **argv)
 	const char *out = NULL;
 	bool have_rd = false, json = false, debug = false;
 	json_t *ev = NULL;
-	char *text = NULL;
 	int c, ret = TOOL_EXIT_USAGE;
 
 	ev_sim_params_init(&p);
@@ -404,7 +417,8 @@ static int sim_quote(int argc, char **argv)
 				goto out;
 			break;
 		case 'a':
-			if (parse_u64_opt("--td-attributes", optarg, UINT64_MAX, &p.td_attributes) < 0)
+			if (parse_u64_opt("--td-attributes", optarg, UINT64_MAX, &p.td_attributes) <
+			    0)
 				goto out;
 			break;
 		case 'D':
@@ -437,11 +451,7 @@ static int sim_quote(int argc, char **argv)
 		p.td_attributes |= AK_TDX_TD_ATTR_DEBUG;
 	ret = TOOL_EXIT_FAIL;
 	if (json) {
-		if (ev_sim_tdx_collect(&p, rd, &ev) < 0 || !(text = json_dumps(ev, JSON_COMPACT)))
-			goto out;
-		qlen = strlen(text);
-		text[qlen] = '\n';
-		if (write_file(out, text, qlen + 1) < 0)
+		if (ev_sim_tdx_collect(&p, rd, &ev) < 0 || write_json(out, ev) < 0)
 			goto out;
 	} else {
 		if (ev_sim_tdx_quote(&p, rd, &q, &qlen) < 0 || write_file(out, q, qlen) < 0)
@@ -450,7 +460,6 @@ static int sim_quote(int argc, char **argv)
 	ret = TOOL_EXIT_OK;
 out:
 	free(q);
-	free(text);
 	json_decref(ev);
 	ev_sim_params_clear(&p);
 	return ret;
