@@ -460,6 +460,7 @@ static int apply_tdx(struct broker_config *c, const struct entry *e, char *detai
 			return -EINVAL;
 		}
 		r = vf_tdx_trust_set_collateral_dir(c->tdx, v);
+		c->tdx_collateral = r == 0;
 		return r < 0 ? -ENOMEM : 0;
 	}
 	if (strcmp(e->key, "pcs_url") == 0) {
@@ -726,8 +727,9 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 		       "%s: [snp] roots is empty: every SEV-SNP evidence will be refused "
 		       "(untrusted_chain)",
 		       c->path);
-	if (c->tdx_offline && !c->tdx_cache_dir && c->n_tdx_roots) {
-		snprintf(err, errlen, "%s: [tdx] offline needs cache_dir (the pre-filled cache)",
+	if (c->tdx_offline && !c->tdx_cache_dir && !c->tdx_collateral && c->n_tdx_roots) {
+		snprintf(err, errlen,
+			 "%s: [tdx] offline needs cache_dir or collateral (offline reads only those)",
 			 c->path);
 		return -EINVAL;
 	}

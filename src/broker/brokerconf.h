@@ -77,6 +77,7 @@ struct broker_config {
 	char *tdx_pcs_url;  /* NULL: never fetch ("none") */
 	char *tdx_cache_dir;
 	bool tdx_offline;
+	bool tdx_collateral; /* [tdx] collateral given */
 	/* [token NAME] */
 	struct broker_token *tokens;
 	size_t n_tokens;

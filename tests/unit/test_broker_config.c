@@ -272,12 +272,12 @@ static void test_tdx_section(void **state)
 	assert_null(c->tdx_pcs_url);
 	assert_true(c->tdx_offline);
 	broker_config_free(c);
-	/* offline without a cache has nothing to read */
+	/* offline without a cache or a collateral directory has nothing to read */
 	snprintf(rest, sizeof(rest),
 		 "[token web]\nmeasurements = any\n[tdx]\nroots = %s\noffline = true\n", root);
 	assert_int_equal(tb_write_conf(&env, NULL, rest), 0);
 	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
-	assert_non_null(strstr(err, "[tdx] offline needs cache_dir"));
+	assert_non_null(strstr(err, "[tdx] offline needs cache_dir or collateral"));
 }
 
 static void test_files(void **state)
