@@ -194,7 +194,6 @@ static int snp_verify(int argc, char **argv)
 	bool have_roots = false, have_rd = false;
 	enum ak_reason reason;
 	char msg[512];
-	uint64_t t;
 	int c, ret = TOOL_EXIT_USAGE;
 
 	vf_policy_init(&pol);
@@ -234,12 +233,8 @@ static int snp_verify(int argc, char **argv)
 			token = optarg;
 			break;
 		case 'T':
-			if (ak_parse_u64(optarg, &t) < 0 || t == 0 || t > INT64_MAX) {
-				fprintf(stderr, "attestkey: --time: '%s' is not Unix seconds\n",
-					optarg);
+			if (tool_time_arg(optarg, &in.now) < 0)
 				goto out;
-			}
-			in.now = (time_t)t;
 			break;
 		case 'h':
 			printf("Usage: attestkey snp verify --roots ARK.pem [--ask ASK.pem] "

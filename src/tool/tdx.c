@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -291,6 +292,8 @@ static json_t *result_json(const struct vf_tdx_result *r, const struct verdict *
 		json_object_set_new(o, "debug",
 				    json_boolean(b->td_attributes & AK_TDX_TD_ATTR_DEBUG));
 	}
+	else
+		json_object_set_new(o, "mrtd", json_null());
 	if (v->checks)
 		json_object_set(o, "policy", v->checks);
 	if (v->token)
@@ -317,8 +320,12 @@ static void print_text(const struct vf_tdx_result *r, const struct verdict *v)
 		printf("TD_ATTRIBUTES: %016llx (debug %s)\n", (unsigned long long)b->td_attributes,
 		       b->td_attributes & AK_TDX_TD_ATTR_DEBUG ? "on" : "off");
 		hex_of(b->tee_tcb_svn, 16, hex);
-		printf("TCB:        TEE_TCB_SVN %s, FMSPC %s, PCE SVN %u, QE SVN %u\n", hex,
-		       r->fmspc[0] ? r->fmspc : "(unknown)", r->quote.pce_svn, r->quote.qe_svn);
+		printf("TCB:        TEE_TCB_SVN %s, FMSPC %s, QE ISVSVN %u\n", hex,
+		       r->fmspc[0] ? r->fmspc : "(unknown)", r->quote.qe_report.isvsvn);
+		if (r->quote.body_type == 3) {
+			hex_of(b->tee_tcb_svn2, 16, hex);
+			printf("            TEE_TCB_SVN2 %s (the TDX module running now)\n", hex);
+		}
 	}
 	if (r->tcb_evaluated) {
 		printf("TCB status: %s (platform %s, TDX module %s, QE %s)%s%s\n",
@@ -404,7 +411,7 @@ static int tdx_verify(int argc, char **argv)
 	const char *ini = NULL, *collateral = NULL, *roots = NULL;
 	uint8_t *quote = NULL, rd[64];
 	bool have_rd = false, json = false, allow_expired = false;
-	uint64_t t;
+	struct stat st;
 	int c, ret = TOOL_EXIT_USAGE;
 
 	memset(&r, 0, sizeof(r));
@@ -438,12 +445,8 @@ static int tdx_verify(int argc, char **argv)
 			v.token = optarg;
 			break;
 		case 'T':
-			if (ak_parse_u64(optarg, &t) < 0 || t == 0 || t > INT64_MAX) {
-				fprintf(stderr, "attestkey: --time: '%s' is not Unix seconds\n",
-					optarg);
+			if (tool_time_arg(optarg, &in.now) < 0)
 				goto out;
-			}
-			in.now = (time_t)t;
 			break;
 		case 'a':
 			allow_expired = true;
@@ -468,7 +471,8 @@ static int tdx_verify(int argc, char **argv)
 	ret = TOOL_EXIT_FAIL;
 	if (vf_tdx_trust_add_roots(trust, roots) < 0)
 		goto out;
-	if (collateral && vf_tdx_trust_set_collateral_dir(trust, collateral) < 0) {
+	if (collateral && (stat(collateral, &st) < 0 || !S_ISDIR(st.st_mode) ||
+			   vf_tdx_trust_set_collateral_dir(trust, collateral) < 0)) {
 		fprintf(stderr, "attestkey: --collateral %s: not a readable directory\n",
 			collateral);
 		goto out;

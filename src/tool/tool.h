@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <time.h>
 
 /* Exit codes: 0 success / valid, 1 refused or failed, 2 usage error. */
 #define TOOL_EXIT_OK 0
@@ -21,6 +22,8 @@ int tool_tdx(int argc, char **argv);
  * Returns 0 or prints why not and returns -1. */
 int tool_read_evidence(const char *path, uint8_t **report, size_t *report_len, uint8_t **certs,
 		       size_t *certs_len);
+/* --time: Unix seconds, > 0; -1 with a message otherwise. */
+int tool_time_arg(const char *arg, time_t *out);
 /* Hex of up to max bytes, zero-padded to max; -1 with a message otherwise. */
 int tool_hex_arg(const char *opt, const char *hex, uint8_t *out, size_t max);
 

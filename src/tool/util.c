@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <ini.h>
 #include <jansson.h>
@@ -39,6 +40,18 @@ int tool_hex_arg(const char *opt, const char *hex, uint8_t *out, size_t max)
 		fprintf(stderr, "attestkey: %s: '%s' is not hex\n", opt, hex);
 		return -1;
 	}
+	return 0;
+}
+
+int tool_time_arg(const char *arg, time_t *out)
+{
+	uint64_t t;
+
+	if (ak_parse_u64(arg, &t) < 0 || t == 0 || t > INT64_MAX) {
+		fprintf(stderr, "attestkey: --time: '%s' is not Unix seconds\n", arg);
+		return -1;
+	}
+	*out = (time_t)t;
 	return 0;
 }
 

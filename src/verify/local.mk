@@ -9,6 +9,7 @@ libakverify_la_SOURCES = \
 	src/verify/policy_tdx.c \
 	src/verify/tdx_collateral.c \
 	src/verify/tdx_internal.h \
-	src/verify/tdx_tcb.c
+	src/verify/tdx_tcb.c \
+	src/verify/verify_msg.h
 libakverify_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 libakverify_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS) $(CURL_LIBS)

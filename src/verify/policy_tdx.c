@@ -14,18 +14,7 @@
 #include <strings.h>
 
 #include "policy_internal.h"
-
-AK_PRINTF(3, 4)
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
+#include "verify_msg.h"
 
 /* Intel's names (sgx_ql_qv_result_t / the TCB info "tcbStatus" strings). */
 static const char *const status_names[VF_TDX_TCB_COUNT_] = {
@@ -132,11 +121,11 @@ static int set_mrtd(struct vf_policy *p, const char *value, char *err, size_t er
 	if (ret == 0 && count)
 		ret = each_item(value, mrtd_add, p, &count);
 	if (ret == -ENOMEM) {
-		set_msg(err, errlen, "mrtd: out of memory");
+		vf_set_msg(err, errlen, "mrtd: out of memory");
 		return ret;
 	}
 	if (ret < 0 || count == 0) {
-		set_msg(err, errlen,
+		vf_set_msg(err, errlen,
 			"mrtd: '%s' is not a list of 96-hex-digit (48-byte) MRTDs or 'any'", value);
 		return -EINVAL;
 	}
@@ -168,7 +157,7 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 		if (strcmp(key, regs[i].key) != 0)
 			continue;
 		if (ak_hex_decode(value, (uint8_t *)p + regs[i].off, 48) < 0) {
-			set_msg(err, errlen, "%s: '%s' is not 96 hex digits (48 bytes)", key, value);
+			vf_set_msg(err, errlen, "%s: '%s' is not 96 hex digits (48 bytes)", key, value);
 			return -EINVAL;
 		}
 		*(bool *)((uint8_t *)p + regs[i].set_off) = true;
@@ -179,11 +168,11 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 		int ret = each_item(value, status_add, &mask, &count);
 
 		if (ret == -ENOMEM) {
-			set_msg(err, errlen, "tcb_status: out of memory");
+			vf_set_msg(err, errlen, "tcb_status: out of memory");
 			return ret;
 		}
 		if (ret < 0 || count == 0) {
-			set_msg(err, errlen,
+			vf_set_msg(err, errlen,
 				"tcb_status: '%s' is not a list of Intel TCB statuses (UpToDate, "
 				"SWHardeningNeeded, ConfigurationNeeded, "
 				"ConfigurationAndSWHardeningNeeded, OutOfDate, "
@@ -197,7 +186,7 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 	}
 	if (!strcmp(key, "allow_expired_collateral")) {
 		if (ak_parse_bool(value, &p->allow_expired_collateral) < 0) {
-			set_msg(err, errlen,
+			vf_set_msg(err, errlen,
 				"allow_expired_collateral: '%s' is not a boolean (true/false)", value);
 			return -EINVAL;
 		}
@@ -205,7 +194,7 @@ int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, c
 	}
 	if (!strcmp(key, "min_tee_tcb_svn")) {
 		if (ak_hex_decode(value, p->min_tee_tcb_svn, sizeof(p->min_tee_tcb_svn)) < 0) {
-			set_msg(err, errlen, "min_tee_tcb_svn: '%s' is not 32 hex digits (16 bytes)",
+			vf_set_msg(err, errlen, "min_tee_tcb_svn: '%s' is not 32 hex digits (16 bytes)",
 				value);
 			return -EINVAL;
 		}
@@ -225,7 +214,7 @@ static enum ak_reason reg_check(const char *name, bool set, const uint8_t want[4
 		return AK_R_OK;
 	ak_hex_encode(have, 48, h);
 	ak_hex_encode(want, 48, w);
-	set_msg(msg, msglen, "%s %s differs from %s %s of token %s", name, h,
+	vf_set_msg(msg, msglen, "%s %s differs from %s %s of token %s", name, h,
 		name, w, token);
 	return AK_R_POLICY_MISMATCH;
 }
@@ -254,17 +243,17 @@ enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_td
 
 	if (!token)
 		token = "(unnamed)";
-	set_msg(msg, msglen, "ok");
+	vf_set_msg(msg, msglen, "ok");
 	if (!r->tcb_evaluated || !(p->tcb_status_mask & (1u << r->tcb_status))) {
 		status_list(p->tcb_status_mask, allowed, sizeof(allowed));
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"tcb_status %s%s%s is not accepted by token %s (tcb_status = %s)",
 			r->tcb_evaluated ? vf_tdx_tcb_status_name(r->tcb_status) : "(not evaluated)",
 			r->advisory_ids[0] ? ", advisories " : "", r->advisory_ids, token, allowed);
 		return AK_R_TCB_STATUS_NOT_ALLOWED;
 	}
 	if (r->collateral_expired && !p->allow_expired_collateral) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"collateral expired at the verification time: %s; token %s does not "
 			"allow_expired_collateral",
 			r->expired[0] ? r->expired : "(unnamed)", token);
@@ -275,7 +264,7 @@ enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_td
 			found = !memcmp(p->mrtds[i], b->mrtd, sizeof(b->mrtd));
 		if (!found) {
 			ak_hex_encode(b->mrtd, sizeof(b->mrtd), hex);
-			set_msg(msg, msglen, "MRTD %s is not in the mrtd allow-list of token %s%s",
+			vf_set_msg(msg, msglen, "MRTD %s is not in the mrtd allow-list of token %s%s",
 				hex, token, p->n_mrtds ? "" : " (the list is empty)");
 			return AK_R_MEASUREMENT_NOT_ALLOWED;
 		}
@@ -283,7 +272,7 @@ enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_td
 	/* TDX module spec, TD_ATTRIBUTES bit 0 DEBUG: the host can read and
 	 * write the TD's private memory and registers. */
 	if ((b->td_attributes & AK_TDX_TD_ATTR_DEBUG) && !p->allow_debug) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"TD_ATTRIBUTES 0x%016llx has DEBUG (bit 0) set and token %s does not "
 			"allow_debug",
 			(unsigned long long)b->td_attributes, token);
@@ -311,7 +300,7 @@ enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_td
 
 			ak_hex_encode(b->tee_tcb_svn, 16, have);
 			ak_hex_encode(p->min_tee_tcb_svn, 16, want);
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"TEE_TCB_SVN %s byte %zu (%u) is below min_tee_tcb_svn %s of token %s",
 				have, i, b->tee_tcb_svn[i], want, token);
 			return AK_R_TCB_TOO_LOW;

@@ -18,7 +18,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,20 +35,9 @@
 #include <openssl/x509v3.h>
 
 #include "tdx_internal.h"
+#include "verify_msg.h"
 
 #define MAX_CHAIN_CERTS 8
-
-AK_PRINTF(3, 4)
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
 
 /* vf_tdx_tcb_status_name / _from_name live in policy_tdx.c with the
  * policy keys that read them. */
@@ -287,7 +275,7 @@ static enum ak_reason pck_chain_load(const struct ak_tdx_quote *q, STACK_OF(X509
 	BIO_free(bio);
 	ERR_clear_error();
 	if (sk_X509_num(sk) < 2 || sk_X509_num(sk) > MAX_CHAIN_CERTS) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"the quote's PCK certificate chain (certification data type 5, %zu bytes) "
 			"holds %d PEM certificates, expected the PCK leaf and its CA (2..%d)",
 			q->pck_chain_len, sk_X509_num(sk), MAX_CHAIN_CERTS);
@@ -298,7 +286,7 @@ static enum ak_reason pck_chain_load(const struct ak_tdx_quote *q, STACK_OF(X509
 	return AK_R_OK;
 fail:
 	sk_X509_pop_free(sk, X509_free);
-	set_msg(msg, msglen, "internal error while reading the PCK certificate chain");
+	vf_set_msg(msg, msglen, "internal error while reading the PCK certificate chain");
 	return AK_R_INTERNAL;
 }
 
@@ -352,13 +340,13 @@ static enum ak_reason pck_chain_verify(const struct vf_tdx_trust *t, STACK_OF(X5
 		cn_of(bad ? bad : leaf, cn, sizeof(cn));
 		cn_of(leaf, lcn, sizeof(lcn));
 		if (err == X509_V_ERR_CERT_REVOKED) {
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"PCK chain: certificate '%s' (depth %d) is revoked by its issuer's "
 				"CRL",
 				cn, X509_STORE_CTX_get_error_depth(ctx));
 			reason = AK_R_CERT_REVOKED;
 		} else {
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"PCK chain: '%s' does not chain to a configured Intel SGX Root CA "
 				"at %lld: %s (certificate '%s', depth %d)",
 				lcn, (long long)now, X509_verify_cert_error_string(err), cn,
@@ -370,7 +358,7 @@ static enum ak_reason pck_chain_verify(const struct vf_tdx_trust *t, STACK_OF(X5
 	reason = AK_R_OK;
 out:
 	if (reason == AK_R_INTERNAL)
-		set_msg(msg, msglen, "internal error while checking the PCK certificate chain");
+		vf_set_msg(msg, msglen, "internal error while checking the PCK certificate chain");
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
 	return reason;
@@ -467,7 +455,7 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 	int rc;
 
 	if (!is_p256(pk)) {
-		set_msg(msg, msglen, "the PCK certificate's key is not ECDSA P-256");
+		vf_set_msg(msg, msglen, "the PCK certificate's key is not ECDSA P-256");
 		reason = AK_R_EVIDENCE_MALFORMED;
 		goto out;
 	}
@@ -475,7 +463,7 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 	if (rc < 0)
 		goto out;
 	if (rc == 0) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"QE report signature (ECDSA P-256/SHA-256 over the 384-byte QE report) "
 			"does not verify with the PCK certificate's key");
 		reason = AK_R_BAD_SIGNATURE;
@@ -491,7 +479,7 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 	    CRYPTO_memcmp(q->qe_report.report_data + 32, (const uint8_t[32]){0}, 32) != 0) {
 		ak_hex_encode(q->qe_report.report_data, 64, got);
 		ak_hex_encode(h, 32, want);
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"QE report data %s is not SHA-256(attestation key || QE authentication "
 			"data) %s followed by 32 zero bytes",
 			got, want);
@@ -500,7 +488,7 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 	}
 	ak = p256_key(q->att_key);
 	if (!ak) {
-		set_msg(msg, msglen, "the quote's attestation key is not a P-256 point");
+		vf_set_msg(msg, msglen, "the quote's attestation key is not a P-256 point");
 		reason = AK_R_BAD_SIGNATURE;
 		goto out;
 	}
@@ -508,7 +496,7 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 	if (rc < 0)
 		goto out;
 	if (rc == 0) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"quote signature (ECDSA P-256/SHA-256 over the header and TD report, "
 			"%zu bytes) does not verify with the attestation key",
 			q->signed_len);
@@ -518,7 +506,7 @@ static enum ak_reason check_signatures(X509 *pck, const struct ak_tdx_quote *q, 
 	reason = AK_R_OK;
 out:
 	if (reason == AK_R_INTERNAL)
-		set_msg(msg, msglen, "internal error while checking the quote's signatures");
+		vf_set_msg(msg, msglen, "internal error while checking the quote's signatures");
 	EVP_MD_CTX_free(md);
 	EVP_PKEY_free(ak);
 	return reason;
@@ -553,22 +541,23 @@ enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_i
 
 	memset(&res, 0, sizeof(res));
 	memset(&col, 0, sizeof(col));
-	set_msg(msg, msglen, "ok");
+	vf_set_msg(msg, msglen, "ok");
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!t || !in || !in->quote) {
-		set_msg(msg, msglen, "no trust store or no quote");
+		vf_set_msg(msg, msglen, "no trust store or no quote");
 		goto out;
 	}
 	now = in->now ? in->now : time(NULL);
 	if (sk_X509_num(t->roots) == 0) {
-		set_msg(msg, msglen, "no Intel SGX Root CA is configured");
+		vf_set_msg(msg, msglen, "no Intel SGX Root CA is configured");
 		reason = AK_R_UNTRUSTED_CHAIN;
 		goto out;
 	}
 	/* 1. The quote parses, bounded by its own lengths. */
 	if (ak_tdx_quote_parse(in->quote, in->quote_len, &res.quote) < 0) {
-		set_msg(msg, msglen,
+		memset(&res.quote, 0, sizeof(res.quote)); /* nothing of it holds */
+		vf_set_msg(msg, msglen,
 			"TDX quote (%zu bytes) does not parse: need version 4 or 5, ECDSA P-256 "
 			"attestation key (2), TEE type TDX (0x81), and lengths within the quote "
 			"(ATTESTKEY_DEBUG=1 names the field)",
@@ -606,7 +595,7 @@ enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_i
 		if (!crls || (col.pck_crl && !sk_X509_CRL_push(crls, col.pck_crl)) ||
 		    (root_crl && !sk_X509_CRL_push(crls, root_crl))) {
 			reason = AK_R_INTERNAL;
-			set_msg(msg, msglen, "internal error while collecting CRLs");
+			vf_set_msg(msg, msglen, "internal error while collecting CRLs");
 			goto out;
 		}
 		reason = pck_chain_verify(t, chain, crls, now, msg, msglen);
@@ -627,16 +616,16 @@ enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_i
 
 		ak_hex_encode(res.quote.body.report_data, 64, got);
 		ak_hex_encode(in->expected_report_data, 64, want);
-		set_msg(msg, msglen, "REPORTDATA %s is not the binding of this request (%s)", got,
+		vf_set_msg(msg, msglen, "REPORTDATA %s is not the binding of this request (%s)", got,
 			want);
 		reason = AK_R_BINDING_MISMATCH;
 		goto out;
 	}
-	set_msg(msg, msglen, "ok");
+	vf_set_msg(msg, msglen, "ok");
 	reason = AK_R_OK;
 out:
 	if (reason == AK_R_INTERNAL && msg && msglen && !strcmp(msg, "ok"))
-		set_msg(msg, msglen, "internal error while verifying the TDX quote");
+		vf_set_msg(msg, msglen, "internal error while verifying the TDX quote");
 	if (out)
 		*out = res;
 	sk_X509_CRL_free(crls); /* the CRLs belong to col and t */
@@ -659,12 +648,12 @@ enum ak_reason vf_tdx_verify_json(const struct vf_tdx_trust *t, const json_t *ev
 		memset(out, 0, sizeof(*out));
 	s = json_string_value(json_object_get(evidence, "quote"));
 	if (!json_is_object(evidence) || !s) {
-		set_msg(msg, msglen, "evidence is not an object with a \"quote\" string");
+		vf_set_msg(msg, msglen, "evidence is not an object with a \"quote\" string");
 		return AK_R_EVIDENCE_MALFORMED;
 	}
 	quote = ak_b64url_decode(s, &len);
 	if (!quote) {
-		set_msg(msg, msglen, "evidence \"quote\" is not base64url");
+		vf_set_msg(msg, msglen, "evidence \"quote\" is not base64url");
 		return AK_R_EVIDENCE_MALFORMED;
 	}
 	in.quote = quote;

@@ -25,20 +25,9 @@
 #include <openssl/pem.h>
 
 #include "tdx_internal.h"
+#include "verify_msg.h"
 
 #define FETCH_MAX (4u << 20) /* a TCB info is ~10 KiB, a CRL a few KiB */
-
-AK_PRINTF(3, 4)
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
 
 static int replace_str(char **dst, const char *src)
 {
@@ -172,17 +161,20 @@ static STACK_OF(X509) *chain_from_file(const char *dir, const char *name)
 	return sk;
 }
 
-/* Data from dir/name (and its chain), 0; -ENOENT when absent. */
+/* Data from dir/name (and its chain), 0; -ENOENT when absent, else
+ * -errno of the read. */
 static int from_dir(const char *dir, const char *name, const char *chain_name, struct got *g)
 {
 	char *path = path_join(dir, name);
+	int err;
 
 	if (!path)
 		return -ENOMEM;
 	g->data = ak_read_file(path, &g->len);
+	err = errno;
 	free(path);
 	if (!g->data)
-		return -ENOENT;
+		return err ? -err : -EIO;
 	g->chain = chain_name ? chain_from_file(dir, chain_name) : NULL;
 	return 0;
 }
@@ -434,9 +426,13 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 	tried[0] = '\0';
 	if (t->collateral_dir) {
 		ret = from_dir(t->collateral_dir, it->dir_name, it->dir_chain, g);
-		if (ret != -ENOENT)
-			return ret;
-		TRIED("not in %s/%s", t->collateral_dir, it->dir_name);
+		if (ret == 0)
+			return 0;
+		if (ret == -ENOENT)
+			TRIED("not in %s/%s", t->collateral_dir, it->dir_name);
+		else
+			TRIED("cannot read %s/%s: %s", t->collateral_dir, it->dir_name,
+			      strerror(-ret));
 	}
 	if (t->cache_dir) {
 		ret = from_dir(t->cache_dir, it->cache_name, it->cache_chain[0] ? it->cache_chain : NULL,
@@ -447,9 +443,14 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 		}
 		if (ret == -ENOENT)
 			TRIED("%snot in the cache %s", off ? ", " : "", t->cache_dir);
+		else if (ret < 0)
+			TRIED("%scannot read %s/%s: %s", off ? ", " : "", t->cache_dir,
+			      it->cache_name, strerror(-ret));
 	}
 	if (t->offline) {
 		TRIED("%soffline: PCS not asked", off ? ", " : "");
+	} else if (!it->url_path[0]) {
+		TRIED("%snot fetched", off ? ", " : "");
 	} else if (t->pcs_url) {
 		ret = pcs_get(t->pcs_url, it, g, err, sizeof(err));
 		if (ret == 0) {
@@ -489,8 +490,9 @@ static X509_CRL *crl_of(const struct got *g)
 	return crl;
 }
 
-static void items_init(struct item *tcb, struct item *qe, struct item *pckcrl,
-		       struct item *rootcrl, const struct vf_tdx_pck_info *pck)
+static void items_init(const struct vf_tdx_trust *t, struct item *tcb, struct item *qe,
+		       struct item *pckcrl, struct item *rootcrl,
+		       const struct vf_tdx_pck_info *pck)
 {
 	const char *ca = pck->processor_ca ? "processor" : "platform";
 	char fmspc[13];
@@ -526,14 +528,16 @@ static void items_init(struct item *tcb, struct item *qe, struct item *pckcrl,
 		 "/sgx/certification/v4/pckcrl?ca=%s&encoding=der", ca);
 	pckcrl->chain_header = "SGX-PCK-CRL-Issuer-Chain";
 
-	/* Intel PCS does not serve the Root CA CRL (a PCCS does, at
-	 * /sgx/certification/v4/rootcacrl); it comes from the collateral
-	 * dir, the cache or the roots dir. */
+	/* The Root CA CRL: the collateral dir, the cache, else the roots
+	 * dir's; asked of a PCCS (/sgx/certification/v4/rootcacrl; Intel PCS
+	 * itself does not serve it) only when the roots dir has none. */
 	memset(rootcrl, 0, sizeof(*rootcrl));
 	rootcrl->what = "Root CA CRL";
 	snprintf(rootcrl->dir_name, sizeof(rootcrl->dir_name), "root_ca_crl.der");
 	snprintf(rootcrl->cache_name, sizeof(rootcrl->cache_name), "root_ca_crl.der");
-	snprintf(rootcrl->url_path, sizeof(rootcrl->url_path), "/sgx/certification/v4/rootcacrl");
+	if (!t->root_crl)
+		snprintf(rootcrl->url_path, sizeof(rootcrl->url_path),
+			 "/sgx/certification/v4/rootcacrl");
 }
 
 /* A JSON piece: the override file (its chain from the collateral dir),
@@ -548,14 +552,14 @@ static enum ak_reason get_json(const struct vf_tdx_trust *t, const struct item *
 	if (override) {
 		g.data = ak_read_file(override, &g.len);
 		if (!g.data) {
-			set_msg(msg, msglen, "%s: cannot read %s: %s", it->what, override,
+			vf_set_msg(msg, msglen, "%s: cannot read %s: %s", it->what, override,
 				strerror(errno));
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
 		if (t->collateral_dir)
 			g.chain = chain_from_file(t->collateral_dir, it->dir_chain);
 	} else if (lookup(t, it, now, &g, tried, sizeof(tried)) < 0) {
-		set_msg(msg, msglen, "%s unavailable: %s", it->what, tried);
+		vf_set_msg(msg, msglen, "%s unavailable: %s", it->what, tried);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	*body = (char *)g.data;
@@ -571,7 +575,7 @@ static void get_crl(const struct vf_tdx_trust *t, const struct item *it, time_t 
 	char tried[1024];
 
 	if (lookup(t, it, now, &g, tried, sizeof(tried)) < 0) {
-		ak_log(AK_LOG_DEBUG, "TDX %s: %s", it->what, tried);
+		ak_debug("TDX %s: %s", it->what, tried);
 		return;
 	}
 	*out = crl_of(&g);
@@ -589,8 +593,8 @@ enum ak_reason vf_tdx_collateral_get(const struct vf_tdx_trust *t, const struct 
 	enum ak_reason r;
 
 	memset(out, 0, sizeof(*out));
-	set_msg(msg, msglen, "ok");
-	items_init(&tcb, &qe, &pckcrl, &rootcrl, pck);
+	vf_set_msg(msg, msglen, "ok");
+	items_init(t, &tcb, &qe, &pckcrl, &rootcrl, pck);
 	r = get_json(t, &tcb, in ? in->tcb_info_path : NULL, now, &out->tcb_info,
 		     &out->tcb_info_len, &out->tcb_info_chain, msg, msglen);
 	if (r == AK_R_OK)

@@ -27,20 +27,9 @@
 #include <openssl/x509v3.h>
 
 #include "tdx_internal.h"
+#include "verify_msg.h"
 
 #define SGX_EXT_OID "1.2.840.113741.1.13.1"
-
-AK_PRINTF(3, 4)
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- PCK certificate SGX extensions ------------------------------------ */
 
@@ -198,22 +187,22 @@ int vf_tdx_pck_info_parse(X509 *pck_leaf, struct vf_tdx_pck_info *out, char *msg
 	int idx, ret;
 
 	memset(out, 0, sizeof(*out));
-	set_msg(msg, msglen, "ok");
+	vf_set_msg(msg, msglen, "ok");
 	if (!pck_leaf || !obj) {
 		ASN1_OBJECT_free(obj);
-		set_msg(msg, msglen, "PCK certificate: none given");
+		vf_set_msg(msg, msglen, "PCK certificate: none given");
 		return -EBADMSG;
 	}
 	idx = X509_get_ext_by_OBJ(pck_leaf, obj, -1);
 	ASN1_OBJECT_free(obj);
 	if (idx < 0) {
-		set_msg(msg, msglen, "PCK certificate: no SGX extensions (OID " SGX_EXT_OID ")");
+		vf_set_msg(msg, msglen, "PCK certificate: no SGX extensions (OID " SGX_EXT_OID ")");
 		return -EBADMSG;
 	}
 	data = X509_EXTENSION_get_data(X509_get_ext(pck_leaf, idx));
 	ret = walk_pairs(data->data, data->length, sgx_item, &w);
 	if (ret < 0) {
-		set_msg(msg, msglen, "PCK certificate: SGX extension %s is malformed",
+		vf_set_msg(msg, msglen, "PCK certificate: SGX extension %s is malformed",
 			w.bad[0] ? w.bad : SGX_EXT_OID);
 		return -EBADMSG;
 	}
@@ -221,7 +210,7 @@ int vf_tdx_pck_info_parse(X509 *pck_leaf, struct vf_tdx_pck_info *out, char *msg
 		w.found |= F_COMPS;
 	for (size_t i = 0; i < AK_ARRAY_SIZE(need); i++) {
 		if (!(w.found & need[i].bit)) {
-			set_msg(msg, msglen, "PCK certificate: SGX extension %s is missing",
+			vf_set_msg(msg, msglen, "PCK certificate: SGX extension %s is missing",
 				need[i].name);
 			return -EBADMSG;
 		}
@@ -235,7 +224,7 @@ int vf_tdx_pck_info_parse(X509 *pck_leaf, struct vf_tdx_pck_info *out, char *msg
 	if (strstr(cn, "Processor")) {
 		out->processor_ca = true;
 	} else if (!strstr(cn, "Platform")) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"PCK certificate: issuer CN '%s' is neither the PCK Processor CA nor the "
 			"PCK Platform CA",
 			cn);
@@ -250,18 +239,16 @@ static void add_expired(struct vf_tdx_result *out, const char *fmt, ...) AK_PRIN
 static void add_expired(struct vf_tdx_result *out, const char *fmt, ...)
 {
 	size_t off = strlen(out->expired);
+	char item[128];
 	va_list ap;
 
 	out->collateral_expired = true;
-	if (off && off + 2 < sizeof(out->expired)) {
-		memcpy(out->expired + off, ", ", 3);
-		off += 2;
-	}
-	if (off + 1 >= sizeof(out->expired))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(out->expired + off, sizeof(out->expired) - off, fmt, ap);
+	vsnprintf(item, sizeof(item), fmt, ap);
 	va_end(ap);
+	if (strstr(out->expired, item)) /* one signing certificate for both */
+		return;
+	snprintf(out->expired + off, sizeof(out->expired) - off, "%s%s", off ? ", " : "", item);
 }
 
 /* "2023-06-20T12:00:00Z" (Intel's ISO 8601 UTC dates) to time_t. */
@@ -443,39 +430,46 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 	char cn[128], err[160] = "no TCB signing certificate in the issuer chain or the roots";
 	bool expired = false;
 
-	d->root = json_loadb(body, len, 0, &jerr);
-	if (!d->root || !json_is_object(d->root)) {
-		set_msg(msg, msglen, "%s: not a JSON object (%s at line %d)", d->what,
-			d->root ? "top level" : jerr.text, jerr.line);
+	/* A second "tcbInfo" member would make "the signed value" ambiguous. */
+	d->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!d->root) {
+		vf_set_msg(msg, msglen, "%s does not parse as JSON: %s (line %d)", d->what,
+			   jerr.text, jerr.line);
+		return AK_R_COLLATERAL_UNAVAILABLE;
+	}
+	if (!json_is_object(d->root)) {
+		vf_set_msg(msg, msglen, "%s is not a JSON object", d->what);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	d->value = json_object_get(d->root, key);
 	sighex = json_string_value(json_object_get(d->root, "signature"));
 	if (!json_is_object(d->value) || !sighex) {
-		set_msg(msg, msglen, "%s: no \"%s\" object or no \"signature\" string", d->what,
+		vf_set_msg(msg, msglen, "%s: no \"%s\" object or no \"signature\" string", d->what,
 			key);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	if (ak_hex_decode(sighex, sig, sizeof(sig)) < 0) {
-		set_msg(msg, msglen, "%s: signature is not 128 hex digits (ECDSA P-256 r||s)",
+		vf_set_msg(msg, msglen, "%s: signature is not 128 hex digits (ECDSA P-256 r||s)",
 			d->what);
 		return AK_R_BAD_SIGNATURE;
 	}
 	if (exact_member(body, len, key, d->value, &signed_start, &signed_len) < 0) {
-		set_msg(msg, msglen, "%s: cannot locate the signed \"%s\" bytes", d->what, key);
+		vf_set_msg(msg, msglen, "%s: cannot locate the signed \"%s\" bytes", d->what, key);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	cands = sk_X509_new_null();
 	if (!cands)
 		return AK_R_INTERNAL;
+	/* The issuer chain's signing certificate first (README: the TCB
+	 * signing certificate comes from the issuer chain when there is one),
+	 * then the roots dir's; whichever verifies must chain to a root. */
 	for (int i = 0; chain && i < sk_X509_num(chain); i++)
 		if (!self_signed(sk_X509_value(chain, i))) {
 			sk_X509_push(cands, sk_X509_value(chain, i));
 			break;
 		}
-	if (sk_X509_num(cands) == 0)
-		for (int i = 0; t->tcb_signers && i < sk_X509_num(t->tcb_signers); i++)
-			sk_X509_push(cands, sk_X509_value(t->tcb_signers, i));
+	for (int i = 0; t->tcb_signers && i < sk_X509_num(t->tcb_signers); i++)
+		sk_X509_push(cands, sk_X509_value(t->tcb_signers, i));
 	for (int i = 0; i < sk_X509_num(cands) && !signer; i++) {
 		X509 *c = sk_X509_value(cands, i);
 		EVP_PKEY *k = X509_get0_pubkey(c);
@@ -484,7 +478,7 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 			signer = c;
 	}
 	if (!signer) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"%s: signature does not verify with %s", d->what,
 			sk_X509_num(cands) ? "the TCB signing certificate" : "any certificate (none given)");
 		sk_X509_free(cands);
@@ -493,7 +487,7 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 	sk_X509_free(cands);
 	cert_cn(signer, cn, sizeof(cn));
 	if (chain_ok(t, signer, chain, now, &expired, err, sizeof(err)) < 0) {
-		set_msg(msg, msglen, "%s: signing certificate '%s' does not chain to a trusted root: %s",
+		vf_set_msg(msg, msglen, "%s: signing certificate '%s' does not chain to a trusted root: %s",
 			d->what, cn, err);
 		return AK_R_UNTRUSTED_CHAIN;
 	}
@@ -501,7 +495,7 @@ static enum ak_reason signed_doc_load(const struct vf_tdx_trust *t, struct signe
 		char na[32];
 
 		asn1_time_str(X509_get0_notAfter(signer), na, sizeof(na));
-		add_expired(out, "%s signing certificate (notAfter %s)", d->file, na);
+		add_expired(out, "TCB signing certificate '%s' (notAfter %s)", cn, na);
 	}
 	return AK_R_OK;
 }
@@ -515,7 +509,7 @@ static enum ak_reason check_window(const struct signed_doc *d, time_t now,
 	time_t ti, tn;
 
 	if (parse_date(issue, &ti) < 0 || parse_date(next, &tn) < 0) {
-		set_msg(msg, msglen, "%s: issueDate or nextUpdate missing or not an ISO 8601 date",
+		vf_set_msg(msg, msglen, "%s: issueDate or nextUpdate missing or not an ISO 8601 date",
 			d->what);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
@@ -547,12 +541,21 @@ static void check_crl_window(X509_CRL *crl, const char *name, time_t now,
 
 /* ---- TCB statuses -------------------------------------------------------- */
 
-static int status_of(const json_t *level, enum vf_tdx_tcb_status *out)
+/* The statuses a level may carry (Intel's VALID_TCB_INFO_STATUSES for a
+ * platform level; module and QE levels only the first three). */
+#define LEVEL_STATUSES                                                                     \
+	(1u << VF_TDX_TCB_UP_TO_DATE | 1u << VF_TDX_TCB_OUT_OF_DATE | 1u << VF_TDX_TCB_REVOKED | \
+	 1u << VF_TDX_TCB_SW_HARDENING_NEEDED | 1u << VF_TDX_TCB_CONFIGURATION_NEEDED |        \
+	 1u << VF_TDX_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED |                              \
+	 1u << VF_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED)
+#define IDENTITY_STATUSES                                                                  \
+	(1u << VF_TDX_TCB_UP_TO_DATE | 1u << VF_TDX_TCB_OUT_OF_DATE | 1u << VF_TDX_TCB_REVOKED)
+
+static int status_of(const json_t *level, uint32_t allowed, enum vf_tdx_tcb_status *out)
 {
 	const char *s = json_string_value(json_object_get(level, "tcbStatus"));
 
-	if (!s || vf_tdx_tcb_status_from_name(s, out) < 0 || *out == VF_TDX_TCB_NONE ||
-	    *out == VF_TDX_TCB_NOT_SUPPORTED)
+	if (!s || vf_tdx_tcb_status_from_name(s, out) < 0 || !(allowed & (1u << *out)))
 		return -EINVAL;
 	return 0;
 }
@@ -650,7 +653,7 @@ static int levels_decode(const json_t *arr, struct level **out, size_t *n)
 		lv[i].json = l;
 		if (svn_array(json_object_get(tcb, "sgxtcbcomponents"), lv[i].sgx) < 0 ||
 		    svn_array(json_object_get(tcb, "tdxtcbcomponents"), lv[i].tdx) < 0 ||
-		    !json_is_integer(pce) || status_of(l, &lv[i].status) < 0) {
+		    !json_is_integer(pce) || status_of(l, LEVEL_STATUSES, &lv[i].status) < 0) {
 			free(lv);
 			return -EINVAL;
 		}
@@ -705,7 +708,8 @@ static int hex_field(const json_t *obj, const char *key, uint8_t *out, size_t le
 
 /* 4.1.2.9.5..10: the QE report against the QE identity; the QE status. */
 static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_quote *q,
-			       struct vf_tdx_result *out, char *msg, size_t msglen)
+			       struct vf_tdx_result *out, const json_t **qe_level, char *msg,
+			       size_t msglen)
 {
 	const json_t *id = qe->value, *levels = json_object_get(id, "tcbLevels"), *l;
 	const struct ak_sgx_report *r = &q->qe_report;
@@ -719,7 +723,7 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 	if (!json_is_integer(json_object_get(id, "version")) ||
 	    json_integer_value(json_object_get(id, "version")) != 2 || !eid ||
 	    strcmp(eid, "TD_QE") != 0) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"QE identity: id '%s' version %lld is not a TD_QE identity version 2",
 			eid ? eid : "(none)",
 			(long long)json_integer_value(json_object_get(id, "version")));
@@ -731,7 +735,7 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 	    hex_field(id, "attributesMask", attrmask, 16) < 0 ||
 	    hex_field(id, "mrsigner", mrsigner, 32) < 0 || !json_is_integer(prodid) ||
 	    !json_is_array(levels)) {
-		set_msg(msg, msglen, "QE identity: a field is missing or malformed");
+		vf_set_msg(msg, msglen, "QE identity: a field is missing or malformed");
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	/* The identity's hex bytes are the little-endian bytes of the report. */
@@ -740,7 +744,7 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 	mm = (uint32_t)miscmask[0] | (uint32_t)miscmask[1] << 8 | (uint32_t)miscmask[2] << 16 |
 	     (uint32_t)miscmask[3] << 24;
 	if ((r->miscselect & mm) != m) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"QE report MISCSELECT 0x%08x under mask 0x%08x differs from the QE "
 			"identity's 0x%08x",
 			r->miscselect, mm, m);
@@ -752,7 +756,7 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 	if (i < 16) {
 		ak_hex_encode(r->attributes, 16, have);
 		ak_hex_encode(attr, 16, want);
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"QE report ATTRIBUTES %s under the mask differ from the QE identity's %s",
 			have, want);
 		return AK_R_BAD_SIGNATURE;
@@ -760,13 +764,13 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 	if (memcmp(r->mrsigner, mrsigner, 32) != 0) {
 		ak_hex_encode(r->mrsigner, 32, have);
 		ak_hex_encode(mrsigner, 32, want);
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"QE report MRSIGNER %s is not the QE identity's %s (not Intel's TD QE)",
 			have, want);
 		return AK_R_BAD_SIGNATURE;
 	}
 	if (r->isvprodid != json_integer_value(prodid)) {
-		set_msg(msg, msglen, "QE report ISVPRODID %u is not the QE identity's %lld",
+		vf_set_msg(msg, msglen, "QE report ISVPRODID %u is not the QE identity's %lld",
 			r->isvprodid, (long long)json_integer_value(prodid));
 		return AK_R_BAD_SIGNATURE;
 	}
@@ -777,14 +781,13 @@ static enum ak_reason qe_check(const struct signed_doc *qe, const struct ak_tdx_
 		const json_t *svn = json_object_get(json_object_get(l, "tcb"), "isvsvn");
 		enum vf_tdx_tcb_status s;
 
-		if (!json_is_integer(svn) || status_of(l, &s) < 0) {
-			set_msg(msg, msglen, "QE identity: tcbLevels[%zu] is malformed", i);
+		if (!json_is_integer(svn) || status_of(l, IDENTITY_STATUSES, &s) < 0) {
+			vf_set_msg(msg, msglen, "QE identity: tcbLevels[%zu] is malformed", i);
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
 		if (json_integer_value(svn) <= r->isvsvn) {
 			out->qe_status = s;
-			add_advisories(out, l);
-			take_date(out, l);
+			*qe_level = l;
 			break;
 		}
 	}
@@ -841,7 +844,7 @@ static enum ak_reason module_match(const json_t *tcbinfo, const struct ak_tdx_qu
 	if (version > 0) {
 		*identity = module_identity(tcbinfo, version);
 		if (!*identity) {
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"TCB info has no TDX module identity TDX_%02X for TEE_TCB_SVN[1] = %u",
 				version, version);
 			return AK_R_TCB_MISMATCH;
@@ -850,20 +853,20 @@ static enum ak_reason module_match(const json_t *tcbinfo, const struct ak_tdx_qu
 	}
 	if (hex_field(mod, "mrsigner", mrsigner, sizeof(mrsigner)) < 0 ||
 	    hex_field(mod, "attributes", attrs, sizeof(attrs)) < 0) {
-		set_msg(msg, msglen, "TCB info: TDX module mrsigner or attributes malformed");
+		vf_set_msg(msg, msglen, "TCB info: TDX module mrsigner or attributes malformed");
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	if (memcmp(mrsigner, q->body.mrsignerseam, 48) != 0) {
 		ak_hex_encode(q->body.mrsignerseam, 48, have);
 		ak_hex_encode(mrsigner, 48, want);
-		set_msg(msg, msglen, "MRSIGNERSEAM %s differs from the TDX module's mrsigner %s",
+		vf_set_msg(msg, msglen, "MRSIGNERSEAM %s differs from the TDX module's mrsigner %s",
 			have, want);
 		return AK_R_TCB_MISMATCH;
 	}
 	/* Intel requires SEAMATTRIBUTES to be zero and equal to the module's. */
 	for (size_t i = 0; i < 8; i++) {
 		if (attrs[i] != 0 || ((q->body.seam_attributes >> (8 * i)) & 0xff) != 0) {
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"SEAMATTRIBUTES 0x%016llx are not zero as the TDX module's "
 				"attributes require",
 				(unsigned long long)q->body.seam_attributes);
@@ -944,29 +947,29 @@ static enum ak_reason tcbinfo_match(const json_t *ti, const struct vf_tdx_pck_in
 	char have[13], want[13];
 
 	if (!id || strcmp(id, "TDX") != 0 || version < 3) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"TCB info id '%s' version %lld is not for TDX (id \"TDX\", version 3 or "
 			"later)",
 			id ? id : "(none)", (long long)version);
 		return AK_R_TCB_MISMATCH;
 	}
 	if (hex_field(ti, "fmspc", fmspc, 6) < 0 || hex_field(ti, "pceId", pceid, 2) < 0) {
-		set_msg(msg, msglen, "TCB info: fmspc or pceId missing or malformed");
+		vf_set_msg(msg, msglen, "TCB info: fmspc or pceId missing or malformed");
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
-	if (memcmp(fmspc, pck->fmspc, 6) != 0) {
-		ak_hex_encode(fmspc, 6, have);
-		ak_hex_encode(pck->fmspc, 6, want);
-		set_msg(msg, msglen,
-			"TCB info is for FMSPC %s, the PCK certificate's FMSPC is %s", have, want);
-		return AK_R_TCB_MISMATCH;
-	}
-	if (memcmp(pceid, pck->pceid, 2) != 0) {
-		ak_hex_encode(pceid, 2, have);
-		ak_hex_encode(pck->pceid, 2, want);
-		set_msg(msg, msglen,
-			"TCB info is for PCE-ID %s, the PCK certificate's PCE-ID is %s", have, want);
-		return AK_R_TCB_MISMATCH;
+	for (int i = 0; i < 2; i++) {
+		const char *name = i ? "PCE-ID" : "FMSPC";
+		const uint8_t *a = i ? pceid : fmspc, *b = i ? pck->pceid : pck->fmspc;
+		size_t n = i ? sizeof(pceid) : sizeof(fmspc);
+
+		if (memcmp(a, b, n) != 0) {
+			ak_hex_encode(a, n, have);
+			ak_hex_encode(b, n, want);
+			vf_set_msg(msg, msglen,
+				   "TCB info is for %s %s, the PCK certificate's %s is %s", name,
+				   have, name, want);
+			return AK_R_TCB_MISMATCH;
+		}
 	}
 	return AK_R_OK;
 }
@@ -974,7 +977,8 @@ static enum ak_reason tcbinfo_match(const json_t *ti, const struct vf_tdx_pck_in
 /* 4.1.2.4.17: levels, module, relaunch, QE, into out. */
 static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_info *pck,
 				      const struct ak_tdx_quote *q, const json_t *mod_identity,
-				      struct vf_tdx_result *out, char *msg, size_t msglen)
+				      const json_t *qe_level, struct vf_tdx_result *out, char *msg,
+				      size_t msglen)
 {
 	const uint8_t *svn = q->body.tee_tcb_svn;
 	const struct level *sgx = NULL, *tdx = NULL;
@@ -986,7 +990,7 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 
 	ret = levels_decode(json_object_get(ti, "tcbLevels"), &lv, &n);
 	if (ret < 0) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"TCB info: tcbLevels missing or malformed (16 SGX and 16 TDX component "
 			"SVNs, pcesvn and one of Intel's statuses in each)");
 		return ret == -ENOMEM ? AK_R_INTERNAL : AK_R_COLLATERAL_UNAVAILABLE;
@@ -1022,11 +1026,8 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 			out->tcb_status = VF_TDX_TCB_NOT_SUPPORTED;
 			goto out;
 		}
-		if (status_of(ml, &out->module_status) < 0 ||
-		    (out->module_status != VF_TDX_TCB_UP_TO_DATE &&
-		     out->module_status != VF_TDX_TCB_OUT_OF_DATE &&
-		     out->module_status != VF_TDX_TCB_REVOKED)) {
-			set_msg(msg, msglen, "TCB info: a TDX module tcbLevel is malformed");
+		if (status_of(ml, IDENTITY_STATUSES, &out->module_status) < 0) {
+			vf_set_msg(msg, msglen, "TCB info: a TDX module tcbLevel is malformed");
 			r = AK_R_COLLATERAL_UNAVAILABLE;
 			goto out;
 		}
@@ -1044,7 +1045,7 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 									: out->module_status,
 				  out->qe_status, &mismatch);
 		if (mismatch) {
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"TCB info has no TDX module identity TDX_%02X for TEE_TCB_SVN2[1]",
 				q->body.tee_tcb_svn2[1]);
 			r = AK_R_TCB_MISMATCH;
@@ -1054,6 +1055,9 @@ static enum ak_reason evaluate_levels(const json_t *ti, const struct vf_tdx_pck_
 	if (status != VF_TDX_TCB_REVOKED)
 		status = converge(status, out->qe_status);
 	out->tcb_status = status;
+	/* The QE's advisories and date after the platform's and module's. */
+	add_advisories(out, qe_level);
+	take_date(out, qe_level);
 out:
 	free(lv);
 	return r;
@@ -1066,10 +1070,10 @@ enum ak_reason vf_tdx_tcb_evaluate(const struct vf_tdx_trust *t,
 {
 	struct signed_doc ti = {.what = "TCB info", .file = "tcb_info"};
 	struct signed_doc qe = {.what = "QE identity", .file = "qe_identity"};
-	const json_t *mod_identity = NULL;
+	const json_t *mod_identity = NULL, *qe_level = NULL;
 	enum ak_reason r;
 
-	set_msg(msg, msglen, "ok");
+	vf_set_msg(msg, msglen, "ok");
 	if (!now)
 		now = time(NULL);
 	out->tcb_evaluated = false;
@@ -1079,7 +1083,7 @@ enum ak_reason vf_tdx_tcb_evaluate(const struct vf_tdx_trust *t,
 	out->collateral_expired = false;
 	ak_hex_encode(pck->fmspc, sizeof(pck->fmspc), out->fmspc);
 	if (!c->tcb_info || !c->qe_identity) {
-		set_msg(msg, msglen, "no %s to evaluate the TCB with",
+		vf_set_msg(msg, msglen, "no %s to evaluate the TCB with",
 			c->tcb_info ? "QE identity" : "TCB info");
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
@@ -1100,9 +1104,9 @@ enum ak_reason vf_tdx_tcb_evaluate(const struct vf_tdx_trust *t,
 	check_crl_window(c->root_crl ? c->root_crl : t->root_crl, "root_ca_crl", now, out);
 	r = module_match(ti.value, q, &mod_identity, msg, msglen);
 	if (r == AK_R_OK)
-		r = qe_check(&qe, q, out, msg, msglen);
+		r = qe_check(&qe, q, out, &qe_level, msg, msglen);
 	if (r == AK_R_OK)
-		r = evaluate_levels(ti.value, pck, q, mod_identity, out, msg, msglen);
+		r = evaluate_levels(ti.value, pck, q, mod_identity, qe_level, out, msg, msglen);
 out:
 	if (r != AK_R_OK) {
 		out->tcb_evaluated = false;

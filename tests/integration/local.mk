@@ -24,6 +24,11 @@ tests_integration_hostile_provider_la_SOURCES = tests/integration/hostile-provid
 tests_integration_hostile_provider_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 # no sanitizer flags: openssl and curl load it without ASan's runtime
 tests_integration_hostile_provider_la_CFLAGS = -std=gnu11 -Wall -Wextra $(CRYPTO_CFLAGS)
+# issue 9: a static HTTP server for the KDS / PCS look-alikes (httpfixture-lib.sh)
+check_PROGRAMS += tests/integration/httpfixture
+tests_integration_httpfixture_SOURCES = tests/integration/httpfixture.c
+tests_integration_httpfixture_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS)
+tests_integration_httpfixture_LDADD = $(MHD_LIBS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
@@ -44,7 +49,9 @@ INTEGRATION_TESTS = \
 	tests/integration/coredump.sh \
 	tests/integration/coredump-broker.sh \
 	tests/integration/fork-vmlck.sh \
-	tests/integration/broker-attack.sh
+	tests/integration/broker-attack.sh \
+	tests/integration/httpfixture.sh \
+	tests/integration/tdx-verify.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
-	tests/integration/coredump-lib.sh
+	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh
