@@ -461,6 +461,33 @@ static void test_quote_verifies(void **state)
 	ev_sim_params_clear(&p);
 }
 
+/* A PCK key that is not the PCK certificate's is refused, and a directory
+ * that cannot be made fails init. */
+static void test_broken_chip(void **state)
+{
+	struct ev_sim_tdx_opts o;
+	struct ev_sim_params p;
+	uint8_t rd[AK_BINDING_LEN] = {0}, *q = NULL;
+	size_t len = 0;
+	char dir[] = "/tmp/attestkey-test-tdxbroken-XXXXXX", cmd[256];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	ev_sim_tdx_opts_init(&o);
+	assert_int_equal(ev_sim_tdx_init(dir, &o), 0);
+	snprintf(cmd, sizeof(cmd), "cp '%s/attestation.key' '%s/pck.key'", dir, dir);
+	assert_int_equal(system(cmd), 0);
+	ev_sim_params_init(&p);
+	p.tee = EV_SIM_TEE_TDX;
+	p.dir = strdup(dir);
+	assert_true(ev_sim_tdx_quote(&p, rd, &q, &len) < 0);
+	assert_null(q);
+	ev_sim_params_clear(&p);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	assert_true(ev_sim_tdx_init("/proc/attestkey-no-such-dir/x", &o) < 0);
+}
+
 /* An SNP sim directory (or none) is refused with a clear error. */
 static void test_quote_not_tdx(void **state)
 {
@@ -489,6 +516,7 @@ int main(void)
 	    cmocka_unit_test(test_collateral_signed), cmocka_unit_test(test_quote),
 	    cmocka_unit_test(test_quote_params),      cmocka_unit_test(test_quote_not_tdx),
 	    cmocka_unit_test(test_quote_parse),	      cmocka_unit_test(test_quote_verifies),
+	    cmocka_unit_test(test_broken_chip),
 	};
 
 	ak_log_init("test_tdx_sim");
