@@ -58,7 +58,7 @@ struct ev_sim_params {
 	uint32_t version;           /* report version, default 2 */
 	uint32_t delay_ms;          /* the chip's response time, default 0: tests
 				     * use it to let a nonce expire */
-	/* ---- TDX (tee = EV_SIM_TEE_TDX); all zero by default ---- */
+	/* ---- TDX (tee = EV_SIM_TEE_TDX); all zero by default but td_attributes ---- */
 	uint8_t mrtd[48];
 	uint8_t rtmr[4][48];
 	uint8_t mrconfigid[48], mrowner[48], mrownerconfig[48];

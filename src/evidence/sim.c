@@ -68,21 +68,27 @@ char *sim_path_join(const char *dir, const char *name)
 
 /* ---- sim init ---------------------------------------------------------- */
 
+X509_NAME *sim_name(const char *const *keys, const char *const *vals, size_t n)
+{
+	X509_NAME *name = X509_NAME_new();
+
+	for (size_t i = 0; name && i < n; i++) {
+		if (!X509_NAME_add_entry_by_txt(name, keys[i], MBSTRING_UTF8,
+						(const unsigned char *)vals[i], -1, -1, 0)) {
+			X509_NAME_free(name);
+			name = NULL;
+		}
+	}
+	return name;
+}
+
 static X509_NAME *make_name(const char *cn)
 {
 	/* AMD's attribute order: OU, C, L, ST, O, CN. */
 	static const char *const keys[] = {"OU", "C", "L", "ST", "O", "CN"};
-	const char *vals[] = {"Engineering", "US", "Santa Clara", "CA", SIM_ORG, cn};
-	X509_NAME *n = X509_NAME_new();
+	const char *const vals[] = {"Engineering", "US", "Santa Clara", "CA", SIM_ORG, cn};
 
-	for (size_t i = 0; n && i < AK_ARRAY_SIZE(keys); i++) {
-		if (!X509_NAME_add_entry_by_txt(n, keys[i], MBSTRING_UTF8,
-						(const unsigned char *)vals[i], -1, -1, 0)) {
-			X509_NAME_free(n);
-			n = NULL;
-		}
-	}
-	return n;
+	return sim_name(keys, vals, AK_ARRAY_SIZE(keys));
 }
 
 X509 *sim_new_cert(X509_NAME *subj, X509 *issuer, EVP_PKEY *pub, long serial, long days)

@@ -16,6 +16,8 @@
 #include <openssl/x509.h>
 
 char *sim_path_join(const char *dir, const char *name);
+/* A name of the attributes keys[i] = vals[i], in that order. */
+X509_NAME *sim_name(const char *const *keys, const char *const *vals, size_t n);
 /* A v3 certificate of subj (taken over), issued by issuer (NULL: self),
  * valid from an hour ago for `days`. */
 X509 *sim_new_cert(X509_NAME *subj, X509 *issuer, EVP_PKEY *pub, long serial, long days);

@@ -105,17 +105,9 @@ static void hex_upper(const uint8_t *b, size_t n, char *out)
 static X509_NAME *intel_name(const char *cn)
 {
 	static const char *const keys[] = {"CN", "O", "L", "ST", "C"};
-	const char *vals[] = {cn, SIM_ORG, "Santa Clara", "CA", "US"};
-	X509_NAME *n = X509_NAME_new();
+	const char *const vals[] = {cn, SIM_ORG, "Santa Clara", "CA", "US"};
 
-	for (size_t i = 0; n && i < AK_ARRAY_SIZE(keys); i++) {
-		if (!X509_NAME_add_entry_by_txt(n, keys[i], MBSTRING_UTF8,
-						(const unsigned char *)vals[i], -1, -1, 0)) {
-			X509_NAME_free(n);
-			n = NULL;
-		}
-	}
-	return n;
+	return sim_name(keys, vals, AK_ARRAY_SIZE(keys));
 }
 
 /* A certificate as Intel issues them: 20-byte random serial, AKI, CRL
