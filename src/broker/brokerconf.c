@@ -729,7 +729,7 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 		       c->path);
 	if (c->tdx_offline && !c->tdx_cache_dir && !c->tdx_collateral && c->n_tdx_roots) {
 		snprintf(err, errlen,
-			 "%s: [tdx] offline needs cache_dir or collateral (offline reads only those)",
+			 "%s: [tdx] offline needs cache_dir or collateral (what it reads)",
 			 c->path);
 		return -EINVAL;
 	}

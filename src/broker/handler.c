@@ -597,7 +597,8 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	d.msg[0] = '\0';
 	ts[1] = ak_now_us();
-	r = is_tdx ? verify_tdx(b, t, evidence, binding, &d) : verify_snp(b, t, evidence, binding, &d);
+	r = is_tdx ? verify_tdx(b, t, evidence, binding, &d)
+		   : verify_snp(b, t, evidence, binding, &d);
 	if (r != AK_R_OK)
 		goto out;
 	/* 8. PIN: a second factor only when the token holds a verifier */
