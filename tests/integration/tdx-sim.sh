@@ -116,6 +116,19 @@ check "the CLI verifies the sim quote under the sim root (exit 0, UpToDate)" bas
 check "a platform below its TCB info's UpToDate level: OutOfDate, refused by default" bash -c "
 	'$AK_TOOL' tdx verify --roots '$T/ahead/root_ca.pem' --collateral '$T/ahead/collateral' --json '$T/ahead.dat' >'$T/ahead.json'
 	test \$? -eq 1 && jq -e '.tcb_status == \"OutOfDate\" and .reason == \"tcb_status_not_allowed\"' '$T/ahead.json'"
+"$AK_TOOL" sim init --tee tdx "$T/opts" --sgx-tcb 04040303030201030000000000000000 --pce-svn 13 \
+	--collateral-days 5 >/dev/null
+check "sim init --sgx-tcb/--pce-svn reach chip.json" jq -e \
+	'.cpusvn == "04040303030201030000000000000000" and .pcesvn == 13' "$T/opts/chip.json"
+check "sim init --collateral-days 5: nextUpdate 5 days after issueDate" jq -e \
+	'.tcbInfo | ((.nextUpdate | fromdate) - (.issueDate | fromdate)) == 432000' "$T/opts/collateral/tcb_info.json"
+R48() { printf "$1%.0s" $(seq 96); }
+"$AK_TOOL" sim quote --dir "$T/opts" --report-data 02 --mrconfigid "$(R48 1)" --mrowner "$(R48 2)" \
+	--mrownerconfig "$(R48 3)" --td-attributes 0x40000000 --debug -o "$T/opts.dat"
+check "sim quote's registers and attributes reach the quote; its TCB is UpToDate" bash -c "
+	'$AK_TOOL' tdx verify --roots '$T/opts/root_ca.pem' --collateral '$T/opts/collateral' --json '$T/opts.dat' |
+	jq -e '.mrconfigid == \"$(R48 1)\" and .mrowner == \"$(R48 2)\" and .mrownerconfig == \"$(R48 3)\" and
+		.td_attributes == \"0000000040000001\" and .debug == true and .tcb_status == \"UpToDate\"'"
 usage() { "$AK_TOOL" "$@" >/dev/null 2>&1; test $? -eq 2; }
 check "sim init --tee tdx with an SNP option: usage error" usage sim init --tee tdx --product Genoa "$T/x"
 check "sim init with a TDX option but no --tee tdx: usage error" usage sim init --tee-tcb-svn 01 "$T/x"
