@@ -44,8 +44,15 @@ void ev_guest_params_clear(struct ev_guest_params *p);
  * The chip id and the chip's TCB are read from the VCEK's hwID and TCB
  * extensions, exactly where a verifier reads them.
  */
+/* Which TEE the simulator plays ([sim] tee). */
+enum ev_sim_tee {
+	EV_SIM_TEE_SNP = 0, /* default */
+	EV_SIM_TEE_TDX,     /* `attestkey sim init --tee tdx` (docs/tdx-sim.md) */
+};
+
 struct ev_sim_params {
 	char *dir;
+	enum ev_sim_tee tee;
 	uint8_t measurement[48];
 	uint64_t policy;            /* default 0x30000: SMT allowed, debug off */
 	uint32_t vmpl;              /* default 0 */
@@ -56,6 +63,13 @@ struct ev_sim_params {
 	uint32_t version;           /* report version, default 2 */
 	uint32_t delay_ms;          /* the chip's response time, default 0: tests
 				     * use it to let a nonce expire */
+	/* ---- TDX (tee = EV_SIM_TEE_TDX); all zero by default but td_attributes ---- */
+	uint8_t mrtd[48];
+	uint8_t rtmr[4][48];
+	uint8_t mrconfigid[48], mrowner[48], mrownerconfig[48];
+	uint64_t td_attributes;     /* default 0x10000000 (SEPT_VE_DISABLE; DEBUG is bit 0) */
+	bool tee_tcb_svn_set;       /* false: the TDX module TCB of `sim init` */
+	uint8_t tee_tcb_svn[16];
 };
 void ev_sim_params_init(struct ev_sim_params *p);  /* the defaults above */
 void ev_sim_params_clear(struct ev_sim_params *p);
@@ -104,5 +118,36 @@ void ev_sim_atfork(enum ak_fork_phase phase);
  * or "Genoa"; Turin is refused (-ENOTSUP). Creates dir (0700) if needed and
  * overwrites an earlier chip in it. See docs/snp.md. */
 int ev_sim_init(const char *dir, const char *product, uint64_t tcb) AK_WUR;
+
+/*
+ * The simulated TDX guest (src/evidence/sim_tdx.c, docs/tdx-sim.md).
+ * `attestkey sim init --tee tdx DIR` writes:
+ *   root_ca.pem                the test SGX Root CA (trust it explicitly)
+ *   pck_platform_ca.pem pck.pem tcb_signing.pem   the rest of the PKI
+ *   *.key, attestation.key     private keys (PKCS#8 PEM), mode 0600
+ *   chip.json                  {"tee":"tdx","fmspc","tee_tcb_svn",...}
+ *   collateral/                laid out as Intel PCS serves it:
+ *     tcb_info.json qe_identity.json pck_crl.der root_ca_crl.der
+ *     tcb_info_issuer_chain.pem qe_identity_issuer_chain.pem
+ *     pck_crl_issuer_chain.pem
+ */
+struct ev_sim_tdx_opts {
+	uint8_t sgx_tcb[16];          /* SGX TCB components = CPUSVN of the PCK */
+	uint16_t pcesvn;
+	uint8_t tee_tcb_svn[16];      /* the platform's TDX module TCB */
+	uint8_t uptodate_tee_tcb_svn[16]; /* tcb_info's UpToDate level */
+	uint32_t collateral_days;     /* issueDate .. nextUpdate, default 30 */
+	int64_t collateral_shift;     /* seconds added to issueDate (tests make
+				       * expired collateral with a negative shift) */
+};
+void ev_sim_tdx_opts_init(struct ev_sim_tdx_opts *o); /* a current SPR-like TCB */
+int ev_sim_tdx_init(const char *dir, const struct ev_sim_tdx_opts *o) AK_WUR;
+/* A v4 quote (TD report body 1.0) with REPORTDATA = report_data;
+ * *quote is malloc'd. */
+int ev_sim_tdx_quote(const struct ev_sim_params *p, const uint8_t report_data[AK_BINDING_LEN],
+		     uint8_t **quote, size_t *len) AK_WUR;
+/* The same as protocol evidence {"quote": b64url(quote)}. */
+int ev_sim_tdx_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_BINDING_LEN],
+		       json_t **evidence) AK_WUR;
 
 #endif

@@ -21,11 +21,17 @@
 /* The one release envelope of protocol v1 (docs/protocol.md §1, §4). */
 #define BROKER_ALG "ECDH-ES+A256GCM"
 #define BROKER_TEE_SNP "snp"
+#define BROKER_TEE_TDX "tdx" /* offered when [tdx] roots are configured */
 
 /* The SEV-SNP verifier; vf_snp_verify_json unless a test swaps it. */
 typedef enum ak_reason (*broker_snp_verify_fn)(const struct vf_snp_trust *t, const json_t *evidence,
 					       const uint8_t *expected_report_data,
 					       struct ak_snp_report *out, char *msg, size_t msglen);
+
+/* The TDX verifier; vf_tdx_verify_json unless a test swaps it. */
+typedef enum ak_reason (*broker_tdx_verify_fn)(const struct vf_tdx_trust *t, const json_t *evidence,
+					       const uint8_t *expected_report_data,
+					       struct vf_tdx_result *out, char *msg, size_t msglen);
 
 /* Bytes of a client-supplied string (token name, tee) that a log or audit
  * line keeps; longer ones are cut and their length noted. */
@@ -50,6 +56,7 @@ struct broker {
 	struct broker_config *cfg; /* owned */
 	int audit_fd;		   /* -1: audit lines go to the log */
 	broker_snp_verify_fn snp_verify;
+	broker_tdx_verify_fn tdx_verify;
 	struct MHD_Daemon *mhd;
 	struct broker_epk_pool *epk; /* NULL until broker_start() */
 	struct broker_guard *guard;  /* NULL until broker_start() */

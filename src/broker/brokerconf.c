@@ -48,8 +48,11 @@ static bool is_list_key(const char *section, const char *key)
 {
 	if (strcmp(section, "snp") == 0)
 		return strcmp(key, "roots") == 0 || strcmp(key, "intermediates") == 0;
+	if (strcmp(section, "tdx") == 0)
+		return strcmp(key, "roots") == 0;
 	if (strncmp(section, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0)
-		return strcmp(key, "measurements") == 0 || strcmp(key, "vmpl") == 0;
+		return strcmp(key, "measurements") == 0 || strcmp(key, "vmpl") == 0 ||
+		       strcmp(key, "mrtd") == 0 || strcmp(key, "tcb_status") == 0;
 	return false;
 }
 
@@ -383,9 +386,25 @@ out:
 	return ok;
 }
 
+/* The trust stores' loaders, as each_path calls them. */
+static int snp_add_roots(void *t, const char *path)
+{
+	return vf_snp_trust_add_roots(t, path);
+}
+
+static int snp_add_intermediates(void *t, const char *path)
+{
+	return vf_snp_trust_add_intermediates(t, path);
+}
+
+static int tdx_add_roots(void *t, const char *path)
+{
+	return vf_tdx_trust_add_roots(t, path);
+}
+
 /* Apply fn to each comma-separated, trimmed path of a list. */
-static int each_path(const char *list, int (*fn)(struct vf_snp_trust *, const char *),
-		     struct vf_snp_trust *t, size_t *count, char *detail, size_t dlen)
+static int each_path(const char *list, int (*fn)(void *, const char *), void *t, size_t *count,
+		     char *detail, size_t dlen)
 {
 	char *copy = strdup(list), *save = NULL, *tok;
 	int r = 0;
@@ -416,6 +435,59 @@ static int each_path(const char *list, int (*fn)(struct vf_snp_trust *, const ch
 	}
 	free(copy);
 	return r;
+}
+
+/*
+ * [tdx] (docs/attestkey-broker.8.md): roots = Intel SGX Root CA file(s) or
+ * directories laid out like intel-roots/ (a simulated root only when named
+ * here); collateral = a directory of PCS files; pcs_url (default Intel
+ * PCS, "none": never fetch), cache_dir, offline. -ENOENT: unknown key.
+ */
+static int apply_tdx(struct broker_config *c, const struct entry *e, char *detail, size_t dlen)
+{
+	const char *v = e->value;
+	struct stat st;
+	int r;
+
+	if (strcmp(e->key, "roots") == 0) {
+		/* a missing file is a bad value here, not an unknown key */
+		r = each_path(v, tdx_add_roots, c->tdx, &c->n_tdx_roots, detail, dlen);
+		return r == -ENOENT ? -EINVAL : r;
+	}
+	if (strcmp(e->key, "collateral") == 0) {
+		if (stat(v, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(detail, dlen, "'%s' is not a directory", v);
+			return -EINVAL;
+		}
+		r = vf_tdx_trust_set_collateral_dir(c->tdx, v);
+		c->tdx_collateral = r == 0;
+		return r < 0 ? -ENOMEM : 0;
+	}
+	if (strcmp(e->key, "pcs_url") == 0) {
+		free(c->tdx_pcs_url);
+		c->tdx_pcs_url = NULL;
+		if (strcmp(v, "none") == 0)
+			return 0;
+		if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) {
+			snprintf(detail, dlen, "'%s' is not an http(s) URL or none", v);
+			return -EINVAL;
+		}
+		c->tdx_pcs_url = strdup(v);
+		return c->tdx_pcs_url ? 0 : -ENOMEM;
+	}
+	if (strcmp(e->key, "cache_dir") == 0) {
+		free(c->tdx_cache_dir);
+		c->tdx_cache_dir = strdup(v);
+		return c->tdx_cache_dir ? 0 : -ENOMEM;
+	}
+	if (strcmp(e->key, "offline") == 0) {
+		if (ak_parse_bool(v, &c->tdx_offline) < 0) {
+			snprintf(detail, dlen, "'%s' is not a boolean (true/false)", v);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return -ENOENT;
 }
 
 static int read_secret(struct broker_config *c, char *detail, size_t dlen)
@@ -535,12 +607,16 @@ static int apply(struct broker_config *c, struct parse *p, char *err, size_t err
 				FAIL("unknown key for a %s key store", ks_type);
 		} else if (strcmp(e->section, "snp") == 0) {
 			if (strcmp(e->key, "roots") == 0)
-				r = each_path(e->value, vf_snp_trust_add_roots, c->snp, &c->n_roots,
-					      detail, sizeof(detail));
+				r = each_path(e->value, snp_add_roots, c->snp, &c->n_roots, detail,
+					      sizeof(detail));
 			else if (strcmp(e->key, "intermediates") == 0)
-				r = each_path(e->value, vf_snp_trust_add_intermediates, c->snp,
-					      NULL, detail, sizeof(detail));
+				r = each_path(e->value, snp_add_intermediates, c->snp, NULL,
+					      detail, sizeof(detail));
 			else
+				FAIL("unknown key");
+		} else if (strcmp(e->section, "tdx") == 0) {
+			r = apply_tdx(c, e, detail, sizeof(detail));
+			if (r == -ENOENT)
 				FAIL("unknown key");
 		} else if (strncmp(e->section, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0) {
 			const char *name = e->section + strlen(TOKEN_PREFIX);
@@ -565,7 +641,7 @@ static int apply(struct broker_config *c, struct parse *p, char *err, size_t err
 			if (r == -ENOENT)
 				FAIL("unknown key");
 		} else {
-			FAIL("unknown section (expected broker, keystore, snp or token NAME)");
+			FAIL("unknown section (expected broker, keystore, snp, tdx or token NAME)");
 		}
 		if (r < 0) {
 			if (!detail[0])
@@ -651,6 +727,17 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 		       "%s: [snp] roots is empty: every SEV-SNP evidence will be refused "
 		       "(untrusted_chain)",
 		       c->path);
+	if (c->tdx_offline && !c->tdx_cache_dir && !c->tdx_collateral && c->n_tdx_roots) {
+		snprintf(err, errlen,
+			 "%s: [tdx] offline needs cache_dir or collateral (what it reads)",
+			 c->path);
+		return -EINVAL;
+	}
+	if (vf_tdx_trust_set_pcs(c->tdx, c->tdx_pcs_url, c->tdx_cache_dir, c->tdx_offline) < 0) {
+		snprintf(err, errlen, "%s: [tdx] pcs_url: cannot use '%s'", c->path,
+			 c->tdx_pcs_url ? c->tdx_pcs_url : "none");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -701,6 +788,12 @@ int broker_config_load(const char *path, struct broker_config **out, char *err, 
 	r = vf_snp_trust_new(&c->snp);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot create the SEV-SNP trust store");
+		goto out;
+	}
+	c->tdx_pcs_url = strdup(BROKER_DEFAULT_PCS_URL);
+	r = c->tdx_pcs_url ? vf_tdx_trust_new(&c->tdx) : -ENOMEM;
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create the TDX trust store");
 		goto out;
 	}
 	r = open_conf(path, &f, err, errlen);
@@ -769,6 +862,9 @@ void broker_config_free(struct broker_config *c)
 	}
 	free(c->tokens);
 	vf_snp_trust_free(c->snp);
+	vf_tdx_trust_free(c->tdx);
+	free(c->tdx_pcs_url);
+	free(c->tdx_cache_dir);
 	broker_keystore_free(c->keystore);
 	ak_secbuf_clear(&c->secret);
 	ak_secbuf_clear(&c->key_pem);

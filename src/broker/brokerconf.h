@@ -17,6 +17,7 @@
 #include "keystore.h"
 
 #define BROKER_DEFAULT_LISTEN "127.0.0.1:8443"
+#define BROKER_DEFAULT_PCS_URL "https://api.trustedservices.intel.com"
 #define BROKER_DEFAULT_NONCE_TTL 60
 #define BROKER_DEFAULT_LEASE 3600
 #define BROKER_DEFAULT_THREADS 2
@@ -70,6 +71,13 @@ struct broker_config {
 	/* [snp] */
 	struct vf_snp_trust *snp;
 	size_t n_roots; /* 0: every SNP evidence is refused */
+	/* [tdx] */
+	struct vf_tdx_trust *tdx;
+	size_t n_tdx_roots; /* 0: TDX is not offered (tee_unsupported) */
+	char *tdx_pcs_url;  /* NULL: never fetch ("none") */
+	char *tdx_cache_dir;
+	bool tdx_offline;
+	bool tdx_collateral; /* [tdx] collateral given */
 	/* [token NAME] */
 	struct broker_token *tokens;
 	size_t n_tokens;

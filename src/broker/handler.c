@@ -34,6 +34,8 @@ struct decision {
 	char client_msg[MSG_LEN]; /* safe summary for the guest; "" = msg */
 	bool have_report;
 	struct ak_snp_report report;
+	bool have_tdx; /* the quote verified: tdx holds its fields */
+	struct vf_tdx_result tdx;
 	json_t *keys;	  /* labels released */
 	bool replay;	  /* this nonce and ephemeral key were released before */
 	int64_t fetch_us; /* key store read, for the debug timing line */
@@ -50,6 +52,7 @@ int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t
 	b->cfg = cfg;
 	b->audit_fd = -1;
 	b->snp_verify = vf_snp_verify_json;
+	b->tdx_verify = vf_tdx_verify_json;
 	if (broker_replay_new(&b->replay) < 0) {
 		free(b);
 		return -ENOMEM;
@@ -203,6 +206,13 @@ static int record(struct broker *b, const struct broker_request *req, struct dec
 		ak_hex_encode(d->report.chip_id, sizeof(d->report.chip_id), hex);
 		json_object_set_new(line, "chip_id", json_string(hex));
 	}
+	if (d->have_tdx) {
+		ak_hex_encode(d->tdx.quote.body.mrtd, sizeof(d->tdx.quote.body.mrtd), hex);
+		json_object_set_new(line, "mrtd", json_string(hex));
+		json_object_set_new(line, "fmspc", json_string(d->tdx.fmspc));
+		json_object_set_new(line, "tcb_status",
+				    json_string(vf_tdx_tcb_status_name(d->tdx.tcb_status)));
+	}
 	if (d->keys)
 		json_object_set(line, "keys", d->keys);
 	if (d->replay)
@@ -305,9 +315,16 @@ static void handle_challenge(struct broker *b, const struct broker_request *req,
 		refuse(&d, AK_R_INTERNAL, "cannot issue a nonce");
 		goto out;
 	}
+	/* "tee": what this broker verifies (TDX only with trusted Intel roots) */
 	rep->body = json_pack("{s:s,s:I,s:[s],s:[s]}", "nonce", nonce, "expires_at",
 			      (json_int_t)(now + b->cfg->nonce_ttl), "algs", BROKER_ALG, "tee",
 			      BROKER_TEE_SNP);
+	if (rep->body && b->cfg->n_tdx_roots &&
+	    json_array_append_new(json_object_get(rep->body, "tee"),
+				  json_string(BROKER_TEE_TDX)) < 0) {
+		json_decref(rep->body);
+		rep->body = NULL;
+	}
 	if (!rep->body) {
 		refuse(&d, AK_R_INTERNAL, "out of memory");
 		goto out;
@@ -461,6 +478,47 @@ static void wipe_json_string(json_t *v)
 		ak_memzero((char *)json_string_value(v), json_string_length(v));
 }
 
+/* 6-7 for SEV-SNP: the evidence, then the token's policy. */
+static enum ak_reason verify_snp(struct broker *b, const struct broker_token *t,
+				 const json_t *evidence, const uint8_t *binding, struct decision *d)
+{
+	enum ak_reason r;
+
+	r = b->snp_verify(b->cfg->snp, evidence, binding, &d->report, d->msg, sizeof(d->msg));
+	if (r != AK_R_OK) {
+		if (!d->msg[0])
+			snprintf(d->msg, sizeof(d->msg), "SEV-SNP evidence refused");
+		return d->reason = r;
+	}
+	d->have_report = true;
+	r = vf_policy_check_snp(&t->policy, &d->report, t->name, d->msg, sizeof(d->msg));
+	if (r != AK_R_OK && !d->msg[0])
+		snprintf(d->msg, sizeof(d->msg), "the token's policy refused the evidence");
+	return d->reason = r;
+}
+
+/* 6-7 for TDX: the quote and its collateral, then the token's policy. The
+ * audit line carries MRTD, FMSPC and TCB status whenever the signatures
+ * verified, refusals included. */
+static enum ak_reason verify_tdx(struct broker *b, const struct broker_token *t,
+				 const json_t *evidence, const uint8_t *binding, struct decision *d)
+{
+	enum ak_reason r;
+
+	r = b->tdx_verify(b->cfg->tdx, evidence, binding, &d->tdx, d->msg, sizeof(d->msg));
+	d->have_tdx = d->tdx.tcb_evaluated;
+	if (r != AK_R_OK) {
+		if (!d->msg[0])
+			snprintf(d->msg, sizeof(d->msg), "TDX quote refused");
+		return d->reason = r;
+	}
+	d->have_tdx = true;
+	r = vf_policy_check_tdx(&t->policy, &d->tdx, t->name, d->msg, sizeof(d->msg));
+	if (r != AK_R_OK && !d->msg[0])
+		snprintf(d->msg, sizeof(d->msg), "the token's policy refused the evidence");
+	return d->reason = r;
+}
+
 static void handle_keys(struct broker *b, const struct broker_request *req,
 			struct broker_reply *rep)
 {
@@ -472,6 +530,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	EVP_PKEY *recipient = NULL;
 	int64_t ts[4];
 	enum ak_reason r;
+	bool is_tdx;
 
 	ts[0] = ak_now_us();
 	root = parse_body(req, &d);
@@ -513,13 +572,14 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		goto out;
 	}
 	/* 4. TEE */
-	if (strcmp(tee, BROKER_TEE_SNP) != 0) {
+	is_tdx = strcmp(tee, BROKER_TEE_TDX) == 0 && b->cfg->n_tdx_roots;
+	if (strcmp(tee, BROKER_TEE_SNP) != 0 && !is_tdx) {
 		char shown[BROKER_FIELD_BUF];
 
 		bounded(tee, shown);
 		refuse(&d, AK_R_TEE_UNSUPPORTED,
-		       "tee '%s' is not supported (this broker verifies: %s)", shown,
-		       BROKER_TEE_SNP);
+		       "tee '%s' is not supported (this broker verifies: %s%s)", shown,
+		       BROKER_TEE_SNP, b->cfg->n_tdx_roots ? ", " BROKER_TEE_TDX : "");
 		goto out;
 	}
 	/* 5. ephemeral key */
@@ -537,22 +597,10 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	d.msg[0] = '\0';
 	ts[1] = ak_now_us();
-	r = b->snp_verify(b->cfg->snp, evidence, binding, &d.report, d.msg, sizeof(d.msg));
-	if (r != AK_R_OK) {
-		d.reason = r;
-		if (!d.msg[0])
-			snprintf(d.msg, sizeof(d.msg), "SEV-SNP evidence refused");
+	r = is_tdx ? verify_tdx(b, t, evidence, binding, &d)
+		   : verify_snp(b, t, evidence, binding, &d);
+	if (r != AK_R_OK)
 		goto out;
-	}
-	d.have_report = true;
-	/* 7. policy */
-	r = vf_policy_check_snp(&t->policy, &d.report, t->name, d.msg, sizeof(d.msg));
-	if (r != AK_R_OK) {
-		d.reason = r;
-		if (!d.msg[0])
-			snprintf(d.msg, sizeof(d.msg), "the token's policy refused the evidence");
-		goto out;
-	}
 	/* 8. PIN: a second factor only when the token holds a verifier */
 	if (!broker_token_pin_ok(t, pin)) {
 		refuse(&d, AK_R_PIN_INCORRECT, "the PIN is %s", pin ? "incorrect" : "missing");

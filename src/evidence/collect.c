@@ -247,6 +247,12 @@ int ev_collect_iface(const struct ev_config *cfg, const uint8_t report_data[AK_B
 	}
 	switch (cfg->kind) {
 	case EV_KIND_SIM:
+		if (cfg->sim.tee == EV_SIM_TEE_TDX) {
+			ret = ev_sim_tdx_collect(&cfg->sim, report_data, evidence);
+			if (ret == 0)
+				*tee = "tdx";
+			return ret;
+		}
 		ret = ev_sim_collect(&cfg->sim, report_data, evidence);
 		if (ret == 0) {
 			*tee = "snp";

@@ -7,5 +7,7 @@ libakevidence_la_SOURCES = \
 	src/evidence/tsm.c \
 	src/evidence/sevguest.c \
 	src/evidence/tdxguest.c \
-	src/evidence/sim.c
+	src/evidence/sim.c \
+	src/evidence/sim_internal.h \
+	src/evidence/sim_tdx.c
 libakevidence_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS)

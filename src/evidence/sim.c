@@ -35,6 +35,7 @@
 
 #include "attestkey/evidence.h"
 #include "attestkey/snp.h"
+#include "sim_internal.h"
 
 /* Validity like AMD's: ARK/ASK 25 years, VCEK 7 years. */
 #define CA_DAYS (25 * 365 + 6)
@@ -46,6 +47,7 @@ void ev_sim_params_init(struct ev_sim_params *p)
 	memset(p, 0, sizeof(*p));
 	p->policy = AK_SNP_POLICY_SMT | AK_SNP_POLICY_RESERVED1; /* 0x30000 */
 	p->version = 2;
+	p->td_attributes = 0x10000000; /* SEPT_VE_DISABLE, as on GCP; not DEBUG */
 }
 
 void ev_sim_params_clear(struct ev_sim_params *p)
@@ -54,7 +56,7 @@ void ev_sim_params_clear(struct ev_sim_params *p)
 	ev_sim_params_init(p);
 }
 
-static char *path_join(const char *dir, const char *name)
+char *sim_path_join(const char *dir, const char *name)
 {
 	size_t len = strlen(dir) + strlen(name) + 2;
 	char *p = malloc(len);
@@ -66,27 +68,32 @@ static char *path_join(const char *dir, const char *name)
 
 /* ---- sim init ---------------------------------------------------------- */
 
+X509_NAME *sim_name(const char *const *keys, const char *const *vals, size_t n)
+{
+	X509_NAME *name = X509_NAME_new();
+
+	for (size_t i = 0; name && i < n; i++) {
+		if (!X509_NAME_add_entry_by_txt(name, keys[i], MBSTRING_UTF8,
+						(const unsigned char *)vals[i], -1, -1, 0)) {
+			X509_NAME_free(name);
+			name = NULL;
+		}
+	}
+	return name;
+}
+
 static X509_NAME *make_name(const char *cn)
 {
 	/* AMD's attribute order: OU, C, L, ST, O, CN. */
 	static const char *const keys[] = {"OU", "C", "L", "ST", "O", "CN"};
-	const char *vals[] = {"Engineering", "US", "Santa Clara", "CA", SIM_ORG, cn};
-	X509_NAME *n = X509_NAME_new();
+	const char *const vals[] = {"Engineering", "US", "Santa Clara", "CA", SIM_ORG, cn};
 
-	for (size_t i = 0; n && i < AK_ARRAY_SIZE(keys); i++) {
-		if (!X509_NAME_add_entry_by_txt(n, keys[i], MBSTRING_UTF8,
-						(const unsigned char *)vals[i], -1, -1, 0)) {
-			X509_NAME_free(n);
-			n = NULL;
-		}
-	}
-	return n;
+	return sim_name(keys, vals, AK_ARRAY_SIZE(keys));
 }
 
-static X509 *new_cert(const char *cn, X509 *issuer, EVP_PKEY *pub, long serial, long days)
+X509 *sim_new_cert(X509_NAME *subj, X509 *issuer, EVP_PKEY *pub, long serial, long days)
 {
 	X509 *x = X509_new();
-	X509_NAME *subj = make_name(cn);
 	int ok = 0;
 
 	if (!x || !subj)
@@ -109,7 +116,12 @@ out:
 	return x;
 }
 
-static int add_std_ext(X509 *x, X509 *issuer, int nid, const char *value)
+static X509 *new_cert(const char *cn, X509 *issuer, EVP_PKEY *pub, long serial, long days)
+{
+	return sim_new_cert(make_name(cn), issuer, pub, serial, days);
+}
+
+int sim_add_std_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX ctx;
 	X509_EXTENSION *ext;
@@ -123,8 +135,7 @@ static int add_std_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok ? 0 : -EINVAL;
 }
 
-/* A non-critical extension whose OCTET STRING holds `der` verbatim. */
-static int add_raw_ext(X509 *x, const char *oid, const uint8_t *der, size_t len)
+int sim_add_raw_ext(X509 *x, const char *oid, const uint8_t *der, size_t len)
 {
 	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
 	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
@@ -153,7 +164,7 @@ static int add_int_ext(X509 *x, const char *oid, long v)
 	if (ai && ASN1_INTEGER_set(ai, v))
 		len = i2d_ASN1_INTEGER(ai, &der);
 	if (len > 0)
-		ret = add_raw_ext(x, oid, der, (size_t)len);
+		ret = sim_add_raw_ext(x, oid, der, (size_t)len);
 	OPENSSL_free(der);
 	ASN1_INTEGER_free(ai);
 	return ret;
@@ -168,7 +179,7 @@ static int add_ia5_ext(X509 *x, const char *oid, const char *s)
 	if (a && ASN1_STRING_set(a, s, -1))
 		len = i2d_ASN1_IA5STRING(a, &der);
 	if (len > 0)
-		ret = add_raw_ext(x, oid, der, (size_t)len);
+		ret = sim_add_raw_ext(x, oid, der, (size_t)len);
 	OPENSSL_free(der);
 	ASN1_IA5STRING_free(a);
 	return ret;
@@ -192,7 +203,7 @@ out:
 	return ret;
 }
 
-static FILE *open_private(const char *path)
+FILE *sim_open_private(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	FILE *f;
@@ -207,10 +218,10 @@ static FILE *open_private(const char *path)
 	return f;
 }
 
-static int write_key(const char *dir, const char *name, EVP_PKEY *key)
+int sim_write_key(const char *dir, const char *name, EVP_PKEY *key)
 {
-	char *path = path_join(dir, name);
-	FILE *f = path ? open_private(path) : NULL;
+	char *path = sim_path_join(dir, name);
+	FILE *f = path ? sim_open_private(path) : NULL;
 	int ret = -EIO;
 
 	if (!f) {
@@ -231,10 +242,9 @@ out:
 	return ret;
 }
 
-/* Writes the PEM of each certificate, in order, to DIR/name. */
-static int write_certs(const char *dir, const char *name, X509 *a, X509 *b, bool der)
+int sim_write_certs(const char *dir, const char *name, X509 *const *certs, size_t n, bool der)
 {
-	char *path = path_join(dir, name);
+	char *path = sim_path_join(dir, name);
 	FILE *f = path ? fopen(path, "w") : NULL;
 	int ret = -EIO;
 
@@ -242,9 +252,11 @@ static int write_certs(const char *dir, const char *name, X509 *a, X509 *b, bool
 		ak_log(AK_LOG_ERR, "sim: cannot write %s/%s: %s", dir, name, strerror(errno));
 		goto out;
 	}
-	if (der ? !i2d_X509_fp(f, a) : (!PEM_write_X509(f, a) || (b && !PEM_write_X509(f, b)))) {
-		ak_log_openssl(AK_LOG_ERR, "sim: cannot write a certificate");
-		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (der ? !i2d_X509_fp(f, certs[i]) : !PEM_write_X509(f, certs[i])) {
+			ak_log_openssl(AK_LOG_ERR, "sim: cannot write a certificate");
+			goto out;
+		}
 	}
 	ret = 0;
 out:
@@ -252,6 +264,34 @@ out:
 		ret = -EIO;
 	free(path);
 	return ret;
+}
+
+int sim_write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+	char *path = sim_path_join(dir, name);
+	FILE *f = path ? fopen(path, "w") : NULL;
+	int ret = -EIO;
+
+	if (f && fwrite(data, 1, len, f) == len)
+		ret = 0;
+	if (f && fclose(f) != 0)
+		ret = -EIO;
+	if (ret < 0)
+		ak_log(AK_LOG_ERR, "sim: cannot write %s/%s: %s", dir, name, strerror(errno));
+	free(path);
+	return ret;
+}
+
+int sim_mkdir(const char *dir)
+{
+	if (!dir || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+		int e = dir ? errno : EINVAL;
+
+		ak_log(AK_LOG_ERR, "sim: cannot create directory %s: %s", dir ? dir : "(null)",
+		       strerror(e));
+		return -e;
+	}
+	return 0;
 }
 
 static int check_product(const char *product)
@@ -289,13 +329,9 @@ int ev_sim_init(const char *dir, const char *product, uint64_t tcb)
 			   : "must be 1..32 printable ASCII characters");
 		goto out;
 	}
-	ret = -EINVAL;
-	if (!dir || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
-		ak_log(AK_LOG_ERR, "sim: cannot create directory %s: %s", dir ? dir : "(null)",
-		       strerror(errno));
-		ret = -errno;
+	if ((ret = sim_mkdir(dir)) < 0)
 		goto out;
-	}
+	ret = -EINVAL;
 	/* "Milan-B0" -> family "Milan", as in AMD's CNs (ARK-Milan, SEV-Milan). */
 	snprintf(family, sizeof(family), "%.*s", (int)strcspn(product, "-"), product);
 
@@ -310,19 +346,20 @@ int ev_sim_init(const char *dir, const char *product, uint64_t tcb)
 	/* ARK: self-signed, extensions as AMD's ARK. */
 	snprintf(cn, sizeof(cn), "ARK-%s-SIM", family);
 	ark = new_cert(cn, NULL, ark_key, 0x10000, CA_DAYS);
-	if (!ark || add_std_ext(ark, NULL, NID_key_usage, "critical,keyCertSign,cRLSign") ||
-	    add_std_ext(ark, NULL, NID_subject_key_identifier, "hash") ||
-	    add_std_ext(ark, NULL, NID_basic_constraints, "critical,CA:TRUE") ||
+	if (!ark || sim_add_std_ext(ark, NULL, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+	    sim_add_std_ext(ark, NULL, NID_subject_key_identifier, "hash") ||
+	    sim_add_std_ext(ark, NULL, NID_basic_constraints, "critical,CA:TRUE") ||
 	    sign_pss(ark, ark_key))
 		goto ossl_fail;
 
 	/* ASK, signed by the ARK. */
 	snprintf(cn, sizeof(cn), "SEV-%s-SIM", family);
 	ask = new_cert(cn, ark, ask_key, 0x10001, CA_DAYS);
-	if (!ask || add_std_ext(ask, ark, NID_subject_key_identifier, "hash") ||
-	    add_std_ext(ask, ark, NID_authority_key_identifier, "keyid:always") ||
-	    add_std_ext(ask, ark, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
-	    add_std_ext(ask, ark, NID_key_usage, "critical,keyCertSign") || sign_pss(ask, ark_key))
+	if (!ask || sim_add_std_ext(ask, ark, NID_subject_key_identifier, "hash") ||
+	    sim_add_std_ext(ask, ark, NID_authority_key_identifier, "keyid:always") ||
+	    sim_add_std_ext(ask, ark, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+	    sim_add_std_ext(ask, ark, NID_key_usage, "critical,keyCertSign") ||
+	    sign_pss(ask, ark_key))
 		goto ossl_fail;
 
 	/* VCEK, signed by the ASK; AMD's extension order (pub. 57230). */
@@ -338,19 +375,20 @@ int ev_sim_init(const char *dir, const char *product, uint64_t tcb)
 	    add_int_ext(vcek, AK_SNP_OID_SPL_7, (long)((tcb >> 40) & 0xff)) ||
 	    add_int_ext(vcek, AK_SNP_OID_SNP_SPL, t.snp) ||
 	    add_int_ext(vcek, AK_SNP_OID_UCODE_SPL, t.microcode) ||
-	    add_raw_ext(vcek, AK_SNP_OID_HWID, chip_id, sizeof(chip_id)) || sign_pss(vcek, ask_key))
+	    sim_add_raw_ext(vcek, AK_SNP_OID_HWID, chip_id, sizeof(chip_id)) ||
+	    sign_pss(vcek, ask_key))
 		goto ossl_fail;
 
 	/* Private keys first, so a failure never leaves public certs that
 	 * have no keys behind them. */
-	if ((ret = write_key(dir, "ark.key", ark_key)) < 0 ||
-	    (ret = write_key(dir, "ask.key", ask_key)) < 0 ||
-	    (ret = write_key(dir, "vcek.key", vcek_key)) < 0 ||
-	    (ret = write_certs(dir, "ark.pem", ark, NULL, false)) < 0 ||
-	    (ret = write_certs(dir, "ask.pem", ask, NULL, false)) < 0 ||
-	    (ret = write_certs(dir, "vcek.pem", vcek, NULL, false)) < 0 ||
-	    (ret = write_certs(dir, "vcek.der", vcek, NULL, true)) < 0 ||
-	    (ret = write_certs(dir, "cert_chain.pem", ask, ark, false)) < 0)
+	if ((ret = sim_write_key(dir, "ark.key", ark_key)) < 0 ||
+	    (ret = sim_write_key(dir, "ask.key", ask_key)) < 0 ||
+	    (ret = sim_write_key(dir, "vcek.key", vcek_key)) < 0 ||
+	    (ret = sim_write_certs(dir, "ark.pem", &ark, 1, false)) < 0 ||
+	    (ret = sim_write_certs(dir, "ask.pem", &ask, 1, false)) < 0 ||
+	    (ret = sim_write_certs(dir, "vcek.pem", &vcek, 1, false)) < 0 ||
+	    (ret = sim_write_certs(dir, "vcek.der", &vcek, 1, true)) < 0 ||
+	    (ret = sim_write_certs(dir, "cert_chain.pem", (X509 *[]){ask, ark}, 2, false)) < 0)
 		goto out;
 	ret = 0;
 	goto out;
@@ -370,9 +408,9 @@ out:
 
 /* ---- sim collect ------------------------------------------------------- */
 
-static X509 *read_cert(const char *dir, const char *name)
+X509 *sim_read_cert(const char *dir, const char *name)
 {
-	char *path = path_join(dir, name);
+	char *path = sim_path_join(dir, name);
 	FILE *f = path ? fopen(path, "r") : NULL;
 	X509 *x = NULL;
 
@@ -388,9 +426,9 @@ static X509 *read_cert(const char *dir, const char *name)
 	return x;
 }
 
-static EVP_PKEY *read_key(const char *dir, const char *name)
+EVP_PKEY *sim_read_key(const char *dir, const char *name)
 {
-	char *path = path_join(dir, name);
+	char *path = sim_path_join(dir, name);
 	FILE *f = path ? fopen(path, "r") : NULL;
 	EVP_PKEY *k = NULL;
 
@@ -405,9 +443,8 @@ static EVP_PKEY *read_key(const char *dir, const char *name)
 	return k;
 }
 
-/* ECDSA P-384/SHA-384 over bytes 0..0x29F; r and s stored as 72-byte
- * little-endian integers (ABI spec, "Signature Format"). */
-static int sign_report(EVP_PKEY *key, uint8_t rep[AK_SNP_REPORT_LEN])
+int sim_ecdsa_sign(EVP_PKEY *key, const EVP_MD *md_type, const void *data, size_t len,
+		   uint8_t *r_out, uint8_t *s_out, size_t n, bool little_endian)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char der[160];
@@ -417,23 +454,32 @@ static int sign_report(EVP_PKEY *key, uint8_t rep[AK_SNP_REPORT_LEN])
 	const BIGNUM *r, *s;
 	int ret = -EINVAL;
 
-	if (!md || EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, key) != 1 ||
-	    EVP_DigestSign(md, der, &derlen, rep, AK_SNP_SIGNED_LEN) != 1)
+	if (!md || EVP_DigestSignInit(md, NULL, md_type, NULL, key) != 1 ||
+	    EVP_DigestSign(md, der, &derlen, data, len) != 1)
 		goto out;
 	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
 	if (!sig)
 		goto out;
 	ECDSA_SIG_get0(sig, &r, &s);
-	if (BN_bn2lebinpad(r, rep + AK_SNP_OFF_SIG_R, AK_SNP_SIG_COMPONENT_LEN) < 0 ||
-	    BN_bn2lebinpad(s, rep + AK_SNP_OFF_SIG_S, AK_SNP_SIG_COMPONENT_LEN) < 0)
+	if (little_endian
+		? (BN_bn2lebinpad(r, r_out, (int)n) < 0 || BN_bn2lebinpad(s, s_out, (int)n) < 0)
+		: (BN_bn2binpad(r, r_out, (int)n) < 0 || BN_bn2binpad(s, s_out, (int)n) < 0))
 		goto out;
 	ret = 0;
 out:
 	if (ret < 0)
-		ak_log_openssl(AK_LOG_ERR, "sim: signing the report failed");
+		ak_log_openssl(AK_LOG_ERR, "sim: ECDSA signing failed");
 	ECDSA_SIG_free(sig);
 	EVP_MD_CTX_free(md);
 	return ret;
+}
+
+/* ECDSA P-384/SHA-384 over bytes 0..0x29F; r and s stored as 72-byte
+ * little-endian integers (ABI spec, "Signature Format"). */
+static int sign_report(EVP_PKEY *key, uint8_t rep[AK_SNP_REPORT_LEN])
+{
+	return sim_ecdsa_sign(key, EVP_sha384(), rep, AK_SNP_SIGNED_LEN, rep + AK_SNP_OFF_SIG_R,
+			      rep + AK_SNP_OFF_SIG_S, AK_SNP_SIG_COMPONENT_LEN, true);
 }
 
 static int x509_der(X509 *x, unsigned char **der, size_t *len)
@@ -453,7 +499,7 @@ static int x509_der(X509 *x, unsigned char **der, size_t *len)
  * a report, as on real hardware, and not for parsing PEM files; `attestkey
  * sim init` over the same directory is seen at the next report.
  */
-static const char *const chip_files[] = { "vcek.pem", "ask.pem", "ark.pem", "vcek.key" };
+static const char *const chip_files[] = {"vcek.pem", "ask.pem", "ark.pem", "vcek.key"};
 
 struct chip {
 	char *dir;
@@ -493,7 +539,7 @@ static void chip_stat(const char *dir, struct stat st[4])
 	size_t i;
 
 	for (i = 0; i < AK_ARRAY_SIZE(chip_files); i++) {
-		char *path = path_join(dir, chip_files[i]);
+		char *path = sim_path_join(dir, chip_files[i]);
 
 		if (!path || stat(path, &st[i]) < 0)
 			memset(&st[i], 0, sizeof(st[i]));
@@ -512,8 +558,8 @@ static struct chip *chip_load(const char *dir, const struct stat st[4])
 	memcpy(c->st, st, sizeof(c->st));
 	c->refs = 1;
 	/* One line for the first missing file, not one per file. */
-	if (!(vcek = read_cert(dir, "vcek.pem")) || !(ask = read_cert(dir, "ask.pem")) ||
-	    !(ark = read_cert(dir, "ark.pem")) || !(c->key = read_key(dir, "vcek.key")))
+	if (!(vcek = sim_read_cert(dir, "vcek.pem")) || !(ask = sim_read_cert(dir, "ask.pem")) ||
+	    !(ark = sim_read_cert(dir, "ark.pem")) || !(c->key = sim_read_key(dir, "vcek.key")))
 		goto out;
 	if (X509_check_private_key(vcek, c->key) != 1) {
 		ERR_clear_error();
@@ -613,7 +659,7 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 		goto out;
 	}
 	if (p->delay_ms) {
-		struct timespec ts = { p->delay_ms / 1000, (long)(p->delay_ms % 1000) * 1000000L };
+		struct timespec ts = {p->delay_ms / 1000, (long)(p->delay_ms % 1000) * 1000000L};
 
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;

@@ -5,7 +5,9 @@
  *   [module]  brokers, ca, timeout, tee, tsm_root, sev_guest_device,
  *             tdx_guest_device, privlevel, reattest_after_fork, cache_dir
  *   [sim]     dir, measurement, policy, vmpl, guest_svn, reported_tcb,
- *             host_data, version, delay_ms
+ *             host_data, version, delay_ms; tee = snp|tdx and, for TDX,
+ *             mrtd, rtmr0..rtmr3, mrconfigid, mrowner, mrownerconfig,
+ *             td_attributes, debug, tee_tcb_svn
  *   [token NAME]  label
  *
  * Every error names the file, the line and the key, once (STYLE.md item 10).
@@ -300,6 +302,49 @@ static void module_key(struct parse_ctx *c, const char *key, const char *value)
 	}
 }
 
+/* [sim] keys of the simulated TDX guest (tee = tdx). */
+static void sim_tdx_key(struct parse_ctx *c, const char *key, const char *value)
+{
+	struct ev_sim_params *s = &c->cfg->ev.sim;
+	uint64_t u;
+	bool b;
+
+	if (strcmp(key, "tee") == 0) {
+		if (strcmp(value, "snp") == 0)
+			s->tee = EV_SIM_TEE_SNP;
+		else if (strcmp(value, "tdx") == 0)
+			s->tee = EV_SIM_TEE_TDX;
+		else
+			fail(c, "tee = '%s' is not snp or tdx", value);
+	} else if (strcmp(key, "mrtd") == 0) {
+		parse_hex(c, key, value, s->mrtd, sizeof(s->mrtd));
+	} else if (strncmp(key, "rtmr", 4) == 0 && key[4] >= '0' && key[4] <= '3' && !key[5]) {
+		parse_hex(c, key, value, s->rtmr[key[4] - '0'], sizeof(s->rtmr[0]));
+	} else if (strcmp(key, "mrconfigid") == 0) {
+		parse_hex(c, key, value, s->mrconfigid, sizeof(s->mrconfigid));
+	} else if (strcmp(key, "mrowner") == 0) {
+		parse_hex(c, key, value, s->mrowner, sizeof(s->mrowner));
+	} else if (strcmp(key, "mrownerconfig") == 0) {
+		parse_hex(c, key, value, s->mrownerconfig, sizeof(s->mrownerconfig));
+	} else if (strcmp(key, "td_attributes") == 0) {
+		if (parse_ul(c, key, value, UINT64_MAX, &u))
+			s->td_attributes = u;
+	} else if (strcmp(key, "debug") == 0) {
+		/* TD_ATTRIBUTES.DEBUG (bit 0) */
+		if (ak_parse_bool(value, &b) < 0)
+			fail(c, "debug = '%s' is not a boolean (true/false)", value);
+		else if (b)
+			s->td_attributes |= 1;
+		else
+			s->td_attributes &= ~(uint64_t)1;
+	} else if (strcmp(key, "tee_tcb_svn") == 0) {
+		parse_hex(c, key, value, s->tee_tcb_svn, sizeof(s->tee_tcb_svn));
+		s->tee_tcb_svn_set = true;
+	} else {
+		fail(c, "unknown key '%s' in [sim]", key);
+	}
+}
+
 static void sim_key(struct parse_ctx *c, const char *key, const char *value)
 {
 	struct ev_sim_params *s = &c->cfg->ev.sim;
@@ -355,7 +400,7 @@ static void sim_key(struct parse_ctx *c, const char *key, const char *value)
 		if (parse_ul(c, key, value, 60000, &u))
 			s->delay_ms = (uint32_t)u;
 	} else {
-		fail(c, "unknown key '%s' in [sim]", key);
+		sim_tdx_key(c, key, value);
 	}
 }
 

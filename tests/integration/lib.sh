@@ -56,6 +56,9 @@ fi
 # The guest's launch measurement and one it does not have.
 MEASUREMENT=$(printf 'a%.0s' $(seq 96))
 OTHER_MEASUREMENT=$(printf 'b%.0s' $(seq 96))
+# The same for the simulated TD (setup_world_tdx): its MRTD and another.
+TDX_MRTD=$(printf 'c%.0s' $(seq 96))
+OTHER_MRTD=$(printf 'd%.0s' $(seq 96))
 
 # make_ca DIR NAME: a CA key+cert in DIR/NAME.{key,pem}
 make_ca() {
@@ -96,6 +99,19 @@ setup_world() {
 	write_module_conf
 }
 
+# setup_world_tdx [SIM INIT OPTIONS...]: setup_world, plus a simulated TDX
+# platform in $T/tdxsim (attestkey sim init --tee tdx OPTIONS); the broker
+# trusts its root and reads its collateral ([tdx]), token web allows
+# TDX_MRTD, and the module's sim plays that TD (MODULE_SIM_TEE=tdx).
+setup_world_tdx() {
+	setup_world
+	"$AK_TOOL" sim init --tee tdx "$T/tdxsim" "$@" >/dev/null || bail "attestkey sim init --tee tdx failed"
+	BROKER_TDX_ROOTS="$T/tdxsim/root_ca.pem"
+	MODULE_SIM_TEE=tdx
+	write_broker_conf
+	write_module_conf
+}
+
 # add_ed25519_key: an Ed25519 key "ed" with a certificate in token web
 add_ed25519_key() {
 	make_leaf "$T/pki" ed web-ca ed25519 || bail "cannot make the Ed25519 web key"
@@ -119,8 +135,10 @@ gcore_works() {
 }
 
 # write_broker_conf [EXTRA TOKEN LINES...]: token web allows MEASUREMENT
+# (and TDX_MRTD when BROKER_TDX_ROOTS names the roots of a [tdx] section)
 BROKER_ROOTS=""
 BROKER_TTL=60
+BROKER_TDX_ROOTS=""
 write_broker_conf() {
 	cat >"$T/broker.conf" <<EOC
 [broker]
@@ -139,13 +157,17 @@ dir = $T/keys
 [snp]
 roots = ${BROKER_ROOTS:-$T/sim/ark.pem}
 
-[token web]
-measurements = $MEASUREMENT
 EOC
+	[ -z "$BROKER_TDX_ROOTS" ] ||
+		printf '[tdx]\nroots = %s\ncollateral = %s\npcs_url = none\n\n' \
+			"$BROKER_TDX_ROOTS" "$T/tdxsim/collateral" >>"$T/broker.conf"
+	printf '[token web]\nmeasurements = %s\n' "$MEASUREMENT" >>"$T/broker.conf"
+	[ -z "$BROKER_TDX_ROOTS" ] || echo "mrtd = $TDX_MRTD" >>"$T/broker.conf"
 	for l in "$@"; do echo "$l" >>"$T/broker.conf"; done
 }
 
 MODULE_CA=""
+MODULE_SIM_TEE=snp
 write_module_conf() {
 	local port
 	port=$(cat "$T/broker.port" 2>/dev/null || echo 9)
@@ -157,11 +179,12 @@ timeout = 10
 tee = sim
 cache_dir = $T/cache
 
-[sim]
-dir = $T/sim
-measurement = $MEASUREMENT
-policy = 0x30000
 EOC
+	if [ "$MODULE_SIM_TEE" = tdx ]; then
+		printf '[sim]\ntee = tdx\ndir = %s\nmrtd = %s\n' "$T/tdxsim" "$TDX_MRTD" >>"$T/attestkey.conf"
+	else
+		printf '[sim]\ndir = %s\nmeasurement = %s\npolicy = 0x30000\n' "$T/sim" "$MEASUREMENT" >>"$T/attestkey.conf"
+	fi
 	for l in "$@"; do echo "$l" >>"$T/attestkey.conf"; done
 	printf '\n[token web]\nlabel = web\n' >>"$T/attestkey.conf"
 	export ATTESTKEY_CONF="$T/attestkey.conf"

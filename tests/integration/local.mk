@@ -48,6 +48,8 @@ INTEGRATION_TESTS = \
 	tests/integration/refusals.sh \
 	tests/integration/broker-store.sh \
 	tests/integration/nginx.sh \
+	tests/integration/tdx-sim.sh \
+	tests/integration/nginx-tdx.sh \
 	tests/integration/public-objects.sh \
 	tests/integration/public-cache.sh \
 	tests/integration/module-tls.sh \

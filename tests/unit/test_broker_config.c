@@ -194,6 +194,20 @@ static void test_bad_values(void **state)
 	    {NULL,
 	     "[token web]\nmeasurements = any\n[snp]\nark = x\n",
 	     {"[snp] ark", "unknown key"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\nroots = /nonexistent/root.pem\n",
+	     {"[tdx] roots", "/nonexistent/root.pem"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\ncollateral = /nonexistent/coll\n",
+	     {"[tdx] collateral", "not a directory"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\npcs_url = ftp://pcs.example\n",
+	     {"[tdx] pcs_url", "ftp://pcs.example"}},
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\noffline = maybe\n",
+	     {"[tdx] offline", "maybe"}},
+	    {NULL, "[token web]\nmeasurements = any\n[tdx]\nroot = x\n",
+	     {"[tdx] root", "unknown key"}},
 	    {NULL, "", {"no [token NAME] section"}},
 	    {NULL, "[token web\nmeasurements = any\n", {"line", "syntax error"}},
 	    {NULL, "[token web]\nmeasurements = " M1 "," M2 "\n", {"line 1", "199"}},
@@ -216,6 +230,43 @@ static void test_bad_values(void **state)
 				fail_msg("case %zu: '%s' not in: %s", i, cases[i].want[j], err);
 		}
 	}
+}
+
+/* [tdx]: defaults, roots, collateral, pcs_url none, cache_dir, offline. */
+static void test_tdx_section(void **state)
+{
+	const char *src = getenv("top_srcdir");
+	struct broker_config *c = NULL;
+	char err[1024], rest[2048], root[1024];
+
+	(void)state;
+	/* (the refusals of bad [tdx] values are cases of test_bad_values) */
+	/* defaults: no roots (TDX not offered), Intel PCS */
+	assert_int_equal(tb_write_conf(&env, NULL, "[token web]\nmeasurements = any\n"), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	assert_int_equal(c->n_tdx_roots, 0);
+	assert_string_equal(c->tdx_pcs_url, BROKER_DEFAULT_PCS_URL);
+	assert_false(c->tdx_offline);
+	broker_config_free(c);
+	/* Intel's root, offline from a cache, pcs_url none */
+	snprintf(root, sizeof(root), "%s/data/intel/Intel_SGX_Root_CA.pem", src ? src : "..");
+	snprintf(rest, sizeof(rest),
+		 "[token web]\nmeasurements = any\n[tdx]\nroots = %s\ncollateral = /tmp\n"
+		 "pcs_url = none\ncache_dir = /tmp\noffline = true\n",
+		 root);
+	assert_int_equal(tb_write_conf(&env, NULL, rest), 0);
+	if (load(&c, err, sizeof(err)) != 0)
+		fail_msg("refused: %s", err);
+	assert_int_equal(c->n_tdx_roots, 1);
+	assert_null(c->tdx_pcs_url);
+	assert_true(c->tdx_offline);
+	broker_config_free(c);
+	/* offline without a cache or a collateral directory has nothing to read */
+	snprintf(rest, sizeof(rest),
+		 "[token web]\nmeasurements = any\n[tdx]\nroots = %s\noffline = true\n", root);
+	assert_int_equal(tb_write_conf(&env, NULL, rest), 0);
+	assert_int_not_equal(load(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "[tdx] offline needs cache_dir or collateral"));
 }
 
 static void test_files(void **state)
@@ -395,7 +446,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_bad_values),
 	    cmocka_unit_test(test_files),    cmocka_unit_test(test_permissions),
-	    cmocka_unit_test(test_pin),
+	    cmocka_unit_test(test_pin),      cmocka_unit_test(test_tdx_section),
 	};
 	int failed;
 

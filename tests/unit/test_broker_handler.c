@@ -70,6 +70,32 @@ static enum ak_reason fake_verify(const struct vf_snp_trust *t, const json_t *ev
 	return AK_R_OK;
 }
 
+/* ---- a stand-in for the TDX verifier ---- */
+static enum ak_reason fake_tdx_reason = AK_R_OK;
+static int fake_tdx_calls;
+
+static enum ak_reason fake_tdx_verify(const struct vf_tdx_trust *t, const json_t *evidence,
+				      const uint8_t *expected, struct vf_tdx_result *out,
+				      char *msg, size_t msglen)
+{
+	(void)t;
+	(void)evidence;
+	fake_tdx_calls++;
+	memcpy(last_expected, expected, AK_BINDING_LEN);
+	memset(out, 0, sizeof(*out));
+	out->quote.version = 4;
+	memset(out->quote.body.mrtd, 0x7d, sizeof(out->quote.body.mrtd));
+	memcpy(out->quote.body.report_data, expected, AK_BINDING_LEN);
+	snprintf(out->fmspc, sizeof(out->fmspc), "f0a1b2c3d4e5");
+	out->tcb_evaluated = fake_tdx_reason == AK_R_OK;
+	out->tcb_status = VF_TDX_TCB_UP_TO_DATE;
+	if (fake_tdx_reason != AK_R_OK) {
+		snprintf(msg, msglen, "fake TDX verifier says %s", ak_reason_name(fake_tdx_reason));
+		return fake_tdx_reason;
+	}
+	return AK_R_OK;
+}
+
 static int setup(void **state)
 {
 	struct broker_config *cfg = NULL;
@@ -118,6 +144,7 @@ static int setup(void **state)
 		return -1;
 	}
 	b->snp_verify = fake_verify;
+	b->tdx_verify = fake_tdx_verify;
 	return 0;
 }
 
@@ -404,6 +431,70 @@ static json_t *last_audit_line(void)
 	assert_non_null(line);
 	free(audit);
 	return line;
+}
+
+/* tee "tdx": offered and dispatched to the TDX verifier only when [tdx]
+ * roots are configured; its result goes through vf_policy_check_tdx and
+ * the audit line carries MRTD, FMSPC and TCB status. */
+static void test_tdx_dispatch(void **state)
+{
+	struct broker_token *t = (struct broker_token *)broker_config_token(b->cfg, "web");
+	char nonce[BROKER_NONCE_STR_LEN + 1], mrtd[97];
+	uint8_t m[48];
+	json_t *priv, *pub, *body, *rep, *line;
+	unsigned st = 0;
+	size_t saved_roots = b->cfg->n_tdx_roots;
+
+	(void)state;
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	assert_non_null(pub);
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "tee", json_string("tdx"));
+	json_object_set_new(body, "evidence", json_pack("{s:s}", "quote", "AAAA"));
+	/* without [tdx] roots: tee_unsupported, the verifier never asked */
+	fake_tdx_calls = 0;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "tee_unsupported");
+	assert_int_equal(fake_tdx_calls, 0);
+	b->cfg->n_tdx_roots = 1; /* as if [tdx] roots named one */
+	rep = call("POST", AK_PROTOCOL_PATH_CHALLENGE, "{\"token\":\"web\"}", &st);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(rep, "tee"), 1)),
+			    "tdx");
+	json_decref(rep);
+	/* the verifier's refusal is the answer */
+	fake_tdx_reason = AK_R_BINDING_MISMATCH;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "binding_mismatch");
+	assert_int_equal(fake_tdx_calls, 1);
+	line = last_audit_line();
+	assert_null(json_object_get(line, "mrtd")); /* the quote did not verify */
+	json_decref(line);
+	/* verified, but token web allows no MRTD: measurement_not_allowed,
+	 * audited with the quote's fields */
+	fake_tdx_reason = AK_R_OK;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403,
+		     "measurement_not_allowed");
+	memset(m, 0x7d, sizeof(m));
+	ak_hex_encode(m, sizeof(m), mrtd);
+	line = last_audit_line();
+	assert_string_equal(json_string_value(json_object_get(line, "mrtd")), mrtd);
+	assert_string_equal(json_string_value(json_object_get(line, "fmspc")), "f0a1b2c3d4e5");
+	assert_string_equal(json_string_value(json_object_get(line, "tcb_status")), "UpToDate");
+	json_decref(line);
+	/* the token allows any MRTD: released, never through the SNP verifier */
+	t->policy.any_mrtd = true;
+	fake_calls = 0;
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	if (st != 200)
+		fail_msg("release refused: %s", json_dumps(rep, 0));
+	assert_int_equal(fake_calls, 0);
+	check_release(rep, priv);
+	json_decref(rep);
+	t->policy.any_mrtd = false;
+	b->cfg->n_tdx_roots = saved_roots;
+	json_decref(body);
+	json_decref(pub);
+	json_decref(priv);
 }
 
 static void test_release(void **state)
@@ -891,6 +982,7 @@ int main(void)
 	    cmocka_unit_test(test_epk_pool),	       cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_precheck),	       cmocka_unit_test(test_replay_memory),
 	    cmocka_unit_test(test_challenge_refusals), cmocka_unit_test(test_release),
+	    cmocka_unit_test(test_tdx_dispatch),
 	    cmocka_unit_test(test_refusals),	       cmocka_unit_test(test_keystore_failure),
 	    cmocka_unit_test(test_real_evidence),      cmocka_unit_test(test_log_bounded),
 	    cmocka_unit_test(test_audit_unavailable),

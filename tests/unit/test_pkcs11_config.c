@@ -258,6 +258,45 @@ static void test_errors(void **state)
 	expect_error("[module]\nbrokers = https://b\nca = @CA@\n[sim]\ndir = /s\n", "no [token NAME] section");
 }
 
+/* [sim] tee = tdx and the simulated TD's registers (docs/attestkey.conf.5.md). */
+static void test_sim_tdx(void **state)
+{
+	struct p11_config cfg;
+	uint8_t c48[48], svn[16] = {1, 0, 5};
+
+	(void)state;
+	assert_int_equal(load(&cfg, BASE), 0);
+	assert_int_equal(cfg.ev.sim.tee, EV_SIM_TEE_SNP);
+	assert_int_equal(cfg.ev.sim.td_attributes, 0x10000000);
+	assert_false(cfg.ev.sim.tee_tcb_svn_set);
+	p11_config_clear(&cfg);
+	assert_int_equal(load(&cfg, BASE "[sim]\ntee = tdx\n"
+				  "mrtd = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\n"
+				  "rtmr2 = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\n"
+				  "mrowner = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\n"
+				  "debug = true\n"
+				  "tee_tcb_svn = 01000500000000000000000000000000\n"),
+			 0);
+	memset(c48, 0xcc, sizeof(c48));
+	assert_int_equal(cfg.ev.sim.tee, EV_SIM_TEE_TDX);
+	assert_memory_equal(cfg.ev.sim.mrtd, c48, 48);
+	assert_memory_equal(cfg.ev.sim.rtmr[2], c48, 48);
+	assert_memory_equal(cfg.ev.sim.mrowner, c48, 48);
+	assert_int_equal(cfg.ev.sim.td_attributes, 0x10000001);
+	assert_true(cfg.ev.sim.tee_tcb_svn_set);
+	assert_memory_equal(cfg.ev.sim.tee_tcb_svn, svn, 16);
+	p11_config_clear(&cfg);
+	assert_int_equal(load(&cfg, BASE "[sim]\ntd_attributes = 0x40000001\ndebug = false\n"), 0);
+	assert_int_equal(cfg.ev.sim.td_attributes, 0x40000000);
+	p11_config_clear(&cfg);
+	expect_error(BASE "[sim]\ntee = sgx\n", ":8: tee = 'sgx' is not snp or tdx");
+	expect_error(BASE "[sim]\nmrtd = 00\n", ":8: mrtd = '00' must be exactly 96 hex digits");
+	expect_error(BASE "[sim]\nrtmr4 = 00\n", ":8: unknown key 'rtmr4' in [sim]");
+	expect_error(BASE "[sim]\ndebug = perhaps\n", ":8: debug = 'perhaps' is not a boolean");
+	expect_error(BASE "[sim]\ntee_tcb_svn = 0102\n", ":8: tee_tcb_svn = '0102' must be exactly 32");
+	expect_error(BASE "[sim]\ntd_attributes = x\n", ":8: td_attributes = 'x' is not a number");
+}
+
 /* A configuration that others could change names a CA and brokers of
  * their choosing: refused, with the chmod that fixes it. */
 static void test_permissions(void **state)
@@ -320,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_guest_keys),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_sim_tdx),
 		cmocka_unit_test(test_permissions),
 		cmocka_unit_test(test_missing_and_path),
 	};
