@@ -77,7 +77,17 @@ BROKER_TDX_ROOTS="" write_broker_conf
 restart_broker
 check "without [tdx] roots the challenge offers snp only" bash -c \
 	"$CURL --data-binary '{\"token\":\"web\"}' $BROKER_URL/v1/challenge | jq -e '.tee == [\"snp\"]'"
-expect_refusal no-tdx-roots "tee_unsupported"
+# The module sees "tee": ["snp"] in the challenge and sends no TDX evidence
+# (the broker's own tee_unsupported refusal: test_broker_handler).
+before=$(wc -l <"$T/audit.jsonl")
+"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/no-tdx-roots.out" 2>"$T/no-tdx-roots.err"
+check "no-tdx-roots: C_Login returns CKR_FUNCTION_REJECTED" \
+	grep -q "^login: CKR_FUNCTION_REJECTED\$" "$T/no-tdx-roots.out"
+check "no-tdx-roots: the module names the broker's list" \
+	grep -q "does not verify 'tdx' evidence (it verifies: snp)" "$T/no-tdx-roots.err"
+check "no-tdx-roots: no release was asked for" bash -c \
+	"tail -n +$((before + 1)) '$T/audit.jsonl' | jq -se 'all(.[]; .event == \"challenge\")'"
+diag_stream <"$T/no-tdx-roots.err"
 
 # 6. another sim's root: the quote does not chain to what the broker trusts
 "$AK_TOOL" sim init --tee tdx "$T/other-tdx" >/dev/null
