@@ -247,6 +247,26 @@ static uint8_t *cache_read(const struct vf_kds_conf *c, const char *url, size_t 
 	return data;
 }
 
+/* mkdir -p, each new level 0700 */
+static int mkdir_p(const char *dir)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(path))
+		return -1;
+	memcpy(path, dir, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return -1;
+		path[i] = i < len ? '/' : '\0';
+	}
+	return 0;
+}
+
 /* Written aside, then renamed: a reader sees the old file or the whole new
  * one, never a part (concurrent broker threads, a crash mid-write). */
 static void cache_write(const struct vf_kds_conf *c, const char *url, const uint8_t *data,
@@ -258,7 +278,7 @@ static void cache_write(const struct vf_kds_conf *c, const char *url, const uint
 
 	if (!c->cache_dir || cache_path(c->cache_dir, url, path, sizeof(path)) < 0)
 		return;
-	if (mkdir(c->cache_dir, 0700) < 0 && errno != EEXIST) {
+	if (mkdir_p(c->cache_dir) < 0) {
 		ak_log(AK_LOG_WARNING, "KDS cache %s cannot be created: %s (not cached)",
 		       c->cache_dir, strerror(errno));
 		return;

@@ -1014,16 +1014,20 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 		if (reason == AK_R_UNTRUSTED_CHAIN &&
 		    x509_err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY && info->product &&
 		    (t->kds.url || t->kds.offline)) {
-			char first[512];
+			char first[512], why[512];
 
 			snprintf(first, sizeof(first), "%s", msg);
-			reason = fetch_chain(t, info->product, is_vlek, deadline, &extra, msg,
-					     msglen);
-			if (reason == AK_R_OK)
+			reason = fetch_chain(t, info->product, is_vlek, deadline, &extra, why,
+					     sizeof(why));
+			if (reason == AK_R_OK) {
 				reason = check_chain(t, vcek, sname, ents, n, extra, in->now,
 						     &chain, &x509_err, msg, msglen);
-			else
-				set_msg(msg, msglen, "%s; and %s", first, msg);
+			} else {
+				/* still a chain that does not verify: say why no
+				 * ASK could be had */
+				set_msg(msg, msglen, "%s; AMD's cert_chain: %s", first, why);
+				reason = AK_R_UNTRUSTED_CHAIN;
+			}
 		}
 		if (reason != AK_R_OK)
 			goto out;
