@@ -48,7 +48,9 @@ INTEGRATION_TESTS = \
 	tests/integration/coredump-broker.sh \
 	tests/integration/fork-vmlck.sh \
 	tests/integration/broker-attack.sh \
-	tests/integration/httpfixture.sh
+	tests/integration/httpfixture.sh \
+	tests/integration/snp-vectors.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
-	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh
+	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
+	tests/integration/snp-lib.sh
