@@ -224,7 +224,8 @@ static uint8_t *read_cert_der(const char *path, size_t *len)
 #define VERIFY_USAGE                                                                               \
 	"Usage: attestkey snp verify [--roots ARK.pem]... [--ask ASK.pem]... "                     \
 	"[--vcek VCEK | --certs TABLE]\n"                                                          \
-	"        [--kds URL] [--cache DIR] [--offline] [--crl off|use-if-present|require]\n"      \
+	"        [--kds URL] [--cache DIR] [--offline] [--kds-timeout SECONDS]\n"                 \
+	"        [--crl off|use-if-present|require]\n"                                          \
 	"        [--report-data HEX] [--policy-ini FILE --token NAME] [--time UNIX] [--json] "     \
 	"REPORT\n"
 
@@ -354,6 +355,7 @@ static int snp_verify(int argc, char **argv)
 	    {"cache", required_argument, NULL, 'C'},
 	    {"offline", no_argument, NULL, 'o'},
 	    {"crl", required_argument, NULL, 'L'},
+	    {"kds-timeout", required_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -368,6 +370,7 @@ static int snp_verify(int argc, char **argv)
 	size_t rlen = 0, clen = 0, tlen = 0, vlen = 0;
 	bool have_roots = false, have_rd = false, json = false, offline = false;
 	enum vf_crl_mode crl = VF_CRL_OFF;
+	unsigned budget = VF_KDS_DEFAULT_BUDGET;
 	json_t *checks = NULL, *out_json = NULL;
 	enum ak_reason reason;
 	char msg[1024];
@@ -440,6 +443,16 @@ static int snp_verify(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'W':
+			if (ak_parse_u64(optarg, &t) < 0 || t < 1 || t > 60) {
+				fprintf(stderr,
+					"attestkey: --kds-timeout: '%s' is not a number of seconds "
+					"from 1 to 60\n",
+					optarg);
+				goto out;
+			}
+			budget = (unsigned)t;
+			break;
 		case 'h':
 			printf(VERIFY_USAGE);
 			ret = TOOL_EXIT_OK;
@@ -470,6 +483,7 @@ static int snp_verify(int argc, char **argv)
 		goto out;
 	vf_snp_trust_set_offline(trust, offline);
 	vf_snp_trust_set_crl(trust, crl);
+	vf_snp_trust_set_kds_budget(trust, budget);
 	if (ini && load_policy(ini, token, &pol) < 0)
 		goto out;
 	if (tool_read_evidence(argv[optind], &rep, &rlen, &certs, &clen) < 0)

@@ -215,14 +215,20 @@ double vf_kds_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* DIR/<SHA-256 of the URL in hex>: any URL, a fixed-length safe name */
+/* DIR/<SHA-256 of the URL's path and query in hex>: a fixed-length safe
+ * name. Without the scheme and host, so that a cache filled through one
+ * KDS (or a proxy of it) serves a verifier configured with another. */
 static int cache_path(const char *dir, const char *url, char *out, size_t len)
 {
+	const char *key = strstr(url, "://");
 	uint8_t md[32];
 	char hex[65];
 	unsigned mdlen = 0;
 
-	if (EVP_Digest(url, strlen(url), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+	key = key ? strchr(key + 3, '/') : NULL;
+	if (!key)
+		key = url;
+	if (EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
 		return -EIO;
 	ak_hex_encode(md, sizeof(md), hex);
 	if ((size_t)snprintf(out, len, "%s/%s", dir, hex) >= len)

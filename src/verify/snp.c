@@ -786,7 +786,9 @@ static enum ak_reason check_crl(const struct vf_snp_trust *t, STACK_OF(X509) *ch
 		X509 *x = sk_X509_value(chain, i);
 		X509_REVOKED *rev = NULL;
 
-		if (X509_CRL_get0_by_cert(crl, &rev, x) == 1) {
+		/* By serial: AMD's CRL is the ARK's and lists ASKs (its own
+		 * issues); a VCEK's serial is looked up in it as well. */
+		if (X509_CRL_get0_by_serial(crl, &rev, X509_get0_serialNumber(x)) == 1) {
 			BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
 			char *serial = bn ? BN_bn2hex(bn) : NULL;
 			char who[128];

@@ -49,7 +49,8 @@ INTEGRATION_TESTS = \
 	tests/integration/fork-vmlck.sh \
 	tests/integration/broker-attack.sh \
 	tests/integration/httpfixture.sh \
-	tests/integration/snp-vectors.sh
+	tests/integration/snp-vectors.sh \
+	tests/integration/snp-kds.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
