@@ -195,14 +195,20 @@ void vf_policy_clear(struct vf_policy *p);
  *   vmpl = N[,N...]
  *   min_tcb_bootloader / min_tcb_tee / min_tcb_snp / min_tcb_microcode / min_tcb_fmc = N
  *   host_data = HEX (32 bytes)
+ *   id_key_digest / author_key_digest = HEX (48 bytes), family_id / image_id = HEX (16)
+ *   allow_smt = bool, allow_migration_agent = bool (default false)
+ *   platform_info_require / platform_info_forbid = 0xMASK | name[,name...]
+ *     (smt_en, tsme_en, ecc_en, rapl_dis, ciphertext_hiding_en,
+ *      alias_check_complete, tio_en)
  * Returns 0; -ENOENT when the key is not a policy key; -EINVAL with err
  * naming the key and the bad value.
  */
 int vf_policy_set(struct vf_policy *p, const char *key, const char *value,
 		  char *err, size_t errlen) AK_WUR;
 /* Measurement, debug, guest SVN, VMPL, minimum TCB (component-wise, in the
- * layout of the report's product), host data (refused as
- * measurement_not_allowed: protocol v1 has no reason of its own for it). */
+ * layout of the report's product), then host_data, id_key_digest,
+ * author_key_digest, family_id, image_id, SMT, migration agent and
+ * PLATFORM_INFO (policy_mismatch, naming field, expected and actual). */
 enum ak_reason vf_policy_check_snp(const struct vf_policy *p, const struct ak_snp_report *r,
 				   const char *token, char *msg, size_t msglen) AK_WUR;
 /* issue 9: every SNP policy check, passed or not, appended to `checks` as
