@@ -29,8 +29,7 @@
 
 #define KDS_MAX_ATTEMPTS 5
 
-AK_PRINTF(3, 4)
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
+void vf_set_msg(char *msg, size_t msglen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -305,15 +304,13 @@ static void cache_write(const struct vf_kds_conf *c, const char *url, const uint
 			break;
 		off += (size_t)w;
 	}
-	if (off != len || fsync(fd) < 0 || close(fd) < 0) {
-		if (off != len)
-			close(fd);
+	if (off != len || fsync(fd) < 0) {
+		close(fd);
 		unlink(tmp);
 		ak_log(AK_LOG_WARNING, "KDS cache: cannot write %s (not cached)", tmp);
 		return;
 	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
 		unlink(tmp);
 		ak_log(AK_LOG_WARNING, "KDS cache: cannot rename to %s: %s", path, strerror(errno));
 	}
@@ -367,7 +364,7 @@ static long get_once(const char *url, double seconds, struct body *b, long *retr
 
 	*retry_after = -1;
 	if (!h) {
-		set_msg(err, errlen, "cannot create a curl handle");
+		vf_set_msg(err, errlen, "cannot create a curl handle");
 		return 0;
 	}
 	if (ms < 1)
@@ -384,7 +381,7 @@ static long get_once(const char *url, double seconds, struct body *b, long *retr
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "attestkey/" PACKAGE_VERSION);
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
-		set_msg(err, errlen, "%s", b->too_big ? "answer larger than 1 MiB"
+		vf_set_msg(err, errlen, "%s", b->too_big ? "answer larger than 1 MiB"
 					   : ebuf[0]  ? ebuf
 						      : curl_easy_strerror(rc));
 	} else {
@@ -422,19 +419,19 @@ enum ak_reason vf_kds_get(const struct vf_kds_conf *c, const char *what, const c
 		return AK_R_OK;
 	}
 	if (c->offline) {
-		set_msg(msg, msglen, "the %s is not in the KDS cache%s%s and offline mode forbids "
+		vf_set_msg(msg, msglen, "the %s is not in the KDS cache%s%s and offline mode forbids "
 			"fetching %s", what, c->cache_dir ? " " : "",
 			c->cache_dir ? c->cache_dir : " (no cache_dir)", url);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	if (!c->url) {
-		set_msg(msg, msglen, "the %s is needed from AMD KDS but no KDS URL is configured",
+		vf_set_msg(msg, msglen, "the %s is needed from AMD KDS but no KDS URL is configured",
 			what);
 		return AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK) {
-		set_msg(msg, msglen, "libcurl failed to initialise: %s",
+		vf_set_msg(msg, msglen, "libcurl failed to initialise: %s",
 			curl_easy_strerror(curl_init_rc));
 		return AK_R_INTERNAL;
 	}
@@ -444,7 +441,7 @@ enum ak_reason vf_kds_get(const struct vf_kds_conf *c, const char *what, const c
 		long status, retry_after;
 
 		if (left <= 0) {
-			set_msg(msg, msglen, "AMD KDS did not give the %s within the %u s budget "
+			vf_set_msg(msg, msglen, "AMD KDS did not give the %s within the %u s budget "
 				"(%s)%s%s", what, c->budget, url, err[0] ? ": " : "", err);
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
@@ -459,10 +456,10 @@ enum ak_reason vf_kds_get(const struct vf_kds_conf *c, const char *what, const c
 		free(b.buf);
 		if (status != 429 && status != 503) {
 			if (status)
-				set_msg(msg, msglen, "AMD KDS answered HTTP %ld for the %s (%s)",
+				vf_set_msg(msg, msglen, "AMD KDS answered HTTP %ld for the %s (%s)",
 					status, what, url);
 			else
-				set_msg(msg, msglen, "AMD KDS is unreachable for the %s (%s): %s",
+				vf_set_msg(msg, msglen, "AMD KDS is unreachable for the %s (%s): %s",
 					what, url, err);
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
@@ -472,7 +469,7 @@ enum ak_reason vf_kds_get(const struct vf_kds_conf *c, const char *what, const c
 		snprintf(err, sizeof(err), "HTTP %ld%s", status,
 			 retry_after >= 0 ? " with Retry-After" : "");
 		if (vf_kds_now() + wait >= deadline) {
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"AMD KDS rate-limits the %s (HTTP %ld, retry after %.0f s), beyond "
 				"the %u s budget (%s)",
 				what, status, wait, c->budget, url);
@@ -482,7 +479,7 @@ enum ak_reason vf_kds_get(const struct vf_kds_conf *c, const char *what, const c
 		       status, what, wait);
 		sleep_s(wait);
 	}
-	set_msg(msg, msglen, "AMD KDS still rate-limits the %s after %d attempts (%s)", what,
+	vf_set_msg(msg, msglen, "AMD KDS still rate-limits the %s after %d attempts (%s)", what,
 		KDS_MAX_ATTEMPTS, url);
 	return AK_R_COLLATERAL_UNAVAILABLE;
 }

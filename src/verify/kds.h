@@ -18,6 +18,10 @@ struct vf_kds_conf {
 	enum vf_crl_mode crl;
 };
 
+/* The one-sentence refusal message of the verifier (snprintf into msg;
+ * nothing when msg is NULL). */
+void vf_set_msg(char *msg, size_t msglen, const char *fmt, ...) AK_PRINTF(3, 4);
+
 /* Seconds on a monotonic clock. */
 double vf_kds_now(void);
 

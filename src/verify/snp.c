@@ -60,17 +60,6 @@ struct vf_snp_trust {
 	struct vf_kds_conf kds; /* issue 9: AMD KDS, cache, CRL policy */
 };
 
-AK_PRINTF(3, 4)
-static void set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
 
 int vf_snp_trust_new(struct vf_snp_trust **out)
 {
@@ -220,7 +209,7 @@ static enum ak_reason check_signature(X509 *vcek, const char *signer, const uint
 	    !EVP_PKEY_get_utf8_string_param(pk, "group", grp, sizeof(grp), NULL) ||
 	    strcmp(grp, "secp384r1") != 0) {
 		ERR_clear_error();
-		set_msg(msg, msglen, "the %s's public key is not EC P-384 (%s)", signer,
+		vf_set_msg(msg, msglen, "the %s's public key is not EC P-384 (%s)", signer,
 			grp[0] ? grp : "not EC");
 		reason = AK_R_EVIDENCE_MALFORMED;
 		goto out;
@@ -238,7 +227,7 @@ static enum ak_reason check_signature(X509 *vcek, const char *signer, const uint
 	rc = EVP_DigestVerify(md, der, (size_t)derlen, report, AK_SNP_SIGNED_LEN);
 	ERR_clear_error();
 	if (rc != 1) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"report signature (ECDSA P-384/SHA-384 over bytes 0x000-0x29F) does not "
 			"verify with the %s's key",
 			signer);
@@ -248,7 +237,7 @@ static enum ak_reason check_signature(X509 *vcek, const char *signer, const uint
 	reason = AK_R_OK;
 out:
 	if (reason == AK_R_INTERNAL)
-		set_msg(msg, msglen, "internal error while checking the report signature");
+		vf_set_msg(msg, msglen, "internal error while checking the report signature");
 	OPENSSL_free(der);
 	EVP_MD_CTX_free(md);
 	ECDSA_SIG_free(sig);
@@ -292,7 +281,7 @@ static enum ak_reason untrusted_set(const struct vf_snp_trust *t,
 		x = der_to_x509(ents[i].der, ents[i].der_len);
 		if (!x) {
 			ERR_clear_error();
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"the ASK in the certificate table is not a DER "
 				"X.509 certificate");
 			return AK_R_EVIDENCE_MALFORMED;
@@ -351,7 +340,7 @@ static enum ak_reason check_chain(const struct vf_snp_trust *t, X509 *vcek, cons
 		ERR_clear_error();
 		*x509_err = err;
 		cn_of(bad ? bad : vcek, cn, sizeof(cn));
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"%s does not chain to a configured AMD root: %s (certificate '%s', "
 			"depth %d)",
 			signer, X509_verify_cert_error_string(err), cn, depth);
@@ -362,7 +351,7 @@ static enum ak_reason check_chain(const struct vf_snp_trust *t, X509 *vcek, cons
 	reason = *verified ? AK_R_OK : AK_R_INTERNAL;
 out:
 	if (reason == AK_R_INTERNAL)
-		set_msg(msg, msglen, "internal error while checking the certificate chain");
+		vf_set_msg(msg, msglen, "internal error while checking the certificate chain");
 	X509_STORE_CTX_free(ctx);
 	sk_X509_pop_free(untrusted, X509_free);
 	return reason;
@@ -405,7 +394,7 @@ static enum ak_reason check_vcek_ext(const struct ak_snp_vcek_ext *e, const stru
 	 * the chip alone. Turin's hwID is 8 bytes, the rest of CHIP_ID zero. */
 	if (!is_vlek && !all_zero(r->chip_id, sizeof(r->chip_id))) {
 		if (e->hwid_len == 0) {
-			set_msg(msg, msglen, "VCEK has no hwID extension (1.3.6.1.4.1.3704.1.4)");
+			vf_set_msg(msg, msglen, "VCEK has no hwID extension (1.3.6.1.4.1.3704.1.4)");
 			return AK_R_CHIP_ID_MISMATCH;
 		}
 		if (memcmp(e->hwid, r->chip_id, e->hwid_len) != 0 ||
@@ -414,13 +403,13 @@ static enum ak_reason check_vcek_ext(const struct ak_snp_vcek_ext *e, const stru
 
 			ak_hex_encode(e->hwid, e->hwid_len, hc);
 			ak_hex_encode(r->chip_id, sizeof(r->chip_id), rc);
-			set_msg(msg, msglen, "VCEK hwID %s differs from the report's CHIP_ID %s",
+			vf_set_msg(msg, msglen, "VCEK hwID %s differs from the report's CHIP_ID %s",
 				hc, rc);
 			return AK_R_CHIP_ID_MISMATCH;
 		}
 	}
 	if (!e->has_tcb || (layout == AK_SNP_TCB_TURIN && !e->has_fmc)) {
-		set_msg(msg, msglen, "%s lacks a TCB SPL extension (1.3.6.1.4.1.3704.1.3.%s)", signer,
+		vf_set_msg(msg, msglen, "%s lacks a TCB SPL extension (1.3.6.1.4.1.3704.1.3.%s)", signer,
 			e->has_tcb ? "9, fmcSPL, which a Turin certificate carries" : "x");
 		return AK_R_TCB_MISMATCH;
 	}
@@ -428,7 +417,7 @@ static enum ak_reason check_vcek_ext(const struct ak_snp_vcek_ext *e, const stru
 	if (cert_tcb != r->reported_tcb) {
 		tcb_text(cert_tcb, layout, a, sizeof(a));
 		tcb_text(r->reported_tcb, layout, b, sizeof(b));
-		set_msg(msg, msglen, "%s TCB %s differs from the report's REPORTED_TCB %s", signer, a,
+		vf_set_msg(msg, msglen, "%s TCB %s differs from the report's REPORTED_TCB %s", signer, a,
 			b);
 		return AK_R_TCB_MISMATCH;
 	}
@@ -611,7 +600,7 @@ static enum ak_reason fetch_vcek(const struct vf_snp_trust *t, const struct ak_s
 	char url[1024], first[512] = "";
 
 	if (all_zero(r->chip_id, sizeof(r->chip_id))) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"the evidence carries no VCEK and CHIP_ID is masked (all zero): AMD KDS "
 			"serves a VCEK only by chip id");
 		return AK_R_COLLATERAL_UNAVAILABLE;
@@ -621,7 +610,7 @@ static enum ak_reason fetch_vcek(const struct vf_snp_trust *t, const struct ak_s
 
 		if (vf_kds_vcek_url(t->kds.url ? t->kds.url : VF_KDS_DEFAULT_URL, try[i], r, url,
 				    sizeof(url)) < 0) {
-			set_msg(msg, msglen, "cannot build the KDS URL of the VCEK");
+			vf_set_msg(msg, msglen, "cannot build the KDS URL of the VCEK");
 			return AK_R_INTERNAL;
 		}
 		reason = vf_kds_get(&t->kds, "VCEK", url, false, deadline, der, len, &cached, msg,
@@ -638,7 +627,7 @@ static enum ak_reason fetch_vcek(const struct vf_snp_trust *t, const struct ak_s
 		char last[512];
 
 		snprintf(last, sizeof(last), "%s", msg);
-		set_msg(msg, msglen, "version 2 report (no CPUID): as Milan, %s; as Genoa, %s",
+		vf_set_msg(msg, msglen, "version 2 report (no CPUID): as Milan, %s; as Genoa, %s",
 			first, last);
 	}
 	return reason;
@@ -675,7 +664,7 @@ static enum ak_reason fetch_chain(const struct vf_snp_trust *t, enum vf_snp_prod
 	}
 	ERR_clear_error();
 	if (sk_X509_num(*out) == 0) {
-		set_msg(msg, msglen, "the cert_chain from %s holds no ASK/ASVK certificate", url);
+		vf_set_msg(msg, msglen, "the cert_chain from %s holds no ASK/ASVK certificate", url);
 		reason = AK_R_COLLATERAL_UNAVAILABLE;
 		goto out;
 	}
@@ -744,13 +733,13 @@ static enum ak_reason check_crl(const struct vf_snp_trust *t, STACK_OF(X509) *ch
 	cn_of(ark, cn, sizeof(cn));
 	if (vf_kds_crl_url(t->kds.url ? t->kds.url : VF_KDS_DEFAULT_URL, p, vlek, url,
 			   sizeof(url)) < 0) {
-		set_msg(msg, msglen, "the CRL cannot be located: the product is unknown");
+		vf_set_msg(msg, msglen, "the CRL cannot be located: the product is unknown");
 		reason = AK_R_COLLATERAL_UNAVAILABLE;
 		goto out;
 	}
 	reason = vf_kds_get(&t->kds, "CRL", url, false, deadline, &der, &len, &cached, msg, msglen);
 	if (reason == AK_R_OK && !(crl = crl_parse(der, len))) {
-		set_msg(msg, msglen, "the CRL from %s is not a DER or PEM X.509 CRL", url);
+		vf_set_msg(msg, msglen, "the CRL from %s is not a DER or PEM X.509 CRL", url);
 		reason = AK_R_COLLATERAL_UNAVAILABLE;
 	}
 	if (reason == AK_R_OK && cached && crl_stale(crl, now) && !t->kds.offline) {
@@ -762,7 +751,7 @@ static enum ak_reason check_crl(const struct vf_snp_trust *t, STACK_OF(X509) *ch
 		reason = vf_kds_get(&t->kds, "CRL", url, true, deadline, &der, &len, &cached, msg,
 				    msglen);
 		if (reason == AK_R_OK && !(crl = crl_parse(der, len))) {
-			set_msg(msg, msglen, "the CRL from %s is not a DER or PEM X.509 CRL", url);
+			vf_set_msg(msg, msglen, "the CRL from %s is not a DER or PEM X.509 CRL", url);
 			reason = AK_R_COLLATERAL_UNAVAILABLE;
 		}
 	}
@@ -772,13 +761,13 @@ static enum ak_reason check_crl(const struct vf_snp_trust *t, STACK_OF(X509) *ch
 	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ark)) != 0 || !key ||
 	    X509_CRL_verify(crl, key) != 1) {
 		ERR_clear_error();
-		set_msg(msg, msglen, "the CRL from %s is not signed by %s", url, cn);
+		vf_set_msg(msg, msglen, "the CRL from %s is not signed by %s", url, cn);
 		reason = AK_R_UNTRUSTED_CHAIN;
 		require = true; /* never skipped: a forged CRL is not "absent" */
 		goto out;
 	}
 	if (crl_stale(crl, now)) {
-		set_msg(msg, msglen, "the CRL from %s (issuer %s) is past its nextUpdate", url, cn);
+		vf_set_msg(msg, msglen, "the CRL from %s (issuer %s) is past its nextUpdate", url, cn);
 		reason = AK_R_COLLATERAL_UNAVAILABLE;
 		goto out;
 	}
@@ -794,7 +783,7 @@ static enum ak_reason check_crl(const struct vf_snp_trust *t, STACK_OF(X509) *ch
 			char who[128];
 
 			cn_of(x, who, sizeof(who));
-			set_msg(msg, msglen, "%s '%s' (serial %s) is revoked by the CRL of %s",
+			vf_set_msg(msg, msglen, "%s '%s' (serial %s) is revoked by the CRL of %s",
 				i == 0 ? (vlek ? "the VLEK" : "the VCEK")
 				       : (vlek ? "the ASVK" : "the ASK"),
 				who, serial ? serial : "?", cn);
@@ -810,7 +799,7 @@ static enum ak_reason check_crl(const struct vf_snp_trust *t, STACK_OF(X509) *ch
 out:
 	if (reason != AK_R_OK && !require) {
 		ak_log(AK_LOG_WARNING, "CRL check skipped (crl = use-if-present): %s", msg);
-		set_msg(msg, msglen, "ok");
+		vf_set_msg(msg, msglen, "ok");
 		reason = AK_R_OK;
 	}
 	X509_CRL_free(crl);
@@ -834,7 +823,7 @@ static enum ak_reason check_product_root(STACK_OF(X509) *chain, enum vf_snp_prod
 	snprintf(want, sizeof(want), "ARK-%s", vf_snp_product_name(p));
 	if (strncasecmp(info->root, want, strlen(want)) != 0 ||
 	    (info->root[strlen(want)] != '\0' && info->root[strlen(want)] != '-')) {
-		set_msg(msg, msglen, "the %s of this %s report chains to '%s', not to %s", signer,
+		vf_set_msg(msg, msglen, "the %s of this %s report chains to '%s', not to %s", signer,
 			vf_snp_product_name(p), info->root, want);
 		return AK_R_UNTRUSTED_CHAIN;
 	}
@@ -866,17 +855,17 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 
 	memset(info, 0, sizeof(*info));
 	info->crl = "off";
-	set_msg(msg, msglen, "ok");
+	vf_set_msg(msg, msglen, "ok");
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!t || !in) {
-		set_msg(msg, msglen, "no trust store or input");
+		vf_set_msg(msg, msglen, "no trust store or input");
 		goto out;
 	}
 	deadline = vf_kds_now() + t->kds.budget;
 	/* 1. The report parses (ABI spec, ATTESTATION_REPORT table). */
 	if (!in->report || in->report_len != AK_SNP_REPORT_LEN) {
-		set_msg(msg, msglen, "SNP report is %zu bytes, expected %d", in->report_len,
+		vf_set_msg(msg, msglen, "SNP report is %zu bytes, expected %d", in->report_len,
 			AK_SNP_REPORT_LEN);
 		reason = AK_R_EVIDENCE_MALFORMED;
 		goto out;
@@ -886,12 +875,12 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 			       (uint32_t)in->report[2] << 16 | (uint32_t)in->report[3] << 24;
 
 		if (ver < 2)
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"SNP report version %u is not supported (attestkey reads versions "
 				"2, 3 and 5)",
 				ver);
 		else
-			set_msg(msg, msglen,
+			vf_set_msg(msg, msglen,
 				"SNP report signature algorithm %u is not ECDSA P-384/SHA-384 (1)",
 				(unsigned)in->report[AK_SNP_OFF_SIG_ALGO]);
 		reason = AK_R_EVIDENCE_MALFORMED;
@@ -901,7 +890,7 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 	 * LAUNCH/CURRENT_MIT_VECTOR). Version 4 was never released; a later one
 	 * may move fields this verifier would misread. */
 	if (r.version != 2 && r.version != 3 && r.version != 5) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"SNP report version %u is not supported (attestkey reads versions 2, 3 "
 			"and 5)",
 			r.version);
@@ -913,12 +902,12 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 		info->product = vf_snp_product_from_cpuid(r.cpuid_fam, r.cpuid_mod);
 	signer = ak_snp_signing_key(&r);
 	if (signer != AK_SNP_SIGNING_KEY_VCEK && signer != AK_SNP_SIGNING_KEY_VLEK) {
-		set_msg(msg, msglen, "SNP report is not signed (KEY_INFO signing_key %u)", signer);
+		vf_set_msg(msg, msglen, "SNP report is not signed (KEY_INFO signing_key %u)", signer);
 		reason = AK_R_BAD_SIGNATURE;
 		goto out;
 	}
 	if (ak_snp_mask_chip_key(&r)) {
-		set_msg(msg, msglen, "SNP report is not signed (KEY_INFO MASK_CHIP_KEY is set)");
+		vf_set_msg(msg, msglen, "SNP report is not signed (KEY_INFO MASK_CHIP_KEY is set)");
 		reason = AK_R_BAD_SIGNATURE;
 		goto out;
 	}
@@ -932,7 +921,7 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 		rc = ak_snp_certtable_parse(in->certtable, in->certtable_len, ents,
 					    AK_ARRAY_SIZE(ents), &n);
 		if (rc < 0) {
-			set_msg(msg, msglen, "SNP certificate table (%zu bytes) does not parse: %s",
+			vf_set_msg(msg, msglen, "SNP certificate table (%zu bytes) does not parse: %s",
 				in->certtable_len,
 				rc == -E2BIG ? "too many entries"
 					     : "an entry lies outside the table or it has no "
@@ -951,7 +940,7 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 		vlen = ce->der_len;
 		info->source = VF_SNP_SOURCE_TABLE;
 	} else if (!t->kds.url && !t->kds.offline) {
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"no %s certificate in the evidence (certificate table GUID %s) and no "
 			"AMD KDS to fetch it from",
 			sname, is_vlek ? AK_SNP_GUID_VLEK : AK_SNP_GUID_VCEK);
@@ -960,7 +949,7 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 	} else if (is_vlek) {
 		/* pub. 57230: KDS hands VLEKs to the cloud provider only, by its
 		 * credentials; nobody can fetch one by chip id. */
-		set_msg(msg, msglen,
+		vf_set_msg(msg, msglen,
 			"the report is signed by a VLEK and the evidence carries no VLEK "
 			"certificate: a VLEK cannot be fetched from AMD KDS by chip id (the "
 			"guest's certificate table, from the host, must carry it)");
@@ -977,12 +966,12 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 	vcek = der_to_x509(vder, vlen);
 	if (!vcek) {
 		ERR_clear_error();
-		set_msg(msg, msglen, "the %s is not a DER X.509 certificate", sname);
+		vf_set_msg(msg, msglen, "the %s is not a DER X.509 certificate", sname);
 		reason = AK_R_EVIDENCE_MALFORMED;
 		goto out;
 	}
 	if (ak_snp_vcek_ext_parse(vder, vlen, &ext) < 0) {
-		set_msg(msg, msglen, "the %s's AMD extensions (1.3.6.1.4.1.3704.1.*) are malformed",
+		vf_set_msg(msg, msglen, "the %s's AMD extensions (1.3.6.1.4.1.3704.1.*) are malformed",
 			sname);
 		reason = AK_R_EVIDENCE_MALFORMED;
 		goto out;
@@ -993,7 +982,7 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 	 * must agree; a version 2 report has only the latter. */
 	named = vf_snp_product_from_name(ext.product);
 	if (info->product && named && named != info->product) {
-		set_msg(msg, msglen, "the report's CPUID (family 0x%02x model 0x%02x) is %s but the "
+		vf_set_msg(msg, msglen, "the report's CPUID (family 0x%02x model 0x%02x) is %s but the "
 			"%s is for '%s'", r.cpuid_fam, r.cpuid_mod,
 			vf_snp_product_name(info->product), sname, ext.product);
 		reason = AK_R_UNTRUSTED_CHAIN;
@@ -1027,7 +1016,7 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 			} else {
 				/* still a chain that does not verify: say why no
 				 * ASK could be had */
-				set_msg(msg, msglen, "%s; AMD's cert_chain: %s", first, why);
+				vf_set_msg(msg, msglen, "%s; AMD's cert_chain: %s", first, why);
 				reason = AK_R_UNTRUSTED_CHAIN;
 			}
 		}
@@ -1063,18 +1052,18 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 
 		ak_hex_encode(r.report_data, sizeof(r.report_data), got);
 		ak_hex_encode(in->expected_report_data, sizeof(r.report_data), want);
-		set_msg(msg, msglen, "REPORT_DATA %s is not the binding of this request (%s)", got,
+		vf_set_msg(msg, msglen, "REPORT_DATA %s is not the binding of this request (%s)", got,
 			want);
 		reason = AK_R_BINDING_MISMATCH;
 		goto out;
 	}
 	if (out)
 		*out = r;
-	set_msg(msg, msglen, "ok");
+	vf_set_msg(msg, msglen, "ok");
 	reason = AK_R_OK;
 out:
 	if (reason == AK_R_INTERNAL && msg && msglen && !strcmp(msg, "ok"))
-		set_msg(msg, msglen, "internal error while verifying SNP evidence");
+		vf_set_msg(msg, msglen, "internal error while verifying SNP evidence");
 	sk_X509_pop_free(chain, X509_free);
 	sk_X509_pop_free(extra, X509_free);
 	X509_free(vcek);
@@ -1096,25 +1085,25 @@ enum ak_reason vf_snp_verify_json(const struct vf_snp_trust *t, const json_t *ev
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!json_is_object(evidence) || !json_is_string(json_object_get(evidence, "report"))) {
-		set_msg(msg, msglen, "evidence is not an object with a \"report\" string");
+		vf_set_msg(msg, msglen, "evidence is not an object with a \"report\" string");
 		goto out;
 	}
 	rep_s = json_string_value(json_object_get(evidence, "report"));
 	rep = ak_b64url_decode(rep_s, &rep_len);
 	if (!rep) {
-		set_msg(msg, msglen, "evidence \"report\" is not base64url");
+		vf_set_msg(msg, msglen, "evidence \"report\" is not base64url");
 		goto out;
 	}
 	jc = json_object_get(evidence, "certs");
 	if (jc && !json_is_string(jc)) {
-		set_msg(msg, msglen, "evidence \"certs\" is not a string");
+		vf_set_msg(msg, msglen, "evidence \"certs\" is not a string");
 		goto out;
 	}
 	if (jc) {
 		certs_s = json_string_value(jc);
 		certs = ak_b64url_decode(certs_s, &certs_len);
 		if (!certs) {
-			set_msg(msg, msglen, "evidence \"certs\" is not base64url");
+			vf_set_msg(msg, msglen, "evidence \"certs\" is not base64url");
 			goto out;
 		}
 	}
