@@ -18,7 +18,9 @@ verdict() {
 	shift 3
 	"$AK_TOOL" snp verify --json "$@" >"$T/$name.json" 2>"$T/$name.err"
 	rc=$?
-	if [ "$want" = accept ] && [ $rc -ne 0 ] || [ "$want" = refuse ] && [ $rc -ne 1 ]; then
+	local want_rc=1
+	[ "$want" = accept ] && want_rc=0
+	if [ $rc -ne $want_rc ]; then
 		not_ok "$name: exit status $rc for $want"
 		diag "command: attestkey snp verify --json $*"
 		diag_stream <"$T/$name.err"
