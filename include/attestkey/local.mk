@@ -7,4 +7,5 @@ noinst_HEADERS += \
 	include/attestkey/pkey.h \
 	include/attestkey/snp.h \
 	include/attestkey/evidence.h \
-	include/attestkey/verify.h
+	include/attestkey/verify.h \
+	include/attestkey/tdx.h

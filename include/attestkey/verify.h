@@ -30,6 +30,79 @@ int vf_snp_trust_add_roots(struct vf_snp_trust *t, const char *pem_path) AK_WUR;
 int vf_snp_trust_add_intermediates(struct vf_snp_trust *t, const char *pem_path) AK_WUR;
 void vf_snp_trust_free(struct vf_snp_trust *t);
 
+/* issue 9: AMD products, told by CPUID (report version >= 3) or by the
+ * VCEK's productName ("Milan-B0" -> Milan). */
+enum vf_snp_product {
+	VF_SNP_PRODUCT_UNKNOWN = 0,
+	VF_SNP_PRODUCT_MILAN,
+	VF_SNP_PRODUCT_GENOA,
+	VF_SNP_PRODUCT_TURIN,
+};
+/* "Milan", "Genoa", "Turin" (KDS's spelling), "unknown". */
+const char *vf_snp_product_name(enum vf_snp_product p);
+/* Family 19h models 00h-0Fh Milan, 10h-1Fh and A0h-AFh Genoa; family 1Ah
+ * models 00h-1Fh Turin; anything else unknown. */
+enum vf_snp_product vf_snp_product_from_cpuid(uint8_t family, uint8_t model);
+/* The VCEK/VLEK productName up to its '-' (stepping), case-insensitive. */
+enum vf_snp_product vf_snp_product_from_name(const char *product_name);
+
+/* The AMD roots installed with attestkey: ark-{milan,genoa,turin}.pem as
+ * roots, ask-*.pem and asvk-*.pem as intermediates. dir NULL: the
+ * environment's ATTESTKEY_AMD_DIR, else $(datadir)/attestkey/amd.
+ * -ENOENT when none of the ARKs is there. */
+int vf_snp_trust_add_amd_roots(struct vf_snp_trust *t, const char *dir) AK_WUR;
+const char *vf_snp_amd_roots_dir(void);
+
+/* Certificates from AMD KDS (src/verify/kds.c, docs/snp.md section 4).
+ * Without a URL (the default of vf_snp_trust_new) nothing is fetched. */
+#define VF_KDS_DEFAULT_URL "https://kdsintf.amd.com"
+#define VF_KDS_DEFAULT_BUDGET 10 /* seconds, all KDS traffic of one verification */
+enum vf_crl_mode { VF_CRL_OFF = 0, VF_CRL_USE_IF_PRESENT, VF_CRL_REQUIRE };
+/* "off", "use-if-present", "require" */
+const char *vf_crl_mode_name(enum vf_crl_mode m);
+int vf_crl_mode_from_name(const char *s, enum vf_crl_mode *out) AK_WUR;
+/* base URL (http or https; NULL: never fetch); the on-disk cache (NULL:
+ * none; created 0700 on first use); offline: the cache only; the time
+ * budget of one verification's KDS traffic, 429 back-off included; CRL
+ * policy (default off). Each returns 0 or -EINVAL/-ENOMEM. */
+int vf_snp_trust_set_kds_url(struct vf_snp_trust *t, const char *url) AK_WUR;
+int vf_snp_trust_set_cache_dir(struct vf_snp_trust *t, const char *dir) AK_WUR;
+void vf_snp_trust_set_offline(struct vf_snp_trust *t, bool offline);
+void vf_snp_trust_set_kds_budget(struct vf_snp_trust *t, unsigned seconds);
+void vf_snp_trust_set_crl(struct vf_snp_trust *t, enum vf_crl_mode mode);
+/* KDS URLs (pub. 57230 "KDS Interface"): {base}/vcek/v1/{product}/{hwid}
+ * ?blSPL=&teeSPL=&snpSPL=&ucodeSPL= (Turin: fmcSPL first, 8-byte hwid);
+ * {base}/{vcek|vlek}/v1/{product}/cert_chain and .../crl. -EINVAL for an
+ * unknown product, an all-zero CHIP_ID, or a buffer too small. */
+int vf_kds_vcek_url(const char *base, enum vf_snp_product p, const struct ak_snp_report *r,
+		    char *out, size_t len) AK_WUR;
+int vf_kds_chain_url(const char *base, enum vf_snp_product p, bool vlek, char *out,
+		     size_t len) AK_WUR;
+int vf_kds_crl_url(const char *base, enum vf_snp_product p, bool vlek, char *out,
+		   size_t len) AK_WUR;
+
+/* Where the signing certificate came from. */
+enum vf_snp_source {
+	VF_SNP_SOURCE_NONE = 0,
+	VF_SNP_SOURCE_TABLE, /* the evidence's certificate table */
+	VF_SNP_SOURCE_FILE,  /* vf_snp_input.vcek_der (a file given to the CLI) */
+	VF_SNP_SOURCE_KDS,   /* fetched from AMD KDS now */
+	VF_SNP_SOURCE_CACHE, /* from the KDS cache */
+};
+const char *vf_snp_source_name(enum vf_snp_source s); /* "table", "file", ... */
+/* What vf_snp_verify learnt, filled as far as it got (also on refusals). */
+struct vf_snp_info {
+	bool parsed;                  /* the report parsed: report fields valid */
+	enum vf_snp_product product;
+	bool vlek;                    /* signed by a VLEK (else a VCEK) */
+	enum vf_snp_source source;
+	bool chain_verified;
+	char root[64];                /* CN of the trusted ARK the chain ended at */
+	const char *crl;              /* "off", "checked", "unavailable" */
+	struct ak_snp_vcek_ext ext;   /* the signer's AMD extensions (when parsed) */
+	bool ext_parsed;
+};
+
 struct vf_snp_input {
 	const uint8_t *report;      /* AK_SNP_REPORT_LEN bytes */
 	size_t report_len;
@@ -39,6 +112,7 @@ struct vf_snp_input {
 	size_t vcek_len;
 	const uint8_t *expected_report_data; /* optional: 64 bytes to match */
 	time_t now;                 /* 0: the current time */
+	struct vf_snp_info *info;   /* optional: what was learnt (issue 9) */
 };
 
 /*
@@ -126,16 +200,28 @@ void vf_policy_clear(struct vf_policy *p);
  *   vmpl = N[,N...]
  *   min_tcb_bootloader / min_tcb_tee / min_tcb_snp / min_tcb_microcode / min_tcb_fmc = N
  *   host_data = HEX (32 bytes)
+ *   id_key_digest / author_key_digest = HEX (48 bytes), family_id / image_id = HEX (16)
+ *   allow_smt = bool, allow_migration_agent = bool (default false)
+ *   platform_info_require / platform_info_forbid = 0xMASK | name[,name...]
+ *     (smt_en, tsme_en, ecc_en, rapl_dis, ciphertext_hiding_en,
+ *      alias_check_complete, tio_en)
  * Returns 0; -ENOENT when the key is not a policy key; -EINVAL with err
  * naming the key and the bad value.
  */
 int vf_policy_set(struct vf_policy *p, const char *key, const char *value,
 		  char *err, size_t errlen) AK_WUR;
 /* Measurement, debug, guest SVN, VMPL, minimum TCB (component-wise, in the
- * layout of the report's product), host data (refused as
- * measurement_not_allowed: protocol v1 has no reason of its own for it). */
+ * layout of the report's product), then host_data, id_key_digest,
+ * author_key_digest, family_id, image_id, SMT, migration agent and
+ * PLATFORM_INFO (policy_mismatch, naming field, expected and actual). */
 enum ak_reason vf_policy_check_snp(const struct vf_policy *p, const struct ak_snp_report *r,
 				   const char *token, char *msg, size_t msglen) AK_WUR;
+/* issue 9: every SNP policy check, passed or not, appended to `checks` as
+ * {"check", "pass", "expected", "actual", "reason"} objects (--json);
+ * returns the reason of the first failure, as vf_policy_check_snp. */
+enum ak_reason vf_policy_explain_snp(const struct vf_policy *p, const struct ak_snp_report *r,
+				     const char *token, json_t *checks, char *msg,
+				     size_t msglen) AK_WUR;
 
 
 /* ---- Intel TDX (src/verify/tdx*.c) ---------------------------------------- */

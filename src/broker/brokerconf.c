@@ -490,6 +490,59 @@ static int apply_tdx(struct broker_config *c, const struct entry *e, char *detai
 	return -ENOENT;
 }
 
+/* [snp]: roots, intermediates, and AMD KDS (docs/attestkey-broker.8.md) */
+static int apply_snp(struct broker_config *c, const struct entry *e, char *detail, size_t dlen)
+{
+	const char *k = e->key, *v = e->value;
+	enum vf_crl_mode mode;
+	uint64_t n;
+	bool b;
+	int r;
+
+	if (strcmp(k, "roots") == 0)
+		return each_path(v, snp_add_roots, c->snp, &c->n_roots, detail, dlen);
+	if (strcmp(k, "intermediates") == 0)
+		return each_path(v, snp_add_intermediates, c->snp, NULL, detail, dlen);
+	if (strcmp(k, "kds_url") == 0) {
+		r = vf_snp_trust_set_kds_url(c->snp, strcmp(v, "none") ? v : NULL);
+		if (r == -EINVAL)
+			snprintf(detail, dlen, "'%s' is not an http:// or https:// URL (or none)", v);
+		return r;
+	}
+	if (strcmp(k, "cache_dir") == 0) {
+		r = vf_snp_trust_set_cache_dir(c->snp, strcmp(v, "none") ? v : NULL);
+		if (r == -EINVAL)
+			snprintf(detail, dlen, "empty value (write none for no cache)");
+		return r;
+	}
+	if (strcmp(k, "offline") == 0) {
+		if (ak_parse_bool(v, &b) < 0) {
+			snprintf(detail, dlen, "'%s' is not a boolean (true/false)", v);
+			return -EINVAL;
+		}
+		vf_snp_trust_set_offline(c->snp, b);
+		return 0;
+	}
+	if (strcmp(k, "crl") == 0) {
+		if (vf_crl_mode_from_name(v, &mode) < 0) {
+			snprintf(detail, dlen, "'%s' is not off, use-if-present or require", v);
+			return -EINVAL;
+		}
+		vf_snp_trust_set_crl(c->snp, mode);
+		return 0;
+	}
+	if (strcmp(k, "kds_timeout") == 0) {
+		/* the budget of one request's KDS traffic: a login waits for it */
+		if (ak_parse_u64(v, &n) < 0 || n < 1 || n > 60) {
+			snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to 60", v);
+			return -EINVAL;
+		}
+		vf_snp_trust_set_kds_budget(c->snp, (unsigned)n);
+		return 0;
+	}
+	return 1; /* not an [snp] key (each_path may answer -ENOENT) */
+}
+
 static int read_secret(struct broker_config *c, char *detail, size_t dlen)
 {
 	int r;
@@ -606,13 +659,8 @@ static int apply(struct broker_config *c, struct parse *p, char *err, size_t err
 			if (r == -ENOENT)
 				FAIL("unknown key for a %s key store", ks_type);
 		} else if (strcmp(e->section, "snp") == 0) {
-			if (strcmp(e->key, "roots") == 0)
-				r = each_path(e->value, snp_add_roots, c->snp, &c->n_roots, detail,
-					      sizeof(detail));
-			else if (strcmp(e->key, "intermediates") == 0)
-				r = each_path(e->value, snp_add_intermediates, c->snp, NULL,
-					      detail, sizeof(detail));
-			else
+			r = apply_snp(c, e, detail, sizeof(detail));
+			if (r == 1)
 				FAIL("unknown key");
 		} else if (strcmp(e->section, "tdx") == 0) {
 			r = apply_tdx(c, e, detail, sizeof(detail));
@@ -722,11 +770,13 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 	r = read_tls(c, err, errlen);
 	if (r < 0)
 		return r;
-	if (c->n_roots == 0)
+	/* No [snp] roots: AMD's production roots as installed; a simulated
+	 * chip's ARK is trusted only when listed. */
+	if (c->n_roots == 0 && vf_snp_trust_add_amd_roots(c->snp, NULL) < 0)
 		ak_log(AK_LOG_WARNING,
-		       "%s: [snp] roots is empty: every SEV-SNP evidence will be refused "
-		       "(untrusted_chain)",
-		       c->path);
+		       "%s: [snp] roots is not given and AMD's roots are not installed in %s: "
+		       "every SEV-SNP evidence will be refused (untrusted_chain)",
+		       c->path, vf_snp_amd_roots_dir());
 	if (c->tdx_offline && !c->tdx_cache_dir && !c->tdx_collateral && c->n_tdx_roots) {
 		snprintf(err, errlen,
 			 "%s: [tdx] offline needs cache_dir or collateral (what it reads)",
@@ -786,6 +836,10 @@ int broker_config_load(const char *path, struct broker_config **out, char *err, 
 		goto out;
 	}
 	r = vf_snp_trust_new(&c->snp);
+	if (r == 0)
+		r = vf_snp_trust_set_kds_url(c->snp, VF_KDS_DEFAULT_URL);
+	if (r == 0)
+		r = vf_snp_trust_set_cache_dir(c->snp, AK_KDS_CACHE_DIR);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot create the SEV-SNP trust store");
 		goto out;

@@ -37,4 +37,9 @@ EXTRA_DIST += conf/attestkey.module.in
 install-exec-hook: remove-module-la
 remove-module-la:
 	rm -f $(DESTDIR)$(pkcs11_moduledir)/attestkey-pkcs11.la
-.PHONY: remove-module-la
+# without the .la, libtool's uninstall no longer knows the .so: remove it
+# (make distcheck's distuninstallcheck)
+uninstall-hook: remove-module-so
+remove-module-so:
+	rm -f $(DESTDIR)$(pkcs11_moduledir)/attestkey-pkcs11.so
+.PHONY: remove-module-la remove-module-so

@@ -170,6 +170,124 @@ static uint8_t *read_cert_der(const char *path, size_t *len)
 	return NULL;
 }
 
+#define VERIFY_USAGE                                                                               \
+	"Usage: attestkey snp verify [--roots ARK.pem]... [--ask ASK.pem]... "                     \
+	"[--vcek VCEK | --certs TABLE]\n"                                                          \
+	"        [--kds URL] [--cache DIR] [--offline] [--kds-timeout SECONDS]\n"                 \
+	"        [--crl off|use-if-present|require]\n"                                          \
+	"        [--report-data HEX] [--policy-ini FILE --token NAME] [--time UNIX] [--json] "     \
+	"REPORT\n"
+
+static json_t *tcb_json(uint64_t raw, enum ak_snp_tcb_layout l)
+{
+	struct ak_snp_tcb t;
+	char hex[19];
+	json_t *o;
+
+	ak_snp_tcb_decode(raw, l, &t);
+	snprintf(hex, sizeof(hex), "0x%016llx", (unsigned long long)raw);
+	o = json_pack("{s:s, s:i, s:i, s:i, s:i}", "raw", hex, "bootloader", t.bootloader, "tee",
+		      t.tee, "snp", t.snp, "microcode", t.microcode);
+	if (o && l == AK_SNP_TCB_TURIN)
+		json_object_set_new(o, "fmc", json_integer(t.fmc));
+	return o;
+}
+
+static void set_hex(json_t *o, const char *key, const uint8_t *p, size_t n)
+{
+	char hex[2 * 72 + 1];
+
+	ak_hex_encode(p, n, hex);
+	json_object_set_new(o, key, json_string(hex));
+}
+
+/* The --json object (docs/snp.md section 5). */
+static json_t *verdict_json(enum ak_reason reason, const char *msg, const struct ak_snp_report *r,
+			    const struct vf_snp_info *info, json_t *checks)
+{
+	enum ak_snp_tcb_layout l =
+	    info->product == VF_SNP_PRODUCT_TURIN ? AK_SNP_TCB_TURIN : ak_snp_report_tcb_layout(r);
+	json_t *o = json_pack("{s:s, s:s, s:s}", "verdict", reason == AK_R_OK ? "accept" : "refuse",
+			      "reason", ak_reason_name(reason), "message", msg);
+	char hex[32];
+
+	if (!o)
+		return NULL;
+	if (info->parsed) {
+		json_object_set_new(o, "product", json_string(vf_snp_product_name(info->product)));
+		json_object_set_new(o, "signer", json_string(info->vlek ? "VLEK" : "VCEK"));
+		json_object_set_new(o, "report_version", json_integer(r->version));
+		set_hex(o, "measurement", r->measurement, sizeof(r->measurement));
+		set_hex(o, "report_data", r->report_data, sizeof(r->report_data));
+		set_hex(o, "host_data", r->host_data, sizeof(r->host_data));
+		set_hex(o, "chip_id", r->chip_id, sizeof(r->chip_id));
+		snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)r->policy);
+		json_object_set_new(o, "guest_policy", json_string(hex));
+		snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)r->platform_info);
+		json_object_set_new(o, "platform_info", json_string(hex));
+		json_object_set_new(o, "vmpl", json_integer(r->vmpl));
+		json_object_set_new(o, "guest_svn", json_integer(r->guest_svn));
+		json_object_set_new(o, "reported_tcb", tcb_json(r->reported_tcb, l));
+	}
+	json_object_set_new(o, "chain",
+			    json_pack("{s:s, s:b, s:s, s:s}", "source",
+				      vf_snp_source_name(info->source), "verified",
+				      info->chain_verified, "root", info->root, "crl", info->crl));
+	if (info->ext_parsed) {
+		const struct ak_snp_vcek_ext *e = &info->ext;
+		json_t *c = json_pack("{s:s, s:I, s:i, s:i, s:i, s:i}", "product_name", e->product,
+				      "struct_version", (json_int_t)e->struct_version, "bl_spl",
+				      e->bootloader, "tee_spl", e->tee, "snp_spl", e->snp,
+				      "ucode_spl", e->microcode);
+
+		if (c && e->has_fmc)
+			json_object_set_new(c, "fmc_spl", json_integer(e->fmc));
+		if (c && e->hwid_len)
+			set_hex(c, "hwid", e->hwid, e->hwid_len);
+		json_object_set_new(o, "certificate", c);
+	}
+	if (checks)
+		json_object_set(o, "policy_checks", checks);
+	return o;
+}
+
+static void print_readable(enum ak_reason reason, const char *msg, const struct ak_snp_report *r,
+			   const struct vf_snp_info *info, json_t *checks, const char *token)
+{
+	char m[97];
+	size_t i;
+	json_t *c;
+
+	if (reason != AK_R_OK)
+		printf("%s: %s\n", ak_reason_name(reason), msg);
+	else {
+		ak_hex_encode(r->measurement, sizeof(r->measurement), m);
+		printf("ok: report version %u (%s), measurement %s, signed by a %s (%s) that "
+		       "chains to %s%s%s\n",
+		       r->version, vf_snp_product_name(info->product), m,
+		       info->vlek ? "VLEK" : "VCEK", vf_snp_source_name(info->source),
+		       info->root, token ? "; policy of token " : "", token ? token : "");
+	}
+	if (!info->parsed)
+		return;
+	printf("%-18s %s\n", "product", vf_snp_product_name(info->product));
+	printf("%-18s %s from %s%s%s (CRL: %s)\n", "signer", info->vlek ? "VLEK" : "VCEK",
+	       vf_snp_source_name(info->source), info->chain_verified ? ", chains to " : "",
+	       info->chain_verified ? info->root : "", info->crl);
+	ak_hex_encode(r->measurement, sizeof(r->measurement), m);
+	printf("%-18s %s\n", "measurement", m);
+	print_tcb("reported_tcb", r->reported_tcb,
+		  info->product == VF_SNP_PRODUCT_TURIN ? AK_SNP_TCB_TURIN
+							: ak_snp_report_tcb_layout(r));
+	json_array_foreach(checks, i, c) {
+		printf("policy %-11s %s (expected %s, actual %s)\n",
+		       json_string_value(json_object_get(c, "check")),
+		       json_is_true(json_object_get(c, "pass")) ? "pass" : "FAIL",
+		       json_string_value(json_object_get(c, "expected")),
+		       json_string_value(json_object_get(c, "actual")));
+	}
+}
+
 static int snp_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -181,21 +299,34 @@ static int snp_verify(int argc, char **argv)
 	    {"policy-ini", required_argument, NULL, 'p'},
 	    {"token", required_argument, NULL, 't'},
 	    {"time", required_argument, NULL, 'T'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"kds", required_argument, NULL, 'k'},
+	    {"cache", required_argument, NULL, 'C'},
+	    {"offline", no_argument, NULL, 'o'},
+	    {"crl", required_argument, NULL, 'L'},
+	    {"kds-timeout", required_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct vf_snp_trust *trust = NULL;
-	struct vf_snp_input in = {0};
+	struct vf_snp_info info;
+	struct vf_snp_input in = {.info = &info};
 	struct vf_policy pol;
 	struct ak_snp_report r;
 	const char *vcek_path = NULL, *certs_path = NULL, *ini = NULL, *token = NULL;
+	const char *kds = VF_KDS_DEFAULT_URL, *cache = NULL;
 	uint8_t *rep = NULL, *certs = NULL, *tab = NULL, *vcek = NULL, rd[64];
 	size_t rlen = 0, clen = 0, tlen = 0, vlen = 0;
-	bool have_roots = false, have_rd = false;
+	bool have_roots = false, have_rd = false, json = false, offline = false;
+	enum vf_crl_mode crl = VF_CRL_OFF;
+	unsigned budget = VF_KDS_DEFAULT_BUDGET;
+	json_t *checks = NULL, *out_json = NULL;
 	enum ak_reason reason;
-	char msg[512];
+	char msg[1024];
+	uint64_t t;
 	int c, ret = TOOL_EXIT_USAGE;
 
+	memset(&info, 0, sizeof(info));
 	vf_policy_init(&pol);
 	if (vf_snp_trust_new(&trust) < 0)
 		return TOOL_EXIT_FAIL;
@@ -236,23 +367,68 @@ static int snp_verify(int argc, char **argv)
 			if (tool_time_arg(optarg, &in.now) < 0)
 				goto out;
 			break;
+		case 'j':
+			json = true;
+			break;
+		case 'k':
+			kds = optarg;
+			break;
+		case 'C':
+			cache = optarg;
+			break;
+		case 'o':
+			offline = true;
+			break;
+		case 'L':
+			if (vf_crl_mode_from_name(optarg, &crl) < 0) {
+				fprintf(stderr,
+					"attestkey: --crl: '%s' is not off, use-if-present or "
+					"require\n",
+					optarg);
+				goto out;
+			}
+			break;
+		case 'W':
+			if (ak_parse_u64(optarg, &t) < 0 || t < 1 || t > 60) {
+				fprintf(stderr,
+					"attestkey: --kds-timeout: '%s' is not a number of seconds "
+					"from 1 to 60\n",
+					optarg);
+				goto out;
+			}
+			budget = (unsigned)t;
+			break;
 		case 'h':
-			printf("Usage: attestkey snp verify --roots ARK.pem [--ask ASK.pem] "
-			       "[--vcek VCEK | --certs TABLE] [--report-data HEX] "
-			       "[--policy-ini FILE --token NAME] [--time UNIX] REPORT\n");
+			printf(VERIFY_USAGE);
 			ret = TOOL_EXIT_OK;
 			goto out;
 		default:
 			goto out;
 		}
 	}
-	if (optind != argc - 1 || !have_roots || (vcek_path && certs_path) || (!ini != !token)) {
-		fprintf(stderr, "Usage: attestkey snp verify --roots ARK.pem [--ask ASK.pem] "
-				"[--vcek VCEK | --certs TABLE] [--report-data HEX] "
-				"[--policy-ini FILE --token NAME] [--time UNIX] REPORT\n");
+	if (optind != argc - 1 || (vcek_path && certs_path) || (!ini != !token) ||
+	    (offline && !cache)) {
+		if (offline && !cache)
+			fprintf(stderr, "attestkey: --offline needs --cache DIR\n");
+		fprintf(stderr, VERIFY_USAGE);
+		goto out;
+	}
+	if (vf_snp_trust_set_kds_url(trust, kds) < 0) {
+		fprintf(stderr, "attestkey: --kds: '%s' is not an http:// or https:// URL\n", kds);
 		goto out;
 	}
 	ret = TOOL_EXIT_FAIL;
+	/* Without --roots: AMD's roots as installed (a sim ARK needs --roots). */
+	if (!have_roots && vf_snp_trust_add_amd_roots(trust, NULL) < 0) {
+		fprintf(stderr, "attestkey: no --roots and no AMD roots in %s\n",
+			vf_snp_amd_roots_dir());
+		goto out;
+	}
+	if (vf_snp_trust_set_cache_dir(trust, cache) < 0)
+		goto out;
+	vf_snp_trust_set_offline(trust, offline);
+	vf_snp_trust_set_crl(trust, crl);
+	vf_snp_trust_set_kds_budget(trust, budget);
 	if (ini && tool_load_policy(ini, token, &pol) < 0)
 		goto out;
 	if (tool_read_evidence(argv[optind], &rep, &rlen, &certs, &clen) < 0)
@@ -275,22 +451,26 @@ static int snp_verify(int argc, char **argv)
 	in.vcek_len = vlen;
 	in.expected_report_data = have_rd ? rd : NULL;
 	reason = vf_snp_verify(trust, &in, &r, msg, sizeof(msg));
-	if (reason == AK_R_OK && ini)
-		reason = vf_policy_check_snp(&pol, &r, token, msg, sizeof(msg));
-	if (reason != AK_R_OK) {
-		printf("%s: %s\n", ak_reason_name(reason), msg);
-		goto out;
+	if (reason != AK_R_OK && info.parsed && ak_snp_report_parse(rep, rlen, &r) < 0)
+		info.parsed = false;
+	if (reason == AK_R_OK && ini) {
+		checks = json_array();
+		if (!checks)
+			goto out;
+		reason = vf_policy_explain_snp(&pol, &r, token, checks, msg, sizeof(msg));
 	}
-	{
-		char m[97];
-
-		ak_hex_encode(r.measurement, sizeof(r.measurement), m);
-		printf("ok: report version %u, measurement %s, signed by a VCEK that chains to a "
-		       "trusted root%s%s\n",
-		       r.version, m, ini ? "; policy of token " : "", ini ? token : "");
+	if (json) {
+		out_json = verdict_json(reason, msg, &r, &info, checks);
+		if (!out_json || json_dumpf(out_json, stdout, JSON_INDENT(2)) < 0)
+			goto out;
+		putchar('\n');
+	} else {
+		print_readable(reason, msg, &r, &info, checks, ini ? token : NULL);
 	}
-	ret = TOOL_EXIT_OK;
+	ret = reason == AK_R_OK ? TOOL_EXIT_OK : TOOL_EXIT_FAIL;
 out:
+	json_decref(out_json);
+	json_decref(checks);
 	free(rep);
 	free(certs);
 	free(tab);

@@ -3,6 +3,8 @@
 noinst_LTLIBRARIES += libakverify.la
 libakverify_la_SOURCES = \
 	src/verify/snp.c \
+	src/verify/kds.c \
+	src/verify/kds.h \
 	src/verify/tdx.c \
 	src/verify/policy.c \
 	src/verify/policy_internal.h \

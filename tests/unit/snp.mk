@@ -38,3 +38,13 @@ tests_unit_test_policy_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_policy_LDADD = libakverify.la libakcommon.la \
 	$(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
 endif
+
+# issue 9: product detection, KDS URLs, CRL modes, installed roots, new policy keys
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_snp_kds
+TESTS += tests/unit/test_snp_kds
+tests_unit_test_snp_kds_SOURCES = tests/unit/test_snp_kds.c
+tests_unit_test_snp_kds_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_snp_kds_LDADD = libakverify.la libakcommon.la \
+	$(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
+endif

@@ -231,8 +231,9 @@ static void test_host_data(void **state)
 	set_ok(&p, "host_data", "0000000000000000000000000000000000000000000000000000000000000000");
 	assert_int_equal(vf_policy_check_snp(&p, &r, "web", msg, sizeof(msg)), AK_R_OK);
 	r.host_data[0] = 1;
+	/* issue 9: policy_mismatch, its own reason now */
 	assert_int_equal(vf_policy_check_snp(&p, &r, "web", msg, sizeof(msg)),
-			 AK_R_MEASUREMENT_NOT_ALLOWED);
+			 AK_R_POLICY_MISMATCH);
 	assert_true(snp_contains(msg, "HOST_DATA 01"));
 	vf_policy_clear(&p);
 }
