@@ -266,7 +266,8 @@ static void print_readable(enum ak_reason reason, const char *msg, const struct 
 		       "chains to %s%s%s\n",
 		       r->version, vf_snp_product_name(info->product), m,
 		       info->vlek ? "VLEK" : "VCEK", vf_snp_source_name(info->source),
-		       info->root, token ? "; policy of token " : "", token ? token : "");
+		       info->root, token ? "; policy of token " : "; the default policy, any measurement",
+		       token ? token : "");
 	}
 	if (!info->parsed)
 		return;
@@ -429,8 +430,13 @@ static int snp_verify(int argc, char **argv)
 	vf_snp_trust_set_offline(trust, offline);
 	vf_snp_trust_set_crl(trust, crl);
 	vf_snp_trust_set_kds_budget(trust, budget);
+	/* Without a token's policy: the defaults, except the measurement
+	 * allow-list (an offline check has no list to compare with), as
+	 * `tdx verify` does: debug off, VMPL 0, no migration agent. */
 	if (ini && tool_load_policy(ini, token, &pol) < 0)
 		goto out;
+	if (!ini)
+		pol.any_measurement = true;
 	if (tool_read_evidence(argv[optind], &rep, &rlen, &certs, &clen) < 0)
 		goto out;
 	if (certs_path) {
@@ -453,7 +459,7 @@ static int snp_verify(int argc, char **argv)
 	reason = vf_snp_verify(trust, &in, &r, msg, sizeof(msg));
 	if (reason != AK_R_OK && info.parsed && ak_snp_report_parse(rep, rlen, &r) < 0)
 		info.parsed = false;
-	if (reason == AK_R_OK && ini) {
+	if (reason == AK_R_OK) {
 		checks = json_array();
 		if (!checks)
 			goto out;

@@ -33,7 +33,12 @@ verdict virtee-other-report-data refuse binding_mismatch "${V[@]}" --vcek "$VI/v
 	--report-data "$(printf '00%.0s' $(seq 64))" "$VI/report.bin"
 
 G="$SNPV/milan-v2-go-sev-guest"
-verdict gsg-signature accept ok "${V[@]}" --vcek "$G/vcek.der" "$G/report.bin"
+# Without a policy file the default policy applies (any measurement): the
+# signature verifies, and the debug guest is refused, as the README says.
+verdict gsg-signature refuse debug_not_allowed "${V[@]}" --vcek "$G/vcek.der" "$G/report.bin"
+json gsg-signature "the chain and signature verified before the debug check" \
+	'.signer == "VCEK" and (.policy_checks[] | select(.check == "debug") | .pass == false)'
+
 verdict gsg-debug refuse debug_not_allowed "${V[@]}" --vcek "$G/vcek.der" --policy-ini "$T/any.ini" --token t "$G/report.bin"
 json gsg-debug "the debug check failed, guest policy 0xb0000" \
 	'.guest_policy == "0xb0000" and (.policy_checks[] | select(.check == "debug") | .pass == false)'
