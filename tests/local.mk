@@ -5,6 +5,7 @@ LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver
 TESTS_ENVIRONMENT = \
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
 	ATTESTKEY_TESTDATA='$(abs_top_srcdir)/tests/data' \
+	ATTESTKEY_VECTORS="$${ATTESTKEY_VECTORS:-$(abs_top_srcdir)/tests/data}" \
 	ATTESTKEY_AMD_DIR='$(abs_top_srcdir)/data/amd'
 
 include $(srcdir)/tests/unit/snp.mk

@@ -11,8 +11,7 @@ need jq basenc
 
 SHIM="$top_builddir/tests/integration/.libs/fakekernel.so"
 [ -f "$SHIM" ] || bail "$SHIM not built (make check builds it)"
-VECTORS="$top_srcdir/../shared/testvectors"
-[ -d "$VECTORS" ] || VECTORS="$top_srcdir/../../shared/testvectors"
+VECTORS=${ATTESTKEY_VECTORS:-$top_srcdir/tests/data}
 TDX_QUOTE="$VECTORS/tdx/v4-spr-go-tdx-guest/quote.dat"
 # the sanitizer build: ASan's runtime must come first in the preload list
 PRELOAD=$SHIM

@@ -1,14 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# `attestkey tdx verify` on every real TDX quote of ../shared/testvectors/tdx,
+# `attestkey tdx verify` on every real TDX quote of tests/data/tdx (../shared's),
 # reaching exactly the verdict and TCB status its README states (issue 9
 # items 5 and 6), the policy from an INI file, collateral expiry, broken
 # collateral, and the exit codes 0 accept / 1 refuse / 2 usage.
 . "$(dirname "$0")/lib.sh"
 
 need jq
-V=${ATTESTKEY_VECTORS:-$top_srcdir/../shared/testvectors}
-[ -d "$V/tdx" ] || skip_all "no test vectors at $V"
+V=${ATTESTKEY_VECTORS:-$top_srcdir/tests/data}
+[ -f "$V/tdx/v4-spr-go-tdx-guest/quote.dat" ] || bail "no TDX vectors at $V"
 R=$V/intel-roots
 SPR=$V/tdx/v4-spr-go-tdx-guest
 V5=$V/tdx/v5-tdx15-go-tdx-guest

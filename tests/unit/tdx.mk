@@ -2,8 +2,30 @@
 # Intel TDX quote parser and verifier (test_tdx), collateral, TCB evaluation
 # and policy (test_tdx_tcb), collateral from an Intel PCS look-alike
 # (test_tdx_pcs, with tests/integration/httpfixture), all against
-# ../shared/testvectors/tdx.
-EXTRA_DIST += tests/unit/test_tdx_util.h
+# tests/data/tdx and tests/data/intel-roots (copies of ../shared/testvectors,
+# see tests/data/tdx/README.md).
+EXTRA_DIST += tests/unit/test_tdx_util.h \
+	tests/data/intel-roots/IntelSGXRootCA_crl.der \
+	tests/data/intel-roots/Intel_SGX_PCK_Platform_CA.pem \
+	tests/data/intel-roots/Intel_SGX_Root_CA.pem \
+	tests/data/intel-roots/Intel_SGX_TCB_Signing_2018-05-21_to_2025-05-21_EXPIRED.pem \
+	tests/data/intel-roots/Intel_SGX_TCB_Signing_2025-05-06_to_2032-05-06.pem \
+	tests/data/tdx/README.md \
+	tests/data/tdx/v4-debug-trustee/quote.dat \
+	tests/data/tdx/v4-gcp-cos113-go-tdx-guest/quote.dat \
+	tests/data/tdx/v4-gcp-cos113-go-tdx-guest/tcb_info_2025-09.json \
+	tests/data/tdx/v4-spr-go-tdx-guest/pck_crl.der \
+	tests/data/tdx/v4-spr-go-tdx-guest/pck_crl_issuer_chain.pem \
+	tests/data/tdx/v4-spr-go-tdx-guest/qe_identity.json \
+	tests/data/tdx/v4-spr-go-tdx-guest/qe_identity_issuer_chain.pem \
+	tests/data/tdx/v4-spr-go-tdx-guest/quote.dat \
+	tests/data/tdx/v4-spr-go-tdx-guest/root_ca_crl.der \
+	tests/data/tdx/v4-spr-go-tdx-guest/tcb_info.json \
+	tests/data/tdx/v4-spr-go-tdx-guest/tcb_info_2025-09.json \
+	tests/data/tdx/v4-spr-go-tdx-guest/tcb_info_issuer_chain.pem \
+	tests/data/tdx/v5-tdx15-go-tdx-guest/qe_identity.json \
+	tests/data/tdx/v5-tdx15-go-tdx-guest/quote.dat \
+	tests/data/tdx/v5-tdx15-go-tdx-guest/tcb_info.json
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_tdx tests/unit/test_tdx_tcb tests/unit/test_tdx_pcs

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Intel TDX: the quote parser (src/common/tdx.c) and the verifier
- * (src/verify/tdx.c) against the real quotes in ../shared/testvectors/tdx
+ * (src/verify/tdx.c) against the real quotes in tests/data/tdx
  * (its README.md says what each must give), and mutations of them.
  */
 #include "config.h"
@@ -33,20 +33,15 @@
 #include "attestkey/verify.h"
 #include "../../src/verify/tdx_internal.h"
 
-/* $ATTESTKEY_VECTORS, else $top_srcdir/../shared/testvectors (make check
- * sets top_srcdir), else ../shared/testvectors. */
+/* $ATTESTKEY_VECTORS (make check sets it to tests/data, the copy of
+ * ../shared/testvectors that ships in the tarball), else tests/data. */
 static char *vec_path(const char *rel)
 {
-	const char *v = getenv("ATTESTKEY_VECTORS"), *top = getenv("top_srcdir");
+	const char *v = getenv("ATTESTKEY_VECTORS");
 	char *p = NULL;
 	int n;
 
-	if (v)
-		n = asprintf(&p, "%s/%s", v, rel);
-	else if (top)
-		n = asprintf(&p, "%s/../shared/testvectors/%s", top, rel);
-	else
-		n = asprintf(&p, "../shared/testvectors/%s", rel);
+	n = asprintf(&p, "%s/%s", v ? v : "tests/data", rel);
 	assert_true(n > 0);
 	return p;
 }
@@ -763,7 +758,7 @@ static void test_verify_chain(void **state)
 	assert_int_equal(verify_flipped(pem_cert(buf, &q, 0) + 11, 'C' ^ 'X', msg, sizeof(msg)),
 			 AK_R_EVIDENCE_MALFORMED);
 	/* a foreign root (AMD's): the quote's own root is not trusted */
-	run.roots = "amd-roots/ark-milan.pem";
+	run.roots = "snp/amd-roots/ark-milan.pem";
 	assert_int_equal(verify_buf(buf, len, &run, &r, msg, sizeof(msg)), AK_R_UNTRUSTED_CHAIN);
 	assert_non_null(strstr(msg, "configured Intel SGX Root CA"));
 	assert_false(r.tcb_evaluated);

@@ -427,7 +427,7 @@ static void test_quote_verifies(void **state)
 	struct vf_tdx_result res;
 	uint8_t other[AK_BINDING_LEN] = {1};
 	char *coll = sim_path("collateral");
-	const char *srcdir = getenv("top_srcdir");
+	const char *vectors = getenv("ATTESTKEY_VECTORS");
 	char intel_root[1024];
 
 	(void)state;
@@ -446,16 +446,13 @@ static void test_quote_verifies(void **state)
 	assert_non_null(strstr(res.advisory_ids, "SIM-SA-00001"));
 	/* Intel's root does not make a sim quote genuine */
 	snprintf(intel_root, sizeof(intel_root),
-		 "%s/../shared/testvectors/intel-roots/"
-		 "Intel_SGX_Root_CA.pem",
-		 srcdir ? srcdir : "..");
-	if (access(intel_root, R_OK) == 0) {
-		assert_int_equal(vf_tdx_trust_new(&intel), 0);
-		assert_int_equal(vf_tdx_trust_add_roots(intel, intel_root), 0);
-		assert_int_equal(vf_tdx_trust_set_collateral_dir(intel, coll), 0);
-		assert_int_equal(verify_sim(&p, intel, NULL, &res), AK_R_UNTRUSTED_CHAIN);
-		vf_tdx_trust_free(intel);
-	}
+		 "%s/intel-roots/Intel_SGX_Root_CA.pem", vectors ? vectors : "tests/data");
+	assert_int_equal(access(intel_root, R_OK), 0);
+	assert_int_equal(vf_tdx_trust_new(&intel), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(intel, intel_root), 0);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(intel, coll), 0);
+	assert_int_equal(verify_sim(&p, intel, NULL, &res), AK_R_UNTRUSTED_CHAIN);
+	vf_tdx_trust_free(intel);
 	free(coll);
 	vf_tdx_trust_free(t);
 	ev_sim_params_clear(&p);

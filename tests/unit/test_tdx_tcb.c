@@ -2,7 +2,7 @@
 /*
  * TDX collateral and TCB evaluation (src/verify/tdx_tcb.c,
  * tdx_collateral.c) and the TDX policy (policy_tdx.c), against the real
- * quotes and Intel collateral in ../shared/testvectors (its README.md
+ * quotes and Intel collateral in tests/data/tdx (its README.md
  * states the TCB status each must reach).
  */
 #include "config.h"
@@ -340,7 +340,7 @@ static void test_signatures_flipped(void **state)
 static void test_signatures_untrusted(void **state)
 {
 	struct vf_tdx_trust *t = trust_new();
-	char *ark = tdx_path("amd-roots/ark-milan.pem");
+	char *ark = tdx_path("snp/amd-roots/ark-milan.pem");
 	struct run r;
 	(void)state;
 

@@ -18,20 +18,15 @@
 #include "attestkey/common.h"
 #include "attestkey/tdx.h"
 
-/* ../shared/testvectors/<rel>: $ATTESTKEY_VECTORS, else next to the
- * source tree ($ATTESTKEY_TESTDATA is <srcdir>/tests/data). */
+/* <rel> in $ATTESTKEY_VECTORS (make check: tests/data, the copy of
+ * ../shared/testvectors that ships in the tarball), else tests/data. */
 static inline char *tdx_path(const char *rel)
 {
 	const char *base = getenv("ATTESTKEY_VECTORS");
-	const char *data = getenv("ATTESTKEY_TESTDATA");
 	char *p = NULL;
 	int n;
 
-	if (base)
-		n = asprintf(&p, "%s/%s", base, rel);
-	else
-		n = asprintf(&p, "%s/../../../shared/testvectors/%s", data ? data : "tests/data",
-			     rel);
+	n = asprintf(&p, "%s/%s", base ? base : "tests/data", rel);
 	if (n < 0)
 		p = NULL;
 	assert_non_null(p);
