@@ -46,4 +46,25 @@ int ak_secbuf_append(struct ak_secbuf *b, const void *p, size_t n) AK_WUR;
 /* Wipe and release; leaves b zeroed; safe on an empty buffer. */
 void ak_secbuf_clear(struct ak_secbuf *b);
 
+/*
+ * JSON that holds secrets (a Vault answer carrying a private key's PEM, a
+ * release plaintext): jansson, with its allocations in the secure heap.
+ * Between ak_json_secure_begin() and ak_json_secure_end() every jansson
+ * allocation made by this thread (parse buffers, strings, objects) comes
+ * from the secure heap; jansson frees such memory wiped, from any thread,
+ * at any later time. Other threads and other jansson users are unaffected
+ * (their allocations stay malloc). The first call installs the allocator
+ * with json_set_alloc_funcs(), so an application that installed its own
+ * jansson allocator is refused (-EBUSY) rather than silently replaced.
+ * begin: 0, -ENOMEM without a secure heap, -EBUSY as said. Nesting is
+ * allowed (counted).
+ */
+int ak_json_secure_begin(void) AK_WUR;
+void ak_json_secure_end(void);
+/* json_loadb() inside such a window: buf (len bytes, JSON text) to a value
+ * whose strings are in the secure heap; NULL on a parse error (error->text
+ * names the line and column, never the text) or when the heap is full. */
+struct json_t;
+struct json_t *ak_json_loadb_secret(const char *buf, size_t len, char *err, size_t errlen);
+
 #endif

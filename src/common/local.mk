@@ -6,6 +6,7 @@ libakcommon_la_SOURCES = \
 	src/common/memzero.c \
 	src/common/encode.c \
 	src/common/secmem.c \
+	src/common/secjson.c \
 	src/common/protocol.c \
 	src/common/jwe.c \
 	src/common/pkey.c \

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -482,6 +483,46 @@ static void test_privkey_refusals(void **state)
 	EVP_PKEY_free(kb);
 }
 
+static void *parse_plain(void *arg)
+{
+	return json_loads(arg, 0, NULL);
+}
+
+/* JSON holding a secret is parsed into the secure heap, and only inside
+ * the window, only on the thread that opened it. */
+static void test_json_secret(void **state)
+{
+	const char *doc = "{\"key\": \"-----BEGIN PRIVATE KEY-----x\", \"n\": [1, 2]}";
+	char err[128] = "";
+	json_t *j, *plain;
+	pthread_t th;
+	void *other;
+
+	(void)state;
+	j = ak_json_loadb_secret(doc, strlen(doc), err, sizeof(err));
+	assert_non_null(j);
+	assert_true(CRYPTO_secure_allocated(json_string_value(json_object_get(j, "key"))));
+	assert_true(CRYPTO_secure_allocated(j));
+	/* outside the window, and on another thread inside it: malloc */
+	plain = json_loads(doc, 0, NULL);
+	assert_non_null(plain);
+	assert_false(CRYPTO_secure_allocated(json_string_value(json_object_get(plain, "key"))));
+	assert_int_equal(ak_json_secure_begin(), 0);
+	assert_int_equal(pthread_create(&th, NULL, parse_plain, (void *)doc), 0);
+	assert_int_equal(pthread_join(th, &other), 0);
+	ak_json_secure_end();
+	assert_non_null(other);
+	assert_false(CRYPTO_secure_allocated(other));
+	/* freed from another thread than the one that parsed: still wiped */
+	json_decref(other);
+	json_decref(plain);
+	json_decref(j);
+	/* a parse error names where, never the text */
+	assert_null(ak_json_loadb_secret("{\"key\": SECRETSECRET}", 22, err, sizeof(err)));
+	assert_non_null(strstr(err, "not JSON (line 1"));
+	assert_null(strstr(err, "SECRET"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -498,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_jwe_pkey),
 		cmocka_unit_test(test_privkey_refusals),
 		cmocka_unit_test(test_jwe_reasons_not_logged),
+		cmocka_unit_test(test_json_secret),
 	};
 	int rc;
 

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A HashiCorp Vault (or OpenBao) client for KV v2 secrets, written from
+ * Vault's HTTP API documentation: shared by the broker's Vault key store
+ * and the `attestkey key` provisioning CLI. libcurl does HTTP and TLS,
+ * jansson the JSON.
+ *
+ * One struct ak_vault is one Vault server and one identity. It is safe to
+ * use from several threads at once: connections are pooled (a libcurl
+ * share of connections, DNS and TLS sessions), so a request after the first
+ * costs no new TLS handshake. The client token never appears in a log line
+ * or an error message.
+ *
+ * Secret values (a private key's PEM) are returned in the OpenSSL secure
+ * heap: the response body is received into it and parsed with
+ * ak_json_loadb_secret() (secmem.h), so no copy of a key is left in the
+ * ordinary heap.
+ */
+#ifndef ATTESTKEY_VAULT_H
+#define ATTESTKEY_VAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "attestkey/common.h"
+
+/* How a request ended: one value per answer the callers map to a clear
+ * error (the broker: 403/404/503/429/5xx → log line; a release it cannot
+ * serve → 503 keystore_unavailable). */
+enum ak_vault_status {
+	AK_VAULT_OK = 0,
+	AK_VAULT_NOT_FOUND,	/* 404, or a deleted/destroyed version */
+	AK_VAULT_FORBIDDEN,	/* 403: the identity's Vault policy lacks the path */
+	AK_VAULT_SEALED,	/* 503: sealed or standby */
+	AK_VAULT_RATE_LIMITED,	/* 429 */
+	AK_VAULT_SERVER_ERROR,	/* other 5xx */
+	AK_VAULT_BAD_REQUEST,	/* other 4xx (400: CAS mismatch, missing token...) */
+	AK_VAULT_UNREACHABLE,	/* connection refused, DNS, timeout, TLS failure */
+	AK_VAULT_BAD_RESPONSE,	/* not the JSON the API documents */
+	AK_VAULT_AUTH_FAILED,	/* no token could be obtained (login refused) */
+};
+/* "not found", "forbidden", ... for logs and metrics labels. */
+const char *ak_vault_status_name(enum ak_vault_status s);
+
+struct ak_vault_config {
+	const char *addr;	/* http(s)://host:port, required */
+	const char *namespace_; /* X-Vault-Namespace when set */
+	const char *ca_file;	/* PEM CA bundle for https (else the system's) */
+	const char *client_cert; /* PEM client certificate (mutual TLS) */
+	const char *client_key;	 /* its PEM key (a secret file, mode 0600) */
+	/* Authentication, the first that is set: a token file, a token value
+	 * (e.g. from $VAULT_TOKEN), then AppRole. */
+	const char *token_file;
+	const char *token;
+	const char *approle_role_id;	    /* the role_id itself (not secret) */
+	const char *approle_secret_id_file; /* file holding the secret_id */
+	const char *approle_mount;	    /* default "approle" */
+	long timeout_ms;  /* per request, connect included; default 5000 */
+	unsigned retries; /* on 5xx (not 501) and connection errors; default 2 */
+};
+
+struct ak_vault;
+
+/* Checks the configuration (URL, readable files) and logs in when AppRole
+ * is configured. 0, or -errno with err naming what was wrong. */
+int ak_vault_new(const struct ak_vault_config *cfg, struct ak_vault **out, char *err,
+		 size_t errlen) AK_WUR;
+void ak_vault_free(struct ak_vault *v);
+
+/* Keep the token alive: renew-self when less than a third of its TTL is
+ * left; AppRole login again when renewal fails or the token was revoked
+ * (also done on a 403 by every call below, once, before reporting it).
+ * Callers may run it periodically; requests call it themselves. */
+enum ak_vault_status ak_vault_maintain(struct ak_vault *v, char *err, size_t errlen);
+
+/*
+ * KV v2 at mount (e.g. "secret") and path (e.g. "attestkey/web/tls").
+ * err names the mount/path and what Vault answered, never a secret.
+ */
+
+/* Read version (0: the latest). *data receives the secret's "data" object
+ * with every string in the secure heap (json_decref frees and wipes);
+ * *version_out (optional) the version read. */
+enum ak_vault_status ak_vault_kv_read(struct ak_vault *v, const char *mount, const char *path,
+				      unsigned version, json_t **data, unsigned *version_out,
+				      char *err, size_t errlen);
+/* Write a new version (cas < 0: no check-and-set; 0: only if absent).
+ * *version_out (optional) the version created. */
+enum ak_vault_status ak_vault_kv_write(struct ak_vault *v, const char *mount, const char *path,
+				       json_t *data, int cas, unsigned *version_out, char *err,
+				       size_t errlen);
+/* The names directly under path (folders end with '/'); an absent path is
+ * an empty array, not an error. */
+enum ak_vault_status ak_vault_kv_list(struct ak_vault *v, const char *mount, const char *path,
+				      json_t **names, char *err, size_t errlen);
+/* The metadata object (current_version, versions{...}, ...). */
+enum ak_vault_status ak_vault_kv_metadata(struct ak_vault *v, const char *mount,
+					  const char *path, json_t **meta, char *err,
+					  size_t errlen);
+/* Delete every version and the metadata (DELETE .../metadata/path). */
+enum ak_vault_status ak_vault_kv_destroy_all(struct ak_vault *v, const char *mount,
+					     const char *path, char *err, size_t errlen);
+
+#endif
