@@ -70,6 +70,9 @@ struct ak_vault;
 int ak_vault_new(const struct ak_vault_config *cfg, struct ak_vault **out, char *err,
 		 size_t errlen) AK_WUR;
 void ak_vault_free(struct ak_vault *v);
+/* (Added.) The checks of ak_vault_new without a request: a daemon checks
+ * its configuration before it makes its secure heap. 0 or -errno. */
+int ak_vault_config_check(const struct ak_vault_config *cfg, char *err, size_t errlen) AK_WUR;
 
 /* Keep the token alive: renew-self when less than a third of its TTL is
  * left; AppRole login again when renewal fails or the token was revoked

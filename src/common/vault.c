@@ -903,7 +903,7 @@ static int check_readable(const char *what, const char *path, char *err, size_t 
 	return 0;
 }
 
-static int check_config(const struct ak_vault_config *c, char *err, size_t errlen)
+int ak_vault_config_check(const struct ak_vault_config *c, char *err, size_t errlen)
 {
 	size_t n;
 	int r;
@@ -915,7 +915,7 @@ static int check_config(const struct ak_vault_config *c, char *err, size_t errle
 		return -EINVAL;
 	}
 	n = strlen(c->addr);
-	if (n < 9 + (c->addr[4] == 's') || strchr(c->addr, '?') || strchr(c->addr, '#') ||
+	if (n < 8 + (c->addr[4] == 's') || strchr(c->addr, '?') || strchr(c->addr, '#') ||
 	    strpbrk(c->addr, " \t\r\n")) {
 		snprintf(err, errlen, "addr '%s' is not a Vault address (e.g. "
 			 "https://vault.example:8200)", c->addr);
@@ -967,9 +967,14 @@ int ak_vault_new(const struct ak_vault_config *cfg, struct ak_vault **out, char 
 	int r;
 
 	*out = NULL;
-	r = check_config(cfg, err, errlen);
+	r = ak_vault_config_check(cfg, err, errlen);
 	if (r < 0)
 		return r;
+	/* the token lives there (a daemon makes its heap first, sized) */
+	if (ak_secure_init() < 0) {
+		snprintf(err, errlen, "no secure heap for the Vault token");
+		return -ENOMEM;
+	}
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK) {
 		snprintf(err, errlen, "cannot initialise libcurl");

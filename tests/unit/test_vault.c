@@ -241,5 +241,6 @@ int main(void)
 
 	if (ak_secure_init() < 0)
 		return 77;
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
