@@ -230,20 +230,25 @@ static void vault_destroy(void *ctx)
 	free(vs);
 }
 
-static struct ak_vault *client(struct vault_store *vs, char *err, size_t errlen)
+/* The client, made at the first fetch (an AppRole login): AK_VAULT_OK,
+ * or why it could not be made. */
+static enum ak_vault_status client(struct vault_store *vs, char *err, size_t errlen)
 {
 	struct ak_vault_config c;
-	struct ak_vault *v;
+	int r = 0;
 
 	pthread_mutex_lock(&vs->lock);
 	if (!vs->v) {
 		client_config(vs, &c);
-		if (ak_vault_new(&c, &vs->v, err, errlen) < 0)
+		r = ak_vault_new(&c, &vs->v, err, errlen);
+		if (r < 0)
 			vs->v = NULL;
 	}
-	v = vs->v;
 	pthread_mutex_unlock(&vs->lock);
-	return v;
+	return r == 0		    ? AK_VAULT_OK
+	       : r == -EHOSTUNREACH ? AK_VAULT_UNREACHABLE
+	       : r == -EAGAIN	    ? AK_VAULT_SEALED
+				    : AK_VAULT_AUTH_FAILED;
 }
 
 /* What a Vault failure means to the operator, for the broker's log. */
@@ -471,8 +476,9 @@ static int vault_fetch(void *ctx, const struct broker_fetch *req, struct broker_
 		return -ENAMETOOLONG;
 	}
 	snprintf(shown, sizeof(shown), "%s/metadata/%s", vs->mount, dir);
-	if (!client(vs, detail, sizeof(detail)))
-		return vault_failure(vs, AK_VAULT_AUTH_FAILED, "login", shown, detail, err, errlen);
+	st = client(vs, detail, sizeof(detail));
+	if (st != AK_VAULT_OK)
+		return vault_failure(vs, st, "login", shown, detail, err, errlen);
 	st = ak_vault_kv_list(vs->v, vs->mount, dir, &names, detail, sizeof(detail));
 	if (st != AK_VAULT_OK)
 		return vault_failure(vs, st, "list", shown, detail, err, errlen);

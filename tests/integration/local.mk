@@ -65,7 +65,8 @@ INTEGRATION_TESTS = \
 	tests/integration/tdx-verify.sh \
 	tests/integration/snp-vectors.sh \
 	tests/integration/snp-kds.sh \
-	tests/integration/vault-client.sh
+	tests/integration/vault-client.sh \
+	tests/integration/vault-broker.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
