@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,35 +92,32 @@ static int set_path_value(char **dst, const char *v, const char *key, char *err,
 	return *dst ? 0 : -ENOMEM;
 }
 
+/* The keys whose value is kept as written (files are checked at open). */
+static const struct {
+	const char *key;
+	size_t off;
+} string_keys[] = {
+    {"addr", offsetof(struct vault_store, addr)},
+    {"namespace", offsetof(struct vault_store, namespace_)},
+    {"ca_file", offsetof(struct vault_store, ca_file)},
+    {"client_cert", offsetof(struct vault_store, client_cert)},
+    {"client_key", offsetof(struct vault_store, client_key)},
+    {"token_file", offsetof(struct vault_store, token_file)},
+    {"role_id", offsetof(struct vault_store, role_id)},
+    {"secret_id_file", offsetof(struct vault_store, secret_id_file)},
+};
+
 static int vault_set(void *ctx, const char *key, const char *value, char *err, size_t errlen)
 {
 	struct vault_store *vs = ctx;
-	char **str = NULL;
 	uint64_t n;
+	size_t i;
 
-	if (strcmp(key, "addr") == 0)
-		str = &vs->addr;
-	else if (strcmp(key, "namespace") == 0)
-		str = &vs->namespace_;
-	else if (strcmp(key, "ca_file") == 0)
-		str = &vs->ca_file;
-	else if (strcmp(key, "client_cert") == 0)
-		str = &vs->client_cert;
-	else if (strcmp(key, "client_key") == 0)
-		str = &vs->client_key;
-	else if (strcmp(key, "token_file") == 0)
-		str = &vs->token_file;
-	else if (strcmp(key, "role_id") == 0)
-		str = &vs->role_id;
-	else if (strcmp(key, "secret_id_file") == 0)
-		str = &vs->secret_id_file;
-	else if (strcmp(key, "approle_mount") == 0)
-		return set_path_value(&vs->approle_mount, value, key, err, errlen);
-	else if (strcmp(key, "mount") == 0)
-		return set_path_value(&vs->mount, value, key, err, errlen);
-	else if (strcmp(key, "prefix") == 0)
-		return set_path_value(&vs->prefix, value, key, err, errlen);
-	if (str) {
+	for (i = 0; i < AK_ARRAY_SIZE(string_keys); i++) {
+		char **str = (char **)((char *)vs + string_keys[i].off);
+
+		if (strcmp(key, string_keys[i].key) != 0)
+			continue;
 		if (!*value) {
 			snprintf(err, errlen, "empty value");
 			return -EINVAL;
@@ -128,6 +126,12 @@ static int vault_set(void *ctx, const char *key, const char *value, char *err, s
 		*str = strdup(value);
 		return *str ? 0 : -ENOMEM;
 	}
+	if (strcmp(key, "approle_mount") == 0)
+		return set_path_value(&vs->approle_mount, value, key, err, errlen);
+	if (strcmp(key, "mount") == 0)
+		return set_path_value(&vs->mount, value, key, err, errlen);
+	if (strcmp(key, "prefix") == 0)
+		return set_path_value(&vs->prefix, value, key, err, errlen);
 	if (strcmp(key, "timeout") == 0) {
 		if (ak_parse_u64(value, &n) < 0 || n < 1 || n > MAX_TIMEOUT_S) {
 			snprintf(err, errlen, "'%s' is not a number of seconds from 1 to %d", value,
@@ -207,6 +211,7 @@ static void parsed_free(struct parsed *p)
 static void vault_destroy(void *ctx)
 {
 	struct vault_store *vs = ctx;
+	size_t i;
 
 	while (vs->cache) {
 		struct parsed *next = vs->cache->next;
@@ -216,14 +221,8 @@ static void vault_destroy(void *ctx)
 	}
 	ak_vault_free(vs->v);
 	pthread_mutex_destroy(&vs->lock);
-	free(vs->addr);
-	free(vs->namespace_);
-	free(vs->ca_file);
-	free(vs->client_cert);
-	free(vs->client_key);
-	free(vs->token_file);
-	free(vs->role_id);
-	free(vs->secret_id_file);
+	for (i = 0; i < AK_ARRAY_SIZE(string_keys); i++)
+		free(*(char **)((char *)vs + string_keys[i].off));
 	free(vs->approle_mount);
 	free(vs->mount);
 	free(vs->prefix);
