@@ -66,7 +66,8 @@ INTEGRATION_TESTS = \
 	tests/integration/snp-vectors.sh \
 	tests/integration/snp-kds.sh \
 	tests/integration/vault-client.sh \
-	tests/integration/vault-broker.sh
+	tests/integration/vault-broker.sh \
+	tests/integration/vault-nginx.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \

@@ -15,25 +15,7 @@ need curl jq openssl
 vault_find
 
 setup_world
-POLICY='path "secret/data/attestkey/*" { capabilities = ["read"] }
-path "secret/metadata/attestkey/*" { capabilities = ["list"] }'
-
-# put_keys: token web's two keys (setup_world's files) as KV v2 secrets
-put_keys() {
-	local k
-	for k in tls ec; do
-		vcli kv put "secret/attestkey/web/$k" private_key=@"$T/keys/web/$k.key" \
-			certificate=@"$T/keys/web/$k.crt" >/dev/null || bail "cannot put key $k in Vault"
-	done
-}
-
-# vault_conf [KEYSTORE LINES...]: token web's keys come from [keystore vault]
-vault_conf() {
-	write_broker_conf "keystore = vault" "${TOKEN_EXTRA[@]}"
-	printf '\n[keystore vault]\ntype = vault\naddr = %s\nrole_id = %s\nsecret_id_file = %s\n' \
-		"$VAULT_URL" "$ROLE_ID" "$T/broker.secret_id" >>"$T/broker.conf"
-	for l in "$@"; do echo "$l" >>"$T/broker.conf"; done
-}
+POLICY=$VAULT_BROKER_POLICY
 
 # login NAME: a C_Login through the module; output in $T/NAME.out
 login() { "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$1.out" 2>&1; }
@@ -51,10 +33,10 @@ refused() {
 
 # --- dev server, AppRole
 vault_start_dev
-put_keys
+vault_put_keys
 vault_approle broker "$POLICY" token_ttl=1h
-TOKEN_EXTRA=()
-vault_conf
+VAULT_TOKEN_EXTRA=()
+vault_broker_conf
 start_broker
 login first
 check "a login gets both keys from Vault" grep -q "private_keys: 2" "$T/first.out"
@@ -68,15 +50,15 @@ vcli kv put secret/attestkey/web/tls private_key=@"$T/keys/web/tls.key" \
 login second
 check "a new version in Vault is released at the next login" \
 	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.key_versions.tls == 2'"
-TOKEN_EXTRA=("key_version = tls:1")
-vault_conf
+VAULT_TOKEN_EXTRA=("key_version = tls:1")
+vault_broker_conf
 restart_broker
 login pinned
 check "key_version = tls:1 releases version 1" \
 	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.key_versions == {\"ec\": 1, \"tls\": 1}'"
 check "... both keys" grep -q "private_keys: 2" "$T/pinned.out"
-TOKEN_EXTRA=()
-vault_conf
+VAULT_TOKEN_EXTRA=()
+vault_broker_conf
 restart_broker
 
 # 403: the broker's policy no longer allows reading one of the keys
@@ -127,15 +109,15 @@ stop_broker
 
 # --- TLS with a CA file and a client certificate
 vault_start_tls
-put_keys
+vault_put_keys
 vault_approle broker "$POLICY"
-vault_conf "ca_file = $T/vpki/ca.pem" "client_cert = $T/vpki/client.crt" \
+vault_broker_conf "ca_file = $T/vpki/ca.pem" "client_cert = $T/vpki/client.crt" \
 	"client_key = $T/vpki/client.key"
 start_broker
 login tls
 check "over TLS with a client certificate the broker fetches the keys" grep -q "private_keys: 2" "$T/tls.out"
 stop_broker
-vault_conf "ca_file = $T/vpki/ca.pem"
+vault_broker_conf "ca_file = $T/vpki/ca.pem"
 if "$AK_BROKER" -f -c "$T/broker.conf" >"$T/nocert.log" 2>&1; then
 	not_ok "without its client certificate the broker does not start"
 else

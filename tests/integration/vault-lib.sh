@@ -17,6 +17,20 @@
 #                               AppRole NAME with that policy; sets ROLE_ID
 #                               and writes its secret_id to $T/NAME.secret_id
 #   vault_stop                  stop the server
+#   vault_put_keys              token web's keys (setup_world's files) as
+#                               KV v2 secrets secret/attestkey/web/{tls,ec}
+#   vault_broker_conf [LINES...]
+#                               write_broker_conf with token web's keys from
+#                               [keystore vault] (AppRole broker, made by
+#                               vault_world); LINES are added to that section;
+#                               $VAULT_TOKEN_EXTRA (array): more [token web] lines
+#   vault_world                 vault_put_keys, the AppRole "broker" with
+#                               $VAULT_BROKER_POLICY, vault_broker_conf, and
+#                               the key files removed: they exist only in Vault
+#   vault_rotate_tls NAME       a new RSA key and certificate (NAME in
+#                               $T/pki) become the next version of
+#                               secret/attestkey/web/tls, and nginx's
+#                               certificate file ($T/keys/web/tls.crt)
 
 vault_find() {
 	VAULT=""
@@ -163,4 +177,41 @@ vault_approle() {
 vault_stop() {
 	[ -n "$VAULT_PID" ] && kill "$VAULT_PID" 2>/dev/null && wait "$VAULT_PID" 2>/dev/null
 	VAULT_PID=""
+}
+
+# The policy of docs/vault.md: read and list under secret/attestkey/
+VAULT_BROKER_POLICY='path "secret/data/attestkey/*" { capabilities = ["read"] }
+path "secret/metadata/attestkey/*" { capabilities = ["list"] }'
+
+vault_put_keys() {
+	local k
+	for k in tls ec; do
+		vcli kv put "secret/attestkey/web/$k" private_key=@"$T/keys/web/$k.key" \
+			certificate=@"$T/keys/web/$k.crt" >/dev/null || bail "cannot put key $k in Vault"
+	done
+}
+
+VAULT_TOKEN_EXTRA=()
+vault_broker_conf() {
+	local l
+	write_broker_conf "keystore = vault" "${VAULT_TOKEN_EXTRA[@]}"
+	printf '\n[keystore vault]\ntype = vault\naddr = %s\nrole_id = %s\nsecret_id_file = %s\n' \
+		"$VAULT_URL" "$ROLE_ID" "$T/broker.secret_id" >>"$T/broker.conf"
+	for l in "$@"; do echo "$l" >>"$T/broker.conf"; done
+}
+
+vault_world() {
+	vault_put_keys
+	vault_approle broker "$VAULT_BROKER_POLICY" token_ttl=1h
+	vault_broker_conf
+	rm -f "$T/keys/web/"*.key
+}
+
+vault_rotate_tls() {
+	make_leaf "$T/pki" "$1" web-ca rsa:2048 || bail "cannot make the key $1"
+	openssl pkcs8 -topk8 -nocrypt -in "$T/pki/$1.key" -out "$T/pki/$1.p8" || bail "openssl pkcs8 failed"
+	vcli kv put secret/attestkey/web/tls private_key=@"$T/pki/$1.p8" \
+		certificate=@"$T/pki/$1.crt" >/dev/null || bail "cannot put the new key in Vault"
+	rm -f "$T/pki/$1.p8" "$T/pki/$1.key"
+	cp "$T/pki/$1.crt" "$T/keys/web/tls.crt"
 }
