@@ -1000,8 +1000,7 @@ static int check_keys(struct broker_config *c, struct problems *pr, size_t *n_ke
 			*n_keys += ks.n;
 		broker_keyset_clear(&ks);
 		if (r < 0) {
-			snprintf(err, errlen, "%s: [token %s] keys: %s", c->path, c->tokens[i].name,
-				 detail);
+			snprintf(err, errlen, "token '%s': %s", c->tokens[i].name, detail);
 			if (!problem(pr, err))
 				return r;
 			ret = r;
