@@ -64,7 +64,9 @@ INTEGRATION_TESTS = \
 	tests/integration/httpfixture.sh \
 	tests/integration/tdx-verify.sh \
 	tests/integration/snp-vectors.sh \
-	tests/integration/snp-kds.sh
+	tests/integration/snp-kds.sh \
+	tests/integration/broker-reload.sh \
+	tests/integration/broker-check-config.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
