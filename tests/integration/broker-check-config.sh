@@ -113,6 +113,8 @@ cp "$T/keys/web/tls.crt" "$T/keys/web/ec.crt"
 expect_problem all-at-once "\[broker\] nonce_ttl" "\[snp\] roots" "\[token web\] pin_sha256" \
 	"\[token web\] tee" "\[broker\] secret_file" "token 'web': .*does not match" \
 	"token 'mail'" "bad.conf: 7 problem\(s\)"
-check "all-at-once: one line per problem" test "$(grep -Ec "bad.conf: \[|: token '" "$T/cc.err")" = 7
+# (the warning that no SEV-SNP root is left is not a problem of its own)
+check "all-at-once: one line per problem" \
+	test "$(grep -E "bad.conf: \[|: token '" "$T/cc.err" | grep -vc "roots is not given")" = 7
 cp "$T/ec.crt.saved" "$T/keys/web/ec.crt"
 finish
