@@ -113,6 +113,8 @@ int broker_audit(struct broker *b, json_t *line) AK_WUR;
  */
 struct broker_config *broker_config_hold(struct broker *b);
 void broker_config_release(struct broker_config *c); /* NULL-safe */
+/* A copy of *b for one request, its cfg held (release view->cfg). */
+void broker_view_hold(struct broker *b, struct broker *view);
 /* SIGHUP: load path and fetch every token's keys; on success make it the
  * configuration of the next requests (restart-only keys keep their running
  * values, with a warning each), else keep the current one. Either way one

@@ -871,9 +871,9 @@ void broker_handle(struct broker *b, const struct broker_request *req, struct br
 	if (fn) {
 		/* One configuration from the request's start to its end, even
 		 * when SIGHUP swaps b->cfg meanwhile (broker_reload). */
-		struct broker view = *b;
+		struct broker view;
 
-		view.cfg = broker_config_hold(b);
+		broker_view_hold(b, &view);
 		fn(&view, req, rep);
 		broker_config_release(view.cfg);
 		return;

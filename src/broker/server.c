@@ -62,6 +62,15 @@ struct broker_config *broker_config_hold(struct broker *b)
 	return c;
 }
 
+void broker_view_hold(struct broker *b, struct broker *view)
+{
+	pthread_mutex_lock(&config_lock);
+	*view = *b;
+	if (view->cfg)
+		view->cfg->refs++;
+	pthread_mutex_unlock(&config_lock);
+}
+
 void broker_config_release(struct broker_config *c)
 {
 	bool last;
