@@ -106,6 +106,21 @@ void broker_json_free(void *p);
 /* One JSON audit line (docs/protocol.md §6); 0 or -errno. */
 int broker_audit(struct broker *b, json_t *line) AK_WUR;
 
+/*
+ * The configuration a request uses from its start to its end: a reference
+ * (broker_config_hold) that SIGHUP's swap (broker_reload) does not take
+ * away; the last release frees a configuration replaced meanwhile.
+ */
+struct broker_config *broker_config_hold(struct broker *b);
+void broker_config_release(struct broker_config *c); /* NULL-safe */
+/* A copy of *b for one request, its cfg held (release view->cfg). */
+void broker_view_hold(struct broker *b, struct broker *view);
+/* SIGHUP: load path and fetch every token's keys; on success make it the
+ * configuration of the next requests (restart-only keys keep their running
+ * values, with a warning each), else keep the current one. Either way one
+ * log line says what happened. 0 or -errno. */
+int broker_reload(struct broker *b, const char *path);
+
 /* HTTPS server (libmicrohttpd). */
 int broker_start(struct broker *b, char *err, size_t errlen) AK_WUR;
 void broker_stop(struct broker *b);

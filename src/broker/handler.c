@@ -84,7 +84,7 @@ void broker_free(struct broker *b)
 	broker_stop(b);
 	if (b->audit_fd >= 0)
 		close(b->audit_fd);
-	broker_config_free(b->cfg);
+	broker_config_release(b->cfg); /* after the last request */
 	broker_replay_free(b->replay);
 	free(b);
 }
@@ -296,6 +296,36 @@ static const struct broker_token *find_token(struct broker *b, const char *name,
 	return t;
 }
 
+/* The evidence types of a BROKER_TEE_BIT_* mask, as a JSON array (NULL
+ * when memory ran out). */
+static json_t *tee_list(unsigned mask)
+{
+	json_t *a = json_array();
+	unsigned bit;
+
+	for (bit = 1; a && bit <= BROKER_TEE_BIT_LAST; bit <<= 1) {
+		if ((mask & bit) && json_array_append_new(a, json_string(broker_tee_name(bit))) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* The same as text: "snp, tdx". */
+static void tee_text(unsigned mask, char *out, size_t outlen)
+{
+	size_t off = 0;
+	unsigned bit;
+
+	out[0] = '\0';
+	for (bit = 1; bit <= BROKER_TEE_BIT_LAST && off < outlen; bit <<= 1) {
+		if (mask & bit)
+			off += (size_t)snprintf(out + off, outlen - off, "%s%s", off ? ", " : "",
+						broker_tee_name(bit));
+	}
+}
+
 static void handle_challenge(struct broker *b, const struct broker_request *req,
 			     struct broker_reply *rep)
 {
@@ -318,16 +348,11 @@ static void handle_challenge(struct broker *b, const struct broker_request *req,
 		refuse(&d, AK_R_INTERNAL, "cannot issue a nonce");
 		goto out;
 	}
-	/* "tee": what this broker verifies (TDX only with trusted Intel roots) */
-	rep->body = json_pack("{s:s,s:I,s:[s],s:[s]}", "nonce", nonce, "expires_at",
+	/* "tee": what the token accepts ([token] tee; by default what this
+	 * broker verifies: TDX only with trusted Intel roots) */
+	rep->body = json_pack("{s:s,s:I,s:[s],s:o}", "nonce", nonce, "expires_at",
 			      (json_int_t)(now + b->cfg->nonce_ttl), "algs", BROKER_ALG, "tee",
-			      BROKER_TEE_SNP);
-	if (rep->body && b->cfg->n_tdx_roots &&
-	    json_array_append_new(json_object_get(rep->body, "tee"),
-				  json_string(BROKER_TEE_TDX)) < 0) {
-		json_decref(rep->body);
-		rep->body = NULL;
-	}
+			      tee_list(broker_token_tees(b->cfg, t)));
 	if (!rep->body) {
 		refuse(&d, AK_R_INTERNAL, "out of memory");
 		goto out;
@@ -587,7 +612,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		d.reason = r;
 		goto out;
 	}
-	/* 4. TEE */
+	/* 4. TEE: one the broker verifies and the token accepts */
 	is_tdx = strcmp(tee, BROKER_TEE_TDX) == 0 && b->cfg->n_tdx_roots;
 	if (strcmp(tee, BROKER_TEE_SNP) != 0 && !is_tdx) {
 		char shown[BROKER_FIELD_BUF];
@@ -596,6 +621,16 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		refuse(&d, AK_R_TEE_UNSUPPORTED,
 		       "tee '%s' is not supported (this broker verifies: %s%s)", shown,
 		       BROKER_TEE_SNP, b->cfg->n_tdx_roots ? ", " BROKER_TEE_TDX : "");
+		goto out;
+	}
+	if (!(broker_token_tees(b->cfg, t) &
+	      (is_tdx ? BROKER_TEE_BIT_TDX : BROKER_TEE_BIT_SNP))) {
+		char accepts[32];
+
+		tee_text(broker_token_tees(b->cfg, t), accepts, sizeof(accepts));
+		refuse(&d, AK_R_TEE_UNSUPPORTED,
+		       "token '%s' does not accept %s evidence (its tee: %s)", t->name, tee,
+		       accepts);
 		goto out;
 	}
 	/* 5. ephemeral key */
@@ -857,7 +892,13 @@ void broker_handle(struct broker *b, const struct broker_request *req, struct br
 		return;
 	fn = route(req->path, &want);
 	if (fn) {
-		fn(b, req, rep);
+		/* One configuration from the request's start to its end, even
+		 * when SIGHUP swaps b->cfg meanwhile (broker_reload). */
+		struct broker view;
+
+		broker_view_hold(b, &view);
+		fn(&view, req, rep);
+		broker_config_release(view.cfg);
 		return;
 	}
 	rep->status = 200; /* /v1/health, GET or HEAD */

@@ -67,7 +67,9 @@ INTEGRATION_TESTS = \
 	tests/integration/snp-kds.sh \
 	tests/integration/vault-client.sh \
 	tests/integration/vault-broker.sh \
-	tests/integration/vault-nginx.sh
+	tests/integration/vault-nginx.sh \
+	tests/integration/broker-reload.sh \
+	tests/integration/broker-check-config.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
