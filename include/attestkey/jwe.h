@@ -48,6 +48,15 @@ json_t *ak_jwk_from_pkey_public(EVP_PKEY *pkey) AK_WUR;
  * ephemeral keys (on the curve, not infinity). NULL if it is not one. */
 EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk) AK_WUR;
 
+/* Protocol v2 (attestkey/envelope.h) negotiates the ephemeral curve by the
+ * request's "crv": "P-256" or "P-384". The same two functions for either:
+ * a fresh key on the named curve (NULL for another name), and a public JWK
+ * on it validated as above (crv NULL: either of the two). */
+EVP_PKEY *ak_ec_generate(const char *crv) AK_WUR;
+EVP_PKEY *ak_pkey_from_jwk_ec(const json_t *jwk, const char *crv) AK_WUR;
+/* "P-256" / "P-384" of an EC key on one of those curves, else NULL. */
+const char *ak_ec_crv(EVP_PKEY *pkey);
+
 /* A fresh ephemeral EC P-384 private JWK; ak_jwk_free_secret() wipes "d". */
 json_t *ak_jwk_generate_p384(void) AK_WUR;
 /* Public copy of a JWK (no "d"). */
