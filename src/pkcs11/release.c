@@ -409,6 +409,7 @@ struct opener {
 	atomic_size_t next;
 	atomic_bool failed;  /* a key failed: the others stop early */
 	atomic_llong unwrap_us, parse_us;
+	unsigned threads; /* that opened the keys, for the debug line */
 };
 
 /* Metadata of entry idx (docs/protocol.md §2): label, id, type, cert, and
@@ -563,6 +564,7 @@ static CK_RV unwrap_all(struct opener *o, struct p11_keyset *ks)
 	unwrap_worker(o);
 	for (t = 0; t < started; t++)
 		pthread_join(th[t], NULL);
+	o->threads = started + 1;
 	o->c->unwrap_us += atomic_load(&o->unwrap_us);
 	o->c->objects_us += atomic_load(&o->parse_us);
 	t0 = ak_now_us();
@@ -775,8 +777,8 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	rv = unwrap_all(&o, ks);
 	if (rv != CKR_OK)
 		goto out; /* no partial key set */
-	ak_debug("token '%s': %zu key(s) released by %s (%s)", token, ks->n_keys,
-		 cfg->brokers[c.cur], c.alg);
+	ak_debug("token '%s': %zu key(s) released by %s (%s, opened on %u thread(s))", token,
+		 ks->n_keys, cfg->brokers[c.cur], c.alg, o.threads);
 	/* one line per login, read by tests/bench/login.sh; "ephemeral" is
 	 * what the key added after the challenge (0 when it was ready) */
 	ak_debug("token '%s': login timing (us): challenge=%" PRId64 " ephemeral=%" PRId64
