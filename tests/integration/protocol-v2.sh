@@ -69,12 +69,12 @@ module_login() { # TOKEN OUT
 module_login web "$T/v2.out"
 check "the module logs in over v2" grep -q "^login: CKR_OK" "$T/v2.out"
 check "... released 2 keys in the ak2-ECDH-ES+A256GCM envelope" \
-	grep -q "2 key(s) released by .* (ak2-ECDH-ES+A256GCM)" "$T/v2.out"
+	grep -q "2 key(s) released by .* (ak2-ECDH-ES+A256GCM," "$T/v2.out"
 check "... as two private key objects, opened on one thread" bash -c "grep -q 'private_keys: 2' '$T/v2.out' && grep -q 'opened on 1 thread' '$T/v2.out'"
 module_login many "$T/many.out"
 if [ "$(nproc)" -ge 2 ]; then
 	check "12 keys in one v2 release, opened on parallel threads" \
-		grep -q "12 key(s) released by .* (ak2-ECDH-ES+A256GCM, opened on [2-4] threads)" "$T/many.out"
+		grep -q "12 key(s) released by .* (ak2-ECDH-ES+A256GCM, opened on [2-4] thread(s))" "$T/many.out"
 else
 	skip "12 keys opened on parallel threads" "one CPU: the module opens them on one thread"
 fi
@@ -88,7 +88,7 @@ expect "challenge of a v1-only broker" "200 -" /v1/challenge '{"token":"web"}'
 check "it offers v1 alone" jq -e '.algs == ["ECDH-ES+A256GCM"]' "$T/resp.json"
 module_login web "$T/v1.out"
 check "module and broker that share only v1 log in" grep -q "^login: CKR_OK" "$T/v1.out"
-check "... over v1 (JWE per key)" grep -q "2 key(s) released by .* (ECDH-ES+A256GCM)" "$T/v1.out"
+check "... over v1 (JWE per key)" grep -q "2 key(s) released by .* (ECDH-ES+A256GCM," "$T/v1.out"
 check "... with both keys" grep -q "private_keys: 2" "$T/v1.out"
 expect "a v2 request to it: alg_unsupported" "400 alg_unsupported" /v1/keys "$(body ak2-ECDH-ES+A256GCM)"
 check "the broker logged the refusal" grep -q "refused alg_unsupported: alg 'ak2-ECDH-ES+A256GCM' is not offered" "$T/broker.log"
