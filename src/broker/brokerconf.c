@@ -321,6 +321,11 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->threads = (unsigned)n;
 	} else if (strcmp(k, "port_file") == 0) {
 		r = set_str(&c->port_file, v);
+	} else if (strcmp(k, "release_v2") == 0) {
+		/* docs/protocol.md §4: offer ak2-ECDH-ES+A256GCM beside v1 */
+		r = ak_parse_bool(v, &c->release_v2);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not yes or no", v);
 	} else if (strcmp(k, "secure_heap") == 0) {
 		r = parse_secure_heap(c, v, detail, dlen);
 	} else if (strcmp(k, "max_connections") == 0 || strcmp(k, "max_connections_per_ip") == 0) {
@@ -1179,6 +1184,7 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 		return -ENOMEM;
 	c->nonce_ttl = BROKER_DEFAULT_NONCE_TTL;
 	c->lease = BROKER_DEFAULT_LEASE;
+	c->release_v2 = true;
 	c->threads = BROKER_DEFAULT_THREADS;
 	c->max_connections = BROKER_DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_ip = BROKER_DEFAULT_MAX_PER_IP;

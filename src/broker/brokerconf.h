@@ -81,6 +81,7 @@ struct broker_config {
 	struct ak_secbuf secret; /* the challenge HMAC key, secure heap */
 	uint64_t nonce_ttl;
 	uint64_t lease;
+	bool release_v2; /* offer protocol v2's envelope (default yes) */
 	char *audit_log; /* NULL: audit lines go to the log */
 	unsigned threads;
 	char *port_file;

@@ -42,6 +42,7 @@ tests_integration_httpfixture_LDADD = $(MHD_LIBS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
+	tests/integration/protocol-v2.sh \
 	tests/integration/pkcs11-tool.sh \
 	tests/integration/engine.sh \
 	tests/integration/fork.sh \
