@@ -65,6 +65,9 @@ INTEGRATION_TESTS = \
 	tests/integration/tdx-verify.sh \
 	tests/integration/snp-vectors.sh \
 	tests/integration/snp-kds.sh
+# issue 10 item 4: attestkey key (the provisioning CLI)
+INTEGRATION_TESTS += tests/integration/key-cli.sh
+EXTRA_DIST += tests/integration/key-cli-lib.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
