@@ -321,6 +321,10 @@ static int vault_read_public(void *ctx, const char *name, unsigned version,
 		return -ENAMETOOLONG;
 	}
 	st = ak_vault_kv_read(vs->v, vs->mount, path, version, &data, &got, err, errlen);
+	if (st == AK_VAULT_NOT_FOUND && version == 0) {
+		snprintf(err, errlen, "no key '%s' in Vault at %s/%s", name, vs->mount, vs->prefix);
+		return -ENOENT;
+	}
 	if (st != AK_VAULT_OK)
 		return vault_failed(vs, st, name, "reading", err, errlen);
 	snprintf(what, sizeof(what), "Vault %s/%s version %u", vs->mount, path, got);
