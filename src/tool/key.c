@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `attestkey key generate|import|list|show|rotate|delete --store STORE`:
- * provisioning of the broker's keys (docs/keys.md). The command line, key
+ * provisioning of the broker's keys (docs/attestkey.1.md). The command line, key
  * generation, certificates and printing live here; each store is an ops
  * table (key.h).
  *
@@ -1051,7 +1051,7 @@ static void usage(FILE *f)
 		"STORE: file:DIR | vault:URL/MOUNT/PATH | pkcs11:URI\n"
 		"TYPE:  rsa2048 rsa3072 rsa4096 p256 p384 p521 ed25519\n"
 		"Vault credentials: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE,\n"
-		"VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI). See docs/keys.md.\n");
+		"VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI). See docs/attestkey.1.md.\n");
 }
 
 static const struct {

@@ -4,7 +4,7 @@
  * (src/broker/keystore_file.c): DIR/<name>.key, unencrypted PKCS#8 PEM,
  * mode 0600, and optionally DIR/<name>.crt, the PEM chain, mode 0644.
  *
- * Versions (docs/keys.md): version N of a key is DIR/<name>.key.<N> (and
+ * Versions (docs/attestkey.1.md): version N of a key is DIR/<name>.key.<N> (and
  * <name>.crt.<N>); <name>.key is a hard link to the current version, so
  * the broker, which reads only *.key and *.crt, serves exactly the current
  * one, and the old ones stay readable (show --version) until deleted. A

@@ -71,7 +71,7 @@ static void usage(FILE *f)
 	       "        PCK chain, QE report, quote signature, TCB status and policy;\n"
 	       "        exit 0 accept, 1 refuse, 2 usage\n"
 	       "\n"
-	       "Key provisioning (docs/keys.md; attestkey key --help):\n"
+	       "Key provisioning (docs/attestkey.1.md; attestkey key --help):\n"
 	       "  key generate|import|list|show|rotate|delete --store STORE [OPTIONS] [NAME]\n"
 	       "        STORE: file:DIR, vault:URL/MOUNT/PATH or pkcs11:URI\n"
 	       "\n"
