@@ -66,7 +66,7 @@ INTEGRATION_TESTS = \
 	tests/integration/snp-vectors.sh \
 	tests/integration/snp-kds.sh
 # issue 10 item 4: attestkey key (the provisioning CLI)
-INTEGRATION_TESTS += tests/integration/key-cli.sh
+INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh
 EXTRA_DIST += tests/integration/key-cli-lib.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
