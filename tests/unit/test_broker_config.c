@@ -589,6 +589,7 @@ static void test_reload(void **state)
 	struct ak_secbuf secret = {0};
 	struct seen s = {0};
 	char err[1024], path[512];
+	size_t used, i;
 
 	(void)state;
 	assert_int_equal(tb_write_conf(&env, NULL, NULL), 0);
@@ -623,6 +624,15 @@ static void test_reload(void **state)
 	assert_true(seen_has(&s, "configuration reloaded: 1 token(s)"));
 	assert_false(seen_has(&s, "[broker] listen changed"));
 	broker_config_release(held); /* the last reference: freed (ASan sees a leak or reuse) */
+	/* reloads replace the keys in the secure heap, they do not pile up */
+	used = CRYPTO_secure_used();
+	memset(&s, 0, sizeof(s));
+	ak_log_set_sink(log_to_seen, &s);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(broker_reload(b, env.conf), 0);
+	ak_log_set_sink(NULL, NULL);
+	assert_int_equal(CRYPTO_secure_used(), used);
+	now = b->cfg;
 
 	/* a broken file: one line naming file, section and key; nothing swapped */
 	memset(&s, 0, sizeof(s));
