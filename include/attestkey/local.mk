@@ -4,8 +4,10 @@ noinst_HEADERS += \
 	include/attestkey/secmem.h \
 	include/attestkey/protocol.h \
 	include/attestkey/jwe.h \
+	include/attestkey/envelope.h \
 	include/attestkey/pkey.h \
 	include/attestkey/snp.h \
 	include/attestkey/evidence.h \
 	include/attestkey/verify.h \
-	include/attestkey/tdx.h
+	include/attestkey/tdx.h \
+	include/attestkey/vault.h

@@ -18,8 +18,6 @@
 #include "brokerconf.h"
 
 #define BROKER_PATH_HEALTH "/v1/health"
-/* The one release envelope of protocol v1 (docs/protocol.md §1, §4). */
-#define BROKER_ALG "ECDH-ES+A256GCM"
 #define BROKER_TEE_SNP "snp"
 #define BROKER_TEE_TDX "tdx" /* offered when [tdx] roots are configured */
 
@@ -48,8 +46,9 @@ struct broker_replay; /* nonce.h: releases seen recently */
  * makes every key when it needs it. */
 #define BROKER_EPK_POOL 32
 int broker_epk_pool_start(struct broker_epk_pool **out) AK_WUR;
-/* A ready key (the caller frees it), or NULL when none is ready. */
-EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p);
+/* A ready key on curve crv ("P-256" or "P-384"; the caller frees it), or
+ * NULL when none is ready. */
+EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p, const char *crv);
 void broker_epk_pool_stop(struct broker_epk_pool *p); /* NULL-safe */
 
 struct broker {

@@ -71,7 +71,7 @@ static bool is_list_key(const char *section, const char *key)
 	if (strncmp(section, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0)
 		return strcmp(key, "measurements") == 0 || strcmp(key, "vmpl") == 0 ||
 		       strcmp(key, "mrtd") == 0 || strcmp(key, "tcb_status") == 0 ||
-		       strcmp(key, "tee") == 0;
+		       strcmp(key, "key_version") == 0 || strcmp(key, "tee") == 0;
 	return false;
 }
 
@@ -176,49 +176,6 @@ static struct broker_token *token_get(struct broker_config *c, const char *name)
 	vf_policy_init(&t->policy);
 	c->n_tokens++;
 	return t;
-}
-
-/* tee = snp tdx (spaces or commas between): the evidence types the token
- * accepts; whether the broker verifies TDX is checked in finish(), once
- * every [tdx] key is applied. */
-static int parse_tee(struct broker_token *t, const char *v, char *detail, size_t dlen)
-{
-	static const char sep[] = " \t,";
-	unsigned mask = 0, bit;
-	size_t n;
-
-	for (v += strspn(v, sep); *v; v += strspn(v, sep)) {
-		n = strcspn(v, sep);
-		for (bit = 1; bit <= BROKER_TEE_BIT_LAST; bit <<= 1) {
-			if (strlen(broker_tee_name(bit)) == n && strncmp(v, broker_tee_name(bit), n) == 0)
-				break;
-		}
-		if (bit > BROKER_TEE_BIT_LAST) {
-			snprintf(detail, dlen, "'%.*s' is not an evidence type (snp or tdx)",
-				 (int)(n > 64 ? 64 : n), v);
-			return -EINVAL;
-		}
-		mask |= bit;
-		v += n;
-	}
-	if (!mask) {
-		snprintf(detail, dlen, "empty list (snp, tdx or both)");
-		return -EINVAL;
-	}
-	t->tee = mask;
-	return 0;
-}
-
-const char *broker_tee_name(unsigned bit)
-{
-	return bit == BROKER_TEE_BIT_SNP ? "snp" : bit == BROKER_TEE_BIT_TDX ? "tdx" : "?";
-}
-
-unsigned broker_token_tees(const struct broker_config *c, const struct broker_token *t)
-{
-	if (t->tee)
-		return t->tee;
-	return BROKER_TEE_BIT_SNP | (c->n_tdx_roots ? BROKER_TEE_BIT_TDX : 0);
 }
 
 const struct broker_token *broker_config_token(const struct broker_config *c, const char *name)
@@ -364,6 +321,11 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->threads = (unsigned)n;
 	} else if (strcmp(k, "port_file") == 0) {
 		r = set_str(&c->port_file, v);
+	} else if (strcmp(k, "release_v2") == 0) {
+		/* docs/protocol.md §4: offer ak2-ECDH-ES+A256GCM beside v1 */
+		r = ak_parse_bool(v, &c->release_v2);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not yes or no", v);
 	} else if (strcmp(k, "secure_heap") == 0) {
 		r = parse_secure_heap(c, v, detail, dlen);
 	} else if (strcmp(k, "max_connections") == 0 || strcmp(k, "max_connections_per_ip") == 0) {
@@ -687,26 +649,321 @@ out:
 	return r;
 }
 
+/* tee = snp tdx (spaces or commas between): the evidence types the token
+ * accepts; whether the broker verifies TDX is checked in finish(), once
+ * every [tdx] key is applied. */
+static int parse_tee(struct broker_token *t, const char *v, char *detail, size_t dlen)
+{
+	static const char sep[] = " \t,";
+	unsigned mask = 0, bit;
+	size_t n;
+
+	for (v += strspn(v, sep); *v; v += strspn(v, sep)) {
+		n = strcspn(v, sep);
+		for (bit = 1; bit <= BROKER_TEE_BIT_LAST; bit <<= 1) {
+			if (strlen(broker_tee_name(bit)) == n && strncmp(v, broker_tee_name(bit), n) == 0)
+				break;
+		}
+		if (bit > BROKER_TEE_BIT_LAST) {
+			snprintf(detail, dlen, "'%.*s' is not an evidence type (snp or tdx)",
+				 (int)(n > 64 ? 64 : n), v);
+			return -EINVAL;
+		}
+		mask |= bit;
+		v += n;
+	}
+	if (!mask) {
+		snprintf(detail, dlen, "empty list (snp, tdx or both)");
+		return -EINVAL;
+	}
+	t->tee = mask;
+	return 0;
+}
+
+const char *broker_tee_name(unsigned bit)
+{
+	return bit == BROKER_TEE_BIT_SNP ? "snp" : bit == BROKER_TEE_BIT_TDX ? "tdx" : "?";
+}
+
+unsigned broker_token_tees(const struct broker_config *c, const struct broker_token *t)
+{
+	if (t->tee)
+		return t->tee;
+	return BROKER_TEE_BIT_SNP | (c->n_tdx_roots ? BROKER_TEE_BIT_TDX : 0);
+}
+
+/* ---- key stores: [keystore] (the store "default") and [keystore NAME] -- */
+#define KEYSTORE_SECTION "keystore"
+#define DEFAULT_STORE "default"
+
+/* The store a section configures, or NULL when it is not a key store's. */
+static const char *store_name(const char *section)
+{
+	size_t n = strlen(KEYSTORE_SECTION);
+
+	if (strncmp(section, KEYSTORE_SECTION, n) != 0)
+		return NULL;
+	if (section[n] == '\0')
+		return DEFAULT_STORE;
+	if (section[n] != ' ')
+		return NULL;
+	section += n;
+	while (*section == ' ')
+		section++;
+	return section;
+}
+
+static struct broker_named_store *named_store(const struct broker_config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_stores; i++) {
+		if (strcmp(c->stores[i].name, name) == 0)
+			return &c->stores[i];
+	}
+	return NULL;
+}
+
+/* The store of that name; NULL when none (or, for --check-config, when it
+ * could not be made or opened: its keys are not checked). */
+static struct broker_keystore *store_find(const struct broker_config *c, const char *name)
+{
+	struct broker_named_store *ns = named_store(c, name);
+
+	return ns ? ns->ks : NULL;
+}
+
+/* [keystore] or [keystore NAME] as the configuration file writes it. */
+static void store_section(const char *name, char *out, size_t outlen)
+{
+	if (strcmp(name, DEFAULT_STORE) == 0)
+		snprintf(out, outlen, "[%s]", KEYSTORE_SECTION);
+	else
+		snprintf(out, outlen, "[%s %s]", KEYSTORE_SECTION, name);
+}
+
+/* Make every store a section names, of its type (default file). */
+static int stores_create(struct broker_config *c, const struct parse *p, struct problems *pr,
+			 char *err, size_t errlen)
+{
+	char detail[512] = "";
+	size_t i, j;
+	int r;
+
+	for (i = 0; i < p->n; i++) {
+		const char *name = store_name(p->e[i].section), *type = "file";
+		struct broker_named_store *ns;
+
+		if (!name || named_store(c, name))
+			continue;
+		for (j = 0; j < p->n; j++) {
+			const char *other = store_name(p->e[j].section);
+
+			if (other && strcmp(other, name) == 0 && strcmp(p->e[j].key, "type") == 0)
+				type = p->e[j].value;
+		}
+		ns = realloc(c->stores, (c->n_stores + 1) * sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		c->stores = ns;
+		ns = &c->stores[c->n_stores];
+		ns->ks = NULL;
+		ns->name = strdup(name);
+		if (!ns->name)
+			return -ENOMEM;
+		c->n_stores++;
+		if (!token_name_ok(name)) {
+			snprintf(err, errlen,
+				 "%s: [%s]: key store name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - "
+				 "(no leading dot)",
+				 c->path, p->e[i].section, name, TOKEN_NAME_MAX);
+			if (!problem(pr, err))
+				return -EINVAL;
+			continue; /* its keys are not checked */
+		}
+		r = broker_keystore_new(type, &ns->ks, detail, sizeof(detail));
+		if (r < 0) {
+			snprintf(err, errlen, "%s: [%s] type: %s", c->path, p->e[i].section, detail);
+			if (!problem(pr, err))
+				return r;
+			continue;
+		}
+		if (strcmp(name, DEFAULT_STORE) == 0)
+			c->keystore = ns->ks;
+	}
+	return 0;
+}
+
+/* A path inside a store: segments without "." or "..", no leading or
+ * trailing '/'. */
+static bool store_path_ok(const char *v)
+{
+	const char *p = v;
+
+	if (!*v)
+		return false;
+	for (;;) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	return !strpbrk(v, "?#%\\ \t");
+}
+
+/* key_version = LABEL:N [LABEL:N...] (commas or blanks between). */
+static int parse_pins(struct broker_token *t, const char *v, char *detail, size_t dlen)
+{
+	char *copy = strdup(v), *tok, *save = NULL;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save)) {
+		char *colon = strrchr(tok, ':');
+		struct broker_key_pin *np;
+		uint64_t n = 0;
+		size_t i;
+
+		if (!colon || colon == tok || ak_parse_u64(colon + 1, &n) < 0 || n < 1 ||
+		    n > UINT32_MAX || !isdigit((unsigned char)colon[1])) {
+			snprintf(detail, dlen, "'%s' is not LABEL:VERSION (e.g. tls:3)", tok);
+			r = -EINVAL;
+			break;
+		}
+		*colon = '\0';
+		for (i = 0; i < t->n_pins; i++) {
+			if (strcmp(t->pins[i].label, tok) == 0)
+				break;
+		}
+		if (i < t->n_pins) {
+			snprintf(detail, dlen, "'%s' is pinned twice", tok);
+			r = -EINVAL;
+			break;
+		}
+		np = realloc(t->pins, (t->n_pins + 1) * sizeof(*np));
+		if (!np || !(np[t->n_pins].label = strdup(tok))) {
+			if (np)
+				t->pins = np;
+			r = -ENOMEM;
+			break;
+		}
+		t->pins = np;
+		t->pins[t->n_pins++].version = (unsigned)n;
+	}
+	free(copy);
+	return r;
+}
+
+/* [token NAME] keystore, keystore_path, key_version; 1: not one of them. */
+static int apply_token_store(struct broker_token *t, const struct entry *e, char *detail,
+			     size_t dlen)
+{
+	const char *v = e->value;
+
+	if (strcmp(e->key, "keystore") == 0) {
+		if (!token_name_ok(v)) {
+			snprintf(detail, dlen, "'%s' is not a key store name", v);
+			return -EINVAL;
+		}
+		return set_str(&t->keystore_name, v);
+	}
+	if (strcmp(e->key, "keystore_path") == 0) {
+		if (!store_path_ok(v)) {
+			snprintf(detail, dlen,
+				 "'%s' is not a path in a key store (e.g. web or prod/web; no '.' or "
+				 "'..' parts)",
+				 v);
+			return -EINVAL;
+		}
+		return set_str(&t->keystore_path, v);
+	}
+	if (strcmp(e->key, "key_version") == 0)
+		return parse_pins(t, v, detail, dlen);
+	return 1;
+}
+
+/* Open every store, then give each token the store it names. */
+static int stores_open(struct broker_config *c, struct problems *pr, char *err, size_t errlen)
+{
+	char detail[512] = "", sect[TOKEN_NAME_MAX + 16];
+	size_t i, bad = 0;
+	int r;
+
+	for (i = 0; i < c->n_stores; i++) {
+		if (!c->stores[i].ks)
+			continue;
+		r = broker_keystore_open(c->stores[i].ks, detail, sizeof(detail));
+		if (r < 0) {
+			store_section(c->stores[i].name, sect, sizeof(sect));
+			snprintf(err, errlen, "%s: %s %s", c->path, sect, detail);
+			if (!problem(pr, err))
+				return r;
+			bad++;
+			/* no key of this store can be checked */
+			if (c->keystore == c->stores[i].ks)
+				c->keystore = NULL;
+			broker_keystore_free(c->stores[i].ks);
+			c->stores[i].ks = NULL;
+		}
+	}
+	for (i = 0; i < c->n_tokens; i++) {
+		struct broker_token *t = &c->tokens[i];
+		const char *name = t->keystore_name ? t->keystore_name : DEFAULT_STORE;
+
+		t->keystore = store_find(c, name);
+		if (!named_store(c, name)) {
+			store_section(name, sect, sizeof(sect));
+			snprintf(err, errlen, "%s: [token %s] keystore: no %s section names a key store "
+				 "for its keys",
+				 c->path, t->name, sect);
+			if (!problem(pr, err))
+				return -EINVAL;
+			bad++;
+			continue;
+		}
+		if (t->keystore && t->n_pins && !broker_keystore_versioned(t->keystore)) {
+			store_section(name, sect, sizeof(sect));
+			snprintf(err, errlen,
+				 "%s: [token %s] key_version: the key store %s keeps no versions "
+				 "(a vault store does)",
+				 c->path, t->name, sect);
+			if (!problem(pr, err))
+				return -EINVAL;
+			bad++;
+		}
+	}
+	return bad ? -EINVAL : 0;
+}
+
+int broker_token_fetch(const struct broker_token *t, struct broker_keyset *out, char *err,
+		       size_t errlen)
+{
+	const struct broker_fetch req = {
+	    .token = t->name,
+	    .path = t->keystore_path ? t->keystore_path : t->name,
+	    .pins = t->pins,
+	    .n_pins = t->n_pins,
+	};
+
+	return broker_keystore_fetch_at(t->keystore, &req, out, err, errlen);
+}
+
 static int apply(struct broker_config *c, struct parse *p, struct problems *pr, char *err,
 		 size_t errlen)
 {
 	char detail[512] = "";
-	const char *ks_type = "file";
 	const struct entry *e = NULL;
+	const char *sname;
 	size_t i, bad = 0;
 	int r;
 
-	for (i = 0; i < p->n; i++) {
-		if (strcmp(p->e[i].section, "keystore") == 0 && strcmp(p->e[i].key, "type") == 0)
-			ks_type = p->e[i].value;
-	}
-	r = broker_keystore_new(ks_type, &c->keystore, detail, sizeof(detail));
-	if (r < 0) {
-		snprintf(err, errlen, "%s: [keystore] type: %s", c->path, detail);
-		if (!problem(pr, err))
-			return r;
-		bad++; /* the store's other keys are not checked */
-	}
+	r = stores_create(c, p, pr, err, errlen);
+	if (r < 0 && !pr)
+		return r;
 
 	for (i = 0; i < p->n; i++) {
 		e = &p->e[i];
@@ -716,13 +973,15 @@ static int apply(struct broker_config *c, struct parse *p, struct problems *pr, 
 			FAIL("given more than once");
 		if (strcmp(e->section, "broker") == 0) {
 			r = apply_broker(c, e, detail, sizeof(detail));
-		} else if (strcmp(e->section, "keystore") == 0) {
-			if (strcmp(e->key, "type") == 0 || !c->keystore)
+		} else if ((sname = store_name(e->section)) != NULL) {
+			struct broker_keystore *ks = store_find(c, sname);
+
+			/* a store that could not be made: its keys are not checked */
+			if (strcmp(e->key, "type") == 0 || !ks)
 				continue;
-			r = broker_keystore_set(c->keystore, e->key, e->value, detail,
-						sizeof(detail));
+			r = broker_keystore_set(ks, e->key, e->value, detail, sizeof(detail));
 			if (r == -ENOENT)
-				FAIL("unknown key for a %s key store", ks_type);
+				FAIL("unknown key for a %s key store", ks->ops->type);
 		} else if (strcmp(e->section, "snp") == 0) {
 			r = apply_snp(c, e, detail, sizeof(detail));
 			if (r == 1)
@@ -746,17 +1005,20 @@ static int apply(struct broker_config *c, struct parse *p, struct problems *pr, 
 				r = -ENOMEM;
 				FAIL("out of memory");
 			}
-			if (strcmp(e->key, "pin_sha256") == 0)
+			/* keystore, keystore_path and key_version first (1: none) */
+			r = apply_token_store(t, e, detail, sizeof(detail));
+			if (r == 1 && strcmp(e->key, "pin_sha256") == 0)
 				r = parse_pin(t, e->value, detail, sizeof(detail));
-			else if (strcmp(e->key, "tee") == 0)
+			else if (r == 1 && strcmp(e->key, "tee") == 0)
 				r = parse_tee(t, e->value, detail, sizeof(detail));
-			else
+			else if (r == 1)
 				r = vf_policy_set(&t->policy, e->key, e->value, detail,
 						  sizeof(detail));
 			if (r == -ENOENT)
 				FAIL("unknown key");
 		} else {
-			FAIL("unknown section (expected broker, keystore, snp, tdx or token NAME)");
+			FAIL("unknown section (expected broker, keystore, keystore NAME, snp, tdx or "
+			     "token NAME)");
 		}
 		if (r >= 0)
 			continue;
@@ -791,8 +1053,15 @@ static size_t secure_heap_size(struct broker_config *c)
 
 	if (c->secure_heap)
 		return c->secure_heap;
-	for (i = 0; c->keystore && i < c->n_tokens; i++)
-		(void)broker_keystore_secure_bytes(c->keystore, c->tokens[i].name, &keys);
+	for (i = 0; i < c->n_tokens; i++) {
+		const struct broker_token *t = &c->tokens[i];
+
+		if (!t->keystore)
+			continue;
+		(void)broker_keystore_secure_bytes(t->keystore,
+						   t->keystore_path ? t->keystore_path : t->name,
+						   &keys);
+	}
 	need = 2 * keys + BROKER_SECURE_HEAP_HEADROOM;
 	while (size < need && size < BROKER_MAX_SECURE_HEAP)
 		size <<= 1;
@@ -822,14 +1091,11 @@ static int finish(struct broker_config *c, struct problems *pr, char *err, size_
 					: "secret_file");
 		FINISH_PROBLEM(-EINVAL);
 	}
-	r = c->keystore ? broker_keystore_open(c->keystore, detail, sizeof(detail)) : 0;
-	if (r < 0) {
-		snprintf(err, errlen, "%s: [keystore] %s", c->path, detail);
-		FINISH_PROBLEM(r);
-		/* no key of this store can be checked */
-		broker_keystore_free(c->keystore);
-		c->keystore = NULL;
-	}
+	r = stores_open(c, pr, err, errlen);
+	if (r < 0 && !pr)
+		return r;
+	if (r < 0)
+		bad++;
 	if (c->n_tokens == 0) {
 		snprintf(err, errlen, "%s: no [token NAME] section: the broker would serve nothing",
 			 c->path);
@@ -918,6 +1184,7 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 		return -ENOMEM;
 	c->nonce_ttl = BROKER_DEFAULT_NONCE_TTL;
 	c->lease = BROKER_DEFAULT_LEASE;
+	c->release_v2 = true;
 	c->threads = BROKER_DEFAULT_THREADS;
 	c->max_connections = BROKER_DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_ip = BROKER_DEFAULT_MAX_PER_IP;
@@ -993,9 +1260,10 @@ static int check_keys(struct broker_config *c, struct problems *pr, size_t *n_ke
 	size_t i;
 	int r, ret = 0;
 
-	for (i = 0; c->keystore && i < c->n_tokens; i++) {
-		r = broker_keystore_fetch(c->keystore, c->tokens[i].name, &ks, detail,
-					  sizeof(detail));
+	for (i = 0; i < c->n_tokens; i++) {
+		if (!c->tokens[i].keystore)
+			continue; /* its store failed: reported already */
+		r = broker_token_fetch(&c->tokens[i], &ks, detail, sizeof(detail));
 		if (n_keys)
 			*n_keys += ks.n;
 		broker_keyset_clear(&ks);
@@ -1130,7 +1398,7 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 
 void broker_config_free(struct broker_config *c)
 {
-	size_t i;
+	size_t i, j;
 
 	if (!c)
 		return;
@@ -1139,13 +1407,22 @@ void broker_config_free(struct broker_config *c)
 		vf_policy_clear(&c->tokens[i].policy);
 		ak_memzero(c->tokens[i].pin_hash, sizeof(c->tokens[i].pin_hash));
 		ak_memzero(c->tokens[i].pin_salt, sizeof(c->tokens[i].pin_salt));
+		free(c->tokens[i].keystore_name);
+		free(c->tokens[i].keystore_path);
+		for (j = 0; j < c->tokens[i].n_pins; j++)
+			free(c->tokens[i].pins[j].label);
+		free(c->tokens[i].pins);
 	}
 	free(c->tokens);
+	for (i = 0; i < c->n_stores; i++) {
+		broker_keystore_free(c->stores[i].ks);
+		free(c->stores[i].name);
+	}
+	free(c->stores);
 	vf_snp_trust_free(c->snp);
 	vf_tdx_trust_free(c->tdx);
 	free(c->tdx_pcs_url);
 	free(c->tdx_cache_dir);
-	broker_keystore_free(c->keystore);
 	ak_secbuf_clear(&c->secret);
 	ak_secbuf_clear(&c->key_pem);
 	free(c->cert_pem);

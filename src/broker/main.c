@@ -141,10 +141,11 @@ static int check_config(const char *path)
 	}
 	for (i = 0; i < cfg->n_tokens; i++)
 		tdx += (broker_token_tees(cfg, &cfg->tokens[i]) & BROKER_TEE_BIT_TDX) != 0;
-	printf("%s: OK: %zu token(s) (%zu accepting TDX), %zu key(s) in a %s key store, "
-	       "%zu SEV-SNP and %zu TDX root file(s)\n",
-	       path, cfg->n_tokens, tdx, n_keys, cfg->keystore->ops->type, cfg->n_roots,
-	       cfg->n_tdx_roots);
+	printf("%s: OK: %zu token(s) (%zu accepting TDX), %zu key(s) in %zu key store(s) (",
+	       path, cfg->n_tokens, tdx, n_keys, cfg->n_stores);
+	for (i = 0; i < cfg->n_stores; i++)
+		printf("%s%s", i ? ", " : "", cfg->stores[i].ks->ops->type);
+	printf("), %zu SEV-SNP and %zu TDX root file(s)\n", cfg->n_roots, cfg->n_tdx_roots);
 	broker_config_free(cfg);
 	return EXIT_SUCCESS;
 }

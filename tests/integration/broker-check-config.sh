@@ -35,7 +35,7 @@ run_check "$T/broker.conf"
 check "good: exit status 0" test "$(cat "$T/cc.rc")" = 0
 check "good: one summary line" test "$(wc -l <"$T/cc.out")" = 1
 check "good: the summary counts tokens and keys" \
-	grep -q "^$T/broker.conf: OK: 1 token(s) (0 accepting TDX), 2 key(s) in a file key store, 1 SEV-SNP and 0 TDX root file(s)\$" "$T/cc.out"
+	grep -q "^$T/broker.conf: OK: 1 token(s) (0 accepting TDX), 2 key(s) in 1 key store(s) (file), 1 SEV-SNP and 0 TDX root file(s)\$" "$T/cc.out"
 check "good: nothing on stderr" test ! -s "$T/cc.err"
 check "good: the listener was not bound (no port file)" test ! -e "$T/broker.port"
 # the port of a running broker: --check-config does not try to bind it
