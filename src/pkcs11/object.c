@@ -674,6 +674,26 @@ bool p11_object_allows(const struct p11_object *o, CK_MECHANISM_TYPE mech)
 	return false;
 }
 
+CK_RV p11_keyset_merge(struct p11_keyset *ks, struct p11_keyset *from)
+{
+	struct p11_object *no;
+
+	if (!from->n_objs)
+		return CKR_OK;
+	no = realloc(ks->objs, (ks->n_objs + from->n_objs) * sizeof(*no));
+	if (!no)
+		return CKR_HOST_MEMORY;
+	ks->objs = no;
+	/* a move: the objects keep their handles and references */
+	memcpy(ks->objs + ks->n_objs, from->objs, from->n_objs * sizeof(*no));
+	ks->n_objs += from->n_objs;
+	ks->n_keys += from->n_keys;
+	free(from->objs);
+	from->objs = NULL;
+	from->n_objs = from->n_keys = 0;
+	return CKR_OK;
+}
+
 void p11_keyset_free(struct p11_keyset *ks)
 {
 	size_t i;
