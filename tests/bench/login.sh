@@ -16,15 +16,7 @@ setup_world
 # tokens m1, m10, m100 for the memory rows: half RSA-2048, half P-256, each
 # key with a self-signed certificate, as a TLS token would hold them
 for n in 1 10 100; do
-	mkdir -p "$T/keys/m$n"
-	for i in $(seq "$n"); do
-		spec="ec -pkeyopt ec_paramgen_curve:P-256"
-		[ $((i % 2)) -eq 1 ] && spec="rsa -pkeyopt rsa_keygen_bits:2048"
-		# shellcheck disable=SC2086
-		openssl req -x509 -newkey $spec -nodes -days 2 -subj "/CN=k$i" \
-			-keyout "$T/keys/m$n/k$i.key" -out "$T/keys/m$n/k$i.crt" >/dev/null 2>&1 ||
-			bail "cannot make key $i of token m$n"
-	done
+	make_keys "$T/keys/m$n" "$n" || bail "cannot make the keys of token m$n"
 done
 write_broker_conf "" "[token m1]" "measurements = $MEASUREMENT" "" "[token m10]" \
 	"measurements = $MEASUREMENT" "" "[token m100]" "measurements = $MEASUREMENT"
