@@ -38,13 +38,20 @@ floor() {
 		END { if (v > 0 && e2 > 0 && e3 > 0)
 			printf "%.1f %.1f %.1f %.1f %.1f\n", 1 / (1 / v + 1 / e2), 1 / (1 / v + 1 / e3), v, e2, e3 }'
 }
-load() { # TOKEN CLIENTS PROTO -> rate, errors added to $T/errs.PROTO
-	local out
+# the broker's CPU time so far, in clock ticks (utime + stime)
+broker_ticks() { awk '{ print $14 + $15 }' "/proc/$BROKER_PID/stat"; }
+load() { # TOKEN CLIENTS PROTO -> "rate cpu_ms_per_release", errors added to $T/errs.PROTO
+	local out t0 t1 n
+	t0=$(broker_ticks)
 	out=$("$LOAD" "$BROKER_URL" "$T/pki/broker-ca.pem" "$T/sim" "$MEASUREMENT" "$1" "$2" \
 		"$SLICE_MS" "$3" 2>"$T/load.err") || { cat "$T/load.err" >&2; bail "brokerload $3 failed"; }
+	t1=$(broker_ticks)
 	[ -s "$T/load.err" ] && head -n 3 "$T/load.err" >&2
 	echo $(($(cat "$T/errs.$3") + $(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$out"))) >"$T/errs.$3"
-	sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$out"
+	n=$(sed -n 's/^releases=\([0-9]*\).*/\1/p' <<<"$out")
+	echo "$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$out")" \
+		"$(awk -v d="$((t1 - t0))" -v n="$n" -v hz="$(getconf CLK_TCK)" \
+			'BEGIN { printf "%.3f", n > 0 ? d * 1000 / hz / n : 0 }')"
 }
 
 echo "## Broker throughput ($(bench_machine))"
@@ -55,13 +62,17 @@ echo "release, P-256 ephemeral keys; v1: a JWE per key, P-384. Floor = 1 / (1/ve
 echo "\`openssl speed ecdsap384 ecdhp256 ecdhp384\` (one core): P-384 verify + P-256 ECDH for v2,"
 echo "+ P-384 ECDH for v1. In each round the floor, v2 and v1 run one after another (their order"
 echo "alternates). $ROUNDS rounds of ${SLICE_MS} ms; medians, and the medians of the per-round ratios."
+echo "\`openssl speed\` counts CPU time; \"CPU ms\" is the broker's own CPU time (utime + stime, both"
+echo "threads) per release, and \"floor/CPU\" the floor's CPU time per release over it: the share"
+echo "of its CPU the broker spends on the unavoidable operations, which other load on the machine"
+echo "does not change (releases/floor does)."
 echo
-echo "| token (keys) | clients | v2 releases/s | v2 floor | v2/floor | v1 releases/s | v1 floor | v1/floor | v2/v1 | errors v2, v1 |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| token (keys) | clients | v2 releases/s | v2 floor | v2/floor | v2 CPU ms | v2 floor/CPU | v1 releases/s | v1 floor | v1/floor | v1 CPU ms | v1 floor/CPU | v2/v1 | errors v2, v1 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for tok in one web ten; do
 	nkeys=$(ls "$T/keys/$tok"/*.key | wc -l)
 	for clients in 8 64; do
-		for f in r2 r1 f2 f1 q2 q1 q21; do : >"$T/$f"; done
+		for f in r2 r1 f2 f1 q2 q1 q21 c2 c1 e2 e1; do : >"$T/$f"; done
 		echo 0 >"$T/errs.v1"; echo 0 >"$T/errs.v2"
 		for r in $(seq "$ROUNDS"); do
 			read -r fl2 fl1 _ < <(floor)
@@ -71,21 +82,27 @@ for tok in one web ten; do
 				SAMPLER=$!
 			fi
 			if [ $((r % 2)) = 1 ]; then
-				a=$(load "$tok" "$clients" v2); b=$(load "$tok" "$clients" v1)
+				read -r a ca < <(load "$tok" "$clients" v2)
+				read -r b cb < <(load "$tok" "$clients" v1)
 			else
-				b=$(load "$tok" "$clients" v1); a=$(load "$tok" "$clients" v2)
+				read -r b cb < <(load "$tok" "$clients" v1)
+				read -r a ca < <(load "$tok" "$clients" v2)
 			fi
 			echo "$a" >>"$T/r2"; echo "$b" >>"$T/r1"
+			echo "$ca" >>"$T/c2"; echo "$cb" >>"$T/c1"
+			awk -v f="$fl2" -v c="$ca" 'BEGIN { printf "%.3f\n", (c > 0 ? 1000 / f / c : 0) }' >>"$T/e2"
+			awk -v f="$fl1" -v c="$cb" 'BEGIN { printf "%.3f\n", (c > 0 ? 1000 / f / c : 0) }' >>"$T/e1"
 			echo "$fl2" >>"$T/f2"; echo "$fl1" >>"$T/f1"
 			awk -v a="$a" -v b="$fl2" 'BEGIN { printf "%.3f\n", a / b }' >>"$T/q2"
 			awk -v a="$b" -v b="$fl1" 'BEGIN { printf "%.3f\n", a / b }' >>"$T/q1"
 			awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f\n", (b > 0 ? a / b : 0) }' >>"$T/q21"
 		done
 		m() { quantile 0.5 <"$T/$1"; }
-		echo "| $tok ($nkeys) | $clients | $(m r2) | $(m f2) | $(m q2) | $(m r1) | $(m f1) | $(m q1) | $(m q21) | $(cat "$T/errs.v2"), $(cat "$T/errs.v1") |"
+		echo "| $tok ($nkeys) | $clients | $(m r2) | $(m f2) | $(m q2) | $(m c2) | $(m e2) | $(m r1) | $(m f1) | $(m q1) | $(m c1) | $(m e1) | $(m q21) | $(cat "$T/errs.v2"), $(cat "$T/errs.v1") |"
 		met=$(awk -v q="$(m q2)" 'BEGIN { print (q >= 0.7) ? "yes" : "no" }')
 		csv_row broker "v2 $tok ($nkeys keys) $clients clients" attestkey-broker "$(m r2)" floor "$(m f2)" releases/s "$(m q2)" ">=0.7" "$met"
 		csv_row broker "v1 $tok ($nkeys keys) $clients clients" attestkey-broker "$(m r1)" floor "$(m f1)" releases/s "$(m q1)" "" ""
+		csv_row broker "v2 $tok ($nkeys keys) $clients clients: CPU per release" attestkey-broker "$(m c2)" floor "$(awk -v f="$(m f2)" 'BEGIN { printf "%.3f", 1000 / f }')" "ms" "$(m e2)" "" ""
 	done
 done
 [ -n "${SAMPLER:-}" ] && wait "$SAMPLER"
