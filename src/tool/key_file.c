@@ -215,7 +215,8 @@ static int scan_versions(struct file_store *fs, const char *name, unsigned **vs,
 		*nv = 0;
 		return ret;
 	}
-	qsort(*vs, *nv, sizeof(**vs), cmp_unsigned);
+	if (*nv > 1)
+		qsort(*vs, *nv, sizeof(**vs), cmp_unsigned);
 	return 0;
 }
 
