@@ -251,41 +251,16 @@ static int secret_to_privkey(const struct key_secret *s, const char *what,
 			     struct ak_privkey **out, struct ak_secbuf *block, char *err,
 			     size_t errlen)
 {
-	BIO *bio = BIO_new_mem_buf(s->pem.data, (int)s->pem.len);
-	char *name = NULL, *header = NULL;
 	unsigned char *data = NULL;
 	long len = 0;
 	enum ak_pkey_err perr;
-	int ret = -EINVAL;
+	int ret;
 
 	*out = NULL;
-	if (!bio)
-		return -ENOMEM;
-	for (;;) {
-		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
-			ERR_clear_error();
-			snprintf(err, errlen,
-				 "%s: no \"PRIVATE KEY\" PEM block (an unencrypted PKCS#8 key is "
-				 "required)",
-				 what);
-			goto out;
-		}
-		if (strcmp(name, "PRIVATE KEY") == 0)
-			break;
-		if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
-		    strcmp(name, "RSA PRIVATE KEY") == 0 || strcmp(name, "EC PRIVATE KEY") == 0) {
-			snprintf(err, errlen,
-				 "%s: holds a \"%s\"; convert it to unencrypted PKCS#8 with "
-				 "'openssl pkcs8 -topk8 -nocrypt'",
-				 what, name);
-			goto out;
-		}
-		OPENSSL_secure_free(name);
-		OPENSSL_secure_free(header);
-		OPENSSL_secure_clear_free(data, (size_t)len);
-		name = header = NULL;
-		data = NULL;
-	}
+	ret = ak_pem_pkcs8_secure(s->pem.data, s->pem.len, what, &data, &len, err, errlen);
+	ERR_clear_error();
+	if (ret < 0)
+		return ret == -ENODATA ? -EINVAL : ret;
 	perr = ak_privkey_from_pkcs8(data, (size_t)len, out);
 	ak_stack_wipe();
 	if (perr != AK_PKEY_OK) {
@@ -294,15 +269,12 @@ static int secret_to_privkey(const struct key_secret *s, const char *what,
 		ak_pkcs8_algorithm(data, (size_t)len, alg, sizeof(alg));
 		snprintf(err, errlen, "%s: the PKCS#8 private key (%s): %s", what, alg,
 			 ak_pkey_strerror(perr));
+		ret = -EINVAL;
 		goto out;
 	}
 	ret = block ? pem_block_secure(data, len, block, err, errlen) : 0;
 out:
-	OPENSSL_secure_free(name);
-	OPENSSL_secure_free(header);
-	if (data)
-		OPENSSL_secure_clear_free(data, (size_t)len);
-	BIO_free(bio);
+	OPENSSL_secure_clear_free(data, (size_t)len);
 	return ret;
 }
 
