@@ -73,7 +73,7 @@ static void test_names(void **state)
 static void test_types(void **state)
 {
 	static const char *const names[] = {"rsa2048", "rsa3072", "rsa4096", "p256",
-					    "p384",    "p521",    "ed25519"};
+					    "p384",    "p521",	  "ed25519"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -92,8 +92,8 @@ static void test_types(void **state)
 /* A PEM of a fresh key of type (e.g. "EC" with group) in s->pem. */
 static EVP_PKEY *pem_key(struct key_secret *s, const char *alg, const char *param)
 {
-	EVP_PKEY *pk = param ? EVP_PKEY_Q_keygen(NULL, NULL, alg, param)
-			     : EVP_PKEY_Q_keygen(NULL, NULL, alg);
+	EVP_PKEY *pk =
+	    param ? EVP_PKEY_Q_keygen(NULL, NULL, alg, param) : EVP_PKEY_Q_keygen(NULL, NULL, alg);
 	BIO *b = BIO_new(BIO_s_mem());
 	BUF_MEM *bm;
 
