@@ -42,6 +42,7 @@ tests_integration_httpfixture_LDADD = $(MHD_LIBS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
+	tests/integration/protocol-v2.sh \
 	tests/integration/pkcs11-tool.sh \
 	tests/integration/engine.sh \
 	tests/integration/fork.sh \
@@ -67,7 +68,9 @@ INTEGRATION_TESTS = \
 	tests/integration/snp-kds.sh \
 	tests/integration/vault-client.sh \
 	tests/integration/vault-broker.sh \
-	tests/integration/vault-nginx.sh
+	tests/integration/vault-nginx.sh \
+	tests/integration/broker-reload.sh \
+	tests/integration/broker-check-config.sh
 # issue 10 item 4: attestkey key (the provisioning CLI)
 INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh \
 	tests/integration/key-cli-vault.sh
