@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -547,6 +548,66 @@ enum ak_pkey_err ak_privkey_from_evp(EVP_PKEY *pkey, struct ak_privkey **out)
 	ak_secbuf_clear(&sb);
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	ERR_clear_error();
+	return ret;
+}
+
+static void pem_str_free(char *p)
+{
+	if (p)
+		OPENSSL_secure_clear_free(p, strlen(p));
+}
+
+int ak_pem_pkcs8_secure(const uint8_t *pem, size_t pem_len, const char *what, unsigned char **der,
+			long *der_len, char *err, size_t errlen)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
+	char *name = NULL, *header = NULL;
+	unsigned char *data = NULL;
+	long len = 0;
+	int ret = -EINVAL;
+
+	*der = NULL;
+	*der_len = 0;
+	if (!bio)
+		return -ENOMEM;
+	/* PEM_FLAG_SECURE: the decoded DER lands in the secure heap. */
+	for (;;) {
+		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
+			/* the error queue is the caller's: a full heap looks alike */
+			snprintf(err, errlen,
+				 "%s: no \"PRIVATE KEY\" PEM block (an unencrypted PKCS#8 key is "
+				 "required)",
+				 what);
+			ret = -ENODATA;
+			goto out;
+		}
+		if (strcmp(name, "PRIVATE KEY") == 0)
+			break;
+		if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
+		    strcmp(name, "RSA PRIVATE KEY") == 0 || strcmp(name, "EC PRIVATE KEY") == 0) {
+			snprintf(err, errlen,
+				 "%s: holds a \"%s\"; convert it to unencrypted PKCS#8 with "
+				 "'openssl pkcs8 -topk8 -nocrypt'",
+				 what, name);
+			goto out;
+		}
+		/* e.g. "EC PARAMETERS" before the key: skip */
+		pem_str_free(name);
+		pem_str_free(header);
+		OPENSSL_secure_clear_free(data, (size_t)len);
+		name = header = NULL;
+		data = NULL;
+	}
+	*der = data;
+	*der_len = len;
+	data = NULL;
+	ret = 0;
+out:
+	pem_str_free(name);
+	pem_str_free(header);
+	if (data)
+		OPENSSL_secure_clear_free(data, (size_t)len);
+	BIO_free(bio);
 	return ret;
 }
 
