@@ -8,4 +8,5 @@ noinst_HEADERS += \
 	include/attestkey/snp.h \
 	include/attestkey/evidence.h \
 	include/attestkey/verify.h \
-	include/attestkey/tdx.h
+	include/attestkey/tdx.h \
+	include/attestkey/hsmenv.h

@@ -431,6 +431,14 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 
 	int64_t t0 = ak_now_us();
 
+	/* An HSM store hands out no private key to encrypt: its keys leave it
+	 * only in its own envelope (docs/hsm.md), never in a v1 JWE. */
+	if (broker_keystore_wraps(b->cfg->keystore)) {
+		refuse(d, AK_R_KEYSTORE,
+		       "the key store releases keys only in the HSM envelope, which this "
+		       "request cannot receive");
+		goto fail;
+	}
 	if (fetch_keys(b, t, &ks, d) < 0)
 		goto fail;
 	d->fetch_us = ak_now_us() - t0;

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <openssl/types.h>
 
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
@@ -35,6 +36,10 @@ struct broker_key {
 	size_t cert_len;
 	uint8_t *spki_der;		    /* DER SubjectPublicKeyInfo (public) */
 	size_t spki_len;
+	/* A store that keeps the private key itself (the PKCS#11 HSM store,
+	 * whose ops have wrap): pkcs8 stays empty and this is the store's own
+	 * reference to the key (the HSM's CK_OBJECT_HANDLE); 0 otherwise. */
+	unsigned long store_ref;
 };
 
 /*
@@ -62,6 +67,23 @@ int broker_keyset_adopt(struct broker_keyset *ks, struct broker_key *keys, size_
 /* Wipe and free keys[0..n-1] and the array (a set not adopted). */
 void broker_keys_free(struct broker_key *keys, size_t n);
 
+/*
+ * The HSM envelope (docs/hsm.md, include/attestkey/hsmenv.h): the private
+ * keys of one release leave the HSM only by C_WrapKey, each wrapped with
+ * one AES-256 key the HSM made for this release (CKM_AES_KEY_WRAP_PAD,
+ * RFC 5649, DER PKCS#8 inside), and that key wrapped with RSA-OAEP to the
+ * guest's ephemeral RSA key. Nothing here is secret.
+ */
+struct broker_envelope {
+	const char *alg; /* AK_HSMENV_ALG_*: which OAEP hash the HSM used */
+	uint8_t *ek;	 /* RSA-OAEP of the AES key */
+	size_t ek_len;
+	uint8_t **wk; /* wk[i]: the AES-KWP wrap of the keyset's key i */
+	size_t *wk_len;
+	size_t n;
+};
+void broker_envelope_clear(struct broker_envelope *env);
+
 struct broker_keystore_ops {
 	const char *type; /* the value of "type =" */
 	int (*create)(void **ctx);
@@ -78,6 +100,13 @@ struct broker_keystore_ops {
 	/* Optional: bytes of secure heap the token's keys take (an upper
 	 * bound), for [broker] secure_heap = auto. 0 or -errno. */
 	int (*secure_bytes)(void *ctx, const char *token, size_t *out);
+	/* Optional, for a store that never hands out private keys (an HSM):
+	 * its fetch() returns each key's public part and store_ref, never
+	 * pkcs8, and wrap() makes the envelope of ks (as that fetch returned
+	 * it, every key, in order) to the guest's RSA public key. err names
+	 * the key or the HSM call that failed. 0 or -errno. */
+	int (*wrap)(void *ctx, const struct broker_keyset *ks, EVP_PKEY *guest,
+		    struct broker_envelope *out, char *err, size_t errlen);
 	void (*destroy)(void *ctx);
 };
 
@@ -99,9 +128,17 @@ int broker_keystore_fetch(struct broker_keystore *ks, const char *token, struct 
  * counted now fails at the fetch); -ENOTSUP when the store cannot tell. */
 int broker_keystore_secure_bytes(struct broker_keystore *ks, const char *token, size_t *total);
 void broker_keystore_free(struct broker_keystore *ks);
+/* Whether the store releases keys only wrapped by itself (ops->wrap). */
+bool broker_keystore_wraps(const struct broker_keystore *ks);
+/* ops->wrap; -ENOTSUP for a store without it. out is empty on error. */
+int broker_keystore_wrap(struct broker_keystore *ks, const struct broker_keyset *keys,
+			 EVP_PKEY *guest, struct broker_envelope *out, char *err,
+			 size_t errlen) AK_WUR;
 
 /* The file store (keystore_file.c). */
 extern const struct broker_keystore_ops broker_keystore_file_ops;
+/* The PKCS#11 HSM store (keystore_pkcs11.c, docs/hsm.md). */
+extern const struct broker_keystore_ops broker_keystore_pkcs11_ops;
 
 /*
  * Shared by stores: parse one unencrypted PKCS#8 PEM private key (RSA or EC)
@@ -113,6 +150,14 @@ extern const struct broker_keystore_ops broker_keystore_file_ops;
 int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *key_what,
 			const uint8_t *cert_pem, size_t cert_len, const char *cert_what,
 			struct broker_key *key, char *err, size_t errlen) AK_WUR;
+
+/*
+ * For stores that hold no private key bytes: the public part of key from a
+ * DER SubjectPublicKeyInfo (type checked as for a PEM key, CKA_ID computed
+ * the same way, spki copied). what names the key in err.
+ */
+int broker_key_from_spki(const uint8_t *spki, size_t len, const char *what,
+			 struct broker_key *key, char *err, size_t errlen) AK_WUR;
 
 /*
  * Files the broker reads are trusted only if only their owner can change
