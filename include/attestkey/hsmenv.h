@@ -19,6 +19,41 @@
 
 #define AK_HSMENV_ALG_OAEP "RSA-OAEP+A256KWP"
 #define AK_HSMENV_ALG_OAEP_256 "RSA-OAEP-256+A256KWP"
-#define AK_HSMENV_KEK_LEN 32 /* the AES-256 key the HSM makes per release */
+#define AK_HSMENV_KEK_LEN 32	/* the AES-256 key the HSM makes per release */
+#define AK_HSMENV_RSA_BITS 3072 /* the guest's ephemeral key */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#include "attestkey/common.h"
+#include "attestkey/secmem.h"
+
+/*
+ * The guest's side (the PKCS#11 module). Nothing here logs: failures set
+ * *why (when why is not NULL) to a constant sentence without key material
+ * or sender-chosen text, for the caller's one log line; NULL on success.
+ */
+
+/* Whether alg is one of the envelope's names above. */
+bool ak_hsmenv_alg_known(const char *alg);
+/* The ephemeral RSA key the module makes when the challenge asks for this
+ * envelope (AK_HSMENV_RSA_BITS, in ak_libctx(): its private numbers in
+ * the secure heap); NULL with the reason in OpenSSL's error queue. */
+EVP_PKEY *ak_hsmenv_keygen(void) AK_WUR;
+/* RSA-OAEP-decrypt ek (the hash as alg names it) with the ephemeral key
+ * into kek, in the secure heap: exactly AK_HSMENV_KEK_LEN bytes, or an
+ * error with kek left empty. */
+int ak_hsmenv_open(EVP_PKEY *priv, const char *alg, const uint8_t *ek, size_t ek_len,
+		   struct ak_secbuf *kek, const char **why) AK_WUR;
+/* RFC 5649-unwrap wk with kek into out (secure heap): one DER PKCS#8
+ * SEQUENCE, optionally followed by fewer than 8 zero bytes (SoftHSMv2 pads
+ * the key to a multiple of 8 before wrapping it, softhsm/SoftHSMv2#305),
+ * which are dropped. A failed integrity check, anything else after the
+ * DER, or a plaintext that is not a DER SEQUENCE is refused and leaves out
+ * empty: no partial key. */
+int ak_hsmenv_unwrap(const struct ak_secbuf *kek, const uint8_t *wk, size_t wk_len,
+		     struct ak_secbuf *out, const char **why) AK_WUR;
 
 #endif

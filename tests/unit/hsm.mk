@@ -5,7 +5,8 @@ EXTRA_DIST += tests/unit/test_hsm_util.h
 
 if HAVE_CMOCKA
 HSM_TESTS = \
-	tests/unit/test_hsm_keystore
+	tests/unit/test_hsm_keystore \
+	tests/unit/test_hsm_envelope
 check_PROGRAMS += $(HSM_TESTS)
 TESTS += $(HSM_TESTS)
 
@@ -17,4 +18,9 @@ tests_unit_test_hsm_keystore_SOURCES = tests/unit/test_hsm_keystore.c \
 	tests/unit/test_hsm_util.c tests/unit/test_broker_util.c
 tests_unit_test_hsm_keystore_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(P11KIT_CFLAGS)
 tests_unit_test_hsm_keystore_LDADD = $(HSM_TEST_LDADD)
+
+tests_unit_test_hsm_envelope_SOURCES = tests/unit/test_hsm_envelope.c \
+	tests/unit/test_hsm_util.c tests/unit/test_broker_util.c
+tests_unit_test_hsm_envelope_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_hsm_envelope_LDADD = $(HSM_TEST_LDADD)
 endif
