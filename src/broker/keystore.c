@@ -104,6 +104,11 @@ bool broker_keystore_wraps(const struct broker_keystore *ks)
 	return ks && ks->ops->wrap;
 }
 
+const char *broker_keystore_wrap_alg(const struct broker_keystore *ks)
+{
+	return ks && ks->ops->wrap && ks->ops->wrap_alg ? ks->ops->wrap_alg(ks->ctx) : NULL;
+}
+
 int broker_keystore_wrap(struct broker_keystore *ks, const struct broker_keyset *keys,
 			 EVP_PKEY *guest, struct broker_envelope *out, char *err, size_t errlen)
 {

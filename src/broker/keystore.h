@@ -107,6 +107,8 @@ struct broker_keystore_ops {
 	 * the key or the HSM call that failed. 0 or -errno. */
 	int (*wrap)(void *ctx, const struct broker_keyset *ks, EVP_PKEY *guest,
 		    struct broker_envelope *out, char *err, size_t errlen);
+	/* With wrap: the envelope's alg (AK_HSMENV_ALG_*) once open. */
+	const char *(*wrap_alg)(void *ctx);
 	void (*destroy)(void *ctx);
 };
 
@@ -130,6 +132,8 @@ int broker_keystore_secure_bytes(struct broker_keystore *ks, const char *token, 
 void broker_keystore_free(struct broker_keystore *ks);
 /* Whether the store releases keys only wrapped by itself (ops->wrap). */
 bool broker_keystore_wraps(const struct broker_keystore *ks);
+/* The alg of its envelope (docs/protocol.md §4.3), NULL if it has none. */
+const char *broker_keystore_wrap_alg(const struct broker_keystore *ks);
 /* ops->wrap; -ENOTSUP for a store without it. out is empty on error. */
 int broker_keystore_wrap(struct broker_keystore *ks, const struct broker_keyset *keys,
 			 EVP_PKEY *guest, struct broker_envelope *out, char *err,

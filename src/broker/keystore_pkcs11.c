@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,9 +49,6 @@
 #define MAX_PIN 256
 #define MAX_ATTR (1u << 20)
 
-/* Which OAEP hash the HSM takes for C_WrapKey: found at the first wrap. */
-enum oaep_hash { OAEP_UNKNOWN, OAEP_SHA256, OAEP_SHA1 };
-
 struct p11_store {
 	char *module_path; /* module = */
 	char *token;	   /* token = (a label or a pkcs11: URI) */
@@ -68,8 +64,12 @@ struct p11_store {
 	CK_SESSION_HANDLE login;
 	bool have_login;
 	pthread_mutex_t lock;
-	atomic_int oaep;
+	/* The OAEP hash the HSM wraps with (AK_HSMENV_ALG_*), found at open:
+	 * the challenge names the envelope before any wrap. */
+	const char *alg;
 };
+
+static int probe_oaep(struct p11_store *st, char *err, size_t errlen);
 
 static void p11_err(char *err, size_t errlen, const char *what, CK_RV rv)
 {
@@ -84,7 +84,6 @@ static int p11_create(void **ctx)
 	if (!st)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
-	atomic_init(&st->oaep, OAEP_UNKNOWN);
 	return 0;
 }
 
@@ -328,7 +327,15 @@ static int p11_open(void *ctx, char *err, size_t errlen)
 	ret = check_mechanisms(st, err, errlen);
 	if (ret < 0)
 		return ret;
-	return login_inlock(st, err, errlen);
+	ret = login_inlock(st, err, errlen);
+	if (ret < 0)
+		return ret;
+	return probe_oaep(st, err, errlen);
+}
+
+static const char *p11_wrap_alg(void *ctx)
+{
+	return ((struct p11_store *)ctx)->alg;
 }
 
 static void p11_destroy(void *ctx)
@@ -982,34 +989,70 @@ static CK_RV make_kek(struct p11_store *st, CK_SESSION_HANDLE s, CK_OBJECT_HANDL
 	return st->f->C_GenerateKey(s, &m, tmpl, AK_ARRAY_SIZE(tmpl), h);
 }
 
-/* RSA-OAEP of the AES key: SHA-256 when the HSM takes it, else SHA-1 (the
- * only hash SoftHSMv2 wraps with); the answer is kept. */
 static CK_RV wrap_kek(struct p11_store *st, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE guest,
-		      CK_OBJECT_HANDLE kek, struct broker_envelope *out)
+		      CK_OBJECT_HANDLE kek, const char *alg, uint8_t **ek, size_t *ek_len)
 {
-	CK_RSA_PKCS_OAEP_PARAMS p256 = {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, NULL, 0};
-	CK_RSA_PKCS_OAEP_PARAMS p1 = {CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0};
-	CK_MECHANISM m256 = {CKM_RSA_PKCS_OAEP, &p256, sizeof(p256)};
-	CK_MECHANISM m1 = {CKM_RSA_PKCS_OAEP, &p1, sizeof(p1)};
-	CK_RV rv;
+	bool sha1 = strcmp(alg, AK_HSMENV_ALG_OAEP) == 0;
+	CK_RSA_PKCS_OAEP_PARAMS p = {sha1 ? CKM_SHA_1 : CKM_SHA256,
+				     sha1 ? CKG_MGF1_SHA1 : CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED,
+				     NULL, 0};
+	CK_MECHANISM m = {CKM_RSA_PKCS_OAEP, &p, sizeof(p)};
 
-	if (atomic_load(&st->oaep) != OAEP_SHA1) {
-		rv = wrap_alloc(st, s, &m256, guest, kek, &out->ek, &out->ek_len);
-		if (rv == CKR_OK) {
-			atomic_store(&st->oaep, OAEP_SHA256);
-			out->alg = AK_HSMENV_ALG_OAEP_256;
-			return rv;
-		}
-		if (atomic_load(&st->oaep) == OAEP_SHA256 ||
-		    (rv != CKR_ARGUMENTS_BAD && rv != CKR_MECHANISM_PARAM_INVALID &&
-		     rv != CKR_MECHANISM_INVALID))
-			return rv;
-		atomic_store(&st->oaep, OAEP_SHA1);
+	return wrap_alloc(st, s, &m, guest, kek, ek, ek_len);
+}
+
+/*
+ * Which OAEP hash the HSM wraps with: SHA-256 when it takes it, else SHA-1
+ * (SoftHSMv2 2.6 refuses any hashAlg but SHA-1 in C_WrapKey), tried once
+ * on a throwaway RSA key and AES key, as a release would.
+ */
+static int probe_oaep(struct p11_store *st, char *err, size_t errlen)
+{
+	EVP_PKEY *tmp = EVP_PKEY_Q_keygen(ak_libctx(), NULL, "RSA", (size_t)2048);
+	CK_OBJECT_HANDLE gh = CK_INVALID_HANDLE, kek = CK_INVALID_HANDLE;
+	CK_SESSION_HANDLE s;
+	uint8_t *ek = NULL;
+	size_t ek_len = 0;
+	char what[128];
+	CK_RV rv;
+	int ret;
+
+	if (!tmp) {
+		ERR_clear_error();
+		snprintf(err, errlen, "cannot make an RSA key to try the HSM's RSA-OAEP");
+		return -ENOMEM;
 	}
-	rv = wrap_alloc(st, s, &m1, guest, kek, &out->ek, &out->ek_len);
+	ret = session_open(st, &s, err, errlen);
+	if (ret < 0)
+		goto out_key;
+	rv = import_guest(st, s, tmp, &gh);
 	if (rv == CKR_OK)
-		out->alg = AK_HSMENV_ALG_OAEP;
-	return rv;
+		rv = make_kek(st, s, &kek);
+	if (rv == CKR_OK) {
+		st->alg = AK_HSMENV_ALG_OAEP_256;
+		rv = wrap_kek(st, s, gh, kek, st->alg, &ek, &ek_len);
+	}
+	if (rv == CKR_ARGUMENTS_BAD || rv == CKR_MECHANISM_PARAM_INVALID) {
+		st->alg = AK_HSMENV_ALG_OAEP;
+		rv = wrap_kek(st, s, gh, kek, st->alg, &ek, &ek_len);
+	}
+	if (rv != CKR_OK) {
+		snprintf(what, sizeof(what),
+			 "token '%s' cannot wrap an AES key with RSA-OAEP (SHA-256 or SHA-1)",
+			 st->label);
+		p11_err(err, errlen, what, rv);
+		st->alg = NULL;
+		ret = -ENOTSUP;
+	}
+	free(ek);
+	if (kek != CK_INVALID_HANDLE)
+		(void)st->f->C_DestroyObject(s, kek);
+	if (gh != CK_INVALID_HANDLE)
+		(void)st->f->C_DestroyObject(s, gh);
+	(void)st->f->C_CloseSession(s);
+out_key:
+	EVP_PKEY_free(tmp);
+	return ret;
 }
 
 static int p11_wrap(void *ctx, const struct broker_keyset *ks, EVP_PKEY *guest,
@@ -1065,7 +1108,8 @@ static int p11_wrap(void *ctx, const struct broker_keyset *ks, EVP_PKEY *guest,
 		}
 		out->n = i + 1;
 	}
-	rv = wrap_kek(st, s, gh, kek, out);
+	rv = wrap_kek(st, s, gh, kek, st->alg, &out->ek, &out->ek_len);
+	out->alg = st->alg;
 	if (rv != CKR_OK) {
 		snprintf(what, sizeof(what),
 			 "HSM token '%s': wrapping the AES key to the guest (CKM_RSA_PKCS_OAEP)",
@@ -1091,6 +1135,7 @@ const struct broker_keystore_ops broker_keystore_pkcs11_ops = {
     .set = p11_set,
     .open = p11_open,
     .fetch = p11_fetch,
+    .wrap_alg = p11_wrap_alg,
     .wrap = p11_wrap,
     .destroy = p11_destroy,
 };

@@ -53,7 +53,8 @@ int ak_hsmenv_open(EVP_PKEY *priv, const char *alg, const uint8_t *ek, size_t ek
 	SET_WHY(NULL);
 	ak_secbuf_clear(kek);
 	if (!ak_hsmenv_alg_known(alg)) {
-		SET_WHY("the envelope's alg is not RSA-OAEP+A256KWP or RSA-OAEP-256+A256KWP");
+		SET_WHY("the envelope's alg is not " AK_HSMENV_ALG_OAEP
+			" or " AK_HSMENV_ALG_OAEP_256);
 		return -EINVAL;
 	}
 	md = strcmp(alg, AK_HSMENV_ALG_OAEP) == 0 ? "SHA1" : "SHA256";

@@ -138,7 +138,7 @@ static void test_softhsm_envelope_tampered(void **state)
 	assert_int_equal(
 	    ak_hsmenv_open(eph, AK_HSMENV_ALG_OAEP_256, env.ek, env.ek_len, &kek, &why), -EINVAL);
 	assert_non_null(strstr(why, "another hash"));
-	assert_int_equal(ak_hsmenv_open(eph, "RSA1_5+A256KWP", env.ek, env.ek_len, &kek, &why),
+	assert_int_equal(ak_hsmenv_open(eph, "ak2-RSA1_5+A256KWP", env.ek, env.ek_len, &kek, &why),
 			 -EINVAL);
 	assert_non_null(strstr(why, "alg is not"));
 	assert_int_equal(ak_hsmenv_open(eph, env.alg, env.ek, env.ek_len - 1, &kek, &why), -EINVAL);

@@ -164,6 +164,8 @@ static void test_fetch_public_metadata(void **state)
 	NEED_HSM();
 	ks = good_store();
 	assert_true(broker_keystore_wraps(ks));
+	/* SoftHSMv2 wraps with OAEP SHA-1 only: open() found that out */
+	assert_string_equal(broker_keystore_wrap_alg(ks), AK_HSMENV_ALG_OAEP);
 	if (broker_keystore_fetch(ks, "web", &set, err, sizeof(err)) != 0)
 		fail_msg("fetch: %s", err);
 	assert_int_equal(set.n, 2);
@@ -370,7 +372,6 @@ static void test_wrap_unwraps_to_the_keys(void **state)
 	assert_int_equal(broker_keystore_fetch(ks, "web", &set, err, sizeof(err)), 0);
 	if (broker_keystore_wrap(ks, &set, guest, &env, err, sizeof(err)) != 0)
 		fail_msg("wrap: %s", err);
-	/* SoftHSMv2 wraps with OAEP SHA-1 only: the store found that out */
 	assert_string_equal(env.alg, AK_HSMENV_ALG_OAEP);
 	assert_int_equal(env.ek_len, 3072 / 8);
 	assert_int_equal(env.n, 2);
@@ -428,6 +429,7 @@ static void test_wrap_refusals(void **state)
 	/* the file store does not wrap */
 	assert_int_equal(broker_keystore_new("file", &file, err, sizeof(err)), 0);
 	assert_false(broker_keystore_wraps(file));
+	assert_null(broker_keystore_wrap_alg(file));
 	assert_int_equal(broker_keystore_wrap(file, &set, guest, &env, err, sizeof(err)), -ENOTSUP);
 	broker_keystore_free(file);
 	broker_keyset_clear(&bad);
