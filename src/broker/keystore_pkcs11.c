@@ -214,7 +214,9 @@ static int find_slot(struct p11_store *st, char *err, size_t errlen)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if (st->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+		/* SoftHSM always shows one more slot with an empty token */
+		if (st->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
+		    !(ti.flags & CKF_TOKEN_INITIALIZED))
 			continue;
 		token_label(&ti, lbl);
 		if (off < sizeof(seen))

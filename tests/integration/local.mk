@@ -64,8 +64,9 @@ INTEGRATION_TESTS = \
 	tests/integration/httpfixture.sh \
 	tests/integration/tdx-verify.sh \
 	tests/integration/snp-vectors.sh \
-	tests/integration/snp-kds.sh
+	tests/integration/snp-kds.sh \
+	tests/integration/hsm-store.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
-	tests/integration/snp-lib.sh
+	tests/integration/snp-lib.sh tests/integration/hsm-lib.sh
