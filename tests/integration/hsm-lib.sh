@@ -45,3 +45,28 @@ token = hsm\\
 pin_file = $T/hsm/pin\\
 " "$T/broker.conf"
 }
+
+# memdump PID OUT: every readable mapping of PID, read through
+# /proc/PID/mem into OUT. Unlike a core dump this includes what the process
+# marked MADV_DONTDUMP (OpenSSL's secure heap): all the memory it holds.
+memdump() {
+	local pid=$1 out=$2 range perms rest lo hi
+	: >"$out"
+	while read -r range perms rest; do
+		case $perms in r*) ;; *) continue ;; esac
+		case $rest in *"[vvar]"* | *"[vsyscall]"*) continue ;; esac
+		lo=$((16#${range%-*}))
+		hi=$((16#${range#*-}))
+		dd if="/proc/$pid/mem" bs=1M iflag=skip_bytes,count_bytes skip=$lo count=$((hi - lo)) \
+			status=none >>"$out" 2>/dev/null
+	done <"/proc/$pid/maps"
+	[ -s "$out" ]
+}
+
+# strace_reads LOG OUT: the bytes every read(2)-family call returned in an
+# "strace -xx -s N -e trace=read,pread64,readv,recvfrom,recvmsg" log, as
+# one binary file (for corescan)
+strace_reads() {
+	sed -n 's/^[0-9]* *\(read\|pread64\|recvfrom\)([0-9]*, "\(\(\\x[0-9a-f][0-9a-f]\)*\)".*/\2/p' "$1" |
+		sed 's/\\x//g' | xxd -r -p >"$2"
+}
