@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -69,6 +70,9 @@ struct ak_vault;
 int ak_vault_new(const struct ak_vault_config *cfg, struct ak_vault **out, char *err,
 		 size_t errlen) AK_WUR;
 void ak_vault_free(struct ak_vault *v);
+/* (Added.) The checks of ak_vault_new without a request: a daemon checks
+ * its configuration before it makes its secure heap. 0 or -errno. */
+int ak_vault_config_check(const struct ak_vault_config *cfg, char *err, size_t errlen) AK_WUR;
 
 /* Keep the token alive: renew-self when less than a third of its TTL is
  * left; AppRole login again when renewal fails or the token was revoked
@@ -103,5 +107,27 @@ enum ak_vault_status ak_vault_kv_metadata(struct ak_vault *v, const char *mount,
 /* Delete every version and the metadata (DELETE .../metadata/path). */
 enum ak_vault_status ak_vault_kv_destroy_all(struct ak_vault *v, const char *mount,
 					     const char *path, char *err, size_t errlen);
+
+/*
+ * Added by the Vault key store (issue 10).
+ */
+/* Counters since ak_vault_new: HTTP transfers made (retries included), new
+ * connections they opened (CURLINFO_NUM_CONNECTS summed: with the pool, one
+ * per server however many requests), AppRole logins attempted and token
+ * renewals done. For tests, benchmarks and debug lines. */
+struct ak_vault_stats {
+	unsigned long requests, connects, logins, renewals;
+};
+void ak_vault_get_stats(struct ak_vault *v, struct ak_vault_stats *out);
+
+/* The rules the client applies, exposed for unit tests: the status of an
+ * HTTP answer; whether a transfer is retried (http 0: none came, curl_code
+ * is the CURLcode); the wait before retry attempt n (1, 2, ...) in ms; and
+ * whether a token obtained at `obtained` with ttl seconds is due for
+ * renewal at now (less than a third of it left; never when ttl is 0). */
+enum ak_vault_status ak_vault_status_from_http(long http);
+bool ak_vault_retryable(long http, int curl_code);
+long ak_vault_backoff_ms(unsigned attempt);
+bool ak_vault_renew_due(time_t now, time_t obtained, long ttl);
 
 #endif

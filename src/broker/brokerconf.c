@@ -52,7 +52,8 @@ static bool is_list_key(const char *section, const char *key)
 		return strcmp(key, "roots") == 0;
 	if (strncmp(section, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0)
 		return strcmp(key, "measurements") == 0 || strcmp(key, "vmpl") == 0 ||
-		       strcmp(key, "mrtd") == 0 || strcmp(key, "tcb_status") == 0;
+		       strcmp(key, "mrtd") == 0 || strcmp(key, "tcb_status") == 0 ||
+		       strcmp(key, "key_version") == 0;
 	return false;
 }
 
@@ -625,23 +626,249 @@ out:
 	return r;
 }
 
-static int apply(struct broker_config *c, struct parse *p, char *err, size_t errlen)
+/* ---- key stores: [keystore] (the store "default") and [keystore NAME] -- */
+#define KEYSTORE_SECTION "keystore"
+#define DEFAULT_STORE "default"
+
+/* The store a section configures, or NULL when it is not a key store's. */
+static const char *store_name(const char *section)
+{
+	size_t n = strlen(KEYSTORE_SECTION);
+
+	if (strncmp(section, KEYSTORE_SECTION, n) != 0)
+		return NULL;
+	if (section[n] == '\0')
+		return DEFAULT_STORE;
+	if (section[n] != ' ')
+		return NULL;
+	section += n;
+	while (*section == ' ')
+		section++;
+	return section;
+}
+
+static struct broker_keystore *store_find(const struct broker_config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_stores; i++) {
+		if (strcmp(c->stores[i].name, name) == 0)
+			return c->stores[i].ks;
+	}
+	return NULL;
+}
+
+/* [keystore] or [keystore NAME] as the configuration file writes it. */
+static void store_section(const char *name, char *out, size_t outlen)
+{
+	if (strcmp(name, DEFAULT_STORE) == 0)
+		snprintf(out, outlen, "[%s]", KEYSTORE_SECTION);
+	else
+		snprintf(out, outlen, "[%s %s]", KEYSTORE_SECTION, name);
+}
+
+/* Make every store a section names, of its type (default file). */
+static int stores_create(struct broker_config *c, const struct parse *p, char *err, size_t errlen)
 {
 	char detail[512] = "";
-	const char *ks_type = "file";
-	const struct entry *e = NULL;
-	size_t i;
+	size_t i, j;
 	int r;
 
 	for (i = 0; i < p->n; i++) {
-		if (strcmp(p->e[i].section, "keystore") == 0 && strcmp(p->e[i].key, "type") == 0)
-			ks_type = p->e[i].value;
+		const char *name = store_name(p->e[i].section), *type = "file";
+		struct broker_named_store *ns;
+
+		if (!name || store_find(c, name))
+			continue;
+		if (!token_name_ok(name)) {
+			snprintf(err, errlen,
+				 "%s: [%s]: key store name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - "
+				 "(no leading dot)",
+				 c->path, p->e[i].section, name, TOKEN_NAME_MAX);
+			return -EINVAL;
+		}
+		for (j = 0; j < p->n; j++) {
+			const char *other = store_name(p->e[j].section);
+
+			if (other && strcmp(other, name) == 0 && strcmp(p->e[j].key, "type") == 0)
+				type = p->e[j].value;
+		}
+		ns = realloc(c->stores, (c->n_stores + 1) * sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		c->stores = ns;
+		ns = &c->stores[c->n_stores];
+		ns->ks = NULL;
+		ns->name = strdup(name);
+		if (!ns->name)
+			return -ENOMEM;
+		c->n_stores++;
+		r = broker_keystore_new(type, &ns->ks, detail, sizeof(detail));
+		if (r < 0) {
+			snprintf(err, errlen, "%s: [%s] type: %s", c->path, p->e[i].section, detail);
+			return r;
+		}
+		if (strcmp(name, DEFAULT_STORE) == 0)
+			c->keystore = ns->ks;
 	}
-	r = broker_keystore_new(ks_type, &c->keystore, detail, sizeof(detail));
-	if (r < 0) {
-		snprintf(err, errlen, "%s: [keystore] type: %s", c->path, detail);
+	return 0;
+}
+
+/* A path inside a store: segments without "." or "..", no leading or
+ * trailing '/'. */
+static bool store_path_ok(const char *v)
+{
+	const char *p = v;
+
+	if (!*v)
+		return false;
+	for (;;) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	return !strpbrk(v, "?#%\\ \t");
+}
+
+/* key_version = LABEL:N [LABEL:N...] (commas or blanks between). */
+static int parse_pins(struct broker_token *t, const char *v, char *detail, size_t dlen)
+{
+	char *copy = strdup(v), *tok, *save = NULL;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save)) {
+		char *colon = strrchr(tok, ':');
+		struct broker_key_pin *np;
+		uint64_t n = 0;
+		size_t i;
+
+		if (!colon || colon == tok || ak_parse_u64(colon + 1, &n) < 0 || n < 1 ||
+		    n > UINT32_MAX || !isdigit((unsigned char)colon[1])) {
+			snprintf(detail, dlen, "'%s' is not LABEL:VERSION (e.g. tls:3)", tok);
+			r = -EINVAL;
+			break;
+		}
+		*colon = '\0';
+		for (i = 0; i < t->n_pins; i++) {
+			if (strcmp(t->pins[i].label, tok) == 0)
+				break;
+		}
+		if (i < t->n_pins) {
+			snprintf(detail, dlen, "'%s' is pinned twice", tok);
+			r = -EINVAL;
+			break;
+		}
+		np = realloc(t->pins, (t->n_pins + 1) * sizeof(*np));
+		if (!np || !(np[t->n_pins].label = strdup(tok))) {
+			if (np)
+				t->pins = np;
+			r = -ENOMEM;
+			break;
+		}
+		t->pins = np;
+		t->pins[t->n_pins++].version = (unsigned)n;
+	}
+	free(copy);
+	return r;
+}
+
+/* [token NAME] keystore, keystore_path, key_version; 1: not one of them. */
+static int apply_token_store(struct broker_token *t, const struct entry *e, char *detail,
+			     size_t dlen)
+{
+	const char *v = e->value;
+
+	if (strcmp(e->key, "keystore") == 0) {
+		if (!token_name_ok(v)) {
+			snprintf(detail, dlen, "'%s' is not a key store name", v);
+			return -EINVAL;
+		}
+		return set_str(&t->keystore_name, v);
+	}
+	if (strcmp(e->key, "keystore_path") == 0) {
+		if (!store_path_ok(v)) {
+			snprintf(detail, dlen,
+				 "'%s' is not a path in a key store (e.g. web or prod/web; no '.' or "
+				 "'..' parts)",
+				 v);
+			return -EINVAL;
+		}
+		return set_str(&t->keystore_path, v);
+	}
+	if (strcmp(e->key, "key_version") == 0)
+		return parse_pins(t, v, detail, dlen);
+	return 1;
+}
+
+/* Open every store, then give each token the store it names. */
+static int stores_open(struct broker_config *c, char *err, size_t errlen)
+{
+	char detail[512] = "", sect[TOKEN_NAME_MAX + 16];
+	size_t i;
+	int r;
+
+	for (i = 0; i < c->n_stores; i++) {
+		r = broker_keystore_open(c->stores[i].ks, detail, sizeof(detail));
+		if (r < 0) {
+			store_section(c->stores[i].name, sect, sizeof(sect));
+			snprintf(err, errlen, "%s: %s %s", c->path, sect, detail);
+			return r;
+		}
+	}
+	for (i = 0; i < c->n_tokens; i++) {
+		struct broker_token *t = &c->tokens[i];
+		const char *name = t->keystore_name ? t->keystore_name : DEFAULT_STORE;
+
+		t->keystore = store_find(c, name);
+		if (!t->keystore) {
+			store_section(name, sect, sizeof(sect));
+			snprintf(err, errlen, "%s: [token %s] keystore: no %s section names a key store "
+				 "for its keys",
+				 c->path, t->name, sect);
+			return -EINVAL;
+		}
+		if (t->n_pins && !broker_keystore_versioned(t->keystore)) {
+			store_section(name, sect, sizeof(sect));
+			snprintf(err, errlen,
+				 "%s: [token %s] key_version: the key store %s keeps no versions "
+				 "(a vault store does)",
+				 c->path, t->name, sect);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int broker_token_fetch(const struct broker_token *t, struct broker_keyset *out, char *err,
+		       size_t errlen)
+{
+	const struct broker_fetch req = {
+	    .token = t->name,
+	    .path = t->keystore_path ? t->keystore_path : t->name,
+	    .pins = t->pins,
+	    .n_pins = t->n_pins,
+	};
+
+	return broker_keystore_fetch_at(t->keystore, &req, out, err, errlen);
+}
+
+static int apply(struct broker_config *c, struct parse *p, char *err, size_t errlen)
+{
+	char detail[512] = "";
+	const struct entry *e = NULL;
+	const char *sname;
+	size_t i;
+	int r;
+
+	r = stores_create(c, p, err, errlen);
+	if (r < 0)
 		return r;
-	}
 
 	for (i = 0; i < p->n; i++) {
 		e = &p->e[i];
@@ -651,13 +878,14 @@ static int apply(struct broker_config *c, struct parse *p, char *err, size_t err
 			FAIL("given more than once");
 		if (strcmp(e->section, "broker") == 0) {
 			r = apply_broker(c, e, detail, sizeof(detail));
-		} else if (strcmp(e->section, "keystore") == 0) {
+		} else if ((sname = store_name(e->section)) != NULL) {
+			struct broker_keystore *ks = store_find(c, sname);
+
 			if (strcmp(e->key, "type") == 0)
 				continue;
-			r = broker_keystore_set(c->keystore, e->key, e->value, detail,
-						sizeof(detail));
+			r = broker_keystore_set(ks, e->key, e->value, detail, sizeof(detail));
 			if (r == -ENOENT)
-				FAIL("unknown key for a %s key store", ks_type);
+				FAIL("unknown key for a %s key store", ks->ops->type);
 		} else if (strcmp(e->section, "snp") == 0) {
 			r = apply_snp(c, e, detail, sizeof(detail));
 			if (r == 1)
@@ -681,15 +909,18 @@ static int apply(struct broker_config *c, struct parse *p, char *err, size_t err
 				r = -ENOMEM;
 				FAIL("out of memory");
 			}
-			if (strcmp(e->key, "pin_sha256") == 0)
+			/* keystore, keystore_path and key_version first (1: none) */
+			r = apply_token_store(t, e, detail, sizeof(detail));
+			if (r == 1 && strcmp(e->key, "pin_sha256") == 0)
 				r = parse_pin(t, e->value, detail, sizeof(detail));
-			else
+			else if (r == 1)
 				r = vf_policy_set(&t->policy, e->key, e->value, detail,
 						  sizeof(detail));
 			if (r == -ENOENT)
 				FAIL("unknown key");
 		} else {
-			FAIL("unknown section (expected broker, keystore, snp, tdx or token NAME)");
+			FAIL("unknown section (expected broker, keystore, keystore NAME, snp, tdx or "
+			     "token NAME)");
 		}
 		if (r < 0) {
 			if (!detail[0])
@@ -723,8 +954,13 @@ static size_t secure_heap_size(struct broker_config *c)
 
 	if (c->secure_heap)
 		return c->secure_heap;
-	for (i = 0; i < c->n_tokens; i++)
-		(void)broker_keystore_secure_bytes(c->keystore, c->tokens[i].name, &keys);
+	for (i = 0; i < c->n_tokens; i++) {
+		const struct broker_token *t = &c->tokens[i];
+
+		(void)broker_keystore_secure_bytes(t->keystore,
+						   t->keystore_path ? t->keystore_path : t->name,
+						   &keys);
+	}
 	need = 2 * keys + BROKER_SECURE_HEAP_HEADROOM;
 	while (size < need && size < BROKER_MAX_SECURE_HEAP)
 		size <<= 1;
@@ -745,11 +981,9 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 					: "secret_file");
 		return -EINVAL;
 	}
-	r = broker_keystore_open(c->keystore, detail, sizeof(detail));
-	if (r < 0) {
-		snprintf(err, errlen, "%s: [keystore] %s", c->path, detail);
+	r = stores_open(c, err, errlen);
+	if (r < 0)
 		return r;
-	}
 	if (c->n_tokens == 0) {
 		snprintf(err, errlen, "%s: no [token NAME] section: the broker would serve nothing",
 			 c->path);
@@ -891,8 +1125,7 @@ int broker_config_check_keys(struct broker_config *c, char *err, size_t errlen)
 	int r;
 
 	for (i = 0; i < c->n_tokens; i++) {
-		r = broker_keystore_fetch(c->keystore, c->tokens[i].name, &ks, detail,
-					  sizeof(detail));
+		r = broker_token_fetch(&c->tokens[i], &ks, detail, sizeof(detail));
 		broker_keyset_clear(&ks);
 		if (r < 0) {
 			snprintf(err, errlen, "token '%s': %s", c->tokens[i].name, detail);
@@ -904,7 +1137,7 @@ int broker_config_check_keys(struct broker_config *c, char *err, size_t errlen)
 
 void broker_config_free(struct broker_config *c)
 {
-	size_t i;
+	size_t i, j;
 
 	if (!c)
 		return;
@@ -913,13 +1146,22 @@ void broker_config_free(struct broker_config *c)
 		vf_policy_clear(&c->tokens[i].policy);
 		ak_memzero(c->tokens[i].pin_hash, sizeof(c->tokens[i].pin_hash));
 		ak_memzero(c->tokens[i].pin_salt, sizeof(c->tokens[i].pin_salt));
+		free(c->tokens[i].keystore_name);
+		free(c->tokens[i].keystore_path);
+		for (j = 0; j < c->tokens[i].n_pins; j++)
+			free(c->tokens[i].pins[j].label);
+		free(c->tokens[i].pins);
 	}
 	free(c->tokens);
+	for (i = 0; i < c->n_stores; i++) {
+		broker_keystore_free(c->stores[i].ks);
+		free(c->stores[i].name);
+	}
+	free(c->stores);
 	vf_snp_trust_free(c->snp);
 	vf_tdx_trust_free(c->tdx);
 	free(c->tdx_pcs_url);
 	free(c->tdx_cache_dir);
-	broker_keystore_free(c->keystore);
 	ak_secbuf_clear(&c->secret);
 	ak_secbuf_clear(&c->key_pem);
 	free(c->cert_pem);

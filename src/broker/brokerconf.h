@@ -44,6 +44,21 @@ struct broker_token {
 	uint8_t pin_salt[BROKER_PIN_SALT_MAX];
 	size_t pin_salt_len;
 	uint8_t pin_hash[BROKER_PIN_HASH_LEN];
+	/* Where the token's keys are (docs/vault.md): the store [keystore
+	 * NAME] named by keystore (NULL: "default", the [keystore] section),
+	 * at keystore_path in it (NULL: the token's name), with key_version
+	 * pins. */
+	char *keystore_name;
+	struct broker_keystore *keystore; /* resolved when the file is loaded */
+	char *keystore_path;
+	struct broker_key_pin *pins;
+	size_t n_pins;
+};
+
+/* A key store section: [keystore] is the store named "default". */
+struct broker_named_store {
+	char *name;
+	struct broker_keystore *ks;
 };
 
 struct broker_config {
@@ -66,8 +81,10 @@ struct broker_config {
 	unsigned max_connections_per_ip; /* per client address; 0: none */
 	uint64_t handshake_timeout;	 /* s from accept to TLS done + request line */
 	uint64_t request_timeout;	 /* s for a whole request's headers and body */
-	/* [keystore] */
-	struct broker_keystore *keystore;
+	/* [keystore] and [keystore NAME] */
+	struct broker_keystore *keystore; /* "default"; NULL when there is no [keystore] */
+	struct broker_named_store *stores;
+	size_t n_stores;
 	/* [snp] */
 	struct vf_snp_trust *snp;
 	size_t n_roots; /* 0: every SNP evidence is refused */
@@ -94,6 +111,9 @@ const struct broker_token *broker_config_token(const struct broker_config *c, co
 /* Fetch every token's keys once, to refuse a broken key store at start
  * instead of at the first login. */
 int broker_config_check_keys(struct broker_config *c, char *err, size_t errlen) AK_WUR;
+/* The token's keys from its store, at its path, with its pins. */
+int broker_token_fetch(const struct broker_token *t, struct broker_keyset *out, char *err,
+		       size_t errlen) AK_WUR;
 /* PIN verification of docs/pin.md: true when the token has no verifier, or
  * when SHA-256(salt || pin) matches (constant-time). */
 bool broker_token_pin_ok(const struct broker_token *t, const char *pin);

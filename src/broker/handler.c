@@ -37,6 +37,7 @@ struct decision {
 	bool have_tdx; /* the quote verified: tdx holds its fields */
 	struct vf_tdx_result tdx;
 	json_t *keys;	  /* labels released */
+	json_t *versions; /* label -> store version (Vault), when the store has them */
 	bool replay;	  /* this nonce and ephemeral key were released before */
 	int64_t fetch_us; /* key store read, for the debug timing line */
 };
@@ -215,6 +216,8 @@ static int record(struct broker *b, const struct broker_request *req, struct dec
 	}
 	if (d->keys)
 		json_object_set(line, "keys", d->keys);
+	if (d->versions)
+		json_object_set(line, "key_versions", d->versions);
 	if (d->replay)
 		json_object_set_new(line, "replay", json_true());
 	ret = broker_audit(b, line);
@@ -409,14 +412,21 @@ static int fetch_keys(struct broker *b, const struct broker_token *t, struct bro
 		      struct decision *d)
 {
 	char detail[MSG_LEN] = "";
-	int r = broker_keystore_fetch(b->cfg->keystore, t->name, ks, detail, sizeof(detail));
+	int r = broker_token_fetch(t, ks, detail, sizeof(detail));
 
+	(void)b;
 	if (r < 0) {
-		refuse(d, r == -ENOBUFS ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE,
-		       "key store: %s", detail);
+		/* a store that may come back (Vault sealed, unreachable...):
+		 * 503, and nothing of the token is released */
+		bool later = r == -ENOBUFS || r == BROKER_KEYSTORE_UNAVAILABLE;
+
+		refuse(d, later ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE, "key store: %s",
+		       detail);
 		snprintf(d->client_msg, sizeof(d->client_msg), "%s",
 			 r == -ENOBUFS ? "the broker has no room for the keys now; retry later"
-				       : "the key store failed; details are in the broker log");
+			 : later	? "the key store is unavailable now; details are in the "
+				  "broker log; retry later"
+				: "the key store failed; details are in the broker log");
 	}
 	return r;
 }
@@ -433,7 +443,7 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 
 	/* An HSM store hands out no private key to encrypt: its keys leave it
 	 * only in its own envelope (docs/hsm.md), never in a v1 JWE. */
-	if (broker_keystore_wraps(b->cfg->keystore)) {
+	if (broker_keystore_wraps(t->keystore)) {
 		refuse(d, AK_R_KEYSTORE,
 		       "the key store releases keys only in the HSM envelope, which this "
 		       "request cannot receive");
@@ -465,6 +475,10 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 			goto oom;
 		}
 		item = NULL;
+		if (k->version && ((!d->versions && !(d->versions = json_object())) ||
+				   json_object_set_new(d->versions, k->label,
+						       json_integer(k->version)) < 0))
+			goto oom;
 	}
 	broker_keyset_clear(&ks);
 	return arr;
@@ -475,6 +489,8 @@ fail:
 	json_decref(arr);
 	json_decref(d->keys);
 	d->keys = NULL;
+	json_decref(d->versions);
+	d->versions = NULL;
 	broker_keyset_clear(&ks);
 	return NULL;
 }
@@ -643,8 +659,14 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		json_array_foreach(d.keys, i, l) {
 			if (off >= sizeof(d.msg))
 				break;
+			json_t *ver = json_object_get(d.versions, json_string_value(l));
+
 			off += (size_t)snprintf(d.msg + off, sizeof(d.msg) - off, "%s %s",
 						i ? "," : "", json_string_value(l));
+			if (ver && off < sizeof(d.msg))
+				off += (size_t)snprintf(d.msg + off, sizeof(d.msg) - off,
+							" (version %" JSON_INTEGER_FORMAT ")",
+							json_integer_value(ver));
 		}
 	}
 	rep->status = 200;
@@ -666,6 +688,7 @@ out:
 	EVP_PKEY_free(recipient);
 	json_decref(keys);
 	json_decref(d.keys);
+	json_decref(d.versions);
 	ak_memzero(thp, sizeof(thp));
 }
 

@@ -22,8 +22,8 @@
 
 static const struct broker_keystore_ops *const stores[] = {
     &broker_keystore_file_ops,
+    &broker_keystore_vault_ops,
     &broker_keystore_pkcs11_ops,
-    /* the Vault KV v2 store goes here (its own issue) */
 };
 
 const struct broker_keystore_ops *broker_keystore_find(const char *type)
@@ -45,7 +45,7 @@ int broker_keystore_new(const char *type, struct broker_keystore **out, char *er
 
 	*out = NULL;
 	if (!ops) {
-		snprintf(err, errlen, "unknown key store type '%s' (supported: file, pkcs11)",
+		snprintf(err, errlen, "unknown key store type '%s' (supported: file, vault, pkcs11)",
 			 type ? type : "");
 		return -EINVAL;
 	}
@@ -77,12 +77,25 @@ int broker_keystore_open(struct broker_keystore *ks, char *err, size_t errlen)
 int broker_keystore_fetch(struct broker_keystore *ks, const char *token, struct broker_keyset *out,
 			  char *err, size_t errlen)
 {
+	const struct broker_fetch req = {.token = token, .path = token};
+
+	return broker_keystore_fetch_at(ks, &req, out, err, errlen);
+}
+
+bool broker_keystore_versioned(const struct broker_keystore *ks)
+{
+	return ks->ops->versioned;
+}
+
+int broker_keystore_fetch_at(struct broker_keystore *ks, const struct broker_fetch *req,
+			     struct broker_keyset *out, char *err, size_t errlen)
+{
 	int ret;
 
 	out->keys = NULL;
 	out->n = 0;
 	out->shared = NULL;
-	ret = ks->ops->fetch(ks->ctx, token, out, err, errlen);
+	ret = ks->ops->fetch(ks->ctx, req, out, err, errlen);
 	/* whatever the store's decoders left in their dead frames */
 	ak_stack_wipe();
 	if (ret < 0)

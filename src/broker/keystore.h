@@ -16,6 +16,7 @@
 #ifndef ATTESTKEY_BROKER_KEYSTORE_H
 #define ATTESTKEY_BROKER_KEYSTORE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@ struct broker_key {
 	size_t cert_len;
 	uint8_t *spki_der;		    /* DER SubjectPublicKeyInfo (public) */
 	size_t spki_len;
+	unsigned version; /* the store's version of the key (Vault KV v2); 0: none */
 	/* A store that keeps the private key itself (the PKCS#11 HSM store,
 	 * whose ops have wrap): pkcs8 stays empty and this is the store's own
 	 * reference to the key (the HSM's CK_OBJECT_HANDLE); 0 otherwise. */
@@ -84,22 +86,49 @@ struct broker_envelope {
 };
 void broker_envelope_clear(struct broker_envelope *env);
 
+/* [token NAME] key_version = LABEL:N pins a key to a version of a store
+ * that keeps versions (Vault KV v2); other keys follow the latest. */
+struct broker_key_pin {
+	char *label;
+	unsigned version;
+};
+
+/* What a fetch asks for: the token (for messages), where its keys are in
+ * the store ([token] keystore_path, default the token's name) and the
+ * pinned versions. */
+struct broker_fetch {
+	const char *token;
+	const char *path;
+	const struct broker_key_pin *pins;
+	size_t n_pins;
+};
+
+/*
+ * A store failure that is not the configuration's or the keys' fault and
+ * may pass (Vault sealed, unreachable, rate limited, a policy or a key
+ * missing there): fetch returns it with err naming what failed, and the
+ * release is refused 503 keystore_unavailable (never a partial release).
+ */
+#define BROKER_KEYSTORE_UNAVAILABLE (-EAGAIN)
+
 struct broker_keystore_ops {
 	const char *type; /* the value of "type =" */
+	bool versioned;	  /* keeps versions: [token] key_version may pin them */
 	int (*create)(void **ctx);
 	/* One INI key of [keystore] (not "type"). 0; -ENOENT for a key the store
 	 * does not know; -EINVAL with err naming the bad value. */
 	int (*set)(void *ctx, const char *key, const char *value, char *err, size_t errlen);
 	/* All keys given: check the configuration is complete and usable. */
 	int (*open)(void *ctx, char *err, size_t errlen);
-	/* The token's keys, sorted by label. At least one key, or an error
-	 * with err naming the file or object that failed (never key bytes);
-	 * -ENOBUFS when the secure heap has no room for them. */
-	int (*fetch)(void *ctx, const char *token, struct broker_keyset *out, char *err,
-		     size_t errlen);
-	/* Optional: bytes of secure heap the token's keys take (an upper
+	/* The keys at req->path (pinned versions as req says), sorted by
+	 * label. At least one key, or an error with err naming the file or
+	 * object that failed (never key bytes); -ENOBUFS when the secure heap
+	 * has no room for them; BROKER_KEYSTORE_UNAVAILABLE as said above. */
+	int (*fetch)(void *ctx, const struct broker_fetch *req, struct broker_keyset *out,
+		     char *err, size_t errlen);
+	/* Optional: bytes of secure heap the keys at path take (an upper
 	 * bound), for [broker] secure_heap = auto. 0 or -errno. */
-	int (*secure_bytes)(void *ctx, const char *token, size_t *out);
+	int (*secure_bytes)(void *ctx, const char *path, size_t *out);
 	/* Optional, for a store that never hands out private keys (an HSM):
 	 * its fetch() returns each key's public part and store_ref, never
 	 * pkcs8, and wrap() makes the envelope of ks (as that fetch returned
@@ -124,8 +153,12 @@ int broker_keystore_new(const char *type, struct broker_keystore **out, char *er
 int broker_keystore_set(struct broker_keystore *ks, const char *key, const char *value, char *err,
 			size_t errlen) AK_WUR;
 int broker_keystore_open(struct broker_keystore *ks, char *err, size_t errlen) AK_WUR;
+int broker_keystore_fetch_at(struct broker_keystore *ks, const struct broker_fetch *req,
+			     struct broker_keyset *out, char *err, size_t errlen) AK_WUR;
+/* The same for a token whose keys are at its own name, unpinned. */
 int broker_keystore_fetch(struct broker_keystore *ks, const char *token, struct broker_keyset *out,
 			  char *err, size_t errlen) AK_WUR;
+bool broker_keystore_versioned(const struct broker_keystore *ks);
 /* Adds the token's secure_bytes to *total (best effort: what cannot be
  * counted now fails at the fetch); -ENOTSUP when the store cannot tell. */
 int broker_keystore_secure_bytes(struct broker_keystore *ks, const char *token, size_t *total);
@@ -141,6 +174,8 @@ int broker_keystore_wrap(struct broker_keystore *ks, const struct broker_keyset 
 
 /* The file store (keystore_file.c). */
 extern const struct broker_keystore_ops broker_keystore_file_ops;
+/* The Vault KV v2 store (keystore_vault.c, docs/vault.md). */
+extern const struct broker_keystore_ops broker_keystore_vault_ops;
 /* The PKCS#11 HSM store (keystore_pkcs11.c, docs/hsm.md). */
 extern const struct broker_keystore_ops broker_keystore_pkcs11_ops;
 

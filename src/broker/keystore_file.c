@@ -387,10 +387,11 @@ static int load_all(int dfd, const char *tdir, struct dirent **names, size_t n,
 	return broker_keyset_adopt(out, keys, n);
 }
 
-static int file_fetch(void *ctx, const char *token, struct broker_keyset *out, char *err,
-		      size_t errlen)
+static int file_fetch(void *ctx, const struct broker_fetch *req, struct broker_keyset *out,
+		      char *err, size_t errlen)
 {
 	struct file_store *fs = ctx;
+	const char *token = req->path; /* DIR/<keystore_path>, default the token's name */
 	struct dirent **names = NULL;
 	struct file_sig *sigs = NULL;
 	char tdir[PATH_MAX];

@@ -840,10 +840,11 @@ static int cmp_key(const void *a, const void *b)
 	return strcmp(((const struct broker_key *)a)->label, ((const struct broker_key *)b)->label);
 }
 
-static int p11_fetch(void *ctx, const char *token, struct broker_keyset *out, char *err,
-		     size_t errlen)
+static int p11_fetch(void *ctx, const struct broker_fetch *req, struct broker_keyset *out,
+		     char *err, size_t errlen)
 {
 	struct p11_store *st = ctx;
+	const char *token = req->path; /* the label prefix: [token] keystore_path */
 	CK_SESSION_HANDLE s;
 	struct hsm_obj *objs = NULL;
 	struct broker_key *keys = NULL;
@@ -851,10 +852,13 @@ static int p11_fetch(void *ctx, const char *token, struct broker_keyset *out, ch
 	char what[128];
 	int ret;
 
+	/* an HSM that does not answer now may later: 503, retry */
 	ret = session_open(st, &s, err, errlen);
 	if (ret < 0)
-		return ret;
+		return ret == -EIO ? BROKER_KEYSTORE_UNAVAILABLE : ret;
 	ret = list_private(st, s, token, &objs, &n, err, errlen);
+	if (ret == -EIO)
+		ret = BROKER_KEYSTORE_UNAVAILABLE;
 	if (ret < 0)
 		goto out;
 	if (n == 0) {

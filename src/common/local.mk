@@ -14,3 +14,10 @@ libakcommon_la_SOURCES = \
 	src/common/snp.c \
 	src/common/tdx.c
 libakcommon_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
+
+# The Vault KV v2 client (vault.h): the broker's Vault key store and the
+# CLI link it; not the PKCS#11 module, whose libcurl is the GnuTLS one.
+noinst_LTLIBRARIES += libakvault.la
+libakvault_la_SOURCES = src/common/vault.c
+libakvault_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
+libakvault_la_LIBADD = $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)

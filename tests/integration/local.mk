@@ -65,8 +65,17 @@ INTEGRATION_TESTS = \
 	tests/integration/tdx-verify.sh \
 	tests/integration/snp-vectors.sh \
 	tests/integration/snp-kds.sh \
+	tests/integration/vault-client.sh \
+	tests/integration/vault-broker.sh \
+	tests/integration/vault-nginx.sh \
 	tests/integration/hsm-store.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
-	tests/integration/snp-lib.sh tests/integration/hsm-lib.sh
+	tests/integration/snp-lib.sh tests/integration/vault-lib.sh \
+	tests/integration/hsm-lib.sh
+# issue 10: drives the Vault client against the real Vault (vault-*.sh)
+check_PROGRAMS += tests/integration/vaultprobe
+tests_integration_vaultprobe_SOURCES = tests/integration/vaultprobe.c
+tests_integration_vaultprobe_LDADD = libakvault.la libakcommon.la $(CURL_LIBS) $(CRYPTO_LIBS) \
+	$(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(PTHREAD_LIBS)

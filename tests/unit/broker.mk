@@ -14,7 +14,7 @@ BROKER_TESTS = \
 check_PROGRAMS += $(BROKER_TESTS)
 TESTS += $(BROKER_TESTS)
 
-BROKER_TEST_LDADD = libakbroker.la libakverify.la libakcommon.la \
+BROKER_TEST_LDADD = libakbroker.la libakverify.la libakvault.la libakcommon.la \
 	$(CMOCKA_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) \
 	$(CURL_LIBS) $(P11KIT_LIBS)
 
@@ -45,7 +45,7 @@ tests_unit_test_broker_handler_LDADD = $(BROKER_TEST_LDADD)
 tests_unit_test_broker_sim_SOURCES = tests/unit/test_broker_sim.c \
 	tests/unit/test_broker_util.c
 tests_unit_test_broker_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MHD_CFLAGS)
-tests_unit_test_broker_sim_LDADD = libakbroker.la libakevidence.la libakverify.la \
+tests_unit_test_broker_sim_LDADD = libakbroker.la libakevidence.la libakverify.la libakvault.la \
 	libakcommon.la $(CMOCKA_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
 	$(INIH_LIBS) $(CURL_LIBS) $(P11KIT_LIBS)
 endif

@@ -10,7 +10,7 @@ HSM_TESTS = \
 check_PROGRAMS += $(HSM_TESTS)
 TESTS += $(HSM_TESTS)
 
-HSM_TEST_LDADD = libakbroker.la libakverify.la libakcommon.la \
+HSM_TEST_LDADD = libakbroker.la libakverify.la libakvault.la libakcommon.la \
 	$(CMOCKA_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) \
 	$(CURL_LIBS) $(P11KIT_LIBS)
 
