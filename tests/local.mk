@@ -17,5 +17,6 @@ include $(srcdir)/tests/unit/pkcs11.mk
 include $(srcdir)/tests/unit/hsm.mk
 include $(srcdir)/tests/unit/tdxsim.mk
 include $(srcdir)/tests/unit/vault.mk
+include $(srcdir)/tests/unit/key.mk
 include $(srcdir)/tests/integration/local.mk
 include $(srcdir)/tests/bench/local.mk

@@ -37,6 +37,22 @@
  * or sender-chosen text, for the caller's one log line; NULL on success.
  */
 
+/* The ephemeral key as it travels in the request's "pubkey": the RSA
+ * public JWK {"kty": "RSA", "n", "e"} (RFC 7518 §6.3.1), never a private
+ * member. NULL on failure. */
+struct json_t;
+struct json_t *ak_hsmenv_jwk_public(EVP_PKEY *rsa) AK_WUR;
+/* The broker's side of it: an RSA public JWK with exactly kty, n and e (a
+ * private member is refused), of AK_HSMENV_RSA_BITS to 8192 bits with an
+ * odd exponent of 3 or more, to a public key in ak_libctx(). NULL with
+ * *why naming what is wrong. */
+EVP_PKEY *ak_hsmenv_pkey_from_jwk(const struct json_t *jwk, const char **why) AK_WUR;
+/* The CKA_ID the broker gives a key (RFC 5280 §4.2.1.2 method 1: SHA-1 of
+ * the subjectPublicKey BIT STRING), in lower-case hex: KWP has no AAD, so
+ * the module checks each unwrapped key against its entry's id. 0 or
+ * -EINVAL. */
+int ak_hsmenv_key_id(EVP_PKEY *pub, char hex[41]) AK_WUR;
+
 /* Whether alg is one of the envelope's names above. */
 bool ak_hsmenv_alg_known(const char *alg);
 /* The ephemeral RSA key the module makes when the challenge asks for this

@@ -48,6 +48,32 @@ json_t *ak_jwk_from_pkey_public(EVP_PKEY *pkey) AK_WUR;
  * ephemeral keys (on the curve, not infinity). NULL if it is not one. */
 EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk) AK_WUR;
 
+/* Protocol v2 (attestkey/envelope.h) negotiates the ephemeral curve by the
+ * request's "crv": "P-256" or "P-384". The same two functions for either:
+ * a fresh key on the named curve (NULL for another name), and a public JWK
+ * on it validated as above (crv NULL: either of the two). */
+EVP_PKEY *ak_ec_generate(const char *crv) AK_WUR;
+EVP_PKEY *ak_pkey_from_jwk_ec(const json_t *jwk, const char *crv) AK_WUR;
+/* "P-256" / "P-384" of an EC key on one of those curves, else NULL. */
+const char *ak_ec_crv(EVP_PKEY *pkey);
+
+/* The building blocks both envelopes share, in attestkey's library context.
+ * ECDH: the shared x coordinate into z (*zlen: its room in, its length
+ * out); peer must be validated already. Concat KDF with SHA-256 (OpenSSL's
+ * SSKDF) of z and other_info. AES-256-GCM with a 16-byte tag: open
+ * decrypts into out (the secure heap, exactly ctlen bytes of room) and
+ * keeps nothing unless the tag verifies (-EBADMSG); seal writes ptlen bytes
+ * to ct. All 0 or -errno. */
+int ak_ecdh_derive(EVP_PKEY *mine, EVP_PKEY *peer, uint8_t *z, size_t *zlen) AK_WUR;
+int ak_concat_kdf(const uint8_t *z, size_t zlen, const uint8_t *other_info, size_t oilen,
+		  uint8_t *out, size_t outlen) AK_WUR;
+int ak_aes256gcm_open(const uint8_t key[32], const uint8_t *iv, size_t ivlen,
+		      const uint8_t *aad, size_t aadlen, const uint8_t *ct, size_t ctlen,
+		      const uint8_t tag[16], struct ak_secbuf *out) AK_WUR;
+int ak_aes256gcm_seal(const uint8_t key[32], const uint8_t *iv, size_t ivlen,
+		      const uint8_t *aad, size_t aadlen, const uint8_t *pt, size_t ptlen,
+		      uint8_t *ct, uint8_t tag[16]) AK_WUR;
+
 /* A fresh ephemeral EC P-384 private JWK; ak_jwk_free_secret() wipes "d". */
 json_t *ak_jwk_generate_p384(void) AK_WUR;
 /* Public copy of a JWK (no "d"). */

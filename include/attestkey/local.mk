@@ -4,6 +4,7 @@ noinst_HEADERS += \
 	include/attestkey/secmem.h \
 	include/attestkey/protocol.h \
 	include/attestkey/jwe.h \
+	include/attestkey/envelope.h \
 	include/attestkey/pkey.h \
 	include/attestkey/snp.h \
 	include/attestkey/evidence.h \

@@ -76,5 +76,9 @@ void ak_privkey_unref(struct ak_privkey *k);
  * was seen doing so), which a core dump of a long-lived thread would hold.
  * Call it right after a decoding call returns. */
 void ak_stack_wipe(void);
+/* Zero every vector register (x86-64; nothing elsewhere): OpenSSL's RSA
+ * exponentiation leaves exponent limbs there, which a core dump's notes
+ * record. Call it after ak_stack_wipe() where a key was just used. */
+void ak_vector_registers_wipe(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Protocol v1 between the module and the broker (docs/protocol.md).
+ * Protocol v1 and v2 between the module and the broker (docs/protocol.md).
  * Everything both sides must compute identically lives here.
  */
 #ifndef ATTESTKEY_PROTOCOL_H
@@ -52,6 +52,8 @@ enum ak_reason {
 	AK_R_COLLATERAL_EXPIRED, /* TDX: TCB info / QE identity / CRL outside validity */
 	AK_R_COLLATERAL_UNAVAILABLE, /* certificates or collateral could not be obtained
 				      * (AMD KDS / Intel PCS unreachable, offline cache empty) */
+	/* issue 10: protocol v2 */
+	AK_R_ALG_UNSUPPORTED,    /* the request's "alg" is not one the challenge offered */
 	AK_R_INTERNAL,
 	AK_R_COUNT_
 };
@@ -74,5 +76,69 @@ int ak_jwk_thumbprint(const json_t *jwk, uint8_t out[AK_THUMBPRINT_LEN]) AK_WUR;
 int ak_binding_compute(const char *nonce, const char *token,
 		       const uint8_t thp[AK_THUMBPRINT_LEN],
 		       uint8_t out[AK_BINDING_LEN]) AK_WUR;
+
+/*
+ * Release envelopes (docs/protocol.md §4): the names the challenge's "algs"
+ * lists, the request's "alg" picks, and a v2 release's "envelope"."alg"
+ * repeats.
+ *
+ *  v1  one flattened JWE per key, ECDH-ES + A256GCM to a P-384 key: one key
+ *      agreement per key on each side. Kept for one release of overlap; a
+ *      request without "alg" asks for it.
+ *  v2  ONE envelope object per release; keys[] carries each key's metadata
+ *      and its own ciphertext, opened with the envelope's one content key.
+ *      Kinds:
+ *      AK_ALG_V2_ECDH    one ECDH-ES agreement (P-256 or P-384, the curve
+ *                        of the request's pubkey) gives the content key;
+ *                        each key is AES-256-GCM under it with its own IV
+ *                        and its metadata as AAD (ak_v2_key_aad).
+ *      AK_ALG_V2_RSA_KWP the HSM envelope (helper "hsm", issue 10 item 2):
+ *                        an AES-256 key RSA-OAEP-wrapped to the request's
+ *                        RSA pubkey in envelope "ek", each private key
+ *                        AES-KWP-wrapped (RFC 5649) by the HSM in the
+ *                        entry's "wrapped". Reserved here; its section of
+ *                        docs/protocol.md is that helper's to complete.
+ */
+#define AK_ALG_V1 "ECDH-ES+A256GCM"
+#define AK_ALG_V2_ECDH "ak2-ECDH-ES+A256GCM"
+#define AK_ALG_V2_RSA_KWP "ak2-RSA-OAEP-256+A256KWP"
+#define AK_V2_CEK_LEN 32 /* AES-256 */
+#define AK_V2_IV_LEN 12  /* GCM, NIST SP 800-38D §8.2.2 random IV */
+#define AK_V2_TAG_LEN 16
+#define AK_V2_MAX_KEYS 4096 /* keys in one release; far above what 1 MiB holds */
+
+/* A key's metadata as the release carries it: what its AAD binds, so that
+ * no entry's ciphertext can be moved under another entry's name. */
+struct ak_key_meta {
+	const char *label;  /* CKA_LABEL */
+	const char *id;     /* CKA_ID as on the wire: lower-case hex */
+	const char *type;   /* "RSA", "EC", "Ed25519" */
+	const uint8_t *cert; /* DER X.509 as decoded from "cert", or NULL */
+	size_t cert_len;
+	uint64_t version;   /* the key store's version; 0 when it gives none */
+};
+
+/*
+ * The AAD of entry index (0-based) of a release of count keys:
+ *
+ *   "attestkey-v2-key" 0x00 || u32(index) || u32(count) || lp(alg)
+ *   || lp(token) || lp(label) || lp(id) || lp(type) || u64(version)
+ *   || lp(cert == NULL ? "" : SHA-256(cert))
+ *
+ * u32/u64 big-endian; lp(x) = u32(length of x) || x. *aad is malloc()ed
+ * (no secret in it); the caller frees it. 0, -EINVAL, -ENOMEM.
+ */
+int ak_v2_key_aad(const char *alg, const char *token, size_t index, size_t count,
+		  const struct ak_key_meta *m, uint8_t **aad, size_t *aad_len) AK_WUR;
+
+/*
+ * The content key of AK_ALG_V2_ECDH from the shared secret Z: Concat KDF
+ * (NIST SP 800-56A §5.8.2.1, SHA-256) as RFC 7518 §4.6.2 uses it, with
+ * AlgorithmID = AK_ALG_V2_ECDH, PartyUInfo = token, PartyVInfo = nonce
+ * (the nonce string as issued), SuppPubInfo = 256. Binding the token and
+ * the nonce makes a release's content key this request's alone.
+ */
+int ak_v2_kdf(const uint8_t *z, size_t zlen, const char *token, const char *nonce,
+	      uint8_t cek[AK_V2_CEK_LEN]) AK_WUR;
 
 #endif

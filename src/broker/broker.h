@@ -18,8 +18,6 @@
 #include "brokerconf.h"
 
 #define BROKER_PATH_HEALTH "/v1/health"
-/* The one release envelope of protocol v1 (docs/protocol.md §1, §4). */
-#define BROKER_ALG "ECDH-ES+A256GCM"
 #define BROKER_TEE_SNP "snp"
 #define BROKER_TEE_TDX "tdx" /* offered when [tdx] roots are configured */
 
@@ -48,8 +46,9 @@ struct broker_replay; /* nonce.h: releases seen recently */
  * makes every key when it needs it. */
 #define BROKER_EPK_POOL 32
 int broker_epk_pool_start(struct broker_epk_pool **out) AK_WUR;
-/* A ready key (the caller frees it), or NULL when none is ready. */
-EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p);
+/* A ready key on curve crv ("P-256" or "P-384"; the caller frees it), or
+ * NULL when none is ready. */
+EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p, const char *crv);
 void broker_epk_pool_stop(struct broker_epk_pool *p); /* NULL-safe */
 
 struct broker {
@@ -105,6 +104,21 @@ void broker_json_free(void *p);
 
 /* One JSON audit line (docs/protocol.md §6); 0 or -errno. */
 int broker_audit(struct broker *b, json_t *line) AK_WUR;
+
+/*
+ * The configuration a request uses from its start to its end: a reference
+ * (broker_config_hold) that SIGHUP's swap (broker_reload) does not take
+ * away; the last release frees a configuration replaced meanwhile.
+ */
+struct broker_config *broker_config_hold(struct broker *b);
+void broker_config_release(struct broker_config *c); /* NULL-safe */
+/* A copy of *b for one request, its cfg held (release view->cfg). */
+void broker_view_hold(struct broker *b, struct broker *view);
+/* SIGHUP: load path and fetch every token's keys; on success make it the
+ * configuration of the next requests (restart-only keys keep their running
+ * values, with a warning each), else keep the current one. Either way one
+ * log line says what happened. 0 or -errno. */
+int broker_reload(struct broker *b, const char *path);
 
 /* HTTPS server (libmicrohttpd). */
 int broker_start(struct broker *b, char *err, size_t errlen) AK_WUR;

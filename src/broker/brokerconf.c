@@ -43,6 +43,24 @@ struct parse {
 	bool oom;
 };
 
+/* --check-config collects every problem; a load stops at the first. */
+struct problems {
+	broker_problem_fn report;
+	void *ctx;
+	size_t n;
+};
+
+/* A problem found (its sentence in msg): true when pr collects it and the
+ * load goes on, false when the load stops here. */
+static bool problem(struct problems *pr, const char *msg)
+{
+	if (!pr)
+		return false;
+	pr->report(pr->ctx, msg);
+	pr->n++;
+	return true;
+}
+
 /* Keys whose values are comma lists: repeats and continuation lines join. */
 static bool is_list_key(const char *section, const char *key)
 {
@@ -53,7 +71,7 @@ static bool is_list_key(const char *section, const char *key)
 	if (strncmp(section, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0)
 		return strcmp(key, "measurements") == 0 || strcmp(key, "vmpl") == 0 ||
 		       strcmp(key, "mrtd") == 0 || strcmp(key, "tcb_status") == 0 ||
-		       strcmp(key, "key_version") == 0;
+		       strcmp(key, "key_version") == 0 || strcmp(key, "tee") == 0;
 	return false;
 }
 
@@ -303,6 +321,11 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->threads = (unsigned)n;
 	} else if (strcmp(k, "port_file") == 0) {
 		r = set_str(&c->port_file, v);
+	} else if (strcmp(k, "release_v2") == 0) {
+		/* docs/protocol.md §4: offer ak2-ECDH-ES+A256GCM beside v1 */
+		r = ak_parse_bool(v, &c->release_v2);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not yes or no", v);
 	} else if (strcmp(k, "secure_heap") == 0) {
 		r = parse_secure_heap(c, v, detail, dlen);
 	} else if (strcmp(k, "max_connections") == 0 || strcmp(k, "max_connections_per_ip") == 0) {
@@ -626,6 +649,49 @@ out:
 	return r;
 }
 
+/* tee = snp tdx (spaces or commas between): the evidence types the token
+ * accepts; whether the broker verifies TDX is checked in finish(), once
+ * every [tdx] key is applied. */
+static int parse_tee(struct broker_token *t, const char *v, char *detail, size_t dlen)
+{
+	static const char sep[] = " \t,";
+	unsigned mask = 0, bit;
+	size_t n;
+
+	for (v += strspn(v, sep); *v; v += strspn(v, sep)) {
+		n = strcspn(v, sep);
+		for (bit = 1; bit <= BROKER_TEE_BIT_LAST; bit <<= 1) {
+			if (strlen(broker_tee_name(bit)) == n && strncmp(v, broker_tee_name(bit), n) == 0)
+				break;
+		}
+		if (bit > BROKER_TEE_BIT_LAST) {
+			snprintf(detail, dlen, "'%.*s' is not an evidence type (snp or tdx)",
+				 (int)(n > 64 ? 64 : n), v);
+			return -EINVAL;
+		}
+		mask |= bit;
+		v += n;
+	}
+	if (!mask) {
+		snprintf(detail, dlen, "empty list (snp, tdx or both)");
+		return -EINVAL;
+	}
+	t->tee = mask;
+	return 0;
+}
+
+const char *broker_tee_name(unsigned bit)
+{
+	return bit == BROKER_TEE_BIT_SNP ? "snp" : bit == BROKER_TEE_BIT_TDX ? "tdx" : "?";
+}
+
+unsigned broker_token_tees(const struct broker_config *c, const struct broker_token *t)
+{
+	if (t->tee)
+		return t->tee;
+	return BROKER_TEE_BIT_SNP | (c->n_tdx_roots ? BROKER_TEE_BIT_TDX : 0);
+}
+
 /* ---- key stores: [keystore] (the store "default") and [keystore NAME] -- */
 #define KEYSTORE_SECTION "keystore"
 #define DEFAULT_STORE "default"
@@ -647,15 +713,24 @@ static const char *store_name(const char *section)
 	return section;
 }
 
-static struct broker_keystore *store_find(const struct broker_config *c, const char *name)
+static struct broker_named_store *named_store(const struct broker_config *c, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < c->n_stores; i++) {
 		if (strcmp(c->stores[i].name, name) == 0)
-			return c->stores[i].ks;
+			return &c->stores[i];
 	}
 	return NULL;
+}
+
+/* The store of that name; NULL when none (or, for --check-config, when it
+ * could not be made or opened: its keys are not checked). */
+static struct broker_keystore *store_find(const struct broker_config *c, const char *name)
+{
+	struct broker_named_store *ns = named_store(c, name);
+
+	return ns ? ns->ks : NULL;
 }
 
 /* [keystore] or [keystore NAME] as the configuration file writes it. */
@@ -668,7 +743,8 @@ static void store_section(const char *name, char *out, size_t outlen)
 }
 
 /* Make every store a section names, of its type (default file). */
-static int stores_create(struct broker_config *c, const struct parse *p, char *err, size_t errlen)
+static int stores_create(struct broker_config *c, const struct parse *p, struct problems *pr,
+			 char *err, size_t errlen)
 {
 	char detail[512] = "";
 	size_t i, j;
@@ -678,15 +754,8 @@ static int stores_create(struct broker_config *c, const struct parse *p, char *e
 		const char *name = store_name(p->e[i].section), *type = "file";
 		struct broker_named_store *ns;
 
-		if (!name || store_find(c, name))
+		if (!name || named_store(c, name))
 			continue;
-		if (!token_name_ok(name)) {
-			snprintf(err, errlen,
-				 "%s: [%s]: key store name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - "
-				 "(no leading dot)",
-				 c->path, p->e[i].section, name, TOKEN_NAME_MAX);
-			return -EINVAL;
-		}
 		for (j = 0; j < p->n; j++) {
 			const char *other = store_name(p->e[j].section);
 
@@ -703,10 +772,21 @@ static int stores_create(struct broker_config *c, const struct parse *p, char *e
 		if (!ns->name)
 			return -ENOMEM;
 		c->n_stores++;
+		if (!token_name_ok(name)) {
+			snprintf(err, errlen,
+				 "%s: [%s]: key store name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - "
+				 "(no leading dot)",
+				 c->path, p->e[i].section, name, TOKEN_NAME_MAX);
+			if (!problem(pr, err))
+				return -EINVAL;
+			continue; /* its keys are not checked */
+		}
 		r = broker_keystore_new(type, &ns->ks, detail, sizeof(detail));
 		if (r < 0) {
 			snprintf(err, errlen, "%s: [%s] type: %s", c->path, p->e[i].section, detail);
-			return r;
+			if (!problem(pr, err))
+				return r;
+			continue;
 		}
 		if (strcmp(name, DEFAULT_STORE) == 0)
 			c->keystore = ns->ks;
@@ -807,18 +887,27 @@ static int apply_token_store(struct broker_token *t, const struct entry *e, char
 }
 
 /* Open every store, then give each token the store it names. */
-static int stores_open(struct broker_config *c, char *err, size_t errlen)
+static int stores_open(struct broker_config *c, struct problems *pr, char *err, size_t errlen)
 {
 	char detail[512] = "", sect[TOKEN_NAME_MAX + 16];
-	size_t i;
+	size_t i, bad = 0;
 	int r;
 
 	for (i = 0; i < c->n_stores; i++) {
+		if (!c->stores[i].ks)
+			continue;
 		r = broker_keystore_open(c->stores[i].ks, detail, sizeof(detail));
 		if (r < 0) {
 			store_section(c->stores[i].name, sect, sizeof(sect));
 			snprintf(err, errlen, "%s: %s %s", c->path, sect, detail);
-			return r;
+			if (!problem(pr, err))
+				return r;
+			bad++;
+			/* no key of this store can be checked */
+			if (c->keystore == c->stores[i].ks)
+				c->keystore = NULL;
+			broker_keystore_free(c->stores[i].ks);
+			c->stores[i].ks = NULL;
 		}
 	}
 	for (i = 0; i < c->n_tokens; i++) {
@@ -826,23 +915,28 @@ static int stores_open(struct broker_config *c, char *err, size_t errlen)
 		const char *name = t->keystore_name ? t->keystore_name : DEFAULT_STORE;
 
 		t->keystore = store_find(c, name);
-		if (!t->keystore) {
+		if (!named_store(c, name)) {
 			store_section(name, sect, sizeof(sect));
 			snprintf(err, errlen, "%s: [token %s] keystore: no %s section names a key store "
 				 "for its keys",
 				 c->path, t->name, sect);
-			return -EINVAL;
+			if (!problem(pr, err))
+				return -EINVAL;
+			bad++;
+			continue;
 		}
-		if (t->n_pins && !broker_keystore_versioned(t->keystore)) {
+		if (t->keystore && t->n_pins && !broker_keystore_versioned(t->keystore)) {
 			store_section(name, sect, sizeof(sect));
 			snprintf(err, errlen,
 				 "%s: [token %s] key_version: the key store %s keeps no versions "
 				 "(a vault store does)",
 				 c->path, t->name, sect);
-			return -EINVAL;
+			if (!problem(pr, err))
+				return -EINVAL;
+			bad++;
 		}
 	}
-	return 0;
+	return bad ? -EINVAL : 0;
 }
 
 int broker_token_fetch(const struct broker_token *t, struct broker_keyset *out, char *err,
@@ -858,16 +952,17 @@ int broker_token_fetch(const struct broker_token *t, struct broker_keyset *out, 
 	return broker_keystore_fetch_at(t->keystore, &req, out, err, errlen);
 }
 
-static int apply(struct broker_config *c, struct parse *p, char *err, size_t errlen)
+static int apply(struct broker_config *c, struct parse *p, struct problems *pr, char *err,
+		 size_t errlen)
 {
 	char detail[512] = "";
 	const struct entry *e = NULL;
 	const char *sname;
-	size_t i;
+	size_t i, bad = 0;
 	int r;
 
-	r = stores_create(c, p, err, errlen);
-	if (r < 0)
+	r = stores_create(c, p, pr, err, errlen);
+	if (r < 0 && !pr)
 		return r;
 
 	for (i = 0; i < p->n; i++) {
@@ -881,7 +976,8 @@ static int apply(struct broker_config *c, struct parse *p, char *err, size_t err
 		} else if ((sname = store_name(e->section)) != NULL) {
 			struct broker_keystore *ks = store_find(c, sname);
 
-			if (strcmp(e->key, "type") == 0)
+			/* a store that could not be made: its keys are not checked */
+			if (strcmp(e->key, "type") == 0 || !ks)
 				continue;
 			r = broker_keystore_set(ks, e->key, e->value, detail, sizeof(detail));
 			if (r == -ENOENT)
@@ -913,6 +1009,8 @@ static int apply(struct broker_config *c, struct parse *p, char *err, size_t err
 			r = apply_token_store(t, e, detail, sizeof(detail));
 			if (r == 1 && strcmp(e->key, "pin_sha256") == 0)
 				r = parse_pin(t, e->value, detail, sizeof(detail));
+			else if (r == 1 && strcmp(e->key, "tee") == 0)
+				r = parse_tee(t, e->value, detail, sizeof(detail));
 			else if (r == 1)
 				r = vf_policy_set(&t->policy, e->key, e->value, detail,
 						  sizeof(detail));
@@ -922,23 +1020,24 @@ static int apply(struct broker_config *c, struct parse *p, char *err, size_t err
 			FAIL("unknown section (expected broker, keystore, keystore NAME, snp, tdx or "
 			     "token NAME)");
 		}
-		if (r < 0) {
-			if (!detail[0])
-				snprintf(detail, sizeof(detail), "bad value '%s'", e->value);
-			goto bad;
-		}
-	}
-	return 0;
-bad : {
-	/* vf_policy_set() already starts its sentence with the key */
-	size_t kl = strlen(e->key);
-	const char *d = detail;
+		if (r >= 0)
+			continue;
+		if (!detail[0])
+			snprintf(detail, sizeof(detail), "bad value '%s'", e->value);
+	bad : {
+		/* vf_policy_set() already starts its sentence with the key */
+		size_t kl = strlen(e->key);
+		const char *d = detail;
 
-	if (strncmp(d, e->key, kl) == 0 && d[kl] == ':' && d[kl + 1] == ' ')
-		d += kl + 2;
-	snprintf(err, errlen, "%s: [%s] %s: %s", c->path, e->section, e->key, d);
-}
-	return r < 0 ? r : -EINVAL;
+		if (strncmp(d, e->key, kl) == 0 && d[kl] == ':' && d[kl + 1] == ' ')
+			d += kl + 2;
+		snprintf(err, errlen, "%s: [%s] %s: %s", c->path, e->section, e->key, d);
+	}
+		if (!problem(pr, err))
+			return r < 0 ? r : -EINVAL;
+		bad++;
+	}
+	return bad ? -EINVAL : 0;
 }
 
 /*
@@ -957,6 +1056,8 @@ static size_t secure_heap_size(struct broker_config *c)
 	for (i = 0; i < c->n_tokens; i++) {
 		const struct broker_token *t = &c->tokens[i];
 
+		if (!t->keystore)
+			continue;
 		(void)broker_keystore_secure_bytes(t->keystore,
 						   t->keystore_path ? t->keystore_path : t->name,
 						   &keys);
@@ -967,9 +1068,18 @@ static size_t secure_heap_size(struct broker_config *c)
 	return size;
 }
 
-static int finish(struct broker_config *c, char *err, size_t errlen)
+/* A problem of finish(): r when the load stops, 0 when pr collected it. */
+#define FINISH_PROBLEM(r_)                                                                         \
+	do {                                                                                       \
+		if (!problem(pr, err))                                                             \
+			return (r_);                                                               \
+		bad++;                                                                             \
+	} while (0)
+
+static int finish(struct broker_config *c, struct problems *pr, char *err, size_t errlen)
 {
 	char detail[512] = "";
+	size_t i, bad = 0;
 	int r;
 
 	if (!c->listen_host && parse_listen(c, BROKER_DEFAULT_LISTEN) < 0)
@@ -979,15 +1089,26 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 			 !c->cert_path	? "cert"
 			 : !c->key_path ? "key"
 					: "secret_file");
-		return -EINVAL;
+		FINISH_PROBLEM(-EINVAL);
 	}
-	r = stores_open(c, err, errlen);
-	if (r < 0)
+	r = stores_open(c, pr, err, errlen);
+	if (r < 0 && !pr)
 		return r;
+	if (r < 0)
+		bad++;
 	if (c->n_tokens == 0) {
 		snprintf(err, errlen, "%s: no [token NAME] section: the broker would serve nothing",
 			 c->path);
-		return -EINVAL;
+		FINISH_PROBLEM(-EINVAL);
+	}
+	for (i = 0; i < c->n_tokens; i++) {
+		if ((c->tokens[i].tee & BROKER_TEE_BIT_TDX) && !c->n_tdx_roots) {
+			snprintf(err, errlen,
+				 "%s: [token %s] tee: tdx needs [tdx] roots (this broker does not "
+				 "verify TDX quotes without them)",
+				 c->path, c->tokens[i].name);
+			FINISH_PROBLEM(-EINVAL);
+		}
 	}
 	/* Before the first secret is read: the size is fixed once made. */
 	if (ak_secure_init_size(secure_heap_size(c)) < 0) {
@@ -996,14 +1117,14 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 			 c->path, secure_heap_size(c));
 		return -ENOMEM;
 	}
-	r = read_secret(c, detail, sizeof(detail));
+	r = c->secret_path ? read_secret(c, detail, sizeof(detail)) : 0;
 	if (r < 0) {
 		snprintf(err, errlen, "%s: [broker] secret_file: %s", c->path, detail);
-		return r;
+		FINISH_PROBLEM(r);
 	}
-	r = read_tls(c, err, errlen);
+	r = c->cert_path && c->key_path ? read_tls(c, err, errlen) : 0;
 	if (r < 0)
-		return r;
+		FINISH_PROBLEM(r);
 	/* No [snp] roots: AMD's production roots as installed; a simulated
 	 * chip's ARK is trusted only when listed. */
 	if (c->n_roots == 0 && vf_snp_trust_add_amd_roots(c->snp, NULL) < 0)
@@ -1015,14 +1136,14 @@ static int finish(struct broker_config *c, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "%s: [tdx] offline needs cache_dir or collateral (what it reads)",
 			 c->path);
-		return -EINVAL;
+		FINISH_PROBLEM(-EINVAL);
 	}
 	if (vf_tdx_trust_set_pcs(c->tdx, c->tdx_pcs_url, c->tdx_cache_dir, c->tdx_offline) < 0) {
 		snprintf(err, errlen, "%s: [tdx] pcs_url: cannot use '%s'", c->path,
 			 c->tdx_pcs_url ? c->tdx_pcs_url : "none");
-		return -EINVAL;
+		FINISH_PROBLEM(-EINVAL);
 	}
-	return 0;
+	return bad ? -EINVAL : 0;
 }
 
 /* The configuration names the trusted roots and what each token releases:
@@ -1046,7 +1167,11 @@ static int open_conf(const char *path, FILE **f, char *err, size_t errlen)
 	return broker_check_not_writable(&st, path, err, errlen);
 }
 
-int broker_config_load(const char *path, struct broker_config **out, char *err, size_t errlen)
+/* broker_config_load(), or with pr, every problem reported and the
+ * configuration returned in *out as far as it loaded (NULL only when the
+ * file cannot be read at all). */
+static int load(const char *path, struct problems *pr, struct broker_config **out, char *err,
+		size_t errlen)
 {
 	struct broker_config *c = NULL;
 	struct parse p = {0};
@@ -1059,11 +1184,13 @@ int broker_config_load(const char *path, struct broker_config **out, char *err, 
 		return -ENOMEM;
 	c->nonce_ttl = BROKER_DEFAULT_NONCE_TTL;
 	c->lease = BROKER_DEFAULT_LEASE;
+	c->release_v2 = true;
 	c->threads = BROKER_DEFAULT_THREADS;
 	c->max_connections = BROKER_DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_ip = BROKER_DEFAULT_MAX_PER_IP;
 	c->handshake_timeout = BROKER_DEFAULT_HANDSHAKE_TIMEOUT;
 	c->request_timeout = BROKER_DEFAULT_REQUEST_TIMEOUT;
+	c->refs = 1;
 	c->path = strdup(path);
 	if (!c->path) {
 		r = -ENOMEM;
@@ -1099,13 +1226,14 @@ int broker_config_load(const char *path, struct broker_config **out, char *err, 
 			 "lists on indented lines)",
 			 path, r);
 		r = -EINVAL;
-		goto out;
+		if (!problem(pr, err))
+			goto out;
 	}
-	r = apply(c, &p, err, errlen);
-	if (r < 0)
+	r = apply(c, &p, pr, err, errlen);
+	if (r < 0 && !pr)
 		goto out;
-	r = finish(c, err, errlen);
-	if (r < 0)
+	r = finish(c, pr, err, errlen);
+	if (r < 0 && !pr)
 		goto out;
 	*out = c;
 	c = NULL;
@@ -1117,21 +1245,154 @@ out:
 	return r;
 }
 
-int broker_config_check_keys(struct broker_config *c, char *err, size_t errlen)
+int broker_config_load(const char *path, struct broker_config **out, char *err, size_t errlen)
+{
+	return load(path, NULL, out, err, errlen);
+}
+
+/* Every token's keys, once; with pr, every token that fails is reported.
+ * *n_keys (when given) adds up the keys found. */
+static int check_keys(struct broker_config *c, struct problems *pr, size_t *n_keys, char *err,
+		      size_t errlen)
 {
 	struct broker_keyset ks = {0};
 	char detail[512] = "";
 	size_t i;
-	int r;
+	int r, ret = 0;
 
 	for (i = 0; i < c->n_tokens; i++) {
+		if (!c->tokens[i].keystore)
+			continue; /* its store failed: reported already */
 		r = broker_token_fetch(&c->tokens[i], &ks, detail, sizeof(detail));
+		if (n_keys)
+			*n_keys += ks.n;
 		broker_keyset_clear(&ks);
 		if (r < 0) {
 			snprintf(err, errlen, "token '%s': %s", c->tokens[i].name, detail);
-			return r;
+			if (!problem(pr, err))
+				return r;
+			ret = r;
 		}
 	}
+	return ret;
+}
+
+int broker_config_check_keys(struct broker_config *c, char *err, size_t errlen)
+{
+	return check_keys(c, NULL, NULL, err, errlen);
+}
+
+size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx,
+			   struct broker_config **out, size_t *n_keys)
+{
+	struct problems pr = {.report = report, .ctx = ctx};
+	struct broker_config *c = NULL;
+	char err[1024] = "";
+
+	*out = NULL;
+	*n_keys = 0;
+	if (load(path, &pr, &c, err, sizeof(err)) < 0 && !c) {
+		/* cannot be read at all, or out of memory */
+		if (!pr.n)
+			problem(&pr, err[0] ? err : "out of memory");
+		return pr.n;
+	}
+	(void)check_keys(c, &pr, n_keys, err, sizeof(err));
+	if (pr.n)
+		broker_config_free(c);
+	else
+		*out = c;
+	return pr.n;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a || b) && (!a || !b || strcmp(a, b) != 0);
+}
+
+static bool secbuf_differs(const struct ak_secbuf *a, const struct ak_secbuf *b)
+{
+	return a->len != b->len || (a->len && CRYPTO_memcmp(a->data, b->data, a->len) != 0);
+}
+
+/* dst = a copy of src (NULL too), the old value freed. */
+static int str_carry(char **dst, const char *src)
+{
+	char *v = NULL;
+
+	if (src && !(v = strdup(src)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = v;
+	return 0;
+}
+
+/* dst = a copy of src in the secure heap, the old bytes wiped. */
+static int secbuf_carry(struct ak_secbuf *dst, const struct ak_secbuf *src)
+{
+	ak_secbuf_clear(dst);
+	return src->len ? ak_secbuf_append(dst, src->data, src->len) : 0;
+}
+
+int broker_config_keep_restart_only(const struct broker_config *cur, struct broker_config *next,
+				    void (*changed)(void *ctx, const char *key), void *ctx)
+{
+	size_t heap = ak_secure_heap_size();
+
+#define KEEP_NUM(field, key)                                                                       \
+	do {                                                                                       \
+		if (cur->field != next->field) {                                                   \
+			changed(ctx, key);                                                         \
+			next->field = cur->field;                                                  \
+		}                                                                                  \
+	} while (0)
+#define KEEP_STR(field, key)                                                                       \
+	do {                                                                                       \
+		if (str_differs(cur->field, next->field)) {                                        \
+			changed(ctx, key);                                                         \
+			if (str_carry(&next->field, cur->field) < 0)                               \
+				return -ENOMEM;                                                    \
+		}                                                                                  \
+	} while (0)
+	if (str_differs(cur->listen_host, next->listen_host) ||
+	    str_differs(cur->listen_port, next->listen_port)) {
+		changed(ctx, "listen");
+		if (str_carry(&next->listen_host, cur->listen_host) < 0 ||
+		    str_carry(&next->listen_port, cur->listen_port) < 0)
+			return -ENOMEM;
+	}
+	/* the files' contents, not only their names */
+	if (str_differs(cur->cert_path, next->cert_path) ||
+	    str_differs(cur->cert_pem, next->cert_pem))
+		changed(ctx, "cert");
+	if (str_carry(&next->cert_path, cur->cert_path) < 0 ||
+	    str_carry(&next->cert_pem, cur->cert_pem) < 0)
+		return -ENOMEM;
+	if (str_differs(cur->key_path, next->key_path) || secbuf_differs(&cur->key_pem, &next->key_pem))
+		changed(ctx, "key");
+	if (str_carry(&next->key_path, cur->key_path) < 0 ||
+	    secbuf_carry(&next->key_pem, &cur->key_pem) < 0)
+		return -ENOMEM;
+	/* nonces issued before the reload stay valid after it */
+	if (str_differs(cur->secret_path, next->secret_path) ||
+	    secbuf_differs(&cur->secret, &next->secret))
+		changed(ctx, "secret_file");
+	if (str_carry(&next->secret_path, cur->secret_path) < 0 ||
+	    secbuf_carry(&next->secret, &cur->secret) < 0)
+		return -ENOMEM;
+	KEEP_NUM(threads, "threads");
+	KEEP_NUM(max_connections, "max_connections");
+	KEEP_NUM(max_connections_per_ip, "max_connections_per_ip");
+	KEEP_NUM(handshake_timeout, "handshake_timeout");
+	KEEP_NUM(request_timeout, "request_timeout");
+	KEEP_STR(port_file, "port_file");
+	KEEP_STR(audit_log, "audit_log");
+	KEEP_NUM(secure_heap, "secure_heap");
+	/* auto: the heap made at the start may be too small for the new keys */
+	if (!next->secure_heap && heap && secure_heap_size(next) > heap)
+		changed(ctx, "secure_heap (the new keys need a larger secure heap)");
+#undef KEEP_NUM
+#undef KEEP_STR
 	return 0;
 }
 

@@ -37,9 +37,17 @@
 #define BROKER_MAX_SECURE_HEAP (1u << 30)
 #define BROKER_SECURE_HEAP_HEADROOM ((size_t)1 << 20)
 
+/* Evidence types ([token NAME] tee), as bits of broker_token.tee. */
+#define BROKER_TEE_BIT_SNP 0x1u
+#define BROKER_TEE_BIT_TDX 0x2u
+#define BROKER_TEE_BIT_LAST BROKER_TEE_BIT_TDX
+/* "snp", "tdx": the protocol's name of one bit (BROKER_TEE_SNP/_TDX). */
+const char *broker_tee_name(unsigned bit);
+
 struct broker_token {
 	char *name;
 	struct vf_policy policy;
+	unsigned tee; /* BROKER_TEE_BIT_*; 0: every type the broker verifies */
 	bool pin_set; /* pin_sha256 given: the PIN is a second factor */
 	uint8_t pin_salt[BROKER_PIN_SALT_MAX];
 	size_t pin_salt_len;
@@ -73,6 +81,7 @@ struct broker_config {
 	struct ak_secbuf secret; /* the challenge HMAC key, secure heap */
 	uint64_t nonce_ttl;
 	uint64_t lease;
+	bool release_v2; /* offer protocol v2's envelope (default yes) */
 	char *audit_log; /* NULL: audit lines go to the log */
 	unsigned threads;
 	char *port_file;
@@ -98,6 +107,9 @@ struct broker_config {
 	/* [token NAME] */
 	struct broker_token *tokens;
 	size_t n_tokens;
+	/* References: the broker's own and one per request in flight
+	 * (broker_config_hold/release in server.c); 1 when loaded. */
+	unsigned refs;
 };
 
 /* Load and check a configuration file, reading the files it names (TLS
@@ -114,6 +126,33 @@ int broker_config_check_keys(struct broker_config *c, char *err, size_t errlen) 
 /* The token's keys from its store, at its path, with its pins. */
 int broker_token_fetch(const struct broker_token *t, struct broker_keyset *out, char *err,
 		       size_t errlen) AK_WUR;
+/* The evidence types the token accepts now (BROKER_TEE_BIT_*): its tee
+ * list, or every type the broker verifies (SEV-SNP, and TDX with [tdx]
+ * roots). */
+unsigned broker_token_tees(const struct broker_config *c, const struct broker_token *t);
+
+/*
+ * --check-config: load path as broker_config_load() does, but go on past
+ * each problem, calling report(ctx, sentence) once per problem (file,
+ * section and key named), then fetch every token's keys (*n_keys: how many
+ * were found). Returns the number of problems; *out is the configuration
+ * when there were none (NULL otherwise).
+ */
+typedef void (*broker_problem_fn)(void *ctx, const char *problem);
+size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx,
+			   struct broker_config **out, size_t *n_keys);
+
+/*
+ * SIGHUP: the keys that take effect only at a restart ([broker] listen,
+ * cert, key, secret_file, threads, connection limits and deadlines,
+ * port_file, audit_log, secure_heap) keep the values next is running with:
+ * next takes them from cur (the TLS key and the secret copied in the secure
+ * heap) and changed(ctx, key) is called for each that differs in the file.
+ * 0, or -ENOMEM (next unchanged then).
+ */
+int broker_config_keep_restart_only(const struct broker_config *cur, struct broker_config *next,
+				    void (*changed)(void *ctx, const char *key), void *ctx) AK_WUR;
+
 /* PIN verification of docs/pin.md: true when the token has no verifier, or
  * when SHA-256(salt || pin) matches (constant-time). */
 bool broker_token_pin_ok(const struct broker_token *t, const char *pin);

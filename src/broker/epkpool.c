@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Ephemeral keys of the release envelope (ECDH-ES "epk"), made ahead of
- * time. Each key wrapped for a guest needs a fresh P-384 key pair, one
- * scalar multiplication that is the largest single cost of a release
- * after the ECDH itself (docs/performance.md). One thread keeps up to
- * BROKER_EPK_POOL of them ready while the broker has spare CPU, so a
+ * Ephemeral keys of the release envelopes ("epk"), made ahead of time, on
+ * each ephemeral curve (P-256 and P-384, docs/protocol.md §4.4). A v1
+ * release needs a fresh P-384 key pair per key wrapped, a v2 release one
+ * per release: a scalar multiplication that is the largest single cost of
+ * a release after the ECDH itself (docs/performance.md). One thread keeps
+ * up to BROKER_EPK_POOL of each ready while the broker has spare CPU, so a
  * release takes a ready key instead of waiting for one; under saturation
  * the pool is empty and a release makes its own key, as before.
  *
- * Every key is used for exactly one JWE and freed (OpenSSL wipes its
+ * Every key is used for exactly one envelope and freed (OpenSSL wipes its
  * scalar, which lives in the secure heap); ready keys never leave this
  * process and are freed when the server stops.
  */
@@ -19,40 +20,60 @@
 #include <stdlib.h>
 
 #include "attestkey/jwe.h"
+#include <string.h>
+
 #include "broker.h"
+
+static const char *const crvs[] = { "P-256", "P-384" };
+#define N_CRV AK_ARRAY_SIZE(crvs)
 
 struct broker_epk_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t taken; /* a key was taken, or stop */
-	EVP_PKEY *keys[BROKER_EPK_POOL];
-	size_t n;
+	EVP_PKEY *keys[N_CRV][BROKER_EPK_POOL];
+	size_t n[N_CRV];
 	bool stop;
 	pthread_t th;
 };
+
+/* The curve whose stock is lowest, or -1 when all are full. */
+static int lowest_inlock(const struct broker_epk_pool *p)
+{
+	int best = -1;
+	size_t i;
+
+	for (i = 0; i < N_CRV; i++) {
+		if (p->n[i] < BROKER_EPK_POOL && (best < 0 || p->n[i] < p->n[best]))
+			best = (int)i;
+	}
+	return best;
+}
 
 static void *fill(void *arg)
 {
 	struct broker_epk_pool *p = arg;
 	EVP_PKEY *k;
+	int c;
 
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
-		while (!p->stop && p->n == BROKER_EPK_POOL)
+		while (!p->stop && (c = lowest_inlock(p)) < 0)
 			pthread_cond_wait(&p->taken, &p->lock);
 		if (p->stop) {
 			pthread_mutex_unlock(&p->lock);
 			return NULL;
 		}
 		pthread_mutex_unlock(&p->lock);
-		k = ak_ec_p384_generate();
+		k = ak_ec_generate(crvs[c]);
 		if (!k) {
 			/* releases make their own keys */
-			ak_log_openssl(AK_LOG_WARNING, "epk pool: cannot generate an EC P-384 key");
+			ak_log_openssl(AK_LOG_WARNING, c ? "epk pool: cannot generate an EC P-384 key"
+							 : "epk pool: cannot generate an EC P-256 key");
 			return NULL;
 		}
 		pthread_mutex_lock(&p->lock);
-		if (p->n < BROKER_EPK_POOL && !p->stop) {
-			p->keys[p->n++] = k;
+		if (p->n[c] < BROKER_EPK_POOL && !p->stop) {
+			p->keys[c][p->n[c]++] = k;
 			k = NULL;
 		}
 		pthread_mutex_unlock(&p->lock);
@@ -81,16 +102,21 @@ int broker_epk_pool_start(struct broker_epk_pool **out)
 	return 0;
 }
 
-EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p)
+EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p, const char *crv)
 {
 	EVP_PKEY *k = NULL;
+	size_t c;
 
-	if (!p)
+	if (!p || !crv)
+		return NULL;
+	for (c = 0; c < N_CRV && strcmp(crvs[c], crv) != 0; c++)
+		;
+	if (c == N_CRV)
 		return NULL;
 	pthread_mutex_lock(&p->lock);
-	if (p->n) {
-		k = p->keys[--p->n];
-		p->keys[p->n] = NULL;
+	if (p->n[c]) {
+		k = p->keys[c][--p->n[c]];
+		p->keys[c][p->n[c]] = NULL;
 		pthread_cond_signal(&p->taken);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -99,6 +125,8 @@ EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p)
 
 void broker_epk_pool_stop(struct broker_epk_pool *p)
 {
+	size_t c;
+
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
@@ -106,8 +134,10 @@ void broker_epk_pool_stop(struct broker_epk_pool *p)
 	pthread_cond_signal(&p->taken);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->th, NULL);
-	while (p->n)
-		EVP_PKEY_free(p->keys[--p->n]);
+	for (c = 0; c < N_CRV; c++) {
+		while (p->n[c])
+			EVP_PKEY_free(p->keys[c][--p->n[c]]);
+	}
 	pthread_cond_destroy(&p->taken);
 	pthread_mutex_destroy(&p->lock);
 	free(p);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Request handling of protocol v1 (docs/protocol.md). Each request to
+ * Request handling of protocols v1 and v2 (docs/protocol.md). Each request to
  * /v1/challenge or /v1/keys is one decision: one audit line and one log
  * line naming token, reason and message; never key bytes, never the PIN.
  */
@@ -19,6 +19,8 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "attestkey/envelope.h"
+#include "attestkey/hsmenv.h"
 #include "attestkey/jwe.h"
 #include "broker.h"
 #include "nonce.h"
@@ -84,7 +86,7 @@ void broker_free(struct broker *b)
 	broker_stop(b);
 	if (b->audit_fd >= 0)
 		close(b->audit_fd);
-	broker_config_free(b->cfg);
+	broker_config_release(b->cfg); /* after the last request */
 	broker_replay_free(b->replay);
 	free(b);
 }
@@ -296,6 +298,36 @@ static const struct broker_token *find_token(struct broker *b, const char *name,
 	return t;
 }
 
+/* The evidence types of a BROKER_TEE_BIT_* mask, as a JSON array (NULL
+ * when memory ran out). */
+static json_t *tee_list(unsigned mask)
+{
+	json_t *a = json_array();
+	unsigned bit;
+
+	for (bit = 1; a && bit <= BROKER_TEE_BIT_LAST; bit <<= 1) {
+		if ((mask & bit) && json_array_append_new(a, json_string(broker_tee_name(bit))) < 0) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* The same as text: "snp, tdx". */
+static void tee_text(unsigned mask, char *out, size_t outlen)
+{
+	size_t off = 0;
+	unsigned bit;
+
+	out[0] = '\0';
+	for (bit = 1; bit <= BROKER_TEE_BIT_LAST && off < outlen; bit <<= 1) {
+		if (mask & bit)
+			off += (size_t)snprintf(out + off, outlen - off, "%s%s", off ? ", " : "",
+						broker_tee_name(bit));
+	}
+}
+
 static void handle_challenge(struct broker *b, const struct broker_request *req,
 			     struct broker_reply *rep)
 {
@@ -318,13 +350,22 @@ static void handle_challenge(struct broker *b, const struct broker_request *req,
 		refuse(&d, AK_R_INTERNAL, "cannot issue a nonce");
 		goto out;
 	}
-	/* "tee": what this broker verifies (TDX only with trusted Intel roots) */
-	rep->body = json_pack("{s:s,s:I,s:[s],s:[s]}", "nonce", nonce, "expires_at",
-			      (json_int_t)(now + b->cfg->nonce_ttl), "algs", BROKER_ALG, "tee",
-			      BROKER_TEE_SNP);
-	if (rep->body && b->cfg->n_tdx_roots &&
-	    json_array_append_new(json_object_get(rep->body, "tee"),
-				  json_string(BROKER_TEE_TDX)) < 0) {
+	/* "tee": what the token accepts ([token] tee; by default what this
+	 * broker verifies: TDX only with trusted Intel roots) */
+	/* "algs": the envelopes in our order of preference (§4) */
+	rep->body = json_pack("{s:s,s:I,s:[s],s:o}", "nonce", nonce, "expires_at",
+			      (json_int_t)(now + b->cfg->nonce_ttl), "algs", AK_ALG_V1, "tee",
+			      tee_list(broker_token_tees(b->cfg, t)));
+	if (rep->body && b->cfg->release_v2 &&
+	    json_array_insert_new(json_object_get(rep->body, "algs"), 0,
+				  json_string(AK_ALG_V2_ECDH)) < 0) {
+		json_decref(rep->body);
+		rep->body = NULL;
+	}
+	/* keys that only an HSM wraps: its envelope alone (§4.3) */
+	if (rep->body && broker_keystore_wraps(t->keystore) &&
+	    json_object_set_new(rep->body, "algs",
+				json_pack("[s]", broker_keystore_wrap_alg(t->keystore))) < 0) {
 		json_decref(rep->body);
 		rep->body = NULL;
 	}
@@ -347,13 +388,15 @@ out:
 	json_decref(root);
 }
 
-/* docs/protocol.md §4: the recipient must be an EC P-384 public JWK. Returns
- * a clean copy {kty, crv, x, y} so stray members ("alg", "use", "key_ops")
- * cannot steer libjose, and the key itself in *pk, checked once for every
- * key of the release. */
-static json_t *check_pubkey(json_t *jwk, struct decision *d, EVP_PKEY **pk)
+/* docs/protocol.md §4: the recipient must be an EC public JWK on P-384 (v1)
+ * or on P-256 or P-384 (v2, whose curve the request's "crv" negotiates).
+ * Returns a clean copy {kty, crv, x, y} so stray members ("alg", "use",
+ * "key_ops") cannot steer libjose, and the key itself in *pk, checked once
+ * for every key of the release. */
+static json_t *check_pubkey(json_t *jwk, bool v2, struct decision *d, EVP_PKEY **pk)
 {
 	const char *kty = NULL, *crv = NULL, *x = NULL, *y = NULL;
+	const char *want = v2 ? "an EC P-256 or P-384" : "an EC P-384";
 	json_t *clean = NULL;
 
 	*pk = NULL;
@@ -366,9 +409,10 @@ static json_t *check_pubkey(json_t *jwk, struct decision *d, EVP_PKEY **pk)
 		return NULL;
 	}
 	if (json_unpack(jwk, "{s:s,s:s,s:s,s:s}", "kty", &kty, "crv", &crv, "x", &x, "y", &y) < 0 ||
-	    strcmp(kty, "EC") != 0 || strcmp(crv, "P-384") != 0) {
-		refuse(d, AK_R_PUBKEY_UNSUPPORTED,
-		       "pubkey is not an EC P-384 JWK with kty, crv, x and y");
+	    strcmp(kty, "EC") != 0 ||
+	    (strcmp(crv, "P-384") != 0 && (!v2 || strcmp(crv, "P-256") != 0))) {
+		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "pubkey is not %s JWK with kty, crv, x and y%s",
+		       want, v2 ? "" : " (protocol v1)");
 		return NULL;
 	}
 	clean = json_pack("{s:s,s:s,s:s,s:s}", "kty", kty, "crv", crv, "x", x, "y", y);
@@ -376,10 +420,10 @@ static json_t *check_pubkey(json_t *jwk, struct decision *d, EVP_PKEY **pk)
 		refuse(d, AK_R_INTERNAL, "out of memory");
 		return NULL;
 	}
-	/* Also proves the point is on the curve (libjose checks it). */
-	*pk = ak_pkey_from_jwk_p384(clean);
+	/* Also proves the point is on the curve. */
+	*pk = ak_pkey_from_jwk_ec(clean, crv);
 	if (!*pk) {
-		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "pubkey is not a valid P-384 public key");
+		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "pubkey is not a valid %s public key", crv);
 		json_decref(clean);
 		return NULL;
 	}
@@ -387,13 +431,19 @@ static json_t *check_pubkey(json_t *jwk, struct decision *d, EVP_PKEY **pk)
 }
 
 /* One key of a release or of the public listing: label, id, type, the
- * given member (stolen, even on failure) and the certificate if any. */
+ * given member (stolen, even on failure; none when member is NULL) and the
+ * certificate if any. */
 static json_t *key_item(const struct broker_key *k, const char *member, json_t *value)
 {
-	json_t *item = json_pack("{s:s,s:s,s:s,s:o}", "label", k->label, "id", k->id, "type",
-				 k->type, member, value);
+	json_t *item = json_pack("{s:s,s:s,s:s}", "label", k->label, "id", k->id, "type", k->type);
 	char *cert;
 
+	if (item && member && json_object_set_new(item, member, value) < 0) {
+		json_decref(item);
+		return NULL;
+	} else if (!item) {
+		json_decref(value);
+	}
 	if (!item || !k->cert_der)
 		return item;
 	cert = ak_b64url_encode(k->cert_der, k->cert_len);
@@ -431,27 +481,60 @@ static int fetch_keys(struct broker *b, const struct broker_token *t, struct bro
 	return r;
 }
 
+/* The per-key part of a release: v1 one JWE per key (§4.1), v2 the key's
+ * ciphertext under the release's content key (§4.2). */
+struct wrap {
+	EVP_PKEY *recipient;
+	struct ak_env *env; /* v2; NULL for v1 */
+	struct broker_epk_pool *pool;
+};
+
+static json_t *wrap_key(const struct wrap *w, const struct broker_key *k, size_t i, size_t n,
+			const char **why)
+{
+	struct ak_key_meta m = { .label = k->label, .id = k->id, .type = k->type,
+				 .cert = k->cert_der, .cert_len = k->cert_len };
+	json_t *jwe = NULL, *item;
+
+	if (!w->env) {
+		if (ak_jwe_encrypt_to(w->recipient, broker_epk_pool_take(w->pool, "P-384"),
+				      k->pkcs8.data, k->pkcs8.len, &jwe, why) < 0)
+			return NULL;
+		*why = "out of memory";
+		return key_item(k, "jwe", jwe); /* steals jwe */
+	}
+	/* m.version stays 0 until a key store reports versions */
+	item = key_item(k, NULL, NULL);
+	if (item && ak_env_seal_key(w->env, i, n, &m, k->pkcs8.data, k->pkcs8.len, item, why) < 0) {
+		json_decref(item);
+		return NULL;
+	}
+	if (!item)
+		*why = "out of memory";
+	return item;
+}
+
 static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_PKEY *recipient,
-			    struct decision *d)
+			    const char *nonce, bool v2, json_t **envelope, struct decision *d)
 {
 	struct broker_keyset ks = {0};
-	json_t *arr = NULL, *item = NULL, *jwe = NULL;
+	struct wrap w = { .recipient = recipient, .pool = b->epk };
+	json_t *arr = NULL, *item = NULL;
 	const char *why = NULL;
 	size_t i;
 
 	int64_t t0 = ak_now_us();
 
-	/* An HSM store hands out no private key to encrypt: its keys leave it
-	 * only in its own envelope (docs/hsm.md), never in a v1 JWE. */
-	if (broker_keystore_wraps(t->keystore)) {
-		refuse(d, AK_R_KEYSTORE,
-		       "the key store releases keys only in the HSM envelope, which this "
-		       "request cannot receive");
-		goto fail;
-	}
+	*envelope = NULL;
 	if (fetch_keys(b, t, &ks, d) < 0)
 		goto fail;
 	d->fetch_us = ak_now_us() - t0;
+	/* v2: the release's one key agreement */
+	if (v2 && ak_env_seal_begin(recipient, broker_epk_pool_take(b->epk, ak_ec_crv(recipient)),
+				    t->name, nonce, &w.env, envelope, &why) < 0) {
+		refuse(d, AK_R_INTERNAL, "cannot make the release envelope: %s", why);
+		goto fail;
+	}
 	arr = json_array();
 	d->keys = json_array();
 	if (!arr || !d->keys)
@@ -459,16 +542,13 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 	for (i = 0; i < ks.n; i++) {
 		const struct broker_key *k = &ks.keys[i];
 
-		if (ak_jwe_encrypt_to(recipient, broker_epk_pool_take(b->epk), k->pkcs8.data,
-				      k->pkcs8.len, &jwe, &why) < 0) {
+		why = "out of memory";
+		item = wrap_key(&w, k, i, ks.n, &why);
+		if (!item) {
 			refuse(d, AK_R_INTERNAL, "cannot encrypt key '%s' to the ephemeral key: %s",
 			       k->label, why);
 			goto fail;
 		}
-		item = key_item(k, "jwe", jwe);
-		jwe = NULL; /* stolen by key_item, even on failure */
-		if (!item)
-			goto oom;
 		if (json_array_append_new(arr, item) < 0 ||
 		    json_array_append_new(d->keys, json_string(k->label)) < 0) {
 			item = NULL;
@@ -480,11 +560,15 @@ static json_t *release_keys(struct broker *b, const struct broker_token *t, EVP_
 						       json_integer(k->version)) < 0))
 			goto oom;
 	}
+	ak_env_free(w.env);
 	broker_keyset_clear(&ks);
 	return arr;
 oom:
 	refuse(d, AK_R_INTERNAL, "out of memory while building the release");
 fail:
+	ak_env_free(w.env);
+	json_decref(*envelope);
+	*envelope = NULL;
 	json_decref(item);
 	json_decref(arr);
 	json_decref(d->keys);
@@ -493,6 +577,127 @@ fail:
 	d->versions = NULL;
 	broker_keyset_clear(&ks);
 	return NULL;
+}
+
+/* An RSA public JWK for the HSM envelope (§4.3): a clean copy {kty, n, e}
+ * and the key in *pk, or a pubkey_unsupported refusal. */
+static json_t *check_rsa_pubkey(json_t *jwk, struct decision *d, EVP_PKEY **pk)
+{
+	const char *why = NULL;
+	json_t *clean;
+
+	*pk = ak_hsmenv_pkey_from_jwk(jwk, &why);
+	if (!*pk) {
+		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "%s (the HSM envelope needs an RSA key)", why);
+		return NULL;
+	}
+	clean = json_pack("{s:s,s:O,s:O}", "kty", "RSA", "n", json_object_get(jwk, "n"), "e",
+			  json_object_get(jwk, "e"));
+	if (!clean) {
+		refuse(d, AK_R_INTERNAL, "out of memory");
+		EVP_PKEY_free(*pk);
+		*pk = NULL;
+	}
+	return clean;
+}
+
+/* §4.3: the key store wraps every key of the release inside the HSM, to
+ * the request's RSA key; the broker holds only the ciphertext. */
+static json_t *release_hsm(struct broker *b, const struct broker_token *t, EVP_PKEY *recipient,
+			   json_t **envelope, struct decision *d)
+{
+	struct broker_keyset ks = {0};
+	struct broker_envelope env = {0};
+	char detail[MSG_LEN] = "", *b64 = NULL;
+	json_t *arr = NULL, *item = NULL;
+	int64_t t0 = ak_now_us();
+	size_t i;
+	int r;
+
+	*envelope = NULL;
+	if (fetch_keys(b, t, &ks, d) < 0)
+		goto fail;
+	d->fetch_us = ak_now_us() - t0;
+	r = broker_keystore_wrap(t->keystore, &ks, recipient, &env, detail, sizeof(detail));
+	if (r < 0) {
+		/* an HSM that does not answer now may later: retry, as for a full heap */
+		refuse(d, r == -EIO ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE, "key store: %s",
+		       detail);
+		snprintf(d->client_msg, sizeof(d->client_msg), "%s",
+			 r == -EIO ? "the key store's HSM failed; retry later"
+				   : "the key store failed; details are in the broker log");
+		goto fail;
+	}
+	b64 = ak_b64url_encode(env.ek, env.ek_len);
+	*envelope = b64 ? json_pack("{s:s,s:s}", "alg", env.alg, "ek", b64) : NULL;
+	free(b64);
+	arr = json_array();
+	d->keys = json_array();
+	if (!*envelope || !arr || !d->keys)
+		goto oom;
+	for (i = 0; i < ks.n; i++) {
+		b64 = ak_b64url_encode(env.wk[i], env.wk_len[i]);
+		item = key_item(&ks.keys[i], "wrapped", b64 ? json_string(b64) : NULL);
+		free(b64);
+		if (!item || json_array_append_new(arr, item) < 0 ||
+		    json_array_append_new(d->keys, json_string(ks.keys[i].label)) < 0)
+			goto oom;
+	}
+	broker_envelope_clear(&env);
+	broker_keyset_clear(&ks);
+	return arr;
+oom:
+	refuse(d, AK_R_INTERNAL, "out of memory while building the release");
+fail:
+	broker_envelope_clear(&env);
+	json_decref(*envelope);
+	*envelope = NULL;
+	json_decref(arr);
+	json_decref(d->keys);
+	d->keys = NULL;
+	broker_keyset_clear(&ks);
+	return NULL;
+}
+
+/* The request's "alg" (§4): absent = v1; the v2 envelope when this broker
+ * offers it; anything else alg_unsupported. -1 refused (in d), else 0/1 =
+ * v2, or ALG_HSM: the key store's HSM envelope, the only one it offers. */
+#define ALG_HSM 2
+static int pick_alg(struct broker *b, const struct broker_token *t, json_t *root,
+		    struct decision *d)
+{
+	json_t *v = json_object_get(root, "alg");
+	const char *hsm = broker_keystore_wrap_alg(t->keystore);
+	char shown[BROKER_FIELD_BUF];
+
+	/* §4.3: keys that only the HSM wraps leave it in its envelope alone */
+	if (hsm) {
+		if (json_is_string(v) && strcmp(json_string_value(v), hsm) == 0)
+			return ALG_HSM;
+		bounded(json_is_string(v) ? json_string_value(v)
+			: v		  ? "(not a string)"
+					  : "(none: protocol v1)",
+			shown);
+		refuse(d, AK_R_ALG_UNSUPPORTED,
+		       "alg '%s' is not offered: this broker's keys are in an HSM, which releases "
+		       "them only in %s",
+		       shown, hsm);
+		return -1;
+	}
+	if (!v)
+		return 0;
+	if (!json_is_string(v)) {
+		refuse(d, AK_R_BAD_REQUEST, "member 'alg' is not a string");
+		return -1;
+	}
+	if (b->cfg->release_v2 && strcmp(json_string_value(v), AK_ALG_V2_ECDH) == 0)
+		return 1;
+	if (strcmp(json_string_value(v), AK_ALG_V1) == 0)
+		return 0;
+	bounded(json_string_value(v), shown);
+	refuse(d, AK_R_ALG_UNSUPPORTED, "alg '%s' is not offered (this broker offers: %s%s)", shown,
+	       b->cfg->release_v2 ? AK_ALG_V2_ECDH ", " : "", AK_ALG_V1);
+	return -1;
 }
 
 static void wipe_json_string(json_t *v)
@@ -550,11 +755,12 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
 	const struct broker_token *t;
 	const char *nonce, *tee, *pin = NULL;
-	json_t *root = NULL, *evidence, *pin_v, *pubkey = NULL, *keys = NULL;
+	json_t *root = NULL, *evidence, *pin_v, *pubkey = NULL, *keys = NULL, *envelope = NULL;
 	EVP_PKEY *recipient = NULL;
 	int64_t ts[4];
 	enum ak_reason r;
 	bool is_tdx;
+	int v2;
 
 	ts[0] = ak_now_us();
 	root = parse_body(req, &d);
@@ -584,9 +790,12 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		goto out;
 	}
 	pin = pin_v ? json_string_value(pin_v) : NULL;
-	/* 2. token */
+	/* 2. token, and the envelope asked (its key store decides which) */
 	t = find_token(b, d.token, &d);
 	if (!t)
+		goto out;
+	v2 = pick_alg(b, t, root, &d);
+	if (v2 < 0)
 		goto out;
 	/* 3. nonce (§1: invalid, wrong token, expired, in that order) */
 	r = broker_nonce_check(b->cfg->secret.data, b->cfg->secret.len, nonce, t->name,
@@ -595,7 +804,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		d.reason = r;
 		goto out;
 	}
-	/* 4. TEE */
+	/* 4. TEE: one the broker verifies and the token accepts */
 	is_tdx = strcmp(tee, BROKER_TEE_TDX) == 0 && b->cfg->n_tdx_roots;
 	if (strcmp(tee, BROKER_TEE_SNP) != 0 && !is_tdx) {
 		char shown[BROKER_FIELD_BUF];
@@ -606,8 +815,19 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		       BROKER_TEE_SNP, b->cfg->n_tdx_roots ? ", " BROKER_TEE_TDX : "");
 		goto out;
 	}
+	if (!(broker_token_tees(b->cfg, t) &
+	      (is_tdx ? BROKER_TEE_BIT_TDX : BROKER_TEE_BIT_SNP))) {
+		char accepts[32];
+
+		tee_text(broker_token_tees(b->cfg, t), accepts, sizeof(accepts));
+		refuse(&d, AK_R_TEE_UNSUPPORTED,
+		       "token '%s' does not accept %s evidence (its tee: %s)", t->name, tee,
+		       accepts);
+		goto out;
+	}
 	/* 5. ephemeral key */
-	pubkey = check_pubkey(json_object_get(root, "pubkey"), &d, &recipient);
+	pubkey = v2 == ALG_HSM ? check_rsa_pubkey(json_object_get(root, "pubkey"), &d, &recipient)
+			       : check_pubkey(json_object_get(root, "pubkey"), v2, &d, &recipient);
 	if (!pubkey)
 		goto out;
 	/* 6. binding (§3) and evidence */
@@ -632,7 +852,8 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	/* 9. keys */
 	ts[2] = ak_now_us();
-	keys = release_keys(b, t, recipient, &d);
+	keys = v2 == ALG_HSM ? release_hsm(b, t, recipient, &envelope, &d)
+			     : release_keys(b, t, recipient, nonce, v2, &envelope, &d);
 	if (!keys)
 		goto out;
 	ts[3] = ak_now_us();
@@ -643,6 +864,10 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	rep->body = json_pack("{s:s,s:I,s:o}", "token", t->name, "lease", (json_int_t)b->cfg->lease,
 			      "keys", keys);
 	keys = NULL;
+	if (rep->body && envelope && json_object_set(rep->body, "envelope", envelope) < 0) {
+		json_decref(rep->body);
+		rep->body = NULL;
+	}
 	if (!rep->body) {
 		refuse(&d, AK_R_INTERNAL, "out of memory");
 		goto out;
@@ -687,6 +912,7 @@ out:
 	json_decref(pubkey);
 	EVP_PKEY_free(recipient);
 	json_decref(keys);
+	json_decref(envelope);
 	json_decref(d.keys);
 	json_decref(d.versions);
 	ak_memzero(thp, sizeof(thp));
@@ -865,7 +1091,13 @@ void broker_handle(struct broker *b, const struct broker_request *req, struct br
 		return;
 	fn = route(req->path, &want);
 	if (fn) {
-		fn(b, req, rep);
+		/* One configuration from the request's start to its end, even
+		 * when SIGHUP swaps b->cfg meanwhile (broker_reload). */
+		struct broker view;
+
+		broker_view_hold(b, &view);
+		fn(&view, req, rep);
+		broker_config_release(view.cfg);
 		return;
 	}
 	rep->status = 200; /* /v1/health, GET or HEAD */

@@ -22,11 +22,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: attestkey-broker [-c FILE] [-f] [--syslog]\n"
+		"       attestkey-broker --check-config [-c FILE]\n"
 		"Release PKCS#11 token keys to attested SEV-SNP guests (protocol v1).\n"
 		"\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
 		"  -f, --foreground   stay in the foreground\n"
 		"      --syslog       log to syslog instead of stderr\n"
+		"      --check-config validate the configuration, its files and every\n"
+		"                     token's keys, name each problem, and exit\n"
 		"  -h, --help         show this help\n"
 		"  -V, --version      show the version\n",
 		DEFAULT_CONFIG);
@@ -118,18 +121,48 @@ static void detached_ready(int ready_fd)
 	close(ready_fd);
 }
 
+static void print_problem(void *ctx, const char *problem)
+{
+	(void)ctx;
+	fprintf(stderr, "attestkey-broker: %s\n", problem);
+}
+
+/* --check-config: every problem on stderr and exit 1, or one summary line
+ * on stdout and exit 0. Never binds the listener. */
+static int check_config(const char *path)
+{
+	struct broker_config *cfg = NULL;
+	size_t n, n_keys = 0, i, tdx = 0;
+
+	n = broker_config_check(path, print_problem, NULL, &cfg, &n_keys);
+	if (n) {
+		fprintf(stderr, "attestkey-broker: %s: %zu problem(s)\n", path, n);
+		return EXIT_FAILURE;
+	}
+	for (i = 0; i < cfg->n_tokens; i++)
+		tdx += (broker_token_tees(cfg, &cfg->tokens[i]) & BROKER_TEE_BIT_TDX) != 0;
+	printf("%s: OK: %zu token(s) (%zu accepting TDX), %zu key(s) in %zu key store(s) (",
+	       path, cfg->n_tokens, tdx, n_keys, cfg->n_stores);
+	for (i = 0; i < cfg->n_stores; i++)
+		printf("%s%s", i ? ", " : "", cfg->stores[i].ks->ops->type);
+	printf("), %zu SEV-SNP and %zu TDX root file(s)\n", cfg->n_roots, cfg->n_tdx_roots);
+	broker_config_free(cfg);
+	return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
 	    {"syslog", no_argument, NULL, 's'},	      {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"version", no_argument, NULL, 'V'},      {"check-config", no_argument, NULL, 'C'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config = DEFAULT_CONFIG;
-	bool foreground = false, use_syslog = false;
+	bool foreground = false, use_syslog = false, check = false;
 	struct broker_config *cfg = NULL;
 	struct broker *b = NULL;
-	char err[1024] = "";
+	char err[1024] = "", *config_abs = NULL;
 	sigset_t sigs;
 	int c, sig = 0, status = EXIT_FAILURE, ready_fd = -1, r;
 
@@ -144,6 +177,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			use_syslog = true;
+			break;
+		case 'C':
+			check = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -162,9 +198,19 @@ int main(int argc, char **argv)
 	}
 	if (use_syslog)
 		ak_log_use_syslog(true);
+	if (check) {
+		status = check_config(config);
+		OPENSSL_cleanup();
+		return status;
+	}
+	/* SIGHUP reads the file again after detached_ready() left for / */
+	config_abs = realpath(config, NULL);
+	if (config_abs)
+		config = config_abs;
 	/* Before any thread exists and before the secure heap is made. */
 	if (!foreground && (r = detach(&ready_fd)) < 0) {
 		ak_log(AK_LOG_ERR, "cannot detach: %s", strerror(-r));
+		free(config_abs);
 		return EXIT_FAILURE;
 	}
 
@@ -180,11 +226,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cfg = NULL; /* owned by b */
-	/* Block the shutdown signals in every thread (MHD's inherit the mask);
-	 * the main thread collects them with sigwait(). */
+	/* Block the shutdown and reload signals in every thread (MHD's inherit
+	 * the mask); the main thread collects them with sigwait(). */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -212,6 +259,8 @@ int main(int argc, char **argv)
 	while (sigwait(&sigs, &sig) == 0) {
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
+		if (sig == SIGHUP) /* logs one line either way */
+			(void)broker_reload(b, config);
 	}
 	ak_log(AK_LOG_INFO, "shutting down (signal %d)", sig);
 	status = EXIT_SUCCESS;
@@ -223,5 +272,6 @@ out:
 	/* Free OpenSSL's DRBGs while we know no thread uses them (their only
 	 * references live in the secure arena; ASan builds report them). */
 	OPENSSL_cleanup();
+	free(config_abs);
 	return status;
 }

@@ -44,6 +44,91 @@
 #define MHD_LOG_BURST 20  /* libmicrohttpd lines logged per window ... */
 #define MHD_LOG_WINDOW 60 /* ... of this many seconds; the rest are counted */
 
+/* ---- the configuration, swapped by SIGHUP ---- */
+
+/* Guards every broker's cfg pointer and the configurations' reference
+ * counts; held for a pointer copy and a count, never across I/O. */
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct broker_config *broker_config_hold(struct broker *b)
+{
+	struct broker_config *c;
+
+	pthread_mutex_lock(&config_lock);
+	c = b->cfg;
+	if (c)
+		c->refs++;
+	pthread_mutex_unlock(&config_lock);
+	return c;
+}
+
+void broker_view_hold(struct broker *b, struct broker *view)
+{
+	pthread_mutex_lock(&config_lock);
+	*view = *b;
+	if (view->cfg)
+		view->cfg->refs++;
+	pthread_mutex_unlock(&config_lock);
+}
+
+void broker_config_release(struct broker_config *c)
+{
+	bool last;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&config_lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&config_lock);
+	if (last) /* no request holds it: its keys are wiped with it */
+		broker_config_free(c);
+}
+
+static void restart_only_changed(void *ctx, const char *key)
+{
+	ak_log(AK_LOG_WARNING,
+	       "%s: [broker] %s changed: it takes effect at a restart, not at a reload; the "
+	       "broker keeps the running value",
+	       (const char *)ctx, key);
+}
+
+int broker_reload(struct broker *b, const char *path)
+{
+	struct broker_config *next = NULL, *cur = NULL, *old;
+	char err[1024] = "";
+	size_t n_tokens;
+	int r;
+
+	r = broker_config_load(path, &next, err, sizeof(err));
+	if (r == 0)
+		r = broker_config_check_keys(next, err, sizeof(err));
+	if (r < 0) {
+		ak_log(AK_LOG_ERR, "reload refused, the previous configuration stays in force: %s",
+		       err);
+		goto out;
+	}
+	cur = broker_config_hold(b);
+	r = broker_config_keep_restart_only(cur, next, restart_only_changed, next->path);
+	if (r < 0) {
+		ak_log(AK_LOG_ERR,
+		       "reload refused, the previous configuration stays in force: %s: %s", path,
+		       strerror(-r));
+		goto out;
+	}
+	n_tokens = next->n_tokens;
+	pthread_mutex_lock(&config_lock);
+	old = b->cfg;
+	b->cfg = next;
+	pthread_mutex_unlock(&config_lock);
+	next = NULL;
+	broker_config_release(old); /* the broker's reference; requests keep theirs */
+	ak_log(AK_LOG_INFO, "%s: configuration reloaded: %zu token(s)", path, n_tokens);
+out:
+	broker_config_release(cur);
+	broker_config_free(next);
+	return r;
+}
+
 /* ---- deadlines that bytes do not move ---- */
 
 struct conn_track {

@@ -15,7 +15,12 @@
 
 #include <errno.h>
 #include <string.h>
+#include <jansson.h>
 #include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+#include <openssl/x509.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -34,6 +39,123 @@ bool ak_hsmenv_alg_known(const char *alg)
 {
 	return alg &&
 	       (strcmp(alg, AK_HSMENV_ALG_OAEP) == 0 || strcmp(alg, AK_HSMENV_ALG_OAEP_256) == 0);
+}
+
+/* A BIGNUM as base64url of its minimal big-endian bytes (RFC 7518 §2). */
+static char *bn_b64(const BIGNUM *bn)
+{
+	int n = BN_num_bytes(bn);
+	uint8_t *buf = n > 0 ? malloc((size_t)n) : NULL;
+	char *s = NULL;
+
+	if (buf && BN_bn2bin(bn, buf) == n)
+		s = ak_b64url_encode(buf, (size_t)n);
+	free(buf);
+	return s;
+}
+
+json_t *ak_hsmenv_jwk_public(EVP_PKEY *rsa)
+{
+	BIGNUM *n = NULL, *e = NULL;
+	char *sn = NULL, *se = NULL;
+	json_t *jwk = NULL;
+
+	if (rsa && EVP_PKEY_get_base_id(rsa) == EVP_PKEY_RSA &&
+	    EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_N, &n) &&
+	    EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_E, &e) && (sn = bn_b64(n)) &&
+	    (se = bn_b64(e)))
+		jwk = json_pack("{s:s,s:s,s:s}", "kty", "RSA", "n", sn, "e", se);
+	ERR_clear_error();
+	BN_free(n);
+	BN_free(e);
+	free(sn);
+	free(se);
+	return jwk;
+}
+
+/* A JWK member as a BIGNUM: base64url without leading zero bytes. */
+static BIGNUM *jwk_bn(const json_t *jwk, const char *name)
+{
+	const char *s = json_string_value(json_object_get(jwk, name));
+	size_t len = 0;
+	uint8_t *buf = s ? ak_b64url_decode(s, &len) : NULL;
+	BIGNUM *bn = NULL;
+
+	if (buf && len && buf[0] != 0 && len <= 1024)
+		bn = BN_bin2bn(buf, (int)len, NULL);
+	free(buf);
+	return bn;
+}
+
+EVP_PKEY *ak_hsmenv_pkey_from_jwk(const json_t *jwk, const char **why)
+{
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pk = NULL;
+	BIGNUM *n = NULL, *e = NULL;
+	const char *kty = json_string_value(json_object_get(jwk, "kty"));
+
+	SET_WHY(NULL);
+	if (!json_is_object(jwk) || !kty || strcmp(kty, "RSA") != 0) {
+		SET_WHY("pubkey is not an RSA JWK");
+		return NULL;
+	}
+	if (json_object_size(jwk) != 3) {
+		SET_WHY("pubkey has members other than kty, n and e (a private key?)");
+		return NULL;
+	}
+	n = jwk_bn(jwk, "n");
+	e = jwk_bn(jwk, "e");
+	if (!n || !e) {
+		SET_WHY("pubkey's n or e is not a base64url integer without leading zeros");
+		goto out;
+	}
+	if (BN_num_bits(n) < AK_HSMENV_RSA_BITS || BN_num_bits(n) > 8192 || !BN_is_odd(n)) {
+		SET_WHY("pubkey is not an RSA modulus of 3072 to 8192 bits");
+		goto out;
+	}
+	if (!BN_is_odd(e) || BN_num_bits(e) < 2 || BN_num_bits(e) > 256) {
+		SET_WHY("pubkey's public exponent is not an odd number from 3 to 2^256");
+		goto out;
+	}
+	bld = OSSL_PARAM_BLD_new();
+	if (!bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
+	    !(params = OSSL_PARAM_BLD_to_param(bld)) ||
+	    !(ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "RSA", NULL)) ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		pk = NULL;
+		SET_WHY("pubkey is not a valid RSA public key");
+	}
+out:
+	ERR_clear_error();
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(n);
+	BN_free(e);
+	return pk;
+}
+
+int ak_hsmenv_key_id(EVP_PKEY *pub, char hex[41])
+{
+	X509_PUBKEY *xpk = NULL;
+	const unsigned char *bits = NULL;
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int bitslen = 0, ret = -EINVAL;
+
+	if (pub && X509_PUBKEY_set(&xpk, pub) &&
+	    X509_PUBKEY_get0_param(NULL, &bits, &bitslen, NULL, xpk) &&
+	    EVP_Digest(bits, (size_t)bitslen, md, &mdlen, EVP_sha1(), NULL) && mdlen == 20) {
+		ak_hex_encode(md, 20, hex);
+		ret = 0;
+	}
+	ERR_clear_error();
+	X509_PUBKEY_free(xpk);
+	return ret;
 }
 
 EVP_PKEY *ak_hsmenv_keygen(void)

@@ -45,6 +45,43 @@
  * PartyUInfo and PartyVInfo (the profile refuses "apu"/"apv"), and
  * SuppPubInfo = 256.
  */
+int ak_ecdh_derive(EVP_PKEY *mine, EVP_PKEY *peer, uint8_t *z, size_t *zlen)
+{
+	EVP_PKEY_CTX *dctx = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), mine, NULL);
+	int ret = -EINVAL;
+
+	/* validate_peer = 0: every peer here comes from ak_pkey_from_jwk_ec(),
+	 * which has validated it; OpenSSL's full check would be one more
+	 * scalar multiplication per key (docs/performance.md) */
+	if (dctx && EVP_PKEY_derive_init(dctx) > 0 &&
+	    EVP_PKEY_derive_set_peer_ex(dctx, peer, 0) > 0 && EVP_PKEY_derive(dctx, z, zlen) > 0)
+		ret = 0;
+	ERR_clear_error();
+	EVP_PKEY_CTX_free(dctx);
+	return ret;
+}
+
+int ak_concat_kdf(const uint8_t *z, size_t zlen, const uint8_t *other_info, size_t oilen,
+		  uint8_t *out, size_t outlen)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(ak_libctx(), "SSKDF", NULL);
+	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[4];
+	int ret = -EINVAL;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)z, zlen);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)other_info,
+						      oilen);
+	params[3] = OSSL_PARAM_construct_end();
+	if (kctx && EVP_KDF_derive(kctx, out, outlen, params) > 0)
+		ret = 0;
+	ERR_clear_error();
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return ret;
+}
+
 static int ecdh_es_key(EVP_PKEY *mine, EVP_PKEY *peer, uint8_t dk[PROFILE_KEY_BYTES])
 {
 	static const uint8_t other_info[] = {
@@ -55,35 +92,13 @@ static int ecdh_es_key(EVP_PKEY *mine, EVP_PKEY *peer, uint8_t dk[PROFILE_KEY_BY
 	};
 	uint8_t z[66];
 	size_t zlen = sizeof(z);
-	EVP_PKEY_CTX *dctx = NULL;
-	EVP_KDF *kdf = NULL;
-	EVP_KDF_CTX *kctx = NULL;
-	OSSL_PARAM params[4];
-	int ret = -EINVAL;
+	int ret;
 
-	dctx = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), mine, NULL);
-	/* validate_peer = 0: every peer here comes from ak_pkey_from_jwk_p384(),
-	 * which has validated it; OpenSSL's full check would be one more
-	 * scalar multiplication per key (docs/performance.md) */
-	if (!dctx || EVP_PKEY_derive_init(dctx) <= 0 ||
-	    EVP_PKEY_derive_set_peer_ex(dctx, peer, 0) <= 0 ||
-	    EVP_PKEY_derive(dctx, z, &zlen) <= 0)
-		goto out;
-	kdf = EVP_KDF_fetch(ak_libctx(), "SSKDF", NULL);
-	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, zlen);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)other_info,
-						      sizeof(other_info));
-	params[3] = OSSL_PARAM_construct_end();
-	if (kctx && EVP_KDF_derive(kctx, dk, PROFILE_KEY_BYTES, params) > 0)
-		ret = 0;
-out:
-	ERR_clear_error();
+	ret = ak_ecdh_derive(mine, peer, z, &zlen);
+	if (ret == 0)
+		ret = ak_concat_kdf(z, zlen, other_info, sizeof(other_info), dk,
+				    PROFILE_KEY_BYTES);
 	OPENSSL_cleanse(z, sizeof(z));
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	EVP_PKEY_CTX_free(dctx);
 	return ret;
 }
 
@@ -114,20 +129,62 @@ static int ecdh_es_cek(EVP_PKEY *mine, EVP_PKEY *peer, json_t **cek_out)
 	return ret;
 }
 
-static bool is_p384(EVP_PKEY *pkey)
+/* The two ephemeral curves of the protocol: JWK name, OpenSSL group name
+ * (the legacy path of an engine-taken EC knows only these spellings) and
+ * coordinate size. */
+static const struct eph_curve {
+	const char *crv, *group;
+	size_t coord;
+} eph_curves[] = {
+	{ "P-256", "prime256v1", 32 },
+	{ "P-384", "secp384r1", 48 },
+};
+
+static const struct eph_curve *curve_by_crv(const char *crv)
+{
+	size_t i;
+
+	for (i = 0; crv && i < AK_ARRAY_SIZE(eph_curves); i++) {
+		if (strcmp(crv, eph_curves[i].crv) == 0)
+			return &eph_curves[i];
+	}
+	return NULL;
+}
+
+const char *ak_ec_crv(EVP_PKEY *pkey)
 {
 	char group[32];
+	size_t i;
 
-	return pkey && EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC &&
-	       EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-					      sizeof(group), NULL) &&
-	       strcmp(group, "secp384r1") == 0;
+	if (!pkey || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+	    !EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+					    sizeof(group), NULL))
+		return NULL;
+	for (i = 0; i < AK_ARRAY_SIZE(eph_curves); i++) {
+		if (strcmp(group, eph_curves[i].group) == 0)
+			return eph_curves[i].crv;
+	}
+	return NULL;
+}
+
+static bool is_p384(EVP_PKEY *pkey)
+{
+	const char *crv = ak_ec_crv(pkey);
+
+	return crv && strcmp(crv, "P-384") == 0;
+}
+
+EVP_PKEY *ak_ec_generate(const char *crv)
+{
+	const struct eph_curve *c = curve_by_crv(crv);
+
+	/* on failure OpenSSL's error queue holds the reason, for the caller */
+	return c ? EVP_PKEY_Q_keygen(ak_libctx(), NULL, "EC", c->group) : NULL;
 }
 
 EVP_PKEY *ak_ec_p384_generate(void)
 {
-	/* on failure OpenSSL's error queue holds the reason, for the caller */
-	return EVP_PKEY_Q_keygen(ak_libctx(), NULL, "EC", "secp384r1");
+	return ak_ec_generate("P-384");
 }
 
 /* The public JWK (RFC 7518 section 6.2.1) from the encoded public point
@@ -168,33 +225,38 @@ out:
 }
 
 /*
- * An EC P-384 public JWK to an EVP_PKEY with the partial public-key
- * validation of NIST SP 800-56A rev. 3, section 5.6.2.3.4, which that
- * standard allows for ephemeral keys: coordinates of the field size, point on
- * the curve and not at infinity (EVP_PKEY_public_check_quick). P-384 has
- * cofactor 1, so the full check's extra n*Q multiplication (what libjose's
- * jose_openssl_jwk_to_EVP_PKEY runs) adds nothing for it. libjose decodes
+ * An EC public JWK on one of the ephemeral curves to an EVP_PKEY with the
+ * partial public-key validation of NIST SP 800-56A rev. 3, section
+ * 5.6.2.3.4, which that standard allows for ephemeral keys: coordinates of
+ * the field size, point on the curve and not at infinity
+ * (EVP_PKEY_public_check_quick). P-256 and P-384 have cofactor 1, so the
+ * full check's extra n*Q multiplication (what libjose's
+ * jose_openssl_jwk_to_EVP_PKEY runs) adds nothing for them. libjose decodes
  * the base64url.
  */
-EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk)
+EVP_PKEY *ak_pkey_from_jwk_ec(const json_t *jwk, const char *want)
 {
 	const char *kty = NULL, *crv = NULL, *x = NULL, *y = NULL;
+	const struct eph_curve *c;
 	size_t xl = 0, yl = 0;
 	uint8_t pt[1 + 2 * 48];
+	size_t n;
 	EVP_PKEY_CTX *ctx = NULL, *chk = NULL;
 	EVP_PKEY *pkey = NULL;
 	OSSL_PARAM params[3];
 
 	if (json_unpack((json_t *)jwk, "{s:s,s:s,s:s%,s:s%}", "kty", &kty, "crv", &crv, "x", &x,
 			&xl, "y", &y, &yl) < 0 ||
-	    strcmp(kty, "EC") != 0 || strcmp(crv, "P-384") != 0 ||
-	    jose_b64_dec_buf(x, xl, NULL, 0) != 48 || jose_b64_dec_buf(y, yl, NULL, 0) != 48)
+	    strcmp(kty, "EC") != 0 || !(c = curve_by_crv(crv)) || (want && strcmp(crv, want) != 0))
+		return NULL;
+	n = c->coord;
+	if (jose_b64_dec_buf(x, xl, NULL, 0) != n || jose_b64_dec_buf(y, yl, NULL, 0) != n)
 		return NULL;
 	pt[0] = 0x04; /* uncompressed point */
-	if (jose_b64_dec_buf(x, xl, pt + 1, 48) != 48 || jose_b64_dec_buf(y, yl, pt + 49, 48) != 48)
+	if (jose_b64_dec_buf(x, xl, pt + 1, n) != n || jose_b64_dec_buf(y, yl, pt + 1 + n, n) != n)
 		return NULL;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"secp384r1", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt));
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)c->group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * n);
 	params[2] = OSSL_PARAM_construct_end();
 	ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "EC", NULL);
 	if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
@@ -205,13 +267,14 @@ EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk)
 		EVP_PKEY_CTX_free(ctx);
 		ERR_clear_error();
 		pkey = jose_openssl_jwk_to_EVP_PKEY(NULL, jwk);
-		if (is_p384(pkey))
+		if (ak_ec_crv(pkey) && strcmp(ak_ec_crv(pkey), crv) == 0)
 			return pkey;
 		ctx = NULL;
 		goto fail;
 	}
 	chk = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), pkey, NULL);
-	if (!chk || EVP_PKEY_public_check_quick(chk) != 1 || !is_p384(pkey))
+	if (!chk || EVP_PKEY_public_check_quick(chk) != 1 || !ak_ec_crv(pkey) ||
+	    strcmp(ak_ec_crv(pkey), crv) != 0)
 		goto fail;
 	EVP_PKEY_CTX_free(chk);
 	EVP_PKEY_CTX_free(ctx);
@@ -222,6 +285,11 @@ fail:
 	EVP_PKEY_CTX_free(chk);
 	EVP_PKEY_CTX_free(ctx);
 	return NULL;
+}
+
+EVP_PKEY *ak_pkey_from_jwk_p384(const json_t *jwk)
+{
+	return ak_pkey_from_jwk_ec(jwk, "P-384");
 }
 
 /* Set the caller's reason, when it asked for one; returns ret. */
@@ -293,6 +361,79 @@ int ak_jwe_encrypt(const json_t *jwk_pub, const uint8_t *pt, size_t ptlen, json_
 	return ret;
 }
 
+int ak_aes256gcm_open(const uint8_t key[32], const uint8_t *iv, size_t ivlen,
+		      const uint8_t *aad, size_t aadlen, const uint8_t *ct, size_t ctlen,
+		      const uint8_t tag[16], struct ak_secbuf *out)
+{
+	EVP_CIPHER *c = NULL;
+	EVP_CIPHER_CTX *ctx = NULL;
+	OSSL_PARAM params[2];
+	uint8_t *pt = NULL;
+	size_t cap = ctlen ? ctlen : 1;
+	int l1 = 0, l2 = 0, ret = -EBADMSG;
+
+	ak_secbuf_clear(out);
+	if (ctlen > INT_MAX || aadlen > INT_MAX || !ivlen)
+		return -EINVAL;
+	if (ak_secure_init() < 0)
+		return -ENOMEM;
+	/* the plaintext goes straight into the buffer the caller keeps */
+	pt = OPENSSL_secure_zalloc(cap);
+	if (!pt)
+		return -ENOMEM;
+	c = EVP_CIPHER_fetch(ak_libctx(), "AES-256-GCM", NULL);
+	ctx = EVP_CIPHER_CTX_new();
+	params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen);
+	params[1] = OSSL_PARAM_construct_end();
+	if (!c || !ctx || !EVP_DecryptInit_ex2(ctx, c, NULL, NULL, params) ||
+	    !EVP_DecryptInit_ex2(ctx, NULL, key, iv, NULL) ||
+	    (aadlen && !EVP_DecryptUpdate(ctx, NULL, &l1, aad, (int)aadlen)) ||
+	    !EVP_DecryptUpdate(ctx, pt, &l1, ct, (int)ctlen) ||
+	    !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, (void *)tag) ||
+	    EVP_DecryptFinal_ex(ctx, pt + l1, &l2) <= 0)
+		goto out; /* tag mismatch: nothing of what was decrypted is kept */
+	out->data = pt;
+	out->cap = cap;
+	out->len = (size_t)l1 + (size_t)l2;
+	pt = NULL;
+	ret = 0;
+out:
+	ERR_clear_error();
+	if (pt)
+		OPENSSL_secure_clear_free(pt, cap);
+	EVP_CIPHER_CTX_free(ctx);
+	EVP_CIPHER_free(c);
+	return ret;
+}
+
+int ak_aes256gcm_seal(const uint8_t key[32], const uint8_t *iv, size_t ivlen,
+		      const uint8_t *aad, size_t aadlen, const uint8_t *pt, size_t ptlen,
+		      uint8_t *ct, uint8_t tag[16])
+{
+	EVP_CIPHER *c = NULL;
+	EVP_CIPHER_CTX *ctx = NULL;
+	OSSL_PARAM params[2];
+	int l1 = 0, l2 = 0, ret = -EINVAL;
+
+	if (ptlen > INT_MAX || aadlen > INT_MAX || !ivlen)
+		return -EINVAL;
+	c = EVP_CIPHER_fetch(ak_libctx(), "AES-256-GCM", NULL);
+	ctx = EVP_CIPHER_CTX_new();
+	params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen);
+	params[1] = OSSL_PARAM_construct_end();
+	if (c && ctx && EVP_EncryptInit_ex2(ctx, c, NULL, NULL, params) &&
+	    EVP_EncryptInit_ex2(ctx, NULL, key, iv, NULL) &&
+	    (!aadlen || EVP_EncryptUpdate(ctx, NULL, &l1, aad, (int)aadlen)) &&
+	    EVP_EncryptUpdate(ctx, ct, &l1, pt, (int)ptlen) &&
+	    EVP_EncryptFinal_ex(ctx, ct + l1, &l2) > 0 && (size_t)l1 + (size_t)l2 == ptlen &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, tag) > 0)
+		ret = 0;
+	ERR_clear_error();
+	EVP_CIPHER_CTX_free(ctx); /* wipes the key schedule */
+	EVP_CIPHER_free(c);
+	return ret;
+}
+
 /*
  * A256GCM content decryption (RFC 7516 section 5.2, steps 14 to 16) with the
  * cipher of attestkey's library context, straight into the secure heap: the
@@ -307,12 +448,9 @@ static int gcm_open(const uint8_t key[PROFILE_KEY_BYTES], const json_t *jwe, con
 	const char *prot = json_string_value(json_object_get(jwe, "protected"));
 	const char *iv64 = json_string_value(json_object_get(jwe, "iv"));
 	const char *tag64 = json_string_value(json_object_get(jwe, "tag"));
-	uint8_t *iv = NULL, *tag = NULL, *pt = NULL;
+	uint8_t *iv = NULL, *tag = NULL;
 	size_t ivlen = 0, taglen = 0;
-	EVP_CIPHER *c = NULL;
-	EVP_CIPHER_CTX *ctx = NULL;
-	OSSL_PARAM params[2];
-	int l1 = 0, l2 = 0, ret = -EINVAL;
+	int ret = -EINVAL;
 
 	if (!prot || json_object_get(jwe, "aad") || !iv64 || !(iv = ak_b64url_decode(iv64, &ivlen)) ||
 	    ivlen != 12 || !tag64 || !(tag = ak_b64url_decode(tag64, &taglen)) || taglen != 16 ||
@@ -320,36 +458,13 @@ static int gcm_open(const uint8_t key[PROFILE_KEY_BYTES], const json_t *jwe, con
 		fail(why, "the JWE iv, tag or protected header is missing or malformed", 0);
 		goto out;
 	}
-	pt = OPENSSL_secure_malloc(ctlen ? ctlen : 1);
-	if (!pt) {
-		ret = fail(why, "the secure heap is exhausted", -ENOMEM);
-		goto out;
-	}
-	c = EVP_CIPHER_fetch(ak_libctx(), "AES-256-GCM", NULL);
-	ctx = EVP_CIPHER_CTX_new();
-	params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen);
-	params[1] = OSSL_PARAM_construct_end();
-	if (!c || !ctx || !EVP_DecryptInit_ex2(ctx, c, NULL, NULL, params) ||
-	    !EVP_DecryptInit_ex2(ctx, NULL, key, iv, NULL) ||
-	    !EVP_DecryptUpdate(ctx, NULL, &l1, (const uint8_t *)prot, (int)strlen(prot)) ||
-	    !EVP_DecryptUpdate(ctx, pt, &l1, ct, (int)ctlen) ||
-	    !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, tag) ||
-	    EVP_DecryptFinal_ex(ctx, pt + l1, &l2) <= 0) {
-		/* tag mismatch: nothing of what was decrypted is kept */
+	ret = ak_aes256gcm_open(key, iv, ivlen, (const uint8_t *)prot, strlen(prot), ct, ctlen, tag,
+				out);
+	if (ret == -ENOMEM)
+		fail(why, "the secure heap is exhausted", 0);
+	else if (ret < 0)
 		fail(why, "JWE authentication failed (tampered or wrong key)", 0);
-		goto out;
-	}
-	if (ak_secbuf_append(out, pt, (size_t)l1 + (size_t)l2) < 0) {
-		ret = fail(why, "the secure heap is exhausted", -ENOMEM);
-		goto out;
-	}
-	ret = 0;
 out:
-	ERR_clear_error();
-	if (pt)
-		OPENSSL_secure_clear_free(pt, ctlen ? ctlen : 1);
-	EVP_CIPHER_CTX_free(ctx);
-	EVP_CIPHER_free(c);
 	free(iv);
 	free(tag);
 	return ret;

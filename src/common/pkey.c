@@ -492,6 +492,11 @@ void ak_stack_wipe(void)
 	stack_burn(64 * 1024);
 }
 
+void ak_vector_registers_wipe(void)
+{
+	vector_registers_wipe();
+}
+
 struct ak_privkey *ak_privkey_ref(struct ak_privkey *k)
 {
 	if (k)

@@ -2,10 +2,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <jose/jwk.h>
 #include <openssl/evp.h>
 
+#include "attestkey/jwe.h"
 #include "attestkey/protocol.h"
 
 /* One table: name and HTTP status per reason (docs/protocol.md §5). */
@@ -41,6 +44,7 @@ static const struct {
 	[AK_R_TCB_STATUS_NOT_ALLOWED] = { "tcb_status_not_allowed", 403 },
 	[AK_R_COLLATERAL_EXPIRED] = { "collateral_expired", 403 },
 	[AK_R_COLLATERAL_UNAVAILABLE] = { "collateral_unavailable", 503 },
+	[AK_R_ALG_UNSUPPORTED] = { "alg_unsupported", 400 },
 	[AK_R_INTERNAL] = { "internal", 500 },
 };
 
@@ -103,5 +107,121 @@ int ak_binding_compute(const char *nonce, const char *token, const uint8_t thp[A
 	ret = 0;
 out:
 	EVP_MD_CTX_free(ctx);
+	return ret;
+}
+
+/* Growing byte string for the fixed binary encodings below (no secrets). */
+struct bytes {
+	uint8_t *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void put(struct bytes *b, const void *p, size_t n)
+{
+	if (b->oom)
+		return;
+	if (n > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 256;
+		uint8_t *np;
+
+		while (cap - b->len < n)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+static void put_u32(struct bytes *b, uint32_t v)
+{
+	uint8_t be[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+
+	put(b, be, sizeof(be));
+}
+
+static void put_u64(struct bytes *b, uint64_t v)
+{
+	put_u32(b, (uint32_t)(v >> 32));
+	put_u32(b, (uint32_t)v);
+}
+
+/* lp(x) = u32(length) || x */
+static void put_lp(struct bytes *b, const void *p, size_t n)
+{
+	if (n > UINT32_MAX) {
+		b->oom = true;
+		return;
+	}
+	put_u32(b, (uint32_t)n);
+	put(b, p, n);
+}
+
+static void put_str(struct bytes *b, const char *s)
+{
+	put_lp(b, s, strlen(s));
+}
+
+int ak_v2_key_aad(const char *alg, const char *token, size_t index, size_t count,
+		  const struct ak_key_meta *m, uint8_t **aad, size_t *aad_len)
+{
+	static const char label[] = "attestkey-v2-key"; /* followed by its NUL */
+	uint8_t digest[32];
+	struct bytes b = { 0 };
+
+	*aad = NULL;
+	*aad_len = 0;
+	if (!alg || !token || !m || !m->label || !m->id || !m->type || index >= count ||
+	    count > AK_V2_MAX_KEYS || (m->cert_len && !m->cert))
+		return -EINVAL;
+	put(&b, label, sizeof(label));
+	put_u32(&b, (uint32_t)index);
+	put_u32(&b, (uint32_t)count);
+	put_str(&b, alg);
+	put_str(&b, token);
+	put_str(&b, m->label);
+	put_str(&b, m->id);
+	put_str(&b, m->type);
+	put_u64(&b, m->version);
+	if (m->cert) {
+		if (!EVP_Digest(m->cert, m->cert_len, digest, NULL, EVP_sha256(), NULL)) {
+			free(b.p);
+			return -ENOMEM;
+		}
+		put_lp(&b, digest, sizeof(digest));
+	} else {
+		put_lp(&b, NULL, 0);
+	}
+	if (b.oom) {
+		free(b.p);
+		return -ENOMEM;
+	}
+	*aad = b.p;
+	*aad_len = b.len;
+	return 0;
+}
+
+int ak_v2_kdf(const uint8_t *z, size_t zlen, const char *token, const char *nonce,
+	      uint8_t cek[AK_V2_CEK_LEN])
+{
+	struct bytes oi = { 0 };
+	int ret;
+
+	if (!z || !zlen || !token || !nonce)
+		return -EINVAL;
+	/* RFC 7518 §4.6.2 OtherInfo */
+	put_str(&oi, AK_ALG_V2_ECDH);  /* AlgorithmID */
+	put_str(&oi, token);           /* PartyUInfo */
+	put_str(&oi, nonce);           /* PartyVInfo */
+	put_u32(&oi, AK_V2_CEK_LEN * 8); /* SuppPubInfo */
+	ret = oi.oom ? -ENOMEM : ak_concat_kdf(z, zlen, oi.p, oi.len, cek, AK_V2_CEK_LEN);
+	free(oi.p);
 	return ret;
 }

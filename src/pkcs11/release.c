@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The attested login, protocol v1 (docs/protocol.md), client side:
- *   POST /v1/challenge -> nonce; ephemeral P-384 JWK; binding; evidence;
- *   POST /v1/keys -> JWEs, unwrapped into OpenSSL's secure heap.
+ * The attested login (docs/protocol.md), client side:
+ *   POST /v1/challenge -> nonce and the envelopes offered; ephemeral EC key
+ *   (P-256 for v2, P-384 for v1); binding; evidence;
+ *   POST /v1/keys -> one v2 envelope for the release (or v1's JWE per key),
+ *   unwrapped into OpenSSL's secure heap.
  * Brokers are tried in the configured order; a broker that cannot be
  * reached (connection, TLS, non-protocol answer) hands over to the next. A
  * refusal is final: every replica applies the same policy.
@@ -11,6 +13,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +21,8 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "attestkey/envelope.h"
+#include "attestkey/hsmenv.h"
 #include "attestkey/jwe.h"
 #include "attestkey/protocol.h"
 #include "attestkey/secmem.h"
@@ -37,9 +42,10 @@ struct client {
 	char failures[1024];  /* transport failures, for the one final line */
 	CURL *h;              /* one handle per login: the release reuses the
 			       * challenge's TLS connection (keep-alive) */
-	int64_t unwrap_us;    /* JWE decryption, all keys (debug timing) */
+	int64_t unwrap_us;    /* decryption, all keys (debug timing) */
 	int64_t objects_us;   /* PKCS#8 parse and object creation, all keys */
 	json_t *tees;         /* the challenge's "tee" list, NULL when absent */
+	const char *alg;      /* the envelope asked (docs/protocol.md §4) */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -274,24 +280,55 @@ static bool array_has(const json_t *arr, const char *s)
 	return false;
 }
 
+/* A broker's list ("tee", "algs") for a log line: its strings, each cut
+ * to 32 characters and sanitised, comma-separated; "nothing" if empty. */
+static void list_text(const json_t *arr, char *out, size_t outlen)
+{
+	char one[40];
+	size_t i, off = 0;
+	json_t *v;
+
+	out[0] = '\0';
+	json_array_foreach(arr, i, v) {
+		if (json_is_string(v) && off < outlen) {
+			sanitize(json_string_value(v), one, 33);
+			off += (size_t)snprintf(out + off, outlen - off, "%s%s", off ? ", " : "", one);
+		}
+	}
+	if (!off)
+		snprintf(out, outlen, "nothing");
+}
+
 /* The broker lists the evidence types it verifies in the challenge; evidence
  * of another type is not sent (docs/protocol.md section 1). */
 static bool tee_accepted(const struct client *c, const char *tee)
 {
-	char list[256] = "";
-	size_t i, off = 0;
-	json_t *v;
+	char list[256];
 
 	if (!c->tees || array_has(c->tees, tee))
 		return true;
-	json_array_foreach(c->tees, i, v) {
-		if (json_is_string(v) && off < sizeof(list))
-			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%.32s",
-						off ? ", " : "", json_string_value(v));
-	}
+	list_text(c->tees, list, sizeof(list));
 	ak_log(AK_LOG_ERR, "token '%s': broker %s does not verify '%s' evidence (it verifies: %s)",
-	       c->token, c->cfg->brokers[c->cur], tee, off ? list : "nothing");
+	       c->token, c->cfg->brokers[c->cur], tee, list);
 	return false;
+}
+
+/* docs/protocol.md §4: v2's envelope when offered, else v1; a challenge
+ * without "algs" means v1. NULL when the broker offers neither. */
+static const char *pick_alg(const json_t *algs)
+{
+	if (!json_is_array(algs))
+		return AK_ALG_V1;
+	if (array_has(algs, AK_ALG_V2_ECDH))
+		return AK_ALG_V2_ECDH;
+	/* keys in an HSM (§4.3): offered alone, with the hash the HSM has */
+	if (array_has(algs, AK_HSMENV_ALG_OAEP_256))
+		return AK_HSMENV_ALG_OAEP_256;
+	if (array_has(algs, AK_HSMENV_ALG_OAEP))
+		return AK_HSMENV_ALG_OAEP;
+	if (array_has(algs, AK_ALG_V1))
+		return AK_ALG_V1;
+	return NULL;
 }
 
 static CK_RV challenge(struct client *c, char **nonce)
@@ -325,10 +362,14 @@ static CK_RV challenge(struct client *c, char **nonce)
 		json_decref(c->tees);
 		c->tees = json_incref(json_object_get(resp, "tee"));
 	}
-	if (json_is_array(json_object_get(resp, "algs")) &&
-	    !array_has(json_object_get(resp, "algs"), "ECDH-ES+A256GCM")) {
-		ak_log(AK_LOG_ERR, "token '%s': broker %s cannot release keys as ECDH-ES+A256GCM JWE",
-		       c->token, c->cfg->brokers[c->cur]);
+	c->alg = pick_alg(json_object_get(resp, "algs"));
+	if (!c->alg) {
+		char list[256];
+
+		list_text(json_object_get(resp, "algs"), list, sizeof(list));
+		ak_log(AK_LOG_ERR, "token '%s': broker %s offers no release envelope this module opens (it offers: %s; this module: %s, %s, %s, %s)",
+		       c->token, c->cfg->brokers[c->cur], list, AK_ALG_V2_ECDH,
+		       AK_HSMENV_ALG_OAEP_256, AK_HSMENV_ALG_OAEP, AK_ALG_V1);
 		rv = CKR_FUNCTION_REJECTED;
 		goto out;
 	}
@@ -353,90 +394,248 @@ static int key_type_of(const char *type)
 	return EVP_PKEY_NONE;
 }
 
-/* Unwrap one key of the release into the key set (section 4). */
-static CK_RV unwrap_key(struct client *c, EVP_PKEY *eph, const json_t *k, size_t idx,
-			struct p11_keyset *ks)
-{
-	const char *label = json_string_value(json_object_get(k, "label"));
-	const char *idhex = json_string_value(json_object_get(k, "id"));
-	const char *type = json_string_value(json_object_get(k, "type"));
-	const char *cert64 = json_string_value(json_object_get(k, "cert"));
-	const json_t *jwe = json_object_get(k, "jwe");
-	struct ak_secbuf pt = { 0 };
-	const char *why = NULL;
-	uint8_t *id = NULL, *cert = NULL;
-	size_t id_len = 0, cert_len = 0;
-	struct ak_privkey *priv = NULL;
-	enum ak_pkey_err perr;
-	int64_t t0, t1;
-	int want;
-	CK_RV rv = CKR_DEVICE_ERROR;
+/* One key of a release between its decryption and its object. */
+struct unwrapped {
+	const char *label, *type; /* the release's strings */
+	uint8_t *id, *cert;
+	size_t id_len, cert_len;
+	struct ak_privkey *priv;
+	CK_RV rv;
+};
 
-	if (!label || !idhex || !type || !json_is_object(jwe) ||
-	    (json_object_get(k, "cert") && !cert64)) {
-		ak_log(AK_LOG_ERR, "token '%s': key %zu of the release lacks label, id, type or jwe",
-		       c->token, idx);
-		goto out;
+/* What every key of one release is opened with. Workers take indices from
+ * next; each key's result lands in u[i], so the objects are made in the
+ * release's order afterwards. */
+struct opener {
+	struct client *c;
+	EVP_PKEY *eph;	     /* v1: each JWE's key agreement */
+	struct ak_env *env;  /* v2: the release's content key */
+	bool hsm;	     /* the HSM envelope (§4.3): */
+	struct ak_secbuf kek; /* its AES key, unwrapped once */
+	const json_t *keys;
+	size_t n;
+	struct unwrapped *u;
+	atomic_size_t next;
+	atomic_bool failed;  /* a key failed: the others stop early */
+	atomic_llong unwrap_us, parse_us;
+	unsigned threads; /* that opened the keys, for the debug line */
+};
+
+/* Metadata of entry idx (docs/protocol.md §2): label, id, type, cert, and
+ * for v2 the version; its ciphertext member must be the envelope's. */
+static CK_RV entry_meta(struct opener *o, const json_t *k, size_t idx, struct unwrapped *u,
+			struct ak_key_meta *m)
+{
+	const char *token = o->c->token;
+	const char *idhex = json_string_value(json_object_get(k, "id"));
+	const char *cert64 = json_string_value(json_object_get(k, "cert"));
+	const json_t *ver = json_object_get(k, "version");
+
+	u->label = json_string_value(json_object_get(k, "label"));
+	u->type = json_string_value(json_object_get(k, "type"));
+	if (!json_is_object(k) || !u->label || !idhex || !u->type ||
+	    (json_object_get(k, "cert") && !cert64) ||
+	    (ver && (!json_is_integer(ver) || json_integer_value(ver) < 1))) {
+		ak_log(AK_LOG_ERR, "token '%s': key %zu of the release lacks label, id or type, or has a cert or version of the wrong type",
+		       token, idx);
+		return CKR_DEVICE_ERROR;
 	}
-	want = key_type_of(type);
-	if (want == EVP_PKEY_NONE) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' has unsupported type '%.16s'", c->token,
-		       label, type);
-		goto out;
+	if (o->hsm ? (json_object_get(k, "jwe") || !json_is_string(json_object_get(k, "wrapped")))
+	    : o->env ? !!json_object_get(k, "jwe")
+		     : !json_is_object(json_object_get(k, "jwe"))) {
+		ak_log(AK_LOG_ERR, "token '%s': key %zu of the release %s", token, idx,
+		       o->hsm	? "has no HSM-wrapped key (the HSM envelope was asked)"
+		       : o->env ? "is a v1 JWE inside a v2 release"
+				: "has no JWE (a v1 release was asked)");
+		return CKR_DEVICE_ERROR;
 	}
-	id_len = strlen(idhex) / 2;
-	id = malloc(id_len + 1);
-	if (!id || strlen(idhex) % 2 || ak_hex_decode(idhex, id, id_len) < 0) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' has a CKA_ID that is not hex", c->token,
-		       label);
-		goto out;
+	if (key_type_of(u->type) == EVP_PKEY_NONE) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s' has unsupported type '%.16s'", token,
+		       u->label, u->type);
+		return CKR_DEVICE_ERROR;
+	}
+	u->id_len = strlen(idhex) / 2;
+	u->id = malloc(u->id_len + 1);
+	if (!u->id || strlen(idhex) % 2 || ak_hex_decode(idhex, u->id, u->id_len) < 0) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s' has a CKA_ID that is not hex", token,
+		       u->label);
+		return CKR_DEVICE_ERROR;
 	}
 	if (cert64) {
-		cert = ak_b64url_decode(cert64, &cert_len);
-		if (!cert || !cert_len) {
-			ak_log(AK_LOG_ERR, "token '%s': key '%s' has a certificate that is not base64url",
-			       c->token, label);
-			goto out;
+		u->cert = ak_b64url_decode(cert64, &u->cert_len);
+		if (!u->cert || !u->cert_len) {
+			ak_log(AK_LOG_ERR, "token '%s': key '%.64s' has a certificate that is not base64url",
+			       token, u->label);
+			return CKR_DEVICE_ERROR;
 		}
 	}
+	*m = (struct ak_key_meta){ .label = u->label, .id = idhex, .type = u->type,
+				   .cert = u->cert, .cert_len = u->cert_len,
+				   .version = ver ? (uint64_t)json_integer_value(ver) : 0 };
+	return CKR_OK;
+}
+
+/* §4.3: the entry's "wrapped" key, unwrapped with the release's AES key
+ * straight into the secure heap. */
+static int unwrap_hsm(const struct opener *o, const json_t *k, struct ak_secbuf *pt,
+		      const char **why)
+{
+	size_t len = 0;
+	uint8_t *wk = ak_b64url_decode(json_string_value(json_object_get(k, "wrapped")), &len);
+	int r;
+
+	if (!wk) {
+		*why = "its wrapped key is not base64url";
+		return -EINVAL;
+	}
+	r = ak_hsmenv_unwrap(&o->kek, wk, len, pt, why);
+	free(wk);
+	return r;
+}
+
+/* Decrypt and decode entry idx into u (section 4): thread-safe, logs its
+ * own failure. */
+static CK_RV unwrap_key(struct opener *o, size_t idx, struct unwrapped *u)
+{
+	const json_t *k = json_array_get(o->keys, idx);
+	const char *token = o->c->token;
+	struct ak_key_meta m;
+	struct ak_secbuf pt = { 0 };
+	const char *why = NULL;
+	enum ak_pkey_err perr;
+	int64_t t0, t1;
+	int r;
+	CK_RV rv;
+
+	rv = entry_meta(o, k, idx, u, &m);
+	if (rv != CKR_OK)
+		return rv;
+	rv = CKR_DEVICE_ERROR;
 	t0 = ak_now_us();
-	if (ak_jwe_decrypt_with(eph, jwe, &pt, &why) < 0) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' could not be decrypted: %s", c->token,
-		       label, why);
+	r = o->hsm   ? unwrap_hsm(o, k, &pt, &why)
+	    : o->env ? ak_env_open_key(o->env, idx, o->n, &m, k, &pt, &why)
+		     : ak_jwe_decrypt_with(o->eph, json_object_get(k, "jwe"), &pt, &why);
+	if (r < 0) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s' could not be decrypted: %s", token,
+		       u->label, why);
 		goto out;
 	}
 	t1 = ak_now_us();
-	c->unwrap_us += t1 - t0;
+	atomic_fetch_add(&o->unwrap_us, t1 - t0);
 	/* PKCS#8 PrivateKeyInfo, decoded without a copy outside the secure
 	 * heap (attestkey/pkey.h) */
-	perr = ak_privkey_from_pkcs8(pt.data, pt.len, &priv);
-	ak_stack_wipe(); /* the JWE and key decoders' frames */
+	perr = ak_privkey_from_pkcs8(pt.data, pt.len, &u->priv);
+	ak_stack_wipe(); /* the decrypting and decoding frames of this thread */
+	atomic_fetch_add(&o->parse_us, ak_now_us() - t1);
 	if (perr != AK_PKEY_OK) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' (%s): %s", c->token, label, type,
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s' (%.16s): %s", token, u->label, u->type,
 		       ak_pkey_strerror(perr));
 		goto out;
 	}
-	if (priv->type != want) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s' is announced as %s but is not", c->token,
-		       label, type);
+	if (u->priv->type != key_type_of(u->type)) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s' is announced as %.16s but is not", token,
+		       u->label, u->type);
 		goto out;
 	}
-	rv = p11_keyset_add(ks, priv, label, id, id_len, cert, cert_len);
-	priv = NULL; /* taken over, even on failure */
-	c->objects_us += ak_now_us() - t1;
-	if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s': %s", c->token, label,
-		       rv == CKR_DATA_INVALID ? "its certificate is not DER X.509"
-					      : "its certificate is for another key, or the key type is unsupported");
-		rv = CKR_DEVICE_ERROR;
-	} else if (rv != CKR_OK) {
-		ak_log(AK_LOG_ERR, "token '%s': key '%s': out of memory", c->token, label);
+	/* RFC 5649 authenticates the key but binds no metadata to it: the
+	 * key must be the one its entry names (its CKA_ID is its public
+	 * key's hash), so no wrapped key can pass under another's name */
+	if (o->hsm) {
+		char id[41];
+
+		if (ak_hsmenv_key_id(u->priv->pub, id) < 0 || strcmp(id, m.id) != 0) {
+			ak_log(AK_LOG_ERR, "token '%s': key '%.64s' is not the key its CKA_ID names",
+			       token, u->label);
+			goto out;
+		}
 	}
+	rv = CKR_OK;
 out:
-	ak_privkey_unref(priv);
 	ak_secbuf_clear(&pt); /* wipes the PKCS#8 DER */
-	free(id);
-	free(cert);
+	return rv;
+}
+
+static void *unwrap_worker(void *arg)
+{
+	struct opener *o = arg;
+	size_t i;
+
+	while (!atomic_load(&o->failed) && (i = atomic_fetch_add(&o->next, 1)) < o->n) {
+		o->u[i].rv = unwrap_key(o, i, &o->u[i]);
+		if (o->u[i].rv != CKR_OK)
+			atomic_store(&o->failed, true);
+	}
+	return NULL;
+}
+
+/* Threads that open a release's keys: decoding an RSA key costs about as
+ * much as its decryption under one content key costs nothing, so a v2
+ * release of many keys spends its time there (docs/performance.md). Below
+ * P11_PAR_MIN keys a thread costs more than it saves. */
+#define P11_PAR_MIN 8
+#define P11_PAR_MAX 4
+
+static unsigned unwrap_threads(const struct p11_config *cfg, size_t n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cfg->no_threads || n < P11_PAR_MIN || cpus < 2)
+		return 1;
+	return cpus < P11_PAR_MAX ? (unsigned)cpus : P11_PAR_MAX;
+}
+
+/* Every key of the release into ks, all or nothing. */
+static CK_RV unwrap_all(struct opener *o, struct p11_keyset *ks)
+{
+	const char *token = o->c->token;
+	pthread_t th[P11_PAR_MAX];
+	unsigned want = unwrap_threads(o->c->cfg, o->n), started = 0, t;
+	size_t i;
+	CK_RV rv = CKR_OK;
+	int64_t t0;
+
+	o->u = calloc(o->n ? o->n : 1, sizeof(*o->u));
+	if (!o->u)
+		return CKR_HOST_MEMORY;
+	for (i = 0; i < o->n; i++)
+		o->u[i].rv = CKR_DEVICE_ERROR; /* until a worker opened it */
+	for (t = 1; t < want; t++) {
+		if (pthread_create(&th[started], NULL, unwrap_worker, o) != 0)
+			break;
+		started++;
+	}
+	unwrap_worker(o);
+	for (t = 0; t < started; t++)
+		pthread_join(th[t], NULL);
+	o->threads = started + 1;
+	o->c->unwrap_us += atomic_load(&o->unwrap_us);
+	o->c->objects_us += atomic_load(&o->parse_us);
+	t0 = ak_now_us();
+	for (i = 0; i < o->n && rv == CKR_OK; i++) {
+		struct unwrapped *u = &o->u[i];
+
+		rv = u->rv;
+		if (rv != CKR_OK)
+			break; /* logged by the worker that failed, or not reached */
+		rv = p11_keyset_add(ks, u->priv, u->label, u->id, u->id_len, u->cert, u->cert_len);
+		u->priv = NULL; /* taken over, even on failure */
+		if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
+			ak_log(AK_LOG_ERR, "token '%s': key '%.64s': %s", token, u->label,
+			       rv == CKR_DATA_INVALID ? "its certificate is not DER X.509"
+						      : "its certificate is for another key, or the key type is unsupported");
+			rv = CKR_DEVICE_ERROR;
+		} else if (rv != CKR_OK) {
+			ak_log(AK_LOG_ERR, "token '%s': key '%.64s': out of memory", token, u->label);
+		}
+	}
+	o->c->objects_us += ak_now_us() - t0;
+	for (i = 0; i < o->n; i++) {
+		ak_privkey_unref(o->u[i].priv);
+		free(o->u[i].id);
+		free(o->u[i].cert);
+	}
+	free(o->u);
+	o->u = NULL;
 	return rv;
 }
 
@@ -452,6 +651,7 @@ static void wipe_json_string(json_t *s)
  * challenge travels (it does not depend on the nonce): one P-384 scalar
  * multiplication off the login's critical path. */
 struct eph_job {
+	const char *crv;
 	EVP_PKEY *eph;
 	json_t *pub;
 	uint8_t thp[AK_THUMBPRINT_LEN];
@@ -463,14 +663,50 @@ static void *eph_make(void *arg)
 {
 	struct eph_job *j = arg;
 
-	j->eph = ak_ec_p384_generate();
+	j->eph = ak_ec_generate(j->crv);
 	j->pub = j->eph ? ak_jwk_from_pkey_public(j->eph) : NULL;
 	j->ok = j->pub && ak_jwk_thumbprint(j->pub, j->thp) == 0;
 	if (!j->ok) {
-		j->why = !j->eph ? "EC P-384 key generation failed" : "cannot export its public JWK";
+		j->why = !j->eph ? "EC key generation failed" : "cannot export its public JWK";
 		ERR_clear_error(); /* per thread: the reason travels in j->why */
 	}
 	return NULL;
+}
+
+/* §4.3: the envelope {"alg", "ek"}: alg the one asked, ek the release's
+ * AES key, RSA-OAEP-decrypted with the ephemeral key into kek. */
+static int open_hsm(const json_t *env, const char *want_alg, EVP_PKEY *eph, struct ak_secbuf *kek,
+		    const char **why)
+{
+	const char *alg = json_string_value(json_object_get(env, "alg"));
+	size_t len = 0;
+	uint8_t *ek;
+	int r;
+
+	if (!alg || strcmp(alg, want_alg) != 0) {
+		*why = "its envelope's alg is not the one asked";
+		return -EINVAL;
+	}
+	ek = ak_b64url_decode(json_string_value(json_object_get(env, "ek")), &len);
+	if (!ek) {
+		*why = "its envelope has no base64url \"ek\"";
+		return -EINVAL;
+	}
+	r = ak_hsmenv_open(eph, alg, ek, len, kek, why);
+	free(ek);
+	return r;
+}
+
+/* The RSA ephemeral key of the HSM envelope, as eph_make makes EC ones. */
+static void eph_make_rsa(struct eph_job *j)
+{
+	j->eph = ak_hsmenv_keygen();
+	j->pub = j->eph ? ak_hsmenv_jwk_public(j->eph) : NULL;
+	j->ok = j->pub && ak_jwk_thumbprint(j->pub, j->thp) == 0;
+	if (!j->ok) {
+		j->why = !j->eph ? "RSA key generation failed" : "cannot export its public JWK";
+		ERR_clear_error();
+	}
 }
 
 CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
@@ -480,16 +716,17 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	struct p11_keyset *ks = NULL;
 	json_t *pub = NULL, *evidence = NULL, *req = NULL, *resp = NULL;
 	EVP_PKEY *eph = NULL;
-	struct eph_job job = { 0 };
+	/* P-256 for v2, which every attestkey broker offers since (§4.4) */
+	struct eph_job job = { .crv = "P-256" };
+	struct opener o = { .c = &c };
 	pthread_t th;
 	bool threaded = false;
-	json_t *jpin = NULL, *keys, *k;
+	json_t *jpin = NULL, *keys, *env_j;
 	char *nonce = NULL, *body = NULL;
 	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
 	const char *tee = NULL;
 	int64_t t[5];
 	long status = 0;
-	size_t i;
 	CK_RV rv = CKR_HOST_MEMORY;
 
 	*out = NULL;
@@ -514,6 +751,20 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		pthread_join(th, NULL);
 	else if (rv == CKR_OK)
 		eph_make(&job);
+	if (rv == CKR_OK && strcmp(c.alg, AK_ALG_V1) == 0 && strcmp(job.crv, "P-384") != 0) {
+		/* a broker that offers v1 alone: its profile is P-384 */
+		EVP_PKEY_free(job.eph);
+		json_decref(job.pub);
+		job = (struct eph_job){ .crv = "P-384" };
+		eph_make(&job);
+	}
+	if (rv == CKR_OK && ak_hsmenv_alg_known(c.alg)) {
+		/* keys in an HSM: an RSA key, made only now (§4.3) */
+		EVP_PKEY_free(job.eph);
+		json_decref(job.pub);
+		job = (struct eph_job){ .crv = "RSA-3072" };
+		eph_make_rsa(&job);
+	}
 	eph = job.eph;
 	pub = job.pub;
 	memcpy(thp, job.thp, sizeof(thp));
@@ -523,8 +774,8 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	/* The binding, docs/protocol.md section 3. */
 	rv = CKR_FUNCTION_FAILED;
 	if (!job.ok || ak_binding_compute(nonce, token, thp, binding) < 0) {
-		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral P-384 key: %s", token,
-		       job.ok ? "cannot compute the binding" : job.why);
+		ak_log(AK_LOG_ERR, "token '%s': cannot create the ephemeral %s key: %s", token,
+		       job.crv, job.ok ? "cannot compute the binding" : job.why);
 		goto out;
 	}
 	t[2] = ak_now_us();
@@ -542,6 +793,9 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	req = json_pack("{s:s, s:s, s:s, s:O, s:O}", "token", token, "nonce", nonce, "tee", tee,
 			"evidence", evidence, "pubkey", pub);
 	if (!req)
+		goto out;
+	/* v1 requests carry no "alg", as before v2 */
+	if (strcmp(c.alg, AK_ALG_V1) != 0 && json_object_set_new(req, "alg", json_string(c.alg)) < 0)
 		goto out;
 	if (pin && pin_len) {
 		/* optional second factor, see docs/pin.md */
@@ -576,21 +830,43 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		       token, cfg->brokers[c.cur]);
 		goto out;
 	}
+	/* the envelope asked, and only that one (§4) */
+	env_j = json_object_get(resp, "envelope");
+	if (strcmp(c.alg, AK_ALG_V1) == 0 ? env_j != NULL : !json_is_object(env_j)) {
+		ak_log(AK_LOG_ERR, "token '%s': broker %s answered a %s request with %s", token,
+		       cfg->brokers[c.cur], c.alg,
+		       env_j ? "a v2 envelope" : "a release without its v2 envelope");
+		goto out;
+	}
+	o.keys = keys;
+	o.n = json_array_size(keys);
+	o.eph = eph;
+	if (env_j) {
+		const char *why = NULL;
+
+		if (o.n > AK_V2_MAX_KEYS) {
+			ak_log(AK_LOG_ERR, "token '%s': the release holds more than %d keys", token,
+			       AK_V2_MAX_KEYS);
+			goto out;
+		}
+		o.hsm = ak_hsmenv_alg_known(c.alg);
+		if (o.hsm ? open_hsm(env_j, c.alg, eph, &o.kek, &why) < 0
+			  : ak_env_open_begin(eph, env_j, c.alg, token, nonce, &o.env, &why) < 0) {
+			ak_log(AK_LOG_ERR, "token '%s': the release from %s cannot be opened: %s",
+			       token, cfg->brokers[c.cur], why);
+			goto out;
+		}
+	}
 	ks = calloc(1, sizeof(*ks));
 	if (!ks) {
 		rv = CKR_HOST_MEMORY;
 		goto out;
 	}
-	json_array_foreach(keys, i, k) {
-		rv = json_is_object(k) ? unwrap_key(&c, eph, k, i, ks) : CKR_DEVICE_ERROR;
-		if (rv != CKR_OK) {
-			if (!json_is_object(k))
-				ak_log(AK_LOG_ERR, "token '%s': key %zu of the release is not an object",
-				       token, i);
-			goto out; /* no partial key set */
-		}
-	}
-	ak_debug("token '%s': %zu key(s) released by %s", token, ks->n_keys, cfg->brokers[c.cur]);
+	rv = unwrap_all(&o, ks);
+	if (rv != CKR_OK)
+		goto out; /* no partial key set */
+	ak_debug("token '%s': %zu key(s) released by %s (%s, opened on %u thread(s))", token,
+		 ks->n_keys, cfg->brokers[c.cur], c.alg, o.threads);
 	/* one line per login, read by tests/bench/login.sh; "ephemeral" is
 	 * what the key added after the challenge (0 when it was ready) */
 	ak_debug("token '%s': login timing (us): challenge=%" PRId64 " ephemeral=%" PRId64
@@ -603,6 +879,8 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	rv = CKR_OK;
 out:
 	p11_keyset_free(ks);
+	ak_env_free(o.env); /* wipes the release's content key */
+	ak_secbuf_clear(&o.kek); /* and the HSM envelope's AES key */
 	EVP_PKEY_free(eph); /* the ephemeral key is gone after this login (OpenSSL wipes it) */
 	json_decref(pub);
 	json_decref(evidence);

@@ -8,7 +8,10 @@ attestkey_SOURCES = \
 	src/tool/sim.c \
 	src/tool/snp.c \
 	src/tool/binding.c \
-	src/tool/evidence.c
+	src/tool/evidence.c \
+	src/tool/key.h \
+	src/tool/key.c \
+	src/tool/key_file.c
 # evidence.c reads the module's configuration with its parser (config.c)
 attestkey_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) -DAK_INTEL_ROOTS_DEFAULT='"$(pkgdatadir)/intel"'
 attestkey_LDADD = libakverify.la libakpkcs11.la libakevidence.la libakcommon.la \

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "attestkey/common.h"
+#include "key.h"
 #include "tool.h"
 
 static const struct {
@@ -21,6 +22,7 @@ static const struct {
     {"tdx", tool_tdx},
     {"binding", tool_binding},
     {"evidence", tool_evidence},
+    {"key", tool_key},
 };
 
 static void usage(FILE *f)
@@ -68,6 +70,10 @@ static void usage(FILE *f)
 	       "        [--time UNIX] [--allow-expired-collateral] [--json] QUOTE\n"
 	       "        PCK chain, QE report, quote signature, TCB status and policy;\n"
 	       "        exit 0 accept, 1 refuse, 2 usage\n"
+	       "\n"
+	       "Key provisioning (docs/attestkey.1.md; attestkey key --help):\n"
+	       "  key generate|import|list|show|rotate|delete --store STORE [OPTIONS] [NAME]\n"
+	       "        STORE: file:DIR, vault:URL/MOUNT/PATH or pkcs11:URI\n"
 	       "\n"
 	       "Protocol:\n"
 	       "  binding --nonce NONCE --token NAME --jwk PUBLIC.jwk\n"

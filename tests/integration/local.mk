@@ -42,6 +42,7 @@ tests_integration_httpfixture_LDADD = $(MHD_LIBS)
 
 INTEGRATION_TESTS = \
 	tests/integration/broker-api.sh \
+	tests/integration/protocol-v2.sh \
 	tests/integration/pkcs11-tool.sh \
 	tests/integration/engine.sh \
 	tests/integration/fork.sh \
@@ -68,7 +69,13 @@ INTEGRATION_TESTS = \
 	tests/integration/vault-client.sh \
 	tests/integration/vault-broker.sh \
 	tests/integration/vault-nginx.sh \
-	tests/integration/hsm-store.sh
+	tests/integration/broker-reload.sh \
+	tests/integration/broker-check-config.sh \
+	tests/integration/hsm-store.sh \
+	tests/integration/hsm-login.sh
+# issue 10 item 4: attestkey key (the provisioning CLI)
+INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh
+EXTRA_DIST += tests/integration/key-cli-lib.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \

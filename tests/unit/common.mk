@@ -11,3 +11,10 @@ tests_unit_test_jwk_public_SOURCES = tests/unit/test_jwk_public.c
 tests_unit_test_jwk_public_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_jwk_public_LDADD = libakcommon.la $(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
 endif
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_envelope
+TESTS += tests/unit/test_envelope
+tests_unit_test_envelope_SOURCES = tests/unit/test_envelope.c
+tests_unit_test_envelope_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_envelope_LDADD = libakcommon.la $(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
+endif

@@ -19,6 +19,7 @@
 
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
+#include "../../src/broker/broker.h"
 #include "../../src/broker/brokerconf.h"
 #include "test_broker_util.h"
 
@@ -441,12 +442,223 @@ static void test_pin(void **state)
 	broker_config_free(c);
 }
 
+/* [token NAME] tee: the evidence types a token accepts. */
+static void test_tee(void **state)
+{
+	static const struct {
+		const char *value, *want;
+	} bad[] = {
+	    {"sgx", "[token web] tee: 'sgx' is not an evidence type (snp or tdx)"},
+	    {"snp sev", "[token web] tee: 'sev' is not an evidence type"},
+	    {",", "[token web] tee: empty list"},
+	    {"tdx", "[token web] tee: tdx needs [tdx] roots"},
+	};
+	struct broker_config *c = NULL;
+	const struct broker_token *t;
+	char err[1024];
+	size_t i;
+
+	(void)state;
+	/* default: every type the broker verifies (TDX only with [tdx] roots) */
+	assert_int_equal(tb_write_conf(&env, NULL, NULL), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	t = broker_config_token(c, "web");
+	assert_int_equal(t->tee, 0);
+	assert_int_equal(broker_token_tees(c, t), BROKER_TEE_BIT_SNP);
+	c->n_tdx_roots = 1; /* as if [tdx] roots named one */
+	assert_int_equal(broker_token_tees(c, t), BROKER_TEE_BIT_SNP | BROKER_TEE_BIT_TDX);
+	broker_config_free(c);
+	/* a list, spaces or commas, continued on the next line */
+	assert_int_equal(tb_write_conf(&env, NULL,
+				       "[token web]\nmeasurements = any\ntee = snp,\n  snp\n"),
+			 0);
+	if (load(&c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	t = broker_config_token(c, "web");
+	assert_int_equal(t->tee, BROKER_TEE_BIT_SNP);
+	c->n_tdx_roots = 1; /* an explicit list stays as given */
+	assert_int_equal(broker_token_tees(c, t), BROKER_TEE_BIT_SNP);
+	broker_config_free(c);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char rest[256];
+
+		snprintf(rest, sizeof(rest), "[token web]\nmeasurements = any\ntee = %s\n",
+			 bad[i].value);
+		assert_int_equal(tb_write_conf(&env, NULL, rest), 0);
+		assert_int_equal(load(&c, err, sizeof(err)), -EINVAL);
+		assert_null(c);
+		if (!strstr(err, bad[i].want))
+			fail_msg("tee = %s: '%s' not in: %s", bad[i].value, bad[i].want, err);
+	}
+}
+
+struct seen {
+	char lines[16][1024];
+	size_t n;
+};
+
+static void seen_add(void *ctx, const char *problem)
+{
+	struct seen *s = ctx;
+
+	if (s->n < 16)
+		snprintf(s->lines[s->n++], sizeof(s->lines[0]), "%s", problem);
+}
+
+static bool seen_has(const struct seen *s, const char *want)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		if (strstr(s->lines[i], want))
+			return true;
+	}
+	return false;
+}
+
+/* --check-config: every problem, not only the first; none on a good file. */
+static void test_check(void **state)
+{
+	static const char *const want[] = {
+	    "[broker] nonce_ttl: '0'",	 "[broker] threads",
+	    "[snp] roots: cannot load",	 "[token web] pin_sha256: expected SALT_HEX:HASH_HEX",
+	    "[token web] tee: 'sgx'",	 "[token mail] tee: tdx needs [tdx] roots",
+	    "[broker] secret_file",	 "token 'mail': ",
+	};
+	struct broker_config *c = NULL;
+	struct seen s = {0};
+	char rest[1024], path[512];
+	size_t n, n_keys = 0, i;
+
+	(void)state;
+	assert_int_equal(tb_write_conf(&env, NULL, NULL), 0);
+	n = broker_config_check(env.conf, seen_add, &s, &c, &n_keys);
+	if (n)
+		fail_msg("%s", s.lines[0]);
+	assert_non_null(c);
+	assert_int_equal(n_keys, 2);
+	broker_config_free(c);
+
+	snprintf(rest, sizeof(rest),
+		 "[snp]\nroots = %s/nonexistent.pem\n"
+		 "[token web]\nmeasurements = any\npin_sha256 = 00:zz\ntee = sgx\n"
+		 "[token mail]\nmeasurements = any\ntee = tdx\n",
+		 env.dir);
+	assert_int_equal(tb_write_conf(&env, "nonce_ttl = 0\nthreads = x\n", rest), 0);
+	snprintf(path, sizeof(path), "%s/secret", env.dir);
+	assert_int_equal(unlink(path), 0);
+	n = broker_config_check(env.conf, seen_add, &s, &c, &n_keys);
+	assert_null(c);
+	for (i = 0; i < s.n; i++)
+		print_message("# %s\n", s.lines[i]);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!seen_has(&s, want[i]))
+			fail_msg("'%s' not reported", want[i]);
+	}
+	assert_int_equal(n, s.n);
+	assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+	/* every line names the file */
+	for (i = 0; i < s.n; i++) {
+		if (strncmp(s.lines[i], "token '", 7) != 0 && !strstr(s.lines[i], env.conf))
+			fail_msg("no file name in: %s", s.lines[i]);
+	}
+	/* a file that cannot be read: one problem, naming it */
+	memset(&s, 0, sizeof(s));
+	snprintf(path, sizeof(path), "%s/nonexistent.conf", env.dir);
+	assert_int_equal(broker_config_check(path, seen_add, &s, &c, &n_keys), 1);
+	assert_null(c);
+	assert_non_null(strstr(s.lines[0], path));
+	/* restore the secret for the next tests */
+	tb_env_teardown(&env);
+	assert_int_equal(tb_env_setup(&env), 0);
+}
+
+static void log_to_seen(enum ak_log_level level, const char *line, void *arg)
+{
+	(void)level;
+	seen_add(arg, line);
+}
+
+/* SIGHUP's reload: a request holds the configuration it started with; a
+ * good file is swapped in, a broken one keeps the running configuration;
+ * restart-only keys keep their running values with a warning each. */
+static void test_reload(void **state)
+{
+	struct broker_config *c = NULL, *held, *now;
+	struct broker *b = NULL;
+	struct ak_secbuf secret = {0};
+	struct seen s = {0};
+	char err[1024], path[512];
+
+	(void)state;
+	assert_int_equal(tb_write_conf(&env, NULL, NULL), 0);
+	assert_int_equal(load(&c, err, sizeof(err)), 0);
+	assert_int_equal(broker_new(c, &b, err, sizeof(err)), 0);
+	assert_int_equal(ak_secbuf_append(&secret, c->secret.data, c->secret.len), 0);
+	held = broker_config_hold(b); /* a request in flight */
+	assert_ptr_equal(held, c);
+
+	/* a new policy, another thread count and another secret */
+	assert_int_equal(tb_write_conf(&env, "threads = 5\n",
+				       "[token web]\nmeasurements = " M1 "\n"),
+			 0);
+	snprintf(path, sizeof(path), "%s/secret", env.dir);
+	assert_int_equal(tb_write_file(path, "another secret of more than 32 bytes, really", 0600),
+			 0);
+	ak_log_set_sink(log_to_seen, &s);
+	assert_int_equal(broker_reload(b, env.conf), 0);
+	ak_log_set_sink(NULL, NULL);
+	now = b->cfg;
+	assert_ptr_not_equal(now, held);
+	/* the request in flight still sees its own configuration */
+	assert_true(broker_config_token(held, "web")->policy.any_measurement);
+	assert_false(broker_config_token(now, "web")->policy.any_measurement);
+	assert_int_equal(broker_config_token(now, "web")->policy.n_measurements, 1);
+	/* restart-only: the running values stay, each named in a warning */
+	assert_int_equal(now->threads, 2);
+	assert_int_equal(now->secret.len, secret.len);
+	assert_memory_equal(now->secret.data, secret.data, secret.len);
+	assert_true(seen_has(&s, "[broker] threads changed: it takes effect at a restart"));
+	assert_true(seen_has(&s, "[broker] secret_file changed"));
+	assert_true(seen_has(&s, "configuration reloaded: 1 token(s)"));
+	assert_false(seen_has(&s, "[broker] listen changed"));
+	broker_config_release(held); /* the last reference: freed (ASan sees a leak or reuse) */
+
+	/* a broken file: one line naming file, section and key; nothing swapped */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(tb_write_conf(&env, NULL, "[token web]\nmeasurements = zz\n"), 0);
+	ak_log_set_sink(log_to_seen, &s);
+	assert_int_not_equal(broker_reload(b, env.conf), 0);
+	ak_log_set_sink(NULL, NULL);
+	assert_ptr_equal(b->cfg, now);
+	assert_int_equal(s.n, 1);
+	snprintf(path, sizeof(path), "reload refused, the previous configuration stays in force: "
+				     "%s: [token web] measurements",
+		 env.conf);
+	if (!seen_has(&s, path))
+		fail_msg("'%s' not in: %s", path, s.lines[0]);
+	/* keys that cannot be fetched: refused as at the start */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(tb_write_conf(&env, NULL, "[token mail]\nmeasurements = any\n"), 0);
+	ak_log_set_sink(log_to_seen, &s);
+	assert_int_not_equal(broker_reload(b, env.conf), 0);
+	ak_log_set_sink(NULL, NULL);
+	assert_ptr_equal(b->cfg, now);
+	assert_true(seen_has(&s, "token 'mail'"));
+	broker_free(b); /* drops the last configuration */
+	ak_secbuf_clear(&secret);
+	tb_env_teardown(&env);
+	assert_int_equal(tb_env_setup(&env), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_bad_values),
 	    cmocka_unit_test(test_files),    cmocka_unit_test(test_permissions),
 	    cmocka_unit_test(test_pin),      cmocka_unit_test(test_tdx_section),
+	    cmocka_unit_test(test_tee),      cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_reload),
 	};
 	int failed;
 

@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "attestkey/common.h"
+#include "attestkey/envelope.h"
 #include "attestkey/jwe.h"
 #include "attestkey/protocol.h"
 #include "attestkey/secmem.h"
@@ -214,7 +215,11 @@ static void challenge(const char *token, char nonce[BROKER_NONCE_STR_LEN + 1])
 	strcpy(nonce, json_string_value(json_object_get(r, "nonce")));
 	assert_true(json_integer_value(json_object_get(r, "expires_at")) >=
 		    (json_int_t)time(NULL) + 59);
+	/* v2 first, v1 beside it for one release of overlap (§4) */
+	assert_int_equal(json_array_size(json_object_get(r, "algs")), 2);
 	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "algs"), 0)),
+			    "ak2-ECDH-ES+A256GCM");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "algs"), 1)),
 			    "ECDH-ES+A256GCM");
 	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "tee"), 0)), "snp");
 	json_decref(r);
@@ -926,6 +931,161 @@ static void test_real_evidence(void **state)
 	free(vcek);
 }
 
+/* Open a v2 release (docs/protocol.md §4.2) with the ephemeral key and
+ * compare every key with its file; the metadata of each entry is its AAD. */
+static void check_release_v2(json_t *rep, EVP_PKEY *eph, const char *nonce)
+{
+	json_t *keys = json_object_get(rep, "keys"), *k;
+	struct ak_env *e = NULL;
+	const char *why = NULL;
+	size_t i;
+
+	assert_string_equal(json_string_value(json_object_get(rep, "token")), "web");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(rep, "envelope"), "alg")),
+	    AK_ALG_V2_ECDH);
+	/* the envelope's epk is on the request's curve */
+	assert_string_equal(json_string_value(json_object_get(
+				json_object_get(json_object_get(rep, "envelope"), "epk"), "crv")),
+			    ak_ec_crv(eph));
+	if (ak_env_open_begin(eph, json_object_get(rep, "envelope"), AK_ALG_V2_ECDH, "web", nonce,
+			      &e, &why) < 0)
+		fail_msg("envelope: %s", why);
+	assert_int_equal(json_array_size(keys), 2);
+	json_array_foreach(keys, i, k)
+	{
+		struct ak_secbuf pt = {0};
+		const char *cert64 = json_string_value(json_object_get(k, "cert"));
+		struct ak_key_meta m = {.label = json_string_value(json_object_get(k, "label")),
+					.id = json_string_value(json_object_get(k, "id")),
+					.type = json_string_value(json_object_get(k, "type"))};
+		char path[600], *name = NULL, *hdr = NULL;
+		unsigned char *der = NULL;
+		uint8_t *cert = cert64 ? ak_b64url_decode(cert64, &m.cert_len) : NULL;
+		long len = 0;
+		FILE *f;
+
+		m.cert = cert;
+		assert_null(json_object_get(k, "jwe"));
+		assert_int_equal(ak_env_open_key(e, i, json_array_size(keys), &m, k, &pt, &why), 0);
+		snprintf(path, sizeof(path), "%s/web/%s.key", env.keys, m.label);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		assert_int_equal(PEM_read(f, &name, &hdr, &der, &len), 1);
+		fclose(f);
+		assert_int_equal(pt.len, (size_t)len);
+		assert_memory_equal(pt.data, der, (size_t)len);
+		OPENSSL_clear_free(der, (size_t)len);
+		OPENSSL_free(name);
+		OPENSSL_free(hdr);
+		ak_secbuf_clear(&pt);
+		/* the same entry under another index (keys swapped) does not open */
+		assert_int_not_equal(
+		    ak_env_open_key(e, 1 - i, json_array_size(keys), &m, k, &pt, &why), 0);
+		assert_null(pt.data);
+		free(cert);
+	}
+	ak_env_free(e);
+}
+
+/* Protocol v2 (§4): a request naming ak2-ECDH-ES+A256GCM gets one envelope
+ * for the release, on P-256 or P-384 as the request's key; a request
+ * without "alg" (a module before v2) still gets v1's JWEs. */
+static void test_release_v2(void **state)
+{
+	static const char *const crvs[] = {"P-256", "P-384"};
+	char nonce[BROKER_NONCE_STR_LEN + 1];
+	json_t *pub, *body, *rep, *line;
+	EVP_PKEY *eph;
+	unsigned st = 0;
+	size_t c;
+
+	(void)state;
+	fake_reason = AK_R_OK;
+	challenge("web", nonce);
+	for (c = 0; c < AK_ARRAY_SIZE(crvs); c++) {
+		eph = ak_ec_generate(crvs[c]);
+		pub = ak_jwk_from_pkey_public(eph);
+		assert_non_null(pub);
+		body = keys_body("web", nonce, pub, NULL);
+		json_object_set_new(body, "alg", json_string(AK_ALG_V2_ECDH));
+		rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+		if (st != 200)
+			fail_msg("v2 release on %s refused: %s", crvs[c], json_dumps(rep, 0));
+		check_release_v2(rep, eph, nonce);
+		json_decref(rep);
+		line = last_audit_line();
+		assert_string_equal(json_string_value(json_object_get(line, "event")), "release");
+		json_decref(line);
+		json_decref(body);
+		json_decref(pub);
+		EVP_PKEY_free(eph);
+	}
+}
+
+/* The refusals of §4's negotiation, each a clear reason. */
+static void test_v2_refusals(void **state)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1];
+	EVP_PKEY *p256 = ak_ec_generate("P-256"), *p521;
+	json_t *pub = ak_jwk_from_pkey_public(p256), *pub521, *body, *rep;
+	unsigned st = 0;
+
+	(void)state;
+	fake_reason = AK_R_OK;
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	/* an alg the broker does not offer: the HSM envelope, or a made-up one */
+	json_object_set_new(body, "alg", json_string(AK_ALG_V2_RSA_KWP));
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	assert_non_null(strstr(json_string_value(json_object_get(rep, "message")),
+			       "is not offered (this broker offers: ak2-ECDH-ES+A256GCM, "
+			       "ECDH-ES+A256GCM)"));
+	expect_error(rep, &st, 400, "alg_unsupported");
+	json_object_set_new(body, "alg", json_string("A128KW"));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "alg_unsupported");
+	json_object_set_new(body, "alg", json_integer(2));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "bad_request");
+	/* v1 (no alg, or alg named) stays P-384 only */
+	json_object_del(body, "alg");
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "pubkey_unsupported");
+	json_object_set_new(body, "alg", json_string(AK_ALG_V1));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "pubkey_unsupported");
+	/* v2 takes P-256 and P-384, nothing else */
+	p521 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
+	pub521 = ak_jwk_from_pkey_public(p521);
+	assert_non_null(pub521);
+	json_object_set(body, "pubkey", pub521);
+	json_object_set_new(body, "alg", json_string(AK_ALG_V2_ECDH));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "pubkey_unsupported");
+	/* a P-256 point off the curve */
+	json_object_set(body, "pubkey", pub);
+	json_object_set_new(json_object_get(body, "pubkey"), "y",
+			    json_string(json_string_value(json_object_get(pub, "x"))));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "pubkey_unsupported");
+	json_decref(body);
+
+	/* [broker] release_v2 = no: the challenge offers v1 alone and a v2
+	 * request is refused, while v1 keeps working */
+	b->cfg->release_v2 = false;
+	rep = call("POST", AK_PROTOCOL_PATH_CHALLENGE, "{\"token\":\"web\"}", &st);
+	assert_int_equal(json_array_size(json_object_get(rep, "algs")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(rep, "algs"), 0)),
+			    AK_ALG_V1);
+	json_decref(rep);
+	json_decref(pub); /* its y was spoiled above */
+	pub = ak_jwk_from_pkey_public(p256);
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "alg", json_string(AK_ALG_V2_ECDH));
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 400, "alg_unsupported");
+	json_decref(body);
+	b->cfg->release_v2 = true;
+	json_decref(pub);
+	json_decref(pub521);
+	EVP_PKEY_free(p521);
+	EVP_PKEY_free(p256);
+}
+
 /* The ephemeral keys made ahead of time (src/broker/epkpool.c): the pool
  * fills up, each key it hands out makes a JWE that opens, and a broker
  * without a pool makes its own keys. */
@@ -939,13 +1099,13 @@ static void test_epk_pool(void **state)
 	int i;
 
 	(void)state;
-	assert_null(broker_epk_pool_take(NULL));
+	assert_null(broker_epk_pool_take(NULL, "P-384"));
 	broker_epk_pool_stop(NULL);
 	recipient = ak_pkey_from_jwk_p384(pub);
 	assert_non_null(recipient);
 	assert_int_equal(broker_epk_pool_start(&p), 0);
 	for (i = 0; i < 500 && !k; i++) {
-		k = broker_epk_pool_take(p);
+		k = broker_epk_pool_take(p, "P-384");
 		if (!k)
 			usleep(10000);
 	}
@@ -959,17 +1119,28 @@ static void test_epk_pool(void **state)
 	{
 		json_t *ja = NULL, *jb = NULL;
 
-		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt),
-						   &ja, NULL),
+		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p, "P-384"), pt,
+						   sizeof(pt), &ja, NULL),
 				 0);
-		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p), pt, sizeof(pt),
-						   &jb, NULL),
+		assert_int_equal(ak_jwe_encrypt_to(recipient, broker_epk_pool_take(p, "P-384"), pt,
+						   sizeof(pt), &jb, NULL),
 				 0);
 		assert_false(json_equal(json_object_get(json_object_get(ja, "header"), "epk"),
 					json_object_get(json_object_get(jb, "header"), "epk")));
 		json_decref(ja);
 		json_decref(jb);
 	}
+	/* P-256 keys for v2 fill up beside them; no other curve */
+	k = NULL;
+	for (i = 0; i < 500 && !k; i++) {
+		k = broker_epk_pool_take(p, "P-256");
+		if (!k)
+			usleep(10000);
+	}
+	assert_non_null(k);
+	assert_string_equal(ak_ec_crv(k), "P-256");
+	EVP_PKEY_free(k);
+	assert_null(broker_epk_pool_take(p, "P-521"));
 	broker_epk_pool_stop(p); /* frees the keys still ready */
 	EVP_PKEY_free(recipient);
 	json_decref(pub);
@@ -982,6 +1153,7 @@ int main(void)
 	    cmocka_unit_test(test_epk_pool),	       cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_precheck),	       cmocka_unit_test(test_replay_memory),
 	    cmocka_unit_test(test_challenge_refusals), cmocka_unit_test(test_release),
+	    cmocka_unit_test(test_release_v2),	       cmocka_unit_test(test_v2_refusals),
 	    cmocka_unit_test(test_tdx_dispatch),
 	    cmocka_unit_test(test_refusals),	       cmocka_unit_test(test_keystore_failure),
 	    cmocka_unit_test(test_real_evidence),      cmocka_unit_test(test_log_bounded),

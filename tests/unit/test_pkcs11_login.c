@@ -27,13 +27,24 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "attestkey/envelope.h"
 #include "attestkey/jwe.h"
 #include "attestkey/protocol.h"
 #include "attestkey/snp.h"
 #include "p11.h"
 
 enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON, MODE_WRONG_TYPE, MODE_NOT_PKCS8,
-	    MODE_TEE_TDX /* the challenge lists only "tdx" */ };
+	    MODE_TEE_TDX /* the challenge lists only "tdx" */,
+	    /* protocol v2 (docs/protocol.md §4): the challenge offers v2 and v1 */
+	    MODE_V2,         /* a v2 release of one key */
+	    MODE_V2_TWO,     /* a v2 release of two keys */
+	    MODE_V2_TAMPER,  /* a tag flipped */
+	    MODE_V2_SWAP,    /* the ciphertexts of two entries swapped */
+	    MODE_V2_BAD_IV,  /* an IV of 8 bytes */
+	    MODE_V2_BAD_ALG, /* the envelope names another alg */
+	    MODE_V2_AS_V1,   /* v1 JWEs to a module that asked v2 */
+	    MODE_V1_AS_V2,   /* the challenge offers v1 alone; a v2 envelope answers */
+	    MODE_ALGS_UNKNOWN /* the challenge offers no envelope the module opens */ };
 
 static CK_FUNCTION_LIST_PTR f;
 static char dir[] = "/tmp/ak-p11-login-XXXXXX";
@@ -49,6 +60,7 @@ static size_t rsa_cert_len;
 static volatile enum mode mode;
 static volatile int releases, challenges, publics, keyposts;
 static volatile bool serve_public; /* GET /v1/public/web answers 200 */
+static char last_alg[64], last_crv[16]; /* of the last POST /v1/keys */
 
 /* A release the test holds back: POST /v1/keys waits, once it arrived, until
  * the test opens the gate (the login in flight, deterministically). */
@@ -78,7 +90,9 @@ static json_t *release_body(const json_t *pub)
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	if (mode == MODE_NOT_PKCS8)
 		p8len = 40; /* the first bytes of the DER only */
-	if (p8len <= 0 || ak_jwe_encrypt(pub, p8der, (size_t)p8len, &jwe) < 0)
+	if (mode == MODE_V2_AS_V1) /* v1's shape; the module must look no further */
+		jwe = json_object();
+	else if (p8len <= 0 || ak_jwe_encrypt(pub, p8der, (size_t)p8len, &jwe) < 0)
 		abort();
 	OPENSSL_clear_free(p8der, (size_t)p8len);
 	if (mode == MODE_TAMPER) {
@@ -94,6 +108,69 @@ static json_t *release_body(const json_t *pub)
 			 mode == MODE_WRONG_TYPE ? "EC" : "RSA", "jwe", jwe, "cert", cert64);
 	free(cert64);
 	return json_pack("{s:s, s:i, s:o}", "token", "web", "lease", 3600, "keys", keys);
+}
+
+static bool is_v2(void)
+{
+	return mode >= MODE_V2 && mode <= MODE_V2_AS_V1;
+}
+
+/* A v2 release (docs/protocol.md §4.2) of the RSA key, once or twice, made
+ * with the broker's own envelope code, then spoiled as the mode says. */
+static json_t *release_v2_body(const json_t *pub, const char *nonce)
+{
+	size_t n = mode == MODE_V2_TWO || mode == MODE_V2_SWAP ? 2 : 1, i;
+	EVP_PKEY *recipient = ak_pkey_from_jwk_ec(pub, NULL);
+	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(rsa_key);
+	uint8_t *p8der = NULL;
+	int p8len = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &p8der) : -1;
+	char *cert64 = ak_b64url_encode(rsa_cert, rsa_cert_len);
+	json_t *envj = NULL, *keys = json_array(), *a, *b;
+	struct ak_env *e = NULL;
+
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	if (!recipient || p8len <= 0 ||
+	    ak_env_seal_begin(recipient, NULL, "web", nonce, &e, &envj, NULL) < 0)
+		abort();
+	for (i = 0; i < n; i++) {
+		struct ak_key_meta m = { .label = i ? "tls2" : "tls", .id = i ? "0103" : "0102",
+					 .type = "RSA", .cert = i ? NULL : rsa_cert,
+					 .cert_len = i ? 0 : rsa_cert_len };
+		json_t *item = json_pack("{s:s,s:s,s:s}", "label", m.label, "id", m.id, "type",
+					 m.type);
+
+		if (!i)
+			json_object_set_new(item, "cert", json_string(cert64));
+		if (ak_env_seal_key(e, i, n, &m, p8der, (size_t)p8len, item, NULL) < 0)
+			abort();
+		json_array_append_new(keys, item);
+	}
+	a = json_array_get(keys, 0);
+	b = json_array_get(keys, 1);
+	if (mode == MODE_V2_TAMPER)
+		json_object_set_new(a, "tag", json_string("AAAAAAAAAAAAAAAAAAAAAA"));
+	if (mode == MODE_V2_SWAP) {
+		/* the same key bytes even: moved, its tag no longer verifies */
+		json_t *t = json_copy(a);
+
+		json_object_set(a, "iv", json_object_get(b, "iv"));
+		json_object_set(a, "ct", json_object_get(b, "ct"));
+		json_object_set(a, "tag", json_object_get(b, "tag"));
+		json_object_set(b, "iv", json_object_get(t, "iv"));
+		json_object_set(b, "ct", json_object_get(t, "ct"));
+		json_object_set(b, "tag", json_object_get(t, "tag"));
+		json_decref(t);
+	}
+	if (mode == MODE_V2_BAD_IV)
+		json_object_set_new(a, "iv", json_string("AAAAAAAAAAA"));
+	if (mode == MODE_V2_BAD_ALG)
+		json_object_set_new(envj, "alg", json_string("ak2-ROT13"));
+	ak_env_free(e);
+	EVP_PKEY_free(recipient);
+	OPENSSL_clear_free(p8der, (size_t)p8len);
+	free(cert64);
+	return json_pack("{s:s, s:i, s:o, s:o}", "token", "web", "lease", 3600, "envelope", envj,
+			 "keys", keys);
 }
 
 static json_t *public_body(void)
@@ -170,7 +247,12 @@ static unsigned handle_keys(const json_t *in, json_t **out)
 	}
 	pthread_mutex_unlock(&gate_lock);
 	releases++;
-	*out = release_body(pub);
+	snprintf(last_alg, sizeof(last_alg), "%s",
+		 json_string_value(json_object_get(in, "alg")) ? json_string_value(json_object_get(in, "alg")) : "");
+	snprintf(last_crv, sizeof(last_crv), "%s", json_string_value(json_object_get(pub, "crv")));
+	*out = (is_v2() && mode != MODE_V2_AS_V1) || mode == MODE_V1_AS_V2
+		       ? release_v2_body(pub, nonce)
+		       : release_body(pub);
 	return 200;
 }
 
@@ -221,8 +303,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	} else if (strcmp(url, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
 		challenges++;
 		out = json_pack("{s:s, s:i, s:[s], s:[s]}", "nonce", "bm9uY2U", "expires_at",
-				1795000000, "algs", "ECDH-ES+A256GCM", "tee",
+				1795000000, "algs",
+				mode == MODE_ALGS_UNKNOWN ? "ak2-ROT13" : "ECDH-ES+A256GCM", "tee",
 				mode == MODE_TEE_TDX ? "tdx" : "snp");
+		if (is_v2())
+			json_array_insert_new(json_object_get(out, "algs"), 0,
+					      json_string(AK_ALG_V2_ECDH));
 		status = 200;
 	} else if (strcmp(url, AK_PROTOCOL_PATH_KEYS) == 0) {
 		keyposts++;
@@ -573,6 +659,76 @@ static void test_tampered(void **state)
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* Protocol v2 (docs/protocol.md §4): offered v2, the module asks it with a
+ * P-256 key and opens one envelope for the release; offered v1 alone (a
+ * broker before v2, the other tests), it asks v1 with P-384. */
+static void test_v2_release(void **state)
+{
+	static const enum mode modes[] = { MODE_V2, MODE_V2_TWO };
+	CK_SESSION_HANDLE h;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < AK_ARRAY_SIZE(modes); i++) {
+		mode = modes[i];
+		h = start(conf_ok);
+		assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+		assert_string_equal(last_alg, AK_ALG_V2_ECDH);
+		assert_string_equal(last_crv, "P-256");
+		/* tls: private, public, certificate; tls2: private, public */
+		assert_int_equal(count_objects(h), i ? 5 : 3);
+		assert_true(sign_and_verify(h));
+		assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	}
+	mode = MODE_OK;
+	h = start(conf_ok);
+	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_OK);
+	assert_string_equal(last_alg, "");
+	assert_string_equal(last_crv, "P-384");
+	assert_true(sign_and_verify(h));
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+/* Every way a v2 release can be wrong: no login, no object, one line that
+ * names the token and what was wrong. */
+static void test_v2_refusals(void **state)
+{
+	static const struct {
+		enum mode mode;
+		CK_RV rv;
+		const char *line;
+	} cases[] = {
+		{ MODE_V2_TAMPER, CKR_DEVICE_ERROR, "key 'tls' could not be decrypted: the entry's tag does not verify" },
+		{ MODE_V2_SWAP, CKR_DEVICE_ERROR, "could not be decrypted: the entry's tag does not verify" },
+		{ MODE_V2_BAD_IV, CKR_DEVICE_ERROR, "the entry's iv (12 bytes), tag (16 bytes) or ct is missing or malformed" },
+		{ MODE_V2_BAD_ALG, CKR_DEVICE_ERROR, "cannot be opened: the envelope's alg is not the one the request asked" },
+		{ MODE_V2_AS_V1, CKR_DEVICE_ERROR, "answered a ak2-ECDH-ES+A256GCM request with a release without its v2 envelope" },
+		{ MODE_V1_AS_V2, CKR_DEVICE_ERROR, "answered a ECDH-ES+A256GCM request with a v2 envelope" },
+		{ MODE_ALGS_UNKNOWN, CKR_FUNCTION_REJECTED, "offers no release envelope this module opens (it offers: ak2-ROT13;" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct captured cap = { 0 };
+		CK_SESSION_HANDLE h;
+		int before = keyposts;
+
+		mode = cases[i].mode;
+		h = start(conf_ok);
+		ak_log_set_sink(capture_line, &cap);
+		assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), cases[i].rv);
+		ak_log_set_sink(NULL, NULL);
+		if (!strstr(cap.last, cases[i].line) || !strstr(cap.last, "token 'web'"))
+			fail_msg("case %zu: got '%s'", i, cap.last);
+		assert_int_equal(cap.n, 1);
+		/* an unknown envelope list: nothing sent after the challenge */
+		assert_int_equal(keyposts, before + (cases[i].mode == MODE_ALGS_UNKNOWN ? 0 : 1));
+		assert_int_equal(count_objects(h), 0);
+		assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	}
+}
+
 static void test_not_protocol(void **state)
 {
 	CK_SESSION_HANDLE h;
@@ -907,6 +1063,8 @@ int main(void)
 		cmocka_unit_test(test_tee_not_verified),
 		cmocka_unit_test(test_pin),
 		cmocka_unit_test(test_tampered),
+		cmocka_unit_test(test_v2_release),
+		cmocka_unit_test(test_v2_refusals),
 		cmocka_unit_test(test_not_protocol),
 		cmocka_unit_test(test_bad_key),
 		cmocka_unit_test(test_wrong_ca),
