@@ -14,6 +14,7 @@ include $(srcdir)/tests/unit/tdx.mk
 include $(srcdir)/tests/unit/common.mk
 include $(srcdir)/tests/unit/broker.mk
 include $(srcdir)/tests/unit/pkcs11.mk
+include $(srcdir)/tests/unit/hsm.mk
 include $(srcdir)/tests/unit/tdxsim.mk
 include $(srcdir)/tests/unit/vault.mk
 include $(srcdir)/tests/unit/key.mk

@@ -10,4 +10,5 @@ noinst_HEADERS += \
 	include/attestkey/evidence.h \
 	include/attestkey/verify.h \
 	include/attestkey/tdx.h \
-	include/attestkey/vault.h
+	include/attestkey/vault.h \
+	include/attestkey/hsmenv.h

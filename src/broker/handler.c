@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "attestkey/envelope.h"
+#include "attestkey/hsmenv.h"
 #include "attestkey/jwe.h"
 #include "broker.h"
 #include "nonce.h"
@@ -361,6 +362,13 @@ static void handle_challenge(struct broker *b, const struct broker_request *req,
 		json_decref(rep->body);
 		rep->body = NULL;
 	}
+	/* keys that only an HSM wraps: its envelope alone (§4.3) */
+	if (rep->body && broker_keystore_wraps(t->keystore) &&
+	    json_object_set_new(rep->body, "algs",
+				json_pack("[s]", broker_keystore_wrap_alg(t->keystore))) < 0) {
+		json_decref(rep->body);
+		rep->body = NULL;
+	}
 	if (!rep->body) {
 		refuse(&d, AK_R_INTERNAL, "out of memory");
 		goto out;
@@ -571,14 +579,111 @@ fail:
 	return NULL;
 }
 
+/* An RSA public JWK for the HSM envelope (§4.3): a clean copy {kty, n, e}
+ * and the key in *pk, or a pubkey_unsupported refusal. */
+static json_t *check_rsa_pubkey(json_t *jwk, struct decision *d, EVP_PKEY **pk)
+{
+	const char *why = NULL;
+	json_t *clean;
+
+	*pk = ak_hsmenv_pkey_from_jwk(jwk, &why);
+	if (!*pk) {
+		refuse(d, AK_R_PUBKEY_UNSUPPORTED, "%s (the HSM envelope needs an RSA key)", why);
+		return NULL;
+	}
+	clean = json_pack("{s:s,s:O,s:O}", "kty", "RSA", "n", json_object_get(jwk, "n"), "e",
+			  json_object_get(jwk, "e"));
+	if (!clean) {
+		refuse(d, AK_R_INTERNAL, "out of memory");
+		EVP_PKEY_free(*pk);
+		*pk = NULL;
+	}
+	return clean;
+}
+
+/* §4.3: the key store wraps every key of the release inside the HSM, to
+ * the request's RSA key; the broker holds only the ciphertext. */
+static json_t *release_hsm(struct broker *b, const struct broker_token *t, EVP_PKEY *recipient,
+			   json_t **envelope, struct decision *d)
+{
+	struct broker_keyset ks = {0};
+	struct broker_envelope env = {0};
+	char detail[MSG_LEN] = "", *b64 = NULL;
+	json_t *arr = NULL, *item = NULL;
+	int64_t t0 = ak_now_us();
+	size_t i;
+	int r;
+
+	*envelope = NULL;
+	if (fetch_keys(b, t, &ks, d) < 0)
+		goto fail;
+	d->fetch_us = ak_now_us() - t0;
+	r = broker_keystore_wrap(t->keystore, &ks, recipient, &env, detail, sizeof(detail));
+	if (r < 0) {
+		/* an HSM that does not answer now may later: retry, as for a full heap */
+		refuse(d, r == -EIO ? AK_R_KEYSTORE_UNAVAILABLE : AK_R_KEYSTORE, "key store: %s",
+		       detail);
+		snprintf(d->client_msg, sizeof(d->client_msg), "%s",
+			 r == -EIO ? "the key store's HSM failed; retry later"
+				   : "the key store failed; details are in the broker log");
+		goto fail;
+	}
+	b64 = ak_b64url_encode(env.ek, env.ek_len);
+	*envelope = b64 ? json_pack("{s:s,s:s}", "alg", env.alg, "ek", b64) : NULL;
+	free(b64);
+	arr = json_array();
+	d->keys = json_array();
+	if (!*envelope || !arr || !d->keys)
+		goto oom;
+	for (i = 0; i < ks.n; i++) {
+		b64 = ak_b64url_encode(env.wk[i], env.wk_len[i]);
+		item = key_item(&ks.keys[i], "wrapped", b64 ? json_string(b64) : NULL);
+		free(b64);
+		if (!item || json_array_append_new(arr, item) < 0 ||
+		    json_array_append_new(d->keys, json_string(ks.keys[i].label)) < 0)
+			goto oom;
+	}
+	broker_envelope_clear(&env);
+	broker_keyset_clear(&ks);
+	return arr;
+oom:
+	refuse(d, AK_R_INTERNAL, "out of memory while building the release");
+fail:
+	broker_envelope_clear(&env);
+	json_decref(*envelope);
+	*envelope = NULL;
+	json_decref(arr);
+	json_decref(d->keys);
+	d->keys = NULL;
+	broker_keyset_clear(&ks);
+	return NULL;
+}
+
 /* The request's "alg" (§4): absent = v1; the v2 envelope when this broker
  * offers it; anything else alg_unsupported. -1 refused (in d), else 0/1 =
- * v2. */
-static int pick_alg(struct broker *b, json_t *root, struct decision *d)
+ * v2, or ALG_HSM: the key store's HSM envelope, the only one it offers. */
+#define ALG_HSM 2
+static int pick_alg(struct broker *b, const struct broker_token *t, json_t *root,
+		    struct decision *d)
 {
 	json_t *v = json_object_get(root, "alg");
+	const char *hsm = broker_keystore_wrap_alg(t->keystore);
 	char shown[BROKER_FIELD_BUF];
 
+	/* §4.3: keys that only the HSM wraps leave it in its envelope alone */
+	if (hsm) {
+		if (json_is_string(v) && strcmp(json_string_value(v), hsm) == 0)
+			return ALG_HSM;
+		bounded(json_is_string(v) ? json_string_value(v)
+			: v		  ? "(not a string)"
+					  : "(none: protocol v1)",
+			shown);
+		refuse(d, AK_R_ALG_UNSUPPORTED,
+		       "alg '%s' is not offered: this broker's keys are in an HSM, which releases "
+		       "them only in %s",
+		       shown, hsm);
+		return -1;
+	}
 	if (!v)
 		return 0;
 	if (!json_is_string(v)) {
@@ -685,12 +790,12 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		goto out;
 	}
 	pin = pin_v ? json_string_value(pin_v) : NULL;
-	v2 = pick_alg(b, root, &d);
-	if (v2 < 0)
-		goto out;
-	/* 2. token */
+	/* 2. token, and the envelope asked (its key store decides which) */
 	t = find_token(b, d.token, &d);
 	if (!t)
+		goto out;
+	v2 = pick_alg(b, t, root, &d);
+	if (v2 < 0)
 		goto out;
 	/* 3. nonce (§1: invalid, wrong token, expired, in that order) */
 	r = broker_nonce_check(b->cfg->secret.data, b->cfg->secret.len, nonce, t->name,
@@ -721,7 +826,8 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		goto out;
 	}
 	/* 5. ephemeral key */
-	pubkey = check_pubkey(json_object_get(root, "pubkey"), v2, &d, &recipient);
+	pubkey = v2 == ALG_HSM ? check_rsa_pubkey(json_object_get(root, "pubkey"), &d, &recipient)
+			       : check_pubkey(json_object_get(root, "pubkey"), v2, &d, &recipient);
 	if (!pubkey)
 		goto out;
 	/* 6. binding (§3) and evidence */
@@ -746,7 +852,8 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	/* 9. keys */
 	ts[2] = ak_now_us();
-	keys = release_keys(b, t, recipient, nonce, v2, &envelope, &d);
+	keys = v2 == ALG_HSM ? release_hsm(b, t, recipient, &envelope, &d)
+			     : release_keys(b, t, recipient, nonce, v2, &envelope, &d);
 	if (!keys)
 		goto out;
 	ts[3] = ak_now_us();

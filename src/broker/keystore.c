@@ -23,7 +23,7 @@
 static const struct broker_keystore_ops *const stores[] = {
     &broker_keystore_file_ops,
     &broker_keystore_vault_ops,
-    /* the PKCS#11 HSM store goes here */
+    &broker_keystore_pkcs11_ops,
 };
 
 const struct broker_keystore_ops *broker_keystore_find(const char *type)
@@ -45,7 +45,7 @@ int broker_keystore_new(const char *type, struct broker_keystore **out, char *er
 
 	*out = NULL;
 	if (!ops) {
-		snprintf(err, errlen, "unknown key store type '%s' (supported: file, vault)",
+		snprintf(err, errlen, "unknown key store type '%s' (supported: file, vault, pkcs11)",
 			 type ? type : "");
 		return -EINVAL;
 	}
@@ -110,6 +110,44 @@ void broker_keystore_free(struct broker_keystore *ks)
 	if (ks->ops && ks->ctx)
 		ks->ops->destroy(ks->ctx);
 	free(ks);
+}
+
+bool broker_keystore_wraps(const struct broker_keystore *ks)
+{
+	return ks && ks->ops->wrap;
+}
+
+const char *broker_keystore_wrap_alg(const struct broker_keystore *ks)
+{
+	return ks && ks->ops->wrap && ks->ops->wrap_alg ? ks->ops->wrap_alg(ks->ctx) : NULL;
+}
+
+int broker_keystore_wrap(struct broker_keystore *ks, const struct broker_keyset *keys,
+			 EVP_PKEY *guest, struct broker_envelope *out, char *err, size_t errlen)
+{
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!ks->ops->wrap) {
+		snprintf(err, errlen, "the %s key store does not wrap keys", ks->ops->type);
+		return -ENOTSUP;
+	}
+	ret = ks->ops->wrap(ks->ctx, keys, guest, out, err, errlen);
+	if (ret < 0)
+		broker_envelope_clear(out);
+	return ret;
+}
+
+void broker_envelope_clear(struct broker_envelope *env)
+{
+	size_t i;
+
+	for (i = 0; env->wk && i < env->n; i++)
+		free(env->wk[i]);
+	free(env->wk);
+	free(env->wk_len);
+	free(env->ek);
+	memset(env, 0, sizeof(*env));
 }
 
 int broker_keystore_secure_bytes(struct broker_keystore *ks, const char *token, size_t *total)
@@ -266,18 +304,11 @@ static bool secure_heap_failed(size_t pem_len)
 	return oom || !ak_secure_has_room(4 * pem_len);
 }
 
-static void sec_free(char *p)
-{
-	if (p)
-		OPENSSL_secure_clear_free(p, strlen(p));
-}
-
 int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 			const uint8_t *cert_pem, size_t cert_len, const char *cert_what,
 			struct broker_key *key, char *err, size_t errlen)
 {
-	BIO *bio = NULL, *cbio = NULL;
-	char *name = NULL, *header = NULL;
+	BIO *cbio = NULL;
 	unsigned char *data = NULL;
 	long len = 0;
 	struct ak_privkey *priv = NULL;
@@ -287,41 +318,12 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	unsigned char *cder = NULL;
 	int clen, ret = -EINVAL;
 
-	bio = BIO_new_mem_buf(pem, (int)pem_len);
-	if (!bio) {
-		ret = -ENOMEM;
+	ret = ak_pem_pkcs8_secure(pem, pem_len, what, &data, &len, err, errlen);
+	if (ret == -ENODATA)
+		ret = secure_heap_failed(pem_len) ? -ENOBUFS : -EINVAL;
+	if (ret < 0)
 		goto out;
-	}
-	/* PEM_FLAG_SECURE: the decoded DER lands in the secure heap. */
-	for (;;) {
-		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
-			if (secure_heap_failed(pem_len)) {
-				ret = -ENOBUFS;
-				goto out;
-			}
-			snprintf(err, errlen,
-				 "%s: no \"PRIVATE KEY\" PEM block (an unencrypted PKCS#8 key is "
-				 "required)",
-				 what);
-			goto out;
-		}
-		if (strcmp(name, "PRIVATE KEY") == 0)
-			break;
-		if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
-		    strcmp(name, "RSA PRIVATE KEY") == 0 || strcmp(name, "EC PRIVATE KEY") == 0) {
-			snprintf(err, errlen,
-				 "%s: holds a \"%s\"; convert it to unencrypted PKCS#8 with "
-				 "'openssl pkcs8 -topk8 -nocrypt'",
-				 what, name);
-			goto out;
-		}
-		/* e.g. "EC PARAMETERS" before the key: skip */
-		sec_free(name);
-		sec_free(header);
-		OPENSSL_secure_clear_free(data, (size_t)len);
-		name = header = NULL;
-		data = NULL;
-	}
+	ret = -EINVAL;
 	/* decoded in place: no copy of the key outside the secure heap
 	 * (d2i_PKCS8_PRIV_KEY_INFO + EVP_PKCS82PKEY leave one, unwiped) */
 	perr = ak_privkey_from_pkcs8(data, (size_t)len, &priv);
@@ -405,15 +407,44 @@ out:
 		key->spki_der = NULL;
 		key->spki_len = 0;
 	}
-	sec_free(name);
-	sec_free(header);
 	if (data)
 		OPENSSL_secure_clear_free(data, (size_t)len);
 	ak_privkey_unref(priv);
 	X509_free(x);
 	OPENSSL_free(cder);
-	BIO_free(bio);
 	BIO_free(cbio);
+	return ret;
+}
+
+int broker_key_from_spki(const uint8_t *spki, size_t len, const char *what,
+			 struct broker_key *key, char *err, size_t errlen)
+{
+	const unsigned char *p = spki;
+	EVP_PKEY *pk = d2i_PUBKEY_ex(NULL, &p, (long)len, ak_libctx(), NULL);
+	int ret = -EINVAL;
+
+	if (!pk || p != spki + len) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s: the public key is not a DER SubjectPublicKeyInfo", what);
+		goto out;
+	}
+	ret = check_key_type(pk, key->type, sizeof(key->type), what, err, errlen);
+	if (ret < 0)
+		goto out;
+	ret = -EINVAL;
+	if (key_id(pk, key->id) < 0) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s: cannot compute the key identifier", what);
+		goto out;
+	}
+	ret = -ENOMEM;
+	key->spki_der = OPENSSL_memdup(spki, len);
+	if (!key->spki_der)
+		goto out;
+	key->spki_len = len;
+	ret = 0;
+out:
+	EVP_PKEY_free(pk);
 	return ret;
 }
 

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <openssl/types.h>
 
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
@@ -37,6 +38,10 @@ struct broker_key {
 	uint8_t *spki_der;		    /* DER SubjectPublicKeyInfo (public) */
 	size_t spki_len;
 	unsigned version; /* the store's version of the key (Vault KV v2); 0: none */
+	/* A store that keeps the private key itself (the PKCS#11 HSM store,
+	 * whose ops have wrap): pkcs8 stays empty and this is the store's own
+	 * reference to the key (the HSM's CK_OBJECT_HANDLE); 0 otherwise. */
+	unsigned long store_ref;
 };
 
 /*
@@ -63,6 +68,23 @@ void broker_keyset_share(const struct broker_keyset *src, struct broker_keyset *
 int broker_keyset_adopt(struct broker_keyset *ks, struct broker_key *keys, size_t n) AK_WUR;
 /* Wipe and free keys[0..n-1] and the array (a set not adopted). */
 void broker_keys_free(struct broker_key *keys, size_t n);
+
+/*
+ * The HSM envelope (docs/hsm.md, include/attestkey/hsmenv.h): the private
+ * keys of one release leave the HSM only by C_WrapKey, each wrapped with
+ * one AES-256 key the HSM made for this release (CKM_AES_KEY_WRAP_PAD,
+ * RFC 5649, DER PKCS#8 inside), and that key wrapped with RSA-OAEP to the
+ * guest's ephemeral RSA key. Nothing here is secret.
+ */
+struct broker_envelope {
+	const char *alg; /* AK_HSMENV_ALG_*: which OAEP hash the HSM used */
+	uint8_t *ek;	 /* RSA-OAEP of the AES key */
+	size_t ek_len;
+	uint8_t **wk; /* wk[i]: the AES-KWP wrap of the keyset's key i */
+	size_t *wk_len;
+	size_t n;
+};
+void broker_envelope_clear(struct broker_envelope *env);
 
 /* [token NAME] key_version = LABEL:N pins a key to a version of a store
  * that keeps versions (Vault KV v2); other keys follow the latest. */
@@ -107,6 +129,15 @@ struct broker_keystore_ops {
 	/* Optional: bytes of secure heap the keys at path take (an upper
 	 * bound), for [broker] secure_heap = auto. 0 or -errno. */
 	int (*secure_bytes)(void *ctx, const char *path, size_t *out);
+	/* Optional, for a store that never hands out private keys (an HSM):
+	 * its fetch() returns each key's public part and store_ref, never
+	 * pkcs8, and wrap() makes the envelope of ks (as that fetch returned
+	 * it, every key, in order) to the guest's RSA public key. err names
+	 * the key or the HSM call that failed. 0 or -errno. */
+	int (*wrap)(void *ctx, const struct broker_keyset *ks, EVP_PKEY *guest,
+		    struct broker_envelope *out, char *err, size_t errlen);
+	/* With wrap: the envelope's alg (AK_HSMENV_ALG_*) once open. */
+	const char *(*wrap_alg)(void *ctx);
 	void (*destroy)(void *ctx);
 };
 
@@ -132,11 +163,21 @@ bool broker_keystore_versioned(const struct broker_keystore *ks);
  * counted now fails at the fetch); -ENOTSUP when the store cannot tell. */
 int broker_keystore_secure_bytes(struct broker_keystore *ks, const char *token, size_t *total);
 void broker_keystore_free(struct broker_keystore *ks);
+/* Whether the store releases keys only wrapped by itself (ops->wrap). */
+bool broker_keystore_wraps(const struct broker_keystore *ks);
+/* The alg of its envelope (docs/protocol.md §4.3), NULL if it has none. */
+const char *broker_keystore_wrap_alg(const struct broker_keystore *ks);
+/* ops->wrap; -ENOTSUP for a store without it. out is empty on error. */
+int broker_keystore_wrap(struct broker_keystore *ks, const struct broker_keyset *keys,
+			 EVP_PKEY *guest, struct broker_envelope *out, char *err,
+			 size_t errlen) AK_WUR;
 
 /* The file store (keystore_file.c). */
 extern const struct broker_keystore_ops broker_keystore_file_ops;
 /* The Vault KV v2 store (keystore_vault.c, docs/vault.md). */
 extern const struct broker_keystore_ops broker_keystore_vault_ops;
+/* The PKCS#11 HSM store (keystore_pkcs11.c, docs/hsm.md). */
+extern const struct broker_keystore_ops broker_keystore_pkcs11_ops;
 
 /*
  * Shared by stores: parse one unencrypted PKCS#8 PEM private key (RSA or EC)
@@ -148,6 +189,14 @@ extern const struct broker_keystore_ops broker_keystore_vault_ops;
 int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *key_what,
 			const uint8_t *cert_pem, size_t cert_len, const char *cert_what,
 			struct broker_key *key, char *err, size_t errlen) AK_WUR;
+
+/*
+ * For stores that hold no private key bytes: the public part of key from a
+ * DER SubjectPublicKeyInfo (type checked as for a PEM key, CKA_ID computed
+ * the same way, spki copied). what names the key in err.
+ */
+int broker_key_from_spki(const uint8_t *spki, size_t len, const char *what,
+			 struct broker_key *key, char *err, size_t errlen) AK_WUR;
 
 /*
  * Files the broker reads are trusted only if only their owner can change

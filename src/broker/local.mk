@@ -12,14 +12,17 @@ libakbroker_la_SOURCES = \
 	src/broker/keystore.c \
 	src/broker/keystore_file.c \
 	src/broker/keystore_vault.c \
+	src/broker/keystore_pkcs11.c \
 	src/broker/nonce.h \
 	src/broker/nonce.c \
 	src/broker/server.c
-libakbroker_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS)
-libakbroker_la_LIBADD = $(MHD_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
+libakbroker_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS) $(P11KIT_CFLAGS)
+libakbroker_la_LIBADD = $(MHD_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) \
+	$(P11KIT_LIBS)
 
 sbin_PROGRAMS += attestkey-broker
 attestkey_broker_SOURCES = src/broker/main.c
 attestkey_broker_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS)
 attestkey_broker_LDADD = libakbroker.la libakverify.la libakvault.la libakcommon.la \
-	$(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(CURL_LIBS)
+	$(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(CURL_LIBS) \
+	$(P11KIT_LIBS)

@@ -9,6 +9,7 @@ libakcommon_la_SOURCES = \
 	src/common/secjson.c \
 	src/common/protocol.c \
 	src/common/jwe.c \
+	src/common/hsmenv.c \
 	src/common/envelope.c \
 	src/common/pkey.c \
 	src/common/snp.c \

@@ -1334,3 +1334,34 @@ enum ak_vault_status ak_vault_kv_destroy_all(struct ak_vault *v, const char *mou
 	json_decref(r.json);
 	return st;
 }
+
+enum ak_vault_status ak_vault_kv_destroy_versions(struct ak_vault *v, const char *mount,
+						  const char *path, const unsigned *versions,
+						  size_t n, char *err, size_t errlen)
+{
+	char p[1024];
+	struct req r = {.method = "POST", .path = p, .idempotent = true};
+	json_t *body = json_pack("{s:[]}", "versions"), *list = json_object_get(body, "versions");
+	enum ak_vault_status st = AK_VAULT_BAD_REQUEST;
+	char *text = NULL;
+	size_t i;
+
+	if (kv_path(p, sizeof(p), mount, "destroy", path, err, errlen) < 0)
+		goto out;
+	for (i = 0; list && i < n; i++)
+		if (json_array_append_new(list, json_integer(versions[i])) < 0)
+			break;
+	text = list && i == n ? json_dumps(body, JSON_COMPACT) : NULL;
+	if (!text) {
+		snprintf(err, errlen, "Vault KV: out of memory destroying versions of %s", p);
+		goto out;
+	}
+	r.payload = text;
+	r.payload_len = strlen(text);
+	st = call(v, &r, err, errlen);
+	json_decref(r.json);
+out:
+	free(text);
+	json_decref(body);
+	return st;
+}

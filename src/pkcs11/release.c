@@ -22,6 +22,7 @@
 #include <openssl/x509.h>
 
 #include "attestkey/envelope.h"
+#include "attestkey/hsmenv.h"
 #include "attestkey/jwe.h"
 #include "attestkey/protocol.h"
 #include "attestkey/secmem.h"
@@ -320,6 +321,11 @@ static const char *pick_alg(const json_t *algs)
 		return AK_ALG_V1;
 	if (array_has(algs, AK_ALG_V2_ECDH))
 		return AK_ALG_V2_ECDH;
+	/* keys in an HSM (§4.3): offered alone, with the hash the HSM has */
+	if (array_has(algs, AK_HSMENV_ALG_OAEP_256))
+		return AK_HSMENV_ALG_OAEP_256;
+	if (array_has(algs, AK_HSMENV_ALG_OAEP))
+		return AK_HSMENV_ALG_OAEP;
 	if (array_has(algs, AK_ALG_V1))
 		return AK_ALG_V1;
 	return NULL;
@@ -361,8 +367,9 @@ static CK_RV challenge(struct client *c, char **nonce)
 		char list[256];
 
 		list_text(json_object_get(resp, "algs"), list, sizeof(list));
-		ak_log(AK_LOG_ERR, "token '%s': broker %s offers no release envelope this module opens (it offers: %s; this module: %s, %s)",
-		       c->token, c->cfg->brokers[c->cur], list, AK_ALG_V2_ECDH, AK_ALG_V1);
+		ak_log(AK_LOG_ERR, "token '%s': broker %s offers no release envelope this module opens (it offers: %s; this module: %s, %s, %s, %s)",
+		       c->token, c->cfg->brokers[c->cur], list, AK_ALG_V2_ECDH,
+		       AK_HSMENV_ALG_OAEP_256, AK_HSMENV_ALG_OAEP, AK_ALG_V1);
 		rv = CKR_FUNCTION_REJECTED;
 		goto out;
 	}
@@ -387,12 +394,13 @@ static int key_type_of(const char *type)
 	return EVP_PKEY_NONE;
 }
 
-/* One key of a release between its decryption and its object. */
+/* One key of a release, from its entry to its objects. */
 struct unwrapped {
 	const char *label, *type; /* the release's strings */
 	uint8_t *id, *cert;
 	size_t id_len, cert_len;
 	struct ak_privkey *priv;
+	struct p11_keyset *ks; /* this key's objects, merged in order at the end */
 	CK_RV rv;
 };
 
@@ -403,6 +411,8 @@ struct opener {
 	struct client *c;
 	EVP_PKEY *eph;	     /* v1: each JWE's key agreement */
 	struct ak_env *env;  /* v2: the release's content key */
+	bool hsm;	     /* the HSM envelope (§4.3): */
+	struct ak_secbuf kek; /* its AES key, unwrapped once */
 	const json_t *keys;
 	size_t n;
 	struct unwrapped *u;
@@ -431,10 +441,13 @@ static CK_RV entry_meta(struct opener *o, const json_t *k, size_t idx, struct un
 		       token, idx);
 		return CKR_DEVICE_ERROR;
 	}
-	if (o->env ? !!json_object_get(k, "jwe") : !json_is_object(json_object_get(k, "jwe"))) {
+	if (o->hsm ? (json_object_get(k, "jwe") || !json_is_string(json_object_get(k, "wrapped")))
+	    : o->env ? !!json_object_get(k, "jwe")
+		     : !json_is_object(json_object_get(k, "jwe"))) {
 		ak_log(AK_LOG_ERR, "token '%s': key %zu of the release %s", token, idx,
-		       o->env ? "is a v1 JWE inside a v2 release"
-			      : "has no JWE (a v1 release was asked)");
+		       o->hsm	? "has no HSM-wrapped key (the HSM envelope was asked)"
+		       : o->env ? "is a v1 JWE inside a v2 release"
+				: "has no JWE (a v1 release was asked)");
 		return CKR_DEVICE_ERROR;
 	}
 	if (key_type_of(u->type) == EVP_PKEY_NONE) {
@@ -463,6 +476,51 @@ static CK_RV entry_meta(struct opener *o, const json_t *k, size_t idx, struct un
 	return CKR_OK;
 }
 
+/* This key's objects in a key set of its own (so that threads never share
+ * one); logs its failure. */
+static CK_RV make_objects(struct opener *o, struct unwrapped *u)
+{
+	const char *token = o->c->token;
+	CK_RV rv = CKR_HOST_MEMORY;
+
+	u->ks = calloc(1, sizeof(*u->ks));
+	if (u->ks)
+		rv = p11_keyset_add(u->ks, u->priv, u->label, u->id, u->id_len, u->cert,
+				    u->cert_len);
+	else
+		ak_privkey_unref(u->priv);
+	u->priv = NULL; /* taken over, even on failure */
+	if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s': %s", token, u->label,
+		       rv == CKR_DATA_INVALID ? "its certificate is not DER X.509"
+					      : "its certificate is for another key, or the key type is unsupported");
+		rv = CKR_DEVICE_ERROR;
+	} else if (rv != CKR_OK) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s': out of memory", token, u->label);
+	}
+	return rv;
+}
+
+/* Decrypt and decode entry idx into u (section 4), and make its objects:
+ * thread-safe, logs its own failure. */
+/* §4.3: the entry's "wrapped" key, unwrapped with the release's AES key
+ * straight into the secure heap. */
+static int unwrap_hsm(const struct opener *o, const json_t *k, struct ak_secbuf *pt,
+		      const char **why)
+{
+	size_t len = 0;
+	uint8_t *wk = ak_b64url_decode(json_string_value(json_object_get(k, "wrapped")), &len);
+	int r;
+
+	if (!wk) {
+		*why = "its wrapped key is not base64url";
+		return -EINVAL;
+	}
+	r = ak_hsmenv_unwrap(&o->kek, wk, len, pt, why);
+	free(wk);
+	return r;
+}
+
 /* Decrypt and decode entry idx into u (section 4): thread-safe, logs its
  * own failure. */
 static CK_RV unwrap_key(struct opener *o, size_t idx, struct unwrapped *u)
@@ -482,8 +540,9 @@ static CK_RV unwrap_key(struct opener *o, size_t idx, struct unwrapped *u)
 		return rv;
 	rv = CKR_DEVICE_ERROR;
 	t0 = ak_now_us();
-	r = o->env ? ak_env_open_key(o->env, idx, o->n, &m, k, &pt, &why)
-		   : ak_jwe_decrypt_with(o->eph, json_object_get(k, "jwe"), &pt, &why);
+	r = o->hsm   ? unwrap_hsm(o, k, &pt, &why)
+	    : o->env ? ak_env_open_key(o->env, idx, o->n, &m, k, &pt, &why)
+		     : ak_jwe_decrypt_with(o->eph, json_object_get(k, "jwe"), &pt, &why);
 	if (r < 0) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%.64s' could not be decrypted: %s", token,
 		       u->label, why);
@@ -495,7 +554,6 @@ static CK_RV unwrap_key(struct opener *o, size_t idx, struct unwrapped *u)
 	 * heap (attestkey/pkey.h) */
 	perr = ak_privkey_from_pkcs8(pt.data, pt.len, &u->priv);
 	ak_stack_wipe(); /* the decrypting and decoding frames of this thread */
-	atomic_fetch_add(&o->parse_us, ak_now_us() - t1);
 	if (perr != AK_PKEY_OK) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%.64s' (%.16s): %s", token, u->label, u->type,
 		       ak_pkey_strerror(perr));
@@ -506,7 +564,20 @@ static CK_RV unwrap_key(struct opener *o, size_t idx, struct unwrapped *u)
 		       u->label, u->type);
 		goto out;
 	}
-	rv = CKR_OK;
+	/* RFC 5649 authenticates the key but binds no metadata to it: the
+	 * key must be the one its entry names (its CKA_ID is its public
+	 * key's hash), so no wrapped key can pass under another's name */
+	if (o->hsm) {
+		char id[41];
+
+		if (ak_hsmenv_key_id(u->priv->pub, id) < 0 || strcmp(id, m.id) != 0) {
+			ak_log(AK_LOG_ERR, "token '%s': key '%.64s' is not the key its CKA_ID names",
+			       token, u->label);
+			goto out;
+		}
+	}
+	rv = make_objects(o, u);
+	atomic_fetch_add(&o->parse_us, ak_now_us() - t1);
 out:
 	ak_secbuf_clear(&pt); /* wipes the PKCS#8 DER */
 	return rv;
@@ -544,7 +615,6 @@ static unsigned unwrap_threads(const struct p11_config *cfg, size_t n)
 /* Every key of the release into ks, all or nothing. */
 static CK_RV unwrap_all(struct opener *o, struct p11_keyset *ks)
 {
-	const char *token = o->c->token;
 	pthread_t th[P11_PAR_MAX];
 	unsigned want = unwrap_threads(o->c->cfg, o->n), started = 0, t;
 	size_t i;
@@ -569,25 +639,15 @@ static CK_RV unwrap_all(struct opener *o, struct p11_keyset *ks)
 	o->c->objects_us += atomic_load(&o->parse_us);
 	t0 = ak_now_us();
 	for (i = 0; i < o->n && rv == CKR_OK; i++) {
-		struct unwrapped *u = &o->u[i];
-
-		rv = u->rv;
-		if (rv != CKR_OK)
-			break; /* logged by the worker that failed, or not reached */
-		rv = p11_keyset_add(ks, u->priv, u->label, u->id, u->id_len, u->cert, u->cert_len);
-		u->priv = NULL; /* taken over, even on failure */
-		if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
-			ak_log(AK_LOG_ERR, "token '%s': key '%.64s': %s", token, u->label,
-			       rv == CKR_DATA_INVALID ? "its certificate is not DER X.509"
-						      : "its certificate is for another key, or the key type is unsupported");
-			rv = CKR_DEVICE_ERROR;
-		} else if (rv != CKR_OK) {
-			ak_log(AK_LOG_ERR, "token '%s': key '%.64s': out of memory", token, u->label);
-		}
+		rv = o->u[i].rv; /* a failure was logged by the worker that met it */
+		if (rv == CKR_OK && (rv = p11_keyset_merge(ks, o->u[i].ks)) != CKR_OK)
+			ak_log(AK_LOG_ERR, "token '%s': out of memory for the release's objects",
+			       o->c->token);
 	}
 	o->c->objects_us += ak_now_us() - t0;
 	for (i = 0; i < o->n; i++) {
 		ak_privkey_unref(o->u[i].priv);
+		p11_keyset_free(o->u[i].ks);
 		free(o->u[i].id);
 		free(o->u[i].cert);
 	}
@@ -628,6 +688,42 @@ static void *eph_make(void *arg)
 		ERR_clear_error(); /* per thread: the reason travels in j->why */
 	}
 	return NULL;
+}
+
+/* §4.3: the envelope {"alg", "ek"}: alg the one asked, ek the release's
+ * AES key, RSA-OAEP-decrypted with the ephemeral key into kek. */
+static int open_hsm(const json_t *env, const char *want_alg, EVP_PKEY *eph, struct ak_secbuf *kek,
+		    const char **why)
+{
+	const char *alg = json_string_value(json_object_get(env, "alg"));
+	size_t len = 0;
+	uint8_t *ek;
+	int r;
+
+	if (!alg || strcmp(alg, want_alg) != 0) {
+		*why = "its envelope's alg is not the one asked";
+		return -EINVAL;
+	}
+	ek = ak_b64url_decode(json_string_value(json_object_get(env, "ek")), &len);
+	if (!ek) {
+		*why = "its envelope has no base64url \"ek\"";
+		return -EINVAL;
+	}
+	r = ak_hsmenv_open(eph, alg, ek, len, kek, why);
+	free(ek);
+	return r;
+}
+
+/* The RSA ephemeral key of the HSM envelope, as eph_make makes EC ones. */
+static void eph_make_rsa(struct eph_job *j)
+{
+	j->eph = ak_hsmenv_keygen();
+	j->pub = j->eph ? ak_hsmenv_jwk_public(j->eph) : NULL;
+	j->ok = j->pub && ak_jwk_thumbprint(j->pub, j->thp) == 0;
+	if (!j->ok) {
+		j->why = !j->eph ? "RSA key generation failed" : "cannot export its public JWK";
+		ERR_clear_error();
+	}
 }
 
 CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
@@ -678,6 +774,13 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		json_decref(job.pub);
 		job = (struct eph_job){ .crv = "P-384" };
 		eph_make(&job);
+	}
+	if (rv == CKR_OK && ak_hsmenv_alg_known(c.alg)) {
+		/* keys in an HSM: an RSA key, made only now (§4.3) */
+		EVP_PKEY_free(job.eph);
+		json_decref(job.pub);
+		job = (struct eph_job){ .crv = "RSA-3072" };
+		eph_make_rsa(&job);
 	}
 	eph = job.eph;
 	pub = job.pub;
@@ -763,7 +866,9 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 			       AK_V2_MAX_KEYS);
 			goto out;
 		}
-		if (ak_env_open_begin(eph, env_j, c.alg, token, nonce, &o.env, &why) < 0) {
+		o.hsm = ak_hsmenv_alg_known(c.alg);
+		if (o.hsm ? open_hsm(env_j, c.alg, eph, &o.kek, &why) < 0
+			  : ak_env_open_begin(eph, env_j, c.alg, token, nonce, &o.env, &why) < 0) {
 			ak_log(AK_LOG_ERR, "token '%s': the release from %s cannot be opened: %s",
 			       token, cfg->brokers[c.cur], why);
 			goto out;
@@ -792,6 +897,7 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 out:
 	p11_keyset_free(ks);
 	ak_env_free(o.env); /* wipes the release's content key */
+	ak_secbuf_clear(&o.kek); /* and the HSM envelope's AES key */
 	EVP_PKEY_free(eph); /* the ephemeral key is gone after this login (OpenSSL wipes it) */
 	json_decref(pub);
 	json_decref(evidence);

@@ -70,14 +70,18 @@ INTEGRATION_TESTS = \
 	tests/integration/vault-broker.sh \
 	tests/integration/vault-nginx.sh \
 	tests/integration/broker-reload.sh \
-	tests/integration/broker-check-config.sh
+	tests/integration/broker-check-config.sh \
+	tests/integration/hsm-store.sh \
+	tests/integration/hsm-login.sh
 # issue 10 item 4: attestkey key (the provisioning CLI)
-INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh
+INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh \
+	tests/integration/key-cli-vault.sh
 EXTRA_DIST += tests/integration/key-cli-lib.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
-	tests/integration/snp-lib.sh tests/integration/vault-lib.sh
+	tests/integration/snp-lib.sh tests/integration/vault-lib.sh \
+	tests/integration/hsm-lib.sh
 # issue 10: drives the Vault client against the real Vault (vault-*.sh)
 check_PROGRAMS += tests/integration/vaultprobe
 tests_integration_vaultprobe_SOURCES = tests/integration/vaultprobe.c

@@ -16,7 +16,7 @@ TESTS += $(BROKER_TESTS)
 
 BROKER_TEST_LDADD = libakbroker.la libakverify.la libakvault.la libakcommon.la \
 	$(CMOCKA_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) \
-	$(CURL_LIBS)
+	$(CURL_LIBS) $(P11KIT_LIBS)
 
 tests_unit_test_broker_nonce_SOURCES = tests/unit/test_broker_nonce.c
 tests_unit_test_broker_nonce_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
@@ -47,5 +47,5 @@ tests_unit_test_broker_sim_SOURCES = tests/unit/test_broker_sim.c \
 tests_unit_test_broker_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MHD_CFLAGS)
 tests_unit_test_broker_sim_LDADD = libakbroker.la libakevidence.la libakverify.la libakvault.la \
 	libakcommon.la $(CMOCKA_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
-	$(INIH_LIBS) $(CURL_LIBS)
+	$(INIH_LIBS) $(CURL_LIBS) $(P11KIT_LIBS)
 endif
