@@ -72,7 +72,8 @@ INTEGRATION_TESTS = \
 	tests/integration/broker-reload.sh \
 	tests/integration/broker-check-config.sh \
 	tests/integration/hsm-store.sh \
-	tests/integration/hsm-login.sh
+	tests/integration/hsm-login.sh \
+	tests/integration/hsm-invariant.sh
 # issue 10 item 4: attestkey key (the provisioning CLI)
 INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh
 EXTRA_DIST += tests/integration/key-cli-lib.sh
