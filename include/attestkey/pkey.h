@@ -71,6 +71,15 @@ struct ak_privkey *ak_privkey_ref(struct ak_privkey *k);
 /* Drop one reference; the last one frees (and so wipes) the key. NULL-safe. */
 void ak_privkey_unref(struct ak_privkey *k);
 
+/* The first "PRIVATE KEY" block of a PEM text (blocks before it, such as
+ * "EC PARAMETERS", are skipped), decoded into the secure heap: *der (free
+ * with OPENSSL_secure_clear_free) of *der_len bytes. A PKCS#1, SEC1 or
+ * encrypted key is refused (-EINVAL) with err naming the conversion; no
+ * such block at all is -ENODATA, with OpenSSL's error queue left to the
+ * caller (a full secure heap fails alike). what names the source in err. */
+int ak_pem_pkcs8_secure(const uint8_t *pem, size_t pem_len, const char *what, unsigned char **der,
+			long *der_len, char *err, size_t errlen) AK_WUR;
+
 /* Overwrite the stack below the caller's frame (64 KiB): OpenSSL's
  * decoders leave key bytes in their dead stack frames (PEM base64 decoding
  * was seen doing so), which a core dump of a long-lived thread would hold.

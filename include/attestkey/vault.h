@@ -107,6 +107,12 @@ enum ak_vault_status ak_vault_kv_metadata(struct ak_vault *v, const char *mount,
 /* Delete every version and the metadata (DELETE .../metadata/path). */
 enum ak_vault_status ak_vault_kv_destroy_all(struct ak_vault *v, const char *mount,
 					     const char *path, char *err, size_t errlen);
+/* Destroy versions[0..n-1] of a secret (POST .../destroy/path): they are
+ * no longer readable; the others and the metadata stay. (Added for
+ * `attestkey key delete --version`.) */
+enum ak_vault_status ak_vault_kv_destroy_versions(struct ak_vault *v, const char *mount,
+						  const char *path, const unsigned *versions,
+						  size_t n, char *err, size_t errlen);
 
 /*
  * Added by the Vault key store (issue 10).

@@ -304,18 +304,11 @@ static bool secure_heap_failed(size_t pem_len)
 	return oom || !ak_secure_has_room(4 * pem_len);
 }
 
-static void sec_free(char *p)
-{
-	if (p)
-		OPENSSL_secure_clear_free(p, strlen(p));
-}
-
 int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 			const uint8_t *cert_pem, size_t cert_len, const char *cert_what,
 			struct broker_key *key, char *err, size_t errlen)
 {
-	BIO *bio = NULL, *cbio = NULL;
-	char *name = NULL, *header = NULL;
+	BIO *cbio = NULL;
 	unsigned char *data = NULL;
 	long len = 0;
 	struct ak_privkey *priv = NULL;
@@ -325,41 +318,12 @@ int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 	unsigned char *cder = NULL;
 	int clen, ret = -EINVAL;
 
-	bio = BIO_new_mem_buf(pem, (int)pem_len);
-	if (!bio) {
-		ret = -ENOMEM;
+	ret = ak_pem_pkcs8_secure(pem, pem_len, what, &data, &len, err, errlen);
+	if (ret == -ENODATA)
+		ret = secure_heap_failed(pem_len) ? -ENOBUFS : -EINVAL;
+	if (ret < 0)
 		goto out;
-	}
-	/* PEM_FLAG_SECURE: the decoded DER lands in the secure heap. */
-	for (;;) {
-		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
-			if (secure_heap_failed(pem_len)) {
-				ret = -ENOBUFS;
-				goto out;
-			}
-			snprintf(err, errlen,
-				 "%s: no \"PRIVATE KEY\" PEM block (an unencrypted PKCS#8 key is "
-				 "required)",
-				 what);
-			goto out;
-		}
-		if (strcmp(name, "PRIVATE KEY") == 0)
-			break;
-		if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
-		    strcmp(name, "RSA PRIVATE KEY") == 0 || strcmp(name, "EC PRIVATE KEY") == 0) {
-			snprintf(err, errlen,
-				 "%s: holds a \"%s\"; convert it to unencrypted PKCS#8 with "
-				 "'openssl pkcs8 -topk8 -nocrypt'",
-				 what, name);
-			goto out;
-		}
-		/* e.g. "EC PARAMETERS" before the key: skip */
-		sec_free(name);
-		sec_free(header);
-		OPENSSL_secure_clear_free(data, (size_t)len);
-		name = header = NULL;
-		data = NULL;
-	}
+	ret = -EINVAL;
 	/* decoded in place: no copy of the key outside the secure heap
 	 * (d2i_PKCS8_PRIV_KEY_INFO + EVP_PKCS82PKEY leave one, unwiped) */
 	perr = ak_privkey_from_pkcs8(data, (size_t)len, &priv);
@@ -443,14 +407,11 @@ out:
 		key->spki_der = NULL;
 		key->spki_len = 0;
 	}
-	sec_free(name);
-	sec_free(header);
 	if (data)
 		OPENSSL_secure_clear_free(data, (size_t)len);
 	ak_privkey_unref(priv);
 	X509_free(x);
 	OPENSSL_free(cder);
-	BIO_free(bio);
 	BIO_free(cbio);
 	return ret;
 }

@@ -214,6 +214,12 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
+	/* A SIGHUP while the configuration loads waits for the first sigwait()
+	 * (then reloads) instead of ending the process. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
 	/* Makes the secure heap ([broker] secure_heap); keys must not touch the
 	 * ordinary heap. */
 	if (broker_config_load(config, &cfg, err, sizeof(err)) < 0 ||

@@ -460,10 +460,12 @@ static int gcm_open(const uint8_t key[PROFILE_KEY_BYTES], const json_t *jwe, con
 	}
 	ret = ak_aes256gcm_open(key, iv, ivlen, (const uint8_t *)prot, strlen(prot), ct, ctlen, tag,
 				out);
-	if (ret == -ENOMEM)
+	if (ret == -ENOMEM) {
 		fail(why, "the secure heap is exhausted", 0);
-	else if (ret < 0)
+	} else if (ret < 0) {
 		fail(why, "JWE authentication failed (tampered or wrong key)", 0);
+		ret = -EINVAL; /* this API's one code for a JWE that does not open */
+	}
 out:
 	free(iv);
 	free(tag);

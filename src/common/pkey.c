@@ -18,12 +18,15 @@
 #include <string.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/decoder.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -129,6 +132,61 @@ static EVP_PKEY *pub_from_spki(uint8_t *der, int len)
 	OSSL_DECODER_CTX_free(dctx);
 	OPENSSL_free(der);
 	return pub;
+}
+
+/*
+ * The public key as a provider key of ak_libctx() from its parameters.
+ * EVP_PKEY_fromdata costs a small part of a decoder: OSSL_DECODER_CTX_new_for_pkey
+ * builds its decoder chain on every call (about 1 ms each, most of a
+ * 100-key login's time: docs/performance.md). NULL when the context cannot
+ * import, as when an ENGINE took the key type over (libp11 inside nginx):
+ * the caller then takes the decoder path, which works there.
+ */
+static EVP_PKEY *pub_from_params(const char *type, OSSL_PARAM_BLD *bld)
+{
+	OSSL_PARAM *params = bld ? OSSL_PARAM_BLD_to_param(bld) : NULL;
+	EVP_PKEY_CTX *ctx = params ? EVP_PKEY_CTX_new_from_name(ak_libctx(), type, NULL) : NULL;
+	EVP_PKEY *pub = NULL;
+
+	if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pub, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		EVP_PKEY_free(pub);
+		pub = NULL;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	ERR_clear_error();
+	return pub;
+}
+
+static EVP_PKEY *rsa_public(const RSA *rsa)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	const BIGNUM *n = NULL, *e = NULL;
+
+	RSA_get0_key(rsa, &n, &e, NULL);
+	if (bld && (!n || !e || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))) {
+		OSSL_PARAM_BLD_free(bld);
+		bld = NULL;
+	}
+	return pub_from_params("RSA", bld);
+}
+
+static EVP_PKEY *ec_public(const EC_GROUP *g, const EC_POINT *pt, int curve, BN_CTX *bn)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	uint8_t oct[1 + 2 * 66];
+	size_t n = EC_POINT_point2oct(g, pt, POINT_CONVERSION_UNCOMPRESSED, oct, sizeof(oct), bn);
+
+	if (bld && (!n || !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+							   OBJ_nid2sn(curve), 0) ||
+		    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, oct, n))) {
+		OSSL_PARAM_BLD_free(bld);
+		bld = NULL;
+	}
+	return pub_from_params("EC", bld);
 }
 
 /* Overwrite n bytes of stack below the caller's frame (n at most 64 KiB). */
@@ -272,8 +330,11 @@ static enum ak_pkey_err rsa_decode(const uint8_t *p, long len, struct ak_privkey
 	if (!rsa_meth || !RSA_set_method(k->rsa, rsa_meth))
 		return AK_PKEY_BAD_KEY;
 	RSA_clear_flags(k->rsa, RSA_FLAG_CACHE_PRIVATE);
-	n = i2d_RSA_PUBKEY(k->rsa, &spki);
-	k->pub = pub_from_spki(spki, n);
+	k->pub = rsa_public(k->rsa);
+	if (!k->pub) {
+		n = i2d_RSA_PUBKEY(k->rsa, &spki);
+		k->pub = pub_from_spki(spki, n);
+	}
 	return k->pub ? AK_PKEY_OK : AK_PKEY_BAD_KEY;
 }
 
@@ -340,8 +401,11 @@ static enum ak_pkey_err ec_decode(const uint8_t *p, long len, int curve, struct 
 		    EC_POINT_cmp(g, given, pt, bn) != 0)
 			goto out;
 	}
-	n = i2d_EC_PUBKEY(k->ec, &spki);
-	k->pub = pub_from_spki(spki, n);
+	k->pub = ec_public(g, pt, curve, bn);
+	if (!k->pub) {
+		n = i2d_EC_PUBKEY(k->ec, &spki);
+		k->pub = pub_from_spki(spki, n);
+	}
 	ret = k->pub ? AK_PKEY_OK : AK_PKEY_BAD_KEY;
 out:
 	EC_POINT_free(pt);
@@ -484,6 +548,66 @@ enum ak_pkey_err ak_privkey_from_evp(EVP_PKEY *pkey, struct ak_privkey **out)
 	ak_secbuf_clear(&sb);
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	ERR_clear_error();
+	return ret;
+}
+
+static void pem_str_free(char *p)
+{
+	if (p)
+		OPENSSL_secure_clear_free(p, strlen(p));
+}
+
+int ak_pem_pkcs8_secure(const uint8_t *pem, size_t pem_len, const char *what, unsigned char **der,
+			long *der_len, char *err, size_t errlen)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
+	char *name = NULL, *header = NULL;
+	unsigned char *data = NULL;
+	long len = 0;
+	int ret = -EINVAL;
+
+	*der = NULL;
+	*der_len = 0;
+	if (!bio)
+		return -ENOMEM;
+	/* PEM_FLAG_SECURE: the decoded DER lands in the secure heap. */
+	for (;;) {
+		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
+			/* the error queue is the caller's: a full heap looks alike */
+			snprintf(err, errlen,
+				 "%s: no \"PRIVATE KEY\" PEM block (an unencrypted PKCS#8 key is "
+				 "required)",
+				 what);
+			ret = -ENODATA;
+			goto out;
+		}
+		if (strcmp(name, "PRIVATE KEY") == 0)
+			break;
+		if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
+		    strcmp(name, "RSA PRIVATE KEY") == 0 || strcmp(name, "EC PRIVATE KEY") == 0) {
+			snprintf(err, errlen,
+				 "%s: holds a \"%s\"; convert it to unencrypted PKCS#8 with "
+				 "'openssl pkcs8 -topk8 -nocrypt'",
+				 what, name);
+			goto out;
+		}
+		/* e.g. "EC PARAMETERS" before the key: skip */
+		pem_str_free(name);
+		pem_str_free(header);
+		OPENSSL_secure_clear_free(data, (size_t)len);
+		name = header = NULL;
+		data = NULL;
+	}
+	*der = data;
+	*der_len = len;
+	data = NULL;
+	ret = 0;
+out:
+	pem_str_free(name);
+	pem_str_free(header);
+	if (data)
+		OPENSSL_secure_clear_free(data, (size_t)len);
+	BIO_free(bio);
 	return ret;
 }
 

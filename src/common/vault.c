@@ -227,10 +227,43 @@ static void handle_give(struct ak_vault *v, CURL *h)
 
 /* ---- one HTTP exchange -------------------------------------------------- */
 
+/* An answer: in the secure heap when it may hold a key or a token
+ * (secret), else in the ordinary heap (lists and metadata, which can be
+ * long and hold nothing secret). */
 struct body {
-	struct ak_secbuf buf; /* secure heap: an answer may hold a key or a token */
+	struct ak_secbuf buf;
+	bool secret;
 	bool too_big, oom;
 };
+
+static int plain_append(struct ak_secbuf *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		uint8_t *nd;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		nd = realloc(b->data, cap);
+		if (!nd)
+			return -ENOMEM;
+		b->data = nd;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static void body_clear(struct body *b)
+{
+	if (b->secret) {
+		ak_secbuf_clear(&b->buf);
+	} else {
+		free(b->buf.data);
+		memset(&b->buf, 0, sizeof(b->buf));
+	}
+}
 
 static size_t on_body(char *p, size_t size, size_t n, void *user)
 {
@@ -241,7 +274,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *user)
 		b->too_big = true;
 		return 0;
 	}
-	if (ak_secbuf_append(&b->buf, p, len) < 0) {
+	if ((b->secret ? ak_secbuf_append(&b->buf, p, len) : plain_append(&b->buf, p, len)) < 0) {
 		b->oom = true;
 		return 0;
 	}
@@ -426,6 +459,7 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 	r->http = 0;
 	r->json = NULL;
 	r->vault_error[0] = '\0';
+	b.secret = r->secret;
 	h = handle_take(v);
 	if (!h) {
 		snprintf(err, errlen, "Vault: out of memory");
@@ -451,7 +485,7 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 		goto out;
 	}
 	for (attempt = 0;; attempt++) {
-		ak_secbuf_clear(&b.buf);
+		body_clear(&b);
 		b.too_big = b.oom = false;
 		r->http = 0;
 		set_options(v, h, url, &b, hdrs, r);
@@ -476,8 +510,8 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 				 r->method, r->path, MAX_BODY);
 			st = AK_VAULT_BAD_RESPONSE;
 		} else if (b.oom) {
-			snprintf(err, errlen, "Vault: %s %s: no room in the secure heap for the "
-				 "answer", r->method, r->path);
+			snprintf(err, errlen, "Vault: %s %s: no room in the %s for the answer",
+				 r->method, r->path, b.secret ? "secure heap" : "memory");
 			st = AK_VAULT_UNREACHABLE;
 		} else {
 			snprintf(err, errlen, "Vault at %s unreachable: %s %s: %s (%u attempt%s)",
@@ -511,7 +545,7 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 	}
 out:
 	headers_free(hdrs);
-	ak_secbuf_clear(&b.buf);
+	body_clear(&b);
 	handle_give(v, h);
 	return st;
 }
@@ -1282,5 +1316,36 @@ enum ak_vault_status ak_vault_kv_destroy_all(struct ak_vault *v, const char *mou
 		return AK_VAULT_BAD_REQUEST;
 	st = call(v, &r, err, errlen);
 	json_decref(r.json);
+	return st;
+}
+
+enum ak_vault_status ak_vault_kv_destroy_versions(struct ak_vault *v, const char *mount,
+						  const char *path, const unsigned *versions,
+						  size_t n, char *err, size_t errlen)
+{
+	char p[1024];
+	struct req r = {.method = "POST", .path = p, .idempotent = true};
+	json_t *body = json_pack("{s:[]}", "versions"), *list = json_object_get(body, "versions");
+	enum ak_vault_status st = AK_VAULT_BAD_REQUEST;
+	char *text = NULL;
+	size_t i;
+
+	if (kv_path(p, sizeof(p), mount, "destroy", path, err, errlen) < 0)
+		goto out;
+	for (i = 0; list && i < n; i++)
+		if (json_array_append_new(list, json_integer(versions[i])) < 0)
+			break;
+	text = list && i == n ? json_dumps(body, JSON_COMPACT) : NULL;
+	if (!text) {
+		snprintf(err, errlen, "Vault KV: out of memory destroying versions of %s", p);
+		goto out;
+	}
+	r.payload = text;
+	r.payload_len = strlen(text);
+	st = call(v, &r, err, errlen);
+	json_decref(r.json);
+out:
+	free(text);
+	json_decref(body);
 	return st;
 }

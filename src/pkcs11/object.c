@@ -392,21 +392,22 @@ static void add_allowed_mechanisms(struct builder *b, CK_KEY_TYPE kt)
 }
 
 /* CKA_PUBLIC_KEY_INFO (3.0 section 4.8): DER SubjectPublicKeyInfo. */
-static void add_spki(struct builder *b, const EVP_PKEY *pkey)
+/* CKA_PUBLIC_KEY_INFO from the key's SubjectPublicKeyInfo, encoded once
+ * per key by the caller: i2d_PUBKEY of a provider key builds an OpenSSL
+ * encoder chain each time (0.2 to 0.4 ms, and a key has up to three
+ * objects that carry it; docs/performance.md). */
+static void add_spki(struct builder *b, const uint8_t *spki, int len)
 {
-	uint8_t *der = NULL;
-	int len;
-
-	if (b->failed)
-		return;
-	len = i2d_PUBKEY(pkey, &der);
-	add_der(b, CKA_PUBLIC_KEY_INFO, der, len);
+	if (len <= 0 || !spki)
+		b->failed = true;
+	else
+		add(b, CKA_PUBLIC_KEY_INFO, spki, (size_t)len);
 }
 
-static void add_public_numbers(struct builder *b, const EVP_PKEY *pkey, CK_KEY_TYPE kt,
-			       bool is_public)
+static void add_public_numbers(struct builder *b, const EVP_PKEY *pkey, const uint8_t *spki,
+			       int spki_len, CK_KEY_TYPE kt, bool is_public)
 {
-	add_spki(b, pkey);
+	add_spki(b, spki, spki_len);
 	if (kt == CKK_RSA) {
 		add_bn(b, CKA_MODULUS, pkey, OSSL_PKEY_PARAM_RSA_N);
 		add_bn(b, CKA_PUBLIC_EXPONENT, pkey, OSSL_PKEY_PARAM_RSA_E);
@@ -445,8 +446,8 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, struct ak_privkey
 	struct p11_object objs[3];
 	struct builder b = { 0 };
 	X509 *cert = NULL;
-	uint8_t *subject = NULL;
-	int subject_len = 0;
+	uint8_t *subject = NULL, *spki = NULL;
+	int subject_len = 0, spki_len;
 	size_t n = 0, i;
 	CK_KEY_TYPE kt;
 	CK_RV rv = CKR_HOST_MEMORY;
@@ -486,6 +487,9 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, struct ak_privkey
 		if (subject_len <= 0)
 			goto out;
 	}
+	spki_len = i2d_PUBKEY(pkey, &spki);
+	if (spki_len <= 0)
+		goto out;
 
 	if (priv) {
 		/* private key, sections 4.9 and 2.1.4 / 2.3.4 */
@@ -504,7 +508,7 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, struct ak_privkey
 		add_bool(&b, CKA_UNWRAP, false);
 		add_bool(&b, CKA_WRAP_WITH_TRUSTED, false);
 		add_bool(&b, CKA_ALWAYS_AUTHENTICATE, false);
-		add_public_numbers(&b, pkey, kt, false);
+		add_public_numbers(&b, pkey, spki, spki_len, kt, false);
 		if (b.failed)
 			goto out;
 	}
@@ -522,7 +526,7 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, struct ak_privkey
 	add_bool(&b, CKA_VERIFY_RECOVER, false);
 	add_bool(&b, CKA_WRAP, false);
 	add_bool(&b, CKA_TRUSTED, false);
-	add_public_numbers(&b, pkey, kt, true);
+	add_public_numbers(&b, pkey, spki, spki_len, kt, true);
 	if (b.failed)
 		goto out;
 
@@ -548,7 +552,7 @@ static CK_RV keyset_add(struct p11_keyset *ks, EVP_PKEY *pkey, struct ak_privkey
 		add(&b, CKA_CHECK_VALUE, md, 3);
 		add(&b, CKA_START_DATE, NULL, 0);
 		add(&b, CKA_END_DATE, NULL, 0);
-		add_spki(&b, pkey);
+		add_spki(&b, spki, spki_len);
 		add(&b, CKA_ID, id, id_len);
 		add(&b, CKA_VALUE, cert_der, cert_len);
 		add(&b, CKA_SUBJECT, subject, (size_t)subject_len);
@@ -596,6 +600,7 @@ out:
 	ak_privkey_unref(priv);
 	X509_free(cert);
 	OPENSSL_free(subject);
+	OPENSSL_free(spki);
 	return rv;
 }
 
@@ -672,6 +677,26 @@ bool p11_object_allows(const struct p11_object *o, CK_MECHANISM_TYPE mech)
 			return true;
 	}
 	return false;
+}
+
+CK_RV p11_keyset_merge(struct p11_keyset *ks, struct p11_keyset *from)
+{
+	struct p11_object *no;
+
+	if (!from->n_objs)
+		return CKR_OK;
+	no = realloc(ks->objs, (ks->n_objs + from->n_objs) * sizeof(*no));
+	if (!no)
+		return CKR_HOST_MEMORY;
+	ks->objs = no;
+	/* a move: the objects keep their handles and references */
+	memcpy(ks->objs + ks->n_objs, from->objs, from->n_objs * sizeof(*no));
+	ks->n_objs += from->n_objs;
+	ks->n_keys += from->n_keys;
+	free(from->objs);
+	from->objs = NULL;
+	from->n_objs = from->n_keys = 0;
+	return CKR_OK;
 }
 
 void p11_keyset_free(struct p11_keyset *ks)

@@ -77,6 +77,11 @@ struct p11_keyset {
  * failure. Logs nothing: the caller names the token. */
 CK_RV p11_keyset_add(struct p11_keyset *ks, struct ak_privkey *priv, const char *label,
 		     const uint8_t *id, size_t id_len, const uint8_t *cert_der, size_t cert_len);
+/* Move every object of from (handles and references unchanged) to the end
+ * of ks; from is left empty. Key sets built on separate threads (each
+ * p11_keyset_add on its own set: handles come from one locked counter) are
+ * joined this way. On failure both are unchanged. */
+CK_RV p11_keyset_merge(struct p11_keyset *ks, struct p11_keyset *from);
 /* Destroy every object and drop the keys (OpenSSL wipes secure-heap
  * BIGNUMs on free). NULL-safe. */
 void p11_keyset_free(struct p11_keyset *ks);

@@ -394,12 +394,13 @@ static int key_type_of(const char *type)
 	return EVP_PKEY_NONE;
 }
 
-/* One key of a release between its decryption and its object. */
+/* One key of a release, from its entry to its objects. */
 struct unwrapped {
 	const char *label, *type; /* the release's strings */
 	uint8_t *id, *cert;
 	size_t id_len, cert_len;
 	struct ak_privkey *priv;
+	struct p11_keyset *ks; /* this key's objects, merged in order at the end */
 	CK_RV rv;
 };
 
@@ -475,6 +476,33 @@ static CK_RV entry_meta(struct opener *o, const json_t *k, size_t idx, struct un
 	return CKR_OK;
 }
 
+/* This key's objects in a key set of its own (so that threads never share
+ * one); logs its failure. */
+static CK_RV make_objects(struct opener *o, struct unwrapped *u)
+{
+	const char *token = o->c->token;
+	CK_RV rv = CKR_HOST_MEMORY;
+
+	u->ks = calloc(1, sizeof(*u->ks));
+	if (u->ks)
+		rv = p11_keyset_add(u->ks, u->priv, u->label, u->id, u->id_len, u->cert,
+				    u->cert_len);
+	else
+		ak_privkey_unref(u->priv);
+	u->priv = NULL; /* taken over, even on failure */
+	if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s': %s", token, u->label,
+		       rv == CKR_DATA_INVALID ? "its certificate is not DER X.509"
+					      : "its certificate is for another key, or the key type is unsupported");
+		rv = CKR_DEVICE_ERROR;
+	} else if (rv != CKR_OK) {
+		ak_log(AK_LOG_ERR, "token '%s': key '%.64s': out of memory", token, u->label);
+	}
+	return rv;
+}
+
+/* Decrypt and decode entry idx into u (section 4), and make its objects:
+ * thread-safe, logs its own failure. */
 /* §4.3: the entry's "wrapped" key, unwrapped with the release's AES key
  * straight into the secure heap. */
 static int unwrap_hsm(const struct opener *o, const json_t *k, struct ak_secbuf *pt,
@@ -526,7 +554,6 @@ static CK_RV unwrap_key(struct opener *o, size_t idx, struct unwrapped *u)
 	 * heap (attestkey/pkey.h) */
 	perr = ak_privkey_from_pkcs8(pt.data, pt.len, &u->priv);
 	ak_stack_wipe(); /* the decrypting and decoding frames of this thread */
-	atomic_fetch_add(&o->parse_us, ak_now_us() - t1);
 	if (perr != AK_PKEY_OK) {
 		ak_log(AK_LOG_ERR, "token '%s': key '%.64s' (%.16s): %s", token, u->label, u->type,
 		       ak_pkey_strerror(perr));
@@ -549,7 +576,8 @@ static CK_RV unwrap_key(struct opener *o, size_t idx, struct unwrapped *u)
 			goto out;
 		}
 	}
-	rv = CKR_OK;
+	rv = make_objects(o, u);
+	atomic_fetch_add(&o->parse_us, ak_now_us() - t1);
 out:
 	ak_secbuf_clear(&pt); /* wipes the PKCS#8 DER */
 	return rv;
@@ -587,7 +615,6 @@ static unsigned unwrap_threads(const struct p11_config *cfg, size_t n)
 /* Every key of the release into ks, all or nothing. */
 static CK_RV unwrap_all(struct opener *o, struct p11_keyset *ks)
 {
-	const char *token = o->c->token;
 	pthread_t th[P11_PAR_MAX];
 	unsigned want = unwrap_threads(o->c->cfg, o->n), started = 0, t;
 	size_t i;
@@ -612,25 +639,15 @@ static CK_RV unwrap_all(struct opener *o, struct p11_keyset *ks)
 	o->c->objects_us += atomic_load(&o->parse_us);
 	t0 = ak_now_us();
 	for (i = 0; i < o->n && rv == CKR_OK; i++) {
-		struct unwrapped *u = &o->u[i];
-
-		rv = u->rv;
-		if (rv != CKR_OK)
-			break; /* logged by the worker that failed, or not reached */
-		rv = p11_keyset_add(ks, u->priv, u->label, u->id, u->id_len, u->cert, u->cert_len);
-		u->priv = NULL; /* taken over, even on failure */
-		if (rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_DATA_INVALID) {
-			ak_log(AK_LOG_ERR, "token '%s': key '%.64s': %s", token, u->label,
-			       rv == CKR_DATA_INVALID ? "its certificate is not DER X.509"
-						      : "its certificate is for another key, or the key type is unsupported");
-			rv = CKR_DEVICE_ERROR;
-		} else if (rv != CKR_OK) {
-			ak_log(AK_LOG_ERR, "token '%s': key '%.64s': out of memory", token, u->label);
-		}
+		rv = o->u[i].rv; /* a failure was logged by the worker that met it */
+		if (rv == CKR_OK && (rv = p11_keyset_merge(ks, o->u[i].ks)) != CKR_OK)
+			ak_log(AK_LOG_ERR, "token '%s': out of memory for the release's objects",
+			       o->c->token);
 	}
 	o->c->objects_us += ak_now_us() - t0;
 	for (i = 0; i < o->n; i++) {
 		ak_privkey_unref(o->u[i].priv);
+		p11_keyset_free(o->u[i].ks);
 		free(o->u[i].id);
 		free(o->u[i].cert);
 	}

@@ -64,7 +64,8 @@ bool key_name_valid(const char *name, char *err, size_t errlen)
 	size_t n = strlen(name);
 
 	if (n == 0 || n > KEY_NAME_MAX || name[0] == '.' ||
-	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n) {
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+		n) {
 		snprintf(err, errlen,
 			 "key name '%.*s' is not valid (1 to %d of A-Z a-z 0-9 . _ -, not starting "
 			 "with '.')",
@@ -142,8 +143,8 @@ static int store_open(const char *spec, struct store *st)
 		    strncmp(spec, stores[i].scheme, (size_t)(colon - spec)) != 0)
 			continue;
 		if (!stores[i].ops) {
-			fprintf(stderr, "attestkey key: --store %s: not built: %s\n", stores[i].scheme,
-				stores[i].why_missing);
+			fprintf(stderr, "attestkey key: --store %s: not built: %s\n",
+				stores[i].scheme, stores[i].why_missing);
 			return -ENOTSUP;
 		}
 		st->ops = stores[i].ops;
@@ -247,45 +248,19 @@ out:
 
 /* The private key of a PEM held in the secure heap (the first "PRIVATE
  * KEY" block), as an ak_privkey (secure BIGNUMs). */
-static int secret_to_privkey(const struct key_secret *s, const char *what,
-			     struct ak_privkey **out, struct ak_secbuf *block, char *err,
-			     size_t errlen)
+static int secret_to_privkey(const struct key_secret *s, const char *what, struct ak_privkey **out,
+			     struct ak_secbuf *block, char *err, size_t errlen)
 {
-	BIO *bio = BIO_new_mem_buf(s->pem.data, (int)s->pem.len);
-	char *name = NULL, *header = NULL;
 	unsigned char *data = NULL;
 	long len = 0;
 	enum ak_pkey_err perr;
-	int ret = -EINVAL;
+	int ret;
 
 	*out = NULL;
-	if (!bio)
-		return -ENOMEM;
-	for (;;) {
-		if (!PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE)) {
-			ERR_clear_error();
-			snprintf(err, errlen,
-				 "%s: no \"PRIVATE KEY\" PEM block (an unencrypted PKCS#8 key is "
-				 "required)",
-				 what);
-			goto out;
-		}
-		if (strcmp(name, "PRIVATE KEY") == 0)
-			break;
-		if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
-		    strcmp(name, "RSA PRIVATE KEY") == 0 || strcmp(name, "EC PRIVATE KEY") == 0) {
-			snprintf(err, errlen,
-				 "%s: holds a \"%s\"; convert it to unencrypted PKCS#8 with "
-				 "'openssl pkcs8 -topk8 -nocrypt'",
-				 what, name);
-			goto out;
-		}
-		OPENSSL_secure_free(name);
-		OPENSSL_secure_free(header);
-		OPENSSL_secure_clear_free(data, (size_t)len);
-		name = header = NULL;
-		data = NULL;
-	}
+	ret = ak_pem_pkcs8_secure(s->pem.data, s->pem.len, what, &data, &len, err, errlen);
+	ERR_clear_error();
+	if (ret < 0)
+		return ret == -ENODATA ? -EINVAL : ret;
 	perr = ak_privkey_from_pkcs8(data, (size_t)len, out);
 	ak_stack_wipe();
 	if (perr != AK_PKEY_OK) {
@@ -294,20 +269,17 @@ static int secret_to_privkey(const struct key_secret *s, const char *what,
 		ak_pkcs8_algorithm(data, (size_t)len, alg, sizeof(alg));
 		snprintf(err, errlen, "%s: the PKCS#8 private key (%s): %s", what, alg,
 			 ak_pkey_strerror(perr));
+		ret = -EINVAL;
 		goto out;
 	}
 	ret = block ? pem_block_secure(data, len, block, err, errlen) : 0;
 out:
-	OPENSSL_secure_free(name);
-	OPENSSL_secure_free(header);
-	if (data)
-		OPENSSL_secure_clear_free(data, (size_t)len);
-	BIO_free(bio);
+	OPENSSL_secure_clear_free(data, (size_t)len);
 	return ret;
 }
 
 /* Every certificate of a PEM chain, leaf first; at least one. */
-static STACK_OF(X509) *read_chain(const char *pem, const char *what, char *err, size_t errlen)
+static STACK_OF(X509) * read_chain(const char *pem, const char *what, char *err, size_t errlen)
 {
 	BIO *bio = BIO_new_mem_buf(pem, -1);
 	STACK_OF(X509) *sk = sk_X509_new_null();
@@ -453,8 +425,8 @@ static X509_NAME *parse_subject(const char *subject, char *err, size_t errlen)
 		if (!X509_NAME_add_entry_by_txt(nm, tok, MBSTRING_UTF8,
 						(const unsigned char *)(eq + 1), -1, -1, 0)) {
 			ERR_clear_error();
-			snprintf(err, errlen, "--subject '%s': unknown attribute type '%s'", subject,
-				 tok);
+			snprintf(err, errlen, "--subject '%s': unknown attribute type '%s'",
+				 subject, tok);
 			goto fail;
 		}
 		n++;
@@ -524,8 +496,9 @@ static int make_cert(EVP_PKEY *pk, enum key_cert_kind kind, const char *subject,
 	if (kind == KEY_CERT_CSR) {
 		req = X509_REQ_new();
 		if (!req || !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, nm) ||
-		    !X509_REQ_set_pubkey(req, pk) || !X509_REQ_sign(req, pk, sign_digest(pk) ?
-		    EVP_get_digestbyname(sign_digest(pk)) : NULL) ||
+		    !X509_REQ_set_pubkey(req, pk) ||
+		    !X509_REQ_sign(
+			req, pk, sign_digest(pk) ? EVP_get_digestbyname(sign_digest(pk)) : NULL) ||
 		    !PEM_write_bio_X509_REQ(bio, req)) {
 			openssl_error("making the CSR", err, errlen);
 			goto out;
@@ -549,7 +522,8 @@ static int make_cert(EVP_PKEY *pk, enum key_cert_kind kind, const char *subject,
 				? "critical,digitalSignature,keyEncipherment"
 				: "critical,digitalSignature") < 0 ||
 		    add_ext(x, &ctx, NID_subject_key_identifier, "hash") < 0 ||
-		    !X509_sign(x, pk, sign_digest(pk) ? EVP_get_digestbyname(sign_digest(pk)) : NULL) ||
+		    !X509_sign(x, pk,
+			       sign_digest(pk) ? EVP_get_digestbyname(sign_digest(pk)) : NULL) ||
 		    !PEM_write_bio_X509(bio, x)) {
 			openssl_error("signing the certificate", err, errlen);
 			goto out;
@@ -749,8 +723,8 @@ static int write_csr(const struct key_args *a, const char *pem)
 	FILE *f = a->out ? fopen(a->out, "w") : stdout;
 
 	if (!f || fputs(pem, f) < 0 || (a->out ? fclose(f) : fflush(f)) != 0) {
-		fprintf(stderr, "attestkey key %s: --out %s: %s\n", a->sub,
-			a->out ? a->out : "-", strerror(errno));
+		fprintf(stderr, "attestkey key %s: --out %s: %s\n", a->sub, a->out ? a->out : "-",
+			strerror(errno));
 		return TOOL_EXIT_FAIL;
 	}
 	return TOOL_EXIT_OK;
@@ -759,8 +733,8 @@ static int write_csr(const struct key_args *a, const char *pem)
 static void print_new(const struct key_args *a, unsigned version)
 {
 	/* the CSR may go to stdout: the report goes to stderr then */
-	fprintf(a->cert == KEY_CERT_CSR && !a->out ? stderr : stdout, "%s %s version %u\n",
-		a->name, strcmp(a->sub, "rotate") == 0 ? "rotated to" : "created,", version);
+	fprintf(a->cert == KEY_CERT_CSR && !a->out ? stderr : stdout, "%s %s version %u\n", a->name,
+		strcmp(a->sub, "rotate") == 0 ? "rotated to" : "created,", version);
 }
 
 /* generate and rotate: a new key of type t as version 1 (KEY_CREATE) or
@@ -781,10 +755,9 @@ static int make_key(struct store *st, const struct key_args *a, const struct key
 			return op_failed(a->sub, ret, err);
 		version = pub.version;
 		if (a->cert != KEY_CERT_NONE) {
-			ret = st->ops->certify
-				  ? st->ops->certify(st->ctx, a->name, a->cert, subject, &pem, err,
-						     sizeof(err))
-				  : -ENOTSUP;
+			ret = st->ops->certify ? st->ops->certify(st->ctx, a->name, a->cert,
+								  subject, &pem, err, sizeof(err))
+					       : -ENOTSUP;
 			if (ret < 0) {
 				rc = op_failed(a->sub, ret, err);
 				goto out;
@@ -802,9 +775,8 @@ static int make_key(struct store *st, const struct key_args *a, const struct key
 		goto out;
 	}
 	if (a->cert != KEY_CERT_NONE) {
-		ret = make_cert(pk, a->cert, subject, a->days, a->cert == KEY_CERT_CSR ? &csr
-										  : &sec.cert_pem,
-				err, sizeof(err));
+		ret = make_cert(pk, a->cert, subject, a->days,
+				a->cert == KEY_CERT_CSR ? &csr : &sec.cert_pem, err, sizeof(err));
 		if (ret < 0) {
 			op_failed(a->sub, ret, err);
 			goto out;
@@ -864,8 +836,9 @@ static int cmd_rotate(struct store *st, struct key_args *a)
 		return op_failed(a->sub, ret, err);
 	pk = pkey_of(&pub);
 	if (!pk || type_name_of(pk, tname, sizeof(tname)) < 0) {
-		fprintf(stderr, "attestkey key rotate: %s: the current key's type is not one the "
-				"broker serves\n",
+		fprintf(stderr,
+			"attestkey key rotate: %s: the current key's type is not one the "
+			"broker serves\n",
 			a->name);
 		goto out;
 	}
@@ -880,7 +853,8 @@ static int cmd_rotate(struct store *st, struct key_args *a)
 	 * version has none until one is imported (the message says so). */
 	chain = pub.cert_pem ? read_chain(pub.cert_pem, a->name, err, sizeof(err)) : NULL;
 	if (!a->subject && chain) {
-		subject = X509_NAME_oneline(X509_get_subject_name(sk_X509_value(chain, 0)), NULL, 0);
+		subject =
+		    X509_NAME_oneline(X509_get_subject_name(sk_X509_value(chain, 0)), NULL, 0);
 		if (a->cert == KEY_CERT_NONE && self_signed(sk_X509_value(chain, 0)))
 			a->cert = KEY_CERT_SELF_SIGNED;
 		else if (a->cert == KEY_CERT_NONE)
@@ -963,8 +937,8 @@ static int cmd_import(struct store *st, const struct key_args *a)
 	if (ret == 0)
 		ret = key_public_from_secret(&sec, what, &pub, err, sizeof(err));
 	if (ret == 0)
-		ret = st->ops->write(st->ctx, a->name, KEY_CREATE, &sec, &version, err,
-				     sizeof(err));
+		ret =
+		    st->ops->write(st->ctx, a->name, KEY_CREATE, &sec, &version, err, sizeof(err));
 	if (ret < 0) {
 		op_failed(a->sub, ret, err);
 		goto out;
@@ -1033,21 +1007,22 @@ static int cmd_delete(struct store *st, const struct key_args *a)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: attestkey key COMMAND --store STORE [OPTIONS] [NAME]\n"
-		"\n"
-		"  generate --type TYPE [--cert self-signed|csr] [--subject DN] [--days N]\n"
-		"           [--out FILE] NAME\n"
-		"  import --key FILE [--cert FILE] NAME\n"
-		"  list\n"
-		"  show [--version N] NAME\n"
-		"  rotate [--cert self-signed|csr] [--subject DN] [--days N] [--out FILE] NAME\n"
-		"  delete [--version N] NAME\n"
-		"\n"
-		"STORE: file:DIR | vault:URL/MOUNT/PATH | pkcs11:URI\n"
-		"TYPE:  rsa2048 rsa3072 rsa4096 p256 p384 p521 ed25519\n"
-		"Vault credentials: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE,\n"
-		"VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI). See docs/attestkey.1.md.\n");
+	fprintf(
+	    f,
+	    "Usage: attestkey key COMMAND --store STORE [OPTIONS] [NAME]\n"
+	    "\n"
+	    "  generate --type TYPE [--cert self-signed|csr] [--subject DN] [--days N]\n"
+	    "           [--out FILE] NAME\n"
+	    "  import --key FILE [--cert FILE] NAME\n"
+	    "  list\n"
+	    "  show [--version N] NAME\n"
+	    "  rotate [--cert self-signed|csr] [--subject DN] [--days N] [--out FILE] NAME\n"
+	    "  delete [--version N] NAME\n"
+	    "\n"
+	    "STORE: file:DIR | vault:URL/MOUNT/PATH | pkcs11:URI\n"
+	    "TYPE:  rsa2048 rsa3072 rsa4096 p256 p384 p521 ed25519\n"
+	    "Vault credentials: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE,\n"
+	    "VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI). See docs/attestkey.1.md.\n");
 }
 
 static const struct {
@@ -1097,8 +1072,7 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 			} else if (makes && strcmp(optarg, "csr") == 0) {
 				a->cert = KEY_CERT_CSR;
 			} else {
-				fprintf(stderr,
-					"attestkey key %s: --cert %s: %s\n", a->sub, optarg,
+				fprintf(stderr, "attestkey key %s: --cert %s: %s\n", a->sub, optarg,
 					makes ? "self-signed or csr (import takes --cert FILE)"
 					      : "not an option of this command");
 				return -1;
@@ -1115,8 +1089,10 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 			break;
 		case 'v':
 			if (ak_parse_u64(optarg, &v) < 0 || v == 0 || v > UINT32_MAX) {
-				fprintf(stderr, "attestkey key %s: --version %s: not a version (1, 2, ...)\n",
-					a->sub, optarg);
+				fprintf(
+				    stderr,
+				    "attestkey key %s: --version %s: not a version (1, 2, ...)\n",
+				    a->sub, optarg);
 				return -1;
 			}
 			a->version = (unsigned)v;
@@ -1140,7 +1116,8 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 	if (optind < argc)
 		a->name = argv[optind++];
 	if (optind < argc) {
-		fprintf(stderr, "attestkey key %s: unexpected argument '%s'\n", a->sub, argv[optind]);
+		fprintf(stderr, "attestkey key %s: unexpected argument '%s'\n", a->sub,
+			argv[optind]);
 		return -1;
 	}
 	return 0;
@@ -1213,8 +1190,9 @@ int tool_key(int argc, char **argv)
 	for (i = 0; i < AK_ARRAY_SIZE(subs) && strcmp(argv[1], subs[i].name) != 0; i++)
 		;
 	if (i == AK_ARRAY_SIZE(subs)) {
-		fprintf(stderr, "attestkey key: unknown command '%s' (generate, import, list, show, "
-				"rotate or delete)\n",
+		fprintf(stderr,
+			"attestkey key: unknown command '%s' (generate, import, list, show, "
+			"rotate or delete)\n",
 			argv[1]);
 		return TOOL_EXIT_USAGE;
 	}

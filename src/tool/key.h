@@ -79,7 +79,7 @@ struct key_public {
 	unsigned version;  /* the version these bytes are */
 	uint8_t *spki_der; /* DER SubjectPublicKeyInfo (malloc) */
 	size_t spki_len;
-	char *cert_pem;	   /* PEM chain, leaf first, or NULL (malloc) */
+	char *cert_pem; /* PEM chain, leaf first, or NULL (malloc) */
 };
 void key_public_clear(struct key_public *p);
 
@@ -106,8 +106,7 @@ struct key_store_ops {
 	const char *scheme; /* "file", "vault", "pkcs11": the part of --store before ':' */
 	/* Parse location (what follows "scheme:"; pkcs11 gets its whole URI
 	 * in store) and connect. */
-	int (*open)(const char *location, const char *store, void **ctx, char *err,
-		    size_t errlen);
+	int (*open)(const char *location, const char *store, void **ctx, char *err, size_t errlen);
 	void (*close)(void *ctx);
 	/* The names of the keys in the store, sorted. An empty store is an
 	 * empty list, not an error. */

@@ -39,8 +39,7 @@ struct file_store {
 	int dfd;
 };
 
-static int file_open(const char *location, const char *store, void **ctx, char *err,
-		     size_t errlen)
+static int file_open(const char *location, const char *store, void **ctx, char *err, size_t errlen)
 {
 	struct file_store *fs = calloc(1, sizeof(*fs));
 	struct stat st;
@@ -65,8 +64,7 @@ static int file_open(const char *location, const char *store, void **ctx, char *
 	 * as the broker checks it. */
 	if (mkdir(location, 0700) < 0 && errno != EEXIST) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot create directory '%s': %s", location,
-			 strerror(-ret));
+		snprintf(err, errlen, "cannot create directory '%s': %s", location, strerror(-ret));
 		goto fail;
 	}
 	fs->dfd = open(location, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -215,7 +213,8 @@ static int scan_versions(struct file_store *fs, const char *name, unsigned **vs,
 		*nv = 0;
 		return ret;
 	}
-	qsort(*vs, *nv, sizeof(**vs), cmp_unsigned);
+	if (*nv > 1)
+		qsort(*vs, *nv, sizeof(**vs), cmp_unsigned);
 	return 0;
 }
 
@@ -294,7 +293,8 @@ static int read_store_file(struct file_store *fs, const char *fname, bool secret
 			len += (size_t)n;
 		}
 		if (ret < 0) {
-			snprintf(err, errlen, "'%s/%s': no room in the secure heap", fs->dir, fname);
+			snprintf(err, errlen, "'%s/%s': no room in the secure heap", fs->dir,
+				 fname);
 			goto out;
 		}
 	}
@@ -317,8 +317,8 @@ out:
 	return ret;
 }
 
-static int file_read_public(void *ctx, const char *name, unsigned version,
-			    struct key_public *out, char *err, size_t errlen)
+static int file_read_public(void *ctx, const char *name, unsigned version, struct key_public *out,
+			    char *err, size_t errlen)
 {
 	struct file_store *fs = ctx;
 	struct key_secret sec = {0};
@@ -354,9 +354,8 @@ static int file_read_public(void *ctx, const char *name, unsigned version,
 }
 
 /* A new file with data, under a temporary name (returned in tmp). */
-static int write_temp(struct file_store *fs, const char *name, const char *suffix,
-		      const void *data, size_t len, mode_t mode, char *tmp, size_t tmplen, char *err,
-		      size_t errlen)
+static int write_temp(struct file_store *fs, const char *name, const char *suffix, const void *data,
+		      size_t len, mode_t mode, char *tmp, size_t tmplen, char *err, size_t errlen)
 {
 	mode_t old = umask(077);
 	int fd, ret = 0;
@@ -399,8 +398,7 @@ static int install(struct file_store *fs, const char *tmp, const char *name, con
 	if (mode == KEY_CREATE ? linkat(fs->dfd, tmp, fs->dfd, cname, 0) < 0
 			       : renameat(fs->dfd, tmp, fs->dfd, cname) < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot install '%s/%s': %s", fs->dir, cname,
-			 strerror(-ret));
+		snprintf(err, errlen, "cannot install '%s/%s': %s", fs->dir, cname, strerror(-ret));
 		unlinkat(fs->dfd, vname, 0);
 	}
 out:
@@ -449,8 +447,8 @@ static int file_write(void *ctx, const char *name, enum key_write_mode mode,
 		(void)linkat(fs->dfd, cname, fs->dfd, vname, 0); /* no certificate: none */
 		v++;
 	}
-	ret = write_temp(fs, name, "key", key->pem.data, key->pem.len, 0600, ktmp, sizeof(ktmp), err,
-			 errlen);
+	ret = write_temp(fs, name, "key", key->pem.data, key->pem.len, 0600, ktmp, sizeof(ktmp),
+			 err, errlen);
 	if (ret < 0)
 		goto out;
 	/* The certificate goes first (as its version, not yet current), the

@@ -56,8 +56,7 @@ static void vault_close(void *ctx)
 
 /* URL/MOUNT/PATH (libcurl's URL parser) or MOUNT/PATH with VAULT_ADDR:
  * addr, and the path split into its first segment and the rest. */
-static int parse_location(struct vault_store *vs, const char *location, char *err,
-			  size_t errlen)
+static int parse_location(struct vault_store *vs, const char *location, char *err, size_t errlen)
 {
 	CURLU *u = NULL;
 	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *slash;
@@ -86,9 +85,10 @@ static int parse_location(struct vault_store *vs, const char *location, char *er
 		const char *env = getenv("VAULT_ADDR");
 
 		if (!env || !*env) {
-			snprintf(err, errlen,
-				 "no Vault server: give vault:http(s)://HOST:PORT/MOUNT/PATH or set "
-				 "VAULT_ADDR");
+			snprintf(
+			    err, errlen,
+			    "no Vault server: give vault:http(s)://HOST:PORT/MOUNT/PATH or set "
+			    "VAULT_ADDR");
 			goto out;
 		}
 		if (!(vs->addr = strdup(env))) {
@@ -132,8 +132,7 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-static int vault_open(const char *location, const char *store, void **ctx, char *err,
-		      size_t errlen)
+static int vault_open(const char *location, const char *store, void **ctx, char *err, size_t errlen)
 {
 	struct vault_store *vs = calloc(1, sizeof(*vs));
 	struct ak_vault_config cfg = {0};
@@ -159,7 +158,8 @@ static int vault_open(const char *location, const char *store, void **ctx, char 
 			cfg.token_file = vs->token_file;
 	}
 	if (!cfg.token && !cfg.token_file) {
-		snprintf(err, errlen, "no Vault token: set VAULT_TOKEN (or log in with `vault login`)");
+		snprintf(err, errlen,
+			 "no Vault token: set VAULT_TOKEN (or log in with `vault login`)");
 		ret = -EACCES;
 		goto fail;
 	}
@@ -252,8 +252,9 @@ static int vault_meta(struct vault_store *vs, const char *name, json_t **meta, c
 	st = ak_vault_kv_metadata(vs->v, vs->mount, path, meta, err, errlen);
 	if (st == AK_VAULT_NOT_FOUND)
 		snprintf(err, errlen, "no key '%s' in Vault at %s/%s", name, vs->mount, vs->prefix);
-	return st == AK_VAULT_OK ? 0 : vault_failed(vs, st, name, "reading the metadata of", err,
-						    errlen);
+	return st == AK_VAULT_OK
+		   ? 0
+		   : vault_failed(vs, st, name, "reading the metadata of", err, errlen);
 }
 
 static int vault_versions(void *ctx, const char *name, unsigned *current, unsigned **all,
@@ -305,8 +306,8 @@ static int vault_versions(void *ctx, const char *name, unsigned *current, unsign
 	return 0;
 }
 
-static int vault_read_public(void *ctx, const char *name, unsigned version,
-			     struct key_public *out, char *err, size_t errlen)
+static int vault_read_public(void *ctx, const char *name, unsigned version, struct key_public *out,
+			     char *err, size_t errlen)
 {
 	struct vault_store *vs = ctx;
 	struct key_secret sec = {0};
@@ -410,8 +411,7 @@ static int vault_write(void *ctx, const char *name, enum key_write_mode mode,
 	return st == AK_VAULT_OK ? 0 : vault_failed(vs, st, name, "writing", err, errlen);
 }
 
-static int vault_remove(void *ctx, const char *name, unsigned version, char *err,
-			size_t errlen)
+static int vault_remove(void *ctx, const char *name, unsigned version, char *err, size_t errlen)
 {
 	struct vault_store *vs = ctx;
 	unsigned cur = 0, *all = NULL;
@@ -431,11 +431,11 @@ static int vault_remove(void *ctx, const char *name, unsigned version, char *err
 		return -ENAMETOOLONG;
 	if (version == 0) {
 		st = ak_vault_kv_destroy_all(vs->v, vs->mount, path, err, errlen);
-		return st == AK_VAULT_OK ? 0
-					 : vault_failed(vs, st, name, "deleting", err, errlen);
+		return st == AK_VAULT_OK ? 0 : vault_failed(vs, st, name, "deleting", err, errlen);
 	}
 	if (i == n_all) {
-		snprintf(err, errlen, "key '%s' has no readable version %u in Vault", name, version);
+		snprintf(err, errlen, "key '%s' has no readable version %u in Vault", name,
+			 version);
 		return -ENOENT;
 	}
 	if (version == cur) {
@@ -446,9 +446,9 @@ static int vault_remove(void *ctx, const char *name, unsigned version, char *err
 		return -EBUSY;
 	}
 	st = ak_vault_kv_destroy_versions(vs->v, vs->mount, path, &version, 1, err, errlen);
-	return st == AK_VAULT_OK ? 0
-				 : vault_failed(vs, st, name, "destroying a version of", err,
-						errlen);
+	return st == AK_VAULT_OK
+		   ? 0
+		   : vault_failed(vs, st, name, "destroying a version of", err, errlen);
 }
 
 const struct key_store_ops key_store_vault_ops = {

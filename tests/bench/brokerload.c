@@ -2,14 +2,16 @@
 /*
  * Broker throughput (issue 4 item 4): complete releases per second.
  *
- *   brokerload URL CAFILE SIMDIR MEASUREMENT_HEX TOKEN CLIENTS MILLISECONDS
+ *   brokerload URL CAFILE SIMDIR MEASUREMENT_HEX TOKEN CLIENTS MILLISECONDS [v1|v2]
  *
  * CLIENTS threads, each with one keep-alive HTTPS connection (one libcurl
  * easy handle), repeat the whole protocol until the deadline: POST
  * /v1/challenge, binding, simulated SEV-SNP evidence, POST /v1/keys. A
- * release counts when the broker answers 200 with the token's keys. Each
- * client decrypts its first release (the broker's work is only complete if
- * the JWEs open), and keeps one ephemeral key for its later releases: the
+ * release counts when the broker answers 200 with the token's keys. v2
+ * (the default) asks for protocol v2's envelope with a P-256 key, v1 for a
+ * JWE per key with a P-384 key (docs/protocol.md §4), as the module does.
+ * Each client decrypts its first release (the broker's work is only
+ * complete if the keys open), and keeps one ephemeral key for its later releases: the
  * broker does the same work either way, and the load generator spends its
  * CPU only on what it cannot avoid (the simulated chip's signature).
  * Prints "releases=N errors=E seconds=S rate=R".
@@ -24,6 +26,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "attestkey/envelope.h"
 #include "attestkey/evidence.h"
 #include "attestkey/jwe.h"
 #include "attestkey/protocol.h"
@@ -31,6 +34,7 @@
 
 struct shared {
 	const char *url, *ca, *token;
+	bool v2;
 	struct ev_sim_params sim;
 	double deadline;
 };
@@ -103,18 +107,36 @@ static void fail(struct client *c, const char *what, long status, const json_t *
 			 reason ? reason : "");
 }
 
-/* The first release of a client: every JWE must open to a PKCS#8 key. */
-static bool keys_open(EVP_PKEY *eph, const json_t *keys)
+/* The first release of a client: every key must open to a PKCS#8 key. */
+static bool keys_open(EVP_PKEY *eph, const json_t *resp, const char *token, const char *nonce)
 {
+	const json_t *keys = json_object_get(resp, "keys");
 	struct ak_secbuf pt = { 0 };
+	struct ak_env *e = NULL;
 	size_t i;
 	json_t *k;
 	bool ok = json_array_size(keys) > 0;
 
+	if (json_object_get(resp, "envelope") &&
+	    ak_env_open_begin(eph, json_object_get(resp, "envelope"), AK_ALG_V2_ECDH, token, nonce,
+			      &e, NULL) < 0)
+		return false;
 	json_array_foreach(keys, i, k) {
-		ok = ok && ak_jwe_decrypt_with(eph, json_object_get(k, "jwe"), &pt, NULL) == 0 && pt.len;
+		const char *cert64 = json_string_value(json_object_get(k, "cert"));
+		struct ak_key_meta m = { .label = json_string_value(json_object_get(k, "label")),
+					 .id = json_string_value(json_object_get(k, "id")),
+					 .type = json_string_value(json_object_get(k, "type")) };
+		uint8_t *cert = cert64 ? ak_b64url_decode(cert64, &m.cert_len) : NULL;
+
+		m.cert = cert;
+		ok = ok &&
+		     (e ? ak_env_open_key(e, i, json_array_size(keys), &m, k, &pt, NULL)
+			: ak_jwe_decrypt_with(eph, json_object_get(k, "jwe"), &pt, NULL)) == 0 &&
+		     pt.len;
 		ak_secbuf_clear(&pt);
+		free(cert);
 	}
+	ak_env_free(e);
 	return ok;
 }
 
@@ -124,7 +146,7 @@ static void *run(void *arg)
 	struct shared *sh = c->sh;
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	EVP_PKEY *eph = ak_ec_p384_generate();
+	EVP_PKEY *eph = ak_ec_generate(sh->v2 ? "P-256" : "P-384");
 	json_t *pub = eph ? ak_jwk_from_pkey_public(eph) : NULL;
 	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
 	bool first = true;
@@ -137,38 +159,40 @@ static void *run(void *arg)
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
 	while (now_s() < sh->deadline) {
-		json_t *req, *resp, *ev = NULL;
+		json_t *req, *resp, *ch, *ev = NULL;
 		const char *nonce;
 		long status;
 
 		req = json_pack("{s:s}", "token", sh->token);
-		resp = post(h, hdrs, sh, AK_PROTOCOL_PATH_CHALLENGE, req, &status);
+		ch = post(h, hdrs, sh, AK_PROTOCOL_PATH_CHALLENGE, req, &status);
 		json_decref(req);
-		nonce = json_string_value(json_object_get(resp, "nonce"));
+		nonce = json_string_value(json_object_get(ch, "nonce"));
 		if (status != 200 || !nonce) {
-			fail(c, "challenge", status, resp);
-			json_decref(resp);
+			fail(c, "challenge", status, ch);
+			json_decref(ch);
 			continue;
 		}
 		if (ak_binding_compute(nonce, sh->token, thp, binding) < 0 ||
 		    ev_sim_collect(&sh->sim, binding, &ev) < 0) {
 			fail(c, "evidence", 0, NULL);
-			json_decref(resp);
+			json_decref(ch);
 			continue;
 		}
 		req = json_pack("{s:s,s:s,s:s,s:o,s:O}", "token", sh->token, "nonce", nonce, "tee",
 				"snp", "evidence", ev, "pubkey", pub);
-		json_decref(resp);
+		if (req && sh->v2)
+			json_object_set_new(req, "alg", json_string(AK_ALG_V2_ECDH));
 		resp = post(h, hdrs, sh, AK_PROTOCOL_PATH_KEYS, req, &status);
 		json_decref(req);
 		if (status != 200 || !json_is_array(json_object_get(resp, "keys")) ||
-		    (first && !keys_open(eph, json_object_get(resp, "keys")))) {
+		    (first && !keys_open(eph, resp, sh->token, nonce))) {
 			fail(c, "release", status, resp);
 		} else {
 			c->releases++;
 			first = false;
 		}
 		json_decref(resp);
+		json_decref(ch);
 	}
 out:
 	json_decref(pub);
@@ -187,12 +211,14 @@ int main(int argc, char **argv)
 	double t0, t1;
 	int i;
 
-	if (argc != 8 || (n = strtol(argv[6], NULL, 10)) < 1 || n > 1024 ||
-	    (ms = strtol(argv[7], NULL, 10)) < 1 || strlen(argv[4]) != 96) {
+	if ((argc != 8 && argc != 9) || (n = strtol(argv[6], NULL, 10)) < 1 || n > 1024 ||
+	    (ms = strtol(argv[7], NULL, 10)) < 1 || strlen(argv[4]) != 96 ||
+	    (argc == 9 && strcmp(argv[8], "v1") != 0 && strcmp(argv[8], "v2") != 0)) {
 		fprintf(stderr, "usage: brokerload URL CAFILE SIMDIR MEASUREMENT_HEX(96) TOKEN "
-				"CLIENTS(1..1024) MILLISECONDS\n");
+				"CLIENTS(1..1024) MILLISECONDS [v1|v2]\n");
 		return 2;
 	}
+	sh.v2 = argc == 8 || strcmp(argv[8], "v2") == 0;
 	ev_sim_params_init(&sh.sim);
 	sh.sim.dir = strdup(argv[3]);
 	if (!sh.sim.dir || ak_hex_decode(argv[4], sh.sim.measurement, 48) < 0) {

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # make bench, items 3 and 5 of issue 4: C_Login latency against a local
 # broker (sim SNP, file store, HTTPS on loopback) with its phases, and the
-# module's resident memory before and after login with 1, 10 and 100 keys.
+# module's resident memory before and after login with 1, 10 and 100 keys;
+# item 3 of issue 10: a 100-key C_Login beside a 1-key C_Login, protocol v2
+# beside v1 (a second broker that offers v1 alone), in the same rounds.
 # The phases come from the debug timing lines (ATTESTKEY_DEBUG=1) that the
 # module and the broker write for every login and release.
 . "$(dirname "$0")/bench-lib.sh"
@@ -14,23 +16,18 @@ setup_world
 # tokens m1, m10, m100 for the memory rows: half RSA-2048, half P-256, each
 # key with a self-signed certificate, as a TLS token would hold them
 for n in 1 10 100; do
-	mkdir -p "$T/keys/m$n"
-	for i in $(seq "$n"); do
-		spec="ec -pkeyopt ec_paramgen_curve:P-256"
-		[ $((i % 2)) -eq 1 ] && spec="rsa -pkeyopt rsa_keygen_bits:2048"
-		# shellcheck disable=SC2086
-		openssl req -x509 -newkey $spec -nodes -days 2 -subj "/CN=k$i" \
-			-keyout "$T/keys/m$n/k$i.key" -out "$T/keys/m$n/k$i.crt" >/dev/null 2>&1 ||
-			bail "cannot make key $i of token m$n"
-	done
+	make_keys "$T/keys/m$n" "$n" || bail "cannot make the keys of token m$n"
 done
 write_broker_conf "" "[token m1]" "measurements = $MEASUREMENT" "" "[token m10]" \
 	"measurements = $MEASUREMENT" "" "[token m100]" "measurements = $MEASUREMENT"
 ATTESTKEY_DEBUG=1 start_broker
-# module_conf TOKEN: a module config with only that token, so it is slot 0
+# module_conf TOKEN [PORT]: a module config with only that token, so it is
+# slot 0 (and another broker's port)
 module_conf() {
-	sed "s/^\[token web\]/[token $1]/; s/^label = web/label = $1/" "$T/attestkey.conf" >"$T/ak-$1.conf"
-	echo "$T/ak-$1.conf"
+	local port=${2:-}
+	sed "s/^\[token web\]/[token $1]/; s/^label = web/label = $1/" "$T/attestkey.conf" >"$T/ak-$1$port.conf"
+	[ -z "$port" ] || sed -i "s|^brokers = .*|brokers = https://127.0.0.1:$port|" "$T/ak-$1$port.conf"
+	echo "$T/ak-$1$port.conf"
 }
 
 # --- latency ---------------------------------------------------------------
@@ -97,3 +94,73 @@ for n in 1 10 100; do
 	[ "$keys" = "$n" ] || echo "bench: token m$n: $keys private keys after login, expected $n" >&2
 done
 echo
+
+# --- 1 key beside 100 keys, v2 beside v1 ------------------------------------
+# The v1 broker: the same keys, secret and roots, release_v2 = no.
+sed -e '/^\[broker\]/a release_v2 = no' -e "s|^port_file = .*|port_file = $T/broker-v1.port|" \
+	-e "s|^audit_log = .*|audit_log = $T/audit-v1.jsonl|" "$T/broker.conf" >"$T/broker-v1.conf"
+"$AK_BROKER" -f -c "$T/broker-v1.conf" >>"$T/broker-v1.log" 2>&1 &
+AK_PIDS="$AK_PIDS $!"
+for _ in $(seq 100); do [ -s "$T/broker-v1.port" ] && break; sleep 0.1; done
+[ -s "$T/broker-v1.port" ] || bail "the v1 broker did not start"
+V1PORT=$(cat "$T/broker-v1.port")
+LROUNDS=${BENCH_LOGIN_ROUNDS:-5}
+[ -n "${BENCH_QUICK:-}" ] && LROUNDS=${BENCH_LOGIN_ROUNDS:-3}
+# one_case NAME TOKEN PORT LOGINS [env...]: the median C_Login (ms) of one
+# process doing LOGINS logins, appended to $T/lk.NAME; its debug lines to
+# $T/lk.NAME.err
+one_case() {
+	local name=$1 tok=$2 port=$3 n=$4 conf
+	shift 4
+	conf=$(module_conf "$tok" "$port")
+	env ATTESTKEY_DEBUG=1 ATTESTKEY_CONF="$conf" "$@" "$LOGINBENCH" "$AK_MODULE" "$n" \
+		>"$T/lk.out" 2>>"$T/lk.$name.err" || { tail -n 5 "$T/lk.$name.err" >&2; bail "loginbench $name failed"; }
+	grep '^login_us ' "$T/lk.out" | awk '{print $2 / 1000}' | quantile 0.5 >>"$T/lk.$name"
+}
+CASES="v2-1 v2-100 v2-100-1t v1-1 v1-100"
+for c in $CASES; do : >"$T/lk.$c"; : >"$T/lk.$c.err"; done
+for r in $(seq "$LROUNDS"); do
+	order="$CASES"
+	[ $((r % 2)) = 0 ] && order=$(echo "$CASES" | tr ' ' '\n' | tac | tr '\n' ' ')
+	for c in $order; do
+		case $c in
+		v2-1) one_case "$c" m1 "" 20 ;;
+		v2-100) one_case "$c" m100 "" 5 ;;
+		v2-100-1t) one_case "$c" m100 "" 5 BENCH_NO_THREADS=1 ;;
+		v1-1) one_case "$c" m1 "$V1PORT" 20 ;;
+		v1-100) one_case "$c" m100 "$V1PORT" 3 ;;
+		esac
+	done
+	for p in v2 v1; do
+		awk -v a="$(tail -n1 "$T/lk.$p-100")" -v b="$(tail -n1 "$T/lk.$p-1")" \
+			'BEGIN { printf "%.2f\n", a / b }' >>"$T/lk.ratio-$p"
+	done
+	awk -v a="$(tail -n1 "$T/lk.v2-100-1t")" -v b="$(tail -n1 "$T/lk.v2-100")" \
+		'BEGIN { printf "%.2f\n", a / b }' >>"$T/lk.ratio-par"
+done
+med() { quantile 0.5 <"$T/lk.$1"; }
+phase() { # CASE PHASE: median of a phase of the module's timing lines, ms
+	grep -o "login timing (us):.*" "$T/lk.$1.err" | grep -o " $2=[0-9]*" | cut -d= -f2 |
+		awk '{print $1 / 1000}' | quantile 0.5
+}
+echo "## C_Login with 1 and 100 keys, protocol v2 beside v1 ($(bench_machine))"
+echo
+echo "Median C_Login of tokens m1 (one RSA-2048 key) and m100 (50 RSA-2048, 50 P-256, each with"
+echo "a certificate), v2 (one envelope per release, P-256) against the broker, v1 (a JWE per key,"
+echo "P-384) against a second broker with release_v2 = no, same keys. $LROUNDS rounds; in each, every"
+echo "case is one process of 20 (1 key) or 5 / 3 (100 keys, v2 / v1) logins, in alternating order;"
+echo "medians of the per-process medians, and of the per-round ratios. \"1 thread\": the"
+echo "application forbade threads (CKF_LIBRARY_CANT_CREATE_OS_THREADS), so the keys are opened serially."
+echo
+echo "| protocol | 1 key (ms) | 100 keys (ms) | 100 keys / 1 key | unwrap, 100 keys (ms) | objects, 100 keys (ms) |"
+echo "|---|---|---|---|---|---|"
+echo "| v2 | $(med v2-1) | $(med v2-100) | $(med ratio-v2) | $(phase v2-100 unwrap) | $(phase v2-100 objects) |"
+echo "| v2, 1 thread | - | $(med v2-100-1t) | - | $(phase v2-100-1t unwrap) | $(phase v2-100-1t objects) |"
+echo "| v1 | $(med v1-1) | $(med v1-100) | $(med ratio-v1) | $(phase v1-100 unwrap) | $(phase v1-100 objects) |"
+echo
+echo "100 keys, 1 thread / parallel: $(med ratio-par). (\"unwrap\" and \"objects\" sum the threads' time.)"
+echo
+met=$(awk -v q="$(med ratio-v2)" 'BEGIN { print (q <= 10) ? "yes" : "no" }')
+csv_row login "v2 C_Login 100 keys / 1 key" attestkey "$(med v2-100)" "1 key" "$(med v2-1)" ms "$(med ratio-v2)" "<=10" "$met"
+csv_row login "v1 C_Login 100 keys / 1 key" attestkey "$(med v1-100)" "1 key" "$(med v1-1)" ms "$(med ratio-v1)" "" ""
+csv_row login "v2 C_Login 100 keys, 1 thread / parallel" attestkey "$(med v2-100-1t)" parallel "$(med v2-100)" ms "$(med ratio-par)" "" ""

@@ -11,7 +11,9 @@
  * number of private keys after the first login, the process's VmRSS
  * before C_Initialize, before the first C_Login and after it, and how much
  * of OpenSSL's secure heap (the module's, in this process) the keys use. The PIN is
- * $BENCH_PIN (default 1234). Exits non-zero, saying which call failed, on
+ * $BENCH_PIN (default 1234). BENCH_NO_THREADS=1 initialises with
+ * CKF_LIBRARY_CANT_CREATE_OS_THREADS: the module then makes its ephemeral
+ * key and opens a release's keys on the calling thread alone. Exits non-zero, saying which call failed, on
  * any error.
  */
 #include "config.h"
@@ -99,6 +101,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	CALL("C_GetFunctionList", get(&f));
+	if (getenv("BENCH_NO_THREADS") && strcmp(getenv("BENCH_NO_THREADS"), "1") == 0)
+		args.flags |= CKF_LIBRARY_CANT_CREATE_OS_THREADS;
 	CALL("C_Initialize", f->C_Initialize(&args));
 	CALL("C_GetSlotList", f->C_GetSlotList(CK_TRUE, &slot, &n));
 	CALL("C_OpenSession", f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s));

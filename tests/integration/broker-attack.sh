@@ -210,12 +210,21 @@ LIMITS=${LIMITS/max_connections_per_ip = 8/max_connections_per_ip = 0}
 attack_conf
 start_broker
 PORT=$(cat "$T/broker.port")
-"$SLOW" hold 127.0.0.2 "$PORT" 150 6 300 >"$T/slowloris.out" 2>&1 &
+# The deadlines still free slots every 2-3 s and a loaded machine may open
+# the slowloris's connections slowly, so an honest client can slip through
+# once: the control asks whether the attack holds it off at all, trying while
+# the slowloris lasts (12 s).
+"$SLOW" hold 127.0.0.2 "$PORT" 150 12 300 >"$T/slowloris.out" 2>&1 &
 SLOWPID=$!
 AK_PIDS="$AK_PIDS $SLOWPID"
 sleep 2
-code=$(honest 3)
+codes=""
+for _ in 1 2 3; do
+	code=$(honest 3)
+	codes="$codes $code"
+	[ "$code" = 200 ] || break
+done
 wait "$SLOWPID"
-check "control: with max_connections_per_ip = 0 the slowloris holds an honest client off (got '$code')" \
+check "control: with max_connections_per_ip = 0 the slowloris holds an honest client off (got:$codes)" \
 	test "$code" != 200
 finish

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # attestkey-broker --check-config (docs/attestkey-broker.8.md, OPTIONS):
 # a good configuration gives one summary line and exit 0 without binding the
-# listener; each problem (parse, key store, roots, a token's keys missing or
+# listener; each problem (parse, key store missing or unreachable, roots, a token's keys missing or
 # not matching their certificate, PIN verifier, secret, TLS key, tee) is
 # named, and a file with several problems names every one of them.
 . "$(dirname "$0")/lib.sh"
@@ -100,6 +100,15 @@ expect_problem tee "bad.conf: \[token web\] tee: 'sgx' is not an evidence type"
 fresh
 echo "tee = snp tdx" >>"$T/bad.conf"
 expect_problem tee-tdx "bad.conf: \[token web\] tee: tdx needs \[tdx\] roots"
+
+# a key store that cannot be reached: a Vault store on a closed port (no
+# Vault server is needed to show it)
+fresh
+echo s.not-a-token >"$T/vault-token" && chmod 600 "$T/vault-token"
+printf '[keystore vault]\ntype = vault\naddr = http://127.0.0.1:1\ntoken_file = %s\ntimeout = 1\nretries = 0\n' \
+	"$T/vault-token" >>"$T/bad.conf"
+printf '[token mail]\nkeystore = vault\nmeasurements = any\n' >>"$T/bad.conf"
+expect_problem vault-unreachable "token 'mail': Vault at http://127.0.0.1:1 unreachable"
 
 "$AK_BROKER" --check-config -c "$T/no-such.conf" >"$T/cc.out" 2>"$T/cc.err"
 check "missing file: exit status 1" test $? = 1

@@ -4,7 +4,8 @@
 # SIGNALS): logins in flight while it reloads again and again all succeed;
 # a policy change takes effect at the next login; a file that fails to
 # parse keeps the previous policy and the log names file, section and key;
-# a restart-only key is kept with a warning; per-token evidence types
+# a restart-only key is kept with a warning; a new key store serves the
+# next login; per-token evidence types
 # ([token] tee) narrow the challenge and refuse other evidence.
 . "$(dirname "$0")/lib.sh"
 need curl jq
@@ -51,6 +52,9 @@ worker() {
 	done
 	echo done >"$T/flight-$1.done"
 }
+# the guest takes 200 ms between challenge and release, so that reloads
+# fall between a login's nonce and its release
+write_module_conf "delay_ms = 200"
 workers=""
 for w in 1 2 3; do
 	worker "$w" &
@@ -63,6 +67,7 @@ while [ "$(ls "$T"/flight-*.done 2>/dev/null | wc -l)" -lt 3 ]; do
 	hup reloads || break
 done
 wait $workers
+write_module_conf
 ok_logins=$(grep -l "^login: CKR_OK\$" "$T"/flight-*-*.out | xargs grep -l "private_keys: 2" | wc -l)
 diag "$n reload(s) while 18 logins ran; $ok_logins released both keys"
 check "every login in flight during the reloads released both keys" test "$ok_logins" = 18
@@ -74,10 +79,11 @@ check "the broker still listens on the same port" test "$(cat "$T/broker.port")"
 cp "$T/conf.a" "$T/broker.conf"
 sed -i "s/^mrtd = .*/mrtd = $OTHER_MRTD/" "$T/broker.conf"
 check "reload with another MRTD" hup reloads
+before=$(wc -l <"$T/audit.jsonl")
 login policy
 check "policy: the next login is refused" grep -q "^login: CKR_FUNCTION_REJECTED\$" "$T/policy.out"
 check "policy: the broker refused it by the new policy" \
-	bash -c "tail -n 1 '$T/audit.jsonl' | grep -q measurement_not_allowed"
+	bash -c "tail -n +$((before + 1)) '$T/audit.jsonl' | grep -q '\"measurement_not_allowed\".*MRTD $TDX_MRTD'"
 cp "$T/conf.a" "$T/broker.conf"
 check "reload with the guest's MRTD again" hup reloads
 login policy-back
@@ -110,7 +116,21 @@ check "the broker still listens where it did" curl -s --cacert "$T/pki/broker-ca
 login restart-only
 check "logins go on with the running secret" released restart-only
 
-# 5. per-token evidence types: tee = snp on a broker that verifies TDX
+# 5. the key store reloads too: another directory, with one key less
+cp -a "$T/keys" "$T/keys2"
+rm "$T/keys2/web/ec.key" "$T/keys2/web/ec.crt"
+cp "$T/conf.a" "$T/broker.conf"
+sed -i "s|^dir = .*|dir = $T/keys2|" "$T/broker.conf"
+check "reload with another key directory" hup reloads
+login keystore
+check "keystore: the next login releases the new store's one key" \
+	bash -c "grep -q '^login: CKR_OK\$' '$T/keystore.out' && grep -q 'private_keys: 1' '$T/keystore.out'"
+cp "$T/conf.a" "$T/broker.conf"
+check "reload with the first key directory" hup reloads
+login keystore-back
+check "keystore: both keys again" released keystore-back
+
+# 6. per-token evidence types: tee = snp on a broker that verifies TDX
 cp "$T/conf.a" "$T/broker.conf"
 echo "tee = snp" >>"$T/broker.conf"
 check "reload with tee = snp" hup reloads
@@ -134,7 +154,7 @@ sed -i '/^\[tdx\]/,/^$/d' "$T/broker.conf"
 check "tee = tdx without [tdx] roots: the reload is refused" hup refused
 check "the refusal names [token web] tee" grep -q "reload refused.*\[token web\] tee: tdx needs \[tdx\] roots" "$T/broker.log"
 
-# 6. the broker ends cleanly after all this (ASan/LSan report at exit)
+# 7. the broker ends cleanly after all this (ASan/LSan report at exit)
 kill "$BROKER_PID"
 wait "$BROKER_PID"
 check "the broker exits 0 after the reloads" test $? = 0

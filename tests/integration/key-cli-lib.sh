@@ -194,6 +194,12 @@ usage_checks() {
 	check "exit status 2 for a usage error" test "$("$AK_TOOL" key list >/dev/null 2>&1; echo $?)" = 2
 }
 
+# the CKA_ID of private key LABEL as the guest sees it after a login
+guest_id() {
+	$AK_RUN pkcs11-tool --module "$AK_MODULE" --login --pin 1234 --list-objects --type privkey 2>/dev/null |
+		awk -v l="$1" '$1 == "label:" { cur = $2 } $1 == "ID:" && cur == l { print $2 }'
+}
+
 # no_private_key_output: nothing any command printed holds a private key
 no_private_key_output() {
 	check "no command printed a private key" sh -c "! grep -q 'BEGIN.*PRIVATE KEY' '$T/all-output'"

@@ -8,14 +8,14 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vault-lib.sh"
 . "$(dirname "$0")/key-cli-lib.sh"
-need openssl jq curl
+need openssl jq curl pkcs11-tool
 vault_find
 
 "$AK_TOOL" key list --store vault:http://127.0.0.1:1/secret/x >/dev/null 2>"$T/nb.err"
 grep -q "not built" "$T/nb.err" && skip_all "attestkey was built without its Vault store"
 
-mkdir -p "$T/pki" "$T/home"
-openssl ecparam -name prime256v1 -out "$T/pki/p256.param" || bail "openssl ecparam failed"
+setup_world
+mkdir -p "$T/home"
 vault_start_dev
 # credentials only from the environment the test gives (no ~/.vault-token)
 export HOME="$T/home" VAULT_TOKEN=root
@@ -92,6 +92,29 @@ refuse_msg "a missing key: Vault's 404 as 'no key'" "no key 'nothere' in Vault a
 	"$AK_TOOL" key show --store "$S" nothere
 refuse_msg "an unreachable Vault is refused, naming it" "127.0.0.1:1|unreachable|connect" \
 	"$AK_TOOL" key list --store vault:http://127.0.0.1:1/secret/attestkey/web
+
+# --- the broker's Vault store serves what the CLI made (token web reads
+# secret/attestkey/web, AppRole with the policy of docs/vault.md)
+vault_approle broker "$VAULT_BROKER_POLICY" token_ttl=1h
+vault_broker_conf
+rm -f "$T/keys/web/"*.key
+start_broker
+"$AK_PROBE" "$AK_MODULE" hold 1234 </dev/null >"$T/hold.out" 2>&1
+check "a login gets the keys the CLI put in Vault" grep -q "^login: CKR_OK" "$T/hold.out"
+for n in gen-rsa2048 gen-p521 gen-ed25519 selfsigned imported; do
+	check "the guest signs with $n" grep -q "^sign $n .*: CKR_OK" "$T/hold.out"
+done
+check "the audit line names gen-p256 at version 2 (rotated by the CLI)" \
+	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.key_versions.\"gen-p256\" == 2'"
+key show --store "$S" gen-p256
+check "the guest's gen-p256 has the CKA_ID show printed" test "$(guest_id gen-p256)" = "$(field cka_id)"
+old_id=$(field cka_id)
+key rotate --store "$S" gen-p256 && key show --store "$S" gen-p256
+check "after attestkey key rotate, a new login gets version 3 ($(field cka_id))" \
+	test "$(guest_id gen-p256)" = "$(field cka_id)" -a "$(field cka_id)" != "$old_id"
+check "... and the audit line says version 3" \
+	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.key_versions.\"gen-p256\" == 3'"
+stop_broker
 vault_stop
 
 # --- TLS with VAULT_CACERT and a client certificate, and a sealed Vault

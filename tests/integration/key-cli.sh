@@ -70,11 +70,6 @@ check "a login gets the keys the CLI generated" grep -q "^login: CKR_OK" "$T/hol
 for n in gen-rsa2048 gen-rsa4096 gen-p256 gen-p384 gen-p521 gen-ed25519 selfsigned imported; do
 	check "the guest signs with $n" grep -q "^sign $n .*: CKR_OK" "$T/hold.out"
 done
-# the CKA_ID of private key LABEL as the guest sees it after a login
-guest_id() {
-	$AK_RUN pkcs11-tool --module "$AK_MODULE" --login --pin 1234 --list-objects --type privkey 2>/dev/null |
-		awk -v l="$1" '$1 == "label:" { cur = $2 } $1 == "ID:" && cur == l { print $2 }'
-}
 check "the guest's gen-p256 has the CKA_ID show printed" test "$(guest_id gen-p256)" = "$p256_id"
 key rotate --store "$S" gen-p256 && key show --store "$S" gen-p256
 new_id=$(field cka_id)

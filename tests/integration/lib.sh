@@ -166,6 +166,20 @@ EOC
 	for l in "$@"; do echo "$l" >>"$T/broker.conf"; done
 }
 
+# make_keys DIR N: N keys with self-signed certificates in DIR, the odd ones
+# RSA-2048, the even ones P-256, as a TLS token would hold them
+make_keys() {
+	local i spec
+	mkdir -p "$1"
+	for i in $(seq "$2"); do
+		spec="ec -pkeyopt ec_paramgen_curve:P-256"
+		[ $((i % 2)) -eq 1 ] && spec="rsa -pkeyopt rsa_keygen_bits:2048"
+		# shellcheck disable=SC2086
+		openssl req -x509 -newkey $spec -nodes -days 2 -subj "/CN=k$i" \
+			-keyout "$1/k$i.key" -out "$1/k$i.crt" >/dev/null 2>&1 || return 1
+	done
+}
+
 MODULE_CA=""
 MODULE_SIM_TEE=snp
 write_module_conf() {

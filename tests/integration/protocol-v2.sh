@@ -11,15 +11,7 @@ need curl jq jose
 
 setup_world
 # token many: 12 keys, enough for the module to open them on parallel threads
-mkdir -p "$T/keys/many"
-for i in $(seq 12); do
-	spec="ec -pkeyopt ec_paramgen_curve:P-256"
-	[ $((i % 2)) -eq 1 ] && spec="rsa -pkeyopt rsa_keygen_bits:2048"
-	# shellcheck disable=SC2086
-	openssl req -x509 -newkey $spec -nodes -days 2 -subj "/CN=k$i" \
-		-keyout "$T/keys/many/k$i.key" -out "$T/keys/many/k$i.crt" >/dev/null 2>&1 ||
-		bail "cannot make key $i"
-done
+make_keys "$T/keys/many" 12 || bail "cannot make the keys of token many"
 write_broker_conf "" "[token many]" "measurements = $MEASUREMENT"
 start_broker
 CURL="curl -s --cacert $T/pki/broker-ca.pem"

@@ -71,6 +71,35 @@ printf '%s\n' "$POLICY" | vcli policy write broker - >/dev/null
 login policy-back
 check "with the policy restored the login works again" grep -q "private_keys: 2" "$T/policy-back.out"
 
+# A secret deleted with its metadata and written again starts at version 1
+# again, with another key: the broker must not serve the key it parsed
+# for the old version 1 (its cache compares the PEM, not the number)
+public_spki() {
+	curl -sS --cacert "$T/pki/broker-ca.pem" "$BROKER_URL/v1/public/web" |
+		jq -r '.keys[] | select(.label == "tls") | .spki'
+}
+# recreate NAME: secret/attestkey/web/tls deleted with its metadata and
+# written again (version 1) with a new key NAME; prints its SPKI
+recreate() {
+	make_leaf "$T/pki" "$1" web-ca rsa:2048 || bail "cannot make a new key"
+	openssl pkcs8 -topk8 -nocrypt -in "$T/pki/$1.key" -out "$T/pki/$1.p8"
+	vcli kv metadata delete secret/attestkey/web/tls >/dev/null
+	vcli kv put secret/attestkey/web/tls private_key=@"$T/pki/$1.p8" \
+		certificate=@"$T/pki/$1.crt" >/dev/null
+	openssl pkey -in "$T/pki/$1.key" -pubout -outform DER | basenc --base64url | tr -d '=\n'
+}
+SPKI_A=$(recreate tls-a)
+login recreated-a
+check "a re-created secret (version 1 again) is released with its key" \
+	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.event == \"release\" and .key_versions.tls == 1' >/dev/null && test \"\$(curl -sS --cacert '$T/pki/broker-ca.pem' '$BROKER_URL/v1/public/web' | jq -r '.keys[] | select(.label == \"tls\") | .spki')\" = '$SPKI_A'"
+SPKI_B=$(recreate tls-b)
+login recreated-b
+check "re-created again with another key: version 1 once more, and the new key, not the one parsed for the last version 1" \
+	test "$(public_spki)" = "$SPKI_B" -a "$SPKI_A" != "$SPKI_B"
+check "... released" grep -q "private_keys: 2" "$T/recreated-b.out"
+# back to setup_world's key (the later tests compare nothing of it)
+vcli kv put secret/attestkey/web/tls private_key=@"$T/keys/web/tls.key" certificate=@"$T/keys/web/tls.crt" >/dev/null
+
 # 404: the latest version of a key is deleted
 vcli kv delete secret/attestkey/web/ec >/dev/null
 refused deleted "no such key in Vault: Vault KV: secret/data/attestkey/web/ec version 1 is deleted"

@@ -77,6 +77,18 @@ expect "a revoked token is replaced by an AppRole login, and the read succeeds" 
 expect "the revocation is logged" "refused the client token (revoked or expired): obtaining a new one"
 [ "$(grep -c '^read: ok' "$T/p.out")" = 3 ] && ok "every allowed read succeeded" || { not_ok "every allowed read succeeded"; show; }
 
+# a renewal that fails (the token was revoked when it came due): AppRole
+# login again. TTL 3 s: due after 2 s.
+vault_approle short "$POLICY" token_ttl=3s token_max_ttl=1h
+probe VP_ADDR="$VAULT_URL" VP_ROLE_ID="$ROLE_ID" VP_SECRET_ID_FILE="$T/short.secret_id" -- \
+	stats sleep 2 \
+	sh "HOME=$T/vhome VAULT_ADDR=$VAULT_URL VAULT_TOKEN=root $VAULT lease revoke -prefix auth/approle/login/ >/dev/null" \
+	maintain stats read secret attestkey/web/tls 0
+expect "renewal refused (revoked token): maintain logs in again" "maintain: ok"
+expect "... one renewal tried and failed, a second login" "stats: requests=3 connects=1 logins=2 renewals=0"
+expect "... and says why" "logging in again by AppRole"
+expect "... and the new token reads" 'read: ok v=1 {"private_key":"pem"}'
+
 printf 'not-the-secret-id\n' >"$T/bad.secret_id"
 probe VP_ADDR="$VAULT_URL" VP_ROLE_ID="$ROLE_ID" VP_SECRET_ID_FILE="$T/bad.secret_id" -- stats
 expect "a wrong secret_id is refused at creation, naming Vault's answer" \
