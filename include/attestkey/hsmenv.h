@@ -19,7 +19,7 @@
 #define ATTESTKEY_HSMENV_H
 
 #define AK_HSMENV_ALG_OAEP "ak2-RSA-OAEP+A256KWP"
-#define AK_HSMENV_ALG_OAEP_256 "ak2-RSA-OAEP-256+A256KWP"
+#define AK_HSMENV_ALG_OAEP_256 "ak2-RSA-OAEP-256+A256KWP" /* = AK_ALG_V2_RSA_KWP */
 #define AK_HSMENV_KEK_LEN 32	/* the AES-256 key the HSM makes per release */
 #define AK_HSMENV_RSA_BITS 3072 /* the guest's ephemeral key */
 

@@ -96,8 +96,9 @@ int ak_binding_compute(const char *nonce, const char *token,
  *                        an AES-256 key RSA-OAEP-wrapped to the request's
  *                        RSA pubkey in envelope "ek", each private key
  *                        AES-KWP-wrapped (RFC 5649) by the HSM in the
- *                        entry's "wrapped". Reserved here; its section of
- *                        docs/protocol.md is that helper's to complete.
+ *                        entry's "wrapped" (docs/protocol.md §4.3). Its
+ *                        names, with the SHA-1 form an HSM such as SoftHSM
+ *                        gives, and its code: attestkey/hsmenv.h.
  */
 #define AK_ALG_V1 "ECDH-ES+A256GCM"
 #define AK_ALG_V2_ECDH "ak2-ECDH-ES+A256GCM"

@@ -70,3 +70,10 @@ strace_reads() {
 	sed -n 's/^[0-9]* *\(read\|pread64\|recvfrom\)([0-9]*, "\(\(\\x[0-9a-f][0-9a-f]\)*\)".*/\2/p' "$1" |
 		sed 's/\\x//g' | xxd -r -p >"$2"
 }
+
+# strace_opens LOG OUT: the openat(2) lines of such a log, paths decoded
+# from -xx's hex
+strace_opens() {
+	local l
+	grep 'openat(' "$1" | while IFS= read -r l; do printf '%b\n' "$l"; done >"$2"
+}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -279,10 +280,71 @@ static void test_keygen(void **state)
 	assert_false(ak_hsmenv_alg_known(NULL));
 }
 
+/* The request's RSA JWK: what the module sends, what the broker accepts. */
+static void test_jwk(void **state)
+{
+	json_t *jwk = ak_hsmenv_jwk_public(eph), *bad;
+	EVP_PKEY *back, *small = EVP_RSA_gen(2048);
+	const char *why = NULL;
+	char id1[41], id2[41];
+	static const char *refused[] = {
+	    "{\"kty\":\"EC\",\"n\":\"AQAB\",\"e\":\"AQAB\"}",
+	    "{\"kty\":\"RSA\",\"e\":\"AQAB\"}",
+	    "{\"kty\":\"RSA\",\"n\":\"!!\",\"e\":\"AQAB\"}",
+	};
+	size_t i;
+
+	(void)state;
+	assert_non_null(jwk);
+	assert_int_equal(json_object_size(jwk), 3);
+	assert_null(json_object_get(jwk, "d"));
+	assert_string_equal(json_string_value(json_object_get(jwk, "e")), "AQAB");
+	back = ak_hsmenv_pkey_from_jwk(jwk, &why);
+	assert_non_null(back);
+	assert_null(why);
+	assert_int_equal(EVP_PKEY_eq(back, eph), 1);
+	/* the CKA_ID the broker gives a key, from its public key alone */
+	assert_int_equal(ak_hsmenv_key_id(back, id1), 0);
+	assert_int_equal(ak_hsmenv_key_id(eph, id2), 0);
+	assert_string_equal(id1, id2);
+	assert_int_equal(strlen(id1), 40);
+	assert_int_equal(ak_hsmenv_key_id(NULL, id1), -EINVAL);
+	EVP_PKEY_free(back);
+	/* a private member, an even exponent, a short modulus, a leading zero */
+	bad = json_deep_copy(jwk);
+	json_object_set_new(bad, "d", json_string("AQAB"));
+	assert_null(ak_hsmenv_pkey_from_jwk(bad, &why));
+	assert_non_null(strstr(why, "members other than kty, n and e"));
+	json_object_del(bad, "d");
+	json_object_set_new(bad, "e", json_string("AQAA"));
+	assert_null(ak_hsmenv_pkey_from_jwk(bad, &why));
+	assert_non_null(strstr(why, "public exponent"));
+	json_object_set_new(bad, "e", json_string("AAEAAQ"));
+	assert_null(ak_hsmenv_pkey_from_jwk(bad, &why));
+	assert_non_null(strstr(why, "leading zeros"));
+	json_decref(bad);
+	bad = ak_hsmenv_jwk_public(small);
+	assert_null(ak_hsmenv_pkey_from_jwk(bad, &why));
+	assert_non_null(strstr(why, "3072 to 8192 bits"));
+	json_decref(bad);
+	for (i = 0; i < AK_ARRAY_SIZE(refused); i++) {
+		bad = json_loads(refused[i], 0, NULL);
+		assert_non_null(bad);
+		assert_null(ak_hsmenv_pkey_from_jwk(bad, &why));
+		assert_non_null(why);
+		json_decref(bad);
+	}
+	assert_null(ak_hsmenv_pkey_from_jwk(NULL, &why));
+	assert_null(ak_hsmenv_jwk_public(ec_key));
+	json_decref(jwk);
+	EVP_PKEY_free(small);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_keygen),
+	    cmocka_unit_test(test_jwk),
 	    cmocka_unit_test(test_softhsm_envelope_unwraps),
 	    cmocka_unit_test(test_softhsm_envelope_tampered),
 	    cmocka_unit_test(test_oaep256_and_plaintext_rules),
