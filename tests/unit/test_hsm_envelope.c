@@ -350,5 +350,6 @@ int main(void)
 	    cmocka_unit_test(test_oaep256_and_plaintext_rules),
 	};
 
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

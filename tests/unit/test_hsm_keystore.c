@@ -449,5 +449,6 @@ int main(void)
 	    cmocka_unit_test(test_wrap_refusals),
 	};
 
+	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
