@@ -444,6 +444,12 @@ static json_t *key_item(const struct broker_key *k, const char *member, json_t *
 	} else if (!item) {
 		json_decref(value);
 	}
+	/* the store's version (Vault KV v2), bound into v2's AAD (§4.2) */
+	if (item && k->version &&
+	    json_object_set_new(item, "version", json_integer(k->version)) < 0) {
+		json_decref(item);
+		return NULL;
+	}
 	if (!item || !k->cert_der)
 		return item;
 	cert = ak_b64url_encode(k->cert_der, k->cert_len);
@@ -493,7 +499,7 @@ static json_t *wrap_key(const struct wrap *w, const struct broker_key *k, size_t
 			const char **why)
 {
 	struct ak_key_meta m = { .label = k->label, .id = k->id, .type = k->type,
-				 .cert = k->cert_der, .cert_len = k->cert_len };
+				 .version = k->version, .cert = k->cert_der, .cert_len = k->cert_len };
 	json_t *jwe = NULL, *item;
 
 	if (!w->env) {
@@ -503,7 +509,6 @@ static json_t *wrap_key(const struct wrap *w, const struct broker_key *k, size_t
 		*why = "out of memory";
 		return key_item(k, "jwe", jwe); /* steals jwe */
 	}
-	/* m.version stays 0 until a key store reports versions */
 	item = key_item(k, NULL, NULL);
 	if (item && ak_env_seal_key(w->env, i, n, &m, k->pkcs8.data, k->pkcs8.len, item, why) < 0) {
 		json_decref(item);

@@ -54,7 +54,7 @@ struct p11_store {
 	char *token;	   /* token = (a label or a pkcs11: URI) */
 	char *pin_file;	   /* pin_file = */
 	CK_FUNCTION_LIST *f;
-	bool initialized; /* we called C_Initialize (and so C_Finalize) */
+	bool initialized; /* holds a reference of module_init() (module_fini) */
 	CK_SLOT_ID slot;
 	char label[33]; /* the token's label, for messages */
 	struct ak_secbuf pin;
@@ -132,9 +132,79 @@ static int read_pin(struct p11_store *st, char *err, size_t errlen)
 	return 0;
 }
 
-static int load_module(struct p11_store *st, char *err, size_t errlen)
+/*
+ * One C_Initialize and one C_Finalize per module and process, however many
+ * stores use it: several [keystore NAME] on one module, or the running and
+ * the reloaded configuration during a SIGHUP, where the old store is freed
+ * after the new one opened (its C_Finalize would end the new one's
+ * sessions and login). Counted per function list (one per loaded module).
+ */
+struct module_ref {
+	struct module_ref *next;
+	CK_FUNCTION_LIST *f;
+	unsigned n;
+};
+static pthread_mutex_t module_refs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct module_ref *module_refs;
+
+/* CKR_OK with a reference taken (*ours true), or C_Initialize's answer
+ * (CKR_CRYPTOKI_ALREADY_INITIALIZED: someone else in the process, e.g. the
+ * application, initialised it and finalises it; *ours false). */
+static CK_RV module_init(CK_FUNCTION_LIST *f, bool *ours)
 {
 	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+	struct module_ref *m;
+	CK_RV rv = CKR_OK;
+
+	*ours = false;
+	pthread_mutex_lock(&module_refs_lock);
+	for (m = module_refs; m && m->f != f; m = m->next)
+		;
+	if (m) {
+		m->n++;
+		*ours = true;
+		goto out;
+	}
+	/* Our own arguments, not p11_kit_module_initialize's NULL: the broker
+	 * calls the module from many threads, and a NULL pInitArgs tells a
+	 * module it need not lock (SoftHSM then disables its mutexes). */
+	rv = f->C_Initialize(&args);
+	if (rv != CKR_OK)
+		goto out;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		(void)f->C_Finalize(NULL);
+		rv = CKR_HOST_MEMORY;
+		goto out;
+	}
+	m->f = f;
+	m->n = 1;
+	m->next = module_refs;
+	module_refs = m;
+	*ours = true;
+out:
+	pthread_mutex_unlock(&module_refs_lock);
+	return rv;
+}
+
+/* Drop a reference of module_init(); the last one finalises the module. */
+static void module_fini(CK_FUNCTION_LIST *f)
+{
+	struct module_ref **pm, *m;
+
+	pthread_mutex_lock(&module_refs_lock);
+	for (pm = &module_refs; (m = *pm) && m->f != f; pm = &m->next)
+		;
+	if (m && --m->n == 0) {
+		*pm = m->next;
+		(void)f->C_Finalize(NULL);
+		free(m);
+	}
+	pthread_mutex_unlock(&module_refs_lock);
+}
+
+static int load_module(struct p11_store *st, char *err, size_t errlen)
+{
 	CK_RV rv;
 
 	st->f = p11_kit_module_load(st->module_path,
@@ -144,13 +214,8 @@ static int load_module(struct p11_store *st, char *err, size_t errlen)
 			 p11_kit_message() ? p11_kit_message() : "unknown error");
 		return -ENOENT;
 	}
-	/* Our own arguments, not p11_kit_module_initialize's NULL: the broker
-	 * calls the module from many threads, and a NULL pInitArgs tells a
-	 * module it need not lock (SoftHSM then disables its mutexes). */
-	rv = st->f->C_Initialize(&args);
-	if (rv == CKR_OK)
-		st->initialized = true;
-	else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+	rv = module_init(st->f, &st->initialized);
+	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		p11_err(err, errlen, "C_Initialize", rv);
 		return -EIO;
 	}
@@ -348,7 +413,7 @@ static void p11_destroy(void *ctx)
 		if (st->have_login)
 			(void)st->f->C_CloseSession(st->login);
 		if (st->initialized)
-			(void)st->f->C_Finalize(NULL);
+			module_fini(st->f);
 		p11_kit_module_release(st->f);
 	}
 	ak_secbuf_clear(&st->pin);

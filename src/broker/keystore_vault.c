@@ -45,8 +45,8 @@
 struct parsed {
 	char *path;
 	unsigned version;
-	uint8_t digest[32]; /* SHA-256 of the secret's PEMs: a version number
-			     * comes back after the metadata is deleted */
+	uint8_t digest[32];	  /* SHA-256 of the secret's PEMs: a version number
+				   * comes back after the metadata is deleted */
 	struct broker_keyset one; /* a set of that one key */
 	struct parsed *next;
 };
@@ -179,12 +179,14 @@ static int vault_open(void *ctx, char *err, size_t errlen)
 	struct ak_vault_config c;
 
 	if (!vs->addr) {
-		snprintf(err, errlen, "addr is required for a vault key store (e.g. "
+		snprintf(err, errlen,
+			 "addr is required for a vault key store (e.g. "
 			 "https://vault.example:8200)");
 		return -EINVAL;
 	}
 	if (vs->token_file && vs->role_id) {
-		snprintf(err, errlen, "token_file and role_id exclude each other: choose one "
+		snprintf(err, errlen,
+			 "token_file and role_id exclude each other: choose one "
 			 "way to authenticate");
 		return -EINVAL;
 	}
@@ -423,8 +425,10 @@ static int read_key(struct vault_store *vs, const struct broker_fetch *req, cons
 	pk = json_object_get(data, "private_key");
 	cert = json_object_get(data, "certificate");
 	if (!json_is_string(pk) || (cert && !json_is_null(cert) && !json_is_string(cert))) {
-		snprintf(err, errlen, "%s (version %u): expected {\"private_key\": PEM, "
-			 "\"certificate\": PEM (optional)}", shown, got);
+		snprintf(err, errlen,
+			 "%s (version %u): expected {\"private_key\": PEM, "
+			 "\"certificate\": PEM (optional)}",
+			 shown, got);
 		ret = -EINVAL;
 		goto out;
 	}
@@ -437,11 +441,10 @@ static int read_key(struct vault_store *vs, const struct broker_fetch *req, cons
 		ret = 0;
 		goto out;
 	}
-	ret = broker_key_from_pem((const uint8_t *)json_string_value(pk), json_string_length(pk),
-				  shown, json_is_string(cert) ? (const uint8_t *)json_string_value(cert)
-							      : NULL,
-				  json_is_string(cert) ? json_string_length(cert) : 0, shown, key,
-				  err, errlen);
+	ret = broker_key_from_pem(
+	    (const uint8_t *)json_string_value(pk), json_string_length(pk), shown,
+	    json_is_string(cert) ? (const uint8_t *)json_string_value(cert) : NULL,
+	    json_is_string(cert) ? json_string_length(cert) : 0, shown, key, err, errlen);
 	if (ret < 0)
 		goto out;
 	key->label = strdup(label);
@@ -481,15 +484,17 @@ static int vault_fetch(void *ctx, const struct broker_fetch *req, struct broker_
 	st = ak_vault_kv_list(vs->v, vs->mount, dir, &names, detail, sizeof(detail));
 	if (st != AK_VAULT_OK)
 		return vault_failure(vs, st, "list", shown, detail, err, errlen);
-	json_array_foreach(names, idx, name) {
+	json_array_foreach(names, idx, name)
+	{
 		const char *s = json_string_value(name);
 
 		if (s && *s && s[strlen(s) - 1] != '/')
 			n++;
 	}
 	if (n == 0 || n > MAX_KEYS_PER_TOKEN) {
-		snprintf(err, errlen, n ? "%s holds more than %d keys"
-					: "no such key in Vault: nothing is under %s",
+		snprintf(err, errlen,
+			 n ? "%s holds more than %d keys"
+			   : "no such key in Vault: nothing is under %s",
 			 shown, MAX_KEYS_PER_TOKEN);
 		ret = n ? -E2BIG : BROKER_KEYSTORE_UNAVAILABLE;
 		goto out;
@@ -497,7 +502,8 @@ static int vault_fetch(void *ctx, const struct broker_fetch *req, struct broker_
 	for (i = 0; i < req->n_pins; i++) {
 		bool found = false;
 
-		json_array_foreach(names, idx, name) {
+		json_array_foreach(names, idx, name)
+		{
 			found = found || strcmp(json_string_value(name), req->pins[i].label) == 0;
 		}
 		if (!found) {
@@ -513,7 +519,8 @@ static int vault_fetch(void *ctx, const struct broker_fetch *req, struct broker_
 		goto out;
 	}
 	i = 0;
-	json_array_foreach(names, idx, name) {
+	json_array_foreach(names, idx, name)
+	{
 		const char *s = json_string_value(name);
 
 		if (!s || !*s || s[strlen(s) - 1] == '/')

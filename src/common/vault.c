@@ -46,12 +46,12 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_RETRIES 2
 #define MAX_RETRIES 10
-#define BACKOFF_MS 100		 /* first retry waits 100 ms, then 200, 400... */
+#define BACKOFF_MS 100 /* first retry waits 100 ms, then 200, 400... */
 #define BACKOFF_MAX_MS 2000
-#define MAX_BODY (8u << 20)	 /* a KV secret is at most a few MiB */
-#define MAX_SECRET_FILE 4096	 /* a token or a secret_id */
-#define POOL_MAX 16		 /* idle easy handles kept */
-#define VAULT_ERR_SHOWN 160	 /* bytes of Vault's own error text in err */
+#define MAX_BODY (8u << 20)  /* a KV secret is at most a few MiB */
+#define MAX_SECRET_FILE 4096 /* a token or a secret_id */
+#define POOL_MAX 16	     /* idle easy handles kept */
+#define VAULT_ERR_SHOWN 160  /* bytes of Vault's own error text in err */
 
 struct ak_vault {
 	char *addr; /* without a trailing '/' */
@@ -74,10 +74,10 @@ struct ak_vault {
 	char *token; /* secure heap, NUL-terminated */
 	size_t token_cap;
 	unsigned long gen;
-	time_t obtained;  /* when the TTL below was learned */
-	long ttl;	  /* seconds; 0: no expiry (a root token) */
+	time_t obtained; /* when the TTL below was learned */
+	long ttl;	 /* seconds; 0: no expiry (a root token) */
 	bool renewable;
-	bool lease_known; /* a given token is looked up at its first use */
+	bool lease_known;	   /* a given token is looked up at its first use */
 	struct stat token_file_st; /* to see the file change (Vault Agent) */
 	/* Serialises logins and renewals (network, outside token_lock). */
 	pthread_mutex_t auth_lock;
@@ -297,9 +297,9 @@ static bool add_header(struct curl_slist **l, const char *name, const char *valu
 	struct curl_slist *n;
 	static const char nul = '\0';
 
-	if (ak_secbuf_append(&hdr, name, strlen(name)) < 0 ||
-	    ak_secbuf_append(&hdr, ": ", 2) < 0 ||
-	    ak_secbuf_append(&hdr, value, strlen(value)) < 0 || ak_secbuf_append(&hdr, &nul, 1) < 0) {
+	if (ak_secbuf_append(&hdr, name, strlen(name)) < 0 || ak_secbuf_append(&hdr, ": ", 2) < 0 ||
+	    ak_secbuf_append(&hdr, value, strlen(value)) < 0 ||
+	    ak_secbuf_append(&hdr, &nul, 1) < 0) {
 		ak_secbuf_clear(&hdr);
 		return false;
 	}
@@ -380,9 +380,9 @@ struct req {
 	const char *query;  /* without '?', or NULL */
 	const char *payload;
 	size_t payload_len;
-	bool no_token;	   /* login */
-	bool idempotent;   /* a POST that writes a version is not retried after an answer */
-	bool secret;	   /* parse the answer with ak_json_loadb_secret */
+	bool no_token;	 /* login */
+	bool idempotent; /* a POST that writes a version is not retried after an answer */
+	bool secret;	 /* parse the answer with ak_json_loadb_secret */
 	/* out */
 	long http;
 	json_t *json; /* the answer's JSON, if any */
@@ -468,8 +468,10 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 	snprintf(url, sizeof(url), "%s/v1", v->addr);
 	if (append_path(h, url, sizeof(url), r->path) < 0 ||
 	    (r->query && strlen(url) + strlen(r->query) + 2 > sizeof(url))) {
-		snprintf(err, errlen, "Vault: '%s' is not a usable path (empty, '.' or '..' "
-			 "segments, or too long)", r->path);
+		snprintf(err, errlen,
+			 "Vault: '%s' is not a usable path (empty, '.' or '..' "
+			 "segments, or too long)",
+			 r->path);
 		st = AK_VAULT_BAD_REQUEST;
 		goto out;
 	}
@@ -598,7 +600,8 @@ static int read_secret_file(const char *path, struct ak_secbuf *out, struct stat
 		}
 		if (out->len + (size_t)n > MAX_SECRET_FILE) {
 			ret = -EFBIG;
-			snprintf(err, errlen, "'%s' is larger than %u bytes", path, MAX_SECRET_FILE);
+			snprintf(err, errlen, "'%s' is larger than %u bytes", path,
+				 MAX_SECRET_FILE);
 			break;
 		}
 		if (ak_secbuf_append(out, chunk, (size_t)n) < 0) {
@@ -632,7 +635,8 @@ static int read_secret_file(const char *path, struct ak_secbuf *out, struct stat
  * lookup-self carries. */
 static void lease_from(struct ak_vault *v, const json_t *auth, bool lookup)
 {
-	json_int_t ttl = json_integer_value(json_object_get(auth, lookup ? "ttl" : "lease_duration"));
+	json_int_t ttl =
+	    json_integer_value(json_object_get(auth, lookup ? "ttl" : "lease_duration"));
 
 	v->obtained = time(NULL);
 	v->ttl = ttl > 0 ? (long)ttl : 0;
@@ -699,14 +703,15 @@ static enum ak_vault_status approle_login(struct ak_vault *v, char *err, size_t 
 	tok = json_string_value(json_object_get(auth, "client_token"));
 	len = tok ? (int)strlen(tok) : 0;
 	if (!len) {
-		snprintf(err, errlen, "Vault AppRole login at %s: the answer has no auth.client_token",
-			 v->addr);
+		snprintf(err, errlen,
+			 "Vault AppRole login at %s: the answer has no auth.client_token", v->addr);
 		st = AK_VAULT_BAD_RESPONSE;
 		goto out;
 	}
 	pthread_mutex_lock(&v->token_lock);
 	if (token_set_inlock(v, tok, (size_t)len) < 0) {
-		snprintf(err, errlen, "Vault AppRole login: no room in the secure heap for the token");
+		snprintf(err, errlen,
+			 "Vault AppRole login: no room in the secure heap for the token");
 		st = AK_VAULT_AUTH_FAILED;
 	} else {
 		lease_from(v, auth, false);
@@ -750,8 +755,8 @@ static enum ak_vault_status token_file_load(struct ak_vault *v, bool *changed, c
 /* lookup-self: is the token alive, and what is its lease? */
 static enum ak_vault_status lookup_self(struct ak_vault *v, char *err, size_t errlen)
 {
-	struct req r = {.method = "GET", .path = "auth/token/lookup-self", .idempotent = true,
-			.secret = true};
+	struct req r = {
+	    .method = "GET", .path = "auth/token/lookup-self", .idempotent = true, .secret = true};
 	unsigned long gen;
 	enum ak_vault_status st = exchange(v, &r, &gen, err, errlen);
 
@@ -767,8 +772,12 @@ static enum ak_vault_status lookup_self(struct ak_vault *v, char *err, size_t er
 
 static enum ak_vault_status renew_self(struct ak_vault *v, char *err, size_t errlen)
 {
-	struct req r = {.method = "POST", .path = "auth/token/renew-self", .payload = "{}",
-			.payload_len = 2, .idempotent = true, .secret = true};
+	struct req r = {.method = "POST",
+			.path = "auth/token/renew-self",
+			.payload = "{}",
+			.payload_len = 2,
+			.idempotent = true,
+			.secret = true};
 	unsigned long gen;
 	enum ak_vault_status st = exchange(v, &r, &gen, err, errlen);
 
@@ -886,8 +895,10 @@ static bool recover_from_403(struct ak_vault *v, unsigned long used_gen)
 	}
 	if (lookup_self(v, e2, sizeof(e2)) != AK_VAULT_FORBIDDEN)
 		goto out; /* the token is alive: the policy refused */
-	ak_log(AK_LOG_WARNING, "Vault at %s refused the client token (revoked or expired): "
-	       "obtaining a new one", v->addr);
+	ak_log(AK_LOG_WARNING,
+	       "Vault at %s refused the client token (revoked or expired): "
+	       "obtaining a new one",
+	       v->addr);
 	st = authenticate_inlock(v, e2, sizeof(e2));
 	if (st != AK_VAULT_OK)
 		ak_log(AK_LOG_ERR, "%s", e2);
@@ -942,8 +953,8 @@ int ak_vault_config_check(const struct ak_vault_config *c, char *err, size_t err
 	size_t n;
 	int r;
 
-	if (!c->addr || (strncmp(c->addr, "http://", 7) != 0 &&
-			 strncmp(c->addr, "https://", 8) != 0)) {
+	if (!c->addr ||
+	    (strncmp(c->addr, "http://", 7) != 0 && strncmp(c->addr, "https://", 8) != 0)) {
 		snprintf(err, errlen, "addr '%s' is not an http:// or https:// URL",
 			 c->addr ? c->addr : "");
 		return -EINVAL;
@@ -951,8 +962,10 @@ int ak_vault_config_check(const struct ak_vault_config *c, char *err, size_t err
 	n = strlen(c->addr);
 	if (n < 8 + (c->addr[4] == 's') || strchr(c->addr, '?') || strchr(c->addr, '#') ||
 	    strpbrk(c->addr, " \t\r\n")) {
-		snprintf(err, errlen, "addr '%s' is not a Vault address (e.g. "
-			 "https://vault.example:8200)", c->addr);
+		snprintf(err, errlen,
+			 "addr '%s' is not a Vault address (e.g. "
+			 "https://vault.example:8200)",
+			 c->addr);
 		return -EINVAL;
 	}
 	if ((c->client_cert != NULL) != (c->client_key != NULL)) {
@@ -960,7 +973,8 @@ int ak_vault_config_check(const struct ak_vault_config *c, char *err, size_t err
 		return -EINVAL;
 	}
 	if (c->timeout_ms < 0 || c->timeout_ms > 3600000) {
-		snprintf(err, errlen, "timeout %ld ms is out of range (1 ms to 1 h)", c->timeout_ms);
+		snprintf(err, errlen, "timeout %ld ms is out of range (1 ms to 1 h)",
+			 c->timeout_ms);
 		return -EINVAL;
 	}
 	if (c->retries > MAX_RETRIES) {
@@ -969,7 +983,8 @@ int ak_vault_config_check(const struct ak_vault_config *c, char *err, size_t err
 		return -EINVAL;
 	}
 	if (!c->token_file && !c->token && !c->approle_role_id) {
-		snprintf(err, errlen, "no credentials: token_file, a token, or AppRole "
+		snprintf(err, errlen,
+			 "no credentials: token_file, a token, or AppRole "
 			 "role_id with secret_id_file is required");
 		return -EINVAL;
 	}
@@ -992,8 +1007,7 @@ int ak_vault_config_check(const struct ak_vault_config *c, char *err, size_t err
 	return 0;
 }
 
-int ak_vault_new(const struct ak_vault_config *cfg, struct ak_vault **out, char *err,
-		 size_t errlen)
+int ak_vault_new(const struct ak_vault_config *cfg, struct ak_vault **out, char *err, size_t errlen)
 {
 	struct ak_vault *v;
 	enum ak_vault_status st;
@@ -1145,7 +1159,8 @@ static int kv_path(char *out, size_t cap, const char *mount, const char *kind, c
 {
 	if (!mount || !*mount || !path || !*path ||
 	    snprintf(out, cap, "%s/%s/%s", mount, kind, path) >= (int)cap || !segments_ok(out)) {
-		snprintf(err, errlen, "Vault KV: mount '%s' and path '%s' do not make a secret path "
+		snprintf(err, errlen,
+			 "Vault KV: mount '%s' and path '%s' do not make a secret path "
 			 "(empty, '.' or '..' segments, or too long)",
 			 mount ? mount : "", path ? path : "");
 		return -EINVAL;
@@ -1176,10 +1191,11 @@ enum ak_vault_status ak_vault_kv_read(struct ak_vault *v, const char *mount, con
 		/* a deleted or destroyed version answers 404 with its metadata */
 		snprintf(err, errlen, "Vault KV: %s version %" JSON_INTEGER_FORMAT " is %s", p,
 			 json_integer_value(json_object_get(meta, "version")),
-			 json_is_true(json_object_get(meta, "destroyed")) ? "destroyed" : "deleted");
+			 json_is_true(json_object_get(meta, "destroyed")) ? "destroyed"
+									  : "deleted");
 	} else if (st == AK_VAULT_NOT_FOUND) {
-		snprintf(err, errlen, "Vault KV: no secret at %s%s%s", p, version ? " version " : "",
-			 version ? q + 8 : "");
+		snprintf(err, errlen, "Vault KV: no secret at %s%s%s", p,
+			 version ? " version " : "", version ? q + 8 : "");
 	}
 	if (st != AK_VAULT_OK)
 		goto out;
@@ -1236,7 +1252,8 @@ enum ak_vault_status ak_vault_kv_write(struct ak_vault *v, const char *mount, co
 		json_t *ver = json_object_get(json_object_get(r.json, "data"), "version");
 
 		if (!json_is_integer(ver)) {
-			snprintf(err, errlen, "Vault KV: the answer to writing %s has no version", p);
+			snprintf(err, errlen, "Vault KV: the answer to writing %s has no version",
+				 p);
 			st = AK_VAULT_BAD_RESPONSE;
 		} else {
 			*version_out = (unsigned)json_integer_value(ver);
@@ -1279,9 +1296,8 @@ enum ak_vault_status ak_vault_kv_list(struct ak_vault *v, const char *mount, con
 	return st;
 }
 
-enum ak_vault_status ak_vault_kv_metadata(struct ak_vault *v, const char *mount,
-					  const char *path, json_t **meta, char *err,
-					  size_t errlen)
+enum ak_vault_status ak_vault_kv_metadata(struct ak_vault *v, const char *mount, const char *path,
+					  json_t **meta, char *err, size_t errlen)
 {
 	char p[1024];
 	struct req r = {.method = "GET", .path = p, .idempotent = true};

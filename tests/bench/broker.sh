@@ -51,7 +51,7 @@ load() { # TOKEN CLIENTS PROTO -> "rate cpu_ms_per_release", errors added to $T/
 	n=$(sed -n 's/^releases=\([0-9]*\).*/\1/p' <<<"$out")
 	echo "$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$out")" \
 		"$(awk -v d="$((t1 - t0))" -v n="$n" -v hz="$(getconf CLK_TCK)" \
-			'BEGIN { printf "%.3f", n > 0 ? d * 1000 / hz / n : 0 }')"
+			'BEGIN { printf "%.3f", (n > 0 ? d * 1000 / hz / n : 0) }')"
 }
 
 echo "## Broker throughput ($(bench_machine))"

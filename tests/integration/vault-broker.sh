@@ -153,6 +153,8 @@ else
 	ok "without its client certificate the broker does not start"
 fi
 check "... and says Vault could not be reached over TLS" grep -q "token 'web': Vault at https:.* unreachable: POST auth/approle/login" "$T/nocert.log"
+check "no sanitizer report in any broker run (ASan builds)" \
+	bash -c "! grep -q 'ERROR: \\(Address\\|Leak\\)Sanitizer\\|runtime error' '$T/broker.log' '$T/nocert.log'"
 diag_stream <"$T/nocert.log"
 vault_stop
 finish

@@ -21,6 +21,7 @@ probe() {
 	shift
 	env "${envs[@]}" "$PROBE" "$@" >"$T/p.out" 2>&1
 	echo "rc=$?" >>"$T/p.out"
+	cat "$T/p.out" >>"$T/all.out"
 }
 has() { grep -qF -- "$1" "$T/p.out"; }
 show() { diag_stream <"$T/p.out"; }
@@ -145,4 +146,6 @@ vault_unseal
 probe "${TLS[@]}" -- read secret attestkey/web/tls 0
 expect "unsealed again, the read succeeds" 'read: ok v=1 {"private_key":"pem"}'
 vault_stop
+check "no sanitizer report from any run of the client (ASan builds)" \
+	bash -c "! grep -q 'ERROR: \\(Address\\|Leak\\)Sanitizer\\|runtime error' '$T/all.out'"
 finish

@@ -121,8 +121,9 @@ int main(int argc, char **argv)
 
 		err[0] = '\0';
 		if (strcmp(op, "read") == 0 && i + 3 < argc) {
-			st = ak_vault_kv_read(v, argv[i + 1], argv[i + 2], (unsigned)atoi(argv[i + 3]),
-					      &j, &ver, err, sizeof(err));
+			st = ak_vault_kv_read(v, argv[i + 1], argv[i + 2],
+					      (unsigned)atoi(argv[i + 3]), &j, &ver, err,
+					      sizeof(err));
 			i += 3;
 		} else if (strcmp(op, "write") == 0 && i + 4 < argc) {
 			json_t *d = json_loads(argv[i + 3], 0, NULL);
@@ -135,7 +136,8 @@ int main(int argc, char **argv)
 			st = ak_vault_kv_list(v, argv[i + 1], argv[i + 2], &j, err, sizeof(err));
 			i += 2;
 		} else if (strcmp(op, "meta") == 0 && i + 2 < argc) {
-			st = ak_vault_kv_metadata(v, argv[i + 1], argv[i + 2], &j, err, sizeof(err));
+			st =
+			    ak_vault_kv_metadata(v, argv[i + 1], argv[i + 2], &j, err, sizeof(err));
 			if (j) {
 				/* only what the tests compare */
 				json_t *k = json_pack("{s:O?}", "current_version",

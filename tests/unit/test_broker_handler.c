@@ -366,6 +366,27 @@ static void test_challenge_refusals(void **state)
 	json_decref(r);
 }
 
+/* A released key's plaintext is the DER of token web's key file; wipes pt. */
+static void expect_key_file(const char *label, struct ak_secbuf *pt)
+{
+	char path[600], *name = NULL, *hdr = NULL;
+	unsigned char *der = NULL;
+	long len = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/web/%s.key", env.keys, label);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(PEM_read(f, &name, &hdr, &der, &len), 1);
+	fclose(f);
+	assert_int_equal(pt->len, (size_t)len);
+	assert_memory_equal(pt->data, der, (size_t)len);
+	OPENSSL_clear_free(der, (size_t)len);
+	OPENSSL_free(name);
+	OPENSSL_free(hdr);
+	ak_secbuf_clear(pt);
+}
+
 /* Decrypt every released key and compare it with the key file. */
 static void check_release(json_t *rep, const json_t *priv)
 {
@@ -380,25 +401,11 @@ static void check_release(json_t *rep, const json_t *priv)
 		struct ak_secbuf pt = {0};
 		const char *label = json_string_value(json_object_get(k, "label"));
 		const char *cert = json_string_value(json_object_get(k, "cert"));
-		char path[600], *name = NULL, *hdr = NULL;
-		unsigned char *der = NULL;
-		long len = 0;
-		FILE *f;
 
 		assert_non_null(label);
 		assert_int_equal(strlen(json_string_value(json_object_get(k, "id"))), 40);
 		assert_int_equal(ak_jwe_decrypt(priv, json_object_get(k, "jwe"), &pt), 0);
-		snprintf(path, sizeof(path), "%s/web/%s.key", env.keys, label);
-		f = fopen(path, "r");
-		assert_non_null(f);
-		assert_int_equal(PEM_read(f, &name, &hdr, &der, &len), 1);
-		fclose(f);
-		assert_int_equal(pt.len, (size_t)len);
-		assert_memory_equal(pt.data, der, (size_t)len);
-		OPENSSL_clear_free(der, (size_t)len);
-		OPENSSL_free(name);
-		OPENSSL_free(hdr);
-		ak_secbuf_clear(&pt);
+		expect_key_file(label, &pt);
 		if (strcmp(label, "tls") == 0) {
 			uint8_t *cder;
 			size_t clen = 0;
@@ -959,26 +966,12 @@ static void check_release_v2(json_t *rep, EVP_PKEY *eph, const char *nonce)
 		struct ak_key_meta m = {.label = json_string_value(json_object_get(k, "label")),
 					.id = json_string_value(json_object_get(k, "id")),
 					.type = json_string_value(json_object_get(k, "type"))};
-		char path[600], *name = NULL, *hdr = NULL;
-		unsigned char *der = NULL;
 		uint8_t *cert = cert64 ? ak_b64url_decode(cert64, &m.cert_len) : NULL;
-		long len = 0;
-		FILE *f;
 
 		m.cert = cert;
 		assert_null(json_object_get(k, "jwe"));
 		assert_int_equal(ak_env_open_key(e, i, json_array_size(keys), &m, k, &pt, &why), 0);
-		snprintf(path, sizeof(path), "%s/web/%s.key", env.keys, m.label);
-		f = fopen(path, "r");
-		assert_non_null(f);
-		assert_int_equal(PEM_read(f, &name, &hdr, &der, &len), 1);
-		fclose(f);
-		assert_int_equal(pt.len, (size_t)len);
-		assert_memory_equal(pt.data, der, (size_t)len);
-		OPENSSL_clear_free(der, (size_t)len);
-		OPENSSL_free(name);
-		OPENSSL_free(hdr);
-		ak_secbuf_clear(&pt);
+		expect_key_file(m.label, &pt);
 		/* the same entry under another index (keys swapped) does not open */
 		assert_int_not_equal(
 		    ak_env_open_key(e, 1 - i, json_array_size(keys), &m, k, &pt, &why), 0);

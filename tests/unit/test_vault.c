@@ -110,13 +110,16 @@ static void test_config_refusals(void **state)
 	     "ca_file '/nonexistent/ca.pem'"},
 	    {{.addr = "http://127.0.0.1:8200", .token_file = "/nonexistent/token"},
 	     "token_file '/nonexistent/token'"},
-	    {{.addr = "http://127.0.0.1:8200", .approle_role_id = "r",
+	    {{.addr = "http://127.0.0.1:8200",
+	      .approle_role_id = "r",
 	      .approle_secret_id_file = "/nonexistent/sid"},
 	     "secret_id_file '/nonexistent/sid'"},
 	    {{.addr = "http://127.0.0.1:8200", .token = "t", .retries = 11}, "retries 11"},
 	    {{.addr = "http://127.0.0.1:8200", .token = "t", .timeout_ms = -1}, "timeout"},
-	    {{.addr = "http://127.0.0.1:8200", .approle_role_id = "r",
-	      .approle_secret_id_file = "/etc/hostname", .approle_mount = "../x"},
+	    {{.addr = "http://127.0.0.1:8200",
+	      .approle_role_id = "r",
+	      .approle_secret_id_file = "/etc/hostname",
+	      .approle_mount = "../x"},
 	     "AppRole mount"},
 	};
 	size_t i;
@@ -157,8 +160,8 @@ static int loopback_port(bool listen_too, int *fd_out)
 static void test_unreachable_retries(void **state)
 {
 	char addr[64], err[512] = "";
-	struct ak_vault_config c = {.addr = addr, .token = "s.NEVER-IN-A-MESSAGE", .retries = 2,
-				    .timeout_ms = 2000};
+	struct ak_vault_config c = {
+	    .addr = addr, .token = "s.NEVER-IN-A-MESSAGE", .retries = 2, .timeout_ms = 2000};
 	struct ak_vault *v = NULL;
 	struct ak_vault_stats s;
 	json_t *d = NULL;
@@ -217,8 +220,9 @@ static void test_bad_paths(void **state)
 	assert_int_equal(ak_vault_new(&c, &v, err, sizeof(err)), 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		/* refused before any request (nothing listens there anyway) */
-		assert_int_equal(ak_vault_kv_read(v, "secret", bad[i], 0, &d, NULL, err, sizeof(err)),
-				 AK_VAULT_BAD_REQUEST);
+		assert_int_equal(
+		    ak_vault_kv_read(v, "secret", bad[i], 0, &d, NULL, err, sizeof(err)),
+		    AK_VAULT_BAD_REQUEST);
 		assert_non_null(strstr(err, "do not make a secret path"));
 	}
 	assert_int_equal(ak_vault_kv_read(v, "", "a", 0, &d, NULL, err, sizeof(err)),
@@ -233,10 +237,10 @@ static void test_bad_paths(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_status_mapping),   cmocka_unit_test(test_retry_rule),
-	    cmocka_unit_test(test_backoff),	     cmocka_unit_test(test_renew_due),
-	    cmocka_unit_test(test_config_refusals),  cmocka_unit_test(test_unreachable_retries),
-	    cmocka_unit_test(test_timeout),	     cmocka_unit_test(test_bad_paths),
+	    cmocka_unit_test(test_status_mapping),  cmocka_unit_test(test_retry_rule),
+	    cmocka_unit_test(test_backoff),	    cmocka_unit_test(test_renew_due),
+	    cmocka_unit_test(test_config_refusals), cmocka_unit_test(test_unreachable_retries),
+	    cmocka_unit_test(test_timeout),	    cmocka_unit_test(test_bad_paths),
 	};
 
 	if (ak_secure_init() < 0)

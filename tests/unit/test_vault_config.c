@@ -73,14 +73,15 @@ static void test_named_stores(void **state)
 	int r;
 
 	(void)state;
-	snprintf(rest, sizeof(rest),
-		 "[keystore vault1]\ntype = vault\naddr = http://127.0.0.1:%d\n"
-		 "token_file = %s\nmount = kv\nprefix = attestkey/prod\ntimeout = 1\n"
-		 "retries = 0\nnamespace = team-a\n"
-		 "[token web]\nmeasurements = any\nkeystore = vault1\nkeystore_path = frontend/web\n"
-		 "key_version = tls:3, ec:1\nkey_version = ed:7\n"
-		 "[token api]\nmeasurements = any\nkeystore_path = web\n",
-		 closed_port(), token_file);
+	snprintf(
+	    rest, sizeof(rest),
+	    "[keystore vault1]\ntype = vault\naddr = http://127.0.0.1:%d\n"
+	    "token_file = %s\nmount = kv\nprefix = attestkey/prod\ntimeout = 1\n"
+	    "retries = 0\nnamespace = team-a\n"
+	    "[token web]\nmeasurements = any\nkeystore = vault1\nkeystore_path = frontend/web\n"
+	    "key_version = tls:3, ec:1\nkey_version = ed:7\n"
+	    "[token api]\nmeasurements = any\nkeystore_path = web\n",
+	    closed_port(), token_file);
 	assert_int_equal(tb_write_conf(&env, NULL, rest), 0);
 	r = load(&c, err, sizeof(err));
 	if (r < 0)
