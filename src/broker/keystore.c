@@ -46,7 +46,8 @@ int broker_keystore_new(const char *type, struct broker_keystore **out, char *er
 
 	*out = NULL;
 	if (!ops) {
-		snprintf(err, errlen, "unknown key store type '%s' (supported: file, vault, pkcs11)",
+		snprintf(err, errlen,
+			 "unknown key store type '%s' (supported: file, vault, pkcs11)",
 			 type ? type : "");
 		return -EINVAL;
 	}
