@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "attestkey/hsmenv.h"
 #include "attestkey/pkey.h"
 #include "keystore.h"
 
@@ -45,7 +46,8 @@ int broker_keystore_new(const char *type, struct broker_keystore **out, char *er
 
 	*out = NULL;
 	if (!ops) {
-		snprintf(err, errlen, "unknown key store type '%s' (supported: file, vault, pkcs11)",
+		snprintf(err, errlen,
+			 "unknown key store type '%s' (supported: file, vault, pkcs11)",
 			 type ? type : "");
 		return -EINVAL;
 	}
@@ -223,28 +225,13 @@ void broker_keyset_clear(struct broker_keyset *ks)
 	ks->shared = NULL;
 }
 
-/* RFC 5280 §4.2.1.2 method (1): SHA-1 of the BIT STRING subjectPublicKey
- * (without tag, length and unused-bits count). OpenSSL computes the same
- * for a certificate's subjectKeyIdentifier ("hash"), so tools agree. */
+/* RFC 5280 §4.2.1.2 method (1), SHA-1 of the subjectPublicKey BIT STRING:
+ * what OpenSSL puts in subjectKeyIdentifier ("hash"), so tools agree; the
+ * CKA_ID of every store and the one the module checks an HSM-wrapped key
+ * against (ak_hsmenv_key_id). */
 static int key_id(EVP_PKEY *pk, char out[2 * BROKER_KEY_ID_LEN + 1])
 {
-	X509_PUBKEY *xpk = NULL;
-	const unsigned char *bits = NULL;
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	int bitslen = 0;
-	int ret = -EINVAL;
-
-	if (!X509_PUBKEY_set(&xpk, pk) ||
-	    !X509_PUBKEY_get0_param(NULL, &bits, &bitslen, NULL, xpk) ||
-	    !EVP_Digest(bits, (size_t)bitslen, md, &mdlen, EVP_sha1(), NULL) ||
-	    mdlen != BROKER_KEY_ID_LEN)
-		goto out;
-	ak_hex_encode(md, BROKER_KEY_ID_LEN, out);
-	ret = 0;
-out:
-	X509_PUBKEY_free(xpk);
-	return ret;
+	return ak_hsmenv_key_id(pk, out);
 }
 
 /* The key types protocol v1 carries (docs/protocol.md §7) and the module
