@@ -14,16 +14,6 @@ start_broker
 CURL="curl -s --cacert $T/pki/broker-ca.pem"
 
 # post PATH BODY -> prints "HTTP_STATUS reason" (reason "-" on success)
-post() {
-	$CURL -o "$T/resp.json" -w '%{http_code}' -H 'Content-Type: application/json' \
-		--data-binary "$2" "$BROKER_URL$1" >"$T/status"
-	printf '%s %s\n' "$(cat "$T/status")" "$(jq -r '.error // "-"' "$T/resp.json" 2>/dev/null)"
-}
-expect() { # description expected-"status reason" path body
-	local got
-	got=$(post "$3" "$4")
-	if [ "$got" = "$2" ]; then ok "$1"; else not_ok "$1"; diag "expected '$2', got '$got'"; diag_stream <"$T/resp.json"; fi
-}
 
 check "GET /v1/health answers" bash -c "$CURL $BROKER_URL/v1/health | jq -e '.status == \"ok\"'"
 check "a client that does not trust the broker CA is refused by TLS" bash -c "! curl -s $BROKER_URL/v1/health"

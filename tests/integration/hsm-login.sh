@@ -16,16 +16,6 @@ hsm_broker_conf
 start_broker
 CURL="curl -s --cacert $T/pki/broker-ca.pem"
 P11="$AK_RUN pkcs11-tool --module $AK_MODULE"
-post() { # PATH BODY -> "STATUS reason"
-	$CURL -o "$T/resp.json" -w '%{http_code}' -H 'Content-Type: application/json' \
-		--data-binary "$2" "$BROKER_URL$1" >"$T/status"
-	printf '%s %s\n' "$(cat "$T/status")" "$(jq -r '.error // "-"' "$T/resp.json" 2>/dev/null)"
-}
-expect() { # description "status reason" path body
-	local got
-	got=$(post "$3" "$4")
-	if [ "$got" = "$2" ]; then ok "$1"; else not_ok "$1"; diag "expected '$2', got '$got'"; diag_stream <"$T/resp.json"; fi
-}
 
 ALG=ak2-RSA-OAEP+A256KWP # SoftHSMv2 wraps with OAEP SHA-1 only
 expect "challenge" "200 -" /v1/challenge '{"token":"web"}'

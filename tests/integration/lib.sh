@@ -25,6 +25,20 @@ check() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then ok "$d"; else n
 # refuse "description" command...: ok when the command fails
 refuse() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then not_ok "$d"; diag "command unexpectedly succeeded: $*"; else ok "$d"; fi; }
 diag_stream() { sed 's/^/# /'; }
+
+# post PATH BODY: POST BODY to the broker with $CURL; prints "STATUS reason"
+# (the body's "error", or "-") and leaves the body in $T/resp.json.
+post() {
+	$CURL -o "$T/resp.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+		--data-binary "$2" "$BROKER_URL$1" >"$T/status"
+	printf '%s %s\n' "$(cat "$T/status")" "$(jq -r '.error // "-"' "$T/resp.json" 2>/dev/null)"
+}
+# expect DESCRIPTION "STATUS reason" PATH BODY: one TAP line for post's answer.
+expect() {
+	local got
+	got=$(post "$3" "$4")
+	if [ "$got" = "$2" ]; then ok "$1"; else not_ok "$1"; diag "expected '$2', got '$got'"; diag_stream <"$T/resp.json"; fi
+}
 need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c is not installed"; done; }
 finish() { echo "1..$tap_n"; exit $((tap_failed > 0)); }
 # finish_lines_only: the plan, and exit 0: for a script in XFAIL_TESTS, whose

@@ -15,16 +15,6 @@ make_keys "$T/keys/many" 12 || bail "cannot make the keys of token many"
 write_broker_conf "" "[token many]" "measurements = $MEASUREMENT"
 start_broker
 CURL="curl -s --cacert $T/pki/broker-ca.pem"
-post() { # PATH BODY -> "STATUS reason"
-	$CURL -o "$T/resp.json" -w '%{http_code}' -H 'Content-Type: application/json' \
-		--data-binary "$2" "$BROKER_URL$1" >"$T/status"
-	printf '%s %s\n' "$(cat "$T/status")" "$(jq -r '.error // "-"' "$T/resp.json" 2>/dev/null)"
-}
-expect() { # description "status reason" path body
-	local got
-	got=$(post "$3" "$4")
-	if [ "$got" = "$2" ]; then ok "$1"; else not_ok "$1"; diag "expected '$2', got '$got'"; diag_stream <"$T/resp.json"; fi
-}
 
 expect "challenge" "200 -" /v1/challenge '{"token":"web"}'
 check "the challenge offers v2 first, then v1" \
