@@ -489,6 +489,14 @@ static struct ak_secbuf ec_pkcs8(EVP_PKEY **key, size_t *d_at, size_t *pub_at)
 }
 
 /* Every refusal of the in-place PKCS#8 decoder (src/common/pkey.c). */
+/* The same with the curves' parameters kept, as the broker runs. */
+static void test_jwe_pkey_kept(void **state)
+{
+	ak_ec_params_keep();
+	test_jwe_pkey(state);
+	ak_ec_params_drop();
+}
+
 static void test_privkey_refusals(void **state)
 {
 	struct ak_privkey *k = NULL;
@@ -585,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_jwe_wrong_alg),
 		cmocka_unit_test(test_jwe_libjose_interop),
 		cmocka_unit_test(test_jwe_pkey),
+		cmocka_unit_test(test_jwe_pkey_kept),
 		cmocka_unit_test(test_privkey_refusals),
 		cmocka_unit_test(test_jwe_reasons_not_logged),
 		cmocka_unit_test(test_json_secret),
