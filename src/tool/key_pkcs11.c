@@ -158,7 +158,6 @@ static int get_pin(P11KitUri *uri, const char *store, struct ak_secbuf *pin, cha
 	const char *src = p11_kit_uri_get_pin_source(uri), *val = p11_kit_uri_get_pin_value(uri);
 	const char *env = getenv("ATTESTKEY_PIN");
 	char *at;
-	int ret;
 
 	if (val) {
 		fprintf(stderr, "attestkey key: warning: pin-value puts the PIN in the command "
@@ -169,11 +168,8 @@ static int get_pin(P11KitUri *uri, const char *store, struct ak_secbuf *pin, cha
 	}
 	if (src)
 		return read_pin_file(src, pin, err, errlen);
-	if (val && *val) {
-		ret = ak_secbuf_append(pin, val, strlen(val));
-		ak_memzero((char *)val, strlen(val)); /* p11-kit's copy */
-		return ret;
-	}
+	if (val && *val)
+		return ak_secbuf_append(pin, val, strlen(val));
 	if (env && *env)
 		return ak_secbuf_append(pin, env, strlen(env));
 	snprintf(err, errlen,
@@ -246,13 +242,22 @@ static int find_slot(struct p11 *p, P11KitUri *uri, const char *what, char *err,
 	return ret;
 }
 
+/* p11-kit frees its copy of a pin-value unwiped */
+static void wipe_uri_pin(P11KitUri *uri)
+{
+	char *v = (char *)p11_kit_uri_get_pin_value(uri);
+
+	if (v)
+		ak_memzero(v, strlen(v));
+}
+
 static int p11_open(const char *location, const char *store, void **ctx, char *err, size_t errlen)
 {
 	P11KitUri *uri = p11_kit_uri_new();
 	struct ak_secbuf pin = {0};
 	struct p11 *p = calloc(1, sizeof(*p));
 	CK_ATTRIBUTE *label;
-	char *what = NULL;
+	char *what = NULL, *module = NULL;
 	const char *path;
 	int r, ret = -EINVAL;
 	CK_RV rv;
@@ -268,9 +273,6 @@ static int p11_open(const char *location, const char *store, void **ctx, char *e
 		snprintf(err, errlen, "not a PKCS#11 URI (RFC 7512): %s", p11_kit_uri_message(r));
 		goto out;
 	}
-	/* the token and module part alone, for messages: no PIN in it */
-	if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_TOKEN, &what) != P11_KIT_URI_OK)
-		what = NULL;
 	ret = get_pin(uri, store, &pin, err, errlen);
 	if (ret < 0)
 		goto out;
@@ -295,14 +297,22 @@ static int p11_open(const char *location, const char *store, void **ctx, char *e
 		goto out;
 	}
 	path = p11_kit_uri_get_module_path(uri);
-	if (!path) {
+	if (!path || !(module = strdup(path))) {
 		snprintf(err, errlen,
 			 "the URI names no module: add module-path=/path/to/pkcs11-module.so");
 		goto out;
 	}
-	p->f = p11_kit_module_load(path, P11_KIT_MODULE_UNMANAGED | P11_KIT_MODULE_CRITICAL);
+	/* the token part alone, for messages: no PIN, no query */
+	wipe_uri_pin(uri);
+	p11_kit_uri_set_pin_value(uri, NULL);
+	p11_kit_uri_set_pin_source(uri, NULL);
+	p11_kit_uri_set_module_path(uri, NULL);
+	p11_kit_uri_clear_attribute(uri, CKA_LABEL);
+	if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_TOKEN, &what) != P11_KIT_URI_OK)
+		what = NULL;
+	p->f = p11_kit_module_load(module, P11_KIT_MODULE_UNMANAGED | P11_KIT_MODULE_CRITICAL);
 	if (!p->f) {
-		snprintf(err, errlen, "module '%s': cannot load it: %s", path,
+		snprintf(err, errlen, "module '%s': cannot load it: %s", module,
 			 p11_kit_message() ? p11_kit_message() : "unknown error");
 		ret = -ENOENT;
 		goto out;
@@ -339,11 +349,11 @@ static int p11_open(const char *location, const char *store, void **ctx, char *e
 	ret = 0;
 out:
 	ak_secbuf_clear(&pin);
-	if (uri && p11_kit_uri_get_pin_value(uri))
-		ak_memzero((char *)p11_kit_uri_get_pin_value(uri),
-			   strlen(p11_kit_uri_get_pin_value(uri)));
+	if (uri)
+		wipe_uri_pin(uri);
 	p11_kit_uri_free(uri);
 	free(what);
+	free(module);
 	p11_close(p);
 	return ret;
 }
@@ -639,7 +649,7 @@ static CK_RV record_set(struct p11 *p, const char *name, unsigned version)
 	char label[LABEL_MAX], num[16];
 	CK_OBJECT_CLASS klass = CKO_DATA;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_OBJECT_HANDLE h;
+	CK_OBJECT_HANDLE h, nh;
 	unsigned old;
 	CK_RV rv;
 
@@ -648,11 +658,8 @@ static CK_RV record_set(struct p11 *p, const char *name, unsigned version)
 	rv = record_find(p, name, &h, &old);
 	if (rv != CKR_OK)
 		return rv;
-	if (h != CK_INVALID_HANDLE) {
-		CK_ATTRIBUTE val = {CKA_VALUE, num, strlen(num)};
-
-		return p->f->C_SetAttributeValue(p->s, h, &val, 1);
-	}
+	/* a new record, then the old one goes: SoftHSM's data objects keep
+	 * their CKA_VALUE read-only */
 	{
 		CK_ATTRIBUTE tmpl[] = {
 	    {CKA_CLASS, &klass, sizeof(klass)},
@@ -663,8 +670,11 @@ static CK_RV record_set(struct p11 *p, const char *name, unsigned version)
 	    {CKA_VALUE, num, strlen(num)},
 		};
 
-		return p->f->C_CreateObject(p->s, tmpl, AK_ARRAY_SIZE(tmpl), &h);
+		rv = p->f->C_CreateObject(p->s, tmpl, AK_ARRAY_SIZE(tmpl), &nh);
 	}
+	if (rv == CKR_OK && h != CK_INVALID_HANDLE)
+		(void)p->f->C_DestroyObject(p->s, h);
+	return rv;
 }
 
 /* The current version of name: its record, else 1 + the highest older one
@@ -1547,13 +1557,41 @@ out:
 }
 
 /*
+ * An Ed25519 key: SoftHSM 2.6 cannot unwrap its PKCS#8 (CKR_FUNCTION_FAILED),
+ * so its 32-byte private key goes in as CKA_VALUE, copied from OpenSSL
+ * into the secure heap and wiped there.
+ */
+static CK_RV create_ed25519(struct p11 *p, const struct ak_privkey *k, CK_ATTRIBUTE *priv,
+			    CK_ULONG n, CK_OBJECT_HANDLE *h)
+{
+	CK_ATTRIBUTE *all = calloc(n + 2, sizeof(*all));
+	uint8_t *raw = OPENSSL_secure_malloc(32), *params = NULL;
+	size_t rawlen = 32, plen = 0;
+	CK_RV rv = CKR_HOST_MEMORY;
+
+	if (all && raw && ec_params(NID_ED25519, &params, &plen) == 0 &&
+	    EVP_PKEY_get_raw_private_key(k->ed, raw, &rawlen) == 1) {
+		memcpy(all, priv, n * sizeof(*all));
+		all[n] = (CK_ATTRIBUTE){CKA_EC_PARAMS, params, plen};
+		all[n + 1] = (CK_ATTRIBUTE){CKA_VALUE, raw, rawlen};
+		rv = p->f->C_CreateObject(p->s, all, n + 2, h);
+	}
+	ERR_clear_error();
+	OPENSSL_secure_clear_free(raw, 32);
+	free(params);
+	free(all);
+	return rv;
+}
+
+/*
  * The PKCS#8 key der into the token as a private key object: wrapped by
  * OpenSSL (AES-256 key wrap with padding, RFC 5649) with a random key that
  * lives only in the secure heap and, as a session object, in the HSM,
  * then C_UnwrapKey. SoftHSM decodes the PKCS#8 itself.
  */
-static CK_RV unwrap_in(struct p11 *p, const uint8_t *der, size_t der_len, CK_KEY_TYPE kt,
-		       const char *label, const uint8_t *id, CK_OBJECT_HANDLE *h)
+static CK_RV unwrap_in(struct p11 *p, const struct ak_privkey *key, const uint8_t *der,
+		       size_t der_len, CK_KEY_TYPE kt, const char *label, const uint8_t *id,
+		       CK_OBJECT_HANDLE *h)
 {
 	CK_OBJECT_CLASS sk = CKO_SECRET_KEY, pk = CKO_PRIVATE_KEY;
 	CK_KEY_TYPE aes = CKK_AES;
@@ -1568,6 +1606,18 @@ static CK_RV unwrap_in(struct p11 *p, const uint8_t *der, size_t der_len, CK_KEY
 
 	if (cc)
 		EVP_CIPHER_CTX_set_flags(cc, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (kt == CKK_EC_EDWARDS) {
+		CK_ATTRIBUTE priv[] = {
+		    {CKA_CLASS, &pk, sizeof(pk)},	  {CKA_KEY_TYPE, &kt, sizeof(kt)},
+		    {CKA_TOKEN, &yes, sizeof(yes)},	  {CKA_PRIVATE, &yes, sizeof(yes)},
+		    {CKA_SENSITIVE, &yes, sizeof(yes)},	  {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+		    {CKA_SIGN, &yes, sizeof(yes)},	  {CKA_LABEL, (void *)label, strlen(label)},
+		    {CKA_ID, (void *)id, KEY_ID_LEN},
+		};
+
+		rv = create_ed25519(p, key, priv, AK_ARRAY_SIZE(priv), h);
+		goto out;
+	}
 	if (!k || !wrapped || !c || !cc || RAND_priv_bytes(k, 32) != 1 ||
 	    !EVP_EncryptInit_ex2(cc, c, k, NULL, NULL) ||
 	    !EVP_EncryptUpdate(cc, wrapped, &l1, der, (int)der_len) ||
@@ -1648,7 +1698,7 @@ static int p11_write(void *ctx, const char *name, enum key_write_mode mode,
 		goto out;
 	}
 	ret = -EIO;
-	rv = unwrap_in(p, der, (size_t)der_len, nv.kt, label, id, &hpriv);
+	rv = unwrap_in(p, priv, der, (size_t)der_len, nv.kt, label, id, &hpriv);
 	if (rv == CKR_OK)
 		rv = create_public(p, priv->pub, label, id, &hpub);
 	if (rv != CKR_OK) {
