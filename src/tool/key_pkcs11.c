@@ -1054,6 +1054,53 @@ static int promote(struct p11 *p, const char *name, const char *tmp, unsigned ve
 	return 0;
 }
 
+/*
+ * The broker releases a key by C_WrapKey with CKM_AES_KEY_WRAP_PAD under an
+ * AES key made in the HSM (docs/hsm.md): a key the HSM will not wrap that
+ * way could never be released (SoftHSM 2.6 wraps no Ed25519 key:
+ * CKR_KEY_NOT_WRAPPABLE). Tried once, as a release would, with a session
+ * AES key; the wrapped bytes (under a key destroyed at once) are dropped.
+ */
+static int check_wrappable(struct p11 *p, CK_OBJECT_HANDLE key, const char *type, char *err,
+			   size_t errlen)
+{
+	CK_OBJECT_CLASS klass = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG klen = 32, len = 0;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0}, kwp = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+	CK_ATTRIBUTE tmpl[] = {
+	    {CKA_CLASS, &klass, sizeof(klass)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+	    {CKA_VALUE_LEN, &klen, sizeof(klen)}, {CKA_TOKEN, &no, sizeof(no)},
+	    {CKA_SENSITIVE, &yes, sizeof(yes)},	{CKA_WRAP, &yes, sizeof(yes)},
+	};
+	CK_OBJECT_HANDLE kek = CK_INVALID_HANDLE;
+	uint8_t *buf = NULL;
+	char what[128];
+	CK_RV rv;
+
+	rv = p->f->C_GenerateKey(p->s, &gen, tmpl, AK_ARRAY_SIZE(tmpl), &kek);
+	if (rv == CKR_OK)
+		rv = p->f->C_WrapKey(p->s, &kwp, kek, key, NULL, &len);
+	if (rv == CKR_OK && (len == 0 || len > MAX_ATTR || !(buf = malloc(len))))
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK)
+		rv = p->f->C_WrapKey(p->s, &kwp, kek, key, buf, &len);
+	if (buf)
+		ak_memzero(buf, len);
+	free(buf);
+	if (kek != CK_INVALID_HANDLE)
+		(void)p->f->C_DestroyObject(p->s, kek);
+	if (rv == CKR_OK)
+		return 0;
+	snprintf(what, sizeof(what),
+		 "token '%s' cannot wrap %s keys with CKM_AES_KEY_WRAP_PAD, so the broker could "
+		 "never release one",
+		 p->token, type);
+	p11_err(err, errlen, what, rv);
+	return -ENOTSUP;
+}
+
 /* Set CKA_ID (the broker's, from spki) on the objects labelled label. */
 static int set_id(struct p11 *p, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub, const uint8_t *spki,
 		  size_t spki_len, struct version_objs *v, char *err, size_t errlen)
@@ -1204,6 +1251,8 @@ static int p11_generate(void *ctx, const char *name, enum key_write_mode mode,
 	if (ret < 0)
 		snprintf(err, errlen, "token '%s': the new key's public key object is unreadable",
 			 p->token);
+	if (ret == 0)
+		ret = check_wrappable(p, hpriv, t->name, err, errlen);
 	if (ret == 0)
 		ret = set_id(p, hpriv, hpub, out->spki_der, out->spki_len, &nv, err, errlen);
 	if (ret == 0)
@@ -1705,6 +1754,12 @@ static int p11_write(void *ctx, const char *name, enum key_write_mode mode,
 		p11_err(err, errlen, what, rv);
 		goto out;
 	}
+	ret = check_wrappable(p, hpriv,
+			      nv.kt == CKK_RSA ? "RSA" : nv.kt == CKK_EC ? "EC" : "Ed25519", err,
+			      errlen);
+	if (ret < 0)
+		goto out;
+	ret = -EIO;
 	nv.priv = hpriv;
 	nv.id = id;
 	nv.id_len = sizeof(id);
