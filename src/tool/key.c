@@ -792,10 +792,10 @@ static int make_key(struct store *st, const struct key_args *a, const struct key
 			return op_failed(a->sub, ret, err);
 		version = pub.version;
 		if (a->cert != KEY_CERT_NONE) {
-			ret = st->ops->certify ? st->ops->certify(st->ctx, a->name, a->cert,
-								  subject, a->days, &pem, err,
-								  sizeof(err))
-					       : -ENOTSUP;
+			ret = st->ops->certify
+				  ? st->ops->certify(st->ctx, a->name, a->cert, subject, a->days,
+						     &pem, err, sizeof(err))
+				  : -ENOTSUP;
 			if (ret < 0) {
 				rc = op_failed(a->sub, ret, err);
 				goto out;

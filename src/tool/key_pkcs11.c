@@ -121,8 +121,7 @@ static int read_pin_file(const char *src, struct ak_secbuf *pin, char *err, size
 		goto out;
 	}
 	if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077)) {
-		snprintf(err, errlen,
-			 "pin-source '%s': %s", path,
+		snprintf(err, errlen, "pin-source '%s': %s", path,
 			 S_ISREG(sb.st_mode) ? "others may read it (chmod 600 it)"
 					     : "not a regular file");
 		goto out;
@@ -172,8 +171,7 @@ static int get_pin(P11KitUri *uri, const char *store, struct ak_secbuf *pin, cha
 		return ak_secbuf_append(pin, val, strlen(val));
 	if (env && *env)
 		return ak_secbuf_append(pin, env, strlen(env));
-	snprintf(err, errlen,
-		 "no user PIN: give pin-source=FILE in the URI, or set ATTESTKEY_PIN");
+	snprintf(err, errlen, "no user PIN: give pin-source=FILE in the URI, or set ATTESTKEY_PIN");
 	return -EINVAL;
 }
 
@@ -278,8 +276,9 @@ static int p11_open(const char *location, const char *store, void **ctx, char *e
 		goto out;
 	ret = -EINVAL;
 	if (p11_kit_uri_any_unrecognized(uri)) {
-		snprintf(err, errlen, "the URI has an attribute attestkey does not know (RFC 7512 "
-				      "token=, serial=, object=, module-path=, pin-source=)");
+		snprintf(err, errlen,
+			 "the URI has an attribute attestkey does not know (RFC 7512 "
+			 "token=, serial=, object=, module-path=, pin-source=)");
 		goto out;
 	}
 	label = p11_kit_uri_get_attribute(uri, CKA_LABEL);
@@ -292,8 +291,9 @@ static int p11_open(const char *location, const char *store, void **ctx, char *e
 		goto out;
 	}
 	if (p11_kit_uri_get_attribute(uri, CKA_ID) || p11_kit_uri_get_attribute(uri, CKA_CLASS)) {
-		snprintf(err, errlen, "id= and type= are not for --store: attestkey key sets "
-				      "each object's CKA_ID and class");
+		snprintf(err, errlen,
+			 "id= and type= are not for --store: attestkey key sets "
+			 "each object's CKA_ID and class");
 		goto out;
 	}
 	path = p11_kit_uri_get_module_path(uri);
@@ -502,8 +502,7 @@ static int version_each(struct p11 *p, const char *label, const struct version_o
 			CK_RV (*fn)(struct p11 *p, CK_OBJECT_HANDLE o, void *arg), void *arg,
 			char *err, size_t errlen)
 {
-	static const CK_OBJECT_CLASS classes[] = {CKO_CERTIFICATE, CKO_PUBLIC_KEY,
-						  CKO_PRIVATE_KEY};
+	static const CK_OBJECT_CLASS classes[] = {CKO_CERTIFICATE, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY};
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG n = 0, i;
 	CK_RV rv = CKR_OK;
@@ -662,12 +661,12 @@ static CK_RV record_set(struct p11 *p, const char *name, unsigned version)
 	 * their CKA_VALUE read-only */
 	{
 		CK_ATTRIBUTE tmpl[] = {
-	    {CKA_CLASS, &klass, sizeof(klass)},
-	    {CKA_TOKEN, &yes, sizeof(yes)},
-	    {CKA_PRIVATE, &no, sizeof(no)},
-	    {CKA_LABEL, label, strlen(label)},
-	    {CKA_APPLICATION, (void *)APPLICATION, strlen(APPLICATION)},
-	    {CKA_VALUE, num, strlen(num)},
+		    {CKA_CLASS, &klass, sizeof(klass)},
+		    {CKA_TOKEN, &yes, sizeof(yes)},
+		    {CKA_PRIVATE, &no, sizeof(no)},
+		    {CKA_LABEL, label, strlen(label)},
+		    {CKA_APPLICATION, (void *)APPLICATION, strlen(APPLICATION)},
+		    {CKA_VALUE, num, strlen(num)},
 		};
 
 		rv = p->f->C_CreateObject(p->s, tmpl, AK_ARRAY_SIZE(tmpl), &nh);
@@ -755,8 +754,8 @@ static EVP_PKEY *ec_pub(CK_KEY_TYPE kt, const uint8_t *params, size_t plen, cons
 	} else if (kt == CKK_EC && nid != NID_undef) {
 		prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
 							  (char *)OBJ_nid2sn(nid), 0);
-		prm[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt,
-							   ptlen);
+		prm[1] =
+		    OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt, ptlen);
 		prm[2] = OSSL_PARAM_construct_end();
 		if (!(ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "EC", NULL)) ||
 		    EVP_PKEY_fromdata_init(ctx) <= 0 ||
@@ -802,8 +801,7 @@ static int spki_of_object(struct p11 *p, CK_OBJECT_HANDLE o, CK_KEY_TYPE kt, uin
 }
 
 /* The DER certificate of a version, or NULL. */
-static uint8_t *cert_of(struct p11 *p, const char *label, const struct version_objs *v,
-			size_t *len)
+static uint8_t *cert_of(struct p11 *p, const char *label, const struct version_objs *v, size_t *len)
 {
 	CK_OBJECT_HANDLE *h = NULL;
 	CK_ULONG n = 0;
@@ -988,8 +986,8 @@ static int p11_read_public(void *ctx, const char *name, unsigned version, struct
 
 /* Before a new key of name: -EEXIST when it exists (KEY_CREATE), -ENOENT
  * when it does not (KEY_ROTATE); *version the new key's number. */
-static int new_version(struct p11 *p, const char *name, enum key_write_mode mode,
-		       unsigned *version, char *err, size_t errlen)
+static int new_version(struct p11 *p, const char *name, enum key_write_mode mode, unsigned *version,
+		       char *err, size_t errlen)
 {
 	struct version_objs cur;
 	struct old_scan olds;
@@ -1070,9 +1068,9 @@ static int check_wrappable(struct p11 *p, CK_OBJECT_HANDLE key, const char *type
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0}, kwp = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
 	CK_ATTRIBUTE tmpl[] = {
-	    {CKA_CLASS, &klass, sizeof(klass)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+	    {CKA_CLASS, &klass, sizeof(klass)},	  {CKA_KEY_TYPE, &kt, sizeof(kt)},
 	    {CKA_VALUE_LEN, &klen, sizeof(klen)}, {CKA_TOKEN, &no, sizeof(no)},
-	    {CKA_SENSITIVE, &yes, sizeof(yes)},	{CKA_WRAP, &yes, sizeof(yes)},
+	    {CKA_SENSITIVE, &yes, sizeof(yes)},	  {CKA_WRAP, &yes, sizeof(yes)},
 	};
 	CK_OBJECT_HANDLE kek = CK_INVALID_HANDLE;
 	uint8_t *buf = NULL;
@@ -1170,14 +1168,13 @@ static int check_keygen(struct p11 *p, const struct key_type *t, CK_MECHANISM_TY
 			 p->token, t->name, mname, (unsigned long)mi.ulMinKeySize,
 			 (unsigned long)mi.ulMaxKeySize);
 	else
-		snprintf(err, errlen, "token '%s' cannot generate %s keys (it has no %s)",
-			 p->token, t->name, mname);
+		snprintf(err, errlen, "token '%s' cannot generate %s keys (it has no %s)", p->token,
+			 t->name, mname);
 	return -ENOTSUP;
 }
 
 static int p11_generate(void *ctx, const char *name, enum key_write_mode mode,
-			const struct key_type *t, struct key_public *out, char *err,
-			size_t errlen)
+			const struct key_type *t, struct key_public *out, char *err, size_t errlen)
 {
 	struct p11 *p = ctx;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
@@ -1221,15 +1218,17 @@ static int p11_generate(void *ctx, const char *name, enum key_write_mode mode,
 		cur_label(p, name, label);
 	{
 		CK_ATTRIBUTE pub[] = {
-		    {CKA_TOKEN, &yes, sizeof(yes)},   {CKA_PRIVATE, &no, sizeof(no)},
-		    {CKA_VERIFY, &yes, sizeof(yes)},  {CKA_LABEL, label, strlen(label)},
+		    {CKA_TOKEN, &yes, sizeof(yes)},
+		    {CKA_PRIVATE, &no, sizeof(no)},
+		    {CKA_VERIFY, &yes, sizeof(yes)},
+		    {CKA_LABEL, label, strlen(label)},
 		    {CKA_MODULUS_BITS, &bits, sizeof(bits)},
 		    {CKA_PUBLIC_EXPONENT, e65537, sizeof(e65537)},
 		};
 		CK_ATTRIBUTE priv[] = {
-		    {CKA_TOKEN, &yes, sizeof(yes)},	  {CKA_PRIVATE, &yes, sizeof(yes)},
-		    {CKA_SENSITIVE, &yes, sizeof(yes)},	  {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-		    {CKA_SIGN, &yes, sizeof(yes)},	  {CKA_LABEL, label, strlen(label)},
+		    {CKA_TOKEN, &yes, sizeof(yes)},	{CKA_PRIVATE, &yes, sizeof(yes)},
+		    {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+		    {CKA_SIGN, &yes, sizeof(yes)},	{CKA_LABEL, label, strlen(label)},
 		    {CKA_DECRYPT, &yes, sizeof(yes)},
 		};
 
@@ -1374,9 +1373,8 @@ out:
  * and Ed25519's none (RFC 4055 §5, RFC 5758 §3.2, RFC 8410 §3). */
 static void set_alg(X509_ALGOR *a, int nid)
 {
-	X509_ALGOR_set0(a, OBJ_nid2obj(nid), nid == NID_sha256WithRSAEncryption ? V_ASN1_NULL
-										: V_ASN1_UNDEF,
-			NULL);
+	X509_ALGOR_set0(a, OBJ_nid2obj(nid),
+			nid == NID_sha256WithRSAEncryption ? V_ASN1_NULL : V_ASN1_UNDEF, NULL);
 }
 
 /* Sign x or req with the version's key in the HSM. */
@@ -1393,8 +1391,8 @@ static int sign_cert(struct p11 *p, const struct version_objs *v, EVP_PKEY *pub,
 	if (!alg)
 		goto out;
 	/* The nid is known before the signature: the key's type decides it. */
-	nid = v->kt == CKK_RSA		? NID_sha256WithRSAEncryption
-	      : v->kt == CKK_EC_EDWARDS ? NID_ED25519
+	nid = v->kt == CKK_RSA		     ? NID_sha256WithRSAEncryption
+	      : v->kt == CKK_EC_EDWARDS	     ? NID_ED25519
 	      : EVP_PKEY_get_bits(pub) > 384 ? NID_ecdsa_with_SHA512
 	      : EVP_PKEY_get_bits(pub) > 256 ? NID_ecdsa_with_SHA384
 					     : NID_ecdsa_with_SHA256;
@@ -1554,7 +1552,8 @@ static CK_RV create_public(struct p11 *p, EVP_PKEY *pk, const char *label, const
 	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA) {
 		if (!EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n) ||
 		    !EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) ||
-		    !(a = malloc((size_t)BN_num_bytes(n))) || !(b = malloc((size_t)BN_num_bytes(e))))
+		    !(a = malloc((size_t)BN_num_bytes(n))) ||
+		    !(b = malloc((size_t)BN_num_bytes(e))))
 			goto out;
 		alen = (size_t)BN_bn2bin(n, a);
 		blen = (size_t)BN_bn2bin(e, b);
@@ -1569,13 +1568,13 @@ static CK_RV create_public(struct p11 *p, EVP_PKEY *pk, const char *label, const
 				goto out;
 			nid = OBJ_txt2nid(group);
 		}
-		if (!EVP_PKEY_get_octet_string_param(pk,
-						     kt == CKK_EC ? OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY
-								  : OSSL_PKEY_PARAM_PUB_KEY,
-						     raw, sizeof(raw), &rawlen) ||
-		    !(os = ASN1_OCTET_STRING_new()) || !ASN1_OCTET_STRING_set(os, raw, (int)rawlen) ||
-		    (len = i2d_ASN1_OCTET_STRING(os, &point)) <= 0 ||
-		    ec_params(nid, &a, &alen) < 0)
+		if (!EVP_PKEY_get_octet_string_param(
+			pk,
+			kt == CKK_EC ? OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY : OSSL_PKEY_PARAM_PUB_KEY,
+			raw, sizeof(raw), &rawlen) ||
+		    !(os = ASN1_OCTET_STRING_new()) ||
+		    !ASN1_OCTET_STRING_set(os, raw, (int)rawlen) ||
+		    (len = i2d_ASN1_OCTET_STRING(os, &point)) <= 0 || ec_params(nid, &a, &alen) < 0)
 			goto out;
 		blen = (size_t)len;
 	}
@@ -1657,10 +1656,10 @@ static CK_RV unwrap_in(struct p11 *p, const struct ak_privkey *key, const uint8_
 		EVP_CIPHER_CTX_set_flags(cc, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
 	if (kt == CKK_EC_EDWARDS) {
 		CK_ATTRIBUTE priv[] = {
-		    {CKA_CLASS, &pk, sizeof(pk)},	  {CKA_KEY_TYPE, &kt, sizeof(kt)},
-		    {CKA_TOKEN, &yes, sizeof(yes)},	  {CKA_PRIVATE, &yes, sizeof(yes)},
-		    {CKA_SENSITIVE, &yes, sizeof(yes)},	  {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-		    {CKA_SIGN, &yes, sizeof(yes)},	  {CKA_LABEL, (void *)label, strlen(label)},
+		    {CKA_CLASS, &pk, sizeof(pk)},	{CKA_KEY_TYPE, &kt, sizeof(kt)},
+		    {CKA_TOKEN, &yes, sizeof(yes)},	{CKA_PRIVATE, &yes, sizeof(yes)},
+		    {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+		    {CKA_SIGN, &yes, sizeof(yes)},	{CKA_LABEL, (void *)label, strlen(label)},
 		    {CKA_ID, (void *)id, KEY_ID_LEN},
 		};
 
@@ -1674,17 +1673,20 @@ static CK_RV unwrap_in(struct p11 *p, const struct ak_privkey *key, const uint8_
 		goto out;
 	{
 		CK_ATTRIBUTE kt_tmpl[] = {
-		    {CKA_CLASS, &sk, sizeof(sk)},	 {CKA_KEY_TYPE, &aes, sizeof(aes)},
-		    {CKA_TOKEN, &no, sizeof(no)},	 {CKA_SENSITIVE, &yes, sizeof(yes)},
-		    {CKA_EXTRACTABLE, &no, sizeof(no)}, {CKA_UNWRAP, &yes, sizeof(yes)},
+		    {CKA_CLASS, &sk, sizeof(sk)},
+		    {CKA_KEY_TYPE, &aes, sizeof(aes)},
+		    {CKA_TOKEN, &no, sizeof(no)},
+		    {CKA_SENSITIVE, &yes, sizeof(yes)},
+		    {CKA_EXTRACTABLE, &no, sizeof(no)},
+		    {CKA_UNWRAP, &yes, sizeof(yes)},
 		    {CKA_VALUE, k, 32},
 		};
 		CK_ATTRIBUTE priv[] = {
-		    {CKA_CLASS, &pk, sizeof(pk)},	  {CKA_KEY_TYPE, &kt, sizeof(kt)},
-		    {CKA_TOKEN, &yes, sizeof(yes)},	  {CKA_PRIVATE, &yes, sizeof(yes)},
-		    {CKA_SENSITIVE, &yes, sizeof(yes)},	  {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-		    {CKA_SIGN, &yes, sizeof(yes)},	  {CKA_LABEL, (void *)label, strlen(label)},
-		    {CKA_ID, (void *)id, KEY_ID_LEN},	  {CKA_DECRYPT, &yes, sizeof(yes)},
+		    {CKA_CLASS, &pk, sizeof(pk)},	{CKA_KEY_TYPE, &kt, sizeof(kt)},
+		    {CKA_TOKEN, &yes, sizeof(yes)},	{CKA_PRIVATE, &yes, sizeof(yes)},
+		    {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+		    {CKA_SIGN, &yes, sizeof(yes)},	{CKA_LABEL, (void *)label, strlen(label)},
+		    {CKA_ID, (void *)id, KEY_ID_LEN},	{CKA_DECRYPT, &yes, sizeof(yes)},
 		};
 
 		rv = p->f->C_CreateObject(p->s, kt_tmpl, AK_ARRAY_SIZE(kt_tmpl), &kek);
@@ -1734,8 +1736,9 @@ static int p11_write(void *ctx, const char *name, enum key_write_mode mode,
 	ak_stack_wipe();
 	if (ret < 0)
 		goto out;
-	nv.kt = priv->type == EVP_PKEY_RSA ? CKK_RSA : priv->type == EVP_PKEY_EC ? CKK_EC
-										 : CKK_EC_EDWARDS;
+	nv.kt = priv->type == EVP_PKEY_RSA  ? CKK_RSA
+		: priv->type == EVP_PKEY_EC ? CKK_EC
+					    : CKK_EC_EDWARDS;
 	spki_len = i2d_PUBKEY(priv->pub, &spki);
 	if (spki_len <= 0 || key_spki_id(spki, (size_t)spki_len, id) < 0) {
 		snprintf(err, errlen, "%s: its public key", what);
@@ -1755,8 +1758,10 @@ static int p11_write(void *ctx, const char *name, enum key_write_mode mode,
 		goto out;
 	}
 	ret = check_wrappable(p, hpriv,
-			      nv.kt == CKK_RSA ? "RSA" : nv.kt == CKK_EC ? "EC" : "Ed25519", err,
-			      errlen);
+			      nv.kt == CKK_RSA	? "RSA"
+			      : nv.kt == CKK_EC ? "EC"
+						: "Ed25519",
+			      err, errlen);
 	if (ret < 0)
 		goto out;
 	ret = -EIO;
@@ -1764,8 +1769,10 @@ static int p11_write(void *ctx, const char *name, enum key_write_mode mode,
 	nv.id = id;
 	nv.id_len = sizeof(id);
 	if (chain && sk_X509_num(chain) > 1)
-		fprintf(stderr, "attestkey key import: %s: the HSM store keeps the leaf certificate "
-				"only (the broker serves one certificate per key)\n", name);
+		fprintf(stderr,
+			"attestkey key import: %s: the HSM store keeps the leaf certificate "
+			"only (the broker serves one certificate per key)\n",
+			name);
 	ret = chain ? store_cert(p, label, &nv, sk_X509_value(chain, 0), err, errlen) : 0;
 	nv.id = NULL;
 	if (ret == 0)
