@@ -708,66 +708,6 @@ static int current_version(struct p11 *p, const char *name, struct version_objs 
 
 /* ---- public keys -------------------------------------------------------- */
 
-static EVP_PKEY *rsa_pub(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen)
-{
-	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pk = NULL;
-
-	if (!bld || !bn || !be || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
-	    !(params = OSSL_PARAM_BLD_to_param(bld)) ||
-	    !(ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "RSA", NULL)) ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		pk = NULL;
-	EVP_PKEY_CTX_free(ctx);
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	BN_free(bn);
-	BN_free(be);
-	return pk;
-}
-
-/* CKA_EC_PARAMS (a named curve's OID) and CKA_EC_POINT (a DER OCTET
- * STRING, or the bare point) of an EC or Ed25519 public key object. */
-static EVP_PKEY *ec_pub(CK_KEY_TYPE kt, const uint8_t *params, size_t plen, const uint8_t *pt,
-			size_t ptlen)
-{
-	const unsigned char *q = params;
-	ASN1_OBJECT *oid = d2i_ASN1_OBJECT(NULL, &q, (long)plen);
-	ASN1_OCTET_STRING *os = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pk = NULL;
-	int nid = oid ? OBJ_obj2nid(oid) : NID_undef;
-	OSSL_PARAM prm[3];
-
-	q = pt;
-	if ((os = d2i_ASN1_OCTET_STRING(NULL, &q, (long)ptlen)) && q == pt + ptlen) {
-		pt = ASN1_STRING_get0_data(os);
-		ptlen = (size_t)ASN1_STRING_length(os);
-	}
-	if (kt == CKK_EC_EDWARDS && nid == NID_ED25519) {
-		pk = EVP_PKEY_new_raw_public_key_ex(ak_libctx(), "ED25519", NULL, pt, ptlen);
-	} else if (kt == CKK_EC && nid != NID_undef) {
-		prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-							  (char *)OBJ_nid2sn(nid), 0);
-		prm[1] =
-		    OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt, ptlen);
-		prm[2] = OSSL_PARAM_construct_end();
-		if (!(ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "EC", NULL)) ||
-		    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-		    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, prm) <= 0)
-			pk = NULL;
-	}
-	EVP_PKEY_CTX_free(ctx);
-	ASN1_OBJECT_free(oid);
-	ASN1_OCTET_STRING_free(os);
-	return pk;
-}
-
 /* The public key of object o (a public key, or an RSA private key) as DER
  * SPKI (malloc'd): CKA_PUBLIC_KEY_INFO, else its key attributes. */
 static int spki_of_object(struct p11 *p, CK_OBJECT_HANDLE o, CK_KEY_TYPE kt, uint8_t **spki,
@@ -782,11 +722,11 @@ static int spki_of_object(struct p11 *p, CK_OBJECT_HANDLE o, CK_KEY_TYPE kt, uin
 		return 0;
 	if (kt == CKK_RSA && get_attr(p, o, CKA_MODULUS, &a, &alen) == CKR_OK &&
 	    get_attr(p, o, CKA_PUBLIC_EXPONENT, &b, &blen) == CKR_OK && a && b)
-		pk = rsa_pub(a, alen, b, blen);
+		pk = ak_rsa_public(a, alen, b, blen);
 	else if ((kt == CKK_EC || kt == CKK_EC_EDWARDS) &&
 		 get_attr(p, o, CKA_EC_PARAMS, &a, &alen) == CKR_OK &&
 		 get_attr(p, o, CKA_EC_POINT, &b, &blen) == CKR_OK && a && b)
-		pk = ec_pub(kt, a, alen, b, blen);
+		pk = ak_ec_public(kt == CKK_EC_EDWARDS, a, alen, b, blen);
 	if (pk && (n = i2d_PUBKEY(pk, &der)) > 0 && (*spki = malloc((size_t)n))) {
 		memcpy(*spki, der, (size_t)n);
 		*len = (size_t)n;
@@ -1052,6 +992,37 @@ static int promote(struct p11 *p, const char *name, const char *tmp, unsigned ve
 	return 0;
 }
 
+/* The template of every private key the CLI makes (docs/hsm.md): on the
+ * token, private, never readable in clear, extractable (the broker
+ * releases it by C_WrapKey), for signatures and, RSA, decryption. */
+struct priv_tmpl {
+	CK_OBJECT_CLASS klass;
+	CK_KEY_TYPE kt;
+	CK_BBOOL yes;
+	CK_ATTRIBUTE a[10];
+	CK_ULONG n;
+};
+
+static void priv_tmpl(struct priv_tmpl *t, CK_KEY_TYPE kt, const char *label, const uint8_t *id)
+{
+	t->klass = CKO_PRIVATE_KEY;
+	t->kt = kt;
+	t->yes = CK_TRUE;
+	t->n = 0;
+	t->a[t->n++] = (CK_ATTRIBUTE){CKA_CLASS, &t->klass, sizeof(t->klass)};
+	t->a[t->n++] = (CK_ATTRIBUTE){CKA_KEY_TYPE, &t->kt, sizeof(t->kt)};
+	t->a[t->n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, strlen(label)};
+	t->a[t->n++] = (CK_ATTRIBUTE){CKA_TOKEN, &t->yes, sizeof(t->yes)};
+	t->a[t->n++] = (CK_ATTRIBUTE){CKA_PRIVATE, &t->yes, sizeof(t->yes)};
+	t->a[t->n++] = (CK_ATTRIBUTE){CKA_SENSITIVE, &t->yes, sizeof(t->yes)};
+	t->a[t->n++] = (CK_ATTRIBUTE){CKA_EXTRACTABLE, &t->yes, sizeof(t->yes)};
+	t->a[t->n++] = (CK_ATTRIBUTE){CKA_SIGN, &t->yes, sizeof(t->yes)};
+	if (kt == CKK_RSA)
+		t->a[t->n++] = (CK_ATTRIBUTE){CKA_DECRYPT, &t->yes, sizeof(t->yes)};
+	if (id)
+		t->a[t->n++] = (CK_ATTRIBUTE){CKA_ID, (void *)id, KEY_ID_LEN};
+}
+
 /*
  * The broker releases a key by C_WrapKey with CKM_AES_KEY_WRAP_PAD under an
  * AES key made in the HSM (docs/hsm.md): a key the HSM will not wrap that
@@ -1225,17 +1196,13 @@ static int p11_generate(void *ctx, const char *name, enum key_write_mode mode,
 		    {CKA_MODULUS_BITS, &bits, sizeof(bits)},
 		    {CKA_PUBLIC_EXPONENT, e65537, sizeof(e65537)},
 		};
-		CK_ATTRIBUTE priv[] = {
-		    {CKA_TOKEN, &yes, sizeof(yes)},	{CKA_PRIVATE, &yes, sizeof(yes)},
-		    {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-		    {CKA_SIGN, &yes, sizeof(yes)},	{CKA_LABEL, label, strlen(label)},
-		    {CKA_DECRYPT, &yes, sizeof(yes)},
-		};
+		struct priv_tmpl priv;
 
+		priv_tmpl(&priv, kt, label, NULL);
 		if (kt != CKK_RSA)
 			pub[4] = (CK_ATTRIBUTE){CKA_EC_PARAMS, params, plen};
-		rv = p->f->C_GenerateKeyPair(p->s, &m, pub, kt == CKK_RSA ? 6 : 5, priv,
-					     kt == CKK_RSA ? 7 : 6, &hpub, &hpriv);
+		rv = p->f->C_GenerateKeyPair(p->s, &m, pub, kt == CKK_RSA ? 6 : 5, priv.a, priv.n,
+					     &hpub, &hpriv);
 	}
 	if (rv != CKR_OK) {
 		char what[128];
@@ -1641,8 +1608,9 @@ static CK_RV unwrap_in(struct p11 *p, const struct ak_privkey *key, const uint8_
 		       size_t der_len, CK_KEY_TYPE kt, const char *label, const uint8_t *id,
 		       CK_OBJECT_HANDLE *h)
 {
-	CK_OBJECT_CLASS sk = CKO_SECRET_KEY, pk = CKO_PRIVATE_KEY;
+	CK_OBJECT_CLASS sk = CKO_SECRET_KEY;
 	CK_KEY_TYPE aes = CKK_AES;
+	struct priv_tmpl priv;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_MECHANISM m = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
 	CK_OBJECT_HANDLE kek = CK_INVALID_HANDLE;
@@ -1654,16 +1622,9 @@ static CK_RV unwrap_in(struct p11 *p, const struct ak_privkey *key, const uint8_
 
 	if (cc)
 		EVP_CIPHER_CTX_set_flags(cc, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	priv_tmpl(&priv, kt, label, id);
 	if (kt == CKK_EC_EDWARDS) {
-		CK_ATTRIBUTE priv[] = {
-		    {CKA_CLASS, &pk, sizeof(pk)},	{CKA_KEY_TYPE, &kt, sizeof(kt)},
-		    {CKA_TOKEN, &yes, sizeof(yes)},	{CKA_PRIVATE, &yes, sizeof(yes)},
-		    {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-		    {CKA_SIGN, &yes, sizeof(yes)},	{CKA_LABEL, (void *)label, strlen(label)},
-		    {CKA_ID, (void *)id, KEY_ID_LEN},
-		};
-
-		rv = create_ed25519(p, key, priv, AK_ARRAY_SIZE(priv), h);
+		rv = create_ed25519(p, key, priv.a, priv.n, h);
 		goto out;
 	}
 	if (!k || !wrapped || !c || !cc || RAND_priv_bytes(k, 32) != 1 ||
@@ -1681,18 +1642,10 @@ static CK_RV unwrap_in(struct p11 *p, const struct ak_privkey *key, const uint8_
 		    {CKA_UNWRAP, &yes, sizeof(yes)},
 		    {CKA_VALUE, k, 32},
 		};
-		CK_ATTRIBUTE priv[] = {
-		    {CKA_CLASS, &pk, sizeof(pk)},	{CKA_KEY_TYPE, &kt, sizeof(kt)},
-		    {CKA_TOKEN, &yes, sizeof(yes)},	{CKA_PRIVATE, &yes, sizeof(yes)},
-		    {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-		    {CKA_SIGN, &yes, sizeof(yes)},	{CKA_LABEL, (void *)label, strlen(label)},
-		    {CKA_ID, (void *)id, KEY_ID_LEN},	{CKA_DECRYPT, &yes, sizeof(yes)},
-		};
-
 		rv = p->f->C_CreateObject(p->s, kt_tmpl, AK_ARRAY_SIZE(kt_tmpl), &kek);
 		if (rv == CKR_OK)
-			rv = p->f->C_UnwrapKey(p->s, &m, kek, wrapped, (CK_ULONG)(l1 + l2), priv,
-					       kt == CKK_RSA ? 10 : 9, h);
+			rv = p->f->C_UnwrapKey(p->s, &m, kek, wrapped, (CK_ULONG)(l1 + l2), priv.a,
+					       priv.n, h);
 	}
 out:
 	if (kek != CK_INVALID_HANDLE)
