@@ -84,25 +84,14 @@ static void p11_err(char *err, size_t errlen, const char *what, CK_RV rv)
 
 /* ---- the URI and the PIN ------------------------------------------------ */
 
-/* A broker [token] keystore_path: segments, none empty, "." or "..". */
+/* A broker [token] keystore_path, as brokerconf.c takes it: segments, none
+ * empty, "." or ".."; no '?', '#', '%', '\\' or blank; printable. */
 static bool prefix_ok(const char *v)
 {
-	const char *p = v;
-
-	if (!*v || strlen(v) > KEY_NAME_MAX)
-		return false;
 	for (const char *c = v; *c; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
 			return false;
-	for (;;) {
-		size_t n = strcspn(p, "/");
-
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return false;
-		if (!p[n])
-			return true;
-		p += n + 1;
-	}
+	return *v && strlen(v) <= KEY_NAME_MAX && ak_path_segments_ok(v) && !strpbrk(v, "?#%\\ \t");
 }
 
 /* The PIN in a file (pin-source=FILE or file:FILE): the first line, which
@@ -1144,6 +1133,16 @@ static int check_keygen(struct p11 *p, const struct key_type *t, CK_MECHANISM_TY
 	return -ENOTSUP;
 }
 
+/* A failed generate or import leaves nothing behind: both new objects go
+ * (a certificate is made last, after every check). */
+static void destroy_new(struct p11 *p, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
+{
+	if (priv != CK_INVALID_HANDLE)
+		(void)p->f->C_DestroyObject(p->s, priv);
+	if (pub != CK_INVALID_HANDLE)
+		(void)p->f->C_DestroyObject(p->s, pub);
+}
+
 static int p11_generate(void *ctx, const char *name, enum key_write_mode mode,
 			const struct key_type *t, struct key_public *out, char *err, size_t errlen)
 {
@@ -1228,10 +1227,7 @@ static int p11_generate(void *ctx, const char *name, enum key_write_mode mode,
 	out->version = version;
 out:
 	if (ret < 0) {
-		if (hpriv != CK_INVALID_HANDLE)
-			(void)p->f->C_DestroyObject(p->s, hpriv);
-		if (hpub != CK_INVALID_HANDLE)
-			(void)p->f->C_DestroyObject(p->s, hpub);
+		destroy_new(p, hpriv, hpub);
 		key_public_clear(out);
 	}
 	version_objs_clear(&nv);
@@ -1731,12 +1727,8 @@ static int p11_write(void *ctx, const char *name, enum key_write_mode mode,
 	if (ret == 0)
 		ret = promote(p, name, label, *version, &nv, err, errlen);
 out:
-	if (ret < 0) {
-		if (hpriv != CK_INVALID_HANDLE)
-			(void)p->f->C_DestroyObject(p->s, hpriv);
-		if (hpub != CK_INVALID_HANDLE)
-			(void)p->f->C_DestroyObject(p->s, hpub);
-	}
+	if (ret < 0)
+		destroy_new(p, hpriv, hpub);
 	if (ret < 0 && !*err)
 		snprintf(err, errlen, "%s: not a PKCS#8 key the broker serves", what);
 	sk_X509_pop_free(chain, X509_free);
