@@ -1060,7 +1060,9 @@ static void usage(FILE *f)
 	    "STORE: file:DIR | vault:URL/MOUNT/PATH | pkcs11:URI\n"
 	    "TYPE:  rsa2048 rsa3072 rsa4096 p256 p384 p521 ed25519\n"
 	    "Vault credentials: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE,\n"
-	    "VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI). See docs/attestkey.1.md.\n");
+	    "VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI).\n"
+	    "pkcs11:token=T;object=PATH?module-path=SO&pin-source=FILE (RFC 7512; the PIN\n"
+	    "also from pin-value= or ATTESTKEY_PIN). See docs/attestkey.1.md.\n");
 }
 
 static const struct {
