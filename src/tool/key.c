@@ -1045,24 +1045,22 @@ static int cmd_delete(struct store *st, const struct key_args *a)
 
 static void usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "Usage: attestkey key COMMAND --store STORE [OPTIONS] [NAME]\n"
-	    "\n"
-	    "  generate --type TYPE [--cert self-signed|csr] [--subject DN] [--days N]\n"
-	    "           [--out FILE] NAME\n"
-	    "  import --key FILE [--cert FILE] NAME\n"
-	    "  list\n"
-	    "  show [--version N] NAME\n"
-	    "  rotate [--cert self-signed|csr] [--subject DN] [--days N] [--out FILE] NAME\n"
-	    "  delete [--version N] NAME\n"
-	    "\n"
-	    "STORE: file:DIR | vault:URL/MOUNT/PATH | pkcs11:URI\n"
-	    "TYPE:  rsa2048 rsa3072 rsa4096 p256 p384 p521 ed25519\n"
-	    "Vault credentials: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE,\n"
-	    "VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI).\n"
-	    "pkcs11:token=T;object=PATH?module-path=SO&pin-source=FILE (RFC 7512; the PIN\n"
-	    "also from pin-value= or ATTESTKEY_PIN). See docs/attestkey.1.md.\n");
+	fprintf(f, "Usage: attestkey key COMMAND --store STORE [OPTIONS] [NAME]\n"
+		   "\n"
+		   "  generate --type TYPE [--cert self-signed|csr] [--subject DN] [--days N]\n"
+		   "           [--out FILE] NAME\n"
+		   "  import --key FILE [--cert FILE] NAME\n"
+		   "  list\n"
+		   "  show [--version N] NAME\n"
+		   "  rotate [--cert self-signed|csr] [--subject DN] [--days N] [--out FILE] NAME\n"
+		   "  delete [--version N] NAME\n"
+		   "\n"
+		   "STORE: file:DIR | vault:URL/MOUNT/PATH | pkcs11:URI\n"
+		   "TYPE:  rsa2048 rsa3072 rsa4096 p256 p384 p521 ed25519\n"
+		   "Vault credentials: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE,\n"
+		   "VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI).\n"
+		   "pkcs11:token=T;object=PATH?module-path=SO&pin-source=FILE (RFC 7512; the PIN\n"
+		   "also from pin-value= or ATTESTKEY_PIN). See docs/attestkey.1.md.\n");
 }
 
 static const struct {
