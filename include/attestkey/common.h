@@ -66,6 +66,9 @@ uint8_t *ak_b64url_decode(const char *in, size_t *out_len) AK_WUR;
 /* ---- small parsers for INI values; each names the bad value on error --- */
 int ak_parse_bool(const char *v, bool *out) AK_WUR;
 int ak_parse_u64(const char *v, uint64_t *out) AK_WUR; /* decimal or 0x hex */
+/* A path of '/'-separated segments, none empty, "." or "..": a key's path
+ * or label cannot climb out of its prefix (key stores, Vault paths). */
+bool ak_path_segments_ok(const char *p);
 /* Read a whole (small, <= 16 MiB) file; *len gets its size. NULL + errno. */
 uint8_t *ak_read_file(const char *path, size_t *len) AK_WUR;
 struct stat;

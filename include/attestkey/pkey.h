@@ -25,6 +25,7 @@
 #ifndef ATTESTKEY_PKEY_H
 #define ATTESTKEY_PKEY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/evp.h>
@@ -79,6 +80,17 @@ void ak_privkey_unref(struct ak_privkey *k);
  * caller (a full secure heap fails alike). what names the source in err. */
 int ak_pem_pkcs8_secure(const uint8_t *pem, size_t pem_len, const char *what, unsigned char **der,
 			long *der_len, char *err, size_t errlen) AK_WUR;
+
+/* A public key from PKCS#11 attributes (the broker's HSM store, the CLI's
+ * pkcs11 store): an RSA modulus and public exponent (big-endian); or
+ * CKA_EC_PARAMS (a named curve's OID, or edwards25519 as the OID or the
+ * PrintableString of PKCS#11 3.0) and CKA_EC_POINT (a DER OCTET STRING,
+ * or the raw point some tokens give) of an EC key, or of an Ed25519 key
+ * (edwards: CKK_EC_EDWARDS). NULL when they make no key; OpenSSL's error
+ * queue is cleared. */
+EVP_PKEY *ak_rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen);
+EVP_PKEY *ak_ec_public(bool edwards, const uint8_t *params, size_t plen, const uint8_t *point,
+		       size_t ptlen);
 
 /* Overwrite the stack below the caller's frame (64 KiB): OpenSSL's
  * decoders leave key bytes in their dead stack frames (PEM base64 decoding

@@ -798,20 +798,7 @@ static int stores_create(struct broker_config *c, const struct parse *p, struct 
  * trailing '/'. */
 static bool store_path_ok(const char *v)
 {
-	const char *p = v;
-
-	if (!*v)
-		return false;
-	for (;;) {
-		size_t n = strcspn(p, "/");
-
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return false;
-		if (!p[n])
-			break;
-		p += n + 1;
-	}
-	return !strpbrk(v, "?#%\\ \t");
+	return *v && ak_path_segments_ok(v) && !strpbrk(v, "?#%\\ \t");
 }
 
 /* key_version = LABEL:N [LABEL:N...] (commas or blanks between). */

@@ -582,83 +582,6 @@ static int spki_of(EVP_PKEY *pk, uint8_t **der, size_t *len)
 	return 0;
 }
 
-static EVP_PKEY *rsa_public(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen)
-{
-	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pk = NULL;
-
-	if (!bld || !bn || !be || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
-	    !(params = OSSL_PARAM_BLD_to_param(bld)) ||
-	    !(ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "RSA", NULL)) ||
-	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		pk = NULL;
-	ERR_clear_error();
-	EVP_PKEY_CTX_free(ctx);
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	BN_free(bn);
-	BN_free(be);
-	return pk;
-}
-
-/* CKA_EC_PARAMS (a named curve's OID, or edwards25519 as the OID or the
- * PrintableString of PKCS#11 3.0) and CKA_EC_POINT (a DER OCTET STRING, or
- * the raw point some tokens give) to a public key. */
-static EVP_PKEY *ec_public(CK_KEY_TYPE kt, const uint8_t *params, size_t plen, const uint8_t *point,
-			   size_t ptlen)
-{
-	const unsigned char *p = params;
-	ASN1_OBJECT *oid = NULL;
-	ASN1_OCTET_STRING *os = NULL;
-	OSSL_PARAM prm[3];
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pk = NULL;
-	int nid = NID_undef;
-	const char *curve;
-
-	if (!params || !point)
-		return NULL;
-	oid = d2i_ASN1_OBJECT(NULL, &p, (long)plen);
-	if (oid)
-		nid = OBJ_obj2nid(oid);
-	else if (plen >= 2 && params[0] == V_ASN1_PRINTABLESTRING && params[1] == plen - 2 &&
-		 memcmp(params + 2, "edwards25519", plen - 2) == 0)
-		nid = NID_ED25519;
-	p = point;
-	os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)ptlen);
-	if (os && p == point + ptlen) {
-		point = ASN1_STRING_get0_data(os);
-		ptlen = (size_t)ASN1_STRING_length(os);
-	}
-	if (kt == CKK_EC_EDWARDS) {
-		if (nid == NID_ED25519)
-			pk = EVP_PKEY_new_raw_public_key_ex(ak_libctx(), "ED25519", NULL, point,
-							    ptlen);
-		goto out;
-	}
-	curve = nid != NID_undef ? OBJ_nid2sn(nid) : NULL;
-	if (!curve)
-		goto out;
-	prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)curve, 0);
-	prm[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, ptlen);
-	prm[2] = OSSL_PARAM_construct_end();
-	ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "EC", NULL);
-	if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, prm) <= 0)
-		pk = NULL;
-out:
-	ERR_clear_error();
-	EVP_PKEY_CTX_free(ctx);
-	ASN1_OBJECT_free(oid);
-	ASN1_OCTET_STRING_free(os);
-	return pk;
-}
-
 /* The public key of object o (a public key object, or an RSA private key,
  * whose modulus and exponent are public): its CKA_PUBLIC_KEY_INFO when it
  * has one, else built from its key attributes. */
@@ -681,11 +604,11 @@ static int public_of(struct p11_store *st, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE
 	if (kt == CKK_RSA) {
 		if (get_attr(st, s, o, CKA_MODULUS, &a, &alen) == CKR_OK &&
 		    get_attr(st, s, o, CKA_PUBLIC_EXPONENT, &b, &blen) == CKR_OK && alen && blen)
-			pk = rsa_public(a, alen, b, blen);
+			pk = ak_rsa_public(a, alen, b, blen);
 	} else if (kt == CKK_EC || kt == CKK_EC_EDWARDS) {
 		if (get_attr(st, s, o, CKA_EC_PARAMS, &a, &alen) == CKR_OK &&
 		    get_attr(st, s, o, CKA_EC_POINT, &b, &blen) == CKR_OK)
-			pk = ec_public(kt, a, alen, b, blen);
+			pk = ak_ec_public(kt == CKK_EC_EDWARDS, a, alen, b, blen);
 	}
 	if (pk)
 		ret = spki_of(pk, spki, spki_len);

@@ -1139,26 +1139,11 @@ void ak_vault_get_stats(struct ak_vault *v, struct ak_vault_stats *s)
 
 /* ---- KV v2 ------------------------------------------------------------- */
 
-/* Every segment non-empty and neither "." nor "..": a label cannot climb
- * out of its prefix. */
-static bool segments_ok(const char *p)
-{
-	for (;;) {
-		size_t n = strcspn(p, "/");
-
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return false;
-		if (!p[n])
-			return true;
-		p += n + 1;
-	}
-}
-
 static int kv_path(char *out, size_t cap, const char *mount, const char *kind, const char *path,
 		   char *err, size_t errlen)
 {
 	if (!mount || !*mount || !path || !*path ||
-	    snprintf(out, cap, "%s/%s/%s", mount, kind, path) >= (int)cap || !segments_ok(out)) {
+	    snprintf(out, cap, "%s/%s/%s", mount, kind, path) >= (int)cap || !ak_path_segments_ok(out)) {
 		snprintf(err, errlen,
 			 "Vault KV: mount '%s' and path '%s' do not make a secret path "
 			 "(empty, '.' or '..' segments, or too long)",

@@ -39,7 +39,6 @@
 #include "tool.h"
 
 #define MAX_INPUT_FILE (1u << 20)
-#define KEY_ID_LEN 20 /* SHA-1, as the broker's CKA_ID (keystore.c) */
 
 static const struct key_type types[] = {
     {KEY_RSA2048, "rsa2048", EVP_PKEY_RSA, 2048, NULL},
@@ -279,7 +278,7 @@ out:
 }
 
 /* Every certificate of a PEM chain, leaf first; at least one. */
-static STACK_OF(X509) * read_chain(const char *pem, const char *what, char *err, size_t errlen)
+STACK_OF(X509) * key_read_chain(const char *pem, const char *what, char *err, size_t errlen)
 {
 	BIO *bio = BIO_new_mem_buf(pem, -1);
 	STACK_OF(X509) *sk = sk_X509_new_null();
@@ -317,7 +316,7 @@ int key_public_from_secret(const struct key_secret *s, const char *what, struct 
 		goto out;
 	ret = -EINVAL;
 	if (s->cert_pem) {
-		chain = read_chain(s->cert_pem, what, err, errlen);
+		chain = key_read_chain(s->cert_pem, what, err, errlen);
 		if (!chain)
 			goto out;
 		if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(chain, 0)), priv->pub) != 1) {
@@ -445,7 +444,7 @@ fail:
 
 /* The digest the signature uses: none for Ed25519, else one of the key's
  * strength. */
-static const char *sign_digest(EVP_PKEY *pk)
+const char *key_sign_digest(EVP_PKEY *pk)
 {
 	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519)
 		return NULL;
@@ -474,32 +473,28 @@ static int pem_of(BIO *bio, char **pem)
 	return 0;
 }
 
-/* A self-signed certificate (kind SELF_SIGNED) or a CSR for pk, as PEM. */
-static int make_cert(EVP_PKEY *pk, enum key_cert_kind kind, const char *subject, long days,
-		     char **pem, char *err, size_t errlen)
+int key_cert_new(EVP_PKEY *pk, enum key_cert_kind kind, const char *subject, long days, X509 **xout,
+		 X509_REQ **reqout, char *err, size_t errlen)
 {
 	X509_NAME *nm = parse_subject(subject, err, errlen);
 	X509 *x = NULL;
 	X509_REQ *req = NULL;
-	BIO *bio = BIO_new(BIO_s_mem());
 	BIGNUM *serial = BN_new();
 	X509V3_CTX ctx;
 	int ret = -EINVAL;
 
-	*pem = NULL;
+	*xout = NULL;
+	*reqout = NULL;
 	if (!nm)
 		goto out;
-	if (!bio || !serial) {
+	if (!serial) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	if (kind == KEY_CERT_CSR) {
 		req = X509_REQ_new();
 		if (!req || !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, nm) ||
-		    !X509_REQ_set_pubkey(req, pk) ||
-		    !X509_REQ_sign(
-			req, pk, sign_digest(pk) ? EVP_get_digestbyname(sign_digest(pk)) : NULL) ||
-		    !PEM_write_bio_X509_REQ(bio, req)) {
+		    !X509_REQ_set_pubkey(req, pk)) {
 			openssl_error("making the CSR", err, errlen);
 			goto out;
 		}
@@ -521,22 +516,60 @@ static int make_cert(EVP_PKEY *pk, enum key_cert_kind kind, const char *subject,
 			    EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA
 				? "critical,digitalSignature,keyEncipherment"
 				: "critical,digitalSignature") < 0 ||
-		    add_ext(x, &ctx, NID_subject_key_identifier, "hash") < 0 ||
-		    !X509_sign(x, pk,
-			       sign_digest(pk) ? EVP_get_digestbyname(sign_digest(pk)) : NULL) ||
-		    !PEM_write_bio_X509(bio, x)) {
-			openssl_error("signing the certificate", err, errlen);
+		    add_ext(x, &ctx, NID_subject_key_identifier, "hash") < 0) {
+			openssl_error("making the certificate", err, errlen);
 			goto out;
 		}
 	}
-	ret = pem_of(bio, pem);
+	*xout = x;
+	*reqout = req;
+	x = NULL;
+	req = NULL;
+	ret = 0;
 out:
 	X509_NAME_free(nm);
 	X509_free(x);
 	X509_REQ_free(req);
-	BIO_free(bio);
 	BN_free(serial);
 	ERR_clear_error();
+	return ret;
+}
+
+int key_cert_pem(X509 *x, X509_REQ *req, char **pem)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	int ret = -ENOMEM;
+
+	*pem = NULL;
+	if (bio && (x ? PEM_write_bio_X509(bio, x) : PEM_write_bio_X509_REQ(bio, req)))
+		ret = pem_of(bio, pem);
+	BIO_free(bio);
+	ERR_clear_error();
+	return ret;
+}
+
+/* A self-signed certificate (kind SELF_SIGNED) or a CSR for pk, as PEM. */
+static int make_cert(EVP_PKEY *pk, enum key_cert_kind kind, const char *subject, long days,
+		     char **pem, char *err, size_t errlen)
+{
+	const char *md = key_sign_digest(pk);
+	X509 *x = NULL;
+	X509_REQ *req = NULL;
+	int ret;
+
+	*pem = NULL;
+	ret = key_cert_new(pk, kind, subject, days, &x, &req, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (x ? !X509_sign(x, pk, md ? EVP_get_digestbyname(md) : NULL)
+	      : !X509_REQ_sign(req, pk, md ? EVP_get_digestbyname(md) : NULL)) {
+		openssl_error(x ? "signing the certificate" : "signing the CSR", err, errlen);
+		ret = -EINVAL;
+	} else {
+		ret = key_cert_pem(x, req, pem);
+	}
+	X509_free(x);
+	X509_REQ_free(req);
 	return ret;
 }
 
@@ -576,25 +609,29 @@ out:
 
 /* ---- printing ----------------------------------------------------------- */
 
-/* The broker's CKA_ID: RFC 5280 §4.2.1.2 method (1), SHA-1 of the
- * subjectPublicKey BIT STRING, as keystore.c key_id() computes it. */
-static int cka_id_of(const struct key_public *p, char out[2 * KEY_ID_LEN + 1])
+int key_spki_id(const uint8_t *spki, size_t len, uint8_t id[KEY_ID_LEN])
 {
-	const unsigned char *q = p->spki_der, *bits = NULL;
-	X509_PUBKEY *xpk = d2i_X509_PUBKEY(NULL, &q, (long)p->spki_len);
-	uint8_t md[EVP_MAX_MD_SIZE];
+	const unsigned char *q = spki, *bits = NULL;
+	X509_PUBKEY *xpk = d2i_X509_PUBKEY(NULL, &q, (long)len);
 	unsigned int mdlen = 0;
 	int bitslen = 0, ret = -EINVAL;
 
 	if (xpk && X509_PUBKEY_get0_param(NULL, &bits, &bitslen, NULL, xpk) &&
-	    EVP_Digest(bits, (size_t)bitslen, md, &mdlen, EVP_sha1(), NULL) &&
-	    mdlen == KEY_ID_LEN) {
-		ak_hex_encode(md, KEY_ID_LEN, out);
+	    EVP_Digest(bits, (size_t)bitslen, id, &mdlen, EVP_sha1(), NULL) && mdlen == KEY_ID_LEN)
 		ret = 0;
-	}
 	X509_PUBKEY_free(xpk);
 	ERR_clear_error();
 	return ret;
+}
+
+static int cka_id_of(const struct key_public *p, char out[2 * KEY_ID_LEN + 1])
+{
+	uint8_t id[KEY_ID_LEN];
+
+	if (key_spki_id(p->spki_der, p->spki_len, id) < 0)
+		return -EINVAL;
+	ak_hex_encode(id, KEY_ID_LEN, out);
+	return 0;
 }
 
 static EVP_PKEY *pkey_of(const struct key_public *p)
@@ -681,7 +718,7 @@ static void print_public(const char *name, const struct store *st, const struct 
 		ak_hex_encode(md, sizeof(md), hex);
 		printf("spki_sha256: %s\n", hex);
 	}
-	chain = p->cert_pem ? read_chain(p->cert_pem, name, err, sizeof(err)) : NULL;
+	chain = p->cert_pem ? key_read_chain(p->cert_pem, name, err, sizeof(err)) : NULL;
 	if (chain) {
 		X509 *leaf = sk_X509_value(chain, 0);
 
@@ -755,9 +792,10 @@ static int make_key(struct store *st, const struct key_args *a, const struct key
 			return op_failed(a->sub, ret, err);
 		version = pub.version;
 		if (a->cert != KEY_CERT_NONE) {
-			ret = st->ops->certify ? st->ops->certify(st->ctx, a->name, a->cert,
-								  subject, &pem, err, sizeof(err))
-					       : -ENOTSUP;
+			ret = st->ops->certify
+				  ? st->ops->certify(st->ctx, a->name, a->cert, subject, a->days,
+						     &pem, err, sizeof(err))
+				  : -ENOTSUP;
 			if (ret < 0) {
 				rc = op_failed(a->sub, ret, err);
 				goto out;
@@ -851,7 +889,7 @@ static int cmd_rotate(struct store *st, struct key_args *a)
 	/* Without --cert a self-signed certificate is renewed for the new key
 	 * with the same subject; a CA's certificate cannot be, so the new
 	 * version has none until one is imported (the message says so). */
-	chain = pub.cert_pem ? read_chain(pub.cert_pem, a->name, err, sizeof(err)) : NULL;
+	chain = pub.cert_pem ? key_read_chain(pub.cert_pem, a->name, err, sizeof(err)) : NULL;
 	if (!a->subject && chain) {
 		subject =
 		    X509_NAME_oneline(X509_get_subject_name(sk_X509_value(chain, 0)), NULL, 0);
@@ -897,7 +935,7 @@ static int read_cert_file(const char *path, char **pem, char *err, size_t errlen
 		snprintf(err, errlen, "--cert '%s': %s", path, strerror(errno));
 		goto out;
 	}
-	if (!text || !(chain = read_chain(text, path, err, errlen)))
+	if (!text || !(chain = key_read_chain(text, path, err, errlen)))
 		goto out;
 	bio = BIO_new(BIO_s_mem());
 	for (int i = 0; bio && i < sk_X509_num(chain); i++)
@@ -1007,22 +1045,22 @@ static int cmd_delete(struct store *st, const struct key_args *a)
 
 static void usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "Usage: attestkey key COMMAND --store STORE [OPTIONS] [NAME]\n"
-	    "\n"
-	    "  generate --type TYPE [--cert self-signed|csr] [--subject DN] [--days N]\n"
-	    "           [--out FILE] NAME\n"
-	    "  import --key FILE [--cert FILE] NAME\n"
-	    "  list\n"
-	    "  show [--version N] NAME\n"
-	    "  rotate [--cert self-signed|csr] [--subject DN] [--days N] [--out FILE] NAME\n"
-	    "  delete [--version N] NAME\n"
-	    "\n"
-	    "STORE: file:DIR | vault:URL/MOUNT/PATH | pkcs11:URI\n"
-	    "TYPE:  rsa2048 rsa3072 rsa4096 p256 p384 p521 ed25519\n"
-	    "Vault credentials: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE,\n"
-	    "VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI). See docs/attestkey.1.md.\n");
+	fprintf(f, "Usage: attestkey key COMMAND --store STORE [OPTIONS] [NAME]\n"
+		   "\n"
+		   "  generate --type TYPE [--cert self-signed|csr] [--subject DN] [--days N]\n"
+		   "           [--out FILE] NAME\n"
+		   "  import --key FILE [--cert FILE] NAME\n"
+		   "  list\n"
+		   "  show [--version N] NAME\n"
+		   "  rotate [--cert self-signed|csr] [--subject DN] [--days N] [--out FILE] NAME\n"
+		   "  delete [--version N] NAME\n"
+		   "\n"
+		   "STORE: file:DIR | vault:URL/MOUNT/PATH | pkcs11:URI\n"
+		   "TYPE:  rsa2048 rsa3072 rsa4096 p256 p384 p521 ed25519\n"
+		   "Vault credentials: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE,\n"
+		   "VAULT_CLIENT_CERT, VAULT_CLIENT_KEY (as the vault CLI).\n"
+		   "pkcs11:token=T;object=PATH?module-path=SO&pin-source=FILE (RFC 7512; the PIN\n"
+		   "also from pin-value= or ATTESTKEY_PIN). See docs/attestkey.1.md.\n");
 }
 
 static const struct {

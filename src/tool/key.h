@@ -31,12 +31,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
 
 /* Key names: [A-Za-z0-9._-], not starting with '.', at most this long (a
  * file name in a file store, a path component in Vault, a CKA_LABEL). */
 #define KEY_NAME_MAX 128
+/* The broker's CKA_ID of a key: SHA-1 (keystore.c) */
+#define KEY_ID_LEN 20
 
 /* The key types `generate --type` offers (the types the broker serves). */
 enum key_type_id {
@@ -132,7 +136,7 @@ struct key_store_ops {
 	 * malloc'd into *pem) for the current version of name, signed inside
 	 * the store; a certificate is also stored with the key. */
 	int (*certify)(void *ctx, const char *name, enum key_cert_kind kind, const char *subject,
-		       char **pem, char *err, size_t errlen);
+		       long days, char **pem, char *err, size_t errlen);
 	/* Delete version (0: every version and the name itself). Deleting the
 	 * current version while older ones remain may be refused (-EBUSY,
 	 * err saying to rotate first or delete them all). */
@@ -144,6 +148,22 @@ struct key_store_ops {
 extern const struct key_store_ops key_store_file_ops;
 extern const struct key_store_ops key_store_vault_ops;
 extern const struct key_store_ops key_store_pkcs11_ops __attribute__((weak));
+
+/* For a store that signs inside itself (certify): the unsigned self-signed
+ * certificate (*x, valid for days) or CSR (*req) for the public key pk, as
+ * generate --cert makes them; one of the two is set. */
+int key_cert_new(EVP_PKEY *pk, enum key_cert_kind kind, const char *subject, long days, X509 **x,
+		 X509_REQ **req, char *err, size_t errlen) AK_WUR;
+/* The digest a signature by pk uses ("SHA256"...; NULL for Ed25519). */
+const char *key_sign_digest(EVP_PKEY *pk);
+/* The PEM of x, or else of req (malloc'd into *pem). */
+int key_cert_pem(X509 *x, X509_REQ *req, char **pem) AK_WUR;
+/* Every certificate of a PEM chain, leaf first; NULL (err says why) when
+ * it holds none. */
+STACK_OF(X509) * key_read_chain(const char *pem, const char *what, char *err, size_t errlen);
+/* The broker's CKA_ID of a DER SubjectPublicKeyInfo: RFC 5280 §4.2.1.2
+ * method (1), SHA-1 of the subjectPublicKey BIT STRING (keystore.c). */
+int key_spki_id(const uint8_t *spki, size_t len, uint8_t id[KEY_ID_LEN]) AK_WUR;
 
 /* Whether name is a valid key name (see KEY_NAME_MAX); err says why not. */
 bool key_name_valid(const char *name, char *err, size_t errlen);

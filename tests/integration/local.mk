@@ -77,7 +77,7 @@ INTEGRATION_TESTS = \
 	tests/integration/hsm-invariant.sh
 # issue 10 item 4: attestkey key (the provisioning CLI)
 INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh \
-	tests/integration/key-cli-vault.sh
+	tests/integration/key-cli-vault.sh tests/integration/key-cli-pkcs11.sh
 EXTRA_DIST += tests/integration/key-cli-lib.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
