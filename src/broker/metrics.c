@@ -191,6 +191,14 @@ void broker_metrics_decision(const char *event, const char *token, enum ak_reaso
 	add(s ? &s->releases : &m.releases_other);
 }
 
+void broker_metrics_tokens(const struct broker_config *c)
+{
+	size_t i;
+
+	for (i = 0; c && i < c->n_tokens; i++)
+		(void)token_slot(c->tokens[i].name);
+}
+
 void broker_metrics_store_failed(const char *type)
 {
 	if (type && strcmp(type, "file") == 0)
@@ -424,6 +432,13 @@ bool broker_metrics_ready(struct broker *b, char *why, size_t whylen)
 	return ok;
 }
 
+void broker_metrics_ready_expire(void)
+{
+	pthread_mutex_lock(&ready_lock);
+	ready_at_us = 0;
+	pthread_mutex_unlock(&ready_lock);
+}
+
 /* ---- the listener ---- */
 
 struct broker_metrics {
@@ -509,7 +524,6 @@ int broker_metrics_start(struct broker *b, char *err, size_t errlen)
 	const union MHD_DaemonInfo *di;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	struct broker_metrics *bm;
-	size_t i;
 	int r;
 
 	if (!cfg->metrics_host)
@@ -547,9 +561,7 @@ int broker_metrics_start(struct broker *b, char *err, size_t errlen)
 	di = MHD_get_daemon_info(bm->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	bm->port = di ? di->port : 0;
 	b->metrics = bm;
-	/* the configured tokens show from the first scrape, at 0 */
-	for (i = 0; i < cfg->n_tokens; i++)
-		(void)token_slot(cfg->tokens[i].name);
+	broker_metrics_tokens(cfg);
 	ak_fetch_observer_set(fetch_observer);
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include "attestkey/protocol.h"
 
 struct broker;
+struct broker_config;
 
 /* The endpoints requests are counted by. */
 enum broker_endpoint {
@@ -71,6 +72,11 @@ void broker_metrics_escape(const char *in, char *out, size_t outlen);
  * at most once per BROKER_READY_CACHE_S whatever the scrapers do. */
 #define BROKER_READY_CACHE_S 5
 bool broker_metrics_ready(struct broker *b, char *why, size_t whylen);
+/* Forget the cached answer: the next broker_metrics_ready checks (tests). */
+void broker_metrics_ready_expire(void);
+/* The release counters of c's tokens, shown at 0 before their first
+ * release (at the start and after a reload). */
+void broker_metrics_tokens(const struct broker_config *c);
 
 /* The listener of [broker] metrics_listen (none when it is off). */
 int broker_metrics_start(struct broker *b, char *err, size_t errlen) AK_WUR;

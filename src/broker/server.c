@@ -117,6 +117,8 @@ int broker_reload(struct broker *b, const char *path)
 		goto out;
 	}
 	n_tokens = next->n_tokens;
+	if (b->metrics)
+		broker_metrics_tokens(next);
 	pthread_mutex_lock(&config_lock);
 	old = b->cfg;
 	b->cfg = next;
