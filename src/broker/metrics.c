@@ -359,6 +359,7 @@ int broker_metrics_write(FILE *f)
 static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t ready_at_us; /* when ready_ok/ready_why were found; 0 never */
 static bool ready_ok;
+static bool ready_checking; /* a check runs, outside the lock */
 static char ready_why[1024];
 
 /* One line of why, cut when full. */
@@ -416,18 +417,33 @@ static bool check_ready(struct broker *b, char *why, size_t whylen)
 
 bool broker_metrics_ready(struct broker *b, char *why, size_t whylen)
 {
-	int64_t now = ak_now_us();
-	bool ok;
+	char found[sizeof(ready_why)];
+	bool ok, stale;
 
-	/* one check at a time, at most one per BROKER_READY_CACHE_S: a scraper
-	 * cannot make the broker hammer Vault */
+	/* At most one check per BROKER_READY_CACHE_S, one at a time, and
+	 * nobody waits for it: a scraper cannot make the broker hammer Vault,
+	 * and a Vault that takes its whole timeout to answer delays only the
+	 * probe that checks. The others get the previous answer. */
 	pthread_mutex_lock(&ready_lock);
-	if (!ready_at_us || now - ready_at_us >= (int64_t)BROKER_READY_CACHE_S * 1000000) {
-		ready_ok = check_ready(b, ready_why, sizeof(ready_why));
+	stale =
+	    !ready_at_us || ak_now_us() - ready_at_us >= (int64_t)BROKER_READY_CACHE_S * 1000000;
+	if (stale && !ready_checking) {
+		ready_checking = true;
+		pthread_mutex_unlock(&ready_lock);
+		ok = check_ready(b, found, sizeof(found));
+		pthread_mutex_lock(&ready_lock);
+		ready_ok = ok;
+		memcpy(ready_why, found, sizeof(ready_why));
 		ready_at_us = ak_now_us();
+		ready_checking = false;
 	}
-	ok = ready_ok;
-	snprintf(why, whylen, "%s", ok ? "ready\n" : ready_why);
+	if (!ready_at_us) {
+		ok = false;
+		snprintf(why, whylen, "the first readiness check is still running\n");
+	} else {
+		ok = ready_ok;
+		snprintf(why, whylen, "%s", ok ? "ready\n" : ready_why);
+	}
 	pthread_mutex_unlock(&ready_lock);
 	return ok;
 }
@@ -522,7 +538,10 @@ int broker_metrics_start(struct broker *b, char *err, size_t errlen)
 	const struct broker_config *cfg = b->cfg;
 	struct addrinfo hints = {0}, *ai = NULL;
 	const union MHD_DaemonInfo *di;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	/* a thread per connection (at most METRICS_CONNECTIONS): a /readyz
+	 * that waits for Vault does not hold up a /metrics scrape */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	struct broker_metrics *bm;
 	int r;
 
