@@ -1396,13 +1396,17 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 				return -ENOMEM;                                                    \
 		}                                                                                  \
 	} while (0)
-	if (str_differs(cur->listen_host, next->listen_host) ||
-	    str_differs(cur->listen_port, next->listen_port)) {
-		changed(ctx, "listen");
-		if (str_carry(&next->listen_host, cur->listen_host) < 0 ||
-		    str_carry(&next->listen_port, cur->listen_port) < 0)
-			return -ENOMEM;
-	}
+/* an address: its host and port, one key */
+#define KEEP_ADDR(host, port, key)                                                                 \
+	do {                                                                                       \
+		if (str_differs(cur->host, next->host) || str_differs(cur->port, next->port)) {    \
+			changed(ctx, key);                                                         \
+			if (str_carry(&next->host, cur->host) < 0 ||                               \
+			    str_carry(&next->port, cur->port) < 0)                                 \
+				return -ENOMEM;                                                    \
+		}                                                                                  \
+	} while (0)
+	KEEP_ADDR(listen_host, listen_port, "listen");
 	/* the files' contents, not only their names */
 	if (str_differs(cur->cert_path, next->cert_path) ||
 	    str_differs(cur->cert_pem, next->cert_pem))
@@ -1428,13 +1432,7 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 	KEEP_NUM(handshake_timeout, "handshake_timeout");
 	KEEP_NUM(request_timeout, "request_timeout");
 	KEEP_STR(port_file, "port_file");
-	if (str_differs(cur->metrics_host, next->metrics_host) ||
-	    str_differs(cur->metrics_port, next->metrics_port)) {
-		changed(ctx, "metrics_listen");
-		if (str_carry(&next->metrics_host, cur->metrics_host) < 0 ||
-		    str_carry(&next->metrics_port, cur->metrics_port) < 0)
-			return -ENOMEM;
-	}
+	KEEP_ADDR(metrics_host, metrics_port, "metrics_listen");
 	KEEP_STR(metrics_port_file, "metrics_port_file");
 	KEEP_STR(audit_log, "audit_log");
 	KEEP_NUM(secure_heap, "secure_heap");
@@ -1443,6 +1441,7 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 		changed(ctx, "secure_heap (the new keys need a larger secure heap)");
 #undef KEEP_NUM
 #undef KEEP_STR
+#undef KEEP_ADDR
 	return 0;
 }
 

@@ -93,6 +93,20 @@ check "/readyz names the key store and its directory" grep -q "key store 'defaul
 mv "$T/keys.away" "$T/keys"
 check "/readyz answers 200 again once the directory is back" ready_becomes 200
 
+# --- SIGHUP: a new token shows at 0; metrics_listen waits for a restart
+cp "$T/broker.conf" "$T/running.conf"
+write_broker_conf "[token fresh]" "measurements = $MEASUREMENT" "keystore_path = web"
+metrics_conf "metrics_listen = off" "metrics_port_file = $T/metrics.port"
+kill -HUP "$BROKER_PID"
+for _ in $(seq 100); do grep -q "configuration reloaded" "$T/broker.log" && break; sleep 0.1; done
+check "reload: the broker reloaded" grep -q "configuration reloaded: 2 token" "$T/broker.log"
+check "reload: metrics_listen = off waits for a restart (warned)" \
+	grep -q "\[broker\] metrics_listen changed: it takes effect at a restart" "$T/broker.log"
+scrape "$T/reload.prom"
+check "reload: the listener still serves" test -s "$T/reload.prom"
+check "reload: the new token shows at 0" grep -qx 'attestkey_releases_total{token="fresh"} 0' "$T/reload.prom"
+cp "$T/running.conf" "$T/broker.conf"
+
 # --- a port in use: a second broker on the first one's metrics port
 cp "$T/broker.conf" "$T/second.conf"
 sed -i -e "s|^metrics_listen = .*|metrics_listen = 127.0.0.1:$(cat "$T/metrics.port")|" \
