@@ -127,6 +127,20 @@ refuse "metrics_listen = somewhere is refused" "$AK_BROKER" --check-config -c "$
 check "the error names the key" sh -c "'$AK_BROKER' --check-config -c '$T/broker.conf' 2>&1 | grep -q 'metrics_listen'"
 stop_broker
 
+# --- /readyz with a PKCS#11 store (SoftHSM): a logged-in session opens
+if [ -r "$SOFTHSM_SO" ] && command -v softhsm2-util >/dev/null && command -v pkcs11-tool >/dev/null; then
+	. "$(dirname "$0")/hsm-lib.sh"
+	hsm_setup
+	hsm_broker_conf
+	metrics_conf "metrics_listen = 127.0.0.1:0" "metrics_port_file = $T/metrics.port"
+	start_metrics_broker
+	check "PKCS#11 store: /readyz answers 200 while the HSM opens sessions" ready_becomes 200
+	stop_broker
+	unset SOFTHSM2_CONF
+else
+	skip "PKCS#11 store: /readyz" "SoftHSMv2 or pkcs11-tool is not installed"
+fi
+
 # --- /readyz with a Vault store: 503 once its Vault is stopped
 if ! (vault_find) >/dev/null 2>&1; then
 	skip "/readyz follows the Vault store's Vault" "no Vault server binary"
