@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "attestkey/secmem.h"
+#include "attestkey/jwe.h"
 #include "broker.h"
 #include "metrics.h"
 
@@ -228,6 +229,7 @@ int main(int argc, char **argv)
 		ak_log(AK_LOG_ERR, "%s", err);
 		goto out;
 	}
+	ak_ec_params_keep(); /* before any thread: ephemeral keys copy them */
 	if (broker_new(cfg, &b, err, sizeof(err)) < 0) {
 		ak_log(AK_LOG_ERR, "%s", err);
 		goto out;
@@ -284,6 +286,7 @@ out:
 		close(ready_fd); /* the parent reads EOF and exits 1 */
 	broker_free(b); /* stops the server threads first */
 	broker_config_free(cfg);
+	ak_ec_params_drop();
 	/* Free OpenSSL's DRBGs while we know no thread uses them (their only
 	 * references live in the secure arena; ASan builds report them). */
 	OPENSSL_cleanup();

@@ -174,12 +174,54 @@ static bool is_p384(EVP_PKEY *pkey)
 	return crv && strcmp(crv, "P-384") == 0;
 }
 
+/* ak_ec_params_keep(): per curve, its domain parameters (NULL: by name) */
+static EVP_PKEY *kept_params[AK_ARRAY_SIZE(eph_curves)];
+
+void ak_ec_params_keep(void)
+{
+	for (size_t i = 0; i < AK_ARRAY_SIZE(eph_curves); i++) {
+		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(ak_libctx(), "EC", NULL);
+
+		if (kept_params[i] || !ctx || EVP_PKEY_paramgen_init(ctx) <= 0 ||
+		    EVP_PKEY_CTX_set_group_name(ctx, eph_curves[i].group) <= 0 ||
+		    EVP_PKEY_paramgen(ctx, &kept_params[i]) <= 0)
+			ERR_clear_error(); /* that curve goes by name */
+		EVP_PKEY_CTX_free(ctx);
+	}
+}
+
+void ak_ec_params_drop(void)
+{
+	for (size_t i = 0; i < AK_ARRAY_SIZE(eph_curves); i++) {
+		EVP_PKEY_free(kept_params[i]);
+		kept_params[i] = NULL;
+	}
+}
+
+static EVP_PKEY *params_of(const struct eph_curve *c)
+{
+	return kept_params[c - eph_curves];
+}
+
 EVP_PKEY *ak_ec_generate(const char *crv)
 {
 	const struct eph_curve *c = curve_by_crv(crv);
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *k = NULL;
 
+	if (!c)
+		return NULL;
+	if (params_of(c)) {
+		ctx = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), params_of(c), NULL);
+		if (ctx && EVP_PKEY_keygen_init(ctx) > 0 && EVP_PKEY_keygen(ctx, &k) > 0) {
+			EVP_PKEY_CTX_free(ctx);
+			return k;
+		}
+		EVP_PKEY_CTX_free(ctx);
+		ERR_clear_error();
+	}
 	/* on failure OpenSSL's error queue holds the reason, for the caller */
-	return c ? EVP_PKEY_Q_keygen(ak_libctx(), NULL, "EC", c->group) : NULL;
+	return EVP_PKEY_Q_keygen(ak_libctx(), NULL, "EC", c->group);
 }
 
 EVP_PKEY *ak_ec_p384_generate(void)
@@ -255,6 +297,13 @@ EVP_PKEY *ak_pkey_from_jwk_ec(const json_t *jwk, const char *want)
 	pt[0] = 0x04; /* uncompressed point */
 	if (jose_b64_dec_buf(x, xl, pt + 1, n) != n || jose_b64_dec_buf(y, yl, pt + 1 + n, n) != n)
 		return NULL;
+	if (params_of(c)) {
+		/* the kept parameters, then the point (on the curve, or refused) */
+		if (!(pkey = EVP_PKEY_new()) || EVP_PKEY_copy_parameters(pkey, params_of(c)) != 1 ||
+		    EVP_PKEY_set1_encoded_public_key(pkey, pt, 1 + 2 * n) != 1)
+			goto fail;
+		goto check;
+	}
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)c->group, 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * n);
 	params[2] = OSSL_PARAM_construct_end();
@@ -272,6 +321,7 @@ EVP_PKEY *ak_pkey_from_jwk_ec(const json_t *jwk, const char *want)
 		ctx = NULL;
 		goto fail;
 	}
+check:
 	chk = EVP_PKEY_CTX_new_from_pkey(ak_libctx(), pkey, NULL);
 	if (!chk || EVP_PKEY_public_check_quick(chk) != 1 || !ak_ec_crv(pkey) ||
 	    strcmp(ak_ec_crv(pkey), crv) != 0)

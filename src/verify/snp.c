@@ -963,18 +963,33 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 		vder = fetched;
 		vlen = fetched_len;
 	}
-	vcek = der_to_x509(vder, vlen);
-	if (!vcek) {
-		ERR_clear_error();
-		vf_set_msg(msg, msglen, "the %s is not a DER X.509 certificate", sname);
-		reason = AK_R_EVIDENCE_MALFORMED;
-		goto out;
-	}
-	if (ak_snp_vcek_ext_parse(vder, vlen, &ext) < 0) {
-		vf_set_msg(msg, msglen, "the %s's AMD extensions (1.3.6.1.4.1.3704.1.*) are malformed",
-			sname);
-		reason = AK_R_EVIDENCE_MALFORMED;
-		goto out;
+	/* A chain verified before (see CHAIN_CACHE_TTL above) holds this very
+	 * certificate, parsed, with its public key decoded and its extensions
+	 * read: a hit skips both parses, which cost about as much as the
+	 * report's signature check. The key covers the signer's DER, so the
+	 * cached certificate is byte for byte the one in the evidence. */
+	cacheable = !in->now && chain_key(is_vlek, vder, vlen, ents, n, key);
+	chain = cacheable ? chain_lookup(t, key, &ext) : NULL;
+	if (chain) {
+		vcek = sk_X509_value(chain, 0);
+		if (!vcek || !X509_up_ref(vcek)) {
+			vcek = NULL;
+			goto out;
+		}
+	} else {
+		vcek = der_to_x509(vder, vlen);
+		if (!vcek) {
+			ERR_clear_error();
+			vf_set_msg(msg, msglen, "the %s is not a DER X.509 certificate", sname);
+			reason = AK_R_EVIDENCE_MALFORMED;
+			goto out;
+		}
+		if (ak_snp_vcek_ext_parse(vder, vlen, &ext) < 0) {
+			vf_set_msg(msg, msglen,
+				"the %s's AMD extensions (1.3.6.1.4.1.3704.1.*) are malformed", sname);
+			reason = AK_R_EVIDENCE_MALFORMED;
+			goto out;
+		}
 	}
 	info->ext = ext;
 	info->ext_parsed = true;
@@ -994,10 +1009,8 @@ enum ak_reason vf_snp_verify(const struct vf_snp_trust *t, const struct vf_snp_i
 	layout = info->product == VF_SNP_PRODUCT_TURIN ? AK_SNP_TCB_TURIN
 						       : ak_snp_report_tcb_layout(&r);
 
-	/* 3. VCEK -> ASK -> trusted ARK (RSASSA-PSS, pub. 57230); a chain
-	 * verified before (see CHAIN_CACHE_TTL above). */
-	cacheable = !in->now && chain_key(is_vlek, vder, vlen, ents, n, key);
-	chain = cacheable ? chain_lookup(t, key, &ext) : NULL;
+	/* 3. VCEK -> ASK -> trusted ARK (RSASSA-PSS, pub. 57230), unless
+	 * the chain came from the cache above. */
 	if (!chain) {
 		reason = check_chain(t, vcek, sname, ents, n, NULL, in->now, &chain, &x509_err,
 				     msg, msglen);

@@ -76,6 +76,53 @@ static void test_b64url(void **state)
 	assert_null(ak_b64url_decode("not base64!", &len));
 }
 
+/* JOSE's base64url, decoded by OpenSSL: every rule libjose applied. */
+static void test_b64url_rules(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *hex; /* NULL: refused */
+	} cases[] = {
+		{"", ""},
+		{"AA", "00"},
+		{"AAE", "0001"},
+		{"AAEC", "000102"},
+		{"-_-_", "fbffbf"},
+		{"_w", "ff"},
+		{"AB", NULL},	 /* low 4 bits of the last character set */
+		{"AAF", NULL},	 /* low 2 bits set */
+		{"A", NULL},	 /* one character carries no byte */
+		{"AAECA", NULL}, /* nor does a fifth */
+		{"AA==", NULL},	 /* padding */
+		{"+/8A", NULL},	 /* the standard alphabet */
+		{"AA EC", NULL}, /* whitespace */
+		{" AAEC", NULL},
+		{"AAEC\n", NULL},
+		{"AA.C", NULL},
+		{"AA\xc3\xa9", NULL}, /* not ASCII */
+		{"AA\x7f", NULL},
+	};
+	char hex[64];
+
+	(void)state;
+	for (size_t i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		size_t len = 99;
+		uint8_t *out = ak_b64url_decode(cases[i].in, &len);
+
+		if (!cases[i].hex) {
+			if (out)
+				fail_msg("'%s' was accepted", cases[i].in);
+			continue;
+		}
+		if (!out)
+			fail_msg("'%s' was refused", cases[i].in);
+		ak_hex_encode(out, len, hex);
+		assert_string_equal(hex, cases[i].hex);
+		free(out);
+	}
+	assert_null(ak_b64url_decode(NULL, &(size_t){0}));
+}
+
 static void test_reasons(void **state)
 {
 	int r;
@@ -442,6 +489,14 @@ static struct ak_secbuf ec_pkcs8(EVP_PKEY **key, size_t *d_at, size_t *pub_at)
 }
 
 /* Every refusal of the in-place PKCS#8 decoder (src/common/pkey.c). */
+/* The same with the curves' parameters kept, as the broker runs. */
+static void test_jwe_pkey_kept(void **state)
+{
+	ak_ec_params_keep();
+	test_jwe_pkey(state);
+	ak_ec_params_drop();
+}
+
 static void test_privkey_refusals(void **state)
 {
 	struct ak_privkey *k = NULL;
@@ -529,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_b64url),
+		cmocka_unit_test(test_b64url_rules),
 		cmocka_unit_test(test_reasons),
 		cmocka_unit_test(test_thumbprint_rfc7638),
 		cmocka_unit_test(test_binding),
@@ -537,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_jwe_wrong_alg),
 		cmocka_unit_test(test_jwe_libjose_interop),
 		cmocka_unit_test(test_jwe_pkey),
+		cmocka_unit_test(test_jwe_pkey_kept),
 		cmocka_unit_test(test_privkey_refusals),
 		cmocka_unit_test(test_jwe_reasons_not_logged),
 		cmocka_unit_test(test_json_secret),

@@ -317,12 +317,26 @@ static void test_aad_layout(void **state)
 	free(aad);
 }
 
+/* The broker keeps each curve's parameters (ak_ec_params_keep): keys made
+ * and imported from them behave exactly as by name, off-curve points and
+ * wrong curves included. */
+static void test_kept_params(void **state)
+{
+	ak_ec_params_keep();
+	test_roundtrip(state);
+	test_metadata_bound(state);
+	test_tampered(state);
+	test_envelope_refusals(state);
+	ak_ec_params_drop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),	   cmocka_unit_test(test_metadata_bound),
 		cmocka_unit_test(test_tampered),	   cmocka_unit_test(test_malformed_entries),
 		cmocka_unit_test(test_envelope_refusals), cmocka_unit_test(test_aad_layout),
+		cmocka_unit_test(test_kept_params),
 	};
 	int failed;
 
