@@ -11,4 +11,5 @@ noinst_HEADERS += \
 	include/attestkey/verify.h \
 	include/attestkey/tdx.h \
 	include/attestkey/vault.h \
+	include/attestkey/observe.h \
 	include/attestkey/hsmenv.h

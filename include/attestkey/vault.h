@@ -126,6 +126,10 @@ struct ak_vault_stats {
 };
 void ak_vault_get_stats(struct ak_vault *v, struct ak_vault_stats *out);
 
+/* (Added for the broker's /readyz.) One lookup-self with the client's
+ * token, without retries: does Vault answer and accept the token now? */
+enum ak_vault_status ak_vault_ping(struct ak_vault *v, char *err, size_t errlen);
+
 /* The rules the client applies, exposed for unit tests: the status of an
  * HTTP answer; whether a transfer is retried (http 0: none came, curl_code
  * is the CURLcode); the wait before retry attempt n (1, 2, ...) in ms; and

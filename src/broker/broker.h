@@ -40,6 +40,7 @@ struct MHD_Daemon;
 struct broker_epk_pool;
 struct broker_guard;  /* server.c: deadlines of slow clients */
 struct broker_replay; /* nonce.h: releases seen recently */
+struct broker_metrics; /* metrics.h: the /metrics listener */
 
 /* Ephemeral keys of the release envelope made ahead of time (epkpool.c):
  * started with the server, so a broker driven without one (the unit tests)
@@ -60,6 +61,7 @@ struct broker {
 	struct broker_epk_pool *epk; /* NULL until broker_start() */
 	struct broker_guard *guard;  /* NULL until broker_start() */
 	struct broker_replay *replay;
+	struct broker_metrics *metrics; /* NULL: metrics_listen = off, or not started */
 	uint16_t port; /* bound port once started */
 };
 

@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #include "brokerconf.h"
+#include "metrics.h"
 #include "nonce.h"
 
 #define TOKEN_PREFIX "token "
@@ -189,8 +190,8 @@ const struct broker_token *broker_config_token(const struct broker_config *c, co
 	return NULL;
 }
 
-/* "HOST:PORT" or "[V6]:PORT". */
-static int parse_listen(struct broker_config *c, const char *v)
+/* "HOST:PORT" or "[V6]:PORT" into *host and *port. */
+static int parse_hostport(const char *v, char **host_out, char **port_out)
 {
 	const char *colon, *host = v;
 	size_t hlen;
@@ -210,11 +211,41 @@ static int parse_listen(struct broker_config *c, const char *v)
 	}
 	if (ak_parse_u64(colon + 1, &port) < 0 || port > 65535 || !isdigit((unsigned char)colon[1]))
 		return -EINVAL;
-	free(c->listen_host);
-	free(c->listen_port);
-	c->listen_host = strndup(host, hlen);
-	c->listen_port = strdup(colon + 1);
-	return c->listen_host && c->listen_port ? 0 : -ENOMEM;
+	free(*host_out);
+	free(*port_out);
+	*host_out = strndup(host, hlen);
+	*port_out = strdup(colon + 1);
+	return *host_out && *port_out ? 0 : -ENOMEM;
+}
+
+static int parse_listen(struct broker_config *c, const char *v)
+{
+	return parse_hostport(v, &c->listen_host, &c->listen_port);
+}
+
+/* metrics_listen = off | PORT (on loopback) | HOST:PORT */
+static int parse_metrics_listen(struct broker_config *c, const char *v)
+{
+	uint64_t port;
+	char *buf;
+	int r;
+
+	if (strcmp(v, "off") == 0) {
+		free(c->metrics_host);
+		free(c->metrics_port);
+		c->metrics_host = c->metrics_port = NULL;
+		return 0;
+	}
+	if (!strchr(v, ':')) {
+		if (!isdigit((unsigned char)*v) || ak_parse_u64(v, &port) < 0 || port > 65535)
+			return -EINVAL;
+		if (asprintf(&buf, "%s:%s", BROKER_DEFAULT_METRICS_HOST, v) < 0)
+			return -ENOMEM;
+		r = parse_hostport(buf, &c->metrics_host, &c->metrics_port);
+		free(buf);
+		return r;
+	}
+	return parse_hostport(v, &c->metrics_host, &c->metrics_port);
 }
 
 static int parse_range(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -321,6 +352,13 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->threads = (unsigned)n;
 	} else if (strcmp(k, "port_file") == 0) {
 		r = set_str(&c->port_file, v);
+	} else if (strcmp(k, "metrics_listen") == 0) {
+		r = parse_metrics_listen(c, v);
+		if (r == -EINVAL)
+			snprintf(detail, dlen,
+				 "'%s' is not off, a port or HOST:PORT (e.g. 127.0.0.1:9464)", v);
+	} else if (strcmp(k, "metrics_port_file") == 0) {
+		r = set_str(&c->metrics_port_file, v);
 	} else if (strcmp(k, "release_v2") == 0) {
 		/* docs/protocol.md §4: offer ak2-ECDH-ES+A256GCM beside v1 */
 		r = ak_parse_bool(v, &c->release_v2);
@@ -936,7 +974,11 @@ int broker_token_fetch(const struct broker_token *t, struct broker_keyset *out, 
 	    .n_pins = t->n_pins,
 	};
 
-	return broker_keystore_fetch_at(t->keystore, &req, out, err, errlen);
+	int r = broker_keystore_fetch_at(t->keystore, &req, out, err, errlen);
+
+	if (r < 0 && r != -ENOBUFS) /* a full secure heap is not the store's failure */
+		broker_metrics_store_failed(t->keystore->ops->type);
+	return r;
 }
 
 static int apply(struct broker_config *c, struct parse *p, struct problems *pr, char *err,
@@ -1341,13 +1383,17 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 				return -ENOMEM;                                                    \
 		}                                                                                  \
 	} while (0)
-	if (str_differs(cur->listen_host, next->listen_host) ||
-	    str_differs(cur->listen_port, next->listen_port)) {
-		changed(ctx, "listen");
-		if (str_carry(&next->listen_host, cur->listen_host) < 0 ||
-		    str_carry(&next->listen_port, cur->listen_port) < 0)
-			return -ENOMEM;
-	}
+/* an address: its host and port, one key */
+#define KEEP_ADDR(host, port, key)                                                                 \
+	do {                                                                                       \
+		if (str_differs(cur->host, next->host) || str_differs(cur->port, next->port)) {    \
+			changed(ctx, key);                                                         \
+			if (str_carry(&next->host, cur->host) < 0 ||                               \
+			    str_carry(&next->port, cur->port) < 0)                                 \
+				return -ENOMEM;                                                    \
+		}                                                                                  \
+	} while (0)
+	KEEP_ADDR(listen_host, listen_port, "listen");
 	/* the files' contents, not only their names */
 	if (str_differs(cur->cert_path, next->cert_path) ||
 	    str_differs(cur->cert_pem, next->cert_pem))
@@ -1373,6 +1419,8 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 	KEEP_NUM(handshake_timeout, "handshake_timeout");
 	KEEP_NUM(request_timeout, "request_timeout");
 	KEEP_STR(port_file, "port_file");
+	KEEP_ADDR(metrics_host, metrics_port, "metrics_listen");
+	KEEP_STR(metrics_port_file, "metrics_port_file");
 	KEEP_STR(audit_log, "audit_log");
 	KEEP_NUM(secure_heap, "secure_heap");
 	/* auto: the heap made at the start may be too small for the new keys */
@@ -1380,6 +1428,7 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 		changed(ctx, "secure_heap (the new keys need a larger secure heap)");
 #undef KEEP_NUM
 #undef KEEP_STR
+#undef KEEP_ADDR
 	return 0;
 }
 
@@ -1421,5 +1470,8 @@ void broker_config_free(struct broker_config *c)
 	free(c->secret_path);
 	free(c->audit_log);
 	free(c->port_file);
+	free(c->metrics_host);
+	free(c->metrics_port);
+	free(c->metrics_port_file);
 	free(c);
 }

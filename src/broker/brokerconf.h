@@ -17,6 +17,8 @@
 #include "keystore.h"
 
 #define BROKER_DEFAULT_LISTEN "127.0.0.1:8443"
+/* [broker] metrics_listen: off by default; a bare port means loopback */
+#define BROKER_DEFAULT_METRICS_HOST "127.0.0.1"
 #define BROKER_DEFAULT_PCS_URL "https://api.trustedservices.intel.com"
 #define BROKER_DEFAULT_NONCE_TTL 60
 #define BROKER_DEFAULT_LEASE 3600
@@ -85,6 +87,9 @@ struct broker_config {
 	char *audit_log; /* NULL: audit lines go to the log */
 	unsigned threads;
 	char *port_file;
+	char *metrics_host; /* NULL: metrics_listen = off (the default) */
+	char *metrics_port; /* decimal; "0" picks a free port */
+	char *metrics_port_file;
 	size_t secure_heap; /* bytes; 0: auto, from the key store */
 	unsigned max_connections;	 /* ceiling of open connections */
 	unsigned max_connections_per_ip; /* per client address; 0: none */
@@ -145,10 +150,11 @@ size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx
 /*
  * SIGHUP: the keys that take effect only at a restart ([broker] listen,
  * cert, key, secret_file, threads, connection limits and deadlines,
- * port_file, audit_log, secure_heap) keep the values next is running with:
- * next takes them from cur (the TLS key and the secret copied in the secure
- * heap) and changed(ctx, key) is called for each that differs in the file.
- * 0, or -ENOMEM (next unchanged then).
+ * port_file, audit_log, secure_heap, metrics_listen, metrics_port_file)
+ * keep the values next is running with: next takes them from cur (the TLS
+ * key and the secret copied in the secure heap) and changed(ctx, key) is
+ * called for each that differs in the file. 0, or -ENOMEM (next unchanged
+ * then).
  */
 int broker_config_keep_restart_only(const struct broker_config *cur, struct broker_config *next,
 				    void (*changed)(void *ctx, const char *key), void *ctx) AK_WUR;

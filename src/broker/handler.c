@@ -23,6 +23,7 @@
 #include "attestkey/hsmenv.h"
 #include "attestkey/jwe.h"
 #include "broker.h"
+#include "metrics.h"
 #include "nonce.h"
 
 #define MSG_LEN 512
@@ -239,6 +240,7 @@ audited:
 	else
 		ak_log(AK_LOG_WARNING, "token '%s': refused %s: %s (peer %s)", token,
 		       ak_reason_name(d->reason), d->msg, req->peer ? req->peer : "-");
+	broker_metrics_decision(d->event, d->token, d->reason);
 	return ret;
 }
 

@@ -114,6 +114,11 @@ void broker_keystore_free(struct broker_keystore *ks)
 	free(ks);
 }
 
+int broker_keystore_ready(struct broker_keystore *ks, char *err, size_t errlen)
+{
+	return ks && ks->ops->ready ? ks->ops->ready(ks->ctx, err, errlen) : 0;
+}
+
 bool broker_keystore_wraps(const struct broker_keystore *ks)
 {
 	return ks && ks->ops->wrap;

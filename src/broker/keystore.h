@@ -138,6 +138,10 @@ struct broker_keystore_ops {
 		    struct broker_envelope *out, char *err, size_t errlen);
 	/* With wrap: the envelope's alg (AK_HSMENV_ALG_*) once open. */
 	const char *(*wrap_alg)(void *ctx);
+	/* Optional, for /readyz: a cheap check that the store answers now
+	 * (a directory readable, a Vault lookup-self, an HSM session). 0, or
+	 * -errno with err saying what does not answer. */
+	int (*ready)(void *ctx, char *err, size_t errlen);
 	void (*destroy)(void *ctx);
 };
 
@@ -163,6 +167,8 @@ bool broker_keystore_versioned(const struct broker_keystore *ks);
  * counted now fails at the fetch); -ENOTSUP when the store cannot tell. */
 int broker_keystore_secure_bytes(struct broker_keystore *ks, const char *token, size_t *total);
 void broker_keystore_free(struct broker_keystore *ks);
+/* ops->ready; 0 for a store without it. */
+int broker_keystore_ready(struct broker_keystore *ks, char *err, size_t errlen) AK_WUR;
 /* Whether the store releases keys only wrapped by itself (ops->wrap). */
 bool broker_keystore_wraps(const struct broker_keystore *ks);
 /* The alg of its envelope (docs/protocol.md §4.3), NULL if it has none. */

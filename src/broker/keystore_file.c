@@ -467,6 +467,23 @@ static int file_secure_bytes(void *ctx, const char *token, size_t *total)
 	return n < 0 ? n : 0;
 }
 
+/* /readyz: the directory can be listed (a removed or unreadable directory
+ * fails every release). */
+static int file_ready(void *ctx, char *err, size_t errlen)
+{
+	struct file_store *fs = ctx;
+	int fd = open(fs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "dir '%s': %s", fs->dir, strerror(e));
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
 const struct broker_keystore_ops broker_keystore_file_ops = {
     .type = "file",
     .create = file_create,
@@ -474,5 +491,6 @@ const struct broker_keystore_ops broker_keystore_file_ops = {
     .open = file_open,
     .fetch = file_fetch,
     .secure_bytes = file_secure_bytes,
+    .ready = file_ready,
     .destroy = file_destroy,
 };

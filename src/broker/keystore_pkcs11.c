@@ -1123,6 +1123,18 @@ out:
 	return ret;
 }
 
+/* /readyz: a logged-in session opens (the HSM answers, the token is there). */
+static int p11_ready(void *ctx, char *err, size_t errlen)
+{
+	struct p11_store *st = ctx;
+	CK_SESSION_HANDLE s;
+	int r = session_open(st, &s, err, errlen);
+
+	if (r == 0)
+		(void)st->f->C_CloseSession(s);
+	return r;
+}
+
 const struct broker_keystore_ops broker_keystore_pkcs11_ops = {
     .type = "pkcs11",
     .create = p11_create,
@@ -1131,5 +1143,6 @@ const struct broker_keystore_ops broker_keystore_pkcs11_ops = {
     .fetch = p11_fetch,
     .wrap_alg = p11_wrap_alg,
     .wrap = p11_wrap,
+    .ready = p11_ready,
     .destroy = p11_destroy,
 };

@@ -549,6 +549,25 @@ static int vault_secure_bytes(void *ctx, const char *path, size_t *total)
 	return 0;
 }
 
+/* /readyz: Vault answers lookup-self for the broker's token. */
+static int vault_ready(void *ctx, char *err, size_t errlen)
+{
+	struct vault_store *vs = ctx;
+	char detail[768] = "";
+	enum ak_vault_status st;
+
+	st = client(vs, detail, sizeof(detail));
+	if (st == AK_VAULT_OK)
+		st = ak_vault_ping(vs->v, detail, sizeof(detail));
+	if (st == AK_VAULT_OK)
+		return 0;
+	if (detail[0]) /* it names Vault's address and what failed */
+		snprintf(err, errlen, "%s", detail);
+	else
+		snprintf(err, errlen, "Vault at %s: %s", vs->addr, ak_vault_status_name(st));
+	return BROKER_KEYSTORE_UNAVAILABLE;
+}
+
 const struct broker_keystore_ops broker_keystore_vault_ops = {
     .type = "vault",
     .versioned = true,
@@ -557,5 +576,6 @@ const struct broker_keystore_ops broker_keystore_vault_ops = {
     .open = vault_open,
     .fetch = vault_fetch,
     .secure_bytes = vault_secure_bytes,
+    .ready = vault_ready,
     .destroy = vault_destroy,
 };

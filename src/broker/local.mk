@@ -13,6 +13,8 @@ libakbroker_la_SOURCES = \
 	src/broker/keystore_file.c \
 	src/broker/keystore_vault.c \
 	src/broker/keystore_pkcs11.c \
+	src/broker/metrics.h \
+	src/broker/metrics.c \
 	src/broker/nonce.h \
 	src/broker/nonce.c \
 	src/broker/server.c

@@ -16,6 +16,7 @@
 #include "attestkey/secmem.h"
 #include "attestkey/jwe.h"
 #include "broker.h"
+#include "metrics.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/attestkey/broker.conf"
 
@@ -252,6 +253,14 @@ int main(int argc, char **argv)
 		if (r < 0) {
 			ak_log(AK_LOG_ERR, "%s: [broker] port_file: cannot write '%s': %s",
 			       b->cfg->path, b->cfg->port_file, strerror(-r));
+			goto out;
+		}
+	}
+	if (b->cfg->metrics_port_file && broker_metrics_port(b)) {
+		r = write_port_file(b->cfg->metrics_port_file, broker_metrics_port(b));
+		if (r < 0) {
+			ak_log(AK_LOG_ERR, "%s: [broker] metrics_port_file: cannot write '%s': %s",
+			       b->cfg->path, b->cfg->metrics_port_file, strerror(-r));
 			goto out;
 		}
 	}

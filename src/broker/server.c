@@ -28,6 +28,7 @@
 #include <microhttpd.h>
 
 #include "broker.h"
+#include "metrics.h"
 
 #define CONNECTION_TIMEOUT 30 /* seconds of silence before MHD drops a client */
 /* MHD's memory per connection: it holds the request line and headers, so it
@@ -116,6 +117,8 @@ int broker_reload(struct broker *b, const char *path)
 		goto out;
 	}
 	n_tokens = next->n_tokens;
+	if (b->metrics)
+		broker_metrics_tokens(next);
 	pthread_mutex_lock(&config_lock);
 	old = b->cfg;
 	b->cfg = next;
@@ -316,6 +319,7 @@ struct conn_state {
 	uint8_t *buf;
 	size_t len, cap;
 	bool too_large;
+	int64_t start_us; /* the headers arrived: the request's latency starts */
 };
 
 static void conn_state_free(struct conn_state *st)
@@ -436,6 +440,17 @@ out:
 	return ret;
 }
 
+/* Answer, and count the request (metrics.h) with its status and latency. */
+static enum MHD_Result answer(struct MHD_Connection *c, const struct conn_state *st,
+			      const struct broker_request *req, struct broker_reply *rep)
+{
+	unsigned status = rep->body ? rep->status : 500;
+	enum MHD_Result ret = send_reply(c, rep);
+
+	broker_metrics_request(req->path, status, ak_now_us() - st->start_us);
+	return ret;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
 				 const char *method, const char *version, const char *upload_data,
 				 size_t *upload_data_size, void **con_cls)
@@ -452,12 +467,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 		if (!st)
 			return MHD_NO;
 		*con_cls = st;
+		st->start_us = ak_now_us();
 		/* What the headers alone refuse is answered now; MHD then
 		 * discards the body and closes the connection. */
 		request_from_headers(c, url, method, st, peer, sizeof(peer), &req);
 		if (broker_precheck(&req, &rep)) {
 			track_set(b, c, 0, false);
-			return send_reply(c, &rep);
+			return answer(c, st, &req, &rep);
 		}
 		return MHD_YES;
 	}
@@ -471,7 +487,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 	track_set(b, c, 0, false);
 	request_from_headers(c, url, method, st, peer, sizeof(peer), &req);
 	broker_handle(b, &req, &rep);
-	return send_reply(c, &rep);
+	return answer(c, st, &req, &rep);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -587,6 +603,11 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	}
 	di = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	b->port = di ? di->port : 0;
+	r = broker_metrics_start(b, err, errlen);
+	if (r < 0) {
+		broker_stop(b);
+		return r;
+	}
 	r = broker_epk_pool_start(&b->epk);
 	if (r < 0) /* releases then make every key themselves */
 		ak_log(AK_LOG_WARNING, "cannot start the ephemeral key thread: %s", strerror(-r));
@@ -595,6 +616,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 
 void broker_stop(struct broker *b)
 {
+	broker_metrics_stop(b);
 	if (b && b->mhd) {
 		MHD_stop_daemon(b->mhd);
 		b->mhd = NULL;

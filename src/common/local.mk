@@ -3,6 +3,7 @@
 noinst_LTLIBRARIES += libakcommon.la
 libakcommon_la_SOURCES = \
 	src/common/log.c \
+	src/common/observe.c \
 	src/common/memzero.c \
 	src/common/encode.c \
 	src/common/secmem.c \

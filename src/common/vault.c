@@ -41,6 +41,7 @@
 #include <openssl/rand.h>
 
 #include "attestkey/secmem.h"
+#include "attestkey/observe.h"
 #include "attestkey/vault.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
@@ -382,6 +383,7 @@ struct req {
 	size_t payload_len;
 	bool no_token;	 /* login */
 	bool idempotent; /* a POST that writes a version is not retried after an answer */
+	bool once;	 /* never retried (a readiness probe) */
 	bool secret;	 /* parse the answer with ak_json_loadb_secret */
 	/* out */
 	long http;
@@ -454,7 +456,7 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 	enum ak_vault_status st = AK_VAULT_BAD_RESPONSE;
 	unsigned attempt;
 	long conns;
-	int64_t t0 = ak_now_us();
+	int64_t t0 = ak_now_us(), t1;
 
 	r->http = 0;
 	r->json = NULL;
@@ -491,6 +493,7 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 		b.too_big = b.oom = false;
 		r->http = 0;
 		set_options(v, h, url, &b, hdrs, r);
+		t1 = ak_now_us();
 		cc = curl_easy_perform(h);
 		atomic_fetch_add(&v->n_requests, 1);
 		conns = 0;
@@ -498,7 +501,8 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 			atomic_fetch_add(&v->n_connects, (unsigned long)conns);
 		if (cc == CURLE_OK)
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->http);
-		if (attempt >= v->retries || !ak_vault_retryable(r->http, (int)cc) ||
+		ak_fetch_observe(AK_FETCH_VAULT, r->http, ak_now_us() - t1);
+		if (r->once || attempt >= v->retries || !ak_vault_retryable(r->http, (int)cc) ||
 		    (!r->idempotent && r->http != 0) ||
 		    (!r->idempotent && cc != CURLE_COULDNT_CONNECT))
 			break;
@@ -766,6 +770,20 @@ static enum ak_vault_status lookup_self(struct ak_vault *v, char *err, size_t er
 			lease_from(v, json_object_get(r.json, "data"), true);
 		pthread_mutex_unlock(&v->token_lock);
 	}
+	json_decref(r.json);
+	return st;
+}
+
+enum ak_vault_status ak_vault_ping(struct ak_vault *v, char *err, size_t errlen)
+{
+	struct req r = {.method = "GET",
+			.path = "auth/token/lookup-self",
+			.idempotent = true,
+			.secret = true,
+			.once = true};
+	unsigned long gen;
+	enum ak_vault_status st = exchange(v, &r, &gen, err, errlen);
+
 	json_decref(r.json);
 	return st;
 }

@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "attestkey/observe.h"
 #include "attestkey/verify.h"
 #include "kds.h"
 
@@ -360,6 +361,7 @@ static long get_once(const char *url, double seconds, struct body *b, long *retr
 	curl_off_t ra = -1;
 	CURL *h = curl_easy_init();
 	long status = 0, ms = (long)(seconds * 1000);
+	int64_t t0;
 	CURLcode rc;
 
 	*retry_after = -1;
@@ -379,6 +381,7 @@ static long get_once(const char *url, double seconds, struct body *b, long *retr
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "attestkey/" PACKAGE_VERSION);
+	t0 = ak_now_us();
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
 		vf_set_msg(err, errlen, "%s", b->too_big ? "answer larger than 1 MiB"
@@ -389,6 +392,7 @@ static long get_once(const char *url, double seconds, struct body *b, long *retr
 		if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra >= 0)
 			*retry_after = (long)ra;
 	}
+	ak_fetch_observe(AK_FETCH_KDS, status, ak_now_us() - t0);
 	curl_easy_cleanup(h);
 	return status;
 }

@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "attestkey/observe.h"
 #include "tdx_internal.h"
 #include "verify_msg.h"
 
@@ -306,6 +307,7 @@ static int pcs_get(const char *base, const struct item *it, struct got *g, char 
 	CURL *c = curl_easy_init();
 	long status = 0;
 	int pem_len = 0, ret = -EIO;
+	int64_t t0;
 	CURLcode cc;
 
 	if (!c || asprintf(&url, "%s%s", base, it->url_path) < 0) {
@@ -322,8 +324,10 @@ static int pcs_get(const char *base, const struct item *it, struct got *g, char 
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &h);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	t0 = ak_now_us();
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	ak_fetch_observe(AK_FETCH_PCS, cc == CURLE_OK ? status : 0, ak_now_us() - t0);
 	if (cc != CURLE_OK) {
 		snprintf(err, errlen, "GET %s failed: %s", url,
 			 h.too_big ? "answer larger than 4 MiB" : curl_easy_strerror(cc));

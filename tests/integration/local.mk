@@ -74,7 +74,8 @@ INTEGRATION_TESTS = \
 	tests/integration/broker-check-config.sh \
 	tests/integration/hsm-store.sh \
 	tests/integration/hsm-login.sh \
-	tests/integration/hsm-invariant.sh
+	tests/integration/hsm-invariant.sh \
+	tests/integration/metrics.sh
 # issue 10 item 4: attestkey key (the provisioning CLI)
 INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh \
 	tests/integration/key-cli-vault.sh tests/integration/key-cli-pkcs11.sh

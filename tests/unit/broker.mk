@@ -10,7 +10,8 @@ BROKER_TESTS = \
 	tests/unit/test_broker_config \
 	tests/unit/test_broker_heap \
 	tests/unit/test_broker_handler \
-	tests/unit/test_broker_sim
+	tests/unit/test_broker_sim \
+	tests/unit/test_metrics
 check_PROGRAMS += $(BROKER_TESTS)
 TESTS += $(BROKER_TESTS)
 
@@ -41,6 +42,10 @@ tests_unit_test_broker_handler_SOURCES = tests/unit/test_broker_handler.c \
 	tests/unit/test_broker_util.c
 tests_unit_test_broker_handler_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MHD_CFLAGS)
 tests_unit_test_broker_handler_LDADD = $(BROKER_TEST_LDADD)
+
+tests_unit_test_metrics_SOURCES = tests/unit/test_metrics.c tests/unit/test_broker_util.c
+tests_unit_test_metrics_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_metrics_LDADD = $(BROKER_TEST_LDADD)
 
 tests_unit_test_broker_sim_SOURCES = tests/unit/test_broker_sim.c \
 	tests/unit/test_broker_util.c
