@@ -47,6 +47,7 @@ INTEGRATION_TESTS = \
 	tests/integration/engine.sh \
 	tests/integration/fork.sh \
 	tests/integration/refusals.sh \
+	tests/integration/audit.sh \
 	tests/integration/broker-store.sh \
 	tests/integration/nginx.sh \
 	tests/integration/tdx-sim.sh \
