@@ -48,6 +48,7 @@ INTEGRATION_TESTS = \
 	tests/integration/fork.sh \
 	tests/integration/refusals.sh \
 	tests/integration/audit.sh \
+	tests/integration/replicas.sh \
 	tests/integration/broker-store.sh \
 	tests/integration/nginx.sh \
 	tests/integration/tdx-sim.sh \
