@@ -88,6 +88,8 @@ static enum ak_reason fake_tdx_verify(const struct vf_tdx_trust *t, const json_t
 	memset(out->quote.body.mrtd, 0x7d, sizeof(out->quote.body.mrtd));
 	memcpy(out->quote.body.report_data, expected, AK_BINDING_LEN);
 	snprintf(out->fmspc, sizeof(out->fmspc), "f0a1b2c3d4e5");
+	snprintf(out->pck_serial, sizeof(out->pck_serial), "0badc0de");
+	memset(out->quote.body.tee_tcb_svn, 0x03, sizeof(out->quote.body.tee_tcb_svn));
 	out->tcb_evaluated = fake_tdx_reason == AK_R_OK;
 	out->tcb_status = VF_TDX_TCB_UP_TO_DATE;
 	if (fake_tdx_reason != AK_R_OK) {
@@ -492,6 +494,12 @@ static void test_tdx_dispatch(void **state)
 	assert_string_equal(json_string_value(json_object_get(line, "mrtd")), mrtd);
 	assert_string_equal(json_string_value(json_object_get(line, "fmspc")), "f0a1b2c3d4e5");
 	assert_string_equal(json_string_value(json_object_get(line, "tcb_status")), "UpToDate");
+	/* issue 11 item 1: the evidence type, PCK serial and TEE TCB SVN */
+	assert_string_equal(json_string_value(json_object_get(line, "tee")), "tdx");
+	assert_string_equal(json_string_value(json_object_get(line, "pck_serial")), "0badc0de");
+	assert_string_equal(json_string_value(json_object_get(line, "tee_tcb_svn")),
+			    "03030303030303030303030303030303");
+	assert_null(json_object_get(line, "reported_tcb")); /* SNP's alone */
 	json_decref(line);
 	/* the token allows any MRTD: released, never through the SNP verifier */
 	t->policy.any_mrtd = true;
