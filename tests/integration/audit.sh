@@ -119,6 +119,29 @@ rid=$(grep -Eo "release id $ID_RE" "$T/after-rotate.err" | awk '{print $3}')
 check "SIGHUP: the next release is in the new file" audit_with "$rid" "$T/audit.jsonl"
 refuse "SIGHUP: and not in the rotated one" audit_with "$rid" "$T/audit.jsonl.1"
 
+# 5b. conf/logrotate as shipped (its path and postrotate pointed at this
+# broker): rotated, the broker reopens, no line lost
+if command -v logrotate >/dev/null 2>&1; then
+	awk -v path="$T/audit.jsonl" -v pid="$BROKER_PID" '
+		/^\/var\/log\/attestkey\/audit.log/ { sub(/^[^ ]+/, path) }
+		/^\tpostrotate/ { print; print "\t\tkill -HUP " pid; skip = 1; next }
+		/^\tendscript/ { skip = 0 }
+		!skip { print }' "$top_srcdir/conf/logrotate" >"$T/logrotate.conf"
+	chmod 644 "$T/logrotate.conf"
+	lines=$(wc -l <"$T/audit.jsonl")
+	check "logrotate: conf/logrotate rotates the audit log" \
+		logrotate -f -s "$T/logrotate.state" "$T/logrotate.conf"
+	rotated=$(ls "$T"/audit.jsonl-* 2>/dev/null | head -n 1)
+	check "logrotate: the rotated file holds every line written before" \
+		test -n "$rotated" -a "$(wc -l <"${rotated:-/dev/null}")" -eq "$lines"
+	for _ in $(seq 100); do [ "$(grep -c "audit log reopened" "$T/broker.log")" -ge 2 ] && break; sleep 0.1; done
+	login after-logrotate
+	rid=$(grep -Eo "release id $ID_RE" "$T/after-logrotate.err" | awk '{print $3}')
+	check "logrotate: the next release is in the new file the broker created" audit_with "$rid" "$T/audit.jsonl"
+else
+	skip "logrotate: conf/logrotate rotates the audit log" "logrotate is not installed"
+fi
+
 # 6. audit_syslog: a syslog socket of ours (python3 receives the datagrams)
 if command -v python3 >/dev/null 2>&1; then
 	SOCK="$T/log.sock"
