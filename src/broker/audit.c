@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include "broker.h"
@@ -70,6 +72,7 @@ int broker_audit_open(const struct broker_config *cfg, struct broker_audit **out
 	a->fd = a->syslog_fd = -1;
 	a->facility = cfg->audit_syslog;
 	a->fsync = cfg->audit_fsync;
+	atomic_init(&a->cut, false);
 	if (pthread_rwlock_init(&a->lock, NULL) != 0) {
 		free(a);
 		return -ENOMEM;
@@ -150,6 +153,8 @@ int broker_audit_reopen(struct broker_audit *a)
 	}
 	pthread_rwlock_wrlock(&a->lock);
 	old_fd = fd >= 0 ? a->fd : -1;
+	if (fd >= 0)
+		atomic_store(&a->cut, false); /* a new file: no cut line in it */
 	old_sfd = sfd >= 0 ? a->syslog_fd : -1;
 	if (fd >= 0)
 		a->fd = fd;
@@ -166,18 +171,29 @@ int broker_audit_reopen(struct broker_audit *a)
 	return ret;
 }
 
-/* One line to the file: one write(), then fdatasync() when asked. */
-static int write_file(const struct broker_audit *a, const char *s, size_t len)
+/* One line to the file: one writev() (atomic with O_APPEND), then
+ * fdatasync() when asked. After a short write (the file system filled up
+ * in the middle of a line) the next line starts with a newline, so that
+ * the cut line ends there and the next one parses. */
+static int write_file(struct broker_audit *a, const char *s, size_t len)
 {
+	struct iovec iov[2] = {{.iov_base = (void *)"\n", .iov_len = 1},
+			       {.iov_base = (void *)s, .iov_len = len}};
+	bool cut = atomic_load(&a->cut);
+	size_t want = len + (cut ? 1 : 0);
 	ssize_t w;
 
 	do {
-		w = write(a->fd, s, len);
+		w = writev(a->fd, cut ? iov : iov + 1, cut ? 2 : 1);
 	} while (w < 0 && errno == EINTR);
 	if (w < 0)
 		return -errno;
-	if ((size_t)w != len)
+	if ((size_t)w != want) {
+		atomic_store(&a->cut, true);
 		return -ENOSPC; /* a short write: the file system is full */
+	}
+	if (cut)
+		atomic_store(&a->cut, false);
 	if (a->fsync && fdatasync(a->fd) < 0 && errno != EINVAL)
 		return -errno; /* EINVAL: a character device (/dev/null) */
 	return 0;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -59,6 +60,7 @@ struct broker_audit {
 	int fd;		       /* audit_log, -1 when none */
 	char *path;
 	bool fsync;	/* audit_fsync = always */
+	atomic_bool cut; /* the file's last line was cut short (full) */
 	int syslog_fd;	/* audit_syslog: connected datagram socket, -1 when none */
 	int facility;	/* LOG_AUTHPRIV, LOG_LOCAL0... */
 	char *socket;	/* its path */

@@ -98,8 +98,17 @@ if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=16k tmpfs "$FULL" 2>"$T/mount.er
 	done
 	diag "tmpfs: the file system was full after $n login(s)"
 	expect_unavailable tmpfs done
-	check "tmpfs: the audit lines written hold JSON (a line cut by the full file system is the last)" \
-		sh -c "head -n -1 '$FULL/audit.jsonl' | jq -e . >/dev/null"
+	# room again: the next release is audited on a line of its own, after
+	# the line the full file system cut (if it cut one)
+	rm -f "$FULL/fill"
+	login tmpfs-again
+	check "tmpfs: with room again, the login succeeds" grep -q "^login: CKR_OK$" "$T/tmpfs-again.out"
+	rid=$(grep -Eo "release id $ID_RE" "$T/tmpfs-again.err" | awk '{print $3}')
+	check "tmpfs: and its audit line is whole JSON" \
+		sh -c "grep -F '\"id\":\"$rid\"' '$FULL/audit.jsonl' | jq -e '.event == \"release\"'"
+	bad=$(grep -v '^$' "$FULL/audit.jsonl" | while IFS= read -r l; do
+		printf '%s\n' "$l" | jq -e . >/dev/null 2>&1 || echo cut; done | wc -l)
+	check "tmpfs: every other audit line is JSON, but at most one cut short ($bad)" test "$bad" -le 1
 	stop_broker
 	umount "$FULL"
 else
