@@ -6,8 +6,10 @@
  *   POST /v1/keys -> one v2 envelope for the release (or v1's JWE per key),
  *   unwrapped into OpenSSL's secure heap.
  * Brokers are tried in the configured order; a broker that cannot be
- * reached (connection, TLS, non-protocol answer) hands over to the next. A
- * refusal is final: every replica applies the same policy.
+ * reached (connection, TLS, timeout, non-protocol answer) or answers 5xx
+ * hands over to the next, where the login starts again from a fresh
+ * challenge (docs/protocol.md §8). A 4xx refusal is final: every replica
+ * applies the same policy.
  */
 #include "config.h"
 
