@@ -275,9 +275,6 @@ int broker_audit(struct broker *b, json_t *line)
 		}
 	}
 	pthread_rwlock_unlock(&a->lock);
-	/* the line is not lost: the plain log keeps it */
-	if (ret < 0)
-		ak_log(AK_LOG_ERR, "audit line not written: %s", s);
 out:
 	broker_json_free(s);
 	return ret;

@@ -125,7 +125,7 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 void broker_json_free(void *p);
 
 /* One JSON audit line (docs/protocol.md §6) to every output; 0 or -errno
- * when one of them did not take it (the plain log then keeps the line). */
+ * when one of them did not take it (logged). */
 int broker_audit(struct broker *b, json_t *line) AK_WUR;
 
 /*

@@ -207,10 +207,13 @@ static json_t *audit_line(const struct broker_request *req, const struct decisio
 	return line;
 }
 
+/* keep: a line no output took goes to the plain log instead, so that the
+ * record is not lost (not for a release: it becomes a refusal, recorded
+ * in turn). */
 static int write_audit_line(struct broker *b, const struct broker_request *req,
-			    const struct decision *d, const char *token)
+			    const struct decision *d, const char *token, bool keep)
 {
-	char when[32];
+	char when[32], *s;
 	json_t *line;
 	int ret;
 
@@ -219,14 +222,25 @@ static int write_audit_line(struct broker *b, const struct broker_request *req,
 	if (!line)
 		return -ENOMEM;
 	ret = broker_audit(b, line);
+	if (ret < 0 && keep) {
+		s = json_dumps(line, JSON_COMPACT);
+		ak_log(AK_LOG_ERR, "audit line not written: %s", s ? s : "(out of memory)");
+		broker_json_free(s);
+	}
 	json_decref(line);
 	return ret;
+}
+
+static bool is_release(const struct decision *d)
+{
+	return d->reason == AK_R_OK && strcmp(d->event, "release") == 0;
 }
 
 /* Write the decision's audit line, then its log line. A release whose audit
  * line cannot be written is not made: the decision becomes an
  * audit_unavailable refusal before anything says "released", and that
- * refusal is audited in turn (the plain log keeps what no output took).
+ * refusal is audited in turn (the plain log keeps a line no output took,
+ * but never the release that was not made).
  * Every decision gets a random id first: the audit line, the answer and the
  * log line carry it. Returns the status of the decision's first line. */
 static int record(struct broker *b, const struct broker_request *req, struct decision *d)
@@ -244,9 +258,9 @@ static int record(struct broker *b, const struct broker_request *req, struct dec
 		ret = -EIO;
 	} else {
 		ak_hex_encode(rnd, sizeof(rnd), d->id);
-		ret = write_audit_line(b, req, d, token);
+		ret = write_audit_line(b, req, d, token, !is_release(d));
 	}
-	if (ret < 0 && d->reason == AK_R_OK && strcmp(d->event, "release") == 0) {
+	if (ret < 0 && is_release(d)) {
 		/* Nothing leaves without its audit line. */
 		d->event = "refuse";
 		d->reason = AK_R_AUDIT_UNAVAILABLE;
@@ -257,7 +271,7 @@ static int record(struct broker *b, const struct broker_request *req, struct dec
 		d->keys = NULL;
 		json_decref(d->versions);
 		d->versions = NULL;
-		(void)write_audit_line(b, req, d, token);
+		(void)write_audit_line(b, req, d, token, true);
 	}
 	if (d->reason == AK_R_OK)
 		ak_log(AK_LOG_INFO, "token '%s': %s: %s (peer %s, id %s)", token, d->event, d->msg,

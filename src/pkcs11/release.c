@@ -774,7 +774,7 @@ static void eph_make_rsa(struct eph_job *j)
 
 /* One attested login at broker c->cur: a fresh challenge, evidence bound
  * to it, the release. c->retry is set when the next broker should be
- * tried (see answered()). */
+ * tried (see post()). */
 static CK_RV login_at(struct client *c, const uint8_t *pin, size_t pin_len,
 		      struct p11_keyset **out)
 {

@@ -64,8 +64,8 @@ expect_unavailable() {
 	uid=$(grep -Eo "refusal id $ID_RE" "$T/$name.err" | awk '{print $3}')
 	check "$name: the broker's log names the refusal with its id" \
 		grep -Eq "refused audit_unavailable: .*id $uid\)$" "$T/broker.log"
-	check "$name: the broker's log keeps the audit line no output took" \
-		grep -q "audit line not written: .*\"event\":\"release\"" "$T/broker.log"
+	check "$name: the broker's log keeps the refusal's audit line no output took" \
+		grep -q "audit line not written: .*\"id\":\"$uid\",\"event\":\"refuse\",.*\"reason\":\"audit_unavailable\"" "$T/broker.log"
 	diag_stream <"$T/$name.err"
 }
 write_broker_conf
