@@ -188,6 +188,41 @@ else
 	skip "syslog: the audit line on the syslog socket" "python3 is not installed"
 fi
 
+# 6b. the flush fails (fdatasync returns EIO, as after a failed write-back):
+# audit_fsync = always refuses the release, never releases without flushing
+FAILSYNC="$top_builddir/tests/integration/.libs/failsync.so"
+# fsync_broker POLICY: the broker with that audit_fsync and the failing flush
+fsync_broker() {
+	stop_broker
+	write_broker_conf
+	sed -i "s|^audit_log = .*|audit_log = $T/audit.jsonl\naudit_fsync = $1|" "$T/broker.conf"
+	rm -f "$T/broker.port"
+	LD_PRELOAD="$FAILSYNC" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$AK_BROKER" -f -c "$T/broker.conf" >>"$T/broker.log" 2>&1 &
+	BROKER_PID=$!
+	AK_PIDS="$AK_PIDS $BROKER_PID"
+	for _ in $(seq 100); do [ -s "$T/broker.port" ] && break; sleep 0.1; done
+	[ -s "$T/broker.port" ] || bail "the broker with a failing fdatasync did not start"
+	write_module_conf
+}
+if [ -f "$FAILSYNC" ]; then
+	fsync_broker always
+	expect_unavailable failsync
+	check "failsync: the broker's log names the failed flush" \
+		grep -q "cannot append to and flush the audit log '$T/audit.jsonl': Input/output error" "$T/broker.log"
+	# the release's line reached the file unflushed; the refusal that
+	# replaced it follows with the same id: an id's last line is the decision
+	check "failsync: the last audit line of that id is the refusal" \
+		sh -c "grep -F '\"id\":\"$uid\"' '$T/audit.jsonl' | tail -n 1 | jq -e '.event == \"refuse\" and .reason == \"audit_unavailable\"'"
+	fsync_broker never
+	login nosync
+	check "failsync: with audit_fsync = never the release is made (no flush asked)" \
+		grep -q "^login: CKR_OK$" "$T/nosync.out"
+	stop_broker
+else
+	skip "failsync: a failed flush refuses the release" "$FAILSYNC is not built"
+fi
+
 # 7. the [broker] audit keys: bad values are refused, naming the key
 write_broker_conf
 sed -i "s|^audit_log = .*|audit_log = $T/audit.jsonl\naudit_fsync = sometimes|" "$T/broker.conf"
