@@ -4,7 +4,8 @@ dist_examples_DATA = \
 	conf/attestkey.conf.example \
 	conf/openssl-pkcs11.cnf.example \
 	conf/nginx-attestkey.conf.example \
-	conf/broker.conf.example
+	conf/broker.conf.example \
+	conf/logrotate
 
 # The p11-kit registration, with the module's installed path filled in.
 p11moduleconfdir = $(p11_module_configs)

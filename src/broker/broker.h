@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -52,9 +54,29 @@ int broker_epk_pool_start(struct broker_epk_pool **out) AK_WUR;
 EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p, const char *crv);
 void broker_epk_pool_stop(struct broker_epk_pool *p); /* NULL-safe */
 
+/* The audit trail's outputs (audit.c); fixed at the start, reopened by
+ * SIGHUP. */
+struct broker_audit {
+	pthread_rwlock_t lock; /* read: a line is written; write: reopen swaps */
+	int fd;		       /* audit_log, -1 when none */
+	char *path;
+	bool fsync;	/* audit_fsync = always */
+	atomic_bool cut; /* the file's last line was cut short (full) */
+	int syslog_fd;	/* audit_syslog: connected datagram socket, -1 when none */
+	int facility;	/* LOG_AUTHPRIV, LOG_LOCAL0... */
+	char *socket;	/* its path */
+};
+/* Open what cfg's [broker] audit_* keys name; on failure err names it. */
+int broker_audit_open(const struct broker_config *cfg, struct broker_audit **out, char *err,
+		      size_t errlen) AK_WUR;
+void broker_audit_close(struct broker_audit *a); /* NULL-safe */
+/* SIGHUP (logrotate): open the file's path again and reconnect syslog; what
+ * cannot be opened keeps its old descriptor (logged). 0 or -errno. */
+int broker_audit_reopen(struct broker_audit *a);
+
 struct broker {
 	struct broker_config *cfg; /* owned */
-	int audit_fd;		   /* -1: audit lines go to the log */
+	struct broker_audit *audit; /* NULL: audit lines go to the log */
 	broker_snp_verify_fn snp_verify;
 	broker_tdx_verify_fn tdx_verify;
 	struct MHD_Daemon *mhd;
@@ -104,7 +126,8 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 /* Free a string from json_dumps() with jansson's allocator. */
 void broker_json_free(void *p);
 
-/* One JSON audit line (docs/protocol.md §6); 0 or -errno. */
+/* One JSON audit line (docs/protocol.md §6) to every output; 0 or -errno
+ * when one of them did not take it (logged). */
 int broker_audit(struct broker *b, json_t *line) AK_WUR;
 
 /*

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <ini.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -308,6 +309,34 @@ bad:
 	return -EINVAL;
 }
 
+/* audit_syslog = no | yes (authpriv) | authpriv | auth | local0..local7 */
+static int parse_audit_syslog(const char *v, int *facility)
+{
+	static const struct {
+		const char *name;
+		int facility;
+	} names[] = {
+	    {"yes", LOG_AUTHPRIV}, {"authpriv", LOG_AUTHPRIV}, {"auth", LOG_AUTH},
+	    {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},    {"local2", LOG_LOCAL2},
+	    {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},    {"local5", LOG_LOCAL5},
+	    {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+	};
+	size_t i;
+	bool b;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(v, names[i].name) == 0) {
+			*facility = names[i].facility;
+			return 0;
+		}
+	}
+	if (ak_parse_bool(v, &b) == 0 && !b) {
+		*facility = -1;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 #define FAIL(...)                                                                                  \
 	do {                                                                                       \
 		snprintf(detail, sizeof(detail), __VA_ARGS__);                                     \
@@ -343,6 +372,20 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 				 BROKER_MAX_LEASE);
 	} else if (strcmp(k, "audit_log") == 0) {
 		r = set_str(&c->audit_log, v);
+	} else if (strcmp(k, "audit_fsync") == 0) {
+		/* always: a line is on disk before the decision is answered */
+		c->audit_fsync = strcmp(v, "always") == 0;
+		if (!c->audit_fsync && strcmp(v, "never") != 0) {
+			r = -EINVAL;
+			snprintf(detail, dlen, "'%s' is not always or never", v);
+		}
+	} else if (strcmp(k, "audit_syslog") == 0) {
+		r = parse_audit_syslog(v, &c->audit_syslog);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not no, yes, authpriv, auth or local0 to local7",
+				 v);
+	} else if (strcmp(k, "audit_syslog_socket") == 0) {
+		r = set_str(&c->audit_syslog_socket, v);
 	} else if (strcmp(k, "threads") == 0) {
 		r = parse_range(v, 1, BROKER_MAX_THREADS, &n);
 		if (r < 0)
@@ -1214,6 +1257,8 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 	c->nonce_ttl = BROKER_DEFAULT_NONCE_TTL;
 	c->lease = BROKER_DEFAULT_LEASE;
 	c->release_v2 = true;
+	c->audit_fsync = true;
+	c->audit_syslog = -1;
 	c->threads = BROKER_DEFAULT_THREADS;
 	c->max_connections = BROKER_DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_ip = BROKER_DEFAULT_MAX_PER_IP;
@@ -1422,6 +1467,9 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 	KEEP_ADDR(metrics_host, metrics_port, "metrics_listen");
 	KEEP_STR(metrics_port_file, "metrics_port_file");
 	KEEP_STR(audit_log, "audit_log");
+	KEEP_NUM(audit_fsync, "audit_fsync");
+	KEEP_NUM(audit_syslog, "audit_syslog");
+	KEEP_STR(audit_syslog_socket, "audit_syslog_socket");
 	KEEP_NUM(secure_heap, "secure_heap");
 	/* auto: the heap made at the start may be too small for the new keys */
 	if (!next->secure_heap && heap && secure_heap_size(next) > heap)
@@ -1469,6 +1517,7 @@ void broker_config_free(struct broker_config *c)
 	free(c->key_path);
 	free(c->secret_path);
 	free(c->audit_log);
+	free(c->audit_syslog_socket);
 	free(c->port_file);
 	free(c->metrics_host);
 	free(c->metrics_port);

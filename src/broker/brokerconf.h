@@ -38,6 +38,7 @@
 #define BROKER_MIN_SECURE_HEAP (64u << 10)
 #define BROKER_MAX_SECURE_HEAP (1u << 30)
 #define BROKER_SECURE_HEAP_HEADROOM ((size_t)1 << 20)
+#define BROKER_DEFAULT_SYSLOG_SOCKET "/dev/log"
 
 /* Evidence types ([token NAME] tee), as bits of broker_token.tee. */
 #define BROKER_TEE_BIT_SNP 0x1u
@@ -85,6 +86,9 @@ struct broker_config {
 	uint64_t lease;
 	bool release_v2; /* offer protocol v2's envelope (default yes) */
 	char *audit_log; /* NULL: audit lines go to the log */
+	bool audit_fsync;	   /* fdatasync() each line (default yes: "always") */
+	int audit_syslog;	   /* a LOG_* facility, or -1: no syslog copy */
+	char *audit_syslog_socket; /* NULL: /dev/log */
 	unsigned threads;
 	char *port_file;
 	char *metrics_host; /* NULL: metrics_listen = off (the default) */

@@ -18,6 +18,7 @@
 #include <jose/openssl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "attestkey/envelope.h"
 #include "attestkey/hsmenv.h"
@@ -27,11 +28,15 @@
 #include "nonce.h"
 
 #define MSG_LEN 512
+#define BROKER_ID_BYTES 16 /* 128 random bits */
 
 /* Everything one decision records. */
 struct decision {
+	char id[2 * BROKER_ID_BYTES + 1]; /* the decision's id (§6), hex */
 	const char *event; /* "challenge", "release", "refuse" */
 	const char *token; /* as requested; NULL if none */
+	const char *tee;   /* evidence type, once the request's is accepted */
+	const char *alg;   /* release envelope, once negotiated */
 	enum ak_reason reason;
 	char msg[MSG_LEN];	  /* operator detail (log and audit) */
 	char client_msg[MSG_LEN]; /* safe summary for the guest; "" = msg */
@@ -48,33 +53,25 @@ struct decision {
 int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t errlen)
 {
 	struct broker *b;
+	int r;
 
 	*out = NULL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->cfg = cfg;
-	b->audit_fd = -1;
 	b->snp_verify = vf_snp_verify_json;
 	b->tdx_verify = vf_tdx_verify_json;
 	if (broker_replay_new(&b->replay) < 0) {
 		free(b);
 		return -ENOMEM;
 	}
-	if (cfg->audit_log) {
-		/* O_APPEND + one write() per line: lines of concurrent requests
-		 * (and of replicas sharing the file) never interleave. */
-		b->audit_fd = open(cfg->audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-		if (b->audit_fd < 0) {
-			int e = errno;
-
-			snprintf(err, errlen, "%s: [broker] audit_log: '%s': %s", cfg->path,
-				 cfg->audit_log, strerror(e));
-			b->cfg = NULL; /* the caller still owns it on failure */
-			broker_replay_free(b->replay);
-			free(b);
-			return -e;
-		}
+	r = broker_audit_open(cfg, &b->audit, err, errlen);
+	if (r < 0) {
+		b->cfg = NULL; /* the caller still owns it on failure */
+		broker_replay_free(b->replay);
+		free(b);
+		return r;
 	}
 	*out = b;
 	return 0;
@@ -85,8 +82,7 @@ void broker_free(struct broker *b)
 	if (!b)
 		return;
 	broker_stop(b);
-	if (b->audit_fd >= 0)
-		close(b->audit_fd);
+	broker_audit_close(b->audit);
 	broker_config_release(b->cfg); /* after the last request */
 	broker_replay_free(b->replay);
 	free(b);
@@ -100,36 +96,6 @@ void broker_json_free(void *p)
 		return;
 	json_get_alloc_funcs(NULL, &f);
 	(f ? f : free)(p);
-}
-
-int broker_audit(struct broker *b, json_t *line)
-{
-	char *s = NULL;
-	size_t len;
-	ssize_t w;
-	int ret = 0;
-
-	s = json_dumps(line, JSON_COMPACT);
-	if (!s)
-		return -ENOMEM;
-	if (b->audit_fd < 0) {
-		ak_log(AK_LOG_INFO, "audit: %s", s);
-		goto out;
-	}
-	len = strlen(s);
-	s[len] = '\n'; /* replaces the NUL; json_dumps never emits newlines here */
-	do {
-		w = write(b->audit_fd, s, len + 1);
-	} while (w < 0 && errno == EINTR);
-	if (w < 0 || (size_t)w != len + 1) {
-		ret = w < 0 ? -errno : -EIO;
-		ak_log(AK_LOG_ERR, "cannot append to the audit log '%s': %s", b->cfg->audit_log,
-		       w < 0 ? strerror(-ret) : "short write");
-	}
-	s[len] = '\0';
-out:
-	broker_json_free(s);
-	return ret;
 }
 
 static json_t *error_body(enum ak_reason r, const char *msg)
@@ -180,40 +146,56 @@ static void bounded(const char *s, char out[BROKER_FIELD_BUF])
 	sanitize(out);
 }
 
-/* Write the decision's audit line, then its log line. A release whose audit
- * line cannot be written is not made: the decision becomes an
- * audit_unavailable refusal before anything says "released". Returns the
- * audit status. */
-static int record(struct broker *b, const struct broker_request *req, struct decision *d)
+/* A REPORTED_TCB-style 64-bit TCB as the audit line shows it: 16 hex
+ * digits, as AMD's tools print it. */
+static json_t *tcb_hex(uint64_t tcb)
 {
-	char when[32], hex[2 * 64 + 1], token[BROKER_FIELD_BUF];
-	json_t *line;
-	int ret;
+	char s[17];
 
-	sanitize(d->msg); /* the verifier's and the store's messages too */
-	bounded(d->token ? d->token : "-", token);
-	utc_now(when);
-	/* Members in the order of docs/protocol.md §6. */
-	line = json_pack("{s:s,s:s}", "time", when, "event", d->event);
-	if (!line) {
-		ret = -ENOMEM;
-		goto audited;
-	}
+	snprintf(s, sizeof(s), "%016" PRIx64, tcb);
+	return json_string(s);
+}
+
+/* The decision's audit line, members in the order of docs/protocol.md §6;
+ * NULL when memory ran out. */
+static json_t *audit_line(const struct broker_request *req, const struct decision *d,
+			  const char *token, const char *when)
+{
+	char hex[2 * 64 + 1];
+	json_t *line;
+
+	line = json_pack("{s:s,s:s,s:s}", "time", when, "id", d->id, "event", d->event);
+	if (!line)
+		return NULL;
 	if (d->token)
 		json_object_set_new(line, "token", json_string(token));
 	json_object_set_new(line, "peer", json_string(req->peer ? req->peer : ""));
 	json_object_set_new(line, "reason", json_string(ak_reason_name(d->reason)));
 	json_object_set_new(line, "message", json_string(d->msg));
+	if (d->tee)
+		json_object_set_new(line, "tee", json_string(d->tee));
+	if (d->alg)
+		json_object_set_new(line, "alg", json_string(d->alg));
 	if (d->have_report) {
 		ak_hex_encode(d->report.measurement, sizeof(d->report.measurement), hex);
 		json_object_set_new(line, "measurement", json_string(hex));
 		ak_hex_encode(d->report.chip_id, sizeof(d->report.chip_id), hex);
 		json_object_set_new(line, "chip_id", json_string(hex));
+		json_object_set_new(line, "reported_tcb", tcb_hex(d->report.reported_tcb));
+		json_object_set_new(line, "current_tcb", tcb_hex(d->report.current_tcb));
+		json_object_set_new(line, "committed_tcb", tcb_hex(d->report.committed_tcb));
+		json_object_set_new(line, "launch_tcb", tcb_hex(d->report.launch_tcb));
+		json_object_set_new(line, "guest_svn", json_integer(d->report.guest_svn));
+		json_object_set_new(line, "vmpl", json_integer(d->report.vmpl));
 	}
 	if (d->have_tdx) {
 		ak_hex_encode(d->tdx.quote.body.mrtd, sizeof(d->tdx.quote.body.mrtd), hex);
 		json_object_set_new(line, "mrtd", json_string(hex));
 		json_object_set_new(line, "fmspc", json_string(d->tdx.fmspc));
+		json_object_set_new(line, "pck_serial", json_string(d->tdx.pck_serial));
+		ak_hex_encode(d->tdx.quote.body.tee_tcb_svn, sizeof(d->tdx.quote.body.tee_tcb_svn),
+			      hex);
+		json_object_set_new(line, "tee_tcb_svn", json_string(hex));
 		json_object_set_new(line, "tcb_status",
 				    json_string(vf_tdx_tcb_status_name(d->tdx.tcb_status)));
 	}
@@ -223,25 +205,94 @@ static int record(struct broker *b, const struct broker_request *req, struct dec
 		json_object_set(line, "key_versions", d->versions);
 	if (d->replay)
 		json_object_set_new(line, "replay", json_true());
+	return line;
+}
+
+/* keep: a line no output took goes to the plain log instead, so that the
+ * record is not lost (not for a release: it becomes a refusal, recorded
+ * in turn). */
+static int write_audit_line(struct broker *b, const struct broker_request *req,
+			    const struct decision *d, const char *token, bool keep)
+{
+	char when[32], *s;
+	json_t *line;
+	int ret;
+
+	utc_now(when);
+	line = audit_line(req, d, token, when);
+	if (!line)
+		return -ENOMEM;
 	ret = broker_audit(b, line);
+	if (ret < 0 && keep) {
+		s = json_dumps(line, JSON_COMPACT);
+		ak_log(AK_LOG_ERR, "audit line not written: %s", s ? s : "(out of memory)");
+		broker_json_free(s);
+	}
 	json_decref(line);
-audited:
-	if (ret < 0 && d->reason == AK_R_OK && strcmp(d->event, "release") == 0) {
+	return ret;
+}
+
+static bool is_release(const struct decision *d)
+{
+	return d->reason == AK_R_OK && strcmp(d->event, "release") == 0;
+}
+
+/* Write the decision's audit line, then its log line. A release whose audit
+ * line cannot be written is not made: the decision becomes an
+ * audit_unavailable refusal before anything says "released", and that
+ * refusal is audited in turn (the plain log keeps a line no output took,
+ * but never the release that was not made).
+ * Every decision gets a random id first: the audit line, the answer and the
+ * log line carry it. Returns the status of the decision's first line. */
+static int record(struct broker *b, const struct broker_request *req, struct decision *d)
+{
+	char token[BROKER_FIELD_BUF];
+	uint8_t rnd[BROKER_ID_BYTES];
+	int ret;
+
+	sanitize(d->msg); /* the verifier's and the store's messages too */
+	bounded(d->token ? d->token : "-", token);
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		/* no id, no unique record: a release is refused below */
+		ERR_clear_error();
+		snprintf(d->id, sizeof(d->id), "none");
+		ret = -EIO;
+	} else {
+		ak_hex_encode(rnd, sizeof(rnd), d->id);
+		ret = write_audit_line(b, req, d, token, !is_release(d));
+	}
+	if (ret < 0 && is_release(d)) {
 		/* Nothing leaves without its audit line. */
 		d->event = "refuse";
 		d->reason = AK_R_AUDIT_UNAVAILABLE;
 		snprintf(d->msg, sizeof(d->msg),
 			 "the audit log cannot be written, so no key leaves the broker");
 		d->client_msg[0] = '\0';
+		json_decref(d->keys);
+		d->keys = NULL;
+		json_decref(d->versions);
+		d->versions = NULL;
+		(void)write_audit_line(b, req, d, token, true);
 	}
 	if (d->reason == AK_R_OK)
-		ak_log(AK_LOG_INFO, "token '%s': %s: %s (peer %s)", token, d->event, d->msg,
-		       req->peer ? req->peer : "-");
+		ak_log(AK_LOG_INFO, "token '%s': %s: %s (peer %s, id %s)", token, d->event, d->msg,
+		       req->peer ? req->peer : "-", d->id);
 	else
-		ak_log(AK_LOG_WARNING, "token '%s': refused %s: %s (peer %s)", token,
-		       ak_reason_name(d->reason), d->msg, req->peer ? req->peer : "-");
+		ak_log(AK_LOG_WARNING, "token '%s': refused %s: %s (peer %s, id %s)", token,
+		       ak_reason_name(d->reason), d->msg, req->peer ? req->peer : "-", d->id);
 	broker_metrics_decision(d->event, d->token, d->reason);
 	return ret;
+}
+
+/* The decision's id in the answer's body (§5, §6), refusals included. */
+static void reply_id(struct broker_reply *rep, const struct decision *d)
+{
+	if (json_is_object(rep->body) && d->id[0] &&
+	    json_object_set_new(rep->body, "id", json_string(d->id)) < 0) {
+		json_decref(rep->body);
+		rep->body = NULL;
+		rep->status = 500;
+	}
 }
 
 static void refuse(struct decision *d, enum ak_reason r, const char *fmt, ...) AK_PRINTF(3, 4);
@@ -387,6 +438,7 @@ out:
 		json_decref(rep->body);
 		reply_error(rep, d.reason, 0, d.msg);
 	}
+	reply_id(rep, &d);
 	json_decref(root);
 }
 
@@ -804,6 +856,9 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	v2 = pick_alg(b, t, root, &d);
 	if (v2 < 0)
 		goto out;
+	d.alg = v2 == ALG_HSM ? broker_keystore_wrap_alg(t->keystore)
+		: v2	      ? AK_ALG_V2_ECDH
+			      : AK_ALG_V1;
 	/* 3. nonce (§1: invalid, wrong token, expired, in that order) */
 	r = broker_nonce_check(b->cfg->secret.data, b->cfg->secret.len, nonce, t->name,
 			       (uint64_t)time(NULL), b->cfg->nonce_ttl, NULL, d.msg, sizeof(d.msg));
@@ -832,6 +887,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		       accepts);
 		goto out;
 	}
+	d.tee = is_tdx ? BROKER_TEE_TDX : BROKER_TEE_SNP;
 	/* 5. ephemeral key */
 	pubkey = v2 == ALG_HSM ? check_rsa_pubkey(json_object_get(root, "pubkey"), &d, &recipient)
 			       : check_pubkey(json_object_get(root, "pubkey"), v2, &d, &recipient);
@@ -913,6 +969,7 @@ out:
 				? "internal error; details are in the broker log"
 				: d.msg);
 	}
+	reply_id(rep, &d);
 	if (root)
 		wipe_json_string(json_object_get(root, "pin"));
 	json_decref(root);
@@ -995,6 +1052,7 @@ out:
 		rep->body = NULL;
 		reply_error(rep, d.reason, 0, d.client_msg[0] ? d.client_msg : d.msg);
 	}
+	reply_id(rep, &d);
 }
 
 /* application/json, in any case, with or without parameters. */

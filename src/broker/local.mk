@@ -6,6 +6,7 @@ libakbroker_la_SOURCES = \
 	src/broker/broker.h \
 	src/broker/brokerconf.h \
 	src/broker/brokerconf.c \
+	src/broker/audit.c \
 	src/broker/epkpool.c \
 	src/broker/handler.c \
 	src/broker/keystore.h \

@@ -276,8 +276,10 @@ int main(int argc, char **argv)
 	while (sigwait(&sigs, &sig) == 0) {
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		if (sig == SIGHUP) /* logs one line either way */
+		if (sig == SIGHUP) { /* each logs one line either way */
+			(void)broker_audit_reopen(b->audit); /* logrotate moved the file */
 			(void)broker_reload(b, config);
+		}
 	}
 	ak_log(AK_LOG_INFO, "shutting down (signal %d)", sig);
 	status = EXIT_SUCCESS;

@@ -6,8 +6,10 @@
  *   POST /v1/keys -> one v2 envelope for the release (or v1's JWE per key),
  *   unwrapped into OpenSSL's secure heap.
  * Brokers are tried in the configured order; a broker that cannot be
- * reached (connection, TLS, non-protocol answer) hands over to the next. A
- * refusal is final: every replica applies the same policy.
+ * reached (connection, TLS, timeout, non-protocol answer) or answers 5xx
+ * hands over to the next, where the login starts again from a fresh
+ * challenge (docs/protocol.md §8). A 4xx refusal is final: every replica
+ * applies the same policy.
  */
 #include "config.h"
 
@@ -46,6 +48,8 @@ struct client {
 	int64_t objects_us;   /* PKCS#8 parse and object creation, all keys */
 	json_t *tees;         /* the challenge's "tee" list, NULL when absent */
 	const char *alg;      /* the envelope asked (docs/protocol.md §4) */
+	bool retry;           /* this broker failed: try the next one */
+	char why[800];        /* and why, for the failover line */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -118,6 +122,7 @@ static void note_failure(struct client *c, const char *url, const char *what)
 
 	snprintf(c->failures + used, sizeof(c->failures) - used, "%s%s: %s",
 		 used ? "; " : "", url, what);
+	snprintf(c->why, sizeof(c->why), "%s", what); /* for the failover line */
 	ak_debug("broker %s: %s", url, what);
 }
 
@@ -218,30 +223,71 @@ out:
 	return rv;
 }
 
-/* POST to the current broker, failing over to the next ones in order. */
+static void refusal_text(const json_t *resp, char *out, size_t outlen);
+static void release_id(const json_t *resp, char *out, size_t outlen);
+
+/* POST to the current broker. Transport failures and answers of a broker
+ * that cannot serve now (HTTP 5xx: keystore_unavailable, audit_unavailable,
+ * collateral_unavailable, internal, or a proxy's 502/503/504) hand over to
+ * the next broker (c->retry, the reason in c->why) unless this is the last;
+ * a 4xx refusal is final: every replica applies the same policy. CKR_OK
+ * with the answer otherwise. */
 static CK_RV post(struct client *c, const char *path, const char *req, long *status,
 		  json_t **resp)
 {
-	for (; c->cur < c->cfg->n_brokers; c->cur++) {
-		if (post_one(c, c->cfg->brokers[c->cur], path, req, status, resp) == CKR_OK)
-			return CKR_OK;
+	const char *url = c->cfg->brokers[c->cur];
+	char what[sizeof(c->why)];
+
+	if (post_one(c, url, path, req, status, resp) != CKR_OK) {
+		c->retry = true; /* post_one noted why */
+		return CKR_DEVICE_ERROR;
 	}
-	ak_log(AK_LOG_ERR, "token '%s': no key broker could be reached: %s", c->token,
-	       c->failures);
-	return CKR_DEVICE_ERROR;
+	if (*status >= 500 && c->cur + 1 < c->cfg->n_brokers) {
+		char text[700];
+
+		refusal_text(*resp, text, sizeof(text));
+		snprintf(what, sizeof(what), "HTTP %ld %s", *status, text);
+		note_failure(c, url, what);
+		json_decref(*resp);
+		*resp = NULL;
+		c->retry = true;
+		return CKR_DEVICE_ERROR;
+	}
+	return CKR_OK;
 }
 
-/* docs/protocol.md section 5: an error body names the reason. */
-static CK_RV refusal(struct client *c, const char *what, long status, const json_t *resp)
+/* The release id of a broker's answer (docs/protocol.md §6), printable; "-"
+ * from a broker that sends none. */
+static void release_id(const json_t *resp, char *out, size_t outlen)
+{
+	const char *id = json_string_value(json_object_get(resp, "id"));
+
+	sanitize(id && *id ? id : "-", out, outlen < 65 ? outlen : 65);
+}
+
+/* A refusal's reason, message and id as one log text. */
+static void refusal_text(const json_t *resp, char *out, size_t outlen)
 {
 	const char *reason = json_string_value(json_object_get(resp, "error"));
 	const char *message = json_string_value(json_object_get(resp, "message"));
-	char r[64], m[512];
+	char r[64], m[512], id[72];
 
 	sanitize(reason ? reason : "unknown", r, sizeof(r));
 	sanitize(message ? message : "no message", m, sizeof(m));
-	ak_log(AK_LOG_ERR, "token '%s': broker refused the %s: %s: %s (HTTP %ld from %s)",
-	       c->token, what, r, m, status, c->cfg->brokers[c->cur]);
+	release_id(resp, id, sizeof(id));
+	snprintf(out, outlen, "%s: %s (refusal id %s)", r, m, id);
+}
+
+/* docs/protocol.md section 5: an error body names the reason; its id is the
+ * broker's audit line of the refusal. */
+static CK_RV refusal(struct client *c, const char *what, long status, const json_t *resp)
+{
+	const char *reason = json_string_value(json_object_get(resp, "error"));
+	char text[700];
+
+	refusal_text(resp, text, sizeof(text));
+	ak_log(AK_LOG_ERR, "token '%s': broker refused the %s: %s (HTTP %ld from %s)", c->token,
+	       what, text, status, c->cfg->brokers[c->cur]);
 	if (reason && ak_reason_from_name(reason) == AK_R_PIN_INCORRECT)
 		return CKR_PIN_INCORRECT;
 	return CKR_FUNCTION_REJECTED;
@@ -726,20 +772,24 @@ static void eph_make_rsa(struct eph_job *j)
 	}
 }
 
-CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
-		  size_t pin_len, struct p11_keyset **out)
+/* One attested login at broker c->cur: a fresh challenge, evidence bound
+ * to it, the release. c->retry is set when the next broker should be
+ * tried (see post()). */
+static CK_RV login_at(struct client *c, const uint8_t *pin, size_t pin_len,
+		      struct p11_keyset **out)
 {
-	struct client c = { .cfg = cfg, .token = token };
+	const struct p11_config *cfg = c->cfg;
+	const char *token = c->token;
 	struct p11_keyset *ks = NULL;
 	json_t *pub = NULL, *evidence = NULL, *req = NULL, *resp = NULL;
 	EVP_PKEY *eph = NULL;
 	/* P-256 for v2, which every attestkey broker offers since (§4.4) */
 	struct eph_job job = { .crv = "P-256" };
-	struct opener o = { .c = &c };
+	struct opener o = { .c = c };
 	pthread_t th;
 	bool threaded = false;
 	json_t *jpin = NULL, *keys, *env_j;
-	char *nonce = NULL, *body = NULL;
+	char *nonce = NULL, *body = NULL, id[72] = "";
 	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
 	const char *tee = NULL;
 	int64_t t[5];
@@ -748,34 +798,24 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 
 	*out = NULL;
 	t[0] = ak_now_us();
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_status != CURLE_OK) {
-		ak_log(AK_LOG_ERR, "token '%s': libcurl cannot be initialised: %s", token,
-		       curl_easy_strerror(curl_init_status));
-		return CKR_DEVICE_ERROR;
-	}
-	if (ak_secure_init() < 0) {
-		/* secmem.c said why; keys never go to the ordinary heap */
-		return CKR_DEVICE_MEMORY;
-	}
 
 	/* Ephemeral key (docs/protocol.md section 3) beside the challenge,
 	 * unless the application forbids threads (PKCS#11 2.40 section 5.4). */
 	threaded = !cfg->no_threads && pthread_create(&th, NULL, eph_make, &job) == 0;
-	rv = challenge(&c, &nonce);
+	rv = challenge(c, &nonce);
 	t[1] = ak_now_us();
 	if (threaded)
 		pthread_join(th, NULL);
 	else if (rv == CKR_OK)
 		eph_make(&job);
-	if (rv == CKR_OK && strcmp(c.alg, AK_ALG_V1) == 0 && strcmp(job.crv, "P-384") != 0) {
+	if (rv == CKR_OK && strcmp(c->alg, AK_ALG_V1) == 0 && strcmp(job.crv, "P-384") != 0) {
 		/* a broker that offers v1 alone: its profile is P-384 */
 		EVP_PKEY_free(job.eph);
 		json_decref(job.pub);
 		job = (struct eph_job){ .crv = "P-384" };
 		eph_make(&job);
 	}
-	if (rv == CKR_OK && ak_hsmenv_alg_known(c.alg)) {
+	if (rv == CKR_OK && ak_hsmenv_alg_known(c->alg)) {
 		/* keys in an HSM: an RSA key, made only now (§4.3) */
 		EVP_PKEY_free(job.eph);
 		json_decref(job.pub);
@@ -801,7 +841,7 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		rv = CKR_DEVICE_ERROR;
 		goto out;
 	}
-	if (!tee_accepted(&c, tee)) {
+	if (!tee_accepted(c, tee)) {
 		rv = CKR_FUNCTION_REJECTED;
 		goto out;
 	}
@@ -812,7 +852,7 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	if (!req)
 		goto out;
 	/* v1 requests carry no "alg", as before v2 */
-	if (strcmp(c.alg, AK_ALG_V1) != 0 && json_object_set_new(req, "alg", json_string(c.alg)) < 0)
+	if (strcmp(c->alg, AK_ALG_V1) != 0 && json_object_set_new(req, "alg", json_string(c->alg)) < 0)
 		goto out;
 	if (pin && pin_len) {
 		/* optional second factor, see docs/pin.md */
@@ -829,14 +869,15 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	if (!body)
 		goto out;
 	t[3] = ak_now_us();
-	rv = post(&c, AK_PROTOCOL_PATH_KEYS, body, &status, &resp);
+	rv = post(c, AK_PROTOCOL_PATH_KEYS, body, &status, &resp);
 	t[4] = ak_now_us();
 	if (rv != CKR_OK)
 		goto out;
 	if (status != 200) {
-		rv = refusal(&c, "release", status, resp);
+		rv = refusal(c, "release", status, resp);
 		goto out;
 	}
+	release_id(resp, id, sizeof(id));
 
 	rv = CKR_DEVICE_ERROR;
 	keys = json_object_get(resp, "keys");
@@ -844,14 +885,14 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	    !json_is_string(json_object_get(resp, "token")) ||
 	    strcmp(json_string_value(json_object_get(resp, "token")), token) != 0) {
 		ak_log(AK_LOG_ERR, "token '%s': broker %s answered the release without this token's keys",
-		       token, cfg->brokers[c.cur]);
+		       token, cfg->brokers[c->cur]);
 		goto out;
 	}
 	/* the envelope asked, and only that one (§4) */
 	env_j = json_object_get(resp, "envelope");
-	if (strcmp(c.alg, AK_ALG_V1) == 0 ? env_j != NULL : !json_is_object(env_j)) {
+	if (strcmp(c->alg, AK_ALG_V1) == 0 ? env_j != NULL : !json_is_object(env_j)) {
 		ak_log(AK_LOG_ERR, "token '%s': broker %s answered a %s request with %s", token,
-		       cfg->brokers[c.cur], c.alg,
+		       cfg->brokers[c->cur], c->alg,
 		       env_j ? "a v2 envelope" : "a release without its v2 envelope");
 		goto out;
 	}
@@ -866,11 +907,11 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 			       AK_V2_MAX_KEYS);
 			goto out;
 		}
-		o.hsm = ak_hsmenv_alg_known(c.alg);
-		if (o.hsm ? open_hsm(env_j, c.alg, eph, &o.kek, &why) < 0
-			  : ak_env_open_begin(eph, env_j, c.alg, token, nonce, &o.env, &why) < 0) {
+		o.hsm = ak_hsmenv_alg_known(c->alg);
+		if (o.hsm ? open_hsm(env_j, c->alg, eph, &o.kek, &why) < 0
+			  : ak_env_open_begin(eph, env_j, c->alg, token, nonce, &o.env, &why) < 0) {
 			ak_log(AK_LOG_ERR, "token '%s': the release from %s cannot be opened: %s",
-			       token, cfg->brokers[c.cur], why);
+			       token, cfg->brokers[c->cur], why);
 			goto out;
 		}
 	}
@@ -883,14 +924,17 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	if (rv != CKR_OK)
 		goto out; /* no partial key set */
 	ak_debug("token '%s': %zu key(s) released by %s (%s, opened on %u thread(s))", token,
-		 ks->n_keys, cfg->brokers[c.cur], c.alg, o.threads);
+		 ks->n_keys, cfg->brokers[c->cur], c->alg, o.threads);
 	/* one line per login, read by tests/bench/login.sh; "ephemeral" is
 	 * what the key added after the challenge (0 when it was ready) */
 	ak_debug("token '%s': login timing (us): challenge=%" PRId64 " ephemeral=%" PRId64
 		 " evidence=%" PRId64 " release=%" PRId64 " unwrap=%" PRId64 " objects=%" PRId64
 		 " total=%" PRId64,
-		 token, t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3], c.unwrap_us,
-		 c.objects_us, ak_now_us() - t[0]);
+		 token, t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3], c->unwrap_us,
+		 c->objects_us, ak_now_us() - t[0]);
+	/* the operator matches this line with the broker's audit line */
+	ak_log(AK_LOG_INFO, "token '%s': %zu key(s) released by %s, release id %s", token,
+	       ks->n_keys, cfg->brokers[c->cur], id);
 	*out = ks;
 	ks = NULL;
 	rv = CKR_OK;
@@ -911,7 +955,43 @@ out:
 	json_decref(resp);
 	free(nonce);
 	ak_memzero(binding, sizeof(binding));
-	json_decref(c.tees);
+	json_decref(c->tees);
+	c->tees = NULL;
+	return rv;
+}
+
+CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
+		  size_t pin_len, struct p11_keyset **out)
+{
+	struct client c = { .cfg = cfg, .token = token };
+	CK_RV rv = CKR_DEVICE_ERROR;
+
+	*out = NULL;
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_status != CURLE_OK) {
+		ak_log(AK_LOG_ERR, "token '%s': libcurl cannot be initialised: %s", token,
+		       curl_easy_strerror(curl_init_status));
+		return CKR_DEVICE_ERROR;
+	}
+	if (ak_secure_init() < 0) {
+		/* secmem.c said why; keys never go to the ordinary heap */
+		return CKR_DEVICE_MEMORY;
+	}
+	/* Each broker from the start: a fresh challenge there, never a nonce
+	 * of another (docs/protocol.md §8). */
+	for (c.cur = 0; c.cur < cfg->n_brokers; c.cur++) {
+		c.retry = false;
+		c.why[0] = '\0';
+		rv = login_at(&c, pin, pin_len, out);
+		if (rv == CKR_OK || !c.retry)
+			break;
+		if (c.cur + 1 < cfg->n_brokers)
+			ak_log(AK_LOG_WARNING, "token '%s': failing over from broker %s (%s) to %s",
+			       token, cfg->brokers[c.cur], c.why, cfg->brokers[c.cur + 1]);
+		else
+			ak_log(AK_LOG_ERR, "token '%s': no key broker could be reached: %s",
+			       token, c.failures);
+	}
 	curl_easy_cleanup(c.h);
 	return rv;
 }

@@ -24,6 +24,12 @@ tests_integration_hostile_provider_la_SOURCES = tests/integration/hostile-provid
 tests_integration_hostile_provider_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 # no sanitizer flags: openssl and curl load it without ASan's runtime
 tests_integration_hostile_provider_la_CFLAGS = -std=gnu11 -Wall -Wextra $(CRYPTO_CFLAGS)
+# audit.sh: fdatasync() that fails (a disk whose write-back failed)
+check_LTLIBRARIES += tests/integration/failsync.la
+tests_integration_failsync_la_SOURCES = tests/integration/failsync.c
+tests_integration_failsync_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+# no sanitizer flags: preloaded before the broker's ASan runtime
+tests_integration_failsync_la_CFLAGS = -std=gnu11 -Wall -Wextra
 # collectors.sh: the kernel's side of configfs-tsm, /dev/sev-guest and
 # /dev/tdx_guest, LD_PRELOADed; signs with the simulated SNP chip
 check_LTLIBRARIES += tests/integration/fakekernel.la
@@ -47,6 +53,8 @@ INTEGRATION_TESTS = \
 	tests/integration/engine.sh \
 	tests/integration/fork.sh \
 	tests/integration/refusals.sh \
+	tests/integration/audit.sh \
+	tests/integration/replicas.sh \
 	tests/integration/broker-store.sh \
 	tests/integration/nginx.sh \
 	tests/integration/tdx-sim.sh \

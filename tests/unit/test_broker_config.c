@@ -103,6 +103,9 @@ static void test_defaults(void **state)
 	assert_int_equal(c->n_roots, 2);
 	assert_non_null(c->port_file);
 	assert_null(c->audit_log);
+	assert_true(c->audit_fsync); /* audit_fsync = always */
+	assert_int_equal(c->audit_syslog, -1);
+	assert_null(c->audit_syslog_socket);
 	t = broker_config_token(c, "web");
 	assert_int_equal(t->policy.n_measurements, 2);
 	assert_false(t->policy.any_measurement);
@@ -163,6 +166,10 @@ static void test_bad_values(void **state)
 	    {"secure_heap = 4MB\n", NULL, {"[broker] secure_heap", "'4MB'"}},
 	    {"secure_heap = -1\n", NULL, {"[broker] secure_heap"}},
 	    {"secure_heap = lots\n", NULL, {"[broker] secure_heap", "auto"}},
+	    {"audit_fsync = sometimes\n", NULL, {"[broker] audit_fsync", "always or never"}},
+	    {"audit_fsync = yes\n", NULL, {"[broker] audit_fsync", "'yes'"}},
+	    {"audit_syslog = daemon\n", NULL, {"[broker] audit_syslog", "authpriv", "local0"}},
+	    {"audit_syslog_socket =\n", NULL, {"[broker] audit_syslog_socket", "empty"}},
 	    {NULL,
 	     "[token web]\nmeasurements = any\nfoo = 1\n",
 	     {"[token web] foo", "unknown key"}},

@@ -88,6 +88,8 @@ static enum ak_reason fake_tdx_verify(const struct vf_tdx_trust *t, const json_t
 	memset(out->quote.body.mrtd, 0x7d, sizeof(out->quote.body.mrtd));
 	memcpy(out->quote.body.report_data, expected, AK_BINDING_LEN);
 	snprintf(out->fmspc, sizeof(out->fmspc), "f0a1b2c3d4e5");
+	snprintf(out->pck_serial, sizeof(out->pck_serial), "0badc0de");
+	memset(out->quote.body.tee_tcb_svn, 0x03, sizeof(out->quote.body.tee_tcb_svn));
 	out->tcb_evaluated = fake_tdx_reason == AK_R_OK;
 	out->tcb_status = VF_TDX_TCB_UP_TO_DATE;
 	if (fake_tdx_reason != AK_R_OK) {
@@ -492,6 +494,12 @@ static void test_tdx_dispatch(void **state)
 	assert_string_equal(json_string_value(json_object_get(line, "mrtd")), mrtd);
 	assert_string_equal(json_string_value(json_object_get(line, "fmspc")), "f0a1b2c3d4e5");
 	assert_string_equal(json_string_value(json_object_get(line, "tcb_status")), "UpToDate");
+	/* issue 11 item 1: the evidence type, PCK serial and TEE TCB SVN */
+	assert_string_equal(json_string_value(json_object_get(line, "tee")), "tdx");
+	assert_string_equal(json_string_value(json_object_get(line, "pck_serial")), "0badc0de");
+	assert_string_equal(json_string_value(json_object_get(line, "tee_tcb_svn")),
+			    "03030303030303030303030303030303");
+	assert_null(json_object_get(line, "reported_tcb")); /* SNP's alone */
 	json_decref(line);
 	/* the token allows any MRTD: released, never through the SNP verifier */
 	t->policy.any_mrtd = true;
@@ -511,7 +519,7 @@ static void test_tdx_dispatch(void **state)
 
 static void test_release(void **state)
 {
-	char nonce[BROKER_NONCE_STR_LEN + 1], path[600], *audit, *last;
+	char nonce[BROKER_NONCE_STR_LEN + 1], path[600], *audit, *last, first_id[40];
 	uint8_t thp[AK_THUMBPRINT_LEN], want[AK_BINDING_LEN];
 	json_t *priv, *pub, *body, *rep, *line;
 	unsigned st = 0;
@@ -531,10 +539,21 @@ static void test_release(void **state)
 	assert_int_equal(ak_binding_compute(nonce, "web", thp, want), 0);
 	assert_memory_equal(last_expected, want, AK_BINDING_LEN);
 	check_release(rep, priv);
+	/* the release id (§6): 128 random bits in hex, the same in the answer
+	 * and in the audit line */
+	assert_int_equal(strlen(json_string_value(json_object_get(rep, "id"))), 32);
+	line = last_audit_line();
+	assert_string_equal(json_string_value(json_object_get(line, "id")),
+			    json_string_value(json_object_get(rep, "id")));
+	snprintf(first_id, sizeof(first_id), "%s", json_string_value(json_object_get(rep, "id")));
 	json_decref(rep);
 	json_decref(body);
-	line = last_audit_line();
 	assert_null(json_object_get(line, "replay"));
+	assert_string_equal(json_string_value(json_object_get(line, "tee")), "snp");
+	assert_string_equal(json_string_value(json_object_get(line, "alg")), AK_ALG_V1);
+	assert_int_equal(strlen(json_string_value(json_object_get(line, "reported_tcb"))), 16);
+	assert_int_equal(strlen(json_string_value(json_object_get(line, "launch_tcb"))), 16);
+	assert_true(json_is_integer(json_object_get(line, "vmpl")));
 	json_decref(line);
 
 	/* the same nonce works again within its lifetime (§1); the audit line
@@ -542,6 +561,8 @@ static void test_release(void **state)
 	body = keys_body("web", nonce, pub, NULL);
 	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
 	assert_int_equal(st, 200);
+	/* every decision has its own id */
+	assert_string_not_equal(json_string_value(json_object_get(rep, "id")), first_id);
 	json_decref(rep);
 	json_decref(body);
 	line = last_audit_line();
@@ -823,7 +844,8 @@ static void test_log_bounded(void **state)
 static void test_audit_unavailable(void **state)
 {
 	char nonce[BROKER_NONCE_STR_LEN + 1], *logged;
-	json_t *priv, *pub, *body;
+	json_t *priv, *pub, *body, *rep;
+	const char *id;
 	int full, saved;
 	unsigned st = 0;
 
@@ -836,15 +858,26 @@ static void test_audit_unavailable(void **state)
 	fake_reason = AK_R_OK;
 	challenge("web", nonce);
 	body = keys_body("web", nonce, pub, NULL);
-	saved = b->audit_fd;
-	b->audit_fd = full;
+	saved = b->audit->fd;
+	b->audit->fd = full;
 	log_capture_start();
-	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 503, "audit_unavailable");
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
 	logged = log_capture_end();
-	b->audit_fd = saved;
+	b->audit->fd = saved;
 	close(full);
+	assert_int_equal(st, 503);
+	assert_string_equal(json_string_value(json_object_get(rep, "error")), "audit_unavailable");
+	/* the refusal's id is in its body and in the log line an operator
+	 * matches it with; the line no file took is in the log too */
+	id = json_string_value(json_object_get(rep, "id"));
+	assert_non_null(id);
+	assert_non_null(strstr(logged, id));
+	/* no log line says the release was made; the refusal's audit line,
+	 * which no output took either, is in the log */
 	assert_null(strstr(logged, "released"));
 	assert_non_null(strstr(logged, "audit_unavailable"));
+	assert_non_null(strstr(logged, "audit line not written"));
+	json_decref(rep);
 	free(logged);
 	/* with the audit log back, the same request releases */
 	json_decref(call_json(AK_PROTOCOL_PATH_KEYS, body, &st));
