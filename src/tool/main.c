@@ -23,6 +23,7 @@ static const struct {
     {"binding", tool_binding},
     {"evidence", tool_evidence},
     {"key", tool_key},
+    {"doctor", tool_doctor},
 };
 
 static void usage(FILE *f)
@@ -74,6 +75,13 @@ static void usage(FILE *f)
 	       "Key provisioning (docs/attestkey.1.md; attestkey key --help):\n"
 	       "  key generate|import|list|show|rotate|delete --store STORE [OPTIONS] [NAME]\n"
 	       "        STORE: file:DIR, vault:URL/MOUNT/PATH or pkcs11:URI\n"
+	       "\n"
+	       "Diagnosis (docs/attestkey.1.md):\n"
+	       "  doctor [--conf FILE] [--module SO] [--token NAME] [--pin-file FILE | --pin]\n"
+	       "        check this guest: module config, evidence, brokers, TLS trust, clock,\n"
+	       "        public objects, attested login; one line per check (ok/warn/FAIL)\n"
+	       "  doctor --broker [CONF]\n"
+	       "        check this broker host: configuration, key stores, AMD KDS / Intel PCS\n"
 	       "\n"
 	       "Protocol:\n"
 	       "  binding --nonce NONCE --token NAME --jwk PUBLIC.jwk\n"
