@@ -15,7 +15,8 @@ attestkey_SOURCES = \
 	src/tool/key_vault.c \
 	src/tool/doctor.h \
 	src/tool/doctor.c \
-	src/tool/doctor_broker.c
+	src/tool/doctor_broker.c \
+	src/tool/setup.c
 # evidence.c reads the module's configuration with its parser (config.c)
 # doctor.c dlopens the module for its login check; doctor_broker.c runs the
 # broker's own configuration checks (libakbroker)
