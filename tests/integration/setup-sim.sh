@@ -93,6 +93,12 @@ check "the challenge secret and the TLS key are mode 0600" \
 	sh -c "[ \"\$(stat -c %a '$T/one/secret' '$T/one/pki/broker.key' | sort -u)\" = 600 ]"
 check "the broker's own --check-config accepts the written configuration" \
 	"$AK_BROKER" --check-config -c "$T/one/broker.conf"
+# docs/quickstart.md step 3: the broker host's side of the written set
+attestkey doctor --broker "$T/one/broker.conf" >"$T/one.broker" 2>&1
+has one.broker "doctor --broker on the written configuration: every check ok" \
+	'^0 check\(s\) failed, 0 warning\(s\)'
+has one.broker "doctor --broker: the key store holds the generated key" \
+	"^ok +keystore +token 'web', store 'default' \(file\): 1 key"
 
 # an EC key in another token
 try_set two --token mail --type p256
