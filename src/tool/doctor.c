@@ -300,11 +300,15 @@ static bool check_brokers(struct doctor *d, const struct p11_config *cfg, long m
 			    r.status == 200 ? "" : ": is this attestkey-broker?");
 		check_clock(d, b, r.date, max_skew);
 		doctor_http_free(&r);
-		if (doctor_http_get(url, cfg->ca, cfg->timeout, &r) < 0) {
+		if (doctor_http_get(url, cfg->ca, cfg->timeout, &r) < 0 && r.tls_untrusted) {
 			doctor_line(d, L_FAIL, "tls",
 				    "%s is not trusted with ca = %s: %s: set [module] ca to the CA "
 				    "that signed the broker's [broker] cert (and its name or IP in "
 				    "the certificate's subjectAltName)",
+				    b, cfg->ca, r.err);
+		} else if (r.err[0]) {
+			/* reachable a moment ago: the handshake or the answer failed */
+			doctor_line(d, L_FAIL, "tls", "%s with ca = %s: %s: see the broker's log",
 				    b, cfg->ca, r.err);
 		} else {
 			doctor_line(d, L_OK, "tls", "%s: certificate verified with ca = %s", b,

@@ -18,7 +18,7 @@
 #define BROKER_CONF_DEFAULT SYSCONFDIR "/attestkey/broker.conf"
 /* A small, always-present document of each service. */
 #define KDS_PROBE_PATH "/vcek/v1/Milan/cert_chain"
-#define PCS_PROBE_PATH "/sgx/certification/v4/rootcacrl"
+#define PCS_PROBE_PATH "/tdx/certification/v4/qe/identity"
 
 static void problem(void *ctx, const char *what)
 {

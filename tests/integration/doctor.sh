@@ -167,4 +167,24 @@ sed "s|^kds_url = none|kds_url = http://127.0.0.1:1|" "$T/bgood.conf" >"$T/bnokd
 doctor_broker bnokds
 rc_is bnokds 1
 has bnokds "broker: KDS unreachable is a FAIL with what to do" '^FAIL kds +AMD KDS http://127.0.0.1:1 is unreachable: .*offline'
+# Intel PCS: with [tdx] roots the broker may fetch collateral; pcs_url = none
+# is not contacted, a look-alike answers, a closed port does not
+"$AK_TOOL" sim init --tee tdx "$T/tdxsim" >/dev/null || bail "attestkey sim init --tee tdx failed"
+BROKER_TDX_ROOTS="$T/tdxsim/root_ca.pem"
+write_broker_conf
+sed 's|^\[snp\]$|[snp]\nkds_url = none|' "$T/broker.conf" >"$T/btdx.conf"
+doctor_broker btdx
+rc_is btdx 0
+has btdx "broker with [tdx]: PCS not used (pcs_url = none)" '^ok +pcs +Intel PCS: not used'
+mkdir -p "$T/pcs/tdx/certification/v4/qe"
+cp "$T/tdxsim/collateral/qe_identity.json" "$T/pcs/tdx/certification/v4/qe/identity"
+start_httpfixture pcs "$T/pcs"
+sed "s|^pcs_url = none|pcs_url = $FIXTURE_URL|" "$T/btdx.conf" >"$T/bpcs.conf"
+doctor_broker bpcs
+rc_is bpcs 0
+has bpcs "broker: PCS reachable" "^ok +pcs +Intel PCS $FIXTURE_URL answers \(HTTP 200"
+sed "s|^pcs_url = none|pcs_url = http://127.0.0.1:1|" "$T/btdx.conf" >"$T/bnopcs.conf"
+doctor_broker bnopcs
+rc_is bnopcs 1
+has bnopcs "broker: PCS unreachable is a FAIL" '^FAIL pcs +Intel PCS http://127.0.0.1:1 is unreachable'
 finish
