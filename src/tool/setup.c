@@ -99,6 +99,33 @@ static int finish_file(FILE *f, const char *name)
 	return 0;
 }
 
+/* DIR/name with the formatted text. */
+static int write_text(const struct setup *s, const char *name, const char *fmt, ...)
+    AK_PRINTF(3, 4);
+static int write_text(const struct setup *s, const char *name, const char *fmt, ...)
+{
+	FILE *f = create(s, name);
+	va_list ap;
+
+	if (!f)
+		return -1;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	return finish_file(f, name);
+}
+
+/* DIR/name (mode 0700), or the one there. */
+static int make_dir(const struct setup *s, const char *name)
+{
+	char p[PATH_MAX + 64];
+
+	path_of(s, name, p, sizeof(p));
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return fail("cannot create %s: %s", p, strerror(errno));
+	return 0;
+}
+
 static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX ctx;
@@ -262,11 +289,9 @@ static int make_chip_and_key(struct setup *s)
 static int write_confs(const struct setup *s)
 {
 	const char *d = s->dir;
-	FILE *f = create(s, "broker.conf");
 
-	if (!f)
-		return -1;
-	fprintf(f,
+	if (write_text(
+		s, "broker.conf",
 		"# attestkey-broker(8), written by attestkey setup sim: trusts the simulated\n"
 		"# chip in %s/sim only, never a real AMD root.\n"
 		"[broker]\n"
@@ -283,33 +308,24 @@ static int write_confs(const struct setup *s)
 		"kds_url = none\n\n"
 		"[token %s]\n"
 		"measurements = %s\n",
-		d, s->port, d, d, d, d, d, d, s->token, s->measurement);
-	if (finish_file(f, "broker.conf") < 0)
+		d, s->port, d, d, d, d, d, d, s->token, s->measurement) < 0)
 		return -1;
-	f = create(s, "attestkey.conf");
-	if (!f)
+	if (write_text(s, "attestkey.conf",
+		       "# attestkey.conf(5), written by attestkey setup sim: the module uses the\n"
+		       "# simulated chip (tee = sim), for trying only.\n"
+		       "[module]\n"
+		       "brokers = https://127.0.0.1:%u\n"
+		       "ca = %s/pki/ca.pem\n"
+		       "tee = sim\n"
+		       "cache_dir = %s/cache\n\n"
+		       "[sim]\n"
+		       "dir = %s/sim\n"
+		       "measurement = %s\n\n"
+		       "[token %s]\n"
+		       "label = %s\n",
+		       s->port, d, d, d, s->measurement, s->token, s->token) < 0)
 		return -1;
-	fprintf(f,
-		"# attestkey.conf(5), written by attestkey setup sim: the module uses the\n"
-		"# simulated chip (tee = sim), for trying only.\n"
-		"[module]\n"
-		"brokers = https://127.0.0.1:%u\n"
-		"ca = %s/pki/ca.pem\n"
-		"tee = sim\n"
-		"cache_dir = %s/cache\n\n"
-		"[sim]\n"
-		"dir = %s/sim\n"
-		"measurement = %s\n\n"
-		"[token %s]\n"
-		"label = %s\n",
-		s->port, d, d, d, s->measurement, s->token, s->token);
-	if (finish_file(f, "attestkey.conf") < 0)
-		return -1;
-	f = create(s, "hello.txt");
-	if (!f)
-		return -1;
-	fprintf(f, "hello from attestkey\n");
-	return finish_file(f, "hello.txt");
+	return write_text(s, "hello.txt", "hello from attestkey\n");
 }
 
 /* libp11's engine (libengine-pkcs11-openssl) in OpenSSL's engines
@@ -330,35 +346,24 @@ static void find_engine(struct setup *s)
 static int write_nginx(const struct setup *s)
 {
 	const char *d = s->dir;
-	char p[PATH_MAX + 64];
-	FILE *f;
 
-	path_of(s, "nginx", p, sizeof(p));
-	if (mkdir(p, 0700) < 0 && errno != EEXIST)
-		return fail("cannot create %s: %s", p, strerror(errno));
-	f = create(s, "openssl.cnf");
-	if (!f)
+	if (make_dir(s, "nginx") < 0 ||
+	    write_text(s, "openssl.cnf",
+		       "# OpenSSL loads libp11's engine on the attestkey module (nginx, openssl)\n"
+		       "openssl_conf = openssl_init\n"
+		       "[openssl_init]\n"
+		       "engines = engine_section\n"
+		       "[engine_section]\n"
+		       "pkcs11 = pkcs11_section\n"
+		       "[pkcs11_section]\n"
+		       "engine_id = pkcs11\n"
+		       "dynamic_path = %s\n"
+		       "MODULE_PATH = %s\n"
+		       "init = 1\n",
+		       s->engine, s->module) < 0)
 		return -1;
-	fprintf(f,
-		"# OpenSSL loads libp11's engine on the attestkey module (nginx, openssl)\n"
-		"openssl_conf = openssl_init\n"
-		"[openssl_init]\n"
-		"engines = engine_section\n"
-		"[engine_section]\n"
-		"pkcs11 = pkcs11_section\n"
-		"[pkcs11_section]\n"
-		"engine_id = pkcs11\n"
-		"dynamic_path = %s\n"
-		"MODULE_PATH = %s\n"
-		"init = 1\n",
-		s->engine, s->module);
-	if (finish_file(f, "openssl.cnf") < 0)
-		return -1;
-	f = create(s, "nginx/nginx.conf");
-	if (!f)
-		return -1;
-	fprintf(
-	    f,
+	return write_text(
+	    s, "nginx/nginx.conf",
 	    "# nginx with the token's key: it exists only in the attested guest's memory\n"
 	    "daemon off;\n"
 	    "pid %s/nginx/nginx.pid;\n"
@@ -384,7 +389,6 @@ static int write_nginx(const struct setup *s)
 	    "}\n",
 	    d, d, d, d, d, d, d, d, s->nginx_port, d, s->token, SETUP_KEY_NAME, s->token,
 	    SETUP_KEY_NAME);
-	return finish_file(f, "nginx/nginx.conf");
 }
 
 static void print_next(const struct setup *s)
@@ -456,22 +460,16 @@ static int prepare_dir(struct setup *s, const char *dir, bool force)
 	path_of(s, "broker.conf", p, sizeof(p));
 	if (!force && access(p, F_OK) == 0)
 		return fail("%s holds a set already (use --force to replace it)", s->dir);
-	path_of(s, "pki", p, sizeof(p));
-	if (mkdir(p, 0700) < 0 && errno != EEXIST)
-		return fail("cannot create %s: %s", p, strerror(errno));
-	path_of(s, "keys", p, sizeof(p));
 	if (force) {
 		/* a new key, not a second version of the old one */
 		char tok[PATH_MAX + 128],
 		    *rm_argv[] = {"key", "delete", "--store", tok, SETUP_KEY_NAME, NULL};
 
-		snprintf(tok, sizeof(tok), "file:%s/%s", p, s->token);
+		snprintf(tok, sizeof(tok), "file:%s/keys/%s", s->dir, s->token);
 		if (access(tok + 5, F_OK) == 0 && run(tool_key, rm_argv) < 0)
 			return fail("cannot delete the earlier key in %s", tok + 5);
 	}
-	if (mkdir(p, 0700) < 0 && errno != EEXIST)
-		return fail("cannot create %s: %s", p, strerror(errno));
-	return 0;
+	return make_dir(s, "pki") < 0 || make_dir(s, "keys") < 0 ? -1 : 0;
 }
 
 int tool_setup(int argc, char **argv)
