@@ -375,6 +375,8 @@ static int read_pin(const char *path, char *pin, size_t len)
 		fprintf(stderr, "attestkey doctor: --pin-file %s: %s\n", path, strerror(errno));
 		return -1;
 	}
+	/* no stdio buffer: it would keep a copy of the PIN after fclose */
+	setvbuf(f, NULL, _IONBF, 0);
 	if (!fgets(pin, (int)len, f))
 		pin[0] = '\0';
 	if (f != stdin)
@@ -495,6 +497,7 @@ static void check_login(struct doctor *d, const char *module, const char *conf,
 	CK_SLOT_ID slot;
 	struct stderr_grab g;
 	char said[1024];
+	CK_ULONG n_priv = 0;
 	bool init = false;
 	void *lib;
 	CK_RV rv;
@@ -515,6 +518,7 @@ static void check_login(struct doctor *d, const char *module, const char *conf,
 			    "%s has no usable C_GetFunctionList: not a PKCS#11 module", module);
 		goto out;
 	}
+	/* everything the module says, until C_Finalize, goes to the line */
 	grab_begin(&g);
 	rv = f->C_Initialize(NULL);
 	init = rv == CKR_OK;
@@ -523,11 +527,18 @@ static void check_login(struct doctor *d, const char *module, const char *conf,
 		rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
 	if (rv == CKR_OK)
 		rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+	if (rv == CKR_OK) {
+		n_priv = count_private(f, s);
+		f->C_Logout(s);
+	}
+	if (s != CK_INVALID_HANDLE)
+		f->C_CloseSession(s);
+	if (init)
+		f->C_Finalize(NULL);
 	grab_end(&g, rv == CKR_OK ? "released" : NULL, said, sizeof(said));
 	if (rv == CKR_OK) {
 		doctor_line(d, L_OK, "login", "token '%s': attested login, %lu private key(s): %s",
-			    tok->name, count_private(f, s), said[0] ? said : "released");
-		f->C_Logout(s);
+			    tok->name, n_priv, said[0] ? said : "released");
 	} else if (rv == CKR_PIN_INCORRECT) {
 		doctor_line(d, L_FAIL, "login",
 			    "token '%s': the broker refused the PIN (%s): %s: give the token's PIN "
@@ -538,10 +549,6 @@ static void check_login(struct doctor *d, const char *module, const char *conf,
 			    tok->name, tok->label, rv_name(rv), (unsigned long)rv,
 			    said[0] ? said : "the module said nothing (ATTESTKEY_DEBUG=1)");
 	}
-	if (s != CK_INVALID_HANDLE)
-		f->C_CloseSession(s);
-	if (init)
-		f->C_Finalize(NULL);
 out:
 	dlclose(lib);
 }
