@@ -516,7 +516,7 @@ static void check_login(struct doctor *d, const char *module, const char *conf,
 	if (!get_list || get_list(&f) != CKR_OK) {
 		doctor_line(d, L_FAIL, "login",
 			    "%s has no usable C_GetFunctionList: not a PKCS#11 module", module);
-		goto out;
+		return;
 	}
 	/* everything the module says, until C_Finalize, goes to the line */
 	grab_begin(&g);
@@ -549,8 +549,9 @@ static void check_login(struct doctor *d, const char *module, const char *conf,
 			    tok->name, tok->label, rv_name(rv), (unsigned long)rv,
 			    said[0] ? said : "the module said nothing (ATTESTKEY_DEBUG=1)");
 	}
-out:
-	dlclose(lib);
+	/* No dlclose: the module keeps process-wide OpenSSL state (its RSA
+	 * method, src/common/pkey.c) that unloading would leak; this process
+	 * ends soon after. */
 }
 
 static void usage(FILE *f)
