@@ -58,6 +58,16 @@ doctor nopin
 rc_is nopin 0
 has nopin "no PIN: the login is not tried (warn, with what to do)" '^warn +login +not tried: give the PIN'
 
+# a module that cannot be loaded: the login line says so and how to fix it
+cp "$T/attestkey.conf" "$T/nomod.conf"
+"$AK_TOOL" doctor --conf "$T/nomod.conf" --module "$T/nonexistent.so" --pin-file "$T/pin.empty" \
+	>"$T/nomod.out" 2>&1
+has nomod "a module that cannot be loaded: FAIL login naming --module" \
+	"^FAIL login +cannot load the module $T/nonexistent.so: .*--module"
+refuse "--max-skew that is not a number is a usage error" \
+	"$AK_TOOL" doctor --conf "$T/good.conf" --max-skew soon
+refuse "an extra argument is a usage error" "$AK_TOOL" doctor --conf "$T/good.conf" extra
+
 # ---- a broken config (syntax): its own FAIL line naming the line -----------
 cp "$T/attestkey.conf" "$T/syntax.conf"
 echo "this line is not key = value" | tr -d = >>"$T/syntax.conf"
