@@ -112,6 +112,23 @@ has wrongca "wrong CA: FAIL tls naming the CA and what to do" \
 	"^FAIL tls +$BROKER_URL is not trusted with ca = $T/pki/web-ca.pem: .*set \[module\] ca"
 hasnt wrongca "wrong CA: no FAIL config, no FAIL broker" '^FAIL (config|broker)'
 
+# ---- clock skew: a look-alike broker (openssl s_server -HTTP serving a
+# complete response) whose Date is two hours behind this host
+mkdir -p "$T/skew/v1"
+printf 'HTTP/1.0 200 OK\r\nDate: %s\r\nContent-Type: application/json\r\n\r\n{"status":"ok"}\n' \
+	"$(date -u -d '-2 hours' '+%a, %d %b %Y %H:%M:%S GMT')" >"$T/skew/v1/health"
+(cd "$T/skew" && exec openssl s_server -accept 127.0.0.1:0 -cert "$T/pki/broker.crt" \
+	-key "$T/pki/broker.key" -HTTP) >"$T/skew.log" 2>&1 </dev/null &
+AK_PIDS="$AK_PIDS $!"
+for _ in $(seq 100); do grep -q '^ACCEPT' "$T/skew.log" && break; sleep 0.1; done
+skew_port=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$T/skew.log")
+sed "s|^brokers = .*|brokers = https://127.0.0.1:$skew_port|" "$T/attestkey.conf" >"$T/skew.conf"
+doctor skew
+has skew "a clock two hours off the broker's: warn clock, with the skew and what to do" \
+	"^warn clock +skew against https://127.0.0.1:$skew_port: \+7[12][0-9][0-9]s \(this host ahead of the broker.*synchronise"
+doctor skew --max-skew 86400
+has skew "--max-skew above the skew: ok clock" "^ok +clock +skew against https://127.0.0.1:$skew_port: \+7[12][0-9][0-9]s"
+
 # ---- evidence: an interface this user cannot use ---------------------------
 sed 's|^tee = sim|tee = sev-guest\nsev_guest_device = /nonexistent/sev-guest|' "$T/attestkey.conf" >"$T/noev.conf"
 doctor noev
