@@ -70,6 +70,9 @@ int vf_snp_trust_set_cache_dir(struct vf_snp_trust *t, const char *dir) AK_WUR;
 void vf_snp_trust_set_offline(struct vf_snp_trust *t, bool offline);
 void vf_snp_trust_set_kds_budget(struct vf_snp_trust *t, unsigned seconds);
 void vf_snp_trust_set_crl(struct vf_snp_trust *t, enum vf_crl_mode mode);
+/* The KDS base URL (NULL: never fetch) and, when offline is not NULL,
+ * whether only the cache is read (attestkey doctor --broker). */
+const char *vf_snp_trust_kds_url(const struct vf_snp_trust *t, bool *offline);
 /* KDS URLs (pub. 57230 "KDS Interface"): {base}/vcek/v1/{product}/{hwid}
  * ?blSPL=&teeSPL=&snpSPL=&ucodeSPL= (Turin: fmcSPL first, 8-byte hwid);
  * {base}/{vcek|vlek}/v1/{product}/cert_chain and .../crl. -EINVAL for an

@@ -13,11 +13,19 @@ attestkey_SOURCES = \
 	src/tool/key.c \
 	src/tool/key_file.c \
 	src/tool/key_vault.c \
-	src/tool/key_pkcs11.c
+	src/tool/key_pkcs11.c \
+	src/tool/doctor.h \
+	src/tool/doctor.c \
+	src/tool/doctor_broker.c \
+	src/tool/setup.c
 # evidence.c reads the module's configuration with its parser (config.c)
-attestkey_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) $(CURL_CFLAGS) -DAK_INTEL_ROOTS_DEFAULT='"$(pkgdatadir)/intel"'
-attestkey_LDADD = libakverify.la libakpkcs11.la libakevidence.la libakvault.la libakcommon.la \
-	$(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(P11KIT_LIBS)
+# doctor.c dlopens the module for its login check; doctor_broker.c runs the
+# broker's own configuration checks (libakbroker)
+attestkey_CPPFLAGS = $(AM_CPPFLAGS) $(P11KIT_CFLAGS) $(CURL_CFLAGS) -DAK_INTEL_ROOTS_DEFAULT='"$(pkgdatadir)/intel"' \
+	-DAK_PKCS11_MODULE_DEFAULT='"$(pkcs11_moduledir)/attestkey-pkcs11.so"'
+attestkey_LDADD = libakbroker.la libakverify.la libakpkcs11.la libakevidence.la libakvault.la libakcommon.la \
+	$(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(MHD_LIBS) \
+	$(P11KIT_LIBS) -ldl
 # Intel's SGX Root CA and TCB signing certificates (public; copied from
 # ../shared/testvectors/intel-roots, see data/intel/README.md): the
 # default of `attestkey tdx verify --roots`.

@@ -23,6 +23,8 @@ static const struct {
     {"binding", tool_binding},
     {"evidence", tool_evidence},
     {"key", tool_key},
+    {"doctor", tool_doctor},
+    {"setup", tool_setup},
 };
 
 static void usage(FILE *f)
@@ -74,6 +76,20 @@ static void usage(FILE *f)
 	       "Key provisioning (docs/attestkey.1.md; attestkey key --help):\n"
 	       "  key generate|import|list|show|rotate|delete --store STORE [OPTIONS] [NAME]\n"
 	       "        STORE: file:DIR, vault:URL/MOUNT/PATH or pkcs11:URI\n"
+	       "\n"
+	       "Getting started (docs/quickstart.md):\n"
+	       "  setup sim DIR [--port N] [--nginx-port N] [--token NAME] [--type TYPE]\n"
+	       "        [--module SO] [--force]\n"
+	       "        write a simulated chip, a broker config with TLS certificate, secret\n"
+	       "        and a key store holding a new key, the module's config, and an nginx\n"
+	       "        and openssl.cnf using the token; prints the commands to try it\n"
+	       "\n"
+	       "Diagnosis (docs/attestkey.1.md):\n"
+	       "  doctor [--conf FILE] [--module SO] [--token NAME] [--pin-file FILE | --pin]\n"
+	       "        check this guest: module config, evidence, brokers, TLS trust, clock,\n"
+	       "        public objects, attested login; one line per check (ok/warn/FAIL)\n"
+	       "  doctor --broker [CONF]\n"
+	       "        check this broker host: configuration, key stores, AMD KDS / Intel PCS\n"
 	       "\n"
 	       "Protocol:\n"
 	       "  binding --nonce NONCE --token NAME --jwk PUBLIC.jwk\n"

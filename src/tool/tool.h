@@ -17,6 +17,8 @@ int tool_snp(int argc, char **argv);
 int tool_binding(int argc, char **argv);
 int tool_evidence(int argc, char **argv);
 int tool_tdx(int argc, char **argv);
+int tool_doctor(int argc, char **argv);
+int tool_setup(int argc, char **argv);
 
 /* Reads SNP evidence from a file: a raw 1184-byte report, the same as hex
  * text, or protocol evidence JSON {"report","certs"} (then *certs is set).

@@ -518,6 +518,13 @@ int vf_snp_trust_set_kds_url(struct vf_snp_trust *t, const char *url)
 	return 0;
 }
 
+const char *vf_snp_trust_kds_url(const struct vf_snp_trust *t, bool *offline)
+{
+	if (offline)
+		*offline = t->kds.offline;
+	return t->kds.url;
+}
+
 int vf_snp_trust_set_cache_dir(struct vf_snp_trust *t, const char *dir)
 {
 	char *copy = NULL;

@@ -84,6 +84,10 @@ INTEGRATION_TESTS = \
 	tests/integration/hsm-login.sh \
 	tests/integration/hsm-invariant.sh \
 	tests/integration/metrics.sh
+# issue 11 item 6: attestkey doctor
+INTEGRATION_TESTS += tests/integration/doctor.sh
+# issue 11 item 7: attestkey setup sim, run as docs/quickstart.md shows it
+INTEGRATION_TESTS += tests/integration/setup-sim.sh
 # issue 10 item 4: attestkey key (the provisioning CLI)
 INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh \
 	tests/integration/key-cli-vault.sh tests/integration/key-cli-pkcs11.sh
