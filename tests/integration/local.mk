@@ -81,7 +81,8 @@ INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core
 EXTRA_DIST += tests/integration/key-cli-lib.sh
 # issue 11 items 4, 5 and 7: the systemd unit, the quiet unconfigured
 # module, an install that stays in its prefix, the Debian packages
-INTEGRATION_TESTS += tests/integration/systemd-unit.sh tests/integration/quiet-module.sh
+INTEGRATION_TESTS += tests/integration/systemd-unit.sh tests/integration/quiet-module.sh \
+	tests/integration/install-prefix.sh
 EXTRA_DIST += tests/integration/pkg-lib.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
