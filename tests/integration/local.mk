@@ -83,7 +83,8 @@ EXTRA_DIST += tests/integration/key-cli-lib.sh
 # module, an install that stays in its prefix, the Debian packages
 INTEGRATION_TESTS += tests/integration/systemd-unit.sh tests/integration/quiet-module.sh \
 	tests/integration/install-prefix.sh
-EXTRA_DIST += tests/integration/pkg-lib.sh
+# packages.sh is in TESTS already (Makefile.am: it starts first)
+EXTRA_DIST += tests/integration/pkg-lib.sh tests/integration/packages.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
