@@ -45,6 +45,10 @@ cfg() {
 	mkdir -p "$b" && (cd "$b" && "$top_srcdir/configure" --cache-file="$T/config.cache" \
 		"$@" >"$b.log" 2>&1)
 }
+# (configure refuses another build directory of a source tree configured in
+# place)
+[ ! -f "$top_srcdir/config.status" ] ||
+	{ skip "configure's options" "$top_srcdir is configured in place"; finish; }
 if cfg "$T/b1" --prefix=/usr --with-p11-kit-module-dir="$T/p11mods" --with-systemdsystemunitdir=/lib/systemd/system; then
 	ok "configure --prefix=/usr --with-p11-kit-module-dir=DIR --with-systemdsystemunitdir=DIR"
 	check "--prefix=/usr: sysconfdir is /etc" test "$(make_var sysconfdir "$T/b1")" = /etc
