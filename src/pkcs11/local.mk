@@ -34,7 +34,9 @@ dist_doc_DATA += docs/attestkey-pkcs11.8.md docs/attestkey.conf.5.md
 EXTRA_DIST += conf/attestkey.module.in
 
 # A PKCS#11 module is dlopen()ed by path: the libtool archive is not wanted.
-install-exec-hook: remove-module-la
+# (pkcs11_moduledir has no "exec" in its name: automake installs it with
+# the data, so the hook is install-data's.)
+install-data-hook: remove-module-la
 remove-module-la:
 	rm -f $(DESTDIR)$(pkcs11_moduledir)/attestkey-pkcs11.la
 # without the .la, libtool's uninstall no longer knows the .so: remove it

@@ -463,13 +463,13 @@ static CK_RV p11_C_Initialize(CK_VOID_PTR pInitArgs)
 	}
 	memset(&g.cfg, 0, sizeof(g.cfg));
 	path = p11_config_path(&explicit_path);
-	r = p11_config_load(path, &g.cfg);
-	if (r == -ENOENT && !explicit_path) {
-		/* Installed but not configured: a module that offers no slot,
-		 * rather than one that breaks every program p11-kit loads it in. */
+	if (!explicit_path && access(path, F_OK) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+		/* Installed but not configured: a module that offers no slot
+		 * and says nothing (every program p11-kit loads it in, GnuTLS
+		 * tools or Firefox through p11-kit-proxy, would print the
+		 * line), rather than one that breaks them or talks in them. */
 		ak_debug("%s does not exist: no tokens", path);
-		memset(&g.cfg, 0, sizeof(g.cfg));
-	} else if (r < 0) {
+	} else if ((r = p11_config_load(path, &g.cfg)) < 0) {
 		rv = CKR_GENERAL_ERROR; /* the line naming file/line/key is logged */
 		goto out;
 	}

@@ -92,6 +92,12 @@ INTEGRATION_TESTS += tests/integration/setup-sim.sh
 INTEGRATION_TESTS += tests/integration/key-cli.sh tests/integration/key-cli-core.sh \
 	tests/integration/key-cli-vault.sh tests/integration/key-cli-pkcs11.sh
 EXTRA_DIST += tests/integration/key-cli-lib.sh
+# issue 11 items 4, 5 and 7: the systemd unit, the quiet unconfigured
+# module, an install that stays in its prefix, the Debian packages
+INTEGRATION_TESTS += tests/integration/systemd-unit.sh tests/integration/quiet-module.sh \
+	tests/integration/install-prefix.sh
+# packages.sh is in TESTS already (Makefile.am: it starts first)
+EXTRA_DIST += tests/integration/pkg-lib.sh tests/integration/packages.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
