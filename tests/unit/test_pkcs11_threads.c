@@ -391,16 +391,29 @@ static void *busy_user(void *arg)
 	return NULL;
 }
 
-/* New object handles (object.c's counter) and the sim chip cache's lock. */
+/*
+ * New object handles (object.c's counter) and the sim chip cache's lock.
+ * This thread calls object.c directly, outside any module entry point, so
+ * the module's fork handlers do not quiesce it; and p11_keyset_add encodes
+ * the key's SubjectPublicKeyInfo (i2d_PUBKEY), which takes OpenSSL's
+ * encoder-store lock. OpenSSL 3.0 has no fork handlers: a fork while this
+ * thread holds that lock leaves it held forever in the child, whatever the
+ * module does (seen in CI: the child hung in i2d_PUBKEY). A host thread's
+ * own OpenSSL calls across fork() are the host's to order, as here, where
+ * the forking loop takes busy_openssl around fork().
+ */
+static pthread_mutex_t busy_openssl = PTHREAD_MUTEX_INITIALIZER;
 static void *busy_handles(void *arg)
 {
 	(void)arg;
 	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE)) {
 		struct p11_keyset *ks = calloc(1, sizeof(*ks));
 
+		pthread_mutex_lock(&busy_openssl);
 		if (ks)
 			(void)p11_keyset_add(ks, ak_privkey_ref(busy_key), "busy", ec_id, 1, NULL, 0);
 		p11_keyset_free(ks);
+		pthread_mutex_unlock(&busy_openssl);
 		ev_sim_forget();
 	}
 	return NULL;
@@ -492,10 +505,14 @@ __attribute__((unused)) static void test_fork_while_busy(void **state)
 	for (i = 0; i < 3; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, fn[i], NULL), 0);
 	for (i = 0; i < FORKS; i++) {
+		pthread_mutex_lock(&busy_openssl);
 		pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0)
+		if (pid == 0) {
+			pthread_mutex_init(&busy_openssl, NULL);
 			_exit(fork_child_work());
+		}
+		pthread_mutex_unlock(&busy_openssl);
+		assert_true(pid >= 0);
 		status = wait_child(pid);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			break;
