@@ -54,6 +54,9 @@ enum ak_reason {
 				      * (AMD KDS / Intel PCS unreachable, offline cache empty) */
 	/* issue 10: protocol v2 */
 	AK_R_ALG_UNSUPPORTED,    /* the request's "alg" is not one the challenge offered */
+	/* issue 12: key lifecycle */
+	AK_R_REVOKED,            /* the token, chip id, FMSPC or measurement is on the
+				  * broker's deny list (attestkey-broker revoke) */
 	AK_R_INTERNAL,
 	AK_R_COUNT_
 };
