@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The audit trail (docs/protocol.md §6, attestkey-broker(8) "AUDIT LOG"):
- * one JSON line per decision, to a file (O_APPEND, one write(2) per line,
- * fdatasync(2) per line unless audit_fsync = never), to syslog/journald
+ * one JSON line per decision, to a file (O_APPEND, one write(2) per line;
+ * unless audit_fsync = never, a release's line is flushed with fdatasync(2)
+ * before the release leaves, and concurrent releases share a flush), to
+ * syslog/journald
  * (audit_syslog), or both; with both, a line counts as written only when
  * both took it. SIGHUP reopens the file (logrotate) and reconnects syslog.
  *
@@ -77,6 +79,17 @@ int broker_audit_open(const struct broker_config *cfg, struct broker_audit **out
 		free(a);
 		return -ENOMEM;
 	}
+	if (pthread_mutex_init(&a->flush_lock, NULL) != 0) {
+		pthread_rwlock_destroy(&a->lock);
+		free(a);
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&a->flushed_cond, NULL) != 0) {
+		pthread_mutex_destroy(&a->flush_lock);
+		pthread_rwlock_destroy(&a->lock);
+		free(a);
+		return -ENOMEM;
+	}
 	if (cfg->audit_log) {
 		a->path = strdup(cfg->audit_log);
 		r = a->path ? open_file(a->path) : -ENOMEM;
@@ -119,6 +132,8 @@ void broker_audit_close(struct broker_audit *a)
 	if (a->syslog_fd >= 0)
 		close(a->syslog_fd);
 	pthread_rwlock_destroy(&a->lock);
+	pthread_cond_destroy(&a->flushed_cond);
+	pthread_mutex_destroy(&a->flush_lock);
 	free(a->path);
 	free(a->socket);
 	free(a);
@@ -171,11 +186,55 @@ int broker_audit_reopen(struct broker_audit *a)
 	return ret;
 }
 
-/* One line to the file: one writev() (atomic with O_APPEND), then
- * fdatasync() when asked. After a short write (the file system filled up
- * in the middle of a line) the next line starts with a newline, so that
- * the cut line ends there and the next one parses. */
-static int write_file(struct broker_audit *a, const char *s, size_t len)
+/* Group commit: return once a fdatasync() that started after this line
+ * was written has finished, with that flush's result. One flush runs at a
+ * time; a line written during it waits for the next one, which makes every
+ * line written meanwhile durable at once: with N requests writing lines
+ * concurrently, one flush instead of N. A line's result is the first flush
+ * that covers it, never a later one: after a failed write-back (EIO), a
+ * later fdatasync() may succeed while the failed pages are lost. The
+ * caller holds a->lock for reading (the fd cannot change). */
+static int flush_through(struct broker_audit *a)
+{
+	const size_t n = sizeof(a->rounds) / sizeof(a->rounds[0]);
+	uint64_t mine;
+	int ret;
+
+	pthread_mutex_lock(&a->flush_lock);
+	mine = a->started; /* the first round to start from now on covers it */
+	for (;;) {
+		if (a->finished > mine) {
+			/* a 64th later round overwrote our slot only if this
+			 * thread slept through 64 flushes: fail closed */
+			ret = a->rounds[mine % n].round == mine ? a->rounds[mine % n].err : -EIO;
+			break;
+		}
+		if (!a->flushing) {
+			uint64_t round = a->started++;
+
+			a->flushing = true;
+			pthread_mutex_unlock(&a->flush_lock);
+			ret = fdatasync(a->fd) < 0 && errno != EINVAL ? -errno : 0;
+			/* EINVAL: a character device (/dev/null) */
+			pthread_mutex_lock(&a->flush_lock);
+			a->rounds[round % n].round = round;
+			a->rounds[round % n].err = ret;
+			a->finished = round + 1;
+			a->flushing = false;
+			pthread_cond_broadcast(&a->flushed_cond);
+			continue;
+		}
+		pthread_cond_wait(&a->flushed_cond, &a->flush_lock);
+	}
+	pthread_mutex_unlock(&a->flush_lock);
+	return ret;
+}
+
+/* One line to the file: one writev() (atomic with O_APPEND), then, for a
+ * durable line, a flush (flush_through). After a short write (the file
+ * system filled up in the middle of a line) the next line starts with a
+ * newline, so that the cut line ends there and the next one parses. */
+static int write_file(struct broker_audit *a, const char *s, size_t len, bool durable)
 {
 	struct iovec iov[2] = {{.iov_base = (void *)"\n", .iov_len = 1},
 			       {.iov_base = (void *)s, .iov_len = len}};
@@ -194,9 +253,7 @@ static int write_file(struct broker_audit *a, const char *s, size_t len)
 	}
 	if (cut)
 		atomic_store(&a->cut, false);
-	if (a->fsync && fdatasync(a->fd) < 0 && errno != EINVAL)
-		return -errno; /* EINVAL: a character device (/dev/null) */
-	return 0;
+	return a->fsync && durable ? flush_through(a) : 0;
 }
 
 /* One datagram to the syslog socket; a daemon restarted since (the socket
@@ -239,7 +296,7 @@ static int write_syslog(struct broker_audit *a, const char *json)
 	return -errno;
 }
 
-int broker_audit(struct broker *b, json_t *line)
+int broker_audit(struct broker *b, json_t *line, bool durable)
 {
 	struct broker_audit *a = b->audit;
 	char *s = NULL;
@@ -265,12 +322,12 @@ int broker_audit(struct broker *b, json_t *line)
 	}
 	if (a->fd >= 0) {
 		s[len] = '\n'; /* replaces the NUL; json_dumps never emits newlines here */
-		r = write_file(a, s, len + 1);
+		r = write_file(a, s, len + 1, durable);
 		s[len] = '\0';
 		if (r < 0) {
 			ret = r;
 			ak_log(AK_LOG_ERR, "cannot %s the audit log '%s': %s",
-			       a->fsync ? "append to and flush" : "append to", a->path,
+			       a->fsync && durable ? "append to and flush" : "append to", a->path,
 			       strerror(-r));
 		}
 	}

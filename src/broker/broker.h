@@ -65,6 +65,18 @@ struct broker_audit {
 	int syslog_fd;	/* audit_syslog: connected datagram socket, -1 when none */
 	int facility;	/* LOG_AUTHPRIV, LOG_LOCAL0... */
 	char *socket;	/* its path */
+	/* Group commit (audit.c): lines are numbered as written; one
+	 * fdatasync(2) at a time makes every line written before it durable,
+	 * so concurrent releases share a flush. Under flush_lock. */
+	pthread_mutex_t flush_lock;
+	pthread_cond_t flushed_cond;
+	uint64_t started;  /* flush rounds started (the next one's number) */
+	uint64_t finished; /* flush rounds finished */
+	bool flushing;
+	struct {
+		uint64_t round; /* which round this slot holds */
+		int err;	/* its fdatasync's result: 0 or -errno */
+	} rounds[64];
 };
 /* Open what cfg's [broker] audit_* keys name; on failure err names it. */
 int broker_audit_open(const struct broker_config *cfg, struct broker_audit **out, char *err,
@@ -127,8 +139,10 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 void broker_json_free(void *p);
 
 /* One JSON audit line (docs/protocol.md §6) to every output; 0 or -errno
- * when one of them did not take it (logged). */
-int broker_audit(struct broker *b, json_t *line) AK_WUR;
+ * when one of them did not take it (logged). durable: with audit_fsync =
+ * always, return only once the line is on stable storage (a release's
+ * line); other lines are written and become durable with the next flush. */
+int broker_audit(struct broker *b, json_t *line, bool durable) AK_WUR;
 
 /*
  * The configuration a request uses from its start to its end: a reference

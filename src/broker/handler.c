@@ -208,6 +208,11 @@ static json_t *audit_line(const struct broker_request *req, const struct decisio
 	return line;
 }
 
+static bool is_release(const struct decision *d)
+{
+	return d->reason == AK_R_OK && strcmp(d->event, "release") == 0;
+}
+
 /* keep: a line no output took goes to the plain log instead, so that the
  * record is not lost (not for a release: it becomes a refusal, recorded
  * in turn). */
@@ -222,7 +227,7 @@ static int write_audit_line(struct broker *b, const struct broker_request *req,
 	line = audit_line(req, d, token, when);
 	if (!line)
 		return -ENOMEM;
-	ret = broker_audit(b, line);
+	ret = broker_audit(b, line, is_release(d));
 	if (ret < 0 && keep) {
 		s = json_dumps(line, JSON_COMPACT);
 		ak_log(AK_LOG_ERR, "audit line not written: %s", s ? s : "(out of memory)");
@@ -230,11 +235,6 @@ static int write_audit_line(struct broker *b, const struct broker_request *req,
 	}
 	json_decref(line);
 	return ret;
-}
-
-static bool is_release(const struct decision *d)
-{
-	return d->reason == AK_R_OK && strcmp(d->event, "release") == 0;
 }
 
 /* Write the decision's audit line, then its log line. A release whose audit

@@ -64,8 +64,11 @@ expect_unavailable() {
 	uid=$(grep -Eo "refusal id $ID_RE" "$T/$name.err" | awk '{print $3}')
 	check "$name: the broker's log names the refusal with its id" \
 		grep -Eq "refused audit_unavailable: .*id $uid\)$" "$T/broker.log"
-	check "$name: the broker's log keeps the refusal's audit line no output took" \
-		grep -q "audit line not written: .*\"id\":\"$uid\",\"event\":\"refuse\",.*\"reason\":\"audit_unavailable\"" "$T/broker.log"
+	# a refusal's line is written, not flushed: only where writes fail
+	# (not where only the flush does) does the log keep it
+	[ "$name" = failsync ] ||
+		check "$name: the broker's log keeps the refusal's audit line no output took" \
+			grep -q "audit line not written: .*\"id\":\"$uid\",\"event\":\"refuse\",.*\"reason\":\"audit_unavailable\"" "$T/broker.log"
 	diag_stream <"$T/$name.err"
 }
 write_broker_conf

@@ -30,6 +30,11 @@ tests_integration_failsync_la_SOURCES = tests/integration/failsync.c
 tests_integration_failsync_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 # no sanitizer flags: preloaded before the broker's ASan runtime
 tests_integration_failsync_la_CFLAGS = -std=gnu11 -Wall -Wextra
+# audit-flush.sh: fdatasync() on a slow disk, so that releases overlap it
+check_LTLIBRARIES += tests/integration/slowsync.la
+tests_integration_slowsync_la_SOURCES = tests/integration/slowsync.c
+tests_integration_slowsync_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_integration_slowsync_la_CFLAGS = -std=gnu11 -Wall -Wextra
 # collectors.sh: the kernel's side of configfs-tsm, /dev/sev-guest and
 # /dev/tdx_guest, LD_PRELOADed; signs with the simulated SNP chip
 check_LTLIBRARIES += tests/integration/fakekernel.la
@@ -54,6 +59,7 @@ INTEGRATION_TESTS = \
 	tests/integration/fork.sh \
 	tests/integration/refusals.sh \
 	tests/integration/audit.sh \
+	tests/integration/audit-flush.sh \
 	tests/integration/replicas.sh \
 	tests/integration/broker-store.sh \
 	tests/integration/nginx.sh \
