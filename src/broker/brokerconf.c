@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 #include <ini.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -1218,6 +1219,17 @@ static int finish(struct broker_config *c, struct problems *pr, char *err, size_
 	return bad ? -EINVAL : 0;
 }
 
+unsigned broker_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	if (n > BROKER_MAX_THREADS / BROKER_THREADS_PER_CPU)
+		return BROKER_MAX_THREADS;
+	return (unsigned)n * BROKER_THREADS_PER_CPU;
+}
+
 /* The configuration names the trusted roots and what each token releases:
  * only its owner may change it. */
 static int open_conf(const char *path, FILE **f, char *err, size_t errlen)
@@ -1259,7 +1271,7 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 	c->release_v2 = true;
 	c->audit_fsync = true;
 	c->audit_syslog = -1;
-	c->threads = BROKER_DEFAULT_THREADS;
+	c->threads = broker_default_threads();
 	c->max_connections = BROKER_DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_ip = BROKER_DEFAULT_MAX_PER_IP;
 	c->handshake_timeout = BROKER_DEFAULT_HANDSHAKE_TIMEOUT;

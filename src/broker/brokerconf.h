@@ -22,8 +22,12 @@
 #define BROKER_DEFAULT_PCS_URL "https://api.trustedservices.intel.com"
 #define BROKER_DEFAULT_NONCE_TTL 60
 #define BROKER_DEFAULT_LEASE 3600
-#define BROKER_DEFAULT_THREADS 2
+/* threads: 4 per online CPU, from 4 to BROKER_MAX_THREADS (a release
+ * waits for its audit flush, a Vault read, a KDS fetch: more threads than
+ * cores keep the CPUs busy meanwhile) */
+#define BROKER_THREADS_PER_CPU 4
 #define BROKER_MAX_THREADS 64
+unsigned broker_default_threads(void);
 #define BROKER_MAX_NONCE_TTL 86400
 #define BROKER_MAX_LEASE (366u * 86400u)
 /* Connection limits and deadlines against slow clients (slowloris). */

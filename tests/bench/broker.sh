@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # make bench, item 4 of issue 4 and item 3 of issue 10: complete releases
-# per second of one broker (its default 2 threads, HTTPS on loopback, sim
+# per second of one broker (its default threads, HTTPS on loopback, sim
 # SNP evidence, file store) for tokens of 1, 2 and 10 keys, protocol v2
 # (one envelope per release, P-256) beside v1 (a JWE per key, P-384) and
 # beside the crypto floor of a release measured by `openssl speed` in the
@@ -56,7 +56,7 @@ load() { # TOKEN CLIENTS PROTO -> "rate cpu_ms_per_release", errors added to $T/
 
 echo "## Broker throughput ($(bench_machine))"
 echo
-echo "Releases/s of one broker (threads = 2) over keep-alive HTTPS on loopback, sim SNP"
+echo "Releases/s of one broker (default threads: $(( $(nproc) * 4 > 64 ? 64 : $(nproc) * 4 ))) over keep-alive HTTPS on loopback, sim SNP"
 echo "evidence, file store; the load generator runs on the same 2 cores. v2: one envelope per"
 echo "release, P-256 ephemeral keys; v1: a JWE per key, P-384. Floor = 1 / (1/verify + 1/ECDH) from"
 echo "\`openssl speed ecdsap384 ecdhp256 ecdhp384\` (one core): P-384 verify + P-256 ECDH for v2,"

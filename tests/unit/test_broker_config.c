@@ -63,7 +63,8 @@ static void test_defaults(void **state)
 	assert_int_equal(load(&c, err, sizeof(err)), 0);
 	assert_int_equal(c->nonce_ttl, 60);
 	assert_int_equal(c->lease, 3600);
-	assert_int_equal(c->threads, 2);
+	assert_int_equal(c->threads, broker_default_threads());
+	assert_true(c->threads >= 4 && c->threads <= 64);
 	assert_int_equal(c->max_connections, 1000);
 	assert_int_equal(c->max_connections_per_ip, 32);
 	assert_int_equal(c->handshake_timeout, 5);
@@ -633,7 +634,7 @@ static void test_reload(void **state)
 	assert_false(broker_config_token(now, "web")->policy.any_measurement);
 	assert_int_equal(broker_config_token(now, "web")->policy.n_measurements, 1);
 	/* restart-only: the running values stay, each named in a warning */
-	assert_int_equal(now->threads, 2);
+	assert_int_equal(now->threads, broker_default_threads());
 	assert_int_equal(now->secret.len, secret.len);
 	assert_memory_equal(now->secret.data, secret.data, secret.len);
 	assert_true(seen_has(&s, "[broker] threads changed: it takes effect at a restart"));
