@@ -70,6 +70,14 @@ struct ev_sim_params {
 	uint64_t td_attributes;     /* default 0x10000000 (SEPT_VE_DISABLE; DEBUG is bit 0) */
 	bool tee_tcb_svn_set;       /* false: the TDX module TCB of `sim init` */
 	uint8_t tee_tcb_svn[16];
+	/* Load generators only (tests/bench/brokerload.c): sign the SNP report
+	 * with this instead of the chip's key. It must make the chip's VCEK
+	 * signature of data (SHA-384, ECDSA P-384; r and s as 72-byte
+	 * little-endian integers): the generator does so with ECDSA nonces
+	 * made ahead of time, as the AMD-SP signs off the guest's CPUs. NULL
+	 * (the default): the chip signs. Not copied or freed by the sim. */
+	int (*sign)(void *arg, const uint8_t *data, size_t len, uint8_t *r, uint8_t *s);
+	void *sign_arg;
 };
 void ev_sim_params_init(struct ev_sim_params *p);  /* the defaults above */
 void ev_sim_params_clear(struct ev_sim_params *p);

@@ -700,7 +700,10 @@ int ev_sim_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_B
 	r.current_minor = r.committed_minor = 55;
 	r.current_build = r.committed_build = 21;
 	ak_snp_report_serialize(&r, rep);
-	if ((ret = sign_report(chip->key, rep)) < 0)
+	ret = p->sign ? p->sign(p->sign_arg, rep, AK_SNP_SIGNED_LEN, rep + AK_SNP_OFF_SIG_R,
+				rep + AK_SNP_OFF_SIG_S)
+		      : sign_report(chip->key, rep);
+	if (ret < 0)
 		goto out;
 	ret = -EINVAL;
 

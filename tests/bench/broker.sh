@@ -47,6 +47,8 @@ load() { # TOKEN CLIENTS PROTO -> "rate cpu_ms_per_release", errors added to $T/
 		"$SLICE_MS" "$3" 2>"$T/load.err") || { cat "$T/load.err" >&2; bail "brokerload $3 failed"; }
 	t1=$(broker_ticks)
 	[ -s "$T/load.err" ] && head -n 3 "$T/load.err" >&2
+	m=$(sed -n 's/.* presign_misses=\([0-9]*\).*/\1/p' <<<"$out")
+	[ "${m:-0}" = 0 ] || echo "brokerload $3: $m reports signed in full (its pool of precomputed nonces ran out)" >&2
 	echo $(($(cat "$T/errs.$3") + $(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$out"))) >"$T/errs.$3"
 	n=$(sed -n 's/^releases=\([0-9]*\).*/\1/p' <<<"$out")
 	echo "$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$out")" \
@@ -57,7 +59,9 @@ load() { # TOKEN CLIENTS PROTO -> "rate cpu_ms_per_release", errors added to $T/
 echo "## Broker throughput ($(bench_machine))"
 echo
 echo "Releases/s of one broker (default threads: $(( $(nproc) * 4 > 64 ? 64 : $(nproc) * 4 ))) over keep-alive HTTPS on loopback, sim SNP"
-echo "evidence, file store; the load generator runs on the same 2 cores. v2: one envelope per"
+echo "evidence, file store; the load generator runs on the same cores and signs each report with an"
+echo "ECDSA nonce made before the measured time (the AMD-SP's work on a real guest, not the guest's"
+echo "CPU's; BROKERLOAD_PRESIGN=0 signs in full). v2: one envelope per"
 echo "release, P-256 ephemeral keys; v1: a JWE per key, P-384. Floor = 1 / (1/verify + 1/ECDH) from"
 echo "\`openssl speed ecdsap384 ecdhp256 ecdhp384\` (one core): P-384 verify + P-256 ECDH for v2,"
 echo "+ P-384 ECDH for v1. In each round the floor, v2 and v1 run one after another (their order"
