@@ -41,7 +41,7 @@ floor() {
 # the broker's CPU time so far, in clock ticks (utime + stime)
 broker_ticks() { awk '{ print $14 + $15 }' "/proc/$BROKER_PID/stat"; }
 load() { # TOKEN CLIENTS PROTO -> "rate cpu_ms_per_release", errors added to $T/errs.PROTO
-	local out t0 t1 n
+	local out t0 t1 n m
 	t0=$(broker_ticks)
 	out=$("$LOAD" "$BROKER_URL" "$T/pki/broker-ca.pem" "$T/sim" "$MEASUREMENT" "$1" "$2" \
 		"$SLICE_MS" "$3" 2>"$T/load.err") || { cat "$T/load.err" >&2; bail "brokerload $3 failed"; }
