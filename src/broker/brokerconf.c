@@ -259,6 +259,22 @@ static int parse_range(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 	return 0;
 }
 
+/* lease = SECONDS, in [broker] and in [token NAME] (the same range). */
+static int parse_lease(const char *v, uint64_t *out, char *detail, size_t dlen)
+{
+	int r = parse_range(v, 1, BROKER_MAX_LEASE, out);
+
+	if (r < 0)
+		snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %u", v,
+			 BROKER_MAX_LEASE);
+	return r;
+}
+
+uint64_t broker_token_lease(const struct broker_config *c, const struct broker_token *t)
+{
+	return t && t->lease ? t->lease : c->lease;
+}
+
 static int set_str(char **dst, const char *v)
 {
 	free(*dst);
@@ -366,10 +382,7 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %u", v,
 				 BROKER_MAX_NONCE_TTL);
 	} else if (strcmp(k, "lease") == 0) {
-		r = parse_range(v, 1, BROKER_MAX_LEASE, &c->lease);
-		if (r < 0)
-			snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %u", v,
-				 BROKER_MAX_LEASE);
+		r = parse_lease(v, &c->lease, detail, dlen);
 	} else if (strcmp(k, "audit_log") == 0) {
 		r = set_str(&c->audit_log, v);
 	} else if (strcmp(k, "audit_fsync") == 0) {
@@ -1083,6 +1096,8 @@ static int apply(struct broker_config *c, struct parse *p, struct problems *pr, 
 				r = parse_pin(t, e->value, detail, sizeof(detail));
 			else if (r == 1 && strcmp(e->key, "tee") == 0)
 				r = parse_tee(t, e->value, detail, sizeof(detail));
+			else if (r == 1 && strcmp(e->key, "lease") == 0)
+				r = parse_lease(e->value, &t->lease, detail, sizeof(detail));
 			else if (r == 1)
 				r = vf_policy_set(&t->policy, e->key, e->value, detail,
 						  sizeof(detail));

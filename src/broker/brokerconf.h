@@ -51,6 +51,7 @@ struct broker_token {
 	char *name;
 	struct vf_policy policy;
 	unsigned tee; /* BROKER_TEE_BIT_*; 0: every type the broker verifies */
+	uint64_t lease; /* s; 0: the broker's [broker] lease */
 	bool pin_set; /* pin_sha256 given: the PIN is a second factor */
 	uint8_t pin_salt[BROKER_PIN_SALT_MAX];
 	size_t pin_salt_len;
@@ -162,6 +163,10 @@ size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx
  */
 int broker_config_keep_restart_only(const struct broker_config *cur, struct broker_config *next,
 				    void (*changed)(void *ctx, const char *key), void *ctx) AK_WUR;
+
+/* The lease a release of token t carries: its own lease, else the
+ * broker's (docs/lifecycle.md). */
+uint64_t broker_token_lease(const struct broker_config *c, const struct broker_token *t);
 
 /* PIN verification of docs/pin.md: true when the token has no verifier, or
  * when SHA-256(salt || pin) matches (constant-time). */

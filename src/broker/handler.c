@@ -47,6 +47,7 @@ struct decision {
 	json_t *keys;	  /* labels released */
 	json_t *versions; /* label -> store version (Vault), when the store has them */
 	bool replay;	  /* this nonce and ephemeral key were released before */
+	uint64_t lease;	  /* s, of a release: the token's lease (0: none) */
 	int64_t fetch_us; /* key store read, for the debug timing line */
 };
 
@@ -205,6 +206,8 @@ static json_t *audit_line(const struct broker_request *req, const struct decisio
 		json_object_set(line, "key_versions", d->versions);
 	if (d->replay)
 		json_object_set_new(line, "replay", json_true());
+	if (d->lease)
+		json_object_set_new(line, "lease", json_integer((json_int_t)d->lease));
 	return line;
 }
 
@@ -924,8 +927,8 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	ak_debug("token '%s': release timing (us): checks=%" PRId64 " verify=%" PRId64
 		 " fetch=%" PRId64 " wrap=%" PRId64,
 		 t->name, ts[1] - ts[0], ts[2] - ts[1], d.fetch_us, ts[3] - ts[2] - d.fetch_us);
-	rep->body = json_pack("{s:s,s:I,s:o}", "token", t->name, "lease", (json_int_t)b->cfg->lease,
-			      "keys", keys);
+	rep->body = json_pack("{s:s,s:I,s:o}", "token", t->name, "lease",
+			      (json_int_t)broker_token_lease(b->cfg, t), "keys", keys);
 	keys = NULL;
 	if (rep->body && envelope && json_object_set(rep->body, "envelope", envelope) < 0) {
 		json_decref(rep->body);
@@ -937,6 +940,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	d.reason = AK_R_OK;
 	d.event = "release";
+	d.lease = broker_token_lease(b->cfg, t);
 	d.replay = broker_replay_seen(b->replay, nonce, thp);
 	{
 		size_t i, off;

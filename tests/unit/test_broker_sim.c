@@ -76,7 +76,8 @@ static int setup(void **state)
 		 "[snp]\nroots = %s/ark.pem\n"
 		 "[token web]\nmeasurements = " M1 "\nmin_tcb_snp = 8\n"
 		 "[token strict]\nmeasurements = " M2 "\n"
-		 "[token newer]\nmeasurements = any\nmin_tcb_snp = 9\n",
+		 "[token newer]\nmeasurements = any\nmin_tcb_snp = 9\n"
+		 "[token short]\nmeasurements = " M1 "\nlease = 7\nkeystore_path = web\n",
 		 simdir);
 	b = make_broker(rest);
 	/* Any certificate that is not the sim ARK will do as the wrong root. */
@@ -259,11 +260,66 @@ static void test_policy(void **state)
 	ak_jwk_free_secret(priv);
 }
 
+/* The last line of the audit log, parsed. */
+static json_t *last_audit_line(void)
+{
+	char path[512], line[16384], last[16384] = "";
+	json_t *j;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/audit.log", env.dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		memcpy(last, line, sizeof(last));
+	fclose(f);
+	j = json_loads(last, 0, NULL);
+	assert_non_null(j);
+	return j;
+}
+
+/* Issue 12: the release carries the token's lease ([token] lease), else
+ * the broker's, and so does its audit line. */
+static void release_lease(const char *token, json_int_t want)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1];
+	json_t *priv, *pub, *ev, *body, *r, *line;
+	unsigned st = 0;
+
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	get_nonce(b, token, nonce);
+	ev = sim_evidence(nonce, token, pub, M1, 0);
+	body = keys_body(token, nonce, ev, pub);
+	r = post(b, AK_PROTOCOL_PATH_KEYS, body, &st);
+	if (st != 200)
+		fail_msg("release refused: %s", json_dumps(r, 0));
+	assert_int_equal(json_integer_value(json_object_get(r, "lease")), want);
+	line = last_audit_line();
+	assert_string_equal(json_string_value(json_object_get(line, "event")), "release");
+	assert_string_equal(json_string_value(json_object_get(line, "token")), token);
+	assert_int_equal(json_integer_value(json_object_get(line, "lease")), want);
+	json_decref(line);
+	json_decref(r);
+	json_decref(body);
+	json_decref(ev);
+	json_decref(pub);
+	ak_jwk_free_secret(priv);
+}
+
+static void test_lease(void **state)
+{
+	(void)state;
+	release_lease("short", 7);
+	release_lease("web", BROKER_DEFAULT_LEASE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_release_and_replay),
 	    cmocka_unit_test(test_policy),
+	    cmocka_unit_test(test_lease),
 	};
 	int failed;
 
