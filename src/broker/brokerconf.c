@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 
 #include "brokerconf.h"
+#include "denylist.h"
 #include "metrics.h"
 #include "nonce.h"
 
@@ -144,7 +145,7 @@ static void parse_clear(struct parse *p)
 	free(p->e);
 }
 
-static bool token_name_ok(const char *n)
+bool broker_token_name_ok(const char *n)
 {
 	size_t i, len = strlen(n);
 
@@ -408,6 +409,10 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->threads = (unsigned)n;
 	} else if (strcmp(k, "port_file") == 0) {
 		r = set_str(&c->port_file, v);
+	} else if (strcmp(k, "deny_list") == 0) {
+		r = set_str(&c->deny_list, v);
+	} else if (strcmp(k, "admin_token_file") == 0) {
+		r = set_str(&c->admin_token_path, v);
 	} else if (strcmp(k, "metrics_listen") == 0) {
 		r = parse_metrics_listen(c, v);
 		if (r == -EINVAL)
@@ -681,6 +686,51 @@ static int read_secret(struct broker_config *c, char *detail, size_t dlen)
 	return 0;
 }
 
+/* admin_token_file: the bearer secret of /v1/admin/ (docs/lifecycle.md),
+ * mode 0600 or 0400, one line of at least BROKER_ADMIN_TOKEN_MIN visible
+ * characters (a trailing newline is dropped). */
+static int read_admin_token(struct broker_config *c, char *detail, size_t dlen)
+{
+	const char *p = c->admin_token_path;
+	struct stat st;
+	size_t i;
+	int r;
+
+	if (stat(p, &st) < 0) {
+		r = -errno;
+		snprintf(detail, dlen, "cannot read '%s': %s", p, strerror(-r));
+		return r;
+	}
+	if ((st.st_mode & 07777) != 0600 && (st.st_mode & 07777) != 0400) {
+		snprintf(detail, dlen, "'%s' has mode %04o; it must be 0600 or 0400 (chmod 600 %s)",
+			 p, (unsigned)(st.st_mode & 07777), p);
+		return -EPERM;
+	}
+	r = broker_read_secure(AT_FDCWD, p, 0, true, p, BROKER_ADMIN_TOKEN_MAX + 2,
+			       &c->admin_token, detail, dlen);
+	if (r < 0)
+		return r;
+	while (c->admin_token.len &&
+	       (c->admin_token.data[c->admin_token.len - 1] == '\n' ||
+		c->admin_token.data[c->admin_token.len - 1] == '\r'))
+		c->admin_token.data[--c->admin_token.len] = 0;
+	for (i = 0; i < c->admin_token.len; i++) {
+		if (c->admin_token.data[i] <= 0x20 || c->admin_token.data[i] >= 0x7f)
+			break;
+	}
+	if (i < c->admin_token.len || c->admin_token.len < BROKER_ADMIN_TOKEN_MIN ||
+	    c->admin_token.len > BROKER_ADMIN_TOKEN_MAX) {
+		/* never echo the secret */
+		snprintf(detail, dlen,
+			 "'%s' must hold one line of %d to %d visible ASCII characters, no "
+			 "blanks (e.g. openssl rand -hex 32 > FILE)",
+			 p, BROKER_ADMIN_TOKEN_MIN, BROKER_ADMIN_TOKEN_MAX);
+		ak_secbuf_clear(&c->admin_token);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int no_passphrase(char *buf, int size, int rw, void *u)
 {
 	(void)buf;
@@ -866,7 +916,7 @@ static int stores_create(struct broker_config *c, const struct parse *p, struct 
 		if (!ns->name)
 			return -ENOMEM;
 		c->n_stores++;
-		if (!token_name_ok(name)) {
+		if (!broker_token_name_ok(name)) {
 			snprintf(err, errlen,
 				 "%s: [%s]: key store name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - "
 				 "(no leading dot)",
@@ -946,7 +996,7 @@ static int apply_token_store(struct broker_token *t, const struct entry *e, char
 	const char *v = e->value;
 
 	if (strcmp(e->key, "keystore") == 0) {
-		if (!token_name_ok(v)) {
+		if (!broker_token_name_ok(v)) {
 			snprintf(detail, dlen, "'%s' is not a key store name", v);
 			return -EINVAL;
 		}
@@ -1081,7 +1131,7 @@ static int apply(struct broker_config *c, struct parse *p, struct problems *pr, 
 
 			while (*name == ' ')
 				name++;
-			if (!token_name_ok(name))
+			if (!broker_token_name_ok(name))
 				FAIL("token name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - (no "
 				     "leading dot)",
 				     name, TOKEN_NAME_MAX);
@@ -1209,6 +1259,18 @@ static int finish(struct broker_config *c, struct problems *pr, char *err, size_
 		snprintf(err, errlen, "%s: [broker] secret_file: %s", c->path, detail);
 		FINISH_PROBLEM(r);
 	}
+	if (c->admin_token_path && !c->deny_list) {
+		snprintf(err, errlen,
+			 "%s: [broker] admin_token_file: the admin endpoint edits the deny list: "
+			 "set deny_list too",
+			 c->path);
+		FINISH_PROBLEM(-EINVAL);
+	}
+	r = c->admin_token_path ? read_admin_token(c, detail, sizeof(detail)) : 0;
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [broker] admin_token_file: %s", c->path, detail);
+		FINISH_PROBLEM(r);
+	}
 	r = c->cert_path && c->key_path ? read_tls(c, err, errlen) : 0;
 	if (r < 0)
 		FINISH_PROBLEM(r);
@@ -1334,6 +1396,54 @@ out:
 	return r;
 }
 
+struct peek {
+	const char *section, *key;
+	char *value;
+	bool oom;
+};
+
+static int peek_one(void *user, const char *section, const char *key, const char *value)
+{
+	struct peek *p = user;
+
+	if (strcmp(section, p->section) != 0 || strcmp(key, p->key) != 0)
+		return 1;
+	free(p->value);
+	p->value = strdup(value);
+	p->oom = !p->value;
+	return !p->oom;
+}
+
+int broker_config_peek(const char *path, const char *section, const char *key, char **out,
+		       char *err, size_t errlen)
+{
+	struct peek p = {section, key, NULL, false};
+	FILE *f = NULL;
+	int r;
+
+	*out = NULL;
+	r = open_conf(path, &f, err, errlen);
+	if (r < 0)
+		goto out;
+	r = ini_parse_file(f, peek_one, &p);
+	if (r == -2 || p.oom) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		r = -ENOMEM;
+	} else if (r > 0) {
+		snprintf(err, errlen, "%s: line %d: syntax error", path, r);
+		r = -EINVAL;
+	}
+	if (r == 0) {
+		*out = p.value;
+		p.value = NULL;
+	}
+out:
+	if (f)
+		fclose(f);
+	free(p.value);
+	return r;
+}
+
 int broker_config_load(const char *path, struct broker_config **out, char *err, size_t errlen)
 {
 	return load(path, NULL, out, err, errlen);
@@ -1387,6 +1497,16 @@ size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx
 		return pr.n;
 	}
 	(void)check_keys(c, &pr, n_keys, err, sizeof(err));
+	if (c->deny_list) {
+		struct broker_deny *d = NULL;
+		char derr[768] = "";
+
+		if (broker_deny_open(c->deny_list, &d, derr, sizeof(derr)) < 0) {
+			snprintf(err, sizeof(err), "%s: [broker] deny_list: %s", c->path, derr);
+			problem(&pr, err);
+		}
+		broker_deny_free(d);
+	}
 	if (pr.n)
 		broker_config_free(c);
 	else
@@ -1479,6 +1599,7 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 	KEEP_NUM(handshake_timeout, "handshake_timeout");
 	KEEP_NUM(request_timeout, "request_timeout");
 	KEEP_STR(port_file, "port_file");
+	KEEP_STR(deny_list, "deny_list");
 	KEEP_ADDR(metrics_host, metrics_port, "metrics_listen");
 	KEEP_STR(metrics_port_file, "metrics_port_file");
 	KEEP_STR(audit_log, "audit_log");
@@ -1524,6 +1645,9 @@ void broker_config_free(struct broker_config *c)
 	free(c->tdx_cache_dir);
 	ak_secbuf_clear(&c->secret);
 	ak_secbuf_clear(&c->key_pem);
+	ak_secbuf_clear(&c->admin_token);
+	free(c->deny_list);
+	free(c->admin_token_path);
 	free(c->cert_pem);
 	free(c->path);
 	free(c->listen_host);

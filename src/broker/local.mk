@@ -7,6 +7,8 @@ libakbroker_la_SOURCES = \
 	src/broker/brokerconf.h \
 	src/broker/brokerconf.c \
 	src/broker/audit.c \
+	src/broker/denylist.h \
+	src/broker/denylist.c \
 	src/broker/epkpool.c \
 	src/broker/handler.c \
 	src/broker/keystore.h \

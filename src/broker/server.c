@@ -402,6 +402,8 @@ static void request_from_headers(struct MHD_Connection *c, const char *url, cons
 	req->body_len = st->len;
 	req->content_type =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	req->authorization =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	/* Refuse an announced oversized body before reading any of it. */
@@ -428,7 +430,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct broker_reply 
 		MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
 	    (rep->allow &&
-	     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow) != MHD_YES))
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow) != MHD_YES) ||
+	    (rep->bearer && MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+						    "Bearer") != MHD_YES))
 		goto out;
 	ret = MHD_queue_response(c, text ? rep->status : 500, resp);
 out:
@@ -471,7 +475,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 		/* What the headers alone refuse is answered now; MHD then
 		 * discards the body and closes the connection. */
 		request_from_headers(c, url, method, st, peer, sizeof(peer), &req);
-		if (broker_precheck(&req, &rep)) {
+		if (broker_precheck_conf(b, &req, &rep)) {
 			track_set(b, c, 0, false);
 			return answer(c, st, &req, &rep);
 		}
