@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "brokerconf.h"
@@ -52,10 +53,15 @@ struct set {
 struct broker_deny {
 	pthread_mutex_t lock;
 	char *path;
-	struct set cur;
-	struct stat cur_st; /* the file in force; zeroed: there was none */
-	struct stat bad_st; /* the last version refused, logged once */
-	bool bad;
+	struct set cur; /* the list in force */
+	/* The version of the file examined last (the one in force, or one
+	 * refused): its stat (zeroed: there was no file), its bytes, when it
+	 * was read, and the error logged about it ("" none). */
+	struct stat seen_st;
+	char *seen_text;
+	size_t seen_len;
+	time_t seen_at;
+	char seen_err[768];
 };
 
 const char *broker_deny_kind_name(enum broker_deny_kind k)
@@ -332,9 +338,25 @@ static int read_set(const char *path, struct set *out, struct stat *st, char *er
 	return r;
 }
 
+/* Remember the version examined (text is taken over). */
+static void seen_set(struct broker_deny *d, const struct stat *st, char *text, size_t len,
+		     const char *err)
+{
+	free(d->seen_text);
+	d->seen_st = *st;
+	d->seen_text = text;
+	d->seen_len = len;
+	d->seen_at = time(NULL);
+	if (err != d->seen_err) /* the same message kept: nothing to copy */
+		snprintf(d->seen_err, sizeof(d->seen_err), "%s", err);
+}
+
 int broker_deny_open(const char *path, struct broker_deny **out, char *err, size_t errlen)
 {
 	struct broker_deny *d;
+	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
 	int r;
 
 	*out = NULL;
@@ -345,9 +367,11 @@ int broker_deny_open(const char *path, struct broker_deny **out, char *err, size
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&d->lock, NULL);
-	r = read_set(path, &d->cur, &d->cur_st, err, errlen);
+	r = load_text(path, &text, &len, &st, err, errlen);
+	if (r == 0)
+		r = parse_text(path, text, len, &d->cur, err, errlen);
 	if (r == -ENOENT) {
-		memset(&d->cur_st, 0, sizeof(d->cur_st));
+		memset(&st, 0, sizeof(st));
 		ak_log(AK_LOG_INFO,
 		       "deny list %s does not exist yet: nothing is denied until it is written "
 		       "(attestkey-broker revoke)",
@@ -358,9 +382,12 @@ int broker_deny_open(const char *path, struct broker_deny **out, char *err, size
 		       d->cur.n == 1 ? "y" : "ies");
 	}
 	if (r < 0) {
+		free(text);
 		broker_deny_free(d);
 		return r;
 	}
+	/* a file still missing is not news */
+	seen_set(d, &st, text, len, text ? "" : strerror(ENOENT));
 	*out = d;
 	return 0;
 }
@@ -371,6 +398,7 @@ void broker_deny_free(struct broker_deny *d)
 		return;
 	set_clear(&d->cur);
 	pthread_mutex_destroy(&d->lock);
+	free(d->seen_text);
 	free(d->path);
 	free(d);
 }
@@ -380,46 +408,60 @@ const char *broker_deny_path(const struct broker_deny *d)
 	return d ? d->path : NULL;
 }
 
-/* Read the file again when it is not the one in force, nor the version
- * refused last (so that a bad file is logged once, not at each request). */
+/* File times have a coarse tick: a version read within a second or two
+ * of its mtime may be rewritten with the same stat (size, mtime, and an
+ * inode number reused by rename). Until it has been read once well after
+ * its mtime, its bytes are compared too (git's "racily clean" entries). */
+static bool seen_racy(const struct broker_deny *d)
+{
+	return d->seen_at - d->seen_st.st_mtim.tv_sec < 2;
+}
+
+/* Read the file again when it is not the version examined last; a version
+ * that does not parse is logged once and leaves the list in force. */
 static void refresh_inlock(struct broker_deny *d)
 {
 	struct set next = {0};
-	struct stat st, read_st;
-	char err[768];
+	struct stat st;
+	char err[768] = "", *text = NULL;
+	size_t len = 0;
 	int r;
 
 	if (stat(d->path, &st) < 0) {
-		int e = errno;
-
+		snprintf(err, sizeof(err), "%s", strerror(errno));
 		memset(&st, 0, sizeof(st));
-		if (ak_same_file(&st, &d->cur_st) || (d->bad && ak_same_file(&st, &d->bad_st)))
+		if (ak_same_file(&st, &d->seen_st) && strcmp(err, d->seen_err) == 0)
 			return;
 		/* never fail open: a list that vanished stays in force */
 		ak_log(AK_LOG_WARNING,
-		       "deny list %s: %s; its %zu entr%s stay in force (write an empty file to "
-		       "clear the list)",
-		       d->path, strerror(e), d->cur.n, d->cur.n == 1 ? "y" : "ies");
-		d->bad_st = st;
-		d->bad = true;
+		       "deny list %s: %s; the list in force (%zu entr%s) stays (write an empty "
+		       "file to clear it)",
+		       d->path, err, d->cur.n, d->cur.n == 1 ? "y" : "ies");
+		seen_set(d, &st, NULL, 0, err);
 		return;
 	}
-	if (ak_same_file(&st, &d->cur_st) || (d->bad && ak_same_file(&st, &d->bad_st)))
+	if (ak_same_file(&st, &d->seen_st) && !seen_racy(d))
 		return;
-	r = read_set(d->path, &next, &read_st, err, sizeof(err));
+	r = load_text(d->path, &text, &len, &st, err, sizeof(err));
+	if (r == 0 && d->seen_text && len == d->seen_len && memcmp(text, d->seen_text, len) == 0) {
+		seen_set(d, &st, text, len, d->seen_err); /* the same bytes */
+		return;
+	}
+	if (r == 0)
+		r = parse_text(d->path, text, len, &next, err, sizeof(err));
 	if (r < 0) {
-		ak_log(AK_LOG_ERR,
-		       "deny list not reloaded, the previous one (%zu entr%s) stays in "
-		       "force: %s",
-		       d->cur.n, d->cur.n == 1 ? "y" : "ies", err);
-		d->bad_st = st;
-		d->bad = true;
+		if (!ak_same_file(&st, &d->seen_st) || strcmp(err, d->seen_err) != 0)
+			ak_log(
+			    AK_LOG_ERR,
+			    "deny list not reloaded, the previous one (%zu entr%s) stays in force: "
+			    "%s",
+			    d->cur.n, d->cur.n == 1 ? "y" : "ies", err);
+		seen_set(d, &st, text, len, err);
 		return;
 	}
 	set_clear(&d->cur);
 	d->cur = next;
-	d->cur_st = read_st;
-	d->bad = false;
+	seen_set(d, &st, text, len, "");
 	ak_log(AK_LOG_INFO, "deny list %s reloaded: %zu entr%s", d->path, d->cur.n,
 	       d->cur.n == 1 ? "y" : "ies");
 }
