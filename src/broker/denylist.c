@@ -578,16 +578,26 @@ static int drop_one(void *ctx, const char *s, size_t n, unsigned line)
 	return buf_add(&c->out, s, n) < 0 || buf_add(&c->out, "\n", 1) < 0 ? -ENOMEM : 0;
 }
 
+/* The directory path is in ("." for a bare name), malloc'd; NULL: ENOMEM. */
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
 /* Write text to a temporary file beside path with mode, owner and group,
  * flush it, rename it over path and flush the directory. */
 static int write_atomic(const char *path, const char *text, size_t len, mode_t mode, uid_t uid,
 			gid_t gid, char *err, size_t errlen)
 {
-	char *tmp = NULL, *dir = NULL, *slash;
+	char *tmp = NULL, *dir = NULL;
 	size_t off = 0;
 	int fd = -1, dfd, r = 0;
 
-	if (asprintf(&tmp, "%s.XXXXXX", path) < 0 || !(dir = strdup(path))) {
+	if (asprintf(&tmp, "%s.XXXXXX", path) < 0 || !(dir = dir_of(path))) {
 		free(tmp);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -632,12 +642,7 @@ static int write_atomic(const char *path, const char *text, size_t len, mode_t m
 	free(tmp);
 	tmp = NULL;
 	/* the rename itself survives a crash once its directory is flushed */
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else if (slash)
-		*slash = '\0';
-	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		(void)fsync(dfd);
 		close(dfd);
@@ -648,6 +653,28 @@ out:
 	if (tmp)
 		unlink(tmp);
 	free(tmp);
+	free(dir);
+	return r;
+}
+
+/* The owner and group of the directory path is in. */
+static int dir_owner(const char *path, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	char *dir = dir_of(path);
+	struct stat st;
+	int r = 0;
+
+	if (!dir) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (stat(dir, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot create %s: %s: %s", path, dir, strerror(-r));
+	} else {
+		*uid = st.st_uid;
+		*gid = st.st_gid;
+	}
 	free(dir);
 	return r;
 }
@@ -693,7 +720,14 @@ int broker_deny_edit(const char *path, bool add, enum broker_deny_kind k, const 
 			r = r == -EINVAL ? -EBADMSG : r; /* the file's fault, not the value's */
 			goto out;
 		}
-	} else if (r != -ENOENT) {
+	} else if (r == -ENOENT) {
+		/* a new list belongs to whoever owns its directory: the broker's
+		 * state directory is its user's (StateDirectory= of the unit),
+		 * also when root runs the command */
+		r = dir_owner(path, &uid, &gid, err, errlen);
+		if (r < 0)
+			goto out;
+	} else {
 		r = r == -EINVAL ? -EBADMSG : r;
 		goto out;
 	}

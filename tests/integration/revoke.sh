@@ -95,6 +95,21 @@ check "revoking twice: exit 0, nothing to do" bash -c "'$AK_BROKER' revoke -c '$
 check "unrevoking what is not listed: exit 0, nothing to do" bash -c "'$AK_BROKER' unrevoke -c '$T/broker.conf' token nosuch | grep -q 'not on the deny list'"
 login other
 check "another token's entry does not refuse web" released other
+# a new list belongs to its directory's owner (the broker's state
+# directory), also when root runs the command
+if [ "$(id -u)" = 0 ]; then
+	mkdir "$T/state" && chown 65534:65534 "$T/state"
+	sed "s|^deny_list = .*|deny_list = $T/state/deny.list|" "$T/broker.conf" >"$T/state.conf"
+	check "root creates a new list: 0600, owned by the directory's owner" \
+		bash -c "'$AK_BROKER' revoke -c '$T/state.conf' token web >/dev/null &&
+			test \"\$(stat -c %u:%g:%a '$T/state/deny.list')\" = 65534:65534:600"
+	check "... and an edit keeps that owner" \
+		bash -c "'$AK_BROKER' revoke -c '$T/state.conf' token mail >/dev/null &&
+			test \"\$(stat -c %u:%g:%a '$T/state/deny.list')\" = 65534:65534:600"
+else
+	skip "root creates a new list owned by the directory's owner" "not root"
+	skip "... and an edit keeps that owner" "not root"
+fi
 
 # 3. a bad edit while running keeps the list in force, logged once
 akb revoke -c "$T/broker.conf" token web
