@@ -1186,11 +1186,12 @@ static void handle_admin_edit(struct broker *b, const struct broker_request *req
 	rep->status = 200;
 	d.reason = AK_R_OK;
 	if (r == 1)
-		snprintf(d.msg, sizeof(d.msg), "%s %s %s: the deny list %s %s it", add ? "revoke" : "unrevoke",
-			 kname, norm, broker_deny_path(b->deny), add ? "now holds" : "no longer holds");
+		snprintf(d.msg, sizeof(d.msg), "%s %s %s: the deny list %s %s it",
+			 add ? "revoke" : "unrevoke", kname, norm, broker_deny_path(b->deny),
+			 add ? "now holds" : "no longer holds");
 	else
-		snprintf(d.msg, sizeof(d.msg), "%s %s %s: nothing to do (%s)", add ? "revoke" : "unrevoke",
-			 kname, norm, detail);
+		snprintf(d.msg, sizeof(d.msg), "%s %s %s: nothing to do (%s)",
+			 add ? "revoke" : "unrevoke", kname, norm, detail);
 out:
 	(void)record(b, req, &d);
 	if (d.reason != AK_R_OK) {
@@ -1209,13 +1210,15 @@ out:
 static void handle_admin_list(struct broker *b, const struct broker_request *req,
 			      struct broker_reply *rep)
 {
-	json_t *entries = broker_deny_entries(b->deny);
+	json_t *entries = b->deny ? broker_deny_entries(b->deny) : NULL;
 
 	(void)req;
 	rep->body = entries ? json_pack("{s:s,s:o}", "deny_list", broker_deny_path(b->deny),
 					"entries", entries)
 			    : NULL;
-	rep->status = rep->body ? 200 : 500;
+	rep->status = 200;
+	if (!rep->body) /* no list open (see handle_admin_edit), or out of memory */
+		reply_error(rep, AK_R_INTERNAL, 0, "internal error; details are in the broker log");
 }
 
 /* Authorization: Bearer <secret>, compared in constant time (as digests,

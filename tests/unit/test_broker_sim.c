@@ -424,7 +424,8 @@ static void test_deny(void **state)
 	assert_int_equal(tb_write_file(deny, text, 0600), 0);
 	expect_revoked(bd, "chip", chip);
 	/* entries that are not this guest's */
-	assert_int_equal(tb_write_file(deny, "token mail\nmeasurement " M2 "\nfmspc 00906ed50000\n", 0600), 0);
+	assert_int_equal(
+	    tb_write_file(deny, "token mail\nmeasurement " M2 "\nfmspc 00906ed50000\n", 0600), 0);
 	expect_release(bd);
 	/* a bad edit keeps the list in force */
 	snprintf(text, sizeof(text), "chip_id %s\n", chip);
