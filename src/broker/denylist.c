@@ -417,6 +417,14 @@ static bool seen_racy(const struct broker_deny *d)
 	return d->seen_at - d->seen_st.st_mtim.tv_sec < 2;
 }
 
+/* The version examined last, unchanged: ak_same_file, and the same ctime,
+ * so that a chmod (which leaves mtime alone) is seen too. */
+static bool same_version(const struct stat *a, const struct stat *b)
+{
+	return ak_same_file(a, b) && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
 /* Read the file again when it is not the version examined last; a version
  * that does not parse is logged once and leaves the list in force. */
 static void refresh_inlock(struct broker_deny *d)
@@ -430,7 +438,7 @@ static void refresh_inlock(struct broker_deny *d)
 	if (stat(d->path, &st) < 0) {
 		snprintf(err, sizeof(err), "%s", strerror(errno));
 		memset(&st, 0, sizeof(st));
-		if (ak_same_file(&st, &d->seen_st) && strcmp(err, d->seen_err) == 0)
+		if (same_version(&st, &d->seen_st) && strcmp(err, d->seen_err) == 0)
 			return;
 		/* never fail open: a list that vanished stays in force */
 		ak_log(AK_LOG_WARNING,
@@ -440,7 +448,7 @@ static void refresh_inlock(struct broker_deny *d)
 		seen_set(d, &st, NULL, 0, err);
 		return;
 	}
-	if (ak_same_file(&st, &d->seen_st) && !seen_racy(d))
+	if (same_version(&st, &d->seen_st) && !seen_racy(d))
 		return;
 	r = load_text(d->path, &text, &len, &st, err, sizeof(err));
 	if (r == 0 && d->seen_text && len == d->seen_len && memcmp(text, d->seen_text, len) == 0) {
@@ -450,7 +458,7 @@ static void refresh_inlock(struct broker_deny *d)
 	if (r == 0)
 		r = parse_text(d->path, text, len, &next, err, sizeof(err));
 	if (r < 0) {
-		if (!ak_same_file(&st, &d->seen_st) || strcmp(err, d->seen_err) != 0)
+		if (!same_version(&st, &d->seen_st) || strcmp(err, d->seen_err) != 0)
 			ak_log(
 			    AK_LOG_ERR,
 			    "deny list not reloaded, the previous one (%zu entr%s) stays in force: "

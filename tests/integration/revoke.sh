@@ -28,11 +28,12 @@ CURL="curl -s --cacert $T/pki/broker-ca.pem"
 
 login() { "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$1.out" 2>"$T/$1.err"; }
 released() { grep -q "^login: CKR_OK\$" "$T/$1.out"; }
-# revoked NAME: login NAME was refused, and the audit trail's last line is
-# its refusal by the deny list
+# revoked NAME: login NAME was refused, and the audit trail's last decision
+# is its refusal by the deny list (the module's listing of public objects,
+# event "public", may come before or after it)
 revoked() {
-	! released "$1" && tail -n 1 "$T/audit.jsonl" |
-		jq -e '.event == "refuse" and .reason == "revoked"' >/dev/null
+	! released "$1" && jq -se 'map(select(.event != "public")) | last |
+		.event == "refuse" and .reason == "revoked"' "$T/audit.jsonl" >/dev/null
 }
 # logged ENTRY: the broker log names the entry that refused
 logged() { grep -q "refused revoked: revoked: the deny list holds $1 ($DENY line" "$T/broker.log"; }
@@ -124,6 +125,13 @@ check "one log line names the file, the line and what is wrong" \
 check "the CLI does not edit a file that does not parse (exit 1)" \
 	exits 1 "$AK_BROKER" unrevoke -c "$T/broker.conf" token web
 check "... naming file:line" grep -q "$DENY:3" "$T/cli.err"
+# a list that others may write is not taken (a chmod alone is noticed)
+chmod 666 "$DENY"
+login open
+check "a list writable by others: the list in force still refuses" revoked open
+check "one log line says so" \
+	test "$(grep -c "deny list not reloaded.*$DENY is writable by group/others" "$T/broker.log")" = 1
+chmod 600 "$DENY"
 : >"$DENY"
 login cleared
 check "an empty file clears the list" released cleared
