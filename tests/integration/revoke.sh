@@ -10,7 +10,8 @@
 # bearer, revocation with the right one, 400 naming what is malformed, and
 # the secret in no log. A bad edit keeps the list in force with one log
 # line; a bad list at the start stops the broker naming file:line; the
-# refusals show in /metrics.
+# refusals show in /metrics. A [token] lease added by SIGHUP is the next
+# release's lease.
 . "$(dirname "$0")/lib.sh"
 need curl jq
 
@@ -152,6 +153,7 @@ check "without admin_token_file: GET /v1/admin/revoked is 404" test "$(cat "$T/a
 SECRET=$(openssl rand -hex 32)
 (umask 077 && printf '%s\n' "$SECRET" >"$T/admin.secret")
 sed -i "/^\[broker\]/a admin_token_file = $T/admin.secret" "$T/broker.conf"
+echo "lease = 42" >>"$T/broker.conf" # [token web] is the file's last section
 before=$(grep -c "configuration reloaded" "$T/broker.log")
 kill -HUP "$BROKER_PID"
 for _ in $(seq 100); do
@@ -197,6 +199,10 @@ admin POST /v1/admin/unrevoke "$REVOKE_WEB" "Bearer $SECRET"
 check "admin unrevoke: 200" test "$(cat "$T/a.code")" = 200
 login admin-on
 check "admin unrevoke: the next login releases" released admin-on
+check "the reload's [token web] lease = 42 is the release's lease (audit line)" \
+	jq -se 'map(select(.event == "release")) | last | .lease == 42' "$T/audit.jsonl"
+check "releases before the reload had the broker's lease, 3600" \
+	jq -se 'map(select(.event == "release")) | first | .lease == 3600' "$T/audit.jsonl"
 check "the bearer secret is in no broker log line" bash -c "! grep -q '$SECRET' '$T/broker.log'"
 check "the bearer secret is in no audit line" bash -c "! grep -q '$SECRET' '$T/audit.jsonl'"
 
