@@ -108,6 +108,7 @@ struct broker_request {
 	const char *content_type; /* NULL when the request has none */
 	size_t header_size;	  /* request line and headers, bytes; 0 unknown */
 	const char *authorization; /* the Authorization header, NULL if none */
+	bool client_cert;	   /* a client certificate admin_client_ca verified */
 };
 
 /* Limits the headers alone decide (docs/protocol.md §5); libmicrohttpd's

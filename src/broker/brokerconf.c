@@ -413,6 +413,8 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 		r = set_str(&c->deny_list, v);
 	} else if (strcmp(k, "admin_token_file") == 0) {
 		r = set_str(&c->admin_token_path, v);
+	} else if (strcmp(k, "admin_client_ca") == 0) {
+		r = set_str(&c->admin_ca_path, v);
 	} else if (strcmp(k, "metrics_listen") == 0) {
 		r = parse_metrics_listen(c, v);
 		if (r == -EINVAL)
@@ -729,6 +731,32 @@ static int read_admin_token(struct broker_config *c, char *detail, size_t dlen)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* admin_client_ca: PEM CA certificate(s) that sign the admin clients'
+ * certificates; at least one must parse. */
+static int read_admin_ca(struct broker_config *c, char *detail, size_t dlen)
+{
+	size_t len = 0;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	int r = 0;
+
+	c->admin_ca_pem = (char *)ak_read_file(c->admin_ca_path, &len);
+	if (!c->admin_ca_pem) {
+		r = errno ? -errno : -EIO;
+		snprintf(detail, dlen, "cannot read '%s': %s", c->admin_ca_path, strerror(-r));
+		return r;
+	}
+	bio = BIO_new_mem_buf(c->admin_ca_pem, (int)len);
+	if (!bio || !(x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		snprintf(detail, dlen, "'%s' holds no PEM certificate", c->admin_ca_path);
+		r = -EINVAL;
+	}
+	ERR_clear_error();
+	X509_free(x);
+	BIO_free(bio);
+	return r;
 }
 
 static int no_passphrase(char *buf, int size, int rw, void *u)
@@ -1259,12 +1287,16 @@ static int finish(struct broker_config *c, struct problems *pr, char *err, size_
 		snprintf(err, errlen, "%s: [broker] secret_file: %s", c->path, detail);
 		FINISH_PROBLEM(r);
 	}
-	if (c->admin_token_path && !c->deny_list) {
+	if ((c->admin_token_path || c->admin_ca_path) && !c->deny_list) {
 		snprintf(err, errlen,
-			 "%s: [broker] admin_token_file: the admin endpoint edits the deny list: "
-			 "set deny_list too",
-			 c->path);
+			 "%s: [broker] %s: the admin endpoint edits the deny list: set deny_list too",
+			 c->path, c->admin_token_path ? "admin_token_file" : "admin_client_ca");
 		FINISH_PROBLEM(-EINVAL);
+	}
+	r = c->admin_ca_path ? read_admin_ca(c, detail, sizeof(detail)) : 0;
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [broker] admin_client_ca: %s", c->path, detail);
+		FINISH_PROBLEM(r);
 	}
 	r = c->admin_token_path ? read_admin_token(c, detail, sizeof(detail)) : 0;
 	if (r < 0) {
@@ -1600,6 +1632,13 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 	KEEP_NUM(request_timeout, "request_timeout");
 	KEEP_STR(port_file, "port_file");
 	KEEP_STR(deny_list, "deny_list");
+	/* bound into the listener: the path and the certificates */
+	if (str_differs(cur->admin_ca_path, next->admin_ca_path) ||
+	    str_differs(cur->admin_ca_pem, next->admin_ca_pem))
+		changed(ctx, "admin_client_ca");
+	if (str_carry(&next->admin_ca_path, cur->admin_ca_path) < 0 ||
+	    str_carry(&next->admin_ca_pem, cur->admin_ca_pem) < 0)
+		return -ENOMEM;
 	KEEP_ADDR(metrics_host, metrics_port, "metrics_listen");
 	KEEP_STR(metrics_port_file, "metrics_port_file");
 	KEEP_STR(audit_log, "audit_log");
@@ -1648,6 +1687,8 @@ void broker_config_free(struct broker_config *c)
 	ak_secbuf_clear(&c->admin_token);
 	free(c->deny_list);
 	free(c->admin_token_path);
+	free(c->admin_ca_path);
+	free(c->admin_ca_pem);
 	free(c->cert_pem);
 	free(c->path);
 	free(c->listen_host);

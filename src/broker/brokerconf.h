@@ -104,6 +104,8 @@ struct broker_config {
 	char *deny_list;	      /* NULL: nothing is denied */
 	char *admin_token_path;	      /* NULL: no /v1/admin/ paths (404) */
 	struct ak_secbuf admin_token; /* the bearer secret, secure heap */
+	char *admin_ca_path;	      /* NULL: no client certificates */
+	char *admin_ca_pem;	      /* its PEM, NUL-terminated, for libmicrohttpd */
 	uint64_t handshake_timeout;	 /* s from accept to TLS done + request line */
 	uint64_t request_timeout;	 /* s for a whole request's headers and body */
 	/* [keystore] and [keystore NAME] */
@@ -167,7 +169,7 @@ size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx
  * SIGHUP: the keys that take effect only at a restart ([broker] listen,
  * cert, key, secret_file, threads, connection limits and deadlines,
  * port_file, audit_log, secure_heap, metrics_listen, metrics_port_file,
- * deny_list)
+ * deny_list, admin_client_ca)
  * keep the values next is running with: next takes them from cur (the TLS
  * key and the secret copied in the secure heap) and changed(ctx, key) is
  * called for each that differs in the file. 0, or -ENOMEM (next unchanged

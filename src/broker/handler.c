@@ -1175,8 +1175,12 @@ static void handle_admin_edit(struct broker *b, const struct broker_request *req
 		       detail);
 		goto out;
 	}
-	d.admin = json_pack("{s:s,s:s,s:s,s:b}", "action", add ? "revoke" : "unrevoke", "kind",
-			    kname, "value", norm, "changed", r == 1);
+	/* how the request was let in: admin_authorized() tries the
+	 * certificate first */
+	d.admin = json_pack("{s:s,s:s,s:s,s:b,s:s}", "action", add ? "revoke" : "unrevoke", "kind",
+			    kname, "value", norm, "changed", r == 1, "auth",
+			    b->cfg->admin_ca_pem && req->client_cert ? "client_certificate"
+								     : "bearer");
 	rep->body = json_pack("{s:s,s:s,s:s,s:b}", "action", add ? "revoke" : "unrevoke", "kind",
 			      kname, "value", norm, "changed", r == 1);
 	if (!d.admin || !rep->body) {
@@ -1222,14 +1226,18 @@ static void handle_admin_list(struct broker *b, const struct broker_request *req
 }
 
 /* Authorization: Bearer <secret>, compared in constant time (as digests,
- * so that the length does not show either). */
-static bool admin_authorized(const struct broker_config *cfg, const char *authz)
+ * so that the length does not show either); or, with admin_client_ca, a
+ * client certificate that the server verified (server.c). */
+static bool admin_authorized(const struct broker_config *cfg, const struct broker_request *req)
 {
+	const char *authz = req->authorization;
 	uint8_t want[32], got[32];
 	unsigned int wl = 0, gl = 0;
 	bool ok;
 
-	if (!authz || strncasecmp(authz, "Bearer ", 7) != 0)
+	if (cfg->admin_ca_pem && req->client_cert)
+		return true;
+	if (!cfg->admin_token.len || !authz || strncasecmp(authz, "Bearer ", 7) != 0)
 		return false;
 	authz += 7;
 	while (*authz == ' ')
@@ -1265,7 +1273,7 @@ typedef void (*handler_fn)(struct broker *, const struct broker_request *, struc
 static handler_fn route(const struct broker_config *cfg, const char *path, const char **want)
 {
 	*want = NULL;
-	if (cfg && cfg->admin_token.len) {
+	if (cfg && (cfg->admin_token.len || cfg->admin_ca_pem)) {
 		if (strcmp(path, BROKER_PATH_ADMIN_REVOKE) == 0 ||
 		    strcmp(path, BROKER_PATH_ADMIN_UNREVOKE) == 0) {
 			*want = "POST";
@@ -1320,15 +1328,24 @@ static bool precheck(const struct broker_config *cfg, const struct broker_reques
 			 BROKER_PATH_HEALTH);
 		reply_error(rep, AK_R_BAD_REQUEST, 404, msg);
 	} else if (strncmp(req->path, BROKER_PATH_ADMIN, strlen(BROKER_PATH_ADMIN)) == 0 &&
-		   !admin_authorized(cfg, req->authorization)) {
-		/* the same answer for a missing and a wrong secret (RFC 6750 3) */
-		ak_log(AK_LOG_WARNING, "admin: %.16s %s refused: %s bearer secret (peer %s)",
-		       req->method, req->path, req->authorization ? "a wrong" : "no",
+		   !admin_authorized(cfg, req)) {
+		/* the same answer for a missing and a wrong secret (RFC 6750 3);
+		 * with client certificates only, 403: there is nothing to send */
+		bool bearer = cfg->admin_token.len != 0;
+
+		ak_log(AK_LOG_WARNING, "admin: %.16s %s refused: %s%s (peer %s)", req->method,
+		       req->path,
+		       !bearer			? "no client certificate that admin_client_ca verifies"
+		       : req->authorization ? "a wrong bearer secret"
+					    : "no bearer secret",
+		       bearer && cfg->admin_ca_pem ? " and no verified client certificate" : "",
 		       req->peer ? req->peer : "-");
-		rep->status = 401;
-		rep->bearer = true;
-		rep->body = json_pack("{s:s,s:s}", "error", "unauthorized", "message",
-				      "this resource needs a bearer secret");
+		rep->status = bearer ? 401 : 403;
+		rep->bearer = bearer;
+		rep->body = json_pack("{s:s,s:s}", "error", bearer ? "unauthorized" : "forbidden",
+				      "message",
+				      bearer ? "this resource needs a bearer secret"
+					     : "this resource needs a client certificate");
 		if (!rep->body)
 			rep->status = 500;
 	} else if (strcmp(req->method, want) != 0 &&

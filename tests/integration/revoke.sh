@@ -8,7 +8,8 @@
 # broker log line naming the entry; unrevoke serves it again. The admin
 # endpoint: 404 without admin_token_file, 401 without or with a wrong
 # bearer, revocation with the right one, 400 naming what is malformed, and
-# the secret in no log. A bad edit keeps the list in force with one log
+# the secret in no log; a client certificate of admin_client_ca instead
+# of the secret (mutual TLS). A bad edit keeps the list in force with one log
 # line; a bad list at the start stops the broker naming file:line; the
 # refusals show in /metrics. A [token] lease added by SIGHUP is the next
 # release's lease.
@@ -138,8 +139,9 @@ login cleared
 check "an empty file clears the list" released cleared
 
 # 4. the admin endpoint: 404 until admin_token_file is configured
+ADMIN_TLS=() # curl's client certificate options, when one is presented
 admin() { # METHOD PATH [BODY [AUTH]]: status in $T/a.code, body $T/a.json, headers $T/a.hdr
-	local args=(-o "$T/a.json" -D "$T/a.hdr" -w '%{http_code}' -X "$1")
+	local args=(-o "$T/a.json" -D "$T/a.hdr" -w '%{http_code}' -X "$1" "${ADMIN_TLS[@]}")
 	[ -n "${3:-}" ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
 	[ -n "${4:-}" ] && args+=(-H "Authorization: $4")
 	$CURL "${args[@]}" "$BROKER_URL$2" >"$T/a.code"
@@ -212,6 +214,45 @@ curl -s -f -o "$T/metrics.prom" "http://127.0.0.1:$(cat "$T/metrics.port")/metri
 got=$(sed -n 's/^attestkey_refusals_total{reason="revoked"} //p' "$T/metrics.prom")
 diag "revoked refusals: $want audited, $got in /metrics"
 check "/metrics counts the revoked refusals the audit trail holds" test "$got" = "$want" -a "$want" -gt 0
+
+# 5b. mutual TLS: admin_client_ca (a restart) lets a client certificate
+# it verifies in, beside the bearer secret; guests present none
+make_ca "$T/pki" admin-ca || bail "cannot make the admin CA"
+make_leaf "$T/pki" admin admin-ca "ec:$T/pki/p256.param" || bail "cannot make the admin certificate"
+stop_broker
+sed -i "/^\[broker\]/a admin_client_ca = $T/pki/admin-ca.pem" "$T/broker.conf"
+start_broker
+ADMIN_TLS=(--cert "$T/pki/admin.crt" --key "$T/pki/admin.key")
+admin POST /v1/admin/revoke "$REVOKE_WEB"
+check "a client certificate of admin_client_ca, no bearer: 200" test "$(cat "$T/a.code")" = 200
+check "... audited as let in by its client certificate" \
+	jq -se 'map(select(.event == "admin")) | last | .admin.auth == "client_certificate"' "$T/audit.jsonl"
+login mtls-off
+check "... and the next login (a guest without a certificate) is refused" revoked mtls-off
+ADMIN_TLS=(--cert "$T/pki/tls.crt" --key "$T/pki/tls.key")
+admin POST /v1/admin/unrevoke "$REVOKE_WEB"
+check "a certificate of another CA, no bearer: 401" test "$(cat "$T/a.code")" = 401
+ADMIN_TLS=()
+admin POST /v1/admin/unrevoke "$REVOKE_WEB"
+check "no certificate, no bearer: 401" test "$(cat "$T/a.code")" = 401
+admin POST /v1/admin/unrevoke "$REVOKE_WEB" "Bearer $SECRET"
+check "no certificate, the bearer: 200" test "$(cat "$T/a.code")" = 200
+login mtls-on
+check "a guest logs in as before on a broker that asks for client certificates" released mtls-on
+# client certificates only: 403 without one
+stop_broker
+sed -i "/^admin_token_file = /d" "$T/broker.conf"
+start_broker
+admin POST /v1/admin/revoke "$REVOKE_WEB" "Bearer $SECRET"
+check "admin_client_ca alone: no certificate is 403, whatever the bearer" test "$(cat "$T/a.code")" = 403
+ADMIN_TLS=(--cert "$T/pki/admin.crt" --key "$T/pki/admin.key")
+admin GET /v1/admin/revoked
+check "admin_client_ca alone: the certificate lists the entries" jq -e '.entries == []' "$T/a.json"
+ADMIN_TLS=()
+sed -i "s|^admin_client_ca = .*|admin_client_ca = $T/pki/tls.key.nonexistent|" "$T/broker.conf"
+check "admin_client_ca that cannot be read: --check-config names it" \
+	bash -c "'$AK_BROKER' --check-config -c '$T/broker.conf' 2>&1 | grep -q 'admin_client_ca: cannot read'"
+sed -i "s|^admin_client_ca = .*|admin_client_ca = $T/pki/admin-ca.pem|" "$T/broker.conf"
 
 # 6. the broker ends cleanly; a bad list at the start is an error
 kill "$BROKER_PID"
