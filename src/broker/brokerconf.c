@@ -1348,6 +1348,26 @@ static int open_conf(const char *path, FILE **f, char *err, size_t errlen)
 	return broker_check_not_writable(&st, path, err, errlen);
 }
 
+/* Open the file (open_conf) and let inih collect every entry into p: 0,
+ * -errno with err, or the first line inih could not parse (> 0, err not
+ * set). */
+static int read_entries(const char *path, struct parse *p, char *err, size_t errlen)
+{
+	FILE *f = NULL;
+	int r = open_conf(path, &f, err, errlen);
+
+	if (r == 0) {
+		r = ini_parse_file(f, collect, p);
+		if (r == -2 || p->oom) { /* inih's -2 is its own ENOMEM */
+			snprintf(err, errlen, "%s: out of memory", path);
+			r = -ENOMEM;
+		}
+	}
+	if (f)
+		fclose(f);
+	return r;
+}
+
 /* broker_config_load(), or with pr, every problem reported and the
  * configuration returned in *out as far as it loaded (NULL only when the
  * file cannot be read at all). */
@@ -1356,7 +1376,6 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 {
 	struct broker_config *c = NULL;
 	struct parse p = {0};
-	FILE *f = NULL;
 	int r;
 
 	*out = NULL;
@@ -1394,15 +1413,9 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 		snprintf(err, errlen, "cannot create the TDX trust store");
 		goto out;
 	}
-	r = open_conf(path, &f, err, errlen);
+	r = read_entries(path, &p, err, errlen);
 	if (r < 0)
 		goto out;
-	r = ini_parse_file(f, collect, &p);
-	if (r == -2 || p.oom) {
-		r = -ENOMEM;
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
 	if (r > 0) {
 		snprintf(err, errlen,
 			 "%s: line %d: syntax error (or line longer than 199 characters: continue "
@@ -1421,58 +1434,37 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 	*out = c;
 	c = NULL;
 out:
-	if (f)
-		fclose(f);
 	parse_clear(&p);
 	broker_config_free(c);
 	return r;
 }
 
-struct peek {
-	const char *section, *key;
-	char *value;
-	bool oom;
-};
-
-static int peek_one(void *user, const char *section, const char *key, const char *value)
-{
-	struct peek *p = user;
-
-	if (strcmp(section, p->section) != 0 || strcmp(key, p->key) != 0)
-		return 1;
-	free(p->value);
-	p->value = strdup(value);
-	p->oom = !p->value;
-	return !p->oom;
-}
-
 int broker_config_peek(const char *path, const char *section, const char *key, char **out,
 		       char *err, size_t errlen)
 {
-	struct peek p = {section, key, NULL, false};
-	FILE *f = NULL;
+	struct parse p = {0};
+	size_t i;
 	int r;
 
 	*out = NULL;
-	r = open_conf(path, &f, err, errlen);
-	if (r < 0)
-		goto out;
-	r = ini_parse_file(f, peek_one, &p);
-	if (r == -2 || p.oom) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		r = -ENOMEM;
-	} else if (r > 0) {
+	r = read_entries(path, &p, err, errlen);
+	if (r > 0) {
 		snprintf(err, errlen, "%s: line %d: syntax error", path, r);
 		r = -EINVAL;
 	}
-	if (r == 0) {
-		*out = p.value;
-		p.value = NULL;
+	for (i = 0; r == 0 && i < p.n; i++) {
+		if (strcmp(p.e[i].section, section) != 0 || strcmp(p.e[i].key, key) != 0)
+			continue;
+		if (p.e[i].duplicate) {
+			snprintf(err, errlen, "%s: [%s] %s: given more than once", path, section, key);
+			r = -EINVAL;
+		} else if (!(*out = strdup(p.e[i].value))) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			r = -ENOMEM;
+		}
+		break;
 	}
-out:
-	if (f)
-		fclose(f);
-	free(p.value);
+	parse_clear(&p);
 	return r;
 }
 
