@@ -5,7 +5,9 @@
 # logging in through the real module (p11probe) with the simulated SEV-SNP
 # chip and TD. `attestkey-broker revoke` of a token, a measurement, a chip
 # id, an FMSPC and a TDX MRTD refuses the next login with 403 revoked and a
-# broker log line naming the entry; unrevoke serves it again. The admin
+# broker log line naming the entry; unrevoke serves it again; logins on
+# the thread pool while the list changes are never refused by entries that
+# are not theirs. The admin
 # endpoint: 404 without admin_token_file, 401 without or with a wrong
 # bearer, revocation with the right one, 400 naming what is malformed, and
 # the secret in no log; a client certificate of admin_client_ca instead
@@ -81,6 +83,38 @@ revoke_cycle "fmspc" fmspc "$FMSPC" "fmspc $FMSPC_LC"
 revoke_cycle "TDX MRTD" measurement "$TDX_MRTD" "measurement $TDX_MRTD"
 MODULE_SIM_TEE=snp
 write_module_conf
+
+# 1b. logins on the broker's thread pool while the list changes under them:
+# entries that are not this guest's never refuse it, however often the
+# list is read again
+worker() {
+	local i
+	for i in 1 2 3 4; do
+		"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/busy-$1-$i.out" 2>&1
+	done
+	echo done >"$T/busy-$1.done"
+}
+reloads_before=$(grep -c "deny list $DENY reloaded" "$T/broker.log")
+workers=""
+for w in 1 2 3; do
+	worker "$w" &
+	workers="$workers $!"
+done
+edits=0
+while [ "$(ls "$T"/busy-*.done 2>/dev/null | wc -l)" -lt 3 ]; do
+	"$AK_BROKER" revoke -c "$T/broker.conf" measurement "$OTHER_MEASUREMENT" >/dev/null &&
+		"$AK_BROKER" unrevoke -c "$T/broker.conf" measurement "$OTHER_MEASUREMENT" >/dev/null ||
+		break
+	edits=$((edits + 2))
+done
+wait $workers
+ok_busy=$(grep -l "^login: CKR_OK\$" "$T"/busy-*-*.out | wc -l)
+diag "$edits edit(s) of the list while 12 logins ran; $ok_busy released"
+check "every login while the list changed released (12)" test "$ok_busy" = 12
+check "the list was edited while logins ran" test "$edits" -ge 2
+reloads=$(($(grep -c "deny list $DENY reloaded" "$T/broker.log") - reloads_before))
+diag "the broker read $reloads version(s) of the list meanwhile"
+check "the broker read the list again while logins ran" test "$reloads" -ge 1
 
 # 2. the CLI's refusals name the wrong thing, with their exit codes
 check "a chip id of 3 digits: exit 65" exits 65 "$AK_BROKER" revoke -c "$T/broker.conf" chip-id abc
