@@ -708,13 +708,12 @@ static int read_admin_token(struct broker_config *c, char *detail, size_t dlen)
 			 p, (unsigned)(st.st_mode & 07777), p);
 		return -EPERM;
 	}
-	r = broker_read_secure(AT_FDCWD, p, 0, true, p, BROKER_ADMIN_TOKEN_MAX + 2,
-			       &c->admin_token, detail, dlen);
+	r = broker_read_secure(AT_FDCWD, p, 0, true, p, BROKER_ADMIN_TOKEN_MAX + 2, &c->admin_token,
+			       detail, dlen);
 	if (r < 0)
 		return r;
-	while (c->admin_token.len &&
-	       (c->admin_token.data[c->admin_token.len - 1] == '\n' ||
-		c->admin_token.data[c->admin_token.len - 1] == '\r'))
+	while (c->admin_token.len && (c->admin_token.data[c->admin_token.len - 1] == '\n' ||
+				      c->admin_token.data[c->admin_token.len - 1] == '\r'))
 		c->admin_token.data[--c->admin_token.len] = 0;
 	for (i = 0; i < c->admin_token.len; i++) {
 		if (c->admin_token.data[i] <= 0x20 || c->admin_token.data[i] >= 0x7f)
@@ -1288,9 +1287,10 @@ static int finish(struct broker_config *c, struct problems *pr, char *err, size_
 		FINISH_PROBLEM(r);
 	}
 	if ((c->admin_token_path || c->admin_ca_path) && !c->deny_list) {
-		snprintf(err, errlen,
-			 "%s: [broker] %s: the admin endpoint edits the deny list: set deny_list too",
-			 c->path, c->admin_token_path ? "admin_token_file" : "admin_client_ca");
+		snprintf(
+		    err, errlen,
+		    "%s: [broker] %s: the admin endpoint edits the deny list: set deny_list too",
+		    c->path, c->admin_token_path ? "admin_token_file" : "admin_client_ca");
 		FINISH_PROBLEM(-EINVAL);
 	}
 	r = c->admin_ca_path ? read_admin_ca(c, detail, sizeof(detail)) : 0;
@@ -1456,7 +1456,8 @@ int broker_config_peek(const char *path, const char *section, const char *key, c
 		if (strcmp(p.e[i].section, section) != 0 || strcmp(p.e[i].key, key) != 0)
 			continue;
 		if (p.e[i].duplicate) {
-			snprintf(err, errlen, "%s: [%s] %s: given more than once", path, section, key);
+			snprintf(err, errlen, "%s: [%s] %s: given more than once", path, section,
+				 key);
 			r = -EINVAL;
 		} else if (!(*out = strdup(p.e[i].value))) {
 			snprintf(err, errlen, "%s: out of memory", path);

@@ -101,11 +101,11 @@ struct broker_config {
 	unsigned max_connections;	 /* ceiling of open connections */
 	unsigned max_connections_per_ip; /* per client address; 0: none */
 	/* issue 12: revocation (docs/lifecycle.md) */
-	char *deny_list;	      /* NULL: nothing is denied */
-	char *admin_token_path;	      /* NULL: no /v1/admin/ paths (404) */
-	struct ak_secbuf admin_token; /* the bearer secret, secure heap */
-	char *admin_ca_path;	      /* NULL: no client certificates */
-	char *admin_ca_pem;	      /* its PEM, NUL-terminated, for libmicrohttpd */
+	char *deny_list;		 /* NULL: nothing is denied */
+	char *admin_token_path;		 /* NULL: no /v1/admin/ paths (404) */
+	struct ak_secbuf admin_token;	 /* the bearer secret, secure heap */
+	char *admin_ca_path;		 /* NULL: no client certificates */
+	char *admin_ca_pem;		 /* its PEM, NUL-terminated, for libmicrohttpd */
 	uint64_t handshake_timeout;	 /* s from accept to TLS done + request line */
 	uint64_t request_timeout;	 /* s for a whole request's headers and body */
 	/* [keystore] and [keystore NAME] */

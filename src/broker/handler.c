@@ -1140,14 +1140,16 @@ static void handle_admin_edit(struct broker *b, const struct broker_request *req
 	int r;
 
 	if (!b->deny) { /* deny_list was added by a reload: it needs a restart */
-		refuse(&d, AK_R_INTERNAL, "no deny list is open ([broker] deny_list takes effect at "
-					  "a restart)");
+		refuse(&d, AK_R_INTERNAL,
+		       "no deny list is open ([broker] deny_list takes effect at "
+		       "a restart)");
 		goto out;
 	}
 	root = parse_body(req, &d);
 	if (!root)
 		goto out;
-	json_object_foreach(root, member, v) {
+	json_object_foreach(root, member, v)
+	{
 		if (strcmp(member, "kind") != 0 && strcmp(member, "value") != 0) {
 			bounded(member, shown);
 			refuse(&d, AK_R_BAD_REQUEST,
@@ -1162,7 +1164,8 @@ static void handle_admin_edit(struct broker *b, const struct broker_request *req
 	if (broker_deny_kind_parse(kname, &kind) < 0) {
 		bounded(kname, shown);
 		refuse(&d, AK_R_BAD_REQUEST,
-		       "member 'kind' is '%s': expected token, chip_id, fmspc or measurement", shown);
+		       "member 'kind' is '%s': expected token, chip_id, fmspc or measurement",
+		       shown);
 		goto out;
 	}
 	if (broker_deny_value_check(kind, value, norm, detail, sizeof(detail)) < 0) {
@@ -1177,10 +1180,10 @@ static void handle_admin_edit(struct broker *b, const struct broker_request *req
 	}
 	/* how the request was let in: admin_authorized() tries the
 	 * certificate first */
-	d.admin = json_pack("{s:s,s:s,s:s,s:b,s:s}", "action", add ? "revoke" : "unrevoke", "kind",
-			    kname, "value", norm, "changed", r == 1, "auth",
-			    b->cfg->admin_ca_pem && req->client_cert ? "client_certificate"
-								     : "bearer");
+	d.admin =
+	    json_pack("{s:s,s:s,s:s,s:b,s:s}", "action", add ? "revoke" : "unrevoke", "kind", kname,
+		      "value", norm, "changed", r == 1, "auth",
+		      b->cfg->admin_ca_pem && req->client_cert ? "client_certificate" : "bearer");
 	rep->body = json_pack("{s:s,s:s,s:s,s:b}", "action", add ? "revoke" : "unrevoke", "kind",
 			      kname, "value", norm, "changed", r == 1);
 	if (!d.admin || !rep->body) {
@@ -1202,8 +1205,9 @@ out:
 		json_decref(rep->body);
 		rep->body = NULL;
 		reply_error(rep, d.reason, 0,
-			    d.reason == AK_R_INTERNAL ? "internal error; details are in the broker log"
-						      : d.msg);
+			    d.reason == AK_R_INTERNAL
+				? "internal error; details are in the broker log"
+				: d.msg);
 	}
 	reply_id(rep, &d);
 	json_decref(d.admin);
@@ -1335,7 +1339,7 @@ static bool precheck(const struct broker_config *cfg, const struct broker_reques
 
 		ak_log(AK_LOG_WARNING, "admin: %.16s %s refused: %s%s (peer %s)", req->method,
 		       req->path,
-		       !bearer			? "no client certificate that admin_client_ca verifies"
+		       !bearer		    ? "no client certificate that admin_client_ca verifies"
 		       : req->authorization ? "a wrong bearer secret"
 					    : "no bearer secret",
 		       bearer && cfg->admin_ca_pem ? " and no verified client certificate" : "",

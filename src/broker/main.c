@@ -47,7 +47,7 @@ static void usage(FILE *f)
 }
 
 /* Exit codes of revoke, unrevoke and revoked (sysexits.h). */
-#define EXIT_USAGE 64 /* EX_USAGE */
+#define EXIT_USAGE 64	 /* EX_USAGE */
 #define EXIT_BADVALUE 65 /* EX_DATAERR */
 
 /*
@@ -101,8 +101,8 @@ static int deny_command(int argc, char **argv)
 	}
 	r = broker_config_peek(config, "broker", "deny_list", &path, err, sizeof(err));
 	if (r == 0 && !path) {
-		snprintf(err, sizeof(err), "%s: [broker] deny_list is not set: there is no deny list",
-			 config);
+		snprintf(err, sizeof(err),
+			 "%s: [broker] deny_list is not set: there is no deny list", config);
 		r = -ENOENT;
 	}
 	if (r < 0) {

@@ -453,8 +453,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct broker_reply 
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
 	    (rep->allow &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow) != MHD_YES) ||
-	    (rep->bearer && MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-						    "Bearer") != MHD_YES))
+	    (rep->bearer &&
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer") != MHD_YES))
 		goto out;
 	ret = MHD_queue_response(c, text ? rep->status : 500, resp);
 out:

@@ -395,8 +395,8 @@ static void test_deny(void **state)
 	(void)state;
 	snprintf(deny, sizeof(deny), "%s/deny.list", env.dir);
 	snprintf(extra, sizeof(extra), "deny_list = %s\n", deny);
-	snprintf(rest, sizeof(rest), "[snp]\nroots = %s/ark.pem\n[token web]\nmeasurements = " M1 "\n",
-		 simdir);
+	snprintf(rest, sizeof(rest),
+		 "[snp]\nroots = %s/ark.pem\n[token web]\nmeasurements = " M1 "\n", simdir);
 	/* no file yet: nothing is denied */
 	unlink(deny);
 	bd = make_broker_err(extra, rest, err, sizeof(err));
@@ -502,8 +502,8 @@ static void test_admin(void **state)
 	snprintf(secret, sizeof(secret), "%s/admin.secret", env.dir);
 	unlink(deny);
 	assert_int_equal(tb_write_file(secret, ADMIN_SECRET "\n", 0600), 0);
-	snprintf(rest, sizeof(rest), "[snp]\nroots = %s/ark.pem\n[token web]\nmeasurements = " M1 "\n",
-		 simdir);
+	snprintf(rest, sizeof(rest),
+		 "[snp]\nroots = %s/ark.pem\n[token web]\nmeasurements = " M1 "\n", simdir);
 
 	/* without admin_token_file the paths do not exist */
 	snprintf(extra, sizeof(extra), "deny_list = %s\n", deny);
@@ -523,9 +523,14 @@ static void test_admin(void **state)
 		fail_msg("%s", err);
 	/* no bearer, a wrong one, another scheme: 401 with the challenge */
 	{
-		const char *bad[] = {NULL, "Bearer wrong", "Bearer " ADMIN_SECRET "x",
-				     "Bearer " "admin-bearer-0123456789abcde", "Basic " ADMIN_SECRET,
-				     ADMIN_SECRET, "Bearer"};
+		const char *bad[] = {NULL,
+				     "Bearer wrong",
+				     "Bearer " ADMIN_SECRET "x",
+				     "Bearer "
+				     "admin-bearer-0123456789abcde",
+				     "Basic " ADMIN_SECRET,
+				     ADMIN_SECRET,
+				     "Bearer"};
 		size_t i;
 
 		for (i = 0; i < AK_ARRAY_SIZE(bad); i++) {
@@ -573,15 +578,16 @@ static void test_admin(void **state)
 		    {"{\"kind\":1,\"value\":\"web\"}", "member 'kind' is not a string"},
 		    {"{\"kind\":\"chip\",\"value\":\"web\"}", "member 'kind' is 'chip'"},
 		    {"{\"kind\":\"fmspc\",\"value\":\"xyz\"}", "'xyz' is not 12 hex digits"},
-		    {"{\"kind\":\"token\",\"value\":\"web\",\"why\":1}", "member 'why' is not known"},
+		    {"{\"kind\":\"token\",\"value\":\"web\",\"why\":1}",
+		     "member 'why' is not known"},
 		};
 		size_t i;
 
 		for (i = 0; i < AK_ARRAY_SIZE(cases); i++) {
 			r = admin(ba, "POST", BROKER_PATH_ADMIN_UNREVOKE, good, cases[i].body, &st,
 				  &bearer);
-			if (st != 400 ||
-			    !strstr(json_string_value(json_object_get(r, "message")), cases[i].want))
+			if (st != 400 || !strstr(json_string_value(json_object_get(r, "message")),
+						 cases[i].want))
 				fail_msg("case %zu: want 400 '%s', got %u %s", i, cases[i].want, st,
 					 json_dumps(r, 0));
 			json_decref(r);
