@@ -20,6 +20,11 @@
 #include "brokerconf.h"
 
 #define BROKER_PATH_HEALTH "/v1/health"
+/* issue 12: the deny list's admin endpoint (docs/lifecycle.md) */
+#define BROKER_PATH_ADMIN "/v1/admin/"
+#define BROKER_PATH_ADMIN_REVOKE "/v1/admin/revoke"
+#define BROKER_PATH_ADMIN_UNREVOKE "/v1/admin/unrevoke"
+#define BROKER_PATH_ADMIN_REVOKED "/v1/admin/revoked"
 #define BROKER_TEE_SNP "snp"
 #define BROKER_TEE_TDX "tdx" /* offered when [tdx] roots are configured */
 
@@ -96,6 +101,7 @@ struct broker {
 	struct broker_guard *guard;  /* NULL until broker_start() */
 	struct broker_replay *replay;
 	struct broker_metrics *metrics; /* NULL: metrics_listen = off, or not started */
+	struct broker_deny *deny;	/* [broker] deny_list; NULL: none */
 	uint16_t port; /* bound port once started */
 };
 
@@ -113,6 +119,8 @@ struct broker_request {
 	bool chunked;		  /* a body without Content-Length (refused: 411) */
 	const char *content_type; /* NULL when the request has none */
 	size_t header_size;	  /* request line and headers, bytes; 0 unknown */
+	const char *authorization; /* the Authorization header, NULL if none */
+	bool client_cert;	   /* a client certificate admin_client_ca verified */
 };
 
 /* Limits the headers alone decide (docs/protocol.md §5); libmicrohttpd's
@@ -124,6 +132,7 @@ struct broker_reply {
 	unsigned status;
 	json_t *body;	   /* caller json_decref()s */
 	const char *allow; /* Allow: header for 405, else NULL */
+	bool bearer;	   /* WWW-Authenticate: Bearer (401 of /v1/admin/) */
 };
 
 /* Route and answer one request; always fills rep (body never NULL unless
@@ -134,6 +143,11 @@ void broker_handle(struct broker *b, const struct broker_request *req, struct br
  * true and rep filled when the request is refused, so the server answers
  * before reading its body. */
 bool broker_precheck(const struct broker_request *req, struct broker_reply *rep);
+/* The same with b's running configuration: /v1/admin/ is then served when
+ * admin_token_file is set (else 404), and its requests without the bearer
+ * secret are answered 401 before their body is read. */
+bool broker_precheck_conf(struct broker *b, const struct broker_request *req,
+			  struct broker_reply *rep);
 
 /* Free a string from json_dumps() with jansson's allocator. */
 void broker_json_free(void *p);

@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 
 #include "brokerconf.h"
+#include "denylist.h"
 #include "metrics.h"
 #include "nonce.h"
 
@@ -145,7 +146,7 @@ static void parse_clear(struct parse *p)
 	free(p->e);
 }
 
-static bool token_name_ok(const char *n)
+bool broker_token_name_ok(const char *n)
 {
 	size_t i, len = strlen(n);
 
@@ -260,6 +261,22 @@ static int parse_range(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 	return 0;
 }
 
+/* lease = SECONDS, in [broker] and in [token NAME] (the same range). */
+static int parse_lease(const char *v, uint64_t *out, char *detail, size_t dlen)
+{
+	int r = parse_range(v, 1, BROKER_MAX_LEASE, out);
+
+	if (r < 0)
+		snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %u", v,
+			 BROKER_MAX_LEASE);
+	return r;
+}
+
+uint64_t broker_token_lease(const struct broker_config *c, const struct broker_token *t)
+{
+	return t && t->lease ? t->lease : c->lease;
+}
+
 static int set_str(char **dst, const char *v)
 {
 	free(*dst);
@@ -367,10 +384,7 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %u", v,
 				 BROKER_MAX_NONCE_TTL);
 	} else if (strcmp(k, "lease") == 0) {
-		r = parse_range(v, 1, BROKER_MAX_LEASE, &c->lease);
-		if (r < 0)
-			snprintf(detail, dlen, "'%s' is not a number of seconds from 1 to %u", v,
-				 BROKER_MAX_LEASE);
+		r = parse_lease(v, &c->lease, detail, dlen);
 	} else if (strcmp(k, "audit_log") == 0) {
 		r = set_str(&c->audit_log, v);
 	} else if (strcmp(k, "audit_fsync") == 0) {
@@ -396,6 +410,12 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->threads = (unsigned)n;
 	} else if (strcmp(k, "port_file") == 0) {
 		r = set_str(&c->port_file, v);
+	} else if (strcmp(k, "deny_list") == 0) {
+		r = set_str(&c->deny_list, v);
+	} else if (strcmp(k, "admin_token_file") == 0) {
+		r = set_str(&c->admin_token_path, v);
+	} else if (strcmp(k, "admin_client_ca") == 0) {
+		r = set_str(&c->admin_ca_path, v);
 	} else if (strcmp(k, "metrics_listen") == 0) {
 		r = parse_metrics_listen(c, v);
 		if (r == -EINVAL)
@@ -669,6 +689,76 @@ static int read_secret(struct broker_config *c, char *detail, size_t dlen)
 	return 0;
 }
 
+/* admin_token_file: the bearer secret of /v1/admin/ (docs/lifecycle.md),
+ * mode 0600 or 0400, one line of at least BROKER_ADMIN_TOKEN_MIN visible
+ * characters (a trailing newline is dropped). */
+static int read_admin_token(struct broker_config *c, char *detail, size_t dlen)
+{
+	const char *p = c->admin_token_path;
+	struct stat st;
+	size_t i;
+	int r;
+
+	if (stat(p, &st) < 0) {
+		r = -errno;
+		snprintf(detail, dlen, "cannot read '%s': %s", p, strerror(-r));
+		return r;
+	}
+	if ((st.st_mode & 07777) != 0600 && (st.st_mode & 07777) != 0400) {
+		snprintf(detail, dlen, "'%s' has mode %04o; it must be 0600 or 0400 (chmod 600 %s)",
+			 p, (unsigned)(st.st_mode & 07777), p);
+		return -EPERM;
+	}
+	r = broker_read_secure(AT_FDCWD, p, 0, true, p, BROKER_ADMIN_TOKEN_MAX + 2, &c->admin_token,
+			       detail, dlen);
+	if (r < 0)
+		return r;
+	while (c->admin_token.len && (c->admin_token.data[c->admin_token.len - 1] == '\n' ||
+				      c->admin_token.data[c->admin_token.len - 1] == '\r'))
+		c->admin_token.data[--c->admin_token.len] = 0;
+	for (i = 0; i < c->admin_token.len; i++) {
+		if (c->admin_token.data[i] <= 0x20 || c->admin_token.data[i] >= 0x7f)
+			break;
+	}
+	if (i < c->admin_token.len || c->admin_token.len < BROKER_ADMIN_TOKEN_MIN ||
+	    c->admin_token.len > BROKER_ADMIN_TOKEN_MAX) {
+		/* never echo the secret */
+		snprintf(detail, dlen,
+			 "'%s' must hold one line of %d to %d visible ASCII characters, no "
+			 "blanks (e.g. openssl rand -hex 32 > FILE)",
+			 p, BROKER_ADMIN_TOKEN_MIN, BROKER_ADMIN_TOKEN_MAX);
+		ak_secbuf_clear(&c->admin_token);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* admin_client_ca: PEM CA certificate(s) that sign the admin clients'
+ * certificates; at least one must parse. */
+static int read_admin_ca(struct broker_config *c, char *detail, size_t dlen)
+{
+	size_t len = 0;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	int r = 0;
+
+	c->admin_ca_pem = (char *)ak_read_file(c->admin_ca_path, &len);
+	if (!c->admin_ca_pem) {
+		r = errno ? -errno : -EIO;
+		snprintf(detail, dlen, "cannot read '%s': %s", c->admin_ca_path, strerror(-r));
+		return r;
+	}
+	bio = BIO_new_mem_buf(c->admin_ca_pem, (int)len);
+	if (!bio || !(x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		snprintf(detail, dlen, "'%s' holds no PEM certificate", c->admin_ca_path);
+		r = -EINVAL;
+	}
+	ERR_clear_error();
+	X509_free(x);
+	BIO_free(bio);
+	return r;
+}
+
 static int no_passphrase(char *buf, int size, int rw, void *u)
 {
 	(void)buf;
@@ -854,7 +944,7 @@ static int stores_create(struct broker_config *c, const struct parse *p, struct 
 		if (!ns->name)
 			return -ENOMEM;
 		c->n_stores++;
-		if (!token_name_ok(name)) {
+		if (!broker_token_name_ok(name)) {
 			snprintf(err, errlen,
 				 "%s: [%s]: key store name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - "
 				 "(no leading dot)",
@@ -934,7 +1024,7 @@ static int apply_token_store(struct broker_token *t, const struct entry *e, char
 	const char *v = e->value;
 
 	if (strcmp(e->key, "keystore") == 0) {
-		if (!token_name_ok(v)) {
+		if (!broker_token_name_ok(v)) {
 			snprintf(detail, dlen, "'%s' is not a key store name", v);
 			return -EINVAL;
 		}
@@ -1069,7 +1159,7 @@ static int apply(struct broker_config *c, struct parse *p, struct problems *pr, 
 
 			while (*name == ' ')
 				name++;
-			if (!token_name_ok(name))
+			if (!broker_token_name_ok(name))
 				FAIL("token name '%s' must be 1 to %d of A-Z a-z 0-9 . _ - (no "
 				     "leading dot)",
 				     name, TOKEN_NAME_MAX);
@@ -1084,6 +1174,8 @@ static int apply(struct broker_config *c, struct parse *p, struct problems *pr, 
 				r = parse_pin(t, e->value, detail, sizeof(detail));
 			else if (r == 1 && strcmp(e->key, "tee") == 0)
 				r = parse_tee(t, e->value, detail, sizeof(detail));
+			else if (r == 1 && strcmp(e->key, "lease") == 0)
+				r = parse_lease(e->value, &t->lease, detail, sizeof(detail));
 			else if (r == 1)
 				r = vf_policy_set(&t->policy, e->key, e->value, detail,
 						  sizeof(detail));
@@ -1195,6 +1287,23 @@ static int finish(struct broker_config *c, struct problems *pr, char *err, size_
 		snprintf(err, errlen, "%s: [broker] secret_file: %s", c->path, detail);
 		FINISH_PROBLEM(r);
 	}
+	if ((c->admin_token_path || c->admin_ca_path) && !c->deny_list) {
+		snprintf(
+		    err, errlen,
+		    "%s: [broker] %s: the admin endpoint edits the deny list: set deny_list too",
+		    c->path, c->admin_token_path ? "admin_token_file" : "admin_client_ca");
+		FINISH_PROBLEM(-EINVAL);
+	}
+	r = c->admin_ca_path ? read_admin_ca(c, detail, sizeof(detail)) : 0;
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [broker] admin_client_ca: %s", c->path, detail);
+		FINISH_PROBLEM(r);
+	}
+	r = c->admin_token_path ? read_admin_token(c, detail, sizeof(detail)) : 0;
+	if (r < 0) {
+		snprintf(err, errlen, "%s: [broker] admin_token_file: %s", c->path, detail);
+		FINISH_PROBLEM(r);
+	}
 	r = c->cert_path && c->key_path ? read_tls(c, err, errlen) : 0;
 	if (r < 0)
 		FINISH_PROBLEM(r);
@@ -1251,6 +1360,26 @@ static int open_conf(const char *path, FILE **f, char *err, size_t errlen)
 	return broker_check_not_writable(&st, path, err, errlen);
 }
 
+/* Open the file (open_conf) and let inih collect every entry into p: 0,
+ * -errno with err, or the first line inih could not parse (> 0, err not
+ * set). */
+static int read_entries(const char *path, struct parse *p, char *err, size_t errlen)
+{
+	FILE *f = NULL;
+	int r = open_conf(path, &f, err, errlen);
+
+	if (r == 0) {
+		r = ini_parse_file(f, collect, p);
+		if (r == -2 || p->oom) { /* inih's -2 is its own ENOMEM */
+			snprintf(err, errlen, "%s: out of memory", path);
+			r = -ENOMEM;
+		}
+	}
+	if (f)
+		fclose(f);
+	return r;
+}
+
 /* broker_config_load(), or with pr, every problem reported and the
  * configuration returned in *out as far as it loaded (NULL only when the
  * file cannot be read at all). */
@@ -1259,7 +1388,6 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 {
 	struct broker_config *c = NULL;
 	struct parse p = {0};
-	FILE *f = NULL;
 	int r;
 
 	*out = NULL;
@@ -1297,15 +1425,9 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 		snprintf(err, errlen, "cannot create the TDX trust store");
 		goto out;
 	}
-	r = open_conf(path, &f, err, errlen);
+	r = read_entries(path, &p, err, errlen);
 	if (r < 0)
 		goto out;
-	r = ini_parse_file(f, collect, &p);
-	if (r == -2 || p.oom) {
-		r = -ENOMEM;
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
 	if (r > 0) {
 		snprintf(err, errlen,
 			 "%s: line %d: syntax error (or line longer than 199 characters: continue "
@@ -1324,10 +1446,38 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 	*out = c;
 	c = NULL;
 out:
-	if (f)
-		fclose(f);
 	parse_clear(&p);
 	broker_config_free(c);
+	return r;
+}
+
+int broker_config_peek(const char *path, const char *section, const char *key, char **out,
+		       char *err, size_t errlen)
+{
+	struct parse p = {0};
+	size_t i;
+	int r;
+
+	*out = NULL;
+	r = read_entries(path, &p, err, errlen);
+	if (r > 0) {
+		snprintf(err, errlen, "%s: line %d: syntax error", path, r);
+		r = -EINVAL;
+	}
+	for (i = 0; r == 0 && i < p.n; i++) {
+		if (strcmp(p.e[i].section, section) != 0 || strcmp(p.e[i].key, key) != 0)
+			continue;
+		if (p.e[i].duplicate) {
+			snprintf(err, errlen, "%s: [%s] %s: given more than once", path, section,
+				 key);
+			r = -EINVAL;
+		} else if (!(*out = strdup(p.e[i].value))) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			r = -ENOMEM;
+		}
+		break;
+	}
+	parse_clear(&p);
 	return r;
 }
 
@@ -1384,6 +1534,16 @@ size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx
 		return pr.n;
 	}
 	(void)check_keys(c, &pr, n_keys, err, sizeof(err));
+	if (c->deny_list) {
+		struct broker_deny *d = NULL;
+		char derr[768] = "";
+
+		if (broker_deny_open(c->deny_list, &d, derr, sizeof(derr)) < 0) {
+			snprintf(err, sizeof(err), "%s: [broker] deny_list: %s", c->path, derr);
+			problem(&pr, err);
+		}
+		broker_deny_free(d);
+	}
 	if (pr.n)
 		broker_config_free(c);
 	else
@@ -1476,6 +1636,14 @@ int broker_config_keep_restart_only(const struct broker_config *cur, struct brok
 	KEEP_NUM(handshake_timeout, "handshake_timeout");
 	KEEP_NUM(request_timeout, "request_timeout");
 	KEEP_STR(port_file, "port_file");
+	KEEP_STR(deny_list, "deny_list");
+	/* bound into the listener: the path and the certificates */
+	if (str_differs(cur->admin_ca_path, next->admin_ca_path) ||
+	    str_differs(cur->admin_ca_pem, next->admin_ca_pem))
+		changed(ctx, "admin_client_ca");
+	if (str_carry(&next->admin_ca_path, cur->admin_ca_path) < 0 ||
+	    str_carry(&next->admin_ca_pem, cur->admin_ca_pem) < 0)
+		return -ENOMEM;
 	KEEP_ADDR(metrics_host, metrics_port, "metrics_listen");
 	KEEP_STR(metrics_port_file, "metrics_port_file");
 	KEEP_STR(audit_log, "audit_log");
@@ -1521,6 +1689,11 @@ void broker_config_free(struct broker_config *c)
 	free(c->tdx_cache_dir);
 	ak_secbuf_clear(&c->secret);
 	ak_secbuf_clear(&c->key_pem);
+	ak_secbuf_clear(&c->admin_token);
+	free(c->deny_list);
+	free(c->admin_token_path);
+	free(c->admin_ca_path);
+	free(c->admin_ca_pem);
 	free(c->cert_pem);
 	free(c->path);
 	free(c->listen_host);

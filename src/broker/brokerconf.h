@@ -43,6 +43,8 @@ unsigned broker_default_threads(void);
 #define BROKER_MAX_SECURE_HEAP (1u << 30)
 #define BROKER_SECURE_HEAP_HEADROOM ((size_t)1 << 20)
 #define BROKER_DEFAULT_SYSLOG_SOCKET "/dev/log"
+#define BROKER_ADMIN_TOKEN_MIN 16 /* bytes of the admin bearer secret */
+#define BROKER_ADMIN_TOKEN_MAX 1024
 
 /* Evidence types ([token NAME] tee), as bits of broker_token.tee. */
 #define BROKER_TEE_BIT_SNP 0x1u
@@ -55,6 +57,7 @@ struct broker_token {
 	char *name;
 	struct vf_policy policy;
 	unsigned tee; /* BROKER_TEE_BIT_*; 0: every type the broker verifies */
+	uint64_t lease; /* s; 0: the broker's [broker] lease */
 	bool pin_set; /* pin_sha256 given: the PIN is a second factor */
 	uint8_t pin_salt[BROKER_PIN_SALT_MAX];
 	size_t pin_salt_len;
@@ -101,6 +104,12 @@ struct broker_config {
 	size_t secure_heap; /* bytes; 0: auto, from the key store */
 	unsigned max_connections;	 /* ceiling of open connections */
 	unsigned max_connections_per_ip; /* per client address; 0: none */
+	/* issue 12: revocation (docs/lifecycle.md) */
+	char *deny_list;		 /* NULL: nothing is denied */
+	char *admin_token_path;		 /* NULL: no /v1/admin/ paths (404) */
+	struct ak_secbuf admin_token;	 /* the bearer secret, secure heap */
+	char *admin_ca_path;		 /* NULL: no client certificates */
+	char *admin_ca_pem;		 /* its PEM, NUL-terminated, for libmicrohttpd */
 	uint64_t handshake_timeout;	 /* s from accept to TLS done + request line */
 	uint64_t request_timeout;	 /* s for a whole request's headers and body */
 	/* [keystore] and [keystore NAME] */
@@ -132,6 +141,11 @@ struct broker_config {
 int broker_config_load(const char *path, struct broker_config **out, char *err,
 		       size_t errlen) AK_WUR;
 void broker_config_free(struct broker_config *c);
+/* One value of the file without loading the rest (its keys, secrets and
+ * stores): for attestkey-broker revoke, which needs [broker] deny_list.
+ * *out NULL when the key is not set. 0 or -errno with err. */
+int broker_config_peek(const char *path, const char *section, const char *key, char **out,
+		       char *err, size_t errlen) AK_WUR;
 const struct broker_token *broker_config_token(const struct broker_config *c, const char *name);
 /* Fetch every token's keys once, to refuse a broken key store at start
  * instead of at the first login. */
@@ -158,7 +172,8 @@ size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx
 /*
  * SIGHUP: the keys that take effect only at a restart ([broker] listen,
  * cert, key, secret_file, threads, connection limits and deadlines,
- * port_file, audit_log, secure_heap, metrics_listen, metrics_port_file)
+ * port_file, audit_log, secure_heap, metrics_listen, metrics_port_file,
+ * deny_list, admin_client_ca)
  * keep the values next is running with: next takes them from cur (the TLS
  * key and the secret copied in the secure heap) and changed(ctx, key) is
  * called for each that differs in the file. 0, or -ENOMEM (next unchanged
@@ -166,6 +181,14 @@ size_t broker_config_check(const char *path, broker_problem_fn report, void *ctx
  */
 int broker_config_keep_restart_only(const struct broker_config *cur, struct broker_config *next,
 				    void (*changed)(void *ctx, const char *key), void *ctx) AK_WUR;
+
+/* A token (or key store) name: 1 to 32 of A-Z a-z 0-9 . _ -, no leading
+ * dot. */
+bool broker_token_name_ok(const char *n);
+
+/* The lease a release of token t carries: its own lease, else the
+ * broker's (docs/lifecycle.md). */
+uint64_t broker_token_lease(const struct broker_config *c, const struct broker_token *t);
 
 /* PIN verification of docs/pin.md: true when the token has no verifier, or
  * when SHA-256(salt || pin) matches (constant-time). */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <jose/openssl.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -24,6 +25,7 @@
 #include "attestkey/hsmenv.h"
 #include "attestkey/jwe.h"
 #include "broker.h"
+#include "denylist.h"
 #include "metrics.h"
 #include "nonce.h"
 
@@ -47,7 +49,10 @@ struct decision {
 	json_t *keys;	  /* labels released */
 	json_t *versions; /* label -> store version (Vault), when the store has them */
 	bool replay;	  /* this nonce and ephemeral key were released before */
+	uint64_t lease;	  /* s, of a release: the token's lease (0: none) */
 	int64_t fetch_us; /* key store read, for the debug timing line */
+	char deny[512];	  /* the deny list's entry that refused it ("" none) */
+	json_t *admin;	  /* an admin change: {action, kind, value, changed} */
 };
 
 int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t errlen)
@@ -67,8 +72,17 @@ int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t
 		return -ENOMEM;
 	}
 	r = broker_audit_open(cfg, &b->audit, err, errlen);
+	if (r == 0 && cfg->deny_list) {
+		char derr[768] = "";
+
+		/* never fail open: a deny list that does not parse stops the start */
+		r = broker_deny_open(cfg->deny_list, &b->deny, derr, sizeof(derr));
+		if (r < 0)
+			snprintf(err, errlen, "%s: [broker] deny_list: %s", cfg->path, derr);
+	}
 	if (r < 0) {
 		b->cfg = NULL; /* the caller still owns it on failure */
+		broker_audit_close(b->audit);
 		broker_replay_free(b->replay);
 		free(b);
 		return r;
@@ -83,6 +97,7 @@ void broker_free(struct broker *b)
 		return;
 	broker_stop(b);
 	broker_audit_close(b->audit);
+	broker_deny_free(b->deny);
 	broker_config_release(b->cfg); /* after the last request */
 	broker_replay_free(b->replay);
 	free(b);
@@ -205,6 +220,12 @@ static json_t *audit_line(const struct broker_request *req, const struct decisio
 		json_object_set(line, "key_versions", d->versions);
 	if (d->replay)
 		json_object_set_new(line, "replay", json_true());
+	if (d->lease)
+		json_object_set_new(line, "lease", json_integer((json_int_t)d->lease));
+	if (d->deny[0])
+		json_object_set_new(line, "deny", json_string(d->deny));
+	if (d->admin)
+		json_object_set(line, "admin", d->admin);
 	return line;
 }
 
@@ -273,6 +294,13 @@ static int record(struct broker *b, const struct broker_request *req, struct dec
 		json_decref(d->versions);
 		d->versions = NULL;
 		(void)write_audit_line(b, req, d, token, true);
+	}
+	if (strcmp(d->event, "admin") == 0) {
+		/* not a guest's decision: no token, and not in the refusal counts */
+		ak_log(d->reason == AK_R_OK ? AK_LOG_INFO : AK_LOG_WARNING,
+		       "admin: %s %s: %s (peer %s, id %s)", req->method, req->path, d->msg,
+		       req->peer ? req->peer : "-", d->id);
+		return ret;
 	}
 	if (d->reason == AK_R_OK)
 		ak_log(AK_LOG_INFO, "token '%s': %s: %s (peer %s, id %s)", token, d->event, d->msg,
@@ -381,6 +409,27 @@ static void tee_text(unsigned mask, char *out, size_t outlen)
 	}
 }
 
+/* Issue 12: the deny list (docs/lifecycle.md). True, and d refused with
+ * revoked, when an entry matches: the log and the audit line name the
+ * entry, the guest learns only which kind of entry it was. */
+static bool denied(struct broker *b, const struct broker_deny_query *q, struct decision *d)
+{
+	static const char *const whose[BROKER_DENY_KINDS_] = {
+	    [BROKER_DENY_TOKEN] = "this token",
+	    [BROKER_DENY_CHIP_ID] = "this guest's chip",
+	    [BROKER_DENY_FMSPC] = "this guest's platform (FMSPC)",
+	    [BROKER_DENY_MEASUREMENT] = "this guest's measurement",
+	};
+	enum broker_deny_kind kind;
+
+	if (!broker_deny_match(b->deny, q, &kind, d->deny, sizeof(d->deny)))
+		return false;
+	refuse(d, AK_R_REVOKED, "revoked: the deny list holds %s", d->deny);
+	snprintf(d->client_msg, sizeof(d->client_msg), "revoked: %s is on the broker's deny list",
+		 whose[kind]);
+	return true;
+}
+
 static void handle_challenge(struct broker *b, const struct broker_request *req,
 			     struct broker_reply *rep)
 {
@@ -398,6 +447,9 @@ static void handle_challenge(struct broker *b, const struct broker_request *req,
 		goto out;
 	t = find_token(b, d.token, &d);
 	if (!t)
+		goto out;
+	/* a revoked token gets no nonce: nothing of it is verified */
+	if (denied(b, &(const struct broker_deny_query){.token = t->name}, &d))
 		goto out;
 	if (broker_nonce_issue(b->cfg->secret.data, b->cfg->secret.len, t->name, now, nonce) < 0) {
 		refuse(&d, AK_R_INTERNAL, "cannot issue a nonce");
@@ -436,7 +488,7 @@ out:
 	(void)record(b, req, &d); /* a challenge releases nothing: audit failure is logged only */
 	if (d.reason != AK_R_OK) {
 		json_decref(rep->body);
-		reply_error(rep, d.reason, 0, d.msg);
+		reply_error(rep, d.reason, 0, d.client_msg[0] ? d.client_msg : d.msg);
 	}
 	reply_id(rep, &d);
 	json_decref(root);
@@ -908,6 +960,21 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		   : verify_snp(b, t, evidence, binding, &d);
 	if (r != AK_R_OK)
 		goto out;
+	/* 7b. the deny list, against what the evidence proved */
+	{
+		struct broker_deny_query q = {.token = t->name};
+
+		if (d.have_report) {
+			q.chip_id = d.report.chip_id;
+			q.measurement = d.report.measurement;
+		}
+		if (d.have_tdx) {
+			q.measurement = d.tdx.quote.body.mrtd;
+			q.fmspc = d.tdx.fmspc;
+		}
+		if (denied(b, &q, &d))
+			goto out;
+	}
 	/* 8. PIN: a second factor only when the token holds a verifier */
 	if (!broker_token_pin_ok(t, pin)) {
 		refuse(&d, AK_R_PIN_INCORRECT, "the PIN is %s", pin ? "incorrect" : "missing");
@@ -924,8 +991,8 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	ak_debug("token '%s': release timing (us): checks=%" PRId64 " verify=%" PRId64
 		 " fetch=%" PRId64 " wrap=%" PRId64,
 		 t->name, ts[1] - ts[0], ts[2] - ts[1], d.fetch_us, ts[3] - ts[2] - d.fetch_us);
-	rep->body = json_pack("{s:s,s:I,s:o}", "token", t->name, "lease", (json_int_t)b->cfg->lease,
-			      "keys", keys);
+	rep->body = json_pack("{s:s,s:I,s:o}", "token", t->name, "lease",
+			      (json_int_t)broker_token_lease(b->cfg, t), "keys", keys);
 	keys = NULL;
 	if (rep->body && envelope && json_object_set(rep->body, "envelope", envelope) < 0) {
 		json_decref(rep->body);
@@ -937,6 +1004,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	d.reason = AK_R_OK;
 	d.event = "release";
+	d.lease = broker_token_lease(b->cfg, t);
 	d.replay = broker_replay_seen(b->replay, nonce, thp);
 	{
 		size_t i, off;
@@ -1055,6 +1123,138 @@ out:
 	reply_id(rep, &d);
 }
 
+/* ---- /v1/admin/ (issue 12): the deny list, for the bearer of the secret */
+
+/* POST /v1/admin/revoke and /v1/admin/unrevoke {"kind", "value"}: edit the
+ * deny list file as attestkey-broker revoke does; the next challenge or
+ * release reads it. Audited as event "admin". */
+static void handle_admin_edit(struct broker *b, const struct broker_request *req,
+			      struct broker_reply *rep)
+{
+	struct decision d = {.event = "admin", .reason = AK_R_INTERNAL};
+	bool add = strcmp(req->path, BROKER_PATH_ADMIN_REVOKE) == 0;
+	char norm[BROKER_DENY_VALUE_MAX], detail[768] = "", shown[BROKER_FIELD_BUF];
+	const char *kname = NULL, *value = NULL, *member;
+	enum broker_deny_kind kind;
+	json_t *root = NULL, *v;
+	int r;
+
+	if (!b->deny) { /* deny_list was added by a reload: it needs a restart */
+		refuse(&d, AK_R_INTERNAL,
+		       "no deny list is open ([broker] deny_list takes effect at "
+		       "a restart)");
+		goto out;
+	}
+	root = parse_body(req, &d);
+	if (!root)
+		goto out;
+	json_object_foreach(root, member, v)
+	{
+		if (strcmp(member, "kind") != 0 && strcmp(member, "value") != 0) {
+			bounded(member, shown);
+			refuse(&d, AK_R_BAD_REQUEST,
+			       "member '%s' is not known (expected \"kind\" and \"value\")", shown);
+			goto out;
+		}
+	}
+	kname = get_string(root, "kind", &d);
+	value = kname ? get_string(root, "value", &d) : NULL;
+	if (!value)
+		goto out;
+	if (broker_deny_kind_parse(kname, &kind) < 0) {
+		bounded(kname, shown);
+		refuse(&d, AK_R_BAD_REQUEST,
+		       "member 'kind' is '%s': expected token, chip_id, fmspc or measurement",
+		       shown);
+		goto out;
+	}
+	if (broker_deny_value_check(kind, value, norm, detail, sizeof(detail)) < 0) {
+		refuse(&d, AK_R_BAD_REQUEST, "member 'value': %s", detail);
+		goto out;
+	}
+	r = broker_deny_edit(broker_deny_path(b->deny), add, kind, norm, detail, sizeof(detail));
+	if (r < 0) {
+		refuse(&d, AK_R_INTERNAL, "%s %s %s: %s", add ? "revoke" : "unrevoke", kname, norm,
+		       detail);
+		goto out;
+	}
+	/* how the request was let in: admin_authorized() tries the
+	 * certificate first */
+	d.admin =
+	    json_pack("{s:s,s:s,s:s,s:b,s:s}", "action", add ? "revoke" : "unrevoke", "kind", kname,
+		      "value", norm, "changed", r == 1, "auth",
+		      b->cfg->admin_ca_pem && req->client_cert ? "client_certificate" : "bearer");
+	rep->body = json_pack("{s:s,s:s,s:s,s:b}", "action", add ? "revoke" : "unrevoke", "kind",
+			      kname, "value", norm, "changed", r == 1);
+	if (!d.admin || !rep->body) {
+		refuse(&d, AK_R_INTERNAL, "out of memory");
+		goto out;
+	}
+	rep->status = 200;
+	d.reason = AK_R_OK;
+	if (r == 1)
+		snprintf(d.msg, sizeof(d.msg), "%s %s %s: the deny list %s %s it",
+			 add ? "revoke" : "unrevoke", kname, norm, broker_deny_path(b->deny),
+			 add ? "now holds" : "no longer holds");
+	else
+		snprintf(d.msg, sizeof(d.msg), "%s %s %s: nothing to do (%s)",
+			 add ? "revoke" : "unrevoke", kname, norm, detail);
+out:
+	(void)record(b, req, &d);
+	if (d.reason != AK_R_OK) {
+		json_decref(rep->body);
+		rep->body = NULL;
+		reply_error(rep, d.reason, 0,
+			    d.reason == AK_R_INTERNAL
+				? "internal error; details are in the broker log"
+				: d.msg);
+	}
+	reply_id(rep, &d);
+	json_decref(d.admin);
+	json_decref(root);
+}
+
+/* GET /v1/admin/revoked: the entries in force. */
+static void handle_admin_list(struct broker *b, const struct broker_request *req,
+			      struct broker_reply *rep)
+{
+	json_t *entries = b->deny ? broker_deny_entries(b->deny) : NULL;
+
+	(void)req;
+	rep->body = entries ? json_pack("{s:s,s:o}", "deny_list", broker_deny_path(b->deny),
+					"entries", entries)
+			    : NULL;
+	rep->status = 200;
+	if (!rep->body) /* no list open (see handle_admin_edit), or out of memory */
+		reply_error(rep, AK_R_INTERNAL, 0, "internal error; details are in the broker log");
+}
+
+/* Authorization: Bearer <secret>, compared in constant time (as digests,
+ * so that the length does not show either); or, with admin_client_ca, a
+ * client certificate that the server verified (server.c). */
+static bool admin_authorized(const struct broker_config *cfg, const struct broker_request *req)
+{
+	const char *authz = req->authorization;
+	uint8_t want[32], got[32];
+	unsigned int wl = 0, gl = 0;
+	bool ok;
+
+	if (cfg->admin_ca_pem && req->client_cert)
+		return true;
+	if (!cfg->admin_token.len || !authz || strncasecmp(authz, "Bearer ", 7) != 0)
+		return false;
+	authz += 7;
+	while (*authz == ' ')
+		authz++;
+	ok = EVP_Digest(cfg->admin_token.data, cfg->admin_token.len, want, &wl, EVP_sha256(),
+			NULL) == 1 &&
+	     EVP_Digest(authz, strlen(authz), got, &gl, EVP_sha256(), NULL) == 1 && wl == 32 &&
+	     gl == 32 && CRYPTO_memcmp(want, got, 32) == 0;
+	ak_memzero(want, sizeof(want));
+	ak_memzero(got, sizeof(got));
+	return ok;
+}
+
 /* application/json, in any case, with or without parameters. */
 static bool is_json_type(const char *ct)
 {
@@ -1072,10 +1272,22 @@ static bool is_json_type(const char *ct)
 typedef void (*handler_fn)(struct broker *, const struct broker_request *, struct broker_reply *);
 
 /* The handler of a path and the method it wants; NULL for /v1/health
- * (answered in place), want NULL for no such path. */
-static handler_fn route(const char *path, const char **want)
+ * (answered in place), want NULL for no such path. /v1/admin/ exists only
+ * with an admin_token_file in cfg (NULL: none). */
+static handler_fn route(const struct broker_config *cfg, const char *path, const char **want)
 {
 	*want = NULL;
+	if (cfg && (cfg->admin_token.len || cfg->admin_ca_pem)) {
+		if (strcmp(path, BROKER_PATH_ADMIN_REVOKE) == 0 ||
+		    strcmp(path, BROKER_PATH_ADMIN_UNREVOKE) == 0) {
+			*want = "POST";
+			return handle_admin_edit;
+		}
+		if (strcmp(path, BROKER_PATH_ADMIN_REVOKED) == 0) {
+			*want = "GET";
+			return handle_admin_list;
+		}
+	}
 	if (strcmp(path, BROKER_PATH_HEALTH) == 0) {
 		*want = "GET";
 		return NULL;
@@ -1095,7 +1307,8 @@ static handler_fn route(const char *path, const char **want)
 	return NULL;
 }
 
-bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
+static bool precheck(const struct broker_config *cfg, const struct broker_request *req,
+		     struct broker_reply *rep)
 {
 	char msg[256];
 	const char *want;
@@ -1103,7 +1316,8 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 	rep->status = 500;
 	rep->body = NULL;
 	rep->allow = NULL;
-	route(req->path, &want);
+	rep->bearer = false;
+	route(cfg, req->path, &want);
 	if (strlen(req->path) > BROKER_MAX_URL) {
 		snprintf(msg, sizeof(msg), "the URL exceeds %d bytes", BROKER_MAX_URL);
 		reply_error(rep, AK_R_BAD_REQUEST, 414, msg);
@@ -1117,6 +1331,27 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 			 AK_PROTOCOL_PATH_CHALLENGE, AK_PROTOCOL_PATH_KEYS, AK_PROTOCOL_PATH_PUBLIC,
 			 BROKER_PATH_HEALTH);
 		reply_error(rep, AK_R_BAD_REQUEST, 404, msg);
+	} else if (strncmp(req->path, BROKER_PATH_ADMIN, strlen(BROKER_PATH_ADMIN)) == 0 &&
+		   !admin_authorized(cfg, req)) {
+		/* the same answer for a missing and a wrong secret (RFC 6750 3);
+		 * with client certificates only, 403: there is nothing to send */
+		bool bearer = cfg->admin_token.len != 0;
+
+		ak_log(AK_LOG_WARNING, "admin: %.16s %s refused: %s%s (peer %s)", req->method,
+		       req->path,
+		       !bearer		    ? "no client certificate that admin_client_ca verifies"
+		       : req->authorization ? "a wrong bearer secret"
+					    : "no bearer secret",
+		       bearer && cfg->admin_ca_pem ? " and no verified client certificate" : "",
+		       req->peer ? req->peer : "-");
+		rep->status = bearer ? 401 : 403;
+		rep->bearer = bearer;
+		rep->body = json_pack("{s:s,s:s}", "error", bearer ? "unauthorized" : "forbidden",
+				      "message",
+				      bearer ? "this resource needs a bearer secret"
+					     : "this resource needs a client certificate");
+		if (!rep->body)
+			rep->status = 500;
 	} else if (strcmp(req->method, want) != 0 &&
 		   !(strcmp(want, "GET") == 0 && strcmp(req->method, "HEAD") == 0)) {
 		snprintf(msg, sizeof(msg), "method %.16s is not allowed here; use %s", req->method,
@@ -1147,26 +1382,41 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
 	return true;
 }
 
+bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
+{
+	return precheck(NULL, req, rep);
+}
+
+bool broker_precheck_conf(struct broker *b, const struct broker_request *req,
+			  struct broker_reply *rep)
+{
+	struct broker_config *cfg = broker_config_hold(b);
+	bool r = precheck(cfg, req, rep);
+
+	broker_config_release(cfg);
+	return r;
+}
+
 void broker_handle(struct broker *b, const struct broker_request *req, struct broker_reply *rep)
 {
+	struct broker view;
 	const char *want;
 	handler_fn fn;
 
-	if (broker_precheck(req, rep))
-		return;
-	fn = route(req->path, &want);
+	/* One configuration from the request's start to its end, even when
+	 * SIGHUP swaps b->cfg meanwhile (broker_reload). */
+	broker_view_hold(b, &view);
+	if (precheck(view.cfg, req, rep))
+		goto out;
+	fn = route(view.cfg, req->path, &want);
 	if (fn) {
-		/* One configuration from the request's start to its end, even
-		 * when SIGHUP swaps b->cfg meanwhile (broker_reload). */
-		struct broker view;
-
-		broker_view_hold(b, &view);
 		fn(&view, req, rep);
-		broker_config_release(view.cfg);
-		return;
+		goto out;
 	}
 	rep->status = 200; /* /v1/health, GET or HEAD */
 	rep->body = json_pack("{s:s}", "status", "ok");
 	if (!rep->body)
 		rep->status = 500;
+out:
+	broker_config_release(view.cfg);
 }

@@ -7,6 +7,8 @@ libakbroker_la_SOURCES = \
 	src/broker/brokerconf.h \
 	src/broker/brokerconf.c \
 	src/broker/audit.c \
+	src/broker/denylist.h \
+	src/broker/denylist.c \
 	src/broker/epkpool.c \
 	src/broker/handler.c \
 	src/broker/keystore.h \
@@ -19,8 +21,8 @@ libakbroker_la_SOURCES = \
 	src/broker/nonce.h \
 	src/broker/nonce.c \
 	src/broker/server.c
-libakbroker_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS) $(P11KIT_CFLAGS)
-libakbroker_la_LIBADD = $(MHD_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) \
+libakbroker_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(GNUTLS_CFLAGS) $(CURL_CFLAGS) $(P11KIT_CFLAGS)
+libakbroker_la_LIBADD = $(MHD_LIBS) $(GNUTLS_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) \
 	$(P11KIT_LIBS)
 
 sbin_PROGRAMS += attestkey-broker

@@ -16,6 +16,7 @@
 #include "attestkey/secmem.h"
 #include "attestkey/jwe.h"
 #include "broker.h"
+#include "denylist.h"
 #include "metrics.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/attestkey/broker.conf"
@@ -25,6 +26,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: attestkey-broker [-c FILE] [-f] [--syslog]\n"
 		"       attestkey-broker --check-config [-c FILE]\n"
+		"       attestkey-broker revoke|unrevoke [-c FILE] KIND VALUE\n"
+		"       attestkey-broker revoked [-c FILE]\n"
 		"Release PKCS#11 token keys to attested SEV-SNP guests (protocol v1).\n"
 		"\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
@@ -33,8 +36,101 @@ static void usage(FILE *f)
 		"      --check-config validate the configuration, its files and every\n"
 		"                     token's keys, name each problem, and exit\n"
 		"  -h, --help         show this help\n"
-		"  -V, --version      show the version\n",
+		"  -V, --version      show the version\n"
+		"\n"
+		"revoke/unrevoke add/remove an entry of the deny list ([broker] deny_list);\n"
+		"KIND is token (VALUE a token name), chip-id (128 hex digits, SEV-SNP),\n"
+		"fmspc (12 hex digits, TDX) or measurement (96 hex digits, SEV-SNP\n"
+		"MEASUREMENT or TDX MRTD). The running broker applies the change at its\n"
+		"next request. revoked lists the entries.\n",
 		DEFAULT_CONFIG);
+}
+
+/* Exit codes of revoke, unrevoke and revoked (sysexits.h). */
+#define EXIT_USAGE 64	 /* EX_USAGE */
+#define EXIT_BADVALUE 65 /* EX_DATAERR */
+
+/*
+ * attestkey-broker revoke|unrevoke [-c FILE] KIND VALUE, revoked [-c FILE]:
+ * edit the file [broker] deny_list names (denylist.h: locked, written to a
+ * temporary file and renamed). Only that key of the configuration is read:
+ * neither the keys nor the secrets it names.
+ */
+static int deny_command(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *cmd = argv[0], *config = DEFAULT_CONFIG, *kname;
+	bool list = strcmp(cmd, "revoked") == 0, add = strcmp(cmd, "revoke") == 0;
+	enum broker_deny_kind kind;
+	char err[1024] = "", *path = NULL;
+	int c, r, status = EXIT_FAILURE;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != (list ? 0 : 2)) {
+		fprintf(stderr, "attestkey-broker %s: %s\n", cmd,
+			list ? "takes no arguments" : "expects KIND VALUE (e.g. token web)");
+		return EXIT_USAGE;
+	}
+	if (!list) {
+		/* the file's chip_id, as a command line would spell it */
+		kname = strcmp(argv[optind], "chip-id") == 0 ? "chip_id" : argv[optind];
+		if (broker_deny_kind_parse(kname, &kind) < 0) {
+			fprintf(stderr,
+				"attestkey-broker %s: unknown KIND '%s' (expected token, chip-id, "
+				"fmspc or measurement)\n",
+				cmd, argv[optind]);
+			return EXIT_USAGE;
+		}
+	}
+	r = broker_config_peek(config, "broker", "deny_list", &path, err, sizeof(err));
+	if (r == 0 && !path) {
+		snprintf(err, sizeof(err),
+			 "%s: [broker] deny_list is not set: there is no deny list", config);
+		r = -ENOENT;
+	}
+	if (r < 0) {
+		fprintf(stderr, "attestkey-broker %s: %s\n", cmd, err);
+		goto out;
+	}
+	if (list) {
+		r = broker_deny_print(path, stdout, err, sizeof(err));
+		if (r < 0)
+			fprintf(stderr, "attestkey-broker %s: %s\n", cmd, err);
+		status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+		goto out;
+	}
+	r = broker_deny_edit(path, add, kind, argv[optind + 1], err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "attestkey-broker %s: %s\n", cmd, err);
+		status = r == -EINVAL ? EXIT_BADVALUE : EXIT_FAILURE;
+		goto out;
+	}
+	if (r == 0)
+		printf("%s: nothing to do: %s\n", cmd, err);
+	else
+		printf("%s: %s %s: done in %s; the broker applies it at its next request\n",
+		       add ? "revoked" : "unrevoked", argv[optind], argv[optind + 1], path);
+	status = EXIT_SUCCESS;
+out:
+	free(path);
+	return status;
 }
 
 /* Written to a temporary name and renamed, so a reader never sees a
@@ -169,6 +265,9 @@ int main(int argc, char **argv)
 	int c, sig = 0, status = EXIT_FAILURE, ready_fd = -1, r;
 
 	ak_log_init("attestkey-broker");
+	if (argc > 1 && (strcmp(argv[1], "revoke") == 0 || strcmp(argv[1], "unrevoke") == 0 ||
+			 strcmp(argv[1], "revoked") == 0))
+		return deny_command(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

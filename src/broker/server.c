@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "broker.h"
@@ -385,6 +386,25 @@ static void peer_address(struct MHD_Connection *c, char *out, size_t outlen)
 		snprintf(out, outlen, "-");
 }
 
+/* Whether the client presented a certificate that admin_client_ca
+ * verifies (MHD asks for one, not requiring it, when that CA is its trust
+ * list: MHD_OPTION_HTTPS_MEM_TRUST). GnuTLS checks the chain, validity
+ * and signature; a guest without a certificate is simply not an admin. */
+static bool client_cert_verified(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	unsigned int status = 0, n = 0;
+	gnutls_session_t s;
+
+	if (!ci || !ci->tls_session)
+		return false;
+	s = (gnutls_session_t)ci->tls_session;
+	if (!gnutls_certificate_get_peers(s, &n) || n == 0)
+		return false;
+	return gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
+}
+
 /* Fill req from the request line and headers (not the body). */
 static void request_from_headers(struct MHD_Connection *c, const char *url, const char *method,
 				 struct conn_state *st, char *peer, size_t peerlen,
@@ -402,6 +422,10 @@ static void request_from_headers(struct MHD_Connection *c, const char *url, cons
 	req->body_len = st->len;
 	req->content_type =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	req->authorization =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (strncmp(url, BROKER_PATH_ADMIN, strlen(BROKER_PATH_ADMIN)) == 0)
+		req->client_cert = client_cert_verified(c);
 	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	/* Refuse an announced oversized body before reading any of it. */
@@ -428,7 +452,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct broker_reply 
 		MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
 	    (rep->allow &&
-	     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow) != MHD_YES))
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow) != MHD_YES) ||
+	    (rep->bearer &&
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer") != MHD_YES))
 		goto out;
 	ret = MHD_queue_response(c, text ? rep->status : 500, resp);
 out:
@@ -471,7 +497,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 		/* What the headers alone refuse is answered now; MHD then
 		 * discards the body and closes the connection. */
 		request_from_headers(c, url, method, st, peer, sizeof(peer), &req);
-		if (broker_precheck(&req, &rep)) {
+		if (broker_precheck_conf(b, &req, &rep)) {
 			track_set(b, c, 0, false);
 			return answer(c, st, &req, &rep);
 		}
@@ -591,7 +617,12 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	    (unsigned int)CONNECTION_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, b,
 	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, b, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
-	    b, MHD_OPTION_END);
+	    b,
+	    /* admin_client_ca: ask every client for a certificate (a guest
+	     * sends none and is served as before); last, so that without it
+	     * the list ends here */
+	    cfg->admin_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, cfg->admin_ca_pem,
+	    MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!b->mhd) {
 		guard_stop(b);

@@ -90,6 +90,8 @@ INTEGRATION_TESTS = \
 	tests/integration/hsm-login.sh \
 	tests/integration/hsm-invariant.sh \
 	tests/integration/metrics.sh
+# issue 12: the broker's deny list, attestkey-broker revoke, /v1/admin/
+INTEGRATION_TESTS += tests/integration/revoke.sh
 # issue 11 item 6: attestkey doctor
 INTEGRATION_TESTS += tests/integration/doctor.sh
 # issue 11 item 7: attestkey setup sim, run as docs/quickstart.md shows it

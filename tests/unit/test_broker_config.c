@@ -112,6 +112,22 @@ static void test_defaults(void **state)
 	assert_false(t->policy.any_measurement);
 	broker_config_free(c);
 
+	/* lease per token (issue 12): a token's own overrides the broker's */
+	assert_int_equal(tb_write_conf(&env, "lease = 600\n",
+				       "[token web]\nmeasurements = any\nlease = 30\n"
+				       "[token mail]\nmeasurements = any\n"),
+			 0);
+	if (load(&c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c->lease, 600);
+	t = broker_config_token(c, "web");
+	assert_int_equal(t->lease, 30);
+	assert_int_equal(broker_token_lease(c, t), 30);
+	t = broker_config_token(c, "mail");
+	assert_int_equal(t->lease, 0);
+	assert_int_equal(broker_token_lease(c, t), 600);
+	broker_config_free(c);
+
 	/* connection limits and deadlines (issue 8, item 8) */
 	assert_int_equal(tb_write_conf(&env,
 				       "max_connections = 64\nmax_connections_per_ip = 0\n"
@@ -171,12 +187,26 @@ static void test_bad_values(void **state)
 	    {"audit_fsync = yes\n", NULL, {"[broker] audit_fsync", "'yes'"}},
 	    {"audit_syslog = daemon\n", NULL, {"[broker] audit_syslog", "authpriv", "local0"}},
 	    {"audit_syslog_socket =\n", NULL, {"[broker] audit_syslog_socket", "empty"}},
+	    {"deny_list = /tmp/x.deny\nadmin_client_ca = /nonexistent/ca.pem\n",
+	     NULL,
+	     {"[broker] admin_client_ca", "cannot read '/nonexistent/ca.pem'"}},
+	    {"admin_client_ca = /nonexistent/ca.pem\n",
+	     NULL,
+	     {"[broker] admin_client_ca", "set deny_list too"}},
+	    {"deny_list = /tmp/x.deny\nadmin_client_ca = /etc/passwd\n",
+	     NULL,
+	     {"[broker] admin_client_ca", "holds no PEM certificate"}},
+	    {"deny_list =\n", NULL, {"[broker] deny_list", "empty"}},
 	    {NULL,
 	     "[token web]\nmeasurements = any\nfoo = 1\n",
 	     {"[token web] foo", "unknown key"}},
 	    {NULL, "[token web]\nmeasurements = zz\n", {"[token web] measurements", "zz"}},
 	    {NULL, "[token web]\nallow_debug = maybe\n", {"[token web] allow_debug", "maybe"}},
 	    {NULL, "[token web]\nvmpl = 9\n", {"[token web] vmpl"}},
+	    {NULL, "[token web]\nlease = 0\n", {"[token web] lease", "'0'", "1 to 31622400"}},
+	    {NULL, "[token web]\nlease = 31622401\n", {"[token web] lease", "seconds"}},
+	    {NULL, "[token web]\nlease = 1h\n", {"[token web] lease", "'1h'"}},
+	    {NULL, "[token web]\nlease = 5\nlease = 6\n", {"[token web] lease", "more than once"}},
 	    {NULL, "[token web]\nmin_tcb_snp = 256\n", {"[token web] min_tcb_snp"}},
 	    {NULL, "[token web]\npin_sha256 = nothex\n", {"[token web] pin_sha256", "SALT_HEX"}},
 	    {NULL, "[token web]\npin_sha256 = 00:1234\n", {"[token web] pin_sha256"}},
@@ -215,7 +245,8 @@ static void test_bad_values(void **state)
 	    {NULL,
 	     "[token web]\nmeasurements = any\n[tdx]\noffline = maybe\n",
 	     {"[tdx] offline", "maybe"}},
-	    {NULL, "[token web]\nmeasurements = any\n[tdx]\nroot = x\n",
+	    {NULL,
+	     "[token web]\nmeasurements = any\n[tdx]\nroot = x\n",
 	     {"[tdx] root", "unknown key"}},
 	    {NULL, "", {"no [token NAME] section"}},
 	    {NULL, "[token web\nmeasurements = any\n", {"line", "syntax error"}},
