@@ -248,7 +248,9 @@ static int write_audit_line(struct broker *b, const struct broker_request *req,
 	line = audit_line(req, d, token, when);
 	if (!line)
 		return -ENOMEM;
-	ret = broker_audit(b, line, is_release(d));
+	/* flushed before the answer: a release, and an admin change (rare,
+	 * and the record of who changed the deny list) */
+	ret = broker_audit(b, line, is_release(d) || strcmp(d->event, "admin") == 0);
 	if (ret < 0 && keep) {
 		s = json_dumps(line, JSON_COMPACT);
 		ak_log(AK_LOG_ERR, "audit line not written: %s", s ? s : "(out of memory)");
