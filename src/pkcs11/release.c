@@ -969,8 +969,8 @@ static CK_RV login_at(struct client *c, const uint8_t *pin, size_t pin_len,
 		 c->objects_us, ak_now_us() - t[0]);
 	/* the operator matches this line with the broker's audit line */
 	if (c->info->renewal)
-		ak_log(AK_LOG_INFO, "token '%s': lease renewed: %zu key(s) released by %s, release id %s, lease %ld s",
-		       token, ks->n_keys, cfg->brokers[c->cur], id, c->info->lease);
+		ak_log(AK_LOG_INFO, "token '%s': lease renewed in pid %ld: %zu key(s) released by %s, release id %s, lease %ld s",
+		       token, (long)getpid(), ks->n_keys, cfg->brokers[c->cur], id, c->info->lease);
 	else
 		ak_log(AK_LOG_INFO, "token '%s': %zu key(s) released by %s, release id %s", token,
 		       ks->n_keys, cfg->brokers[c->cur], id);

@@ -329,6 +329,8 @@ static int run_fork(const char *pin, double secs)
 		printf("child_initialize: %s\n", rvname(rv));
 		_exit(rv == CKR_OK ? run_sign(pin, secs, true) : 1);
 	}
+	printf("child_pid: %ld\n", (long)pid);
+	fflush(stdout);
 	waitpid(pid, &st, 0);
 	printf("child_exit: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	rv = f->C_Finalize(NULL);
