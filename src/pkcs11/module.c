@@ -546,6 +546,14 @@ static void token_renew(size_t slot, bool inline_call)
 		pin_len = pin ? t->pin_len : 0;
 	}
 	pthread_rwlock_unlock(&t->lock);
+	if (!active) {
+		/* nothing to renew (keys installed without a lease): never
+		 * due again until a login brings one */
+		pthread_rwlock_wrlock(&t->lock);
+		due_update_inlock(t);
+		pthread_rwlock_unlock(&t->lock);
+		goto out;
+	}
 	if (expired) {
 		grace_over(slot, gen, inherited);
 		goto out;
@@ -909,6 +917,7 @@ static CK_RV p11_C_Initialize(CK_VOID_PTR pInitArgs)
 		pthread_rwlock_init(&g.tokens[i].lock, NULL);
 		pthread_mutex_init(&g.tokens[i].login_lock, NULL);
 		pthread_mutex_init(&g.tokens[i].pub_lock, NULL);
+		atomic_store(&g.tokens[i].due_us, INT64_MAX); /* no lease yet */
 	}
 	atomic_store(&g.stop, false);
 	/* Set up the secure heap before any fork, so children share its
