@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -62,9 +63,9 @@ static uint8_t *rsa_cert;
 static size_t rsa_cert_len;
 
 /* shared with the server thread; the tests run one request at a time */
-static volatile enum mode mode;
-static volatile int releases, challenges, publics, keyposts;
-static volatile int lease_s = 3600; /* the releases' "lease" */
+static _Atomic enum mode mode; /* atomics: the broker thread and the module's renewer read them */
+static atomic_int releases, challenges, publics, keyposts;
+static atomic_int lease_s = 3600; /* the releases' "lease" */
 static volatile bool serve_public; /* GET /v1/public/web answers 200 */
 static char last_alg[64], last_crv[16]; /* of the last POST /v1/keys */
 
@@ -1103,7 +1104,7 @@ static CK_OBJECT_HANDLE rsa_handle(CK_SESSION_HANDLE h)
 /* Until *counter reaches want (the renewer's work), signing all the while
  * with no failure; at most 20 s (a bound, not a speed check). */
 static bool renewals_while_signing(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key,
-				   volatile int *counter, int want)
+				   atomic_int *counter, int want)
 {
 	int i;
 
