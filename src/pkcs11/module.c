@@ -70,6 +70,7 @@ struct token {
 	int64_t expire_us;     /* lease end + max_offline: wiped then */
 	unsigned failures;     /* renewals failed in a row */
 	bool inherited;        /* a fork child's keys of its parent: no renewal */
+	bool rotation_held;    /* rotate_in_place = no kept a new version out */
 	bool revoked;          /* wiped by a refusal or the grace: operations
 				* answer CKR_DEVICE_REMOVED until a new login */
 	uint8_t *pin;          /* secure heap: the login's PIN, for renewals */
@@ -565,18 +566,31 @@ static void token_renew(size_t slot, bool inline_call)
 	if (pin)
 		OPENSSL_secure_clear_free(pin, pin_len);
 	if (rv == CKR_OK) {
+		bool held = false;
+
 		public_cache_from_login(t, ks); /* a rotated key's certificate */
 		pthread_rwlock_wrlock(&t->lock);
 		if (t->gen == gen && t->keys) {
-			/* rotation in place: the handles an application holds
-			 * now name the new keys and certificates */
-			p11_keyset_adopt_all_handles(ks, t->keys);
-			old = t->keys;
-			t->keys = ks;
-			ks = NULL;
+			if (p11_config_rotate_in_place(&g.cfg, t->conf) ||
+			    p11_keyset_same(t->keys, ks)) {
+				/* rotation in place: the handles an application
+				 * holds now name the new keys and certificates */
+				p11_keyset_adopt_all_handles(ks, t->keys);
+				old = t->keys;
+				t->keys = ks;
+				ks = NULL;
+			} else {
+				/* rotate_in_place = no: the keys held stay until
+				 * the next login (docs/lifecycle.md) */
+				held = !t->rotation_held;
+				t->rotation_held = true;
+			}
 			lease_start_inlock(t, info.lease, start);
 		}
 		pthread_rwlock_unlock(&t->lock);
+		if (held)
+			ak_log(AK_LOG_WARNING, "token '%s': the broker now releases other key versions than this process holds: they replace them at the next login (rotate_in_place = no)",
+			       t->conf->name);
 		/* an operation begun on the old keys holds its own reference
 		 * and finishes on them */
 		p11_keyset_free(old);
@@ -1380,6 +1394,7 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 		t->gen++;
 		t->revoked = false;
 		t->inherited = false;
+		t->rotation_held = false;
 		pin_forget_inlock(t);
 		t->pin = pin;
 		t->pin_len = pin ? ulPinLen : 0;

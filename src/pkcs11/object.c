@@ -680,6 +680,31 @@ static void adopt_handles(struct p11_keyset *ks, const struct p11_keyset *from, 
 	}
 }
 
+bool p11_keyset_same(const struct p11_keyset *a, const struct p11_keyset *b)
+{
+	size_t i, j;
+
+	if (!a || !b)
+		return a == b;
+	if (a->n_objs != b->n_objs)
+		return false;
+	for (i = 0; i < a->n_objs; i++) {
+		const struct p11_object *o = &a->objs[i];
+		bool found = false;
+
+		for (j = 0; j < b->n_objs && !found; j++) {
+			const struct p11_object *p = &b->objs[j];
+
+			found = p->klass == o->klass && attr_equal(o, p, CKA_ID) &&
+				attr_equal(o, p, CKA_LABEL) &&
+				(o->klass != CKO_CERTIFICATE || attr_equal(o, p, CKA_VALUE));
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 void p11_keyset_adopt_handles(struct p11_keyset *ks, const struct p11_keyset *from)
 {
 	adopt_handles(ks, from, false);

@@ -32,6 +32,7 @@ struct p11_token_config {
 	char *name;  /* [token NAME] */
 	char *label; /* label = ..., default NAME */
 	long max_offline; /* max_offline = SECONDS; -1: [module]'s */
+	int rotate_in_place; /* rotate_in_place = BOOL; -1: [module]'s */
 };
 
 struct p11_config {
@@ -43,6 +44,8 @@ struct p11_config {
 	bool reattest_after_fork;   /* default false */
 	long max_offline;           /* seconds the keys outlive their lease
 				     * while no broker answers (docs/lifecycle.md) */
+	bool rotate_in_place;       /* a renewal's new key versions replace the
+				     * held keys (default true) */
 	char *cache_dir;            /* the public view's cache; NULL: default
 				     * (p11_pubcache_load) */
 	bool no_threads;            /* not from the file: C_Initialize was given
@@ -57,6 +60,9 @@ struct p11_config {
 const char *p11_config_path(bool *explicit_path);
 /* The grace of a token: its own max_offline, else [module]'s. */
 long p11_config_max_offline(const struct p11_config *cfg, const struct p11_token_config *t);
+/* Whether a renewal's new key versions replace the keys held: the token's
+ * rotate_in_place, else [module]'s. */
+bool p11_config_rotate_in_place(const struct p11_config *cfg, const struct p11_token_config *t);
 /* Parse a file. On error logs one line naming file, line and key, and
  * returns -EINVAL (bad content) or -errno (cannot read). */
 int p11_config_load(const char *path, struct p11_config *cfg) AK_WUR;
@@ -117,6 +123,10 @@ void p11_keyset_adopt_handles(struct p11_keyset *ks, const struct p11_keyset *fr
  * of the set it replaces (rotation in place, docs/lifecycle.md), so the
  * handle an application holds signs with the new key. */
 void p11_keyset_adopt_all_handles(struct p11_keyset *ks, const struct p11_keyset *from);
+/* The two sets hold the same objects: each of a has one in b of the same
+ * class, CKA_ID and CKA_LABEL (certificates: and CKA_VALUE), and b has no
+ * other. NULL-safe (two NULLs are the same). */
+bool p11_keyset_same(const struct p11_keyset *a, const struct p11_keyset *b);
 /* True when every template attribute is present with an equal value. */
 bool p11_object_match(const struct p11_object *o, const CK_ATTRIBUTE *tmpl, CK_ULONG n);
 

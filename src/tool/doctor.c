@@ -196,10 +196,13 @@ static void check_lease(struct doctor *d, const struct p11_config *cfg)
 		doctor_line(d, L_OK, "lease",
 			    "token '%s': renewal at %d-%d %% of the broker's lease; max_offline = %ld s "
 			    "(%s): keys are wiped that long after the lease ends while no broker "
-			    "answers; a refusal at renewal wipes them at once; fork children %s",
+			    "answers; a refusal at renewal wipes them at once; new key versions %s; "
+			    "fork children %s",
 			    t->name, P11_RENEW_MIN_PCT, P11_RENEW_MAX_PCT,
 			    p11_config_max_offline(cfg, t),
 			    t->max_offline >= 0 ? "[token]" : "[module]",
+			    p11_config_rotate_in_place(cfg, t) ? "replace the keys at renewal"
+							       : "wait for the next login",
 			    cfg->reattest_after_fork ? "re-attest (reattest_after_fork = yes)"
 						     : "keep the inherited keys until lease end + max_offline");
 	}
