@@ -10,7 +10,8 @@
 # now holds into nginx's ssl_certificate; nginx -s reload is refused by
 # libp11 (it caches the public key of a handle), the old workers serve old
 # key + old certificate throughout, and no handshake fails; a new master
-# serves the new key with the new certificate.
+# serves the new key with the new certificate. With rotate_in_place = no a
+# rotation waits for the next login and a reload keeps the pair together.
 # Revocation: the master's keys are wiped at its next renewal; the workers
 # sign until their inherited lease ends plus max_offline, then every
 # handshake fails.
@@ -121,12 +122,32 @@ diag "$(wc -l <"$T/rotate.codes") handshakes during the rotation"
 # reads the new certificate file (here a restart; nginx's binary upgrade,
 # SIGUSR2, does the same without a gap when nginx runs as a daemon)
 stop_nginx
-token_conf "max_offline = 10"
+token_conf "max_offline = 10" "rotate_in_place = no"
 NGINX_READY_OPTS=-k start_nginx || bail "nginx does not start again"
 master=$NGINX_PID
 check "rotate: a new master serves the new certificate" test "$(served_fp)" = "$(new_cert_fp)"
 check "rotate: and signs with the new key (the handshake verifies)" \
 	bash -c "curl -k -s -o /dev/null -w '%{http_code}' 'https://127.0.0.1:$NGINX_PORT/' | grep -qx 200"
+
+# 2b. rotate_in_place = no (the new master): a rotation waits for the next
+# login, so a reload with the certificate file as it is keeps key and
+# certificate together
+v2_fp=$(new_cert_fp)
+curl_loop held &
+loop=$!
+"$AK_TOOL" key rotate --store "file:$T/keys/web" --cert self-signed --subject /CN=localhost tls \
+	>"$T/rotate3.log" 2>&1
+check "held: attestkey key rotate makes a third version" grep -q 'rotated to version 3' "$T/rotate3.log"
+check "held: the master says a new version waits for the next login" \
+	wait_for "$LOG" 'other key versions than this process holds'
+before=$(workers_started)
+kill -HUP "$master"
+check "held: nginx -s reload starts 2 new workers" wait_for "$LOG" 'start worker process' $((before + 2))
+n=$(wc -l <"$T/held.codes")
+check "held: requests go on after the reload" wait_for "$T/held.codes" '^' $((n + 20))
+stop_loop "$loop"
+check "held: every handshake succeeded across the rotation and the reload" all_200 held
+check "held: nginx serves the certificate of the key it holds" test "$(served_fp)" = "$v2_fp"
 
 # 3. revocation (the new master has max_offline = 10): the master's keys
 # are wiped at its next renewal; the workers, which never renew, sign until
