@@ -3,12 +3,13 @@
  * The module's configuration, attestkey.conf(5): INI read with inih.
  *
  *   [module]  brokers, ca, timeout, tee, tsm_root, sev_guest_device,
- *             tdx_guest_device, privlevel, reattest_after_fork, cache_dir
+ *             tdx_guest_device, privlevel, reattest_after_fork, cache_dir,
+ *             max_offline, rotate_in_place
  *   [sim]     dir, measurement, policy, vmpl, guest_svn, reported_tcb,
  *             host_data, version, delay_ms; tee = snp|tdx and, for TDX,
  *             mrtd, rtmr0..rtmr3, mrconfigid, mrowner, mrownerconfig,
  *             td_attributes, debug, tee_tcb_svn
- *   [token NAME]  label
+ *   [token NAME]  label, max_offline, rotate_in_place
  *
  * Every error names the file, the line and the key, once (STYLE.md item 10).
  */
@@ -135,6 +136,8 @@ static void new_section(struct parse_ctx *c, const char *sec)
 	t = &cfg->tokens[cfg->n_tokens];
 	t->name = strdup(name);
 	t->label = strdup(name);
+	t->max_offline = -1; /* [module]'s */
+	t->rotate_in_place = -1;
 	if (!t->name || !t->label) {
 		free(t->name);
 		free(t->label);
@@ -292,6 +295,14 @@ static void module_key(struct parse_ctx *c, const char *key, const char *value)
 		/* the VMPL the SNP report is asked for (configfs privlevel) */
 		if (parse_ul(c, key, value, 3, &u))
 			cfg->ev.guest.privlevel = (int)u;
+	} else if (strcmp(key, "max_offline") == 0) {
+		if (parse_ul(c, key, value, P11_MAX_OFFLINE_MAX, &u))
+			cfg->max_offline = (long)u;
+	} else if (strcmp(key, "rotate_in_place") == 0) {
+		if (ak_parse_bool(value, &b) < 0)
+			fail(c, "rotate_in_place = '%s' is not a boolean (true/false)", value);
+		else
+			cfg->rotate_in_place = b;
 	} else if (strcmp(key, "reattest_after_fork") == 0) {
 		if (ak_parse_bool(value, &b) < 0)
 			fail(c, "reattest_after_fork = '%s' is not a boolean (true/false)", value);
@@ -428,6 +439,18 @@ static int handler(void *user, const char *section, const char *name, const char
 				if (!t->label)
 					fail(c, "out of memory");
 			}
+		} else if (strcmp(name, "max_offline") == 0) {
+			uint64_t u;
+
+			if (parse_ul(c, name, value, P11_MAX_OFFLINE_MAX, &u))
+				t->max_offline = (long)u;
+		} else if (strcmp(name, "rotate_in_place") == 0) {
+			bool b;
+
+			if (ak_parse_bool(value, &b) < 0)
+				fail(c, "rotate_in_place = '%s' is not a boolean (true/false)", value);
+			else
+				t->rotate_in_place = b;
 		} else {
 			fail(c, "unknown key '%s' in [%s]", name, section);
 		}
@@ -492,10 +515,22 @@ static int check_conf_perms(FILE *f, const char *path)
 	return 0;
 }
 
+long p11_config_max_offline(const struct p11_config *cfg, const struct p11_token_config *t)
+{
+	return t && t->max_offline >= 0 ? t->max_offline : cfg->max_offline;
+}
+
+bool p11_config_rotate_in_place(const struct p11_config *cfg, const struct p11_token_config *t)
+{
+	return t && t->rotate_in_place >= 0 ? t->rotate_in_place != 0 : cfg->rotate_in_place;
+}
+
 static void config_init(struct p11_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout = P11_DEFAULT_TIMEOUT;
+	cfg->max_offline = P11_DEFAULT_MAX_OFFLINE;
+	cfg->rotate_in_place = true;
 	cfg->ev.kind = EV_KIND_AUTO;
 	ev_sim_params_init(&cfg->ev.sim);
 }

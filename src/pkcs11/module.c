@@ -36,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
 
 #include "attestkey/secmem.h"
@@ -60,6 +61,21 @@ struct token {
 	pid_t refresh_pid;
 	pthread_t refresher;
 	int64_t refresh_failed_us; /* when the last refresh failed, or 0 */
+	/* The lease of the keys (docs/lifecycle.md), under lock; gen also
+	 * changes only with g.lock held. due_us is read without a lock by
+	 * the renewer and the operations' inline check. */
+	uint64_t gen;          /* bumped by every login and wipe */
+	int64_t lease_end_us;  /* monotonic; 0: no lease, kept until logout */
+	int64_t renew_us;      /* the next renewal attempt */
+	int64_t expire_us;     /* lease end + max_offline: wiped then */
+	unsigned failures;     /* renewals failed in a row */
+	bool inherited;        /* a fork child's keys of its parent: no renewal */
+	bool rotation_held;    /* rotate_in_place = no kept a new version out */
+	bool revoked;          /* wiped by a refusal or the grace: operations
+				* answer CKR_DEVICE_REMOVED until a new login */
+	uint8_t *pin;          /* secure heap: the login's PIN, for renewals */
+	size_t pin_len;
+	_Atomic int64_t due_us; /* min(renew_us, expire_us); INT64_MAX: none */
 };
 
 struct session {
@@ -297,15 +313,94 @@ static void find_clear(struct session *s)
 	s->finding = false;
 }
 
+/* ---- leases (docs/lifecycle.md) --------------------------------------- */
+
+#define ANY_GEN UINT64_MAX
+#define RETRY_BASE_US 1000000LL  /* the first retry of a failed renewal */
+#define RETRY_CAP_US 60000000LL  /* the longest wait between two retries */
+
+/* Uniform in [lo, hi]: renewals and retries of a fleet spread out. */
+static int64_t jitter_us(int64_t lo, int64_t hi)
+{
+	uint32_t r = UINT32_MAX / 2;
+
+	if (hi <= lo)
+		return lo;
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		ERR_clear_error(); /* the middle, then */
+	return lo + (int64_t)((double)(hi - lo) * ((double)r / 4294967296.0));
+}
+
+/* Under t->lock (write). A fork child's inherited keys only expire. */
+static void due_update_inlock(struct token *t)
+{
+	int64_t due = INT64_MAX;
+
+	if (t->keys && t->lease_end_us)
+		due = t->inherited || t->renew_us > t->expire_us ? t->expire_us : t->renew_us;
+	atomic_store(&t->due_us, due);
+}
+
+/* Under t->lock (write): the schedule of a lease of lease_s seconds that
+ * began at start (before the login's challenge: the broker's count began
+ * later, so ours ends first). */
+static void lease_start_inlock(struct token *t, long lease_s, int64_t start)
+{
+	int64_t lease = (int64_t)lease_s * 1000000;
+
+	t->failures = 0;
+	if (lease_s <= 0) {
+		t->lease_end_us = 0; /* a broker without leases: as before them */
+	} else {
+		t->lease_end_us = start + lease;
+		t->expire_us = t->lease_end_us +
+			       (int64_t)p11_config_max_offline(&g.cfg, t->conf) * 1000000;
+		t->renew_us = start + jitter_us(lease * P11_RENEW_MIN_PCT / 100,
+						lease * P11_RENEW_MAX_PCT / 100);
+	}
+	due_update_inlock(t);
+}
+
+/* Under t->lock (write), or with the token unreachable by others. */
+static void pin_forget_inlock(struct token *t)
+{
+	if (t->pin)
+		OPENSSL_secure_clear_free(t->pin, t->pin_len ? t->pin_len : 1);
+	t->pin = NULL;
+	t->pin_len = 0;
+}
+
+/* A copy of a PIN in the secure heap (NULL for none, or no memory). */
+static uint8_t *pin_copy(const uint8_t *pin, size_t len)
+{
+	uint8_t *p;
+
+	if (!pin || !len)
+		return NULL;
+	p = OPENSSL_secure_malloc(len);
+	if (p)
+		memcpy(p, pin, len);
+	return p;
+}
+
 /* Drop a token's keys: end every operation of its sessions (each holds a
- * key reference), then free the key set. Caller holds g.lock and no
- * session lock. */
-static void token_wipe_inlock(size_t slot)
+ * key reference), then free the key set, the PIN kept for renewals and the
+ * lease. gen: only if the token still holds that login (ANY_GEN: in any
+ * case); revoked: later operations answer CKR_DEVICE_REMOVED. Caller holds
+ * g.lock (so gen cannot change) and no session lock. False when gen did
+ * not match and nothing was done. */
+static bool token_wipe_inlock(size_t slot, uint64_t gen, bool revoked)
 {
 	struct token *t = &g.tokens[slot];
 	struct p11_keyset *ks;
+	bool match;
 	size_t i;
 
+	pthread_rwlock_rdlock(&t->lock);
+	match = gen == ANY_GEN || t->gen == gen;
+	pthread_rwlock_unlock(&t->lock);
+	if (!match)
+		return false;
 	for (i = 0; i < g.n_sessions; i++) {
 		struct session *s = g.sessions[i];
 
@@ -321,8 +416,15 @@ static void token_wipe_inlock(size_t slot)
 	ks = t->keys;
 	t->keys = NULL;
 	t->logged_in = false;
+	t->gen++;
+	t->lease_end_us = 0;
+	t->inherited = false;
+	t->revoked = revoked;
+	pin_forget_inlock(t);
+	due_update_inlock(t);
 	pthread_rwlock_unlock(&t->lock);
 	p11_keyset_free(ks);
+	return true;
 }
 
 static bool token_logged_in(size_t slot)
@@ -336,6 +438,338 @@ static bool token_logged_in(size_t slot)
 	return in;
 }
 
+/* ---- background renewal (docs/lifecycle.md "Leases and renewal") ------ */
+
+/*
+ * One renewer thread per module instance (per process), created at the
+ * first login that brought a lease. It sleeps on a condition variable
+ * until the earliest due_us of the tokens, so C_Finalize and fork() wake
+ * it at once. A renewal never holds a lock that signing takes: the release
+ * runs under the token's login_lock only, the new key set is built aside
+ * and swapped under the token's write lock.
+ */
+static struct {
+	pthread_mutex_t lock; /* the fields below */
+	pthread_cond_t cond;  /* CLOCK_MONOTONIC, as ak_now_us() */
+	pthread_t th;
+	bool running; /* th is joinable, in process pid */
+	bool quit;
+	pid_t pid;
+	bool restart; /* stopped for a fork: start again in the parent */
+} rn = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static atomic_bool rn_abort; /* aborts a renewal's transfers */
+static atomic_int rn_pid;    /* the process whose renewer runs, or 0 */
+static pthread_once_t rn_once = PTHREAD_ONCE_INIT;
+
+static void renewer_start_inlock(void);
+static bool renewer_stop(void);
+
+/* The keys' grace is over: wipe them as a refusal would, with a line of
+ * its own. */
+static void grace_over(size_t slot, uint64_t gen, bool inherited)
+{
+	struct token *t = &g.tokens[slot];
+	long grace = p11_config_max_offline(&g.cfg, t->conf);
+	bool wiped;
+
+	pthread_mutex_lock(&g.lock);
+	wiped = g.initialized && token_wipe_inlock(slot, gen, true);
+	pthread_mutex_unlock(&g.lock);
+	if (!wiped)
+		return;
+	if (inherited)
+		ak_log(AK_LOG_ERR, "token '%s': keys wiped: the lease this process inherited at fork() ended %ld s ago (max_offline) and it does not re-attest (reattest_after_fork = no)",
+		       t->conf->name, grace);
+	else
+		ak_log(AK_LOG_ERR, "token '%s': keys wiped: no broker renewed their lease within max_offline = %ld s after it ended",
+		       t->conf->name, grace);
+}
+
+/* A renewal that failed without a refusal: retry with exponential backoff
+ * (1 s doubling up to 60 s, each wait drawn in [w/2, w]), never past the
+ * end of the grace, where the next look wipes the keys. */
+static void retry_later(size_t slot, uint64_t gen, const struct p11_release_info *info,
+			int64_t now)
+{
+	struct token *t = &g.tokens[slot];
+	int64_t wait = RETRY_CAP_US, left = 0;
+	bool mine;
+
+	pthread_rwlock_wrlock(&t->lock);
+	mine = t->gen == gen && t->keys;
+	if (mine) {
+		if (t->failures < 16 && (RETRY_BASE_US << t->failures) < RETRY_CAP_US)
+			wait = RETRY_BASE_US << t->failures;
+		t->failures++;
+		wait = jitter_us(wait / 2, wait);
+		t->renew_us = now + wait;
+		left = t->expire_us - now;
+		due_update_inlock(t);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	if (mine)
+		ak_log(AK_LOG_WARNING, "token '%s': lease renewal failed: %s; the keys stay usable for %lld s (lease end + max_offline), next attempt in %.1f s",
+		       t->conf->name, info->why, (long long)(left / 1000000),
+		       (double)wait / 1e6);
+}
+
+/*
+ * The renewal of one token's lease when it is due, or the wipe of its keys
+ * when their grace is over. Runs on the renewer thread, or inline in an
+ * operation (inline_call: CKF_LIBRARY_CANT_CREATE_OS_THREADS, or a fork
+ * child that keeps inherited keys), where a renewal already running in
+ * another thread is not waited for. Called with no lock held.
+ */
+static void token_renew(size_t slot, bool inline_call)
+{
+	struct token *t = &g.tokens[slot];
+	struct p11_release_info info = { .renewal = true, .stop = &rn_abort };
+	struct p11_keyset *ks = NULL, *old = NULL;
+	uint8_t *pin = NULL;
+	size_t pin_len = 0;
+	bool active, expired, due, inherited;
+	uint64_t gen;
+	int64_t now, start;
+	CK_RV rv;
+
+	if (inline_call ? pthread_mutex_trylock(&t->login_lock) != 0
+			: pthread_mutex_lock(&t->login_lock) != 0)
+		return;
+	now = ak_now_us();
+	pthread_rwlock_rdlock(&t->lock);
+	active = t->keys && t->lease_end_us;
+	expired = active && now >= t->expire_us;
+	due = active && !expired && !t->inherited && now >= t->renew_us;
+	inherited = t->inherited;
+	gen = t->gen;
+	if (due && t->pin) {
+		pin = pin_copy(t->pin, t->pin_len);
+		pin_len = pin ? t->pin_len : 0;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	if (!active) {
+		/* nothing to renew (keys installed without a lease): never
+		 * due again until a login brings one */
+		pthread_rwlock_wrlock(&t->lock);
+		due_update_inlock(t);
+		pthread_rwlock_unlock(&t->lock);
+		goto out;
+	}
+	if (expired) {
+		grace_over(slot, gen, inherited);
+		goto out;
+	}
+	if (!due)
+		goto out;
+	start = ak_now_us();
+	rv = p11_release(&g.cfg, t->conf->name, pin, pin_len, &ks, &info);
+	if (pin)
+		OPENSSL_secure_clear_free(pin, pin_len);
+	if (rv == CKR_OK) {
+		bool held = false;
+
+		public_cache_from_login(t, ks); /* a rotated key's certificate */
+		pthread_rwlock_wrlock(&t->lock);
+		if (t->gen == gen && t->keys) {
+			if (p11_config_rotate_in_place(&g.cfg, t->conf) ||
+			    p11_keyset_same(t->keys, ks)) {
+				/* rotation in place: the handles an application
+				 * holds now name the new keys and certificates */
+				p11_keyset_adopt_all_handles(ks, t->keys);
+				old = t->keys;
+				t->keys = ks;
+				ks = NULL;
+			} else {
+				/* rotate_in_place = no: the keys held stay until
+				 * the next login (docs/lifecycle.md) */
+				held = !t->rotation_held;
+				t->rotation_held = true;
+			}
+			lease_start_inlock(t, info.lease, start);
+		}
+		pthread_rwlock_unlock(&t->lock);
+		if (held)
+			ak_log(AK_LOG_WARNING, "token '%s': the broker now releases other key versions than this process holds: they replace them at the next login (rotate_in_place = no)",
+			       t->conf->name);
+		/* an operation begun on the old keys holds its own reference
+		 * and finishes on them */
+		p11_keyset_free(old);
+		p11_keyset_free(ks); /* logged out meanwhile */
+	} else if (info.outcome == P11_REFUSED) {
+		bool wiped;
+
+		pthread_mutex_lock(&g.lock);
+		wiped = g.initialized && token_wipe_inlock(slot, gen, true);
+		pthread_mutex_unlock(&g.lock);
+		if (wiped)
+			ak_log(AK_LOG_ERR, "token '%s': keys wiped: %s", t->conf->name, info.why);
+	} else if (!atomic_load(&rn_abort)) {
+		retry_later(slot, gen, &info, ak_now_us());
+	}
+out:
+	pthread_mutex_unlock(&t->login_lock);
+}
+
+/* The renewer is running in this process: the operations leave due
+ * renewals to it. */
+static bool renewer_active(void)
+{
+	return atomic_load(&rn_pid) == (int)getpid();
+}
+
+/* Operations call this with no lock held: a renewal or a wipe that is due
+ * runs here when no renewer thread does it. One atomic load otherwise. */
+static void lease_check(CK_SLOT_ID slot)
+{
+	if (atomic_load_explicit(&g.tokens[slot].due_us, memory_order_acquire) > ak_now_us())
+		return;
+	if (!renewer_active())
+		token_renew(slot, true);
+}
+
+static void *renewer(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&rn.lock);
+	while (!rn.quit) {
+		int64_t now = ak_now_us(), next = INT64_MAX;
+		size_t i;
+
+		/* g.tokens is fixed while the module is initialised, and
+		 * C_Finalize joins this thread before it frees them */
+		for (i = 0; i < g.n_tokens; i++) {
+			int64_t d = atomic_load(&g.tokens[i].due_us);
+
+			next = d < next ? d : next;
+		}
+		if (next > now) {
+			struct timespec ts;
+			int64_t until = next - now > 3600000000LL ? now + 3600000000LL : next;
+
+			ts.tv_sec = (time_t)(until / 1000000);
+			ts.tv_nsec = (long)(until % 1000000) * 1000;
+			pthread_cond_timedwait(&rn.cond, &rn.lock, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&rn.lock);
+		for (i = 0; i < g.n_tokens && !atomic_load(&rn_abort); i++) {
+			if (atomic_load(&g.tokens[i].due_us) <= now)
+				token_renew(i, false);
+		}
+		/* OpenSSL's per-thread state of this thread (its DRBGs, in
+		 * the secure heap) goes now, not at C_Finalize: after a wipe
+		 * the secure heap is back where it was before the login */
+		OPENSSL_thread_stop();
+		pthread_mutex_lock(&rn.lock);
+	}
+	pthread_mutex_unlock(&rn.lock);
+	return NULL;
+}
+
+/*
+ * fork(): the renewer is stopped and joined first (a renewal in flight is
+ * aborted within about a second: libcurl's progress callback), so the
+ * child inherits no lock it held inside libcurl, GnuTLS or OpenSSL; the
+ * parent starts it again at once (nginx's master makes no further call
+ * that would), the child never has one until it logs in itself. These
+ * handlers are registered after the module's own, so they run before
+ * atfork_prepare takes g.lock, which a renewal may wait for.
+ */
+static void renewer_atfork_prepare(void)
+{
+	rn.restart = renewer_stop();
+}
+
+static void renewer_atfork_parent(void)
+{
+	if (!rn.restart)
+		return;
+	rn.restart = false;
+	pthread_mutex_lock(&rn.lock);
+	renewer_start_inlock();
+	pthread_mutex_unlock(&rn.lock);
+}
+
+static void renewer_cond_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rn.cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static void renewer_atfork_child(void)
+{
+	pthread_mutex_init(&rn.lock, NULL);
+	renewer_cond_init();
+	rn.running = false;
+	rn.restart = false;
+	atomic_store(&rn_pid, 0);
+	atomic_store(&rn_abort, false);
+}
+
+static void renewer_once(void)
+{
+	renewer_cond_init();
+	if (pthread_atfork(renewer_atfork_prepare, renewer_atfork_parent,
+			   renewer_atfork_child) != 0)
+		ak_log(AK_LOG_WARNING, "cannot register fork handlers");
+}
+
+/* Under rn.lock: start the renewer of this process, or wake it to look at
+ * a new lease. Never with CKF_LIBRARY_CANT_CREATE_OS_THREADS: the
+ * operations renew inline then. */
+static void renewer_start_inlock(void)
+{
+	pthread_once(&rn_once, renewer_once);
+	if (g.cfg.no_threads)
+		return;
+	if (rn.running && rn.pid == getpid()) {
+		pthread_cond_signal(&rn.cond);
+		return;
+	}
+	rn.quit = false;
+	atomic_store(&rn_abort, false);
+	rn.running = pthread_create(&rn.th, NULL, renewer, NULL) == 0;
+	rn.pid = getpid();
+	atomic_store(&rn_pid, rn.running ? (int)rn.pid : 0);
+	if (!rn.running)
+		ak_log(AK_LOG_WARNING, "cannot start the lease renewal thread: leases are renewed in the operations instead");
+}
+
+static void renewer_kick(void)
+{
+	pthread_mutex_lock(&rn.lock);
+	renewer_start_inlock();
+	pthread_mutex_unlock(&rn.lock);
+}
+
+/* C_Finalize and fork(): stop this process's renewer (wakes it, aborts
+ * its transfers) and join it. True when one was running. */
+static bool renewer_stop(void)
+{
+	pthread_t th;
+	bool join = false;
+
+	pthread_mutex_lock(&rn.lock);
+	if (rn.running && rn.pid == getpid()) {
+		rn.quit = true;
+		atomic_store(&rn_abort, true);
+		pthread_cond_signal(&rn.cond);
+		th = rn.th;
+		rn.running = false;
+		join = true;
+	}
+	pthread_mutex_unlock(&rn.lock);
+	if (join) {
+		pthread_join(th, NULL);
+		atomic_store(&rn_pid, 0);
+	}
+	return join;
+}
+
 static void tokens_free_inlock(void)
 {
 	size_t i;
@@ -343,6 +777,7 @@ static void tokens_free_inlock(void)
 	for (i = 0; i < g.n_tokens; i++) {
 		p11_keyset_free(g.tokens[i].keys);
 		p11_keyset_free(g.tokens[i].pub);
+		pin_forget_inlock(&g.tokens[i]);
 		pthread_rwlock_destroy(&g.tokens[i].lock);
 		pthread_mutex_destroy(&g.tokens[i].login_lock);
 		pthread_mutex_destroy(&g.tokens[i].pub_lock);
@@ -428,10 +863,19 @@ static void fork_reinit_inlock(void)
 		struct token *t = &g.tokens[i];
 
 		t->logged_in = false;
+		/* no renewal here: this process re-attests (a new login and
+		 * lease) or keeps the parent's keys until their lease ends
+		 * plus max_offline (docs/lifecycle.md "Fork") */
+		pin_forget_inlock(t);
 		if (g.cfg.reattest_after_fork) {
 			p11_keyset_free(t->keys);
 			t->keys = NULL;
+			t->lease_end_us = 0;
+			t->gen++;
+		} else {
+			t->inherited = t->keys != NULL;
 		}
+		due_update_inlock(t);
 	}
 	/* also when re-attesting: the new release lands in the same heap */
 	relock_secure_heap();
@@ -487,6 +931,7 @@ static CK_RV p11_C_Initialize(CK_VOID_PTR pInitArgs)
 		pthread_rwlock_init(&g.tokens[i].lock, NULL);
 		pthread_mutex_init(&g.tokens[i].login_lock, NULL);
 		pthread_mutex_init(&g.tokens[i].pub_lock, NULL);
+		atomic_store(&g.tokens[i].due_us, INT64_MAX); /* no lease yet */
 	}
 	atomic_store(&g.stop, false);
 	/* Set up the secure heap before any fork, so children share its
@@ -508,6 +953,8 @@ static CK_RV p11_C_Finalize(CK_VOID_PTR pReserved)
 {
 	if (pReserved)
 		return CKR_ARGUMENTS_BAD;
+	/* first, without g.lock: a renewal may be waiting for it */
+	renewer_stop();
 	pthread_mutex_lock(&g.lock);
 	if (!g.initialized) {
 		pthread_mutex_unlock(&g.lock);
@@ -806,7 +1253,7 @@ static CK_RV close_sessions(bool all, CK_SESSION_HANDLE h, CK_SLOT_ID slot)
 		/* keys inherited across fork but not logged in yet stay: the
 		 * child's C_Login still needs them */
 		if (!left && token_logged_in(slot))
-			token_wipe_inlock(slot);
+			token_wipe_inlock(slot, ANY_GEN, false);
 	}
 	pthread_mutex_unlock(&g.lock);
 	return rv;
@@ -855,9 +1302,12 @@ static CK_RV p11_C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PT
 static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
 			 CK_ULONG ulPinLen)
 {
+	struct p11_release_info info = { 0 };
 	struct p11_keyset *ks = NULL;
 	struct token *t;
 	CK_SLOT_ID slot;
+	uint8_t *pin = NULL;
+	int64_t start = 0;
 	bool in, have;
 	CK_RV rv;
 
@@ -903,10 +1353,21 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 		goto out;
 	}
 	if (!have) {
-		rv = p11_release(&g.cfg, t->conf->name, pPin, ulPinLen, &ks);
+		start = ak_now_us();
+		rv = p11_release(&g.cfg, t->conf->name, pPin, ulPinLen, &ks, &info);
 		if (rv != CKR_OK)
 			goto out;
 		public_cache_from_login(t, ks);
+		/* Renewals repeat the whole login, PIN included when the token
+		 * has one at the broker (docs/pin.md): it stays in the secure
+		 * heap for the login's life and is wiped at logout, revocation
+		 * or the end of the grace (docs/lifecycle.md). */
+		if (info.lease > 0 && ulPinLen) {
+			pin = pin_copy(pPin, ulPinLen);
+			if (!pin)
+				ak_log(AK_LOG_WARNING, "token '%s': no secure memory to keep the PIN: the lease will not be renewed",
+				       t->conf->name);
+		}
 	} else {
 		ak_debug("token '%s': logged in from the keys this process holds",
 			 t->conf->name);
@@ -927,13 +1388,28 @@ static CK_RV p11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_U
 	}
 	pthread_rwlock_wrlock(&t->lock);
 	p11_keyset_adopt_handles(ks, t->pub); /* t->pub changes under t->lock */
-	if (ks)
+	if (ks) {
+		/* a new login: its own lease (inherited keys keep theirs) */
 		t->keys = ks;
+		t->gen++;
+		t->revoked = false;
+		t->inherited = false;
+		t->rotation_held = false;
+		pin_forget_inlock(t);
+		t->pin = pin;
+		t->pin_len = pin ? ulPinLen : 0;
+		pin = NULL;
+		lease_start_inlock(t, info.lease, start);
+	}
 	t->logged_in = true;
 	pthread_rwlock_unlock(&t->lock);
 	pthread_mutex_unlock(&g.lock);
+	if (info.lease > 0)
+		renewer_kick();
 	rv = CKR_OK;
 out:
+	if (pin)
+		OPENSSL_secure_clear_free(pin, ulPinLen);
 	pthread_mutex_unlock(&t->login_lock);
 	return rv;
 }
@@ -949,7 +1425,7 @@ static CK_RV p11_C_Logout(CK_SESSION_HANDLE hSession)
 	if (!token_logged_in(slot))
 		rv = CKR_USER_NOT_LOGGED_IN;
 	else
-		token_wipe_inlock(slot);
+		token_wipe_inlock(slot, ANY_GEN, false);
 	pthread_mutex_unlock(&g.lock);
 	return rv;
 }
@@ -1246,6 +1722,34 @@ static CK_RV p11_C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
 
 /* ---- signing and decryption (sections 5.9, 5.11) ---------------------- */
 
+/* session_get for the key operations: first a renewal or wipe that is due
+ * and that no renewer thread runs (lease_check), then the session. */
+static CK_RV session_get_checked(CK_SESSION_HANDLE h, struct session **out)
+{
+	CK_SLOT_ID slot;
+	CK_RV rv = session_get(h, out);
+
+	if (rv != CKR_OK)
+		return rv;
+	slot = (*out)->slot;
+	if (atomic_load_explicit(&g.tokens[slot].due_us, memory_order_relaxed) > ak_now_us())
+		return CKR_OK;
+	session_put(*out);
+	lease_check(slot);
+	return session_get(h, out);
+}
+
+static bool token_revoked(CK_SLOT_ID slot)
+{
+	struct token *t = &g.tokens[slot];
+	bool r;
+
+	pthread_rwlock_rdlock(&t->lock);
+	r = t->revoked;
+	pthread_rwlock_unlock(&t->lock);
+	return r;
+}
+
 static CK_RV op_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		     CK_OBJECT_HANDLE hKey, enum p11_op_kind kind)
 {
@@ -1256,7 +1760,7 @@ static CK_RV op_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 
 	if (!pMechanism)
 		return CKR_ARGUMENTS_BAD;
-	rv = session_get(hSession, &s);
+	rv = session_get_checked(hSession, &s);
 	if (rv != CKR_OK)
 		return rv;
 	if (s->op.kind != P11_OP_NONE) {
@@ -1265,7 +1769,10 @@ static CK_RV op_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	}
 	t = &g.tokens[s->slot];
 	pthread_rwlock_rdlock(&t->lock);
-	if (!(o = visible_object(t, hKey))) {
+	if (t->revoked && kind != P11_OP_VERIFY) {
+		/* docs/lifecycle.md "Revocation in the module" */
+		rv = CKR_DEVICE_REMOVED;
+	} else if (!(o = visible_object(t, hKey))) {
 		/* Section 5.6, C_Logout: "any of the application's handles to
 		 * private objects become invalid"; an unknown handle is invalid too. */
 		rv = CKR_KEY_HANDLE_INVALID;
@@ -1296,13 +1803,16 @@ static CK_RV op_begin(CK_SESSION_HANDLE hSession, enum p11_op_kind kind, bool ar
 		      struct session **out)
 {
 	struct session *s;
-	CK_RV rv = session_get(hSession, &s);
+	CK_RV rv = session_get_checked(hSession, &s);
 
 	if (rv != CKR_OK)
 		return rv;
 	if (s->op.kind != kind) {
+		/* the keys were wiped under this operation: say so */
+		rv = kind != P11_OP_VERIFY && token_revoked(s->slot) ? CKR_DEVICE_REMOVED
+								     : CKR_OPERATION_NOT_INITIALIZED;
 		session_put(s);
-		return CKR_OPERATION_NOT_INITIALIZED;
+		return rv;
 	}
 	if (!args_ok) {
 		p11_op_reset(&s->op);

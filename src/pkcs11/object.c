@@ -632,31 +632,87 @@ static bool attr_equal(const struct p11_object *a, const struct p11_object *b,
 	       (!x->ulValueLen || memcmp(x->pValue, y->pValue, x->ulValueLen) == 0);
 }
 
-void p11_keyset_adopt_handles(struct p11_keyset *ks, const struct p11_keyset *from)
+/* The object of `from` whose handle o takes: the same class, CKA_ID and
+ * CKA_LABEL; with by_label, failing that, the same class and CKA_LABEL: a
+ * rotated key has a new CKA_ID (the broker's is the SHA-1 of the public
+ * key, keystore.c), and applications such as nginx through libp11 find
+ * their key by label and keep its handle (docs/lifecycle.md). */
+static const struct p11_object *handle_source(const struct p11_object *o,
+					      const struct p11_keyset *from, bool by_label)
 {
-	size_t i, j, k;
+	size_t j;
+
+	for (j = 0; j < from->n_objs; j++) {
+		const struct p11_object *p = &from->objs[j];
+
+		if (p->klass == o->klass && attr_equal(o, p, CKA_ID) && attr_equal(o, p, CKA_LABEL))
+			return p;
+	}
+	for (j = 0; by_label && j < from->n_objs; j++) {
+		const struct p11_object *p = &from->objs[j];
+
+		if (p->klass == o->klass && attr_equal(o, p, CKA_LABEL))
+			return p;
+	}
+	return NULL;
+}
+
+static void adopt_handles(struct p11_keyset *ks, const struct p11_keyset *from, bool renewal)
+{
+	size_t i, k;
 
 	if (!ks || !from)
 		return;
 	for (i = 0; i < ks->n_objs; i++) {
 		struct p11_object *o = &ks->objs[i];
+		const struct p11_object *p;
+		bool taken = false;
 
-		if (o->klass == CKO_PRIVATE_KEY)
+		if (o->klass == CKO_PRIVATE_KEY && !renewal)
 			continue;
-		for (j = 0; j < from->n_objs; j++) {
-			const struct p11_object *p = &from->objs[j];
-			bool taken = false;
-
-			if (p->klass != o->klass || !attr_equal(o, p, CKA_ID) ||
-			    !attr_equal(o, p, CKA_LABEL))
-				continue;
-			for (k = 0; k < ks->n_objs; k++)
-				taken |= ks->objs[k].handle == p->handle;
-			if (!taken)
-				o->handle = p->handle;
-			break;
-		}
+		p = handle_source(o, from, renewal);
+		if (!p)
+			continue;
+		for (k = 0; k < ks->n_objs; k++)
+			taken |= ks->objs[k].handle == p->handle;
+		if (!taken)
+			o->handle = p->handle;
 	}
+}
+
+bool p11_keyset_same(const struct p11_keyset *a, const struct p11_keyset *b)
+{
+	size_t i, j;
+
+	if (!a || !b)
+		return a == b;
+	if (a->n_objs != b->n_objs)
+		return false;
+	for (i = 0; i < a->n_objs; i++) {
+		const struct p11_object *o = &a->objs[i];
+		bool found = false;
+
+		for (j = 0; j < b->n_objs && !found; j++) {
+			const struct p11_object *p = &b->objs[j];
+
+			found = p->klass == o->klass && attr_equal(o, p, CKA_ID) &&
+				attr_equal(o, p, CKA_LABEL) &&
+				(o->klass != CKO_CERTIFICATE || attr_equal(o, p, CKA_VALUE));
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+void p11_keyset_adopt_handles(struct p11_keyset *ks, const struct p11_keyset *from)
+{
+	adopt_handles(ks, from, false);
+}
+
+void p11_keyset_adopt_all_handles(struct p11_keyset *ks, const struct p11_keyset *from)
+{
+	adopt_handles(ks, from, true);
 }
 
 bool p11_object_allows(const struct p11_object *o, CK_MECHANISM_TYPE mech)

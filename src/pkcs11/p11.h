@@ -23,9 +23,16 @@
 #define P11_DEFAULT_TIMEOUT 10
 #define P11_LABEL_MAX 32 /* CK_TOKEN_INFO.label */
 
+#define P11_DEFAULT_MAX_OFFLINE 3600 /* seconds of grace after a lease ends */
+#define P11_RENEW_MIN_PCT 60 /* renewal: uniformly between these shares */
+#define P11_RENEW_MAX_PCT 80 /* of the lease (docs/lifecycle.md) */
+#define P11_MAX_OFFLINE_MAX (30L * 86400)
+
 struct p11_token_config {
 	char *name;  /* [token NAME] */
 	char *label; /* label = ..., default NAME */
+	long max_offline; /* max_offline = SECONDS; -1: [module]'s */
+	int rotate_in_place; /* rotate_in_place = BOOL; -1: [module]'s */
 };
 
 struct p11_config {
@@ -35,6 +42,10 @@ struct p11_config {
 	char *ca;                   /* PEM file trusted for the broker's TLS */
 	long timeout;               /* seconds, per HTTP request */
 	bool reattest_after_fork;   /* default false */
+	long max_offline;           /* seconds the keys outlive their lease
+				     * while no broker answers (docs/lifecycle.md) */
+	bool rotate_in_place;       /* a renewal's new key versions replace the
+				     * held keys (default true) */
 	char *cache_dir;            /* the public view's cache; NULL: default
 				     * (p11_pubcache_load) */
 	bool no_threads;            /* not from the file: C_Initialize was given
@@ -47,6 +58,11 @@ struct p11_config {
 /* $ATTESTKEY_CONF, else SYSCONFDIR/attestkey/attestkey.conf. *explicit
  * tells whether the environment named it. */
 const char *p11_config_path(bool *explicit_path);
+/* The grace of a token: its own max_offline, else [module]'s. */
+long p11_config_max_offline(const struct p11_config *cfg, const struct p11_token_config *t);
+/* Whether a renewal's new key versions replace the keys held: the token's
+ * rotate_in_place, else [module]'s. */
+bool p11_config_rotate_in_place(const struct p11_config *cfg, const struct p11_token_config *t);
 /* Parse a file. On error logs one line naming file, line and key, and
  * returns -EINVAL (bad content) or -errno (cannot read). */
 int p11_config_load(const char *path, struct p11_config *cfg) AK_WUR;
@@ -101,6 +117,16 @@ CK_RV p11_keyset_add_public(struct p11_keyset *ks, EVP_PKEY *pub, const char *la
  * CKA_LABEL: handles an application found before C_Login stay valid after
  * it (libp11 caches them). */
 void p11_keyset_adopt_handles(struct p11_keyset *ks, const struct p11_keyset *from);
+/* The same for every object, private keys included, and by class and
+ * CKA_LABEL alone when no object has the same CKA_ID (a rotated key: its
+ * CKA_ID is its public key's hash): a renewal's key set takes the handles
+ * of the set it replaces (rotation in place, docs/lifecycle.md), so the
+ * handle an application holds signs with the new key. */
+void p11_keyset_adopt_all_handles(struct p11_keyset *ks, const struct p11_keyset *from);
+/* The two sets hold the same objects: each of a has one in b of the same
+ * class, CKA_ID and CKA_LABEL (certificates: and CKA_VALUE), and b has no
+ * other. NULL-safe (two NULLs are the same). */
+bool p11_keyset_same(const struct p11_keyset *a, const struct p11_keyset *b);
 /* True when every template attribute is present with an equal value. */
 bool p11_object_match(const struct p11_object *o, const CK_ATTRIBUTE *tmpl, CK_ULONG n);
 
@@ -191,11 +217,32 @@ CK_RV p11_encrypt(struct p11_encrypt *e, const uint8_t *in, size_t in_len, uint8
 		  CK_ULONG *out_len, bool *done);
 
 /* ---- the attested login (release.c) ------------------------------------ */
+/* How a release ended, beyond its CKR (docs/lifecycle.md). */
+enum p11_outcome {
+	P11_RELEASED = 0,
+	P11_REFUSED,   /* the broker said no (HTTP 403/404 with a reason other
+			* than a nonce's): a renewal wipes the keys */
+	P11_UNREACHED, /* no broker answered, or one answered 5xx or with
+			* something that is not a release: retry later */
+};
+
+struct p11_release_info {
+	bool renewal;          /* in: a background renewal: a refusal is not
+				* logged here but returned in why (the caller
+				* logs one line) */
+	const atomic_bool *stop; /* in, may be NULL: aborts the transfers */
+	enum p11_outcome outcome;
+	long lease;            /* seconds, the release's "lease"; 0: none */
+	char id[72];           /* release id, or the refusal's id */
+	char why[900];         /* the refusal or the failure, printable */
+};
+
 /* Run protocol v1 against the configured brokers, in order, and build the
  * key set of `token`. Logs one line on failure and returns the CKR of
- * docs/protocol.md section 5; *out is NULL then. */
+ * docs/protocol.md section 5; *out is NULL then. info (may be NULL) is
+ * filled in either case. */
 CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
-		  size_t pin_len, struct p11_keyset **out);
+		  size_t pin_len, struct p11_keyset **out, struct p11_release_info *info);
 /* GET /v1/public/<token> (docs/protocol.md section 7) from the brokers in
  * order: the public view of the token, as JSON ({"token", "keys"}). Never
  * logs above debug level: a token without reachable broker just keeps the

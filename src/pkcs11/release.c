@@ -50,6 +50,7 @@ struct client {
 	const char *alg;      /* the envelope asked (docs/protocol.md §4) */
 	bool retry;           /* this broker failed: try the next one */
 	char why[800];        /* and why, for the failover line */
+	struct p11_release_info *info; /* the caller's, never NULL */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -278,16 +279,32 @@ static void refusal_text(const json_t *resp, char *out, size_t outlen)
 	snprintf(out, outlen, "%s: %s (refusal id %s)", r, m, id);
 }
 
+/* A decision of the broker about this guest, as opposed to a failure to
+ * serve it now: HTTP 403 or 404 (docs/protocol.md section 5), except the
+ * nonce's reasons, which a fresh challenge cures. A renewal refused so
+ * wipes the keys (docs/lifecycle.md "Revocation in the module"). */
+static bool is_decision(long status, const char *reason)
+{
+	if (status != 403 && status != 404)
+		return false;
+	return !reason || strncmp(reason, "nonce_", 6) != 0;
+}
+
 /* docs/protocol.md section 5: an error body names the reason; its id is the
  * broker's audit line of the refusal. */
 static CK_RV refusal(struct client *c, const char *what, long status, const json_t *resp)
 {
 	const char *reason = json_string_value(json_object_get(resp, "error"));
+	struct p11_release_info *info = c->info;
 	char text[700];
 
 	refusal_text(resp, text, sizeof(text));
-	ak_log(AK_LOG_ERR, "token '%s': broker refused the %s: %s (HTTP %ld from %s)", c->token,
-	       what, text, status, c->cfg->brokers[c->cur]);
+	snprintf(info->why, sizeof(info->why), "broker refused the %s: %s (HTTP %ld from %s)", what,
+		 text, status, c->cfg->brokers[c->cur]);
+	release_id(resp, info->id, sizeof(info->id));
+	info->outcome = is_decision(status, reason) ? P11_REFUSED : P11_UNREACHED;
+	if (!info->renewal)
+		ak_log(AK_LOG_ERR, "token '%s': %s", c->token, info->why);
 	if (reason && ak_reason_from_name(reason) == AK_R_PIN_INCORRECT)
 		return CKR_PIN_INCORRECT;
 	return CKR_FUNCTION_REJECTED;
@@ -375,6 +392,22 @@ static const char *pick_alg(const json_t *algs)
 	if (array_has(algs, AK_ALG_V1))
 		return AK_ALG_V1;
 	return NULL;
+}
+
+/* The release's lease (docs/protocol.md section 2): whole seconds; a
+ * broker that sends none, or not a positive number, gives keys without
+ * end, as before leases (docs/lifecycle.md). */
+#define P11_LEASE_MAX (366L * 86400)
+
+static void lease_of(struct client *c, const json_t *resp)
+{
+	const json_t *l = json_object_get(resp, "lease");
+	json_int_t v = json_is_integer(l) ? json_integer_value(l) : 0;
+
+	c->info->lease = v > 0 ? (long)(v < P11_LEASE_MAX ? v : P11_LEASE_MAX) : 0;
+	if (l && v <= 0)
+		ak_log(AK_LOG_WARNING, "token '%s': broker %s sent a lease that is not a positive number of seconds: the keys are kept without renewal",
+		       c->token, c->cfg->brokers[c->cur]);
 }
 
 static CK_RV challenge(struct client *c, char **nonce)
@@ -878,6 +911,8 @@ static CK_RV login_at(struct client *c, const uint8_t *pin, size_t pin_len,
 		goto out;
 	}
 	release_id(resp, id, sizeof(id));
+	snprintf(c->info->id, sizeof(c->info->id), "%s", id);
+	lease_of(c, resp);
 
 	rv = CKR_DEVICE_ERROR;
 	keys = json_object_get(resp, "keys");
@@ -933,8 +968,12 @@ static CK_RV login_at(struct client *c, const uint8_t *pin, size_t pin_len,
 		 token, t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3], c->unwrap_us,
 		 c->objects_us, ak_now_us() - t[0]);
 	/* the operator matches this line with the broker's audit line */
-	ak_log(AK_LOG_INFO, "token '%s': %zu key(s) released by %s, release id %s", token,
-	       ks->n_keys, cfg->brokers[c->cur], id);
+	if (c->info->renewal)
+		ak_log(AK_LOG_INFO, "token '%s': lease renewed in pid %ld: %zu key(s) released by %s, release id %s, lease %ld s",
+		       token, (long)getpid(), ks->n_keys, cfg->brokers[c->cur], id, c->info->lease);
+	else
+		ak_log(AK_LOG_INFO, "token '%s': %zu key(s) released by %s, release id %s", token,
+		       ks->n_keys, cfg->brokers[c->cur], id);
 	*out = ks;
 	ks = NULL;
 	rv = CKR_OK;
@@ -961,12 +1000,20 @@ out:
 }
 
 CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t *pin,
-		  size_t pin_len, struct p11_keyset **out)
+		  size_t pin_len, struct p11_keyset **out, struct p11_release_info *info)
 {
+	struct p11_release_info mine = { 0 };
 	struct client c = { .cfg = cfg, .token = token };
 	CK_RV rv = CKR_DEVICE_ERROR;
 
 	*out = NULL;
+	if (!info)
+		info = &mine;
+	info->outcome = P11_UNREACHED;
+	info->lease = 0;
+	info->id[0] = info->why[0] = '\0';
+	c.info = info;
+	c.stop = info->stop;
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_status != CURLE_OK) {
 		ak_log(AK_LOG_ERR, "token '%s': libcurl cannot be initialised: %s", token,
@@ -985,13 +1032,21 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 		rv = login_at(&c, pin, pin_len, out);
 		if (rv == CKR_OK || !c.retry)
 			break;
-		if (c.cur + 1 < cfg->n_brokers)
+		if (c.cur + 1 < cfg->n_brokers) {
 			ak_log(AK_LOG_WARNING, "token '%s': failing over from broker %s (%s) to %s",
 			       token, cfg->brokers[c.cur], c.why, cfg->brokers[c.cur + 1]);
-		else
-			ak_log(AK_LOG_ERR, "token '%s': no key broker could be reached: %s",
-			       token, c.failures);
+		} else {
+			snprintf(info->why, sizeof(info->why), "no key broker could be reached: %.800s",
+				 c.failures);
+			if (!info->renewal)
+				ak_log(AK_LOG_ERR, "token '%s': %s", token, info->why);
+		}
 	}
+	if (rv == CKR_OK)
+		info->outcome = P11_RELEASED;
+	else if (!info->why[0])
+		snprintf(info->why, sizeof(info->why), "the release failed (CKR 0x%lx, logged above)",
+			 rv);
 	curl_easy_cleanup(c.h);
 	return rv;
 }
@@ -1075,7 +1130,8 @@ CK_RV p11_public_parse(const char *token, const json_t *view, struct p11_keyset 
 CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token, const atomic_bool *stop,
 		       json_t **view)
 {
-	struct client c = { .cfg = cfg, .token = token, .stop = stop };
+	struct p11_release_info unused = { 0 };
+	struct client c = { .cfg = cfg, .token = token, .stop = stop, .info = &unused };
 	json_t *resp = NULL;
 	char path[300];
 	long status = 0;

@@ -183,6 +183,31 @@ static const char *user_name(void)
 	return pw ? pw->pw_name : "?";
 }
 
+/* The key lifecycle of each token (docs/lifecycle.md): when the module
+ * renews, how long keys outlive their lease without a broker, and what a
+ * fork child does. The lease itself is the broker's ([broker] lease). */
+static void check_lease(struct doctor *d, const struct p11_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_tokens; i++) {
+		const struct p11_token_config *t = &cfg->tokens[i];
+
+		doctor_line(d, L_OK, "lease",
+			    "token '%s': renewal at %d-%d %% of the broker's lease; max_offline = %ld s "
+			    "(%s): keys are wiped that long after the lease ends while no broker "
+			    "answers; a refusal at renewal wipes them at once; new key versions %s; "
+			    "fork children %s",
+			    t->name, P11_RENEW_MIN_PCT, P11_RENEW_MAX_PCT,
+			    p11_config_max_offline(cfg, t),
+			    t->max_offline >= 0 ? "[token]" : "[module]",
+			    p11_config_rotate_in_place(cfg, t) ? "replace the keys at renewal"
+							       : "wait for the next login",
+			    cfg->reattest_after_fork ? "re-attest (reattest_after_fork = yes)"
+						     : "keep the inherited keys until lease end + max_offline");
+	}
+}
+
 /* Syntax and permissions, through the module's parser: its message names
  * the file, the line and the key. */
 static int check_config(struct doctor *d, const char *path, struct p11_config *cfg)
@@ -214,6 +239,7 @@ static int check_config(struct doctor *d, const char *path, struct p11_config *c
 		    "%s: syntax and permissions (owned by root or this user, not "
 		    "group/world-writable); %zu broker(s), %zu token(s)",
 		    path, cfg->n_brokers, cfg->n_tokens);
+	check_lease(d, cfg);
 	return 0;
 }
 

@@ -42,6 +42,14 @@ doctor good --pin-file "$T/pin.empty"
 rc_is good 0
 hasnt good "good: no FAIL and no warn line" '^(FAIL|warn)'
 has good "good: config syntax and permissions" '^ok +config .*good.conf: syntax and permissions'
+# issue 12: the lease thresholds of each token, the default grace first
+has good "good: the lease line shows renewal share and max_offline" \
+	"^ok +lease +token 'web': renewal at 60-80 % of the broker's lease; max_offline = 3600 s \(\[module\]\)"
+cp "$T/attestkey.conf" "$T/grace.conf"
+printf 'max_offline = 120\n' >>"$T/grace.conf" # the last section: [token web]
+doctor grace --pin-file "$T/pin.empty"
+has grace "a token's own max_offline is reported as such" \
+	"^ok +lease +token 'web': .*max_offline = 120 s \(\[token\]\).*fork children keep the inherited keys"
 has good "good: evidence interface and user" "^ok +evidence +snp evidence from sim, usable by user $(id -un)"
 has good "good: broker reachable" "^ok +broker +$BROKER_URL answers \(HTTP 200"
 has good "good: TLS trust with the configured CA" "^ok +tls +$BROKER_URL: certificate verified with ca = $T/pki/broker-ca.pem"

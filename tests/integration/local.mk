@@ -106,6 +106,10 @@ INTEGRATION_TESTS += tests/integration/systemd-unit.sh tests/integration/quiet-m
 	tests/integration/install-prefix.sh
 # packages.sh is in TESTS already (Makefile.am: it starts first)
 EXTRA_DIST += tests/integration/pkg-lib.sh tests/integration/packages.sh
+# issue 12: leases, renewal, revocation, offline grace, rotation, fork
+INTEGRATION_TESTS += tests/integration/lease.sh tests/integration/lease-grace.sh \
+	tests/integration/lease-rotate.sh tests/integration/lease-nginx.sh
+EXTRA_DIST += tests/integration/lease-lib.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
@@ -116,3 +120,8 @@ check_PROGRAMS += tests/integration/vaultprobe
 tests_integration_vaultprobe_SOURCES = tests/integration/vaultprobe.c
 tests_integration_vaultprobe_LDADD = libakvault.la libakcommon.la $(CURL_LIBS) $(CRYPTO_LIBS) \
 	$(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(PTHREAD_LIBS)
+# issue 12: leases, renewal, revocation, offline grace, rotation, fork
+check_PROGRAMS += tests/integration/leasehost
+tests_integration_leasehost_SOURCES = tests/integration/leasehost.c
+tests_integration_leasehost_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS) $(CRYPTO_CFLAGS)
+tests_integration_leasehost_LDADD = $(CRYPTO_LIBS) $(PTHREAD_LIBS) -ldl

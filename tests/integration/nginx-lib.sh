@@ -54,7 +54,11 @@ http {
 EOC
 }
 
-# start_nginx: start nginx on a free port; NGINX_PORT, NGINX_PID set.
+# start_nginx: start nginx on a free port; NGINX_PORT, NGINX_PID set. nginx
+# is started by its absolute path, so that a binary upgrade (SIGUSR2, which
+# execve()s argv[0]) can start a new master. $NGINX_READY_OPTS, if set, are
+# curl's options for the check that nginx serves (default: --cacert of the
+# test's web CA; lease-nginx.sh serves a self-signed rotated certificate).
 # Returns non-zero (and leaves nginx's own words in $T/nginx/start.log) if
 # nginx did not come up.
 start_nginx() {
@@ -63,12 +67,14 @@ start_nginx() {
 	for try in 1 2 3 4 5; do
 		NGINX_PORT=$((20000 + RANDOM % 30000))
 		write_nginx_conf "$NGINX_PORT"
-		OPENSSL_CONF="$T/openssl.cnf" $AK_RUN nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" \
+		OPENSSL_CONF="$T/openssl.cnf" $AK_RUN "$(command -v nginx)" -p "$T/nginx" -c "$T/nginx/nginx.conf" \
 			-e "$T/nginx/logs/error.log" >"$T/nginx/start.log" 2>&1 &
 		NGINX_PID=$!
 		for _ in $(seq 100); do
 			kill -0 "$NGINX_PID" 2>/dev/null || break
-			curl -s -o /dev/null --cacert "$T/pki/web-ca.pem" "https://localhost:$NGINX_PORT/" && break
+			# shellcheck disable=SC2086
+			curl -s -o /dev/null ${NGINX_READY_OPTS:---cacert $T/pki/web-ca.pem} \
+				"https://localhost:$NGINX_PORT/" && break
 			sleep 0.1
 		done
 		if kill -0 "$NGINX_PID" 2>/dev/null; then

@@ -103,6 +103,8 @@ static void test_full(void **state)
 			      "timeout = 3\n"
 			      "tee = sim\n"
 			      "reattest_after_fork = yes\n"
+			      "max_offline = 600\n"
+			      "rotate_in_place = no\n"
 			      "[sim]\n"
 			      "dir = /var/lib/sim\n"
 			      "measurement = 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f\n"
@@ -116,9 +118,18 @@ static void test_full(void **state)
 			      "[token web]\n"
 			      "label = Web TLS\n"
 			      "[token mail]\n"
+			      "max_offline = 0\n"
+			      "rotate_in_place = yes\n"
 			      "[token db]\n"
 			      "label = database\n"),
 			 0);
+	/* [module]'s grace, and a token's own: 0, no grace at all */
+	assert_int_equal(cfg.max_offline, 600);
+	assert_int_equal(p11_config_max_offline(&cfg, &cfg.tokens[0]), 600);
+	assert_int_equal(p11_config_max_offline(&cfg, &cfg.tokens[1]), 0);
+	assert_int_equal(p11_config_max_offline(&cfg, &cfg.tokens[2]), 600);
+	assert_false(p11_config_rotate_in_place(&cfg, &cfg.tokens[0]));
+	assert_true(p11_config_rotate_in_place(&cfg, &cfg.tokens[1]));
 	assert_int_equal(cfg.n_brokers, 2);
 	assert_string_equal(cfg.brokers[0], "https://b1:8443");
 	assert_string_equal(cfg.brokers[1], "https://b2:8443/");
@@ -194,6 +205,9 @@ static void test_defaults(void **state)
 	assert_int_equal(load(&cfg, BASE), 0);
 	assert_int_equal(cfg.timeout, P11_DEFAULT_TIMEOUT);
 	assert_false(cfg.reattest_after_fork);
+	assert_int_equal(cfg.max_offline, P11_DEFAULT_MAX_OFFLINE);
+	assert_int_equal(p11_config_max_offline(&cfg, &cfg.tokens[0]), 3600);
+	assert_true(p11_config_rotate_in_place(&cfg, &cfg.tokens[0]));
 	/* what a real user expects: the guest interfaces, tried in order */
 	assert_int_equal(cfg.ev.kind, EV_KIND_AUTO);
 	assert_null(cfg.ev.guest.tsm_root);
@@ -236,6 +250,11 @@ static void test_errors(void **state)
 	expect_error(BASE "[module]\ntdx_guest_device = x\n", ":8: tdx_guest_device = 'x' is not an absolute path");
 	expect_error(BASE "[module]\nprivlevel = 4\n", ":8: privlevel = '4' is not a number between 0 and 3");
 	expect_error(BASE "[module]\nreattest_after_fork = maybe\n", ":8: reattest_after_fork = 'maybe' is not a boolean");
+	expect_error(BASE "[module]\nmax_offline = 1h\n", ":8: max_offline = '1h' is not a number between 0 and 2592000");
+	expect_error(BASE "[module]\nmax_offline = 2592001\n", ":8: max_offline = '2592001' is not a number");
+	expect_error(BASE "max_offline = -5\n", ":7: max_offline = '-5' is not a number");
+	expect_error(BASE "[module]\nrotate_in_place = later\n", ":8: rotate_in_place = 'later' is not a boolean");
+	expect_error(BASE "rotate_in_place = 2\n", ":7: rotate_in_place = '2' is not a boolean");
 	expect_error(BASE "[sim]\nmeasurement = 0011\n", ":8: measurement = '0011' must be exactly 96 hex digits");
 	expect_error(BASE "[sim]\nhost_data = zz\n", ":8: host_data");
 	expect_error(BASE "[sim]\nvmpl = 4\n", ":8: vmpl = '4' is not a number between 0 and 3");

@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -44,7 +45,12 @@ enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON, MODE_WRON
 	    MODE_V2_BAD_ALG, /* the envelope names another alg */
 	    MODE_V2_AS_V1,   /* v1 JWEs to a module that asked v2 */
 	    MODE_V1_AS_V2,   /* the challenge offers v1 alone; a v2 envelope answers */
-	    MODE_ALGS_UNKNOWN /* the challenge offers no envelope the module opens */ };
+	    MODE_ALGS_UNKNOWN /* the challenge offers no envelope the module opens */,
+	    /* issue 12: answers to a renewal (PIN checked as MODE_PIN) */
+	    MODE_REVOKED,     /* 403 revoked at the release */
+	    MODE_NONCE,       /* 403 nonce_expired: not a decision */
+	    MODE_UNAVAILABLE, /* 503 keystore_unavailable */
+	    MODE_UNKNOWN      /* 404 unknown_token at the challenge */ };
 
 static CK_FUNCTION_LIST_PTR f;
 static char dir[] = "/tmp/ak-p11-login-XXXXXX";
@@ -57,8 +63,9 @@ static uint8_t *rsa_cert;
 static size_t rsa_cert_len;
 
 /* shared with the server thread; the tests run one request at a time */
-static volatile enum mode mode;
-static volatile int releases, challenges, publics, keyposts;
+static _Atomic enum mode mode; /* atomics: the broker thread and the module's renewer read them */
+static atomic_int releases, challenges, publics, keyposts;
+static atomic_int lease_s = 3600; /* the releases' "lease" */
 static volatile bool serve_public; /* GET /v1/public/web answers 200 */
 static char last_alg[64], last_crv[16]; /* of the last POST /v1/keys */
 
@@ -107,7 +114,7 @@ static json_t *release_body(const json_t *pub)
 	keys = json_pack("[{s:s, s:s, s:s, s:o, s:s}]", "label", "tls", "id", "0102", "type",
 			 mode == MODE_WRONG_TYPE ? "EC" : "RSA", "jwe", jwe, "cert", cert64);
 	free(cert64);
-	return json_pack("{s:s, s:i, s:o}", "token", "web", "lease", 3600, "keys", keys);
+	return json_pack("{s:s, s:i, s:o}", "token", "web", "lease", lease_s, "keys", keys);
 }
 
 static bool is_v2(void)
@@ -169,7 +176,7 @@ static json_t *release_v2_body(const json_t *pub, const char *nonce)
 	EVP_PKEY_free(recipient);
 	OPENSSL_clear_free(p8der, (size_t)p8len);
 	free(cert64);
-	return json_pack("{s:s, s:i, s:o, s:o}", "token", "web", "lease", 3600, "envelope", envj,
+	return json_pack("{s:s, s:i, s:o, s:o}", "token", "web", "lease", lease_s, "envelope", envj,
 			 "keys", keys);
 }
 
@@ -229,6 +236,15 @@ static unsigned handle_keys(const json_t *in, json_t **out)
 		*out = error_body("measurement_not_allowed",
 				  "measurement 0123 is not in the allow-list of token web");
 		return 403;
+	case MODE_REVOKED:
+		*out = error_body("revoked", "token web is on the deny list");
+		return 403;
+	case MODE_NONCE:
+		*out = error_body("nonce_expired", "the nonce is older than nonce_ttl");
+		return 403;
+	case MODE_UNAVAILABLE:
+		*out = error_body("keystore_unavailable", "the key store is sealed");
+		return 503;
 	case MODE_PIN:
 		if (!pin || strcmp(pin, "1234") != 0) {
 			*out = error_body("pin_incorrect", "the PIN does not match");
@@ -300,6 +316,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	} else if (strcmp(method, "POST") != 0 || !json_is_object(in)) {
 		out = error_body("bad_request", "body is not JSON");
 		status = 400;
+	} else if (strcmp(url, AK_PROTOCOL_PATH_CHALLENGE) == 0 && mode == MODE_UNKNOWN) {
+		challenges++;
+		out = error_body("unknown_token", "no token web here any more");
+		status = 404;
 	} else if (strcmp(url, AK_PROTOCOL_PATH_CHALLENGE) == 0) {
 		challenges++;
 		out = json_pack("{s:s, s:i, s:[s], s:[s]}", "nonce", "bm9uY2U", "expires_at",
@@ -1054,6 +1074,104 @@ static void test_close_during_release(void **state)
 	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- leases (issue 12, docs/lifecycle.md) ------------------------------ */
+
+/* C_SignInit + C_Sign with the RSA key found at login (its handle). */
+static CK_RV sign_rv(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key)
+{
+	CK_MECHANISM m = { CKM_SHA256_RSA_PKCS, NULL, 0 };
+	uint8_t sig[256];
+	CK_ULONG n = sizeof(sig);
+	CK_RV rv = f->C_SignInit(h, &m, key);
+
+	return rv == CKR_OK ? f->C_Sign(h, (CK_BYTE_PTR) "hello", 5, sig, &n) : rv;
+}
+
+static CK_OBJECT_HANDLE rsa_handle(CK_SESSION_HANDLE h)
+{
+	CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &klass, sizeof(klass) }, { CKA_LABEL, "tls", 3 } };
+	CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+	CK_ULONG n = 0;
+
+	assert_int_equal(f->C_FindObjectsInit(h, t, 2), CKR_OK);
+	assert_int_equal(f->C_FindObjects(h, &key, 1, &n), CKR_OK);
+	assert_int_equal(f->C_FindObjectsFinal(h), CKR_OK);
+	assert_int_equal(n, 1);
+	return key;
+}
+
+/* Until *counter reaches want (the renewer's work), signing all the while
+ * with no failure; at most 20 s (a bound, not a speed check). */
+static bool renewals_while_signing(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key,
+				   atomic_int *counter, int want)
+{
+	int i;
+
+	for (i = 0; i < 400 && *counter < want; i++) {
+		if (sign_rv(h, key) != CKR_OK)
+			return false;
+		usleep(50000);
+	}
+	return *counter >= want;
+}
+
+/* Until signing fails; its CKR (CKR_OK: it never did within 20 s). */
+static CK_RV until_wiped(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key)
+{
+	CK_RV rv = CKR_OK;
+	int i;
+
+	for (i = 0; i < 400 && (rv = sign_rv(h, key)) == CKR_OK; i++)
+		usleep(50000);
+	return rv;
+}
+
+/* A lease of 1 s: renewals carry the PIN; a 503 and a nonce refusal are
+ * failures that keep the keys (max_offline) and are retried; a revoked
+ * refusal and an unknown token wipe them: CKR_DEVICE_REMOVED for the
+ * handle, the session public, the next login asks the broker again. */
+static void test_lease(void **state)
+{
+	CK_SESSION_HANDLE h;
+	CK_SESSION_INFO info;
+	CK_OBJECT_HANDLE key;
+	static const enum mode transient[] = { MODE_UNAVAILABLE, MODE_NONCE };
+	size_t i;
+
+	(void)state;
+	lease_s = 1;
+	mode = MODE_PIN;
+	h = start(conf_ok);
+	assert_int_equal(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
+	key = rsa_handle(h);
+	/* the renewals' PIN is the login's, kept by the module */
+	assert_true(renewals_while_signing(h, key, &releases, releases + 2));
+	for (i = 0; i < 2; i++) {
+		mode = transient[i];
+		assert_true(renewals_while_signing(h, key, &keyposts, keyposts + 2));
+		mode = MODE_PIN;
+		assert_true(renewals_while_signing(h, key, &releases, releases + 1));
+	}
+	mode = MODE_REVOKED;
+	assert_int_equal(until_wiped(h, key), CKR_DEVICE_REMOVED);
+	assert_int_equal(f->C_GetSessionInfo(h, &info), CKR_OK);
+	assert_int_equal(info.state, CKS_RO_PUBLIC_SESSION);
+	assert_int_equal(f->C_Logout(h), CKR_USER_NOT_LOGGED_IN);
+	assert_int_equal(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_FUNCTION_REJECTED);
+	assert_int_equal(sign_rv(h, key), CKR_DEVICE_REMOVED);
+	/* a login the broker allows again, then the token disappears there */
+	mode = MODE_PIN;
+	assert_int_equal(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
+	key = rsa_handle(h);
+	assert_int_equal(sign_rv(h, key), CKR_OK);
+	mode = MODE_UNKNOWN;
+	assert_int_equal(until_wiped(h, key), CKR_DEVICE_REMOVED);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	mode = MODE_OK;
+	lease_s = 3600;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1073,6 +1191,7 @@ int main(void)
 		cmocka_unit_test(test_public_view),
 		cmocka_unit_test(test_public_absent),
 		cmocka_unit_test(test_close_during_release),
+		cmocka_unit_test(test_lease),
 	};
 	int failed;
 
