@@ -60,3 +60,47 @@ all_audited() {
 }
 # heap_back FILE: the secure heap ended where it was before the login
 heap_back() { test "$(field "$1" secure_end)" = "$(field "$1" secure_before_login)"; }
+
+# ---- under nginx (lease-nginx.sh, lease-vault-nginx.sh); NGINX_PORT, LOG ----
+# curl_loop NAME: one request after another until $T/stop exists; each
+# line of $T/NAME.codes is an HTTP status (000: the handshake failed).
+# -k: the rotated certificate is self-signed; the handshake's signature is
+# verified against the certificate sent all the same.
+curl_loop() {
+	rm -f "$T/stop"
+	while [ ! -e "$T/stop" ]; do
+		curl -k -s -o /dev/null -w '%{http_code}\n' --max-time 5 \
+			"https://127.0.0.1:$NGINX_PORT/" >>"$T/$1.codes" 2>/dev/null
+		sleep 0.05
+	done
+}
+stop_loop() { touch "$T/stop"; wait "$1"; }
+all_200() { [ -s "$T/$1.codes" ] && ! grep -qv '^200$' "$T/$1.codes"; }
+served_fp() {
+	openssl s_client -connect "127.0.0.1:$NGINX_PORT" -servername localhost </dev/null 2>/dev/null |
+		openssl x509 -noout -fingerprint -sha256 2>/dev/null
+}
+workers_started() { grep -c 'start worker process' "$LOG" 2>/dev/null || true; }
+b64url_decode() {
+	local s
+	s=$(tr '_-' '/+')
+	while [ $((${#s} % 4)) -ne 0 ]; do s="$s="; done
+	printf '%s' "$s" | base64 -d
+}
+# the certificate of "tls" in the token's public view, as the module wrote
+# it after its last release or renewal (attestkey.conf(5) cache_dir)
+token_cert_pem() {
+	jq -r '.keys[] | select(.label == "tls") | .cert' "$T/cache/web.json" | b64url_decode |
+		openssl x509 -inform DER 2>/dev/null
+}
+
+# wait_token_cert FP: until the token's public view holds the certificate
+# of SHA-256 fingerprint FP (a renewal swapped it in; 30 s at most)
+wait_token_cert() {
+	for _ in $(seq 300); do
+		[ "$(token_cert_pem | openssl x509 -noout -fingerprint -sha256 2>/dev/null)" = "$1" ] &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}

@@ -32,38 +32,6 @@ write_nginx_conf() {
 }
 LOG="$T/nginx/logs/error.log" # nginx puts its workers' stderr, the module's log, there
 
-# curl_loop NAME: one request after another until $T/stop exists; each
-# line of $T/NAME.codes is an HTTP status (000: the handshake failed).
-# -k: the rotated certificate is self-signed; the handshake's signature is
-# verified against the certificate sent all the same.
-curl_loop() {
-	rm -f "$T/stop"
-	while [ ! -e "$T/stop" ]; do
-		curl -k -s -o /dev/null -w '%{http_code}\n' --max-time 5 \
-			"https://127.0.0.1:$NGINX_PORT/" >>"$T/$1.codes" 2>/dev/null
-		sleep 0.05
-	done
-}
-stop_loop() { touch "$T/stop"; wait "$1"; }
-all_200() { [ -s "$T/$1.codes" ] && ! grep -qv '^200$' "$T/$1.codes"; }
-served_fp() {
-	openssl s_client -connect "127.0.0.1:$NGINX_PORT" -servername localhost </dev/null 2>/dev/null |
-		openssl x509 -noout -fingerprint -sha256 2>/dev/null
-}
-workers_started() { grep -c 'start worker process' "$LOG" 2>/dev/null || true; }
-b64url_decode() {
-	local s
-	s=$(tr '_-' '/+')
-	while [ $((${#s} % 4)) -ne 0 ]; do s="$s="; done
-	printf '%s' "$s" | base64 -d
-}
-# the certificate of "tls" in the token's public view, as the module wrote
-# it after its last release or renewal (attestkey.conf(5) cache_dir)
-token_cert_pem() {
-	jq -r '.keys[] | select(.label == "tls") | .cert' "$T/cache/web.json" | b64url_decode |
-		openssl x509 -inform DER 2>/dev/null
-}
-
 if start_nginx; then ok "nginx starts with the attested key"; else
 	not_ok "nginx starts with the attested key"; diag_stream <"$T/nginx/start.log"
 	diag_stream <"$LOG"; finish; fi
@@ -94,15 +62,8 @@ loop=$!
 	>"$T/rotate.log" 2>&1
 check "rotate: attestkey key rotate makes a new version" grep -q 'rotated to version 2' "$T/rotate.log"
 new_cert_fp() { openssl x509 -in "$T/keys/web/tls.crt" -noout -fingerprint -sha256; }
-swapped() { [ "$(token_cert_pem | openssl x509 -noout -fingerprint -sha256 2>/dev/null)" = "$(new_cert_fp)" ]; }
-wait_swap() {
-	for _ in $(seq 300); do
-		swapped && return 0
-		sleep 0.1
-	done
-	return 1
-}
-check "rotate: a renewal of the master swapped in the new key and certificate" wait_swap
+check "rotate: a renewal of the master swapped in the new key and certificate" \
+	wait_token_cert "$(new_cert_fp)"
 check "rotate: the workers still serve the old certificate (with the old key)" \
 	test "$(served_fp)" = "$old_fp"
 # the hook: the certificate the token now holds into nginx's file

@@ -108,7 +108,8 @@ INTEGRATION_TESTS += tests/integration/systemd-unit.sh tests/integration/quiet-m
 EXTRA_DIST += tests/integration/pkg-lib.sh tests/integration/packages.sh
 # issue 12: leases, renewal, revocation, offline grace, rotation, fork
 INTEGRATION_TESTS += tests/integration/lease.sh tests/integration/lease-grace.sh \
-	tests/integration/lease-rotate.sh tests/integration/lease-nginx.sh
+	tests/integration/lease-rotate.sh tests/integration/lease-nginx.sh \
+	tests/integration/lease-vault-nginx.sh
 EXTRA_DIST += tests/integration/lease-lib.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
