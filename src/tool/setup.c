@@ -322,7 +322,10 @@ static int write_confs(const struct setup *s)
 		       "dir = %s/sim\n"
 		       "measurement = %s\n\n"
 		       "[token %s]\n"
-		       "label = %s\n",
+		       "label = %s\n"
+		       "# nginx holds the key through libp11, which keeps its public part:\n"
+		       "# a new key version waits for nginx's next start (docs/lifecycle.md)\n"
+		       "rotate_in_place = no\n",
 		       s->port, d, d, d, s->measurement, s->token, s->token) < 0)
 		return -1;
 	return write_text(s, "hello.txt", "hello from attestkey\n");
