@@ -508,7 +508,7 @@ static void retry_later(size_t slot, uint64_t gen, const struct p11_release_info
 	}
 	pthread_rwlock_unlock(&t->lock);
 	if (mine)
-		ak_log(AK_LOG_WARNING, "token '%s': lease renewal failed: %s; the keys stay usable for %lld s (lease end + max_offline), next attempt in %.1f s",
+		ak_log(AK_LOG_WARNING, "token '%s': lease renewal failed, an outage and not a refusal (the keys are kept): %s; they stay usable for %lld s (lease end + max_offline), next attempt in %.1f s",
 		       t->conf->name, info->why, (long long)(left / 1000000),
 		       (double)wait / 1e6);
 }
