@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: Apache-2.0
+# libFuzzer targets (docs/security.md "Fuzzing", tests/fuzz/README.md).
+# ./configure --enable-fuzzing (clang) links them with libFuzzer; any other
+# build links tests/fuzz/standalone.c instead, so make check runs every
+# seed and regression input of tests/fuzz/corpus/ on every build.
+FUZZ_NAMES = snp_report tdx_quote
+FUZZ_PROGS = tests/fuzz/fuzz_snp_report tests/fuzz/fuzz_tdx_quote
+check_PROGRAMS += $(FUZZ_PROGS)
+TESTS += tests/fuzz/fuzz.sh
+TESTS_ENVIRONMENT += AK_FUZZ_NAMES='$(FUZZ_NAMES)' AK_FUZZING='$(AK_FUZZING)'
+EXTRA_DIST += tests/fuzz/fuzz.sh tests/fuzz/README.md tests/fuzz/seeds.py tests/fuzz/corpus
+noinst_HEADERS += tests/fuzz/fuzz.h
+
+if FUZZING
+FUZZ_DRIVER =
+FUZZ_LINK = -fsanitize=fuzzer
+else
+FUZZ_DRIVER = tests/fuzz/standalone.c
+FUZZ_LINK =
+endif
+FUZZ_INCLUDES = $(AM_CPPFLAGS) -I$(top_srcdir)/src -DAK_FUZZ_TESTDATA='"$(abs_top_srcdir)/tests/data"'
+FUZZ_LINKFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
+FUZZ_COMMON = tests/fuzz/fuzz.c $(FUZZ_DRIVER)
+FUZZ_VERIFY_LIBS = libakverify.la libakcommon.la $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
+	$(INIH_LIBS) $(CURL_LIBS)
+
+tests_fuzz_fuzz_snp_report_SOURCES = tests/fuzz/fuzz_snp_report.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_snp_report_CPPFLAGS = $(FUZZ_INCLUDES)
+tests_fuzz_fuzz_snp_report_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_snp_report_LDADD = $(FUZZ_VERIFY_LIBS)
+
+tests_fuzz_fuzz_tdx_quote_SOURCES = tests/fuzz/fuzz_tdx_quote.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_tdx_quote_CPPFLAGS = $(FUZZ_INCLUDES)
+tests_fuzz_fuzz_tdx_quote_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_tdx_quote_LDADD = $(FUZZ_VERIFY_LIBS)
+
+# Longer runs (FUZZ_SECONDS each, default 300), new inputs kept in the
+# build directory's tests/fuzz/work/<target>/; FUZZ_TARGETS picks targets.
+fuzz: $(FUZZ_PROGS)
+	@if test "$(AK_FUZZING)" != yes; then \
+	  echo "make fuzz: configure with CC=clang --enable-fuzzing first" >&2; exit 1; fi
+	@secs="$(FUZZ_SECONDS)"; $(TESTS_ENVIRONMENT) FUZZ_SECONDS=$${secs:-300} \
+	  $(SHELL) $(srcdir)/tests/fuzz/fuzz.sh --long >tests/fuzz/fuzz.log 2>&1; \
+	  grep -v '^# ' tests/fuzz/fuzz.log; echo "make fuzz: the whole log is tests/fuzz/fuzz.log"; \
+	  ! grep -q '^not ok' tests/fuzz/fuzz.log
+CLEANFILES += tests/fuzz/fuzz.log
+clean-local: clean-fuzz
+clean-fuzz:
+	-rm -rf tests/fuzz/work tests/fuzz/check-work tests/fuzz/artifacts
+.PHONY: fuzz clean-fuzz
