@@ -101,7 +101,68 @@ def tdx():
     write(t, "edge-empty", b"")
 
 
-TARGETS = {"snp_report": snp, "tdx_quote": tdx}
+def b64u(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+# a P-384 public key made once with openssl for these seeds (public only)
+JWK = {"kty": "EC", "crv": "P-384",
+       "x": "4blDk8uRha4qeCrneFalM7CjQvJrjZBbp5oRXTvsr76-8arImGyg51fNFTEriT0g",
+       "y": "PiUDxG5kr0Yw4Af8z1v5l3AZMayQTgYNq6Savl-D1jQnYyOBBdFOSJKulIDn5ReB"}
+
+
+def broker():
+    import json
+    t = "broker_request"
+    virtee = data("snp/milan-v2-virtee/report.bin")
+    table = certtable([(GUID_VCEK, data("snp/milan-v2-virtee/vcek.der"))])
+    snp_ev = {"report": b64u(virtee), "certs": b64u(table)}
+    tdx_ev = {"quote": b64u(data("tdx/v4-spr-go-tdx-guest/quote.dat"))}
+
+    def keys(name, **kw):
+        req = {"token": "web", "nonce": "@NONCE@", "tee": "snp", "evidence": snp_ev,
+               "pubkey": JWK}
+        req.update(kw)
+        req = {k: v for k, v in req.items() if v is not None}
+        write(t, name, b"\1" + json.dumps(req).encode())
+
+    write(t, "challenge", b'\0{"token":"web"}')
+    write(t, "challenge-unknown-token", b'\0{"token":"nope"}')
+    write(t, "challenge-extra-member", b'\0{"token":"web","tee":"snp","x":[1,{}]}')
+    keys("keys-snp-v1")
+    for name in ("v1", "v2"):
+        req = {"token": "web", "nonce": "@NONCE@", "tee": "snp", "evidence": snp_ev,
+               "pubkey": JWK}
+        if name == "v2":
+            req["alg"] = "ak2-ECDH-ES+A256GCM"
+        # byte 0 bit 6: the verifier accepts the evidence, the keys are released
+        write(t, "release-" + name, b"\x41" + json.dumps(req).encode())
+    keys("keys-snp-v2", alg="ak2-ECDH-ES+A256GCM")
+    keys("keys-snp-hsm-alg", alg="ak-hsm-RSA-OAEP-256")
+    keys("keys-tdx-v2", tee="tdx", evidence=tdx_ev, alg="ak2-ECDH-ES+A256GCM")
+    keys("keys-pin", pin="12345678")
+    keys("keys-no-pubkey", pubkey=None)
+    keys("keys-stale-nonce", nonce="A" * 87)
+    write(t, "public-web", b"\2")
+    write(t, "public-name-unknown", b"\3nope")
+    write(t, "public-name-dotdot", b"\3../web")
+    write(t, "health", b"\4")
+    write(t, "path-keys", b"\5/v1/keys\n{}")
+    write(t, "path-dotdot", b'\5/v1/../v1/challenge\n{"token":"web"}')
+    write(t, "path-metrics", b"\5/metrics\n")
+    write(t, "challenge-get", b"\6")
+    write(t, "keys-too-large", b"\7{}")
+    write(t, "challenge-no-content-type", b'\x08{"token":"web"}')
+    write(t, "challenge-text-plain", b'\x10{"token":"web"}')
+    write(t, "challenge-chunked", b'\x20{"token":"web"}')
+    write(t, "edge-deep-nesting", b"\0" + b"[" * 5000)
+    write(t, "edge-not-utf8", b'\0{"token":"\xff\xfe"}')
+    write(t, "edge-nul-in-string", b'\0{"token":"we\\u0000b"}')
+    write(t, "edge-empty", b"")
+
+
+TARGETS = {"snp_report": snp, "tdx_quote": tdx, "broker_request": broker}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:
