@@ -3,13 +3,13 @@
 # ./configure --enable-fuzzing (clang) links them with libFuzzer; any other
 # build links tests/fuzz/standalone.c instead, so make check runs every
 # seed and regression input of tests/fuzz/corpus/ on every build.
-FUZZ_NAMES = snp_report tdx_quote broker_request
+FUZZ_NAMES = snp_report tdx_quote broker_request module_response
 FUZZ_PROGS = tests/fuzz/fuzz_snp_report tests/fuzz/fuzz_tdx_quote \
-	tests/fuzz/fuzz_broker_request
+	tests/fuzz/fuzz_broker_request tests/fuzz/fuzz_module_response
 check_PROGRAMS += $(FUZZ_PROGS)
 TESTS += tests/fuzz/fuzz.sh
 TESTS_ENVIRONMENT += AK_FUZZ_NAMES='$(FUZZ_NAMES)' AK_FUZZING='$(AK_FUZZING)'
-EXTRA_DIST += tests/fuzz/fuzz.sh tests/fuzz/README.md tests/fuzz/seeds.py tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/fuzz.sh tests/fuzz/README.md tests/fuzz/seeds.py tests/fuzz/corpus tests/fuzz/keys
 noinst_HEADERS += tests/fuzz/fuzz.h
 
 if FUZZING
@@ -19,7 +19,8 @@ else
 FUZZ_DRIVER = tests/fuzz/standalone.c
 FUZZ_LINK =
 endif
-FUZZ_INCLUDES = $(AM_CPPFLAGS) -DAK_FUZZ_TESTDATA='"$(abs_top_srcdir)/tests/data"'
+FUZZ_INCLUDES = $(AM_CPPFLAGS) -DAK_FUZZ_TESTDATA='"$(abs_top_srcdir)/tests/data"' \
+	-DAK_FUZZ_SRCDIR='"$(abs_top_srcdir)/tests/fuzz"'
 FUZZ_LINKFLAGS = $(AM_LDFLAGS) $(FUZZ_LINK)
 FUZZ_COMMON = tests/fuzz/fuzz.c $(FUZZ_DRIVER)
 FUZZ_VERIFY_LIBS = libakverify.la libakcommon.la $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
@@ -43,6 +44,11 @@ tests_fuzz_fuzz_broker_request_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_broker_request_LDADD = libakbroker.la libakverify.la libakvault.la libakcommon.la \
 	$(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(CURL_LIBS) \
 	$(P11KIT_LIBS)
+
+tests_fuzz_fuzz_module_response_SOURCES = tests/fuzz/fuzz_module_response.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_module_response_CPPFLAGS = $(FUZZ_INCLUDES)
+tests_fuzz_fuzz_module_response_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_module_response_LDADD = libakcommon.la $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
 
 # Longer runs (FUZZ_SECONDS each, default 300), new inputs kept in the
 # build directory's tests/fuzz/work/<target>/; FUZZ_TARGETS picks targets.

@@ -162,7 +162,23 @@ def broker():
     write(t, "edge-empty", b"")
 
 
-TARGETS = {"snp_report": snp, "tdx_quote": tdx, "broker_request": broker}
+def module():
+    # the real releases (v1-*, v2-*, hsm-*) come from
+    # AK_FUZZ_WRITE_SEEDS=DIR tests/fuzz/fuzz_module_response (README.md)
+    t = "module_response"
+    write(t, "edge-not-json", b"\1{")
+    write(t, "edge-no-keys", b'\1{"token":"web","envelope":{}}')
+    write(t, "edge-v2-bad-epk", b'\1{"envelope":{"alg":"ak2-ECDH-ES+A256GCM","epk":'
+          b'{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}},"keys":[{"label":"a","id":"00",'
+          b'"type":"EC","iv":"","ct":"","tag":""}]}')
+    write(t, "edge-hsm-alg-mismatch", b'\2{"envelope":{"alg":"ak2-RSA-OAEP-256+A256KWP",'
+          b'"ek":"AAAA"},"keys":[{"label":"a","id":"00","type":"RSA","wrapped":"AAAA"}]}')
+    write(t, "edge-v1-jwe-not-object", b'\0{"keys":[{"label":"a","id":"00","type":"EC",'
+          b'"jwe":"x"}]}')
+
+
+TARGETS = {"snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
+           "module_response": module}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or TARGETS:

@@ -106,12 +106,12 @@ int main(int argc, char **argv)
 	unsigned count = 0;
 	int rc = 0;
 
+	if (LLVMFuzzerInitialize)
+		LLVMFuzzerInitialize(&argc, &argv);
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
 		return 2;
 	}
-	if (LLVMFuzzerInitialize)
-		LLVMFuzzerInitialize(&argc, &argv);
 	for (int i = 1; i < argc && rc == 0; i++) {
 		struct stat st;
 
