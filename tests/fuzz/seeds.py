@@ -177,7 +177,34 @@ def module():
           b'"jwe":"x"}]}')
 
 
-TARGETS = {"snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
+def ini():
+    t = "ini_config"
+    conf = os.path.join(TOP, "conf")
+    with open(os.path.join(conf, "attestkey.conf.example"), "rb") as f:
+        write(t, "module-example", b"\0" + f.read())
+    with open(os.path.join(conf, "broker.conf.example"), "rb") as f:
+        text = f.read()
+    # without the lines that name a Vault or an HSM (the target skips such inputs)
+    text = b"".join(l for l in text.splitlines(True)
+                    if b"vault" not in l.lower() and b"pkcs11" not in l.lower())
+    write(t, "broker-example", b"\1" + text)
+    write(t, "module-minimal", b"\0[module]\nbrokers = https://127.0.0.1:8443\n[token web]\n")
+    write(t, "module-two-brokers-tdx", b"\0[module]\nbrokers = https://a:1, https://b:2\n"
+          b"tee = tdx\ntimeout = 5\n[token web]\nlabel = Web\n[token db]\n")
+    # the file key store only: the target never opens a Vault or an HSM
+    data_dir = DATA
+    write(t, "broker-minimal", ("\1[broker]\nlisten = 127.0.0.1:0\ncert = %s/x.crt\n"
+                                "key = %s/x.key\nsecret_file = %s/secret\n[keystore]\n"
+                                "type = file\ndir = /nonexistent\n[token web]\n"
+                                "measurements = any\n" % (data_dir, data_dir, data_dir)).encode())
+    write(t, "edge-section-unterminated", b"\0[module\nbrokers=x\n")
+    write(t, "edge-duplicate-keys", b"\1[broker]\nlisten = a\nlisten = b\n[token a]\n[token a]\n")
+    write(t, "edge-long-line", b"\0[module]\nbrokers = " + b"h" * 5000 + b"\n")
+    write(t, "edge-nul-byte", b"\1[broker]\nlisten = 127.0.0.1\0:1\n")
+    write(t, "edge-empty", b"")
+
+
+TARGETS = {"ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
            "module_response": module}
 
 if __name__ == "__main__":
