@@ -16,8 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <inttypes.h>
-#include <openssl/crypto.h>
 #ifdef FUZZ_LSAN
 #include <sanitizer/lsan_interface.h>
 #endif
@@ -54,21 +52,11 @@ void fuzz_die(const char *what)
 static void lsan_see_secure_heap(void)
 {
 #ifdef FUZZ_LSAN
-	void *p = OPENSSL_secure_malloc(1);
-	uintptr_t a = (uintptr_t)p, lo, hi;
-	char line[512];
-	FILE *f = fopen("/proc/self/maps", "r");
+	uintptr_t lo, hi;
 
-	if (!p || !f)
+	if (ak_secure_heap_range(&lo, &hi) < 0)
 		fuzz_die("finding OpenSSL's secure heap");
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2 && lo <= a && a < hi) {
-			__lsan_register_root_region((void *)lo, hi - lo);
-			break;
-		}
-	}
-	fclose(f);
-	OPENSSL_secure_free(p);
+	__lsan_register_root_region((void *)lo, hi - lo);
 #endif
 }
 

@@ -204,7 +204,30 @@ def ini():
     write(t, "edge-empty", b"")
 
 
-TARGETS = {"ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
+def vault():
+    t = "vault_response"
+    ok, forbidden, sealed = b"\0\xc8", b"\x01\x93", b"\x01\xf7"
+    # shapes of Vault 1.x answers (KV v2 read, errors, approle login, lookup-self)
+    write(t, "kv-read", b"\1" + ok + b'{"request_id":"r","lease_id":"","renewable":false,'
+          b'"lease_duration":0,"data":{"data":{"pem":"-----BEGIN PRIVATE KEY-----\\nMIIB'
+          b'\\n-----END PRIVATE KEY-----\\n","cert":"x"},"metadata":{"created_time":'
+          b'"2026-11-01T00:00:00Z","deletion_time":"","destroyed":false,"version":3}},'
+          b'"wrap_info":null,"warnings":null,"auth":null}')
+    write(t, "errors-permission-denied", b"\0" + forbidden +
+          b'{"errors":["1 error occurred:\\n\\t* permission denied\\n\\n"]}')
+    write(t, "errors-sealed", b"\0" + sealed + b'{"errors":["Vault is sealed"]}')
+    write(t, "errors-empty", b"\0" + b"\x01\xf4" + b'{"errors":[]}')
+    write(t, "approle-login", b"\2" + ok + b'{"auth":{"client_token":"hvs.x","accessor":"a",'
+          b'"policies":["default"],"lease_duration":2764800,"renewable":true}}')
+    write(t, "lookup-self", b"\6" + ok + b'{"data":{"ttl":3600,"renewable":false,'
+          b'"expire_time":"2026-12-01T11:00:00Z"}}')
+    write(t, "edge-not-json", b"\1" + ok + b"<html>bad gateway</html>")
+    write(t, "edge-errors-control-chars", b"\0" + forbidden +
+          b'{"errors":["a\\u0000b\\u001b[31mred\\t\\t\\tc"]}')
+    write(t, "edge-huge-ttl", b"\2" + ok + b'{"auth":{"lease_duration":9223372036854775807}}')
+
+
+TARGETS = {"vault_response": vault, "ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
            "module_response": module}
 
 if __name__ == "__main__":
