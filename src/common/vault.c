@@ -165,8 +165,10 @@ long ak_vault_backoff_ms(unsigned attempt)
 
 bool ak_vault_renew_due(time_t now, time_t obtained, long ttl)
 {
-	/* renew when less than a third of the TTL is left */
-	return ttl > 0 && now >= obtained + ttl - ttl / 3;
+	/* renew when less than a third of the TTL is left; as elapsed time,
+	 * since obtained + ttl overflows for a TTL near LONG_MAX from an
+	 * answer (tests/fuzz/corpus/vault_response/regress-renew-due-overflow) */
+	return ttl > 0 && now - obtained >= ttl - ttl / 3;
 }
 
 /* ---- libcurl share and handle pool ------------------------------------ */
