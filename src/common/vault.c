@@ -241,6 +241,10 @@ struct body {
 
 static int plain_append(struct ak_secbuf *b, const void *p, size_t n)
 {
+	/* libcurl may hand an empty chunk; NULL + 0 is undefined (found by
+	 * fuzz_vault_response under UBSan) */
+	if (n == 0)
+		return 0;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 1024;
 		uint8_t *nd;
