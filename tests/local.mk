@@ -20,3 +20,4 @@ include $(srcdir)/tests/unit/vault.mk
 include $(srcdir)/tests/unit/key.mk
 include $(srcdir)/tests/integration/local.mk
 include $(srcdir)/tests/bench/local.mk
+include $(srcdir)/tests/fuzz/local.mk

@@ -165,8 +165,10 @@ long ak_vault_backoff_ms(unsigned attempt)
 
 bool ak_vault_renew_due(time_t now, time_t obtained, long ttl)
 {
-	/* renew when less than a third of the TTL is left */
-	return ttl > 0 && now >= obtained + ttl - ttl / 3;
+	/* renew when less than a third of the TTL is left; as elapsed time,
+	 * since obtained + ttl overflows for a TTL near LONG_MAX from an
+	 * answer (tests/fuzz/corpus/vault_response/regress-renew-due-overflow) */
+	return ttl > 0 && now - obtained >= ttl - ttl / 3;
 }
 
 /* ---- libcurl share and handle pool ------------------------------------ */
@@ -239,6 +241,10 @@ struct body {
 
 static int plain_append(struct ak_secbuf *b, const void *p, size_t n)
 {
+	/* libcurl may hand an empty chunk; NULL + 0 is undefined (found by
+	 * fuzz_vault_response under UBSan) */
+	if (n == 0)
+		return 0;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 1024;
 		uint8_t *nd;

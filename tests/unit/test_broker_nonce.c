@@ -142,8 +142,8 @@ static void test_encoding(void **state)
 {
 	char n[BROKER_NONCE_STR_LEN + 1], t[BROKER_NONCE_STR_LEN + 2], msg[256];
 	static const char *garbage[] = {"", "x", "AQAA", "not base64 at all!",
-					"................................................"
-					"......................................."};
+					("................................................"
+					 ".......................................")};
 	size_t i;
 
 	(void)state;

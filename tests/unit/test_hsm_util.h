@@ -31,6 +31,6 @@ void th_hsm_teardown(struct th_hsm *h);
 int th_hsm_import(const struct th_hsm *h, const char *label, const char *id, EVP_PKEY *key,
 		  bool extractable, bool pub, X509 *cert);
 /* Run a shell command in h->dir (output to h->dir/cmd.log). 0 or -1. */
-int th_hsm_run(const struct th_hsm *h, const char *fmt, ...);
+int th_hsm_run(const struct th_hsm *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,6 +89,9 @@ static void test_renew_due(void **state)
 	assert_true(ak_vault_renew_due(1100, 1000, 30));
 	/* no TTL (root token): never */
 	assert_false(ak_vault_renew_due(999999, 1000, 0));
+	/* a TTL no clock reaches (found by tests/fuzz/fuzz_vault_response) */
+	assert_false(ak_vault_renew_due(1796122465, 1796122465, LONG_MAX));
+	assert_true(ak_vault_renew_due(1796122465, 1000, 1500000000));
 }
 
 struct refusal {

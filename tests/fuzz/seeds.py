@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Write the seed corpora of tests/fuzz/corpus/ from the real vectors of
+tests/data plus hand-made edge cases (tests/fuzz/README.md). A developer
+tool: run it from the source tree's top after changing it, commit its
+output. Regression inputs (corpus/*/regress-*) are kept as they are."""
+import os
+import struct
+import sys
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA = os.path.join(TOP, "tests", "data")
+CORPUS = os.path.join(TOP, "tests", "fuzz", "corpus")
+
+GUID_VCEK = "63da758d-e664-4564-adc5-f4b93be8accd"
+GUID_ASK = "4ab7b379-bbac-4fe4-a02f-05aef327c782"
+GUID_ARK = "c0b406a4-a803-4952-9743-3fb6014cd0ae"
+
+
+def data(rel):
+    with open(os.path.join(DATA, rel), "rb") as f:
+        return f.read()
+
+
+def pem_der(rel):
+    import base64
+    text = data(rel).decode()
+    body = text.split("-----BEGIN CERTIFICATE-----")[1].split("-----END CERTIFICATE-----")[0]
+    return base64.b64decode("".join(body.split()))
+
+
+def certtable(entries):
+    """The GHCB certificate table: 24-byte entries (GUID as in the text
+    form's byte order, offset, length), an all-zero one, then the DERs."""
+    hdr = b""
+    blobs = b""
+    off = 24 * (len(entries) + 1)
+    for guid, der in entries:
+        hdr += bytes.fromhex(guid.replace("-", "")) + struct.pack("<II", off, len(der))
+        off += len(der)
+        blobs += der
+    return hdr + bytes(24) + blobs
+
+
+def write(target, name, blob):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(blob)
+
+
+def snp():
+    virtee = data("snp/milan-v2-virtee/report.bin")
+    gosev = data("snp/milan-v2-go-sev-guest/report.bin")
+    genoa = data("snp/genoa-v3-trustee/report.bin")
+    ask, ark = pem_der("snp/amd-roots/ask-milan.pem"), pem_der("snp/amd-roots/ark-milan.pem")
+    vcek_v = data("snp/milan-v2-virtee/vcek.der")
+    vcek_g = data("snp/milan-v2-go-sev-guest/vcek.der")
+    t = "snp_report"
+    write(t, "milan-virtee-vcek", virtee + certtable([(GUID_VCEK, vcek_v)]))
+    write(t, "milan-virtee-full-chain",
+          virtee + certtable([(GUID_VCEK, vcek_v), (GUID_ASK, ask), (GUID_ARK, ark)]))
+    write(t, "milan-gosev-vcek", gosev + certtable([(GUID_VCEK, vcek_g)]))
+    write(t, "genoa-trustee-vcek",
+          genoa + certtable([(GUID_VCEK, data("snp/genoa-v3-trustee/vcek.der"))]))
+    write(t, "virtee-report-other-vcek", virtee + certtable([(GUID_VCEK, vcek_g)]))
+    write(t, "virtee-report-turin-vcek",
+          virtee + certtable([(GUID_VCEK, data("snp/turin-vcek-only-virtee/vcek.der"))]))
+    write(t, "virtee-report-badsig-vcek", virtee + certtable(
+        [(GUID_VCEK, data("snp/negative-vcek-trustee/vcek-badsig-hwid-octetstring.der"))]))
+    write(t, "virtee-report-only", virtee)
+    # edge cases
+    write(t, "edge-empty", b"")
+    write(t, "edge-report-short", virtee[:-1])
+    write(t, "edge-report-v1", struct.pack("<I", 1) + virtee[4:])
+    write(t, "edge-table-no-terminator", virtee + bytes.fromhex(GUID_VCEK.replace("-", "")) +
+          struct.pack("<II", 48, 10))
+    write(t, "edge-table-offset-outside", virtee + bytes.fromhex(GUID_VCEK.replace("-", "")) +
+          struct.pack("<II", 0xfffffff0, 0x20) + bytes(24))
+    write(t, "edge-table-zero-length", virtee + bytes.fromhex(GUID_VCEK.replace("-", "")) +
+          struct.pack("<II", 48, 0) + bytes(24))
+    write(t, "edge-vcek-truncated", virtee + certtable([(GUID_VCEK, vcek_v[:200])]))
+
+
+def tdx():
+    t = "tdx_quote"
+    for d in ("v4-debug-trustee", "v4-gcp-cos113-go-tdx-guest", "v4-spr-go-tdx-guest",
+              "v5-tdx15-go-tdx-guest"):
+        write(t, "quote-" + d, b"\0" + data("tdx/%s/quote.dat" % d))
+    write(t, "tcbinfo-spr", b"\1" + data("tdx/v4-spr-go-tdx-guest/tcb_info.json"))
+    write(t, "tcbinfo-2025-09", b"\1" + data("tdx/v4-spr-go-tdx-guest/tcb_info_2025-09.json"))
+    write(t, "tcbinfo-v5", b"\1" + data("tdx/v5-tdx15-go-tdx-guest/tcb_info.json"))
+    write(t, "qeid-spr", b"\2" + data("tdx/v4-spr-go-tdx-guest/qe_identity.json"))
+    write(t, "qeid-v5", b"\2" + data("tdx/v5-tdx15-go-tdx-guest/qe_identity.json"))
+    spr = data("tdx/v4-spr-go-tdx-guest/quote.dat")
+    write(t, "edge-quote-header-only", b"\0" + spr[:48])
+    write(t, "edge-quote-cut-in-signature", b"\0" + spr[:700])
+    write(t, "edge-tcbinfo-empty-object", b"\1{}")
+    write(t, "edge-tcbinfo-bad-signature", b'\1{"tcbInfo":{"version":3},"signature":"00"}')
+    write(t, "edge-qeid-array", b"\2[]")
+    write(t, "edge-empty", b"")
+
+
+def b64u(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+# a P-384 public key made once with openssl for these seeds (public only)
+JWK = {"kty": "EC", "crv": "P-384",
+       "x": "4blDk8uRha4qeCrneFalM7CjQvJrjZBbp5oRXTvsr76-8arImGyg51fNFTEriT0g",
+       "y": "PiUDxG5kr0Yw4Af8z1v5l3AZMayQTgYNq6Savl-D1jQnYyOBBdFOSJKulIDn5ReB"}
+
+
+def broker():
+    import json
+    t = "broker_request"
+    virtee = data("snp/milan-v2-virtee/report.bin")
+    table = certtable([(GUID_VCEK, data("snp/milan-v2-virtee/vcek.der"))])
+    snp_ev = {"report": b64u(virtee), "certs": b64u(table)}
+    tdx_ev = {"quote": b64u(data("tdx/v4-spr-go-tdx-guest/quote.dat"))}
+
+    def keys(name, **kw):
+        req = {"token": "web", "nonce": "@NONCE@", "tee": "snp", "evidence": snp_ev,
+               "pubkey": JWK}
+        req.update(kw)
+        req = {k: v for k, v in req.items() if v is not None}
+        write(t, name, b"\1" + json.dumps(req).encode())
+
+    write(t, "challenge", b'\0{"token":"web"}')
+    write(t, "challenge-unknown-token", b'\0{"token":"nope"}')
+    write(t, "challenge-extra-member", b'\0{"token":"web","tee":"snp","x":[1,{}]}')
+    keys("keys-snp-v1")
+    for name in ("v1", "v2"):
+        req = {"token": "web", "nonce": "@NONCE@", "tee": "snp", "evidence": snp_ev,
+               "pubkey": JWK}
+        if name == "v2":
+            req["alg"] = "ak2-ECDH-ES+A256GCM"
+        # byte 0 bit 6: the verifier accepts the evidence, the keys are released
+        write(t, "release-" + name, b"\x41" + json.dumps(req).encode())
+    keys("keys-snp-v2", alg="ak2-ECDH-ES+A256GCM")
+    keys("keys-snp-hsm-alg", alg="ak-hsm-RSA-OAEP-256")
+    keys("keys-tdx-v2", tee="tdx", evidence=tdx_ev, alg="ak2-ECDH-ES+A256GCM")
+    keys("keys-pin", pin="12345678")
+    keys("keys-no-pubkey", pubkey=None)
+    keys("keys-stale-nonce", nonce="A" * 87)
+    write(t, "public-web", b"\2")
+    write(t, "public-name-unknown", b"\3nope")
+    write(t, "public-name-dotdot", b"\3../web")
+    write(t, "health", b"\4")
+    write(t, "path-keys", b"\5/v1/keys\n{}")
+    write(t, "path-dotdot", b'\5/v1/../v1/challenge\n{"token":"web"}')
+    write(t, "path-metrics", b"\5/metrics\n")
+    write(t, "challenge-get", b"\6")
+    write(t, "keys-too-large", b"\7{}")
+    write(t, "challenge-no-content-type", b'\x08{"token":"web"}')
+    write(t, "challenge-text-plain", b'\x10{"token":"web"}')
+    write(t, "challenge-chunked", b'\x20{"token":"web"}')
+    write(t, "edge-deep-nesting", b"\0" + b"[" * 5000)
+    write(t, "edge-not-utf8", b'\0{"token":"\xff\xfe"}')
+    write(t, "edge-nul-in-string", b'\0{"token":"we\\u0000b"}')
+    write(t, "edge-empty", b"")
+
+
+def module():
+    # the real releases (v1-*, v2-*, hsm-*) come from
+    # AK_FUZZ_WRITE_SEEDS=DIR tests/fuzz/fuzz_module_response (README.md)
+    t = "module_response"
+    write(t, "edge-not-json", b"\1{")
+    write(t, "edge-no-keys", b'\1{"token":"web","envelope":{}}')
+    write(t, "edge-v2-bad-epk", b'\1{"envelope":{"alg":"ak2-ECDH-ES+A256GCM","epk":'
+          b'{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}},"keys":[{"label":"a","id":"00",'
+          b'"type":"EC","iv":"","ct":"","tag":""}]}')
+    write(t, "edge-hsm-alg-mismatch", b'\2{"envelope":{"alg":"ak2-RSA-OAEP-256+A256KWP",'
+          b'"ek":"AAAA"},"keys":[{"label":"a","id":"00","type":"RSA","wrapped":"AAAA"}]}')
+    write(t, "edge-v1-jwe-not-object", b'\0{"keys":[{"label":"a","id":"00","type":"EC",'
+          b'"jwe":"x"}]}')
+
+
+def ini():
+    t = "ini_config"
+    conf = os.path.join(TOP, "conf")
+    with open(os.path.join(conf, "attestkey.conf.example"), "rb") as f:
+        write(t, "module-example", b"\0" + f.read())
+    with open(os.path.join(conf, "broker.conf.example"), "rb") as f:
+        text = f.read()
+    # without the lines that name a Vault or an HSM (the target skips such inputs)
+    text = b"".join(l for l in text.splitlines(True)
+                    if b"vault" not in l.lower() and b"pkcs11" not in l.lower())
+    write(t, "broker-example", b"\1" + text)
+    write(t, "module-minimal", b"\0[module]\nbrokers = https://127.0.0.1:8443\n[token web]\n")
+    write(t, "module-two-brokers-tdx", b"\0[module]\nbrokers = https://a:1, https://b:2\n"
+          b"tee = tdx\ntimeout = 5\n[token web]\nlabel = Web\n[token db]\n")
+    # the file key store only: the target never opens a Vault or an HSM
+    data_dir = DATA
+    write(t, "broker-minimal", ("\1[broker]\nlisten = 127.0.0.1:0\ncert = %s/x.crt\n"
+                                "key = %s/x.key\nsecret_file = %s/secret\n[keystore]\n"
+                                "type = file\ndir = /nonexistent\n[token web]\n"
+                                "measurements = any\n" % (data_dir, data_dir, data_dir)).encode())
+    write(t, "edge-section-unterminated", b"\0[module\nbrokers=x\n")
+    write(t, "edge-duplicate-keys", b"\1[broker]\nlisten = a\nlisten = b\n[token a]\n[token a]\n")
+    write(t, "edge-long-line", b"\0[module]\nbrokers = " + b"h" * 5000 + b"\n")
+    write(t, "edge-nul-byte", b"\1[broker]\nlisten = 127.0.0.1\0:1\n")
+    write(t, "edge-empty", b"")
+
+
+def vault():
+    t = "vault_response"
+    ok, forbidden, sealed = b"\0\xc8", b"\x01\x93", b"\x01\xf7"
+    # shapes of Vault 1.x answers (KV v2 read, errors, approle login, lookup-self)
+    write(t, "kv-read", b"\1" + ok + b'{"request_id":"r","lease_id":"","renewable":false,'
+          b'"lease_duration":0,"data":{"data":{"pem":"-----BEGIN PRIVATE KEY-----\\nMIIB'
+          b'\\n-----END PRIVATE KEY-----\\n","cert":"x"},"metadata":{"created_time":'
+          b'"2026-11-01T00:00:00Z","deletion_time":"","destroyed":false,"version":3}},'
+          b'"wrap_info":null,"warnings":null,"auth":null}')
+    write(t, "errors-permission-denied", b"\0" + forbidden +
+          b'{"errors":["1 error occurred:\\n\\t* permission denied\\n\\n"]}')
+    write(t, "errors-sealed", b"\0" + sealed + b'{"errors":["Vault is sealed"]}')
+    write(t, "errors-empty", b"\0" + b"\x01\xf4" + b'{"errors":[]}')
+    write(t, "approle-login", b"\2" + ok + b'{"auth":{"client_token":"hvs.x","accessor":"a",'
+          b'"policies":["default"],"lease_duration":2764800,"renewable":true}}')
+    write(t, "lookup-self", b"\6" + ok + b'{"data":{"ttl":3600,"renewable":false,'
+          b'"expire_time":"2026-12-01T11:00:00Z"}}')
+    write(t, "edge-not-json", b"\1" + ok + b"<html>bad gateway</html>")
+    write(t, "edge-errors-control-chars", b"\0" + forbidden +
+          b'{"errors":["a\\u0000b\\u001b[31mred\\t\\t\\tc"]}')
+
+
+TARGETS = {"vault_response": vault, "ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
+           "module_response": module}
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or TARGETS:
+        TARGETS[name]()
