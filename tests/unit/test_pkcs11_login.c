@@ -231,7 +231,7 @@ static unsigned handle_keys(const json_t *in, json_t **out)
 		*out = error_body("binding_mismatch", "REPORT_DATA is not the binding of this request");
 		return 403;
 	}
-	switch (mode) {
+	switch ((enum mode)atomic_load(&mode)) {
 	case MODE_REFUSE:
 		*out = error_body("measurement_not_allowed",
 				  "measurement 0123 is not in the allow-list of token web");
