@@ -13,19 +13,6 @@ hsm_setup
 hsm_broker_conf
 start_broker
 
-reloads() { grep -c "configuration reloaded" "$T/broker.log" || true; }
-hup() {
-	local before
-	before=$(reloads)
-	kill -HUP "$BROKER_PID"
-	for _ in $(seq 300); do
-		[ "$(reloads)" -gt "$before" ] && return 0
-		grep -q "reload refused" "$T/broker.log" && return 1
-		kill -0 "$BROKER_PID" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
 login() {
 	"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$1.out" 2>"$T/$1.err"
 	grep -q "^login: CKR_OK\$" "$T/$1.out" && grep -q "private_keys: 2" "$T/$1.out"

@@ -14,22 +14,6 @@ setup_world_tdx
 CURL="curl -s --cacert $T/pki/broker-ca.pem -H Content-Type:application/json"
 start_broker
 
-# reloads: how many reloads the broker logged as done / refused
-reloads() { grep -c "configuration reloaded" "$T/broker.log" || true; }
-refused() { grep -c "reload refused" "$T/broker.log" || true; }
-# hup WHAT: SIGHUP, then wait until the log counts one more line of WHAT
-# (reloads or refused): signals sent back to back may merge into one
-hup() {
-	local what=$1 before
-	before=$($what)
-	kill -HUP "$BROKER_PID"
-	for _ in $(seq 300); do
-		[ "$($what)" -gt "$before" ] && return 0
-		kill -0 "$BROKER_PID" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
 login() { "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$1.out" 2>"$T/$1.err"; }
 released() { grep -q "^login: CKR_OK\$" "$T/$1.out" && grep -q "private_keys: 2" "$T/$1.out"; }
 challenge_tees() { $CURL --data-binary '{"token":"web"}' "$BROKER_URL/v1/challenge" | jq -c .tee; }

@@ -14,18 +14,6 @@ lease_world() {
 }
 # token_conf LINE...: append lines to the module's [token web] (the last section)
 token_conf() { printf '%s\n' "$@" >>"$T/attestkey.conf"; }
-reloads() { grep -c "configuration reloaded" "$T/broker.log" || true; }
-# hup: SIGHUP the broker and wait until it logged one more reload
-hup() {
-	local before
-	before=$(reloads)
-	kill -HUP "$BROKER_PID"
-	for _ in $(seq 300); do
-		[ "$(reloads)" -gt "$before" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # field FILE NAME: the value of "NAME: value" in a leasehost report
 field() { sed -n "s/^$2: //p" "$1" | head -n 1; }
 # wait_for FILE REGEX [N]: until FILE has N (default 1) lines matching (60 s at most)

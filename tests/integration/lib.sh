@@ -234,6 +234,25 @@ start_broker() {
 	BROKER_URL="https://127.0.0.1:$(cat "$T/broker.port")"
 	write_module_conf "$@"
 }
+# reloads / refused: how many SIGHUP reloads the broker logged as done / refused
+reloads() { grep -c "configuration reloaded" "$T/broker.log" || true; }
+refused() { grep -c "reload refused" "$T/broker.log" || true; }
+# hup [WHAT]: SIGHUP the broker, then wait until the log counts one more
+# line of WHAT (reloads, the default, or refused): signals sent back to
+# back may merge into one. Waiting for a reload, a refused one fails at once.
+hup() {
+	local what=${1:-reloads} before no
+	before=$($what)
+	no=$(refused)
+	kill -HUP "$BROKER_PID"
+	for _ in $(seq 300); do
+		[ "$($what)" -gt "$before" ] && return 0
+		[ "$what" = reloads ] && [ "$(refused)" -gt "$no" ] && return 1
+		kill -0 "$BROKER_PID" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
 stop_broker() {
 	[ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
 	BROKER_PID=""
