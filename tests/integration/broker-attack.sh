@@ -194,8 +194,8 @@ fi
 kill -0 "$SLOWPID" 2>/dev/null || diag "the slowloris ended before the honest requests did"
 wait "$SLOWPID"
 diag "$(cat "$T/slowloris.out")"
-check "the slowloris was held to the per-client limit (8; the client sees closes a little late)" bash -c \
-	"grep -Eq 'at most ([0-9]|1[0-2]) open at once' '$T/slowloris.out'"
+check "the slowloris was held to the per-client limit (8; 10 allowed: a close and the next accept may overlap)" bash -c \
+	"grep -Eq 'at most ([0-9]|10) open at once' '$T/slowloris.out'"
 check "the broker is still serving" bash -c "$CURL $BROKER_URL/v1/health | jq -e '.status == \"ok\"'"
 check "the deadlines are logged in a few lines, not one per connection" \
 	test "$(grep -c 'past their deadline' "$T/broker.log")" -le 5

@@ -165,6 +165,16 @@ static int hold(SSL_CTX *ctx, const char *src, unsigned port, int n, double secs
 				slot_close(&slots[i]);
 			}
 			opened += r > 0;
+		}
+		/* Count after one quick look at every open slot: a pass of
+		 * steps can take long on a loaded machine, and a slot seen
+		 * open early in it may have been closed by the server (and
+		 * its place taken) before the pass ended. */
+		for (i = 0; i < n; i++) {
+			if (slots[i].open && server_done(slots[i].fd)) {
+				ended++;
+				slot_close(&slots[i]);
+			}
 			open_now += slots[i].open;
 		}
 		if (open_now > max_open)
