@@ -9,6 +9,11 @@
  * release takes a ready key instead of waiting for one; under saturation
  * the pool is empty and a release makes its own key, as before.
  *
+ * The thread refills in batches: it sleeps until a curve's stock falls to
+ * BROKER_EPK_LOW, then fills it up again. A wake-up per key taken cost two
+ * context switches per release, which are dear in a virtual machine
+ * (docs/performance.md, issue 10, fourth day).
+ *
  * Every key is used for exactly one envelope and freed (OpenSSL wipes its
  * scalar, which lives in the secure heap); ready keys never leave this
  * process and are freed when the server stops.
@@ -26,24 +31,30 @@
 
 static const char *const crvs[] = { "P-256", "P-384" };
 #define N_CRV AK_ARRAY_SIZE(crvs)
+#define BROKER_EPK_LOW (BROKER_EPK_POOL / 2)
 
 struct broker_epk_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t taken; /* a key was taken, or stop */
 	EVP_PKEY *keys[N_CRV][BROKER_EPK_POOL];
 	size_t n[N_CRV];
+	bool filling[N_CRV]; /* below BROKER_EPK_LOW since the last full stock */
 	bool stop;
 	pthread_t th;
 };
 
-/* The curve whose stock is lowest, or -1 when all are full. */
-static int lowest_inlock(const struct broker_epk_pool *p)
+/* The curve being refilled whose stock is lowest, or -1 when none is. */
+static int lowest_inlock(struct broker_epk_pool *p)
 {
 	int best = -1;
 	size_t i;
 
 	for (i = 0; i < N_CRV; i++) {
-		if (p->n[i] < BROKER_EPK_POOL && (best < 0 || p->n[i] < p->n[best]))
+		if (p->n[i] <= BROKER_EPK_LOW)
+			p->filling[i] = true;
+		else if (p->n[i] == BROKER_EPK_POOL)
+			p->filling[i] = false;
+		if (p->filling[i] && (best < 0 || p->n[i] < p->n[best]))
 			best = (int)i;
 	}
 	return best;
@@ -117,7 +128,8 @@ EVP_PKEY *broker_epk_pool_take(struct broker_epk_pool *p, const char *crv)
 	if (p->n[c]) {
 		k = p->keys[c][--p->n[c]];
 		p->keys[c][p->n[c]] = NULL;
-		pthread_cond_signal(&p->taken);
+		if (p->n[c] == BROKER_EPK_LOW)
+			pthread_cond_signal(&p->taken);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return k;

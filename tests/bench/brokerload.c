@@ -23,8 +23,9 @@
  * valid signature by the chip's VCEK key, each nonce used once, for a few
  * multiplications. Enough are made for BROKERLOAD_RATE releases/s
  * (default 2500) over the run; a client that runs out signs in full and
- * counts a miss. BROKERLOAD_PRESIGN=0 signs every report in full, as the
- * chip simulator does.
+ * counts a miss. The clients take nonces from one pool, so one served more
+ * often than the others does not run out first. BROKERLOAD_PRESIGN=0 signs
+ * every report in full, as the chip simulator does.
  * Prints "releases=N errors=E seconds=S rate=R presign_misses=M".
  */
 #include "config.h"
@@ -34,6 +35,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,12 @@ struct shared {
 	bool v2;
 	struct ev_sim_params sim;
 	double deadline;
+	/* the nonces made ahead, one pool for all clients (a client that is
+	 * served more often than the others takes more of them) */
+	EC_KEY *vcek;
+	struct presig *pool;
+	size_t n_pool;
+	atomic_size_t next;
 };
 
 /* An ECDSA nonce made ahead: k^-1 mod n and r = x(kG) mod n. */
@@ -67,9 +75,8 @@ struct client {
 	pthread_t th;
 	unsigned long releases, errors, misses;
 	char first_error[256];
-	EC_KEY *vcek; /* the chip's signing key, for presigned reports */
-	struct presig *pool;
-	size_t n_pool, used;
+	struct presig *slice; /* the part of the shared pool this client fills */
+	size_t n_slice;
 };
 
 struct body {
@@ -166,18 +173,15 @@ static bool keys_open(EVP_PKEY *eph, const json_t *resp, const char *token, cons
 	return ok;
 }
 
-/* Fill the client's pool of nonces (before the measured time). */
+/* Fill the client's slice of the pool of nonces (before the measured time);
+ * an entry left empty counts as a miss when it is taken. */
 static void *presign_fill(void *arg)
 {
 	struct client *c = arg;
 
-	while (c->n_pool < c->used) {
-		struct presig *p = &c->pool[c->n_pool];
-
-		if (ECDSA_sign_setup(c->vcek, NULL, &p->kinv, &p->r) != 1)
+	for (size_t i = 0; i < c->n_slice; i++)
+		if (ECDSA_sign_setup(c->sh->vcek, NULL, &c->slice[i].kinv, &c->slice[i].r) != 1)
 			break;
-		c->n_pool++;
-	}
 	return NULL;
 }
 
@@ -186,6 +190,9 @@ static void *presign_fill(void *arg)
 static int presigned(void *arg, const uint8_t *data, size_t len, uint8_t *r_out, uint8_t *s_out)
 {
 	struct client *c = arg;
+	struct shared *sh = c->sh;
+	struct presig *p = NULL;
+	size_t i = atomic_fetch_add(&sh->next, 1);
 	unsigned char dg[48];
 	unsigned int dlen = 0;
 	ECDSA_SIG *sig;
@@ -194,16 +201,16 @@ static int presigned(void *arg, const uint8_t *data, size_t len, uint8_t *r_out,
 
 	if (EVP_Digest(data, len, dg, &dlen, EVP_sha384(), NULL) != 1)
 		return -1;
-	if (c->used < c->n_pool) {
-		struct presig *p = &c->pool[c->used++];
-
-		sig = ECDSA_do_sign_ex(dg, (int)dlen, p->kinv, p->r, c->vcek);
+	if (i < sh->n_pool && sh->pool[i].kinv)
+		p = &sh->pool[i];
+	if (p) {
+		sig = ECDSA_do_sign_ex(dg, (int)dlen, p->kinv, p->r, sh->vcek);
 		BN_clear_free(p->kinv);
 		BN_free(p->r);
 		p->kinv = p->r = NULL;
 	} else {
 		c->misses++;
-		sig = ECDSA_do_sign(dg, (int)dlen, c->vcek);
+		sig = ECDSA_do_sign(dg, (int)dlen, sh->vcek);
 	}
 	if (!sig)
 		return -1;
@@ -230,7 +237,7 @@ static void *run(void *arg)
 		fail(c, "set-up", 0, NULL);
 		goto out;
 	}
-	if (c->vcek) {
+	if (sh->vcek) {
 		sim.sign = presigned;
 		sim.sign_arg = c;
 	}
@@ -287,7 +294,7 @@ int main(int argc, char **argv)
 	struct client *cl;
 	unsigned long releases = 0, errors = 0, misses = 0;
 	EVP_PKEY *vcek = NULL;
-	size_t per = 0;
+	size_t per = 0, heap = AK_SECURE_HEAP_DEFAULT;
 	bool presign;
 	long n, ms;
 	double t0, t1;
@@ -307,7 +314,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "brokerload: MEASUREMENT_HEX is not 96 hex digits\n");
 		return 2;
 	}
-	if (ak_secure_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	presign = getenv("BROKERLOAD_PRESIGN") == NULL || strcmp(getenv("BROKERLOAD_PRESIGN"), "0");
+	if (presign) {
+		const char *rs = getenv("BROKERLOAD_RATE");
+		double rate = rs ? strtod(rs, NULL) : 2500.0;
+
+		per = (size_t)(rate * (double)ms / 1000.0 / (double)n) + 8;
+	}
+	/* OpenSSL keeps each nonce's k^-1 in the secure heap (BN_secure_new in
+	 * its ECDSA set-up): room for the pool (at most 128 bytes a nonce) on
+	 * top of what the clients' own keys need, or the pool comes out short. */
+	while (heap < AK_SECURE_HEAP_DEFAULT + per * (size_t)n * 128)
+		heap *= 2;
+	if (ak_secure_init_size(heap) < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return 1;
 	sh.url = argv[1];
 	sh.ca = argv[2];
@@ -315,14 +334,10 @@ int main(int argc, char **argv)
 	cl = calloc((size_t)n, sizeof(*cl));
 	if (!cl)
 		return 1;
-	presign = getenv("BROKERLOAD_PRESIGN") == NULL || strcmp(getenv("BROKERLOAD_PRESIGN"), "0");
 	if (presign) {
-		const char *rs = getenv("BROKERLOAD_RATE");
-		double rate = rs ? strtod(rs, NULL) : 2500.0;
 		char *kpath = malloc(strlen(argv[3]) + sizeof("/vcek.key"));
 		FILE *f;
 
-		per = (size_t)(rate * (double)ms / 1000.0 / (double)n) + 8;
 		if (!kpath)
 			return 1;
 		sprintf(kpath, "%s/vcek.key", argv[3]);
@@ -335,18 +350,20 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		free(kpath);
+		sh.vcek = EVP_PKEY_get1_EC_KEY(vcek);
+		sh.n_pool = per * (size_t)n;
+		sh.pool = calloc(sh.n_pool, sizeof(*sh.pool));
+		if (!sh.vcek || !sh.pool)
+			return 1;
 		for (i = 0; i < n; i++) {
-			cl[i].vcek = EVP_PKEY_get1_EC_KEY(vcek);
-			cl[i].pool = calloc(per, sizeof(*cl[i].pool));
-			cl[i].used = per; /* the fill's target, then the next to use */
-			if (!cl[i].vcek || !cl[i].pool ||
-			    pthread_create(&cl[i].th, NULL, presign_fill, &cl[i]) != 0)
+			cl[i].sh = &sh;
+			cl[i].slice = sh.pool + (size_t)i * per;
+			cl[i].n_slice = per;
+			if (pthread_create(&cl[i].th, NULL, presign_fill, &cl[i]) != 0)
 				return 1;
 		}
-		for (i = 0; i < n; i++) {
+		for (i = 0; i < n; i++)
 			pthread_join(cl[i].th, NULL);
-			cl[i].used = 0;
-		}
 	}
 	t0 = now_s();
 	sh.deadline = t0 + (double)ms / 1000.0;
@@ -369,14 +386,12 @@ int main(int argc, char **argv)
 	t1 = now_s();
 	printf("releases=%lu errors=%lu seconds=%.3f rate=%.1f presign_misses=%lu\n", releases,
 	       errors, t1 - t0, (double)releases / (t1 - t0), misses);
-	for (i = 0; i < n; i++) {
-		for (size_t j = 0; j < cl[i].n_pool; j++) {
-			BN_clear_free(cl[i].pool[j].kinv);
-			BN_free(cl[i].pool[j].r);
-		}
-		free(cl[i].pool);
-		EC_KEY_free(cl[i].vcek);
+	for (size_t j = 0; j < sh.n_pool; j++) {
+		BN_clear_free(sh.pool[j].kinv);
+		BN_free(sh.pool[j].r);
 	}
+	free(sh.pool);
+	EC_KEY_free(sh.vcek);
 	EVP_PKEY_free(vcek);
 	free(cl);
 	ev_sim_params_clear(&sh.sim);
