@@ -84,7 +84,9 @@ int broker_audit_open(const struct broker_config *cfg, struct broker_audit **out
 		free(a);
 		return -ENOMEM;
 	}
-	if (pthread_cond_init(&a->flushed_cond, NULL) != 0) {
+	if (pthread_cond_init(&a->flushed_cond[0], NULL) != 0 ||
+	    (pthread_cond_init(&a->flushed_cond[1], NULL) != 0 &&
+	     (pthread_cond_destroy(&a->flushed_cond[0]), true))) {
 		pthread_mutex_destroy(&a->flush_lock);
 		pthread_rwlock_destroy(&a->lock);
 		free(a);
@@ -132,7 +134,8 @@ void broker_audit_close(struct broker_audit *a)
 	if (a->syslog_fd >= 0)
 		close(a->syslog_fd);
 	pthread_rwlock_destroy(&a->lock);
-	pthread_cond_destroy(&a->flushed_cond);
+	pthread_cond_destroy(&a->flushed_cond[0]);
+	pthread_cond_destroy(&a->flushed_cond[1]);
 	pthread_mutex_destroy(&a->flush_lock);
 	free(a->path);
 	free(a->socket);
@@ -192,8 +195,12 @@ int broker_audit_reopen(struct broker_audit *a)
  * line written meanwhile durable at once: with N requests writing lines
  * concurrently, one flush instead of N. A line's result is the first flush
  * that covers it, never a later one: after a failed write-back (EIO), a
- * later fdatasync() may succeed while the failed pages are lost. The
- * caller holds a->lock for reading (the fd cannot change). */
+ * later fdatasync() may succeed while the failed pages are lost.
+ * A waiter sleeps once: its round's end wakes only the lines that round
+ * covered (flushed_cond[round % 2]) and one waiter of the next round, which
+ * starts it, instead of every waiter at every round's end (two context
+ * switches a release more, dear in a VM: docs/performance.md). The caller
+ * holds a->lock for reading (the fd cannot change). */
 static int flush_through(struct broker_audit *a)
 {
 	const size_t n = sizeof(a->rounds) / sizeof(a->rounds[0]);
@@ -221,10 +228,11 @@ static int flush_through(struct broker_audit *a)
 			a->rounds[round % n].err = ret;
 			a->finished = round + 1;
 			a->flushing = false;
-			pthread_cond_broadcast(&a->flushed_cond);
+			pthread_cond_broadcast(&a->flushed_cond[round % 2]);
+			pthread_cond_signal(&a->flushed_cond[(round + 1) % 2]);
 			continue;
 		}
-		pthread_cond_wait(&a->flushed_cond, &a->flush_lock);
+		pthread_cond_wait(&a->flushed_cond[mine % 2], &a->flush_lock);
 	}
 	pthread_mutex_unlock(&a->flush_lock);
 	return ret;

@@ -74,7 +74,9 @@ struct broker_audit {
 	 * fdatasync(2) at a time makes every line written before it durable,
 	 * so concurrent releases share a flush. Under flush_lock. */
 	pthread_mutex_t flush_lock;
-	pthread_cond_t flushed_cond;
+	/* waiters for round r sleep on flushed_cond[r % 2]: a round's end wakes
+	 * the lines it covered and one waiter of the next round, to flush it */
+	pthread_cond_t flushed_cond[2];
 	uint64_t started;  /* flush rounds started (the next one's number) */
 	uint64_t finished; /* flush rounds finished */
 	bool flushing;
