@@ -57,6 +57,9 @@ enum ak_reason {
 	/* issue 12: key lifecycle */
 	AK_R_REVOKED,            /* the token, chip id, FMSPC or measurement is on the
 				  * broker's deny list (attestkey-broker revoke) */
+	/* issue 13: hostile clients */
+	AK_R_RATE_LIMITED,       /* the client's address is over [broker] rate_limit:
+				  * HTTP 429, try later or another replica */
 	AK_R_INTERNAL,
 	AK_R_COUNT_
 };

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -104,8 +105,24 @@ struct broker {
 	struct broker_replay *replay;
 	struct broker_metrics *metrics; /* NULL: metrics_listen = off, or not started */
 	struct broker_deny *deny;	/* [broker] deny_list; NULL: none */
+	struct broker_ratelimit *ratelimit; /* NULL until broker_start() */
 	uint16_t port; /* bound port once started */
 };
+
+/* Per-client rate limit (ratelimit.c): a token bucket per client address
+ * (IPv4, or IPv6 /64) in a bounded table. */
+struct broker_ratelimit;
+enum broker_rl_verdict {
+	BROKER_RL_ALLOW = 0,
+	BROKER_RL_REFUSE,	/* over the limit, and already refused before */
+	BROKER_RL_REFUSE_FIRST, /* over the limit, after being served */
+};
+int broker_ratelimit_new(struct broker_ratelimit **out) AK_WUR;
+void broker_ratelimit_free(struct broker_ratelimit *rl); /* NULL-safe */
+/* Take a token of sa's bucket (rate per second, burst at most); rate 0 or
+ * an address that is not IP: always allowed. */
+enum broker_rl_verdict broker_ratelimit_take(struct broker_ratelimit *rl, const struct sockaddr *sa,
+					     double rate, double burst, int64_t now_us);
 
 /* Takes ownership of cfg; opens the audit log. */
 int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t errlen) AK_WUR;
@@ -135,6 +152,7 @@ struct broker_reply {
 	json_t *body;	   /* caller json_decref()s */
 	const char *allow; /* Allow: header for 405, else NULL */
 	bool bearer;	   /* WWW-Authenticate: Bearer (401 of /v1/admin/) */
+	unsigned retry_after; /* Retry-After: seconds (429), 0: none */
 };
 
 /* Route and answer one request; always fills rep (body never NULL unless
@@ -150,6 +168,9 @@ bool broker_precheck(const struct broker_request *req, struct broker_reply *rep)
  * secret are answered 401 before their body is read. */
 bool broker_precheck_conf(struct broker *b, const struct broker_request *req,
 			  struct broker_reply *rep);
+
+/* The 429 of a client over [broker] rate_limit (server.c decides). */
+void broker_reply_rate_limited(struct broker_reply *rep, const char *msg);
 
 /* Free a string from json_dumps() with jansson's allocator. */
 void broker_json_free(void *p);

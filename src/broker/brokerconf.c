@@ -441,6 +441,14 @@ static int apply_broker(struct broker_config *c, const struct entry *e, char *de
 			c->max_connections_per_ip = (unsigned)n;
 		else
 			c->max_connections = (unsigned)n;
+	} else if (strcmp(k, "rate_limit") == 0 || strcmp(k, "rate_burst") == 0) {
+		bool burst = k[5] == 'b';
+
+		r = parse_range(v, burst ? 1 : 0, BROKER_MAX_RATE,
+				burst ? &c->rate_burst : &c->rate_limit);
+		if (r < 0)
+			snprintf(detail, dlen, "'%s' is not a number from %d to %d", v, burst ? 1 : 0,
+				 BROKER_MAX_RATE);
 	} else if (strcmp(k, "handshake_timeout") == 0 || strcmp(k, "request_timeout") == 0) {
 		r = parse_range(v, 1, BROKER_MAX_TIMEOUT,
 				k[0] == 'h' ? &c->handshake_timeout : &c->request_timeout);
@@ -1402,6 +1410,8 @@ static int load(const char *path, struct problems *pr, struct broker_config **ou
 	c->threads = broker_default_threads();
 	c->max_connections = BROKER_DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_ip = BROKER_DEFAULT_MAX_PER_IP;
+	c->rate_limit = BROKER_DEFAULT_RATE_LIMIT;
+	c->rate_burst = BROKER_DEFAULT_RATE_BURST;
 	c->handshake_timeout = BROKER_DEFAULT_HANDSHAKE_TIMEOUT;
 	c->request_timeout = BROKER_DEFAULT_REQUEST_TIMEOUT;
 	c->refs = 1;

@@ -34,6 +34,9 @@ unsigned broker_default_threads(void);
 #define BROKER_DEFAULT_MAX_CONNECTIONS 1000
 #define BROKER_MAX_MAX_CONNECTIONS 100000
 #define BROKER_DEFAULT_MAX_PER_IP 32 /* 0: no per-client limit */
+#define BROKER_DEFAULT_RATE_LIMIT 100 /* requests a second per client address; 0: none */
+#define BROKER_DEFAULT_RATE_BURST 200
+#define BROKER_MAX_RATE 1000000
 #define BROKER_DEFAULT_HANDSHAKE_TIMEOUT 5
 #define BROKER_DEFAULT_REQUEST_TIMEOUT 10
 #define BROKER_MAX_TIMEOUT 3600
@@ -104,6 +107,8 @@ struct broker_config {
 	size_t secure_heap; /* bytes; 0: auto, from the key store */
 	unsigned max_connections;	 /* ceiling of open connections */
 	unsigned max_connections_per_ip; /* per client address; 0: none */
+	uint64_t rate_limit; /* requests + new connections a second per client address; 0: none */
+	uint64_t rate_burst; /* what a client may send at once after a quiet time */
 	/* issue 12: revocation (docs/lifecycle.md) */
 	char *deny_list;		 /* NULL: nothing is denied */
 	char *admin_token_path;		 /* NULL: no /v1/admin/ paths (404) */

@@ -127,6 +127,12 @@ static void reply_error(struct broker_reply *rep, enum ak_reason r, unsigned sta
 		rep->status = 500;
 }
 
+void broker_reply_rate_limited(struct broker_reply *rep, const char *msg)
+{
+	reply_error(rep, AK_R_RATE_LIMITED, 429, msg);
+	rep->retry_after = 1;
+}
+
 static void utc_now(char out[32])
 {
 	time_t t = time(NULL);

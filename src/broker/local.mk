@@ -10,6 +10,7 @@ libakbroker_la_SOURCES = \
 	src/broker/denylist.h \
 	src/broker/denylist.c \
 	src/broker/epkpool.c \
+	src/broker/ratelimit.c \
 	src/broker/handler.c \
 	src/broker/keystore.h \
 	src/broker/keystore.c \

@@ -91,6 +91,8 @@ static struct {
 	_Atomic long fetch_last[AK_FETCH_TARGETS_];
 	struct token_slot tokens[TOKEN_SLOTS];
 	_Atomic uint64_t releases_other; /* the table is full, or a name too long */
+	_Atomic uint64_t rate_limited[2];   /* requests, connections */
+	_Atomic uint64_t rate_limited_clients;
 } m;
 
 static void observe(struct histogram *h, int64_t us)
@@ -293,6 +295,13 @@ static void write_histogram(FILE *f, const char *name, const char *label, struct
 	fprintf(f, "%s_count{%s} %" PRIu64 "\n", name, label, cum);
 }
 
+void broker_metrics_rate_limited(bool connection, bool first)
+{
+	atomic_fetch_add_explicit(&m.rate_limited[connection], 1, memory_order_relaxed);
+	if (first)
+		atomic_fetch_add_explicit(&m.rate_limited_clients, 1, memory_order_relaxed);
+}
+
 int broker_metrics_write(FILE *f)
 {
 	char esc[2 * TOKEN_NAME_MAX + 1], label[64];
@@ -351,6 +360,18 @@ int broker_metrics_write(FILE *f)
 		snprintf(label, sizeof(label), "target=\"%s\"", target_names[i]);
 		write_histogram(f, "attestkey_fetch_duration_seconds", label, &m.fetch[i]);
 	}
+	header(f, "attestkey_rate_limited_total", "counter",
+	       "Requests answered 429 and connections closed at accept because their client "
+	       "address was over [broker] rate_limit.");
+	fprintf(f, "attestkey_rate_limited_total{what=\"request\"} %" PRIu64 "\n",
+		get(&m.rate_limited[0]));
+	fprintf(f, "attestkey_rate_limited_total{what=\"connection\"} %" PRIu64 "\n",
+		get(&m.rate_limited[1]));
+	header(f, "attestkey_rate_limited_clients_total", "counter",
+	       "Times a client address went over [broker] rate_limit (counted once until it "
+	       "is served again).");
+	fprintf(f, "attestkey_rate_limited_clients_total %" PRIu64 "\n",
+		get(&m.rate_limited_clients));
 	return ferror(f) ? -EIO : 0;
 }
 

@@ -61,6 +61,10 @@ void broker_metrics_store_failed(const char *type);
  * broker_metrics_start, exposed for the unit tests. */
 void broker_metrics_fetch(int target, long http, int64_t us);
 
+/* A request (or, connection: a new connection) refused by the per-client
+ * rate limit; first: its client just went over the limit. */
+void broker_metrics_rate_limited(bool connection, bool first);
+
 /* The whole exposition to f. 0 or -errno. */
 int broker_metrics_write(FILE *f) AK_WUR;
 /* A label value escaped as the exposition format asks (backslash, double

@@ -456,6 +456,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct broker_reply 
 	    (rep->bearer &&
 	     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer") != MHD_YES))
 		goto out;
+	if (rep->retry_after) {
+		char ra[16];
+
+		snprintf(ra, sizeof(ra), "%u", rep->retry_after);
+		if (MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra) != MHD_YES)
+			goto out;
+	}
 	ret = MHD_queue_response(c, text ? rep->status : 500, resp);
 out:
 	if (resp)
@@ -477,6 +484,68 @@ static enum MHD_Result answer(struct MHD_Connection *c, const struct conn_state 
 	return ret;
 }
 
+/* Lines about clients over the rate limit, a burst per minute: a flood
+ * from many addresses must not grow the log without bound. */
+static pthread_mutex_t rl_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t rl_log_window;
+static unsigned long rl_log_count, rl_log_dropped;
+#define RL_LOG_PER_MINUTE 20
+
+/* Whether sa is over [broker] rate_limit; takes one of its tokens when
+ * not. Counted in /metrics, and a line when a client goes over. */
+static bool over_rate(struct broker *b, const struct sockaddr *sa, bool connection)
+{
+	struct broker_config *cfg = broker_config_hold(b);
+	uint64_t rate = cfg ? cfg->rate_limit : 0, burst = cfg ? cfg->rate_burst : 1;
+	enum broker_rl_verdict v;
+	char peer[NI_MAXHOST] = "-";
+	int64_t now = ak_now_us();
+	unsigned long dropped = 0;
+	bool say = false;
+
+	broker_config_release(cfg);
+	v = broker_ratelimit_take(b->ratelimit, sa, (double)rate, (double)burst, now);
+	if (v == BROKER_RL_ALLOW)
+		return false;
+	broker_metrics_rate_limited(connection, v == BROKER_RL_REFUSE_FIRST);
+	if (v != BROKER_RL_REFUSE_FIRST)
+		return true;
+	pthread_mutex_lock(&rl_log_lock);
+	if (now - rl_log_window >= 60 * 1000000LL) {
+		dropped = rl_log_dropped;
+		rl_log_window = now;
+		rl_log_count = rl_log_dropped = 0;
+	}
+	say = rl_log_count++ < RL_LOG_PER_MINUTE;
+	if (!say)
+		rl_log_dropped++;
+	pthread_mutex_unlock(&rl_log_lock);
+	if (dropped)
+		ak_log(AK_LOG_WARNING, "rate limit: %lu more clients went over it in the last minute",
+		       dropped);
+	if (say) {
+		socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							  : sizeof(struct sockaddr_in);
+
+		if (getnameinfo(sa, len, peer, sizeof(peer), NULL, 0, NI_NUMERICHOST) != 0)
+			snprintf(peer, sizeof(peer), "-");
+		ak_log(AK_LOG_WARNING,
+		       "rate limit: client %s is over %" PRIu64 " requests a second (burst %" PRIu64
+		       "): its requests are answered 429 and its new connections closed until it "
+		       "slows down",
+		       peer, rate, burst);
+	}
+	return true;
+}
+
+/* MHD's accept policy: a new connection costs its client a token, so a
+ * flood of TLS handshakes is closed before its handshake costs anything. */
+static enum MHD_Result accept_cb(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	(void)addrlen;
+	return over_rate(cls, addr, true) ? MHD_NO : MHD_YES;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
 				 const char *method, const char *version, const char *upload_data,
 				 size_t *upload_data_size, void **con_cls)
@@ -485,6 +554,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 	struct conn_state *st = *con_cls;
 	struct broker_request req;
 	struct broker_reply rep = {0};
+	const union MHD_ConnectionInfo *ci;
 	char peer[NI_MAXHOST];
 
 	(void)version;
@@ -497,6 +567,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 		/* What the headers alone refuse is answered now; MHD then
 		 * discards the body and closes the connection. */
 		request_from_headers(c, url, method, st, peer, sizeof(peer), &req);
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci && ci->client_addr && over_rate(b, ci->client_addr, false)) {
+			broker_reply_rate_limited(&rep, "too many requests from this address: "
+							"slow down, or try another broker");
+			track_set(b, c, 0, false);
+			return answer(c, st, &req, &rep);
+		}
 		if (broker_precheck_conf(b, &req, &rep)) {
 			track_set(b, c, 0, false);
 			return answer(c, st, &req, &rep);
@@ -607,8 +684,15 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 			 strerror(-r));
 		return r;
 	}
+	r = broker_ratelimit_new(&b->ratelimit);
+	if (r < 0) {
+		freeaddrinfo(ai);
+		guard_stop(b);
+		snprintf(err, errlen, "cannot set up the rate limit table: %s", strerror(-r));
+		return r;
+	}
 	b->mhd = MHD_start_daemon(
-	    flags, 0, NULL, NULL, access_cb, b, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    flags, 0, accept_cb, b, access_cb, b, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_CERT, cfg->cert_pem,
 	    MHD_OPTION_HTTPS_MEM_KEY, (const char *)cfg->key_pem.data, MHD_OPTION_HTTPS_PRIORITIES,
 	    BROKER_TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
@@ -626,6 +710,8 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	freeaddrinfo(ai);
 	if (!b->mhd) {
 		guard_stop(b);
+		broker_ratelimit_free(b->ratelimit);
+		b->ratelimit = NULL;
 		snprintf(err, errlen,
 			 "cannot listen on %s:%s (address in use, or the TLS certificate/key "
 			 "rejected; see above)",
@@ -652,8 +738,11 @@ void broker_stop(struct broker *b)
 		MHD_stop_daemon(b->mhd);
 		b->mhd = NULL;
 	}
-	if (b)
+	if (b) {
 		guard_stop(b); /* after the last connection */
+		broker_ratelimit_free(b->ratelimit);
+		b->ratelimit = NULL;
+	}
 	if (b) {
 		broker_epk_pool_stop(b->epk); /* after the last request */
 		b->epk = NULL;

@@ -46,6 +46,7 @@ static const struct {
 	[AK_R_COLLATERAL_UNAVAILABLE] = { "collateral_unavailable", 503 },
 	[AK_R_ALG_UNSUPPORTED] = { "alg_unsupported", 400 },
 	[AK_R_REVOKED] = { "revoked", 403 },
+	[AK_R_RATE_LIMITED] = { "rate_limited", 429 },
 	[AK_R_INTERNAL] = { "internal", 500 },
 };
 

@@ -229,7 +229,8 @@ static void release_id(const json_t *resp, char *out, size_t outlen);
 
 /* POST to the current broker. Transport failures and answers of a broker
  * that cannot serve now (HTTP 5xx: keystore_unavailable, audit_unavailable,
- * collateral_unavailable, internal, or a proxy's 502/503/504) hand over to
+ * collateral_unavailable, internal, or a proxy's 502/503/504) and 429
+ * (rate_limited: this replica limits the guest's address) hand over to
  * the next broker (c->retry, the reason in c->why) unless this is the last;
  * a 4xx refusal is final: every replica applies the same policy. CKR_OK
  * with the answer otherwise. */
@@ -243,7 +244,8 @@ static CK_RV post(struct client *c, const char *path, const char *req, long *sta
 		c->retry = true; /* post_one noted why */
 		return CKR_DEVICE_ERROR;
 	}
-	if (*status >= 500 && c->cur + 1 < c->cfg->n_brokers) {
+	/* 429: this replica limits this guest's address now; another may not */
+	if ((*status >= 500 || *status == 429) && c->cur + 1 < c->cfg->n_brokers) {
 		char text[700];
 
 		refusal_text(*resp, text, sizeof(text));

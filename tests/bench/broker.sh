@@ -24,8 +24,9 @@ cp "$T/keys/web/ec.key" "$T/keys/web/ec.crt" "$T/keys/one/"
 make_keys "$T/keys/ten" 10 || bail "cannot make the keys of token ten"
 write_broker_conf "" "[token one]" "measurements = $MEASUREMENT" "" "[token ten]" \
 	"measurements = $MEASUREMENT"
-# the 64 clients all come from 127.0.0.1: no per-address ceiling
+# the 64 clients all come from 127.0.0.1: no per-address ceiling, no rate limit
 sed -i '/^\[broker\]/a max_connections_per_ip = 0' "$T/broker.conf"
+sed -i '/^\[broker\]/a rate_limit = 0' "$T/broker.conf"
 start_broker
 
 # floors: releases/s one core could make if a release cost only its

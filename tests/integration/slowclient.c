@@ -17,6 +17,17 @@
  *     that never finishes the handshake (raw). Prints after how many
  *     seconds the server closed it; exit 0 if it did within SECONDS, 1 if
  *     it was still open.
+ *
+ *   slowclient flood SRC PORT SECONDS
+ *     Bad requests as fast as it can (POST /v1/challenge with an empty
+ *     JSON object, 16 pipelined at a time) over one TLS connection from
+ *     SRC, opened again whenever the server closes it. Prints how many
+ *     were sent and how each was answered.
+ *
+ *   slowclient handshakes SRC PORT SECONDS
+ *     New TLS connections from SRC as fast as it can, each closed after
+ *     its handshake. Prints how many handshakes finished and how many
+ *     connections the server closed or refused first.
  */
 #include "config.h"
 
@@ -102,6 +113,21 @@ static bool slot_open(struct slot *s, SSL_CTX *ctx, const char *src, unsigned po
 	s->ssl = SSL_new(ctx);
 	if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1 || SSL_connect(s->ssl) != 1 ||
 	    SSL_write(s->ssl, REQUEST_HEAD, (int)strlen(REQUEST_HEAD)) <= 0) {
+		slot_close(s);
+		return false;
+	}
+	s->open = true;
+	return true;
+}
+
+/* A finished TLS handshake and nothing sent; blocking. */
+static bool slot_open_plain(struct slot *s, SSL_CTX *ctx, const char *src, unsigned port)
+{
+	s->fd = tcp_connect(src, port);
+	if (s->fd < 0)
+		return false;
+	s->ssl = SSL_new(ctx);
+	if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1 || SSL_connect(s->ssl) != 1) {
 		slot_close(s);
 		return false;
 	}
@@ -237,14 +263,122 @@ static int dribble(SSL_CTX *ctx, const char *src, unsigned port, bool tls, long 
 	return 1;
 }
 
+#define FLOOD_BATCH 16
+#define FLOOD_REQUEST                                                                              \
+	"POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"      \
+	"Content-Length: 2\r\n\r\n{}"
+
+/* Count the status lines in buf (answers to pipelined requests); the
+ * first 429 is shown, on one line. */
+static int count_answers(const char *buf, size_t n, long *ok, long *limited, long *other)
+{
+	static bool more; /* the first 429's body comes in the next read */
+	int found = 0;
+	size_t i, j;
+
+	if (more) {
+		printf("first 429 body: ");
+		for (j = 0; j < n && j < 300; j++)
+			putchar(buf[j] == '\r' || buf[j] == '\n' ? ' ' : buf[j]);
+		putchar('\n');
+		more = false;
+	}
+	for (i = 0; i + 12 <= n; i++) {
+		if (memcmp(buf + i, "HTTP/1.1 ", 9) != 0)
+			continue;
+		found++;
+		if (memcmp(buf + i + 9, "429", 3) == 0 && (*limited)++ == 0) {
+			printf("first 429: ");
+			for (j = i; j < n && j < i + 600; j++)
+				putchar(buf[j] == '\r' || buf[j] == '\n' ? ' ' : buf[j]);
+			putchar('\n');
+			more = !memmem(buf + i, n - i, "\r\n\r\n{", 5);
+		} else if (memcmp(buf + i + 9, "429", 3) == 0) {
+			/* counted */
+		} else if (buf[i + 9] == '2')
+			(*ok)++;
+		else
+			(*other)++;
+	}
+	return found;
+}
+
+static int flood(SSL_CTX *ctx, const char *src, unsigned port, double secs)
+{
+	static char batch[FLOOD_BATCH * sizeof(FLOOD_REQUEST)];
+	char buf[65536];
+	struct slot s = {-1, NULL, false};
+	long sent = 0, ok = 0, limited = 0, other = 0, conns = 0, refused = 0;
+	double t0 = now_s(), end = t0 + secs;
+	size_t blen = 0;
+	int i, r;
+
+	for (i = 0; i < FLOOD_BATCH; i++) {
+		memcpy(batch + blen, FLOOD_REQUEST, strlen(FLOOD_REQUEST));
+		blen += strlen(FLOOD_REQUEST);
+	}
+	while (now_s() < end) {
+		int want = FLOOD_BATCH, got = 0;
+
+		if (!s.open) {
+			if (!slot_open_plain(&s, ctx, src, port)) {
+				refused++;
+				continue;
+			}
+			conns++;
+		}
+		if (SSL_write(s.ssl, batch, (int)blen) <= 0) {
+			slot_close(&s);
+			continue;
+		}
+		sent += want;
+		/* a partial status line cut by a read is not counted: at most
+		 * one answer a read, out of 16 */
+		while (got < want && (r = SSL_read(s.ssl, buf, sizeof(buf))) > 0)
+			got += count_answers(buf, (size_t)r, &ok, &limited, &other);
+		if (got < want)
+			slot_close(&s); /* the server closed it */
+	}
+	slot_close(&s);
+	printf("flood from %s: %ld requests sent in %.1f s (%.0f/s), answered: %ld 2xx, %ld 429, "
+	       "%ld other; %ld connections, %ld refused or closed before their handshake\n",
+	       src, sent, now_s() - t0, (double)sent / (now_s() - t0), ok, limited, other, conns,
+	       refused);
+	return 0;
+}
+
+static int handshakes(SSL_CTX *ctx, const char *src, unsigned port, double secs)
+{
+	struct slot s = {-1, NULL, false};
+	long done = 0, failed = 0;
+	double t0 = now_s(), end = t0 + secs;
+
+	while (now_s() < end) {
+		if (slot_open_plain(&s, ctx, src, port))
+			done++;
+		else
+			failed++;
+		slot_close(&s);
+	}
+	printf("handshakes from %s: %ld done, %ld connections closed or refused before the "
+	       "handshake ended, in %.1f s (%.0f/s tried)\n",
+	       src, done, failed, now_s() - t0, (double)(done + failed) / (now_s() - t0));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	SSL_CTX *ctx;
 	int r;
 
-	if (argc != 7 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "dribble") != 0)) {
+	bool quick = argc == 5 && (strcmp(argv[1], "flood") == 0 ||
+				   strcmp(argv[1], "handshakes") == 0);
+
+	if (!quick &&
+	    (argc != 7 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "dribble") != 0))) {
 		fprintf(stderr, "usage: slowclient hold SRC PORT N SECONDS INTERVAL_MS\n"
-				"       slowclient dribble SRC PORT tls|raw INTERVAL_MS SECONDS\n");
+				"       slowclient dribble SRC PORT tls|raw INTERVAL_MS SECONDS\n"
+				"       slowclient flood|handshakes SRC PORT SECONDS\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -252,7 +386,11 @@ int main(int argc, char **argv)
 	if (!ctx)
 		return 2;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* an attacker checks nothing */
-	if (strcmp(argv[1], "hold") == 0)
+	if (strcmp(argv[1], "flood") == 0)
+		r = flood(ctx, argv[2], (unsigned)atoi(argv[3]), atof(argv[4]));
+	else if (strcmp(argv[1], "handshakes") == 0)
+		r = handshakes(ctx, argv[2], (unsigned)atoi(argv[3]), atof(argv[4]));
+	else if (strcmp(argv[1], "hold") == 0)
 		r = hold(ctx, argv[2], (unsigned)atoi(argv[3]), atoi(argv[4]), atof(argv[5]),
 			 atol(argv[6]));
 	else

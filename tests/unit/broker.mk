@@ -11,6 +11,7 @@ BROKER_TESTS = \
 	tests/unit/test_broker_heap \
 	tests/unit/test_broker_handler \
 	tests/unit/test_broker_sim \
+	tests/unit/test_broker_ratelimit \
 	tests/unit/test_metrics
 check_PROGRAMS += $(BROKER_TESTS)
 TESTS += $(BROKER_TESTS)
@@ -22,6 +23,10 @@ BROKER_TEST_LDADD = libakbroker.la libakverify.la libakvault.la libakcommon.la \
 tests_unit_test_broker_nonce_SOURCES = tests/unit/test_broker_nonce.c
 tests_unit_test_broker_nonce_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_broker_nonce_LDADD = $(BROKER_TEST_LDADD)
+
+tests_unit_test_broker_ratelimit_SOURCES = tests/unit/test_broker_ratelimit.c
+tests_unit_test_broker_ratelimit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_broker_ratelimit_LDADD = $(BROKER_TEST_LDADD)
 
 tests_unit_test_broker_keystore_SOURCES = tests/unit/test_broker_keystore.c \
 	tests/unit/test_broker_util.c

@@ -67,6 +67,8 @@ static void test_defaults(void **state)
 	assert_true(c->threads >= 4 && c->threads <= 64);
 	assert_int_equal(c->max_connections, 1000);
 	assert_int_equal(c->max_connections_per_ip, 32);
+	assert_int_equal(c->rate_limit, 100);
+	assert_int_equal(c->rate_burst, 200);
 	assert_int_equal(c->handshake_timeout, 5);
 	assert_int_equal(c->request_timeout, 10);
 	assert_string_equal(c->listen_host, "127.0.0.1");
@@ -170,6 +172,9 @@ static void test_bad_values(void **state)
 	    {"threads = 1000\n", NULL, {"[broker] threads"}},
 	    {"max_connections = 0\n", NULL, {"[broker] max_connections", "'0'"}},
 	    {"max_connections = lots\n", NULL, {"[broker] max_connections", "'lots'"}},
+	    {"rate_limit = -1\n", NULL, {"[broker] rate_limit", "'-1'", "from 0 to 1000000"}},
+	    {"rate_burst = 0\n", NULL, {"[broker] rate_burst", "'0'", "from 1 to 1000000"}},
+	    {"rate_burst = 2000000\n", NULL, {"[broker] rate_burst", "'2000000'"}},
 	    {"max_connections_per_ip = 100001\n", NULL, {"[broker] max_connections_per_ip"}},
 	    {"handshake_timeout = 0\n", NULL, {"[broker] handshake_timeout", "seconds"}},
 	    {"request_timeout = 3601\n", NULL, {"[broker] request_timeout", "seconds"}},
