@@ -239,6 +239,8 @@ latency() { # NAME: "p50 p99" of the honest times, in ms
 		awk '{ v[NR] = $1 } END { i = int(0.99 * NR); if (i < 0.99 * NR) i++;
 			printf "p50 %.1f ms, p99 %.1f ms", v[int((NR + 1) / 2)], v[i] }'
 }
+honest_run quiet
+diag "honest challenges with no attack: $(latency quiet)"
 for attack in flood handshakes; do
 	src=127.0.0.5
 	[ "$attack" = handshakes ] && src=127.0.0.6
