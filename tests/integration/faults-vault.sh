@@ -1,0 +1,56 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Fault injection against the real Vault (issue 13 item 3; the inventory:
+# docs/security.md "Fault injection"; sealed, revoked token, 403, 404, 429
+# and unreachable are in vault-broker.sh): a slow Vault, stopped (SIGSTOP)
+# for longer than the broker's Vault timeout. The broker refuses the release
+# 503 keystore_unavailable within its timeout, naming the timeout; the
+# module holds no key; once Vault runs again the broker serves again.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vault-lib.sh"
+need curl jq openssl
+vault_find
+
+VAULT_TIMEOUT=1 # the broker's [keystore vault] timeout, seconds
+
+setup_world
+# login NAME: a C_Login through the module; output in $T/NAME.out and
+# .err, its wall time in whole seconds in $T/NAME.secs
+login() {
+	local t0=$SECONDS
+	"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$1.out" 2>"$T/$1.err"
+	echo $((SECONDS - t0)) >"$T/$1.secs"
+}
+
+vault_start_dev
+vault_world
+vault_broker_conf "timeout = $VAULT_TIMEOUT" "retries = 0"
+start_broker
+login first
+check "a login gets both keys from Vault" grep -q "private_keys: 2" "$T/first.out"
+
+# slow: Vault stopped; the broker's read gets no answer
+kill -STOP "$VAULT_PID"
+login slow
+kill -CONT "$VAULT_PID"
+check "slow: C_Login fails" grep -q "^login: CKR_FUNCTION_REJECTED$" "$T/slow.out"
+check "slow: the module names the broker's 503 keystore_unavailable" \
+	grep -Eq "keystore_unavailable: .*HTTP 503 from $BROKER_URL" "$T/slow.err"
+check "slow: no private key is held" grep -q "private_keys: 0" "$T/slow.out"
+check "slow: refused as keystore_unavailable in the audit log" \
+	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.reason == \"keystore_unavailable\" and .event == \"refuse\"'"
+check "slow: the broker's log names Vault, the request and the timeout" \
+	grep -Eq "refused keystore_unavailable: key store: Vault at $VAULT_URL unreachable: GET .*: no answer within the $((VAULT_TIMEOUT * 1000)) ms timeout" "$T/broker.log"
+# the broker's Vault timeout, plus slack for the attestation and a loaded machine
+check "slow: within the broker's Vault timeout + slack ($(cat "$T/slow.secs") s <= $((VAULT_TIMEOUT + 5)) s)" \
+	test "$(cat "$T/slow.secs")" -le $((VAULT_TIMEOUT + 5))
+diag_stream <"$T/slow.err"
+grep "refused keystore_unavailable" "$T/broker.log" | tail -n 1 | diag_stream
+
+# recovered: Vault runs again
+for _ in $(seq 50); do [ "$(vault_health)" = 200 ] && break; sleep 0.1; done
+login back
+check "back: Vault running again, the broker serves again" grep -q "private_keys: 2" "$T/back.out"
+stop_broker
+vault_stop
+finish

@@ -1,0 +1,185 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Fault injection (issue 13 item 3; the inventory of every fault and the
+# test that injects it: docs/security.md "Fault injection"). The faults no
+# other test injects, each met with a specific error within the configured
+# timeout and no key held:
+#  - the broker SIGKILLed, or SIGSTOPped, in the middle of one login (after
+#    its challenge, while the module builds its evidence);
+#  - a listening socket that never reads (the TLS handshake never starts);
+#  - truncated, non-JSON, 100 MB and wrong-Content-Type answers, and a real
+#    release made for another ephemeral key, replayed (httpfixture over TLS);
+#  - nginx keeps serving on the key it holds after the broker is SIGKILLed.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/httpfixture-lib.sh"
+need curl jq openssl python3 jose
+
+TIMEOUT=2 # the module's [module] timeout in these cases
+DELAY_MS=2000 # the sim's evidence delay: the window between challenge and release
+
+setup_world
+CURL="curl -s --max-time 20 --cacert $T/pki/broker-ca.pem"
+# login NAME: a C_Login through the module; its output in $T/NAME.out and
+# .err, its wall time in whole seconds in $T/NAME.secs
+login() {
+	local t0=$SECONDS
+	"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$1.out" 2>"$T/$1.err"
+	echo $((SECONDS - t0)) >"$T/$1.secs"
+}
+# unreached NAME URL WHY: the login failed with CKR_DEVICE_ERROR, one line
+# names URL and WHY, no private key is held, within LIMIT seconds
+unreached() {
+	local name=$1 url=$2 why=$3 limit=$4
+	check "$name: C_Login returns CKR_DEVICE_ERROR" grep -q "^login: CKR_DEVICE_ERROR$" "$T/$name.out"
+	check "$name: one line names the broker URL and why ($why)" \
+		grep -Eq "token 'web': no key broker could be reached: $url: .*($why)" "$T/$name.err"
+	check "$name: no private key is held" grep -q "private_keys: 0" "$T/$name.out"
+	check "$name: within the configured time + slack ($(cat "$T/$name.secs") s <= $limit s)" \
+		test "$(cat "$T/$name.secs")" -le "$limit"
+	diag_stream <"$T/$name.err"
+}
+# module_conf [DELAY_MS]: the module's configuration for the running broker,
+# timeout = $TIMEOUT, and the sim's evidence delay when given
+module_conf() {
+	write_module_conf
+	sed -i "s/^timeout = .*/timeout = $TIMEOUT/" "$T/attestkey.conf"
+	[ -z "${1:-}" ] || sed -i "/^\[sim\]/a delay_ms = $1" "$T/attestkey.conf"
+}
+challenges() { grep -c '"event": *"challenge"' "$T/audit.jsonl" 2>/dev/null || true; }
+# wait_challenge N: until the audit log counts N challenges (5 s at most)
+wait_challenge() {
+	for _ in $(seq 50); do
+		[ "$(challenges)" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# 0. the baseline: the same set-up logs in
+start_broker
+module_conf
+login baseline
+check "baseline: the login succeeds and holds keys" grep -q "private_keys: [1-9]" "$T/baseline.out"
+
+# 1. the broker SIGKILLed between its challenge and the release
+module_conf $DELAY_MS
+n=$(challenges)
+r=$(releases)
+login killed &
+probe=$!
+check "killed: the broker issued the challenge" wait_challenge $((n + 1))
+{ kill -KILL "$BROKER_PID"; wait "$BROKER_PID"; } 2>/dev/null
+wait "$probe"
+unreached killed "$BROKER_URL" "POST /v1/keys: (the connection closed before a complete answer|cannot connect: nothing accepts connections there)" $((DELAY_MS / 1000 + TIMEOUT + 5))
+check "killed: the broker released nothing" test "$(releases)" = "$r"
+
+# 2. the broker SIGSTOPped between its challenge and the release: the
+# module's request is sent (the kernel takes it) and never answered
+start_broker
+module_conf $DELAY_MS
+n=$(challenges)
+login stopped &
+probe=$!
+check "stopped: the broker issued the challenge" wait_challenge $((n + 1))
+kill -STOP "$BROKER_PID"
+wait "$probe"
+kill -CONT "$BROKER_PID"
+unreached stopped "$BROKER_URL" "POST /v1/keys: no answer within the $TIMEOUT s timeout" $((DELAY_MS / 1000 + TIMEOUT + 5))
+module_conf
+login after-stop
+check "stopped: continued, the broker serves the next login" grep -q "private_keys: [1-9]" "$T/after-stop.out"
+
+# 3. a socket that listens and never reads: the kernel completes the TCP
+# handshake, the ClientHello is never answered
+python3 -c '
+import os, socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % s.getsockname()[1])
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(120)
+' "$T/mute.port" &
+AK_PIDS="$AK_PIDS $!"
+for _ in $(seq 50); do [ -s "$T/mute.port" ] && break; sleep 0.1; done
+[ -s "$T/mute.port" ] || bail "the mute socket did not listen"
+MUTE="https://127.0.0.1:$(cat "$T/mute.port")"
+module_conf
+sed -i "s|^brokers = .*|brokers = $MUTE|" "$T/attestkey.conf"
+login mute
+unreached mute "$MUTE" "POST /v1/challenge: no answer within the $TIMEOUT s timeout" $((TIMEOUT + 5))
+module_conf
+
+# 4. a broker look-alike (httpfixture over TLS, the broker's certificate)
+# answering the module's requests with broken bodies; the challenge it
+# serves is a real one of the broker, the release a real one too, made for
+# another ephemeral key (a captured release, replayed)
+JSON='Content-Type: application/json'
+mkdir -p "$T/bad/v1"
+$CURL -H "$JSON" --data-binary '{"token":"web"}' "$BROKER_URL/v1/challenge" >"$T/challenge.json" ||
+	bail "no challenge from the broker"
+jose jwk gen -i '{"kty":"EC","crv":"P-256"}' -o "$T/other.jwk"
+jose jwk pub -i "$T/other.jwk" -o "$T/other.pub.jwk"
+nonce=$(jq -r .nonce "$T/challenge.json")
+bind=$("$AK_TOOL" binding --nonce "$nonce" --token web --jwk "$T/other.pub.jwk")
+"$AK_TOOL" sim report --dir "$T/sim" --report-data "$bind" --measurement "$MEASUREMENT" -o "$T/ev.json" ||
+	bail "attestkey sim report failed"
+jq -cn --arg n "$nonce" --slurpfile k "$T/other.pub.jwk" --slurpfile e "$T/ev.json" \
+	'{token:"web", nonce:$n, tee:"snp", alg:"ak2-ECDH-ES+A256GCM", evidence:$e[0], pubkey:$k[0]}' >"$T/keys.json"
+$CURL -H "$JSON" --data-binary @"$T/keys.json" "$BROKER_URL/v1/keys" >"$T/other-release.json"
+check "capture: the broker released to another ephemeral key (a v2 envelope)" \
+	jq -e '.envelope.alg == "ak2-ECDH-ES+A256GCM" and (.keys | length) == 2' "$T/other-release.json"
+cp "$T/challenge.json" "$T/bad/v1/challenge"
+echo "Content-Type: application/json" >"$T/bad/v1/challenge.headers"
+start_httpfixture bad "$T/bad" --post --cert "$T/pki/broker.crt" --key "$T/pki/broker.key"
+BAD=https://${FIXTURE_URL#http://}
+# bad NAME WHY [CONTENT-TYPE]: $T/bad/v1/keys (already written) answers the
+# module's release request; the login fails naming the fault
+bad() {
+	local name=$1 why=$2
+	echo "Content-Type: ${3:-application/json}" >"$T/bad/v1/keys.headers"
+	module_conf
+	sed -i "s|^brokers = .*|brokers = $BAD|" "$T/attestkey.conf"
+	login "$name"
+	check "$name: C_Login fails" grep -q "^login: CKR_DEVICE_ERROR$" "$T/$name.out"
+	check "$name: one line names the fault ($why)" grep -Eq "token 'web': .*$why" "$T/$name.err"
+	check "$name: no private key is held" grep -q "private_keys: 0" "$T/$name.out"
+	diag_stream <"$T/$name.err"
+}
+head -c 40 "$T/other-release.json" >"$T/bad/v1/keys"
+bad truncated "$BAD: POST /v1/keys: HTTP 200 with a body of 40 bytes that is not JSON"
+printf 'keys: none\n' >"$T/bad/v1/keys"
+bad not-json "$BAD: POST /v1/keys: HTTP 200 with a body of 11 bytes that is not JSON"
+truncate -s 100M "$T/bad/v1/keys"
+bad oversize "$BAD: POST /v1/keys: answer larger than 1048576 bytes, abandoned"
+rm -f "$T/bad/v1/keys"
+cp "$T/other-release.json" "$T/bad/v1/keys"
+bad content-type "$BAD: POST /v1/keys: HTTP 200 with Content-Type 'text/html', not application/json" text/html
+bad other-key "key '[a-z]+' could not be decrypted"
+check "the look-alike was asked for the challenge and the release each time" \
+	test "$(fixture_fetches '^POST /v1/keys 200$')" = 5
+stop_httpfixture
+module_conf
+
+# 5. nginx keeps serving on the key it holds when the broker dies
+if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$ENGINE_SO" ]; then
+	skip "nginx: serves after the broker is killed" "nginx or libengine-pkcs11-openssl is not installed"
+else
+	. "$(dirname "$0")/nginx-lib.sh"
+	if start_nginx; then ok "nginx: starts with the attested key"; else
+		not_ok "nginx: starts with the attested key"; diag_stream <"$T/nginx/start.log"; finish; fi
+	{ kill -KILL "$BROKER_PID"; wait "$BROKER_PID"; } 2>/dev/null
+	BROKER_PID=""
+	n=0
+	# 20 new connections: 20 handshakes signed by the workers' key
+	for _ in $(seq 20); do
+		curl -s --max-time 10 --cacert "$T/pki/web-ca.pem" "https://localhost:$NGINX_PORT/" |
+			grep -q 'never touched' && n=$((n + 1))
+	done
+	check "nginx: 20 of 20 handshakes after the broker was killed ($n)" test "$n" = 20
+	check "nginx: the served certificate is the released key's" bash -c "
+		openssl s_client -connect 127.0.0.1:$NGINX_PORT -servername localhost </dev/null 2>/dev/null |
+		openssl x509 -noout -fingerprint -sha256 | cmp -s - <(openssl x509 -in '$T/keys/web/tls.crt' -noout -fingerprint -sha256)"
+	stop_nginx
+fi
+finish
