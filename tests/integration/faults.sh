@@ -9,6 +9,7 @@
 #  - a listening socket that never reads (the TLS handshake never starts);
 #  - truncated, non-JSON, 100 MB and wrong-Content-Type answers, and a real
 #    release made for another ephemeral key, replayed (httpfixture over TLS);
+#  - clock skew between replicas beyond the nonce window (libfaketime);
 #  - nginx keeps serving on the key it holds after the broker is SIGKILLed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/httpfixture-lib.sh"
@@ -120,12 +121,19 @@ $CURL -H "$JSON" --data-binary '{"token":"web"}' "$BROKER_URL/v1/challenge" >"$T
 	bail "no challenge from the broker"
 jose jwk gen -i '{"kty":"EC","crv":"P-256"}' -o "$T/other.jwk"
 jose jwk pub -i "$T/other.jwk" -o "$T/other.pub.jwk"
-nonce=$(jq -r .nonce "$T/challenge.json")
-bind=$("$AK_TOOL" binding --nonce "$nonce" --token web --jwk "$T/other.pub.jwk")
-"$AK_TOOL" sim report --dir "$T/sim" --report-data "$bind" --measurement "$MEASUREMENT" -o "$T/ev.json" ||
-	bail "attestkey sim report failed"
-jq -cn --arg n "$nonce" --slurpfile k "$T/other.pub.jwk" --slurpfile e "$T/ev.json" \
-	'{token:"web", nonce:$n, tee:"snp", alg:"ak2-ECDH-ES+A256GCM", evidence:$e[0], pubkey:$k[0]}' >"$T/keys.json"
+# keys_request CHALLENGE: a /v1/keys body made by hand in $T/keys.json for
+# the nonce of the challenge answer in file CHALLENGE (ephemeral key
+# other.jwk, simulated evidence bound to it, a v2 envelope asked)
+keys_request() {
+	local nonce bind
+	nonce=$(jq -r .nonce "$1")
+	bind=$("$AK_TOOL" binding --nonce "$nonce" --token web --jwk "$T/other.pub.jwk")
+	"$AK_TOOL" sim report --dir "$T/sim" --report-data "$bind" --measurement "$MEASUREMENT" -o "$T/ev.json" ||
+		bail "attestkey sim report failed"
+	jq -cn --arg n "$nonce" --slurpfile k "$T/other.pub.jwk" --slurpfile e "$T/ev.json" \
+		'{token:"web", nonce:$n, tee:"snp", alg:"ak2-ECDH-ES+A256GCM", evidence:$e[0], pubkey:$k[0]}' >"$T/keys.json"
+}
+keys_request "$T/challenge.json"
 $CURL -H "$JSON" --data-binary @"$T/keys.json" "$BROKER_URL/v1/keys" >"$T/other-release.json"
 check "capture: the broker released to another ephemeral key (a v2 envelope)" \
 	jq -e '.envelope.alg == "ak2-ECDH-ES+A256GCM" and (.keys | length) == 2' "$T/other-release.json"
@@ -133,6 +141,7 @@ cp "$T/challenge.json" "$T/bad/v1/challenge"
 echo "Content-Type: application/json" >"$T/bad/v1/challenge.headers"
 start_httpfixture bad "$T/bad" --post --cert "$T/pki/broker.crt" --key "$T/pki/broker.key"
 BAD=https://${FIXTURE_URL#http://}
+BAD_RE='$BAD_RE' # in a description: the look-alike's URL (its port changes from run to run)
 # bad NAME WHY [CONTENT-TYPE]: $T/bad/v1/keys (already written) answers the
 # module's release request; the login fails naming the fault
 bad() {
@@ -142,26 +151,65 @@ bad() {
 	sed -i "s|^brokers = .*|brokers = $BAD|" "$T/attestkey.conf"
 	login "$name"
 	check "$name: C_Login fails" grep -q "^login: CKR_DEVICE_ERROR$" "$T/$name.out"
-	check "$name: one line names the fault ($why)" grep -Eq "token 'web': .*$why" "$T/$name.err"
+	check "$name: one line names the fault ($why)" grep -Eq "token 'web': .*${why//\$BAD_RE/$BAD}" "$T/$name.err"
 	check "$name: no private key is held" grep -q "private_keys: 0" "$T/$name.out"
 	diag_stream <"$T/$name.err"
 }
 head -c 40 "$T/other-release.json" >"$T/bad/v1/keys"
-bad truncated "$BAD: POST /v1/keys: HTTP 200 with a body of 40 bytes that is not JSON"
+bad truncated "$BAD_RE: POST /v1/keys: HTTP 200 with a body of 40 bytes that is not JSON"
 printf 'keys: none\n' >"$T/bad/v1/keys"
-bad not-json "$BAD: POST /v1/keys: HTTP 200 with a body of 11 bytes that is not JSON"
+bad not-json "$BAD_RE: POST /v1/keys: HTTP 200 with a body of 11 bytes that is not JSON"
 truncate -s 100M "$T/bad/v1/keys"
-bad oversize "$BAD: POST /v1/keys: answer larger than 1048576 bytes, abandoned"
+bad oversize "$BAD_RE: POST /v1/keys: answer larger than 1048576 bytes, abandoned"
 rm -f "$T/bad/v1/keys"
 cp "$T/other-release.json" "$T/bad/v1/keys"
-bad content-type "$BAD: POST /v1/keys: HTTP 200 with Content-Type 'text/html', not application/json" text/html
+bad content-type "$BAD_RE: POST /v1/keys: HTTP 200 with Content-Type 'text/html', not application/json" text/html
 bad other-key "key '[a-z]+' could not be decrypted"
 check "the look-alike was asked for the challenge and the release each time" \
 	test "$(fixture_fetches '^POST /v1/keys 200$')" = 5
 stop_httpfixture
 module_conf
 
-# 5. nginx keeps serving on the key it holds when the broker dies
+# 5. clock skew between replicas beyond the nonce window: a challenge of
+# the broker, its release asked of a replica (same secret) whose clock is
+# off (libfaketime); a replica 30 s ahead (inside the nonce's 60 s) is the
+# control that the request made by hand is good
+if ! command -v faketime >/dev/null 2>&1; then
+	skip "skew: a replica's clock off by 10 minutes" "faketime is not installed"
+else
+	# skewed OFFSET: a replica on the broker's secret under faketime -f OFFSET;
+	# the release asked there for a fresh challenge of the broker; prints
+	# "STATUS reason", the answer in $T/resp.json
+	skewed() {
+		local url pid
+		sed "s|^port_file = .*|port_file = $T/skew.port|; s|^audit_log = .*|audit_log = $T/skew-audit.jsonl|" \
+			"$T/broker.conf" >"$T/skew.conf"
+		rm -f "$T/skew.port"
+		env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+			faketime -f "$1" "$AK_BROKER" -f -c "$T/skew.conf" >>"$T/skew.log" 2>&1 &
+		pid=$!
+		for _ in $(seq 100); do [ -s "$T/skew.port" ] && break; sleep 0.1; done
+		url="https://127.0.0.1:$(cat "$T/skew.port" 2>/dev/null)"
+		$CURL -H "$JSON" --data-binary '{"token":"web"}' "$BROKER_URL/v1/challenge" >"$T/skew-challenge.json"
+		keys_request "$T/skew-challenge.json"
+		$CURL -o "$T/resp.json" -w '%{http_code}' -H "$JSON" --data-binary @"$T/keys.json" "$url/v1/keys" >"$T/status"
+		printf '%s %s\n' "$(cat "$T/status")" "$(jq -r '.error // "-"' "$T/resp.json" 2>/dev/null)"
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	}
+	got=$(skewed +30s)
+	check "skew: control: a replica 30 s ahead releases ($got)" test "$got" = "200 -"
+	got=$(skewed +10m)
+	check "skew: a replica 10 min ahead refuses 403 nonce_expired ($got)" test "$got" = "403 nonce_expired"
+	check "skew: ... naming the nonce's age and lifetime" grep -Eq 'nonce expired [0-9]+ s ago \(lifetime 60 s\)' "$T/skew.log"
+	got=$(skewed -10m)
+	check "skew: a replica 10 min behind refuses 403 nonce_expired ($got)" test "$got" = "403 nonce_expired"
+	check "skew: ... naming a nonce issued in its future" grep -Eq 'nonce is issued (59[0-9]|60[0-9]) s in the future' "$T/skew.log"
+	check "skew: the refusals are audited with their reason" \
+		test "$(grep -c '"reason": *"nonce_expired"' "$T/skew-audit.jsonl")" = 2
+fi
+
+# 6. nginx keeps serving on the key it holds when the broker dies
 if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$ENGINE_SO" ]; then
 	skip "nginx: serves after the broker is killed" "nginx or libengine-pkcs11-openssl is not installed"
 else
