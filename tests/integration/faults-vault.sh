@@ -3,9 +3,11 @@
 # Fault injection against the real Vault (issue 13 item 3; the inventory:
 # docs/security.md "Fault injection"; sealed, revoked token, 403, 404, 429
 # and unreachable are in vault-broker.sh): a slow Vault, stopped (SIGSTOP)
-# for longer than the broker's Vault timeout. The broker refuses the release
-# 503 keystore_unavailable within its timeout, naming the timeout; the
-# module holds no key; once Vault runs again the broker serves again.
+# for longer than the broker's Vault timeout, and a Vault answering 500 (its
+# file storage corrupted under it). The broker refuses the release 503
+# keystore_unavailable (within its timeout), naming the cause; the module
+# holds no key; once Vault runs again, or its storage is restored, the
+# broker serves again.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vault-lib.sh"
 need curl jq openssl
@@ -22,9 +24,13 @@ login() {
 	echo $((SECONDS - t0)) >"$T/$1.secs"
 }
 
-vault_start_dev
+# file storage read on every request (no cache), so a corrupted entry is
+# what Vault reads next
+VAULT_HCL_EXTRA="disable_cache = true"
+vault_start_tls
 vault_world
-vault_broker_conf "timeout = $VAULT_TIMEOUT" "retries = 0"
+TLS_CONF=("ca_file = $T/vpki/ca.pem" "client_cert = $T/vpki/client.crt" "client_key = $T/vpki/client.key")
+vault_broker_conf "${TLS_CONF[@]}" "timeout = $VAULT_TIMEOUT" "retries = 0"
 start_broker
 login first
 check "a login gets both keys from Vault" grep -q "private_keys: 2" "$T/first.out"
@@ -51,6 +57,27 @@ grep "refused keystore_unavailable" "$T/broker.log" | tail -n 1 | diag_stream
 for _ in $(seq 50); do [ "$(vault_health)" = 200 ] && break; sleep 0.1; done
 login back
 check "back: Vault running again, the broker serves again" grep -q "private_keys: 2" "$T/back.out"
+
+# 500: the storage entries of the keys' metadata corrupted under a running
+# Vault (what a failing disk or a broken storage backend does); Vault
+# answers 500 with its error, the broker refuses, and serves again once
+# the entries are back
+find "$T/vault-data/logical" -path '*/metadata/*' -type f >"$T/entries"
+check "500: Vault's storage holds the keys' metadata entries (2)" test "$(wc -l <"$T/entries")" = 2
+while read -r e; do cp -p "$e" "$e.bak" && echo garbage >"$e"; done <"$T/entries"
+login v500
+check "500: C_Login fails, no private key held" \
+	sh -c "grep -q '^login: CKR_FUNCTION_REJECTED$' '$T/v500.out' && grep -q 'private_keys: 0' '$T/v500.out'"
+check "500: refused as keystore_unavailable in the audit log" \
+	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.reason == \"keystore_unavailable\" and .event == \"refuse\"'"
+check "500: the broker's log names Vault's HTTP 500 and its error" \
+	grep -Eq "refused keystore_unavailable: key store: Vault.*HTTP 500.*invalid character" "$T/broker.log"
+grep "refused keystore_unavailable" "$T/broker.log" | tail -n 1 | diag_stream
+while read -r e; do mv "$e.bak" "$e"; done <"$T/entries"
+login back500
+check "500: the entries restored, the broker serves again" grep -q "private_keys: 2" "$T/back500.out"
+check "no sanitizer report in the broker's log (ASan builds)" \
+	bash -c "! grep -q 'ERROR: \\(Address\\|Leak\\)Sanitizer\\|runtime error' '$T/broker.log'"
 stop_broker
 vault_stop
 finish
