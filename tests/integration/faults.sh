@@ -27,7 +27,7 @@ login() {
 	"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$1.out" 2>"$T/$1.err"
 	echo $((SECONDS - t0)) >"$T/$1.secs"
 }
-# unreached NAME URL WHY: the login failed with CKR_DEVICE_ERROR, one line
+# unreached NAME URL WHY LIMIT: the login failed with CKR_DEVICE_ERROR, one line
 # names URL and WHY, no private key is held, within LIMIT seconds
 unreached() {
 	local name=$1 url=$2 why=$3 limit=$4
