@@ -230,4 +230,8 @@ else
 		openssl x509 -noout -fingerprint -sha256 | cmp -s - <(openssl x509 -in '$T/keys/web/tls.crt' -noout -fingerprint -sha256)"
 	stop_nginx
 fi
+# in the sanitizer build p11probe runs with LeakSanitizer on: a leak on any
+# of the failed logins above would be reported in its stderr
+check "no sanitizer report (a leak, a memory error) in any login or broker run (ASan builds)" \
+	bash -c "! grep -l 'ERROR: \\(Address\\|Leak\\)Sanitizer\\|runtime error' '$T'/*.err '$T/broker.log' '$T/skew.log' 2>/dev/null | grep -q ."
 finish
