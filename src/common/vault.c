@@ -527,7 +527,8 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 			st = AK_VAULT_UNREACHABLE;
 		} else if (cc == CURLE_OPERATION_TIMEDOUT) { /* a slow or stopped Vault */
 			snprintf(err, errlen,
-				 "Vault at %s unreachable: %s %s: no answer within the %ld ms timeout (%u attempt%s)",
+				 "Vault at %s unreachable: %s %s: no answer within the %ld ms "
+				 "timeout (%u attempt%s)",
 				 v->addr, r->method, r->path, v->timeout_ms, attempt + 1,
 				 attempt ? "s" : "");
 			st = AK_VAULT_UNREACHABLE;

@@ -149,21 +149,24 @@ static void transport_failure(struct client *c, const char *base, const char *me
 	const char *detail = *errbuf ? errbuf : curl_easy_strerror(cc);
 
 	if (too_big)
-		snprintf(what, sizeof(what), "%s %s: answer larger than %d bytes, abandoned", method,
-			 path, AK_MAX_BODY);
+		snprintf(what, sizeof(what), "%s %s: answer larger than %d bytes, abandoned",
+			 method, path, AK_MAX_BODY);
 	else if (cc == CURLE_OPERATION_TIMEDOUT)
-		snprintf(what, sizeof(what), "%s %s: no answer within the %ld s timeout (%s)", method,
-			 path, c->cfg->timeout, detail);
+		snprintf(what, sizeof(what), "%s %s: no answer within the %ld s timeout (%s)",
+			 method, path, c->cfg->timeout, detail);
 	else if (cc == CURLE_COULDNT_CONNECT) /* after a dead keep-alive connection, errbuf
 					       * may still hold that connection's error */
-		snprintf(what, sizeof(what), "%s %s: cannot connect: nothing accepts connections there (%s)",
-			 method, path, detail);
+		snprintf(what, sizeof(what),
+			 "%s %s: cannot connect: nothing accepts connections there (%s)", method,
+			 path, detail);
 	else if (cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE ||
 		 cc == CURLE_SEND_ERROR)
-		snprintf(what, sizeof(what), "%s %s: the connection closed before a complete answer (%s)",
-			 method, path, detail);
+		snprintf(what, sizeof(what),
+			 "%s %s: the connection closed before a complete answer (%s)", method, path,
+			 detail);
 	else
-		snprintf(what, sizeof(what), "%s %s: %s (libcurl error %d)", method, path, detail, (int)cc);
+		snprintf(what, sizeof(what), "%s %s: %s (libcurl error %d)", method, path, detail,
+			 (int)cc);
 	note_failure(c, base, what);
 }
 
@@ -249,7 +252,8 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
 	if (!is_json_type(ctype)) {
 		sanitize(ctype ? ctype : "none", text, sizeof(text));
-		snprintf(what, sizeof(what), "%s %s: HTTP %ld with Content-Type '%s', not application/json",
+		snprintf(what, sizeof(what),
+			 "%s %s: HTTP %ld with Content-Type '%s', not application/json",
 			 req ? "POST" : "GET", path, *status, text);
 		note_failure(c, base, what);
 		goto out;
@@ -259,8 +263,9 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 		if (!b.data)
 			snprintf(text, sizeof(text), "an empty body");
 		else if (!*resp)
-			snprintf(text, sizeof(text), "a body of %zu bytes that is not JSON (%.80s at byte %d)",
-				 b.len, jerr.text, jerr.position);
+			snprintf(text, sizeof(text),
+				 "a body of %zu bytes that is not JSON (%.80s at byte %d)", b.len,
+				 jerr.text, jerr.position);
 		else
 			snprintf(text, sizeof(text), "a JSON body that is not an object");
 		snprintf(what, sizeof(what), "%s %s: HTTP %ld with %s, not a protocol v1 answer",

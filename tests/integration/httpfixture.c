@@ -18,9 +18,9 @@
  *
  * URL to file: only GET and HEAD are answered, and POST with --post (the
  * request body is read and dropped: the answer is the file, whatever was
- * posted; how a test makes a broker look-alike answer with a broken body). A request for PATH (the URL
- * path, percent-decoded by libmicrohttpd) with no query is served from
- * DIR/PATH. With a query, the arguments are rebuilt in the order received
+ * posted; how a test makes a broker look-alike answer with a broken body).
+ * A request for PATH (the URL path, percent-decoded by libmicrohttpd) with
+ * no query is served from DIR/PATH. With a query, the arguments are rebuilt in the order received
  * as "k1=v1&k2=v2" (decoded values) and the file DIR/PATH@QUERY is served;
  * if it does not exist, DIR/PATH is served instead, unless --strict-query is
  * given (then the answer is 404). Example: GET
