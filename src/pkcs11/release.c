@@ -141,12 +141,20 @@ static bool is_json_type(const char *ctype)
 
 /* A request that got no complete answer: name the request and the fault
  * (a timeout with its value, a refused connection, one that closed before
- * the answer, an answer too large), then libcurl's own words. */
+ * the answer and how much of it came, an answer too large), then libcurl's
+ * own words. */
 static void transport_failure(struct client *c, const char *base, const char *method,
-			      const char *path, CURLcode cc, bool too_big, const char *errbuf)
+			      const char *path, CURLcode cc, const struct body *b,
+			      const char *errbuf)
 {
 	char what[CURL_ERROR_SIZE + 256];
 	const char *detail = *errbuf ? errbuf : curl_easy_strerror(cc);
+	curl_off_t announced = -1; /* the Content-Length, when the answer had one */
+	bool too_big = b->too_big;
+	size_t got = b->len;
+
+	if (curl_easy_getinfo(c->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
+		announced = -1;
 
 	if (too_big)
 		snprintf(what, sizeof(what), "%s %s: answer larger than %d bytes, abandoned",
@@ -159,6 +167,10 @@ static void transport_failure(struct client *c, const char *base, const char *me
 		snprintf(what, sizeof(what),
 			 "%s %s: cannot connect: nothing accepts connections there (%s)", method,
 			 path, detail);
+	else if ((cc == CURLE_RECV_ERROR || cc == CURLE_PARTIAL_FILE) && announced > 0)
+		snprintf(what, sizeof(what),
+			 "%s %s: the connection closed before a complete answer, after %zu of its %" CURL_FORMAT_CURL_OFF_T " bytes (%s)",
+			 method, path, got, announced, detail);
 	else if (cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE ||
 		 cc == CURLE_SEND_ERROR)
 		snprintf(what, sizeof(what),
@@ -245,7 +257,7 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
-		transport_failure(c, base, req ? "POST" : "GET", path, cc, b.too_big, errbuf);
+		transport_failure(c, base, req ? "POST" : "GET", path, cc, &b, errbuf);
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);

@@ -9,6 +9,7 @@
 #  - a listening socket that never reads (the TLS handshake never starts);
 #  - truncated, non-JSON, 100 MB and wrong-Content-Type answers, and a real
 #    release made for another ephemeral key, replayed (httpfixture over TLS);
+#    a release cut short in transit (Python's http.server over TLS);
 #  - clock skew between replicas beyond the nonce window (libfaketime);
 #  - nginx keeps serving on the key it holds after the broker is SIGKILLed.
 . "$(dirname "$0")/lib.sh"
@@ -168,6 +169,48 @@ bad other-key "key '[a-z]+' could not be decrypted"
 check "the look-alike was asked for the challenge and the release each time" \
 	test "$(fixture_fetches '^POST /v1/keys 200$')" = 5
 stop_httpfixture
+
+# a release cut short in transit: Content-Length 5000, 100 bytes, then the
+# connection closes (libmicrohttpd always frames its answers whole, so this
+# one is Python's http.server over TLS, with the broker's certificate)
+python3 -c '
+import http.server, os, ssl, sys
+d = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = open(d + "/bad" + self.path, "rb").read()
+        short = self.path == "/v1/keys"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(5000 if short else len(body)))
+        self.end_headers()
+        self.wfile.write(body[:100] if short else body)
+        self.close_connection = short
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(d + "/pki/broker.crt", d + "/pki/broker.key")
+s.socket = c.wrap_socket(s.socket, server_side=True)
+open(d + "/cut.port.tmp", "w").write("%d\n" % s.server_address[1])
+os.rename(d + "/cut.port.tmp", d + "/cut.port")
+s.timeout = 60
+s.serve_forever()
+' "$T" 2>"$T/cut-server.err" &
+AK_PIDS="$AK_PIDS $!"
+for _ in $(seq 50); do [ -s "$T/cut.port" ] && break; sleep 0.1; done
+[ -s "$T/cut.port" ] || bail "the cutting server did not listen: $(cat "$T/cut-server.err")"
+CUT="https://127.0.0.1:$(cat "$T/cut.port")"
+module_conf
+sed -i "s|^brokers = .*|brokers = $CUT|" "$T/attestkey.conf"
+login cut
+check "cut: C_Login fails" grep -q "^login: CKR_DEVICE_ERROR$" "$T/cut.out"
+check "cut: one line names the release cut short, after 100 of its 5000 bytes" \
+	grep -q "no key broker could be reached: $CUT: POST /v1/keys: the connection closed before a complete answer, after 100 of its 5000 bytes" "$T/cut.err"
+check "cut: no private key is held" grep -q "private_keys: 0" "$T/cut.out"
+diag_stream <"$T/cut.err"
 module_conf
 
 # 5. clock skew between replicas beyond the nonce window: a challenge of
