@@ -169,7 +169,8 @@ static void transport_failure(struct client *c, const char *base, const char *me
 			 path, detail);
 	else if ((cc == CURLE_RECV_ERROR || cc == CURLE_PARTIAL_FILE) && announced > 0)
 		snprintf(what, sizeof(what),
-			 "%s %s: the connection closed before a complete answer, after %zu of its %" CURL_FORMAT_CURL_OFF_T " bytes (%s)",
+			 "%s %s: the connection closed before a complete answer, after %zu of its "
+			 "%" CURL_FORMAT_CURL_OFF_T " bytes (%s)",
 			 method, path, got, announced, detail);
 	else if (cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE ||
 		 cc == CURLE_SEND_ERROR)
