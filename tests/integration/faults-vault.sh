@@ -42,7 +42,8 @@ kill -CONT "$VAULT_PID"
 check "slow: C_Login fails" grep -q "^login: CKR_FUNCTION_REJECTED$" "$T/slow.out"
 check "slow: the module names the broker's 503 keystore_unavailable" \
 	grep -Eq "keystore_unavailable: .*HTTP 503 from $BROKER_URL" "$T/slow.err"
-check "slow: no private key is held" grep -q "private_keys: 0" "$T/slow.out"
+check "slow: no key is held (none listed, C_Logout: CKR_USER_NOT_LOGGED_IN)" \
+	sh -c "grep -q 'private_keys: 0' '$T/slow.out' && grep -q '^logout: CKR_USER_NOT_LOGGED_IN$' '$T/slow.out'"
 check "slow: refused as keystore_unavailable in the audit log" \
 	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.reason == \"keystore_unavailable\" and .event == \"refuse\"'"
 check "slow: the broker's log names Vault, the request and the timeout" \
@@ -66,8 +67,8 @@ find "$T/vault-data/logical" -path '*/metadata/*' -type f >"$T/entries"
 check "500: Vault's storage holds the keys' metadata entries (2)" test "$(wc -l <"$T/entries")" = 2
 while read -r e; do cp -p "$e" "$e.bak" && echo garbage >"$e"; done <"$T/entries"
 login v500
-check "500: C_Login fails, no private key held" \
-	sh -c "grep -q '^login: CKR_FUNCTION_REJECTED$' '$T/v500.out' && grep -q 'private_keys: 0' '$T/v500.out'"
+check "500: C_Login fails, no key held (none listed, C_Logout: CKR_USER_NOT_LOGGED_IN)" \
+	sh -c "grep -q '^login: CKR_FUNCTION_REJECTED$' '$T/v500.out' && grep -q 'private_keys: 0' '$T/v500.out' && grep -q '^logout: CKR_USER_NOT_LOGGED_IN$' '$T/v500.out'"
 check "500: refused as keystore_unavailable in the audit log" \
 	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.reason == \"keystore_unavailable\" and .event == \"refuse\"'"
 check "500: the broker's log names Vault's HTTP 500 and its error" \
