@@ -140,9 +140,9 @@ static bool is_json_type(const char *ctype)
 }
 
 /* A request that got no complete answer: name the request and the fault
- * (a timeout with its value, a refused connection, one that closed before
- * the answer and how much of it came, an answer too large), then libcurl's
- * own words. */
+ * (a timeout with its value, a refused connection, a failed TLS handshake,
+ * one that closed before the answer and how much of it came, an answer too
+ * large), then libcurl's own words. */
 static void transport_failure(struct client *c, const char *base, const char *method,
 			      const char *path, CURLcode cc, const struct body *b,
 			      const char *errbuf)
@@ -167,6 +167,9 @@ static void transport_failure(struct client *c, const char *base, const char *me
 		snprintf(what, sizeof(what),
 			 "%s %s: cannot connect: nothing accepts connections there (%s)", method,
 			 path, detail);
+	else if (cc == CURLE_SSL_CONNECT_ERROR) /* a reset or a refusal during the handshake */
+		snprintf(what, sizeof(what), "%s %s: the TLS handshake failed (%s)", method, path,
+			 detail);
 	else if ((cc == CURLE_RECV_ERROR || cc == CURLE_PARTIAL_FILE) && announced > 0)
 		snprintf(what, sizeof(what),
 			 "%s %s: the connection closed before a complete answer, after %zu of its "

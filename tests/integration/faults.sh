@@ -5,7 +5,8 @@
 # other test injects, each met with a specific error within the configured
 # timeout and no key held:
 #  - the broker SIGKILLed, or SIGSTOPped, in the middle of one login (after
-#    its challenge, while the module builds its evidence);
+#    its challenge, while the module builds its evidence), or SIGKILLed while
+#    the module waits for the release;
 #  - a listening socket that never reads (the TLS handshake never starts);
 #  - truncated, non-JSON, 100 MB and wrong-Content-Type answers, and a real
 #    release made for another ephemeral key, replayed (httpfixture over TLS);
@@ -14,7 +15,7 @@
 #  - nginx keeps serving on the key it holds after the broker is SIGKILLed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/httpfixture-lib.sh"
-need curl jq openssl python3 jose
+need curl jq openssl python3 jose ss
 
 TIMEOUT=2 # the module's [module] timeout in these cases
 DELAY_MS=2000 # the sim's evidence delay: the window between challenge and release
@@ -93,6 +94,34 @@ unreached stopped "$BROKER_URL" "POST /v1/keys: no answer within the $TIMEOUT s 
 module_conf
 login after-stop
 check "stopped: continued, the broker serves the next login" grep -q "private_keys: [1-9]" "$T/after-stop.out"
+stop_broker
+
+# 2b. the broker SIGKILLed while the module waits for its release: stopped
+# after its challenge, killed once its socket holds the module's request
+# (Recv-Q above 0), so the connection resets under the waiting module; the
+# module's timeout is 10 s here, so the reset, not the timeout, ends it
+start_broker
+module_conf $DELAY_MS
+sed -i "s/^timeout = .*/timeout = 10/" "$T/attestkey.conf"
+port=$(cat "$T/broker.port")
+queued() { ss -Htn state established "sport = :$port" | awk '$1 > 0 { f = 1 } END { exit !f }'; }
+n=$(challenges)
+r=$(releases)
+login reset &
+probe=$!
+check "reset: the broker issued the challenge" wait_challenge $((n + 1))
+kill -STOP "$BROKER_PID"
+for _ in $(seq 100); do queued && break; sleep 0.1; done
+check "reset: the module's release request waits in the stopped broker's socket" queued
+{ kill -KILL "$BROKER_PID"; wait "$BROKER_PID"; } 2>/dev/null
+wait "$probe"
+# what waits may be the request on the challenge's kept-alive connection
+# (reset under it; libcurl may then retry on a fresh connection, which finds
+# nothing listening) or the ClientHello of a fresh connection (reset in the
+# handshake): each line is right
+unreached reset "$BROKER_URL" "POST /v1/keys: (the connection closed before a complete answer|cannot connect: nothing accepts connections there|the TLS handshake failed)" $((DELAY_MS / 1000 + 5))
+check "reset: the broker released nothing" test "$(releases)" = "$r"
+start_broker
 
 # 3. a socket that listens and never reads: the kernel completes the TCP
 # handshake, the ClientHello is never answered
@@ -255,7 +284,7 @@ else
 		test "$(grep -c '"reason": *"nonce_expired"' "$T/skew-audit.jsonl")" = 2
 fi
 
-# the broker that served sections 2 to 5 stops the ordinary way (SIGTERM):
+# the broker that served sections 4 and 5 stops the ordinary way (SIGTERM):
 # in the sanitizer build LeakSanitizer reports into its log at exit
 stop_broker
 start_broker
@@ -283,8 +312,8 @@ else
 	stop_nginx
 fi
 # in the sanitizer build p11probe runs with LeakSanitizer on: a leak on any
-# of the failed logins above would be reported in its stderr; the broker's
-# (sections 2 to 5) in its log
+# of the failed logins above would be reported in its stderr; the brokers'
+# (sections 0, 2, 4 and 5) in the log
 check "no sanitizer report (a leak, a memory error) in any login or broker run (ASan builds)" \
 	bash -c "! grep -l 'ERROR: \\(Address\\|Leak\\)Sanitizer\\|runtime error' '$T'/*.err '$T/broker.log' '$T/skew.log' 2>/dev/null | grep -q ."
 finish
