@@ -525,6 +525,13 @@ static enum ak_vault_status exchange(struct ak_vault *v, struct req *r, unsigned
 			snprintf(err, errlen, "Vault: %s %s: no room in the %s for the answer",
 				 r->method, r->path, b.secret ? "secure heap" : "memory");
 			st = AK_VAULT_UNREACHABLE;
+		} else if (cc == CURLE_OPERATION_TIMEDOUT) { /* a slow or stopped Vault */
+			snprintf(err, errlen,
+				 "Vault at %s unreachable: %s %s: no answer within the %ld ms "
+				 "timeout (%u attempt%s)",
+				 v->addr, r->method, r->path, v->timeout_ms, attempt + 1,
+				 attempt ? "s" : "");
+			st = AK_VAULT_UNREACHABLE;
 		} else {
 			snprintf(err, errlen, "Vault at %s unreachable: %s %s: %s (%u attempt%s)",
 				 v->addr, r->method, r->path, curl_easy_strerror(cc), attempt + 1,

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <curl/curl.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -127,6 +128,64 @@ static void note_failure(struct client *c, const char *url, const char *what)
 	ak_debug("broker %s: %s", url, what);
 }
 
+/* The protocol's answers are application/json (docs/protocol.md): a
+ * proxy's or a wrong server's page is not parsed as one. */
+static bool is_json_type(const char *ctype)
+{
+	static const char json[] = "application/json";
+	size_t n = sizeof(json) - 1;
+
+	return ctype && strncasecmp(ctype, json, n) == 0 &&
+	       (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+/* A request that got no complete answer: name the request and the fault
+ * (a timeout with its value, a refused connection, a failed TLS handshake,
+ * one that closed before the answer and how much of it came, an answer too
+ * large), then libcurl's own words. */
+static void transport_failure(struct client *c, const char *base, const char *method,
+			      const char *path, CURLcode cc, const struct body *b,
+			      const char *errbuf)
+{
+	char what[CURL_ERROR_SIZE + 256];
+	const char *detail = *errbuf ? errbuf : curl_easy_strerror(cc);
+	curl_off_t announced = -1; /* the Content-Length, when the answer had one */
+	bool too_big = b->too_big;
+	size_t got = b->len;
+
+	if (curl_easy_getinfo(c->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
+		announced = -1;
+
+	if (too_big)
+		snprintf(what, sizeof(what), "%s %s: answer larger than %d bytes, abandoned",
+			 method, path, AK_MAX_BODY);
+	else if (cc == CURLE_OPERATION_TIMEDOUT)
+		snprintf(what, sizeof(what), "%s %s: no answer within the %ld s timeout (%s)",
+			 method, path, c->cfg->timeout, detail);
+	else if (cc == CURLE_COULDNT_CONNECT) /* after a dead keep-alive connection, errbuf
+					       * may still hold that connection's error */
+		snprintf(what, sizeof(what),
+			 "%s %s: cannot connect: nothing accepts connections there (%s)", method,
+			 path, detail);
+	else if (cc == CURLE_SSL_CONNECT_ERROR) /* a reset or a refusal during the handshake */
+		snprintf(what, sizeof(what), "%s %s: the TLS handshake failed (%s)", method, path,
+			 detail);
+	else if ((cc == CURLE_RECV_ERROR || cc == CURLE_PARTIAL_FILE) && announced > 0)
+		snprintf(what, sizeof(what),
+			 "%s %s: the connection closed before a complete answer, after %zu of its "
+			 "%" CURL_FORMAT_CURL_OFF_T " bytes (%s)",
+			 method, path, got, announced, detail);
+	else if (cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE ||
+		 cc == CURLE_SEND_ERROR)
+		snprintf(what, sizeof(what),
+			 "%s %s: the connection closed before a complete answer (%s)", method, path,
+			 detail);
+	else
+		snprintf(what, sizeof(what), "%s %s: %s (libcurl error %d)", method, path, detail,
+			 (int)cc);
+	note_failure(c, base, what);
+}
+
 /*
  * One POST (req given) or GET (req NULL) to one broker. Returns CKR_OK with the HTTP status and the parsed
  * JSON body when the broker answered in protocol terms, CKR_DEVICE_ERROR
@@ -139,7 +198,8 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	const struct p11_config *cfg = c->cfg;
 	struct curl_slist *hdrs = NULL;
 	struct body b = { 0 };
-	char url[1024], errbuf[CURL_ERROR_SIZE] = "", what[CURL_ERROR_SIZE + 64];
+	char url[1024], errbuf[CURL_ERROR_SIZE] = "", what[CURL_ERROR_SIZE + 256], text[200];
+	char *ctype = NULL;
 	size_t blen = strlen(base);
 	CURL *h = NULL;
 	CURLcode cc;
@@ -201,15 +261,31 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 
 	cc = curl_easy_perform(h);
 	if (cc != CURLE_OK) {
-		snprintf(what, sizeof(what), "%s",
-			 b.too_big ? "answer larger than 1 MiB" : (*errbuf ? errbuf : curl_easy_strerror(cc)));
-		note_failure(c, base, what);
+		transport_failure(c, base, req ? "POST" : "GET", path, cc, &b, errbuf);
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
+	if (!is_json_type(ctype)) {
+		sanitize(ctype ? ctype : "none", text, sizeof(text));
+		snprintf(what, sizeof(what),
+			 "%s %s: HTTP %ld with Content-Type '%s', not application/json",
+			 req ? "POST" : "GET", path, *status, text);
+		note_failure(c, base, what);
+		goto out;
+	}
 	*resp = b.data ? json_loadb(b.data, b.len, 0, &jerr) : NULL;
 	if (!json_is_object(*resp)) {
-		snprintf(what, sizeof(what), "HTTP %ld without a protocol v1 JSON body", *status);
+		if (!b.data)
+			snprintf(text, sizeof(text), "an empty body");
+		else if (!*resp)
+			snprintf(text, sizeof(text),
+				 "a body of %zu bytes that is not JSON (%.80s at byte %d)", b.len,
+				 jerr.text, jerr.position);
+		else
+			snprintf(text, sizeof(text), "a JSON body that is not an object");
+		snprintf(what, sizeof(what), "%s %s: HTTP %ld with %s, not a protocol v1 answer",
+			 req ? "POST" : "GET", path, *status, text);
 		note_failure(c, base, what);
 		json_decref(*resp);
 		*resp = NULL;

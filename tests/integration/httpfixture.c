@@ -6,14 +6,21 @@
  *   httpfixture --dir DIR --port-file FILE [--log FILE] [--strict-query]
  *               [--fail-count N] [--fail-status CODE|hang]
  *               [--retry-after SECONDS] [--hang-seconds S] [--lifetime S]
+ *               [--post] [--cert PEM --key PEM]
  *
  * Listens on 127.0.0.1 on a port the kernel picks and writes that port (a
  * decimal line) to FILE once it listens; the file appears atomically
  * (written aside, then renamed), so a test waits until it is non-empty.
  *
- * URL to file: only GET and HEAD are answered. A request for PATH (the URL
- * path, percent-decoded by libmicrohttpd) with no query is served from
- * DIR/PATH. With a query, the arguments are rebuilt in the order received
+ * HTTPS (--cert and --key: a PEM certificate and its key): the fixture
+ * speaks TLS (libmicrohttpd's GnuTLS), as a broker look-alike must for
+ * the module, which talks to https:// brokers only.
+ *
+ * URL to file: only GET and HEAD are answered, and POST with --post (the
+ * request body is read and dropped: the answer is the file, whatever was
+ * posted; how a test makes a broker look-alike answer with a broken body).
+ * A request for PATH (the URL path, percent-decoded by libmicrohttpd) with
+ * no query is served from DIR/PATH. With a query, the arguments are rebuilt in the order received
  * as "k1=v1&k2=v2" (decoded values) and the file DIR/PATH@QUERY is served;
  * if it does not exist, DIR/PATH is served instead, unless --strict-query is
  * given (then the answer is 404). Example: GET
@@ -70,6 +77,8 @@ static struct {
 	long retry_after; /* -1: no header */
 	long hang_seconds;
 	long lifetime;
+	bool post;
+	const char *cert, *key;
 } opt = {
 	.fail_count = 0,
 	.fail_status = 429,
@@ -87,7 +96,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: httpfixture --dir DIR --port-file FILE [--log FILE] [--strict-query]\n"
 			"       [--fail-count N] [--fail-status CODE|hang] [--retry-after S]\n"
-			"       [--hang-seconds S] [--lifetime S]\n");
+			"       [--hang-seconds S] [--lifetime S] [--post] [--cert PEM --key PEM]\n");
 	exit(2);
 }
 
@@ -253,7 +262,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &q);
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	    !(opt.post && strcmp(method, "POST") == 0)) {
 		log_line(method, url, &q, 405);
 		return send_empty(c, 405, false);
 	}
@@ -291,6 +301,38 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	return ret;
 }
 
+/* a whole PEM file as a string (libmicrohttpd takes TLS credentials in memory) */
+static char *slurp(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	size_t got;
+
+	if (!f) {
+		fprintf(stderr, "httpfixture: cannot open %s: %s\n", file, strerror(errno));
+		return NULL;
+	}
+	do {
+		if (cap - n < 4096) {
+			char *nb = realloc(buf, cap + 65536);
+
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+	} while (got > 0);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -320,12 +362,16 @@ int main(int argc, char **argv)
 	struct MHD_Daemon *d;
 	struct sigaction sa = {.sa_handler = on_signal};
 	time_t end;
+	char *cert = NULL, *key = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-		if (strcmp(a, "--strict-query") == 0) {
-			opt.strict_query = true;
+		if (strcmp(a, "--strict-query") == 0 || strcmp(a, "--post") == 0) {
+			if (a[2] == 's')
+				opt.strict_query = true;
+			else
+				opt.post = true;
 			continue;
 		}
 		if (!v)
@@ -345,13 +391,19 @@ int main(int argc, char **argv)
 			opt.retry_after = number(a, v, 0, 86400);
 		else if (strcmp(a, "--hang-seconds") == 0)
 			opt.hang_seconds = number(a, v, 0, 3600);
+		else if (strcmp(a, "--cert") == 0)
+			opt.cert = v;
+		else if (strcmp(a, "--key") == 0)
+			opt.key = v;
 		else if (strcmp(a, "--lifetime") == 0)
 			opt.lifetime = number(a, v, 1, 86400);
 		else
 			usage();
 	}
-	if (!opt.dir || !opt.port_file)
+	if (!opt.dir || !opt.port_file || !opt.cert != !opt.key)
 		usage();
+	if (opt.cert && (!(cert = slurp(opt.cert)) || !(key = slurp(opt.key))))
+		return 1;
 	if (opt.log_file && !(log_fp = fopen(opt.log_file, "a"))) {
 		fprintf(stderr, "httpfixture: cannot open %s: %s\n", opt.log_file, strerror(errno));
 		return 1;
@@ -363,10 +415,18 @@ int main(int argc, char **argv)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin.sin_port = 0;
 	/* a thread per connection, so a hanging answer holds only its own */
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-				     MHD_USE_ERROR_LOG,
-			     0, NULL, NULL, answer, NULL, MHD_OPTION_SOCK_ADDR, &sin,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_END);
+	if (cert)
+		d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+					     MHD_USE_ERROR_LOG | MHD_USE_TLS,
+				     0, NULL, NULL, answer, NULL, MHD_OPTION_SOCK_ADDR, &sin,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+				     MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
+				     MHD_OPTION_END);
+	else
+		d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+					     MHD_USE_ERROR_LOG,
+				     0, NULL, NULL, answer, NULL, MHD_OPTION_SOCK_ADDR, &sin,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "httpfixture: cannot listen on 127.0.0.1\n");
 		return 1;
@@ -384,5 +444,7 @@ int main(int argc, char **argv)
 	MHD_stop_daemon(d);
 	if (log_fp)
 		fclose(log_fp);
+	free(cert);
+	free(key); /* a test key */
 	return 0;
 }

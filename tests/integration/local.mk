@@ -111,6 +111,8 @@ INTEGRATION_TESTS += tests/integration/lease.sh tests/integration/lease-grace.sh
 	tests/integration/lease-rotate.sh tests/integration/lease-nginx.sh \
 	tests/integration/lease-vault-nginx.sh
 EXTRA_DIST += tests/integration/lease-lib.sh
+# issue 13 item 3: fault injection (docs/security.md "Fault injection")
+INTEGRATION_TESTS += tests/integration/faults.sh tests/integration/faults-vault.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \

@@ -5,7 +5,9 @@
  * reports, after C_Login, what the token holds. The refusal tests use it to
  * show that a refused login leaves no key behind.
  *
- *   p11probe MODULE login PIN         C_Login; print rv, objects, keys
+ *   p11probe MODULE login PIN         C_Login; print rv, objects, keys;
+ *                                     sign once, or after a failed login
+ *                                     print what C_Logout answers
  *   p11probe MODULE fork-login PIN    login in the parent, then in a forked
  *                                     child: C_Initialize again + C_Login +
  *                                     C_Sign, as libp11 does under nginx;
@@ -307,6 +309,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[2], "login") == 0) {
 		if (rv == CKR_OK && key != CK_INVALID_HANDLE)
 			rv = sign_once(s, key);
+		else if (rv != CKR_OK) /* nothing may be held: CKR_USER_NOT_LOGGED_IN */
+			printf("logout: %s\n", rvname(f->C_Logout(s)));
 		f->C_Finalize(NULL);
 		return rv == CKR_OK ? 0 : 2;
 	}

@@ -161,7 +161,32 @@ snp_conf "crl = off"
 restart_broker
 "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/b-off.out" 2>&1
 check "broker, crl = off: the same chip logs in" grep -q "private_keys: [1-9]" "$T/b-off.out"
+
+# ---- KDS down (issue 13 item 3): the broker's CRL cache warm, then cold ----
+cp "$T/ca/clean.der" "$T/crl/vcek/v1/Milan/crl"
+write_broker_conf
+snp_conf "kds_url = $FIXTURE_URL"
+snp_conf "cache_dir = $T/broker-warm"
+snp_conf "crl = require"
+snp_conf "kds_timeout = 5"
+restart_broker
+"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/b-fill.out" 2>&1
+check "kds-down: with KDS up the broker fetches the CRL into its cache and releases" \
+	sh -c "grep -q 'private_keys: [1-9]' '$T/b-fill.out' && test \$(ls '$T/broker-warm' | wc -l) = 1"
 stop_httpfixture
+restart_broker # nothing held in memory: the CRL comes from the cache directory
+"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/b-warm.out" 2>&1
+check "kds-down, warm cache: the broker releases on the cached CRL" grep -q "private_keys: [1-9]" "$T/b-warm.out"
+sed -i "s|^cache_dir = .*|cache_dir = $T/broker-cold|" "$T/broker.conf"
+restart_broker
+"$AK_PROBE" "$AK_MODULE" login 1234 >"$T/b-cold.out" 2>"$T/b-cold.err"
+check "kds-down, cold cache: C_Login fails, no private key held" \
+	sh -c "grep -q '^login: CKR_FUNCTION_REJECTED$' '$T/b-cold.out' && grep -q 'private_keys: 0' '$T/b-cold.out'"
+check "kds-down, cold cache: the module names collateral_unavailable (HTTP 503)" \
+	grep -Eq "collateral_unavailable: .*HTTP 503 from" "$T/b-cold.err"
+check "kds-down, cold cache: the broker's log names the CRL and the unreachable KDS" \
+	grep -q "refused collateral_unavailable: AMD KDS is unreachable for the CRL" "$T/broker.log"
+grep "refused collateral_unavailable" "$T/broker.log" | tail -n 1 | diag_stream
 stop_broker
 for bad in "crl = sometimes" "kds_timeout = 0" "kds_url = ftp://x" "offline = perhaps" "cache_dir = "; do
 	write_broker_conf

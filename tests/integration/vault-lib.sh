@@ -106,6 +106,9 @@ vault_pki() {
 	chmod 600 "$T/vpki/"*.key
 }
 
+# vault_start_tls: a Vault server with file storage in $T/vault-data and
+# TLS with client certificates, initialised and unsealed; $VAULT_HCL_EXTRA,
+# when set, is added to its configuration
 vault_start_tls() {
 	local port try init
 	[ -f "$T/pki/p256.param" ] || { mkdir -p "$T/pki"; openssl ecparam -name prime256v1 -out "$T/pki/p256.param"; }
@@ -129,6 +132,7 @@ listener "tcp" {
 }
 disable_mlock = true
 api_addr = "$VAULT_URL"
+${VAULT_HCL_EXTRA:-}
 EOH
 		HOME="$T/vhome" "$VAULT" server -config="$T/vault.hcl" >>"$T/vault.log" 2>&1 &
 		VAULT_PID=$!

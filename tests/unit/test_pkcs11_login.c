@@ -34,7 +34,7 @@
 #include "attestkey/snp.h"
 #include "p11.h"
 
-enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON, MODE_WRONG_TYPE, MODE_NOT_PKCS8,
+enum mode { MODE_OK, MODE_REFUSE, MODE_PIN, MODE_TAMPER, MODE_NO_JSON, MODE_HTML, MODE_WRONG_TYPE, MODE_NOT_PKCS8,
 	    MODE_TEE_TDX /* the challenge lists only "tdx" */,
 	    /* protocol v2 (docs/protocol.md §4): the challenge offers v2 and v1 */
 	    MODE_V2,         /* a v2 release of one key */
@@ -309,7 +309,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 			out = error_body("unknown_token", "no such token");
 			status = 404;
 		}
-	} else if (mode == MODE_NO_JSON) {
+	} else if (mode == MODE_NO_JSON || mode == MODE_HTML) {
 		text = strdup("<html>bad gateway</html>");
 		status = 502;
 		goto send;
@@ -339,7 +339,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	text = json_dumps(out, JSON_COMPACT);
 send:
 	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Content-Type",
+				mode == MODE_HTML ? "text/html" : "application/json");
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	json_decref(in);
@@ -749,16 +750,35 @@ static void test_v2_refusals(void **state)
 	}
 }
 
+/* A proxy's error page: with a JSON Content-Type it is not parsed as
+ * JSON; with text/html it is not even parsed. The line names the request
+ * and the fault (issue 13 item 3). */
 static void test_not_protocol(void **state)
 {
-	CK_SESSION_HANDLE h;
+	static const struct {
+		enum mode mode;
+		const char *line;
+	} cases[] = {
+		{ MODE_NO_JSON, "POST /v1/challenge: HTTP 502 with a body of 24 bytes that is not JSON (" },
+		{ MODE_HTML, "POST /v1/challenge: HTTP 502 with Content-Type 'text/html', not application/json" },
+	};
+	size_t i;
 
 	(void)state;
-	mode = MODE_NO_JSON;
-	h = start(conf_ok);
-	assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
-	assert_int_equal(count_objects(h), 0);
-	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	for (i = 0; i < AK_ARRAY_SIZE(cases); i++) {
+		struct captured cap = { 0 };
+		CK_SESSION_HANDLE h;
+
+		mode = cases[i].mode;
+		h = start(conf_ok);
+		ak_log_set_sink(capture_line, &cap);
+		assert_int_equal(f->C_Login(h, CKU_USER, NULL, 0), CKR_DEVICE_ERROR);
+		ak_log_set_sink(NULL, NULL);
+		if (!strstr(cap.last, cases[i].line) || !strstr(cap.last, "no key broker could be reached"))
+			fail_msg("case %zu: got '%s'", i, cap.last);
+		assert_int_equal(count_objects(h), 0);
+		assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+	}
 }
 
 /* A key that is not what the broker announced, or not a whole PKCS#8
