@@ -239,6 +239,29 @@ latency() { # NAME: "p50 p99" of the honest times, in ms
 		awk '{ v[NR] = $1 } END { i = int(0.99 * NR); if (i < 0.99 * NR) i++;
 			printf "p50 %.1f ms, p99 %.1f ms", v[int((NR + 1) / 2)], v[i] }'
 }
+# Deeply nested and huge JSON: 500,000 nested arrays in a 1 MB body, and a
+# 1 MiB body of one string, each answered with a JSON 400 naming the
+# fault, the broker alive afterwards.
+python3 -c 'import sys; sys.stdout.write("[" * 500000 + "]" * 500000)' >"$T/nested.json"
+code=$($CURL -o "$T/nested.out" -w '%{http_code}' -H "$JSON" --data-binary @"$T/nested.json" \
+	"$BROKER_URL/v1/challenge")
+check "500,000 nested arrays: 400 with a JSON error (got $code: $(head -c 160 "$T/nested.out"))" \
+	bash -c "test '$code' = 400 && jq -e '.error == \"bad_request\"' '$T/nested.out' >/dev/null"
+python3 -c 'import sys; sys.stdout.write("{\"token\":\"" + "a" * (1024 * 1024 - 14) + "\"}")' >"$T/huge.json"
+code=$($CURL -o "$T/huge.out" -w '%{http_code}' -H "$JSON" --data-binary @"$T/huge.json" \
+	"$BROKER_URL/v1/challenge")
+check "a 1 MiB JSON string as the token: a JSON error (got $code: $(head -c 160 "$T/huge.out"))" \
+	bash -c "test '$code' = 404 -o '$code' = 400 && jq -e '.error' '$T/huge.out' >/dev/null"
+check "the broker is still serving after them" bash -c "$CURL $BROKER_URL/v1/health | jq -e '.status == \"ok\"'"
+# TLS renegotiation asked by the client (TLS 1.2): never a second
+# handshake on the connection, so one connection cannot make the broker
+# sign again and again; the rate limit bounds new connections.
+(echo R; sleep 3) | timeout 15 openssl s_client -tls1_2 -connect "127.0.0.1:$PORT" \
+	-CAfile "$T/pki/broker-ca.pem" >"$T/reneg.out" 2>&1
+diag "renegotiation: $(grep -E 'RENEGOTIATING|error|errno|closed|DONE|Secure Renegotiation' "$T/reneg.out" | head -5 | paste -sd'|')"
+check "a client's renegotiation is not served" bash -c \
+	"grep -q RENEGOTIATING '$T/reneg.out' && ! grep -A3 RENEGOTIATING '$T/reneg.out' | grep -qi 'verify return:1'"
+
 honest_run quiet
 diag "honest challenges with no attack: $(latency quiet)"
 for attack in flood handshakes; do
