@@ -37,6 +37,12 @@
  * headers beyond this get MHD's own (HTML) answer. */
 #define CONNECTION_MEMORY (64 * 1024)
 #define GUARD_TICK_MS 100
+/* Under pressure (3/4 of max_connections open), a connection that is not
+ * being answered may live PRESSURE_MS from its start (or the end of its
+ * previous request) instead of its usual deadline: slow clients from many
+ * addresses cannot hold the table, while an honest request, a few ms on a
+ * LAN, is untouched. */
+#define PRESSURE_MS 1000
 /* GnuTLS priorities: TLS 1.2 and 1.3 only, ECDHE or DHE key exchange (so
  * forward secrecy), AEAD ciphers only, no SHA-1 signatures. */
 #define BROKER_TLS_PRIORITIES                                                                      \
@@ -152,6 +158,9 @@ struct broker_guard {
 	int64_t handshake_us, request_us;
 	unsigned long shut_total, shut_logged;
 	int64_t last_log_us;
+	unsigned open, pressure_at; /* tracked connections; 0: never under pressure */
+	unsigned long pressure_shut, pressure_logged;
+	int64_t pressure_log_us;
 };
 
 static struct conn_track *track_of(struct MHD_Connection *c)
@@ -202,6 +211,7 @@ static void notify_connection_cb(void *cls, struct MHD_Connection *c, void **soc
 		t->prev = &g->head;
 		g->head.next->prev = t;
 		g->head.next = t;
+		g->open++;
 		pthread_mutex_unlock(&g->lock);
 		*socket_context = t;
 		return;
@@ -213,6 +223,7 @@ static void notify_connection_cb(void *cls, struct MHD_Connection *c, void **soc
 	pthread_mutex_lock(&g->lock);
 	t->prev->next = t->next;
 	t->next->prev = t->prev;
+	g->open--;
 	pthread_mutex_unlock(&g->lock);
 	free(t);
 	*socket_context = NULL;
@@ -237,6 +248,7 @@ static void *guard_main(void *arg)
 	struct timespec ts;
 	unsigned long n;
 	int64_t now;
+	bool pressure;
 
 	pthread_mutex_lock(&g->lock);
 	while (!g->stop) {
@@ -248,12 +260,29 @@ static void *guard_main(void *arg)
 		}
 		pthread_cond_timedwait(&g->wake, &g->lock, &ts);
 		now = ak_now_us();
+		pressure = g->pressure_at && g->open >= g->pressure_at;
 		for (t = g->head.next; t != &g->head; t = t->next) {
-			if (t->shut || !t->deadline_us || now < t->deadline_us)
+			bool due = t->deadline_us && now >= t->deadline_us;
+			bool squeezed = pressure && t->deadline_us &&
+					now >= t->start_us + PRESSURE_MS * 1000LL;
+
+			if (t->shut || (!due && !squeezed))
 				continue;
 			(void)shutdown(t->fd, SHUT_RDWR);
 			t->shut = true;
-			g->shut_total++;
+			if (due)
+				g->shut_total++;
+			else
+				g->pressure_shut++;
+		}
+		n = g->pressure_shut - g->pressure_logged;
+		if (n && now - g->pressure_log_us >= 10 * 1000000) {
+			g->pressure_logged = g->pressure_shut;
+			g->pressure_log_us = now;
+			ak_log(AK_LOG_WARNING,
+			       "%u connections open, max_connections is near: closed %lu that were "
+			       "not being answered after %d ms",
+			       g->open, n, PRESSURE_MS);
 		}
 		/* one line per 10 s at most, not one per connection */
 		n = g->shut_total - g->shut_logged;
@@ -282,6 +311,7 @@ static int guard_start(struct broker *b)
 	g->head.next = g->head.prev = &g->head;
 	g->handshake_us = (int64_t)b->cfg->handshake_timeout * 1000000;
 	g->request_us = (int64_t)b->cfg->request_timeout * 1000000;
+	g->pressure_at = b->cfg->max_connections - b->cfg->max_connections / 4;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
