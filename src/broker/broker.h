@@ -199,5 +199,10 @@ int broker_reload(struct broker *b, const char *path);
 /* HTTPS server (libmicrohttpd). */
 int broker_start(struct broker *b, char *err, size_t errlen) AK_WUR;
 void broker_stop(struct broker *b);
+/* SIGTERM: stop accepting connections (another replica takes them) and let
+ * the requests being answered finish, for max_us at most; then stop. A
+ * release made is then also delivered, so that a rolling restart costs no
+ * request and leaves no audited release undelivered. */
+void broker_drain(struct broker *b, int64_t max_us);
 
 #endif

@@ -381,6 +381,7 @@ int main(int argc, char **argv)
 		}
 	}
 	ak_log(AK_LOG_INFO, "shutting down (signal %d)", sig);
+	broker_drain(b, 10 * 1000000LL);
 	status = EXIT_SUCCESS;
 out:
 	if (ready_fd >= 0)

@@ -25,6 +25,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
@@ -680,8 +682,9 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	struct addrinfo hints = {0}, *ai = NULL;
 	/* MHD_USE_AUTO: epoll or poll rather than select(), so that the
 	 * number of clients is not capped by FD_SETSIZE. */
-	unsigned int flags =
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_USE_TLS;
+	/* MHD_USE_ITC: MHD_quiesce_daemon() at SIGTERM (broker_drain) */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+			     MHD_USE_TLS | MHD_USE_ITC;
 	int r;
 
 	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
@@ -759,6 +762,43 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	if (r < 0) /* releases then make every key themselves */
 		ak_log(AK_LOG_WARNING, "cannot start the ephemeral key thread: %s", strerror(-r));
 	return 0;
+}
+
+/* Requests being answered now (their deadline is off while they are). */
+static unsigned answering(struct broker_guard *g)
+{
+	struct conn_track *t;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&g->lock);
+	for (t = g->head.next; t != &g->head; t = t->next)
+		n += !t->shut && t->deadline_us == 0;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+void broker_drain(struct broker *b, int64_t max_us)
+{
+	int64_t end = ak_now_us() + max_us;
+	MHD_socket fd;
+	unsigned n = 0;
+
+	if (!b || !b->mhd)
+		return;
+	/* no new connection from now on: another replica takes them */
+	fd = MHD_quiesce_daemon(b->mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	if (!b->guard)
+		return;
+	while ((n = answering(b->guard)) > 0 && ak_now_us() < end) {
+		struct timespec ts = {0, 20 * 1000000L};
+
+		nanosleep(&ts, NULL);
+	}
+	if (n)
+		ak_log(AK_LOG_WARNING, "stopping with %u request(s) still being answered after %lld s",
+		       n, (long long)(max_us / 1000000));
 }
 
 void broker_stop(struct broker *b)

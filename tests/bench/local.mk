@@ -25,3 +25,12 @@ bench: $(EXTRA_PROGRAMS) attestkey attestkey-broker attestkey-pkcs11.la
 	top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)' \
 		$(SHELL) $(srcdir)/tests/bench/run.sh
 .PHONY: bench
+
+# make soak (issue 13 item 5): SOAK_SECONDS (600) of logins, signing,
+# renewals, rotations and broker restarts; tests/soak/soak.sh says what
+# must hold. Never run by make check.
+EXTRA_DIST += tests/soak/soak.sh
+soak: $(check_PROGRAMS) attestkey attestkey-broker attestkey-pkcs11.la
+	top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)' \
+		$(SHELL) $(srcdir)/tests/soak/soak.sh
+.PHONY: soak

@@ -84,6 +84,7 @@ INTEGRATION_TESTS = \
 	tests/integration/vault-broker.sh \
 	tests/integration/vault-nginx.sh \
 	tests/integration/broker-reload.sh \
+	tests/integration/broker-drain.sh \
 	tests/integration/broker-reload-hsm.sh \
 	tests/integration/broker-check-config.sh \
 	tests/integration/hsm-store.sh \
