@@ -7,8 +7,9 @@
 #  - fresh processes log in one after another (p11probe), each a release;
 #  - the key is rotated in the file store every ROTATE_EVERY s
 #    (attestkey key rotate), so renewals bring new versions in place;
-#  - broker B is restarted (SIGTERM, start) every RESTART_EVERY s; the
-#    module lists B first and goes on at A while B is away.
+#  - broker B is restarted (SIGTERM, start) every RESTART_EVERY s; half
+#    the logins list B first and go on at A while B is away, the other
+#    half and the long-lived application list A first.
 # At the end: zero failed logins and signatures, every signature verified
 # against the certificate served around it, the audit logs' releases match
 # the releases the module logged one to one, and the resident memory of
@@ -54,12 +55,15 @@ write_module_conf
 # (listen is set to it after the first start) so the list stays valid.
 port_b=$(cat "$T/broker-b.port")
 sed -i "s|^listen = .*|listen = 127.0.0.1:$port_b|" "$T/broker-b.conf"
-sed -i "s|^brokers = .*|brokers = https://127.0.0.1:$port_b, https://127.0.0.1:$(cat "$T/broker-a.port")|" \
-	"$T/attestkey.conf"
+url_a=https://127.0.0.1:$(cat "$T/broker-a.port") url_b=https://127.0.0.1:$port_b
+sed -i "s|^brokers = .*|brokers = $url_b, $url_a|" "$T/attestkey.conf"
+# A first for the long-lived application and every other login, so that A,
+# whose memory is watched, serves all along
+sed "s|^brokers = .*|brokers = $url_a, $url_b|" "$T/attestkey.conf" >"$T/attestkey-a.conf"
 
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-LEASEHOST_LABEL=tls "$HOST" "$AK_MODULE" sign "$SECS" 1234 >"$T/host.out" 2>"$T/host.err" &
+ATTESTKEY_CONF="$T/attestkey-a.conf" LEASEHOST_LABEL=tls "$HOST" "$AK_MODULE" sign "$SECS" 1234 >"$T/host.out" 2>"$T/host.err" &
 host=$!
 AK_PIDS="$AK_PIDS $host"
 wait_ready "$T/host.out" || bail "the long-lived application did not log in: $(tail -n 3 "$T/host.err")"
@@ -71,7 +75,9 @@ next_sample=$t0 next_rotate=$((t0 + ROTATE_EVERY)) next_restart=$((t0 + RESTART_
 echo "seconds rss_broker_a_kib rss_application_kib" >"$T/rss.txt"
 while now=$(date +%s) && [ $((now - t0)) -lt "$SECS" ]; do
 	logins=$((logins + 1))
-	if ! timeout 30 "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/run/$logins.out" 2>"$T/run/$logins.err"; then
+	conf="$T/attestkey.conf"
+	[ $((logins % 2)) = 1 ] && conf="$T/attestkey-a.conf"
+	if ! ATTESTKEY_CONF=$conf timeout 30 "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/run/$logins.out" 2>"$T/run/$logins.err"; then
 		failed=$((failed + 1))
 		echo "login $logins failed: $(tail -n 2 "$T/run/$logins.err")" >&2
 	fi
