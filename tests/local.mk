@@ -21,3 +21,18 @@ include $(srcdir)/tests/unit/key.mk
 include $(srcdir)/tests/integration/local.mk
 include $(srcdir)/tests/bench/local.mk
 include $(srcdir)/tests/fuzz/local.mk
+
+# make memcheck (docs/security.md "valgrind (make memcheck)"): the unit
+# tests, and the broker and the module in MEMCHECK_INTEGRATION, under
+# valgrind's memcheck; an error or a definite or indirect leak fails.
+VALGRIND = valgrind
+MEMCHECK = $(VALGRIND) --tool=memcheck --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+	--num-callers=40 --suppressions=$(abs_top_srcdir)/tests/valgrind.supp
+MEMCHECK_INTEGRATION =
+EXTRA_DIST += tests/memcheck-run.sh tests/valgrind.supp
+memcheck:
+	@unit=; for t in $(TESTS); do case $$t in tests/unit/*) unit="$$unit $$t" ;; esac; done; \
+	AK_VALGRIND='$(MEMCHECK)' $(MAKE) $(AM_MAKEFLAGS) check \
+		TESTS="$$unit $(MEMCHECK_INTEGRATION)" LOG_COMPILER='$(abs_top_srcdir)/tests/memcheck-run.sh'
+.PHONY: memcheck
