@@ -103,6 +103,7 @@ valgrind_verdict() {
 		diag "valgrind: $(basename "$f"):"
 		grep -q 'ERROR SUMMARY' "$f" || diag "(no summary: the process did not exit)"
 		head -n 200 "$f" | diag_stream
+		grep -E 'lost:|ERROR SUMMARY' "$f" | diag_stream
 	done
 	if [ "$bad" = 0 ] && [ "$n" -gt 0 ]; then
 		ok "valgrind: no error and no definite or indirect leak in $n process(es)"
