@@ -21,3 +21,22 @@ include $(srcdir)/tests/unit/key.mk
 include $(srcdir)/tests/integration/local.mk
 include $(srcdir)/tests/bench/local.mk
 include $(srcdir)/tests/fuzz/local.mk
+
+# make memcheck (docs/security.md "valgrind (make memcheck)"): the unit
+# tests, and the broker and the module in MEMCHECK_INTEGRATION, under
+# valgrind's memcheck; an error or a definite or indirect leak fails.
+VALGRIND = valgrind
+MEMCHECK = $(VALGRIND) --tool=memcheck --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+	--num-callers=40 --suppressions=$(abs_top_srcdir)/tests/valgrind.supp
+MEMCHECK_INTEGRATION = tests/integration/broker-api.sh tests/integration/refusals.sh \
+	tests/integration/protocol-v2.sh tests/integration/revoke.sh \
+	tests/integration/vault-broker.sh tests/integration/hsm-login.sh
+EXTRA_DIST += tests/memcheck-run.sh tests/valgrind.supp
+memcheck:
+	@command -v $(VALGRIND) >/dev/null || { \
+		echo "make memcheck: $(VALGRIND) not found (Debian: apt-get install valgrind)" >&2; exit 1; }
+	@unit=; for t in $(TESTS); do case $$t in tests/unit/*) unit="$$unit $$t" ;; esac; done; \
+	AK_VALGRIND='$(MEMCHECK)' $(MAKE) $(AM_MAKEFLAGS) check \
+		TESTS="$$unit $(MEMCHECK_INTEGRATION)" LOG_COMPILER='$(abs_top_srcdir)/tests/memcheck-run.sh'
+.PHONY: memcheck

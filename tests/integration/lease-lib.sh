@@ -4,6 +4,7 @@
 # its report and of the module's log.
 HOST="$top_builddir/tests/integration/leasehost"
 [ -x "$HOST" ] || bail "$HOST not built"
+HOST=$(ak_valgrind leasehost "$HOST")
 need jq
 
 # lease_world [LEASE]: setup_world with [broker] lease = LEASE (default 3)

@@ -192,7 +192,7 @@ static void sign_loop(CK_SESSION_HANDLE s, double secs, double login_at, struct 
 	CK_OBJECT_HANDLE key = find(s, CKO_PRIVATE_KEY, label);
 	CK_OBJECT_HANDLE cert = find(s, CKO_CERTIFICATE, label);
 	static unsigned char c1[8192], c2[8192];
-	unsigned char data[32], sig[1024];
+	unsigned char data[32] = { 0 }, sig[1024]; /* all 32 bytes are signed */
 	unsigned long i = 0;
 
 	printf("%skey_found: %s\n", prefix, key != CK_INVALID_HANDLE ? "yes" : "no");

@@ -40,7 +40,7 @@ expect() {
 	if [ "$got" = "$2" ]; then ok "$1"; else not_ok "$1"; diag "expected '$2', got '$got'"; diag_stream <"$T/resp.json"; fi
 }
 need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c is not installed"; done; }
-finish() { echo "1..$tap_n"; exit $((tap_failed > 0)); }
+finish() { valgrind_verdict; echo "1..$tap_n"; exit $((tap_failed > 0)); }
 # finish_lines_only: the plan, and exit 0: for a script in XFAIL_TESTS, whose
 # TAP lines carry the verdict (tap-driver adds an ERROR for a failing exit
 # status even there); such a script bails out on a failed set-up
@@ -66,6 +66,51 @@ fi
 [ -x "$AK_TOOL" ] || bail "$AK_TOOL not built"
 [ -x "$AK_BROKER" ] || bail "$AK_BROKER not built"
 [ -f "$AK_MODULE" ] || bail "$AK_MODULE not built"
+
+# make memcheck (docs/security.md "valgrind (make memcheck)"): AK_VALGRIND is
+# valgrind's command line. ak_valgrind NAME PROGRAM prints a program that
+# runs PROGRAM under it, one log per process in $T/valgrind (PROGRAM itself
+# when AK_VALGRIND is unset); the broker and the probe (the module) run so,
+# waits last AK_SLOW times longer, and finish fails on a log with an error
+# or a definite or indirect leak.
+AK_SLOW=1
+ak_valgrind() {
+	[ -n "${AK_VALGRIND:-}" ] || { echo "$2"; return; }
+	mkdir -p "$T/valgrind"
+	printf '#!/bin/sh\nexec %s --log-file=%s/%s.%%p.log %s "$@"\n' \
+		"$AK_VALGRIND" "$T/valgrind" "$1" "$2" >"$T/valgrind-$1"
+	chmod +x "$T/valgrind-$1"
+	echo "$T/valgrind-$1"
+}
+if [ -n "${AK_VALGRIND:-}" ]; then
+	AK_SLOW=6
+	AK_BROKER=$(ak_valgrind broker "$AK_BROKER")
+	AK_PROBE=$(ak_valgrind p11probe "$AK_PROBE")
+fi
+# valgrind_verdict: stop what the test started (the broker writes its leak
+# report on SIGTERM), then one TAP line over the valgrind logs
+valgrind_verdict() {
+	local f bad=0 n=0
+	[ -n "${AK_VALGRIND:-}" ] || return 0
+	for p in $AK_PIDS; do kill "$p" 2>/dev/null; done
+	for p in $AK_PIDS; do wait "$p" 2>/dev/null; done
+	AK_PIDS=""
+	for f in "$T"/valgrind/*.log; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		grep -q 'ERROR SUMMARY: 0 errors' "$f" && continue
+		bad=$((bad + 1))
+		diag "valgrind: $(basename "$f"):"
+		grep -q 'ERROR SUMMARY' "$f" || diag "(no summary: the process did not exit)"
+		head -n 200 "$f" | diag_stream
+		grep -E 'lost:|ERROR SUMMARY' "$f" | diag_stream
+	done
+	if [ "$bad" = 0 ] && [ "$n" -gt 0 ]; then
+		ok "valgrind: no error and no definite or indirect leak in $n process(es)"
+	else
+		not_ok "valgrind: $bad of $n process(es) with an error or a leak (or no report)"
+	fi
+}
 
 # The guest's launch measurement and one it does not have.
 MEASUREMENT=$(printf 'a%.0s' $(seq 96))
@@ -153,6 +198,12 @@ gcore_works() {
 BROKER_ROOTS=""
 BROKER_TTL=60
 BROKER_TDX_ROOTS=""
+# slow_broker_lines: under valgrind (AK_SLOW), the TLS handshake and the
+# request get AK_SLOW times the default time (brokerconf.h)
+slow_broker_lines() {
+	[ "$AK_SLOW" = 1 ] ||
+		printf 'handshake_timeout = %s\nrequest_timeout = %s\n' $((5 * AK_SLOW)) $((10 * AK_SLOW))
+}
 write_broker_conf() {
 	cat >"$T/broker.conf" <<EOC
 [broker]
@@ -163,6 +214,7 @@ key = $T/pki/broker.key
 secret_file = $T/secret
 nonce_ttl = $BROKER_TTL
 audit_log = $T/audit.jsonl
+$(slow_broker_lines)
 
 [keystore]
 type = file
@@ -203,7 +255,7 @@ write_module_conf() {
 [module]
 brokers = https://127.0.0.1:$port
 ca = ${MODULE_CA:-$T/pki/broker-ca.pem}
-timeout = 10
+timeout = $((10 * AK_SLOW))
 tee = sim
 cache_dir = $T/cache
 
@@ -225,7 +277,7 @@ start_broker() {
 	"$AK_BROKER" -f -c "$T/broker.conf" >>"$T/broker.log" 2>&1 &
 	BROKER_PID=$!
 	AK_PIDS="$AK_PIDS $BROKER_PID"
-	for _ in $(seq 100); do
+	for _ in $(seq $((100 * AK_SLOW))); do
 		[ -s "$T/broker.port" ] && break
 		kill -0 "$BROKER_PID" 2>/dev/null || { cat "$T/broker.log" | diag_stream; bail "broker exited"; }
 		sleep 0.1

@@ -407,9 +407,13 @@ static void *busy_handles(void *arg)
 {
 	(void)arg;
 	while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE)) {
-		struct p11_keyset *ks = calloc(1, sizeof(*ks));
+		struct p11_keyset *ks;
 
+		/* allocated under the lock too: a fork() never copies it, half
+		 * used, into a child without this thread (where valgrind, make
+		 * memcheck, would find it lost) */
 		pthread_mutex_lock(&busy_openssl);
+		ks = calloc(1, sizeof(*ks));
 		if (ks)
 			(void)p11_keyset_add(ks, ak_privkey_ref(busy_key), "busy", ec_id, 1, NULL, 0);
 		p11_keyset_free(ks);
