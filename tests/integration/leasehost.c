@@ -145,7 +145,7 @@ static CK_ULONG cert_of(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, unsigned char *
 struct report {
 	long ok, failed, ok_after_failure, ok_after_lease, mismatch;
 	CK_RV first_failure;
-	unsigned char spki[8][32]; /* distinct SPKI hashes */
+	unsigned char spki[64][32]; /* distinct SPKI hashes */
 	int n_spki;
 	unsigned char last[32];
 	bool verified;
@@ -170,7 +170,7 @@ static bool verify(struct report *r, const unsigned char *der, CK_ULONG der_len,
 	if (ok && spki_len > 0 && EVP_Digest(spki, (size_t)spki_len, h, NULL, EVP_sha256(), NULL)) {
 		for (i = 0; i < r->n_spki && memcmp(r->spki[i], h, 32) != 0; i++)
 			;
-		if (i == r->n_spki && r->n_spki < 8)
+		if (i == r->n_spki && r->n_spki < 64)
 			memcpy(r->spki[r->n_spki++], h, 32);
 		memcpy(r->last, h, 32);
 		r->verified = true;
