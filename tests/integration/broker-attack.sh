@@ -284,8 +284,12 @@ check "the flood was mostly answered 429 or cut at accept, not served" bash -c \
 	"grep -Eq 'answered: [0-9]+ 2xx, [1-9][0-9]* 429' '$T/flood.out'"
 check "the flood got no 2xx (its requests are bad ones)" \
 	grep -q 'answered: 0 2xx' "$T/flood.out"
-check "the handshake flood was cut at accept: most of its connections never finished a handshake" \
-	awk '/^handshakes/ { exit !($4 < $6) }' "$T/handshakes.out"
+# at most rate_burst + rate_limit x its 8 s (200 + 100 x 8, 100 more for
+# slack) handshakes finish however fast the attacker is (an ASan build's
+# tries 180 connections a second, the plain build's 2,500), and some of its
+# connections were closed at accept
+check "the handshake flood was held to the rate limit: at most 1,100 handshakes finished, the rest closed at accept" \
+	awk '/^handshakes/ { exit !($4 <= 1100 && $6 > 0) }' "$T/handshakes.out"
 curl -s "$METRICS_URL/metrics" >"$T/metrics.txt"
 mval() { awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }' "$T/metrics.txt"; }
 check "/metrics counts the refused requests ($(mval 'attestkey_rate_limited_total{what="request"}'))" \
