@@ -211,7 +211,8 @@ check "libmicrohttpd's messages are logged 20 a minute, not one per refused conn
 	test "$mhd_lines" -le 21
 
 # ---- issue 13 item 4: floods from one address ----
-# The per-client rate limit (default rate_limit = 100/s, rate_burst = 200):
+# The per-client rate limit (rate_limit = 20/s, rate_burst = 40 here, below
+# what the slowest build's attacker reaches; the defaults are 100 and 200):
 # 127.0.0.5 sends bad requests as fast as it can, 16 pipelined at a time,
 # then 127.0.0.6 opens TLS connections as fast as it can, while an honest
 # client on 127.0.0.1 asks for 20 challenges in a row during each. The
@@ -219,6 +220,8 @@ check "libmicrohttpd's messages are logged 20 a minute, not one per refused conn
 # asserted; every honest answer must be a 200.
 stop_broker
 LIMITS="$LIMITS
+rate_limit = 20
+rate_burst = 40
 metrics_listen = 127.0.0.1:0
 metrics_port_file = $T/metrics.port"
 attack_conf
@@ -284,12 +287,12 @@ check "the flood was mostly answered 429 or cut at accept, not served" bash -c \
 	"grep -Eq 'answered: [0-9]+ 2xx, [1-9][0-9]* 429' '$T/flood.out'"
 check "the flood got no 2xx (its requests are bad ones)" \
 	grep -q 'answered: 0 2xx' "$T/flood.out"
-# at most rate_burst + rate_limit x its 8 s (200 + 100 x 8, 100 more for
+# at most rate_burst + rate_limit x its 8 s (40 + 20 x 8, 60 more for
 # slack) handshakes finish however fast the attacker is (an ASan build's
-# tries 180 connections a second, the plain build's 2,500), and some of its
-# connections were closed at accept
-check "the handshake flood was held to the rate limit: at most 1,100 handshakes finished, the rest closed at accept" \
-	awk '/^handshakes/ { exit !($4 <= 1100 && $6 > 0) }' "$T/handshakes.out"
+# on a loaded machine tries 100 connections a second, the plain build's
+# 2,500: hence a limit of 20 here), and some were closed at accept
+check "the handshake flood was held to the rate limit: at most 260 handshakes finished, the rest closed at accept" \
+	awk '/^handshakes/ { exit !($4 <= 260 && $6 > 0) }' "$T/handshakes.out"
 curl -s "$METRICS_URL/metrics" >"$T/metrics.txt"
 mval() { awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }' "$T/metrics.txt"; }
 check "/metrics counts the refused requests ($(mval 'attestkey_rate_limited_total{what="request"}'))" \
@@ -299,10 +302,10 @@ check "/metrics counts the connections closed at accept ($(mval 'attestkey_rate_
 check "/metrics counts the two clients that went over the limit" \
 	test "$(mval attestkey_rate_limited_clients_total)" -ge 2
 check "the log names the flooding address once it went over, not once a request" bash -c \
-	"n=\$(tail -n +$((log_mark + 1)) '$T/broker.log' | grep -c 'rate limit: client 127.0.0.5 is over 100 requests a second'); test \$n -ge 1 && test \$n -le 20"
+	"n=\$(tail -n +$((log_mark + 1)) '$T/broker.log' | grep -c 'rate limit: client 127.0.0.5 is over 20 requests a second'); test \$n -ge 1 && test \$n -le 20"
 check "the flood's first 429: error rate_limited, with Retry-After" bash -c \
 	"grep '^first 429' '$T/flood.out' | tr '\\n' ' ' | grep -i 'retry-after: 1' | grep -q '\"error\":\"rate_limited\"'"
-sleep 3 # 100 tokens a second: the bucket is full again
+sleep 3 # 20 tokens a second: the bucket (40) is full again
 check "the address is served again once it slows down" \
 	test "$(curl -s --cacert "$T/pki/broker-ca.pem" --interface 127.0.0.5 -o /dev/null -w '%{http_code}' \
 		-H "$JSON" --data-binary '{"token":"web"}' "$BROKER_URL/v1/challenge")" = 200
