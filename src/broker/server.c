@@ -243,6 +243,20 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *c)
 	return NULL;
 }
 
+/* How many closings a line should report now: those since the last line,
+ * one line per 10 s at most, not one per connection; 0: no line now. */
+static unsigned long to_log(unsigned long total, unsigned long *logged, int64_t *last_us,
+			    int64_t now)
+{
+	unsigned long n = total - *logged;
+
+	if (!n || now - *last_us < 10 * 1000000)
+		return 0;
+	*logged = total;
+	*last_us = now;
+	return n;
+}
+
 static void *guard_main(void *arg)
 {
 	struct broker_guard *g = arg;
@@ -277,26 +291,19 @@ static void *guard_main(void *arg)
 			else
 				g->pressure_shut++;
 		}
-		n = g->pressure_shut - g->pressure_logged;
-		if (n && now - g->pressure_log_us >= 10 * 1000000) {
-			g->pressure_logged = g->pressure_shut;
-			g->pressure_log_us = now;
+		n = to_log(g->pressure_shut, &g->pressure_logged, &g->pressure_log_us, now);
+		if (n)
 			ak_log(AK_LOG_WARNING,
 			       "%u connections open, max_connections is near: closed %lu that were "
 			       "not being answered after %d ms",
 			       g->open, n, PRESSURE_MS);
-		}
-		/* one line per 10 s at most, not one per connection */
-		n = g->shut_total - g->shut_logged;
-		if (n && now - g->last_log_us >= 10 * 1000000) {
-			g->shut_logged = g->shut_total;
-			g->last_log_us = now;
+		n = to_log(g->shut_total, &g->shut_logged, &g->last_log_us, now);
+		if (n)
 			ak_log(AK_LOG_WARNING,
 			       "closed %lu connection(s) past their deadline (TLS handshake "
 			       "and request line %lld s, whole request %lld s)",
 			       n, (long long)(g->handshake_us / 1000000),
 			       (long long)(g->request_us / 1000000));
-		}
 	}
 	pthread_mutex_unlock(&g->lock);
 	return NULL;
