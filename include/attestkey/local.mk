@@ -12,4 +12,5 @@ noinst_HEADERS += \
 	include/attestkey/tdx.h \
 	include/attestkey/vault.h \
 	include/attestkey/observe.h \
-	include/attestkey/hsmenv.h
+	include/attestkey/hsmenv.h \
+	include/attestkey/azure.h
