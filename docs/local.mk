@@ -4,3 +4,5 @@ dist_doc_DATA += docs/attestation.md docs/protocol.md docs/architecture.md docs/
 dist_doc_DATA += docs/quickstart.md
 # issue 12: leases, renewal, revocation, grace, rotation, fork
 dist_doc_DATA += docs/lifecycle.md
+# issue 14: Azure confidential VMs (vTPM evidence)
+dist_doc_DATA += docs/azure.md
