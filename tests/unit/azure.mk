@@ -15,4 +15,11 @@ tests_unit_test_azure_SOURCES = tests/unit/test_azure.c tests/unit/test_snp_util
 tests_unit_test_azure_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_azure_LDADD = libakcommon.la \
 	$(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
+
+check_PROGRAMS += tests/unit/test_azure_verify
+TESTS += tests/unit/test_azure_verify
+tests_unit_test_azure_verify_SOURCES = tests/unit/test_azure_verify.c tests/unit/test_snp_util.h
+tests_unit_test_azure_verify_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_azure_verify_LDADD = libakverify.la libakevidence.la libakcommon.la \
+	$(CMOCKA_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
 endif
