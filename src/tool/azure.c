@@ -138,7 +138,7 @@ static json_t *az_json(const struct vf_az_result *r, enum ak_reason reason, cons
 				      "tpm_enabled", tri_json(r->tpm_enabled), "console_enabled",
 				      tri_json(r->console_enabled)));
 	json_object_set_new(o, "vm_unique_id", json_string(r->vm_unique_id));
-	json_object_set_new(o, r->have_tdx ? "tdx" : "snp", hw ? hw : json_null());
+	json_object_set_new(o, strcmp(r->tee, AK_AZ_TEE_TDX) ? "snp" : "tdx", hw ? hw : json_null());
 	if (checks)
 		json_object_set(o, "policy_checks", checks);
 	if (token)

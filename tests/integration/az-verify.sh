@@ -110,6 +110,7 @@ json nonce "extraData and the expected nonce named" \
 azv as-tdx refuse evidence_malformed az-tdx "${P[@]/--vcek/--td-quote}" \
 	--roots "$top_srcdir/data/intel/Intel_SGX_Root_CA.pem" --nonce "$NONCE" --time 1704067200
 json as-tdx "report_type named" '.message | test("report_type 2 \\(SNP\\) is not that of evidence type az-tdx-vtpm")'
+json as-tdx "no hardware report object, under the tdx key" '.tee == "az-tdx-vtpm" and has("tdx") and .tdx == null and (has("snp") | not)'
 mutant tdx hcl-report.bin
 patch "$T/tdx-hcl-report.bin" $((0x4c8)) 04
 parts tdx
