@@ -36,8 +36,7 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int ak_az_hcl_parse(const uint8_t *buf, size_t len, struct ak_az_hcl *out, char *msg,
-		    size_t msglen)
+int ak_az_hcl_parse(const uint8_t *buf, size_t len, struct ak_az_hcl *out, char *msg, size_t msglen)
 {
 	const uint8_t *req = buf + AK_AZ_HCL_REQ_OFF;
 	uint32_t var_size;
@@ -47,8 +46,8 @@ int ak_az_hcl_parse(const uint8_t *buf, size_t len, struct ak_az_hcl *out, char 
 		return refuse(msg, msglen, "HCL report header: %zu bytes, need %d", buf ? len : 0,
 			      AK_AZ_HCL_HEADER_LEN);
 	if (len > AK_AZ_HCL_MAX_LEN)
-		return refuse(msg, msglen, "HCL report is %zu bytes, more than the %d accepted", len,
-			      AK_AZ_HCL_MAX_LEN);
+		return refuse(msg, msglen, "HCL report is %zu bytes, more than the %d accepted",
+			      len, AK_AZ_HCL_MAX_LEN);
 	if (memcmp(buf, AK_AZ_HCL_MAGIC, 4) != 0)
 		return refuse(msg, msglen, "HCL report magic is not \"HCLA\"");
 	out->version = le32(buf + 4);
@@ -67,8 +66,8 @@ int ak_az_hcl_parse(const uint8_t *buf, size_t len, struct ak_az_hcl *out, char 
 	out->hash_type = le32(req + 12);
 	var_size = le32(req + 16);
 	if (out->report_type != AK_AZ_REPORT_SNP && out->report_type != AK_AZ_REPORT_TDX)
-		return refuse(msg, msglen,
-			      "HCL report_type %u is neither SNP (2) nor TDX (4)", out->report_type);
+		return refuse(msg, msglen, "HCL report_type %u is neither SNP (2) nor TDX (4)",
+			      out->report_type);
 	if (out->hash_type != 1)
 		return refuse(msg, msglen, "HCL hash_type %u is not SHA-256 (1)", out->hash_type);
 	if (var_size == 0 || var_size > len - (AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN))
@@ -105,7 +104,8 @@ static int runtime_ak(const json_t *root, EVP_PKEY **ak, char *msg, size_t msgle
 
 	if (!json_is_array(keys))
 		return refuse(msg, msglen, "HCL runtime data has no \"keys\" array");
-	json_array_foreach(keys, i, k) {
+	json_array_foreach(keys, i, k)
+	{
 		const char *kid = json_string_value(json_object_get(k, "kid"));
 
 		if (kid && !strcmp(kid, "HCLAkPub")) {
@@ -127,8 +127,9 @@ static int runtime_ak(const json_t *root, EVP_PKEY **ak, char *msg, size_t msgle
 		goto out;
 	}
 	*ak = ak_rsa_public(n, nlen, e, elen);
-	ret = *ak ? 0
-		  : refuse(msg, msglen, "HCL runtime data's HCLAkPub is not a valid RSA public key");
+	ret =
+	    *ak ? 0
+		: refuse(msg, msglen, "HCL runtime data's HCLAkPub is not a valid RSA public key");
 out:
 	free(n);
 	free(e);
@@ -144,8 +145,10 @@ static int vm_bool(const json_t *cfg, const char *name, int *out, char *msg, siz
 	if (!v)
 		return 0;
 	if (!json_is_boolean(v))
-		return refuse(msg, msglen, "HCL runtime data's vm-configuration \"%s\" is not a "
-			      "boolean", name);
+		return refuse(msg, msglen,
+			      "HCL runtime data's vm-configuration \"%s\" is not a "
+			      "boolean",
+			      name);
 	*out = json_is_true(v);
 	return 0;
 }
@@ -162,8 +165,8 @@ int ak_az_runtime_parse(const struct ak_az_hcl *hcl, struct ak_az_runtime *out, 
 	out->secure_boot = out->tpm_enabled = out->console_enabled = -1;
 	if (!hcl || !hcl->runtime)
 		return refuse(msg, msglen, "HCL report has no runtime data");
-	root = json_loadb((const char *)hcl->runtime, hcl->runtime_len, JSON_REJECT_DUPLICATES,
-			  &jerr);
+	root =
+	    json_loadb((const char *)hcl->runtime, hcl->runtime_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
 		return refuse(msg, msglen, "HCL runtime data is not JSON: %s (byte %d)", jerr.text,
 			      jerr.position);
@@ -176,7 +179,8 @@ int ak_az_runtime_parse(const struct ak_az_hcl *hcl, struct ak_az_runtime *out, 
 		goto out;
 	cfg = json_object_get(root, "vm-configuration");
 	if (cfg && !json_is_object(cfg)) {
-		ret = refuse(msg, msglen, "HCL runtime data's \"vm-configuration\" is not an object");
+		ret =
+		    refuse(msg, msglen, "HCL runtime data's \"vm-configuration\" is not an object");
 		goto out;
 	}
 	if ((ret = vm_bool(cfg, "secure-boot", &out->secure_boot, msg, msglen)) < 0 ||
@@ -185,8 +189,10 @@ int ak_az_runtime_parse(const struct ak_az_hcl *hcl, struct ak_az_runtime *out, 
 		goto out;
 	id = json_object_get(cfg, "vmUniqueId");
 	if (id && (!json_is_string(id) || json_string_length(id) >= sizeof(out->vm_unique_id))) {
-		ret = refuse(msg, msglen, "HCL runtime data's vmUniqueId is not a string of at most "
-			     "%zu characters", sizeof(out->vm_unique_id) - 1);
+		ret = refuse(msg, msglen,
+			     "HCL runtime data's vmUniqueId is not a string of at most "
+			     "%zu characters",
+			     sizeof(out->vm_unique_id) - 1);
 		goto out;
 	}
 	if (id)
@@ -265,21 +271,28 @@ int ak_tpm_quote_parse(const uint8_t *buf, size_t len, struct ak_tpm_quote *out,
 			      buf ? len : 0);
 	out->magic = (uint32_t)v;
 	if (out->magic != AK_TPM_GENERATED_VALUE)
-		return refuse(msg, msglen, "TPM quote magic 0x%08x is not TPM_GENERATED_VALUE "
-			      "(0xff544347)", out->magic);
+		return refuse(msg, msglen,
+			      "TPM quote magic 0x%08x is not TPM_GENERATED_VALUE "
+			      "(0xff544347)",
+			      out->magic);
 	if (!be(&r, 2, &v))
 		return refuse(msg, msglen, "TPM quote is truncated in type");
 	out->type = (uint16_t)v;
 	if (out->type != AK_TPM_ST_ATTEST_QUOTE)
-		return refuse(msg, msglen, "TPM quote type 0x%04x is not TPM_ST_ATTEST_QUOTE "
-			      "(0x8018)", out->type);
+		return refuse(msg, msglen,
+			      "TPM quote type 0x%04x is not TPM_ST_ATTEST_QUOTE "
+			      "(0x8018)",
+			      out->type);
 	/* qualifiedSigner: TPM2B_NAME (a handle, or an algorithm and a digest) */
 	if (!tpm2b(&r, 2 + 64, &p, &n))
-		return refuse(msg, msglen, "TPM quote is truncated in qualifiedSigner or it is "
+		return refuse(msg, msglen,
+			      "TPM quote is truncated in qualifiedSigner or it is "
 			      "longer than a TPMT_HA");
 	if (!tpm2b(&r, sizeof(out->extra), &p, &n))
-		return refuse(msg, msglen, "TPM quote is truncated in extraData or it is longer "
-			      "than %zu bytes", sizeof(out->extra));
+		return refuse(msg, msglen,
+			      "TPM quote is truncated in extraData or it is longer "
+			      "than %zu bytes",
+			      sizeof(out->extra));
 	memcpy(out->extra, p, n);
 	out->extra_len = n;
 	if (!be(&r, 8, &out->clock))
@@ -299,30 +312,39 @@ int ak_tpm_quote_parse(const uint8_t *buf, size_t len, struct ak_tpm_quote *out,
 	if (!be(&r, 4, &count))
 		return refuse(msg, msglen, "TPM quote is truncated in pcrSelect.count");
 	if (count != 1)
-		return refuse(msg, msglen, "TPM quote pcrSelect.count is %llu: attestkey takes one "
-			      "PCR bank (SHA-256)", (unsigned long long)count);
+		return refuse(msg, msglen,
+			      "TPM quote pcrSelect.count is %llu: attestkey takes one "
+			      "PCR bank (SHA-256)",
+			      (unsigned long long)count);
 	if (!be(&r, 2, &v))
 		return refuse(msg, msglen, "TPM quote is truncated in pcrSelect hash");
 	out->pcr_hash = (uint16_t)v;
 	if (out->pcr_hash != AK_TPM_ALG_SHA256)
-		return refuse(msg, msglen, "TPM quote pcrSelect hash 0x%04x is not SHA-256 "
-			      "(0x000b)", out->pcr_hash);
+		return refuse(msg, msglen,
+			      "TPM quote pcrSelect hash 0x%04x is not SHA-256 "
+			      "(0x000b)",
+			      out->pcr_hash);
 	if (!be(&r, 1, &sel_size))
 		return refuse(msg, msglen, "TPM quote is truncated in pcrSelect sizeofSelect");
 	if (sel_size < 1 || sel_size > 3)
-		return refuse(msg, msglen, "TPM quote pcrSelect sizeofSelect %llu is not 1 to 3 "
-			      "(PCRs 0..23)", (unsigned long long)sel_size);
+		return refuse(msg, msglen,
+			      "TPM quote pcrSelect sizeofSelect %llu is not 1 to 3 "
+			      "(PCRs 0..23)",
+			      (unsigned long long)sel_size);
 	if (!take(&r, (size_t)sel_size, &p))
 		return refuse(msg, msglen, "TPM quote is truncated in pcrSelect bitmap");
 	for (size_t i = 0; i < sel_size; i++)
 		out->pcr_mask |= (uint32_t)p[i] << (8 * i);
 	if (!tpm2b(&r, sizeof(out->pcr_digest), &p, &n))
-		return refuse(msg, msglen, "TPM quote is truncated in pcrDigest or it is longer "
-			      "than %zu bytes", sizeof(out->pcr_digest));
+		return refuse(msg, msglen,
+			      "TPM quote is truncated in pcrDigest or it is longer "
+			      "than %zu bytes",
+			      sizeof(out->pcr_digest));
 	memcpy(out->pcr_digest, p, n);
 	out->pcr_digest_len = n;
 	if (r.left)
-		return refuse(msg, msglen, "TPM quote has %zu trailing bytes after pcrDigest", r.left);
+		return refuse(msg, msglen, "TPM quote has %zu trailing bytes after pcrDigest",
+			      r.left);
 	return 0;
 }
 

@@ -20,12 +20,12 @@
 
 #define USAGE_SNP                                                                                  \
 	"Usage: attestkey az-snp verify --hcl FILE --tpm-quote FILE --tpm-sig FILE --pcrs FILE\n"  \
-	"        [--vcek PEM-CHAIN] [--roots ARK.pem]... [--kds URL] [--nonce HEX]\n"             \
+	"        [--vcek PEM-CHAIN] [--roots ARK.pem]... [--kds URL] [--nonce HEX]\n"              \
 	"        [--policy-ini FILE --token NAME] [--time UNIX] [--json]\n"
 #define USAGE_TDX                                                                                  \
 	"Usage: attestkey az-tdx verify --hcl FILE --td-quote FILE --tpm-quote FILE --tpm-sig "    \
 	"FILE\n"                                                                                   \
-	"        --pcrs FILE [--collateral DIR] [--tcb-info FILE] [--qe-identity FILE]\n"         \
+	"        --pcrs FILE [--collateral DIR] [--tcb-info FILE] [--qe-identity FILE]\n"          \
 	"        [--roots FILE|DIR] [--nonce HEX] [--policy-ini FILE --token NAME]\n"              \
 	"        [--time UNIX] [--json]\n"
 
@@ -71,7 +71,8 @@ static int read_pcrs(const char *path, uint8_t pcrs[AK_AZ_NPCR][32], size_t *n)
 			path, AK_AZ_NPCR);
 		goto out;
 	}
-	json_array_foreach(j, i, v) {
+	json_array_foreach(j, i, v)
+	{
 		if (!json_is_string(v) || json_string_length(v) != 64 ||
 		    ak_hex_decode(json_string_value(v), pcrs[i], 32) < 0) {
 			fprintf(stderr,
@@ -138,7 +139,8 @@ static json_t *az_json(const struct vf_az_result *r, enum ak_reason reason, cons
 				      "tpm_enabled", tri_json(r->tpm_enabled), "console_enabled",
 				      tri_json(r->console_enabled)));
 	json_object_set_new(o, "vm_unique_id", json_string(r->vm_unique_id));
-	json_object_set_new(o, strcmp(r->tee, AK_AZ_TEE_TDX) ? "snp" : "tdx", hw ? hw : json_null());
+	json_object_set_new(o, strcmp(r->tee, AK_AZ_TEE_TDX) ? "snp" : "tdx",
+			    hw ? hw : json_null());
 	if (checks)
 		json_object_set(o, "policy_checks", checks);
 	if (token)
@@ -163,7 +165,8 @@ static void print_text(const struct vf_az_result *r, enum ak_reason reason, cons
 		       r->tdx.tcb_evaluated ? vf_tdx_tcb_status_name(r->tdx.tcb_status)
 					    : "not evaluated");
 	}
-	printf("HCL runtime data: %s\n", r->hcl_bound ? "bound by the hardware report" : "not bound");
+	printf("HCL runtime data: %s\n",
+	       r->hcl_bound ? "bound by the hardware report" : "not bound");
 	printf("TPM quote:        %s\n", r->quote_verified ? "verified" : "not verified");
 	if (r->quote_verified)
 		for (int i = 0; i < AK_AZ_NPCR; i++)
@@ -275,8 +278,8 @@ static int parse_args(int argc, char **argv, struct az_args *a, struct vf_az_inp
 	/* options of the other evidence type */
 	if (optind != argc || !a->hcl || !a->quote || !a->sig || !a->pcrs || !a->ini != !a->token ||
 	    (a->tdx && (!a->td_quote || a->vcek || a->kds)) ||
-	    (!a->tdx && (a->td_quote || a->collateral || in->tcb_info_path ||
-			 in->qe_identity_path)) ||
+	    (!a->tdx &&
+	     (a->td_quote || a->collateral || in->tcb_info_path || in->qe_identity_path)) ||
 	    (a->tdx && a->n_roots > 1)) {
 		fprintf(stderr, "%s", usage);
 		return TOOL_EXIT_USAGE;

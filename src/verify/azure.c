@@ -55,10 +55,11 @@ static enum ak_reason hcl_parse(const struct vf_az_input *in, uint32_t want, str
 		return AK_R_EVIDENCE_MALFORMED;
 	}
 	if (h->report_type != want) {
-		vf_set_msg(msg, msglen,
-			   "HCL report_type %u (%s) is not that of evidence type %s (report_type %u)",
-			   h->report_type, h->report_type == AK_AZ_REPORT_SNP ? "SNP" : "TDX",
-			   want == AK_AZ_REPORT_SNP ? AK_AZ_TEE_SNP : AK_AZ_TEE_TDX, want);
+		vf_set_msg(
+		    msg, msglen,
+		    "HCL report_type %u (%s) is not that of evidence type %s (report_type %u)",
+		    h->report_type, h->report_type == AK_AZ_REPORT_SNP ? "SNP" : "TDX",
+		    want == AK_AZ_REPORT_SNP ? AK_AZ_TEE_SNP : AK_AZ_TEE_TDX, want);
 		return AK_R_EVIDENCE_MALFORMED;
 	}
 	return AK_R_OK;
@@ -162,9 +163,8 @@ static enum ak_reason check_quote(const struct ak_az_hcl *h, const struct vf_az_
 		reason = AK_R_BAD_SIGNATURE;
 		goto out;
 	}
-	if (in->expected_nonce &&
-	    (q.extra_len != in->expected_nonce_len ||
-	     memcmp(q.extra, in->expected_nonce, q.extra_len) != 0)) {
+	if (in->expected_nonce && (q.extra_len != in->expected_nonce_len ||
+				   memcmp(q.extra, in->expected_nonce, q.extra_len) != 0)) {
 		ak_hex_encode(q.extra, q.extra_len, got);
 		ak_hex_encode(in->expected_nonce,
 			      in->expected_nonce_len > 64 ? 64 : in->expected_nonce_len, want);
@@ -277,8 +277,8 @@ enum ak_reason vf_az_snp_verify(const struct vf_snp_trust *t, const struct vf_az
 	si.info = &out->snp_info;
 	reason = vf_snp_verify(t, &si, &out->snp, msg, msglen);
 	if (out->snp_info.parsed &&
-	    (reason == AK_R_OK || ak_snp_report_parse(h.hw_report, AK_SNP_REPORT_LEN,
-						      &out->snp) == 0))
+	    (reason == AK_R_OK ||
+	     ak_snp_report_parse(h.hw_report, AK_SNP_REPORT_LEN, &out->snp) == 0))
 		out->have_snp = true;
 	if (reason == AK_R_BINDING_MISMATCH)
 		hcl_unbound(out->snp.report_data, rd, msg, msglen);
@@ -364,8 +364,8 @@ enum ak_reason vf_az_tdx_verify(const struct vf_tdx_trust *t, const struct vf_az
 }
 
 /* A base64url member of the evidence; absent is NULL with *ok true. */
-static uint8_t *b64_member(const json_t *ev, const char *name, bool required, size_t *len,
-			   bool *ok, char *msg, size_t msglen)
+static uint8_t *b64_member(const json_t *ev, const char *name, bool required, size_t *len, bool *ok,
+			   char *msg, size_t msglen)
 {
 	const json_t *v = json_object_get(ev, name);
 	uint8_t *d;
@@ -398,7 +398,7 @@ enum ak_reason vf_az_verify_json(const struct vf_snp_trust *st, const struct vf_
 	struct vf_az_input in = {0};
 	struct vf_az_result local;
 	uint8_t *bufs[AK_ARRAY_SIZE(names)] = {NULL}, nonce[32];
-	uint8_t (*pcrs)[32] = NULL;
+	uint8_t(*pcrs)[32] = NULL;
 	size_t lens[AK_ARRAY_SIZE(names)] = {0}, i;
 	enum ak_reason reason = AK_R_EVIDENCE_MALFORMED;
 	bool tdx, ok;
@@ -436,11 +436,13 @@ enum ak_reason vf_az_verify_json(const struct vf_snp_trust *st, const struct vf_
 		vf_set_msg(msg, msglen, "out of memory");
 		goto out;
 	}
-	json_array_foreach(jp, i, v) {
+	json_array_foreach(jp, i, v)
+	{
 		if (!json_is_string(v) || ak_hex_decode(json_string_value(v), pcrs[i], 32) < 0 ||
 		    json_string_length(v) != 64) {
 			vf_set_msg(msg, msglen,
-				   "evidence \"pcrs\"[%zu] is not 64 hex digits (a SHA-256 value)", i);
+				   "evidence \"pcrs\"[%zu] is not 64 hex digits (a SHA-256 value)",
+				   i);
 			goto out;
 		}
 	}

@@ -51,8 +51,9 @@ int vf_policy_set_az(struct vf_policy *p, const char *key, const char *value, ch
 
 	if (n >= 0) {
 		if (ak_hex_decode(value, p->pcr[n], sizeof(p->pcr[n])) < 0) {
-			vf_set_msg(err, errlen, "%s: '%s' is not 64 hex digits (a SHA-256 PCR value)",
-				   key, value);
+			vf_set_msg(err, errlen,
+				   "%s: '%s' is not 64 hex digits (a SHA-256 PCR value)", key,
+				   value);
 			return -EINVAL;
 		}
 		p->pcr_set[n] = true;
@@ -62,7 +63,8 @@ int vf_policy_set_az(struct vf_policy *p, const char *key, const char *value, ch
 		if (strcmp(key, az_bools[i].key) != 0)
 			continue;
 		if (ak_parse_bool(value, &b) < 0) {
-			vf_set_msg(err, errlen, "%s: '%s' is not a boolean (true/false)", key, value);
+			vf_set_msg(err, errlen, "%s: '%s' is not a boolean (true/false)", key,
+				   value);
 			return -EINVAL;
 		}
 		*(int *)((char *)p + az_bools[i].pol) = b;
@@ -97,8 +99,8 @@ enum ak_reason vf_policy_check_az(const struct vf_policy *p, const struct vf_az_
 		}
 		if (memcmp(p->pcr[i], r->pcrs[i], 32) != 0) {
 			ak_hex_encode(r->pcrs[i], 32, got);
-			vf_set_msg(msg, msglen, "token %s: PCR %d is %s, expected %s", token, i, got,
-				   want);
+			vf_set_msg(msg, msglen, "token %s: PCR %d is %s, expected %s", token, i,
+				   got, want);
 			return AK_R_POLICY_MISMATCH;
 		}
 	}

@@ -44,8 +44,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	fuzz_init();
 	if (vf_snp_trust_new(&trust) < 0 ||
-	    vf_snp_trust_add_roots(trust, fuzz_testdata("snp/amd-roots/ark-milan.pem", p,
-							sizeof(p))) < 0 ||
+	    vf_snp_trust_add_roots(
+		trust, fuzz_testdata("snp/amd-roots/ark-milan.pem", p, sizeof(p))) < 0 ||
 	    vf_tdx_trust_new(&tdx_trust) < 0)
 		fuzz_die("the SNP trust of tests/data/snp/amd-roots");
 	hcl = load("azure/snp-milan/hcl-report.bin", &hcl_len);
@@ -56,9 +56,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	j = json_loadb((const char *)text, len, 0, NULL);
 	if (json_array_size(j) != AK_AZ_NPCR)
 		fuzz_die("azure/snp-milan/pcrs-sha256.json");
-	json_array_foreach(j, i, v)
-		if (ak_hex_decode(json_string_value(v), pcrs[i], 32) < 0)
-			fuzz_die("azure/snp-milan/pcrs-sha256.json");
+	json_array_foreach(j, i, v) if (ak_hex_decode(json_string_value(v), pcrs[i], 32) < 0)
+	    fuzz_die("azure/snp-milan/pcrs-sha256.json");
 	json_decref(j);
 	free(text);
 	return 0;

@@ -54,7 +54,7 @@ static void vec_load(struct vec *v)
 	assert_non_null(j);
 	assert_int_equal(json_array_size(j), 24);
 	json_array_foreach(j, i, x)
-		assert_int_equal(ak_hex_decode(json_string_value(x), v->pcrs[i], 32), 0);
+	    assert_int_equal(ak_hex_decode(json_string_value(x), v->pcrs[i], 32), 0);
 	json_decref(j);
 	free(text);
 }
@@ -267,11 +267,12 @@ static char *b64(const uint8_t *p, size_t n)
 /* The evidence JSON of azure.h; pcrs with n values. */
 static json_t *evidence_json(const uint8_t *hcl, size_t hcl_len, const uint8_t *quote,
 			     size_t quote_len, const uint8_t *sig, size_t sig_len,
-			     const uint8_t (*pcrs)[32], size_t n, const uint8_t *pem, size_t pem_len)
+			     const uint8_t (*pcrs)[32], size_t n, const uint8_t *pem,
+			     size_t pem_len)
 {
 	char *h = b64(hcl, hcl_len), *q = b64(quote, quote_len), *s = b64(sig, sig_len);
-	json_t *ev = json_pack("{s:s,s:s,s:s,s:[]}", "hcl_report", h, "tpm_quote", q, "tpm_sig", s,
-			       "pcrs");
+	json_t *ev =
+	    json_pack("{s:s,s:s,s:s,s:[]}", "hcl_report", h, "tpm_quote", q, "tpm_sig", s, "pcrs");
 	json_t *list = json_object_get(ev, "pcrs");
 	char hex[65];
 
@@ -310,34 +311,34 @@ static void real_json(void **state)
 			   (const uint8_t(*)[32])v.pcrs, 24, v.pem, v.pem_len);
 	/* vf_az_verify_json takes the current time: the real VCEK is valid now
 	 * (2023-05 .. 2030-05), which is what the refusal below needs. */
-	assert_int_equal(vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg,
-					   sizeof(msg)),
-			 AK_R_BINDING_MISMATCH);
+	assert_int_equal(
+	    vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg, sizeof(msg)),
+	    AK_R_BINDING_MISMATCH);
 	assert_true(snp_contains(msg, "extraData 6368616c6c656e6765"));
 	assert_true(r.hcl_bound);
 	/* the tee must be the HCL's */
-	assert_int_equal(vf_az_verify_json(t, NULL, AK_AZ_TEE_TDX, ev, binding, &r, msg,
-					   sizeof(msg)),
-			 AK_R_EVIDENCE_MALFORMED);
+	assert_int_equal(
+	    vf_az_verify_json(t, NULL, AK_AZ_TEE_TDX, ev, binding, &r, msg, sizeof(msg)),
+	    AK_R_EVIDENCE_MALFORMED);
 	assert_true(snp_contains(msg, "td_quote"));
 	assert_int_equal(vf_az_verify_json(t, NULL, "snp", ev, binding, &r, msg, sizeof(msg)),
 			 AK_R_EVIDENCE_MALFORMED);
 	assert_true(snp_contains(msg, "neither"));
 	/* malformed members */
 	assert_int_equal(json_object_set_new(ev, "pcrs", json_pack("[s]", "zz")), 0);
-	assert_int_equal(vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg,
-					   sizeof(msg)),
-			 AK_R_EVIDENCE_MALFORMED);
+	assert_int_equal(
+	    vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg, sizeof(msg)),
+	    AK_R_EVIDENCE_MALFORMED);
 	assert_true(snp_contains(msg, "\"pcrs\"[0]"));
 	assert_int_equal(json_object_set_new(ev, "tpm_sig", json_string("@@")), 0);
-	assert_int_equal(vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg,
-					   sizeof(msg)),
-			 AK_R_EVIDENCE_MALFORMED);
+	assert_int_equal(
+	    vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg, sizeof(msg)),
+	    AK_R_EVIDENCE_MALFORMED);
 	assert_true(snp_contains(msg, "\"tpm_sig\" is not base64url"));
 	assert_int_equal(json_object_del(ev, "hcl_report"), 0);
-	assert_int_equal(vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg,
-					   sizeof(msg)),
-			 AK_R_EVIDENCE_MALFORMED);
+	assert_int_equal(
+	    vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg, sizeof(msg)),
+	    AK_R_EVIDENCE_MALFORMED);
 	assert_true(snp_contains(msg, "\"hcl_report\" is missing"));
 	json_decref(ev);
 	vec_free(&v);
@@ -440,7 +441,7 @@ static int sim_setup(void **state)
 	}
 	ev_sim_tdx_opts_init(&o);
 	rc = ev_sim_init(snp, "Milan-B0", 0x7308000000000003ULL) == 0 &&
-			     ev_sim_tdx_init(tdx, &o) == 0
+		     ev_sim_tdx_init(tdx, &o) == 0
 		 ? 0
 		 : -1;
 	free(snp);
@@ -680,15 +681,14 @@ static void sim_snp(void **state)
 	/* the same through the evidence JSON and the binding */
 	ev = evidence_json(s.hcl, s.hcl_len, s.quote, s.quote_len, s.sig, s.sig_len,
 			   (const uint8_t(*)[32])s.pcrs, 24, pem, pem_len);
-	assert_int_equal(vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg,
-					   sizeof(msg)),
-			 AK_R_OK);
+	assert_int_equal(
+	    vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg, sizeof(msg)), AK_R_OK);
 	assert_true(r.quote_verified);
 	/* another request's binding */
 	binding[0] ^= 1;
-	assert_int_equal(vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg,
-					   sizeof(msg)),
-			 AK_R_BINDING_MISMATCH);
+	assert_int_equal(
+	    vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg, sizeof(msg)),
+	    AK_R_BINDING_MISMATCH);
 	assert_true(snp_contains(msg, "extraData"));
 	json_decref(ev);
 	/* an AK the HCL report does not name: a different key signs */
@@ -800,12 +800,9 @@ static void sim_tdx(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(real_verifies),
-	    cmocka_unit_test(real_mutations),
-	    cmocka_unit_test(real_tee_mismatch),
-	    cmocka_unit_test(real_json),
-	    cmocka_unit_test(policy_keys),
-	    cmocka_unit_test(sim_snp),
+	    cmocka_unit_test(real_verifies),	 cmocka_unit_test(real_mutations),
+	    cmocka_unit_test(real_tee_mismatch), cmocka_unit_test(real_json),
+	    cmocka_unit_test(policy_keys),	 cmocka_unit_test(sim_snp),
 	    cmocka_unit_test(sim_tdx),
 	};
 
