@@ -10,4 +10,4 @@ libakevidence_la_SOURCES = \
 	src/evidence/sim.c \
 	src/evidence/sim_internal.h \
 	src/evidence/sim_tdx.c
-libakevidence_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS)
+libakevidence_la_LIBADD = $(TSS2_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
