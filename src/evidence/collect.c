@@ -265,6 +265,8 @@ int ev_collect_iface(const struct ev_config *cfg, const uint8_t report_data[AK_B
 	case EV_KIND_SEV_GUEST:
 	case EV_KIND_TDX_GUEST:
 		return collect_guest(cfg, report_data, tee, iface, evidence);
+	case EV_KIND_AZURE:
+		break;
 	}
 	ak_log(AK_LOG_ERR, "evidence: collector kind %d is not supported", (int)cfg->kind);
 	return -ENOTSUP;
