@@ -11,6 +11,7 @@ libakevidence_la_SOURCES = \
 	src/evidence/sim_internal.h \
 	src/evidence/sim_tdx.c \
 	src/evidence/sim_azure.c \
+	src/evidence/azure.c \
 	src/evidence/tpm.h \
 	src/evidence/tpm.c
 libakevidence_la_LIBADD = $(TSS2_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
