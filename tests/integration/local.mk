@@ -114,6 +114,8 @@ INTEGRATION_TESTS += tests/integration/lease.sh tests/integration/lease-grace.sh
 EXTRA_DIST += tests/integration/lease-lib.sh
 # issue 13 item 3: fault injection (docs/security.md "Fault injection")
 INTEGRATION_TESTS += tests/integration/faults.sh tests/integration/faults-vault.sh
+# issue 14: the Azure vTPM collector and `sim azure` against swtpm
+INTEGRATION_TESTS += tests/integration/az-swtpm.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \
