@@ -18,6 +18,7 @@ include $(srcdir)/tests/unit/hsm.mk
 include $(srcdir)/tests/unit/tdxsim.mk
 include $(srcdir)/tests/unit/vault.mk
 include $(srcdir)/tests/unit/key.mk
+include $(srcdir)/tests/unit/azure.mk
 include $(srcdir)/tests/integration/local.mk
 include $(srcdir)/tests/bench/local.mk
 include $(srcdir)/tests/fuzz/local.mk

@@ -191,6 +191,12 @@ struct vf_policy {
 	uint32_t tcb_status_mask;    /* bit per enum vf_tdx_tcb_status; default UpToDate */
 	bool allow_expired_collateral; /* default false */
 	uint8_t min_tee_tcb_svn[16]; /* component-wise minimum, default 0 */
+	/* ---- Azure vTPM (issue 14) ---- */
+	bool pcr_set[24];            /* pcr0..pcr23 = HEX (SHA-256 bank) */
+	uint8_t pcr[24][32];
+	int az_secure_boot;          /* vm-configuration; -1 not checked (default) */
+	int az_tpm_enabled;
+	int az_console_enabled;
 };
 void vf_policy_init(struct vf_policy *p); /* the defaults above */
 void vf_policy_clear(struct vf_policy *p);
@@ -208,6 +214,9 @@ void vf_policy_clear(struct vf_policy *p);
  *   platform_info_require / platform_info_forbid = 0xMASK | name[,name...]
  *     (smt_en, tsme_en, ecc_en, rapl_dis, ciphertext_hiding_en,
  *      alias_check_complete, tio_en)
+ *   pcr0 .. pcr23 = HEX (32 bytes, the SHA-256 bank; Azure vTPM evidence)
+ *   az_secure_boot / az_tpm_enabled / az_console_enabled = bool (Azure
+ *     vm-configuration; unset = not checked)
  * Returns 0; -ENOENT when the key is not a policy key; -EINVAL with err
  * naming the key and the bad value.
  */
@@ -297,5 +306,73 @@ enum ak_reason vf_tdx_verify_json(const struct vf_tdx_trust *t, const json_t *ev
  * MROWNER, MROWNERCONFIG (policy_mismatch), TEE_TCB_SVN (tcb_too_low). */
 enum ak_reason vf_policy_check_tdx(const struct vf_policy *p, const struct vf_tdx_result *r,
 				   const char *token, char *msg, size_t msglen) AK_WUR;
+
+
+/* ---- Azure confidential VMs, vTPM evidence (issue 14, src/verify/azure.c) --- */
+struct vf_az_input {
+	const uint8_t *hcl;          /* the HCL report (NV index 0x01400001) */
+	size_t hcl_len;
+	const uint8_t *quote;        /* TPMS_ATTEST */
+	size_t quote_len;
+	const uint8_t *sig;          /* RSASSA-PKCS1-v1_5 SHA-256 by HCLAkPub */
+	size_t sig_len;
+	const uint8_t (*pcrs)[32];   /* index = PCR number */
+	size_t n_pcrs;
+	const uint8_t *expected_nonce; /* extraData; NULL: unchecked */
+	size_t expected_nonce_len;
+	const uint8_t *vcek_pem;     /* az-snp, optional: VCEK then ASK (then ARK) */
+	size_t vcek_pem_len;
+	const uint8_t *td_quote;     /* az-tdx */
+	size_t td_quote_len;
+	time_t now;                  /* 0: the current time */
+	const char *tcb_info_path, *qe_identity_path; /* az-tdx, optional */
+};
+
+struct vf_az_result {
+	const char *tee;             /* AK_AZ_TEE_SNP or AK_AZ_TEE_TDX */
+	bool hcl_bound;              /* hardware report_data = SHA-256(runtime) || 0 */
+	bool quote_verified;         /* signature, nonce and pcrDigest hold */
+	uint32_t pcr_mask;           /* the PCRs the quote covers */
+	uint8_t pcrs[24][32];        /* their values (others zero) */
+	int secure_boot, tpm_enabled, console_enabled; /* -1 absent */
+	char vm_unique_id[64];
+	bool have_snp;               /* snp parsed; snp_info as vf_snp_verify left it */
+	struct ak_snp_report snp;
+	struct vf_snp_info snp_info;
+	bool have_tdx;               /* tdx filled as vf_tdx_verify left it */
+	struct vf_tdx_result tdx;
+};
+
+/*
+ * Checks, in order (docs/azure.md "Verifier"): the HCL report parses and
+ * its report_type is the one of the evidence type (evidence_malformed); the
+ * hardware report verifies as bare SNP (vf_snp_verify; the VCEK from
+ * vcek_pem, else AMD KDS) or bare TDX (vf_tdx_verify of td_quote, and the
+ * HCL's TDREPORT has the quote's REPORTDATA and MRTD), with report_data =
+ * SHA-256(runtime data) || 0^32 (binding_mismatch "HCL runtime data ...");
+ * the runtime data holds HCLAkPub and the TPM quote parses
+ * (evidence_malformed); the quote's signature (bad_signature); extraData ==
+ * expected_nonce (binding_mismatch); pcrDigest == SHA-256 of the selected
+ * PCR values in index order (evidence_malformed).
+ */
+enum ak_reason vf_az_snp_verify(const struct vf_snp_trust *t, const struct vf_az_input *in,
+				struct vf_az_result *out, char *msg, size_t msglen) AK_WUR;
+/* On return out->tdx.quote's pointers point into in->td_quote. */
+enum ak_reason vf_az_tdx_verify(const struct vf_tdx_trust *t, const struct vf_az_input *in,
+				struct vf_az_result *out, char *msg, size_t msglen) AK_WUR;
+/* From the evidence JSON (include/attestkey/azure.h); the expected nonce is
+ * ak_az_quote_nonce(binding). tee is AK_AZ_TEE_SNP (st used) or
+ * AK_AZ_TEE_TDX (tt used) and must match the HCL report_type. The result's
+ * tdx quote pointers are invalid after return; its parsed fields stay. */
+enum ak_reason vf_az_verify_json(const struct vf_snp_trust *st, const struct vf_tdx_trust *tt,
+				 const char *tee, const json_t *evidence,
+				 const uint8_t binding[AK_BINDING_LEN], struct vf_az_result *out,
+				 char *msg, size_t msglen) AK_WUR;
+/* PCR values (pcr0..pcr23) and vm-configuration (az_secure_boot,
+ * az_tpm_enabled, az_console_enabled) -> policy_mismatch naming the PCR or
+ * field, expected and actual. The caller checks r->snp / r->tdx with
+ * vf_policy_check_snp / vf_policy_check_tdx itself. */
+enum ak_reason vf_policy_check_az(const struct vf_policy *p, const struct vf_az_result *r,
+				  const char *token, char *msg, size_t msglen) AK_WUR;
 
 #endif

@@ -14,7 +14,8 @@ libakcommon_la_SOURCES = \
 	src/common/envelope.c \
 	src/common/pkey.c \
 	src/common/snp.c \
-	src/common/tdx.c
+	src/common/tdx.c \
+	src/common/azure.c
 libakcommon_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
 
 # The Vault KV v2 client (vault.h): the broker's Vault key store and the

@@ -12,6 +12,8 @@ libakverify_la_SOURCES = \
 	src/verify/tdx_collateral.c \
 	src/verify/tdx_internal.h \
 	src/verify/tdx_tcb.c \
+	src/verify/azure.c \
+	src/verify/policy_az.c \
 	src/verify/verify_msg.h
 libakverify_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 libakverify_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS) $(CURL_LIBS)

@@ -34,6 +34,7 @@ void vf_policy_init(struct vf_policy *p)
 	p->allow_smt = -1;
 	p->allow_migration_agent = 0; /* a migration agent could export the guest */
 	p->tcb_status_mask = 1u << VF_TDX_TCB_UP_TO_DATE;
+	p->az_secure_boot = p->az_tpm_enabled = p->az_console_enabled = -1;
 }
 
 void vf_policy_clear(struct vf_policy *p)
@@ -327,6 +328,9 @@ int vf_policy_set(struct vf_policy *p, const char *key, const char *value, char 
 		return 0;
 	}
 	ret = vf_policy_set_tdx(p, key, value, err, errlen);
+	if (ret != -ENOENT)
+		return ret;
+	ret = vf_policy_set_az(p, key, value, err, errlen);
 	if (ret != -ENOENT)
 		return ret;
 	set_msg(err, errlen, "'%s' is not a policy key", key);

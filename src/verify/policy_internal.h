@@ -12,4 +12,9 @@
 int vf_policy_set_tdx(struct vf_policy *p, const char *key, const char *value, char *err,
 		      size_t errlen) AK_WUR;
 
+/* The Azure vTPM keys (src/verify/policy_az.c): pcr0..pcr23,
+ * az_secure_boot, az_tpm_enabled, az_console_enabled. Same contract. */
+int vf_policy_set_az(struct vf_policy *p, const char *key, const char *value, char *err,
+		     size_t errlen) AK_WUR;
+
 #endif
