@@ -302,16 +302,6 @@ static json_t *evidence_json(const uint8_t *hcl, size_t hcl_len, const struct qu
 	return ev;
 }
 
-/* qualifyingData of the quote: SHA-256(binding) (azure.h). */
-static int quote_nonce(const uint8_t binding[AK_BINDING_LEN], uint8_t out[32])
-{
-	unsigned int n = 0;
-
-	return EVP_Digest(binding, AK_BINDING_LEN, out, &n, EVP_sha256(), NULL) == 1 && n == 32
-		   ? 0
-		   : -EIO;
-}
-
 int ev_azure_collect(const struct ev_azure_params *p, const uint8_t rd[AK_BINDING_LEN],
 		     struct ev_out *out, char *why, size_t len)
 {
@@ -343,7 +333,7 @@ int ev_azure_collect(const struct ev_azure_params *p, const uint8_t rd[AK_BINDIN
 	}
 	if ((ret = ev_tpm_handle(&t, ak_handle, "AK handle", &ak, why, len)) < 0)
 		goto out;
-	if ((ret = quote_nonce(rd, nonce)) < 0) {
+	if ((ret = ak_az_quote_nonce(rd, nonce)) < 0) {
 		snprintf(why, len, "quote: SHA-256 failed");
 		goto out;
 	}
