@@ -19,6 +19,7 @@ enum ev_kind {
 	EV_KIND_CONFIGFS_TSM, /* /sys/kernel/config/tsm/report (Linux 6.7+) */
 	EV_KIND_SEV_GUEST,    /* /dev/sev-guest SNP_GET_EXT_REPORT / SNP_GET_REPORT */
 	EV_KIND_TDX_GUEST,    /* /dev/tdx_guest TDX_CMD_GET_REPORT0 */
+	EV_KIND_AZURE,        /* Azure's vTPM: HCL report + TPM2_Quote (azure.h) */
 };
 
 /* The real guest interfaces; each root is configurable so tests point the
@@ -82,10 +83,28 @@ struct ev_sim_params {
 void ev_sim_params_init(struct ev_sim_params *p);  /* the defaults above */
 void ev_sim_params_clear(struct ev_sim_params *p);
 
+/*
+ * The Azure vTPM collector (src/evidence/azure.c, docs/azure.md). Zero
+ * handles and masks mean the defaults, so that a zeroed struct works.
+ */
+struct ev_azure_params {
+	char *tcti;        /* tpm2-tss TCTI string; NULL: tpm2-tss's default */
+	uint32_t ak_handle; /* 0: AK_AZ_AK_HANDLE (0x81000003) */
+	uint32_t nv_index;  /* 0: AK_AZ_HCL_NV_INDEX (0x01400001) */
+	uint32_t pcr_mask;  /* SHA-256 PCRs quoted; 0: all 24 (0xffffff) */
+	char *imds_url;    /* NULL: http://169.254.169.254 */
+	char *vcek_chain;  /* PEM file (VCEK, ASK, ARK) sent as "vcek"; NULL: none */
+	char *cache_dir;   /* reserved for THIM's answers (not fetched yet) */
+};
+#define EV_AZURE_PCR_MASK_DEFAULT 0xffffffu
+#define EV_AZURE_IMDS_DEFAULT "http://169.254.169.254"
+void ev_azure_params_clear(struct ev_azure_params *p); /* frees the strings, zeroes */
+
 struct ev_config {
 	enum ev_kind kind;
 	struct ev_sim_params sim;
 	struct ev_guest_params guest;
+	struct ev_azure_params azure;
 };
 
 /*
@@ -101,12 +120,13 @@ struct ev_config {
 int ev_collect(const struct ev_config *cfg, const uint8_t report_data[AK_BINDING_LEN],
 	       const char **tee, json_t **evidence) AK_WUR;
 /* The same; *iface (may be NULL) gets the interface that answered, a static
- * string: "sim", "configfs-tsm", "sev-guest" or "tdx-guest". TDX evidence
+ * string: "sim", "configfs-tsm", "sev-guest", "tdx-guest" or "azure-vtpm"
+ * (tee "az-snp-vtpm"/"az-tdx-vtpm", evidence as in azure.h). TDX evidence
  * is {"quote": b64url(quote)} (docs/protocol.md section 2). */
 int ev_collect_iface(const struct ev_config *cfg, const uint8_t report_data[AK_BINDING_LEN],
 		     const char **tee, const char **iface, json_t **evidence) AK_WUR;
 /* The config names of the kinds: "sim", "auto", "configfs-tsm",
- * "sev-guest", "tdx-guest". parse returns -EINVAL on another name. */
+ * "sev-guest", "tdx-guest", "azure". parse returns -EINVAL on another name. */
 const char *ev_kind_name(enum ev_kind kind);
 int ev_kind_parse(const char *name, enum ev_kind *kind) AK_WUR;
 
@@ -157,5 +177,29 @@ int ev_sim_tdx_quote(const struct ev_sim_params *p, const uint8_t report_data[AK
 /* The same as protocol evidence {"quote": b64url(quote)}. */
 int ev_sim_tdx_collect(const struct ev_sim_params *p, const uint8_t report_data[AK_BINDING_LEN],
 		       json_t **evidence) AK_WUR;
+
+/*
+ * Azure provisioning, simulated (src/evidence/sim_azure.c, docs/azure.md):
+ * what Azure's paravisor does at boot, on a TPM reached through tcti
+ * (swtpm in the tests). Creates an RSA-2048 restricted RSASSA-SHA256 AK
+ * (a primary of the owner hierarchy) and makes it persistent at
+ * ak_handle; builds the runtime data JSON as Azure does (HCLAkPub = that
+ * AK, vm-configuration, user-data); has the simulated chip p (SNP only)
+ * make the hardware report with report_data = SHA-256(runtime) || 0^32;
+ * writes the HCL report to NV index nv_index. Replaces an earlier AK and
+ * NV index at those handles. Logs one line naming the failed step.
+ */
+struct ev_sim_azure_opts {
+	const char *tcti;          /* NULL: tpm2-tss's default */
+	uint32_t ak_handle;        /* default AK_AZ_AK_HANDLE */
+	uint32_t nv_index;         /* default AK_AZ_HCL_NV_INDEX */
+	bool console_enabled;      /* vm-configuration; default false */
+	bool secure_boot;          /* default true */
+	bool tpm_enabled;          /* default true */
+	char vm_unique_id[40];     /* default: a random UUID, upper case */
+	uint8_t user_data[64];     /* default zero */
+};
+void ev_sim_azure_opts_init(struct ev_sim_azure_opts *o);
+int ev_sim_azure_provision(const struct ev_sim_params *p, const struct ev_sim_azure_opts *o) AK_WUR;
 
 #endif

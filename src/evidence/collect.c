@@ -22,6 +22,7 @@ static const char *const kind_names[] = {
     [EV_KIND_CONFIGFS_TSM] = "configfs-tsm",
     [EV_KIND_SEV_GUEST] = "sev-guest",
     [EV_KIND_TDX_GUEST] = "tdx-guest",
+    [EV_KIND_AZURE] = "azure",
 };
 
 const char *ev_kind_name(enum ev_kind kind)
@@ -232,6 +233,26 @@ static int collect_guest(const struct ev_config *cfg, const uint8_t *rd, const c
 	return ret;
 }
 
+static int collect_azure(const struct ev_config *cfg, const uint8_t *rd, const char **tee,
+			 const char **iface, json_t **evidence)
+{
+	char why[EV_WHY_LEN] = "failed";
+	struct ev_out out = {0};
+	int ret = ev_azure_collect(&cfg->azure, rd, &out, why, sizeof(why));
+
+	if (ret < 0) {
+		ak_log(AK_LOG_ERR, "evidence: Azure vTPM: %s", why);
+		return ret;
+	}
+	*tee = out.tee;
+	*evidence = out.evidence;
+	if (iface)
+		*iface = "azure-vtpm";
+	ak_debug("evidence: %s evidence from the vTPM (%s)", out.tee,
+		 cfg->azure.tcti ? cfg->azure.tcti : "the default TCTI");
+	return 0;
+}
+
 int ev_collect_iface(const struct ev_config *cfg, const uint8_t report_data[AK_BINDING_LEN],
 		     const char **tee, const char **iface, json_t **evidence)
 {
@@ -265,6 +286,8 @@ int ev_collect_iface(const struct ev_config *cfg, const uint8_t report_data[AK_B
 	case EV_KIND_SEV_GUEST:
 	case EV_KIND_TDX_GUEST:
 		return collect_guest(cfg, report_data, tee, iface, evidence);
+	case EV_KIND_AZURE:
+		return collect_azure(cfg, report_data, tee, iface, evidence);
 	}
 	ak_log(AK_LOG_ERR, "evidence: collector kind %d is not supported", (int)cfg->kind);
 	return -ENOTSUP;

@@ -34,6 +34,9 @@ int ev_sevguest_collect(const struct ev_guest_params *p, const uint8_t rd[AK_BIN
 			struct ev_out *out, char *why, size_t why_len) AK_WUR;
 int ev_tdxguest_collect(const struct ev_guest_params *p, const uint8_t rd[AK_BINDING_LEN],
 			struct ev_out *out, char *why, size_t why_len) AK_WUR;
+/* The Azure vTPM (azure.c): out->tee "az-snp-vtpm" or "az-tdx-vtpm". */
+int ev_azure_collect(const struct ev_azure_params *p, const uint8_t rd[AK_BINDING_LEN],
+		     struct ev_out *out, char *why, size_t why_len) AK_WUR;
 
 /* {"report": b64url(1184 bytes), "certs": b64url(table)}; "certs" only when
  * certs_len > 0. NULL on ENOMEM. */

@@ -9,5 +9,9 @@ libakevidence_la_SOURCES = \
 	src/evidence/tdxguest.c \
 	src/evidence/sim.c \
 	src/evidence/sim_internal.h \
-	src/evidence/sim_tdx.c
-libakevidence_la_LIBADD = $(CRYPTO_LIBS) $(JANSSON_LIBS)
+	src/evidence/sim_tdx.c \
+	src/evidence/sim_azure.c \
+	src/evidence/azure.c \
+	src/evidence/tpm.h \
+	src/evidence/tpm.c
+libakevidence_la_LIBADD = $(TSS2_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)

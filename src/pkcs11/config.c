@@ -4,7 +4,9 @@
  *
  *   [module]  brokers, ca, timeout, tee, tsm_root, sev_guest_device,
  *             tdx_guest_device, privlevel, reattest_after_fork, cache_dir,
- *             max_offline, rotate_in_place
+ *             max_offline, rotate_in_place; for tee = azure: tcti,
+ *             azure_ak_handle, azure_nv_index, azure_pcrs, azure_imds_url,
+ *             azure_vcek_chain
  *   [sim]     dir, measurement, policy, vmpl, guest_svn, reported_tcb,
  *             host_data, version, delay_ms; tee = snp|tdx and, for TDX,
  *             mrtd, rtmr0..rtmr3, mrconfigid, mrowner, mrownerconfig,
@@ -22,6 +24,7 @@
 #include <unistd.h>
 #include <ini.h>
 
+#include "attestkey/azure.h"
 #include "p11.h"
 
 #define CONF_DEFAULT_PATH SYSCONFDIR "/attestkey/attestkey.conf"
@@ -251,6 +254,73 @@ static void set_abs_path(struct parse_ctx *c, const char *key, const char *value
 		fail(c, "out of memory");
 }
 
+static void set_string(struct parse_ctx *c, const char *value, char **out)
+{
+	free(*out);
+	*out = strdup(value);
+	if (!*out)
+		fail(c, "out of memory");
+}
+
+/* azure_pcrs = 0, 1, 7: the SHA-256 PCRs the quote covers. */
+static void set_pcrs(struct parse_ctx *c, const char *key, const char *value, uint32_t *mask)
+{
+	const char *p = value;
+	uint32_t m = 0;
+
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		char *one = trim_dup(p, comma ? (size_t)(comma - p) : strlen(p));
+		uint64_t n = 0;
+		bool ok;
+
+		if (!one) {
+			fail(c, "out of memory");
+			return;
+		}
+		ok = ak_parse_u64(one, &n) == 0 && n < AK_AZ_NPCR;
+		if (!ok)
+			fail(c, "%s: '%s' is not a PCR number (0 to %d)", key, one, AK_AZ_NPCR - 1);
+		free(one);
+		if (!ok)
+			return;
+		m |= 1u << n;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	*mask = m;
+}
+
+/* [module] keys of the Azure vTPM collector (tee = azure, docs/azure.md). */
+static bool azure_key(struct parse_ctx *c, const char *key, const char *value)
+{
+	struct ev_azure_params *az = &c->cfg->ev.azure;
+	uint64_t u;
+
+	if (strcmp(key, "tcti") == 0) {
+		set_string(c, value, &az->tcti);
+	} else if (strcmp(key, "azure_ak_handle") == 0) {
+		if (parse_ul(c, key, value, UINT32_MAX, &u))
+			az->ak_handle = (uint32_t)u;
+	} else if (strcmp(key, "azure_nv_index") == 0) {
+		if (parse_ul(c, key, value, UINT32_MAX, &u))
+			az->nv_index = (uint32_t)u;
+	} else if (strcmp(key, "azure_pcrs") == 0) {
+		set_pcrs(c, key, value, &az->pcr_mask);
+	} else if (strcmp(key, "azure_imds_url") == 0) {
+		if (strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+			fail(c, "azure_imds_url = '%s' is not an http:// URL", value);
+		else
+			set_string(c, value, &az->imds_url);
+	} else if (strcmp(key, "azure_vcek_chain") == 0) {
+		set_abs_path(c, key, value, &az->vcek_chain);
+	} else {
+		return false;
+	}
+	return true;
+}
+
 static void module_key(struct parse_ctx *c, const char *key, const char *value)
 {
 	struct p11_config *cfg = c->cfg;
@@ -284,7 +354,7 @@ static void module_key(struct parse_ctx *c, const char *key, const char *value)
 	} else if (strcmp(key, "tee") == 0) {
 		if (ev_kind_parse(value, &cfg->ev.kind) < 0)
 			fail(c, "tee = '%s' is not supported (auto, configfs-tsm, sev-guest, "
-				"tdx-guest or sim)", value);
+				"tdx-guest, azure or sim)", value);
 	} else if (strcmp(key, "tsm_root") == 0) {
 		set_abs_path(c, key, value, &cfg->ev.guest.tsm_root);
 	} else if (strcmp(key, "sev_guest_device") == 0) {
@@ -308,7 +378,7 @@ static void module_key(struct parse_ctx *c, const char *key, const char *value)
 			fail(c, "reattest_after_fork = '%s' is not a boolean (true/false)", value);
 		else
 			cfg->reattest_after_fork = b;
-	} else {
+	} else if (!azure_key(c, key, value)) {
 		fail(c, "unknown key '%s' in [module]", key);
 	}
 }
@@ -623,5 +693,6 @@ void p11_config_clear(struct p11_config *cfg)
 	free(cfg->path);
 	ev_sim_params_clear(&cfg->ev.sim);
 	ev_guest_params_clear(&cfg->ev.guest);
+	ev_azure_params_clear(&cfg->ev.azure);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * attestkey evidence [--conf FILE] [--tee KIND] [--report-data HEX] [--json]
+ * attestkey evidence [--conf FILE] [--tee KIND] [--tcti TCTI] [--vcek-chain PEM]
+ *                    [--report-data HEX] [--json]
  *
  * Collects evidence on this machine through the module's collectors and
  * configuration (attestkey.conf(5): tee, tsm_root, sev_guest_device,
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <jansson.h>
 
+#include "attestkey/azure.h"
 #include "attestkey/evidence.h"
 #include "attestkey/snp.h"
 #include "attestkey/tdx.h"
@@ -25,13 +27,18 @@
 static void usage(FILE *f)
 {
 	fprintf(
-	    f, "Usage: attestkey evidence [--conf FILE] [--tee KIND] [--report-data HEX] [--json]\n"
+	    f, "Usage: attestkey evidence [--conf FILE] [--tee KIND] [--tcti TCTI] [--vcek-chain PEM]\n"
+	       "                          [--report-data HEX] [--json]\n"
 	       "  Collect TEE evidence here, as the PKCS#11 module does at C_Login.\n"
 	       "  --conf FILE        module configuration (default $ATTESTKEY_CONF, else\n"
 	       "                     " SYSCONFDIR "/attestkey/attestkey.conf when it exists;\n"
 	       "                     without one: tee = auto)\n"
-	       "  --tee KIND         auto, configfs-tsm, sev-guest, tdx-guest or sim\n"
-	       "  --report-data HEX  up to 64 bytes of report data (default all zero)\n"
+	       "  --tee KIND         auto, configfs-tsm, sev-guest, tdx-guest, azure or sim\n"
+	       "  --tcti TCTI        tee = azure: the vTPM's tpm2-tss TCTI (default: the\n"
+	       "                     configuration's tcti, else tpm2-tss's default)\n"
+	       "  --vcek-chain PEM   tee = azure, SNP: the VCEK chain to send\n"
+	       "  --report-data HEX  up to 64 bytes of report data (default all zero; on\n"
+	       "                     Azure the binding: the quote's nonce is its SHA-256)\n"
 	       "  --json             {\"tee\", \"interface\", \"evidence\"} on stdout\n");
 }
 
@@ -112,6 +119,33 @@ static int print_tdx(json_t *ev)
 	return 0;
 }
 
+/* az-snp-vtpm / az-tdx-vtpm (azure.h): the parts and their sizes. */
+static int print_azure(json_t *ev)
+{
+	static const char *const parts[] = {"hcl_report", "tpm_quote", "tpm_sig", "vcek",
+					    "td_quote"};
+	json_t *pcrs = json_object_get(ev, "pcrs"), *v;
+	size_t i, len;
+	int ret = 0;
+
+	for (i = 0; i < AK_ARRAY_SIZE(parts); i++) {
+		uint8_t *b = member(ev, parts[i], &len);
+
+		if (!b && i < 3) {
+			fprintf(stderr, "attestkey evidence: no %s in the evidence\n", parts[i]);
+			ret = -1;
+		} else if (b) {
+			printf("%-14s %zu bytes\n", parts[i], len);
+		}
+		if (b && i == 0 && len >= AK_AZ_HCL_HW_OFF + 0x50 + 64)
+			print_hex("report_data:", b + AK_AZ_HCL_HW_OFF + 0x50, 64);
+		free(b);
+	}
+	json_array_foreach(pcrs, i, v)
+		printf("pcr%-11zu %s\n", i, json_string_value(v) ? json_string_value(v) : "?");
+	return ret;
+}
+
 /* The module's configuration, or the defaults (tee = auto) when none is
  * named and the installed one does not exist. */
 static int load_config(const char *path, struct p11_config *cfg, bool *loaded)
@@ -133,17 +167,27 @@ static int load_config(const char *path, struct p11_config *cfg, bool *loaded)
 	return 0;
 }
 
+static int replace(char **field, const char *value)
+{
+	free(*field);
+	*field = strdup(value);
+	return *field ? 0 : -1;
+}
+
 int tool_evidence(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"conf", required_argument, NULL, 'c'},
 	    {"tee", required_argument, NULL, 't'},
+	    {"tcti", required_argument, NULL, 'T'},
+	    {"vcek-chain", required_argument, NULL, 'V'},
 	    {"report-data", required_argument, NULL, 'r'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *conf = NULL, *tee_arg = NULL, *tee = NULL, *iface = NULL;
+	const char *tcti = NULL, *vcek = NULL;
 	uint8_t rd[AK_BINDING_LEN] = {0};
 	struct p11_config cfg;
 	enum ev_kind kind = EV_KIND_AUTO;
@@ -162,6 +206,12 @@ int tool_evidence(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'T':
+			tcti = optarg;
+			break;
+		case 'V':
+			vcek = optarg;
 			break;
 		case 'r':
 			if (tool_hex_arg("--report-data", optarg, rd, sizeof(rd)) < 0)
@@ -182,7 +232,7 @@ int tool_evidence(int argc, char **argv)
 	if (tee_arg && ev_kind_parse(tee_arg, &kind) < 0) {
 		fprintf(stderr,
 			"attestkey evidence: --tee %s: use auto, configfs-tsm, sev-guest, "
-			"tdx-guest or sim\n",
+			"tdx-guest, azure or sim\n",
 			tee_arg);
 		return TOOL_EXIT_USAGE;
 	}
@@ -190,6 +240,13 @@ int tool_evidence(int argc, char **argv)
 		return TOOL_EXIT_FAIL;
 	if (tee_arg)
 		cfg.ev.kind = kind;
+	if ((tcti && replace(&cfg.ev.azure.tcti, tcti) < 0) ||
+	    (vcek && replace(&cfg.ev.azure.vcek_chain, vcek) < 0)) {
+		fprintf(stderr, "attestkey evidence: out of memory\n");
+		goto out;
+	}
+	if (cfg.ev.kind == EV_KIND_AZURE)
+		tool_quiet_tss2();
 	if (cfg.ev.kind == EV_KIND_SIM && !cfg.ev.sim.dir) {
 		fprintf(stderr,
 			"attestkey evidence: tee = sim needs [sim] dir in the configuration\n");
@@ -207,7 +264,9 @@ int tool_evidence(int argc, char **argv)
 	} else {
 		printf("%-14s %s\n", "tee:", tee);
 		printf("%-14s %s\n", "interface:", iface);
-		if ((strcmp(tee, "tdx") == 0 ? print_tdx(ev) : print_snp(ev)) < 0)
+		if ((strncmp(tee, "az-", 3) == 0 ? print_azure(ev)
+		     : strcmp(tee, "tdx") == 0	 ? print_tdx(ev)
+						 : print_snp(ev)) < 0)
 			goto out;
 	}
 	ret = TOOL_EXIT_OK;
@@ -218,5 +277,6 @@ out:
 		p11_config_clear(&cfg);
 	else
 		ev_guest_params_clear(&cfg.ev.guest);
+	ev_azure_params_clear(&cfg.ev.azure); /* the options' copies */
 	return ret;
 }

@@ -216,18 +216,65 @@ static int write_member(const json_t *ev, const char *name, const char *path)
 	return ret;
 }
 
+/* The options of the simulated chip's report (sim report, sim azure). */
+#define REPORT_OPTS                                                                                \
+	{"measurement", required_argument, NULL, 'm'}, {"policy", required_argument, NULL, 'P'},   \
+	    {"vmpl", required_argument, NULL, 'v'}, {"guest-svn", required_argument, NULL, 'g'},   \
+	    {"version", required_argument, NULL, 'V'},                                             \
+	    {"host-data", required_argument, NULL, 'H'},                                           \
+	    {"reported-tcb", required_argument, NULL, 't'}
+
+static int report_opt(int c, const char *arg, struct ev_sim_params *p)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'm':
+		if (tool_hex_arg("--measurement", arg, p->measurement,
+				 sizeof(p->measurement)) < 0)
+			return -1;
+		return 0;
+	case 'H':
+		if (tool_hex_arg("--host-data", arg, p->host_data, sizeof(p->host_data)) <
+		    0)
+			return -1;
+		return 0;
+	case 'P':
+		if (parse_u64_opt("--policy", arg, UINT64_MAX, &p->policy) < 0)
+			return -1;
+		return 0;
+	case 'v':
+		if (parse_u64_opt("--vmpl", arg, 3, &v) < 0)
+			return -1;
+		p->vmpl = (uint32_t)v;
+		return 0;
+	case 'g':
+		if (parse_u64_opt("--guest-svn", arg, UINT32_MAX, &v) < 0)
+			return -1;
+		p->guest_svn = (uint32_t)v;
+		return 0;
+	case 'V':
+		if (parse_u64_opt("--version", arg, 5, &v) < 0 || v < 2) {
+			fprintf(stderr, "attestkey: --version: need 2..5\n");
+			return -1;
+		}
+		p->version = (uint32_t)v;
+		return 0;
+	case 't':
+		if (parse_tcb("--reported-tcb", arg, &p->reported_tcb) < 0)
+			return -1;
+		p->reported_tcb_set = true;
+		return 0;
+	}
+	return -1;
+}
+
 static int sim_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"dir", required_argument, NULL, 'd'},
 	    {"report-data", required_argument, NULL, 'r'},
-	    {"measurement", required_argument, NULL, 'm'},
-	    {"policy", required_argument, NULL, 'P'},
-	    {"vmpl", required_argument, NULL, 'v'},
-	    {"guest-svn", required_argument, NULL, 'g'},
-	    {"version", required_argument, NULL, 'V'},
-	    {"host-data", required_argument, NULL, 'H'},
-	    {"reported-tcb", required_argument, NULL, 't'},
+	    REPORT_OPTS,
 	    {"output", required_argument, NULL, 'o'},
 	    {"report-out", required_argument, NULL, 'R'},
 	    {"certs-out", required_argument, NULL, 'C'},
@@ -240,7 +287,6 @@ static int sim_report(int argc, char **argv)
 	bool have_rd = false;
 	json_t *ev = NULL;
 	char *text = NULL;
-	uint64_t v;
 	int c, ret = TOOL_EXIT_USAGE;
 
 	ev_sim_params_init(&p);
@@ -259,40 +305,14 @@ static int sim_report(int argc, char **argv)
 			have_rd = true;
 			break;
 		case 'm':
-			if (tool_hex_arg("--measurement", optarg, p.measurement,
-					 sizeof(p.measurement)) < 0)
-				goto out;
-			break;
 		case 'H':
-			if (tool_hex_arg("--host-data", optarg, p.host_data, sizeof(p.host_data)) <
-			    0)
-				goto out;
-			break;
 		case 'P':
-			if (parse_u64_opt("--policy", optarg, UINT64_MAX, &p.policy) < 0)
-				goto out;
-			break;
 		case 'v':
-			if (parse_u64_opt("--vmpl", optarg, 3, &v) < 0)
-				goto out;
-			p.vmpl = (uint32_t)v;
-			break;
 		case 'g':
-			if (parse_u64_opt("--guest-svn", optarg, UINT32_MAX, &v) < 0)
-				goto out;
-			p.guest_svn = (uint32_t)v;
-			break;
 		case 'V':
-			if (parse_u64_opt("--version", optarg, 5, &v) < 0 || v < 2) {
-				fprintf(stderr, "attestkey: --version: need 2..5\n");
-				goto out;
-			}
-			p.version = (uint32_t)v;
-			break;
 		case 't':
-			if (parse_tcb("--reported-tcb", optarg, &p.reported_tcb) < 0)
+			if (report_opt(c, optarg, &p) < 0)
 				goto out;
-			p.reported_tcb_set = true;
 			break;
 		case 'o':
 			out = optarg;
@@ -465,14 +485,121 @@ out:
 	return ret;
 }
 
+#define SIM_AZURE_USAGE                                                                            \
+	"Usage: attestkey sim azure --tcti TCTI [--tee snp] [--ak-handle H] [--nv-index H]\n"      \
+	"       [--console-enabled] [--no-secure-boot] [--vm-unique-id ID] [--user-data HEX]\n"    \
+	"       [--measurement HEX] [--policy N] [--vmpl N] [--guest-svn N] [--version N]\n"       \
+	"       [--host-data HEX] [--reported-tcb TCB] CHIPDIR\n"
+
+static int parse_handle(const char *opt, const char *v, uint32_t *out)
+{
+	uint64_t h;
+
+	if (parse_u64_opt(opt, v, UINT32_MAX, &h) < 0)
+		return -1;
+	*out = (uint32_t)h;
+	return 0;
+}
+
+/* What Azure's paravisor does at boot, on the TPM at --tcti (docs/azure.md). */
+static int sim_azure(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"tcti", required_argument, NULL, 'T'},
+	    {"tee", required_argument, NULL, 'e'},
+	    {"ak-handle", required_argument, NULL, 'a'},
+	    {"nv-index", required_argument, NULL, 'n'},
+	    {"console-enabled", no_argument, NULL, 'c'},
+	    {"no-secure-boot", no_argument, NULL, 's'},
+	    {"vm-unique-id", required_argument, NULL, 'u'},
+	    {"user-data", required_argument, NULL, 'U'},
+	    REPORT_OPTS,
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ev_sim_azure_opts o;
+	struct ev_sim_params p;
+	int c, ret = TOOL_EXIT_USAGE;
+
+	ev_sim_params_init(&p);
+	ev_sim_azure_opts_init(&o);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'T':
+			o.tcti = optarg;
+			break;
+		case 'e':
+			if (strcmp(optarg, "snp") && strcmp(optarg, "tdx")) {
+				fprintf(stderr, "attestkey: --tee: '%s' is not snp or tdx\n",
+					optarg);
+				goto out;
+			}
+			p.tee = strcmp(optarg, "tdx") ? EV_SIM_TEE_SNP : EV_SIM_TEE_TDX;
+			break;
+		case 'a':
+			if (parse_handle("--ak-handle", optarg, &o.ak_handle) < 0)
+				goto out;
+			break;
+		case 'n':
+			if (parse_handle("--nv-index", optarg, &o.nv_index) < 0)
+				goto out;
+			break;
+		case 'c':
+			o.console_enabled = true;
+			break;
+		case 's':
+			o.secure_boot = false;
+			break;
+		case 'u':
+			if (strlen(optarg) >= sizeof(o.vm_unique_id)) {
+				fprintf(stderr, "attestkey: --vm-unique-id: at most %zu characters\n",
+					sizeof(o.vm_unique_id) - 1);
+				goto out;
+			}
+			snprintf(o.vm_unique_id, sizeof(o.vm_unique_id), "%s", optarg);
+			break;
+		case 'U':
+			if (tool_hex_arg("--user-data", optarg, o.user_data, sizeof(o.user_data)) < 0)
+				goto out;
+			break;
+		case 'h':
+			printf(SIM_AZURE_USAGE);
+			ret = TOOL_EXIT_OK;
+			goto out;
+		default:
+			if (c == '?' || report_opt(c, optarg, &p) < 0)
+				goto out;
+		}
+	}
+	if (optind != argc - 1 || !o.tcti) {
+		fprintf(stderr, SIM_AZURE_USAGE "(--tcti and CHIPDIR are required)\n");
+		goto out;
+	}
+	ret = TOOL_EXIT_FAIL;
+	if (!(p.dir = strdup(argv[optind])))
+		goto out;
+	tool_quiet_tss2();
+	if (ev_sim_azure_provision(&p, &o) < 0)
+		goto out;
+	printf("provisioned the TPM at %s: AK 0x%08x, HCL report in NV index 0x%08x\n", o.tcti,
+	       o.ak_handle, o.nv_index);
+	ret = TOOL_EXIT_OK;
+out:
+	ev_sim_params_clear(&p);
+	return ret;
+}
+
 int tool_sim(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "azure"))
+		return sim_azure(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "quote"))
 		return sim_quote(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "init"))
 		return sim_init(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "report"))
 		return sim_report(argc - 1, argv + 1);
-	fprintf(stderr, "Usage: attestkey sim init|report|quote ... (try attestkey --help)\n");
+	fprintf(stderr, "Usage: attestkey sim init|report|quote|azure ... (try attestkey --help)\n");
 	return TOOL_EXIT_USAGE;
 }

@@ -31,6 +31,9 @@ int tool_read_evidence(const char *path, uint8_t **report, size_t *report_len, u
 int tool_time_arg(const char *arg, time_t *out);
 /* Hex of up to max bytes, zero-padded to max; -1 with a message otherwise. */
 int tool_hex_arg(const char *opt, const char *hex, uint8_t *out, size_t max);
+/* tpm2-tss logs its own errors to stderr; the CLI says what failed in one
+ * line of its own, so silence them unless TSS2_LOG is set (docs/azure.md). */
+void tool_quiet_tss2(void);
 
 struct vf_policy;
 /* Apply the policy keys of section [token TOKEN] of an attestkey INI file

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -189,4 +190,10 @@ int tool_load_policy(const char *path, const char *token, struct vf_policy *p)
 		return -1;
 	}
 	return 0;
+}
+
+void tool_quiet_tss2(void)
+{
+	if (setenv("TSS2_LOG", "all+NONE", 0) != 0)
+		fprintf(stderr, "attestkey: cannot set TSS2_LOG: %s\n", strerror(errno));
 }

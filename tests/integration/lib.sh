@@ -248,6 +248,10 @@ make_keys() {
 
 MODULE_CA=""
 MODULE_SIM_TEE=snp
+# MODULE_TEE: the module's tee (default sim); MODULE_LINES: more [module]
+# lines, one per line (az-nginx.sh: tee = azure with its tcti)
+MODULE_TEE=sim
+MODULE_LINES=""
 write_module_conf() {
 	local port
 	port=$(cat "$T/broker.port" 2>/dev/null || echo 9)
@@ -256,8 +260,9 @@ write_module_conf() {
 brokers = https://127.0.0.1:$port
 ca = ${MODULE_CA:-$T/pki/broker-ca.pem}
 timeout = $((10 * AK_SLOW))
-tee = sim
+tee = $MODULE_TEE
 cache_dir = $T/cache
+$MODULE_LINES
 
 EOC
 	if [ "$MODULE_SIM_TEE" = tdx ]; then
@@ -343,3 +348,45 @@ registry() {
 
 # releases: how many keys releases the audit log records
 releases() { grep -c '"event": *"release"' "$T/audit.jsonl" 2>/dev/null || true; }
+
+# start_swtpm [NAME]: a TPM 2.0 (swtpm) for this test on a free loopback
+# port pair (P for TPM commands, P+1 for its control channel), its state in
+# $T/NAME (default swtpm), already started (startup-clear), killed on exit.
+# Sets SWTPM_TCTI ("swtpm:host=127.0.0.1,port=P", tpm2-tss's TCTI string),
+# SWTPM_PORT and SWTPM_PID. Skips the test when swtpm is not installed.
+start_swtpm() {
+	local name=${1:-swtpm} try port
+	need swtpm swtpm_ioctl
+	mkdir -p "$T/$name"
+	for try in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 30000))
+		swtpm socket --tpm2 --server "type=tcp,port=$port,bindaddr=127.0.0.1" \
+			--ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" \
+			--tpmstate "dir=$T/$name" --flags not-need-init,startup-clear \
+			--log "file=$T/$name/swtpm.log" >"$T/$name/start.log" 2>&1 &
+		SWTPM_PID=$!
+		for _ in $(seq $((50 * AK_SLOW))); do
+			kill -0 "$SWTPM_PID" 2>/dev/null || break
+			swtpm_ioctl --tcp "127.0.0.1:$((port + 1))" -g >/dev/null 2>&1 && break
+			sleep 0.1
+		done
+		if kill -0 "$SWTPM_PID" 2>/dev/null &&
+			swtpm_ioctl --tcp "127.0.0.1:$((port + 1))" -g >/dev/null 2>&1; then
+			AK_PIDS="$AK_PIDS $SWTPM_PID"
+			SWTPM_PORT=$port
+			SWTPM_TCTI="swtpm:host=127.0.0.1,port=$port"
+			return 0
+		fi
+		kill "$SWTPM_PID" 2>/dev/null
+		wait "$SWTPM_PID" 2>/dev/null
+	done
+	bail "swtpm did not start listening (see $T/$name/start.log)"
+}
+
+# stop_swtpm: stop it now (a test of "no TPM at the TCTI")
+stop_swtpm() {
+	[ -n "${SWTPM_PID:-}" ] || return 0
+	kill "$SWTPM_PID" 2>/dev/null
+	wait "$SWTPM_PID" 2>/dev/null
+	SWTPM_PID=""
+}

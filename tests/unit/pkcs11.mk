@@ -55,7 +55,7 @@ if HAVE_CMOCKA
 		$(CRYPTO_CFLAGS) $(JANSSON_CFLAGS) $(JOSE_CFLAGS) $(INIH_CFLAGS) $(CMOCKA_CFLAGS) \
 		$(MHD_CFLAGS) $$srcs $(srcdir)/tests/unit/$$t.c -o $(TSAN_DIR)/$$t \
 		$(CMOCKA_LIBS) $(CURL_MODULE_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
-		$(INIH_LIBS) $(MHD_LIBS) -lpthread || exit 1; done
+		$(INIH_LIBS) $(MHD_LIBS) $(TSS2_LIBS) -lpthread || exit 1; done
 	TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$(abs_srcdir)/tests/unit/tsan.supp" \
 		$(TSAN_DIR)/test_pkcs11_threads
 	@echo "check-tsan: issue 12, the renewer beside signing, refusals and wipes"

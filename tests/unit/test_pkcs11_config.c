@@ -172,7 +172,7 @@ static void test_guest_keys(void **state)
 	} kinds[] = {
 		{"auto", EV_KIND_AUTO},           {"configfs-tsm", EV_KIND_CONFIGFS_TSM},
 		{"sev-guest", EV_KIND_SEV_GUEST}, {"tdx-guest", EV_KIND_TDX_GUEST},
-		{"sim", EV_KIND_SIM},
+		{"sim", EV_KIND_SIM},             {"azure", EV_KIND_AZURE},
 	};
 	struct p11_config cfg;
 	char text[512];
@@ -236,6 +236,41 @@ static void expect_error(const char *text, const char *needle)
 	assert_null(cfg.brokers);
 }
 
+/* tee = azure and its keys (docs/attestkey.conf.5.md, docs/azure.md). */
+static void test_azure_keys(void **state)
+{
+	struct p11_config cfg;
+
+	(void)state;
+	assert_int_equal(load(&cfg, BASE "[module]\ntee = azure\n"), 0);
+	assert_null(cfg.ev.azure.tcti); /* tpm2-tss's default */
+	assert_int_equal(cfg.ev.azure.ak_handle, 0); /* 0: AK_AZ_AK_HANDLE */
+	assert_int_equal(cfg.ev.azure.nv_index, 0);
+	assert_int_equal(cfg.ev.azure.pcr_mask, 0); /* 0: all 24 */
+	p11_config_clear(&cfg);
+	assert_int_equal(load(&cfg, BASE "[module]\ntee = azure\n"
+					 "tcti = swtpm:host=127.0.0.1,port=2321\n"
+					 "azure_ak_handle = 0x81000005\nazure_nv_index = 0x01500001\n"
+					 "azure_pcrs = 4, 7,11\n"
+					 "azure_imds_url = http://127.0.0.1:8080\n"
+					 "azure_vcek_chain = /etc/attestkey/vcek.pem\n"),
+			 0);
+	assert_int_equal(cfg.ev.kind, EV_KIND_AZURE);
+	assert_string_equal(cfg.ev.azure.tcti, "swtpm:host=127.0.0.1,port=2321");
+	assert_int_equal(cfg.ev.azure.ak_handle, 0x81000005);
+	assert_int_equal(cfg.ev.azure.nv_index, 0x01500001);
+	assert_int_equal(cfg.ev.azure.pcr_mask, (1u << 4) | (1u << 7) | (1u << 11));
+	assert_string_equal(cfg.ev.azure.imds_url, "http://127.0.0.1:8080");
+	assert_string_equal(cfg.ev.azure.vcek_chain, "/etc/attestkey/vcek.pem");
+	p11_config_clear(&cfg);
+	assert_null(cfg.ev.azure.tcti); /* cleared */
+	expect_error(BASE "[module]\nazure_pcrs = 4, 24\n", "azure_pcrs: '24' is not a PCR number (0 to 23)");
+	expect_error(BASE "[module]\nazure_pcrs = 4,,7\n", "azure_pcrs: '' is not a PCR number");
+	expect_error(BASE "[module]\nazure_ak_handle = 0x1ffffffff\n", "azure_ak_handle = '0x1ffffffff' is not a number");
+	expect_error(BASE "[module]\nazure_imds_url = 169.254.169.254\n", "azure_imds_url = '169.254.169.254' is not an http:// URL");
+	expect_error(BASE "[module]\nazure_vcek_chain = vcek.pem\n", "azure_vcek_chain = 'vcek.pem' is not an absolute path");
+}
+
 static void test_errors(void **state)
 {
 	(void)state;
@@ -244,7 +279,7 @@ static void test_errors(void **state)
 	expect_error("[module]\nbrokers = http://b1\nca = @CA@\n", ":2: brokers: 'http://b1' is not an https:// URL");
 	expect_error(BASE "[module]\ntimeout = soon\n", ":8: timeout = 'soon' is not a number");
 	expect_error(BASE "[module]\ntimeout = 0\n", ":8: timeout = 0");
-	expect_error(BASE "[module]\ntee = tdx\n", ":8: tee = 'tdx' is not supported (auto, configfs-tsm, sev-guest, tdx-guest or sim)");
+	expect_error(BASE "[module]\ntee = tdx\n", ":8: tee = 'tdx' is not supported (auto, configfs-tsm, sev-guest, tdx-guest, azure or sim)");
 	expect_error(BASE "[module]\ntsm_root = tsm\n", ":8: tsm_root = 'tsm' is not an absolute path");
 	expect_error(BASE "[module]\nsev_guest_device = dev/sev\n", ":8: sev_guest_device = 'dev/sev' is not an absolute path");
 	expect_error(BASE "[module]\ntdx_guest_device = x\n", ":8: tdx_guest_device = 'x' is not an absolute path");
@@ -377,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_guest_keys),
+		cmocka_unit_test(test_azure_keys),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_sim_tdx),
 		cmocka_unit_test(test_permissions),

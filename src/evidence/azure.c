@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Azure vTPM collector (tee = azure; azure.h, docs/azure.md): the HCL
+ * report from its NV index, a TPM2_Quote by the AK over the SHA-256 PCRs
+ * with qualifyingData = SHA-256(binding), the PCR values and, for SNP, the
+ * VCEK chain when one is configured. Through tpm2-tss's ESAPI (tpm.c).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <tss2/tss2_mu.h>
+
+#include "attestkey/azure.h"
+#include "attestkey/evidence.h"
+#include "guest.h"
+#include "tpm.h"
+
+#define PCR_SELECT_BYTES 3 /* PCRs 0..23 */
+#define VCEK_CHAIN_MAX (64 * 1024)
+
+void ev_azure_params_clear(struct ev_azure_params *p)
+{
+	if (!p)
+		return;
+	free(p->tcti);
+	free(p->imds_url);
+	free(p->vcek_chain);
+	free(p->cache_dir);
+	memset(p, 0, sizeof(*p));
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The NV index read whole: NV_ReadPublic for its size, then NV_Read in
+ * chunks of the TPM's NV buffer, with owner authorisation (empty, as on
+ * Azure). */
+static int read_nv(struct ev_tpm *t, uint32_t idx, uint8_t **out, size_t *out_len, char *why,
+		   size_t len)
+{
+	TPM2B_NV_PUBLIC *pub = NULL;
+	TPM2B_MAX_NV_BUFFER *data = NULL;
+	ESYS_TR nv;
+	size_t size, step, off;
+	uint8_t *buf = NULL;
+	TSS2_RC rc;
+	int ret;
+
+	if ((ret = ev_tpm_handle(t, idx, "NV index", &nv, why, len)) < 0)
+		return ret;
+	rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		return ev_tpm_fail(why, len, "NV index: NV_ReadPublic", rc);
+	size = pub->nvPublic.dataSize;
+	Esys_Free(pub);
+	if (size < AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN || size > AK_AZ_HCL_MAX_LEN) {
+		snprintf(why, len, "NV index 0x%08x: %zu bytes, not an HCL report (%u..%u)", idx,
+			 size, (unsigned)(AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN),
+			 (unsigned)AK_AZ_HCL_MAX_LEN);
+		return -EINVAL;
+	}
+	if ((ret = ev_tpm_nv_chunk(t, &step, why, len)) < 0)
+		return ret;
+	if (!(buf = malloc(size))) {
+		snprintf(why, len, "NV index: out of memory");
+		return -ENOMEM;
+	}
+	for (off = 0; off < size; off += data->size) {
+		Esys_Free(data);
+		data = NULL;
+		rc = Esys_NV_Read(t->esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+				  ESYS_TR_NONE, (UINT16)(size - off < step ? size - off : step),
+				  (UINT16)off, &data);
+		if (rc != TSS2_RC_SUCCESS) {
+			ret = ev_tpm_fail(why, len, "NV index: NV_Read", rc);
+			goto out;
+		}
+		if (data->size == 0 || data->size > size - off) {
+			snprintf(why, len, "NV index: NV_Read returned %u bytes", data->size);
+			ret = -EIO;
+			goto out;
+		}
+		memcpy(buf + off, data->buffer, data->size);
+	}
+	*out = buf;
+	*out_len = size;
+	buf = NULL;
+	ret = 0;
+out:
+	Esys_Free(data);
+	free(buf);
+	return ret;
+}
+
+/* The tee of an HCL report, from its magic and report_type. */
+static const char *hcl_tee(const uint8_t *hcl, size_t len, char *why, size_t wlen)
+{
+	uint32_t type;
+
+	if (len < AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN ||
+	    memcmp(hcl, AK_AZ_HCL_MAGIC, 4) != 0) {
+		snprintf(why, wlen, "NV index: no HCL report (magic \"%s\" missing)",
+			 AK_AZ_HCL_MAGIC);
+		return NULL;
+	}
+	type = le32(hcl + AK_AZ_HCL_REQ_OFF + 8);
+	if (type == AK_AZ_REPORT_SNP)
+		return AK_AZ_TEE_SNP;
+	if (type == AK_AZ_REPORT_TDX)
+		return AK_AZ_TEE_TDX;
+	snprintf(why, wlen, "HCL report: report_type %u is neither SNP (2) nor TDX (4)", type);
+	return NULL;
+}
+
+static void select_pcrs(TPML_PCR_SELECTION *sel, uint32_t mask)
+{
+	memset(sel, 0, sizeof(*sel));
+	sel->count = 1;
+	sel->pcrSelections[0].hash = TPM2_ALG_SHA256;
+	sel->pcrSelections[0].sizeofSelect = PCR_SELECT_BYTES;
+	for (int i = 0; i < PCR_SELECT_BYTES; i++)
+		sel->pcrSelections[0].pcrSelect[i] = (uint8_t)(mask >> (8 * i));
+}
+
+/* All 24 SHA-256 PCRs (PCR_Read answers at most 8 per call). */
+static int read_pcrs(struct ev_tpm *t, uint8_t pcrs[AK_AZ_NPCR][AK_AZ_PCR_LEN], char *why,
+		     size_t len)
+{
+	uint32_t left = 0xffffffu;
+
+	while (left) {
+		TPML_PCR_SELECTION sel, *got = NULL;
+		TPML_DIGEST *vals = NULL;
+		uint32_t done = 0;
+		uint32_t k = 0;
+		TSS2_RC rc;
+
+		select_pcrs(&sel, left);
+		rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, NULL,
+				   &got, &vals);
+		if (rc != TSS2_RC_SUCCESS)
+			return ev_tpm_fail(why, len, "PCR read: PCR_Read", rc);
+		if (got->count == 1 && got->pcrSelections[0].hash == TPM2_ALG_SHA256) {
+			for (int i = 0; i < AK_AZ_NPCR; i++) {
+				if (i / 8 >= got->pcrSelections[0].sizeofSelect ||
+				    !(got->pcrSelections[0].pcrSelect[i / 8] & (1u << (i % 8))))
+					continue;
+				if (k >= vals->count || vals->digests[k].size != AK_AZ_PCR_LEN ||
+				    !(left & (1u << i)))
+					break;
+				memcpy(pcrs[i], vals->digests[k].buffer, AK_AZ_PCR_LEN);
+				done |= 1u << i;
+				k++;
+			}
+		}
+		Esys_Free(got);
+		Esys_Free(vals);
+		if (!done) {
+			snprintf(why, len, "PCR read: the TPM has no SHA-256 bank (PCRs 0x%06x "
+					   "not returned)",
+				 left);
+			return -EIO;
+		}
+		left &= ~done;
+	}
+	return 0;
+}
+
+/* SHA-256 of the selected PCR values, in PCR order: what the quote's
+ * pcrDigest must be. */
+static int pcr_digest(uint8_t pcrs[AK_AZ_NPCR][AK_AZ_PCR_LEN], uint32_t mask, uint8_t out[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+
+	for (int i = 0; ok && i < AK_AZ_NPCR; i++)
+		if (mask & (1u << i))
+			ok = EVP_DigestUpdate(md, pcrs[i], AK_AZ_PCR_LEN);
+	ok = ok && EVP_DigestFinal_ex(md, out, NULL);
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -EIO;
+}
+
+struct quote {
+	TPM2B_ATTEST *attest;
+	TPMT_SIGNATURE *sig;
+};
+
+static void quote_clear(struct quote *q)
+{
+	Esys_Free(q->attest);
+	Esys_Free(q->sig);
+	q->attest = NULL;
+	q->sig = NULL;
+}
+
+/* TPM2_Quote by the AK over mask, qualifyingData = nonce; the quote's
+ * pcrDigest is compared with pcrs so that a PCR extended between the two
+ * is noticed (-EAGAIN). */
+static int quote(struct ev_tpm *t, ESYS_TR ak, uint32_t mask, const uint8_t nonce[32],
+		 uint8_t pcrs[AK_AZ_NPCR][AK_AZ_PCR_LEN], struct quote *q, char *why, size_t len)
+{
+	TPM2B_DATA qd = {.size = 32};
+	TPMT_SIG_SCHEME scheme = {.scheme = TPM2_ALG_RSASSA,
+				  .details.rsassa.hashAlg = TPM2_ALG_SHA256};
+	TPML_PCR_SELECTION sel;
+	TPMS_ATTEST a;
+	uint8_t want[32];
+	size_t off = 0;
+	TSS2_RC rc;
+
+	memcpy(qd.buffer, nonce, 32);
+	select_pcrs(&sel, mask);
+	rc = Esys_Quote(t->esys, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qd, &scheme,
+			&sel, &q->attest, &q->sig);
+	if (rc != TSS2_RC_SUCCESS)
+		return ev_tpm_fail(why, len, "quote: TPM2_Quote by the AK", rc);
+	if (q->sig->sigAlg != TPM2_ALG_RSASSA ||
+	    q->sig->signature.rsassa.hash != TPM2_ALG_SHA256) {
+		snprintf(why, len, "quote: signature algorithm 0x%04x/0x%04x, not RSASSA SHA-256",
+			 q->sig->sigAlg, q->sig->signature.rsassa.hash);
+		return -EINVAL;
+	}
+	memset(&a, 0, sizeof(a));
+	rc = Tss2_MU_TPMS_ATTEST_Unmarshal(q->attest->attestationData, q->attest->size, &off, &a);
+	if (rc != TSS2_RC_SUCCESS)
+		return ev_tpm_fail(why, len, "quote: TPMS_ATTEST", rc);
+	if (pcr_digest(pcrs, mask, want) < 0) {
+		snprintf(why, len, "quote: SHA-256 failed");
+		return -EIO;
+	}
+	if (a.type != TPM2_ST_ATTEST_QUOTE || a.attested.quote.pcrDigest.size != 32 ||
+	    memcmp(a.attested.quote.pcrDigest.buffer, want, 32) != 0)
+		return -EAGAIN;
+	return 0;
+}
+
+/* The PEM chain file, as the "vcek" member. */
+static int vcek_member(const char *path, json_t *ev, char *why, size_t len)
+{
+	uint8_t *pem = NULL;
+	size_t n = 0;
+	char *b64;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "VCEK chain %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	r = ev_read_fd(fd, VCEK_CHAIN_MAX, &pem, &n);
+	close(fd);
+	if (r < 0 || !n || !memmem(pem, n, "-----BEGIN CERTIFICATE-----", 27)) {
+		snprintf(why, len, "VCEK chain %s: %s", path,
+			 r < 0 ? strerror(-r) : "no PEM certificate in it");
+		free(pem);
+		return r < 0 ? r : -EINVAL;
+	}
+	b64 = ak_b64url_encode(pem, n);
+	free(pem);
+	if (!b64 || json_object_set_new(ev, "vcek", json_string(b64)) < 0) {
+		free(b64);
+		snprintf(why, len, "VCEK chain: out of memory");
+		return -ENOMEM;
+	}
+	free(b64);
+	return 0;
+}
+
+static json_t *evidence_json(const uint8_t *hcl, size_t hcl_len, const struct quote *q,
+			     uint8_t pcrs[AK_AZ_NPCR][AK_AZ_PCR_LEN])
+{
+	char *h = ak_b64url_encode(hcl, hcl_len);
+	char *a = ak_b64url_encode(q->attest->attestationData, q->attest->size);
+	char *s = ak_b64url_encode(q->sig->signature.rsassa.sig.buffer,
+				   q->sig->signature.rsassa.sig.size);
+	json_t *list = json_array(), *ev = NULL;
+	char hex[2 * AK_AZ_PCR_LEN + 1];
+
+	for (int i = 0; list && i < AK_AZ_NPCR; i++) {
+		ak_hex_encode(pcrs[i], AK_AZ_PCR_LEN, hex);
+		if (json_array_append_new(list, json_string(hex)) < 0) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	if (h && a && s && list)
+		ev = json_pack("{s:s, s:s, s:s, s:O}", "hcl_report", h, "tpm_quote", a, "tpm_sig",
+			       s, "pcrs", list);
+	json_decref(list);
+	free(h);
+	free(a);
+	free(s);
+	return ev;
+}
+
+int ev_azure_collect(const struct ev_azure_params *p, const uint8_t rd[AK_BINDING_LEN],
+		     struct ev_out *out, char *why, size_t len)
+{
+	uint32_t ak_handle = p->ak_handle ? p->ak_handle : AK_AZ_AK_HANDLE;
+	uint32_t nv_index = p->nv_index ? p->nv_index : AK_AZ_HCL_NV_INDEX;
+	uint32_t mask = (p->pcr_mask ? p->pcr_mask : EV_AZURE_PCR_MASK_DEFAULT) & 0xffffffu;
+	uint8_t pcrs[AK_AZ_NPCR][AK_AZ_PCR_LEN], nonce[32];
+	struct quote q = {0};
+	struct ev_tpm t;
+	uint8_t *hcl = NULL;
+	size_t hcl_len = 0;
+	const char *tee = NULL;
+	json_t *ev = NULL;
+	ESYS_TR ak;
+	int ret, tries;
+
+	if ((ret = ev_tpm_open(&t, p->tcti, why, len)) < 0)
+		return ret;
+	if ((ret = read_nv(&t, nv_index, &hcl, &hcl_len, why, len)) < 0)
+		goto out;
+	ret = -EINVAL;
+	if (!(tee = hcl_tee(hcl, hcl_len, why, len)))
+		goto out;
+	if (strcmp(tee, AK_AZ_TEE_TDX) == 0) {
+		snprintf(why, len, "HCL report: TDX; the TD quote from IMDS /acc/tdquote is not "
+				   "collected yet");
+		ret = -ENOTSUP;
+		goto out;
+	}
+	if ((ret = ev_tpm_handle(&t, ak_handle, "AK handle", &ak, why, len)) < 0)
+		goto out;
+	if ((ret = ak_az_quote_nonce(rd, nonce)) < 0) {
+		snprintf(why, len, "quote: SHA-256 failed");
+		goto out;
+	}
+	/* PCRs, then the quote; again if a PCR changed in between */
+	for (tries = 0, ret = -EAGAIN; ret == -EAGAIN && tries < 3; tries++) {
+		quote_clear(&q);
+		if ((ret = read_pcrs(&t, pcrs, why, len)) < 0)
+			goto out;
+		ret = quote(&t, ak, mask, nonce, pcrs, &q, why, len);
+	}
+	if (ret == -EAGAIN)
+		snprintf(why, len, "quote: the PCRs kept changing while being quoted");
+	if (ret < 0)
+		goto out;
+	ret = -ENOMEM;
+	if (!(ev = evidence_json(hcl, hcl_len, &q, pcrs))) {
+		snprintf(why, len, "evidence: out of memory");
+		goto out;
+	}
+	if (p->vcek_chain && (ret = vcek_member(p->vcek_chain, ev, why, len)) < 0)
+		goto out;
+	out->tee = tee;
+	out->evidence = ev;
+	ev = NULL;
+	ret = 0;
+out:
+	json_decref(ev);
+	quote_clear(&q);
+	free(hcl);
+	ev_tpm_close(&t);
+	return ret;
+}
