@@ -11,10 +11,20 @@
 # configured PCR selection, re-provisioning, and the refusals: no TPM at
 # the TCTI, NV index missing, AK handle missing, bad configuration.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/httpfixture-lib.sh"
 need jq basenc openssl xxd sha256sum
 
 start_swtpm
 "$AK_TOOL" sim init "$T/chip" >/dev/null || bail "attestkey sim init failed"
+# Azure IMDS's THIM look-alike: the sim chip's VCEK chain, as Azure serves it
+# (and like IMDS, 400 without "Metadata: true")
+mkdir -p "$T/imds/metadata/THIM/amd"
+jq -n --rawfile v "$T/chip/vcek.pem" --rawfile c "$T/chip/cert_chain.pem" \
+	'{vcekCert: $v, tcbm: "7308000000000003", certificateChain: $c, cacheControl: "86400"}' \
+	>"$T/imds/metadata/THIM/amd/certification"
+cat "$T/chip/vcek.pem" "$T/chip/cert_chain.pem" >"$T/thim-chain.pem"
+start_httpfixture imds "$T/imds" --require-header "Metadata: true"
+IMDS=$FIXTURE_URL
 MEAS=$(printf 'a5%.0s' $(seq 48))
 RD=$(printf '3c%.0s' $(seq 64))
 
@@ -24,8 +34,8 @@ hexof() { xxd -p "$@" | tr -d '\n'; }
 conf() {
 	local f=$1
 	shift
-	printf '[module]\nbrokers = https://127.0.0.1:9\nca = %s\ntee = azure\ntcti = %s\n' \
-		"$T/chip/ark.pem" "$SWTPM_TCTI" >"$f"
+	printf '[module]\nbrokers = https://127.0.0.1:9\nca = %s\ntee = azure\ntcti = %s\nazure_imds_url = %s\n' \
+		"$T/chip/ark.pem" "$SWTPM_TCTI" "$IMDS" >"$f"
 	for l in "$@"; do echo "$l" >>"$f"; done
 	printf '[token web]\n' >>"$f"
 }
@@ -155,8 +165,7 @@ check "tee = azure with azure_pcrs = 4, 7, 11" ev pcrs --conf "$T/pcrs.conf"
 split pcrs
 if [ "$(quote_field pcrs select)" = 00000001000b03900800 ] &&
 	[ "$(quote_field pcrs digest)" = "$(pcr_digest pcrs 4 7 11)" ] &&
-	[ "$(quote_field pcrs extra)" = "$nonce" ] &&
-	! jq -e '.evidence | has("vcek")' "$T/pcrs.json" >/dev/null; then
+	[ "$(quote_field pcrs extra)" = "$nonce" ]; then
 	ok "the quote covers PCRs 4, 7 and 11 only, with their digest"
 else
 	not_ok "the quote covers PCRs 4, 7 and 11 only, with their digest"
@@ -173,7 +182,7 @@ fi
 # --- re-provisioning replaces the AK and the HCL report
 check "sim azure again (a second boot)" \
 	"$AK_TOOL" sim azure --tcti "$SWTPM_TCTI" --console-enabled "$T/chip"
-check "the evidence after it" ev az2 --tee azure --tcti "$SWTPM_TCTI"
+check "the evidence after it" ev az2 --tee azure --tcti "$SWTPM_TCTI" --imds-url "$IMDS"
 split az2
 akpem az2 || bail "cannot make a PEM key of the second HCLAkPub"
 if ! cmp -s "$T/az.ak.pem" "$T/az2.ak.pem" && jq -e '.["vm-configuration"]["console-enabled"]' "$T/az2.rt" >/dev/null &&
@@ -185,6 +194,42 @@ else
 fi
 refuse "the first AK does not verify the second quote" \
 	openssl dgst -sha256 -verify "$T/az.ak.pem" -signature "$T/az2.sig" "$T/az2.quote"
+
+# --- THIM: the VCEK chain from IMDS, with "Metadata: true", cached
+if cmp -s <(b64d .evidence.vcek "$T/az2.json") "$T/thim-chain.pem" && [ ! -s "$T/az2.err" ]; then
+	ok "without azure_vcek_chain the VCEK chain comes from THIM (vcekCert, certificateChain)"
+else
+	not_ok "without azure_vcek_chain the VCEK chain comes from THIM (vcekCert, certificateChain)"
+	diag_stream <"$T/az2.err"
+fi
+if [ "$(fixture_fetches '^GET /metadata/THIM/amd/certification 200')" -ge 1 ] &&
+	[ "$(fixture_fetches ' 400$')" = 0 ]; then
+	ok "THIM was asked with Metadata: true"
+else
+	not_ok "THIM was asked with Metadata: true"; diag_stream <"$FIXTURE_LOG"
+fi
+mkdir -p "$T/cache"
+conf "$T/cache.conf" "cache_dir = $T/cache"
+before=$(fixture_fetches '^GET /metadata/THIM')
+check "a collection with cache_dir" ev cache1 --conf "$T/cache.conf"
+check "and a second one" ev cache2 --conf "$T/cache.conf"
+if [ "$(fixture_fetches '^GET /metadata/THIM')" = $((before + 1)) ] &&
+	cmp -s "$T/cache/thim-vcek.pem" "$T/thim-chain.pem" &&
+	cmp -s <(b64d .evidence.vcek "$T/cache2.json") "$T/thim-chain.pem"; then
+	ok "THIM's answer is cached in cache_dir: one fetch for two collections"
+else
+	not_ok "THIM's answer is cached in cache_dir: one fetch for two collections"
+	diag "fetches before $before, now $(fixture_fetches '^GET /metadata/THIM')"
+fi
+if ev nothim --tee azure --tcti "$SWTPM_TCTI" --imds-url "$IMDS/elsewhere" &&
+	! jq -e '.evidence | has("vcek")' "$T/nothim.json" >/dev/null &&
+	[ "$(grep -c . "$T/nothim.err")" = 1 ] &&
+	grep -q "Azure vTPM: THIM $IMDS/elsewhere/metadata/THIM/amd/certification: HTTP 404; the evidence goes without the VCEK chain" "$T/nothim.err"; then
+	ok "THIM answering 404: one warning naming it, the evidence without vcek"
+else
+	not_ok "THIM answering 404: one warning naming it, the evidence without vcek"
+	diag_stream <"$T/nothim.err"
+fi
 
 # --- refusals, each naming what is missing
 # refusal DESCRIPTION PATTERN NAME ARGS...: evidence fails, one line matching
