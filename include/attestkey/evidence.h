@@ -198,6 +198,7 @@ struct ev_sim_azure_opts {
 	bool tpm_enabled;          /* default true */
 	char vm_unique_id[40];     /* default: a random UUID, upper case */
 	uint8_t user_data[64];     /* default zero */
+	const char *tdquote_out;   /* TDX: {"quote": b64url} written here; NULL: not */
 };
 void ev_sim_azure_opts_init(struct ev_sim_azure_opts *o);
 int ev_sim_azure_provision(const struct ev_sim_params *p, const struct ev_sim_azure_opts *o) AK_WUR;

@@ -29,7 +29,8 @@
 #define PCR_SELECT_BYTES 3 /* PCRs 0..23 */
 #define VCEK_CHAIN_MAX (64 * 1024)
 #define THIM_PATH "/metadata/THIM/amd/certification"
-#define THIM_TIMEOUT_MS 5000L
+#define TDQUOTE_PATH "/acc/tdquote"
+#define IMDS_TIMEOUT_MS 5000L
 #define THIM_CACHE "thim-vcek.pem"
 #define THIM_CACHE_TTL (24 * 3600) /* seconds; a TCB update changes the VCEK */
 
@@ -314,27 +315,25 @@ static size_t on_data(char *p, size_t size, size_t n, void *user)
 	return add;
 }
 
-/* GET {imds}/metadata/THIM/amd/certification with "Metadata: true";
- * the answer's vcekCert then certificateChain, as one PEM string. */
-static char *thim_get(const char *imds, char *why, size_t len)
+/* One request to IMDS: GET url, or POST `post` (JSON) to it, with
+ * "Metadata: true"; *answer the JSON object of a 200 answer. Failures in
+ * why: "WHAT URL: reason". */
+static int imds_call(const char *what, const char *url, const char *post, json_t **answer,
+		     char *why, size_t len)
 {
-	char url[512], ebuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdr = NULL;
+	char ebuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdr = NULL, *h2 = NULL;
 	struct body b = {0};
 	json_error_t jerr;
-	json_t *j = NULL;
-	const char *vcek, *chain;
-	char *pem = NULL;
 	long status = 0;
 	CURL *h = NULL;
 	CURLcode rc;
+	int ret = -EIO;
 
-	if (snprintf(url, sizeof(url), "%s%s", imds, THIM_PATH) >= (int)sizeof(url)) {
-		snprintf(why, len, "THIM: the IMDS URL is too long");
-		return NULL;
-	}
-	if (!(h = curl_easy_init()) || !(hdr = curl_slist_append(NULL, "Metadata: true"))) {
-		snprintf(why, len, "THIM %.160s: cannot create a curl handle", url);
+	*answer = NULL;
+	if (!(h = curl_easy_init()) || !(hdr = curl_slist_append(NULL, "Metadata: true")) ||
+	    (post && !(h2 = curl_slist_append(hdr, "Content-Type: application/json")))) {
+		snprintf(why, len, "%s %.160s: cannot create a curl handle", what, url);
 		goto out;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -342,42 +341,108 @@ static char *thim_get(const char *imds, char *why, size_t len)
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* IMDS is link-local: never a proxy */
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, THIM_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, THIM_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, IMDS_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	if (post)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
-		snprintf(why, len, "THIM %.160s: %s", url,
+		snprintf(why, len, "%s %.160s: %s", what, url,
 			 b.too_big ? "answer larger than 64 KiB" : ebuf[0] ? ebuf : curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
-		snprintf(why, len, "THIM %.160s: HTTP %ld", url, status);
+		snprintf(why, len, "%s %.160s: HTTP %ld", what, url, status);
 		goto out;
 	}
-	j = b.buf ? json_loads(b.buf, 0, &jerr) : NULL;
-	vcek = json_string_value(json_object_get(j, "vcekCert"));
-	chain = json_string_value(json_object_get(j, "certificateChain"));
-	if (!vcek || !chain || !strstr(vcek, "-----BEGIN CERTIFICATE-----")) {
-		snprintf(why, len, "THIM %.160s: no vcekCert and certificateChain in the answer", url);
+	*answer = b.buf ? json_loads(b.buf, 0, &jerr) : NULL;
+	if (!json_is_object(*answer)) {
+		json_decref(*answer);
+		*answer = NULL;
+		snprintf(why, len, "%s %.160s: the answer is not a JSON object", what, url);
 		goto out;
 	}
-	if (!(pem = malloc(strlen(vcek) + strlen(chain) + 2))) {
-		snprintf(why, len, "THIM: out of memory");
-		goto out;
-	}
-	sprintf(pem, "%s%s%s", vcek, vcek[strlen(vcek) - 1] == '\n' ? "" : "\n", chain);
+	ret = 0;
 out:
-	json_decref(j);
 	free(b.buf);
 	curl_slist_free_all(hdr);
 	if (h)
 		curl_easy_cleanup(h);
+	return ret;
+}
+
+/* THIM's answer: vcekCert then certificateChain, as one PEM string. */
+static char *thim_get(const char *imds, char *why, size_t len)
+{
+	char url[512];
+	const char *vcek, *chain;
+	json_t *j = NULL;
+	char *pem = NULL;
+
+	if (snprintf(url, sizeof(url), "%s%s", imds, THIM_PATH) >= (int)sizeof(url)) {
+		snprintf(why, len, "THIM: the IMDS URL is too long");
+		return NULL;
+	}
+	if (imds_call("THIM", url, NULL, &j, why, len) < 0)
+		return NULL;
+	vcek = json_string_value(json_object_get(j, "vcekCert"));
+	chain = json_string_value(json_object_get(j, "certificateChain"));
+	if (!vcek || !chain || !strstr(vcek, "-----BEGIN CERTIFICATE-----")) {
+		snprintf(why, len, "THIM %.160s: no vcekCert and certificateChain in the answer", url);
+	} else if (!(pem = malloc(strlen(vcek) + strlen(chain) + 2))) {
+		snprintf(why, len, "THIM: out of memory");
+	} else {
+		sprintf(pem, "%s%s%s", vcek, vcek[strlen(vcek) - 1] == '\n' ? "" : "\n", chain);
+	}
+	json_decref(j);
 	return pem;
+}
+
+/* TDX: the TD quote of the HCL report's TDREPORT from Azure's quote
+ * service, POST {imds}/acc/tdquote {"report": b64url} -> {"quote": b64url},
+ * as "td_quote". */
+static int tdquote_member(const char *imds, const uint8_t *hcl, json_t *ev, char *why, size_t len)
+{
+	char url[512], *report = NULL, *post = NULL;
+	const char *q;
+	json_t *req = NULL, *j = NULL;
+	uint8_t *quote = NULL;
+	size_t qlen = 0;
+	int ret = -EIO;
+
+	if (snprintf(url, sizeof(url), "%s%s", imds, TDQUOTE_PATH) >= (int)sizeof(url)) {
+		snprintf(why, len, "TD quote: the IMDS URL is too long");
+		return -EINVAL;
+	}
+	report = ak_b64url_encode(hcl + AK_AZ_HCL_HW_OFF, AK_AZ_TDREPORT_LEN);
+	req = report ? json_pack("{s:s}", "report", report) : NULL;
+	post = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	if (!post) {
+		snprintf(why, len, "TD quote: out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (imds_call("TD quote", url, post, &j, why, len) < 0)
+		goto out;
+	q = json_string_value(json_object_get(j, "quote"));
+	quote = q ? ak_b64url_decode(q, &qlen) : NULL;
+	if (!quote || qlen < EV_TDX_QUOTE_MIN || qlen > EV_TDX_QUOTE_MAX) {
+		snprintf(why, len, "TD quote %.160s: no quote in the answer (%zu bytes)", url, qlen);
+		goto out;
+	}
+	ret = json_object_set_new(ev, "td_quote", json_string(q)) < 0 ? -ENOMEM : 0;
+out:
+	free(quote);
+	json_decref(j);
+	json_decref(req);
+	free(post);
+	free(report);
+	return ret;
 }
 
 /* dir/thim-vcek.pem when younger than THIM_CACHE_TTL (NULL otherwise). */
@@ -505,12 +570,6 @@ int ev_azure_collect(const struct ev_azure_params *p, const uint8_t rd[AK_BINDIN
 	ret = -EINVAL;
 	if (!(tee = hcl_tee(hcl, hcl_len, why, len)))
 		goto out;
-	if (strcmp(tee, AK_AZ_TEE_TDX) == 0) {
-		snprintf(why, len, "HCL report: TDX; the TD quote from IMDS /acc/tdquote is not "
-				   "collected yet");
-		ret = -ENOTSUP;
-		goto out;
-	}
 	if ((ret = ev_tpm_handle(&t, ak_handle, "AK handle", &ak, why, len)) < 0)
 		goto out;
 	if ((ret = ak_az_quote_nonce(rd, nonce)) < 0) {
@@ -533,7 +592,13 @@ int ev_azure_collect(const struct ev_azure_params *p, const uint8_t rd[AK_BINDIN
 		snprintf(why, len, "evidence: out of memory");
 		goto out;
 	}
-	ret = p->vcek_chain ? vcek_member(p->vcek_chain, ev, why, len) : thim_member(p, ev);
+	if (strcmp(tee, AK_AZ_TEE_TDX) == 0)
+		ret = tdquote_member(p->imds_url ? p->imds_url : EV_AZURE_IMDS_DEFAULT, hcl, ev,
+				     why, len);
+	else if (p->vcek_chain)
+		ret = vcek_member(p->vcek_chain, ev, why, len);
+	else
+		ret = thim_member(p, ev);
 	if (ret == -ENOMEM)
 		snprintf(why, len, "evidence: out of memory");
 	if (ret < 0)

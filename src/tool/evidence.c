@@ -121,8 +121,10 @@ static int print_tdx(json_t *ev)
 }
 
 /* az-snp-vtpm / az-tdx-vtpm (azure.h): the parts and their sizes. */
-static int print_azure(json_t *ev)
+static int print_azure(const char *tee, json_t *ev)
 {
+	/* report_data: in the SNP report at 0x50, in the TDREPORT at 128 */
+	size_t rd_off = AK_AZ_HCL_HW_OFF + (strcmp(tee, AK_AZ_TEE_TDX) == 0 ? 128 : 0x50);
 	static const char *const parts[] = {"hcl_report", "tpm_quote", "tpm_sig", "vcek",
 					    "td_quote"};
 	json_t *pcrs = json_object_get(ev, "pcrs"), *v;
@@ -138,8 +140,8 @@ static int print_azure(json_t *ev)
 		} else if (b) {
 			printf("%-14s %zu bytes\n", parts[i], len);
 		}
-		if (b && i == 0 && len >= AK_AZ_HCL_HW_OFF + 0x50 + 64)
-			print_hex("report_data:", b + AK_AZ_HCL_HW_OFF + 0x50, 64);
+		if (b && i == 0 && len >= rd_off + 64)
+			print_hex("report_data:", b + rd_off, 64);
 		free(b);
 	}
 	json_array_foreach(pcrs, i, v)
@@ -270,7 +272,7 @@ int tool_evidence(int argc, char **argv)
 	} else {
 		printf("%-14s %s\n", "tee:", tee);
 		printf("%-14s %s\n", "interface:", iface);
-		if ((strncmp(tee, "az-", 3) == 0 ? print_azure(ev)
+		if ((strncmp(tee, "az-", 3) == 0 ? print_azure(tee, ev)
 		     : strcmp(tee, "tdx") == 0	 ? print_tdx(ev)
 						 : print_snp(ev)) < 0)
 			goto out;

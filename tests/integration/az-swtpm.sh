@@ -9,7 +9,8 @@
 # of the runtime data, the AK from HCLAkPub, the quote's signature by it,
 # extraData = SHA-256(binding) and pcrDigest over the PCR values. Then the
 # configured PCR selection, re-provisioning, and the refusals: no TPM at
-# the TCTI, NV index missing, AK handle missing, bad configuration.
+# the TCTI, NV index missing, AK handle missing, bad configuration. THIM
+# and the TDX quote service are Azure IMDS look-alikes (httpfixture).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/httpfixture-lib.sh"
 need jq basenc openssl xxd sha256sum
@@ -23,7 +24,8 @@ jq -n --rawfile v "$T/chip/vcek.pem" --rawfile c "$T/chip/cert_chain.pem" \
 	'{vcekCert: $v, tcbm: "7308000000000003", certificateChain: $c, cacheControl: "86400"}' \
 	>"$T/imds/metadata/THIM/amd/certification"
 cat "$T/chip/vcek.pem" "$T/chip/cert_chain.pem" >"$T/thim-chain.pem"
-start_httpfixture imds "$T/imds" --require-header "Metadata: true"
+mkdir -p "$T/imds/acc"
+start_httpfixture imds "$T/imds" --post --require-header "Metadata: true"
 IMDS=$FIXTURE_URL
 MEAS=$(printf 'a5%.0s' $(seq 48))
 RD=$(printf '3c%.0s' $(seq 64))
@@ -84,6 +86,18 @@ pcr_digest() {
 	shift
 	for i in "$@"; do jq -r ".evidence.pcrs[$i]" "$T/$name.json"; done | tr -d '\n' | xxd -r -p |
 		sha256sum | cut -d' ' -f1
+}
+# refusal DESCRIPTION PATTERN NAME ARGS...: evidence fails, one line matching
+refusal() {
+	local d=$1 pat=$2 name=$3
+	shift 3
+	if ev "$name" "$@"; then
+		not_ok "$d"; diag "it succeeded"
+	elif [ ! -s "$T/$name.json" ] && [ "$(grep -c . "$T/$name.err")" = 1 ] && grep -q "$pat" "$T/$name.err"; then
+		ok "$d"
+	else
+		not_ok "$d"; diag_stream <"$T/$name.err"
+	fi
 }
 nonce=$(printf '%s' "$RD" | xxd -r -p | sha256sum | cut -d' ' -f1)
 
@@ -231,19 +245,50 @@ else
 	diag_stream <"$T/nothim.err"
 fi
 
+refusal "a missing VCEK chain file: refused naming it" \
+	"VCEK chain $T/nonexistent.pem" novcek --tee azure --tcti "$SWTPM_TCTI" --vcek-chain "$T/nonexistent.pem"
+
+# --- TDX: a TDREPORT in the HCL report, its TD quote from IMDS /acc/tdquote
+"$AK_TOOL" sim init --tee tdx "$T/tdxchip" >/dev/null || bail "attestkey sim init --tee tdx failed"
+MRTD=$(printf '7e%.0s' $(seq 48))
+check "sim azure --tee tdx (the quote service's answer to $T/imds/acc/tdquote)" \
+	"$AK_TOOL" sim azure --tcti "$SWTPM_TCTI" --tee tdx --mrtd "$MRTD" \
+	--tdquote-out "$T/imds/acc/tdquote" "$T/tdxchip"
+check "attestkey evidence on the TDX vTPM" ev tdx --tee azure --tcti "$SWTPM_TCTI" --imds-url "$IMDS"
+split tdx
+b64d .evidence.td_quote "$T/tdx.json" >"$T/tdx.quote.dat"
+rd="$(sha256sum <"$T/tdx.rt" | cut -d' ' -f1)$(printf '0%.0s' $(seq 64))"
+if [ "$(jq -r .tee "$T/tdx.json")" = az-tdx-vtpm ] &&
+	[ "$(hexof -s $((0x4C0 + 8)) -l 4 "$T/tdx.hcl")" = 04000000 ] &&
+	[ "$(hexof -s $((0x20 + 128)) -l 64 "$T/tdx.hcl")" = "$rd" ] &&
+	[ "$(hexof -s $((0x20 + 528)) -l 48 "$T/tdx.hcl")" = "$MRTD" ] &&
+	! jq -e '.evidence | has("vcek")' "$T/tdx.json" >/dev/null; then
+	ok "az-tdx-vtpm: a TDREPORT with REPORTDATA = SHA-256(runtime data) || 0^32 and the MRTD"
+else
+	not_ok "az-tdx-vtpm: a TDREPORT with REPORTDATA = SHA-256(runtime data) || 0^32 and the MRTD"
+fi
+"$AK_TOOL" tdx verify --roots "$T/tdxchip/root_ca.pem" --collateral "$T/tdxchip/collateral" \
+	--report-data "$rd" --json "$T/tdx.quote.dat" >"$T/tdxv.json" 2>&1
+if jq -e --arg m "$MRTD" '.verdict == "accept" and .mrtd == $m' "$T/tdxv.json" >/dev/null 2>&1 &&
+	[ "$(fixture_fetches '^POST /acc/tdquote 200')" = 1 ]; then
+	ok "td_quote came from POST /acc/tdquote and verifies, with that REPORTDATA and MRTD"
+else
+	not_ok "td_quote came from POST /acc/tdquote and verifies, with that REPORTDATA and MRTD"
+	diag_stream <"$T/tdxv.json"
+fi
+akpem tdx || bail "cannot make a PEM key of the TDX HCLAkPub"
+if openssl dgst -sha256 -verify "$T/tdx.ak.pem" -signature "$T/tdx.sig" "$T/tdx.quote" >/dev/null 2>&1 &&
+	[ "$(quote_field tdx extra)" = "$nonce" ] &&
+	[ "$(quote_field tdx digest)" = "$(pcr_digest tdx $(seq 0 23))" ]; then
+	ok "az-tdx-vtpm: the quote is the AK's, over SHA-256(binding) and the PCRs"
+else
+	not_ok "az-tdx-vtpm: the quote is the AK's, over SHA-256(binding) and the PCRs"
+fi
+refusal "TDX, the quote service answering 404: refused naming it" \
+	"Azure vTPM: TD quote $IMDS/elsewhere/acc/tdquote: HTTP 404" notdq --tee azure \
+	--tcti "$SWTPM_TCTI" --imds-url "$IMDS/elsewhere"
+
 # --- refusals, each naming what is missing
-# refusal DESCRIPTION PATTERN NAME ARGS...: evidence fails, one line matching
-refusal() {
-	local d=$1 pat=$2 name=$3
-	shift 3
-	if ev "$name" "$@"; then
-		not_ok "$d"; diag "it succeeded"
-	elif [ ! -s "$T/$name.json" ] && [ "$(grep -c . "$T/$name.err")" = 1 ] && grep -q "$pat" "$T/$name.err"; then
-		ok "$d"
-	else
-		not_ok "$d"; diag_stream <"$T/$name.err"
-	fi
-}
 conf "$T/nonv.conf" "azure_nv_index = 0x01400002"
 refusal "NV index missing: refused naming it" \
 	"Azure vTPM: NV index 0x01400002: the TPM has no such handle" nonv --conf "$T/nonv.conf"
@@ -253,8 +298,6 @@ refusal "AK handle missing: refused naming it" \
 conf "$T/badpcr.conf" "azure_pcrs = 4, 24"
 refusal "azure_pcrs = 24: the configuration is refused naming the key" \
 	"azure_pcrs: '24' is not a PCR number" badpcr --conf "$T/badpcr.conf"
-refusal "a missing VCEK chain file: refused naming it" \
-	"VCEK chain $T/nonexistent.pem" novcek --tee azure --tcti "$SWTPM_TCTI" --vcek-chain "$T/nonexistent.pem"
 refuse "sim azure without --tcti: a usage error" "$AK_TOOL" sim azure "$T/chip"
 stop_swtpm
 refusal "no TPM at the TCTI: refused naming the TCTI" \
