@@ -29,7 +29,7 @@ attestkey_LDADD = libakbroker.la libakverify.la libakpkcs11.la libakevidence.la 
 # Intel's SGX Root CA and TCB signing certificates (public; copied from
 # ../shared/testvectors/intel-roots, see data/intel/README.md): the
 # default of `attestkey tdx verify --roots`.
-attestkey_SOURCES += src/tool/tdx.c
+attestkey_SOURCES += src/tool/tdx.c src/tool/azure.c
 inteldir = $(pkgdatadir)/intel
 dist_intel_DATA = \
 	data/intel/Intel_SGX_Root_CA.pem \

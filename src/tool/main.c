@@ -20,6 +20,8 @@ static const struct {
     {"sim", tool_sim},
     {"snp", tool_snp},
     {"tdx", tool_tdx},
+    {"az-snp", tool_az_snp},
+    {"az-tdx", tool_az_tdx},
     {"binding", tool_binding},
     {"evidence", tool_evidence},
     {"key", tool_key},
@@ -71,6 +73,18 @@ static void usage(FILE *f)
 	       "        [--roots FILE|DIR] [--report-data HEX] [--policy-ini FILE --token NAME]\n"
 	       "        [--time UNIX] [--allow-expired-collateral] [--json] QUOTE\n"
 	       "        PCK chain, QE report, quote signature, TCB status and policy;\n"
+	       "        exit 0 accept, 1 refuse, 2 usage\n"
+	       "\n"
+	       "Azure confidential VMs, vTPM evidence (docs/azure.md):\n"
+	       "  az-snp verify --hcl FILE --tpm-quote FILE --tpm-sig FILE --pcrs FILE\n"
+	       "        [--vcek PEM-CHAIN] [--roots ARK.pem] [--kds URL] [--nonce HEX]\n"
+	       "        [--policy-ini FILE --token NAME] [--time UNIX] [--json]\n"
+	       "  az-tdx verify --hcl FILE --td-quote FILE --tpm-quote FILE --tpm-sig FILE\n"
+	       "        --pcrs FILE [--collateral DIR] [--tcb-info FILE] [--qe-identity FILE]\n"
+	       "        [--roots P] [--nonce HEX] [--policy-ini FILE --token NAME]\n"
+	       "        [--time UNIX] [--json]\n"
+	       "        the hardware report as snp/tdx verify, the HCL runtime data it binds,\n"
+	       "        the TPM quote by HCLAkPub (signature, extraData = --nonce, PCRs);\n"
 	       "        exit 0 accept, 1 refuse, 2 usage\n"
 	       "\n"
 	       "Key provisioning (docs/attestkey.1.md; attestkey key --help):\n"

@@ -202,7 +202,7 @@ static void set_hex(json_t *o, const char *key, const uint8_t *p, size_t n)
 }
 
 /* The --json object (docs/snp.md section 5). */
-static json_t *verdict_json(enum ak_reason reason, const char *msg, const struct ak_snp_report *r,
+json_t *tool_snp_verdict_json(enum ak_reason reason, const char *msg, const struct ak_snp_report *r,
 			    const struct vf_snp_info *info, json_t *checks)
 {
 	enum ak_snp_tcb_layout l =
@@ -466,7 +466,7 @@ static int snp_verify(int argc, char **argv)
 		reason = vf_policy_explain_snp(&pol, &r, token, checks, msg, sizeof(msg));
 	}
 	if (json) {
-		out_json = verdict_json(reason, msg, &r, &info, checks);
+		out_json = tool_snp_verdict_json(reason, msg, &r, &info, checks);
 		if (!out_json || json_dumpf(out_json, stdout, JSON_INDENT(2)) < 0)
 			goto out;
 		putchar('\n');

@@ -28,7 +28,7 @@
 
 /* A quote file: the raw quote (trailing bytes allowed), or protocol
  * evidence JSON {"quote": base64url}. */
-static uint8_t *read_quote(const char *path, size_t *len)
+uint8_t *tool_read_tdx_quote(const char *path, size_t *len)
 {
 	uint8_t *data = ak_read_file(path, len), *q = NULL;
 	size_t i = 0;
@@ -118,7 +118,7 @@ static int tdx_dump(int argc, char **argv)
 		fprintf(stderr, "Usage: attestkey tdx dump QUOTE\n");
 		return TOOL_EXIT_USAGE;
 	}
-	buf = read_quote(argv[1], &len);
+	buf = tool_read_tdx_quote(argv[1], &len);
 	if (!buf)
 		return TOOL_EXIT_FAIL;
 	if (ak_tdx_quote_parse(buf, len, &q) < 0) {
@@ -394,6 +394,26 @@ static void run_policy(const struct vf_policy *p, const struct vf_tdx_result *r,
 	v->policy_ran = true;
 }
 
+json_t *tool_tdx_result_json(const struct vf_tdx_result *r, enum ak_reason reason,
+			     const char *msg, json_t *checks)
+{
+	struct verdict v = {.reason = reason, .checks = checks};
+
+	snprintf(v.msg, sizeof(v.msg), "%s", msg);
+	return result_json(r, &v);
+}
+
+json_t *tool_tdx_policy(const struct vf_policy *p, const struct vf_tdx_result *r,
+			const char *token, enum ak_reason *reason, char *msg, size_t msglen)
+{
+	struct verdict v = {.token = token};
+
+	run_policy(p, r, &v);
+	*reason = v.reason;
+	snprintf(msg, msglen, "%s", v.msg);
+	return v.checks;
+}
+
 static int tdx_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -494,7 +514,7 @@ static int tdx_verify(int argc, char **argv)
 	}
 	if (allow_expired)
 		pol.allow_expired_collateral = true;
-	if (!(quote = read_quote(argv[optind], &in.quote_len)))
+	if (!(quote = tool_read_tdx_quote(argv[optind], &in.quote_len)))
 		goto out;
 	in.quote = quote;
 	in.expected_report_data = have_rd ? rd : NULL;

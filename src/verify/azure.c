@@ -74,7 +74,7 @@ static enum ak_reason pem_certtable(const uint8_t *pem, size_t len, const uint8_
 	struct ak_snp_cert_entry ents[MAX_PEM_CERTS];
 	unsigned char *ders[MAX_PEM_CERTS] = {NULL};
 	struct ak_snp_report r;
-	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	BIO *bio = len <= INT32_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
 	enum ak_reason reason = AK_R_INTERNAL;
 	bool vlek;
 	size_t n = 0;
@@ -82,7 +82,7 @@ static enum ak_reason pem_certtable(const uint8_t *pem, size_t len, const uint8_
 
 	vlek = ak_snp_report_parse(report, AK_SNP_REPORT_LEN, &r) == 0 &&
 	       ak_snp_signing_key(&r) == AK_SNP_SIGNING_KEY_VLEK;
-	if (!bio || len > INT32_MAX)
+	if (!bio)
 		goto out;
 	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
 		int dlen;

@@ -4,10 +4,10 @@
 # build links tests/fuzz/standalone.c instead, so make check runs every
 # seed and regression input of tests/fuzz/corpus/ on every build.
 FUZZ_NAMES = snp_report tdx_quote broker_request module_response ini_config \
-	vault_response
+	vault_response azure
 FUZZ_PROGS = tests/fuzz/fuzz_snp_report tests/fuzz/fuzz_tdx_quote \
 	tests/fuzz/fuzz_broker_request tests/fuzz/fuzz_module_response tests/fuzz/fuzz_ini_config \
-	tests/fuzz/fuzz_vault_response
+	tests/fuzz/fuzz_vault_response tests/fuzz/fuzz_azure
 check_PROGRAMS += $(FUZZ_PROGS)
 TESTS += tests/fuzz/fuzz.sh
 TESTS_ENVIRONMENT += AK_FUZZ_NAMES='$(FUZZ_NAMES)' AK_FUZZING='$(AK_FUZZING)'
@@ -60,6 +60,11 @@ tests_fuzz_fuzz_ini_config_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_ini_config_LDADD = libakpkcs11.la libakevidence.la libakbroker.la libakverify.la \
 	libakvault.la libakcommon.la $(MHD_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) \
 	$(JOSE_LIBS) $(INIH_LIBS) $(P11KIT_LIBS) $(CURL_MODULE_LIBS)
+
+tests_fuzz_fuzz_azure_SOURCES = tests/fuzz/fuzz_azure.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_azure_CPPFLAGS = $(FUZZ_INCLUDES)
+tests_fuzz_fuzz_azure_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_azure_LDADD = $(FUZZ_VERIFY_LIBS)
 
 # src/common/vault.c compiled in (its parsing is static): not libakvault.la
 tests_fuzz_fuzz_vault_response_SOURCES = tests/fuzz/fuzz_vault_response.c $(FUZZ_COMMON)

@@ -226,7 +226,35 @@ def vault():
           b'{"errors":["a\\u0000b\\u001b[31mred\\t\\t\\tc"]}')
 
 
-TARGETS = {"vault_response": vault, "ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
+def azure():
+    import json
+    t = "azure"
+    d = "azure/snp-milan/"
+    hcl, quote, sig = data(d + "hcl-report.bin"), data(d + "tpm-quote.msg"), data(d + "tpm-quote.sig")
+    pem, pcrs = data(d + "vcek-ask-ark.pem"), json.loads(data(d + "pcrs-sha256.json"))
+    size = struct.unpack("<I", hcl[0x4D0:0x4D4])[0]
+    runtime = hcl[0x4D4:0x4D4 + size]
+    write(t, "hcl-real", b"\0" + hcl)
+    write(t, "quote-real", b"\1" + quote)
+    write(t, "runtime-real", b"\2" + runtime)
+    ev = {"hcl_report": b64u(hcl), "tpm_quote": b64u(quote), "tpm_sig": b64u(sig),
+          "pcrs": pcrs, "vcek": b64u(pem)}
+    write(t, "evidence-real", b"\3" + json.dumps(ev).encode())
+    write(t, "evidence-tdx", b"\7" + json.dumps(dict(ev, td_quote=b64u(data("tdx/v4-spr-go-tdx-guest/quote.dat")))).encode())
+    # edge cases
+    write(t, "edge-hcl-header-only", b"\0" + hcl[:0x20])
+    write(t, "edge-hcl-tdx-type", b"\0" + hcl[:0x4C8] + b"\4" + hcl[0x4C9:])
+    write(t, "edge-hcl-var-size-huge", b"\0" + hcl[:0x4D0] + b"\xff\xff\xff\xff" + hcl[0x4D4:])
+    write(t, "edge-quote-two-banks", b"\1" + quote[:0x51] + b"\2" + quote[0x52:])
+    write(t, "edge-quote-trailing", b"\1" + quote + b"\0")
+    write(t, "edge-runtime-empty-object", b"\2{}")
+    write(t, "edge-runtime-ak-ec", b'\2{"keys":[{"kid":"HCLAkPub","kty":"EC"}]}')
+    write(t, "edge-evidence-empty", b"\3{}")
+    write(t, "edge-evidence-pcrs-bad", b"\3" + json.dumps(dict(ev, pcrs=["zz"] * 30)).encode())
+    write(t, "edge-empty", b"")
+
+
+TARGETS = {"azure": azure, "vault_response": vault, "ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
            "module_response": module}
 
 if __name__ == "__main__":
