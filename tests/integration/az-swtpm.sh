@@ -24,6 +24,7 @@ jq -n --rawfile v "$T/chip/vcek.pem" --rawfile c "$T/chip/cert_chain.pem" \
 	'{vcekCert: $v, tcbm: "7308000000000003", certificateChain: $c, cacheControl: "86400"}' \
 	>"$T/imds/metadata/THIM/amd/certification"
 cat "$T/chip/vcek.pem" "$T/chip/cert_chain.pem" >"$T/thim-chain.pem"
+cat "$T/chip/vcek.pem" "$T/chip/ask.pem" >"$T/own-chain.pem" # azure_vcek_chain's
 mkdir -p "$T/imds/acc"
 start_httpfixture imds "$T/imds" --post --require-header "Metadata: true"
 IMDS=$FIXTURE_URL
@@ -100,12 +101,29 @@ refusal() {
 	fi
 }
 nonce=$(printf '%s' "$RD" | xxd -r -p | sha256sum | cut -d' ' -f1)
+# azv NAME VERDICT REASON az-snp|az-tdx EVIDENCE [ARGS]: `attestkey KIND
+# verify --json` on the collected evidence says VERDICT (REASON)
+azv() {
+	local name=$1 want=$2 reason=$3 kind=$4 e=$5
+	shift 5
+	jq -c .evidence.pcrs "$T/$e.json" >"$T/$e.pcrs.json"
+	"$AK_TOOL" "$kind" verify --json --hcl "$T/$e.hcl" --tpm-quote "$T/$e.quote" \
+		--tpm-sig "$T/$e.sig" --pcrs "$T/$e.pcrs.json" "$@" >"$T/$name.v.json" 2>"$T/$name.v.err"
+	if jq -e --arg v "$want" --arg r "$reason" '.verdict == $v and .reason == $r' \
+		"$T/$name.v.json" >/dev/null 2>&1; then
+		ok "$kind verify, $name: $want ($reason)"
+	else
+		not_ok "$kind verify, $name: expected $want ($reason)"
+		diag_stream <"$T/$name.v.err"
+		diag_stream <"$T/$name.v.json"
+	fi
+}
 
 # --- provisioning and collection
 check "sim azure provisions the TPM (AK, HCL report in NV)" \
 	"$AK_TOOL" sim azure --tcti "$SWTPM_TCTI" --measurement "$MEAS" "$T/chip"
 check "attestkey evidence --tee azure collects from the vTPM" \
-	ev az --tee azure --tcti "$SWTPM_TCTI" --vcek-chain "$T/chip/vcek.pem"
+	ev az --tee azure --tcti "$SWTPM_TCTI" --vcek-chain "$T/own-chain.pem"
 split az
 if [ "$(jq -r '.tee + " " + .interface' "$T/az.json")" = "az-snp-vtpm azure-vtpm" ]; then
 	ok "the evidence is az-snp-vtpm, from the vTPM"
@@ -167,11 +185,20 @@ else
 	not_ok "the quote covers the 24 SHA-256 PCRs and its pcrDigest is theirs"
 	diag "select $(quote_field az select) digest $(quote_field az digest)"
 fi
-if cmp -s <(b64d .evidence.vcek "$T/az.json") "$T/chip/vcek.pem"; then
+if cmp -s <(b64d .evidence.vcek "$T/az.json") "$T/own-chain.pem" && [ "$(fixture_fetches THIM)" = 0 ]; then
 	ok "azure_vcek_chain is sent as vcek"
 else
 	not_ok "azure_vcek_chain is sent as vcek"
 fi
+
+b64d .evidence.vcek "$T/az.json" >"$T/az.vcek.pem"
+azv collected accept ok az-snp az --vcek "$T/az.vcek.pem" --roots "$T/chip/ark.pem" \
+	--kds http://127.0.0.1:9 --nonce "$nonce"
+azv other-binding refuse binding_mismatch az-snp az --vcek "$T/az.vcek.pem" \
+	--roots "$T/chip/ark.pem" --kds http://127.0.0.1:9 \
+	--nonce "$(printf other | sha256sum | cut -c1-64)"
+azv amd-roots refuse untrusted_chain az-snp az --vcek "$T/az.vcek.pem" \
+	--kds http://127.0.0.1:9 --nonce "$nonce"
 
 # --- the module's configuration: azure_pcrs, and the text output
 conf "$T/pcrs.conf" "azure_pcrs = 4, 7, 11"
@@ -185,6 +212,9 @@ else
 	not_ok "the quote covers PCRs 4, 7 and 11 only, with their digest"
 	diag "select $(quote_field pcrs select)"
 fi
+b64d .evidence.vcek "$T/pcrs.json" >"$T/pcrs.vcek.pem"
+azv pcrs-4-7-11 accept ok az-snp pcrs --vcek "$T/pcrs.vcek.pem" --roots "$T/chip/ark.pem" \
+	--kds http://127.0.0.1:9 --nonce "$nonce"
 "$AK_TOOL" evidence --conf "$T/pcrs.conf" >"$T/text.out" 2>&1
 if grep -q '^tee: *az-snp-vtpm' "$T/text.out" && grep -q "^report_data: *$want" "$T/text.out" &&
 	grep -q '^pcr23 ' "$T/text.out"; then
@@ -284,6 +314,11 @@ if openssl dgst -sha256 -verify "$T/tdx.ak.pem" -signature "$T/tdx.sig" "$T/tdx.
 else
 	not_ok "az-tdx-vtpm: the quote is the AK's, over SHA-256(binding) and the PCRs"
 fi
+azv tdx accept ok az-tdx tdx --td-quote "$T/tdx.quote.dat" --roots "$T/tdxchip/root_ca.pem" \
+	--collateral "$T/tdxchip/collateral" --nonce "$nonce"
+azv tdx-other-binding refuse binding_mismatch az-tdx tdx --td-quote "$T/tdx.quote.dat" \
+	--roots "$T/tdxchip/root_ca.pem" --collateral "$T/tdxchip/collateral" \
+	--nonce "$(printf other | sha256sum | cut -c1-64)"
 refusal "TDX, the quote service answering 404: refused naming it" \
 	"Azure vTPM: TD quote $IMDS/elsewhere/acc/tdquote: HTTP 404" notdq --tee azure \
 	--tcti "$SWTPM_TCTI" --imds-url "$IMDS/elsewhere"
