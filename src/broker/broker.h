@@ -38,6 +38,11 @@ typedef enum ak_reason (*broker_snp_verify_fn)(const struct vf_snp_trust *t, con
 typedef enum ak_reason (*broker_tdx_verify_fn)(const struct vf_tdx_trust *t, const json_t *evidence,
 					       const uint8_t *expected_report_data,
 					       struct vf_tdx_result *out, char *msg, size_t msglen);
+/* The Azure vTPM verifier; vf_az_verify_json unless a test swaps it. */
+typedef enum ak_reason (*broker_az_verify_fn)(const struct vf_snp_trust *st,
+					      const struct vf_tdx_trust *tt, const char *tee,
+					      const json_t *evidence, const uint8_t *binding,
+					      struct vf_az_result *out, char *msg, size_t msglen);
 
 /* Bytes of a client-supplied string (token name, tee) that a log or audit
  * line keeps; longer ones are cut and their length noted. */
@@ -99,6 +104,7 @@ struct broker {
 	struct broker_audit *audit; /* NULL: audit lines go to the log */
 	broker_snp_verify_fn snp_verify;
 	broker_tdx_verify_fn tdx_verify;
+	broker_az_verify_fn az_verify;
 	struct MHD_Daemon *mhd;
 	struct broker_epk_pool *epk; /* NULL until broker_start() */
 	struct broker_guard *guard;  /* NULL until broker_start() */

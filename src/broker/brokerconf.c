@@ -829,8 +829,8 @@ out:
 	return r;
 }
 
-/* tee = snp tdx (spaces or commas between): the evidence types the token
- * accepts; whether the broker verifies TDX is checked in finish(), once
+/* tee = snp tdx az-snp-vtpm az-tdx-vtpm (spaces or commas between): the
+ * evidence types the token accepts; whether the broker verifies TDX is checked in finish(), once
  * every [tdx] key is applied. */
 static int parse_tee(struct broker_token *t, const char *v, char *detail, size_t dlen)
 {
@@ -845,7 +845,8 @@ static int parse_tee(struct broker_token *t, const char *v, char *detail, size_t
 				break;
 		}
 		if (bit > BROKER_TEE_BIT_LAST) {
-			snprintf(detail, dlen, "'%.*s' is not an evidence type (snp or tdx)",
+			snprintf(detail, dlen, "'%.*s' is not an evidence type (snp, tdx, "
+				 AK_AZ_TEE_SNP " or " AK_AZ_TEE_TDX ")",
 				 (int)(n > 64 ? 64 : n), v);
 			return -EINVAL;
 		}
@@ -853,7 +854,7 @@ static int parse_tee(struct broker_token *t, const char *v, char *detail, size_t
 		v += n;
 	}
 	if (!mask) {
-		snprintf(detail, dlen, "empty list (snp, tdx or both)");
+		snprintf(detail, dlen, "empty list (snp, tdx, " AK_AZ_TEE_SNP ", " AK_AZ_TEE_TDX ")");
 		return -EINVAL;
 	}
 	t->tee = mask;
@@ -862,7 +863,18 @@ static int parse_tee(struct broker_token *t, const char *v, char *detail, size_t
 
 const char *broker_tee_name(unsigned bit)
 {
-	return bit == BROKER_TEE_BIT_SNP ? "snp" : bit == BROKER_TEE_BIT_TDX ? "tdx" : "?";
+	switch (bit) {
+	case BROKER_TEE_BIT_SNP:
+		return "snp";
+	case BROKER_TEE_BIT_TDX:
+		return "tdx";
+	case BROKER_TEE_BIT_AZ_SNP:
+		return AK_AZ_TEE_SNP;
+	case BROKER_TEE_BIT_AZ_TDX:
+		return AK_AZ_TEE_TDX;
+	default:
+		return "?";
+	}
 }
 
 unsigned broker_token_tees(const struct broker_config *c, const struct broker_token *t)
@@ -1275,11 +1287,12 @@ static int finish(struct broker_config *c, struct problems *pr, char *err, size_
 		FINISH_PROBLEM(-EINVAL);
 	}
 	for (i = 0; i < c->n_tokens; i++) {
-		if ((c->tokens[i].tee & BROKER_TEE_BIT_TDX) && !c->n_tdx_roots) {
+		if ((c->tokens[i].tee & BROKER_TEE_BITS_TDX) && !c->n_tdx_roots) {
 			snprintf(err, errlen,
-				 "%s: [token %s] tee: tdx needs [tdx] roots (this broker does not "
+				 "%s: [token %s] tee: %s needs [tdx] roots (this broker does not "
 				 "verify TDX quotes without them)",
-				 c->path, c->tokens[i].name);
+				 c->path, c->tokens[i].name,
+				 c->tokens[i].tee & BROKER_TEE_BIT_TDX ? "tdx" : AK_AZ_TEE_TDX);
 			FINISH_PROBLEM(-EINVAL);
 		}
 	}

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attestkey/azure.h"
 #include "attestkey/common.h"
 #include "attestkey/secmem.h"
 #include "attestkey/verify.h"
@@ -52,8 +53,15 @@ unsigned broker_default_threads(void);
 /* Evidence types ([token NAME] tee), as bits of broker_token.tee. */
 #define BROKER_TEE_BIT_SNP 0x1u
 #define BROKER_TEE_BIT_TDX 0x2u
-#define BROKER_TEE_BIT_LAST BROKER_TEE_BIT_TDX
-/* "snp", "tdx": the protocol's name of one bit (BROKER_TEE_SNP/_TDX). */
+/* issue 14: Azure's vTPM evidence (docs/azure.md); never accepted unless
+ * the token's tee lists it. */
+#define BROKER_TEE_BIT_AZ_SNP 0x4u
+#define BROKER_TEE_BIT_AZ_TDX 0x8u
+#define BROKER_TEE_BIT_LAST BROKER_TEE_BIT_AZ_TDX
+/* Every type that needs [tdx] roots. */
+#define BROKER_TEE_BITS_TDX (BROKER_TEE_BIT_TDX | BROKER_TEE_BIT_AZ_TDX)
+/* "snp", "tdx", "az-snp-vtpm", "az-tdx-vtpm": the protocol's name of one
+ * bit (BROKER_TEE_SNP/_TDX, AK_AZ_TEE_SNP/_TDX). */
 const char *broker_tee_name(unsigned bit);
 
 struct broker_token {

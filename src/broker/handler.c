@@ -46,6 +46,8 @@ struct decision {
 	struct ak_snp_report report;
 	bool have_tdx; /* the quote verified: tdx holds its fields */
 	struct vf_tdx_result tdx;
+	bool have_az; /* Azure: the TPM quote verified, az holds its fields */
+	struct vf_az_result az;
 	json_t *keys;	  /* labels released */
 	json_t *versions; /* label -> store version (Vault), when the store has them */
 	bool replay;	  /* this nonce and ephemeral key were released before */
@@ -67,6 +69,7 @@ int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t
 	b->cfg = cfg;
 	b->snp_verify = vf_snp_verify_json;
 	b->tdx_verify = vf_tdx_verify_json;
+	b->az_verify = vf_az_verify_json;
 	if (broker_replay_new(&b->replay) < 0) {
 		free(b);
 		return -ENOMEM;
@@ -220,6 +223,8 @@ static json_t *audit_line(const struct broker_request *req, const struct decisio
 		json_object_set_new(line, "tcb_status",
 				    json_string(vf_tdx_tcb_status_name(d->tdx.tcb_status)));
 	}
+	if (d->have_az && d->az.vm_unique_id[0])
+		json_object_set_new(line, "vm_unique_id", json_string(d->az.vm_unique_id));
 	if (d->keys)
 		json_object_set(line, "keys", d->keys);
 	if (d->versions)
@@ -867,6 +872,55 @@ static enum ak_reason verify_tdx(struct broker *b, const struct broker_token *t,
 	return d->reason = r;
 }
 
+/* 6-7 for Azure (issue 14): the hardware report or quote behind the HCL
+ * report, the vTPM quote, then the token's SNP or TDX policy and its PCR and
+ * vm-configuration policy. The audit line carries the hardware fields as
+ * for bare guests. */
+static enum ak_reason verify_az(struct broker *b, const struct broker_token *t, const char *tee,
+				const json_t *evidence, const uint8_t *binding, struct decision *d)
+{
+	enum ak_reason r;
+
+	r = b->az_verify(b->cfg->snp, b->cfg->tdx, tee, evidence, binding, &d->az, d->msg,
+			 sizeof(d->msg));
+	if (d->az.have_snp) {
+		d->report = d->az.snp;
+		d->have_report = true;
+	}
+	if (d->az.have_tdx && d->az.tdx.tcb_evaluated) {
+		d->tdx = d->az.tdx;
+		d->have_tdx = true;
+	}
+	if (r != AK_R_OK) {
+		if (!d->msg[0])
+			snprintf(d->msg, sizeof(d->msg), "Azure vTPM evidence refused");
+		return d->reason = r;
+	}
+	d->have_az = true;
+	r = d->az.have_snp ? vf_policy_check_snp(&t->policy, &d->report, t->name, d->msg,
+						  sizeof(d->msg))
+			   : vf_policy_check_tdx(&t->policy, &d->tdx, t->name, d->msg,
+						  sizeof(d->msg));
+	if (r == AK_R_OK)
+		r = vf_policy_check_az(&t->policy, &d->az, t->name, d->msg, sizeof(d->msg));
+	if (r != AK_R_OK && !d->msg[0])
+		snprintf(d->msg, sizeof(d->msg), "the token's policy refused the evidence");
+	return d->reason = r;
+}
+
+/* The BROKER_TEE_BIT_* of a request's tee when this broker verifies it
+ * (TDX types need [tdx] roots); 0 otherwise. */
+static unsigned tee_bit(const struct broker *b, const char *tee)
+{
+	unsigned bit;
+
+	for (bit = 1; bit <= BROKER_TEE_BIT_LAST; bit <<= 1) {
+		if (strcmp(tee, broker_tee_name(bit)) == 0)
+			return (bit & BROKER_TEE_BITS_TDX) && !b->cfg->n_tdx_roots ? 0 : bit;
+	}
+	return 0;
+}
+
 static void handle_keys(struct broker *b, const struct broker_request *req,
 			struct broker_reply *rep)
 {
@@ -878,7 +932,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	EVP_PKEY *recipient = NULL;
 	int64_t ts[4];
 	enum ak_reason r;
-	bool is_tdx;
+	unsigned bit;
 	int v2;
 
 	ts[0] = ak_now_us();
@@ -927,19 +981,20 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		goto out;
 	}
 	/* 4. TEE: one the broker verifies and the token accepts */
-	is_tdx = strcmp(tee, BROKER_TEE_TDX) == 0 && b->cfg->n_tdx_roots;
-	if (strcmp(tee, BROKER_TEE_SNP) != 0 && !is_tdx) {
-		char shown[BROKER_FIELD_BUF];
+	bit = tee_bit(b, tee);
+	if (!bit) {
+		char shown[BROKER_FIELD_BUF], verifies[64];
 
 		bounded(tee, shown);
-		refuse(&d, AK_R_TEE_UNSUPPORTED,
-		       "tee '%s' is not supported (this broker verifies: %s%s)", shown,
-		       BROKER_TEE_SNP, b->cfg->n_tdx_roots ? ", " BROKER_TEE_TDX : "");
+		tee_text(BROKER_TEE_BIT_SNP | BROKER_TEE_BIT_AZ_SNP |
+				 (b->cfg->n_tdx_roots ? BROKER_TEE_BITS_TDX : 0),
+			 verifies, sizeof(verifies));
+		refuse(&d, AK_R_TEE_UNSUPPORTED, "tee '%s' is not supported (this broker verifies: %s)",
+		       shown, verifies);
 		goto out;
 	}
-	if (!(broker_token_tees(b->cfg, t) &
-	      (is_tdx ? BROKER_TEE_BIT_TDX : BROKER_TEE_BIT_SNP))) {
-		char accepts[32];
+	if (!(broker_token_tees(b->cfg, t) & bit)) {
+		char accepts[64];
 
 		tee_text(broker_token_tees(b->cfg, t), accepts, sizeof(accepts));
 		refuse(&d, AK_R_TEE_UNSUPPORTED,
@@ -947,7 +1002,7 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 		       accepts);
 		goto out;
 	}
-	d.tee = is_tdx ? BROKER_TEE_TDX : BROKER_TEE_SNP;
+	d.tee = broker_tee_name(bit);
 	/* 5. ephemeral key */
 	pubkey = v2 == ALG_HSM ? check_rsa_pubkey(json_object_get(root, "pubkey"), &d, &recipient)
 			       : check_pubkey(json_object_get(root, "pubkey"), v2, &d, &recipient);
@@ -964,8 +1019,11 @@ static void handle_keys(struct broker *b, const struct broker_request *req,
 	}
 	d.msg[0] = '\0';
 	ts[1] = ak_now_us();
-	r = is_tdx ? verify_tdx(b, t, evidence, binding, &d)
-		   : verify_snp(b, t, evidence, binding, &d);
+	if (bit & (BROKER_TEE_BIT_AZ_SNP | BROKER_TEE_BIT_AZ_TDX))
+		r = verify_az(b, t, d.tee, evidence, binding, &d);
+	else
+		r = bit == BROKER_TEE_BIT_TDX ? verify_tdx(b, t, evidence, binding, &d)
+					      : verify_snp(b, t, evidence, binding, &d);
 	if (r != AK_R_OK)
 		goto out;
 	/* 7b. the deny list, against what the evidence proved */

@@ -238,7 +238,7 @@ static int check_config(const char *path)
 		return EXIT_FAILURE;
 	}
 	for (i = 0; i < cfg->n_tokens; i++)
-		tdx += (broker_token_tees(cfg, &cfg->tokens[i]) & BROKER_TEE_BIT_TDX) != 0;
+		tdx += (broker_token_tees(cfg, &cfg->tokens[i]) & BROKER_TEE_BITS_TDX) != 0;
 	printf("%s: OK: %zu token(s) (%zu accepting TDX), %zu key(s) in %zu key store(s) (",
 	       path, cfg->n_tokens, tdx, n_keys, cfg->n_stores);
 	for (i = 0; i < cfg->n_stores; i++)

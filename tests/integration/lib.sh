@@ -248,6 +248,10 @@ make_keys() {
 
 MODULE_CA=""
 MODULE_SIM_TEE=snp
+# MODULE_TEE: the module's tee (default sim); MODULE_LINES: more [module]
+# lines, one per line (az-nginx.sh: tee = azure with its tcti)
+MODULE_TEE=sim
+MODULE_LINES=""
 write_module_conf() {
 	local port
 	port=$(cat "$T/broker.port" 2>/dev/null || echo 9)
@@ -256,8 +260,9 @@ write_module_conf() {
 brokers = https://127.0.0.1:$port
 ca = ${MODULE_CA:-$T/pki/broker-ca.pem}
 timeout = $((10 * AK_SLOW))
-tee = sim
+tee = $MODULE_TEE
 cache_dir = $T/cache
+$MODULE_LINES
 
 EOC
 	if [ "$MODULE_SIM_TEE" = tdx ]; then

@@ -114,10 +114,12 @@ INTEGRATION_TESTS += tests/integration/lease.sh tests/integration/lease-grace.sh
 EXTRA_DIST += tests/integration/lease-lib.sh
 # issue 13 item 3: fault injection (docs/security.md "Fault injection")
 INTEGRATION_TESTS += tests/integration/faults.sh tests/integration/faults-vault.sh
-# issue 14: the Azure vTPM collector and `sim azure` against swtpm
-INTEGRATION_TESTS += tests/integration/az-swtpm.sh
 # issue 14: attestkey az-snp verify on the real Azure vTPM evidence
 INTEGRATION_TESTS += tests/integration/az-verify.sh tests/integration/az-verify-sim.sh
+# issue 14: the Azure vTPM collector and `sim azure` against swtpm
+INTEGRATION_TESTS += tests/integration/az-swtpm.sh
+# issue 14: nginx on a key released to an Azure guest (swtpm + tpm2-tss)
+INTEGRATION_TESTS += tests/integration/az-nginx.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/lib.sh tests/integration/nginx-lib.sh \
 	tests/integration/coredump-lib.sh tests/integration/httpfixture-lib.sh \

@@ -492,10 +492,13 @@ static void test_tee(void **state)
 	static const struct {
 		const char *value, *want;
 	} bad[] = {
-	    {"sgx", "[token web] tee: 'sgx' is not an evidence type (snp or tdx)"},
+	    {"sgx", "[token web] tee: 'sgx' is not an evidence type (snp, tdx, az-snp-vtpm or "
+		    "az-tdx-vtpm)"},
+	    {"az-snp", "[token web] tee: 'az-snp' is not an evidence type"},
 	    {"snp sev", "[token web] tee: 'sev' is not an evidence type"},
 	    {",", "[token web] tee: empty list"},
 	    {"tdx", "[token web] tee: tdx needs [tdx] roots"},
+	    {"snp az-tdx-vtpm", "[token web] tee: az-tdx-vtpm needs [tdx] roots"},
 	};
 	struct broker_config *c = NULL;
 	const struct broker_token *t;
@@ -522,6 +525,17 @@ static void test_tee(void **state)
 	assert_int_equal(t->tee, BROKER_TEE_BIT_SNP);
 	c->n_tdx_roots = 1; /* an explicit list stays as given */
 	assert_int_equal(broker_token_tees(c, t), BROKER_TEE_BIT_SNP);
+	broker_config_free(c);
+	/* issue 14: Azure's types only when listed (docs/azure.md) */
+	assert_int_equal(tb_write_conf(&env, NULL,
+				       "[token web]\nmeasurements = any\ntee = az-snp-vtpm snp\n"),
+			 0);
+	if (load(&c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	t = broker_config_token(c, "web");
+	assert_int_equal(t->tee, BROKER_TEE_BIT_SNP | BROKER_TEE_BIT_AZ_SNP);
+	assert_string_equal(broker_tee_name(BROKER_TEE_BIT_AZ_SNP), "az-snp-vtpm");
+	assert_string_equal(broker_tee_name(BROKER_TEE_BIT_AZ_TDX), "az-tdx-vtpm");
 	broker_config_free(c);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char rest[256];
