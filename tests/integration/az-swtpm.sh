@@ -223,6 +223,22 @@ else
 	not_ok "attestkey evidence prints the Azure evidence"; diag_stream <"$T/text.out"
 fi
 
+# --- attestkey doctor under tee = azure
+conf "$T/doctor.conf" "azure_vcek_chain = $T/own-chain.pem"
+conf "$T/doctor-noak.conf" "azure_ak_handle = 0x81000009"
+chmod 600 "$T/doctor.conf" "$T/doctor-noak.conf"
+ATTESTKEY_CONF="$T/doctor.conf" "$AK_TOOL" doctor >"$T/doctor.out" 2>&1
+ATTESTKEY_CONF="$T/doctor-noak.conf" "$AK_TOOL" doctor >"$T/doctor-noak.out" 2>&1
+if grep -q '^ok   evidence  az-snp-vtpm evidence from azure-vtpm' "$T/doctor.out" &&
+	grep -q '^FAIL evidence  tee = azure, .*AK handle 0x81000009: the TPM has no such handle.*(and tcti, azure_\*)$' "$T/doctor-noak.out" &&
+	! grep -q 'ERROR:esys\|WARNING:esys' "$T/doctor-noak.out"; then
+	ok "attestkey doctor: the vTPM's evidence, and a missing AK named in one line"
+else
+	not_ok "attestkey doctor: the vTPM's evidence, and a missing AK named in one line"
+	diag_stream <"$T/doctor.out"
+	diag_stream <"$T/doctor-noak.out"
+fi
+
 # --- re-provisioning replaces the AK and the HCL report
 check "sim azure again (a second boot)" \
 	"$AK_TOOL" sim azure --tcti "$SWTPM_TCTI" --console-enabled "$T/chip"
