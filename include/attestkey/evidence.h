@@ -93,8 +93,8 @@ struct ev_azure_params {
 	uint32_t nv_index;  /* 0: AK_AZ_HCL_NV_INDEX (0x01400001) */
 	uint32_t pcr_mask;  /* SHA-256 PCRs quoted; 0: all 24 (0xffffff) */
 	char *imds_url;    /* NULL: http://169.254.169.254 */
-	char *vcek_chain;  /* PEM file (VCEK, ASK, ARK) sent as "vcek"; NULL: none */
-	char *cache_dir;   /* reserved for THIM's answers (not fetched yet) */
+	char *vcek_chain;  /* PEM file (VCEK, ASK, ARK) sent as "vcek"; NULL: THIM's */
+	char *cache_dir;   /* THIM's answer is kept here for a day; NULL: not kept */
 };
 #define EV_AZURE_PCR_MASK_DEFAULT 0xffffffu
 #define EV_AZURE_IMDS_DEFAULT "http://169.254.169.254"
@@ -198,6 +198,7 @@ struct ev_sim_azure_opts {
 	bool tpm_enabled;          /* default true */
 	char vm_unique_id[40];     /* default: a random UUID, upper case */
 	uint8_t user_data[64];     /* default zero */
+	const char *tdquote_out;   /* TDX: {"quote": b64url} written here; NULL: not */
 };
 void ev_sim_azure_opts_init(struct ev_sim_azure_opts *o);
 int ev_sim_azure_provision(const struct ev_sim_params *p, const struct ev_sim_azure_opts *o) AK_WUR;

@@ -8,12 +8,17 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <tss2/tss2_mu.h>
 
 #include "attestkey/azure.h"
@@ -23,6 +28,11 @@
 
 #define PCR_SELECT_BYTES 3 /* PCRs 0..23 */
 #define VCEK_CHAIN_MAX (64 * 1024)
+#define THIM_PATH "/metadata/THIM/amd/certification"
+#define TDQUOTE_PATH "/acc/tdquote"
+#define IMDS_TIMEOUT_MS 5000L
+#define THIM_CACHE "thim-vcek.pem"
+#define THIM_CACHE_TTL (24 * 3600) /* seconds; a TCB update changes the VCEK */
 
 void ev_azure_params_clear(struct ev_azure_params *p)
 {
@@ -253,8 +263,10 @@ static int vcek_member(const char *path, json_t *ev, char *why, size_t len)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(why, len, "VCEK chain %s: %s", path, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(why, len, "VCEK chain %s: %s", path, strerror(e));
+		return -e;
 	}
 	r = ev_read_fd(fd, VCEK_CHAIN_MAX, &pem, &n);
 	close(fd);
@@ -273,6 +285,239 @@ static int vcek_member(const char *path, json_t *ev, char *why, size_t len)
 	}
 	free(b64);
 	return 0;
+}
+
+
+/* ---- THIM: Azure's copy of the VCEK chain (IMDS) ------------------------ */
+
+struct body {
+	char *buf;
+	size_t len;
+	bool too_big;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *user)
+{
+	struct body *b = user;
+	size_t add = size * n;
+	char *grown;
+
+	if (b->len + add > VCEK_CHAIN_MAX) {
+		b->too_big = true;
+		return 0;
+	}
+	if (!(grown = realloc(b->buf, b->len + add + 1)))
+		return 0;
+	b->buf = grown;
+	memcpy(b->buf + b->len, p, add);
+	b->len += add;
+	b->buf[b->len] = '\0';
+	return add;
+}
+
+/* One request to IMDS: GET url, or POST `post` (JSON) to it, with
+ * "Metadata: true"; *answer the JSON object of a 200 answer. Failures in
+ * why: "WHAT URL: reason". */
+static int imds_call(const char *what, const char *url, const char *post, json_t **answer,
+		     char *why, size_t len)
+{
+	char ebuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdr = NULL, *h2 = NULL;
+	struct body b = {0};
+	json_error_t jerr;
+	long status = 0;
+	CURL *h = NULL;
+	CURLcode rc;
+	int ret = -EIO;
+
+	*answer = NULL;
+	if (!(h = curl_easy_init()) || !(hdr = curl_slist_append(NULL, "Metadata: true")) ||
+	    (post && !(h2 = curl_slist_append(hdr, "Content-Type: application/json")))) {
+		snprintf(why, len, "%s %.160s: cannot create a curl handle", what, url);
+		goto out;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* IMDS is link-local: never a proxy */
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, IMDS_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	if (post)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+	rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		snprintf(why, len, "%s %.160s: %s", what, url,
+			 b.too_big ? "answer larger than 64 KiB" : ebuf[0] ? ebuf : curl_easy_strerror(rc));
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		snprintf(why, len, "%s %.160s: HTTP %ld", what, url, status);
+		goto out;
+	}
+	*answer = b.buf ? json_loads(b.buf, 0, &jerr) : NULL;
+	if (!json_is_object(*answer)) {
+		json_decref(*answer);
+		*answer = NULL;
+		snprintf(why, len, "%s %.160s: the answer is not a JSON object", what, url);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(b.buf);
+	curl_slist_free_all(hdr);
+	if (h)
+		curl_easy_cleanup(h);
+	return ret;
+}
+
+/* THIM's answer: vcekCert then certificateChain, as one PEM string. */
+static char *thim_get(const char *imds, char *why, size_t len)
+{
+	char url[512];
+	const char *vcek, *chain;
+	json_t *j = NULL;
+	char *pem = NULL;
+
+	if (snprintf(url, sizeof(url), "%s%s", imds, THIM_PATH) >= (int)sizeof(url)) {
+		snprintf(why, len, "THIM: the IMDS URL is too long");
+		return NULL;
+	}
+	if (imds_call("THIM", url, NULL, &j, why, len) < 0)
+		return NULL;
+	vcek = json_string_value(json_object_get(j, "vcekCert"));
+	chain = json_string_value(json_object_get(j, "certificateChain"));
+	if (!vcek || !chain || !strstr(vcek, "-----BEGIN CERTIFICATE-----")) {
+		snprintf(why, len, "THIM %.160s: no vcekCert and certificateChain in the answer", url);
+	} else if (!(pem = malloc(strlen(vcek) + strlen(chain) + 2))) {
+		snprintf(why, len, "THIM: out of memory");
+	} else {
+		sprintf(pem, "%s%s%s", vcek, vcek[strlen(vcek) - 1] == '\n' ? "" : "\n", chain);
+	}
+	json_decref(j);
+	return pem;
+}
+
+/* TDX: the TD quote of the HCL report's TDREPORT from Azure's quote
+ * service, POST {imds}/acc/tdquote {"report": b64url} -> {"quote": b64url},
+ * as "td_quote". */
+static int tdquote_member(const char *imds, const uint8_t *hcl, json_t *ev, char *why, size_t len)
+{
+	char url[512], *report = NULL, *post = NULL;
+	const char *q;
+	json_t *req = NULL, *j = NULL;
+	uint8_t *quote = NULL;
+	size_t qlen = 0;
+	int ret = -EIO;
+
+	if (snprintf(url, sizeof(url), "%s%s", imds, TDQUOTE_PATH) >= (int)sizeof(url)) {
+		snprintf(why, len, "TD quote: the IMDS URL is too long");
+		return -EINVAL;
+	}
+	report = ak_b64url_encode(hcl + AK_AZ_HCL_HW_OFF, AK_AZ_TDREPORT_LEN);
+	req = report ? json_pack("{s:s}", "report", report) : NULL;
+	post = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	if (!post) {
+		snprintf(why, len, "TD quote: out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (imds_call("TD quote", url, post, &j, why, len) < 0)
+		goto out;
+	q = json_string_value(json_object_get(j, "quote"));
+	quote = q ? ak_b64url_decode(q, &qlen) : NULL;
+	if (!quote || qlen < EV_TDX_QUOTE_MIN || qlen > EV_TDX_QUOTE_MAX) {
+		snprintf(why, len, "TD quote %.160s: no quote in the answer (%zu bytes)", url, qlen);
+		goto out;
+	}
+	ret = json_object_set_new(ev, "td_quote", json_string(q)) < 0 ? -ENOMEM : 0;
+out:
+	free(quote);
+	json_decref(j);
+	json_decref(req);
+	free(post);
+	free(report);
+	return ret;
+}
+
+/* dir/thim-vcek.pem when younger than THIM_CACHE_TTL (NULL otherwise). */
+static char *thim_cached(const char *path)
+{
+	struct stat st;
+	uint8_t *pem = NULL;
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && time(NULL) - st.st_mtime < THIM_CACHE_TTL &&
+	    ev_read_fd(fd, VCEK_CHAIN_MAX, &pem, &n) == 0 && n) {
+		char *s = realloc(pem, n + 1);
+
+		if (s) {
+			s[n] = '\0';
+			close(fd);
+			return s;
+		}
+	}
+	free(pem);
+	close(fd);
+	return NULL;
+}
+
+/* Written whole under a temporary name, then renamed over the old one. */
+static void thim_store(const char *path, const char *pem)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(pem);
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof(tmp))
+		return;
+	if (!(f = fopen(tmp, "we"))) {
+		ak_debug("evidence: THIM cache %s: %s", tmp, strerror(errno));
+		return;
+	}
+	if (fwrite(pem, 1, n, f) != n || fclose(f) != 0 || rename(tmp, path) != 0) {
+		ak_debug("evidence: THIM cache %s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+}
+
+/* The VCEK chain from THIM (or its cache) as "vcek". A failure is one
+ * warning naming THIM; the evidence goes without "vcek" then, and the
+ * broker finds the chain itself. */
+static int thim_member(const struct ev_azure_params *p, json_t *ev)
+{
+	char why[EV_WHY_LEN] = "failed", path[PATH_MAX] = "";
+	const char *imds = p->imds_url ? p->imds_url : EV_AZURE_IMDS_DEFAULT;
+	char *pem = NULL, *b64 = NULL;
+	int ret = 0;
+
+	if (p->cache_dir &&
+	    snprintf(path, sizeof(path), "%s/%s", p->cache_dir, THIM_CACHE) < (int)sizeof(path))
+		pem = thim_cached(path);
+	if (pem) {
+		ak_debug("evidence: VCEK chain from the THIM cache %s", path);
+	} else if ((pem = thim_get(imds, why, sizeof(why)))) {
+		if (path[0])
+			thim_store(path, pem);
+	} else {
+		ak_log(AK_LOG_WARNING, "evidence: Azure vTPM: %s; the evidence goes without the "
+				       "VCEK chain", why);
+		return 0;
+	}
+	b64 = ak_b64url_encode((const uint8_t *)pem, strlen(pem));
+	if (!b64 || json_object_set_new(ev, "vcek", json_string(b64)) < 0)
+		ret = -ENOMEM;
+	free(b64);
+	free(pem);
+	return ret;
 }
 
 static json_t *evidence_json(const uint8_t *hcl, size_t hcl_len, const struct quote *q,
@@ -325,12 +570,6 @@ int ev_azure_collect(const struct ev_azure_params *p, const uint8_t rd[AK_BINDIN
 	ret = -EINVAL;
 	if (!(tee = hcl_tee(hcl, hcl_len, why, len)))
 		goto out;
-	if (strcmp(tee, AK_AZ_TEE_TDX) == 0) {
-		snprintf(why, len, "HCL report: TDX; the TD quote from IMDS /acc/tdquote is not "
-				   "collected yet");
-		ret = -ENOTSUP;
-		goto out;
-	}
 	if ((ret = ev_tpm_handle(&t, ak_handle, "AK handle", &ak, why, len)) < 0)
 		goto out;
 	if ((ret = ak_az_quote_nonce(rd, nonce)) < 0) {
@@ -353,7 +592,16 @@ int ev_azure_collect(const struct ev_azure_params *p, const uint8_t rd[AK_BINDIN
 		snprintf(why, len, "evidence: out of memory");
 		goto out;
 	}
-	if (p->vcek_chain && (ret = vcek_member(p->vcek_chain, ev, why, len)) < 0)
+	if (strcmp(tee, AK_AZ_TEE_TDX) == 0)
+		ret = tdquote_member(p->imds_url ? p->imds_url : EV_AZURE_IMDS_DEFAULT, hcl, ev,
+				     why, len);
+	else if (p->vcek_chain)
+		ret = vcek_member(p->vcek_chain, ev, why, len);
+	else
+		ret = thim_member(p, ev);
+	if (ret == -ENOMEM)
+		snprintf(why, len, "evidence: out of memory");
+	if (ret < 0)
 		goto out;
 	out->tee = tee;
 	out->evidence = ev;

@@ -14,4 +14,6 @@ libakevidence_la_SOURCES = \
 	src/evidence/azure.c \
 	src/evidence/tpm.h \
 	src/evidence/tpm.c
+# azure.c uses libcurl (THIM) but does not link it: the module brings the
+# GnuTLS libcurl (CURL_MODULE_LIBS), every other program the OpenSSL one.
 libakevidence_la_LIBADD = $(TSS2_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)

@@ -157,18 +157,32 @@ out:
 	return text;
 }
 
-/* The simulated chip's SNP report over rd, into hw (AK_SNP_REPORT_LEN). */
+/* TDREPORT_STRUCT (Intel TDX module ABI): REPORTMACSTRUCT.REPORTDATA at
+ * 128, TDINFO_STRUCT at 512 with MRTD at its offset 16. */
+#define TDREPORT_OFF_REPORTDATA 128
+#define TDREPORT_OFF_MRTD (512 + 16)
+
+/* The hardware report over rd into hw (AK_AZ_HCL_HW_LEN bytes): the
+ * simulated chip's SNP report, or a TDREPORT carrying rd and the TD's
+ * MRTD, whose quote (what Azure's quote service would make of it) goes
+ * to *td_quote. */
 static int hw_report(const struct ev_sim_params *p, const uint8_t rd[AK_BINDING_LEN],
-		     uint8_t *hw, char *why, size_t len)
+		     uint8_t *hw, uint8_t **td_quote, size_t *td_len, char *why, size_t len)
 {
 	json_t *ev = NULL;
 	uint8_t *rep = NULL;
 	size_t n = 0;
 	int ret = -EINVAL;
 
-	if (p->tee != EV_SIM_TEE_SNP) {
-		snprintf(why, len, "hardware report: only --tee snp is simulated so far");
-		return -ENOTSUP;
+	if (p->tee == EV_SIM_TEE_TDX) {
+		if (ev_sim_tdx_quote(p, rd, td_quote, td_len) < 0) {
+			snprintf(why, len, "hardware report: the simulated TD in %s failed",
+				 p->dir ? p->dir : "(none)");
+			return -EIO;
+		}
+		memcpy(hw + TDREPORT_OFF_REPORTDATA, rd, AK_BINDING_LEN);
+		memcpy(hw + TDREPORT_OFF_MRTD, p->mrtd, sizeof(p->mrtd));
+		return 0;
 	}
 	if (ev_sim_collect(p, rd, &ev) < 0) {
 		snprintf(why, len, "hardware report: the simulated chip in %s failed",
@@ -189,7 +203,7 @@ static int hw_report(const struct ev_sim_params *p, const uint8_t rd[AK_BINDING_
 
 /* The HCL report: header, hardware report, IGVM request data, runtime data. */
 static uint8_t *hcl_report(const struct ev_sim_params *p, const char *rt, size_t *out_len,
-			   char *why, size_t len)
+			   uint8_t **td_quote, size_t *td_len, char *why, size_t len)
 {
 	size_t rt_len = strlen(rt);
 	size_t total = AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN + rt_len;
@@ -207,7 +221,7 @@ static uint8_t *hcl_report(const struct ev_sim_params *p, const char *rt, size_t
 		return NULL;
 	}
 	if (EVP_Digest(rt, rt_len, rd, &dl, EVP_sha256(), NULL) != 1 ||
-	    hw_report(p, rd, buf + AK_AZ_HCL_HW_OFF, why, len) < 0) {
+	    hw_report(p, rd, buf + AK_AZ_HCL_HW_OFF, td_quote, td_len, why, len) < 0) {
 		if (dl == 0)
 			snprintf(why, len, "HCL report: SHA-256 failed");
 		free(buf);
@@ -283,9 +297,27 @@ static int write_nv(struct ev_tpm *t, uint32_t idx, const uint8_t *data, size_t 
 	return 0;
 }
 
+/* {"quote": b64url(quote)}, as Azure's /acc/tdquote answers, to path. */
+static int write_tdquote(const char *path, const uint8_t *q, size_t n, char *why, size_t len)
+{
+	char *b64 = ak_b64url_encode(q, n);
+	json_t *j = b64 ? json_pack("{s:s}", "quote", b64) : NULL;
+	int ret = 0;
+
+	if (!j || json_dump_file(j, path, JSON_COMPACT) != 0) {
+		snprintf(why, len, "TD quote: cannot write %s", path);
+		ret = -EIO;
+	}
+	json_decref(j);
+	free(b64);
+	return ret;
+}
+
 int ev_sim_azure_provision(const struct ev_sim_params *p, const struct ev_sim_azure_opts *o)
 {
 	char why[320] = "failed";
+	uint8_t *td_quote = NULL;
+	size_t td_len = 0;
 	struct ev_tpm t;
 	TPM2B_PUBLIC *ak = NULL;
 	uint8_t *hcl = NULL;
@@ -306,8 +338,11 @@ int ev_sim_azure_provision(const struct ev_sim_params *p, const struct ev_sim_az
 		goto out;
 	}
 	ret = -EIO;
-	hcl = hcl_report(p, rt, &hcl_len, why, sizeof(why));
+	hcl = hcl_report(p, rt, &hcl_len, &td_quote, &td_len, why, sizeof(why));
 	if (!hcl)
+		goto out;
+	if (td_quote && o->tdquote_out &&
+	    (ret = write_tdquote(o->tdquote_out, td_quote, td_len, why, sizeof(why))) < 0)
 		goto out;
 	ret = write_nv(&t, o->nv_index, hcl, hcl_len, why, sizeof(why));
 out:
@@ -318,6 +353,7 @@ out:
 			 o->ak_handle, hcl_len, o->nv_index);
 	free(hcl);
 	free(rt);
+	free(td_quote);
 	Esys_Free(ak);
 	ev_tpm_close(&t);
 	return ret;

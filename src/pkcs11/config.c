@@ -656,6 +656,11 @@ int p11_config_load(const char *path, struct p11_config *cfg)
 		ak_log(AK_LOG_ERR, "%s: [module] ca = %s: %s", path, cfg->ca, strerror(errno));
 		goto out;
 	}
+	/* THIM's VCEK chain is cached beside the public view (docs/azure.md) */
+	if (cfg->cache_dir && !(cfg->ev.azure.cache_dir = strdup(cfg->cache_dir))) {
+		ak_log(AK_LOG_ERR, "%s: out of memory", path);
+		goto out;
+	}
 	if (cfg->ev.kind == EV_KIND_SIM && !cfg->ev.sim.dir) {
 		ak_log(AK_LOG_ERR, "%s: tee = sim needs [sim] dir (made by 'attestkey sim init DIR')",
 		       path);

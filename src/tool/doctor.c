@@ -251,6 +251,8 @@ static void check_evidence(struct doctor *d, const struct p11_config *cfg)
 	json_t *ev = NULL;
 	int r;
 
+	if (cfg->ev.kind == EV_KIND_AZURE)
+		tool_quiet_tss2(); /* the collector's line says what failed */
 	doctor_capture(msg);
 	r = ev_collect_iface(&cfg->ev, rd, &tee, &iface, &ev);
 	doctor_capture_end();
@@ -258,9 +260,10 @@ static void check_evidence(struct doctor *d, const struct p11_config *cfg)
 	if (r < 0) {
 		doctor_line(d, L_FAIL, "evidence",
 			    "tee = %s, user %s (uid %u): %s: run the application (and this check) "
-			    "as a user who may open the TEE interface, or fix [module] tee",
+			    "as a user who may open the TEE interface, or fix [module] tee%s",
 			    ev_kind_name(cfg->ev.kind), user_name(), (unsigned)geteuid(),
-			    msg[0] ? msg : "no evidence");
+			    msg[0] ? msg : "no evidence",
+			    cfg->ev.kind == EV_KIND_AZURE ? " (and tcti, azure_*)" : "");
 		return;
 	}
 	doctor_line(d, L_OK, "evidence", "%s evidence from %s, usable by user %s (uid %u)%s", tee,
@@ -268,6 +271,9 @@ static void check_evidence(struct doctor *d, const struct p11_config *cfg)
 		    cfg->ev.kind == EV_KIND_SIM
 			? " (the simulated chip: for trying only; a broker trusts it only "
 			  "when its ARK is listed)"
+		    : cfg->ev.kind == EV_KIND_AZURE
+			? " (the vTPM's AK and HCL report; a broker accepts it only for a "
+			  "token whose tee lists it)"
 			: "");
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * attestkey evidence [--conf FILE] [--tee KIND] [--tcti TCTI] [--vcek-chain PEM]
- *                    [--report-data HEX] [--json]
+ *                    [--imds-url URL] [--report-data HEX] [--json]
  *
  * Collects evidence on this machine through the module's collectors and
  * configuration (attestkey.conf(5): tee, tsm_root, sev_guest_device,
@@ -28,7 +28,7 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f, "Usage: attestkey evidence [--conf FILE] [--tee KIND] [--tcti TCTI] [--vcek-chain PEM]\n"
-	       "                          [--report-data HEX] [--json]\n"
+	       "                          [--imds-url URL] [--report-data HEX] [--json]\n"
 	       "  Collect TEE evidence here, as the PKCS#11 module does at C_Login.\n"
 	       "  --conf FILE        module configuration (default $ATTESTKEY_CONF, else\n"
 	       "                     " SYSCONFDIR "/attestkey/attestkey.conf when it exists;\n"
@@ -36,7 +36,8 @@ static void usage(FILE *f)
 	       "  --tee KIND         auto, configfs-tsm, sev-guest, tdx-guest, azure or sim\n"
 	       "  --tcti TCTI        tee = azure: the vTPM's tpm2-tss TCTI (default: the\n"
 	       "                     configuration's tcti, else tpm2-tss's default)\n"
-	       "  --vcek-chain PEM   tee = azure, SNP: the VCEK chain to send\n"
+	       "  --vcek-chain PEM   tee = azure, SNP: the VCEK chain to send (else THIM's)\n"
+	       "  --imds-url URL     tee = azure: Azure IMDS (default http://169.254.169.254)\n"
 	       "  --report-data HEX  up to 64 bytes of report data (default all zero; on\n"
 	       "                     Azure the binding: the quote's nonce is its SHA-256)\n"
 	       "  --json             {\"tee\", \"interface\", \"evidence\"} on stdout\n");
@@ -120,8 +121,10 @@ static int print_tdx(json_t *ev)
 }
 
 /* az-snp-vtpm / az-tdx-vtpm (azure.h): the parts and their sizes. */
-static int print_azure(json_t *ev)
+static int print_azure(const char *tee, json_t *ev)
 {
+	/* report_data: in the SNP report at 0x50, in the TDREPORT at 128 */
+	size_t rd_off = AK_AZ_HCL_HW_OFF + (strcmp(tee, AK_AZ_TEE_TDX) == 0 ? 128 : 0x50);
 	static const char *const parts[] = {"hcl_report", "tpm_quote", "tpm_sig", "vcek",
 					    "td_quote"};
 	json_t *pcrs = json_object_get(ev, "pcrs"), *v;
@@ -137,8 +140,8 @@ static int print_azure(json_t *ev)
 		} else if (b) {
 			printf("%-14s %zu bytes\n", parts[i], len);
 		}
-		if (b && i == 0 && len >= AK_AZ_HCL_HW_OFF + 0x50 + 64)
-			print_hex("report_data:", b + AK_AZ_HCL_HW_OFF + 0x50, 64);
+		if (b && i == 0 && len >= rd_off + 64)
+			print_hex("report_data:", b + rd_off, 64);
 		free(b);
 	}
 	json_array_foreach(pcrs, i, v)
@@ -181,13 +184,14 @@ int tool_evidence(int argc, char **argv)
 	    {"tee", required_argument, NULL, 't'},
 	    {"tcti", required_argument, NULL, 'T'},
 	    {"vcek-chain", required_argument, NULL, 'V'},
+	    {"imds-url", required_argument, NULL, 'I'},
 	    {"report-data", required_argument, NULL, 'r'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *conf = NULL, *tee_arg = NULL, *tee = NULL, *iface = NULL;
-	const char *tcti = NULL, *vcek = NULL;
+	const char *tcti = NULL, *vcek = NULL, *imds = NULL;
 	uint8_t rd[AK_BINDING_LEN] = {0};
 	struct p11_config cfg;
 	enum ev_kind kind = EV_KIND_AUTO;
@@ -212,6 +216,9 @@ int tool_evidence(int argc, char **argv)
 			break;
 		case 'V':
 			vcek = optarg;
+			break;
+		case 'I':
+			imds = optarg;
 			break;
 		case 'r':
 			if (tool_hex_arg("--report-data", optarg, rd, sizeof(rd)) < 0)
@@ -241,7 +248,8 @@ int tool_evidence(int argc, char **argv)
 	if (tee_arg)
 		cfg.ev.kind = kind;
 	if ((tcti && replace(&cfg.ev.azure.tcti, tcti) < 0) ||
-	    (vcek && replace(&cfg.ev.azure.vcek_chain, vcek) < 0)) {
+	    (vcek && replace(&cfg.ev.azure.vcek_chain, vcek) < 0) ||
+	    (imds && replace(&cfg.ev.azure.imds_url, imds) < 0)) {
 		fprintf(stderr, "attestkey evidence: out of memory\n");
 		goto out;
 	}
@@ -264,7 +272,7 @@ int tool_evidence(int argc, char **argv)
 	} else {
 		printf("%-14s %s\n", "tee:", tee);
 		printf("%-14s %s\n", "interface:", iface);
-		if ((strncmp(tee, "az-", 3) == 0 ? print_azure(ev)
+		if ((strncmp(tee, "az-", 3) == 0 ? print_azure(tee, ev)
 		     : strcmp(tee, "tdx") == 0	 ? print_tdx(ev)
 						 : print_snp(ev)) < 0)
 			goto out;

@@ -486,7 +486,8 @@ out:
 }
 
 #define SIM_AZURE_USAGE                                                                            \
-	"Usage: attestkey sim azure --tcti TCTI [--tee snp] [--ak-handle H] [--nv-index H]\n"      \
+	"Usage: attestkey sim azure --tcti TCTI [--tee snp|tdx] [--ak-handle H] [--nv-index H]\n"  \
+	"       [--tdquote-out FILE] [--mrtd HEX]\n"                                              \
 	"       [--console-enabled] [--no-secure-boot] [--vm-unique-id ID] [--user-data HEX]\n"    \
 	"       [--measurement HEX] [--policy N] [--vmpl N] [--guest-svn N] [--version N]\n"       \
 	"       [--host-data HEX] [--reported-tcb TCB] CHIPDIR\n"
@@ -513,6 +514,8 @@ static int sim_azure(int argc, char **argv)
 	    {"no-secure-boot", no_argument, NULL, 's'},
 	    {"vm-unique-id", required_argument, NULL, 'u'},
 	    {"user-data", required_argument, NULL, 'U'},
+	    {"tdquote-out", required_argument, NULL, 'Q'},
+	    {"mrtd", required_argument, NULL, 'M'},
 	    REPORT_OPTS,
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -561,6 +564,13 @@ static int sim_azure(int argc, char **argv)
 			break;
 		case 'U':
 			if (tool_hex_arg("--user-data", optarg, o.user_data, sizeof(o.user_data)) < 0)
+				goto out;
+			break;
+		case 'Q':
+			o.tdquote_out = optarg;
+			break;
+		case 'M':
+			if (tool_hex_arg("--mrtd", optarg, p.mrtd, sizeof(p.mrtd)) < 0)
 				goto out;
 			break;
 		case 'h':

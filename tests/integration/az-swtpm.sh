@@ -9,12 +9,25 @@
 # of the runtime data, the AK from HCLAkPub, the quote's signature by it,
 # extraData = SHA-256(binding) and pcrDigest over the PCR values. Then the
 # configured PCR selection, re-provisioning, and the refusals: no TPM at
-# the TCTI, NV index missing, AK handle missing, bad configuration.
+# the TCTI, NV index missing, AK handle missing, bad configuration. THIM
+# and the TDX quote service are Azure IMDS look-alikes (httpfixture).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/httpfixture-lib.sh"
 need jq basenc openssl xxd sha256sum
 
 start_swtpm
 "$AK_TOOL" sim init "$T/chip" >/dev/null || bail "attestkey sim init failed"
+# Azure IMDS's THIM look-alike: the sim chip's VCEK chain, as Azure serves it
+# (and like IMDS, 400 without "Metadata: true")
+mkdir -p "$T/imds/metadata/THIM/amd"
+jq -n --rawfile v "$T/chip/vcek.pem" --rawfile c "$T/chip/cert_chain.pem" \
+	'{vcekCert: $v, tcbm: "7308000000000003", certificateChain: $c, cacheControl: "86400"}' \
+	>"$T/imds/metadata/THIM/amd/certification"
+cat "$T/chip/vcek.pem" "$T/chip/cert_chain.pem" >"$T/thim-chain.pem"
+cat "$T/chip/vcek.pem" "$T/chip/ask.pem" >"$T/own-chain.pem" # azure_vcek_chain's
+mkdir -p "$T/imds/acc"
+start_httpfixture imds "$T/imds" --post --require-header "Metadata: true"
+IMDS=$FIXTURE_URL
 MEAS=$(printf 'a5%.0s' $(seq 48))
 RD=$(printf '3c%.0s' $(seq 64))
 
@@ -24,8 +37,8 @@ hexof() { xxd -p "$@" | tr -d '\n'; }
 conf() {
 	local f=$1
 	shift
-	printf '[module]\nbrokers = https://127.0.0.1:9\nca = %s\ntee = azure\ntcti = %s\n' \
-		"$T/chip/ark.pem" "$SWTPM_TCTI" >"$f"
+	printf '[module]\nbrokers = https://127.0.0.1:9\nca = %s\ntee = azure\ntcti = %s\nazure_imds_url = %s\n' \
+		"$T/chip/ark.pem" "$SWTPM_TCTI" "$IMDS" >"$f"
 	for l in "$@"; do echo "$l" >>"$f"; done
 	printf '[token web]\n' >>"$f"
 }
@@ -75,13 +88,42 @@ pcr_digest() {
 	for i in "$@"; do jq -r ".evidence.pcrs[$i]" "$T/$name.json"; done | tr -d '\n' | xxd -r -p |
 		sha256sum | cut -d' ' -f1
 }
+# refusal DESCRIPTION PATTERN NAME ARGS...: evidence fails, one line matching
+refusal() {
+	local d=$1 pat=$2 name=$3
+	shift 3
+	if ev "$name" "$@"; then
+		not_ok "$d"; diag "it succeeded"
+	elif [ ! -s "$T/$name.json" ] && [ "$(grep -c . "$T/$name.err")" = 1 ] && grep -q "$pat" "$T/$name.err"; then
+		ok "$d"
+	else
+		not_ok "$d"; diag_stream <"$T/$name.err"
+	fi
+}
 nonce=$(printf '%s' "$RD" | xxd -r -p | sha256sum | cut -d' ' -f1)
+# azv NAME VERDICT REASON az-snp|az-tdx EVIDENCE [ARGS]: `attestkey KIND
+# verify --json` on the collected evidence says VERDICT (REASON)
+azv() {
+	local name=$1 want=$2 reason=$3 kind=$4 e=$5
+	shift 5
+	jq -c .evidence.pcrs "$T/$e.json" >"$T/$e.pcrs.json"
+	"$AK_TOOL" "$kind" verify --json --hcl "$T/$e.hcl" --tpm-quote "$T/$e.quote" \
+		--tpm-sig "$T/$e.sig" --pcrs "$T/$e.pcrs.json" "$@" >"$T/$name.v.json" 2>"$T/$name.v.err"
+	if jq -e --arg v "$want" --arg r "$reason" '.verdict == $v and .reason == $r' \
+		"$T/$name.v.json" >/dev/null 2>&1; then
+		ok "$kind verify, $name: $want ($reason)"
+	else
+		not_ok "$kind verify, $name: expected $want ($reason)"
+		diag_stream <"$T/$name.v.err"
+		diag_stream <"$T/$name.v.json"
+	fi
+}
 
 # --- provisioning and collection
 check "sim azure provisions the TPM (AK, HCL report in NV)" \
 	"$AK_TOOL" sim azure --tcti "$SWTPM_TCTI" --measurement "$MEAS" "$T/chip"
 check "attestkey evidence --tee azure collects from the vTPM" \
-	ev az --tee azure --tcti "$SWTPM_TCTI" --vcek-chain "$T/chip/vcek.pem"
+	ev az --tee azure --tcti "$SWTPM_TCTI" --vcek-chain "$T/own-chain.pem"
 split az
 if [ "$(jq -r '.tee + " " + .interface' "$T/az.json")" = "az-snp-vtpm azure-vtpm" ]; then
 	ok "the evidence is az-snp-vtpm, from the vTPM"
@@ -143,11 +185,20 @@ else
 	not_ok "the quote covers the 24 SHA-256 PCRs and its pcrDigest is theirs"
 	diag "select $(quote_field az select) digest $(quote_field az digest)"
 fi
-if cmp -s <(b64d .evidence.vcek "$T/az.json") "$T/chip/vcek.pem"; then
+if cmp -s <(b64d .evidence.vcek "$T/az.json") "$T/own-chain.pem" && [ "$(fixture_fetches THIM)" = 0 ]; then
 	ok "azure_vcek_chain is sent as vcek"
 else
 	not_ok "azure_vcek_chain is sent as vcek"
 fi
+
+b64d .evidence.vcek "$T/az.json" >"$T/az.vcek.pem"
+azv collected accept ok az-snp az --vcek "$T/az.vcek.pem" --roots "$T/chip/ark.pem" \
+	--kds http://127.0.0.1:9 --nonce "$nonce"
+azv other-binding refuse binding_mismatch az-snp az --vcek "$T/az.vcek.pem" \
+	--roots "$T/chip/ark.pem" --kds http://127.0.0.1:9 \
+	--nonce "$(printf other | sha256sum | cut -c1-64)"
+azv amd-roots refuse untrusted_chain az-snp az --vcek "$T/az.vcek.pem" \
+	--kds http://127.0.0.1:9 --nonce "$nonce"
 
 # --- the module's configuration: azure_pcrs, and the text output
 conf "$T/pcrs.conf" "azure_pcrs = 4, 7, 11"
@@ -155,13 +206,15 @@ check "tee = azure with azure_pcrs = 4, 7, 11" ev pcrs --conf "$T/pcrs.conf"
 split pcrs
 if [ "$(quote_field pcrs select)" = 00000001000b03900800 ] &&
 	[ "$(quote_field pcrs digest)" = "$(pcr_digest pcrs 4 7 11)" ] &&
-	[ "$(quote_field pcrs extra)" = "$nonce" ] &&
-	! jq -e '.evidence | has("vcek")' "$T/pcrs.json" >/dev/null; then
+	[ "$(quote_field pcrs extra)" = "$nonce" ]; then
 	ok "the quote covers PCRs 4, 7 and 11 only, with their digest"
 else
 	not_ok "the quote covers PCRs 4, 7 and 11 only, with their digest"
 	diag "select $(quote_field pcrs select)"
 fi
+b64d .evidence.vcek "$T/pcrs.json" >"$T/pcrs.vcek.pem"
+azv pcrs-4-7-11 accept ok az-snp pcrs --vcek "$T/pcrs.vcek.pem" --roots "$T/chip/ark.pem" \
+	--kds http://127.0.0.1:9 --nonce "$nonce"
 "$AK_TOOL" evidence --conf "$T/pcrs.conf" >"$T/text.out" 2>&1
 if grep -q '^tee: *az-snp-vtpm' "$T/text.out" && grep -q "^report_data: *$want" "$T/text.out" &&
 	grep -q '^pcr23 ' "$T/text.out"; then
@@ -170,10 +223,26 @@ else
 	not_ok "attestkey evidence prints the Azure evidence"; diag_stream <"$T/text.out"
 fi
 
+# --- attestkey doctor under tee = azure
+conf "$T/doctor.conf" "azure_vcek_chain = $T/own-chain.pem"
+conf "$T/doctor-noak.conf" "azure_ak_handle = 0x81000009"
+chmod 600 "$T/doctor.conf" "$T/doctor-noak.conf"
+ATTESTKEY_CONF="$T/doctor.conf" "$AK_TOOL" doctor >"$T/doctor.out" 2>&1
+ATTESTKEY_CONF="$T/doctor-noak.conf" "$AK_TOOL" doctor >"$T/doctor-noak.out" 2>&1
+if grep -q '^ok   evidence  az-snp-vtpm evidence from azure-vtpm' "$T/doctor.out" &&
+	grep -q '^FAIL evidence  tee = azure, .*AK handle 0x81000009: the TPM has no such handle.*(and tcti, azure_\*)$' "$T/doctor-noak.out" &&
+	! grep -q 'ERROR:esys\|WARNING:esys' "$T/doctor-noak.out"; then
+	ok "attestkey doctor: the vTPM's evidence, and a missing AK named in one line"
+else
+	not_ok "attestkey doctor: the vTPM's evidence, and a missing AK named in one line"
+	diag_stream <"$T/doctor.out"
+	diag_stream <"$T/doctor-noak.out"
+fi
+
 # --- re-provisioning replaces the AK and the HCL report
 check "sim azure again (a second boot)" \
 	"$AK_TOOL" sim azure --tcti "$SWTPM_TCTI" --console-enabled "$T/chip"
-check "the evidence after it" ev az2 --tee azure --tcti "$SWTPM_TCTI"
+check "the evidence after it" ev az2 --tee azure --tcti "$SWTPM_TCTI" --imds-url "$IMDS"
 split az2
 akpem az2 || bail "cannot make a PEM key of the second HCLAkPub"
 if ! cmp -s "$T/az.ak.pem" "$T/az2.ak.pem" && jq -e '.["vm-configuration"]["console-enabled"]' "$T/az2.rt" >/dev/null &&
@@ -186,19 +255,91 @@ fi
 refuse "the first AK does not verify the second quote" \
 	openssl dgst -sha256 -verify "$T/az.ak.pem" -signature "$T/az2.sig" "$T/az2.quote"
 
+# --- THIM: the VCEK chain from IMDS, with "Metadata: true", cached
+if cmp -s <(b64d .evidence.vcek "$T/az2.json") "$T/thim-chain.pem" && [ ! -s "$T/az2.err" ]; then
+	ok "without azure_vcek_chain the VCEK chain comes from THIM (vcekCert, certificateChain)"
+else
+	not_ok "without azure_vcek_chain the VCEK chain comes from THIM (vcekCert, certificateChain)"
+	diag_stream <"$T/az2.err"
+fi
+if [ "$(fixture_fetches '^GET /metadata/THIM/amd/certification 200')" -ge 1 ] &&
+	[ "$(fixture_fetches ' 400$')" = 0 ]; then
+	ok "THIM was asked with Metadata: true"
+else
+	not_ok "THIM was asked with Metadata: true"; diag_stream <"$FIXTURE_LOG"
+fi
+mkdir -p "$T/cache"
+conf "$T/cache.conf" "cache_dir = $T/cache"
+before=$(fixture_fetches '^GET /metadata/THIM')
+check "a collection with cache_dir" ev cache1 --conf "$T/cache.conf"
+check "and a second one" ev cache2 --conf "$T/cache.conf"
+if [ "$(fixture_fetches '^GET /metadata/THIM')" = $((before + 1)) ] &&
+	cmp -s "$T/cache/thim-vcek.pem" "$T/thim-chain.pem" &&
+	cmp -s <(b64d .evidence.vcek "$T/cache2.json") "$T/thim-chain.pem"; then
+	ok "THIM's answer is cached in cache_dir: one fetch for two collections"
+else
+	not_ok "THIM's answer is cached in cache_dir: one fetch for two collections"
+	diag "fetches before $before, now $(fixture_fetches '^GET /metadata/THIM')"
+fi
+if ev nothim --tee azure --tcti "$SWTPM_TCTI" --imds-url "$IMDS/elsewhere" &&
+	! jq -e '.evidence | has("vcek")' "$T/nothim.json" >/dev/null &&
+	[ "$(grep -c . "$T/nothim.err")" = 1 ] &&
+	grep -q "Azure vTPM: THIM $IMDS/elsewhere/metadata/THIM/amd/certification: HTTP 404; the evidence goes without the VCEK chain" "$T/nothim.err"; then
+	ok "THIM answering 404: one warning naming it, the evidence without vcek"
+else
+	not_ok "THIM answering 404: one warning naming it, the evidence without vcek"
+	diag_stream <"$T/nothim.err"
+fi
+
+refusal "a missing VCEK chain file: refused naming it" \
+	"VCEK chain $T/nonexistent.pem" novcek --tee azure --tcti "$SWTPM_TCTI" --vcek-chain "$T/nonexistent.pem"
+
+# --- TDX: a TDREPORT in the HCL report, its TD quote from IMDS /acc/tdquote
+"$AK_TOOL" sim init --tee tdx "$T/tdxchip" >/dev/null || bail "attestkey sim init --tee tdx failed"
+MRTD=$(printf '7e%.0s' $(seq 48))
+check "sim azure --tee tdx (the quote service's answer to $T/imds/acc/tdquote)" \
+	"$AK_TOOL" sim azure --tcti "$SWTPM_TCTI" --tee tdx --mrtd "$MRTD" \
+	--tdquote-out "$T/imds/acc/tdquote" "$T/tdxchip"
+check "attestkey evidence on the TDX vTPM" ev tdx --tee azure --tcti "$SWTPM_TCTI" --imds-url "$IMDS"
+split tdx
+b64d .evidence.td_quote "$T/tdx.json" >"$T/tdx.quote.dat"
+rd="$(sha256sum <"$T/tdx.rt" | cut -d' ' -f1)$(printf '0%.0s' $(seq 64))"
+if [ "$(jq -r .tee "$T/tdx.json")" = az-tdx-vtpm ] &&
+	[ "$(hexof -s $((0x4C0 + 8)) -l 4 "$T/tdx.hcl")" = 04000000 ] &&
+	[ "$(hexof -s $((0x20 + 128)) -l 64 "$T/tdx.hcl")" = "$rd" ] &&
+	[ "$(hexof -s $((0x20 + 528)) -l 48 "$T/tdx.hcl")" = "$MRTD" ] &&
+	! jq -e '.evidence | has("vcek")' "$T/tdx.json" >/dev/null; then
+	ok "az-tdx-vtpm: a TDREPORT with REPORTDATA = SHA-256(runtime data) || 0^32 and the MRTD"
+else
+	not_ok "az-tdx-vtpm: a TDREPORT with REPORTDATA = SHA-256(runtime data) || 0^32 and the MRTD"
+fi
+"$AK_TOOL" tdx verify --roots "$T/tdxchip/root_ca.pem" --collateral "$T/tdxchip/collateral" \
+	--report-data "$rd" --json "$T/tdx.quote.dat" >"$T/tdxv.json" 2>&1
+if jq -e --arg m "$MRTD" '.verdict == "accept" and .mrtd == $m' "$T/tdxv.json" >/dev/null 2>&1 &&
+	[ "$(fixture_fetches '^POST /acc/tdquote 200')" = 1 ]; then
+	ok "td_quote came from POST /acc/tdquote and verifies, with that REPORTDATA and MRTD"
+else
+	not_ok "td_quote came from POST /acc/tdquote and verifies, with that REPORTDATA and MRTD"
+	diag_stream <"$T/tdxv.json"
+fi
+akpem tdx || bail "cannot make a PEM key of the TDX HCLAkPub"
+if openssl dgst -sha256 -verify "$T/tdx.ak.pem" -signature "$T/tdx.sig" "$T/tdx.quote" >/dev/null 2>&1 &&
+	[ "$(quote_field tdx extra)" = "$nonce" ] &&
+	[ "$(quote_field tdx digest)" = "$(pcr_digest tdx $(seq 0 23))" ]; then
+	ok "az-tdx-vtpm: the quote is the AK's, over SHA-256(binding) and the PCRs"
+else
+	not_ok "az-tdx-vtpm: the quote is the AK's, over SHA-256(binding) and the PCRs"
+fi
+azv tdx accept ok az-tdx tdx --td-quote "$T/tdx.quote.dat" --roots "$T/tdxchip/root_ca.pem" \
+	--collateral "$T/tdxchip/collateral" --nonce "$nonce"
+azv tdx-other-binding refuse binding_mismatch az-tdx tdx --td-quote "$T/tdx.quote.dat" \
+	--roots "$T/tdxchip/root_ca.pem" --collateral "$T/tdxchip/collateral" \
+	--nonce "$(printf other | sha256sum | cut -c1-64)"
+refusal "TDX, the quote service answering 404: refused naming it" \
+	"Azure vTPM: TD quote $IMDS/elsewhere/acc/tdquote: HTTP 404" notdq --tee azure \
+	--tcti "$SWTPM_TCTI" --imds-url "$IMDS/elsewhere"
+
 # --- refusals, each naming what is missing
-# refusal DESCRIPTION PATTERN NAME ARGS...: evidence fails, one line matching
-refusal() {
-	local d=$1 pat=$2 name=$3
-	shift 3
-	if ev "$name" "$@"; then
-		not_ok "$d"; diag "it succeeded"
-	elif [ ! -s "$T/$name.json" ] && [ "$(grep -c . "$T/$name.err")" = 1 ] && grep -q "$pat" "$T/$name.err"; then
-		ok "$d"
-	else
-		not_ok "$d"; diag_stream <"$T/$name.err"
-	fi
-}
 conf "$T/nonv.conf" "azure_nv_index = 0x01400002"
 refusal "NV index missing: refused naming it" \
 	"Azure vTPM: NV index 0x01400002: the TPM has no such handle" nonv --conf "$T/nonv.conf"
@@ -208,8 +349,6 @@ refusal "AK handle missing: refused naming it" \
 conf "$T/badpcr.conf" "azure_pcrs = 4, 24"
 refusal "azure_pcrs = 24: the configuration is refused naming the key" \
 	"azure_pcrs: '24' is not a PCR number" badpcr --conf "$T/badpcr.conf"
-refusal "a missing VCEK chain file: refused naming it" \
-	"VCEK chain $T/nonexistent.pem" novcek --tee azure --tcti "$SWTPM_TCTI" --vcek-chain "$T/nonexistent.pem"
 refuse "sim azure without --tcti: a usage error" "$AK_TOOL" sim azure "$T/chip"
 stop_swtpm
 refusal "no TPM at the TCTI: refused naming the TCTI" \

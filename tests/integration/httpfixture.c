@@ -6,7 +6,7 @@
  *   httpfixture --dir DIR --port-file FILE [--log FILE] [--strict-query]
  *               [--fail-count N] [--fail-status CODE|hang]
  *               [--retry-after SECONDS] [--hang-seconds S] [--lifetime S]
- *               [--post] [--cert PEM --key PEM]
+ *               [--post] [--cert PEM --key PEM] [--require-header NAME:VALUE]
  *
  * Listens on 127.0.0.1 on a port the kernel picks and writes that port (a
  * decimal line) to FILE once it listens; the file appears atomically
@@ -38,6 +38,10 @@
  * with "Retry-After: SECONDS" when --retry-after is given; "--fail-status
  * hang" holds them unanswered instead, for up to --hang-seconds (default
  * 30) or until the server stops.
+ *
+ * --require-header NAME:VALUE: a request without that header (value
+ * compared exactly) is answered 400, as Azure's IMDS answers a request
+ * without "Metadata: true".
  *
  * Log (--log FILE): one line per request, written before it is answered:
  * "METHOD PATH[?QUERY] STATUS" where STATUS is the HTTP status sent or
@@ -79,6 +83,8 @@ static struct {
 	long lifetime;
 	bool post;
 	const char *cert, *key;
+	char *req_name;         /* --require-header NAME:VALUE, split */
+	const char *req_value;
 } opt = {
 	.fail_count = 0,
 	.fail_status = 429,
@@ -96,7 +102,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: httpfixture --dir DIR --port-file FILE [--log FILE] [--strict-query]\n"
 			"       [--fail-count N] [--fail-status CODE|hang] [--retry-after S]\n"
-			"       [--hang-seconds S] [--lifetime S] [--post] [--cert PEM --key PEM]\n");
+			"       [--hang-seconds S] [--lifetime S] [--post] [--cert PEM --key PEM]\n"
+			"       [--require-header NAME:VALUE]\n");
 	exit(2);
 }
 
@@ -279,6 +286,14 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		}
 		return send_empty(c, opt.fail_status, true);
 	}
+	if (opt.req_name) {
+		const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, opt.req_name);
+
+		if (!v || strcmp(v, opt.req_value) != 0) {
+			log_line(method, url, &q, 400);
+			return send_empty(c, 400, false);
+		}
+	}
 	if (q.overflow || !safe_path(url)) {
 		log_line(method, url, &q, 400);
 		return send_empty(c, 400, false);
@@ -395,7 +410,15 @@ int main(int argc, char **argv)
 			opt.cert = v;
 		else if (strcmp(a, "--key") == 0)
 			opt.key = v;
-		else if (strcmp(a, "--lifetime") == 0)
+		else if (strcmp(a, "--require-header") == 0 && strchr(v, ':')) {
+			opt.req_name = strdup(v);
+			if (!opt.req_name)
+				return 1;
+			*strchr(opt.req_name, ':') = '\0';
+			opt.req_value = v + (strchr(v, ':') - v) + 1;
+			while (*opt.req_value == ' ')
+				opt.req_value++;
+		} else if (strcmp(a, "--lifetime") == 0)
 			opt.lifetime = number(a, v, 1, 86400);
 		else
 			usage();
@@ -445,6 +468,7 @@ int main(int argc, char **argv)
 	if (log_fp)
 		fclose(log_fp);
 	free(cert);
+	free(opt.req_name);
 	free(key); /* a test key */
 	return 0;
 }

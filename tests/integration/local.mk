@@ -42,7 +42,7 @@ tests_integration_fakekernel_la_SOURCES = tests/integration/fakekernel.c
 tests_integration_fakekernel_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
 	-Wl,--version-script=$(srcdir)/tests/integration/fakekernel.map
 tests_integration_fakekernel_la_LIBADD = libakevidence.la libakcommon.la \
-	$(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) -ldl
+	$(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) -ldl
 EXTRA_tests_integration_fakekernel_la_DEPENDENCIES = $(srcdir)/tests/integration/fakekernel.map
 EXTRA_DIST += tests/integration/fakekernel.map
 # issue 9: a static HTTP server for the KDS / PCS look-alikes (httpfixture-lib.sh)
