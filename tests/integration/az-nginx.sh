@@ -8,9 +8,12 @@
 # tpm2-tss against swtpm (tee = azure), the broker verifies az-snp-vtpm
 # evidence (SNP chain and signature, HCL binding, TPM quote by the AK over
 # SHA-256(binding), PCR digest, the token's SNP and Azure policy), and
-# nginx serves with the released key. Then the refusals an operator meets.
+# nginx serves with the released key. Then the refusals an operator meets,
+# and the same TPM as an Azure TD's (az-tdx-vtpm, the TD quote from a
+# loopback stand-in for IMDS /acc/tdquote).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nginx-lib.sh"
+. "$(dirname "$0")/httpfixture-lib.sh"
 need nginx curl openssl jq pkcs11-tool
 [ -f "$ENGINE_SO" ] || skip_all "libengine-pkcs11-openssl is not installed"
 
@@ -75,8 +78,34 @@ login_refused "the SNP report's measurement is not allowed" "measurement_not_all
 write_broker_conf
 restart_broker
 login_refused "a token without tee = az-snp-vtpm" "tee_unsupported|does not verify 'az-snp-vtpm'"
-write_broker_conf "tee = az-snp-vtpm"
+
+# Azure TDX (az-tdx-vtpm): the same TPM re-provisioned as a TD's paravisor
+# does it (the TDREPORT in the HCL report; the quote service's answer for
+# it served on loopback as IMDS's /acc/tdquote, since Azure's service does
+# not run here). The broker verifies the TD quote under the simulated
+# Intel root and collateral, the TDREPORT against it, then the vTPM quote.
+"$AK_TOOL" sim init --tee tdx "$T/tdxsim" >/dev/null || bail "attestkey sim init --tee tdx failed"
+mkdir -p "$T/imds/acc"
+"$AK_TOOL" sim azure --tcti "$SWTPM_TCTI" --tee tdx --mrtd "$TDX_MRTD" \
+	--tdquote-out "$T/imds/acc/tdquote" "$T/tdxsim" >"$T/provision-tdx.log" 2>&1 ||
+	{ diag_stream <"$T/provision-tdx.log"; bail "attestkey sim azure --tee tdx failed"; }
+start_httpfixture imds "$T/imds" --post --require-header "Metadata: true"
+MODULE_LINES="tcti = $SWTPM_TCTI
+azure_imds_url = $FIXTURE_URL"
+BROKER_TDX_ROOTS="$T/tdxsim/root_ca.pem"
+write_broker_conf "tee = az-tdx-vtpm" "pcr0 = $PCR0"
 restart_broker
+$P11 --login --pin 1234 -O >"$T/objects-tdx.txt" 2>&1
+check "pkcs11-tool logs in on az-tdx-vtpm evidence (TD quote from the quote service)" \
+	grep -q "Private Key Object" "$T/objects-tdx.txt"
+check "the broker audited the release with the TD quote's MRTD and TCB status" bash -c "
+	grep '\"event\": *\"release\"' '$T/audit.jsonl' | tail -n 1 |
+	jq -e '.tee == \"az-tdx-vtpm\" and .mrtd == \"$TDX_MRTD\" and .tcb_status == \"UpToDate\"'"
+check "the TD quote came from the quote service, once" test "$(fixture_fetches '^POST /acc/tdquote 200')" = 1
+sed -i "s/^mrtd = .*/mrtd = $OTHER_MRTD/" "$T/broker.conf"
+restart_broker
+login_refused "az-tdx-vtpm: the TD's MRTD is not allowed" "measurement_not_allowed.*$TDX_MRTD"
+
 stop_swtpm
 login_refused "no TPM at the TCTI" "Azure vTPM: TCTI .swtpm:host=127.0.0.1,port=$SWTPM_PORT.: no TPM there"
 finish
