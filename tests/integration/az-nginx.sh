@@ -38,6 +38,7 @@ check "attestkey doctor collects az-snp-vtpm evidence through the TPM" grep -q "
 ATTESTKEY_DEBUG=1 $P11 --login --pin 1234 -O >"$T/objects.txt" 2>&1
 check "pkcs11-tool logs in on az-snp-vtpm evidence from swtpm and sees the released key" \
 	grep -q "Private Key Object" "$T/objects.txt"
+grep -m1 -o "login timing (us):.*" "$T/objects.txt" | diag_stream
 check "the broker audited one release of az-snp-vtpm evidence with the report's fields" bash -c "
 	grep '\"event\": *\"release\"' '$T/audit.jsonl' | tail -n 1 |
 	jq -e '.tee == \"az-snp-vtpm\" and .measurement == \"$MEASUREMENT\" and (.chip_id | length) == 128 and (.vm_unique_id | length) > 0'"
