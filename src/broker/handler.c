@@ -883,7 +883,9 @@ static enum ak_reason verify_az(struct broker *b, const struct broker_token *t, 
 
 	r = b->az_verify(b->cfg->snp, b->cfg->tdx, tee, evidence, binding, &d->az, d->msg,
 			 sizeof(d->msg));
-	if (d->az.have_snp) {
+	/* as for bare SNP: the report's fields only once it verified (the
+	 * verifier fills them from a parsed report on refusals too) */
+	if (d->az.have_snp && d->az.hcl_bound) {
 		d->report = d->az.snp;
 		d->have_report = true;
 	}
@@ -897,7 +899,7 @@ static enum ak_reason verify_az(struct broker *b, const struct broker_token *t, 
 		return d->reason = r;
 	}
 	d->have_az = true;
-	r = d->az.have_snp ? vf_policy_check_snp(&t->policy, &d->report, t->name, d->msg,
+	r = d->have_report ? vf_policy_check_snp(&t->policy, &d->report, t->name, d->msg,
 						  sizeof(d->msg))
 			   : vf_policy_check_tdx(&t->policy, &d->tdx, t->name, d->msg,
 						  sizeof(d->msg));

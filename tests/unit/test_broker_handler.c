@@ -99,6 +99,41 @@ static enum ak_reason fake_tdx_verify(const struct vf_tdx_trust *t, const json_t
 	return AK_R_OK;
 }
 
+/* ---- a stand-in for the Azure vTPM verifier ---- */
+static enum ak_reason fake_az_reason = AK_R_OK;
+static bool fake_az_bound; /* the hardware report verified */
+static int fake_az_calls;
+
+static enum ak_reason fake_az_verify(const struct vf_snp_trust *st, const struct vf_tdx_trust *tt,
+				     const char *tee, const json_t *evidence,
+				     const uint8_t *binding, struct vf_az_result *out, char *msg,
+				     size_t msglen)
+{
+	(void)st;
+	(void)tt;
+	(void)evidence;
+	fake_az_calls++;
+	memcpy(last_expected, binding, AK_BINDING_LEN);
+	memset(out, 0, sizeof(*out));
+	out->tee = tee;
+	out->secure_boot = out->tpm_enabled = out->console_enabled = -1;
+	/* as vf_az_snp_verify: the report's fields whenever it parsed */
+	out->have_snp = true;
+	out->snp.version = 2;
+	out->snp.policy = fake_policy;
+	memset(out->snp.measurement, 0x5a, sizeof(out->snp.measurement));
+	memset(out->snp.chip_id, 0xc2, sizeof(out->snp.chip_id));
+	out->hcl_bound = fake_az_bound;
+	snprintf(out->vm_unique_id, sizeof(out->vm_unique_id), "911B0EF8-TEST");
+	out->console_enabled = 0;
+	if (fake_az_reason != AK_R_OK) {
+		snprintf(msg, msglen, "fake Azure verifier says %s", ak_reason_name(fake_az_reason));
+		return fake_az_reason;
+	}
+	out->quote_verified = true;
+	return AK_R_OK;
+}
+
 static int setup(void **state)
 {
 	struct broker_config *cfg = NULL;
@@ -148,6 +183,7 @@ static int setup(void **state)
 	}
 	b->snp_verify = fake_verify;
 	b->tdx_verify = fake_tdx_verify;
+	b->az_verify = fake_az_verify;
 	return 0;
 }
 
@@ -512,6 +548,81 @@ static void test_tdx_dispatch(void **state)
 	json_decref(rep);
 	t->policy.any_mrtd = false;
 	b->cfg->n_tdx_roots = saved_roots;
+	json_decref(body);
+	json_decref(pub);
+	json_decref(priv);
+}
+
+/* issue 14: az-snp-vtpm only for a token whose tee lists it; the report's
+ * fields reach the audit line only once the hardware report verified; the
+ * token's SNP policy, then its Azure policy. */
+static void test_az_dispatch(void **state)
+{
+	struct broker_token *t = (struct broker_token *)broker_config_token(b->cfg, "web");
+	char nonce[BROKER_NONCE_STR_LEN + 1], meas[97];
+	uint8_t m[48];
+	unsigned saved_tee = t->tee, st = 0;
+	json_t *priv, *pub, *body, *rep, *line;
+
+	(void)state;
+	priv = ak_jwk_generate_p384();
+	pub = ak_jwk_public(priv);
+	assert_non_null(pub);
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "tee", json_string("az-snp-vtpm"));
+	json_object_set_new(body, "evidence", json_pack("{s:s}", "hcl_report", "AAAA"));
+	/* token web does not list it: tee_unsupported, the verifier never asked */
+	fake_az_calls = 0;
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	assert_int_equal(st, 400);
+	assert_string_equal(json_string_value(json_object_get(rep, "error")), "tee_unsupported");
+	assert_non_null(strstr(json_string_value(json_object_get(rep, "message")),
+			       "does not accept az-snp-vtpm evidence (its tee: snp)"));
+	json_decref(rep);
+	assert_int_equal(fake_az_calls, 0);
+	t->tee = BROKER_TEE_BIT_SNP | BROKER_TEE_BIT_AZ_SNP;
+	rep = call("POST", AK_PROTOCOL_PATH_CHALLENGE, "{\"token\":\"web\"}", &st);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(rep, "tee"), 1)),
+			    "az-snp-vtpm");
+	json_decref(rep);
+	/* refused before the hardware report verified: no report field audited */
+	fake_az_reason = AK_R_BAD_SIGNATURE;
+	fake_az_bound = false;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "bad_signature");
+	assert_int_equal(fake_az_calls, 1);
+	line = last_audit_line();
+	assert_string_equal(json_string_value(json_object_get(line, "tee")), "az-snp-vtpm");
+	assert_null(json_object_get(line, "measurement"));
+	assert_null(json_object_get(line, "vm_unique_id"));
+	json_decref(line);
+	/* the report verified, the vTPM quote did not: the report's fields */
+	fake_az_bound = true;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "bad_signature");
+	memset(m, 0x5a, sizeof(m));
+	ak_hex_encode(m, sizeof(m), meas);
+	line = last_audit_line();
+	assert_string_equal(json_string_value(json_object_get(line, "measurement")), meas);
+	json_decref(line);
+	/* verified: the Azure policy decides (console-enabled is false here) */
+	fake_az_reason = AK_R_OK;
+	t->policy.az_console_enabled = 1;
+	expect_error(call_json(AK_PROTOCOL_PATH_KEYS, body, &st), &st, 403, "policy_mismatch");
+	t->policy.az_console_enabled = -1;
+	fake_calls = 0;
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	if (st != 200)
+		fail_msg("release refused: %s", json_dumps(rep, 0));
+	assert_int_equal(fake_calls, 0); /* never the bare SNP verifier */
+	check_release(rep, priv);
+	json_decref(rep);
+	line = last_audit_line();
+	assert_string_equal(json_string_value(json_object_get(line, "event")), "release");
+	assert_string_equal(json_string_value(json_object_get(line, "measurement")), meas);
+	assert_string_equal(json_string_value(json_object_get(line, "vm_unique_id")),
+			    "911B0EF8-TEST");
+	json_decref(line);
+	t->tee = saved_tee;
 	json_decref(body);
 	json_decref(pub);
 	json_decref(priv);
@@ -1180,7 +1291,7 @@ int main(void)
 	    cmocka_unit_test(test_precheck),	       cmocka_unit_test(test_replay_memory),
 	    cmocka_unit_test(test_challenge_refusals), cmocka_unit_test(test_release),
 	    cmocka_unit_test(test_release_v2),	       cmocka_unit_test(test_v2_refusals),
-	    cmocka_unit_test(test_tdx_dispatch),
+	    cmocka_unit_test(test_tdx_dispatch),       cmocka_unit_test(test_az_dispatch),
 	    cmocka_unit_test(test_refusals),	       cmocka_unit_test(test_keystore_failure),
 	    cmocka_unit_test(test_real_evidence),      cmocka_unit_test(test_log_bounded),
 	    cmocka_unit_test(test_audit_unavailable),
