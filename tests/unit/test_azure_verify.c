@@ -309,13 +309,18 @@ static void real_json(void **state)
 	memset(binding, 0x11, sizeof(binding));
 	ev = evidence_json(v.hcl, v.hcl_len, v.quote, v.quote_len, v.sig, v.sig_len,
 			   (const uint8_t(*)[32])v.pcrs, 24, v.pem, v.pem_len);
-	/* vf_az_verify_json takes the current time: the real VCEK is valid now
-	 * (2023-05 .. 2030-05), which is what the refusal below needs. */
-	assert_int_equal(
-	    vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg, sizeof(msg)),
-	    AK_R_BINDING_MISMATCH);
-	assert_true(snp_contains(msg, "extraData 6368616c6c656e6765"));
-	assert_true(r.hcl_bound);
+	/* vf_az_verify_json takes the current time: the real VCEK is valid
+	 * from 2023-05 to 2030-05-02, which is what the refusal below needs;
+	 * after that the chain check refuses first (the rest holds anyway). */
+	if (time(NULL) < 1903910400 /* 2030-05-01 */) {
+		assert_int_equal(
+		    vf_az_verify_json(t, NULL, AK_AZ_TEE_SNP, ev, binding, &r, msg, sizeof(msg)),
+		    AK_R_BINDING_MISMATCH);
+		assert_true(snp_contains(msg, "extraData 6368616c6c656e6765"));
+		assert_true(r.hcl_bound);
+	} else {
+		printf("# real_json: the real VCEK has expired; its binding check is skipped\n");
+	}
 	/* the tee must be the HCL's */
 	assert_int_equal(
 	    vf_az_verify_json(t, NULL, AK_AZ_TEE_TDX, ev, binding, &r, msg, sizeof(msg)),
