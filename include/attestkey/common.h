@@ -71,6 +71,28 @@ int ak_parse_u64(const char *v, uint64_t *out) AK_WUR; /* decimal or 0x hex */
 bool ak_path_segments_ok(const char *p);
 /* Read a whole (small, <= 16 MiB) file; *len gets its size. NULL + errno. */
 uint8_t *ak_read_file(const char *path, size_t *len) AK_WUR;
+
+/* Little-endian 32-bit fields of the TEEs' binary formats. */
+static inline uint32_t ak_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void ak_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* An HTTP answer's body as libcurl hands it over: at most max bytes (more
+ * sets too_big and stops the transfer), NUL-terminated; free(data). */
+struct ak_body {
+	char *data;
+	size_t len;
+	size_t max;
+	bool too_big;
+};
+/* The CURLOPT_WRITEFUNCTION of a struct ak_body (CURLOPT_WRITEDATA). */
+size_t ak_body_write(char *p, size_t size, size_t n, void *body);
 struct stat;
 /* The same file, unchanged: device, inode, size and mtime (ns) equal. For
  * caches of parsed files; a zeroed stat stands for "missing". */

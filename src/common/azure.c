@@ -31,11 +31,6 @@ static int refuse(char *msg, size_t msglen, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 int ak_az_hcl_parse(const uint8_t *buf, size_t len, struct ak_az_hcl *out, char *msg, size_t msglen)
 {
 	const uint8_t *req = buf + AK_AZ_HCL_REQ_OFF;
@@ -50,21 +45,21 @@ int ak_az_hcl_parse(const uint8_t *buf, size_t len, struct ak_az_hcl *out, char 
 			      len, AK_AZ_HCL_MAX_LEN);
 	if (memcmp(buf, AK_AZ_HCL_MAGIC, 4) != 0)
 		return refuse(msg, msglen, "HCL report magic is not \"HCLA\"");
-	out->version = le32(buf + 4);
-	out->report_size = le32(buf + 8);
-	out->request_type = le32(buf + 12);
-	out->status = le32(buf + 16);
+	out->version = ak_get_le32(buf + 4);
+	out->report_size = ak_get_le32(buf + 8);
+	out->request_type = ak_get_le32(buf + 12);
+	out->status = ak_get_le32(buf + 16);
 	if (len < AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN)
 		return refuse(msg, msglen,
 			      "HCL report is %zu bytes: too short for the hardware report and the "
 			      "IGVM request data header (%d bytes)",
 			      len, AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN);
 	out->hw_report = buf + AK_AZ_HCL_HW_OFF;
-	out->data_size = le32(req);
-	out->req_version = le32(req + 4);
-	out->report_type = le32(req + 8);
-	out->hash_type = le32(req + 12);
-	var_size = le32(req + 16);
+	out->data_size = ak_get_le32(req);
+	out->req_version = ak_get_le32(req + 4);
+	out->report_type = ak_get_le32(req + 8);
+	out->hash_type = ak_get_le32(req + 12);
+	var_size = ak_get_le32(req + 16);
 	if (out->report_type != AK_AZ_REPORT_SNP && out->report_type != AK_AZ_REPORT_TDX)
 		return refuse(msg, msglen, "HCL report_type %u is neither SNP (2) nor TDX (4)",
 			      out->report_type);

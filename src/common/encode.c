@@ -250,3 +250,22 @@ bool ak_path_segments_ok(const char *p)
 		p += n + 1;
 	}
 }
+
+size_t ak_body_write(char *p, size_t size, size_t n, void *body)
+{
+	struct ak_body *b = body;
+	size_t add = size * n;
+	char *grown;
+
+	if (add > b->max - b->len) {
+		b->too_big = true;
+		return 0; /* aborts the transfer */
+	}
+	if (!(grown = realloc(b->data, b->len + add + 1)))
+		return 0;
+	b->data = grown;
+	memcpy(b->data + b->len, p, add);
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
+}

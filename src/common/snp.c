@@ -21,20 +21,9 @@
 
 #include "attestkey/snp.h"
 
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static uint64_t get_le64(const uint8_t *p)
 {
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	return (uint64_t)ak_get_le32(p) | (uint64_t)ak_get_le32(p + 4) << 32;
 }
 
 static void put_le64(uint8_t *p, uint64_t v)
@@ -89,26 +78,26 @@ int ak_snp_report_parse(const uint8_t *buf, size_t len, struct ak_snp_report *ou
 		ak_debug("SNP report is %zu bytes, expected %d", len, AK_SNP_REPORT_LEN);
 		return -EBADMSG;
 	}
-	out->version = get_le32(b + AK_SNP_OFF_VERSION);
+	out->version = ak_get_le32(b + AK_SNP_OFF_VERSION);
 	if (out->version < 2) {
 		/* Version 1 predates ABI 1.51's layout; no firmware still emits it. */
 		ak_debug("SNP report version %u is not supported (need >= 2)", out->version);
 		return -EBADMSG;
 	}
-	out->sig_algo = get_le32(b + AK_SNP_OFF_SIG_ALGO);
+	out->sig_algo = ak_get_le32(b + AK_SNP_OFF_SIG_ALGO);
 	if (out->sig_algo != AK_SNP_SIG_ALGO_ECDSA_P384_SHA384) {
 		ak_debug("SNP report signature algorithm %u is not ECDSA P-384 SHA-384",
 			 out->sig_algo);
 		return -EBADMSG;
 	}
-	out->guest_svn = get_le32(b + AK_SNP_OFF_GUEST_SVN);
+	out->guest_svn = ak_get_le32(b + AK_SNP_OFF_GUEST_SVN);
 	out->policy = get_le64(b + AK_SNP_OFF_POLICY);
 	memcpy(out->family_id, b + AK_SNP_OFF_FAMILY_ID, sizeof(out->family_id));
 	memcpy(out->image_id, b + AK_SNP_OFF_IMAGE_ID, sizeof(out->image_id));
-	out->vmpl = get_le32(b + AK_SNP_OFF_VMPL);
+	out->vmpl = ak_get_le32(b + AK_SNP_OFF_VMPL);
 	out->current_tcb = get_le64(b + AK_SNP_OFF_CURRENT_TCB);
 	out->platform_info = get_le64(b + AK_SNP_OFF_PLATFORM_INFO);
-	out->key_info = get_le32(b + AK_SNP_OFF_KEY_INFO);
+	out->key_info = ak_get_le32(b + AK_SNP_OFF_KEY_INFO);
 	memcpy(out->report_data, b + AK_SNP_OFF_REPORT_DATA, sizeof(out->report_data));
 	memcpy(out->measurement, b + AK_SNP_OFF_MEASUREMENT, sizeof(out->measurement));
 	memcpy(out->host_data, b + AK_SNP_OFF_HOST_DATA, sizeof(out->host_data));
@@ -144,16 +133,16 @@ int ak_snp_report_parse(const uint8_t *buf, size_t len, struct ak_snp_report *ou
 void ak_snp_report_serialize(const struct ak_snp_report *r, uint8_t out[AK_SNP_REPORT_LEN])
 {
 	memset(out, 0, AK_SNP_REPORT_LEN);
-	put_le32(out + AK_SNP_OFF_VERSION, r->version);
-	put_le32(out + AK_SNP_OFF_GUEST_SVN, r->guest_svn);
+	ak_put_le32(out + AK_SNP_OFF_VERSION, r->version);
+	ak_put_le32(out + AK_SNP_OFF_GUEST_SVN, r->guest_svn);
 	put_le64(out + AK_SNP_OFF_POLICY, r->policy);
 	memcpy(out + AK_SNP_OFF_FAMILY_ID, r->family_id, sizeof(r->family_id));
 	memcpy(out + AK_SNP_OFF_IMAGE_ID, r->image_id, sizeof(r->image_id));
-	put_le32(out + AK_SNP_OFF_VMPL, r->vmpl);
-	put_le32(out + AK_SNP_OFF_SIG_ALGO, r->sig_algo);
+	ak_put_le32(out + AK_SNP_OFF_VMPL, r->vmpl);
+	ak_put_le32(out + AK_SNP_OFF_SIG_ALGO, r->sig_algo);
 	put_le64(out + AK_SNP_OFF_CURRENT_TCB, r->current_tcb);
 	put_le64(out + AK_SNP_OFF_PLATFORM_INFO, r->platform_info);
-	put_le32(out + AK_SNP_OFF_KEY_INFO, r->key_info);
+	ak_put_le32(out + AK_SNP_OFF_KEY_INFO, r->key_info);
 	memcpy(out + AK_SNP_OFF_REPORT_DATA, r->report_data, sizeof(r->report_data));
 	memcpy(out + AK_SNP_OFF_MEASUREMENT, r->measurement, sizeof(r->measurement));
 	memcpy(out + AK_SNP_OFF_HOST_DATA, r->host_data, sizeof(r->host_data));
@@ -246,7 +235,7 @@ int ak_snp_certtable_parse(const uint8_t *buf, size_t len, struct ak_snp_cert_en
 	hdr_len += CT_ENTRY_LEN;
 	for (size_t i = 0; i < count; i++) {
 		const uint8_t *e = buf + i * CT_ENTRY_LEN;
-		uint32_t off = get_le32(e + 16), elen = get_le32(e + 20);
+		uint32_t off = ak_get_le32(e + 16), elen = ak_get_le32(e + 20);
 
 		guid_to_text(e, entries[i].guid);
 		if (off < hdr_len || off > len || elen > len - off || elen == 0) {
@@ -292,8 +281,8 @@ int ak_snp_certtable_build(const struct ak_snp_cert_entry *entries, size_t n, ui
 			ak_log(AK_LOG_ERR, "certificate table: bad GUID '%s'", entries[i].guid);
 			goto out;
 		}
-		put_le32(e + 16, (uint32_t)off);
-		put_le32(e + 20, (uint32_t)entries[i].der_len);
+		ak_put_le32(e + 16, (uint32_t)off);
+		ak_put_le32(e + 20, (uint32_t)entries[i].der_len);
 		memcpy(buf + off, entries[i].der, entries[i].der_len);
 		off += entries[i].der_len;
 	}

@@ -21,14 +21,9 @@ static uint16_t get_le16(const uint8_t *p)
 	return (uint16_t)(p[0] | p[1] << 8);
 }
 
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static uint64_t get_le64(const uint8_t *p)
 {
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+	return (uint64_t)ak_get_le32(p) | (uint64_t)ak_get_le32(p + 4) << 32;
 }
 
 /* A read cursor over [p, end). */
@@ -55,7 +50,7 @@ void ak_sgx_report_parse(const uint8_t raw[AK_SGX_REPORT_BODY_LEN], struct ak_sg
 {
 	memset(out, 0, sizeof(*out));
 	memcpy(out->cpusvn, raw + AK_SGX_OFF_CPUSVN, sizeof(out->cpusvn));
-	out->miscselect = get_le32(raw + AK_SGX_OFF_MISCSELECT);
+	out->miscselect = ak_get_le32(raw + AK_SGX_OFF_MISCSELECT);
 	memcpy(out->attributes, raw + AK_SGX_OFF_ATTRIBUTES, sizeof(out->attributes));
 	memcpy(out->mrenclave, raw + AK_SGX_OFF_MRENCLAVE, sizeof(out->mrenclave));
 	memcpy(out->mrsigner, raw + AK_SGX_OFF_MRSIGNER, sizeof(out->mrsigner));
@@ -96,7 +91,7 @@ static int cert_data(struct cur *c, uint16_t want, const char *what, struct cur 
 	if (!h)
 		return -EBADMSG;
 	type = get_le16(h);
-	size = get_le32(h + 2);
+	size = ak_get_le32(h + 2);
 	if (type != want) {
 		ak_debug("TDX quote: %s type is %u, expected %u", what, type, want);
 		return -EBADMSG;
@@ -120,7 +115,7 @@ int ak_tdx_quote_parse(const uint8_t *buf, size_t len, struct ak_tdx_quote *out)
 		return -EBADMSG;
 	out->version = get_le16(h + AK_TDX_OFF_VERSION);
 	out->att_key_type = get_le16(h + AK_TDX_OFF_ATT_KEY_TYPE);
-	out->tee_type = get_le32(h + AK_TDX_OFF_TEE_TYPE);
+	out->tee_type = ak_get_le32(h + AK_TDX_OFF_TEE_TYPE);
 	out->qe_svn = get_le16(h + AK_TDX_OFF_QE_SVN);
 	out->pce_svn = get_le16(h + AK_TDX_OFF_PCE_SVN);
 	memcpy(out->qe_vendor_id, h + AK_TDX_OFF_QE_VENDOR_ID, sizeof(out->qe_vendor_id));
@@ -144,7 +139,7 @@ int ak_tdx_quote_parse(const uint8_t *buf, size_t len, struct ak_tdx_quote *out)
 		if (!(p = take(&c, 6, "body descriptor (v5)")))
 			return -EBADMSG;
 		out->body_type = get_le16(p);
-		body_size = get_le32(p + 2);
+		body_size = ak_get_le32(p + 2);
 		if (out->body_type != 2 && out->body_type != 3) {
 			ak_debug(
 			    "TDX quote: body type %u is not a TD report (2: TDX 1.0, 3: TDX 1.5)",
@@ -166,7 +161,7 @@ int ak_tdx_quote_parse(const uint8_t *buf, size_t len, struct ak_tdx_quote *out)
 
 	if (!(p = take(&c, 4, "signature data length")))
 		return -EBADMSG;
-	sig_len = get_le32(p);
+	sig_len = ak_get_le32(p);
 	if (!(sig.p = take(&c, sig_len, "signature data")))
 		return -EBADMSG;
 	sig.end = sig.p + sig_len;

@@ -45,11 +45,6 @@ void ev_azure_params_clear(struct ev_azure_params *p)
 	memset(p, 0, sizeof(*p));
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* The NV index read whole: NV_ReadPublic for its size, then NV_Read in
  * chunks of the TPM's NV buffer, with owner authorisation (empty, as on
  * Azure). */
@@ -110,24 +105,18 @@ out:
 	return ret;
 }
 
-/* The tee of an HCL report, from its magic and report_type. */
+/* The tee of an HCL report: ak_az_hcl_parse's checks, then report_type
+ * (the verifier checks the rest). */
 static const char *hcl_tee(const uint8_t *hcl, size_t len, char *why, size_t wlen)
 {
-	uint32_t type;
+	struct ak_az_hcl h;
+	char msg[256];
 
-	if (len < AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN ||
-	    memcmp(hcl, AK_AZ_HCL_MAGIC, 4) != 0) {
-		snprintf(why, wlen, "NV index: no HCL report (magic \"%s\" missing)",
-			 AK_AZ_HCL_MAGIC);
+	if (ak_az_hcl_parse(hcl, len, &h, msg, sizeof(msg)) < 0) {
+		snprintf(why, wlen, "NV index: no HCL report: %s", msg);
 		return NULL;
 	}
-	type = le32(hcl + AK_AZ_HCL_REQ_OFF + 8);
-	if (type == AK_AZ_REPORT_SNP)
-		return AK_AZ_TEE_SNP;
-	if (type == AK_AZ_REPORT_TDX)
-		return AK_AZ_TEE_TDX;
-	snprintf(why, wlen, "HCL report: report_type %u is neither SNP (2) nor TDX (4)", type);
-	return NULL;
+	return h.report_type == AK_AZ_REPORT_SNP ? AK_AZ_TEE_SNP : AK_AZ_TEE_TDX;
 }
 
 static void select_pcrs(TPML_PCR_SELECTION *sel, uint32_t mask)
@@ -290,31 +279,6 @@ static int vcek_member(const char *path, json_t *ev, char *why, size_t len)
 
 /* ---- THIM: Azure's copy of the VCEK chain (IMDS) ------------------------ */
 
-struct body {
-	char *buf;
-	size_t len;
-	bool too_big;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *user)
-{
-	struct body *b = user;
-	size_t add = size * n;
-	char *grown;
-
-	if (b->len + add > VCEK_CHAIN_MAX) {
-		b->too_big = true;
-		return 0;
-	}
-	if (!(grown = realloc(b->buf, b->len + add + 1)))
-		return 0;
-	b->buf = grown;
-	memcpy(b->buf + b->len, p, add);
-	b->len += add;
-	b->buf[b->len] = '\0';
-	return add;
-}
-
 /* One request to IMDS: GET url, or POST `post` (JSON) to it, with
  * "Metadata: true"; *answer the JSON object of a 200 answer. Failures in
  * why: "WHAT URL: reason". */
@@ -323,7 +287,7 @@ static int imds_call(const char *what, const char *url, const char *post, json_t
 {
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdr = NULL, *h2 = NULL;
-	struct body b = {0};
+	struct ak_body b = {.max = VCEK_CHAIN_MAX};
 	json_error_t jerr;
 	long status = 0;
 	CURL *h = NULL;
@@ -346,7 +310,7 @@ static int imds_call(const char *what, const char *url, const char *post, json_t
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	if (post)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, ak_body_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
 	rc = curl_easy_perform(h);
@@ -360,7 +324,7 @@ static int imds_call(const char *what, const char *url, const char *post, json_t
 		snprintf(why, len, "%s %.160s: HTTP %ld", what, url, status);
 		goto out;
 	}
-	*answer = b.buf ? json_loads(b.buf, 0, &jerr) : NULL;
+	*answer = b.data ? json_loads(b.data, 0, &jerr) : NULL;
 	if (!json_is_object(*answer)) {
 		json_decref(*answer);
 		*answer = NULL;
@@ -369,7 +333,7 @@ static int imds_call(const char *what, const char *url, const char *post, json_t
 	}
 	ret = 0;
 out:
-	free(b.buf);
+	free(b.data);
 	curl_slist_free_all(hdr);
 	if (h)
 		curl_easy_cleanup(h);

@@ -76,11 +76,6 @@ json_t *ev_tdx_evidence(const uint8_t *quote, size_t len)
 	return ev;
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* AMD SEV-SNP ABI / GHCB spec "certificate table": entries of {GUID[16],
  * offset u32 LE, length u32 LE}, ended by an all-zero entry. */
 size_t ev_cert_table_extent(const uint8_t *t, size_t len)
@@ -93,8 +88,8 @@ size_t ev_cert_table_extent(const uint8_t *t, size_t len)
 
 		if (memcmp(t + i, zero, sizeof(zero)) == 0)
 			break;
-		off = le32(t + i + 16);
-		n = le32(t + i + 20);
+		off = ak_get_le32(t + i + 16);
+		n = ak_get_le32(t + i + 20);
 		if (off + n > end)
 			end = (size_t)(off + n);
 	}

@@ -28,14 +28,6 @@ void ev_sim_azure_opts_init(struct ev_sim_azure_opts *o)
 	o->tpm_enabled = true;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
 /* Azure's AK: a restricted RSA-2048 signing key, RSASSA with SHA-256,
  * made a primary of the owner hierarchy (random `unique`, so that each
  * provisioning makes a new key) and persisted at handle. */
@@ -228,16 +220,16 @@ static uint8_t *hcl_report(const struct ev_sim_params *p, const char *rt, size_t
 		return NULL;
 	}
 	memcpy(buf, AK_AZ_HCL_MAGIC, 4);
-	put_le32(buf + 4, 1);                             /* version */
-	put_le32(buf + 8, (uint32_t)total);              /* report_size */
-	put_le32(buf + 12, 2);                            /* request_type */
-	put_le32(buf + 16, 0);                            /* status */
-	put_le32(buf + AK_AZ_HCL_REQ_OFF, (uint32_t)(AK_AZ_HCL_REQ_HDR_LEN + rt_len));
-	put_le32(buf + AK_AZ_HCL_REQ_OFF + 4, 1);         /* version */
-	put_le32(buf + AK_AZ_HCL_REQ_OFF + 8,
+	ak_put_le32(buf + 4, 1);                             /* version */
+	ak_put_le32(buf + 8, (uint32_t)total);              /* report_size */
+	ak_put_le32(buf + 12, 2);                            /* request_type */
+	ak_put_le32(buf + 16, 0);                            /* status */
+	ak_put_le32(buf + AK_AZ_HCL_REQ_OFF, (uint32_t)(AK_AZ_HCL_REQ_HDR_LEN + rt_len));
+	ak_put_le32(buf + AK_AZ_HCL_REQ_OFF + 4, 1);         /* version */
+	ak_put_le32(buf + AK_AZ_HCL_REQ_OFF + 8,
 		 p->tee == EV_SIM_TEE_TDX ? AK_AZ_REPORT_TDX : AK_AZ_REPORT_SNP);
-	put_le32(buf + AK_AZ_HCL_REQ_OFF + 12, 1);        /* hash_type SHA-256 */
-	put_le32(buf + AK_AZ_HCL_REQ_OFF + 16, (uint32_t)rt_len);
+	ak_put_le32(buf + AK_AZ_HCL_REQ_OFF + 12, 1);        /* hash_type SHA-256 */
+	ak_put_le32(buf + AK_AZ_HCL_REQ_OFF + 16, (uint32_t)rt_len);
 	memcpy(buf + AK_AZ_HCL_REQ_OFF + AK_AZ_HCL_REQ_HDR_LEN, rt, rt_len);
 	*out_len = total;
 	return buf;

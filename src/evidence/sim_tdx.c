@@ -537,12 +537,6 @@ static void put_le16(uint8_t *p, uint16_t v)
 	memcpy(p, &v, sizeof(v));
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
 static void put_le64(uint8_t *p, uint64_t v)
 {
 	v = htole64(v);
@@ -698,7 +692,7 @@ int ev_sim_tdx_quote(const struct ev_sim_params *p, const uint8_t report_data[AK
 	h = q;
 	put_le16(h + AK_TDX_OFF_VERSION, 4);
 	put_le16(h + AK_TDX_OFF_ATT_KEY_TYPE, AK_TDX_ATT_KEY_TYPE_ECDSA_P256);
-	put_le32(h + AK_TDX_OFF_TEE_TYPE, AK_TDX_TEE_TYPE_TDX);
+	ak_put_le32(h + AK_TDX_OFF_TEE_TYPE, AK_TDX_TEE_TYPE_TDX);
 	/* QE_SVN and PCE_SVN are reserved (zero) in v4 TDX quotes, as in the
 	 * vectors; the QE report and the PCK certificate carry them. */
 	memcpy(h + AK_TDX_OFF_QE_VENDOR_ID, intel_qe_vendor_id, 16);
@@ -720,14 +714,14 @@ int ev_sim_tdx_quote(const struct ev_sim_params *p, const uint8_t report_data[AK
 		memcpy(b + AK_TDX_BODY_RTMR0 + 48 * i, p->rtmr[i], 48);
 	memcpy(b + AK_TDX_BODY_REPORT_DATA, report_data, AK_BINDING_LEN);
 
-	put_le32(q + signed_len, (uint32_t)sig_len);
+	ak_put_le32(q + signed_len, (uint32_t)sig_len);
 	s = q + signed_len + 4;
 	ret = -EINVAL;
 	if (sign_p256(c.att_key, q, signed_len, s) < 0)
 		goto out;
 	memcpy(s + 64, att_pub, 64);
 	put_le16(s + 128, AK_TDX_CERT_TYPE_QE_REPORT);
-	put_le32(s + 130, (uint32_t)qe_cert_len);
+	ak_put_le32(s + 130, (uint32_t)qe_cert_len);
 	s += 134;
 	for (int i = 0; i < QE_AUTH_LEN; i++)
 		auth[i] = (uint8_t)i; /* what Intel's QE puts there */
@@ -739,7 +733,7 @@ int ev_sim_tdx_quote(const struct ev_sim_params *p, const uint8_t report_data[AK
 	memcpy(s + 2, auth, QE_AUTH_LEN);
 	s += 2 + QE_AUTH_LEN;
 	put_le16(s, AK_TDX_CERT_TYPE_PCK_CHAIN);
-	put_le32(s + 2, (uint32_t)c.chain_len);
+	ak_put_le32(s + 2, (uint32_t)c.chain_len);
 	memcpy(s + 6, c.chain, c.chain_len);
 	*quote = q;
 	*len = total;

@@ -31,11 +31,6 @@
 #include "attestkey/secmem.h"
 #include "p11.h"
 
-struct body {
-	char *data;
-	size_t len;
-	bool too_big;
-};
 
 struct client {
 	const struct p11_config *cfg;
@@ -74,26 +69,6 @@ static void curl_init(void)
 		       d && d->ssl_version ? d->ssl_version : "no TLS library");
 		curl_init_status = CURLE_NOT_BUILT_IN;
 	}
-}
-
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *user)
-{
-	struct body *b = user;
-	size_t n = size * nmemb;
-	char *nd;
-
-	if (n > AK_MAX_BODY - b->len) {
-		b->too_big = true;
-		return 0; /* aborts the transfer */
-	}
-	nd = realloc(b->data, b->len + n + 1);
-	if (!nd)
-		return 0;
-	memcpy(nd + b->len, ptr, n);
-	b->data = nd;
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
 }
 
 /* libcurl calls this about once a second and on every transfer event,
@@ -144,7 +119,7 @@ static bool is_json_type(const char *ctype)
  * one that closed before the answer and how much of it came, an answer too
  * large), then libcurl's own words. */
 static void transport_failure(struct client *c, const char *base, const char *method,
-			      const char *path, CURLcode cc, const struct body *b,
+			      const char *path, CURLcode cc, const struct ak_body *b,
 			      const char *errbuf)
 {
 	char what[CURL_ERROR_SIZE + 256];
@@ -197,7 +172,7 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 {
 	const struct p11_config *cfg = c->cfg;
 	struct curl_slist *hdrs = NULL;
-	struct body b = { 0 };
+	struct ak_body b = {.max = AK_MAX_BODY};
 	char url[1024], errbuf[CURL_ERROR_SIZE] = "", what[CURL_ERROR_SIZE + 256], text[200];
 	char *ctype = NULL;
 	size_t blen = strlen(base);
@@ -249,7 +224,7 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	} else {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	}
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, ak_body_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "attestkey-pkcs11/" PACKAGE_VERSION);

@@ -327,34 +327,7 @@ static void curl_init(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-struct body {
-	uint8_t *buf;
-	size_t len;
-	bool too_big;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *user)
-{
-	struct body *b = user;
-	size_t add = size * n;
-	uint8_t *grown;
-
-	if (b->len + add > KDS_MAX_BODY) {
-		b->too_big = true;
-		return 0;
-	}
-	grown = realloc(b->buf, b->len + add + 1);
-	if (!grown)
-		return 0;
-	b->buf = grown;
-	memcpy(b->buf + b->len, p, add);
-	b->len += add;
-	return add;
-}
-
-/* One GET within `seconds`: the HTTP status (0 on a transport error, with
- * err set), the body, and Retry-After in seconds (-1 when absent). */
-static long get_once(const char *url, double seconds, struct body *b, long *retry_after,
+static long get_once(const char *url, double seconds, struct ak_body *b, long *retry_after,
 		     char *err, size_t errlen)
 {
 	char ebuf[CURL_ERROR_SIZE] = "";
@@ -377,7 +350,7 @@ static long get_once(const char *url, double seconds, struct body *b, long *retr
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, ak_body_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "attestkey/" PACKAGE_VERSION);
@@ -440,7 +413,7 @@ enum ak_reason vf_kds_get(const struct vf_kds_conf *c, const char *what, const c
 		return AK_R_INTERNAL;
 	}
 	for (int attempt = 0; attempt < KDS_MAX_ATTEMPTS; attempt++) {
-		struct body b = {0};
+		struct ak_body b = {.max = KDS_MAX_BODY};
 		double left = deadline - vf_kds_now(), wait;
 		long status, retry_after;
 
@@ -452,12 +425,12 @@ enum ak_reason vf_kds_get(const struct vf_kds_conf *c, const char *what, const c
 		ak_debug("KDS fetch: %s (attempt %d, %.1f s left)", url, attempt + 1, left);
 		status = get_once(url, left, &b, &retry_after, err, sizeof(err));
 		if (status == 200 && b.len > 0) {
-			cache_write(c, url, b.buf, b.len);
-			*out = b.buf;
+			cache_write(c, url, (const uint8_t *)b.data, b.len);
+			*out = (uint8_t *)b.data;
 			*len = b.len;
 			return AK_R_OK;
 		}
-		free(b.buf);
+		free(b.data);
 		if (status != 429 && status != 503) {
 			if (status)
 				vf_set_msg(msg, msglen, "AMD KDS answered HTTP %ld for the %s (%s)",

@@ -255,32 +255,10 @@ out:
 /* ---- Intel PCS / PCCS ------------------------------------------------------ */
 
 struct http {
-	uint8_t *body;
-	size_t len;
-	bool too_big;
+	struct ak_body body;
 	const char *want_header;
 	char *header; /* its raw (URL-encoded) value */
 };
-
-static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
-{
-	struct http *h = arg;
-	size_t add = size * n;
-	uint8_t *grown;
-
-	if (h->len + add > FETCH_MAX) {
-		h->too_big = true;
-		return 0;
-	}
-	grown = realloc(h->body, h->len + add + 1);
-	if (!grown)
-		return 0;
-	h->body = grown;
-	memcpy(h->body + h->len, ptr, add);
-	h->len += add;
-	h->body[h->len] = '\0';
-	return add;
-}
 
 static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
 {
@@ -302,7 +280,7 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
 /* GET base/path; the body and the issuer chain header (URL-decoded PEM). */
 static int pcs_get(const char *base, const struct item *it, struct got *g, char *err, size_t errlen)
 {
-	struct http h = {.want_header = it->chain_header};
+	struct http h = {.body.max = FETCH_MAX, .want_header = it->chain_header};
 	char *url = NULL, *pem = NULL;
 	CURL *c = curl_easy_init();
 	long status = 0;
@@ -320,8 +298,8 @@ static int pcs_get(const char *base, const struct item *it, struct got *g, char 
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ak_body_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &h.body);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
 	t0 = ak_now_us();
@@ -330,14 +308,14 @@ static int pcs_get(const char *base, const struct item *it, struct got *g, char 
 	ak_fetch_observe(AK_FETCH_PCS, cc == CURLE_OK ? status : 0, ak_now_us() - t0);
 	if (cc != CURLE_OK) {
 		snprintf(err, errlen, "GET %s failed: %s", url,
-			 h.too_big ? "answer larger than 4 MiB" : curl_easy_strerror(cc));
+			 h.body.too_big ? "answer larger than 4 MiB" : curl_easy_strerror(cc));
 		goto out;
 	}
 	if (status != 200) {
 		snprintf(err, errlen, "GET %s answered HTTP %ld", url, status);
 		goto out;
 	}
-	if (!h.len) {
+	if (!h.body.len) {
 		snprintf(err, errlen, "GET %s answered an empty body", url);
 		goto out;
 	}
@@ -350,9 +328,9 @@ static int pcs_get(const char *base, const struct item *it, struct got *g, char 
 			goto out;
 		}
 	}
-	g->data = h.body;
-	g->len = h.len;
-	h.body = NULL;
+	g->data = (uint8_t *)h.body.data;
+	g->len = h.body.len;
+	h.body.data = NULL;
 	ret = 0;
 out:
 	if (ret < 0) {
@@ -360,7 +338,7 @@ out:
 		g->chain = NULL;
 	}
 	curl_free(pem);
-	free(h.body);
+	free(h.body.data);
 	free(h.header);
 	free(url);
 	curl_easy_cleanup(c);
