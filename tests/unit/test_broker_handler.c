@@ -622,6 +622,22 @@ static void test_az_dispatch(void **state)
 	assert_string_equal(json_string_value(json_object_get(line, "vm_unique_id")),
 			    "911B0EF8-TEST");
 	json_decref(line);
+	/* az-tdx-vtpm on a broker without [tdx] roots: tee_unsupported, naming
+	 * what this broker verifies, the verifier never asked */
+	challenge("web", nonce);
+	json_decref(body);
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "tee", json_string("az-tdx-vtpm"));
+	json_object_set_new(body, "evidence", json_pack("{s:s}", "hcl_report", "AAAA"));
+	t->tee = BROKER_TEE_BIT_AZ_SNP | BROKER_TEE_BIT_AZ_TDX;
+	fake_az_calls = 0;
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	assert_int_equal(st, 400);
+	assert_string_equal(json_string_value(json_object_get(rep, "error")), "tee_unsupported");
+	assert_non_null(strstr(json_string_value(json_object_get(rep, "message")),
+			       "this broker verifies: snp, az-snp-vtpm)"));
+	json_decref(rep);
+	assert_int_equal(fake_az_calls, 0);
 	t->tee = saved_tee;
 	json_decref(body);
 	json_decref(pub);
