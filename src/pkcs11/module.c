@@ -48,6 +48,7 @@ struct token {
 	const struct p11_token_config *conf; /* points into g.cfg */
 	pthread_rwlock_t lock;               /* keys, logged_in */
 	pthread_mutex_t login_lock;          /* one attested login at a time */
+	atomic_bool renew_cancel;            /* a logout aborts its renewal */
 	struct p11_keyset *keys;             /* NULL: none held */
 	bool logged_in;
 	/* The public view before login (protocol.md section 7): read from the
@@ -427,6 +428,25 @@ static bool token_wipe_inlock(size_t slot, uint64_t gen, bool revoked)
 	return true;
 }
 
+/*
+ * After a logout wiped a token's keys: a renewal of that token still in
+ * flight (on the renewer thread, or inline in another thread's operation)
+ * is aborted at its next transfer callback and waited for. Its new keys
+ * and the PIN copy it holds are then freed before C_Logout returns:
+ * otherwise they stayed in the process until the broker answered, up to
+ * the timeout. A C_Login of the token running meanwhile is waited for, as
+ * if it had come first. Called with no lock held (login_lock comes first).
+ */
+static void renewal_drain(size_t slot)
+{
+	struct token *t = &g.tokens[slot];
+
+	atomic_store(&t->renew_cancel, true);
+	pthread_mutex_lock(&t->login_lock);
+	atomic_store(&t->renew_cancel, false);
+	pthread_mutex_unlock(&t->login_lock);
+}
+
 static bool token_logged_in(size_t slot)
 {
 	struct token *t = &g.tokens[slot];
@@ -523,7 +543,8 @@ static void retry_later(size_t slot, uint64_t gen, const struct p11_release_info
 static void token_renew(size_t slot, bool inline_call)
 {
 	struct token *t = &g.tokens[slot];
-	struct p11_release_info info = { .renewal = true, .stop = &rn_abort };
+	struct p11_release_info info = { .renewal = true, .stop = &rn_abort,
+					 .cancel = &t->renew_cancel };
 	struct p11_keyset *ks = NULL, *old = NULL;
 	uint8_t *pin = NULL;
 	size_t pin_len = 0;
@@ -603,6 +624,9 @@ static void token_renew(size_t slot, bool inline_call)
 		pthread_mutex_unlock(&g.lock);
 		if (wiped)
 			ak_log(AK_LOG_ERR, "token '%s': keys wiped: %s", t->conf->name, info.why);
+	} else if (atomic_load(&t->renew_cancel)) {
+		ak_log(AK_LOG_INFO, "token '%s': a lease renewal in flight was abandoned: the token logged out",
+		       t->conf->name);
 	} else if (!atomic_load(&rn_abort)) {
 		retry_later(slot, gen, &info, ak_now_us());
 	}
@@ -1223,6 +1247,7 @@ static CK_RV close_sessions(bool all, CK_SESSION_HANDLE h, CK_SLOT_ID slot)
 {
 	CK_RV rv = all ? CKR_OK : CKR_SESSION_HANDLE_INVALID;
 	size_t i = 0, left = 0;
+	bool wiped = false;
 
 	pthread_mutex_lock(&g.lock);
 	if (!g.initialized) {
@@ -1252,10 +1277,11 @@ static CK_RV close_sessions(bool all, CK_SESSION_HANDLE h, CK_SLOT_ID slot)
 			left += g.sessions[i]->slot == slot;
 		/* keys inherited across fork but not logged in yet stay: the
 		 * child's C_Login still needs them */
-		if (!left && token_logged_in(slot))
-			token_wipe_inlock(slot, ANY_GEN, false);
+		wiped = !left && token_logged_in(slot) && token_wipe_inlock(slot, ANY_GEN, false);
 	}
 	pthread_mutex_unlock(&g.lock);
+	if (wiped)
+		renewal_drain(slot);
 	return rv;
 }
 
@@ -1427,6 +1453,8 @@ static CK_RV p11_C_Logout(CK_SESSION_HANDLE hSession)
 	else
 		token_wipe_inlock(slot, ANY_GEN, false);
 	pthread_mutex_unlock(&g.lock);
+	if (rv == CKR_OK)
+		renewal_drain(slot);
 	return rv;
 }
 

@@ -231,6 +231,8 @@ struct p11_release_info {
 				* logged here but returned in why (the caller
 				* logs one line) */
 	const atomic_bool *stop; /* in, may be NULL: aborts the transfers */
+	const atomic_bool *cancel; /* in, may be NULL: aborts them too (one
+				    * token's C_Logout; stop: the process's) */
 	enum p11_outcome outcome;
 	long lease;            /* seconds, the release's "lease"; 0: none */
 	char id[72];           /* release id, or the refusal's id */

@@ -35,6 +35,7 @@
 struct client {
 	const struct p11_config *cfg;
 	const atomic_bool *stop; /* background refresh: abort when set */
+	const atomic_bool *cancel; /* a renewal: its token logged out */
 	const char *token;
 	size_t cur;           /* broker that answered last */
 	char failures[1024];  /* transport failures, for the one final line */
@@ -71,8 +72,14 @@ static void curl_init(void)
 	}
 }
 
+static bool stopped(const struct client *c)
+{
+	return (c->stop && atomic_load(c->stop)) || (c->cancel && atomic_load(c->cancel));
+}
+
 /* libcurl calls this about once a second and on every transfer event,
- * connecting included: C_Finalize stops a background refresh through it. */
+ * connecting included: C_Finalize stops a background refresh or renewal
+ * through it, and C_Logout its token's renewal. */
 static int stop_cb(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		   curl_off_t ulnow)
 {
@@ -80,7 +87,7 @@ static int stop_cb(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t 
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	return atomic_load((const atomic_bool *)user) ? 1 : 0;
+	return stopped(user) ? 1 : 0;
 }
 
 /* Broker text goes into our log: keep it printable and short. */
@@ -228,10 +235,10 @@ static CK_RV post_one(struct client *c, const char *base, const char *path, cons
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "attestkey-pkcs11/" PACKAGE_VERSION);
-	if (c->stop) {
+	if (c->stop || c->cancel) {
 		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stop_cb);
-		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)c->stop);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)c);
 	}
 
 	cc = curl_easy_perform(h);
@@ -1067,6 +1074,7 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	info->id[0] = info->why[0] = '\0';
 	c.info = info;
 	c.stop = info->stop;
+	c.cancel = info->cancel;
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_status != CURLE_OK) {
 		ak_log(AK_LOG_ERR, "token '%s': libcurl cannot be initialised: %s", token,
@@ -1079,11 +1087,11 @@ CK_RV p11_release(const struct p11_config *cfg, const char *token, const uint8_t
 	}
 	/* Each broker from the start: a fresh challenge there, never a nonce
 	 * of another (docs/protocol.md §8). */
-	for (c.cur = 0; c.cur < cfg->n_brokers; c.cur++) {
+	for (c.cur = 0; c.cur < cfg->n_brokers && !stopped(&c); c.cur++) {
 		c.retry = false;
 		c.why[0] = '\0';
 		rv = login_at(&c, pin, pin_len, out);
-		if (rv == CKR_OK || !c.retry)
+		if (rv == CKR_OK || !c.retry || stopped(&c))
 			break;
 		if (c.cur + 1 < cfg->n_brokers) {
 			ak_log(AK_LOG_WARNING, "token '%s': failing over from broker %s (%s) to %s",

@@ -7,7 +7,7 @@
 # refusal id, the secure heap back to its pre-login use) and the next
 # C_Login is refused; with CKF_LIBRARY_CANT_CREATE_OS_THREADS the renewal
 # runs inline and the module starts no thread; C_Finalize during a
-# renewal returns.
+# renewal returns; C_Logout during a renewal abandons it and waits for it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lease-lib.sh"
 
@@ -80,6 +80,30 @@ check "finalize: the renewal thread existed" test "$(field "$T/fin.out" threads_
 check "finalize: no thread is left" test "$(field "$T/fin.out" threads_after_finalize)" = 1
 diag "C_Finalize took $(field "$T/fin.out" finalize_seconds) s; renewal lines: $(renewal_ids "$T/fin.err" | wc -l)"
 write_module_conf
+
+# 5. C_Logout while a renewal waits for the broker: the broker is stopped
+# (SIGSTOP) once the application has logged in, so the renewal due at
+# 1.8-2.4 s hangs in its request until the module's timeout; the
+# application logs out at 5 s. C_Logout aborts that renewal and waits for
+# it, so that the PIN it kept and any keys it was receiving are gone when
+# C_Logout returns (before, they stayed until the timeout).
+"$HOST" "$AK_MODULE" sign 5 1234 >"$T/logout.out" 2>"$T/logout.err" &
+host=$!
+AK_PIDS="$AK_PIDS $host"
+check "logout: the application logged in" wait_ready "$T/logout.out"
+kill -STOP "$BROKER_PID"
+wait "$host"
+kill -CONT "$BROKER_PID"
+diag "secure heap: before login $(field "$T/logout.out" secure_before_login), after C_Logout $(field "$T/logout.out" secure_after_logout)"
+check "logout: C_Logout returns CKR_OK" grep -q '^logout: CKR_OK$' "$T/logout.out"
+check "logout: a renewal was in flight, and C_Logout abandoned it (one line says so)" \
+	test "$(grep -c 'lease renewal in flight was abandoned: the token logged out' "$T/logout.err")" = 1
+check "logout: no renewal completed, and none was retried as an outage" \
+	bash -c "! grep -q 'lease renewed in pid\|lease renewal failed' '$T/logout.err'"
+check "logout: when C_Logout returns, the secure heap is back at its pre-login use (no PIN, no keys of the renewal)" \
+	test "$(field "$T/logout.out" secure_after_logout)" = "$(field "$T/logout.out" secure_before_login)"
+check "logout: C_Finalize returns" grep -q '^finalize: CKR_OK$' "$T/logout.out"
+check "logout: the broker serves again" bash -c "curl -s --max-time 20 --cacert $T/pki/broker-ca.pem $BROKER_URL/v1/health | jq -e '.status == \"ok\"'"
 
 check "no sanitizer report" bash -c "! grep -q 'ERROR: \(Address\|Leak\|Thread\)Sanitizer\|runtime error' '$T'/*.err"
 finish
