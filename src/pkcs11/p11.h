@@ -254,6 +254,16 @@ CK_RV p11_public_fetch(const struct p11_config *cfg, const char *token, const at
 /* The objects (public keys, certificates) of a public view. */
 CK_RV p11_public_parse(const char *token, const json_t *view, struct p11_keyset **out);
 
+/* For tests/fuzz only: what p11_release() does with a challenge's answer
+ * (its nonce and the envelope picked, *alg) and with a release's answer
+ * (every key opened with eph, all or nothing) once each has arrived with
+ * HTTP 200, without a transfer. cfg needs one broker, named in the log. */
+CK_RV p11_challenge_answer(const struct p11_config *cfg, const char *token, const json_t *resp,
+			   const char **alg, char **nonce);
+CK_RV p11_release_answer(const struct p11_config *cfg, const char *token, const char *alg,
+			 const char *nonce, EVP_PKEY *eph, const json_t *resp,
+			 struct p11_keyset **out, struct p11_release_info *info);
+
 /* ---- the public view's cache file (pubcache.c) ------------------------ */
 /* Read the cached public view of `token` (attestkey.conf(5) cache_dir):
  * 0 and *view, -ENOENT when there is none (or it was written for other

@@ -470,29 +470,18 @@ static void lease_of(struct client *c, const json_t *resp)
 		       c->token, c->cfg->brokers[c->cur]);
 }
 
-static CK_RV challenge(struct client *c, char **nonce)
+/* A challenge's answer (HTTP 200): its nonce, the evidence types the
+ * broker verifies (c->tees) and the envelope this module picks (c->alg).
+ * Logs what is wrong. */
+static CK_RV challenge_answer(struct client *c, const json_t *resp, char **nonce)
 {
-	json_t *req = json_pack("{s:s}", "token", c->token), *resp = NULL, *v;
-	char *body = req ? dump(req) : NULL;
-	long status = 0;
-	CK_RV rv = CKR_HOST_MEMORY;
+	const json_t *v = json_object_get(resp, "nonce");
 
 	*nonce = NULL;
-	if (!body)
-		goto out;
-	rv = post(c, AK_PROTOCOL_PATH_CHALLENGE, body, &status, &resp);
-	if (rv != CKR_OK)
-		goto out;
-	if (status != 200) {
-		rv = refusal(c, "challenge", status, resp);
-		goto out;
-	}
-	rv = CKR_DEVICE_ERROR;
-	v = json_object_get(resp, "nonce");
 	if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > 1024) {
 		ak_log(AK_LOG_ERR, "token '%s': broker %s answered the challenge without a nonce",
 		       c->token, c->cfg->brokers[c->cur]);
-		goto out;
+		return CKR_DEVICE_ERROR;
 	}
 	/* Optional members: refuse early and clearly if they exclude us.
 	 * Which TEE answers is known only once the evidence is collected
@@ -509,11 +498,29 @@ static CK_RV challenge(struct client *c, char **nonce)
 		ak_log(AK_LOG_ERR, "token '%s': broker %s offers no release envelope this module opens (it offers: %s; this module: %s, %s, %s, %s)",
 		       c->token, c->cfg->brokers[c->cur], list, AK_ALG_V2_ECDH,
 		       AK_HSMENV_ALG_OAEP_256, AK_HSMENV_ALG_OAEP, AK_ALG_V1);
-		rv = CKR_FUNCTION_REJECTED;
-		goto out;
+		return CKR_FUNCTION_REJECTED;
 	}
 	*nonce = strdup(json_string_value(v));
-	rv = *nonce ? CKR_OK : CKR_HOST_MEMORY;
+	return *nonce ? CKR_OK : CKR_HOST_MEMORY;
+}
+
+static CK_RV challenge(struct client *c, char **nonce)
+{
+	json_t *req = json_pack("{s:s}", "token", c->token), *resp = NULL;
+	char *body = req ? dump(req) : NULL;
+	long status = 0;
+	CK_RV rv = CKR_HOST_MEMORY;
+
+	*nonce = NULL;
+	if (!body)
+		goto out;
+	rv = post(c, AK_PROTOCOL_PATH_CHALLENGE, body, &status, &resp);
+	if (rv != CKR_OK)
+		goto out;
+	if (status != 200)
+		rv = refusal(c, "challenge", status, resp);
+	else
+		rv = challenge_answer(c, resp, nonce);
 out:
 	free(body);
 	json_decref(req);
@@ -865,6 +872,74 @@ static void eph_make_rsa(struct eph_job *j)
 	}
 }
 
+/* A release's answer (HTTP 200) to a request that asked c->alg, with eph
+ * the login's ephemeral key and nonce its challenge's: the release id and
+ * lease into c->info, then every key into *out, all or nothing. Logs what
+ * is wrong. */
+static CK_RV release_answer(struct client *c, const json_t *resp, EVP_PKEY *eph,
+			    const char *nonce, struct p11_keyset **out, unsigned *threads)
+{
+	const char *token = c->token, *broker = c->cfg->brokers[c->cur];
+	struct opener o = { .c = c };
+	struct p11_keyset *ks = NULL;
+	const json_t *keys, *env_j;
+	CK_RV rv = CKR_DEVICE_ERROR;
+
+	*out = NULL;
+	release_id(resp, c->info->id, sizeof(c->info->id));
+	lease_of(c, resp);
+	keys = json_object_get(resp, "keys");
+	if (!json_is_array(keys) ||
+	    !json_is_string(json_object_get(resp, "token")) ||
+	    strcmp(json_string_value(json_object_get(resp, "token")), token) != 0) {
+		ak_log(AK_LOG_ERR, "token '%s': broker %s answered the release without this token's keys",
+		       token, broker);
+		goto out;
+	}
+	/* the envelope asked, and only that one (§4) */
+	env_j = json_object_get(resp, "envelope");
+	if (strcmp(c->alg, AK_ALG_V1) == 0 ? env_j != NULL : !json_is_object(env_j)) {
+		ak_log(AK_LOG_ERR, "token '%s': broker %s answered a %s request with %s", token,
+		       broker, c->alg, env_j ? "a v2 envelope" : "a release without its v2 envelope");
+		goto out;
+	}
+	o.keys = keys;
+	o.n = json_array_size(keys);
+	o.eph = eph;
+	if (env_j) {
+		const char *why = NULL;
+
+		if (o.n > AK_V2_MAX_KEYS) {
+			ak_log(AK_LOG_ERR, "token '%s': the release holds more than %d keys", token,
+			       AK_V2_MAX_KEYS);
+			goto out;
+		}
+		o.hsm = ak_hsmenv_alg_known(c->alg);
+		if (o.hsm ? open_hsm(env_j, c->alg, eph, &o.kek, &why) < 0
+			  : ak_env_open_begin(eph, env_j, c->alg, token, nonce, &o.env, &why) < 0) {
+			ak_log(AK_LOG_ERR, "token '%s': the release from %s cannot be opened: %s",
+			       token, broker, why);
+			goto out;
+		}
+	}
+	ks = calloc(1, sizeof(*ks));
+	if (!ks) {
+		rv = CKR_HOST_MEMORY;
+		goto out;
+	}
+	rv = unwrap_all(&o, ks);
+	if (rv == CKR_OK) {
+		*threads = o.threads;
+		*out = ks;
+		ks = NULL;
+	}
+out:
+	p11_keyset_free(ks);
+	ak_env_free(o.env); /* wipes the release's content key */
+	ak_secbuf_clear(&o.kek); /* and the HSM envelope's AES key */
+	return rv;
+}
+
 /* One attested login at broker c->cur: a fresh challenge, evidence bound
  * to it, the release. c->retry is set when the next broker should be
  * tried (see post()). */
@@ -878,11 +953,11 @@ static CK_RV login_at(struct client *c, const uint8_t *pin, size_t pin_len,
 	EVP_PKEY *eph = NULL;
 	/* P-256 for v2, which every attestkey broker offers since (§4.4) */
 	struct eph_job job = { .crv = "P-256" };
-	struct opener o = { .c = c };
 	pthread_t th;
 	bool threaded = false;
-	json_t *jpin = NULL, *keys, *env_j;
-	char *nonce = NULL, *body = NULL, id[72] = "";
+	unsigned threads = 1;
+	json_t *jpin = NULL;
+	char *nonce = NULL, *body = NULL;
 	uint8_t thp[AK_THUMBPRINT_LEN], binding[AK_BINDING_LEN];
 	const char *tee = NULL;
 	int64_t t[5];
@@ -970,56 +1045,11 @@ static CK_RV login_at(struct client *c, const uint8_t *pin, size_t pin_len,
 		rv = refusal(c, "release", status, resp);
 		goto out;
 	}
-	release_id(resp, id, sizeof(id));
-	snprintf(c->info->id, sizeof(c->info->id), "%s", id);
-	lease_of(c, resp);
-
-	rv = CKR_DEVICE_ERROR;
-	keys = json_object_get(resp, "keys");
-	if (!json_is_array(keys) ||
-	    !json_is_string(json_object_get(resp, "token")) ||
-	    strcmp(json_string_value(json_object_get(resp, "token")), token) != 0) {
-		ak_log(AK_LOG_ERR, "token '%s': broker %s answered the release without this token's keys",
-		       token, cfg->brokers[c->cur]);
-		goto out;
-	}
-	/* the envelope asked, and only that one (§4) */
-	env_j = json_object_get(resp, "envelope");
-	if (strcmp(c->alg, AK_ALG_V1) == 0 ? env_j != NULL : !json_is_object(env_j)) {
-		ak_log(AK_LOG_ERR, "token '%s': broker %s answered a %s request with %s", token,
-		       cfg->brokers[c->cur], c->alg,
-		       env_j ? "a v2 envelope" : "a release without its v2 envelope");
-		goto out;
-	}
-	o.keys = keys;
-	o.n = json_array_size(keys);
-	o.eph = eph;
-	if (env_j) {
-		const char *why = NULL;
-
-		if (o.n > AK_V2_MAX_KEYS) {
-			ak_log(AK_LOG_ERR, "token '%s': the release holds more than %d keys", token,
-			       AK_V2_MAX_KEYS);
-			goto out;
-		}
-		o.hsm = ak_hsmenv_alg_known(c->alg);
-		if (o.hsm ? open_hsm(env_j, c->alg, eph, &o.kek, &why) < 0
-			  : ak_env_open_begin(eph, env_j, c->alg, token, nonce, &o.env, &why) < 0) {
-			ak_log(AK_LOG_ERR, "token '%s': the release from %s cannot be opened: %s",
-			       token, cfg->brokers[c->cur], why);
-			goto out;
-		}
-	}
-	ks = calloc(1, sizeof(*ks));
-	if (!ks) {
-		rv = CKR_HOST_MEMORY;
-		goto out;
-	}
-	rv = unwrap_all(&o, ks);
+	rv = release_answer(c, resp, eph, nonce, &ks, &threads);
 	if (rv != CKR_OK)
 		goto out; /* no partial key set */
 	ak_debug("token '%s': %zu key(s) released by %s (%s, opened on %u thread(s))", token,
-		 ks->n_keys, cfg->brokers[c->cur], c->alg, o.threads);
+		 ks->n_keys, cfg->brokers[c->cur], c->alg, threads);
 	/* one line per login, read by tests/bench/login.sh; "ephemeral" is
 	 * what the key added after the challenge (0 when it was ready) */
 	ak_debug("token '%s': login timing (us): challenge=%" PRId64 " ephemeral=%" PRId64
@@ -1030,17 +1060,16 @@ static CK_RV login_at(struct client *c, const uint8_t *pin, size_t pin_len,
 	/* the operator matches this line with the broker's audit line */
 	if (c->info->renewal)
 		ak_log(AK_LOG_INFO, "token '%s': lease renewed in pid %ld: %zu key(s) released by %s, release id %s, lease %ld s",
-		       token, (long)getpid(), ks->n_keys, cfg->brokers[c->cur], id, c->info->lease);
+		       token, (long)getpid(), ks->n_keys, cfg->brokers[c->cur], c->info->id,
+		       c->info->lease);
 	else
 		ak_log(AK_LOG_INFO, "token '%s': %zu key(s) released by %s, release id %s", token,
-		       ks->n_keys, cfg->brokers[c->cur], id);
+		       ks->n_keys, cfg->brokers[c->cur], c->info->id);
 	*out = ks;
 	ks = NULL;
 	rv = CKR_OK;
 out:
 	p11_keyset_free(ks);
-	ak_env_free(o.env); /* wipes the release's content key */
-	ak_secbuf_clear(&o.kek); /* and the HSM envelope's AES key */
 	EVP_PKEY_free(eph); /* the ephemeral key is gone after this login (OpenSSL wipes it) */
 	json_decref(pub);
 	json_decref(evidence);
@@ -1228,4 +1257,29 @@ out:
 	json_decref(resp);
 	curl_easy_cleanup(c.h);
 	return rv;
+}
+
+/* tests/fuzz (fuzz_module_response): the handling of each answer once it
+ * has arrived (HTTP 200, parsed JSON), without a transfer, as the login
+ * does it; cfg needs one broker, for the log lines. */
+CK_RV p11_challenge_answer(const struct p11_config *cfg, const char *token, const json_t *resp,
+			   const char **alg, char **nonce)
+{
+	struct p11_release_info info = { 0 };
+	struct client c = { .cfg = cfg, .token = token, .info = &info };
+	CK_RV rv = challenge_answer(&c, resp, nonce);
+
+	*alg = c.alg;
+	json_decref(c.tees);
+	return rv;
+}
+
+CK_RV p11_release_answer(const struct p11_config *cfg, const char *token, const char *alg,
+			 const char *nonce, EVP_PKEY *eph, const json_t *resp,
+			 struct p11_keyset **out, struct p11_release_info *info)
+{
+	struct client c = { .cfg = cfg, .token = token, .info = info, .alg = alg };
+	unsigned threads;
+
+	return release_answer(&c, resp, eph, nonce, out, &threads);
 }

@@ -1,19 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The PKCS#11 module's side of a release: what it does with the keys of a
- * /v1/keys answer, through the library functions src/pkcs11/release.c
- * uses (the JSON handling around them is static there): the v1 JWE
+/* The PKCS#11 module's side of a login: what src/pkcs11/release.c does
+ * with the broker's answers once they have arrived, through the functions
+ * the login itself calls (p11_challenge_answer, p11_release_answer):
+ * the challenge's nonce and envelope choice; the release's id, lease,
+ * token, envelope and each key's metadata; the v1 JWE
  * (ak_jwe_decrypt_with), the v2 envelope (ak_env_open_begin/_key), the HSM
- * envelope (ak_hsmenv_open/_unwrap, ak_hsmenv_key_id), then the PKCS#8
- * decoder (ak_privkey_from_pkcs8) on what decrypts.
+ * envelope (ak_hsmenv_open/_unwrap, ak_hsmenv_key_id); the PKCS#8 decoder
+ * (ak_privkey_from_pkcs8) on what decrypts and the PKCS#11 objects made of
+ * it; and the public view (p11_public_parse).
  *
  * The module's ephemeral keys are fixed test keys (tests/fuzz/keys/,
  * made for this and nothing else), so that seeds made by the broker's own
  * sealing functions decrypt: AK_FUZZ_WRITE_SEEDS=DIR makes this program
  * write such seeds into DIR and exit (tests/fuzz/README.md).
  *
- * Input: byte 0 mod 3 says what the request asked: 0 v1 (ECDH-ES+A256GCM
- * JWEs), 1 v2 (ak2-ECDH-ES+A256GCM), 2 the HSM envelope (byte 0 bit 2:
- * OAEP SHA-256, else SHA-1); the rest is the answer's JSON text. */
+ * Input: byte 0 bit 3 set: the rest is a challenge's answer; else bit 4
+ * set: a public view (GET /v1/public); else a release's answer to the
+ * request byte 0 mod 3 says: 0 v1 (ECDH-ES+A256GCM JWEs), 1 v2
+ * (ak2-ECDH-ES+A256GCM), 2 the HSM envelope (byte 0 bit 2: OAEP SHA-256,
+ * else SHA-1). */
 #include "config.h"
 
 #include <stdio.h>
@@ -21,6 +26,7 @@
 #include <string.h>
 #include <jansson.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "attestkey/common.h"
 #include "attestkey/envelope.h"
@@ -29,12 +35,12 @@
 #include "attestkey/pkey.h"
 #include "attestkey/protocol.h"
 #include "attestkey/secmem.h"
+#include "../../src/pkcs11/p11.h"
 #include "fuzz.h"
 
 #define TOKEN "web"
 /* a nonce as issued: 87 base64url characters */
 #define NONCE "bm9uY2Utb2YtdGhlLWZ1enotdGFyZ2V0LW1vZHVsZV9yZXNwb25zZS0xMjM0NTY3ODkwYWJjZGVmZ2hpamtsbW5v"
-#define MAX_KEYS 16
 
 static EVP_PKEY *eph_ec, *eph_rsa;
 
@@ -72,100 +78,39 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* release.c's entry_meta(), in short: the members the AAD binds. */
-static bool entry_meta(const json_t *k, struct ak_key_meta *m, uint8_t **cert)
-{
-	const char *cert64 = json_string_value(json_object_get(k, "cert"));
-	const json_t *ver = json_object_get(k, "version");
-
-	*m = (struct ak_key_meta){.label = json_string_value(json_object_get(k, "label")),
-				  .id = json_string_value(json_object_get(k, "id")),
-				  .type = json_string_value(json_object_get(k, "type"))};
-	if (!m->label || !m->id || !m->type)
-		return false;
-	if (ver) {
-		if (!json_is_integer(ver) || json_integer_value(ver) < 1)
-			return false;
-		m->version = (uint64_t)json_integer_value(ver);
-	}
-	if (cert64 && !(*cert = ak_b64url_decode(cert64, &m->cert_len)))
-		return false;
-	m->cert = *cert;
-	return true;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *hsm_alg, *why = NULL;
-	struct ak_secbuf kek = {0};
-	struct ak_env *env = NULL;
-	json_t *root, *keys, *envelope;
+	static char *brokers[] = { "https://broker.fuzz" };
+	static const struct p11_config cfg = { .brokers = brokers, .n_brokers = 1,
+					       .no_threads = true };
+	struct p11_release_info info = { 0 };
+	struct p11_keyset *ks = NULL;
+	const char *alg = NULL;
+	char *nonce = NULL;
+	json_t *root;
 	unsigned mode;
-	size_t n;
 
 	if (size < 1)
 		return 0;
-	mode = data[0] % 3;
-	hsm_alg = data[0] & 4 ? AK_HSMENV_ALG_OAEP_256 : AK_HSMENV_ALG_OAEP;
 	root = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, NULL);
-	keys = json_object_get(root, "keys");
-	envelope = json_object_get(root, "envelope");
-	if (!json_is_array(keys))
-		goto out;
-	if (mode == 1 && ak_env_open_begin(eph_ec, envelope, AK_ALG_V2_ECDH, TOKEN, NONCE, &env,
-					   &why) < 0)
-		goto out;
-	if (mode == 2) {
-		const char *alg = json_string_value(json_object_get(envelope, "alg"));
-		size_t eklen = 0;
-		uint8_t *ek = ak_b64url_decode(json_string_value(json_object_get(envelope, "ek")),
-					       &eklen);
-		int r = ek && alg && strcmp(alg, hsm_alg) == 0
-			    ? ak_hsmenv_open(eph_rsa, alg, ek, eklen, &kek, &why)
-			    : -1;
-
-		free(ek);
-		if (r < 0)
-			goto out;
+	if (!root)
+		return 0;
+	if (data[0] & 8) {
+		if (p11_challenge_answer(&cfg, TOKEN, root, &alg, &nonce) == CKR_OK)
+			fuzz_sink(alg && nonce && *nonce);
+	} else if (data[0] & 16) {
+		fuzz_sink(p11_public_parse(TOKEN, root, &ks) == CKR_OK);
+	} else {
+		mode = data[0] % 3;
+		alg = mode == 0 ? AK_ALG_V1
+		      : mode == 1 ? AK_ALG_V2_ECDH
+		      : data[0] & 4 ? AK_HSMENV_ALG_OAEP_256 : AK_HSMENV_ALG_OAEP;
+		if (p11_release_answer(&cfg, TOKEN, alg, NONCE, mode == 2 ? eph_rsa : eph_ec, root,
+				       &ks, &info) == CKR_OK)
+			fuzz_sink(ks->n_keys > 0);
 	}
-	n = json_array_size(keys);
-	for (size_t i = 0; i < n && i < MAX_KEYS; i++) {
-		const json_t *k = json_array_get(keys, i);
-		struct ak_secbuf pt = {0};
-		struct ak_privkey *priv = NULL;
-		struct ak_key_meta m;
-		uint8_t *cert = NULL;
-		int r = -1;
-
-		if (!entry_meta(k, &m, &cert)) {
-			free(cert);
-			continue;
-		}
-		if (mode == 0) {
-			r = ak_jwe_decrypt_with(eph_ec, json_object_get(k, "jwe"), &pt, &why);
-		} else if (mode == 1) {
-			r = ak_env_open_key(env, i, n, &m, k, &pt, &why);
-		} else {
-			size_t wlen = 0;
-			uint8_t *wk = ak_b64url_decode(
-			    json_string_value(json_object_get(k, "wrapped")), &wlen);
-
-			r = wk ? ak_hsmenv_unwrap(&kek, wk, wlen, &pt, &why) : -1;
-			free(wk);
-		}
-		if (r == 0 && ak_privkey_from_pkcs8(pt.data, pt.len, &priv) == AK_PKEY_OK) {
-			char id[41];
-
-			if (mode == 2)
-				fuzz_sink(ak_hsmenv_key_id(priv->pub, id));
-			ak_privkey_unref(priv);
-		}
-		ak_secbuf_clear(&pt);
-		free(cert);
-	}
-out:
-	ak_env_free(env);
-	ak_secbuf_clear(&kek);
+	p11_keyset_free(ks);
+	free(nonce);
 	json_decref(root);
 	return 0;
 }
@@ -197,8 +142,11 @@ static void write_seeds(const char *dir)
 {
 	EVP_PKEY *released = load_key("released-p256.pem"), *pub_ec = NULL, *epk;
 	struct ak_key_meta m = {.label = "tls", .type = "EC", .version = 1};
+	/* PKCS#8 PrivateKeyInfo, what a broker seals (i2d_PrivateKey would
+	 * give SEC1, which the module refuses) */
+	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(released);
 	unsigned char *der = NULL;
-	int derlen = i2d_PrivateKey(released, &der);
+	int derlen = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
 	const char *why = NULL;
 	json_t *keys, *item, *jwe = NULL, *envelope = NULL;
 	struct ak_env *env = NULL;
@@ -273,16 +221,38 @@ static void write_seeds(const char *dir)
 		wk64 = ak_b64url_encode(wk, (size_t)(wlen + fin));
 		item = meta_item(&m);
 		json_object_set_new(item, "wrapped", json_string(wk64));
-		put(dir, sha256 ? "hsm-oaep256-release" : "hsm-oaep-release", sha256 ? 6 : 2,
+		put(dir, sha256 ? "hsm-oaep256-release" : "hsm-oaep-release", sha256 ? 5 : 2,
 		    json_pack("{s:s,s:{s:s,s:s},s:[o]}", "token", TOKEN, "envelope", "alg",
 			      sha256 ? AK_HSMENV_ALG_OAEP_256 : AK_HSMENV_ALG_OAEP, "ek", ek64,
 			      "keys", item));
 		free(ek64);
 		free(wk64);
 	}
+	/* challenges: every envelope offered, v1 alone, none this module
+	 * opens; and the public view of the released key */
+	put(dir, "challenge-all-algs", 8,
+	    json_pack("{s:s,s:[s,s],s:[s,s,s,s]}", "nonce", NONCE, "tee", "snp", "tdx", "algs",
+		      AK_ALG_V2_ECDH, AK_HSMENV_ALG_OAEP_256, AK_HSMENV_ALG_OAEP, AK_ALG_V1));
+	put(dir, "challenge-v1-only", 8, json_pack("{s:s,s:[s]}", "nonce", NONCE, "algs", AK_ALG_V1));
+	put(dir, "challenge-no-alg-known", 8,
+	    json_pack("{s:s,s:[s]}", "nonce", NONCE, "algs", "RSA-OAEP-512+A128KW"));
+	{
+		unsigned char *spki = NULL;
+		int spkilen = i2d_PUBKEY(released, &spki);
+		char *spki64 = spkilen > 0 ? ak_b64url_encode(spki, (size_t)spkilen) : NULL;
+
+		if (!spki64)
+			fuzz_die("the released key's SPKI");
+		put(dir, "public-view", 16,
+		    json_pack("{s:s,s:[{s:s,s:s,s:s,s:s}]}", "token", TOKEN, "keys", "label", "tls",
+			      "id", id, "type", "EC", "spki", spki64));
+		free(spki64);
+		OPENSSL_free(spki);
+	}
 	json_decref(envelope);
 	json_decref(keys);
 	OPENSSL_clear_free(der, (size_t)derlen);
+	PKCS8_PRIV_KEY_INFO_free(p8);
 	EVP_PKEY_free(pub_ec);
 	EVP_PKEY_free(released);
 }

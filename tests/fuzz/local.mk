@@ -47,10 +47,13 @@ tests_fuzz_fuzz_broker_request_LDADD = libakbroker.la libakverify.la libakvault.
 	$(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(CURL_LIBS) \
 	$(P11KIT_LIBS)
 
+# the module's release.c (its answers' handling, no transfer) and what it
+# uses; libakevidence only resolves the collector release.c calls
 tests_fuzz_fuzz_module_response_SOURCES = tests/fuzz/fuzz_module_response.c $(FUZZ_COMMON)
-tests_fuzz_fuzz_module_response_CPPFLAGS = $(FUZZ_INCLUDES)
+tests_fuzz_fuzz_module_response_CPPFLAGS = $(FUZZ_INCLUDES) $(P11KIT_CFLAGS)
 tests_fuzz_fuzz_module_response_LDFLAGS = $(FUZZ_LINKFLAGS)
-tests_fuzz_fuzz_module_response_LDADD = libakcommon.la $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS)
+tests_fuzz_fuzz_module_response_LDADD = libakpkcs11.la libakevidence.la libakcommon.la \
+	$(CURL_MODULE_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS)
 
 # the module's parser (GnuTLS libcurl) and the broker's (OpenSSL libcurl)
 # in one program: neither calls libcurl while parsing

@@ -168,14 +168,18 @@ def module():
     t = "module_response"
     write(t, "edge-not-json", b"\1{")
     write(t, "edge-no-keys", b'\1{"token":"web","envelope":{}}')
-    write(t, "edge-v2-bad-epk", b'\1{"envelope":{"alg":"ak2-ECDH-ES+A256GCM","epk":'
-          b'{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}},"keys":[{"label":"a","id":"00",'
-          b'"type":"EC","iv":"","ct":"","tag":""}]}')
-    write(t, "edge-hsm-alg-mismatch", b'\2{"envelope":{"alg":"ak2-RSA-OAEP-256+A256KWP",'
-          b'"ek":"AAAA"},"keys":[{"label":"a","id":"00","type":"RSA","wrapped":"AAAA"}]}')
-    write(t, "edge-v1-jwe-not-object", b'\0{"keys":[{"label":"a","id":"00","type":"EC",'
-          b'"jwe":"x"}]}')
-
+    write(t, "edge-v2-bad-epk", b'\1{"token":"web","envelope":{"alg":"ak2-ECDH-ES+A256GCM",'
+          b'"epk":{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}},"keys":[{"label":"a",'
+          b'"id":"00","type":"EC","iv":"","ct":"","tag":""}]}')
+    write(t, "edge-hsm-alg-mismatch", b'\2{"token":"web","envelope":{"alg":'
+          b'"ak2-RSA-OAEP-256+A256KWP","ek":"AAAA"},"keys":[{"label":"a","id":"00",'
+          b'"type":"RSA","wrapped":"AAAA"}]}')
+    write(t, "edge-v1-jwe-not-object", b'\0{"token":"web","keys":[{"label":"a","id":"00",'
+          b'"type":"EC","jwe":"x"}]}')
+    # byte 0 bit 3: a challenge's answer; bit 4: a public view
+    write(t, "edge-challenge-empty-nonce", b'\x08{"nonce":"","algs":[]}')
+    write(t, "edge-public-bad-id", b'\x10{"keys":[{"label":"x","id":"zz","type":"EC",'
+          b'"spki":"AAAA"}]}')
 
 def ini():
     t = "ini_config"
