@@ -33,7 +33,7 @@ MEMCHECK = $(VALGRIND) --tool=memcheck --error-exitcode=99 --leak-check=full \
 MEMCHECK_INTEGRATION = tests/integration/broker-api.sh tests/integration/refusals.sh \
 	tests/integration/protocol-v2.sh tests/integration/revoke.sh \
 	tests/integration/vault-broker.sh tests/integration/hsm-login.sh \
-	tests/integration/az-nginx.sh
+	tests/integration/az-nginx.sh tests/integration/lease.sh
 EXTRA_DIST += tests/memcheck-run.sh tests/valgrind.supp
 memcheck:
 	@command -v $(VALGRIND) >/dev/null || { \

@@ -96,8 +96,11 @@ wait "$host"
 kill -CONT "$BROKER_PID"
 diag "secure heap: before login $(field "$T/logout.out" secure_before_login), after C_Logout $(field "$T/logout.out" secure_after_logout)"
 check "logout: C_Logout returns CKR_OK" grep -q '^logout: CKR_OK$' "$T/logout.out"
-check "logout: a renewal was in flight, and C_Logout abandoned it (one line says so)" \
-	test "$(grep -c 'lease renewal in flight was abandoned: the token logged out' "$T/logout.err")" = 1
+# (leasehost's first login and logout, which sets its baseline, may meet a
+# renewal too: under valgrind that login outlasts 60 % of the lease)
+check "logout: a renewal was in flight after the measured login, and C_Logout abandoned it (one line says so)" \
+	awk '/key\(s\) released by/ { n = 0 } /lease renewal in flight was abandoned: the token logged out/ { n++ }
+		END { exit n != 1 }' "$T/logout.err"
 check "logout: no renewal completed, and none was retried as an outage" \
 	bash -c "! grep -q 'lease renewed in pid\|lease renewal failed' '$T/logout.err'"
 check "logout: when C_Logout returns, the secure heap is back at its pre-login use (no PIN, no keys of the renewal)" \
