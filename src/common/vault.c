@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -1184,13 +1185,51 @@ static int kv_path(char *out, size_t cap, const char *mount, const char *kind, c
 	return 0;
 }
 
+/* The answer to a KV v2 read of p (GET /v1/<mount>/data/<path>, st from
+ * call()): the secret's data and its version, which must be a number
+ * Vault can give (1 to UINT_MAX), never wrapped into another version. */
+static enum ak_vault_status kv_read_answer(enum ak_vault_status st, const json_t *answer,
+					   const char *p, unsigned version, json_t **data,
+					   unsigned *version_out, char *err, size_t errlen)
+{
+	const json_t *d = json_object_get(answer, "data"), *meta = json_object_get(d, "metadata");
+	const json_t *ver = json_object_get(meta, "version");
+	json_int_t n = json_is_integer(ver) ? json_integer_value(ver) : 0;
+
+	*data = NULL;
+	if (st == AK_VAULT_NOT_FOUND && json_is_object(meta)) {
+		/* a deleted or destroyed version answers 404 with its metadata */
+		snprintf(err, errlen, "Vault KV: %s version %" JSON_INTEGER_FORMAT " is %s", p, n,
+			 json_is_true(json_object_get(meta, "destroyed")) ? "destroyed" : "deleted");
+	} else if (st == AK_VAULT_NOT_FOUND && version) {
+		snprintf(err, errlen, "Vault KV: no secret at %s version %u", p, version);
+	} else if (st == AK_VAULT_NOT_FOUND) {
+		snprintf(err, errlen, "Vault KV: no secret at %s", p);
+	}
+	if (st != AK_VAULT_OK)
+		return st;
+	if (!json_is_object(json_object_get(d, "data"))) {
+		snprintf(err, errlen, "Vault KV: %s has no data (deleted?)", p);
+		return AK_VAULT_NOT_FOUND;
+	}
+	if (n < 1 || (unsigned long long)n > UINT_MAX) {
+		snprintf(err, errlen,
+			 "Vault KV: %s answered without a version from 1 to %u in data.metadata.version",
+			 p, UINT_MAX);
+		return AK_VAULT_BAD_RESPONSE;
+	}
+	if (version_out)
+		*version_out = (unsigned)n;
+	*data = json_incref(json_object_get(d, "data"));
+	return AK_VAULT_OK;
+}
+
 enum ak_vault_status ak_vault_kv_read(struct ak_vault *v, const char *mount, const char *path,
 				      unsigned version, json_t **data, unsigned *version_out,
 				      char *err, size_t errlen)
 {
 	char p[1024], q[32];
 	struct req r = {.method = "GET", .path = p, .idempotent = true, .secret = true};
-	json_t *d, *meta;
 	enum ak_vault_status st;
 
 	*data = NULL;
@@ -1201,29 +1240,7 @@ enum ak_vault_status ak_vault_kv_read(struct ak_vault *v, const char *mount, con
 		r.query = q;
 	}
 	st = call(v, &r, err, errlen);
-	d = json_object_get(r.json, "data");
-	meta = json_object_get(d, "metadata");
-	if (st == AK_VAULT_NOT_FOUND && json_is_object(meta)) {
-		/* a deleted or destroyed version answers 404 with its metadata */
-		snprintf(err, errlen, "Vault KV: %s version %" JSON_INTEGER_FORMAT " is %s", p,
-			 json_integer_value(json_object_get(meta, "version")),
-			 json_is_true(json_object_get(meta, "destroyed")) ? "destroyed"
-									  : "deleted");
-	} else if (st == AK_VAULT_NOT_FOUND) {
-		snprintf(err, errlen, "Vault KV: no secret at %s%s%s", p,
-			 version ? " version " : "", version ? q + 8 : "");
-	}
-	if (st != AK_VAULT_OK)
-		goto out;
-	if (!json_is_object(json_object_get(d, "data"))) {
-		snprintf(err, errlen, "Vault KV: %s has no data (deleted?)", p);
-		st = AK_VAULT_NOT_FOUND;
-		goto out;
-	}
-	if (version_out)
-		*version_out = (unsigned)json_integer_value(json_object_get(meta, "version"));
-	*data = json_incref(json_object_get(d, "data"));
-out:
+	st = kv_read_answer(st, r.json, p, version, data, version_out, err, errlen);
 	json_decref(r.json);
 	return st;
 }
