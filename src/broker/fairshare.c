@@ -4,7 +4,7 @@
  * (docs/security.md, "Hostile clients"): the connections open per client
  * address (an IPv4 address, or an IPv6 /64: the rate limiter's key), and
  * the decision to refuse at accept a new connection from an address that
- * already holds its share of max_connections while the table is near full.
+ * already holds its share of the table while the table is near full.
  *
  * Slow clients from many addresses fill the table one address at a time
  * below max_connections_per_ip; libmicrohttpd then stops accepting and an
@@ -130,20 +130,34 @@ unsigned broker_fair_clients(const struct broker_fair *f)
 	return f->clients;
 }
 
+/* The share divides the table up to the pressure threshold, not up to
+ * max_connections: addresses at their share leave a quarter of the table
+ * to addresses that hold nothing, so that libmicrohttpd stays below its
+ * ceiling and keeps accepting. */
 unsigned broker_fair_share(const struct broker_fair *f)
 {
-	unsigned share = f->clients ? f->max / f->clients : f->max;
+	unsigned room = BROKER_PRESSURE_AT(f->max);
+	unsigned share = f->clients ? room / f->clients : room;
 
 	return share ? share : 1;
 }
 
-bool broker_fair_refuse(struct broker_fair *f, const uint8_t *key, unsigned open,
-			unsigned pressure_at)
+bool broker_fair_refuse(struct broker_fair *f, const uint8_t *key, unsigned open)
 {
 	unsigned held;
 
-	if (!pressure_at || open < pressure_at)
+	if (open < BROKER_PRESSURE_AT(f->max))
 		return false;
 	held = broker_fair_held(f, key);
 	return held && held >= broker_fair_share(f);
+}
+
+/* An address's only connection is left to its deadlines unless the table
+ * is full: under load an honest guest's TLS handshake alone can take a
+ * second, and it holds one connection; a slowloris holds more. */
+bool broker_fair_squeeze(struct broker_fair *f, const uint8_t *key, unsigned open)
+{
+	if (open < BROKER_PRESSURE_AT(f->max))
+		return false;
+	return open >= f->max || broker_fair_held(f, key) != 1;
 }

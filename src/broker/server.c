@@ -48,9 +48,11 @@
 #define GUARD_TICK_MS 100
 /* Under pressure (3/4 of max_connections open), a connection that is not
  * being answered may live PRESSURE_MS from its start (or the end of its
- * previous request) instead of its usual deadline: slow clients from many
- * addresses cannot hold the table, while an honest request, a few ms on a
- * LAN, is untouched. */
+ * previous request) instead of its usual deadline when its address holds
+ * more than one, or when the table is full (broker_fair_squeeze): slow
+ * clients from many addresses cannot hold the table, while an honest
+ * request, a few ms on a LAN and one connection, is untouched even when
+ * a loaded machine makes its TLS handshake take a second. */
 #define PRESSURE_MS 1000
 /* GnuTLS priorities: TLS 1.2 and 1.3 only, ECDHE or DHE key exchange (so
  * forward secrecy), AEAD ciphers only, no SHA-1 signatures. */
@@ -175,6 +177,7 @@ struct broker_guard {
 	struct broker_fair *fair; /* connections per client address */
 	unsigned long fair_refused, fair_logged;
 	int64_t fair_log_us;
+	unsigned fair_share, fair_clients; /* at the last refusal, for the log */
 };
 
 static struct conn_track *track_of(struct MHD_Connection *c)
@@ -297,8 +300,10 @@ static void *guard_main(void *arg)
 		pressure = g->pressure_at && g->open >= g->pressure_at;
 		for (t = g->head.next; t != &g->head; t = t->next) {
 			bool due = t->deadline_us && now >= t->deadline_us;
-			bool squeezed = pressure && t->deadline_us &&
-					now >= t->start_us + PRESSURE_MS * 1000LL;
+			bool squeezed =
+			    pressure && t->deadline_us &&
+			    now >= t->start_us + PRESSURE_MS * 1000LL &&
+			    (!t->counted || broker_fair_squeeze(g->fair, t->key, g->open));
 
 			if (t->shut || (!due && !squeezed))
 				continue;
@@ -320,9 +325,8 @@ static void *guard_main(void *arg)
 			ak_log(AK_LOG_WARNING,
 			       "%u connections open, max_connections is near: refused %lu new "
 			       "connection(s) at accept from addresses holding their fair share "
-			       "(%u each, %u addresses)",
-			       g->open, n, broker_fair_share(g->fair),
-			       broker_fair_clients(g->fair));
+			       "(%u each among %u addresses at the last one)",
+			       g->open, n, g->fair_share, g->fair_clients);
 		n = to_log(g->shut_total, &g->shut_logged, &g->last_log_us, now);
 		if (n)
 			ak_log(AK_LOG_WARNING,
@@ -351,7 +355,7 @@ static int guard_start(struct broker *b)
 	g->head.next = g->head.prev = &g->head;
 	g->handshake_us = (int64_t)b->cfg->handshake_timeout * 1000000;
 	g->request_us = (int64_t)b->cfg->request_timeout * 1000000;
-	g->pressure_at = b->cfg->max_connections - b->cfg->max_connections / 4;
+	g->pressure_at = BROKER_PRESSURE_AT(b->cfg->max_connections);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -621,8 +625,12 @@ static bool over_fair_share(struct broker *b, const struct sockaddr *sa)
 	if (!g || !broker_client_key(sa, key))
 		return false;
 	pthread_mutex_lock(&g->lock);
-	refuse = broker_fair_refuse(g->fair, key, g->open, g->pressure_at);
-	g->fair_refused += refuse;
+	refuse = broker_fair_refuse(g->fair, key, g->open);
+	if (refuse) {
+		g->fair_refused++;
+		g->fair_share = broker_fair_share(g->fair);
+		g->fair_clients = broker_fair_clients(g->fair);
+	}
 	pthread_mutex_unlock(&g->lock);
 	if (refuse)
 		broker_metrics_fair_refused();

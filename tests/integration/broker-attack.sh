@@ -324,7 +324,7 @@ check "the address is served again once it slows down" \
 # AK_BROKER_BEFORE=/path/to/another/attestkey-broker runs the same attack
 # against that broker first (the numbers side by side in docs/security.md).
 many_slowloris() { # BROKER NAME: the attack on BROKER; honest times in $T/NAME.times
-	local broker=$1 name=$2 i pids=""
+	local broker=$1 name=$2 i pids="" hpids
 	stop_broker
 	LIMITS="$LIMITS_SAVED
 metrics_listen = 127.0.0.1:0
@@ -347,15 +347,26 @@ metrics_port_file = $T/metrics.port"
 	done
 	AK_PIDS="$AK_PIDS $pids"
 	sleep 2
-	: >"$T/$name.times"
-	for _ in $(seq 20); do
-		$NS curl -s --cacert "$T/pki/broker-ca.pem" --max-time 10 -o /dev/null \
-			-w '%{http_code} %{time_total}\n' -H "$JSON" --data-binary '{"token":"web"}' \
-			"https://127.0.0.1:$PORT/v1/challenge" >>"$T/$name.times"
-	done
-	if timeout 20 $NS "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$name.login" 2>&1; then
+	# Honest clients arrive on a schedule, not after the previous answer
+	# (a slow broker would otherwise be sampled mostly after the attack):
+	# a challenge every 0.4 s for 8 s, each from an address of its own
+	# (10.9.2.N: 20 guests), and the real module's login from 127.0.0.1,
+	# all within the attack's 12 s.
+	(if timeout 20 $NS "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$name.login" 2>&1; then
 		echo ok >>"$T/$name.login"
-	fi
+	fi) &
+	hpids=$!
+	for i in $(seq 20); do
+		$NS curl -s --cacert "$T/pki/broker-ca.pem" --max-time 10 -o /dev/null \
+			--interface "10.9.2.$i" -w '%{http_code} %{time_total}\n' -H "$JSON" \
+			--data-binary '{"token":"web"}' "https://127.0.0.1:$PORT/v1/challenge" \
+			>"$T/$name.honest.$i" &
+		hpids="$hpids $!"
+		sleep 0.4
+	done
+	# shellcheck disable=SC2086
+	wait $hpids
+	cat "$T/$name".honest.* >"$T/$name.times"
 	$NS curl -s "http://127.0.0.1:$(cat "$T/metrics.port")/metrics" >"$T/$name.metrics"
 	# shellcheck disable=SC2086
 	wait $pids

@@ -115,8 +115,8 @@ static void test_keys(void **state)
 }
 
 /* Below 3/4 of max_connections nobody is refused; at or above it, an
- * address holding max_connections / (addresses holding one) is refused,
- * and an address that holds none never is. */
+ * address holding its share of those 3/4 (divided among the addresses
+ * holding one) is refused, and an address that holds none never is. */
 static void test_refuse(void **state)
 {
 	struct broker_fair *f;
@@ -126,40 +126,66 @@ static void test_refuse(void **state)
 
 	(void)state;
 	assert_int_equal(broker_fair_new(64, &f), 0);
-	/* one address alone: its share is all 64 */
-	for (j = 0; j < 63; j++)
+	/* one address alone: its share is the 48 below the threshold */
+	for (j = 0; j < 47; j++)
 		assert_true(broker_fair_open(f, big.k));
-	assert_int_equal(broker_fair_share(f), 64);
-	assert_false(broker_fair_refuse(f, big.k, 63, 48));
+	assert_int_equal(broker_fair_share(f), 48);
+	assert_false(broker_fair_refuse(f, big.k, 47));
 	assert_true(broker_fair_open(f, big.k));
-	assert_true(broker_fair_refuse(f, big.k, 64, 48));
-	for (j = 0; j < 60; j++)
+	assert_true(broker_fair_refuse(f, big.k, 48));
+	for (j = 0; j < 44; j++)
 		broker_fair_close(f, big.k);
 	/* 40 addresses with one each and big with 4 (44 open) */
 	for (i = 0; i < 40; i++)
 		assert_true(broker_fair_open(f, key_n(i).k));
 	assert_int_equal(broker_fair_clients(f), 41);
-	assert_int_equal(broker_fair_share(f), 1); /* 64 / 41 */
-	/* under the pressure threshold: everyone is accepted */
-	assert_false(broker_fair_refuse(f, big.k, 47, 48));
-	assert_false(broker_fair_refuse(f, key_n(0).k, 47, 48));
+	assert_int_equal(broker_fair_share(f), 1); /* 48 / 41 */
+	/* under the threshold: everyone is accepted */
+	assert_false(broker_fair_refuse(f, big.k, 47));
+	assert_false(broker_fair_refuse(f, key_n(0).k, 47));
 	/* at it: the addresses holding a connection are refused */
-	assert_true(broker_fair_refuse(f, big.k, 48, 48));
-	assert_true(broker_fair_refuse(f, key_n(0).k, 48, 48));
+	assert_true(broker_fair_refuse(f, big.k, 48));
+	assert_true(broker_fair_refuse(f, key_n(0).k, 48));
 	/* but not an address that holds none, however full the table */
-	assert_false(broker_fair_refuse(f, honest.k, 48, 48));
-	assert_false(broker_fair_refuse(f, honest.k, 64, 48));
-	/* pressure_at 0: never */
-	assert_false(broker_fair_refuse(f, big.k, 64, 0));
-	/* 8 addresses and big: a share of 7 each; big (4) is under it */
+	assert_false(broker_fair_refuse(f, honest.k, 48));
+	assert_false(broker_fair_refuse(f, honest.k, 64));
+	/* 8 addresses and big: a share of 5 each; big (4) is under it */
 	for (i = 8; i < 40; i++)
 		broker_fair_close(f, key_n(i).k);
 	assert_int_equal(broker_fair_clients(f), 9);
-	assert_int_equal(broker_fair_share(f), 7); /* 64 / 9 */
-	assert_false(broker_fair_refuse(f, big.k, 60, 48));
-	for (j = 0; j < 3; j++)
-		assert_true(broker_fair_open(f, big.k));
-	assert_true(broker_fair_refuse(f, big.k, 60, 48));
+	assert_int_equal(broker_fair_share(f), 5); /* 48 / 9 */
+	assert_false(broker_fair_refuse(f, big.k, 60));
+	assert_true(broker_fair_open(f, big.k));
+	assert_true(broker_fair_refuse(f, big.k, 60));
+	broker_fair_free(f);
+}
+
+/* Early closing near the ceiling: the connections of an address holding
+ * more than one; an address's only one when the table is full. */
+static void test_squeeze(void **state)
+{
+	struct broker_fair *f;
+	struct key one = key4("192.0.2.1"), two = key4("192.0.2.2"), none = key4("192.0.2.3");
+
+	(void)state;
+	assert_int_equal(broker_fair_new(64, &f), 0);
+	assert_true(broker_fair_open(f, one.k));
+	assert_true(broker_fair_open(f, two.k));
+	assert_true(broker_fair_open(f, two.k));
+	/* under the threshold: none */
+	assert_false(broker_fair_squeeze(f, one.k, 47));
+	assert_false(broker_fair_squeeze(f, two.k, 47));
+	/* near the ceiling: the address with two, not the one with one */
+	assert_false(broker_fair_squeeze(f, one.k, 48));
+	assert_true(broker_fair_squeeze(f, two.k, 48));
+	assert_false(broker_fair_squeeze(f, one.k, 63));
+	/* at the ceiling: every one */
+	assert_true(broker_fair_squeeze(f, one.k, 64));
+	assert_true(broker_fair_squeeze(f, two.k, 64));
+	/* an address not counted is not protected */
+	assert_true(broker_fair_squeeze(f, none.k, 48));
+	broker_fair_close(f, two.k);
+	assert_false(broker_fair_squeeze(f, two.k, 48));
 	broker_fair_free(f);
 }
 
@@ -191,7 +217,7 @@ static void test_bounded(void **state)
 		if (broker_fair_open(f, k.k))
 			counted++;
 		else
-			assert_false(broker_fair_refuse(f, k.k, 64, 48));
+			assert_false(broker_fair_refuse(f, k.k, 64));
 	}
 	assert_int_equal(counted, 63);
 	assert_int_equal(broker_fair_clients(f), 64);
@@ -253,11 +279,9 @@ static void test_bad_sizes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_count_open_close),
-	    cmocka_unit_test(test_keys),
-	    cmocka_unit_test(test_refuse),
-	    cmocka_unit_test(test_bounded),
-	    cmocka_unit_test(test_churn),
+	    cmocka_unit_test(test_count_open_close), cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_refuse),	     cmocka_unit_test(test_squeeze),
+	    cmocka_unit_test(test_bounded),	     cmocka_unit_test(test_churn),
 	    cmocka_unit_test(test_bad_sizes),
 	};
 
