@@ -449,8 +449,12 @@ codes=""
 for _ in 1 2 3; do codes="$codes $(honest 5)"; done
 wait "$SLOWPID"
 diag "control: $(cat "$T/slowloris.out"); honest challenges:$codes"
-check "control: with max_connections_per_ip = 0 one address holds more than 8 connections" bash -c \
-	"grep -Eq 'at most (9|[1-9][0-9]+) open at once' '$T/slowloris.out'"
+# Counted by the broker, not by the attacker (which sees only the
+# connections whose handshake it finished, few on a loaded machine): the
+# broker refused 127.0.0.2 for holding its fair share, a share above 8.
+share=$(tail -n +$((log_mark + 1)) "$T/broker.log" | sed -n 's/.*holding their fair share (\([0-9]*\) each.*/\1/p' | head -1)
+check "control: with max_connections_per_ip = 0 one address holds more than 8 connections (refused at a fair share of ${share:-none})" \
+	test "${share:-0}" -gt 8
 check "control: ... and takes the broker near max_connections" bash -c \
 	"tail -n +$((log_mark + 1)) '$T/broker.log' | grep -q 'max_connections is near: closed'"
 finish
