@@ -326,7 +326,15 @@ check "the address is served again once it slows down" \
 many_slowloris() { # BROKER NAME: the attack on BROKER; honest times in $T/NAME.times
 	local broker=$1 name=$2 i pids="" hpids
 	stop_broker
-	LIMITS="$LIMITS_SAVED
+	# Long deadlines: the test's 2 s and 3 s (and the defaults, 5 s and
+	# 10 s, once) cut honest TLS handshakes of an ASan broker on a machine
+	# at load average 25-36, which is not what this attack is about (the
+	# deadlines have their own tests above); the early closing and the
+	# fair share are.
+	LIMITS="max_connections = 64
+max_connections_per_ip = 8
+handshake_timeout = 10
+request_timeout = 15
 metrics_listen = 127.0.0.1:0
 metrics_port_file = $T/metrics.port"
 	attack_conf
@@ -352,9 +360,9 @@ metrics_port_file = $T/metrics.port"
 	# a challenge every 0.4 s for 8 s, each from an address of its own
 	# (10.9.2.N: 20 guests), and the real module's login from 127.0.0.1,
 	# all within the attack's 12 s.
-	(if timeout 20 $NS "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$name.login" 2>&1; then
-		echo ok >>"$T/$name.login"
-	fi) &
+	(timeout 60 $NS "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$name.login" 2>&1
+		r=$?
+		[ $r = 0 ] && echo ok >>"$T/$name.login" || echo "exit status $r" >>"$T/$name.login") &
 	hpids=$!
 	for i in $(seq 20); do
 		$NS curl -s --cacert "$T/pki/broker-ca.pem" --max-time 10 -o /dev/null \
