@@ -130,6 +130,41 @@ void broker_ratelimit_free(struct broker_ratelimit *rl); /* NULL-safe */
 enum broker_rl_verdict broker_ratelimit_take(struct broker_ratelimit *rl, const struct sockaddr *sa,
 					     double rate, double burst, int64_t now_us);
 
+/* A client's key, shared by the rate limit and the fair share: family
+ * byte + an IPv4 address (also when mapped in IPv6) or an IPv6 /64, which
+ * one client can change at will; false for a family without one. */
+#define BROKER_CLIENT_KEY_LEN 17
+bool broker_client_key(const struct sockaddr *sa, uint8_t key[BROKER_CLIENT_KEY_LEN]);
+/* A keyed hash of a client's key (not a MAC: only unpredictable slots). */
+uint64_t broker_client_hash(uint64_t seed, const uint8_t key[BROKER_CLIENT_KEY_LEN]);
+
+/* Near the ceiling: from this many connections open (3/4 of
+ * max_connections) slow connections get less time (server.c) and the fair
+ * share applies (fairshare.c). */
+#define BROKER_PRESSURE_AT(max) ((max) - (max) / 4)
+
+/* Connections open per client key and the fair share of the table
+ * (fairshare.c); bounded to max_connections addresses; not locked. */
+struct broker_fair;
+int broker_fair_new(unsigned max_connections, struct broker_fair **out) AK_WUR;
+void broker_fair_free(struct broker_fair *f); /* NULL-safe */
+/* One more connection of key; false: not counted (the table holds
+ * max_connections addresses already), so never to be closed either. */
+bool broker_fair_open(struct broker_fair *f, const uint8_t *key) AK_WUR;
+void broker_fair_close(struct broker_fair *f, const uint8_t *key); /* one counted connection */
+unsigned broker_fair_held(struct broker_fair *f, const uint8_t *key);
+unsigned broker_fair_clients(const struct broker_fair *f); /* addresses holding one or more */
+/* BROKER_PRESSURE_AT(max_connections) / clients, at least 1 */
+unsigned broker_fair_share(const struct broker_fair *f);
+/* Whether to refuse a new connection of key now: open connections at or
+ * above BROKER_PRESSURE_AT(max_connections), and key holding its share
+ * already; an address that holds none is never refused. */
+bool broker_fair_refuse(struct broker_fair *f, const uint8_t *key, unsigned open);
+/* Whether a counted connection of key that is not being answered may be
+ * closed early (server.c, PRESSURE_MS) with open connections: near the
+ * ceiling when key holds more than one, and at the ceiling always. */
+bool broker_fair_squeeze(struct broker_fair *f, const uint8_t *key, unsigned open);
+
 /* Takes ownership of cfg; opens the audit log. */
 int broker_new(struct broker_config *cfg, struct broker **out, char *err, size_t errlen) AK_WUR;
 void broker_free(struct broker *b);

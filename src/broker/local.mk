@@ -11,6 +11,7 @@ libakbroker_la_SOURCES = \
 	src/broker/denylist.c \
 	src/broker/epkpool.c \
 	src/broker/ratelimit.c \
+	src/broker/fairshare.c \
 	src/broker/handler.c \
 	src/broker/keystore.h \
 	src/broker/keystore.c \

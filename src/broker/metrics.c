@@ -93,6 +93,7 @@ static struct {
 	_Atomic uint64_t releases_other; /* the table is full, or a name too long */
 	_Atomic uint64_t rate_limited[2];   /* requests, connections */
 	_Atomic uint64_t rate_limited_clients;
+	_Atomic uint64_t fair_refused;
 } m;
 
 static void observe(struct histogram *h, int64_t us)
@@ -302,6 +303,11 @@ void broker_metrics_rate_limited(bool connection, bool first)
 		atomic_fetch_add_explicit(&m.rate_limited_clients, 1, memory_order_relaxed);
 }
 
+void broker_metrics_fair_refused(void)
+{
+	atomic_fetch_add_explicit(&m.fair_refused, 1, memory_order_relaxed);
+}
+
 int broker_metrics_write(FILE *f)
 {
 	char esc[2 * TOKEN_NAME_MAX + 1], label[64];
@@ -372,6 +378,11 @@ int broker_metrics_write(FILE *f)
 	       "is served again).");
 	fprintf(f, "attestkey_rate_limited_clients_total %" PRIu64 "\n",
 		get(&m.rate_limited_clients));
+	header(f, "attestkey_connections_refused_total", "counter",
+	       "New connections closed at accept near max_connections because their client "
+	       "address held its fair share of the connections already.");
+	fprintf(f, "attestkey_connections_refused_total{why=\"fair_share\"} %" PRIu64 "\n",
+		get(&m.fair_refused));
 	return ferror(f) ? -EIO : 0;
 }
 

@@ -64,6 +64,9 @@ void broker_metrics_fetch(int target, long http, int64_t us);
 /* A request (or, connection: a new connection) refused by the per-client
  * rate limit; first: its client just went over the limit. */
 void broker_metrics_rate_limited(bool connection, bool first);
+/* A new connection closed at accept near max_connections: its client
+ * address held its fair share already (fairshare.c). */
+void broker_metrics_fair_refused(void);
 
 /* The whole exposition to f. 0 or -errno. */
 int broker_metrics_write(FILE *f) AK_WUR;

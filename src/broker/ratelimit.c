@@ -32,7 +32,7 @@
 #define BROKER_RL_PROBE 8
 
 struct rl_slot {
-	uint8_t key[17]; /* family byte + address (IPv4, or IPv6 /64) */
+	uint8_t key[BROKER_CLIENT_KEY_LEN];
 	bool used;
 	bool limited;	  /* refused since its last allowed request */
 	double tokens;
@@ -78,32 +78,39 @@ void broker_ratelimit_free(struct broker_ratelimit *rl)
 	free(rl);
 }
 
-/* The bucket's key of an address; false for a family without one. */
-static bool key_of(const struct sockaddr *sa, uint8_t key[17])
+bool broker_client_key(const struct sockaddr *sa, uint8_t key[BROKER_CLIENT_KEY_LEN])
 {
-	memset(key, 0, 17);
+	const struct in6_addr *a6;
+
+	memset(key, 0, BROKER_CLIENT_KEY_LEN);
 	if (!sa)
 		return false;
-	key[0] = (uint8_t)sa->sa_family;
 	if (sa->sa_family == AF_INET) {
+		key[0] = AF_INET;
 		memcpy(key + 1, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
 		return true;
 	}
-	if (sa->sa_family == AF_INET6) {
-		memcpy(key + 1, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 8);
+	if (sa->sa_family != AF_INET6)
+		return false;
+	a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) { /* an IPv4 client of a dual-stack socket */
+		key[0] = AF_INET;
+		memcpy(key + 1, a6->s6_addr + 12, 4);
 		return true;
 	}
-	return false;
+	key[0] = AF_INET6;
+	memcpy(key + 1, a6->s6_addr, 8);
+	return true;
 }
 
 /* A keyed mix of the key's bytes (splitmix64 steps); not a MAC, only
  * enough that an outsider cannot predict the slot of an address. */
-static uint64_t hash_of(uint64_t seed, const uint8_t key[17])
+uint64_t broker_client_hash(uint64_t seed, const uint8_t key[BROKER_CLIENT_KEY_LEN])
 {
 	uint64_t h = seed;
 	size_t i;
 
-	for (i = 0; i < 17; i++) {
+	for (i = 0; i < BROKER_CLIENT_KEY_LEN; i++) {
 		h ^= key[i];
 		h += 0x9e3779b97f4a7c15ULL;
 		h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -117,15 +124,15 @@ enum broker_rl_verdict broker_ratelimit_take(struct broker_ratelimit *rl, const 
 					     double rate, double burst, int64_t now_us)
 {
 	enum broker_rl_verdict v = BROKER_RL_ALLOW;
-	uint8_t key[17];
+	uint8_t key[BROKER_CLIENT_KEY_LEN];
 	uint64_t h;
 	struct rl_shard *sh;
 	struct rl_slot *s = NULL, *oldest = NULL;
 	size_t i, base;
 
-	if (!rl || rate <= 0 || !key_of(sa, key))
+	if (!rl || rate <= 0 || !broker_client_key(sa, key))
 		return BROKER_RL_ALLOW;
-	h = hash_of(rl->seed, key);
+	h = broker_client_hash(rl->seed, key);
 	sh = &rl->shard[h % BROKER_RL_SHARDS];
 	base = (size_t)(h / BROKER_RL_SHARDS) % BROKER_RL_SLOTS;
 	pthread_mutex_lock(&sh->lock);

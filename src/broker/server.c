@@ -14,6 +14,13 @@
  * line within handshake_timeout, a whole request (headers and body) within
  * request_timeout. A connection past its deadline is shut down, which MHD's
  * next read sees as the end of the connection.
+ *
+ * Slow clients from many addresses, each below max_connections_per_ip,
+ * can still fill the table; near its ceiling (3/4 of it open) the
+ * guard gives a connection that is not being answered PRESSURE_MS, and
+ * the accept policy refuses at once a new connection from an address that
+ * holds its fair share already (fairshare.c), so that MHD keeps accepting
+ * and an address holding nothing, the honest client, gets in at once.
  */
 #include "config.h"
 
@@ -41,9 +48,11 @@
 #define GUARD_TICK_MS 100
 /* Under pressure (3/4 of max_connections open), a connection that is not
  * being answered may live PRESSURE_MS from its start (or the end of its
- * previous request) instead of its usual deadline: slow clients from many
- * addresses cannot hold the table, while an honest request, a few ms on a
- * LAN, is untouched. */
+ * previous request) instead of its usual deadline when its address holds
+ * more than one, or when the table is full (broker_fair_squeeze): slow
+ * clients from many addresses cannot hold the table, while an honest
+ * request, a few ms on a LAN and one connection, is untouched even when
+ * a loaded machine makes its TLS handshake take a second. */
 #define PRESSURE_MS 1000
 /* GnuTLS priorities: TLS 1.2 and 1.3 only, ECDHE or DHE key exchange (so
  * forward secrecy), AEAD ciphers only, no SHA-1 signatures. */
@@ -149,6 +158,8 @@ struct conn_track {
 	int64_t start_us;    /* accept, or the end of the previous request */
 	int64_t deadline_us; /* 0: none (the request is being answered) */
 	bool shut;
+	bool counted; /* in the guard's fair share, under key */
+	uint8_t key[BROKER_CLIENT_KEY_LEN];
 };
 
 struct broker_guard {
@@ -163,6 +174,10 @@ struct broker_guard {
 	unsigned open, pressure_at; /* tracked connections; 0: never under pressure */
 	unsigned long pressure_shut, pressure_logged;
 	int64_t pressure_log_us;
+	struct broker_fair *fair; /* connections per client address */
+	unsigned long fair_refused, fair_logged;
+	int64_t fair_log_us;
+	unsigned fair_share, fair_clients; /* at the last refusal, for the log */
 };
 
 static struct conn_track *track_of(struct MHD_Connection *c)
@@ -208,7 +223,11 @@ static void notify_connection_cb(void *cls, struct MHD_Connection *c, void **soc
 		t->fd = ci->connect_fd;
 		t->start_us = ak_now_us();
 		t->deadline_us = t->start_us + g->handshake_us;
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		t->counted = ci && broker_client_key(ci->client_addr, t->key);
 		pthread_mutex_lock(&g->lock);
+		if (t->counted)
+			t->counted = broker_fair_open(g->fair, t->key);
 		t->next = g->head.next;
 		t->prev = &g->head;
 		g->head.next->prev = t;
@@ -226,6 +245,8 @@ static void notify_connection_cb(void *cls, struct MHD_Connection *c, void **soc
 	t->prev->next = t->next;
 	t->next->prev = t->prev;
 	g->open--;
+	if (t->counted)
+		broker_fair_close(g->fair, t->key);
 	pthread_mutex_unlock(&g->lock);
 	free(t);
 	*socket_context = NULL;
@@ -279,8 +300,10 @@ static void *guard_main(void *arg)
 		pressure = g->pressure_at && g->open >= g->pressure_at;
 		for (t = g->head.next; t != &g->head; t = t->next) {
 			bool due = t->deadline_us && now >= t->deadline_us;
-			bool squeezed = pressure && t->deadline_us &&
-					now >= t->start_us + PRESSURE_MS * 1000LL;
+			bool squeezed =
+			    pressure && t->deadline_us &&
+			    now >= t->start_us + PRESSURE_MS * 1000LL &&
+			    (!t->counted || broker_fair_squeeze(g->fair, t->key, g->open));
 
 			if (t->shut || (!due && !squeezed))
 				continue;
@@ -297,6 +320,13 @@ static void *guard_main(void *arg)
 			       "%u connections open, max_connections is near: closed %lu that were "
 			       "not being answered after %d ms",
 			       g->open, n, PRESSURE_MS);
+		n = to_log(g->fair_refused, &g->fair_logged, &g->fair_log_us, now);
+		if (n)
+			ak_log(AK_LOG_WARNING,
+			       "%u connections open, max_connections is near: refused %lu new "
+			       "connection(s) at accept from addresses holding their fair share "
+			       "(%u each among %u addresses at the last one)",
+			       g->open, n, g->fair_share, g->fair_clients);
 		n = to_log(g->shut_total, &g->shut_logged, &g->last_log_us, now);
 		if (n)
 			ak_log(AK_LOG_WARNING,
@@ -317,10 +347,15 @@ static int guard_start(struct broker *b)
 
 	if (!g)
 		return -ENOMEM;
+	r = broker_fair_new(b->cfg->max_connections, &g->fair);
+	if (r < 0) {
+		free(g);
+		return r;
+	}
 	g->head.next = g->head.prev = &g->head;
 	g->handshake_us = (int64_t)b->cfg->handshake_timeout * 1000000;
 	g->request_us = (int64_t)b->cfg->request_timeout * 1000000;
-	g->pressure_at = b->cfg->max_connections - b->cfg->max_connections / 4;
+	g->pressure_at = BROKER_PRESSURE_AT(b->cfg->max_connections);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -330,6 +365,7 @@ static int guard_start(struct broker *b)
 	if (r != 0) {
 		pthread_cond_destroy(&g->wake);
 		pthread_mutex_destroy(&g->lock);
+		broker_fair_free(g->fair);
 		free(g);
 		return -r;
 	}
@@ -351,6 +387,7 @@ static void guard_stop(struct broker *b)
 	pthread_join(g->thread, NULL);
 	pthread_cond_destroy(&g->wake);
 	pthread_mutex_destroy(&g->lock);
+	broker_fair_free(g->fair);
 	free(g);
 	b->guard = NULL;
 }
@@ -577,12 +614,37 @@ static bool over_rate(struct broker *b, const struct sockaddr *sa, bool connecti
 	return true;
 }
 
-/* MHD's accept policy: a new connection costs its client a token, so a
- * flood of TLS handshakes is closed before its handshake costs anything. */
+/* Whether sa holds its fair share of the table while the table is near
+ * full (fairshare.c); counted in /metrics, and in the guard's line. */
+static bool over_fair_share(struct broker *b, const struct sockaddr *sa)
+{
+	struct broker_guard *g = b->guard;
+	uint8_t key[BROKER_CLIENT_KEY_LEN];
+	bool refuse;
+
+	if (!g || !broker_client_key(sa, key))
+		return false;
+	pthread_mutex_lock(&g->lock);
+	refuse = broker_fair_refuse(g->fair, key, g->open);
+	if (refuse) {
+		g->fair_refused++;
+		g->fair_share = broker_fair_share(g->fair);
+		g->fair_clients = broker_fair_clients(g->fair);
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (refuse)
+		broker_metrics_fair_refused();
+	return refuse;
+}
+
+/* MHD's accept policy, called after accept() and before the TLS
+ * handshake: a new connection costs its client a token, so a flood of
+ * TLS handshakes is closed before its handshake costs anything; near
+ * max_connections, a client that holds its share is refused at once. */
 static enum MHD_Result accept_cb(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	(void)addrlen;
-	return over_rate(cls, addr, true) ? MHD_NO : MHD_YES;
+	return over_rate(cls, addr, true) || over_fair_share(cls, addr) ? MHD_NO : MHD_YES;
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,

@@ -315,51 +315,95 @@ check "the address is served again once it slows down" \
 # loopback), 40 addresses hold 8 connections each (their per-address
 # ceiling), 320 against max_connections = 64: the per-address limits do
 # not help, the table fills. Near the ceiling (3/4 of it) the broker gives
-# a connection that is not being answered 1 s instead of its deadlines, so
-# the slow ones make room and the honest client gets a slot.
-if ! unshare -n true 2>/dev/null || ! command -v nsenter >/dev/null || ! command -v ip >/dev/null; then
-	skip "a slowloris from 40 addresses" "cannot create a network namespace here (unshare -n as root, nsenter, ip)"
-else
+# a connection that is not being answered 1 s instead of its deadlines,
+# and refuses at accept a new connection from an address that holds its
+# fair share (64 / the addresses holding one) already, so the attackers'
+# reconnections do not fill the table nor wait in the accept queue, and
+# the honest client, holding none, is accepted at once. Its p50/p99 are
+# printed, never asserted.
+# AK_BROKER_BEFORE=/path/to/another/attestkey-broker runs the same attack
+# against that broker first (the numbers side by side in docs/security.md).
+many_slowloris() { # BROKER NAME: the attack on BROKER; honest times in $T/NAME.times
+	local broker=$1 name=$2 i pids="" hpids
 	stop_broker
-	LIMITS=$LIMITS_SAVED
+	# Long deadlines: the test's 2 s and 3 s (and the defaults, 5 s and
+	# 10 s, once) cut honest TLS handshakes of an ASan broker on a machine
+	# at load average 25-36, which is not what this attack is about (the
+	# deadlines have their own tests above); the early closing and the
+	# fair share are.
+	LIMITS="max_connections = 64
+max_connections_per_ip = 8
+handshake_timeout = 10
+request_timeout = 15
+metrics_listen = 127.0.0.1:0
+metrics_port_file = $T/metrics.port"
 	attack_conf
-	rm -f "$T/broker.port"
+	rm -f "$T/broker.port" "$T/metrics.port"
 	unshare -n sh -c 'ip link set lo up && ip route add local 10.9.0.0/16 dev lo && exec "$0" -f -c "$1"' \
-		"$AK_BROKER" "$T/broker.conf" >>"$T/broker.log" 2>&1 &
+		"$broker" "$T/broker.conf" >>"$T/broker.log" 2>&1 &
 	BROKER_PID=$!
 	AK_PIDS="$AK_PIDS $BROKER_PID"
-	for _ in $(seq 100); do [ -s "$T/broker.port" ] && break; sleep 0.1; done
+	for _ in $(seq 100); do [ -s "$T/broker.port" ] && [ -s "$T/metrics.port" ] && break; sleep 0.1; done
 	[ -s "$T/broker.port" ] || bail "the broker in its namespace did not start"
 	PORT=$(cat "$T/broker.port")
 	write_module_conf
 	NS="nsenter --net=/proc/$BROKER_PID/ns/net"
 	log_mark=$(wc -l <"$T/broker.log")
-	pids=""
 	for i in $(seq 40); do
-		$NS "$SLOW" hold "10.9.1.$i" "$PORT" 8 12 300 >"$T/many.$i.out" 2>&1 &
+		$NS "$SLOW" hold "10.9.1.$i" "$PORT" 8 12 300 >"$T/$name.$i.out" 2>&1 &
 		pids="$pids $!"
 	done
 	AK_PIDS="$AK_PIDS $pids"
 	sleep 2
-	: >"$T/many.times"
-	for _ in $(seq 20); do
+	# Honest clients arrive on a schedule, not after the previous answer
+	# (a slow broker would otherwise be sampled mostly after the attack):
+	# a challenge every 0.4 s for 8 s, each from an address of its own
+	# (10.9.2.N: 20 guests), and the real module's login from 127.0.0.1,
+	# all within the attack's 12 s.
+	(timeout 60 $NS "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$name.login" 2>&1
+		r=$?
+		[ $r = 0 ] && echo ok >>"$T/$name.login" || echo "exit status $r" >>"$T/$name.login") &
+	hpids=$!
+	for i in $(seq 20); do
 		$NS curl -s --cacert "$T/pki/broker-ca.pem" --max-time 10 -o /dev/null \
-			-w '%{http_code} %{time_total}\n' -H "$JSON" --data-binary '{"token":"web"}' \
-			"https://127.0.0.1:$PORT/v1/challenge" >>"$T/many.times"
+			--interface "10.9.2.$i" -w '%{http_code} %{time_total}\n' -H "$JSON" \
+			--data-binary '{"token":"web"}' "https://127.0.0.1:$PORT/v1/challenge" \
+			>"$T/$name.honest.$i" &
+		hpids="$hpids $!"
+		sleep 0.4
 	done
-	if timeout 20 $NS "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/login.out" 2>&1; then
-		ok "a real login through the module succeeds during the 40-address slowloris"
-	else
-		not_ok "a real login through the module succeeds during the 40-address slowloris"; diag_stream <"$T/login.out"
-	fi
+	# shellcheck disable=SC2086
+	wait $hpids
+	cat "$T/$name".honest.* >"$T/$name.times"
+	$NS curl -s "http://127.0.0.1:$(cat "$T/metrics.port")/metrics" >"$T/$name.metrics"
 	# shellcheck disable=SC2086
 	wait $pids
-	diag "honest challenges during the 40-address slowloris: $(latency many)"
-	diag "$(cat "$T"/many.*.out | awk '{ h += $4; c += $7 } END { printf "40 addresses: %d handshakes done, %d connections refused or closed by the server", h, c }')"
+	tail -n +$((log_mark + 1)) "$T/broker.log" >"$T/$name.log"
+	diag "$name: honest challenges during the 40-address slowloris: $(latency "$name"), $(grep -c '^200 ' "$T/$name.times") of 20 answered 200"
+	diag "$name: $(cat "$T/$name".*.out | awk '{ h += $4; c += $7 } END { printf "40 addresses: %d handshakes done, %d connections refused or closed by the server", h, c }')"
+}
+if ! unshare -n true 2>/dev/null || ! command -v nsenter >/dev/null || ! command -v ip >/dev/null; then
+	skip "a slowloris from 40 addresses" "cannot create a network namespace here (unshare -n as root, nsenter, ip)"
+else
+	if [ -n "${AK_BROKER_BEFORE:-}" ]; then
+		many_slowloris "$AK_BROKER_BEFORE" before
+		diag "before: $(grep -c 'max_connections is near: closed' "$T/before.log") early-closing line(s), login: $(tail -1 "$T/before.login")"
+	fi
+	many_slowloris "$AK_BROKER" many
+	if [ "$(tail -1 "$T/many.login")" = ok ]; then
+		ok "a real login through the module succeeds during the 40-address slowloris"
+	else
+		not_ok "a real login through the module succeeds during the 40-address slowloris"; diag_stream <"$T/many.login"
+	fi
 	check "the 20 honest challenges during the 40-address slowloris were all answered 200" \
 		test "$(grep -c '^200 ' "$T/many.times")" = 20
-	check "the broker said it was near max_connections and closed slow connections early" bash -c \
-		"tail -n +$((log_mark + 1)) '$T/broker.log' | grep -q 'max_connections is near: closed'"
+	check "the broker said it was near max_connections and closed slow connections early" \
+		grep -q 'max_connections is near: closed' "$T/many.log"
+	check "the broker said it refused connections of addresses holding their fair share ($(grep -o 'refused [0-9]* new.*' "$T/many.log" | head -1))" \
+		grep -Eq 'max_connections is near: refused [1-9][0-9]* new connection\(s\) at accept from addresses holding their fair share' "$T/many.log"
+	fair=$(awk '$1 == "attestkey_connections_refused_total{why=\"fair_share\"}" { print $2 }' "$T/many.metrics")
+	check "/metrics counts the connections refused for their fair share (${fair:-none})" \
+		test "${fair:-0}" -gt 0
 fi
 
 # The module meets a 429 as "this broker cannot serve now": alone, its
@@ -413,8 +457,12 @@ codes=""
 for _ in 1 2 3; do codes="$codes $(honest 5)"; done
 wait "$SLOWPID"
 diag "control: $(cat "$T/slowloris.out"); honest challenges:$codes"
-check "control: with max_connections_per_ip = 0 one address holds more than 8 connections" bash -c \
-	"grep -Eq 'at most (9|[1-9][0-9]+) open at once' '$T/slowloris.out'"
+# Counted by the broker, not by the attacker (which sees only the
+# connections whose handshake it finished, few on a loaded machine): the
+# broker refused 127.0.0.2 for holding its fair share, a share above 8.
+share=$(tail -n +$((log_mark + 1)) "$T/broker.log" | sed -n 's/.*holding their fair share (\([0-9]*\) each.*/\1/p' | head -1)
+check "control: with max_connections_per_ip = 0 one address holds more than 8 connections (refused at a fair share of ${share:-none})" \
+	test "${share:-0}" -gt 8
 check "control: ... and takes the broker near max_connections" bash -c \
 	"tail -n +$((log_mark + 1)) '$T/broker.log' | grep -q 'max_connections is near: closed'"
 finish

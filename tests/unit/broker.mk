@@ -12,6 +12,7 @@ BROKER_TESTS = \
 	tests/unit/test_broker_handler \
 	tests/unit/test_broker_sim \
 	tests/unit/test_broker_ratelimit \
+	tests/unit/test_broker_fairshare \
 	tests/unit/test_metrics
 check_PROGRAMS += $(BROKER_TESTS)
 TESTS += $(BROKER_TESTS)
@@ -27,6 +28,10 @@ tests_unit_test_broker_nonce_LDADD = $(BROKER_TEST_LDADD)
 tests_unit_test_broker_ratelimit_SOURCES = tests/unit/test_broker_ratelimit.c
 tests_unit_test_broker_ratelimit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_broker_ratelimit_LDADD = $(BROKER_TEST_LDADD)
+
+tests_unit_test_broker_fairshare_SOURCES = tests/unit/test_broker_fairshare.c
+tests_unit_test_broker_fairshare_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_broker_fairshare_LDADD = $(BROKER_TEST_LDADD)
 
 tests_unit_test_broker_keystore_SOURCES = tests/unit/test_broker_keystore.c \
 	tests/unit/test_broker_util.c

@@ -119,6 +119,21 @@ static void test_counters(void **state)
 	assert_true(sample_now(req) == (req0 < 0 ? 0 : req0) + 1);
 }
 
+/* The connections refused for their fair share (server.c): shown at 0
+ * before the first, then counted. */
+static void test_fair_refused(void **state)
+{
+	const char *fair = "attestkey_connections_refused_total{why=\"fair_share\"}";
+	double f0;
+
+	(void)state;
+	f0 = sample_now(fair);
+	assert_true(f0 >= 0);
+	broker_metrics_fair_refused();
+	broker_metrics_fair_refused();
+	assert_true(sample_now(fair) == f0 + 2);
+}
+
 static void test_token_escaped(void **state)
 {
 	char *t;
@@ -337,6 +352,7 @@ int main(void)
 	    cmocka_unit_test(test_token_escaped), cmocka_unit_test(test_histogram),
 	    cmocka_unit_test(test_fetch),	  cmocka_unit_test(test_token_table_full),
 	    cmocka_unit_test(test_config),	  cmocka_unit_test(test_ready),
+	    cmocka_unit_test(test_fair_refused),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
