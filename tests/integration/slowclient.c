@@ -28,6 +28,17 @@
  *     New TLS connections from SRC as fast as it can, each closed after
  *     its handshake. Prints how many handshakes finished and how many
  *     connections the server closed or refused first.
+ *
+ *   slowclient storm SRC PORT SECONDS [CONNS]
+ *     Bad requests from SRC on CONNS connections in flight at once
+ *     (default 64, at most 1000), none of them blocking (epoll): each
+ *     connection does its TLS handshake and sends the flood's bad request,
+ *     the next one as soon as an answer other than 429 comes, until the
+ *     server closes it; it is opened again at once. A connection the
+ *     server closes before its handshake ended (the broker's rate limit
+ *     closes it at accept) counts as a request refused at accept. Prints
+ *     the attempts (requests sent plus connections closed at accept), their
+ *     rate, and how each was answered.
  */
 #include "config.h"
 
@@ -41,9 +52,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #define REQUEST_HEAD "POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
@@ -265,7 +279,7 @@ static int dribble(SSL_CTX *ctx, const char *src, unsigned port, bool tls, long 
 
 #define FLOOD_BATCH 16
 #define FLOOD_REQUEST                                                                              \
-	"POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"      \
+	"POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"     \
 	"Content-Length: 2\r\n\r\n{}"
 
 /* Count the status lines in buf (answers to pipelined requests); the
@@ -366,19 +380,271 @@ static int handshakes(SSL_CTX *ctx, const char *src, unsigned port, double secs)
 	return 0;
 }
 
+/* ---- storm: many connections in flight, none blocking ---- */
+
+#define STORM_MAX_CONNS 1000
+#define STORM_STALL 2.0 /* seconds without progress: the connection is given up */
+
+enum storm_state { STORM_IDLE, STORM_HANDSHAKE, STORM_TALK };
+
+struct storm_conn {
+	int fd;
+	SSL *ssl;
+	enum storm_state st;
+	double since; /* its last progress */
+	bool waiting; /* a request sent, its status line not seen yet */
+	bool retry_write;
+	bool closing;  /* answered 429: the server closes it */
+	char tail[11]; /* the end of the last read: a status line cut in two */
+	size_t ntail;
+};
+
+struct storm {
+	SSL_CTX *ctx;
+	int ep;
+	struct sockaddr_in from, to;
+	struct storm_conn *c;
+	int n;
+	long conns, connect_failed, at_accept, stalled, handshakes, sent, ok, bad, limited, other,
+	    unanswered;
+};
+
+static void storm_drop(struct storm_conn *c)
+{
+	if (c->ssl)
+		SSL_free(c->ssl);
+	if (c->fd >= 0)
+		close(c->fd); /* also leaves the epoll set */
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->st = STORM_IDLE;
+}
+
+static bool storm_step(struct storm *st, int i);
+
+/* A new connection in slot i, and the start of its handshake. */
+static void storm_connect(struct storm *st, int i)
+{
+	struct storm_conn *c = &st->c[i];
+	/* edge-triggered, both ways, set once: a step goes on until OpenSSL
+	 * wants to wait, and one epoll_ctl per connection is all it costs */
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				 .data.u32 = (uint32_t)i};
+	int one = 1;
+
+	storm_drop(c);
+	c->since = now_s();
+	st->conns++;
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* the port is chosen at connect(), unique per (SRC, server) pair
+	 * rather than per SRC: tens of thousands of connections a few
+	 * seconds apart do not run out of ports */
+	if (c->fd < 0 ||
+	    setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
+	    bind(c->fd, (struct sockaddr *)&st->from, sizeof(st->from)) < 0 ||
+	    (connect(c->fd, (struct sockaddr *)&st->to, sizeof(st->to)) < 0 &&
+	     errno != EINPROGRESS) ||
+	    epoll_ctl(st->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0 || !(c->ssl = SSL_new(st->ctx)) ||
+	    SSL_set_fd(c->ssl, c->fd) != 1) {
+		st->connect_failed++;
+		storm_drop(c); /* tried again at the next turn */
+		return;
+	}
+	/* On loopback the TCP handshake is usually over already; if not,
+	 * the ClientHello waits (WANT_WRITE) for the socket to be writable.
+	 * A connection that ends at once waits for the next turn (no
+	 * recursion). */
+	c->st = STORM_HANDSHAKE;
+	if (!storm_step(st, i))
+		storm_drop(c);
+}
+
+/* The flood's bad request; false when the server had closed. */
+static bool storm_send(struct storm *st, struct storm_conn *c)
+{
+	int r = SSL_write(c->ssl, FLOOD_REQUEST, (int)strlen(FLOOD_REQUEST));
+
+	if (!c->retry_write)
+		st->sent++;
+	c->waiting = true;
+	c->retry_write = false;
+	if (r > 0)
+		return true;
+	/* the same bytes again at the next step */
+	c->retry_write = SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE;
+	return c->retry_write;
+}
+
+/* Counts the status lines in what was read, a line cut between two reads
+ * included (the last 11 bytes are kept in front of the next read). */
+static void storm_answers(struct storm *st, struct storm_conn *c, const char *data, size_t n)
+{
+	char buf[sizeof(c->tail) + 16384];
+	size_t len = c->ntail, i;
+
+	memcpy(buf, c->tail, c->ntail);
+	memcpy(buf + len, data, n);
+	len += n;
+	for (i = 0; i + 12 <= len; i++) {
+		if (memcmp(buf + i, "HTTP/1.1 ", 9) != 0)
+			continue;
+		c->waiting = false;
+		if (memcmp(buf + i + 9, "429", 3) == 0) {
+			st->limited++;
+			c->closing = true;
+		} else if (memcmp(buf + i + 9, "400", 3) == 0)
+			st->bad++;
+		else if (buf[i + 9] == '2')
+			st->ok++;
+		else
+			st->other++;
+	}
+	c->ntail = len < sizeof(c->tail) ? len : sizeof(c->tail);
+	memcpy(c->tail, buf + len - c->ntail, c->ntail);
+}
+
+/* One connection's turn: as far as it goes without waiting; false when
+ * the connection ended (counted here). */
+static bool storm_step(struct storm *st, int i)
+{
+	struct storm_conn *c = &st->c[i];
+	char buf[16384];
+	int r;
+
+	c->since = now_s();
+	if (c->st == STORM_HANDSHAKE) {
+		r = SSL_connect(c->ssl);
+		if (r != 1) {
+			r = SSL_get_error(c->ssl, r);
+			if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE)
+				return true;
+			st->at_accept++; /* closed (or reset) before the handshake ended */
+			ERR_clear_error();
+			return false;
+		}
+		st->handshakes++;
+		c->st = STORM_TALK;
+		if (!storm_send(st, c))
+			goto closed;
+	}
+	if (c->st != STORM_TALK)
+		return true;
+	if (c->retry_write && !storm_send(st, c))
+		goto closed;
+	for (;;) {
+		while ((r = SSL_read(c->ssl, buf, sizeof(buf))) > 0)
+			storm_answers(st, c, buf, (size_t)r);
+		r = SSL_get_error(c->ssl, r);
+		if (r != SSL_ERROR_WANT_READ && r != SSL_ERROR_WANT_WRITE)
+			goto closed;
+		if (c->waiting || c->closing)
+			return true;
+		if (!storm_send(st, c))
+			goto closed;
+	}
+closed:
+	st->unanswered += c->waiting; /* closed with a request unanswered */
+	ERR_clear_error();
+	return false;
+}
+
+static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int n)
+{
+	struct storm st = {.ctx = ctx, .n = n};
+	struct epoll_event ev[256];
+	struct rlimit rl;
+	double t0, end, t, last_check = 0;
+	int i, k;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
+		fprintf(stderr,
+			"slowclient: %d connections need more descriptors than the limit (%lu)\n",
+			n, (unsigned long)rl.rlim_cur);
+		return 2;
+	}
+	st.from.sin_family = st.to.sin_family = AF_INET;
+	st.to.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, src, &st.from.sin_addr) != 1 ||
+	    inet_pton(AF_INET, "127.0.0.1", &st.to.sin_addr) != 1) {
+		fprintf(stderr, "slowclient: %s is not an IPv4 address\n", src);
+		return 2;
+	}
+	st.c = calloc((size_t)n, sizeof(*st.c));
+	st.ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!st.c || st.ep < 0) {
+		free(st.c);
+		return 2;
+	}
+	/* TLS 1.2: its ClientHello carries no key share, so a connection
+	 * closed at accept costs the attacker no key generation (the broker
+	 * takes TLS 1.2 with ECDHE and AES-GCM) */
+	if (SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		free(st.c);
+		close(st.ep);
+		return 2;
+	}
+	for (i = 0; i < n; i++) {
+		st.c[i].fd = -1;
+		storm_connect(&st, i);
+	}
+	t0 = now_s();
+	end = t0 + secs;
+	while ((t = now_s()) < end) {
+		k = epoll_wait(st.ep, ev, (int)(sizeof(ev) / sizeof(ev[0])), 10);
+		for (i = 0; i < k; i++)
+			if (!storm_step(&st, (int)ev[i].data.u32))
+				storm_connect(&st, (int)ev[i].data.u32);
+		if (t - last_check < 0.01)
+			continue;
+		/* slots whose connect failed start again; stalled ones (a full
+		 * listen queue drops SYNs, a server that never answers) are
+		 * given up */
+		last_check = t;
+		for (i = 0; i < n; i++) {
+			if (st.c[i].st == STORM_IDLE)
+				storm_connect(&st, i);
+			else if (t - st.c[i].since > STORM_STALL) {
+				st.stalled++;
+				st.unanswered += st.c[i].waiting;
+				storm_connect(&st, i);
+			}
+		}
+	}
+	t = now_s() - t0;
+	for (i = 0; i < n; i++)
+		storm_drop(&st.c[i]);
+	close(st.ep);
+	free(st.c);
+	printf("storm from %s: %ld attempts in %.1f s (%.0f/s) = %ld requests sent over TLS + %ld "
+	       "connections closed at accept; requests answered: %ld 2xx, %ld 400, %ld 429, %ld "
+	       "other, %ld unanswered; %ld connections (%.0f/s), %ld handshakes finished, %ld "
+	       "connects failed, %ld stalled %.0f s, %d in flight\n",
+	       src, st.sent + st.at_accept, t, (double)(st.sent + st.at_accept) / t, st.sent,
+	       st.at_accept, st.ok, st.bad, st.limited, st.other, st.unanswered, st.conns,
+	       (double)st.conns / t, st.handshakes, st.connect_failed, st.stalled, STORM_STALL, n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	SSL_CTX *ctx;
 	int r;
 
-	bool quick = argc == 5 && (strcmp(argv[1], "flood") == 0 ||
-				   strcmp(argv[1], "handshakes") == 0);
+	bool quick =
+	    argc == 5 && (strcmp(argv[1], "flood") == 0 || strcmp(argv[1], "handshakes") == 0);
+	bool storming = (argc == 5 || argc == 6) && strcmp(argv[1], "storm") == 0;
+	int conns = argc == 6 ? atoi(argv[5]) : 64;
 
-	if (!quick &&
-	    (argc != 7 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "dribble") != 0))) {
-		fprintf(stderr, "usage: slowclient hold SRC PORT N SECONDS INTERVAL_MS\n"
-				"       slowclient dribble SRC PORT tls|raw INTERVAL_MS SECONDS\n"
-				"       slowclient flood|handshakes SRC PORT SECONDS\n");
+	if ((!quick && !storming &&
+	     (argc != 7 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "dribble") != 0))) ||
+	    (storming && (conns < 1 || conns > STORM_MAX_CONNS || atof(argv[4]) > 600))) {
+		fprintf(stderr,
+			"usage: slowclient hold SRC PORT N SECONDS INTERVAL_MS\n"
+			"       slowclient dribble SRC PORT tls|raw INTERVAL_MS SECONDS\n"
+			"       slowclient flood|handshakes SRC PORT SECONDS\n"
+			"       slowclient storm SRC PORT SECONDS [CONNS]"
+			" (SECONDS <= 600, 1 <= CONNS <= %d)\n",
+			STORM_MAX_CONNS);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -386,7 +652,9 @@ int main(int argc, char **argv)
 	if (!ctx)
 		return 2;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* an attacker checks nothing */
-	if (strcmp(argv[1], "flood") == 0)
+	if (storming)
+		r = storm(ctx, argv[2], (unsigned)atoi(argv[3]), atof(argv[4]), conns);
+	else if (strcmp(argv[1], "flood") == 0)
 		r = flood(ctx, argv[2], (unsigned)atoi(argv[3]), atof(argv[4]));
 	else if (strcmp(argv[1], "handshakes") == 0)
 		r = handshakes(ctx, argv[2], (unsigned)atoi(argv[3]), atof(argv[4]));
