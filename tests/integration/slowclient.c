@@ -31,14 +31,15 @@
  *
  *   slowclient storm SRC PORT SECONDS [CONNS]
  *     Bad requests from SRC on CONNS connections in flight at once
- *     (default 64, at most 1000), none of them blocking (epoll): each
- *     connection does its TLS handshake and sends the flood's bad request,
- *     the next one as soon as an answer other than 429 comes, until the
- *     server closes it; it is opened again at once. A connection the
- *     server closes before its handshake ended (the broker's rate limit
- *     closes it at accept) counts as a request refused at accept. Prints
- *     the attempts (requests sent plus connections closed at accept), their
- *     rate, and how each was answered.
+ *     (default 64, at most 1000), none of them blocking (epoll), shared by
+ *     one thread per CPU: each connection does its TLS handshake (TLS 1.2,
+ *     whose ClientHello costs no key generation) and sends the flood's bad
+ *     request, the next one as soon as an answer other than 429 comes,
+ *     until the server closes it; it is opened again at once. A connection
+ *     the server closes before its handshake ended (the broker's rate
+ *     limit closes it at accept) counts as a request refused at accept.
+ *     Prints the attempts (requests sent plus connections closed at
+ *     accept), their rate, and how each was answered.
  */
 #include "config.h"
 
@@ -47,6 +48,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -399,15 +401,36 @@ struct storm_conn {
 	size_t ntail;
 };
 
+struct storm_count {
+	long conns, connect_failed, at_accept, stalled, handshakes, sent, ok, bad, limited, other,
+	    unanswered;
+};
+
+/* One thread's connections. */
 struct storm {
 	SSL_CTX *ctx;
 	int ep;
 	struct sockaddr_in from, to;
+	double end;
 	struct storm_conn *c;
 	int n;
-	long conns, connect_failed, at_accept, stalled, handshakes, sent, ok, bad, limited, other,
-	    unanswered;
+	struct storm_count k;
 };
+
+static void storm_add(struct storm_count *sum, const struct storm_count *k)
+{
+	sum->conns += k->conns;
+	sum->connect_failed += k->connect_failed;
+	sum->at_accept += k->at_accept;
+	sum->stalled += k->stalled;
+	sum->handshakes += k->handshakes;
+	sum->sent += k->sent;
+	sum->ok += k->ok;
+	sum->bad += k->bad;
+	sum->limited += k->limited;
+	sum->other += k->other;
+	sum->unanswered += k->unanswered;
+}
 
 static void storm_drop(struct storm_conn *c)
 {
@@ -434,7 +457,7 @@ static void storm_connect(struct storm *st, int i)
 
 	storm_drop(c);
 	c->since = now_s();
-	st->conns++;
+	st->k.conns++;
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	/* the port is chosen at connect(), unique per (SRC, server) pair
 	 * rather than per SRC: tens of thousands of connections a few
@@ -446,7 +469,7 @@ static void storm_connect(struct storm *st, int i)
 	     errno != EINPROGRESS) ||
 	    epoll_ctl(st->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0 || !(c->ssl = SSL_new(st->ctx)) ||
 	    SSL_set_fd(c->ssl, c->fd) != 1) {
-		st->connect_failed++;
+		st->k.connect_failed++;
 		storm_drop(c); /* tried again at the next turn */
 		return;
 	}
@@ -465,7 +488,7 @@ static bool storm_send(struct storm *st, struct storm_conn *c)
 	int r = SSL_write(c->ssl, FLOOD_REQUEST, (int)strlen(FLOOD_REQUEST));
 
 	if (!c->retry_write)
-		st->sent++;
+		st->k.sent++;
 	c->waiting = true;
 	c->retry_write = false;
 	if (r > 0)
@@ -490,14 +513,14 @@ static void storm_answers(struct storm *st, struct storm_conn *c, const char *da
 			continue;
 		c->waiting = false;
 		if (memcmp(buf + i + 9, "429", 3) == 0) {
-			st->limited++;
+			st->k.limited++;
 			c->closing = true;
 		} else if (memcmp(buf + i + 9, "400", 3) == 0)
-			st->bad++;
+			st->k.bad++;
 		else if (buf[i + 9] == '2')
-			st->ok++;
+			st->k.ok++;
 		else
-			st->other++;
+			st->k.other++;
 	}
 	c->ntail = len < sizeof(c->tail) ? len : sizeof(c->tail);
 	memcpy(c->tail, buf + len - c->ntail, c->ntail);
@@ -509,20 +532,27 @@ static bool storm_step(struct storm *st, int i)
 {
 	struct storm_conn *c = &st->c[i];
 	char buf[16384];
-	int r;
+	int r, e;
 
 	c->since = now_s();
 	if (c->st == STORM_HANDSHAKE) {
+		errno = 0;
 		r = SSL_connect(c->ssl);
+		e = errno;
 		if (r != 1) {
 			r = SSL_get_error(c->ssl, r);
 			if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE)
 				return true;
-			st->at_accept++; /* closed (or reset) before the handshake ended */
+			/* refused (nothing listens), or closed or reset before
+			 * the handshake ended */
+			if (r == SSL_ERROR_SYSCALL && e == ECONNREFUSED)
+				st->k.connect_failed++;
+			else
+				st->k.at_accept++;
 			ERR_clear_error();
 			return false;
 		}
-		st->handshakes++;
+		st->k.handshakes++;
 		c->st = STORM_TALK;
 		if (!storm_send(st, c))
 			goto closed;
@@ -543,85 +573,115 @@ static bool storm_step(struct storm *st, int i)
 			goto closed;
 	}
 closed:
-	st->unanswered += c->waiting; /* closed with a request unanswered */
+	st->k.unanswered += c->waiting; /* closed with a request unanswered */
 	ERR_clear_error();
 	return false;
 }
 
-static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int n)
+/* One thread's share of the connections, with its own epoll set. */
+static void *storm_thread(void *arg)
 {
-	struct storm st = {.ctx = ctx, .n = n};
+	struct storm *st = arg;
 	struct epoll_event ev[256];
-	struct rlimit rl;
-	double t0, end, t, last_check = 0;
+	double t, last_check = 0;
 	int i, k;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
-		fprintf(stderr,
-			"slowclient: %d connections need more descriptors than the limit (%lu)\n",
-			n, (unsigned long)rl.rlim_cur);
-		return 2;
+	for (i = 0; i < st->n; i++) {
+		st->c[i].fd = -1;
+		storm_connect(st, i);
 	}
-	st.from.sin_family = st.to.sin_family = AF_INET;
-	st.to.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, src, &st.from.sin_addr) != 1 ||
-	    inet_pton(AF_INET, "127.0.0.1", &st.to.sin_addr) != 1) {
-		fprintf(stderr, "slowclient: %s is not an IPv4 address\n", src);
-		return 2;
-	}
-	st.c = calloc((size_t)n, sizeof(*st.c));
-	st.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (!st.c || st.ep < 0) {
-		free(st.c);
-		return 2;
-	}
-	/* TLS 1.2: its ClientHello carries no key share, so a connection
-	 * closed at accept costs the attacker no key generation (the broker
-	 * takes TLS 1.2 with ECDHE and AES-GCM) */
-	if (SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) {
-		free(st.c);
-		close(st.ep);
-		return 2;
-	}
-	for (i = 0; i < n; i++) {
-		st.c[i].fd = -1;
-		storm_connect(&st, i);
-	}
-	t0 = now_s();
-	end = t0 + secs;
-	while ((t = now_s()) < end) {
-		k = epoll_wait(st.ep, ev, (int)(sizeof(ev) / sizeof(ev[0])), 10);
+	while ((t = now_s()) < st->end) {
+		k = epoll_wait(st->ep, ev, (int)(sizeof(ev) / sizeof(ev[0])), 10);
 		for (i = 0; i < k; i++)
-			if (!storm_step(&st, (int)ev[i].data.u32))
-				storm_connect(&st, (int)ev[i].data.u32);
+			if (!storm_step(st, (int)ev[i].data.u32))
+				storm_connect(st, (int)ev[i].data.u32);
 		if (t - last_check < 0.01)
 			continue;
 		/* slots whose connect failed start again; stalled ones (a full
 		 * listen queue drops SYNs, a server that never answers) are
 		 * given up */
 		last_check = t;
-		for (i = 0; i < n; i++) {
-			if (st.c[i].st == STORM_IDLE)
-				storm_connect(&st, i);
-			else if (t - st.c[i].since > STORM_STALL) {
-				st.stalled++;
-				st.unanswered += st.c[i].waiting;
-				storm_connect(&st, i);
+		for (i = 0; i < st->n; i++) {
+			if (st->c[i].st == STORM_IDLE)
+				storm_connect(st, i);
+			else if (t - st->c[i].since > STORM_STALL) {
+				st->k.stalled++;
+				st->k.unanswered += st->c[i].waiting;
+				storm_connect(st, i);
 			}
 		}
 	}
-	t = now_s() - t0;
-	for (i = 0; i < n; i++)
-		storm_drop(&st.c[i]);
-	close(st.ep);
-	free(st.c);
+	for (i = 0; i < st->n; i++)
+		storm_drop(&st->c[i]);
+	return NULL;
+}
+
+/* n connections shared by one thread per CPU (the attacker's processes
+ * would otherwise get one CPU's share of a machine where the broker and
+ * everything else run too). */
+static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int nt = cpus < 1 ? 1 : cpus > 8 ? 8 : (int)cpus, i, started = 0, r = 0;
+	struct storm st[8] = {0};
+	struct storm_count sum = {0};
+	struct sockaddr_in from = {0}, to = {0};
+	pthread_t tid[8];
+	struct rlimit rl;
+	double t0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16 + (rlim_t)nt) {
+		fprintf(stderr,
+			"slowclient: %d connections need more descriptors than the limit (%lu)\n",
+			n, (unsigned long)rl.rlim_cur);
+		return 2;
+	}
+	from.sin_family = to.sin_family = AF_INET;
+	to.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, src, &from.sin_addr) != 1 ||
+	    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr) != 1) {
+		fprintf(stderr, "slowclient: %s is not an IPv4 address\n", src);
+		return 2;
+	}
+	/* TLS 1.2: its ClientHello carries no key share, so a connection
+	 * closed at accept costs the attacker no key generation (the broker
+	 * takes TLS 1.2 with ECDHE and AES-GCM) */
+	if (SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1)
+		return 2;
+	if (nt > n)
+		nt = n;
+	t0 = now_s();
+	for (i = 0; i < nt; i++) {
+		st[i] = (struct storm){.ctx = ctx, .from = from, .to = to, .end = t0 + secs};
+		st[i].n = n / nt + (i < n % nt);
+		st[i].c = calloc((size_t)st[i].n, sizeof(*st[i].c));
+		st[i].ep = epoll_create1(EPOLL_CLOEXEC);
+		if (!st[i].c || st[i].ep < 0 ||
+		    pthread_create(&tid[i], NULL, storm_thread, &st[i])) {
+			r = 2;
+			break;
+		}
+		started++;
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	t0 = now_s() - t0;
+	for (i = 0; i < nt; i++) {
+		storm_add(&sum, &st[i].k);
+		if (st[i].ep >= 0)
+			close(st[i].ep);
+		free(st[i].c);
+	}
+	if (r)
+		return r;
 	printf("storm from %s: %ld attempts in %.1f s (%.0f/s) = %ld requests sent over TLS + %ld "
 	       "connections closed at accept; requests answered: %ld 2xx, %ld 400, %ld 429, %ld "
 	       "other, %ld unanswered; %ld connections (%.0f/s), %ld handshakes finished, %ld "
-	       "connects failed, %ld stalled %.0f s, %d in flight\n",
-	       src, st.sent + st.at_accept, t, (double)(st.sent + st.at_accept) / t, st.sent,
-	       st.at_accept, st.ok, st.bad, st.limited, st.other, st.unanswered, st.conns,
-	       (double)st.conns / t, st.handshakes, st.connect_failed, st.stalled, STORM_STALL, n);
+	       "connects failed, %ld stalled %.0f s; %d in flight on %d threads\n",
+	       src, sum.sent + sum.at_accept, t0, (double)(sum.sent + sum.at_accept) / t0, sum.sent,
+	       sum.at_accept, sum.ok, sum.bad, sum.limited, sum.other, sum.unanswered, sum.conns,
+	       (double)sum.conns / t0, sum.handshakes, sum.connect_failed, sum.stalled, STORM_STALL,
+	       n, nt);
 	return 0;
 }
 
