@@ -33,13 +33,16 @@
  *     Bad requests from SRC on CONNS connections in flight at once
  *     (default 64, at most 1000), none of them blocking (epoll), shared by
  *     one thread per CPU: each connection does its TLS handshake (TLS 1.2,
- *     whose ClientHello costs no key generation) and sends the flood's bad
- *     request, the next one as soon as an answer other than 429 comes,
- *     until the server closes it; it is opened again at once. A connection
- *     the server closes before its handshake ended (the broker's rate
- *     limit closes it at accept) counts as a request refused at accept.
- *     Prints the attempts (requests sent plus connections closed at
- *     accept), their rate, and how each was answered.
+ *     whose ClientHello costs no key generation; the ClientHello is made
+ *     once and sent again on every connection until the server answers
+ *     one) and sends the flood's bad request, the next one as soon as an
+ *     answer other than 429 comes, until the server closes it; it is
+ *     opened again at once. A connection the server closes before sending
+ *     a byte (the broker's rate limit closes it at accept) counts as a
+ *     request refused at accept.
+ *     Stops after SECONDS, or sooner at SIGTERM or SIGINT, and prints the
+ *     attempts (requests sent plus connections closed at accept), their
+ *     rate, and how each was answered.
  */
 #include "config.h"
 
@@ -47,9 +50,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +65,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #define REQUEST_HEAD "POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
 
@@ -226,7 +230,8 @@ static int hold(SSL_CTX *ctx, const char *src, unsigned port, int n, double secs
 	for (i = 0; i < n; i++)
 		slot_close(&slots[i]);
 	free(slots);
-	printf("slowloris from %s: %ld handshakes done, %ld connections refused or closed by the "
+	printf("slowloris from %s: %ld handshakes done, %ld connections refused or "
+	       "closed by the "
 	       "server, at most %d open at once\n",
 	       src, opened, ended, max_open);
 	return 0;
@@ -281,7 +286,8 @@ static int dribble(SSL_CTX *ctx, const char *src, unsigned port, bool tls, long 
 
 #define FLOOD_BATCH 16
 #define FLOOD_REQUEST                                                                              \
-	"POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"     \
+	"POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: "                         \
+	"application/json\r\n"                                                                     \
 	"Content-Length: 2\r\n\r\n{}"
 
 /* Count the status lines in buf (answers to pipelined requests); the
@@ -356,8 +362,10 @@ static int flood(SSL_CTX *ctx, const char *src, unsigned port, double secs)
 			slot_close(&s); /* the server closed it */
 	}
 	slot_close(&s);
-	printf("flood from %s: %ld requests sent in %.1f s (%.0f/s), answered: %ld 2xx, %ld 429, "
-	       "%ld other; %ld connections, %ld refused or closed before their handshake\n",
+	printf("flood from %s: %ld requests sent in %.1f s (%.0f/s), answered: %ld "
+	       "2xx, %ld 429, "
+	       "%ld other; %ld connections, %ld refused or closed before their "
+	       "handshake\n",
 	       src, sent, now_s() - t0, (double)sent / (now_s() - t0), ok, limited, other, conns,
 	       refused);
 	return 0;
@@ -376,7 +384,8 @@ static int handshakes(SSL_CTX *ctx, const char *src, unsigned port, double secs)
 			failed++;
 		slot_close(&s);
 	}
-	printf("handshakes from %s: %ld done, %ld connections closed or refused before the "
+	printf("handshakes from %s: %ld done, %ld connections closed or refused "
+	       "before the "
 	       "handshake ended, in %.1f s (%.0f/s tried)\n",
 	       src, done, failed, now_s() - t0, (double)(done + failed) / (now_s() - t0));
 	return 0;
@@ -387,11 +396,19 @@ static int handshakes(SSL_CTX *ctx, const char *src, unsigned port, double secs)
 #define STORM_MAX_CONNS 1000
 #define STORM_STALL 2.0 /* seconds without progress: the connection is given up */
 
-enum storm_state { STORM_IDLE, STORM_HANDSHAKE, STORM_TALK };
+enum storm_state { STORM_IDLE, STORM_HELLO, STORM_HANDSHAKE, STORM_TALK };
 
+/* A connection's SSL is made ahead with memory BIOs, and its ClientHello
+ * kept: sent as plain bytes on every new connection until the server
+ * answers one, so that a connection closed at accept costs the attacker
+ * no TLS work at all. The first bytes of an answer go into that SSL, and
+ * the handshake goes on over the socket. */
 struct storm_conn {
 	int fd;
 	SSL *ssl;
+	bool armed; /* ssl is unused and hello its ClientHello */
+	unsigned char hello[1024];
+	size_t nhello, hello_off;
 	enum storm_state st;
 	double since; /* its last progress */
 	bool waiting; /* a request sent, its status line not seen yet */
@@ -402,8 +419,8 @@ struct storm_conn {
 };
 
 struct storm_count {
-	long conns, connect_failed, at_accept, stalled, handshakes, sent, ok, bad, limited, other,
-	    unanswered;
+	long conns, connect_failed, at_accept, stalled, handshakes, hs_failed, sent, ok, bad,
+	    limited, other, unanswered;
 };
 
 /* One thread's connections. */
@@ -424,6 +441,7 @@ static void storm_add(struct storm_count *sum, const struct storm_count *k)
 	sum->at_accept += k->at_accept;
 	sum->stalled += k->stalled;
 	sum->handshakes += k->handshakes;
+	sum->hs_failed += k->hs_failed;
 	sum->sent += k->sent;
 	sum->ok += k->ok;
 	sum->bad += k->bad;
@@ -432,15 +450,41 @@ static void storm_add(struct storm_count *sum, const struct storm_count *k)
 	sum->unanswered += k->unanswered;
 }
 
-static void storm_drop(struct storm_conn *c)
+/* Closes the connection of c; its SSL is kept while still unused. */
+static void storm_drop(struct storm_conn *c, bool all)
 {
-	if (c->ssl)
+	if (c->ssl && (all || !c->armed)) {
 		SSL_free(c->ssl);
+		c->ssl = NULL;
+		c->armed = false;
+	}
 	if (c->fd >= 0)
 		close(c->fd); /* also leaves the epoll set */
-	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->st = STORM_IDLE;
+	c->waiting = c->retry_write = c->closing = false;
+	c->ntail = c->hello_off = 0;
+}
+
+/* A new SSL with its ClientHello, made once and sent many times. */
+static bool storm_arm(SSL_CTX *ctx, struct storm_conn *c)
+{
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	int r;
+
+	c->ssl = SSL_new(ctx);
+	if (!c->ssl || !rb || !wb) {
+		BIO_free(rb);
+		BIO_free(wb);
+		return false;
+	}
+	SSL_set_bio(c->ssl, rb, wb);
+	if (SSL_connect(c->ssl) == 1 || SSL_get_error(c->ssl, -1) != SSL_ERROR_WANT_READ ||
+	    (r = BIO_read(wb, c->hello, sizeof(c->hello))) <= 0 || BIO_pending(wb) > 0)
+		return false;
+	c->nhello = (size_t)r;
+	c->armed = true;
+	return true;
 }
 
 static bool storm_step(struct storm *st, int i);
@@ -455,7 +499,7 @@ static void storm_connect(struct storm *st, int i)
 				 .data.u32 = (uint32_t)i};
 	int one = 1;
 
-	storm_drop(c);
+	storm_drop(c, false);
 	c->since = now_s();
 	st->k.conns++;
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -467,19 +511,68 @@ static void storm_connect(struct storm *st, int i)
 	    bind(c->fd, (struct sockaddr *)&st->from, sizeof(st->from)) < 0 ||
 	    (connect(c->fd, (struct sockaddr *)&st->to, sizeof(st->to)) < 0 &&
 	     errno != EINPROGRESS) ||
-	    epoll_ctl(st->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0 || !(c->ssl = SSL_new(st->ctx)) ||
-	    SSL_set_fd(c->ssl, c->fd) != 1) {
+	    epoll_ctl(st->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0 ||
+	    (!c->armed && !storm_arm(st->ctx, c))) {
 		st->k.connect_failed++;
-		storm_drop(c); /* tried again at the next turn */
+		storm_drop(c, false); /* tried again at the next turn */
 		return;
 	}
 	/* On loopback the TCP handshake is usually over already; if not,
-	 * the ClientHello waits (WANT_WRITE) for the socket to be writable.
-	 * A connection that ends at once waits for the next turn (no
-	 * recursion). */
-	c->st = STORM_HANDSHAKE;
+	 * the ClientHello waits for the socket to be writable. A connection
+	 * that ends at once waits for the next turn (no recursion). */
+	c->st = STORM_HELLO;
 	if (!storm_step(st, i))
-		storm_drop(c);
+		storm_drop(c, false);
+}
+
+/* The kept ClientHello, then the server's first bytes: none (closed at
+ * accept) or the start of its handshake, given to the SSL before it is
+ * moved onto the socket. -1: ended, 0: waits, 1: the handshake goes on. */
+static int storm_hello(struct storm *st, struct storm_conn *c)
+{
+	unsigned char buf[16384];
+	ssize_t n;
+	int r;
+
+	while (c->hello_off < c->nhello) {
+		n = send(c->fd, c->hello + c->hello_off, c->nhello - c->hello_off, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			goto ended;
+		c->hello_off += (size_t)n;
+	}
+	n = recv(c->fd, buf, sizeof(buf), 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0)
+		goto ended;
+	/* answered: this SSL is used up, the handshake goes on over the socket */
+	c->armed = false;
+	if (BIO_write(SSL_get_rbio(c->ssl), buf, (int)n) != (int)n)
+		goto failed;
+	r = SSL_connect(c->ssl);
+	if (r != 1 && SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ)
+		goto failed;
+	while ((r = BIO_read(SSL_get_wbio(c->ssl), buf, sizeof(buf))) > 0)
+		if (send(c->fd, buf, (size_t)r, MSG_NOSIGNAL) != r)
+			goto failed;
+	if (SSL_set_fd(c->ssl, c->fd) != 1)
+		goto failed;
+	c->st = STORM_HANDSHAKE;
+	return 1;
+ended:
+	/* refused (nothing listens), or closed or reset before the server
+	 * sent a byte: closed at accept */
+	if (n < 0 && errno == ECONNREFUSED)
+		st->k.connect_failed++;
+	else
+		st->k.at_accept++;
+	return -1;
+failed:
+	st->k.hs_failed++;
+	ERR_clear_error();
+	return -1;
 }
 
 /* The flood's bad request; false when the server had closed. */
@@ -532,23 +625,18 @@ static bool storm_step(struct storm *st, int i)
 {
 	struct storm_conn *c = &st->c[i];
 	char buf[16384];
-	int r, e;
+	int r;
 
 	c->since = now_s();
+	if (c->st == STORM_HELLO && (r = storm_hello(st, c)) <= 0)
+		return r == 0;
 	if (c->st == STORM_HANDSHAKE) {
-		errno = 0;
 		r = SSL_connect(c->ssl);
-		e = errno;
 		if (r != 1) {
 			r = SSL_get_error(c->ssl, r);
 			if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE)
 				return true;
-			/* refused (nothing listens), or closed or reset before
-			 * the handshake ended */
-			if (r == SSL_ERROR_SYSCALL && e == ECONNREFUSED)
-				st->k.connect_failed++;
-			else
-				st->k.at_accept++;
+			st->k.hs_failed++; /* after the server's first bytes */
 			ERR_clear_error();
 			return false;
 		}
@@ -578,6 +666,15 @@ closed:
 	return false;
 }
 
+/* SIGTERM or SIGINT: the storm stops before its SECONDS and reports */
+static atomic_bool storm_stop;
+
+static void storm_on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&storm_stop, true);
+}
+
 /* One thread's share of the connections, with its own epoll set. */
 static void *storm_thread(void *arg)
 {
@@ -590,7 +687,7 @@ static void *storm_thread(void *arg)
 		st->c[i].fd = -1;
 		storm_connect(st, i);
 	}
-	while ((t = now_s()) < st->end) {
+	while ((t = now_s()) < st->end && !atomic_load(&storm_stop)) {
 		k = epoll_wait(st->ep, ev, (int)(sizeof(ev) / sizeof(ev[0])), 10);
 		for (i = 0; i < k; i++)
 			if (!storm_step(st, (int)ev[i].data.u32))
@@ -612,7 +709,7 @@ static void *storm_thread(void *arg)
 		}
 	}
 	for (i = 0; i < st->n; i++)
-		storm_drop(&st->c[i]);
+		storm_drop(&st->c[i], true);
 	return NULL;
 }
 
@@ -627,12 +724,14 @@ static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int 
 	struct storm_count sum = {0};
 	struct sockaddr_in from = {0}, to = {0};
 	pthread_t tid[8];
+	struct sigaction sa = {0};
 	struct rlimit rl;
 	double t0;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16 + (rlim_t)nt) {
 		fprintf(stderr,
-			"slowclient: %d connections need more descriptors than the limit (%lu)\n",
+			"slowclient: %d connections need more descriptors than the limit "
+			"(%lu)\n",
 			n, (unsigned long)rl.rlim_cur);
 		return 2;
 	}
@@ -650,6 +749,10 @@ static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int 
 		return 2;
 	if (nt > n)
 		nt = n;
+	sa.sa_handler = storm_on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return 2;
 	t0 = now_s();
 	for (i = 0; i < nt; i++) {
 		st[i] = (struct storm){.ctx = ctx, .from = from, .to = to, .end = t0 + secs};
@@ -674,14 +777,18 @@ static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int 
 	}
 	if (r)
 		return r;
-	printf("storm from %s: %ld attempts in %.1f s (%.0f/s) = %ld requests sent over TLS + %ld "
-	       "connections closed at accept; requests answered: %ld 2xx, %ld 400, %ld 429, %ld "
-	       "other, %ld unanswered; %ld connections (%.0f/s), %ld handshakes finished, %ld "
-	       "connects failed, %ld stalled %.0f s; %d in flight on %d threads\n",
+	printf("storm from %s: %ld attempts in %.1f s (%.0f/s) = %ld requests sent "
+	       "over TLS + %ld "
+	       "connections closed at accept; requests answered: %ld 2xx, %ld 400, "
+	       "%ld 429, %ld "
+	       "other, %ld unanswered; %ld connections (%.0f/s), %ld handshakes "
+	       "finished, %ld "
+	       "failed after the server's first bytes, %ld connects failed, %ld "
+	       "stalled %.0f s; %d in flight on %d threads\n",
 	       src, sum.sent + sum.at_accept, t0, (double)(sum.sent + sum.at_accept) / t0, sum.sent,
 	       sum.at_accept, sum.ok, sum.bad, sum.limited, sum.other, sum.unanswered, sum.conns,
-	       (double)sum.conns / t0, sum.handshakes, sum.connect_failed, sum.stalled, STORM_STALL,
-	       n, nt);
+	       (double)sum.conns / t0, sum.handshakes, sum.hs_failed, sum.connect_failed,
+	       sum.stalled, STORM_STALL, n, nt);
 	return 0;
 }
 
