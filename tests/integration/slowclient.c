@@ -479,7 +479,8 @@ static bool storm_arm(SSL_CTX *ctx, struct storm_conn *c)
 		return false;
 	}
 	SSL_set_bio(c->ssl, rb, wb);
-	if (SSL_connect(c->ssl) == 1 || SSL_get_error(c->ssl, -1) != SSL_ERROR_WANT_READ ||
+	r = SSL_connect(c->ssl);
+	if (r == 1 || SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ ||
 	    (r = BIO_read(wb, c->hello, sizeof(c->hello))) <= 0 || BIO_pending(wb) > 0)
 		return false;
 	c->nhello = (size_t)r;
@@ -729,10 +730,8 @@ static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int 
 	double t0;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16 + (rlim_t)nt) {
-		fprintf(stderr,
-			"slowclient: %d connections need more descriptors than the limit "
-			"(%lu)\n",
-			n, (unsigned long)rl.rlim_cur);
+		fprintf(stderr, "slowclient: %d connections need more descriptors than %lu\n", n,
+			(unsigned long)rl.rlim_cur);
 		return 2;
 	}
 	from.sin_family = to.sin_family = AF_INET;
@@ -753,6 +752,8 @@ static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int 
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
 		return 2;
+	for (i = 0; i < nt; i++)
+		st[i].ep = -1; /* for the clean-up after a failed start */
 	t0 = now_s();
 	for (i = 0; i < nt; i++) {
 		st[i] = (struct storm){.ctx = ctx, .from = from, .to = to, .end = t0 + secs};
@@ -777,14 +778,11 @@ static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int 
 	}
 	if (r)
 		return r;
-	printf("storm from %s: %ld attempts in %.1f s (%.0f/s) = %ld requests sent "
-	       "over TLS + %ld "
-	       "connections closed at accept; requests answered: %ld 2xx, %ld 400, "
-	       "%ld 429, %ld "
-	       "other, %ld unanswered; %ld connections (%.0f/s), %ld handshakes "
-	       "finished, %ld "
-	       "failed after the server's first bytes, %ld connects failed, %ld "
-	       "stalled %.0f s; %d in flight on %d threads\n",
+	printf("storm from %s: %ld attempts in %.1f s (%.0f/s) = %ld requests sent over TLS + "
+	       "%ld connections closed at accept; requests answered: %ld 2xx, %ld 400, %ld 429, "
+	       "%ld other, %ld unanswered; %ld connections (%.0f/s), %ld handshakes finished, "
+	       "%ld failed after the server's first bytes, %ld connects failed, %ld stalled "
+	       "%.0f s; %d in flight on %d threads\n",
 	       src, sum.sent + sum.at_accept, t0, (double)(sum.sent + sum.at_accept) / t0, sum.sent,
 	       sum.at_accept, sum.ok, sum.bad, sum.limited, sum.other, sum.unanswered, sum.conns,
 	       (double)sum.conns / t0, sum.handshakes, sum.hs_failed, sum.connect_failed,
