@@ -360,10 +360,15 @@ most=$(sed -n 's/.* attempts in \([0-9]*\).*/\1/p' "$T/storm.out")
 most=$((40 + 20 * (${most:-0} + 1) + 60))
 check "storm: held to the rate limit, at most $most handshakes finished ($(storm_n 'handshakes finished'))" \
 	test "$(storm_n 'handshakes finished')" -le "$most"
-check "storm: the broker's resident memory grew by less than 64 MiB ($rss_before -> $rss_after KiB)" \
-	test $((rss_after - rss_before)) -lt 65536
+# 64 MiB; in the sanitizer build ASan keeps freed memory in its
+# quarantine (256 MiB by default) before reusing it, and its peak grew by
+# 16 to 35 MiB in the storm: the bound allows for the quarantine there
+bound=65536
+[ -z "$AK_RUN" ] || bound=$((65536 + 262144))
+check "storm: the broker's resident memory grew by less than $((bound / 1024)) MiB ($rss_before -> $rss_after KiB)" \
+	test $((rss_after - rss_before)) -lt "$bound"
 check "storm: ... and its peak too (VmHWM $hwm_before -> $hwm_after KiB)" \
-	test $((hwm_after - hwm_before)) -lt 65536
+	test $((hwm_after - hwm_before)) -lt "$bound"
 curl -s "$METRICS_URL/metrics" >"$T/metrics.txt"
 check "storm: /metrics counts its connections closed at accept (+$(($(mval 'attestkey_rate_limited_total{what="connection"}') - refused_conn)))" \
 	test "$(mval 'attestkey_rate_limited_total{what="connection"}')" -gt "$refused_conn"
