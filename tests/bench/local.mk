@@ -18,10 +18,11 @@ tests_bench_tlsload_SOURCES = tests/bench/tlsload.c
 tests_bench_tlsload_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 tests_bench_tlsload_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS) -lpthread
 EXTRA_DIST += tests/bench/README.md tests/bench/run.sh tests/bench/bench-lib.sh \
-	tests/bench/signing.sh tests/bench/nginx.sh tests/bench/login.sh tests/bench/broker.sh
+	tests/bench/signing.sh tests/bench/nginx.sh tests/bench/login.sh tests/bench/broker.sh \
+	tests/bench/storm.sh
 CLEANFILES += $(EXTRA_PROGRAMS) bench-results.csv
 
-bench: $(EXTRA_PROGRAMS) attestkey attestkey-broker attestkey-pkcs11.la
+bench: $(EXTRA_PROGRAMS) tests/integration/slowclient attestkey attestkey-broker attestkey-pkcs11.la
 	top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)' \
 		$(SHELL) $(srcdir)/tests/bench/run.sh
 .PHONY: bench

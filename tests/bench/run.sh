@@ -13,7 +13,7 @@ export BENCH_CSV=${BENCH_CSV:-$top_builddir/bench-results.csv}
 rm -f "$BENCH_CSV"
 echo "bench,case,a,a_value,b,b_value,unit,ratio,target,met" >"$BENCH_CSV"
 status=0
-for b in ${BENCH_ONLY:-signing nginx login broker}; do
+for b in ${BENCH_ONLY:-signing nginx login broker storm}; do
 	[ -f "$here/$b.sh" ] || { echo "bench: no benchmark '$b'" >&2; status=1; continue; }
 	bash "$here/$b.sh" || { echo "bench: $b failed" >&2; status=1; }
 done

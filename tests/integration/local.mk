@@ -16,8 +16,8 @@ tests_integration_corescan_LDADD = $(CRYPTO_LIBS)
 # issue 8: slow clients against the broker (broker-attack.sh)
 check_PROGRAMS += tests/integration/slowclient
 tests_integration_slowclient_SOURCES = tests/integration/slowclient.c
-tests_integration_slowclient_CFLAGS = $(AM_CFLAGS) $(SSL_CFLAGS)
-tests_integration_slowclient_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
+tests_integration_slowclient_CFLAGS = $(AM_CFLAGS) $(SSL_CFLAGS) $(PTHREAD_CFLAGS)
+tests_integration_slowclient_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS) -lpthread
 # module-tls.sh: a hostile OpenSSL provider, loaded first by openssl.cnf
 check_LTLIBRARIES = tests/integration/hostile-provider.la
 tests_integration_hostile_provider_la_SOURCES = tests/integration/hostile-provider.c

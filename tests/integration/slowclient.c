@@ -28,6 +28,21 @@
  *     New TLS connections from SRC as fast as it can, each closed after
  *     its handshake. Prints how many handshakes finished and how many
  *     connections the server closed or refused first.
+ *
+ *   slowclient storm SRC PORT SECONDS [CONNS]
+ *     Bad requests from SRC on CONNS connections in flight at once
+ *     (default 64, at most 1000), none of them blocking (epoll), shared by
+ *     one thread per CPU: each connection does its TLS handshake (TLS 1.2,
+ *     whose ClientHello costs no key generation; the ClientHello is made
+ *     once and sent again on every connection until the server answers
+ *     one) and sends the flood's bad request, the next one as soon as an
+ *     answer other than 429 comes, until the server closes it; it is
+ *     opened again at once. A connection the server closes before sending
+ *     a byte (the broker's rate limit closes it at accept) counts as a
+ *     request refused at accept.
+ *     Stops after SECONDS, or sooner at SIGTERM or SIGINT, and prints the
+ *     attempts (requests sent plus connections closed at accept), their
+ *     rate, and how each was answered.
  */
 #include "config.h"
 
@@ -35,16 +50,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <openssl/ssl.h>
 
 #define REQUEST_HEAD "POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
 
@@ -210,7 +230,8 @@ static int hold(SSL_CTX *ctx, const char *src, unsigned port, int n, double secs
 	for (i = 0; i < n; i++)
 		slot_close(&slots[i]);
 	free(slots);
-	printf("slowloris from %s: %ld handshakes done, %ld connections refused or closed by the "
+	printf("slowloris from %s: %ld handshakes done, %ld connections refused or "
+	       "closed by the "
 	       "server, at most %d open at once\n",
 	       src, opened, ended, max_open);
 	return 0;
@@ -265,7 +286,8 @@ static int dribble(SSL_CTX *ctx, const char *src, unsigned port, bool tls, long 
 
 #define FLOOD_BATCH 16
 #define FLOOD_REQUEST                                                                              \
-	"POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"      \
+	"POST /v1/challenge HTTP/1.1\r\nHost: localhost\r\nContent-Type: "                         \
+	"application/json\r\n"                                                                     \
 	"Content-Length: 2\r\n\r\n{}"
 
 /* Count the status lines in buf (answers to pipelined requests); the
@@ -340,8 +362,10 @@ static int flood(SSL_CTX *ctx, const char *src, unsigned port, double secs)
 			slot_close(&s); /* the server closed it */
 	}
 	slot_close(&s);
-	printf("flood from %s: %ld requests sent in %.1f s (%.0f/s), answered: %ld 2xx, %ld 429, "
-	       "%ld other; %ld connections, %ld refused or closed before their handshake\n",
+	printf("flood from %s: %ld requests sent in %.1f s (%.0f/s), answered: %ld "
+	       "2xx, %ld 429, "
+	       "%ld other; %ld connections, %ld refused or closed before their "
+	       "handshake\n",
 	       src, sent, now_s() - t0, (double)sent / (now_s() - t0), ok, limited, other, conns,
 	       refused);
 	return 0;
@@ -360,9 +384,409 @@ static int handshakes(SSL_CTX *ctx, const char *src, unsigned port, double secs)
 			failed++;
 		slot_close(&s);
 	}
-	printf("handshakes from %s: %ld done, %ld connections closed or refused before the "
+	printf("handshakes from %s: %ld done, %ld connections closed or refused "
+	       "before the "
 	       "handshake ended, in %.1f s (%.0f/s tried)\n",
 	       src, done, failed, now_s() - t0, (double)(done + failed) / (now_s() - t0));
+	return 0;
+}
+
+/* ---- storm: many connections in flight, none blocking ---- */
+
+#define STORM_MAX_CONNS 1000
+#define STORM_STALL 2.0 /* seconds without progress: the connection is given up */
+
+enum storm_state { STORM_IDLE, STORM_HELLO, STORM_HANDSHAKE, STORM_TALK };
+
+/* A connection's SSL is made ahead with memory BIOs, and its ClientHello
+ * kept: sent as plain bytes on every new connection until the server
+ * answers one, so that a connection closed at accept costs the attacker
+ * no TLS work at all. The first bytes of an answer go into that SSL, and
+ * the handshake goes on over the socket. */
+struct storm_conn {
+	int fd;
+	SSL *ssl;
+	bool armed; /* ssl is unused and hello its ClientHello */
+	unsigned char hello[1024];
+	size_t nhello, hello_off;
+	enum storm_state st;
+	double since; /* its last progress */
+	bool waiting; /* a request sent, its status line not seen yet */
+	bool retry_write;
+	bool closing;  /* answered 429: the server closes it */
+	char tail[11]; /* the end of the last read: a status line cut in two */
+	size_t ntail;
+};
+
+struct storm_count {
+	long conns, connect_failed, at_accept, stalled, handshakes, hs_failed, sent, ok, bad,
+	    limited, other, unanswered;
+};
+
+/* One thread's connections. */
+struct storm {
+	SSL_CTX *ctx;
+	int ep;
+	struct sockaddr_in from, to;
+	double end;
+	struct storm_conn *c;
+	int n;
+	struct storm_count k;
+};
+
+static void storm_add(struct storm_count *sum, const struct storm_count *k)
+{
+	sum->conns += k->conns;
+	sum->connect_failed += k->connect_failed;
+	sum->at_accept += k->at_accept;
+	sum->stalled += k->stalled;
+	sum->handshakes += k->handshakes;
+	sum->hs_failed += k->hs_failed;
+	sum->sent += k->sent;
+	sum->ok += k->ok;
+	sum->bad += k->bad;
+	sum->limited += k->limited;
+	sum->other += k->other;
+	sum->unanswered += k->unanswered;
+}
+
+/* Closes the connection of c; its SSL is kept while still unused. */
+static void storm_drop(struct storm_conn *c, bool all)
+{
+	if (c->ssl && (all || !c->armed)) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		c->armed = false;
+	}
+	if (c->fd >= 0)
+		close(c->fd); /* also leaves the epoll set */
+	c->fd = -1;
+	c->st = STORM_IDLE;
+	c->waiting = c->retry_write = c->closing = false;
+	c->ntail = c->hello_off = 0;
+}
+
+/* A new SSL with its ClientHello, made once and sent many times. */
+static bool storm_arm(SSL_CTX *ctx, struct storm_conn *c)
+{
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	int r;
+
+	c->ssl = SSL_new(ctx);
+	if (!c->ssl || !rb || !wb) {
+		BIO_free(rb);
+		BIO_free(wb);
+		return false;
+	}
+	SSL_set_bio(c->ssl, rb, wb);
+	r = SSL_connect(c->ssl);
+	if (r == 1 || SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ ||
+	    (r = BIO_read(wb, c->hello, sizeof(c->hello))) <= 0 || BIO_pending(wb) > 0)
+		return false;
+	c->nhello = (size_t)r;
+	c->armed = true;
+	return true;
+}
+
+static bool storm_step(struct storm *st, int i);
+
+/* A new connection in slot i, and the start of its handshake. */
+static void storm_connect(struct storm *st, int i)
+{
+	struct storm_conn *c = &st->c[i];
+	/* edge-triggered, both ways, set once: a step goes on until OpenSSL
+	 * wants to wait, and one epoll_ctl per connection is all it costs */
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				 .data.u32 = (uint32_t)i};
+	int one = 1;
+
+	storm_drop(c, false);
+	c->since = now_s();
+	st->k.conns++;
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* the port is chosen at connect(), unique per (SRC, server) pair
+	 * rather than per SRC: tens of thousands of connections a few
+	 * seconds apart do not run out of ports */
+	if (c->fd < 0 ||
+	    setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
+	    bind(c->fd, (struct sockaddr *)&st->from, sizeof(st->from)) < 0 ||
+	    (connect(c->fd, (struct sockaddr *)&st->to, sizeof(st->to)) < 0 &&
+	     errno != EINPROGRESS) ||
+	    epoll_ctl(st->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0 ||
+	    (!c->armed && !storm_arm(st->ctx, c))) {
+		st->k.connect_failed++;
+		storm_drop(c, false); /* tried again at the next turn */
+		return;
+	}
+	/* On loopback the TCP handshake is usually over already; if not,
+	 * the ClientHello waits for the socket to be writable. A connection
+	 * that ends at once waits for the next turn (no recursion). */
+	c->st = STORM_HELLO;
+	if (!storm_step(st, i))
+		storm_drop(c, false);
+}
+
+/* The kept ClientHello, then the server's first bytes: none (closed at
+ * accept) or the start of its handshake, given to the SSL before it is
+ * moved onto the socket. -1: ended, 0: waits, 1: the handshake goes on. */
+static int storm_hello(struct storm *st, struct storm_conn *c)
+{
+	unsigned char buf[16384];
+	ssize_t n;
+	int r;
+
+	while (c->hello_off < c->nhello) {
+		n = send(c->fd, c->hello + c->hello_off, c->nhello - c->hello_off, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			goto ended;
+		c->hello_off += (size_t)n;
+	}
+	n = recv(c->fd, buf, sizeof(buf), 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0)
+		goto ended;
+	/* answered: this SSL is used up, the handshake goes on over the socket */
+	c->armed = false;
+	if (BIO_write(SSL_get_rbio(c->ssl), buf, (int)n) != (int)n)
+		goto failed;
+	r = SSL_connect(c->ssl);
+	if (r != 1 && SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ)
+		goto failed;
+	while ((r = BIO_read(SSL_get_wbio(c->ssl), buf, sizeof(buf))) > 0)
+		if (send(c->fd, buf, (size_t)r, MSG_NOSIGNAL) != r)
+			goto failed;
+	if (SSL_set_fd(c->ssl, c->fd) != 1)
+		goto failed;
+	c->st = STORM_HANDSHAKE;
+	return 1;
+ended:
+	/* refused (nothing listens), or closed or reset before the server
+	 * sent a byte: closed at accept */
+	if (n < 0 && errno == ECONNREFUSED)
+		st->k.connect_failed++;
+	else
+		st->k.at_accept++;
+	return -1;
+failed:
+	st->k.hs_failed++;
+	ERR_clear_error();
+	return -1;
+}
+
+/* The flood's bad request; false when the server had closed. */
+static bool storm_send(struct storm *st, struct storm_conn *c)
+{
+	int r = SSL_write(c->ssl, FLOOD_REQUEST, (int)strlen(FLOOD_REQUEST));
+
+	if (!c->retry_write)
+		st->k.sent++;
+	c->waiting = true;
+	c->retry_write = false;
+	if (r > 0)
+		return true;
+	/* the same bytes again at the next step */
+	c->retry_write = SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE;
+	return c->retry_write;
+}
+
+/* Counts the status lines in what was read, a line cut between two reads
+ * included (the last 11 bytes are kept in front of the next read). */
+static void storm_answers(struct storm *st, struct storm_conn *c, const char *data, size_t n)
+{
+	char buf[sizeof(c->tail) + 16384];
+	size_t len = c->ntail, i;
+
+	memcpy(buf, c->tail, c->ntail);
+	memcpy(buf + len, data, n);
+	len += n;
+	for (i = 0; i + 12 <= len; i++) {
+		if (memcmp(buf + i, "HTTP/1.1 ", 9) != 0)
+			continue;
+		c->waiting = false;
+		if (memcmp(buf + i + 9, "429", 3) == 0) {
+			st->k.limited++;
+			c->closing = true;
+		} else if (memcmp(buf + i + 9, "400", 3) == 0)
+			st->k.bad++;
+		else if (buf[i + 9] == '2')
+			st->k.ok++;
+		else
+			st->k.other++;
+	}
+	c->ntail = len < sizeof(c->tail) ? len : sizeof(c->tail);
+	memcpy(c->tail, buf + len - c->ntail, c->ntail);
+}
+
+/* One connection's turn: as far as it goes without waiting; false when
+ * the connection ended (counted here). */
+static bool storm_step(struct storm *st, int i)
+{
+	struct storm_conn *c = &st->c[i];
+	char buf[16384];
+	int r;
+
+	c->since = now_s();
+	if (c->st == STORM_HELLO && (r = storm_hello(st, c)) <= 0)
+		return r == 0;
+	if (c->st == STORM_HANDSHAKE) {
+		r = SSL_connect(c->ssl);
+		if (r != 1) {
+			r = SSL_get_error(c->ssl, r);
+			if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE)
+				return true;
+			st->k.hs_failed++; /* after the server's first bytes */
+			ERR_clear_error();
+			return false;
+		}
+		st->k.handshakes++;
+		c->st = STORM_TALK;
+		if (!storm_send(st, c))
+			goto closed;
+	}
+	if (c->st != STORM_TALK)
+		return true;
+	if (c->retry_write && !storm_send(st, c))
+		goto closed;
+	for (;;) {
+		while ((r = SSL_read(c->ssl, buf, sizeof(buf))) > 0)
+			storm_answers(st, c, buf, (size_t)r);
+		r = SSL_get_error(c->ssl, r);
+		if (r != SSL_ERROR_WANT_READ && r != SSL_ERROR_WANT_WRITE)
+			goto closed;
+		if (c->waiting || c->closing)
+			return true;
+		if (!storm_send(st, c))
+			goto closed;
+	}
+closed:
+	st->k.unanswered += c->waiting; /* closed with a request unanswered */
+	ERR_clear_error();
+	return false;
+}
+
+/* SIGTERM or SIGINT: the storm stops before its SECONDS and reports */
+static atomic_bool storm_stop;
+
+static void storm_on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&storm_stop, true);
+}
+
+/* One thread's share of the connections, with its own epoll set. */
+static void *storm_thread(void *arg)
+{
+	struct storm *st = arg;
+	struct epoll_event ev[256];
+	double t, last_check = 0;
+	int i, k;
+
+	for (i = 0; i < st->n; i++) {
+		st->c[i].fd = -1;
+		storm_connect(st, i);
+	}
+	while ((t = now_s()) < st->end && !atomic_load(&storm_stop)) {
+		k = epoll_wait(st->ep, ev, (int)(sizeof(ev) / sizeof(ev[0])), 10);
+		for (i = 0; i < k; i++)
+			if (!storm_step(st, (int)ev[i].data.u32))
+				storm_connect(st, (int)ev[i].data.u32);
+		if (t - last_check < 0.01)
+			continue;
+		/* slots whose connect failed start again; stalled ones (a full
+		 * listen queue drops SYNs, a server that never answers) are
+		 * given up */
+		last_check = t;
+		for (i = 0; i < st->n; i++) {
+			if (st->c[i].st == STORM_IDLE)
+				storm_connect(st, i);
+			else if (t - st->c[i].since > STORM_STALL) {
+				st->k.stalled++;
+				st->k.unanswered += st->c[i].waiting;
+				storm_connect(st, i);
+			}
+		}
+	}
+	for (i = 0; i < st->n; i++)
+		storm_drop(&st->c[i], true);
+	return NULL;
+}
+
+/* n connections shared by one thread per CPU (the attacker's processes
+ * would otherwise get one CPU's share of a machine where the broker and
+ * everything else run too). */
+static int storm(SSL_CTX *ctx, const char *src, unsigned port, double secs, int n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int nt = cpus < 1 ? 1 : cpus > 8 ? 8 : (int)cpus, i, started = 0, r = 0;
+	struct storm st[8] = {0};
+	struct storm_count sum = {0};
+	struct sockaddr_in from = {0}, to = {0};
+	pthread_t tid[8];
+	struct sigaction sa = {0};
+	struct rlimit rl;
+	double t0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16 + (rlim_t)nt) {
+		fprintf(stderr, "slowclient: %d connections need more descriptors than %lu\n", n,
+			(unsigned long)rl.rlim_cur);
+		return 2;
+	}
+	from.sin_family = to.sin_family = AF_INET;
+	to.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, src, &from.sin_addr) != 1 ||
+	    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr) != 1) {
+		fprintf(stderr, "slowclient: %s is not an IPv4 address\n", src);
+		return 2;
+	}
+	/* TLS 1.2: its ClientHello carries no key share, so a connection
+	 * closed at accept costs the attacker no key generation (the broker
+	 * takes TLS 1.2 with ECDHE and AES-GCM) */
+	if (SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1)
+		return 2;
+	if (nt > n)
+		nt = n;
+	sa.sa_handler = storm_on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return 2;
+	for (i = 0; i < nt; i++)
+		st[i].ep = -1; /* for the clean-up after a failed start */
+	t0 = now_s();
+	for (i = 0; i < nt; i++) {
+		st[i] = (struct storm){.ctx = ctx, .from = from, .to = to, .end = t0 + secs};
+		st[i].n = n / nt + (i < n % nt);
+		st[i].c = calloc((size_t)st[i].n, sizeof(*st[i].c));
+		st[i].ep = epoll_create1(EPOLL_CLOEXEC);
+		if (!st[i].c || st[i].ep < 0 ||
+		    pthread_create(&tid[i], NULL, storm_thread, &st[i])) {
+			r = 2;
+			break;
+		}
+		started++;
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	t0 = now_s() - t0;
+	for (i = 0; i < nt; i++) {
+		storm_add(&sum, &st[i].k);
+		if (st[i].ep >= 0)
+			close(st[i].ep);
+		free(st[i].c);
+	}
+	if (r)
+		return r;
+	printf("storm from %s: %ld attempts in %.1f s (%.0f/s) = %ld requests sent over TLS + "
+	       "%ld connections closed at accept; requests answered: %ld 2xx, %ld 400, %ld 429, "
+	       "%ld other, %ld unanswered; %ld connections (%.0f/s), %ld handshakes finished, "
+	       "%ld failed after the server's first bytes, %ld connects failed, %ld stalled "
+	       "%.0f s; %d in flight on %d threads\n",
+	       src, sum.sent + sum.at_accept, t0, (double)(sum.sent + sum.at_accept) / t0, sum.sent,
+	       sum.at_accept, sum.ok, sum.bad, sum.limited, sum.other, sum.unanswered, sum.conns,
+	       (double)sum.conns / t0, sum.handshakes, sum.hs_failed, sum.connect_failed,
+	       sum.stalled, STORM_STALL, n, nt);
 	return 0;
 }
 
@@ -371,14 +795,21 @@ int main(int argc, char **argv)
 	SSL_CTX *ctx;
 	int r;
 
-	bool quick = argc == 5 && (strcmp(argv[1], "flood") == 0 ||
-				   strcmp(argv[1], "handshakes") == 0);
+	bool quick =
+	    argc == 5 && (strcmp(argv[1], "flood") == 0 || strcmp(argv[1], "handshakes") == 0);
+	bool storming = (argc == 5 || argc == 6) && strcmp(argv[1], "storm") == 0;
+	int conns = argc == 6 ? atoi(argv[5]) : 64;
 
-	if (!quick &&
-	    (argc != 7 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "dribble") != 0))) {
-		fprintf(stderr, "usage: slowclient hold SRC PORT N SECONDS INTERVAL_MS\n"
-				"       slowclient dribble SRC PORT tls|raw INTERVAL_MS SECONDS\n"
-				"       slowclient flood|handshakes SRC PORT SECONDS\n");
+	if ((!quick && !storming &&
+	     (argc != 7 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "dribble") != 0))) ||
+	    (storming && (conns < 1 || conns > STORM_MAX_CONNS || atof(argv[4]) > 600))) {
+		fprintf(stderr,
+			"usage: slowclient hold SRC PORT N SECONDS INTERVAL_MS\n"
+			"       slowclient dribble SRC PORT tls|raw INTERVAL_MS SECONDS\n"
+			"       slowclient flood|handshakes SRC PORT SECONDS\n"
+			"       slowclient storm SRC PORT SECONDS [CONNS]"
+			" (SECONDS <= 600, 1 <= CONNS <= %d)\n",
+			STORM_MAX_CONNS);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -386,7 +817,9 @@ int main(int argc, char **argv)
 	if (!ctx)
 		return 2;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* an attacker checks nothing */
-	if (strcmp(argv[1], "flood") == 0)
+	if (storming)
+		r = storm(ctx, argv[2], (unsigned)atoi(argv[3]), atof(argv[4]), conns);
+	else if (strcmp(argv[1], "flood") == 0)
 		r = flood(ctx, argv[2], (unsigned)atoi(argv[3]), atof(argv[4]));
 	else if (strcmp(argv[1], "handshakes") == 0)
 		r = handshakes(ctx, argv[2], (unsigned)atoi(argv[3]), atof(argv[4]));
