@@ -113,6 +113,10 @@ const char *fuzz_write_tmp(const char *name, const uint8_t *data, size_t size, i
 	int ok;
 
 	snprintf(path, pathlen, "%s/%s", fuzz_tmpdir(), name);
+	/* a new file each time, not the old one truncated: ext4 writes a
+	 * file truncated and rewritten back to disk when it is closed
+	 * (auto_da_alloc), which made each input wait for the disk */
+	(void)unlink(path);
 	f = fopen(path, "wb");
 	if (!f)
 		return NULL;
