@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include <openssl/asn1.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
@@ -450,6 +451,8 @@ int ak_snp_vcek_ext_parse(const uint8_t *der, size_t der_len, struct ak_snp_vcek
 	out->has_tcb = seen == 15;
 	ret = 0;
 out:
+	if (ret < 0)
+		ERR_clear_error(); /* the reason is ours to give, not left queued */
 	X509_free(x);
 	return ret;
 }
