@@ -31,7 +31,6 @@
 #include "attestkey/secmem.h"
 #include "p11.h"
 
-
 struct client {
 	const struct p11_config *cfg;
 	const atomic_bool *stop; /* background refresh: abort when set */

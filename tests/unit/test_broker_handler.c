@@ -556,10 +556,41 @@ static void test_tdx_dispatch(void **state)
 /* issue 14: az-snp-vtpm only for a token whose tee lists it; the report's
  * fields reach the audit line only once the hardware report verified; the
  * token's SNP policy, then its Azure policy. */
+/* A keys request for token web with a fresh nonce and Azure evidence of
+ * type tee (its HCL report is never read: the tests refuse before, or
+ * the fake Azure verifier answers). */
+static json_t *az_body(const json_t *pub, const char *tee)
+{
+	char nonce[BROKER_NONCE_STR_LEN + 1];
+	json_t *body;
+
+	challenge("web", nonce);
+	body = keys_body("web", nonce, pub, NULL);
+	json_object_set_new(body, "tee", json_string(tee));
+	json_object_set_new(body, "evidence", json_pack("{s:s}", "hcl_report", "AAAA"));
+	return body;
+}
+
+/* body is refused 400 tee_unsupported, its message saying says, and the
+ * Azure verifier is never asked. */
+static void expect_tee_unsupported(json_t *body, const char *says)
+{
+	unsigned st = 0;
+	json_t *rep;
+
+	fake_az_calls = 0;
+	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
+	assert_int_equal(st, 400);
+	assert_string_equal(json_string_value(json_object_get(rep, "error")), "tee_unsupported");
+	assert_non_null(strstr(json_string_value(json_object_get(rep, "message")), says));
+	json_decref(rep);
+	assert_int_equal(fake_az_calls, 0);
+}
+
 static void test_az_dispatch(void **state)
 {
 	struct broker_token *t = (struct broker_token *)broker_config_token(b->cfg, "web");
-	char nonce[BROKER_NONCE_STR_LEN + 1], meas[97];
+	char meas[97];
 	uint8_t m[48];
 	unsigned saved_tee = t->tee, st = 0;
 	json_t *priv, *pub, *body, *rep, *line;
@@ -568,19 +599,9 @@ static void test_az_dispatch(void **state)
 	priv = ak_jwk_generate_p384();
 	pub = ak_jwk_public(priv);
 	assert_non_null(pub);
-	challenge("web", nonce);
-	body = keys_body("web", nonce, pub, NULL);
-	json_object_set_new(body, "tee", json_string("az-snp-vtpm"));
-	json_object_set_new(body, "evidence", json_pack("{s:s}", "hcl_report", "AAAA"));
+	body = az_body(pub, "az-snp-vtpm");
 	/* token web does not list it: tee_unsupported, the verifier never asked */
-	fake_az_calls = 0;
-	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
-	assert_int_equal(st, 400);
-	assert_string_equal(json_string_value(json_object_get(rep, "error")), "tee_unsupported");
-	assert_non_null(strstr(json_string_value(json_object_get(rep, "message")),
-			       "does not accept az-snp-vtpm evidence (its tee: snp)"));
-	json_decref(rep);
-	assert_int_equal(fake_az_calls, 0);
+	expect_tee_unsupported(body, "does not accept az-snp-vtpm evidence (its tee: snp)");
 	t->tee = BROKER_TEE_BIT_SNP | BROKER_TEE_BIT_AZ_SNP;
 	rep = call("POST", AK_PROTOCOL_PATH_CHALLENGE, "{\"token\":\"web\"}", &st);
 	assert_string_equal(json_string_value(json_array_get(json_object_get(rep, "tee"), 1)),
@@ -624,20 +645,10 @@ static void test_az_dispatch(void **state)
 	json_decref(line);
 	/* az-tdx-vtpm on a broker without [tdx] roots: tee_unsupported, naming
 	 * what this broker verifies, the verifier never asked */
-	challenge("web", nonce);
 	json_decref(body);
-	body = keys_body("web", nonce, pub, NULL);
-	json_object_set_new(body, "tee", json_string("az-tdx-vtpm"));
-	json_object_set_new(body, "evidence", json_pack("{s:s}", "hcl_report", "AAAA"));
+	body = az_body(pub, "az-tdx-vtpm");
 	t->tee = BROKER_TEE_BIT_AZ_SNP | BROKER_TEE_BIT_AZ_TDX;
-	fake_az_calls = 0;
-	rep = call_json(AK_PROTOCOL_PATH_KEYS, body, &st);
-	assert_int_equal(st, 400);
-	assert_string_equal(json_string_value(json_object_get(rep, "error")), "tee_unsupported");
-	assert_non_null(strstr(json_string_value(json_object_get(rep, "message")),
-			       "this broker verifies: snp, az-snp-vtpm)"));
-	json_decref(rep);
-	assert_int_equal(fake_az_calls, 0);
+	expect_tee_unsupported(body, "this broker verifies: snp, az-snp-vtpm)");
 	t->tee = saved_tee;
 	json_decref(body);
 	json_decref(pub);
