@@ -65,6 +65,7 @@ if HAVE_CMOCKA
 else
 	@echo "check-tsan: cmocka is missing, skipped"
 endif
+	@$(MAKE) $(AM_MAKEFLAGS) check-tsan-broker
 clean-local: clean-tsan
 clean-tsan:
 	rm -rf $(TSAN_DIR)
