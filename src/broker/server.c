@@ -90,6 +90,26 @@ void broker_view_hold(struct broker *b, struct broker *view)
 	pthread_mutex_unlock(&config_lock);
 }
 
+/* Sets a field of a broker whose request threads may run: they copy *b
+ * under config_lock (broker_view_hold). */
+#define BROKER_SET(b, field, value)                                                \
+	do {                                                                       \
+		pthread_mutex_lock(&config_lock);                                  \
+		(b)->field = (value);                                              \
+		pthread_mutex_unlock(&config_lock);                                \
+	} while (0)
+
+struct broker_metrics *broker_set_metrics(struct broker *b, struct broker_metrics *m)
+{
+	struct broker_metrics *old;
+
+	pthread_mutex_lock(&config_lock);
+	old = b->metrics;
+	b->metrics = m;
+	pthread_mutex_unlock(&config_lock);
+	return old;
+}
+
 void broker_config_release(struct broker_config *c)
 {
 	bool last;
@@ -749,6 +769,8 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	const struct broker_config *cfg = b->cfg;
 	const union MHD_DaemonInfo *di;
 	struct addrinfo hints = {0}, *ai = NULL;
+	struct MHD_Daemon *mhd;
+	struct broker_epk_pool *epk;
 	/* MHD_USE_AUTO: epoll or poll rather than select(), so that the
 	 * number of clients is not capped by FD_SETSIZE. */
 	/* MHD_USE_ITC: MHD_quiesce_daemon() at SIGTERM (broker_drain) */
@@ -793,7 +815,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up the rate limit table: %s", strerror(-r));
 		return r;
 	}
-	b->mhd = MHD_start_daemon(
+	mhd = MHD_start_daemon(
 	    flags, 0, accept_cb, b, access_cb, b, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_CERT, cfg->cert_pem,
 	    MHD_OPTION_HTTPS_MEM_KEY, (const char *)cfg->key_pem.data, MHD_OPTION_HTTPS_PRIORITIES,
@@ -810,7 +832,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	    cfg->admin_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, cfg->admin_ca_pem,
 	    MHD_OPTION_END);
 	freeaddrinfo(ai);
-	if (!b->mhd) {
+	if (!mhd) {
 		guard_stop(b);
 		broker_ratelimit_free(b->ratelimit);
 		b->ratelimit = NULL;
@@ -820,16 +842,21 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 			 cfg->listen_host, cfg->listen_port);
 		return -EADDRINUSE;
 	}
-	di = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	b->port = di ? di->port : 0;
+	/* from here on the pool's threads answer requests: what they copy
+	 * (broker_view_hold) is set under config_lock */
+	BROKER_SET(b, mhd, mhd);
+	di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+	BROKER_SET(b, port, di ? di->port : 0);
 	r = broker_metrics_start(b, err, errlen);
 	if (r < 0) {
 		broker_stop(b);
 		return r;
 	}
-	r = broker_epk_pool_start(&b->epk);
+	r = broker_epk_pool_start(&epk);
 	if (r < 0) /* releases then make every key themselves */
 		ak_log(AK_LOG_WARNING, "cannot start the ephemeral key thread: %s", strerror(-r));
+	else
+		BROKER_SET(b, epk, epk);
 	return 0;
 }
 
