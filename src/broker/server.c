@@ -808,6 +808,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 			 strerror(-r));
 		return r;
 	}
+	b->quiesced_fd = -1;
 	r = broker_ratelimit_new(&b->ratelimit);
 	if (r < 0) {
 		freeaddrinfo(ai);
@@ -881,10 +882,16 @@ void broker_drain(struct broker *b, int64_t max_us)
 
 	if (!b || !b->mhd)
 		return;
-	/* no new connection from now on: another replica takes them */
+	/* no new connection from now on: another replica takes them. The
+	 * pool's threads take the socket out of their epoll sets after this
+	 * returns: it is shut down (connections refused at once) and closed
+	 * after MHD_stop_daemon (broker_stop), as libmicrohttpd requires;
+	 * closed here, its number could be another file's by then. */
 	fd = MHD_quiesce_daemon(b->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	if (fd != MHD_INVALID_SOCKET) {
+		shutdown(fd, SHUT_RDWR);
+		BROKER_SET(b, quiesced_fd, fd);
+	}
 	if (!b->guard)
 		return;
 	while ((n = answering(b->guard)) > 0 && ak_now_us() < end) {
@@ -903,6 +910,9 @@ void broker_stop(struct broker *b)
 	if (b && b->mhd) {
 		MHD_stop_daemon(b->mhd);
 		b->mhd = NULL;
+		if (b->quiesced_fd >= 0)
+			close(b->quiesced_fd);
+		b->quiesced_fd = -1;
 	}
 	if (b) {
 		guard_stop(b); /* after the last connection */
