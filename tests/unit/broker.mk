@@ -72,7 +72,14 @@ endif
 # tests/integration/lib.sh): each one fails on a ThreadSanitizer report.
 TSAN_BROKER_SRCS = $(attestkey_broker_SOURCES) $(libakbroker_la_SOURCES) \
 	$(libakverify_la_SOURCES) $(libakvault_la_SOURCES) $(libakcommon_la_SOURCES)
-TSAN_BROKER_TESTS = tests/integration/audit-flush.sh
+# The broker's threads: concurrent releases and the audit log's group
+# commit (audit-flush), SIGHUP reloads and audit reopens while serving
+# (broker-reload), SIGTERM's drain (broker-drain), the metrics listener's
+# threads and /readyz (metrics), hundreds of connections at once, the
+# connection guard, the rate limit and fair-share tables (broker-attack).
+TSAN_BROKER_TESTS = tests/integration/audit-flush.sh tests/integration/broker-reload.sh \
+	tests/integration/broker-drain.sh tests/integration/metrics.sh \
+	tests/integration/broker-attack.sh
 check-tsan-broker:
 	@mkdir -p $(TSAN_DIR)
 	srcs=`for f in $(TSAN_BROKER_SRCS); do case $$f in *.c) echo $(srcdir)/$$f;; esac; done`; \
