@@ -76,10 +76,11 @@ TSAN_BROKER_SRCS = $(attestkey_broker_SOURCES) $(libakbroker_la_SOURCES) \
 # commit (audit-flush), SIGHUP reloads and audit reopens while serving
 # (broker-reload), SIGTERM's drain (broker-drain), the metrics listener's
 # threads and /readyz (metrics), hundreds of connections at once, the
-# connection guard, the rate limit and fair-share tables (broker-attack).
+# connection guard, the rate limit and fair-share tables (broker-attack),
+# two replicas on the real Vault's key store, one killed mid-run (replicas).
 TSAN_BROKER_TESTS = tests/integration/audit-flush.sh tests/integration/broker-reload.sh \
 	tests/integration/broker-drain.sh tests/integration/metrics.sh \
-	tests/integration/broker-attack.sh
+	tests/integration/broker-attack.sh tests/integration/replicas.sh
 check-tsan-broker:
 	@mkdir -p $(TSAN_DIR)
 	srcs=`for f in $(TSAN_BROKER_SRCS); do case $$f in *.c) echo $(srcdir)/$$f;; esac; done`; \
