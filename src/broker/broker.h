@@ -113,7 +113,7 @@ struct broker {
 	struct broker_deny *deny;	/* [broker] deny_list; NULL: none */
 	struct broker_ratelimit *ratelimit; /* NULL until broker_start() */
 	uint16_t port; /* bound port once started */
-	int quiesced_fd; /* the listening socket after broker_drain, or -1 */
+	int quiesced_fd;		    /* the listening socket after broker_drain, or -1 */
 };
 
 /* Per-client rate limit (ratelimit.c): a token bucket per client address

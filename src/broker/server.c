@@ -92,11 +92,11 @@ void broker_view_hold(struct broker *b, struct broker *view)
 
 /* Sets a field of a broker whose request threads may run: they copy *b
  * under config_lock (broker_view_hold). */
-#define BROKER_SET(b, field, value)                                                \
-	do {                                                                       \
-		pthread_mutex_lock(&config_lock);                                  \
-		(b)->field = (value);                                              \
-		pthread_mutex_unlock(&config_lock);                                \
+#define BROKER_SET(b, field, value)                                                                \
+	do {                                                                                       \
+		pthread_mutex_lock(&config_lock);                                                  \
+		(b)->field = (value);                                                              \
+		pthread_mutex_unlock(&config_lock);                                                \
 	} while (0)
 
 struct broker_metrics *broker_set_metrics(struct broker *b, struct broker_metrics *m)
