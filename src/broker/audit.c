@@ -314,12 +314,16 @@ int broker_audit(struct broker *b, json_t *line, bool durable)
 	s = json_dumps(line, JSON_COMPACT);
 	if (!s)
 		return -ENOMEM;
+	/* the descriptors are read under the lock: SIGHUP swaps them (reopen) */
+	if (a)
+		pthread_rwlock_rdlock(&a->lock);
 	if (!a || (a->fd < 0 && a->syslog_fd < 0)) {
+		if (a)
+			pthread_rwlock_unlock(&a->lock);
 		ak_log(AK_LOG_INFO, "audit: %s", s);
 		goto out;
 	}
 	len = strlen(s);
-	pthread_rwlock_rdlock(&a->lock);
 	if (a->syslog_fd >= 0) {
 		r = write_syslog(a, s);
 		if (r < 0) {

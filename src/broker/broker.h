@@ -113,6 +113,7 @@ struct broker {
 	struct broker_deny *deny;	/* [broker] deny_list; NULL: none */
 	struct broker_ratelimit *ratelimit; /* NULL until broker_start() */
 	uint16_t port; /* bound port once started */
+	int quiesced_fd;		    /* the listening socket after broker_drain, or -1 */
 };
 
 /* Per-client rate limit (ratelimit.c): a token bucket per client address
@@ -231,6 +232,9 @@ struct broker_config *broker_config_hold(struct broker *b);
 void broker_config_release(struct broker_config *c); /* NULL-safe */
 /* A copy of *b for one request, its cfg held (release view->cfg). */
 void broker_view_hold(struct broker *b, struct broker *view);
+/* b->metrics = m once request threads may run (they copy *b under the
+ * same lock as broker_view_hold); returns the old value. */
+struct broker_metrics *broker_set_metrics(struct broker *b, struct broker_metrics *m);
 /* SIGHUP: load path and fetch every token's keys; on success make it the
  * configuration of the next requests (restart-only keys keep their running
  * values, with a warning each), else keep the current one. Either way one

@@ -611,7 +611,7 @@ int broker_metrics_start(struct broker *b, char *err, size_t errlen)
 	}
 	di = MHD_get_daemon_info(bm->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	bm->port = di ? di->port : 0;
-	b->metrics = bm;
+	broker_set_metrics(b, bm);
 	broker_metrics_tokens(cfg);
 	ak_fetch_observer_set(fetch_observer);
 	return 0;
@@ -619,11 +619,12 @@ int broker_metrics_start(struct broker *b, char *err, size_t errlen)
 
 void broker_metrics_stop(struct broker *b)
 {
-	if (!b || !b->metrics)
+	struct broker_metrics *bm = b ? broker_set_metrics(b, NULL) : NULL;
+
+	if (!bm)
 		return;
-	MHD_stop_daemon(b->metrics->mhd);
-	free(b->metrics);
-	b->metrics = NULL;
+	MHD_stop_daemon(bm->mhd);
+	free(bm);
 }
 
 uint16_t broker_metrics_port(const struct broker *b)

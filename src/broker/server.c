@@ -90,6 +90,26 @@ void broker_view_hold(struct broker *b, struct broker *view)
 	pthread_mutex_unlock(&config_lock);
 }
 
+/* Sets a field of a broker whose request threads may run: they copy *b
+ * under config_lock (broker_view_hold). */
+#define BROKER_SET(b, field, value)                                                                \
+	do {                                                                                       \
+		pthread_mutex_lock(&config_lock);                                                  \
+		(b)->field = (value);                                                              \
+		pthread_mutex_unlock(&config_lock);                                                \
+	} while (0)
+
+struct broker_metrics *broker_set_metrics(struct broker *b, struct broker_metrics *m)
+{
+	struct broker_metrics *old;
+
+	pthread_mutex_lock(&config_lock);
+	old = b->metrics;
+	b->metrics = m;
+	pthread_mutex_unlock(&config_lock);
+	return old;
+}
+
 void broker_config_release(struct broker_config *c)
 {
 	bool last;
@@ -749,6 +769,8 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	const struct broker_config *cfg = b->cfg;
 	const union MHD_DaemonInfo *di;
 	struct addrinfo hints = {0}, *ai = NULL;
+	struct MHD_Daemon *mhd;
+	struct broker_epk_pool *epk;
 	/* MHD_USE_AUTO: epoll or poll rather than select(), so that the
 	 * number of clients is not capped by FD_SETSIZE. */
 	/* MHD_USE_ITC: MHD_quiesce_daemon() at SIGTERM (broker_drain) */
@@ -786,6 +808,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 			 strerror(-r));
 		return r;
 	}
+	b->quiesced_fd = -1;
 	r = broker_ratelimit_new(&b->ratelimit);
 	if (r < 0) {
 		freeaddrinfo(ai);
@@ -793,7 +816,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up the rate limit table: %s", strerror(-r));
 		return r;
 	}
-	b->mhd = MHD_start_daemon(
+	mhd = MHD_start_daemon(
 	    flags, 0, accept_cb, b, access_cb, b, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_HTTPS_MEM_CERT, cfg->cert_pem,
 	    MHD_OPTION_HTTPS_MEM_KEY, (const char *)cfg->key_pem.data, MHD_OPTION_HTTPS_PRIORITIES,
@@ -810,7 +833,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 	    cfg->admin_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, cfg->admin_ca_pem,
 	    MHD_OPTION_END);
 	freeaddrinfo(ai);
-	if (!b->mhd) {
+	if (!mhd) {
 		guard_stop(b);
 		broker_ratelimit_free(b->ratelimit);
 		b->ratelimit = NULL;
@@ -820,16 +843,21 @@ int broker_start(struct broker *b, char *err, size_t errlen)
 			 cfg->listen_host, cfg->listen_port);
 		return -EADDRINUSE;
 	}
-	di = MHD_get_daemon_info(b->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	b->port = di ? di->port : 0;
+	/* from here on the pool's threads answer requests: what they copy
+	 * (broker_view_hold) is set under config_lock */
+	BROKER_SET(b, mhd, mhd);
+	di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+	BROKER_SET(b, port, di ? di->port : 0);
 	r = broker_metrics_start(b, err, errlen);
 	if (r < 0) {
 		broker_stop(b);
 		return r;
 	}
-	r = broker_epk_pool_start(&b->epk);
+	r = broker_epk_pool_start(&epk);
 	if (r < 0) /* releases then make every key themselves */
 		ak_log(AK_LOG_WARNING, "cannot start the ephemeral key thread: %s", strerror(-r));
+	else
+		BROKER_SET(b, epk, epk);
 	return 0;
 }
 
@@ -854,10 +882,16 @@ void broker_drain(struct broker *b, int64_t max_us)
 
 	if (!b || !b->mhd)
 		return;
-	/* no new connection from now on: another replica takes them */
+	/* no new connection from now on: another replica takes them. The
+	 * pool's threads take the socket out of their epoll sets after this
+	 * returns: it is shut down (connections refused at once) and closed
+	 * after MHD_stop_daemon (broker_stop), as libmicrohttpd requires;
+	 * closed here, its number could be another file's by then. */
 	fd = MHD_quiesce_daemon(b->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	if (fd != MHD_INVALID_SOCKET) {
+		shutdown(fd, SHUT_RDWR);
+		BROKER_SET(b, quiesced_fd, fd);
+	}
 	if (!b->guard)
 		return;
 	while ((n = answering(b->guard)) > 0 && ak_now_us() < end) {
@@ -876,6 +910,9 @@ void broker_stop(struct broker *b)
 	if (b && b->mhd) {
 		MHD_stop_daemon(b->mhd);
 		b->mhd = NULL;
+		if (b->quiesced_fd >= 0)
+			close(b->quiesced_fd);
+		b->quiesced_fd = -1;
 	}
 	if (b) {
 		guard_stop(b); /* after the last connection */

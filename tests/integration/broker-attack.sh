@@ -35,7 +35,9 @@ handshake_timeout = 2
 request_timeout = 3"
 attack_conf() { # [audit_log]
 	write_broker_conf
+	# LIMITS' deadlines replace slow_broker_lines' (AK_SLOW: a TSan broker)
 	sed -i -e "s|^cert = .*|cert = $T/pki/broker-rsa.crt|" -e "s|^key = .*|key = $T/pki/broker-rsa.key|" \
+		-e '/^handshake_timeout = /d' -e '/^request_timeout = /d' \
 		-e "s|^audit_log = .*|audit_log = ${1:-$T/audit.jsonl}|" \
 		-e "/^\[broker\]/r /dev/stdin" "$T/broker.conf" <<<"$LIMITS"
 }

@@ -34,7 +34,11 @@ kill -TERM "$BROKER_PID"
 sleep 0.3
 code=$(curl -s --cacert "$T/pki/broker-ca.pem" --max-time 3 -o /dev/null -w '%{http_code}' \
 	"https://127.0.0.1:$PORT/v1/health")
+rc=$?
 check "while it drains, a new connection is not taken (got $code)" test "$code" = 000
+# refused at once (curl: 7, could not connect), not left waiting in the
+# listening socket's queue: a client goes on to another replica
+check "... but refused (curl exit status $rc, 7 is 'could not connect')" test "$rc" = 7
 if wait "$login"; then
 	ok "the login whose release was in flight at SIGTERM succeeds"
 else

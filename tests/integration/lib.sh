@@ -40,7 +40,7 @@ expect() {
 	if [ "$got" = "$2" ]; then ok "$1"; else not_ok "$1"; diag "expected '$2', got '$got'"; diag_stream <"$T/resp.json"; fi
 }
 need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip_all "$c is not installed"; done; }
-finish() { valgrind_verdict; echo "1..$tap_n"; exit $((tap_failed > 0)); }
+finish() { valgrind_verdict; tsan_verdict; echo "1..$tap_n"; exit $((tap_failed > 0)); }
 # finish_lines_only: the plan, and exit 0: for a script in XFAIL_TESTS, whose
 # TAP lines carry the verdict (tap-driver adds an ERROR for a failing exit
 # status even there); such a script bails out on a failed set-up
@@ -109,6 +109,39 @@ valgrind_verdict() {
 		ok "valgrind: no error and no definite or indirect leak in $n process(es)"
 	else
 		not_ok "valgrind: $bad of $n process(es) with an error or a leak (or no report)"
+	fi
+}
+
+# make check-tsan (docs/security.md "ThreadSanitizer"): AK_TSAN_BROKER is a
+# broker built with -fsanitize=thread (tests/unit/broker.mk). It becomes
+# AK_BROKER, waits last AK_SLOW times longer, every TSan report goes to a
+# file in $T/tsan (the broker goes on after one) and finish fails when there
+# is one.
+if [ -n "${AK_TSAN_BROKER:-}" ]; then
+	[ -x "$AK_TSAN_BROKER" ] || bail "$AK_TSAN_BROKER not built"
+	AK_SLOW=4
+	AK_BROKER=$AK_TSAN_BROKER
+	mkdir -p "$T/tsan"
+	export TSAN_OPTIONS="halt_on_error=0 log_path=$T/tsan/report suppressions=$top_srcdir/tests/unit/tsan.supp"
+fi
+# tsan_verdict: stop what the test started (some reports come at exit), then
+# one TAP line: not ok when a report exists, its head as diagnostics
+tsan_verdict() {
+	local f n=0
+	[ -n "${AK_TSAN_BROKER:-}" ] || return 0
+	for p in $AK_PIDS; do kill "$p" 2>/dev/null; done
+	for p in $AK_PIDS; do wait "$p" 2>/dev/null; done
+	AK_PIDS=""
+	for f in "$T"/tsan/report*; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		diag "ThreadSanitizer: $(basename "$f"):"
+		head -n 60 "$f" | diag_stream
+	done
+	if [ "$n" = 0 ]; then
+		ok "ThreadSanitizer: no report from the broker"
+	else
+		not_ok "ThreadSanitizer: $n broker process(es) reported (first: $(grep -m1 -h 'WARNING: ThreadSanitizer' "$T"/tsan/report* | head -n 1))"
 	fi
 }
 

@@ -64,3 +64,32 @@ tests_unit_test_broker_sim_LDADD = libakbroker.la libakevidence.la libakverify.l
 	libakcommon.la $(CMOCKA_LIBS) $(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
 	$(INIH_LIBS) $(CURL_LIBS) $(P11KIT_LIBS)
 endif
+
+# check-tsan (tests/unit/pkcs11.mk; docs/security.md "ThreadSanitizer"): the
+# broker's own TSan compile, main.c and the sources of the libraries it links
+# (the libtool ones may carry ASan), then the integration tests in
+# TSAN_BROKER_TESTS with it as the broker (AK_TSAN_BROKER,
+# tests/integration/lib.sh): each one fails on a ThreadSanitizer report.
+TSAN_BROKER_SRCS = $(attestkey_broker_SOURCES) $(libakbroker_la_SOURCES) \
+	$(libakverify_la_SOURCES) $(libakvault_la_SOURCES) $(libakcommon_la_SOURCES)
+# The broker's threads: concurrent releases and the audit log's group
+# commit (audit-flush), SIGHUP reloads and audit reopens while serving
+# (broker-reload), SIGTERM's drain (broker-drain), the metrics listener's
+# threads and /readyz (metrics), hundreds of connections at once, the
+# connection guard, the rate limit and fair-share tables (broker-attack),
+# two replicas on the real Vault's key store, one killed mid-run (replicas).
+TSAN_BROKER_TESTS = tests/integration/audit-flush.sh tests/integration/broker-reload.sh \
+	tests/integration/broker-drain.sh tests/integration/metrics.sh \
+	tests/integration/broker-attack.sh tests/integration/replicas.sh
+check-tsan-broker:
+	@mkdir -p $(TSAN_DIR)
+	srcs=`for f in $(TSAN_BROKER_SRCS); do case $$f in *.c) echo $(srcdir)/$$f;; esac; done`; \
+	$(CC) -std=gnu11 $(TSAN_FLAGS) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) \
+		$(PTHREAD_CFLAGS) $(CRYPTO_CFLAGS) $(JANSSON_CFLAGS) $(JOSE_CFLAGS) $(INIH_CFLAGS) \
+		$(MHD_CFLAGS) $(GNUTLS_CFLAGS) $(CURL_CFLAGS) $(P11KIT_CFLAGS) \
+		$$srcs -o $(TSAN_DIR)/attestkey-broker \
+		$(MHD_LIBS) $(GNUTLS_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) \
+		$(INIH_LIBS) $(P11KIT_LIBS) -lpthread
+	AK_TSAN_BROKER='$(abs_top_builddir)/$(TSAN_DIR)/attestkey-broker' \
+		$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(TSAN_BROKER_TESTS)'
+.PHONY: check-tsan-broker

@@ -39,7 +39,8 @@ endif
 # .ci/run) and of the lease test of the login test (issue 12). Its own compile of the module, core and collector sources with
 # -fsanitize=thread: the libtool libraries may carry ASan, which cannot mix
 # with TSan. OpenSSL itself is not instrumented; see
-# tests/unit/tsan.supp for the only suppressions and why.
+# tests/unit/tsan.supp for the only suppressions and why. Then the
+# broker's (check-tsan-broker, tests/unit/broker.mk).
 TSAN_DIR = tests/unit/tsan
 TSAN_SRCS = $(libakpkcs11_la_SOURCES) $(libakevidence_la_SOURCES) \
 	$(libakcommon_la_SOURCES)
@@ -65,6 +66,7 @@ if HAVE_CMOCKA
 else
 	@echo "check-tsan: cmocka is missing, skipped"
 endif
+	@$(MAKE) $(AM_MAKEFLAGS) check-tsan-broker
 clean-local: clean-tsan
 clean-tsan:
 	rm -rf $(TSAN_DIR)
