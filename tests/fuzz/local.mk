@@ -76,9 +76,12 @@ tests_fuzz_fuzz_vault_response_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 tests_fuzz_fuzz_vault_response_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_vault_response_LDADD = libakcommon.la $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
 
-# broker_key_from_pem (libakbroker) and what it calls
+# broker_key_from_pem (libakbroker), and src/broker/keystore_vault.c
+# compiled in (what it does with Vault's answers is static); libakbroker's
+# own copy of it is then not linked (an archive member nothing needs)
 tests_fuzz_fuzz_broker_key_SOURCES = tests/fuzz/fuzz_broker_key.c $(FUZZ_COMMON)
 tests_fuzz_fuzz_broker_key_CPPFLAGS = $(FUZZ_INCLUDES)
+tests_fuzz_fuzz_broker_key_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 tests_fuzz_fuzz_broker_key_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_broker_key_LDADD = libakbroker.la libakverify.la libakvault.la libakcommon.la \
 	$(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(CURL_LIBS) \

@@ -300,6 +300,48 @@ def broker_key():
     pair("edge-cert-cut", p256, k("broker-p256.crt")[:300])
     pair("edge-nul-in-key", p256[:40] + b"\0" + p256[40:])
 
+    # byte 0 = 2: a Vault KV v2 secret's data, as the Vault store reads it
+    import json
+
+    def secret(name, obj):
+        write(t, name, b"\2" + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()))
+
+    s = lambda b: b.decode()
+    secret("vault-p256-cert", {"private_key": s(p256), "certificate": s(k("broker-p256.crt"))})
+    secret("vault-p256-chain", {"private_key": s(p256), "certificate":
+                                s(k("broker-p256-leaf.crt") + k("broker-ca-p256.crt"))})
+    secret("vault-rsa2048", {"private_key": s(k("broker-rsa2048.pem"))})
+    secret("vault-ed25519-cert-null", {"private_key": s(k("broker-ed25519.pem")),
+                                       "certificate": None})
+    secret("vault-p384-cert-of-p256", {"private_key": s(k("broker-p384.pem")),
+                                       "certificate": s(k("broker-p256.crt"))})
+    secret("vault-p256-sec1", {"private_key": s(k("broker-p256-sec1.pem"))})
+    secret("vault-extra-members", {"private_key": s(p256), "note": "rotated", "ttl": 3600})
+    secret("edge-vault-no-private-key", {"certificate": s(k("broker-p256.crt"))})
+    secret("edge-vault-private-key-number", {"private_key": 1})
+    secret("edge-vault-cert-object", {"private_key": s(p256), "certificate": {}})
+    secret("edge-vault-cert-empty", {"private_key": s(p256), "certificate": ""})
+    secret("edge-vault-nul-in-pem", {"private_key": s(p256[:40]) + "\u0000" + s(p256[40:])})
+    secret("edge-vault-array", b"[]")
+    secret("edge-vault-not-json", b"{")
+
+    # byte 0 = 3: a KV list answer's data.keys; bit 2: "web" pinned, bit 3:
+    # the first entry pinned too
+    def listed(name, flags, obj):
+        write(t, name, bytes([3 | flags]) + json.dumps(obj).encode())
+
+    listed("list-keys", 0, ["tls", "web"])
+    listed("list-pin-web", 4, ["tls", "web"])
+    listed("list-pin-first", 8, ["tls", "web"])
+    listed("list-pin-both", 12, ["web", "tls"])
+    listed("list-folder-and-key", 0, ["old/", "tls"])
+    listed("list-pin-missing", 4, ["tls"])
+    listed("edge-list-empty", 0, [])
+    listed("edge-list-folders-only", 4, ["a/", "b/"])
+    listed("edge-list-too-many", 0, ["k%d" % i for i in range(257)])
+    listed("edge-list-not-strings", 0, ["tls", 5, None, "", {}])
+    write(t, "edge-list-object", b"\3{}")
+
 
 TARGETS = {"broker_key": broker_key, "azure": azure, "vault_response": vault, "ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
            "module_response": module}
