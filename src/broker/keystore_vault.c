@@ -505,7 +505,11 @@ static int list_answer(const json_t *names, const struct broker_fetch *req, cons
 
 		json_array_foreach(names, idx, name)
 		{
-			found = found || strcmp(json_string_value(name), req->pins[i].label) == 0;
+			const char *s = json_string_value(name);
+
+			/* an entry that is not a string is no key (as above),
+			 * not a NULL for strcmp */
+			found = found || (s && strcmp(s, req->pins[i].label) == 0);
 		}
 		if (!found) {
 			snprintf(err, errlen, "key_version pins '%s', which is not under %s",
