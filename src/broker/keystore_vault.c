@@ -408,8 +408,8 @@ static void cache_put(struct vault_store *vs, const char *path, const uint8_t di
  * broker_key_from_pem (and cached). No Vault request: what read_key() does
  * with the answer, and what fuzz_broker_key reaches. */
 static int key_from_secret(struct vault_store *vs, const char *path, const char *label,
-			   unsigned got, const json_t *data, const char *shown, struct broker_key *key,
-			   char *err, size_t errlen)
+			   unsigned got, const json_t *data, const char *shown,
+			   struct broker_key *key, char *err, size_t errlen)
 {
 	char named[1232]; /* shown and " version 4294967295" */
 	uint8_t digest[32];

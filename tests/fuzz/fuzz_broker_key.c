@@ -83,7 +83,8 @@ static bool signs_for(const struct ak_privkey *priv, EVP_PKEY *pub)
 		break;
 	case EVP_PKEY_ED25519:
 		m = EVP_MD_CTX_new();
-		ok = m && EVP_DigestSignInit_ex(m, NULL, NULL, ak_libctx(), NULL, priv->ed, NULL) == 1 &&
+		ok = m &&
+		     EVP_DigestSignInit_ex(m, NULL, NULL, ak_libctx(), NULL, priv->ed, NULL) == 1 &&
 		     EVP_DigestSign(m, sig, &len, md, sizeof(md)) == 1;
 		EVP_MD_CTX_free(m);
 		m = EVP_MD_CTX_new();
@@ -118,8 +119,8 @@ static int type_of(const char *type)
 static void check_key(const struct broker_key *k, bool cert, const char *label, unsigned version)
 {
 	const unsigned char *p = k->spki_der;
-	EVP_PKEY *pub = k->spki_der ? d2i_PUBKEY_ex(NULL, &p, (long)k->spki_len, ak_libctx(), NULL)
-				    : NULL;
+	EVP_PKEY *pub =
+	    k->spki_der ? d2i_PUBKEY_ex(NULL, &p, (long)k->spki_len, ak_libctx(), NULL) : NULL;
 	struct ak_privkey *priv = NULL;
 	char id[2 * BROKER_KEY_ID_LEN + 1];
 	X509 *x = NULL;
@@ -130,7 +131,8 @@ static void check_key(const struct broker_key *k, bool cert, const char *label, 
 		fail("the key's type is not its public key's");
 	if (ak_hsmenv_key_id(pub, id) < 0 || strcmp(id, k->id) != 0)
 		fail("the key's CKA_ID is not its public key's");
-	if (!k->pkcs8.len || ak_privkey_from_pkcs8(k->pkcs8.data, k->pkcs8.len, &priv) != AK_PKEY_OK)
+	if (!k->pkcs8.len ||
+	    ak_privkey_from_pkcs8(k->pkcs8.data, k->pkcs8.len, &priv) != AK_PKEY_OK)
 		fail("the key's PKCS#8 does not decode");
 	if (priv->type != type_of(k->type) || EVP_PKEY_eq(priv->pub, pub) != 1)
 		fail("the key's PKCS#8 is another key than its SubjectPublicKeyInfo");
