@@ -473,10 +473,34 @@ static int by_label(const void *a, const void *b)
 	return strcmp(((const struct broker_key *)a)->label, ((const struct broker_key *)b)->label);
 }
 
+/* An entry of a KV list that names a key (a string, not a folder "x/"). */
+static bool is_key_entry(const json_t *name)
+{
+	const char *s = json_string_value(name);
+
+	return s && *s && s[strlen(s) - 1] != '/';
+}
+
+/* A key's name as Vault lists it becomes its label (CKA_LABEL, the
+ * broker's log and audit lines): printable, as the file store requires of
+ * its file names, and without a NUL that would cut the path it is read at. */
+static bool printable_label(const json_t *name)
+{
+	const char *s = json_string_value(name);
+	size_t i, len = json_string_length(name);
+
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	}
+	return true;
+}
+
 /* The KV list answer for a token's keys (names: Vault's data.keys, an
  * array; shown: the listed path, for messages): the number of keys in
  * *n (entries that are not a folder "x/"), at least one and at most
- * MAX_KEYS_PER_TOKEN, and every label req pins among them. No Vault
+ * MAX_KEYS_PER_TOKEN, each a printable label, and every label req pins
+ * among them. No Vault
  * request: what vault_fetch() checks before it reads the keys, and what
  * fuzz_broker_key reaches. */
 static int list_answer(const json_t *names, const struct broker_fetch *req, const char *shown,
@@ -488,9 +512,7 @@ static int list_answer(const json_t *names, const struct broker_fetch *req, cons
 	*n = 0;
 	json_array_foreach(names, idx, name)
 	{
-		const char *s = json_string_value(name);
-
-		if (s && *s && s[strlen(s) - 1] != '/')
+		if (is_key_entry(name))
 			(*n)++;
 	}
 	if (*n == 0 || *n > MAX_KEYS_PER_TOKEN) {
@@ -499,6 +521,16 @@ static int list_answer(const json_t *names, const struct broker_fetch *req, cons
 			    : "no such key in Vault: nothing is under %s",
 			 shown, MAX_KEYS_PER_TOKEN);
 		return *n ? -E2BIG : BROKER_KEYSTORE_UNAVAILABLE;
+	}
+	json_array_foreach(names, idx, name)
+	{
+		if (is_key_entry(name) && !printable_label(name)) {
+			snprintf(err, errlen,
+				 "%s lists a key whose name (entry %zu) holds control characters: "
+				 "not a label",
+				 shown, idx);
+			return -EINVAL;
+		}
 	}
 	for (i = 0; i < req->n_pins; i++) {
 		bool found = false;
@@ -553,11 +585,9 @@ static int vault_fetch(void *ctx, const struct broker_fetch *req, struct broker_
 	i = 0;
 	json_array_foreach(names, idx, name)
 	{
-		const char *s = json_string_value(name);
-
-		if (!s || !*s || s[strlen(s) - 1] == '/')
+		if (!is_key_entry(name))
 			continue; /* a folder: not a key of this token */
-		ret = read_key(vs, req, dir, s, &keys[i], err, errlen);
+		ret = read_key(vs, req, dir, json_string_value(name), &keys[i], err, errlen);
 		if (ret < 0)
 			goto out;
 		i++;

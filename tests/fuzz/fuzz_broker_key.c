@@ -311,6 +311,18 @@ static void from_list(uint8_t flags, const uint8_t *data, size_t size)
 	if (ret == 0) {
 		if (n == 0 || n > MAX_KEYS_PER_TOKEN)
 			fail("a list of no keys or too many accepted");
+		json_array_foreach(names, idx, name)
+		{
+			const char *s = json_string_value(name);
+
+			/* folders are not keys: their names are never labels */
+			for (size_t i = 0;
+			     s && *s && s[strlen(s) - 1] != '/' && i < json_string_length(name);
+			     i++) {
+				if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+					fail("a key name with a control character accepted");
+			}
+		}
 		for (size_t i = 0; i < req.n_pins; i++) {
 			bool found = false;
 
@@ -323,7 +335,8 @@ static void from_list(uint8_t flags, const uint8_t *data, size_t size)
 			if (!found)
 				fail("a pinned label that is not listed accepted");
 		}
-	} else if (!err[0] || (ret != -E2BIG && ret != BROKER_KEYSTORE_UNAVAILABLE)) {
+	} else if (!err[0] ||
+		   (ret != -E2BIG && ret != -EINVAL && ret != BROKER_KEYSTORE_UNAVAILABLE)) {
 		fail("a refused list without a message or with another error");
 	}
 	json_decref(names);

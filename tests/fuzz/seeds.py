@@ -340,6 +340,9 @@ def broker_key():
     listed("edge-list-folders-only", 4, ["a/", "b/"])
     listed("edge-list-too-many", 0, ["k%d" % i for i in range(257)])
     listed("edge-list-not-strings", 0, ["tls", 5, None, "", {}])
+    listed("edge-list-control-chars", 0, ["tls", "web\n[audit] forged"])
+    listed("edge-list-nul", 0, ["tls\u0000other"])
+    listed("list-folder-control-chars", 0, ["tls", "old\x01/"])
     write(t, "edge-list-object", b"\3{}")
 
 
