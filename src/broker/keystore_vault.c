@@ -483,7 +483,8 @@ static bool is_key_entry(const json_t *name)
 
 /* A key's name as Vault lists it becomes its label (CKA_LABEL, the
  * broker's log and audit lines): printable, as the file store requires of
- * its file names, and without a NUL that would cut the path it is read at. */
+ * its file names (a NUL, which jansson already refuses in an answer, is
+ * counted as a control character too). */
 static bool printable_label(const json_t *name)
 {
 	const char *s = json_string_value(name);
