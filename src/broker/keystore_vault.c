@@ -401,13 +401,54 @@ static void cache_put(struct vault_store *vs, const char *path, const uint8_t di
 	pthread_mutex_unlock(&vs->lock);
 }
 
+/* A KV v2 secret's data (Vault's answer for path at version got, named
+ * shown in messages) into key: the shape {"private_key": PEM,
+ * "certificate": PEM or null}, then the key parsed from the cache when the
+ * same path, version and PEMs were parsed before, else by
+ * broker_key_from_pem (and cached). No Vault request: what read_key() does
+ * with the answer, and what fuzz_broker_key reaches. */
+static int key_from_secret(struct vault_store *vs, const char *path, const char *label,
+			   unsigned got, const json_t *data, const char *shown,
+			   struct broker_key *key, char *err, size_t errlen)
+{
+	char named[1232]; /* shown and " version 4294967295" */
+	uint8_t digest[32];
+	const json_t *pk = json_object_get(data, "private_key"),
+		     *cert = json_object_get(data, "certificate");
+	int ret;
+
+	if (!json_is_string(pk) || (cert && !json_is_null(cert) && !json_is_string(cert))) {
+		snprintf(err, errlen,
+			 "%s (version %u): expected {\"private_key\": PEM, "
+			 "\"certificate\": PEM (optional)}",
+			 shown, got);
+		return -EINVAL;
+	}
+	snprintf(named, sizeof(named), "%s version %u", shown, got);
+	if (pem_digest(pk, cert, digest) < 0)
+		return -ENOMEM;
+	if (cache_get(vs, path, got, digest, key))
+		return 0;
+	ret = broker_key_from_pem(
+	    (const uint8_t *)json_string_value(pk), json_string_length(pk), named,
+	    json_is_string(cert) ? (const uint8_t *)json_string_value(cert) : NULL,
+	    json_is_string(cert) ? json_string_length(cert) : 0, named, key, err, errlen);
+	if (ret < 0)
+		return ret;
+	key->label = strdup(label);
+	key->version = got;
+	ret = key->label ? 0 : -ENOMEM;
+	if (ret == 0)
+		cache_put(vs, path, digest, key);
+	return ret;
+}
+
 static int read_key(struct vault_store *vs, const struct broker_fetch *req, const char *dir,
 		    const char *label, struct broker_key *key, char *err, size_t errlen)
 {
 	char path[1024], shown[1200], detail[768] = "";
-	uint8_t digest[32];
 	unsigned want = pinned(req, label), got = 0;
-	json_t *data = NULL, *pk, *cert;
+	json_t *data = NULL;
 	enum ak_vault_status st;
 	int ret;
 
@@ -420,39 +461,9 @@ static int read_key(struct vault_store *vs, const struct broker_fetch *req, cons
 		snprintf(err, errlen, "Vault answered version %u of %s for version %u", got, shown,
 			 want);
 		ret = BROKER_KEYSTORE_UNAVAILABLE;
-		goto out;
+	} else {
+		ret = key_from_secret(vs, path, label, got, data, shown, key, err, errlen);
 	}
-	pk = json_object_get(data, "private_key");
-	cert = json_object_get(data, "certificate");
-	if (!json_is_string(pk) || (cert && !json_is_null(cert) && !json_is_string(cert))) {
-		snprintf(err, errlen,
-			 "%s (version %u): expected {\"private_key\": PEM, "
-			 "\"certificate\": PEM (optional)}",
-			 shown, got);
-		ret = -EINVAL;
-		goto out;
-	}
-	snprintf(shown + strlen(shown), sizeof(shown) - strlen(shown), " version %u", got);
-	if (pem_digest(pk, cert, digest) < 0) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	if (cache_get(vs, path, got, digest, key)) {
-		ret = 0;
-		goto out;
-	}
-	ret = broker_key_from_pem(
-	    (const uint8_t *)json_string_value(pk), json_string_length(pk), shown,
-	    json_is_string(cert) ? (const uint8_t *)json_string_value(cert) : NULL,
-	    json_is_string(cert) ? json_string_length(cert) : 0, shown, key, err, errlen);
-	if (ret < 0)
-		goto out;
-	key->label = strdup(label);
-	key->version = got;
-	ret = key->label ? 0 : -ENOMEM;
-	if (ret == 0)
-		cache_put(vs, path, digest, key);
-out:
 	json_decref(data); /* wiped: its strings are in the secure heap */
 	return ret;
 }
@@ -460,6 +471,86 @@ out:
 static int by_label(const void *a, const void *b)
 {
 	return strcmp(((const struct broker_key *)a)->label, ((const struct broker_key *)b)->label);
+}
+
+/* An entry of a KV list that names a key (a string, not a folder "x/"). */
+static bool is_key_entry(const json_t *name)
+{
+	const char *s = json_string_value(name);
+
+	return s && *s && s[strlen(s) - 1] != '/';
+}
+
+/* A key's name as Vault lists it becomes its label (CKA_LABEL, the
+ * broker's log and audit lines): printable, as the file store requires of
+ * its file names (a NUL, which jansson already refuses in an answer, is
+ * counted as a control character too). */
+static bool printable_label(const json_t *name)
+{
+	const char *s = json_string_value(name);
+	size_t i, len = json_string_length(name);
+
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* The KV list answer for a token's keys (names: Vault's data.keys, an
+ * array; shown: the listed path, for messages): the number of keys in
+ * *n (entries that are not a folder "x/"), at least one and at most
+ * MAX_KEYS_PER_TOKEN, each a printable label, and every label req pins
+ * among them. No Vault
+ * request: what vault_fetch() checks before it reads the keys, and what
+ * fuzz_broker_key reaches. */
+static int list_answer(const json_t *names, const struct broker_fetch *req, const char *shown,
+		       size_t *n, char *err, size_t errlen)
+{
+	const json_t *name;
+	size_t i, idx;
+
+	*n = 0;
+	json_array_foreach(names, idx, name)
+	{
+		if (is_key_entry(name))
+			(*n)++;
+	}
+	if (*n == 0 || *n > MAX_KEYS_PER_TOKEN) {
+		snprintf(err, errlen,
+			 *n ? "%s holds more than %d keys"
+			    : "no such key in Vault: nothing is under %s",
+			 shown, MAX_KEYS_PER_TOKEN);
+		return *n ? -E2BIG : BROKER_KEYSTORE_UNAVAILABLE;
+	}
+	json_array_foreach(names, idx, name)
+	{
+		if (is_key_entry(name) && !printable_label(name)) {
+			snprintf(err, errlen,
+				 "%s lists a key whose name (entry %zu) holds control characters: "
+				 "not a label",
+				 shown, idx);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < req->n_pins; i++) {
+		bool found = false;
+
+		json_array_foreach(names, idx, name)
+		{
+			const char *s = json_string_value(name);
+
+			/* an entry that is not a string is no key (as above),
+			 * not a NULL for strcmp */
+			found = found || (s && strcmp(s, req->pins[i].label) == 0);
+		}
+		if (!found) {
+			snprintf(err, errlen, "key_version pins '%s', which is not under %s",
+				 req->pins[i].label, shown);
+			return BROKER_KEYSTORE_UNAVAILABLE;
+		}
+	}
+	return 0;
 }
 
 static int vault_fetch(void *ctx, const struct broker_fetch *req, struct broker_keyset *out,
@@ -484,35 +575,9 @@ static int vault_fetch(void *ctx, const struct broker_fetch *req, struct broker_
 	st = ak_vault_kv_list(vs->v, vs->mount, dir, &names, detail, sizeof(detail));
 	if (st != AK_VAULT_OK)
 		return vault_failure(vs, st, "list", shown, detail, err, errlen);
-	json_array_foreach(names, idx, name)
-	{
-		const char *s = json_string_value(name);
-
-		if (s && *s && s[strlen(s) - 1] != '/')
-			n++;
-	}
-	if (n == 0 || n > MAX_KEYS_PER_TOKEN) {
-		snprintf(err, errlen,
-			 n ? "%s holds more than %d keys"
-			   : "no such key in Vault: nothing is under %s",
-			 shown, MAX_KEYS_PER_TOKEN);
-		ret = n ? -E2BIG : BROKER_KEYSTORE_UNAVAILABLE;
+	ret = list_answer(names, req, shown, &n, err, errlen);
+	if (ret < 0)
 		goto out;
-	}
-	for (i = 0; i < req->n_pins; i++) {
-		bool found = false;
-
-		json_array_foreach(names, idx, name)
-		{
-			found = found || strcmp(json_string_value(name), req->pins[i].label) == 0;
-		}
-		if (!found) {
-			snprintf(err, errlen, "key_version pins '%s', which is not under %s",
-				 req->pins[i].label, shown);
-			ret = BROKER_KEYSTORE_UNAVAILABLE;
-			goto out;
-		}
-	}
 	keys = calloc(n, sizeof(*keys));
 	if (!keys) {
 		ret = -ENOMEM;
@@ -521,11 +586,9 @@ static int vault_fetch(void *ctx, const struct broker_fetch *req, struct broker_
 	i = 0;
 	json_array_foreach(names, idx, name)
 	{
-		const char *s = json_string_value(name);
-
-		if (!s || !*s || s[strlen(s) - 1] == '/')
+		if (!is_key_entry(name))
 			continue; /* a folder: not a key of this token */
-		ret = read_key(vs, req, dir, s, &keys[i], err, errlen);
+		ret = read_key(vs, req, dir, json_string_value(name), &keys[i], err, errlen);
 		if (ret < 0)
 			goto out;
 		i++;

@@ -311,6 +311,57 @@ static void rsa_meth_init(void)
 	rsa_meth = m;
 }
 
+/*
+ * Whether the numbers of an RSAPrivateKey make one key: n = p*q, d and the
+ * CRT exponents inverses of e mod p-1 and q-1, and qInv the inverse of q
+ * mod p. d2i_RSAPrivateKey checks none of it, so a damaged key (a bit
+ * changed in its PEM) decoded, its public part came from n and e alone,
+ * and the private part signed nothing that public key verifies. What
+ * RSA_check_key tests, without its primality tests of p and q (tens of
+ * milliseconds for RSA-4096 at every decode), which a damaged key never
+ * needs to fail. The temporaries are secret: a secure BN_CTX.
+ */
+static bool rsa_consistent(const RSA *rsa)
+{
+	const BIGNUM *n, *e, *d, *p, *q, *dp, *dq, *qinv;
+	BN_CTX *ctx = BN_CTX_secure_new();
+	BIGNUM *t, *p1, *q1;
+	bool ok = false;
+
+	RSA_get0_key(rsa, &n, &e, &d);
+	RSA_get0_factors(rsa, &p, &q);
+	RSA_get0_crt_params(rsa, &dp, &dq, &qinv);
+	if (!ctx)
+		return false;
+	BN_CTX_start(ctx);
+	t = BN_CTX_get(ctx);
+	p1 = BN_CTX_get(ctx);
+	q1 = BN_CTX_get(ctx);
+	if (!q1 || !n || !e || !d || !p || !q || !dp || !dq || !qinv || BN_is_negative(e) ||
+	    BN_is_negative(d) || BN_is_negative(dp) || BN_is_negative(dq) || BN_is_negative(qinv) ||
+	    BN_cmp(p, BN_value_one()) <= 0 || BN_cmp(q, BN_value_one()) <= 0)
+		goto out;
+	/* n = p*q */
+	if (!BN_mul(t, p, q, ctx) || BN_cmp(t, n) != 0)
+		goto out;
+	if (!BN_sub(p1, p, BN_value_one()) || !BN_sub(q1, q, BN_value_one()))
+		goto out;
+	/* dp = d mod (p-1), dq = d mod (q-1) */
+	if (!BN_mod(t, d, p1, ctx) || BN_cmp(t, dp) != 0 || !BN_mod(t, d, q1, ctx) ||
+	    BN_cmp(t, dq) != 0)
+		goto out;
+	/* e*dp = 1 mod (p-1), e*dq = 1 mod (q-1) */
+	if (!BN_mod_mul(t, e, dp, p1, ctx) || !BN_is_one(t) || !BN_mod_mul(t, e, dq, q1, ctx) ||
+	    !BN_is_one(t))
+		goto out;
+	/* q*qInv = 1 mod p */
+	ok = BN_mod_mul(t, q, qinv, p, ctx) && BN_is_one(t);
+out:
+	BN_CTX_end(ctx);
+	BN_CTX_free(ctx); /* secure: its numbers are cleared */
+	return ok;
+}
+
 static enum ak_pkey_err rsa_decode(const uint8_t *p, long len, struct ak_privkey *k)
 {
 	const unsigned char *q = p;
@@ -322,6 +373,8 @@ static enum ak_pkey_err rsa_decode(const uint8_t *p, long len, struct ak_privkey
 		return AK_PKEY_BAD_KEY;
 	if (RSA_get_multi_prime_extra_count(k->rsa) != 0)
 		return AK_PKEY_UNSUPPORTED;
+	if (!rsa_consistent(k->rsa))
+		return AK_PKEY_BAD_KEY;
 	/* OpenSSL's own method with our CRT exponentiation, never a host
 	 * ENGINE's (RSA_new picked the default ENGINE's); its init sets both
 	 * cache flags: clear the private one so p and q never sit in cached

@@ -4,10 +4,10 @@
 # build links tests/fuzz/standalone.c instead, so make check runs every
 # seed and regression input of tests/fuzz/corpus/ on every build.
 FUZZ_NAMES = snp_report tdx_quote broker_request module_response ini_config \
-	vault_response azure
+	vault_response azure broker_key
 FUZZ_PROGS = tests/fuzz/fuzz_snp_report tests/fuzz/fuzz_tdx_quote \
 	tests/fuzz/fuzz_broker_request tests/fuzz/fuzz_module_response tests/fuzz/fuzz_ini_config \
-	tests/fuzz/fuzz_vault_response tests/fuzz/fuzz_azure
+	tests/fuzz/fuzz_vault_response tests/fuzz/fuzz_azure tests/fuzz/fuzz_broker_key
 check_PROGRAMS += $(FUZZ_PROGS)
 TESTS += tests/fuzz/fuzz.sh
 TESTS_ENVIRONMENT += AK_FUZZ_NAMES='$(FUZZ_NAMES)' AK_FUZZING='$(AK_FUZZING)'
@@ -75,6 +75,17 @@ tests_fuzz_fuzz_vault_response_CPPFLAGS = $(FUZZ_INCLUDES)
 tests_fuzz_fuzz_vault_response_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 tests_fuzz_fuzz_vault_response_LDFLAGS = $(FUZZ_LINKFLAGS)
 tests_fuzz_fuzz_vault_response_LDADD = libakcommon.la $(CURL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS)
+
+# broker_key_from_pem (libakbroker), and src/broker/keystore_vault.c
+# compiled in (what it does with Vault's answers is static); libakbroker's
+# own copy of it is then not linked (an archive member nothing needs)
+tests_fuzz_fuzz_broker_key_SOURCES = tests/fuzz/fuzz_broker_key.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_broker_key_CPPFLAGS = $(FUZZ_INCLUDES)
+tests_fuzz_fuzz_broker_key_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
+tests_fuzz_fuzz_broker_key_LDFLAGS = $(FUZZ_LINKFLAGS)
+tests_fuzz_fuzz_broker_key_LDADD = libakbroker.la libakverify.la libakvault.la libakcommon.la \
+	$(MHD_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) $(JOSE_LIBS) $(INIH_LIBS) $(CURL_LIBS) \
+	$(P11KIT_LIBS)
 
 # Longer runs (FUZZ_SECONDS each, default 300), new inputs kept in the
 # build directory's tests/fuzz/work/<target>/; FUZZ_TARGETS picks targets.

@@ -258,7 +258,95 @@ def azure():
     write(t, "edge-empty", b"")
 
 
-TARGETS = {"azure": azure, "vault_response": vault, "ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
+def broker_key():
+    t = "broker_key"
+    keys = os.path.join(TOP, "tests", "fuzz", "keys", "broker")
+
+    def k(name):
+        with open(os.path.join(keys, name), "rb") as f:
+            return f.read()
+
+    def pair(name, key, cert=None):
+        """byte 0 bit 0: a certificate follows; bytes 1-2: the key's length"""
+        write(t, name, bytes([1 if cert is not None else 0]) + struct.pack(">H", len(key)) +
+              key + (cert or b""))
+
+    for kind in ("rsa2048", "p256", "p384", "ed25519"):
+        pem = k("broker-%s.pem" % kind)
+        pair(kind, pem)
+        pair(kind + "-cert", pem, k("broker-%s.crt" % kind))
+    p256 = k("broker-p256.pem")
+    # a leaf and its CA (the broker keeps the first certificate)
+    pair("p256-chain", p256, k("broker-p256-leaf.crt") + k("broker-ca-p256.crt"))
+    pair("p256-cert-of-p384", p256, k("broker-p384.crt"))
+    pair("p256-cert-of-ca", p256, k("broker-ca-p256.crt"))
+    pair("rsa2048-cert-of-p256", k("broker-rsa2048.pem"), k("broker-p256.crt"))
+    # refused: PKCS#1, SEC1, encrypted, unsupported curves and types, too small
+    pair("rsa2048-pkcs1", k("broker-rsa2048-pkcs1.pem"))
+    pair("p256-sec1", k("broker-p256-sec1.pem"), k("broker-p256.crt"))
+    pair("p256-encrypted", k("broker-p256-encrypted.pem"))
+    pair("secp256k1", k("broker-secp256k1.pem"))
+    pair("ed448", k("broker-ed448.pem"))
+    pair("rsa1024", k("broker-rsa1024.pem"))
+    # other blocks around the key: EC PARAMETERS first, a certificate first
+    pair("p256-after-params", b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n"
+         b"-----END EC PARAMETERS-----\n" + p256)
+    pair("p384-after-cert", k("broker-p384.crt") + k("broker-p384.pem"))
+    # edge cases
+    pair("edge-cert-empty", p256, b"")
+    pair("edge-key-empty", b"", k("broker-p256.crt"))
+    pair("edge-key-cut", p256[:100])
+    pair("edge-key-not-base64", p256.replace(b"M", b"!", 1))
+    pair("edge-cert-cut", p256, k("broker-p256.crt")[:300])
+    pair("edge-nul-in-key", p256[:40] + b"\0" + p256[40:])
+
+    # byte 0 = 2: a Vault KV v2 secret's data, as the Vault store reads it
+    import json
+
+    def secret(name, obj):
+        write(t, name, b"\2" + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()))
+
+    s = lambda b: b.decode()
+    secret("vault-p256-cert", {"private_key": s(p256), "certificate": s(k("broker-p256.crt"))})
+    secret("vault-p256-chain", {"private_key": s(p256), "certificate":
+                                s(k("broker-p256-leaf.crt") + k("broker-ca-p256.crt"))})
+    secret("vault-rsa2048", {"private_key": s(k("broker-rsa2048.pem"))})
+    secret("vault-ed25519-cert-null", {"private_key": s(k("broker-ed25519.pem")),
+                                       "certificate": None})
+    secret("vault-p384-cert-of-p256", {"private_key": s(k("broker-p384.pem")),
+                                       "certificate": s(k("broker-p256.crt"))})
+    secret("vault-p256-sec1", {"private_key": s(k("broker-p256-sec1.pem"))})
+    secret("vault-extra-members", {"private_key": s(p256), "note": "rotated", "ttl": 3600})
+    secret("edge-vault-no-private-key", {"certificate": s(k("broker-p256.crt"))})
+    secret("edge-vault-private-key-number", {"private_key": 1})
+    secret("edge-vault-cert-object", {"private_key": s(p256), "certificate": {}})
+    secret("edge-vault-cert-empty", {"private_key": s(p256), "certificate": ""})
+    secret("edge-vault-nul-in-pem", {"private_key": s(p256[:40]) + "\u0000" + s(p256[40:])})
+    secret("edge-vault-array", b"[]")
+    secret("edge-vault-not-json", b"{")
+
+    # byte 0 = 3: a KV list answer's data.keys; bit 2: "web" pinned, bit 3:
+    # the first entry pinned too
+    def listed(name, flags, obj):
+        write(t, name, bytes([3 | flags]) + json.dumps(obj).encode())
+
+    listed("list-keys", 0, ["tls", "web"])
+    listed("list-pin-web", 4, ["tls", "web"])
+    listed("list-pin-first", 8, ["tls", "web"])
+    listed("list-pin-both", 12, ["web", "tls"])
+    listed("list-folder-and-key", 0, ["old/", "tls"])
+    listed("list-pin-missing", 4, ["tls"])
+    listed("edge-list-empty", 0, [])
+    listed("edge-list-folders-only", 4, ["a/", "b/"])
+    listed("edge-list-too-many", 0, ["k%d" % i for i in range(257)])
+    listed("edge-list-not-strings", 0, ["tls", 5, None, "", {}])
+    listed("edge-list-control-chars", 0, ["tls", "web\n[audit] forged"])
+    listed("edge-list-nul", 0, ["tls\u0000other"])
+    listed("list-folder-control-chars", 0, ["tls", "old\x01/"])
+    write(t, "edge-list-object", b"\3{}")
+
+
+TARGETS = {"broker_key": broker_key, "azure": azure, "vault_response": vault, "ini_config": ini, "snp_report": snp, "tdx_quote": tdx, "broker_request": broker,
            "module_response": module}
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include <jose/jose.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/param_build.h>
 #include <openssl/x509.h>
 
 #include "attestkey/common.h"
@@ -538,6 +539,73 @@ static void test_privkey_refusals(void **state)
 	EVP_PKEY_free(kb);
 }
 
+/* The PKCS#8 of an RSA key made from rsa's numbers with number i (in the
+ * order of names below) plus 2: a key whose numbers do not make one key
+ * (EVP_PKEY_fromdata does not check them); i < 0: unchanged. */
+static enum ak_pkey_err rsa_with_changed(EVP_PKEY *rsa, int i)
+{
+	static const char *const names[] = {
+	    OSSL_PKEY_PARAM_RSA_N,	   OSSL_PKEY_PARAM_RSA_E,
+	    OSSL_PKEY_PARAM_RSA_D,	   OSSL_PKEY_PARAM_RSA_FACTOR1,
+	    OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+	    OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	BIGNUM *bn[8] = {NULL};
+	OSSL_PARAM *params;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	EVP_PKEY *k = NULL;
+	PKCS8_PRIV_KEY_INFO *p8;
+	struct ak_privkey *priv = NULL;
+	struct ak_secbuf b = {0};
+	unsigned char *der = NULL;
+	enum ak_pkey_err ret;
+	int len;
+
+	assert_non_null(bld);
+	for (int j = 0; j < 8; j++) {
+		assert_true(EVP_PKEY_get_bn_param(rsa, names[j], &bn[j]));
+		if (j == i)
+			assert_true(BN_add_word(bn[j], 2));
+		assert_true(OSSL_PARAM_BLD_push_BN(bld, names[j], bn[j]));
+	}
+	params = OSSL_PARAM_BLD_to_param(bld);
+	assert_non_null(params);
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_KEYPAIR, params), 1);
+	p8 = EVP_PKEY2PKCS8(k);
+	len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+	assert_true(len > 0);
+	assert_int_equal(ak_secbuf_append(&b, der, (size_t)len), 0);
+	ret = ak_privkey_from_pkcs8(b.data, b.len, &priv);
+	assert_true(ret == AK_PKEY_OK ? priv != NULL : priv == NULL);
+	ak_privkey_unref(priv);
+	ak_secbuf_clear(&b);
+	OPENSSL_clear_free(der, (size_t)len);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	EVP_PKEY_free(k);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	for (int j = 0; j < 8; j++)
+		BN_clear_free(bn[j]);
+	return ret;
+}
+
+/* An RSA key whose numbers do not make one key is refused (found by
+ * fuzz_broker_key: d2i_RSAPrivateKey checks none of them). */
+static void test_privkey_rsa_inconsistent(void **state)
+{
+	EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+
+	(void)state;
+	assert_non_null(rsa);
+	assert_int_equal(rsa_with_changed(rsa, -1), AK_PKEY_OK);
+	/* n, e, d, p, q, dP, dQ, qInv each changed alone */
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(rsa_with_changed(rsa, i), AK_PKEY_BAD_KEY);
+	EVP_PKEY_free(rsa);
+}
+
 static void *parse_plain(void *arg)
 {
 	return json_loads(arg, 0, NULL);
@@ -595,6 +663,7 @@ int main(void)
 		cmocka_unit_test(test_jwe_pkey),
 		cmocka_unit_test(test_jwe_pkey_kept),
 		cmocka_unit_test(test_privkey_refusals),
+		cmocka_unit_test(test_privkey_rsa_inconsistent),
 		cmocka_unit_test(test_jwe_reasons_not_logged),
 		cmocka_unit_test(test_json_secret),
 	};
