@@ -296,6 +296,15 @@ static bool secure_heap_failed(size_t pem_len)
 	return oom || !ak_secure_has_room(4 * pem_len);
 }
 
+bool broker_label_printable(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	}
+	return true;
+}
+
 int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *what,
 			const uint8_t *cert_pem, size_t cert_len, const char *cert_what,
 			struct broker_key *key, char *err, size_t errlen)

@@ -192,6 +192,11 @@ extern const struct broker_keystore_ops broker_keystore_pkcs11_ops;
  * public key differs from the private key. key_what / cert_what name the
  * sources in err.
  */
+/* A key's name as a store gives it can be its label (CKA_LABEL, the
+ * broker's log and audit lines): no control character (a NUL counted as
+ * one) in its len bytes. */
+bool broker_label_printable(const char *s, size_t len);
+
 int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *key_what,
 			const uint8_t *cert_pem, size_t cert_len, const char *cert_what,
 			struct broker_key *key, char *err, size_t errlen) AK_WUR;

@@ -168,7 +168,7 @@ static int load_one(int dfd, const char *tdir, const char *fname, struct broker_
 {
 	char kpath[PATH_MAX], cpath[PATH_MAX], cname[NAME_MAX + 1];
 	struct ak_secbuf pem = {0}, cert = {0};
-	size_t label_len = strlen(fname) - strlen(KEY_SUFFIX), i;
+	size_t label_len = strlen(fname) - strlen(KEY_SUFFIX);
 	json_t *js;
 	int ret;
 
@@ -176,11 +176,7 @@ static int load_one(int dfd, const char *tdir, const char *fname, struct broker_
 	if (!key->label)
 		return -ENOMEM;
 	/* The label travels in JSON and becomes CKA_LABEL (UTF-8). */
-	for (i = 0; i < label_len; i++) {
-		if ((unsigned char)key->label[i] < 0x20 || key->label[i] == 0x7f)
-			break;
-	}
-	js = i == label_len ? json_string(key->label) : NULL;
+	js = broker_label_printable(key->label, label_len) ? json_string(key->label) : NULL;
 	if (!js) {
 		snprintf(err, errlen, "key file name in '%s' is not a printable UTF-8 label", tdir);
 		return -EINVAL;

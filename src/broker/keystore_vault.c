@@ -481,22 +481,6 @@ static bool is_key_entry(const json_t *name)
 	return s && *s && s[strlen(s) - 1] != '/';
 }
 
-/* A key's name as Vault lists it becomes its label (CKA_LABEL, the
- * broker's log and audit lines): printable, as the file store requires of
- * its file names (a NUL, which jansson already refuses in an answer, is
- * counted as a control character too). */
-static bool printable_label(const json_t *name)
-{
-	const char *s = json_string_value(name);
-	size_t i, len = json_string_length(name);
-
-	for (i = 0; i < len; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	}
-	return true;
-}
-
 /* The KV list answer for a token's keys (names: Vault's data.keys, an
  * array; shown: the listed path, for messages): the number of keys in
  * *n (entries that are not a folder "x/"), at least one and at most
@@ -525,7 +509,8 @@ static int list_answer(const json_t *names, const struct broker_fetch *req, cons
 	}
 	json_array_foreach(names, idx, name)
 	{
-		if (is_key_entry(name) && !printable_label(name)) {
+		if (is_key_entry(name) &&
+		    !broker_label_printable(json_string_value(name), json_string_length(name))) {
 			snprintf(err, errlen,
 				 "%s lists a key whose name (entry %zu) holds control characters: "
 				 "not a label",
