@@ -71,11 +71,26 @@ void ak_log_set_sink(ak_log_sink fn, void *arg)
 	pthread_mutex_unlock(&log_lock);
 }
 
+/* A log line is one line of text whatever its arguments carry: a control
+ * byte (a newline, a carriage return, an escape sequence) from a name, a
+ * path or a peer's message becomes '?', so that no string that reaches a
+ * log line can forge a second line or drive the reader's terminal. The
+ * callers that print request strings sanitize them already; this is the
+ * one place that holds for every other path. UTF-8 passes unchanged. */
+static void one_line(char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			*s = '?';
+	}
+}
+
 void ak_vlog(enum ak_log_level level, const char *fmt, va_list ap)
 {
 	char line[2048];
 
 	vsnprintf(line, sizeof(line), fmt, ap);
+	one_line(line);
 	pthread_mutex_lock(&log_lock);
 	if (sink) {
 		sink(level, line, sink_arg);

@@ -24,6 +24,15 @@ expect "challenge for an unknown token: unknown_token" "404 unknown_token" /v1/c
 expect "challenge that is not JSON: bad_request" "400 bad_request" /v1/challenge 'token=web'
 expect "challenge without a token: bad_request" "400 bad_request" /v1/challenge '{"tok":"web"}'
 expect "challenge with a non-string token: bad_request" "400 bad_request" /v1/challenge '{"token":7}'
+# A token name that carries a newline, a carriage return and an escape
+# sequence, as a client that wants to forge the broker's log would send it:
+# refused, and the log gains no line of the client's making and no control
+# byte (docs/threat-model.md, "Forged log lines").
+FORGE='web\nattestkey-broker: FORGED release of token web\r\u001b[2J'
+expect "a token name with a newline and an escape: unknown_token" "404 unknown_token" /v1/challenge "{\"token\":\"$FORGE\"}"
+check "the broker's log names the refused token on one line, with no forged line" bash -c "
+	grep -q 'FORGED release' '$T/broker.log' && ! grep -q '^attestkey-broker: FORGED' '$T/broker.log'"
+check "the broker's log holds no carriage return or escape byte" bash -c "! grep -q \$'[\\r\\x1b]' '$T/broker.log'"
 check "GET on /v1/keys: 405 with a JSON error" bash -c "test \"\$($CURL -o /dev/null -w '%{http_code}' $BROKER_URL/v1/keys)\" = 405"
 check "an unknown path: 404 with a JSON error" bash -c "$CURL $BROKER_URL/v2/keys -d '{}' | jq -e .error"
 head -c 2000000 /dev/zero | tr '\0' 'x' >"$T/big"

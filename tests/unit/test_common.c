@@ -458,6 +458,28 @@ static void test_jwe_reasons_not_logged(void **state)
 	EVP_PKEY_free(p256);
 }
 
+static void keep_line(enum ak_log_level level, const char *line, void *arg)
+{
+	(void)level;
+	snprintf(arg, 256, "%s", line);
+}
+
+/* A string that reaches a log line cannot make a second one: a newline, a
+ * carriage return or an escape in an argument (here as a hostile peer's
+ * message would carry it) comes out as '?'; UTF-8 is kept. */
+static void test_log_one_line(void **state)
+{
+	char seen[256] = "";
+
+	(void)state;
+	ak_log_set_sink(keep_line, seen);
+	ak_log(AK_LOG_ERR, "broker said: %s", "denied\nattestkey: key released\r\x1b[2J\x7f");
+	assert_string_equal(seen, "broker said: denied?attestkey: key released??[2J?");
+	ak_log(AK_LOG_ERR, "label '%s'", "cl\xc3\xa9 \xe2\x82\xac");
+	assert_string_equal(seen, "label 'cl\xc3\xa9 \xe2\x82\xac'");
+	ak_log_set_sink(NULL, NULL);
+}
+
 /* The P-256 PKCS#8 DER of a new key, in the secure heap, with where its
  * scalar and its public point sit in it. */
 static struct ak_secbuf ec_pkcs8(EVP_PKEY **key, size_t *d_at, size_t *pub_at)
@@ -665,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_privkey_refusals),
 		cmocka_unit_test(test_privkey_rsa_inconsistent),
 		cmocka_unit_test(test_jwe_reasons_not_logged),
+		cmocka_unit_test(test_log_one_line),
 		cmocka_unit_test(test_json_secret),
 	};
 	int rc;
