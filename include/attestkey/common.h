@@ -73,6 +73,13 @@ bool ak_path_segments_ok(const char *p);
 uint8_t *ak_read_file(const char *path, size_t *len) AK_WUR;
 
 /* Little-endian 32-bit fields of the TEEs' binary formats. */
+/* A control byte (C0 or DEL) whatever the locale: what a log line or a
+ * label must not hold. Bytes from 0x80 (UTF-8) are not. */
+static inline bool ak_is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
 static inline uint32_t ak_get_le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

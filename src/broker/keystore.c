@@ -299,7 +299,7 @@ static bool secure_heap_failed(size_t pem_len)
 bool broker_label_printable(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+		if (ak_is_control((unsigned char)s[i]))
 			return false;
 	}
 	return true;

@@ -185,6 +185,11 @@ extern const struct broker_keystore_ops broker_keystore_vault_ops;
 /* The PKCS#11 HSM store (keystore_pkcs11.c, docs/hsm.md). */
 extern const struct broker_keystore_ops broker_keystore_pkcs11_ops;
 
+/* A key's name as a store gives it can be its label (CKA_LABEL, the
+ * broker's log and audit lines): no control character (a NUL counted as
+ * one) in its len bytes. */
+bool broker_label_printable(const char *s, size_t len);
+
 /*
  * Shared by stores: parse one unencrypted PKCS#8 PEM private key (RSA or EC)
  * held in pem/pem_len, and optionally its PEM certificate, into key (label
@@ -192,11 +197,6 @@ extern const struct broker_keystore_ops broker_keystore_pkcs11_ops;
  * public key differs from the private key. key_what / cert_what name the
  * sources in err.
  */
-/* A key's name as a store gives it can be its label (CKA_LABEL, the
- * broker's log and audit lines): no control character (a NUL counted as
- * one) in its len bytes. */
-bool broker_label_printable(const char *s, size_t len);
-
 int broker_key_from_pem(const uint8_t *pem, size_t pem_len, const char *key_what,
 			const uint8_t *cert_pem, size_t cert_len, const char *cert_what,
 			struct broker_key *key, char *err, size_t errlen) AK_WUR;

@@ -80,7 +80,7 @@ void ak_log_set_sink(ak_log_sink fn, void *arg)
 static void one_line(char *s)
 {
 	for (; *s; s++) {
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+		if (ak_is_control((unsigned char)*s))
 			*s = '?';
 	}
 }
