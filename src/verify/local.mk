@@ -12,6 +12,7 @@ libakverify_la_SOURCES = \
 	src/verify/tdx_collateral.c \
 	src/verify/tdx_internal.h \
 	src/verify/tdx_tcb.c \
+	src/verify/tdx_memo.c \
 	src/verify/azure.c \
 	src/verify/policy_az.c \
 	src/verify/verify_msg.h

@@ -53,7 +53,8 @@ int vf_tdx_trust_new(struct vf_tdx_trust **out)
 		return -ENOMEM;
 	t->roots = sk_X509_new_null();
 	t->tcb_signers = sk_X509_new_null();
-	if (!t->roots || !t->tcb_signers) {
+	t->memo = vf_tdx_memo_new();
+	if (!t->roots || !t->tcb_signers || !t->memo) {
 		vf_tdx_trust_free(t);
 		return -ENOMEM;
 	}
@@ -71,6 +72,7 @@ void vf_tdx_trust_free(struct vf_tdx_trust *t)
 	free(t->collateral_dir);
 	free(t->pcs_url);
 	free(t->cache_dir);
+	vf_tdx_memo_free(t->memo);
 	free(t);
 }
 
@@ -146,20 +148,8 @@ static X509_CRL *read_crl(const char *path)
 {
 	size_t len = 0;
 	uint8_t *data = ak_read_file(path, &len);
-	const unsigned char *p = data;
-	X509_CRL *crl = NULL;
+	X509_CRL *crl = data ? vf_tdx_memo_crl(NULL, data, len) : NULL;
 
-	if (!data)
-		return NULL;
-	if (len > 10 && !memcmp(data, "-----BEGIN", 10)) {
-		BIO *bio = BIO_new_mem_buf(data, (int)len);
-
-		crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
-		BIO_free(bio);
-	} else if (len <= LONG_MAX) {
-		crl = d2i_X509_CRL(NULL, &p, (long)len);
-	}
-	ERR_clear_error();
 	free(data);
 	return crl;
 }
@@ -251,32 +241,20 @@ int vf_tdx_trust_add_roots(struct vf_tdx_trust *t, const char *path)
 
 /* The certificates of the quote's type 5 certification data (PEM text,
  * leaf first; real quotes end it with a NUL). */
-static enum ak_reason pck_chain_load(const struct ak_tdx_quote *q, STACK_OF(X509) **out,
-				     char *msg, size_t msglen)
+static enum ak_reason pck_chain_load(const struct vf_tdx_trust *t, const struct ak_tdx_quote *q,
+				     STACK_OF(X509) **out, char *msg, size_t msglen)
 {
-	STACK_OF(X509) *sk = sk_X509_new_null();
-	BIO *bio;
-	X509 *x;
+	STACK_OF(X509) *sk;
 	size_t len = q->pck_chain_len;
 
 	*out = NULL;
 	while (len && q->pck_chain_pem[len - 1] == '\0')
 		len--;
-	if (!sk || len > INT_MAX)
-		goto fail;
-	bio = BIO_new_mem_buf(q->pck_chain_pem, (int)len);
-	if (!bio)
-		goto fail;
-	while (sk_X509_num(sk) <= MAX_CHAIN_CERTS &&
-	       (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		if (!sk_X509_push(sk, x)) {
-			X509_free(x);
-			BIO_free(bio);
-			goto fail;
-		}
+	if (len > INT_MAX || !(sk = vf_tdx_memo_chain(t->memo, q->pck_chain_pem, len,
+						       MAX_CHAIN_CERTS))) {
+		vf_set_msg(msg, msglen, "internal error while reading the PCK certificate chain");
+		return AK_R_INTERNAL;
 	}
-	BIO_free(bio);
-	ERR_clear_error();
 	if (sk_X509_num(sk) < 2 || sk_X509_num(sk) > MAX_CHAIN_CERTS) {
 		vf_set_msg(
 		    msg, msglen,
@@ -288,10 +266,6 @@ static enum ak_reason pck_chain_load(const struct ak_tdx_quote *q, STACK_OF(X509
 	}
 	*out = sk;
 	return AK_R_OK;
-fail:
-	sk_X509_pop_free(sk, X509_free);
-	vf_set_msg(msg, msglen, "internal error while reading the PCK certificate chain");
-	return AK_R_INTERNAL;
 }
 
 /* An expired or not yet valid CRL does not stop the chain: Intel's QVL
@@ -571,7 +545,7 @@ enum ak_reason vf_tdx_verify(const struct vf_tdx_trust *t, const struct vf_tdx_i
 		goto out;
 	}
 	/* 2. PCK leaf -> PCK CA -> a configured Intel SGX Root CA at `now`. */
-	reason = pck_chain_load(&res.quote, &chain, msg, msglen);
+	reason = pck_chain_load(t, &res.quote, &chain, msg, msglen);
 	if (reason != AK_R_OK)
 		goto out;
 	reason = pck_chain_verify(t, chain, NULL, now, msg, msglen);

@@ -123,33 +123,21 @@ static char *path_join(const char *dir, const char *name)
 	return p;
 }
 
-static STACK_OF(X509) * chain_from_pem(const void *pem, size_t len)
+/* The PEM certificates of pem (through the memo when there is one), or
+ * NULL when there is none. */
+static STACK_OF(X509) * chain_from_pem(struct vf_tdx_memo *memo, const void *pem, size_t len)
 {
-	BIO *b = BIO_new_mem_buf(pem, (int)len);
-	STACK_OF(X509) *sk = sk_X509_new_null();
-	X509 *x;
+	STACK_OF(X509) *sk = vf_tdx_memo_chain(memo, pem, len, 0);
 
-	if (!b || !sk)
-		goto fail;
-	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-		if (!sk_X509_push(sk, x)) {
-			X509_free(x);
-			goto fail;
-		}
-	ERR_clear_error();
-	BIO_free(b);
-	if (sk_X509_num(sk) == 0) {
+	if (sk && sk_X509_num(sk) == 0) {
 		sk_X509_free(sk);
 		return NULL;
 	}
 	return sk;
-fail:
-	BIO_free(b);
-	sk_X509_pop_free(sk, X509_free);
-	return NULL;
 }
 
-static STACK_OF(X509) * chain_from_file(const char *dir, const char *name)
+static STACK_OF(X509) * chain_from_file(struct vf_tdx_memo *memo, const char *dir,
+					const char *name)
 {
 	char *path = path_join(dir, name);
 	uint8_t *pem;
@@ -158,7 +146,7 @@ static STACK_OF(X509) * chain_from_file(const char *dir, const char *name)
 
 	pem = path ? ak_read_file(path, &len) : NULL;
 	if (pem)
-		sk = chain_from_pem(pem, len);
+		sk = chain_from_pem(memo, pem, len);
 	free(pem);
 	free(path);
 	return sk;
@@ -166,7 +154,8 @@ static STACK_OF(X509) * chain_from_file(const char *dir, const char *name)
 
 /* Data from dir/name (and its chain), 0; -ENOENT when absent, else
  * -errno of the read. */
-static int from_dir(const char *dir, const char *name, const char *chain_name, struct got *g)
+static int from_dir(struct vf_tdx_memo *memo, const char *dir, const char *name,
+		    const char *chain_name, struct got *g)
 {
 	char *path = path_join(dir, name);
 	int err;
@@ -178,7 +167,7 @@ static int from_dir(const char *dir, const char *name, const char *chain_name, s
 	free(path);
 	if (!g->data)
 		return err ? -err : -EIO;
-	g->chain = chain_name ? chain_from_file(dir, chain_name) : NULL;
+	g->chain = chain_name ? chain_from_file(memo, dir, chain_name) : NULL;
 	return 0;
 }
 
@@ -321,7 +310,7 @@ static int pcs_get(const char *base, const struct item *it, struct got *g, char 
 	}
 	if (h.header) {
 		pem = curl_easy_unescape(c, h.header, 0, &pem_len);
-		g->chain = pem ? chain_from_pem(pem, (size_t)pem_len) : NULL;
+		g->chain = pem ? chain_from_pem(NULL, pem, (size_t)pem_len) : NULL;
 		if (!g->chain) {
 			snprintf(err, errlen, "GET %s: header %s is not a PEM certificate chain",
 				 url, it->chain_header);
@@ -408,7 +397,7 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 	} while (0)
 	tried[0] = '\0';
 	if (t->collateral_dir) {
-		ret = from_dir(t->collateral_dir, it->dir_name, it->dir_chain, g);
+		ret = from_dir(t->memo, t->collateral_dir, it->dir_name, it->dir_chain, g);
 		if (ret == 0)
 			return 0;
 		if (ret == -ENOENT)
@@ -418,7 +407,7 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 			      strerror(-ret));
 	}
 	if (t->cache_dir) {
-		ret = from_dir(t->cache_dir, it->cache_name,
+		ret = from_dir(t->memo, t->cache_dir, it->cache_name,
 			       it->cache_chain[0] ? it->cache_chain : NULL, &stale);
 		if (ret == 0 && (t->offline || !t->pcs_url || fresh(it, &stale, now))) {
 			*g = stale;
@@ -456,22 +445,6 @@ static int lookup(const struct vf_tdx_trust *t, const struct item *it, time_t no
 #undef TRIED
 	got_clear(&stale);
 	return -ENOENT;
-}
-
-static X509_CRL *crl_of(const struct got *g)
-{
-	const unsigned char *p = g->data;
-	X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)g->len);
-	BIO *b;
-
-	if (crl)
-		return crl;
-	/* A PCCS may serve PEM. */
-	b = BIO_new_mem_buf(g->data, (int)g->len);
-	crl = b ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
-	ERR_clear_error();
-	return crl;
 }
 
 static void items_init(const struct vf_tdx_trust *t, struct item *tcb, struct item *qe,
@@ -539,7 +512,7 @@ static enum ak_reason get_json(const struct vf_tdx_trust *t, const struct item *
 			return AK_R_COLLATERAL_UNAVAILABLE;
 		}
 		if (t->collateral_dir)
-			g.chain = chain_from_file(t->collateral_dir, it->dir_chain);
+			g.chain = chain_from_file(t->memo, t->collateral_dir, it->dir_chain);
 	} else if (lookup(t, it, now, &g, tried, sizeof(tried)) < 0) {
 		vf_set_msg(msg, msglen, "%s unavailable: %s", it->what, tried);
 		return AK_R_COLLATERAL_UNAVAILABLE;
@@ -559,7 +532,7 @@ static void get_crl(const struct vf_tdx_trust *t, const struct item *it, time_t 
 		ak_debug("TDX %s: %s", it->what, tried);
 		return;
 	}
-	*out = crl_of(&g);
+	*out = vf_tdx_memo_crl(t->memo, g.data, g.len);
 	if (!*out)
 		ak_log(AK_LOG_WARNING, "TDX %s: not a DER or PEM CRL; ignored", it->what);
 	got_clear(&g);

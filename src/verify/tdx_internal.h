@@ -20,7 +20,23 @@ struct vf_tdx_trust {
 	char *pcs_url;              /* vf_tdx_trust_set_pcs */
 	char *cache_dir;
 	bool offline;
+	struct vf_tdx_memo *memo;   /* parsed chains and CRLs, tdx_memo.c */
 };
+
+/* tdx_memo.c: the certificate chains and CRLs a verification parses,
+ * remembered by the SHA-256 of their bytes (at most 16, least recently
+ * used first out; safe to share between threads). Each call returns the
+ * caller's own reference: a new stack of up-referenced certificates, or
+ * an up-referenced CRL. With m NULL they just parse. */
+struct vf_tdx_memo *vf_tdx_memo_new(void);
+void vf_tdx_memo_free(struct vf_tdx_memo *m);
+size_t vf_tdx_memo_count(struct vf_tdx_memo *m); /* objects held, for tests */
+/* The PEM certificates of pem (max > 0: reading stops after max + 1) as a
+ * possibly empty stack; NULL only when out of memory. */
+STACK_OF(X509) * vf_tdx_pem_chain(const void *pem, size_t len, int max);
+STACK_OF(X509) * vf_tdx_memo_chain(struct vf_tdx_memo *m, const void *pem, size_t len, int max);
+/* A DER or PEM CRL, or NULL. */
+X509_CRL *vf_tdx_memo_crl(struct vf_tdx_memo *m, const void *data, size_t len);
 
 /* The SGX extensions of a PCK certificate (OID 1.2.840.113741.1.13.1),
  * Intel "PCK Certificate and CRL Profile". */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -1007,21 +1008,36 @@ static void fake_free(struct fake *f)
 	free(f->quote);
 }
 
-/* The fake quote against its test root (and Intel's, for the TCB info). */
-static enum ak_reason fake_verify(struct fake *f, struct vf_tdx_result *r, char *msg, size_t msglen)
+/* A trust for the fake quote: its test root (and Intel's, for the TCB
+ * info), its directory as the collateral. */
+static struct vf_tdx_trust *fake_trust(struct fake *f)
 {
 	struct vf_tdx_trust *t = NULL;
-	struct vf_tdx_input in = {.quote = f->quote, .quote_len = f->len, .now = T2023};
 	char *intel = vec_path("intel-roots/Intel_SGX_Root_CA.pem");
-	enum ak_reason reason;
 
 	assert_int_equal(vf_tdx_trust_new(&t), 0);
 	assert_int_equal(vf_tdx_trust_add_roots(t, intel), 0);
 	assert_int_equal(vf_tdx_trust_add_roots(t, f->root_pem), 0);
 	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, f->dir), 0);
-	reason = vf_tdx_verify(t, &in, r, msg, msglen);
-	vf_tdx_trust_free(t);
 	free(intel);
+	return t;
+}
+
+static enum ak_reason fake_verify_with(struct vf_tdx_trust *t, struct fake *f,
+				       struct vf_tdx_result *r, char *msg, size_t msglen)
+{
+	struct vf_tdx_input in = {.quote = f->quote, .quote_len = f->len, .now = T2023};
+
+	return vf_tdx_verify(t, &in, r, msg, msglen);
+}
+
+/* The fake quote against a trust of its own. */
+static enum ak_reason fake_verify(struct fake *f, struct vf_tdx_result *r, char *msg, size_t msglen)
+{
+	struct vf_tdx_trust *t = fake_trust(f);
+	enum ak_reason reason = fake_verify_with(t, f, r, msg, msglen);
+
+	vf_tdx_trust_free(t);
 	return reason;
 }
 
@@ -1083,6 +1099,181 @@ static void test_verify_revocation(void **state)
 	fake_free(&f);
 }
 
+/* One trust for many verifications, as the broker keeps it: what its
+ * memo of parsed chains and CRLs remembers never outlives the bytes. A
+ * CRL written between two verifications revokes at the next one, an
+ * honest CRL written after it lifts that, and a quote whose PCK chain
+ * differs by one byte is parsed (and refused) for what it is. */
+static void test_verify_shared_trust(void **state)
+{
+	struct fake f;
+	struct vf_tdx_trust *t;
+	struct vf_tdx_result r;
+	char msg[512];
+	size_t i;
+
+	(void)state;
+	fake_make(&f);
+	t = fake_trust(&f);
+	crl_files(&f, T2023 + 86400 * 30, false, false);
+	assert_int_equal(fake_verify_with(t, &f, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_int_equal(fake_verify_with(t, &f, &r, msg, sizeof(msg)), AK_R_OK);
+	crl_files(&f, T2023 + 86400 * 30, true, false);
+	assert_int_equal(fake_verify_with(t, &f, &r, msg, sizeof(msg)), AK_R_CERT_REVOKED);
+	assert_non_null(strstr(msg, "attestkey test PCK Certificate"));
+	crl_files(&f, T2023 + 86400 * 30, false, true);
+	assert_int_equal(fake_verify_with(t, &f, &r, msg, sizeof(msg)), AK_R_CERT_REVOKED);
+	assert_non_null(strstr(msg, "attestkey test PCK Platform CA"));
+	crl_files(&f, T2023 + 86400 * 30, false, false);
+	assert_int_equal(fake_verify_with(t, &f, &r, msg, sizeof(msg)), AK_R_OK);
+	/* one byte of the PCK leaf's PEM changed: not the remembered chain */
+	for (i = 0; i + 27 < f.len; i++)
+		if (!memcmp(f.quote + i, "-----BEGIN CERTIFICATE-----", 27))
+			break;
+	assert_true(i + 27 < f.len);
+	f.quote[i + 27 + 40] ^= 0x01;
+	assert_int_not_equal(fake_verify_with(t, &f, &r, msg, sizeof(msg)), AK_R_OK);
+	f.quote[i + 27 + 40] ^= 0x01;
+	assert_int_equal(fake_verify_with(t, &f, &r, msg, sizeof(msg)), AK_R_OK);
+	assert_true(vf_tdx_memo_count(t->memo) <= 16);
+	vf_tdx_trust_free(t);
+	fake_free(&f);
+}
+
+/* The memo itself: equal bytes give the first parse's objects, other
+ * bytes their own; it holds at most 16 objects however many distinct
+ * chains a client sends, and a reference handed out outlives eviction. */
+static void test_memo(void **state)
+{
+	struct ak_tdx_quote q;
+	struct vf_tdx_memo *m = vf_tdx_memo_new();
+	size_t len, crl_len;
+	uint8_t *buf = quote_of(V4_SPR, &len);
+	uint8_t *crl_der = vec_read("tdx/v4-spr-go-tdx-guest/pck_crl.der", &crl_len);
+	STACK_OF(X509) *a, *b, *held;
+	X509_CRL *c1, *c2;
+	char *other;
+	int n;
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(ak_tdx_quote_parse(buf, len, &q), 0);
+	a = vf_tdx_memo_chain(m, q.pck_chain_pem, q.pck_chain_len, 8);
+	b = vf_tdx_memo_chain(m, q.pck_chain_pem, q.pck_chain_len, 8);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(sk_X509_num(a), 3);
+	assert_true(a != b); /* each caller owns its stack ... */
+	assert_ptr_equal(sk_X509_value(a, 0), sk_X509_value(b, 0)); /* ... of shared certs */
+	assert_int_equal(vf_tdx_memo_count(m), 1);
+	/* another bound is another key: 1 certificate read at most 1 + 1 */
+	held = vf_tdx_memo_chain(m, q.pck_chain_pem, q.pck_chain_len, 1);
+	assert_int_equal(sk_X509_num(held), 2);
+	assert_int_equal(vf_tdx_memo_count(m), 2);
+	/* 100 distinct texts holding the same chain (a comment line before it) */
+	for (n = 0; n < 100; n++) {
+		STACK_OF(X509) *sk;
+
+		assert_true(asprintf(&other, "comment %d\n%.*s", n, (int)q.pck_chain_len,
+				     (const char *)q.pck_chain_pem) > 0);
+		sk = vf_tdx_memo_chain(m, other, strlen(other), 8);
+		assert_int_equal(sk_X509_num(sk), 3);
+		assert_ptr_not_equal(sk_X509_value(sk, 0), sk_X509_value(a, 0));
+		assert_int_equal(X509_cmp(sk_X509_value(sk, 0), sk_X509_value(a, 0)), 0);
+		sk_X509_pop_free(sk, X509_free);
+		free(other);
+		assert_true(vf_tdx_memo_count(m) <= 16);
+	}
+	assert_int_equal(vf_tdx_memo_count(m), 16);
+	/* evicted long ago, still whole for its holders */
+	assert_int_equal(sk_X509_num(held), 2);
+	assert_int_equal(X509_cmp(sk_X509_value(held, 0), sk_X509_value(b, 0)), 0);
+	/* no certificate at all: an empty stack, not NULL */
+	sk_X509_pop_free(held, X509_free);
+	held = vf_tdx_memo_chain(m, "no PEM here", 11, 8);
+	assert_non_null(held);
+	assert_int_equal(sk_X509_num(held), 0);
+	sk_X509_free(held);
+	/* CRLs: DER, remembered; one byte off is parsed again (and fails) */
+	c1 = vf_tdx_memo_crl(m, crl_der, crl_len);
+	c2 = vf_tdx_memo_crl(m, crl_der, crl_len);
+	assert_non_null(c1);
+	assert_ptr_equal(c1, c2);
+	X509_CRL_free(c2);
+	crl_der[1] ^= 0x01;
+	assert_null(vf_tdx_memo_crl(m, crl_der, crl_len));
+	crl_der[1] ^= 0x01;
+	/* without a memo, a plain parse each time */
+	c2 = vf_tdx_memo_crl(NULL, crl_der, crl_len);
+	assert_non_null(c2);
+	assert_ptr_not_equal(c1, c2);
+	assert_int_equal(X509_CRL_cmp(c1, c2), 0);
+	X509_CRL_free(c1);
+	X509_CRL_free(c2);
+	vf_tdx_memo_free(m);
+	/* what the memo held is gone; what callers hold is theirs */
+	assert_int_equal(X509_cmp(sk_X509_value(a, 0), sk_X509_value(b, 0)), 0);
+	assert_non_null(X509_get_subject_name(sk_X509_value(a, 2)));
+	sk_X509_pop_free(a, X509_free);
+	sk_X509_pop_free(b, X509_free);
+	free(crl_der);
+	free(buf);
+}
+
+/* Eight threads verifying the real quote with one trust (the broker's
+ * thread pool); check-tsan runs this under ThreadSanitizer. */
+struct verify_job {
+	struct vf_tdx_trust *t;
+	const uint8_t *quote;
+	size_t len;
+	int ok;
+};
+
+static void *verify_thread(void *arg)
+{
+	struct verify_job *j = arg;
+
+	for (int i = 0; i < 25; i++) {
+		struct vf_tdx_input in = {.quote = j->quote, .quote_len = j->len, .now = T2023};
+		struct vf_tdx_result r;
+		char msg[512];
+
+		j->ok += vf_tdx_verify(j->t, &in, &r, msg, sizeof(msg)) == AK_R_OK &&
+			 r.tcb_evaluated;
+	}
+	return NULL;
+}
+
+static void test_verify_threads(void **state)
+{
+	struct vf_tdx_trust *t = NULL;
+	struct verify_job job[8];
+	pthread_t th[8];
+	size_t len;
+	uint8_t *buf = quote_of(V4_SPR, &len);
+	char *roots = vec_path("intel-roots"), *col = vec_path("tdx/v4-spr-go-tdx-guest");
+
+	(void)state;
+	assert_int_equal(vf_tdx_trust_new(&t), 0);
+	assert_int_equal(vf_tdx_trust_add_roots(t, roots), 0);
+	assert_int_equal(vf_tdx_trust_set_collateral_dir(t, col), 0);
+	for (int i = 0; i < 8; i++) {
+		job[i] = (struct verify_job){.t = t, .quote = buf, .len = len};
+		assert_int_equal(pthread_create(&th[i], NULL, verify_thread, &job[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(job[i].ok, 25);
+	}
+	/* the PCK chain, the issuer chain (the same bytes for TCB info and QE
+	 * identity), two CRLs */
+	assert_int_equal(vf_tdx_memo_count(t->memo), 4);
+	vf_tdx_trust_free(t);
+	free(roots);
+	free(col);
+	free(buf);
+}
+
 /* Refusals only a re-signed QE report reaches: a PCK key that is not
  * P-256, an attestation key that is not a P-256 point. */
 static void test_verify_keys(void **state)
@@ -1141,11 +1332,16 @@ int main(void)
 	    cmocka_unit_test(test_verify_report_data),
 	    cmocka_unit_test(test_verify_chain),
 	    cmocka_unit_test(test_verify_revocation),
+	    cmocka_unit_test(test_verify_shared_trust),
+	    cmocka_unit_test(test_memo),
+	    cmocka_unit_test(test_verify_threads),
 	    cmocka_unit_test(test_verify_keys),
 	    cmocka_unit_test(test_verify_no_roots),
 	};
 	/* clang-format on */
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
+	if (getenv("AK_TEST_FILTER")) /* check-tsan: AK_TEST_FILTER=test_verify_threads */
+		cmocka_set_test_filter(getenv("AK_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
