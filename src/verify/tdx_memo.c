@@ -158,6 +158,20 @@ static struct memo_slot *victim(struct vf_tdx_memo *m)
 	return v;
 }
 
+/* A slot for a new object of (kind, max, digest), its other fields empty;
+ * under m->lock. */
+static struct memo_slot *claim(struct vf_tdx_memo *m, enum memo_kind kind, int max,
+			       const uint8_t digest[32])
+{
+	struct memo_slot *s = victim(m);
+
+	s->kind = kind;
+	s->max = max;
+	memcpy(s->digest, digest, 32);
+	s->used = ++m->clock;
+	return s;
+}
+
 static bool digest_of(const void *data, size_t len, uint8_t out[32])
 {
 	return EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) == 1;
@@ -185,14 +199,8 @@ STACK_OF(X509) * vf_tdx_memo_chain(struct vf_tdx_memo *m, const void *pem, size_
 	if (!find(m, MEMO_CHAIN, max, d)) {
 		STACK_OF(X509) *keep = X509_chain_up_ref(sk);
 
-		if (keep) {
-			s = victim(m);
-			s->kind = MEMO_CHAIN;
-			s->max = max;
-			memcpy(s->digest, d, 32);
-			s->used = ++m->clock;
-			s->chain = keep;
-		}
+		if (keep)
+			claim(m, MEMO_CHAIN, max, d)->chain = keep;
 	}
 	pthread_mutex_unlock(&m->lock);
 	return sk;
@@ -217,13 +225,8 @@ X509_CRL *vf_tdx_memo_crl(struct vf_tdx_memo *m, const void *data, size_t len)
 	if (!crl)
 		return NULL;
 	pthread_mutex_lock(&m->lock);
-	if (!find(m, MEMO_CRL, 0, d) && X509_CRL_up_ref(crl)) {
-		s = victim(m);
-		s->kind = MEMO_CRL;
-		memcpy(s->digest, d, 32);
-		s->used = ++m->clock;
-		s->crl = crl;
-	}
+	if (!find(m, MEMO_CRL, 0, d) && X509_CRL_up_ref(crl))
+		claim(m, MEMO_CRL, 0, d)->crl = crl;
 	pthread_mutex_unlock(&m->lock);
 	return crl;
 }
