@@ -48,7 +48,7 @@ check "a refused C_Login says why" grep -q "measurement_not_allowed" "$T/refused
 fid=$(grep -Eo "refusal id $ID_RE" "$T/refused.err" | awk '{print $3}')
 check "the C_Login failure message carries the broker's refusal id" test -n "$fid"
 check "the broker's audit line of that refusal has the same id" \
-	sh -c "grep -F '\"id\":\"$fid\"' '$T/audit.jsonl' | jq -e '.event == \"refuse\" and .reason == \"measurement_not_allowed\"'"
+	refusal_audit "$T/refused.err" '.event == "refuse" and .reason == "measurement_not_allowed"'
 got=$(post /v1/challenge '{"token":"nosuch"}')
 check "a refusal body carries the id ($got)" \
 	sh -c "jq -e '.error == \"unknown_token\" and (.id | test(\"^[0-9a-f]{32}\$\"))' '$T/resp.json'"

@@ -45,7 +45,7 @@ check "slow: the module names the broker's 503 keystore_unavailable" \
 check "slow: no key is held (none listed, C_Logout: CKR_USER_NOT_LOGGED_IN)" \
 	sh -c "grep -q 'private_keys: 0' '$T/slow.out' && grep -q '^logout: CKR_USER_NOT_LOGGED_IN$' '$T/slow.out'"
 check "slow: refused as keystore_unavailable in the audit log" \
-	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.reason == \"keystore_unavailable\" and .event == \"refuse\"'"
+	refusal_audit "$T/slow.err" '.reason == "keystore_unavailable" and .event == "refuse"'
 check "slow: the broker's log names Vault, the request and the timeout" \
 	grep -Eq "refused keystore_unavailable: key store: Vault at $VAULT_URL unreachable: GET .*: no answer within the $((VAULT_TIMEOUT * 1000)) ms timeout" "$T/broker.log"
 # the broker's Vault timeout, plus slack for the attestation and a loaded machine
@@ -70,7 +70,7 @@ login v500
 check "500: C_Login fails, no key held (none listed, C_Logout: CKR_USER_NOT_LOGGED_IN)" \
 	sh -c "grep -q '^login: CKR_FUNCTION_REJECTED$' '$T/v500.out' && grep -q 'private_keys: 0' '$T/v500.out' && grep -q '^logout: CKR_USER_NOT_LOGGED_IN$' '$T/v500.out'"
 check "500: refused as keystore_unavailable in the audit log" \
-	sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.reason == \"keystore_unavailable\" and .event == \"refuse\"'"
+	refusal_audit "$T/v500.err" '.reason == "keystore_unavailable" and .event == "refuse"'
 check "500: the broker's log names Vault's HTTP 500 and its error" \
 	grep -Eq "refused keystore_unavailable: key store: Vault.*HTTP 500.*invalid character" "$T/broker.log"
 grep "refused keystore_unavailable" "$T/broker.log" | tail -n 1 | diag_stream

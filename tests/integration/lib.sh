@@ -25,6 +25,18 @@ check() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then ok "$d"; else n
 # refuse "description" command...: ok when the command fails
 refuse() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then not_ok "$d"; diag "command unexpectedly succeeded: $*"; else ok "$d"; fi; }
 diag_stream() { sed 's/^/# /'; }
+# refusal_audit FILE FILTER [AUDIT]: true when the audit line (of
+# $T/audit.jsonl or AUDIT) of the refusal whose id the module named in FILE
+# ("refusal id <hex>") is there, once, and passes the jq FILTER; false when
+# FILE names no id. Not "the last line": after a failed login the module's
+# background public-object refresh may write a line of its own, before or
+# after the refusal's.
+refusal_audit() {
+	local id
+	id=$(grep -Eo 'refusal id [0-9a-f]{32}' "$1" | tail -n 1 | awk '{print $3}')
+	[ -n "$id" ] || return 1
+	grep -F "\"id\":\"$id\"" "${3:-$T/audit.jsonl}" | jq -se "length == 1 and (.[0] | $2)"
+}
 
 # post PATH BODY: POST BODY to the broker with $CURL; prints "STATUS reason"
 # (the body's "error", or "-") and leaves the body in $T/resp.json.

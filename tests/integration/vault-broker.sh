@@ -27,7 +27,7 @@ refused() {
 	login "$name"
 	check "$name: nothing is released" grep -q "private_keys: 0" "$T/$name.out"
 	check "$name: refused as keystore_unavailable" \
-		sh -c "tail -n 1 '$T/audit.jsonl' | jq -e '.reason == \"keystore_unavailable\" and .event == \"refuse\"'"
+		refusal_audit "$T/$name.out" '.reason == "keystore_unavailable" and .event == "refuse"'
 	check "$name: the broker's log says: $text" grep -qF "$text" "$T/broker.log"
 }
 
