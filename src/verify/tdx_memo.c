@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "tdx_internal.h"
 
@@ -86,6 +87,36 @@ size_t vf_tdx_memo_count(struct vf_tdx_memo *m)
 	return n;
 }
 
+/*
+ * Settled before shared. OpenSSL fills some of an object's state at its
+ * first use: a certificate's extension cache (key identifiers, purpose
+ * flags, hash), a CRL's revoked list sorted by serial. It does so under
+ * the object's own lock, but reads that state afterwards without it (the
+ * certificate's cache has a lock-free fast path on an atomic flag, the
+ * CRL tests "sorted" before locking). Objects the memo shares between
+ * threads are therefore settled here, by the thread that parsed them and
+ * before the memo's lock publishes them, so no later user writes anything.
+ * ThreadSanitizer found the unsettled case in the broker
+ * (test_verify_threads_settled in tests/unit/test_tdx.c forces it).
+ */
+static void settle_cert(X509 *x)
+{
+	/* 0 when its extensions do not decode: cached as invalid, and the
+	 * chain's verification refuses it */
+	(void)X509_check_purpose(x, -1, 0);
+}
+
+static void settle_crl(X509_CRL *crl)
+{
+	ASN1_INTEGER *none = ASN1_INTEGER_new();
+	X509_REVOKED *r;
+
+	/* a lookup sorts the revoked entries; serial 0 is never revoked */
+	if (none && ASN1_INTEGER_set(none, 0) == 1)
+		(void)X509_CRL_get0_by_serial(crl, &r, none);
+	ASN1_INTEGER_free(none);
+}
+
 STACK_OF(X509) * vf_tdx_pem_chain(const void *pem, size_t len, int max)
 {
 	STACK_OF(X509) *sk = sk_X509_new_null();
@@ -95,11 +126,13 @@ STACK_OF(X509) * vf_tdx_pem_chain(const void *pem, size_t len, int max)
 	if (!sk || !b)
 		goto fail;
 	while ((max <= 0 || sk_X509_num(sk) <= max) &&
-	       (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+	       (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		settle_cert(x);
 		if (!sk_X509_push(sk, x)) {
 			X509_free(x);
 			goto fail;
 		}
+	}
 	ERR_clear_error();
 	BIO_free(b);
 	return sk;
@@ -118,12 +151,14 @@ static X509_CRL *der_or_pem_crl(const void *data, size_t len)
 	if (len > INT32_MAX)
 		return NULL;
 	crl = d2i_X509_CRL(NULL, &p, (long)len);
+	if (!crl) {
+		/* A PCCS may serve PEM. */
+		b = BIO_new_mem_buf(data, (int)len);
+		crl = b ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+		BIO_free(b);
+	}
 	if (crl)
-		return crl;
-	/* A PCCS may serve PEM. */
-	b = BIO_new_mem_buf(data, (int)len);
-	crl = b ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
-	BIO_free(b);
+		settle_crl(crl);
 	ERR_clear_error();
 	return crl;
 }

@@ -1274,6 +1274,67 @@ static void test_verify_threads(void **state)
 	free(buf);
 }
 
+/* The memo hands out settled certificates. OpenSSL fills a certificate's
+ * extension cache (its key identifiers, purpose flags, hash) at the first
+ * use, under the certificate's own lock, and reads it afterwards without
+ * the lock: a lock-free fast path on an atomic flag inside libcrypto, which
+ * ThreadSanitizer does not see. A thread that took a chain from the memo
+ * before another thread used it first would read key identifiers that
+ * thread wrote with nothing between them: the data race check-tsan-broker
+ * reported in broker-reload.sh (memcmp in ASN1_STRING_cmp, against the
+ * ASN1_STRING_set of another request thread). This test forces that order:
+ * this thread takes the chain, a helper takes it and uses it first and
+ * says so through a relaxed atomic (no happens-before for TSan), then this
+ * thread compares the key identifiers. Under check-tsan it fails when the
+ * memo publishes unsettled certificates. */
+struct first_use {
+	struct vf_tdx_memo *m;
+	const void *pem;
+	size_t len;
+	int done; /* relaxed atomics only */
+	bool issued;
+};
+
+static void *use_first(void *arg)
+{
+	struct first_use *u = arg;
+	STACK_OF(X509) *sk = vf_tdx_memo_chain(u->m, u->pem, u->len, 8);
+
+	u->issued = sk && sk_X509_num(sk) == 3 &&
+		    X509_check_issued(sk_X509_value(sk, 1), sk_X509_value(sk, 0)) == X509_V_OK;
+	sk_X509_pop_free(sk, X509_free);
+	__atomic_store_n(&u->done, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void test_verify_threads_settled(void **state)
+{
+	struct ak_tdx_quote q;
+	size_t len;
+	uint8_t *buf = quote_of(V4_SPR, &len);
+	struct first_use u = {.m = vf_tdx_memo_new()};
+	STACK_OF(X509) *sk;
+	pthread_t th;
+
+	(void)state;
+	assert_non_null(u.m);
+	assert_int_equal(ak_tdx_quote_parse(buf, len, &q), 0);
+	u.pem = q.pck_chain_pem;
+	u.len = q.pck_chain_len;
+	sk = vf_tdx_memo_chain(u.m, u.pem, u.len, 8); /* parsed and remembered */
+	assert_non_null(sk);
+	assert_int_equal(sk_X509_num(sk), 3);
+	assert_int_equal(pthread_create(&th, NULL, use_first, &u), 0);
+	while (!__atomic_load_n(&u.done, __ATOMIC_RELAXED))
+		usleep(1000);
+	assert_int_equal(X509_check_issued(sk_X509_value(sk, 1), sk_X509_value(sk, 0)), X509_V_OK);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(u.issued);
+	sk_X509_pop_free(sk, X509_free);
+	vf_tdx_memo_free(u.m);
+	free(buf);
+}
+
 /* Refusals only a re-signed QE report reaches: a PCK key that is not
  * P-256, an attestation key that is not a P-256 point. */
 static void test_verify_keys(void **state)
@@ -1335,13 +1396,14 @@ int main(void)
 	    cmocka_unit_test(test_verify_shared_trust),
 	    cmocka_unit_test(test_memo),
 	    cmocka_unit_test(test_verify_threads),
+	    cmocka_unit_test(test_verify_threads_settled),
 	    cmocka_unit_test(test_verify_keys),
 	    cmocka_unit_test(test_verify_no_roots),
 	};
 	/* clang-format on */
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
-	if (getenv("AK_TEST_FILTER")) /* check-tsan: AK_TEST_FILTER=test_verify_threads */
+	if (getenv("AK_TEST_FILTER")) /* check-tsan: AK_TEST_FILTER='test_verify_threads*' */
 		cmocka_set_test_filter(getenv("AK_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
