@@ -16,7 +16,6 @@ setup_world
 start_broker
 CURL="curl -s --cacert $T/pki/broker-ca.pem"
 
-ID_RE='[0-9a-f]{32}'
 # login NAME: one C_Login (p11probe, a new process); stdout and stderr kept
 login() { "$AK_PROBE" "$AK_MODULE" login 1234 >"$T/$1.out" 2>"$T/$1.err"; }
 # audit_with ID [FILE]: the audit line of that id

@@ -44,7 +44,7 @@ if wait "$login"; then
 else
 	not_ok "the login whose release was in flight at SIGTERM succeeds"; diag_stream <"$T/login.err"
 fi
-rid=$(grep -Eo 'release id [0-9a-f]{32}' "$T/login.err" | awk '{ print $3 }' | head -n 1)
+rid=$(grep -Eo "release id $ID_RE" "$T/login.err" | awk '{ print $3 }' | head -n 1)
 check "the release the module got is the one audited ($rid)" \
 	jq -s -e --arg id "$rid" 'any(.[]; .id == $id and .event == "release")' "$T/audit.jsonl"
 for _ in $(seq 150); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done

@@ -25,6 +25,8 @@ check() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then ok "$d"; else n
 # refuse "description" command...: ok when the command fails
 refuse() { local d=$1; shift; if "$@" >>"$T/check.log" 2>&1; then not_ok "$d"; diag "command unexpectedly succeeded: $*"; else ok "$d"; fi; }
 diag_stream() { sed 's/^/# /'; }
+# a release's or refusal's id, as the module and the broker write it
+ID_RE='[0-9a-f]{32}'
 # refusal_audit FILE FILTER [AUDIT]: true when the audit line (of
 # $T/audit.jsonl or AUDIT) of the refusal whose id the module named in FILE
 # ("refusal id <hex>") is there, once, and passes the jq FILTER; false when
@@ -33,7 +35,7 @@ diag_stream() { sed 's/^/# /'; }
 # after the refusal's.
 refusal_audit() {
 	local id
-	id=$(grep -Eo 'refusal id [0-9a-f]{32}' "$1" | tail -n 1 | awk '{print $3}')
+	id=$(grep -Eo "refusal id $ID_RE" "$1" | tail -n 1 | awk '{print $3}')
 	[ -n "$id" ] || return 1
 	grep -F "\"id\":\"$id\"" "${3:-$T/audit.jsonl}" | jq -se "length == 1 and (.[0] | $2)"
 }

@@ -14,7 +14,6 @@ need curl jq openssl
 vault_find
 
 LOGINS=${REPLICA_LOGINS:-100}
-ID_RE='[0-9a-f]{32}'
 CURL="curl -s --cacert $T/pki/broker-ca.pem"
 
 setup_world
